@@ -1,0 +1,116 @@
+/**
+ * The storage interface. Every backend (SQLite now, PostgreSQL later) implements
+ * it; nothing above this file may know which backend is in use. Methods are async
+ * so network backends fit; the SQLite backend resolves synchronously underneath.
+ *
+ * Account names passed here are already normalised localparts (see core/jid.ts).
+ */
+
+/** SCRAM credentials for one hash: the only form in which a password is kept (RFC 5802). */
+export interface ScramCredential {
+  /** "SHA-1" | "SHA-256" */
+  hash: ScramHash;
+  salt: Buffer;
+  iterations: number;
+  storedKey: Buffer;
+  serverKey: Buffer;
+}
+
+export type ScramHash = "SHA-1" | "SHA-256";
+
+export interface Account {
+  username: string;
+  createdAt: number;
+  disabled: boolean;
+  credentials: ScramCredential[];
+}
+
+export type Subscription = "none" | "to" | "from" | "both" | "remove";
+
+/** One roster item (RFC 6121 §2.1.2), with the server-side flags the state machine needs. */
+export interface RosterItem {
+  /** Bare JID of the contact, normalised. */
+  jid: string;
+  name?: string;
+  subscription: Exclude<Subscription, "remove">;
+  /** Outbound subscription request pending ("ask='subscribe'"). */
+  ask: boolean;
+  /** Subscription pre-approved by the user (RFC 6121 §3.4). */
+  approved: boolean;
+  groups: string[];
+}
+
+/** A pending inbound subscription request that the user has not answered yet. */
+export interface PendingSubscription {
+  from: string;
+  /** The original presence stanza as XML, so it can be redelivered on login (RFC 6121 §3.1.3). */
+  stanza: string;
+}
+
+export interface OfflineMessage {
+  id: number;
+  /** Serialized stanza, already carrying its XEP-0203 delay element. */
+  stanza: string;
+  storedAt: number;
+}
+
+export interface AccountStore {
+  create(username: string, credentials: ScramCredential[]): Promise<boolean>;
+  get(username: string): Promise<Account | undefined>;
+  exists(username: string): Promise<boolean>;
+  setCredentials(username: string, credentials: ScramCredential[]): Promise<boolean>;
+  setDisabled(username: string, disabled: boolean): Promise<boolean>;
+  /** Deletes the account and every piece of data that belongs to it. */
+  delete(username: string): Promise<boolean>;
+  list(opts?: { prefix?: string; limit?: number; offset?: number }): Promise<string[]>;
+  count(): Promise<number>;
+  /** Creates many accounts in one transaction; returns how many were created (existing names are skipped). */
+  createMany(items: { username: string; credentials: ScramCredential[] }[]): Promise<number>;
+}
+
+export interface RosterStore {
+  /** All items and the current roster version. */
+  get(username: string): Promise<{ version: number; items: RosterItem[] }>;
+  getItem(username: string, contact: string): Promise<RosterItem | undefined>;
+  /** Inserts or replaces one item; bumps and returns the roster version. */
+  setItem(username: string, item: RosterItem): Promise<number>;
+  /** Removes one item; bumps and returns the roster version (unchanged if nothing was removed). */
+  removeItem(username: string, contact: string): Promise<number>;
+  getPending(username: string): Promise<PendingSubscription[]>;
+  addPending(username: string, pending: PendingSubscription): Promise<void>;
+  removePending(username: string, from: string): Promise<void>;
+}
+
+export interface OfflineStore {
+  /** Appends a message unless the account already holds `quota` messages; returns false when full. */
+  push(username: string, stanza: string, quota: number): Promise<boolean>;
+  list(username: string): Promise<OfflineMessage[]>;
+  count(username: string): Promise<number>;
+  /** Removes the given messages (after successful delivery) or all of them when ids is omitted. */
+  remove(username: string, ids?: number[]): Promise<void>;
+}
+
+/** Key-value store for per-account XML documents (vCard, private XML, etc.), namespaced by `store`. */
+export interface KeyValueStore {
+  get(username: string, key: string): Promise<string | undefined>;
+  set(username: string, key: string, value: string): Promise<void>;
+  delete(username: string, key: string): Promise<void>;
+  keys(username: string): Promise<string[]>;
+}
+
+export interface BlocklistStore {
+  list(username: string): Promise<string[]>;
+  add(username: string, jids: string[]): Promise<void>;
+  remove(username: string, jids?: string[]): Promise<void>;
+}
+
+export interface Storage {
+  readonly accounts: AccountStore;
+  readonly roster: RosterStore;
+  readonly offline: OfflineStore;
+  readonly blocklist: BlocklistStore;
+  /** A key-value store for one feature (e.g. "vcard", "private", "lastactivity"). */
+  keyValue(store: string): KeyValueStore;
+  /** Makes sure all writes are durable and releases the backend. */
+  close(): Promise<void>;
+}
