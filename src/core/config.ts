@@ -1,0 +1,181 @@
+/**
+ * Server configuration: one schema, filled from (lowest to highest precedence)
+ * defaults, a YAML/JSON config file, SWITCHBOARD_* environment variables and
+ * command-line options. Module options live under `modules.<name>` and are
+ * validated by the schema each module declares.
+ */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import YAML from "yaml";
+import { z } from "zod";
+
+const port = z.number().int().min(0).max(65535);
+
+export const LimitsSchema = z
+  .object({
+    /** Largest top-level element accepted from a client, in bytes (RFC 6120 §13.12). */
+    maxStanzaBytes: z.number().int().min(10_000).default(262_144),
+    /** Deepest element nesting accepted inside a stanza. */
+    maxDepth: z.number().int().min(4).default(48),
+    /** Seconds a connection may take to authenticate and bind. */
+    authTimeoutSeconds: z.number().positive().default(30),
+    /** Seconds without any input after which an authenticated connection is closed (0: never). */
+    idleTimeoutSeconds: z.number().min(0).default(900),
+    /** Sustained inbound bytes per second per connection; reading pauses above it (0: unlimited). */
+    bytesPerSecond: z.number().int().min(0).default(256 * 1024),
+    /** Burst allowance for bytesPerSecond. */
+    burstBytes: z.number().int().min(0).default(1024 * 1024),
+    /** Open client connections in total (0: unlimited). */
+    maxConnections: z.number().int().min(0).default(0),
+    /** Open client connections from one IP address (0: unlimited). */
+    maxConnectionsPerAddress: z.number().int().min(0).default(0),
+    /** Bytes queued for a client that does not read, before its stream is closed. */
+    maxSendBufferBytes: z.number().int().min(65_536).default(8 * 1024 * 1024),
+    /** Bound resources per account. */
+    maxResourcesPerAccount: z.number().int().min(1).default(10),
+    /** Failed authentications tolerated per address / per account within failureWindowSeconds. */
+    authFailuresPerAddress: z.number().int().min(1).default(10),
+    authFailuresPerAccount: z.number().int().min(1).default(5),
+    failureWindowSeconds: z.number().positive().default(300),
+  })
+  .prefault({});
+
+export const ServerConfigSchema = z.object({
+  /** The XMPP domain served (the domainpart of every local JID). */
+  domain: z.string().min(1).default("localhost"),
+  dataDir: z.string().default("./data"),
+  /** Listen address for every listener. */
+  bind: z.string().default("127.0.0.1"),
+  c2sPort: port.default(5222),
+  c2sTlsPort: port.default(5223),
+  /** Reserved for the HTTP listener (admin API, WebSocket). */
+  httpPort: port.default(5280),
+  /** Allows clients to authenticate without TLS (loopback tests and benchmarks only). */
+  allowPlaintext: z.boolean().default(false),
+  allowRegistration: z.boolean().default(false),
+  logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  tls: z
+    .object({
+      /** PEM certificate chain and key files; when absent a self-signed pair is generated in dataDir/tls. */
+      certFile: z.string().optional(),
+      keyFile: z.string().optional(),
+    })
+    .prefault({}),
+  storage: z
+    .object({
+      backend: z.enum(["sqlite"]).default("sqlite"),
+      /** SQLite database file; relative to dataDir. */
+      sqlitePath: z.string().default("switchboard.sqlite"),
+    })
+    .prefault({}),
+  /** PBKDF2 iteration count for new SCRAM credentials. */
+  scramIterations: z.number().int().min(4096).default(10_000),
+  /** SASL mechanisms offered, in preference order. */
+  saslMechanisms: z
+    .array(z.string())
+    .default(["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"]),
+  limits: LimitsSchema,
+  /** Names of modules not to load. */
+  disabledModules: z.array(z.string()).default([]),
+  /** Per-module options, validated by each module's own schema. */
+  modules: z.record(z.string(), z.unknown()).default({}),
+});
+
+export type ServerConfig = z.infer<typeof ServerConfigSchema>;
+export type Limits = ServerConfig["limits"];
+
+/** Environment variables that map onto top-level options (SWITCHBOARD_C2S_PORT → c2sPort). */
+const ENV_KEYS: Record<string, "string" | "number" | "boolean"> = {
+  domain: "string",
+  dataDir: "string",
+  bind: "string",
+  c2sPort: "number",
+  c2sTlsPort: "number",
+  httpPort: "number",
+  allowPlaintext: "boolean",
+  allowRegistration: "boolean",
+  logLevel: "string",
+  scramIterations: "number",
+};
+
+function envName(key: string): string {
+  return "SWITCHBOARD_" + key.replace(/[A-Z]/g, (c) => "_" + c).toUpperCase();
+}
+
+function parseScalar(raw: string, kind: "string" | "number" | "boolean"): unknown {
+  if (kind === "number") return Number(raw);
+  if (kind === "boolean") return /^(1|true|yes|on)$/i.test(raw);
+  return raw;
+}
+
+export function fromEnvironment(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, kind] of Object.entries(ENV_KEYS)) {
+    const raw = env[envName(key)];
+    if (raw !== undefined && raw !== "") out[key] = parseScalar(raw, kind);
+  }
+  return out;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
+  }
+  const parsed: unknown = YAML.parse(text);
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new ConfigError(`config file ${file} must hold a mapping of options`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function mergeDeep(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue;
+    const prev = out[k];
+    if (isPlainObject(prev) && isPlainObject(v)) out[k] = mergeDeep(prev, v);
+    else out[k] = v;
+  }
+  return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Loads the configuration. `overrides` are command-line values (undefined = not given).
+ * Relative paths in the file are resolved against the file's directory.
+ */
+export function loadConfig(opts: {
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  overrides?: Record<string, unknown>;
+}): ServerConfig {
+  let fileValues: Record<string, unknown> = {};
+  if (opts.file) {
+    fileValues = readConfigFile(opts.file);
+    const base = path.dirname(path.resolve(opts.file));
+    if (typeof fileValues.dataDir === "string") fileValues.dataDir = path.resolve(base, fileValues.dataDir);
+  }
+  const merged = mergeDeep(mergeDeep(fileValues, fromEnvironment(opts.env ?? {})), opts.overrides ?? {});
+  const result = ServerConfigSchema.safeParse(merged);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`);
+    throw new ConfigError("invalid configuration:\n" + lines.join("\n"));
+  }
+  const config = result.data;
+  config.dataDir = path.resolve(config.dataDir);
+  return config;
+}

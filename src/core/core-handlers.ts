@@ -1,0 +1,56 @@
+/**
+ * The few stanza rules that belong to the core rather than to a feature module:
+ * IQ dispatch to registered handlers, delivery of IQs to full JIDs, and the
+ * legacy session-establishment IQ (RFC 3921 §3, kept for old clients).
+ */
+import type { StanzaEvent } from "./events.js";
+import { StanzaError } from "./errors.js";
+import { type IqTarget, iqPayload } from "./iq.js";
+import type { ServerServices } from "./module.js";
+import { type XmlElement, x } from "./xml/element.js";
+
+const NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session";
+
+export function installCoreHandlers(svc: ServerServices): void {
+  const { hooks, iq, router, sessions } = svc;
+
+  const dispatch = (target: IqTarget) => (ev: StanzaEvent) => {
+    const { stanza } = ev;
+    const type = stanza.attrs.type;
+    if (type !== "get" && type !== "set") {
+      if (type === "result" || type === "error") return true; // responses to the server itself: nothing waits
+      throw new StanzaError("bad-request", "IQ type must be get, set, result or error");
+    }
+    const payload = iqPayload(ev);
+    const handler = iq.find(target, type, payload.attrs.xmlns);
+    if (!handler) return false;
+    const answer = (result: XmlElement | undefined | void) => {
+      const reply = x("iq", { type: "result", id: stanza.attrs.id, from: ev.to.toString(), to: ev.from.toString() });
+      if (result) reply.children.push(result);
+      // Replies to a local client skip the hooks: they go straight back to the session that asked.
+      if (ev.origin && !ev.origin.closed) {
+        reply.attrs.from = stanza.attrs.to === undefined ? undefined : reply.attrs.from;
+        ev.origin.send(reply);
+      } else return router.deliver(reply, ev.to, ev.from);
+    };
+    const r = handler({ stanza, payload, from: ev.from, to: ev.to, ...(ev.origin ? { origin: ev.origin } : {}) });
+    if (r instanceof Promise) return r.then(answer).then(() => true);
+    answer(r);
+    return true;
+  };
+  hooks.on("iq/host", dispatch("host"));
+  hooks.on("iq/bare", dispatch("bare"));
+
+  hooks.on("iq/full", (ev) => {
+    const session = sessions.get(ev.to.local, ev.to.resource);
+    if (session && !session.closed) {
+      session.send(ev.stanza);
+      return true;
+    }
+    const type = ev.stanza.attrs.type;
+    if (type === "get" || type === "set") throw new StanzaError("service-unavailable");
+    return true;
+  });
+
+  iq.register({ target: "bare", type: "set", xmlns: NS_SESSION }, () => undefined);
+}

@@ -1,0 +1,83 @@
+/** The typed event map of the server: every hook a module can register for. */
+import type { Jid } from "./jid.js";
+import type { ClientSession } from "./session.js";
+import type { XmlElement } from "./xml/element.js";
+
+export type StanzaKind = "message" | "presence" | "iq";
+
+/** A stanza sent by a local client, before routing. `to` is undefined when the stanza had no 'to'. */
+export interface ClientStanzaEvent {
+  stanza: XmlElement;
+  session: ClientSession;
+  from: Jid;
+  to: Jid | undefined;
+}
+
+/** A stanza addressed to this server, one of its accounts, or one of their resources. */
+export interface StanzaEvent {
+  stanza: XmlElement;
+  from: Jid;
+  to: Jid;
+  /** The local session the stanza came from, when it came from one. */
+  origin?: ClientSession;
+}
+
+export interface SessionEvent {
+  session: ClientSession;
+}
+
+export interface SessionEndedEvent {
+  session: ClientSession;
+  /** Why the stream ended: a stream error condition, "closed" or "disconnected". */
+  reason: string;
+}
+
+export interface PreAuthEvent {
+  session: ClientSession;
+  /** The SASL mechanism the client chose. */
+  mechanism: string;
+}
+
+export interface AuthenticatedEvent {
+  session: ClientSession;
+  username: string;
+}
+
+/**
+ * Event names: `pre-<kind>` for stanzas from local clients; `<kind>/host`,
+ * `<kind>/bare`, `<kind>/full` for stanzas to local addresses. A handler
+ * returning true claims the stanza.
+ */
+export interface ServerEvents {
+  "pre-message": ClientStanzaEvent;
+  "pre-presence": ClientStanzaEvent;
+  "pre-iq": ClientStanzaEvent;
+  "message/host": StanzaEvent;
+  "message/bare": StanzaEvent;
+  "message/full": StanzaEvent;
+  "presence/host": StanzaEvent;
+  "presence/bare": StanzaEvent;
+  "presence/full": StanzaEvent;
+  "iq/host": StanzaEvent;
+  "iq/bare": StanzaEvent;
+  "iq/full": StanzaEvent;
+  /** A stream was opened (before any negotiation). */
+  "c2s/opened": SessionEvent;
+  /** The client started SASL; a handler may refuse the stream by closing the session. */
+  "c2s/pre-sasl": PreAuthEvent;
+  /**
+   * An IQ on a stream that is not authenticated yet (e.g. in-band registration, XEP-0077).
+   * The claiming handler answers through `session.send`; unclaimed, the stream is closed.
+   */
+  "c2s/unauthenticated-iq": { session: ClientSession; stanza: XmlElement };
+  /** SASL succeeded; a handler may still refuse the stream by closing the session. */
+  "c2s/authenticated": AuthenticatedEvent;
+  /** A resource was bound: the session can send and receive stanzas. */
+  "session/bound": SessionEvent;
+  /** A bound session ended (after its unavailable presence was handled). */
+  "session/ended": SessionEndedEvent;
+  "account/created": { username: string };
+  "account/deleted": { username: string };
+  "server/started": Record<string, never>;
+  "server/stopping": Record<string, never>;
+}

@@ -1,0 +1,88 @@
+/**
+ * What the server advertises: service discovery features and identities
+ * (XEP-0030) and stream features, both registered by modules.
+ */
+import type { ClientSession } from "./session.js";
+import type { XmlElement } from "./xml/element.js";
+
+export type DiscoTarget = "host" | "account";
+
+export interface DiscoIdentity {
+  category: string;
+  type: string;
+  name?: string;
+}
+
+export class DiscoRegistry {
+  private readonly features: Record<DiscoTarget, Map<string, number>> = { host: new Map(), account: new Map() };
+  private readonly identities: Record<DiscoTarget, DiscoIdentity[]> = { host: [], account: [] };
+  /** Extra data forms (XEP-0128) for the host, e.g. contact addresses. */
+  readonly extensions: XmlElement[] = [];
+
+  addFeature(xmlns: string, target: DiscoTarget = "host"): () => void {
+    const m = this.features[target];
+    m.set(xmlns, (m.get(xmlns) ?? 0) + 1);
+    return () => {
+      const n = (m.get(xmlns) ?? 1) - 1;
+      if (n <= 0) m.delete(xmlns);
+      else m.set(xmlns, n);
+    };
+  }
+
+  addIdentity(identity: DiscoIdentity, target: DiscoTarget = "host"): () => void {
+    this.identities[target].push(identity);
+    return () => {
+      const list = this.identities[target];
+      const i = list.indexOf(identity);
+      if (i >= 0) list.splice(i, 1);
+    };
+  }
+
+  getFeatures(target: DiscoTarget): string[] {
+    return [...this.features[target].keys()].sort();
+  }
+
+  getIdentities(target: DiscoTarget): DiscoIdentity[] {
+    return [...this.identities[target]];
+  }
+}
+
+/**
+ * When a stream feature is offered:
+ * - "pre-auth": after TLS (or when TLS is not required), beside the SASL mechanisms. Modules use
+ *   this for steps that must happen before authentication (e.g. proving the client's licence).
+ * - "post-auth": after SASL, beside resource binding.
+ */
+export type StreamFeatureStage = "pre-auth" | "post-auth";
+
+export interface StreamFeatureProvider {
+  name: string;
+  stage: StreamFeatureStage;
+  /** The element(s) to advertise in <stream:features/>, or nothing for this session. */
+  offer(session: ClientSession): XmlElement | XmlElement[] | undefined | Promise<XmlElement | XmlElement[] | undefined>;
+  /** Top-level elements this feature handles during negotiation, by namespace. */
+  namespaces?: string[];
+  /** Handles one top-level element in one of `namespaces`. Throw a StreamError to refuse the stream. */
+  handle?(session: ClientSession, element: XmlElement): void | Promise<void>;
+}
+
+export class StreamFeatureRegistry {
+  private readonly providers: StreamFeatureProvider[] = [];
+
+  add(provider: StreamFeatureProvider): () => void {
+    this.providers.push(provider);
+    return () => {
+      const i = this.providers.indexOf(provider);
+      if (i >= 0) this.providers.splice(i, 1);
+    };
+  }
+
+  forStage(stage: StreamFeatureStage): StreamFeatureProvider[] {
+    return this.providers.filter((p) => p.stage === stage);
+  }
+
+  handlerFor(stage: StreamFeatureStage, xmlns: string | undefined): StreamFeatureProvider | undefined {
+    if (xmlns === undefined) return undefined;
+    return this.providers.find((p) => p.stage === stage && p.namespaces?.includes(xmlns) && p.handle);
+  }
+}

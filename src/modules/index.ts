@@ -1,0 +1,7 @@
+/**
+ * The standard module set, in load order. Adding a feature is adding a folder
+ * under src/modules and one line here.
+ */
+import type { ModuleDefinition } from "../core/module.js";
+
+export const standardModules: ModuleDefinition<unknown>[] = [];

@@ -1,0 +1,91 @@
+import type Database from "better-sqlite3";
+
+/**
+ * One step of the schema history. Migrations are applied once, in order, each in its own
+ * transaction. A released migration is never edited: changes go into a new one.
+ * PRAGMA foreign_keys cannot change inside a transaction, so a future migration that
+ * rebuilds a referenced table must use the "create new, copy, drop, rename" sequence.
+ */
+export interface Migration {
+  version: number;
+  description: string;
+  up(db: Database.Database): void;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: "accounts, SCRAM credentials, roster, pending subscriptions, offline messages, key-value, blocklist",
+    up(db) {
+      db.exec(`
+        CREATE TABLE accounts (
+          username       TEXT    NOT NULL PRIMARY KEY,
+          created_at     INTEGER NOT NULL,
+          disabled       INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+          roster_version INTEGER NOT NULL DEFAULT 0
+        ) STRICT;
+
+        CREATE TABLE scram_credentials (
+          username   TEXT    NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,
+          hash       TEXT    NOT NULL CHECK (hash IN ('SHA-1', 'SHA-256')),
+          salt       BLOB    NOT NULL,
+          iterations INTEGER NOT NULL CHECK (iterations > 0),
+          stored_key BLOB    NOT NULL,
+          server_key BLOB    NOT NULL,
+          PRIMARY KEY (username, hash)
+        ) STRICT, WITHOUT ROWID;
+
+        CREATE TABLE roster_items (
+          username     TEXT    NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,
+          jid          TEXT    NOT NULL,
+          name         TEXT,
+          subscription TEXT    NOT NULL CHECK (subscription IN ('none', 'to', 'from', 'both')),
+          ask          INTEGER NOT NULL CHECK (ask IN (0, 1)),
+          approved     INTEGER NOT NULL CHECK (approved IN (0, 1)),
+          PRIMARY KEY (username, jid)
+        ) STRICT, WITHOUT ROWID;
+
+        -- position keeps the order in which the client listed the groups.
+        CREATE TABLE roster_groups (
+          username TEXT    NOT NULL,
+          jid      TEXT    NOT NULL,
+          name     TEXT    NOT NULL,
+          position INTEGER NOT NULL,
+          PRIMARY KEY (username, jid, name),
+          FOREIGN KEY (username, jid) REFERENCES roster_items (username, jid) ON DELETE CASCADE
+        ) STRICT, WITHOUT ROWID;
+
+        -- rowid gives the order of arrival, kept when a request is repeated.
+        CREATE TABLE pending_subscriptions (
+          username TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,
+          from_jid TEXT NOT NULL,
+          stanza   TEXT NOT NULL,
+          UNIQUE (username, from_jid)
+        ) STRICT;
+
+        -- AUTOINCREMENT: ids are never reused, so removing delivered ids can never hit a newer message.
+        CREATE TABLE offline_messages (
+          id        INTEGER PRIMARY KEY AUTOINCREMENT,
+          username  TEXT    NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,
+          stanza    TEXT    NOT NULL,
+          stored_at INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX offline_messages_by_account ON offline_messages (username, id);
+
+        CREATE TABLE key_values (
+          username TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,
+          store    TEXT NOT NULL,
+          key      TEXT NOT NULL,
+          value    TEXT NOT NULL,
+          PRIMARY KEY (username, store, key)
+        ) STRICT, WITHOUT ROWID;
+
+        CREATE TABLE blocklist (
+          username TEXT NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,
+          jid      TEXT NOT NULL,
+          PRIMARY KEY (username, jid)
+        ) STRICT, WITHOUT ROWID;
+      `);
+    },
+  },
+];
