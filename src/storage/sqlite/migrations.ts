@@ -15,7 +15,8 @@ export interface Migration {
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
-    description: "accounts, SCRAM credentials, roster, pending subscriptions, offline messages, key-value, blocklist",
+    description:
+      "accounts, SCRAM credentials, roster, pending subscriptions, offline messages, key-value, blocklist",
     up(db) {
       db.exec(`
         CREATE TABLE accounts (

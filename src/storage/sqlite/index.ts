@@ -1,0 +1,84 @@
+import { closeSync, fsyncSync, openSync } from "node:fs";
+import type Database from "better-sqlite3";
+import type {
+  AccountStore,
+  BlocklistStore,
+  KeyValueStore,
+  OfflineStore,
+  RosterStore,
+  Storage,
+} from "../../core/storage/types.js";
+import { AccountGuard } from "./account-guard.js";
+import { SqliteAccountStore } from "./accounts.js";
+import { SqliteBlocklistStore } from "./blocklist.js";
+import { type OpenDatabaseOptions, openDatabase } from "./database.js";
+import { SqliteKeyValueStore, SqliteKeyValueTable } from "./key-value.js";
+import { SqliteOfflineStore } from "./offline.js";
+import { SqliteRosterStore } from "./roster.js";
+
+export { SchemaTooNewError, UnknownAccountError } from "./errors.js";
+
+export interface SqliteStorageOptions extends OpenDatabaseOptions {
+  path: string;
+  /** Time source for created_at / stored_at; tests inject a fixed clock. */
+  now?: () => number;
+}
+
+/** The embedded backend: one SQLite file, all statements prepared once at open. */
+export class SqliteStorage implements Storage {
+  readonly accounts: AccountStore;
+  readonly roster: RosterStore;
+  readonly offline: OfflineStore;
+  readonly blocklist: BlocklistStore;
+  readonly #db: Database.Database;
+  readonly #keyValueTable: SqliteKeyValueTable;
+  readonly #keyValueStores = new Map<string, KeyValueStore>();
+
+  constructor(db: Database.Database, now: () => number = Date.now) {
+    this.#db = db;
+    const guard = new AccountGuard(db);
+    this.accounts = new SqliteAccountStore(db, guard, now);
+    this.roster = new SqliteRosterStore(db);
+    this.offline = new SqliteOfflineStore(db, guard, now);
+    this.blocklist = new SqliteBlocklistStore(db, guard);
+    this.#keyValueTable = new SqliteKeyValueTable(db);
+  }
+
+  keyValue(store: string): KeyValueStore {
+    if (store === "") throw new RangeError("key-value store name must not be empty");
+    let kv = this.#keyValueStores.get(store);
+    if (!kv) {
+      kv = new SqliteKeyValueStore(this.#keyValueTable, store);
+      this.#keyValueStores.set(store, kv);
+    }
+    return kv;
+  }
+
+  async close(): Promise<void> {
+    if (!this.#db.open) return;
+    // synchronous=NORMAL defers fsync to checkpoints. Copy what we can into the database file
+    // (PASSIVE never waits), then fsync whatever another connection (the CLI) keeps in the WAL.
+    this.#db.pragma("wal_checkpoint(PASSIVE)");
+    if (!this.#db.memory) syncIfPresent(`${this.#db.name}-wal`);
+    this.#db.close();
+  }
+}
+
+function syncIfPresent(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw error;
+  }
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export async function openSqliteStorage(opts: SqliteStorageOptions): Promise<SqliteStorage> {
+  return new SqliteStorage(openDatabase(opts.path, opts), opts.now);
+}
