@@ -65,7 +65,10 @@ export function deriveCredentials(password: string, opts: DeriveOptions): ScramC
 }
 
 /** deriveCredentials on the thread pool. */
-export async function deriveCredentialsAsync(password: string, opts: DeriveOptions): Promise<ScramCredential[]> {
+export async function deriveCredentialsAsync(
+  password: string,
+  opts: DeriveOptions,
+): Promise<ScramCredential[]> {
   const saltBytes = checkOptions(opts);
   const prepared = preparePassword(password);
   return Promise.all(
@@ -90,7 +93,13 @@ function matches(cred: ScramCredential, salted: Buffer): boolean {
 export function verifyPassword(password: string, cred: ScramCredential): boolean {
   const prepared = saslprep(password);
   if (!prepared) return false;
-  const salted = pbkdf2Sync(prepared, cred.salt, cred.iterations, digestLength(cred.hash), nodeDigest(cred.hash));
+  const salted = pbkdf2Sync(
+    prepared,
+    cred.salt,
+    cred.iterations,
+    digestLength(cred.hash),
+    nodeDigest(cred.hash),
+  );
   return matches(cred, salted);
 }
 

@@ -18,7 +18,7 @@ export function accountName(authcid: string): string | undefined {
 /** An authorization identity is accepted only when it is the user's own bare JID. */
 export function isOwnBareJid(authzid: string, username: string, domain: string): boolean {
   const jid = tryParseJid(authzid);
-  if (!jid || !jid.isBare || jid.local !== username) return false;
+  if (!jid?.isBare || jid.local !== username) return false;
   try {
     return jid.domain === normalizeDomain(domain);
   } catch {

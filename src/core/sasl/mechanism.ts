@@ -42,7 +42,13 @@ export type SaslFailureCondition =
 export type SaslResult =
   | { kind: "challenge"; data: Buffer }
   | { kind: "success"; username: string; data?: Buffer }
-  | { kind: "failure"; condition: SaslFailureCondition; text?: string };
+  | {
+      kind: "failure";
+      condition: SaslFailureCondition;
+      text?: string;
+      /** The account the attempt named, once known (whether or not it exists): for per-account failure limits. */
+      username?: string;
+    };
 
 /**
  * One authentication attempt. The first call carries the client's initial response (an empty buffer
@@ -80,17 +86,22 @@ export function mechanismsFor(ctx: SaslContext, enabled?: readonly string[]): Sa
   const out: SaslMechanism[] = [];
   for (const name of names) {
     const m = BY_NAME.get(name);
-    if (m && m.available(ctx) && !out.includes(m)) out.push(m);
+    if (m?.available(ctx) && !out.includes(m)) out.push(m);
   }
   // RFC 5802 §6: a client's "y" flag counts as a downgrade only if a -PLUS mechanism was really offered.
   // When configuration leaves them all out, the plain SCRAM variants must not fail on "y".
   if (!out.some((m) => m.name.endsWith("-PLUS"))) {
-    return out.map((m) => (m === scramSha256 ? scramSha256NoPlusOffered : m === scramSha1 ? scramSha1NoPlusOffered : m));
+    return out.map((m) =>
+      m === scramSha256 ? scramSha256NoPlusOffered : m === scramSha1 ? scramSha1NoPlusOffered : m,
+    );
   }
   return out;
 }
 
 /** Finds an offered mechanism by the name the client chose; undefined → <invalid-mechanism/>. */
-export function selectMechanism(offered: readonly SaslMechanism[], name: string | undefined): SaslMechanism | undefined {
+export function selectMechanism(
+  offered: readonly SaslMechanism[],
+  name: string | undefined,
+): SaslMechanism | undefined {
   return name === undefined ? undefined : offered.find((m) => m.name === name);
 }

@@ -23,7 +23,10 @@ export function digest(hash: ScramHash, data: Buffer): Buffer {
 }
 
 /** StoredKey and ServerKey from SaltedPassword. */
-export function keysFromSaltedPassword(hash: ScramHash, salted: Buffer): { storedKey: Buffer; serverKey: Buffer } {
+export function keysFromSaltedPassword(
+  hash: ScramHash,
+  salted: Buffer,
+): { storedKey: Buffer; serverKey: Buffer } {
   const clientKey = hmac(hash, salted, "Client Key");
   return { storedKey: digest(hash, clientKey), serverKey: hmac(hash, salted, "Server Key") };
 }
