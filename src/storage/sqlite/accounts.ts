@@ -65,11 +65,10 @@ export class SqliteAccountStore implements AccountStore {
     this.#listAll = db
       .prepare<[number, number], string>("SELECT username FROM accounts ORDER BY username LIMIT ? OFFSET ?")
       .pluck();
-    // The range uses the primary key index; the substr test keeps the match exact.
+    // A range on the primary key: exactly the names starting with the prefix, using the index.
     this.#listPrefix = db
       .prepare<[{ prefix: string; end: string; limit: number; offset: number }], string>(
-        `SELECT username FROM accounts
-         WHERE username >= @prefix AND username < @end AND substr(username, 1, length(@prefix)) = @prefix
+        `SELECT username FROM accounts WHERE username >= @prefix AND username < @end
          ORDER BY username LIMIT @limit OFFSET @offset`,
       )
       .pluck();

@@ -1,0 +1,504 @@
+/**
+ * Backend-agnostic behaviour every Storage implementation must show. A backend's test file calls
+ * runStorageConformance with a factory that returns a fresh, empty storage on every call.
+ *
+ * Contract details pinned down here beyond the interface comments:
+ * - writes that would create data for an account that does not exist reject (data never
+ *   outlives its account), reads for such an account return empty results;
+ * - `remove(username)` without ids/jids clears everything, with an empty array removes nothing;
+ * - list results come back sorted (accounts, roster items, key names, blocked JIDs),
+ *   offline messages by id, pending subscriptions by arrival.
+ */
+import assert from "node:assert/strict";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import type { RosterItem, ScramCredential, ScramHash, Storage } from "../../src/core/storage/types.js";
+
+export function credential(hash: ScramHash, seed: number): ScramCredential {
+  const bytes = (length: number, salt: number) =>
+    Buffer.from(Array.from({ length }, (_, i) => (seed * 31 + salt * 7 + i) & 0xff));
+  const keyLength = hash === "SHA-1" ? 20 : 32;
+  return {
+    hash,
+    salt: bytes(16, 1),
+    iterations: 4096 + seed,
+    storedKey: bytes(keyLength, 2),
+    serverKey: bytes(keyLength, 3),
+  };
+}
+
+export function credentials(seed: number): ScramCredential[] {
+  return [credential("SHA-1", seed), credential("SHA-256", seed)];
+}
+
+function item(jid: string, extra: Partial<RosterItem> = {}): RosterItem {
+  return { jid, subscription: "none", ask: false, approved: false, groups: [], ...extra };
+}
+
+export function runStorageConformance(name: string, makeStorage: () => Promise<Storage>): void {
+  describe(`Storage conformance: ${name}`, () => {
+    let storage: Storage;
+
+    beforeEach(async () => {
+      storage = await makeStorage();
+    });
+
+    afterEach(async () => {
+      await storage.close();
+    });
+
+    describe("accounts", () => {
+      it("creates an account once and reads it back with its credentials as Buffers", async () => {
+        const before = Date.now();
+        assert.equal(await storage.accounts.create("alice", credentials(1)), true);
+        const after = Date.now();
+        assert.equal(await storage.accounts.create("alice", credentials(2)), false);
+
+        const account = await storage.accounts.get("alice");
+        assert.ok(account);
+        assert.equal(account.username, "alice");
+        assert.equal(account.disabled, false);
+        assert.ok(
+          account.createdAt >= before && account.createdAt <= after,
+          "createdAt is the creation time",
+        );
+        assert.deepEqual(account.credentials, credentials(1), "the second create must not overwrite");
+        for (const c of account.credentials) {
+          assert.ok(Buffer.isBuffer(c.salt) && Buffer.isBuffer(c.storedKey) && Buffer.isBuffer(c.serverKey));
+        }
+      });
+
+      it("allows an account without credentials", async () => {
+        assert.equal(await storage.accounts.create("nopass", []), true);
+        assert.deepEqual((await storage.accounts.get("nopass"))?.credentials, []);
+      });
+
+      it("answers get/exists for unknown accounts", async () => {
+        assert.equal(await storage.accounts.get("nobody"), undefined);
+        assert.equal(await storage.accounts.exists("nobody"), false);
+        await storage.accounts.create("alice", credentials(1));
+        assert.equal(await storage.accounts.exists("alice"), true);
+        assert.equal(await storage.accounts.exists("Alice"), false, "names are compared exactly");
+      });
+
+      it("replaces the whole credential set", async () => {
+        await storage.accounts.create("alice", credentials(1));
+        const replacement = [credential("SHA-256", 9)];
+        assert.equal(await storage.accounts.setCredentials("alice", replacement), true);
+        assert.deepEqual((await storage.accounts.get("alice"))?.credentials, replacement);
+        assert.equal(await storage.accounts.setCredentials("nobody", replacement), false);
+        assert.equal(await storage.accounts.exists("nobody"), false);
+      });
+
+      it("sets and clears the disabled flag", async () => {
+        await storage.accounts.create("alice", credentials(1));
+        assert.equal(await storage.accounts.setDisabled("alice", true), true);
+        assert.equal((await storage.accounts.get("alice"))?.disabled, true);
+        assert.equal(await storage.accounts.setDisabled("alice", false), true);
+        assert.equal((await storage.accounts.get("alice"))?.disabled, false);
+        assert.equal(await storage.accounts.setDisabled("nobody", true), false);
+      });
+
+      it("deletes an account and every piece of its data, leaving other accounts alone", async () => {
+        for (const user of ["alice", "bob"]) {
+          await storage.accounts.create(user, credentials(1));
+          await storage.roster.setItem(user, item("carol@example.com", { groups: ["Friends"] }));
+          await storage.roster.addPending(user, { from: "dave@example.com", stanza: "<presence/>" });
+          await storage.offline.push(user, "<message/>", 10);
+          await storage.keyValue("vcard").set(user, "", "<vCard/>");
+          await storage.keyValue("private").set(user, "ns", "<x/>");
+          await storage.blocklist.add(user, ["spam@example.com"]);
+        }
+
+        assert.equal(await storage.accounts.delete("alice"), true);
+        assert.equal(await storage.accounts.delete("alice"), false);
+        assert.equal(await storage.accounts.exists("alice"), false);
+
+        // A new account with the same name must start from nothing.
+        await storage.accounts.create("alice", []);
+        assert.deepEqual(await storage.roster.get("alice"), { version: 0, items: [] });
+        assert.deepEqual(await storage.roster.getPending("alice"), []);
+        assert.deepEqual(await storage.offline.list("alice"), []);
+        assert.deepEqual(await storage.keyValue("vcard").keys("alice"), []);
+        assert.deepEqual(await storage.keyValue("private").keys("alice"), []);
+        assert.deepEqual(await storage.blocklist.list("alice"), []);
+        assert.deepEqual((await storage.accounts.get("alice"))?.credentials, []);
+
+        const bobRoster = await storage.roster.get("bob");
+        assert.equal(bobRoster.version, 1);
+        assert.equal(bobRoster.items.length, 1);
+        assert.equal((await storage.roster.getPending("bob")).length, 1);
+        assert.equal(await storage.offline.count("bob"), 1);
+        assert.equal(await storage.keyValue("vcard").get("bob", ""), "<vCard/>");
+        assert.equal(await storage.keyValue("private").get("bob", "ns"), "<x/>");
+        assert.deepEqual(await storage.blocklist.list("bob"), ["spam@example.com"]);
+        assert.deepEqual((await storage.accounts.get("bob"))?.credentials, credentials(1));
+      });
+
+      it("lists accounts sorted, with prefix, limit and offset", async () => {
+        const names = ["carol", "alice", "bob", "alfred", "al", "a_b", "axb", "a%c"];
+        for (const n of names) await storage.accounts.create(n, []);
+
+        assert.deepEqual(await storage.accounts.list(), [...names].sort());
+        assert.deepEqual(await storage.accounts.list({ prefix: "al" }), ["al", "alfred", "alice"]);
+        assert.deepEqual(await storage.accounts.list({ prefix: "a_" }), ["a_b"], "_ is not a wildcard");
+        assert.deepEqual(await storage.accounts.list({ prefix: "a%" }), ["a%c"], "% is not a wildcard");
+        assert.deepEqual(await storage.accounts.list({ prefix: "zzz" }), []);
+        assert.deepEqual(await storage.accounts.list({ prefix: "" }), [...names].sort());
+        assert.deepEqual(await storage.accounts.list({ limit: 2 }), ["a%c", "a_b"]);
+        assert.deepEqual(await storage.accounts.list({ limit: 2, offset: 2 }), ["al", "alfred"]);
+        assert.deepEqual(await storage.accounts.list({ offset: 6 }), ["bob", "carol"]);
+        assert.deepEqual(await storage.accounts.list({ prefix: "al", limit: 1, offset: 1 }), ["alfred"]);
+        assert.deepEqual(await storage.accounts.list({ limit: 0 }), []);
+        assert.deepEqual(await storage.accounts.list({ offset: 100 }), []);
+      });
+
+      it("rejects a negative or fractional limit/offset", async () => {
+        await assert.rejects(storage.accounts.list({ limit: -1 }), RangeError);
+        await assert.rejects(storage.accounts.list({ offset: 1.5 }), RangeError);
+      });
+
+      it("counts accounts", async () => {
+        assert.equal(await storage.accounts.count(), 0);
+        await storage.accounts.create("alice", []);
+        await storage.accounts.create("bob", []);
+        assert.equal(await storage.accounts.count(), 2);
+        await storage.accounts.delete("alice");
+        assert.equal(await storage.accounts.count(), 1);
+      });
+
+      it("createMany creates new names, skips existing and repeated ones", async () => {
+        await storage.accounts.create("alice", credentials(1));
+        const created = await storage.accounts.createMany([
+          { username: "alice", credentials: credentials(5) },
+          { username: "bob", credentials: credentials(2) },
+          { username: "carol", credentials: credentials(3) },
+          { username: "bob", credentials: credentials(4) },
+        ]);
+        assert.equal(created, 2);
+        assert.deepEqual(await storage.accounts.list(), ["alice", "bob", "carol"]);
+        assert.deepEqual((await storage.accounts.get("alice"))?.credentials, credentials(1));
+        assert.deepEqual((await storage.accounts.get("bob"))?.credentials, credentials(2));
+        assert.deepEqual((await storage.accounts.get("carol"))?.credentials, credentials(3));
+        assert.equal(await storage.accounts.createMany([]), 0);
+      });
+
+      it("createMany is all-or-nothing when one item is invalid", async () => {
+        const bad = { ...credential("SHA-256", 1), hash: "MD5" as ScramHash };
+        await assert.rejects(
+          storage.accounts.createMany([
+            { username: "bob", credentials: credentials(2) },
+            { username: "carol", credentials: [bad] },
+          ]),
+        );
+        assert.equal(await storage.accounts.count(), 0);
+      });
+    });
+
+    describe("roster", () => {
+      beforeEach(async () => {
+        await storage.accounts.create("alice", []);
+        await storage.accounts.create("bob", []);
+      });
+
+      it("starts empty at version 0", async () => {
+        assert.deepEqual(await storage.roster.get("alice"), { version: 0, items: [] });
+        assert.equal(await storage.roster.getItem("alice", "carol@example.com"), undefined);
+      });
+
+      it("stores items with all their fields and bumps the version on every set", async () => {
+        const carol = item("carol@example.com", {
+          name: "Carol",
+          subscription: "both",
+          groups: ["Work", "Friends"],
+        });
+        const dave = item("dave@example.com", { subscription: "none", ask: true, approved: true });
+
+        const v1 = await storage.roster.setItem("alice", carol);
+        const v2 = await storage.roster.setItem("alice", dave);
+        assert.ok(v2 > v1 && v1 > 0);
+
+        assert.deepEqual(await storage.roster.get("alice"), { version: v2, items: [carol, dave] });
+        assert.deepEqual(await storage.roster.getItem("alice", "carol@example.com"), carol);
+        const storedDave = await storage.roster.getItem("alice", "dave@example.com");
+        assert.deepEqual(storedDave, dave);
+        assert.equal("name" in storedDave!, false, "an absent name stays absent");
+      });
+
+      it("replaces an existing item entirely, groups included", async () => {
+        await storage.roster.setItem(
+          "alice",
+          item("carol@example.com", { name: "Carol", subscription: "to", ask: true, groups: ["A", "B"] }),
+        );
+        const replacement = item("carol@example.com", { subscription: "both", groups: ["C"] });
+        const version = await storage.roster.setItem("alice", replacement);
+        assert.deepEqual(await storage.roster.get("alice"), { version, items: [replacement] });
+      });
+
+      it("keeps group order and drops repeated group names", async () => {
+        await storage.roster.setItem("alice", item("carol@example.com", { groups: ["Zed", "Alpha", "Zed"] }));
+        assert.deepEqual((await storage.roster.getItem("alice", "carol@example.com"))?.groups, [
+          "Zed",
+          "Alpha",
+        ]);
+      });
+
+      it("removeItem bumps the version only when something was removed", async () => {
+        await storage.roster.setItem("alice", item("carol@example.com", { groups: ["G"] }));
+        const v = await storage.roster.setItem("alice", item("dave@example.com"));
+        const afterRemove = await storage.roster.removeItem("alice", "carol@example.com");
+        assert.ok(afterRemove > v);
+        assert.equal(await storage.roster.removeItem("alice", "carol@example.com"), afterRemove);
+        assert.equal(await storage.roster.removeItem("alice", "nobody@example.com"), afterRemove);
+        const roster = await storage.roster.get("alice");
+        assert.equal(roster.version, afterRemove);
+        assert.deepEqual(
+          roster.items.map((i) => i.jid),
+          ["dave@example.com"],
+        );
+        // Re-adding must not resurrect the old groups.
+        await storage.roster.setItem("alice", item("carol@example.com"));
+        assert.deepEqual((await storage.roster.getItem("alice", "carol@example.com"))?.groups, []);
+      });
+
+      it("keeps rosters and versions per account", async () => {
+        await storage.roster.setItem("alice", item("carol@example.com"));
+        await storage.roster.setItem("alice", item("dave@example.com"));
+        assert.deepEqual(await storage.roster.get("bob"), { version: 0, items: [] });
+        assert.equal(await storage.roster.removeItem("bob", "carol@example.com"), 0);
+        const v = await storage.roster.setItem("bob", item("carol@example.com", { subscription: "from" }));
+        assert.equal((await storage.roster.getItem("alice", "carol@example.com"))?.subscription, "none");
+        assert.equal((await storage.roster.get("bob")).version, v);
+        assert.equal((await storage.roster.get("alice")).items.length, 2);
+      });
+
+      it("rejects roster writes for an unknown account and reads it as empty", async () => {
+        await assert.rejects(storage.roster.setItem("nobody", item("carol@example.com")));
+        await assert.rejects(
+          storage.roster.addPending("nobody", { from: "carol@example.com", stanza: "<p/>" }),
+        );
+        assert.deepEqual(await storage.roster.get("nobody"), { version: 0, items: [] });
+        assert.deepEqual(await storage.roster.getPending("nobody"), []);
+        assert.equal(await storage.roster.removeItem("nobody", "carol@example.com"), 0);
+        await storage.roster.removePending("nobody", "carol@example.com");
+        await storage.accounts.create("nobody", []);
+        assert.deepEqual(await storage.roster.get("nobody"), { version: 0, items: [] });
+        assert.deepEqual(await storage.roster.getPending("nobody"), []);
+      });
+
+      it("stores pending subscriptions in arrival order, one per sender", async () => {
+        await storage.roster.addPending("alice", { from: "zoe@example.com", stanza: "<presence id='1'/>" });
+        await storage.roster.addPending("alice", { from: "carol@example.com", stanza: "<presence id='2'/>" });
+        await storage.roster.addPending("alice", { from: "zoe@example.com", stanza: "<presence id='3'/>" });
+        assert.deepEqual(await storage.roster.getPending("alice"), [
+          { from: "zoe@example.com", stanza: "<presence id='3'/>" },
+          { from: "carol@example.com", stanza: "<presence id='2'/>" },
+        ]);
+        assert.deepEqual(await storage.roster.getPending("bob"), []);
+
+        await storage.roster.removePending("alice", "zoe@example.com");
+        await storage.roster.removePending("alice", "unknown@example.com");
+        assert.deepEqual(await storage.roster.getPending("alice"), [
+          { from: "carol@example.com", stanza: "<presence id='2'/>" },
+        ]);
+        assert.equal((await storage.roster.get("alice")).version, 0, "pending requests are not roster items");
+      });
+    });
+
+    describe("offline messages", () => {
+      beforeEach(async () => {
+        await storage.accounts.create("alice", []);
+        await storage.accounts.create("bob", []);
+      });
+
+      it("appends messages in order with increasing ids and a storage time", async () => {
+        const before = Date.now();
+        assert.equal(await storage.offline.push("alice", "<message id='1'/>", 100), true);
+        assert.equal(await storage.offline.push("alice", "<message id='2'/>", 100), true);
+        assert.equal(await storage.offline.push("alice", "<message id='3'/>", 100), true);
+        const after = Date.now();
+        const messages = await storage.offline.list("alice");
+        assert.deepEqual(
+          messages.map((m) => m.stanza),
+          ["<message id='1'/>", "<message id='2'/>", "<message id='3'/>"],
+        );
+        assert.ok(messages[0]!.id < messages[1]!.id && messages[1]!.id < messages[2]!.id);
+        for (const m of messages) assert.ok(m.storedAt >= before && m.storedAt <= after);
+        assert.equal(await storage.offline.count("alice"), 3);
+        assert.equal(await storage.offline.count("bob"), 0);
+        assert.deepEqual(await storage.offline.list("bob"), []);
+      });
+
+      it("enforces the quota per account", async () => {
+        for (let i = 0; i < 3; i++)
+          assert.equal(await storage.offline.push("alice", `<m n='${i}'/>`, 3), true);
+        assert.equal(await storage.offline.push("alice", "<m n='over'/>", 3), false);
+        assert.equal(await storage.offline.count("alice"), 3);
+        assert.equal(await storage.offline.push("bob", "<m/>", 3), true, "bob has his own quota");
+        assert.equal(await storage.offline.push("alice", "<m/>", 0), false);
+
+        const [first] = await storage.offline.list("alice");
+        await storage.offline.remove("alice", [first!.id]);
+        assert.equal(await storage.offline.push("alice", "<m n='again'/>", 3), true);
+        assert.equal(await storage.offline.push("alice", "<m n='over'/>", 3), false);
+        assert.equal(
+          (await storage.offline.list("alice")).some((m) => m.stanza === "<m n='over'/>"),
+          false,
+          "a refused message is not stored",
+        );
+      });
+
+      it("enforces the quota under concurrent pushes", async () => {
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => storage.offline.push("alice", `<m n='${i}'/>`, 5)),
+        );
+        assert.equal(results.filter(Boolean).length, 5);
+        assert.equal(await storage.offline.count("alice"), 5);
+      });
+
+      it("removes the given ids, all messages, or nothing for an empty list", async () => {
+        for (let i = 0; i < 4; i++) await storage.offline.push("alice", `<m n='${i}'/>`, 10);
+        await storage.offline.push("bob", "<m n='bob'/>", 10);
+        const [m0, m1, m2, m3] = await storage.offline.list("alice");
+        const [bobMessage] = await storage.offline.list("bob");
+
+        await storage.offline.remove("alice", [m1!.id, m3!.id, 999_999]);
+        assert.deepEqual(await storage.offline.list("alice"), [m0, m2]);
+
+        await storage.offline.remove("alice", [bobMessage!.id]);
+        assert.equal(await storage.offline.count("bob"), 1, "ids of another account are not touched");
+
+        await storage.offline.remove("alice", []);
+        assert.equal(await storage.offline.count("alice"), 2);
+
+        await storage.offline.remove("alice");
+        assert.equal(await storage.offline.count("alice"), 0);
+        assert.equal(await storage.offline.count("bob"), 1);
+      });
+
+      it("never reuses an id after removal", async () => {
+        await storage.offline.push("alice", "<m n='1'/>", 10);
+        await storage.offline.push("alice", "<m n='2'/>", 10);
+        const highest = Math.max(...(await storage.offline.list("alice")).map((m) => m.id));
+        await storage.offline.remove("alice");
+        await storage.offline.push("alice", "<m n='3'/>", 10);
+        const [next] = await storage.offline.list("alice");
+        assert.ok(next!.id > highest);
+      });
+
+      it("rejects a push for an unknown account", async () => {
+        await assert.rejects(storage.offline.push("nobody", "<m/>", 10));
+        assert.equal(await storage.offline.count("nobody"), 0);
+        await storage.offline.remove("nobody");
+        await storage.offline.remove("nobody", [1]);
+      });
+    });
+
+    describe("key-value stores", () => {
+      beforeEach(async () => {
+        await storage.accounts.create("alice", []);
+        await storage.accounts.create("bob", []);
+      });
+
+      it("sets, overwrites, reads and deletes values", async () => {
+        const vcard = storage.keyValue("vcard");
+        assert.equal(await vcard.get("alice", "card"), undefined);
+        await vcard.set("alice", "card", "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>");
+        assert.equal(await vcard.get("alice", "card"), "<vCard xmlns='vcard-temp'><FN>Alice</FN></vCard>");
+        await vcard.set("alice", "card", "<vCard xmlns='vcard-temp'><FN>Älice ☎</FN></vCard>");
+        assert.equal(await vcard.get("alice", "card"), "<vCard xmlns='vcard-temp'><FN>Älice ☎</FN></vCard>");
+        await vcard.delete("alice", "card");
+        assert.equal(await vcard.get("alice", "card"), undefined);
+        await vcard.delete("alice", "card");
+      });
+
+      it("lists keys sorted", async () => {
+        const priv = storage.keyValue("private");
+        await priv.set("alice", "storage:bookmarks", "<b/>");
+        await priv.set("alice", "jabber:x:roster", "<r/>");
+        await priv.set("alice", "", "<empty-key/>");
+        assert.deepEqual(await priv.keys("alice"), ["", "jabber:x:roster", "storage:bookmarks"]);
+        assert.deepEqual(await priv.keys("bob"), []);
+      });
+
+      it("isolates stores and accounts", async () => {
+        await storage.keyValue("vcard").set("alice", "k", "vcard-alice");
+        await storage.keyValue("private").set("alice", "k", "private-alice");
+        await storage.keyValue("vcard").set("bob", "k", "vcard-bob");
+
+        assert.equal(await storage.keyValue("vcard").get("alice", "k"), "vcard-alice");
+        assert.equal(await storage.keyValue("private").get("alice", "k"), "private-alice");
+        assert.equal(await storage.keyValue("vcard").get("bob", "k"), "vcard-bob");
+        assert.equal(await storage.keyValue("private").get("bob", "k"), undefined);
+        assert.deepEqual(await storage.keyValue("other").keys("alice"), []);
+
+        await storage.keyValue("vcard").delete("alice", "k");
+        assert.equal(await storage.keyValue("private").get("alice", "k"), "private-alice");
+        assert.equal(await storage.keyValue("vcard").get("bob", "k"), "vcard-bob");
+      });
+
+      it("sees the same data through every handle of one store", async () => {
+        await storage.keyValue("lastactivity").set("alice", "seen", "123");
+        assert.equal(await storage.keyValue("lastactivity").get("alice", "seen"), "123");
+      });
+
+      it("rejects a write for an unknown account", async () => {
+        await assert.rejects(storage.keyValue("vcard").set("nobody", "k", "v"));
+        assert.equal(await storage.keyValue("vcard").get("nobody", "k"), undefined);
+        assert.deepEqual(await storage.keyValue("vcard").keys("nobody"), []);
+        await storage.keyValue("vcard").delete("nobody", "k");
+      });
+    });
+
+    describe("blocklist", () => {
+      beforeEach(async () => {
+        await storage.accounts.create("alice", []);
+        await storage.accounts.create("bob", []);
+      });
+
+      it("adds JIDs once each and lists them sorted", async () => {
+        assert.deepEqual(await storage.blocklist.list("alice"), []);
+        await storage.blocklist.add("alice", ["zed@example.com", "example.net"]);
+        await storage.blocklist.add("alice", [
+          "zed@example.com",
+          "amy@example.com/phone",
+          "amy@example.com/phone",
+        ]);
+        assert.deepEqual(await storage.blocklist.list("alice"), [
+          "amy@example.com/phone",
+          "example.net",
+          "zed@example.com",
+        ]);
+        await storage.blocklist.add("alice", []);
+        assert.equal((await storage.blocklist.list("alice")).length, 3);
+        assert.deepEqual(await storage.blocklist.list("bob"), []);
+      });
+
+      it("removes given JIDs, nothing for an empty list, everything when omitted", async () => {
+        await storage.blocklist.add("alice", ["a@example.com", "b@example.com", "c@example.com"]);
+        await storage.blocklist.add("bob", ["a@example.com"]);
+        await storage.blocklist.remove("alice", ["b@example.com", "not-blocked@example.com"]);
+        assert.deepEqual(await storage.blocklist.list("alice"), ["a@example.com", "c@example.com"]);
+        await storage.blocklist.remove("alice", []);
+        assert.equal((await storage.blocklist.list("alice")).length, 2);
+        await storage.blocklist.remove("alice");
+        assert.deepEqual(await storage.blocklist.list("alice"), []);
+        assert.deepEqual(await storage.blocklist.list("bob"), ["a@example.com"]);
+      });
+
+      it("rejects adding for an unknown account", async () => {
+        await assert.rejects(storage.blocklist.add("nobody", ["a@example.com"]));
+        assert.deepEqual(await storage.blocklist.list("nobody"), []);
+        await storage.blocklist.remove("nobody");
+      });
+    });
+
+    describe("close", () => {
+      it("can be called twice and stops further use", async () => {
+        await storage.accounts.create("alice", []);
+        await storage.close();
+        await storage.close();
+        await assert.rejects(storage.accounts.exists("alice"));
+      });
+    });
+  });
+}

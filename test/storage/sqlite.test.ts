@@ -1,0 +1,387 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import Database from "better-sqlite3";
+import type { Storage } from "../../src/core/storage/types.js";
+import { openStorage } from "../../src/storage/index.js";
+import { openDatabase } from "../../src/storage/sqlite/database.js";
+import { SchemaTooNewError, UnknownAccountError } from "../../src/storage/sqlite/errors.js";
+import { openSqliteStorage } from "../../src/storage/sqlite/index.js";
+import { migrate } from "../../src/storage/sqlite/migrate.js";
+import { MIGRATIONS, type Migration } from "../../src/storage/sqlite/migrations.js";
+import { credentials, runStorageConformance } from "./conformance.js";
+
+const dir = mkdtempSync(join(tmpdir(), "switchboard-sqlite-"));
+let counter = 0;
+const freshPath = () => join(dir, `db-${++counter}`, "switchboard.sqlite");
+
+/** For code below the factory, which expects the directory to exist. */
+function freshPathWithDir(): string {
+  const path = freshPath();
+  mkdirSync(dirname(path), { recursive: true });
+  return path;
+}
+
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+// Through the factory, so every conformance run also checks that the parent directory is created.
+runStorageConformance("sqlite", () => openStorage({ backend: "sqlite", path: freshPath() }));
+
+const ACCOUNT_TABLES = [
+  "accounts",
+  "scram_credentials",
+  "roster_items",
+  "roster_groups",
+  "pending_subscriptions",
+  "offline_messages",
+  "key_values",
+  "blocklist",
+];
+
+describe("sqlite storage: connection", () => {
+  it("opens in WAL mode with synchronous=NORMAL, foreign keys and a busy timeout", () => {
+    const db = openDatabase(freshPathWithDir());
+    try {
+      assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
+      assert.equal(db.pragma("synchronous", { simple: true }), 1);
+      assert.equal(db.pragma("foreign_keys", { simple: true }), 1);
+      assert.equal(db.pragma("busy_timeout", { simple: true }), 5000);
+    } finally {
+      db.close();
+    }
+  });
+
+  it("reports writes for unknown accounts as UnknownAccountError", async () => {
+    const storage = await openStorage({ backend: "sqlite", path: freshPath() });
+    try {
+      await assert.rejects(storage.keyValue("vcard").set("nobody", "k", "v"), UnknownAccountError);
+      await assert.rejects(storage.offline.push("nobody", "<m/>", 5), UnknownAccountError);
+      await assert.rejects(storage.blocklist.add("nobody", ["x@example.com"]), UnknownAccountError);
+      await assert.rejects(
+        storage.roster.setItem("nobody", {
+          jid: "x@example.com",
+          subscription: "none",
+          ask: false,
+          approved: false,
+          groups: [],
+        }),
+        UnknownAccountError,
+      );
+      await assert.rejects(
+        storage.roster.addPending("nobody", { from: "x@example.com", stanza: "<presence/>" }),
+        UnknownAccountError,
+      );
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it("deleting an account leaves no row behind in any table", async () => {
+    const path = freshPath();
+    const storage = await openStorage({ backend: "sqlite", path });
+    await fillAccount(storage, "alice");
+    await fillAccount(storage, "bob");
+    await storage.accounts.delete("alice");
+    await storage.close();
+
+    const db = new Database(path, { readonly: true });
+    try {
+      for (const table of ACCOUNT_TABLES) {
+        const alice = db.prepare(`SELECT count(*) FROM ${table} WHERE username = 'alice'`).pluck().get();
+        const bob = db
+          .prepare(`SELECT count(*) FROM ${table} WHERE username = 'bob'`)
+          .pluck()
+          .get() as number;
+        assert.equal(alice, 0, `${table} still holds alice's rows`);
+        assert.ok(bob > 0, `${table} lost bob's rows`);
+      }
+    } finally {
+      db.close();
+    }
+  });
+
+  it("lets a second process write while the server holds the database open", async () => {
+    const path = freshPath();
+    const server = await openStorage({ backend: "sqlite", path });
+    const cli = await openStorage({ backend: "sqlite", path });
+    try {
+      await cli.accounts.create("fromcli", credentials(1));
+      assert.deepEqual((await server.accounts.get("fromcli"))?.credentials, credentials(1));
+
+      // Another process holds the write lock for a while; our write must wait, not fail.
+      const child = holdWriteLock(path, 400);
+      await child.locked;
+      const started = performance.now();
+      assert.equal(await server.accounts.create("fromserver", []), true);
+      const waited = performance.now() - started;
+      assert.equal(await child.exitCode, 0);
+      assert.ok(waited >= 200, `the write should have waited for the lock (waited ${waited.toFixed(0)} ms)`);
+      assert.deepEqual(await server.accounts.list(), ["fromcli", "fromserver", "holder"]);
+    } finally {
+      await cli.close();
+      await server.close();
+    }
+  });
+});
+
+describe("sqlite storage: migrations", () => {
+  it("creates every table on a fresh database and records each migration", () => {
+    const db = openDatabase(freshPathWithDir());
+    try {
+      const versions = db.prepare("SELECT version FROM schema_migrations ORDER BY version").pluck().all();
+      assert.deepEqual(
+        versions,
+        MIGRATIONS.map((m) => m.version),
+      );
+      const tables = db
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
+        .pluck()
+        .all() as string[];
+      for (const table of [...ACCOUNT_TABLES, "schema_migrations"]) assert.ok(tables.includes(table), table);
+    } finally {
+      db.close();
+    }
+  });
+
+  it("does nothing when reopening an up-to-date database and keeps its data", async () => {
+    const path = freshPath();
+    const first = await openStorage({ backend: "sqlite", path });
+    await first.accounts.create("alice", credentials(1));
+    await first.close();
+    const appliedBefore = readMigrations(path);
+
+    const second = await openStorage({ backend: "sqlite", path });
+    try {
+      assert.deepEqual(readMigrations(path), appliedBefore);
+      assert.deepEqual((await second.accounts.get("alice"))?.credentials, credentials(1));
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("refuses a database whose schema is newer than the code", async () => {
+    const path = freshPath();
+    await (await openStorage({ backend: "sqlite", path })).close();
+    const newer = MIGRATIONS.length + 1;
+    const raw = new Database(path);
+    raw
+      .prepare("INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, 'future', 0)")
+      .run(newer);
+    raw.close();
+
+    await assert.rejects(openStorage({ backend: "sqlite", path }), (error: unknown) => {
+      assert.ok(error instanceof SchemaTooNewError);
+      assert.match(error.message, new RegExp(`schema version ${newer} is newer`));
+      assert.equal(error.databaseVersion, newer);
+      assert.equal(error.supportedVersion, MIGRATIONS.length);
+      return true;
+    });
+    assert.equal(readMigrations(path).length, newer, "the database is left as it was");
+  });
+
+  it("applies only the migrations a database is missing", () => {
+    const path = freshPathWithDir();
+    const first: Migration = { version: 1, description: "one", up: (db) => db.exec("CREATE TABLE t1 (a)") };
+    const second: Migration = { version: 2, description: "two", up: (db) => db.exec("CREATE TABLE t2 (b)") };
+    const db = new Database(path);
+    try {
+      assert.equal(migrate(db, [first]), 1);
+      assert.equal(migrate(db, [first, second]), 2);
+      assert.equal(migrate(db, [first, second]), 2);
+      assert.deepEqual(db.prepare("SELECT version FROM schema_migrations").pluck().all(), [1, 2]);
+      assert.throws(() => migrate(db, [first]), SchemaTooNewError);
+    } finally {
+      db.close();
+    }
+  });
+
+  it("rolls back a migration that fails halfway", () => {
+    const path = freshPathWithDir();
+    const first: Migration = { version: 1, description: "one", up: (db) => db.exec("CREATE TABLE t1 (a)") };
+    const broken: Migration = {
+      version: 2,
+      description: "broken",
+      up: (db) => {
+        db.exec("CREATE TABLE t2 (b)");
+        db.exec("INSERT INTO no_such_table VALUES (1)");
+      },
+    };
+    const db = new Database(path);
+    try {
+      assert.throws(() => migrate(db, [first, broken]), /no such table/);
+      assert.deepEqual(db.prepare("SELECT version FROM schema_migrations").pluck().all(), [1]);
+      const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all();
+      assert.ok(tables.includes("t1"));
+      assert.ok(!tables.includes("t2"), "the half-applied migration left a table behind");
+    } finally {
+      db.close();
+    }
+  });
+
+  it("rejects a migration list that is not numbered 1, 2, 3, …", () => {
+    const db = new Database(":memory:");
+    try {
+      const m = (version: number): Migration => ({ version, description: `m${version}`, up: () => {} });
+      assert.throws(() => migrate(db, [m(1), m(3)]), /expected 2/);
+      assert.throws(() => migrate(db, [m(2)]), /expected 1/);
+    } finally {
+      db.close();
+    }
+  });
+});
+
+describe("sqlite storage: durability", () => {
+  it("keeps everything written before close", async () => {
+    const path = freshPathWithDir();
+    const storedAt = 1_700_000_000_000;
+    const first = await openSqliteStorage({ path, now: () => storedAt });
+    await first.accounts.create("alice", credentials(7));
+    await first.accounts.setDisabled("alice", true);
+    const version = await first.roster.setItem("alice", {
+      jid: "bob@example.com",
+      name: "Bob",
+      subscription: "both",
+      ask: false,
+      approved: true,
+      groups: ["Friends", "Work"],
+    });
+    await first.roster.addPending("alice", {
+      from: "carol@example.com",
+      stanza: "<presence type='subscribe'/>",
+    });
+    await first.offline.push("alice", "<message><body>hi</body></message>", 10);
+    await first.keyValue("vcard").set("alice", "", "<vCard xmlns='vcard-temp'/>");
+    await first.blocklist.add("alice", ["spam@example.com"]);
+    await first.close();
+    assert.equal(existsSync(`${path}-wal`), false, "closing the only connection checkpoints the WAL");
+
+    const second = await openStorage({ backend: "sqlite", path });
+    try {
+      assert.deepEqual(await second.accounts.get("alice"), {
+        username: "alice",
+        createdAt: storedAt,
+        disabled: true,
+        credentials: credentials(7),
+      });
+      assert.deepEqual(await second.roster.get("alice"), {
+        version,
+        items: [
+          {
+            jid: "bob@example.com",
+            name: "Bob",
+            subscription: "both",
+            ask: false,
+            approved: true,
+            groups: ["Friends", "Work"],
+          },
+        ],
+      });
+      assert.deepEqual(await second.roster.getPending("alice"), [
+        { from: "carol@example.com", stanza: "<presence type='subscribe'/>" },
+      ]);
+      const messages = await second.offline.list("alice");
+      assert.deepEqual(
+        messages.map((m) => [m.stanza, m.storedAt]),
+        [["<message><body>hi</body></message>", storedAt]],
+      );
+      assert.equal(await second.keyValue("vcard").get("alice", ""), "<vCard xmlns='vcard-temp'/>");
+      assert.deepEqual(await second.blocklist.list("alice"), ["spam@example.com"]);
+    } finally {
+      await second.close();
+    }
+  });
+});
+
+describe("sqlite storage: bulk import", () => {
+  const COUNT = 10_000;
+  let items: { username: string; credentials: ReturnType<typeof credentials> }[];
+
+  before(() => {
+    items = Array.from({ length: COUNT }, (_, i) => ({
+      username: `user${String(i).padStart(5, "0")}`,
+      credentials: credentials(i),
+    }));
+  });
+
+  it(`createMany inserts ${COUNT} accounts in one transaction`, async (t) => {
+    const storage = await openStorage({ backend: "sqlite", path: freshPath() });
+    try {
+      const started = performance.now();
+      const created = await storage.accounts.createMany(items);
+      const elapsed = performance.now() - started;
+      t.diagnostic(`createMany: ${COUNT} accounts (2 credentials each) in ${elapsed.toFixed(0)} ms`);
+
+      assert.equal(created, COUNT);
+      assert.equal(await storage.accounts.count(), COUNT);
+      assert.deepEqual((await storage.accounts.get("user04321"))?.credentials, credentials(4321));
+      assert.equal(await storage.accounts.createMany(items), 0, "a repeated import creates nothing");
+      // Generous bound so a loaded machine passes while a per-row transaction (tens of seconds) fails.
+      assert.ok(elapsed < 5000, `createMany took ${elapsed.toFixed(0)} ms`);
+    } finally {
+      await storage.close();
+    }
+  });
+});
+
+async function fillAccount(storage: Storage, username: string): Promise<void> {
+  await storage.accounts.create(username, credentials(1));
+  await storage.roster.setItem(username, {
+    jid: "contact@example.com",
+    subscription: "both",
+    ask: false,
+    approved: false,
+    groups: ["G"],
+  });
+  await storage.roster.addPending(username, { from: "asker@example.com", stanza: "<presence/>" });
+  await storage.offline.push(username, "<message/>", 10);
+  await storage.keyValue("vcard").set(username, "", "<vCard/>");
+  await storage.blocklist.add(username, ["spam@example.com"]);
+}
+
+function readMigrations(path: string): unknown[] {
+  const db = new Database(path, { readonly: true });
+  try {
+    return db
+      .prepare("SELECT version, description, applied_at FROM schema_migrations ORDER BY version")
+      .all();
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Starts another process that takes the write lock, inserts an account named "holder", holds the
+ * lock for holdMs and commits: what `switchboard user add` does while the server runs.
+ */
+function holdWriteLock(
+  path: string,
+  holdMs: number,
+): { locked: Promise<void>; exitCode: Promise<number | null> } {
+  const script = `
+    const Database = require(process.argv[1]);
+    const db = new Database(process.argv[2]);
+    db.exec("BEGIN IMMEDIATE");
+    db.prepare("INSERT INTO accounts (username, created_at) VALUES ('holder', 0)").run();
+    process.stdout.write("locked\\n", () => {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Number(process.argv[3]));
+      db.exec("COMMIT");
+      db.close();
+    });
+  `;
+  const modulePath = createRequire(import.meta.url).resolve("better-sqlite3");
+  const child = spawn(process.execPath, ["-e", script, modulePath, path, String(holdMs)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const locked = new Promise<void>((resolve, reject) => {
+    child.stdout.on("data", (chunk: Buffer) => {
+      if (chunk.toString().includes("locked")) resolve();
+    });
+    child.once("exit", () => reject(new Error("lock holder exited before taking the lock")));
+  });
+  const exitCode = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  return { locked, exitCode };
+}
