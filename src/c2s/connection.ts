@@ -11,7 +11,7 @@ import type { Jid } from "../core/jid.js";
 import { TokenBucket } from "../core/rate-limit.js";
 import { isStanza } from "../core/router.js";
 import type { ClientSession, TransportKind } from "../core/session.js";
-import { XmlElement, escapeAttr, serialize, x } from "../core/xml/element.js";
+import { escapeAttr, serialize, XmlElement, x } from "../core/xml/element.js";
 import { StreamParser } from "../core/xml/parser.js";
 import { SaslNegotiator } from "./sasl.js";
 import type { C2SServices } from "./services.js";
@@ -113,13 +113,14 @@ export class C2SConnection implements ClientSession {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
-    if (this.inbound && !this.inbound.take(chunk.length)) {
-      // Over the sustained rate: stop reading until the bucket refills (throttle, not disconnect).
+    const debtMs = this.inbound ? this.inbound.consume(chunk.length) : 0;
+    if (debtMs > 0) {
+      // Over the sustained rate: stop reading until the debt is paid (throttle, not disconnect).
       this.socket.pause();
-      const waitMs = Math.min(1000, Math.ceil((chunk.length / this.svc.config.limits.bytesPerSecond) * 1000));
+      clearTimeout(this.resumeTimer);
       this.resumeTimer = setTimeout(() => {
         if (!this.closed) this.socket.resume();
-      }, waitMs);
+      }, debtMs);
       this.resumeTimer.unref();
     }
     this.parser.write(chunk);
@@ -128,15 +129,16 @@ export class C2SConnection implements ClientSession {
   /** Writes raw text, coalescing writes made in the same tick into one syscall. */
   private write(data: string): void {
     if (this.closed || this.socket.destroyed) return;
+    const socket = this.socket;
     if (!this.corked) {
       this.corked = true;
-      this.socket.cork();
+      socket.cork();
       process.nextTick(() => {
         this.corked = false;
-        if (!this.socket.destroyed) this.socket.uncork();
+        if (!socket.destroyed) socket.uncork();
       });
     }
-    this.socket.write(data);
+    socket.write(data);
     if (this.socket.writableLength > this.svc.config.limits.maxSendBufferBytes) {
       // The client does not read: do not buffer without bound.
       this.close(new StreamError("resource-constraint", "client is not reading its stream"));
@@ -201,11 +203,13 @@ export class C2SConnection implements ClientSession {
     }
     if (this.phase === "pre-auth" || (this.phase === "pre-tls" && svc.config.allowPlaintext)) {
       features.append(...this.sasl.features());
-      for (const p of svc.streamFeatures.forStage("pre-auth")) features.append(...asArray(await p.offer(this)));
+      for (const p of svc.streamFeatures.forStage("pre-auth"))
+        features.append(...asArray(await p.offer(this)));
     } else if (this.phase === "post-auth") {
       features.c("bind", { xmlns: NS_BIND });
       features.c("session", { xmlns: NS_SESSION }).c("optional");
-      for (const p of svc.streamFeatures.forStage("post-auth")) features.append(...asArray(await p.offer(this)));
+      for (const p of svc.streamFeatures.forStage("post-auth"))
+        features.append(...asArray(await p.offer(this)));
     }
     if (this.closed) return;
     this.write(serialize(features));
@@ -251,7 +255,8 @@ export class C2SConnection implements ClientSession {
     if (this.bound) {
       this.svc.sessions.unbind(this);
       const r = this.svc.hooks.fire("session/ended", { session: this, reason: this.endReason });
-      if (typeof r !== "boolean") r.catch((err) => this.svc.log.error({ err }, "session/ended handler failed"));
+      if (typeof r !== "boolean")
+        r.catch((err) => this.svc.log.error({ err }, "session/ended handler failed"));
     }
     this.onClosed(this);
   }
@@ -298,7 +303,10 @@ export class C2SConnection implements ClientSession {
       if (isStanza(el)) return this.svc.router.fromClient(this, el);
       const p = this.svc.streamFeatures.handlerFor("post-auth", el.attrs.xmlns);
       if (p) return p.handle!(this, el);
-      throw new StreamError("unsupported-stanza-type", `<${el.name}/> in ${el.attrs.xmlns ?? "jabber:client"}`);
+      throw new StreamError(
+        "unsupported-stanza-type",
+        `<${el.name}/> in ${el.attrs.xmlns ?? "jabber:client"}`,
+      );
     }
     const ns = el.attrs.xmlns;
     if (ns === NS_TLS && el.name === "starttls") return this.startTls();
@@ -328,6 +336,11 @@ export class C2SConnection implements ClientSession {
     }
     this.write(serialize(x("proceed", { xmlns: NS_TLS })));
     const raw = this.socket;
+    // <proceed/> must leave in the clear before the TLS layer takes the socket over.
+    if (this.corked) {
+      this.corked = false;
+      raw.uncork();
+    }
     raw.removeAllListeners("data");
     raw.removeAllListeners("end");
     raw.removeAllListeners("close");
@@ -355,7 +368,8 @@ export class C2SConnection implements ClientSession {
     const s = this.socket;
     if (!(s instanceof tls.TLSSocket) || !this.svc.tls) return undefined;
     const tls13 = s.getProtocol() === "TLSv1.3";
-    if (type === "tls-exporter" && tls13) return s.exportKeyingMaterial(32, "EXPORTER-Channel-Binding", Buffer.alloc(0));
+    if (type === "tls-exporter" && tls13)
+      return s.exportKeyingMaterial(32, "EXPORTER-Channel-Binding", Buffer.alloc(0));
     if (type === "tls-server-end-point") return this.svc.tls.serverEndPoint;
     if (type === "tls-unique" && !tls13) return s.getFinished() ?? undefined;
     return undefined;
@@ -364,7 +378,9 @@ export class C2SConnection implements ClientSession {
   channelBindingTypes(): string[] {
     const s = this.socket;
     if (!(s instanceof tls.TLSSocket) || !this.svc.tls) return [];
-    return s.getProtocol() === "TLSv1.3" ? ["tls-exporter", "tls-server-end-point"] : ["tls-server-end-point", "tls-unique"];
+    return s.getProtocol() === "TLSv1.3"
+      ? ["tls-exporter", "tls-server-end-point"]
+      : ["tls-server-end-point", "tls-unique"];
   }
 
   private async handleUnauthenticatedIq(iq: XmlElement): Promise<void> {

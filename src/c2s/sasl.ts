@@ -3,20 +3,26 @@
  * challenge/response framing, failure reporting and rate limiting of failed
  * attempts per address and per account. The mechanisms live in core/sasl.
  */
-import type { ScramHash } from "../core/storage/types.js";
+
 import { StreamError } from "../core/errors.js";
+import { channelBindingFeature } from "../core/sasl/channel-binding.js";
 import type { SaslContext, SaslExchange, SaslMechanism, SaslResult } from "../core/sasl/mechanism.js";
 import { mechanismsFor } from "../core/sasl/mechanism.js";
+import type { ScramHash } from "../core/storage/types.js";
 import { type XmlElement, x } from "../core/xml/element.js";
 import type { C2SConnection } from "./connection.js";
 import type { C2SServices } from "./services.js";
 
 const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
-const NS_SASL_CB = "urn:xmpp:sasl-cb:0";
 /** Failed attempts on one stream before it is closed. */
 const MAX_FAILURES_PER_STREAM = 5;
 
-type FailureCondition = Extract<SaslResult, { kind: "failure" }>["condition"] | "aborted" | "incorrect-encoding";
+type FailureCondition =
+  | Extract<SaslResult, { kind: "failure" }>["condition"]
+  | "aborted"
+  | "incorrect-encoding";
+
+const LOCKED = "too many failed attempts for this account, try later";
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
@@ -38,6 +44,8 @@ export class SaslNegotiator {
   ) {
     this.ctx = {
       domain: svc.domain,
+      decoySecret: svc.saslDecoySecret,
+      iterations: svc.config.scramIterations,
       getCredential: async (username: string, hash: ScramHash) => {
         const account = await svc.storage.accounts.get(username);
         if (!account || account.disabled) return undefined;
@@ -60,12 +68,8 @@ export class SaslNegotiator {
     const mechs = x("mechanisms", { xmlns: NS_SASL });
     for (const m of this.mechanisms()) mechs.c("mechanism").t(m.name);
     const out = [mechs];
-    const types = this.ctx.channelBindingTypes();
-    if (types.length > 0) {
-      const cb = x("sasl-channel-binding", { xmlns: NS_SASL_CB });
-      for (const t of types) cb.c("channel-binding", { type: t });
-      out.push(cb);
-    }
+    const cb = channelBindingFeature(this.ctx.channelBindingTypes());
+    if (cb) out.push(cb);
     return out;
   }
 
@@ -91,7 +95,11 @@ export class SaslNegotiator {
     const { svc, conn } = this;
     this.exchange = undefined;
     if (svc.authFailures.byAddress.blocked(conn.remoteAddress)) {
-      return this.fail("temporary-auth-failure", "too many failed attempts from this address, try later", false);
+      return this.fail(
+        "temporary-auth-failure",
+        "too many failed attempts from this address, try later",
+        false,
+      );
     }
     const name = el.attrs.mechanism ?? "";
     const mech = this.mechanisms().find((m) => m.name === name);
@@ -114,18 +122,29 @@ export class SaslNegotiator {
     }
     this.exchange = undefined;
     if (result.kind === "failure") {
-      const username = (result as { username?: string }).username;
-      if (username) this.svc.authFailures.byAccount.record(username);
+      const username = result.username;
+      if (username) {
+        // A locked account answers the same whatever the password, so the lock tells nothing.
+        if (this.svc.authFailures.byAccount.blocked(username))
+          return this.fail("temporary-auth-failure", LOCKED, false);
+        this.svc.authFailures.byAccount.record(username);
+      }
       return this.fail(result.condition, result.text);
     }
     const { username } = result;
     if (this.svc.authFailures.byAccount.blocked(username)) {
-      return this.fail("temporary-auth-failure", "too many failed attempts for this account, try later", false);
+      return this.fail("temporary-auth-failure", LOCKED, false);
     }
     await this.svc.hooks.fireAsync("c2s/authenticated", { session: this.conn, username });
     if (this.conn.closed) return;
     this.svc.authFailures.byAccount.reset(username);
-    this.send(x("success", { xmlns: NS_SASL }, result.data && result.data.length > 0 ? result.data.toString("base64") : "="));
+    this.send(
+      x(
+        "success",
+        { xmlns: NS_SASL },
+        result.data && result.data.length > 0 ? result.data.toString("base64") : "=",
+      ),
+    );
     this.svc.log.debug({ session: this.conn.id, username }, "authenticated");
     this.conn.completeAuthentication(username);
   }
@@ -151,4 +170,3 @@ export class SaslNegotiator {
     this.conn.send(el);
   }
 }
-

@@ -1,10 +1,12 @@
-import type { FailureLimiter } from "../core/rate-limit.js";
 import type { ServerServices } from "../core/module.js";
+import type { FailureLimiter } from "../core/rate-limit.js";
 import type { TlsMaterial } from "./tls.js";
 
 /** What a client connection needs from the server. */
 export interface C2SServices extends ServerServices {
   /** Undefined when TLS is not available (plaintext-only test setups). */
   readonly tls: TlsMaterial | undefined;
+  /** Stable secret for the fake SCRAM salts of unknown accounts (kept in dataDir across restarts). */
+  readonly saslDecoySecret: Buffer;
   readonly authFailures: { byAddress: FailureLimiter; byAccount: FailureLimiter };
 }

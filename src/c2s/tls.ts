@@ -53,7 +53,13 @@ export async function loadTls(config: ServerConfig, log: Logger): Promise<TlsMat
           { name: "basicConstraints", cA: false },
           { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
           { name: "extKeyUsage", serverAuth: true },
-          { name: "subjectAltName", altNames: [{ type: 2, value: config.domain }, { type: 2, value: `*.${config.domain}` }] },
+          {
+            name: "subjectAltName",
+            altNames: [
+              { type: 2, value: config.domain },
+              { type: 2, value: `*.${config.domain}` },
+            ],
+          },
         ],
       });
       writeFileSync(keyFile, pems.private, { mode: 0o600 });
@@ -65,5 +71,13 @@ export async function loadTls(config: ServerConfig, log: Logger): Promise<TlsMat
   const keyPem = readFileSync(keyFile, "utf8");
   const context = tls.createSecureContext({ cert: certPem, key: keyPem, minVersion: "TLSv1.2" });
   const fingerprint = new X509Certificate(certPem).fingerprint256;
-  return { context, certPem, keyPem, fingerprint, certFile, selfSigned, serverEndPoint: endPointHash(certPem) };
+  return {
+    context,
+    certPem,
+    keyPem,
+    fingerprint,
+    certFile,
+    selfSigned,
+    serverEndPoint: endPointHash(certPem),
+  };
 }

@@ -22,15 +22,27 @@ export const LimitsSchema = z
     /** Seconds without any input after which an authenticated connection is closed (0: never). */
     idleTimeoutSeconds: z.number().min(0).default(900),
     /** Sustained inbound bytes per second per connection; reading pauses above it (0: unlimited). */
-    bytesPerSecond: z.number().int().min(0).default(256 * 1024),
+    bytesPerSecond: z
+      .number()
+      .int()
+      .min(0)
+      .default(256 * 1024),
     /** Burst allowance for bytesPerSecond. */
-    burstBytes: z.number().int().min(0).default(1024 * 1024),
+    burstBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(1024 * 1024),
     /** Open client connections in total (0: unlimited). */
     maxConnections: z.number().int().min(0).default(0),
     /** Open client connections from one IP address (0: unlimited). */
     maxConnectionsPerAddress: z.number().int().min(0).default(0),
     /** Bytes queued for a client that does not read, before its stream is closed. */
-    maxSendBufferBytes: z.number().int().min(65_536).default(8 * 1024 * 1024),
+    maxSendBufferBytes: z
+      .number()
+      .int()
+      .min(65_536)
+      .default(8 * 1024 * 1024),
     /** Bound resources per account. */
     maxResourcesPerAccount: z.number().int().min(1).default(10),
     /** Failed authentications tolerated per address / per account within failureWindowSeconds. */

@@ -46,7 +46,8 @@ export interface AuthenticatedEvent {
 /**
  * Event names: `pre-<kind>` for stanzas from local clients; `<kind>/host`,
  * `<kind>/bare`, `<kind>/full` for stanzas to local addresses. A handler
- * returning true claims the stanza.
+ * returning true claims the stanza. Modules may add events of their own by
+ * augmenting this interface (TypeScript declaration merging) in their folder.
  */
 export interface ServerEvents {
   "pre-message": ClientStanzaEvent;
@@ -74,6 +75,11 @@ export interface ServerEvents {
   "c2s/authenticated": AuthenticatedEvent;
   /** A resource was bound: the session can send and receive stanzas. */
   "session/bound": SessionEvent;
+  /**
+   * A bound session became available: its initial presence with non-negative priority has been
+   * processed (fired by the presence module; offline delivery waits for it, XEP-0160).
+   */
+  "session/available": SessionEvent;
   /** A bound session ended (after its unavailable presence was handled). */
   "session/ended": SessionEndedEvent;
   "account/created": { username: string };

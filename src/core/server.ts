@@ -3,12 +3,13 @@
  * services, the modules and the listeners. Start and stop live here, so the
  * CLI, tests and benchmarks all run the same server.
  */
-import { mkdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { type Logger, pino } from "pino";
 import { C2SListener } from "../c2s/listener.js";
 import type { C2SServices } from "../c2s/services.js";
-import { type TlsMaterial, loadTls } from "../c2s/tls.js";
+import { loadTls, type TlsMaterial } from "../c2s/tls.js";
 import { openStorage } from "../storage/index.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { ServerConfig } from "./config.js";
@@ -86,9 +87,20 @@ export class SwitchboardServer {
       streamFeatures: new StreamFeatureRegistry(),
       apis: new Map(),
       tls,
+      saslDecoySecret: loadOrCreateSecret(path.join(config.dataDir, "secrets", "sasl-decoy")),
       authFailures: {
-        byAddress: new FailureLimiter({ max: limits.authFailuresPerAddress, windowMs: window, maxKeys: 100_000, now: () => clock.now() }),
-        byAccount: new FailureLimiter({ max: limits.authFailuresPerAccount, windowMs: window, maxKeys: 100_000, now: () => clock.now() }),
+        byAddress: new FailureLimiter({
+          max: limits.authFailuresPerAddress,
+          windowMs: window,
+          maxKeys: 100_000,
+          now: () => clock.now(),
+        }),
+        byAccount: new FailureLimiter({
+          max: limits.authFailuresPerAccount,
+          windowMs: window,
+          maxKeys: 100_000,
+          now: () => clock.now(),
+        }),
       },
     };
     installCoreHandlers(services);
@@ -135,4 +147,13 @@ export class SwitchboardServer {
     await storage.close();
     log.info("stopped");
   }
+}
+
+/** A random secret created once and kept in the data directory (mode 0600). */
+function loadOrCreateSecret(file: string): Buffer {
+  if (existsSync(file)) return readFileSync(file);
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const secret = randomBytes(32);
+  writeFileSync(file, secret, { mode: 0o600 });
+  return secret;
 }

@@ -3,5 +3,7 @@
  * under src/modules and one line here.
  */
 import type { ModuleDefinition } from "../core/module.js";
+import message from "./message/index.js";
+import offline from "./offline/index.js";
 
-export const standardModules: ModuleDefinition<unknown>[] = [];
+export const standardModules: ModuleDefinition<unknown>[] = [message, offline] as ModuleDefinition<unknown>[];

@@ -13,9 +13,9 @@ import type { StreamError } from "../../src/core/errors.js";
 import type { Jid } from "../../src/core/jid.js";
 import type { ModuleDefinition } from "../../src/core/module.js";
 import { isStanza } from "../../src/core/router.js";
-import type { ClientSession } from "../../src/core/session.js";
 import { deriveCredentials } from "../../src/core/sasl/credentials.js";
 import { SwitchboardServer } from "../../src/core/server.js";
+import type { ClientSession } from "../../src/core/session.js";
 import type { XmlElement } from "../../src/core/xml/element.js";
 
 /** A clock tests move by hand. */

@@ -1,0 +1,170 @@
+#!/usr/bin/env node
+/** The `switchboard` command line: `start` runs the server; every admin command comes from src/commands. */
+import path from "node:path";
+import { Command, Option } from "commander";
+import type { CommandDefinition } from "../commands/command.js";
+import { CommandError } from "../commands/command.js";
+import { allCommands } from "../commands/index.js";
+import { systemClock } from "../core/clock.js";
+import { ConfigError, loadConfig, type ServerConfig } from "../core/config.js";
+import { SwitchboardServer } from "../core/server.js";
+import { standardModules } from "../modules/index.js";
+import { openStorage } from "../storage/index.js";
+
+const program = new Command("switchboard")
+  .description("Switchboard: an XMPP instant-messaging network server")
+  .showHelpAfterError();
+
+/** Options every command accepts, so each acts on the data of a given server. */
+function withConfigOptions(cmd: Command): Command {
+  return cmd
+    .option("-c, --config <file>", "configuration file (YAML or JSON)")
+    .option("--data-dir <dir>", "data directory (database, certificates)")
+    .option("--domain <domain>", "the XMPP domain served");
+}
+
+function configFrom(opts: Record<string, unknown>, extra: Record<string, unknown> = {}): ServerConfig {
+  return loadConfig({
+    ...(typeof opts.config === "string" ? { file: opts.config } : {}),
+    env: process.env,
+    overrides: { dataDir: opts.dataDir, domain: opts.domain, ...extra },
+  });
+}
+
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`not a port number: ${v}`);
+  return n;
+};
+
+withConfigOptions(program.command("start").description("Run the server"))
+  .option("--bind <address>", "listen address")
+  .option("--c2s-port <port>", "client port with STARTTLS (0 disables)", int)
+  .option("--c2s-tls-port <port>", "client port with direct TLS, XEP-0368 (0 disables)", int)
+  .option("--http-port <port>", "HTTP port (admin API, WebSocket)", int)
+  .option("--allow-plaintext", "let clients log in without TLS (loopback tests only)")
+  .option("--allow-registration", "open in-band registration (XEP-0077)")
+  .option("--max-stanza-size <bytes>", "largest stanza accepted", int)
+  .addOption(
+    new Option("--log-level <level>", "log level").choices([
+      "trace",
+      "debug",
+      "info",
+      "warn",
+      "error",
+      "fatal",
+      "silent",
+    ]),
+  )
+  .action(async (opts: Record<string, unknown>) => {
+    const config = configFrom(opts, {
+      bind: opts.bind,
+      c2sPort: opts.c2sPort,
+      c2sTlsPort: opts.c2sTlsPort,
+      httpPort: opts.httpPort,
+      allowPlaintext: opts.allowPlaintext,
+      allowRegistration: opts.allowRegistration,
+      logLevel: opts.logLevel,
+      ...(opts.maxStanzaSize !== undefined ? { limits: { maxStanzaBytes: opts.maxStanzaSize } } : {}),
+    });
+    const server = await SwitchboardServer.start(config, { modules: standardModules });
+    printSummary(server, config);
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      server.log.info({ signal }, "shutting down");
+      server.stop().then(
+        () => process.exit(0),
+        (err) => {
+          server.log.error({ err }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+  });
+
+function printSummary(server: SwitchboardServer, config: ServerConfig): void {
+  const { addresses, tls } = server;
+  const accounts = `npx switchboard user add alice --password 'a-long-secret' --data-dir ${path.relative(process.cwd(), config.dataDir) || "."}`;
+  server.log.info(
+    {
+      c2sPort: addresses.c2sPort,
+      c2sTlsPort: addresses.c2sTlsPort,
+      bind: config.bind,
+      dataDir: config.dataDir,
+      modules: server.modules.list().length,
+      tls: tls ? (tls.selfSigned ? "self-signed" : "configured") : "off",
+    },
+    "switchboard ready",
+  );
+  const lines = [
+    "",
+    `Switchboard is serving ${config.domain}`,
+    addresses.c2sPort !== undefined &&
+      `  XMPP clients: ${config.bind}:${addresses.c2sPort} (STARTTLS${config.allowPlaintext ? " optional" : " required"})`,
+    addresses.c2sTlsPort !== undefined &&
+      `  XMPP clients, direct TLS: ${config.bind}:${addresses.c2sTlsPort}`,
+    tls &&
+      `  Certificate: ${tls.certFile}${tls.selfSigned ? " (self-signed: accept it in your client)" : ""}`,
+    tls && `  SHA-256 fingerprint: ${tls.fingerprint}`,
+    `  Create an account: ${accounts}`,
+    `  Then log in as alice@${config.domain} with any XMPP client (server ${config.bind}, port ${addresses.c2sPort ?? addresses.c2sTlsPort}).`,
+    "",
+  ].filter(Boolean);
+  process.stdout.write(lines.join("\n") + "\n");
+}
+
+function addAdminCommand(def: CommandDefinition<never>): void {
+  let parent = program;
+  for (const word of def.name.slice(0, -1)) {
+    parent =
+      parent.commands.find((c) => c.name() === word) ?? parent.command(word).description(`${word} commands`);
+  }
+  const cmd = withConfigOptions(parent.command(def.name.at(-1)!).description(def.description));
+  const positional = def.args.filter((a) => a.positional);
+  for (const a of positional) cmd.argument(`<${a.name}>`, a.description);
+  for (const a of def.args.filter((a) => !a.positional)) {
+    cmd.option(a.flag ? `--${a.name}` : `--${a.name} <value>`, a.description);
+  }
+  cmd.option("--json", "print the result as JSON");
+  cmd.action(async (...argv: unknown[]) => {
+    const opts = argv[positional.length] as Record<string, unknown>;
+    const raw: Record<string, unknown> = {};
+    positional.forEach((a, i) => {
+      raw[a.name] = argv[i];
+    });
+    for (const a of def.args.filter((a) => !a.positional))
+      if (opts[a.name] !== undefined) raw[a.name] = opts[a.name];
+    const parsed = def.input.safeParse(raw);
+    if (!parsed.success) {
+      throw new CommandError(
+        parsed.error.issues.map((i) => `${i.path.join(".") || "input"}: ${i.message}`).join("; "),
+      );
+    }
+    const config = configFrom(opts);
+    const storage = await openStorage({
+      backend: config.storage.backend,
+      path: path.resolve(config.dataDir, config.storage.sqlitePath),
+    });
+    try {
+      const result = await def.run({ config, storage, clock: systemClock }, parsed.data);
+      process.stdout.write((opts.json ? JSON.stringify(result.data ?? {}) : result.message) + "\n");
+    } finally {
+      await storage.close();
+    }
+  });
+}
+
+for (const def of allCommands) addAdminCommand(def);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof CommandError || err instanceof ConfigError) {
+    process.stderr.write(`switchboard: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`switchboard: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

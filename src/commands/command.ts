@@ -1,0 +1,66 @@
+/**
+ * Admin commands are defined once, as data: a name, a description, the
+ * arguments (a zod schema, so every face validates the same way) and a run
+ * function. The CLI builds its subcommands from these definitions; the HTTP
+ * admin API and the console expose the same list.
+ */
+import type { z } from "zod";
+import type { Clock } from "../core/clock.js";
+import type { ServerConfig } from "../core/config.js";
+import type { Storage } from "../core/storage/types.js";
+
+export interface CommandContext {
+  config: ServerConfig;
+  storage: Storage;
+  clock: Clock;
+  /** Present when the command runs inside a live server (HTTP API, console), absent from the CLI. */
+  live?: LiveServer;
+}
+
+/** What a command may do to a running server beyond storage (e.g. disconnect a deleted account). */
+export interface LiveServer {
+  disconnectAccount(username: string, reason: string): number;
+}
+
+export interface CommandArg {
+  name: string;
+  description: string;
+  /** Positional arguments come first on the command line; the others are --options. */
+  positional?: boolean;
+  /** For the CLI: the option takes no value. */
+  flag?: boolean;
+}
+
+export interface CommandResult {
+  /** One line for people. */
+  message: string;
+  /** Structured result for the API and `--json`. */
+  data?: unknown;
+}
+
+export interface CommandDefinition<Input = unknown> {
+  /** Words, e.g. ["user", "add"]. */
+  name: string[];
+  description: string;
+  args: CommandArg[];
+  input: z.ZodType<Input>;
+  /** Changes state (HTTP: POST) or only reads it (HTTP: GET). */
+  mutates: boolean;
+  run(ctx: CommandContext, input: Input): Promise<CommandResult>;
+}
+
+export function defineCommand<Input>(def: CommandDefinition<Input>): CommandDefinition<Input> {
+  return def;
+}
+
+/** A command failed for a reason the caller can fix (bad name, unknown account, …). */
+export class CommandError extends Error {
+  constructor(
+    message: string,
+    /** HTTP-style status for the API face: 400 invalid, 404 not found, 409 conflict. */
+    readonly status: 400 | 404 | 409 = 400,
+  ) {
+    super(message);
+    this.name = "CommandError";
+  }
+}

@@ -1,0 +1,166 @@
+/** Account administration: add, change password, delete, list, bulk import. */
+import { readFile } from "node:fs/promises";
+import os from "node:os";
+import { z } from "zod";
+import { JidError, normalizeLocal } from "../core/jid.js";
+import { deriveCredentials, deriveCredentialsAsync, PasswordError } from "../core/sasl/credentials.js";
+import type { ScramCredential, ScramHash } from "../core/storage/types.js";
+import { CommandError, defineCommand } from "./command.js";
+
+const HASHES: ScramHash[] = ["SHA-1", "SHA-256"];
+
+function username(raw: string): string {
+  try {
+    return normalizeLocal(raw);
+  } catch (err) {
+    if (err instanceof JidError) throw new CommandError(`invalid account name "${raw}": ${err.message}`);
+    throw err;
+  }
+}
+
+function credentials(password: string, iterations: number): ScramCredential[] {
+  try {
+    return deriveCredentials(password, { iterations, hashes: HASHES });
+  } catch (err) {
+    if (err instanceof PasswordError) throw new CommandError(`invalid password: ${err.message}`);
+    throw err;
+  }
+}
+
+export const userAdd = defineCommand({
+  name: ["user", "add"],
+  description: "Create an account",
+  args: [
+    { name: "name", description: "account name (localpart)", positional: true },
+    { name: "password", description: "its password" },
+  ],
+  input: z.object({ name: z.string().min(1), password: z.string().min(1) }),
+  mutates: true,
+  async run(ctx, input) {
+    const name = username(input.name);
+    const created = await ctx.storage.accounts.create(
+      name,
+      credentials(input.password, ctx.config.scramIterations),
+    );
+    if (!created) throw new CommandError(`account ${name}@${ctx.config.domain} already exists`, 409);
+    return { message: `created ${name}@${ctx.config.domain}`, data: { jid: `${name}@${ctx.config.domain}` } };
+  },
+});
+
+export const userPasswd = defineCommand({
+  name: ["user", "passwd"],
+  description: "Set an account's password",
+  args: [
+    { name: "name", description: "account name", positional: true },
+    { name: "password", description: "the new password" },
+  ],
+  input: z.object({ name: z.string().min(1), password: z.string().min(1) }),
+  mutates: true,
+  async run(ctx, input) {
+    const name = username(input.name);
+    const ok = await ctx.storage.accounts.setCredentials(
+      name,
+      credentials(input.password, ctx.config.scramIterations),
+    );
+    if (!ok) throw new CommandError(`no account ${name}@${ctx.config.domain}`, 404);
+    return { message: `password changed for ${name}@${ctx.config.domain}` };
+  },
+});
+
+export const userDelete = defineCommand({
+  name: ["user", "delete"],
+  description: "Delete an account and all its data",
+  args: [{ name: "name", description: "account name", positional: true }],
+  input: z.object({ name: z.string().min(1) }),
+  mutates: true,
+  async run(ctx, input) {
+    const name = username(input.name);
+    const ok = await ctx.storage.accounts.delete(name);
+    if (!ok) throw new CommandError(`no account ${name}@${ctx.config.domain}`, 404);
+    const kicked = ctx.live?.disconnectAccount(name, "account deleted") ?? 0;
+    return { message: `deleted ${name}@${ctx.config.domain}`, data: { disconnectedSessions: kicked } };
+  },
+});
+
+export const userList = defineCommand({
+  name: ["user", "list"],
+  description: "List accounts",
+  args: [
+    { name: "prefix", description: "only names starting with this" },
+    { name: "limit", description: "at most this many (default 1000)" },
+    { name: "offset", description: "skip this many" },
+  ],
+  input: z.object({
+    prefix: z.string().optional(),
+    limit: z.coerce.number().int().min(1).max(100_000).default(1000),
+    offset: z.coerce.number().int().min(0).default(0),
+  }),
+  mutates: false,
+  async run(ctx, input) {
+    const names = await ctx.storage.accounts.list(input);
+    const total = await ctx.storage.accounts.count();
+    return { message: names.join("\n") || "(no accounts)", data: { accounts: names, total } };
+  },
+});
+
+export const userImport = defineCommand({
+  name: ["user", "import"],
+  description: "Create accounts from a file of name,password lines (existing names are skipped)",
+  args: [{ name: "file", description: "path of the file", positional: true }],
+  input: z.object({ file: z.string().min(1) }),
+  mutates: true,
+  async run(ctx, input) {
+    let text: string;
+    try {
+      text = await readFile(input.file, "utf8");
+    } catch (err) {
+      throw new CommandError(`cannot read ${input.file}: ${(err as Error).message}`);
+    }
+    const entries: { name: string; password: string; line: number }[] = [];
+    const seen = new Set<string>();
+    text.split(/\r?\n/).forEach((raw, i) => {
+      const line = raw.trim();
+      if (line === "" || line.startsWith("#")) return;
+      const comma = line.indexOf(",");
+      if (comma <= 0 || comma === line.length - 1)
+        throw new CommandError(`line ${i + 1}: expected name,password`);
+      const name = username(line.slice(0, comma));
+      if (seen.has(name)) throw new CommandError(`line ${i + 1}: ${name} appears twice`);
+      seen.add(name);
+      entries.push({ name, password: line.slice(comma + 1), line: i + 1 });
+    });
+    const started = ctx.clock.now();
+    // PBKDF2 runs in libuv's thread pool: keep every core busy, not more.
+    const parallel = Math.max(2, os.availableParallelism());
+    const items: { username: string; credentials: ScramCredential[] }[] = new Array(entries.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < entries.length) {
+        const i = next++;
+        const e = entries[i]!;
+        try {
+          items[i] = {
+            username: e.name,
+            credentials: await deriveCredentialsAsync(e.password, {
+              iterations: ctx.config.scramIterations,
+              hashes: HASHES,
+            }),
+          };
+        } catch (err) {
+          if (err instanceof PasswordError)
+            throw new CommandError(`line ${e.line}: invalid password: ${err.message}`);
+          throw err;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: parallel }, worker));
+    const created = await ctx.storage.accounts.createMany(items);
+    const seconds = (ctx.clock.now() - started) / 1000;
+    return {
+      message: `imported ${created} accounts (${entries.length - created} already existed) in ${seconds.toFixed(1)} s`,
+      data: { created, skipped: entries.length - created, seconds },
+    };
+  },
+});
+
+export const userCommands = [userAdd, userPasswd, userDelete, userList, userImport];

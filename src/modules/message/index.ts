@@ -1,0 +1,74 @@
+/**
+ * Message routing rules of RFC 6121 §8.5 for local accounts: full JIDs,
+ * bare JIDs (highest-priority available resources), and messages for accounts
+ * with no available resource (handed to offline storage through the
+ * `message/offline` event, or bounced).
+ */
+
+import { StanzaError } from "../../core/errors.js";
+import type { StanzaEvent } from "../../core/events.js";
+import { defineModule } from "../../core/module.js";
+import { isAvailable } from "../../core/session.js";
+
+declare module "../../core/events.js" {
+  interface ServerEvents {
+    /** A message for an account with no available resource; offline storage claims it (RFC 6121 §8.5.2.2). */
+    "message/offline": StanzaEvent;
+  }
+}
+
+export default defineModule({
+  name: "message",
+  description: "Delivers messages to local accounts and resources (RFC 6121 §8.5)",
+  setup(ctx) {
+    const { sessions, storage, hooks } = ctx;
+
+    /** RFC 6121 §8.5.2: bare JID of a local account. */
+    const toBare = (ev: StanzaEvent): boolean | Promise<boolean> => {
+      const type = ev.stanza.attrs.type ?? "normal";
+      if (type === "error") return true; // §8.5.2.1.1: silently ignored
+      if (type === "groupchat") throw new StanzaError("service-unavailable");
+      const username = ev.to.local;
+      if (type === "headline") {
+        // Headlines go to every available non-negative resource, and nowhere when there is none.
+        for (const s of sessions.availableOf(username)) if (s.priority >= 0) s.send(ev.stanza);
+        return true;
+      }
+      const targets = sessions.messageTargets(username);
+      if (targets.length > 0) {
+        for (const s of targets) s.send(ev.stanza);
+        return true;
+      }
+      return offline(ev);
+    };
+
+    const offline = async (ev: StanzaEvent): Promise<boolean> => {
+      if (!(await storage.accounts.exists(ev.to.local))) throw new StanzaError("service-unavailable");
+      if (await hooks.fireAsync("message/offline", ev)) return true;
+      throw new StanzaError("service-unavailable", "the recipient is offline");
+    };
+
+    ctx.hook("message/bare", toBare, -10);
+
+    /** RFC 6121 §8.5.3: full JID. */
+    ctx.hook(
+      "message/full",
+      (ev) => {
+        const session = sessions.get(ev.to.local, ev.to.resource);
+        if (session && !session.closed && session.bound) {
+          session.send(ev.stanza);
+          return true;
+        }
+        const type = ev.stanza.attrs.type ?? "normal";
+        if (type === "error" || type === "headline") return true;
+        if (type === "groupchat") throw new StanzaError("service-unavailable");
+        // §8.5.3.2.1: normal and chat are treated as if addressed to the bare JID.
+        return toBare(ev);
+      },
+      -10,
+    );
+
+    // Used by tests and by modules that need to know whether a message would be delivered live.
+    ctx.provide({ isAvailable });
+  },
+});
