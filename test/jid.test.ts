@@ -50,17 +50,11 @@ describe("RFC 7622 §3.5 examples", () => {
   }
 
   // PRECIS IdentifierClass (RFC 8264 §9.1) disallows compatibility characters and symbols in localparts.
-  test(
-    "invalid: henryⅣ@example.com (U+2163 has a compatibility decomposition)",
-    {
-      todo: "jid.ts accepts it and lower-cases it to henryⅳ",
-    },
-    () => assert.throws(() => parseJid("henryⅣ@example.com"), JidError),
+  test("invalid: henryⅣ@example.com (U+2163 has a compatibility decomposition)", {}, () =>
+    assert.throws(() => parseJid("henryⅣ@example.com"), JidError),
   );
-  test(
-    "invalid: ♚@example.com (symbol in a localpart)",
-    { todo: "jid.ts accepts symbols in localparts" },
-    () => assert.throws(() => parseJid("♚@example.com"), JidError),
+  test("invalid: ♚@example.com (symbol in a localpart)", {}, () =>
+    assert.throws(() => parseJid("♚@example.com"), JidError),
   );
 });
 
@@ -82,9 +76,8 @@ describe("localpart", () => {
     assert.throws(() => normalizeLocal(""), JidError);
   });
 
-  test("invisible characters are refused", { todo: "jid.ts accepts U+200B ZERO WIDTH SPACE" }, () =>
-    assert.throws(() => normalizeLocal("jul\u200biet"), JidError),
-  );
+  test("invisible characters are refused", () =>
+    assert.throws(() => normalizeLocal("jul\u200biet"), JidError));
 });
 
 describe("domainpart", () => {
@@ -121,13 +114,10 @@ describe("domainpart", () => {
     }
   });
 
-  test("an IPv6 literal must be an IPv6 address", { todo: "jid.ts accepts any text between brackets" }, () =>
-    assert.throws(() => parseJid("juliet@[not-an-address]"), JidError),
-  );
+  test("an IPv6 literal must be an IPv6 address", () =>
+    assert.throws(() => parseJid("juliet@[not-an-address]"), JidError));
 
-  test("numeric and hex hosts are not rewritten as IPv4 addresses", {
-    todo: "the WHATWG host parser turns '123' into 0.0.0.123 and '0x7f.1' into 127.0.0.1",
-  }, () => {
+  test("numeric and hex hosts are not rewritten as IPv4 addresses", () => {
     assert.throws(() => parseJid("0x7f.1"), JidError);
   });
 });

@@ -9,6 +9,7 @@
  *   U+0020, NFC; controls forbidden.
  * Each part is limited to 1023 octets (UTF-8).
  */
+import { isIPv4, isIPv6 } from "node:net";
 import { domainToASCII, domainToUnicode } from "node:url";
 
 export class JidError extends Error {
@@ -20,8 +21,11 @@ export class JidError extends Error {
 
 const MAX_PART_OCTETS = 1023;
 const LOCAL_FORBIDDEN = /["&'/:<>@\s]/u;
-// Controls (Cc), plus code points PRECIS disallows in every class: unassigned, surrogates, non-characters.
-const CONTROL = /[\p{Cc}\p{Cs}\p{Cn}]/u;
+// Controls (Cc), plus code points PRECIS disallows in every class: unassigned, surrogates,
+// default-ignorable code points (zero-width spaces and joiners, which make look-alike names).
+const CONTROL = /[\p{Cc}\p{Cs}\p{Cn}\p{Default_Ignorable_Code_Point}]/u;
+// IdentifierClass (RFC 8264 §4.2): ASCII printable, or LetterDigits (Ll Lu Lo Nd Lm Mn Mc).
+const IDENTIFIER_CHAR = /^[\x21-\x7e\p{Ll}\p{Lu}\p{Lo}\p{Nd}\p{Lm}\p{Mn}\p{Mc}]$/u;
 // IdentifierClass excludes symbols-for-space and any kind of space; FreeformClass allows spaces but not controls.
 const NON_ASCII_SPACE = /[\u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]/g;
 // Halfwidth and fullwidth forms: the only NFKC mapping PRECIS width-mapping applies.
@@ -37,6 +41,12 @@ export function normalizeLocal(raw: string): string {
   s = s.toLowerCase().normalize("NFC");
   if (LOCAL_FORBIDDEN.test(s)) throw new JidError("localpart contains a forbidden character");
   if (CONTROL.test(s)) throw new JidError("localpart contains a disallowed code point");
+  for (const ch of s) {
+    // Symbols, punctuation beyond ASCII, and characters with compatibility forms (HasCompat) are not identifiers.
+    if (ch.charCodeAt(0) > 0x7e && (!IDENTIFIER_CHAR.test(ch) || ch.normalize("NFKC") !== ch)) {
+      throw new JidError("localpart contains a character not allowed in identifiers");
+    }
+  }
   if (octets(s) > MAX_PART_OCTETS) throw new JidError("localpart too long");
   return s;
 }
@@ -44,10 +54,17 @@ export function normalizeLocal(raw: string): string {
 export function normalizeDomain(raw: string): string {
   let s = raw.endsWith(".") ? raw.slice(0, -1) : raw;
   if (s === "") throw new JidError("empty domainpart");
-  if (s.startsWith("[") && s.endsWith("]")) return s.toLowerCase(); // IPv6 literal
+  if (s.startsWith("[") && s.endsWith("]")) {
+    const inner = s.slice(1, -1);
+    if (!isIPv6(inner)) throw new JidError("domainpart is not a valid IPv6 literal");
+    // One spelling per address, so that [::1] and [0::1] are the same JID.
+    return "[" + new URL(`http://[${inner}]/`).hostname.slice(1, -1) + "]";
+  }
   if (/[\s/@:?#\\[\]<>%]/u.test(s)) throw new JidError("domainpart contains a forbidden character");
   const ascii = domainToASCII(s);
   if (ascii === "") throw new JidError("domainpart is not a valid domain name");
+  // The URL host parser reads "123" or "0x7f.1" as IPv4 numbers; a JID domain is only a name or a dotted quad.
+  if (isIPv4(ascii) && !isIPv4(s)) throw new JidError("domainpart is not a valid domain name");
   s = ascii.includes("xn--") ? domainToUnicode(ascii) : ascii;
   if (octets(s) > MAX_PART_OCTETS) throw new JidError("domainpart too long");
   for (const label of ascii.split(".")) {
