@@ -3,7 +3,28 @@
  * under src/modules and one line here.
  */
 import type { ModuleDefinition } from "../core/module.js";
+import blocking from "./blocking/index.js";
+import disco from "./disco/index.js";
+import last from "./last/index.js";
 import message from "./message/index.js";
 import offline from "./offline/index.js";
+import ping from "./ping/index.js";
+import privateStorage from "./private/index.js";
+import register from "./register/index.js";
+import time from "./time/index.js";
+import vcard from "./vcard/index.js";
+import version from "./version/index.js";
 
-export const standardModules: ModuleDefinition<unknown>[] = [message, offline] as ModuleDefinition<unknown>[];
+export const standardModules: ModuleDefinition<unknown>[] = [
+  message,
+  offline,
+  disco,
+  ping,
+  version,
+  time,
+  last,
+  vcard,
+  privateStorage,
+  blocking,
+  register,
+] as ModuleDefinition<unknown>[];

@@ -1,0 +1,189 @@
+/**
+ * Service Discovery (XEP-0030) for the server and, on their behalf, for its
+ * accounts. The core's DiscoRegistry is the single source of identities and
+ * features: every module registers its own with ctx.addFeature/addIdentity.
+ * XEP-0128 extension forms come from ctx.disco.extensions. Other modules can
+ * list items (a component, an upload service) and serve nodes through the API
+ * this module provides.
+ *
+ * Account JIDs (XEP-0030 §8): disco#info answers only the account itself and
+ * entities allowed to see its presence; anyone else, and every request for an
+ * account that does not exist, gets service-unavailable. disco#items gives
+ * such requesters an empty result, and the others the available resources.
+ */
+import { z } from "zod";
+import { StanzaError } from "../../core/errors.js";
+import type { DiscoIdentity, DiscoTarget } from "../../core/features.js";
+import type { IqRequest } from "../../core/iq.js";
+import type { Jid } from "../../core/jid.js";
+import { defineModule } from "../../core/module.js";
+import { type XmlElement, x } from "../../core/xml/element.js";
+import { accountVisibleTo } from "./access.js";
+
+export const NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";
+export const NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
+
+export interface DiscoItem {
+  jid: string;
+  name?: string;
+  node?: string;
+}
+
+/** What a disco request is about: who asks, which JID (the domain or an account's bare JID), which node. */
+export interface DiscoQuery {
+  from: Jid;
+  to: Jid;
+  node?: string;
+}
+
+export interface DiscoNodeInfo {
+  identities: DiscoIdentity[];
+  features: string[];
+  /** XEP-0128 data forms. */
+  extensions?: XmlElement[];
+}
+
+/** A node served on the domain or on every account JID. */
+export interface DiscoNode {
+  info(query: DiscoQuery): DiscoNodeInfo | Promise<DiscoNodeInfo>;
+  /** Items of the node; none when omitted. */
+  items?(query: DiscoQuery): DiscoItem[] | Promise<DiscoItem[]>;
+}
+
+export type DiscoItemsProvider = (query: DiscoQuery) => DiscoItem[] | Promise<DiscoItem[]>;
+
+/** Published as ctx.api("disco"). Each method returns the function that undoes the registration. */
+export interface DiscoApi {
+  /** Adds items to node-less disco#items answers (for accounts: only to requesters allowed to see them). */
+  addItems(target: DiscoTarget, provider: DiscoItemsProvider): () => void;
+  addNode(target: DiscoTarget, node: string, handler: DiscoNode): () => void;
+}
+
+function infoQuery(node: string | undefined, info: DiscoNodeInfo): XmlElement {
+  return x(
+    "query",
+    { xmlns: NS_DISCO_INFO, node },
+    ...info.identities.map((i) => x("identity", { category: i.category, type: i.type, name: i.name })),
+    ...info.features.map((f) => x("feature", { var: f })),
+    ...(info.extensions ?? []).map((e) => e.clone()),
+  );
+}
+
+function itemsQuery(node: string | undefined, items: DiscoItem[]): XmlElement {
+  return x(
+    "query",
+    { xmlns: NS_DISCO_ITEMS, node },
+    ...items.map((i) => x("item", { jid: i.jid, name: i.name, node: i.node })),
+  );
+}
+
+/** The node asked for, after checking the payload is a <query/>. */
+function requestedNode(req: IqRequest): string | undefined {
+  if (req.payload.name !== "query") throw new StanzaError("bad-request", "expected a <query/> element");
+  return req.payload.attrs.node;
+}
+
+export default defineModule({
+  name: "disco",
+  description: "Service discovery for the server and its accounts (XEP-0030, XEP-0128)",
+  xeps: [
+    { xep: "0030", version: "2.5.0", status: "complete" },
+    { xep: "0128", version: "1.0.1", status: "complete" },
+  ],
+  options: z.object({
+    /** The name of the server identity (category "server", type "im"). */
+    name: z.string().min(1).default("Switchboard"),
+  }),
+  setup(ctx) {
+    const { disco, storage, sessions, domain } = ctx;
+    const providers: Record<DiscoTarget, DiscoItemsProvider[]> = { host: [], account: [] };
+    const nodes: Record<DiscoTarget, Map<string, DiscoNode>> = { host: new Map(), account: new Map() };
+
+    for (const target of ["host", "account"] as const) {
+      ctx.addFeature(NS_DISCO_INFO, target);
+      ctx.addFeature(NS_DISCO_ITEMS, target);
+    }
+    ctx.addIdentity({ category: "server", type: "im", name: ctx.options.name }, "host");
+    ctx.addIdentity({ category: "account", type: "registered" }, "account");
+
+    const registryInfo = (target: DiscoTarget): DiscoNodeInfo => ({
+      identities: disco.getIdentities(target),
+      features: disco.getFeatures(target),
+      ...(target === "host" ? { extensions: disco.extensions } : {}),
+    });
+
+    const nodeOf = (target: DiscoTarget, node: string): DiscoNode => {
+      const handler = nodes[target].get(node);
+      if (!handler) throw new StanzaError("item-not-found", "no such node");
+      return handler;
+    };
+
+    const query = (req: IqRequest, node: string | undefined): DiscoQuery => ({
+      from: req.from,
+      to: req.to,
+      ...(node !== undefined ? { node } : {}),
+    });
+
+    const itemsOf = async (target: DiscoTarget, q: DiscoQuery): Promise<DiscoItem[]> => {
+      const lists = await Promise.all(providers[target].map((p) => p(q)));
+      return lists.flat();
+    };
+
+    const visible = (req: IqRequest): Promise<boolean> =>
+      accountVisibleTo(storage, domain, req.to.local, req.from);
+
+    ctx.handleIq({ target: "host", type: "get", xmlns: NS_DISCO_INFO }, async (req) => {
+      const node = requestedNode(req);
+      if (node === undefined) return infoQuery(undefined, registryInfo("host"));
+      return infoQuery(node, await nodeOf("host", node).info(query(req, node)));
+    });
+
+    ctx.handleIq({ target: "host", type: "get", xmlns: NS_DISCO_ITEMS }, async (req) => {
+      const node = requestedNode(req);
+      if (node === undefined) return itemsQuery(undefined, await itemsOf("host", query(req, node)));
+      const handler = nodeOf("host", node);
+      return itemsQuery(node, (await handler.items?.(query(req, node))) ?? []);
+    });
+
+    ctx.handleIq({ target: "bare", type: "get", xmlns: NS_DISCO_INFO }, async (req) => {
+      const node = requestedNode(req);
+      if (!(await visible(req))) throw new StanzaError("service-unavailable");
+      if (node === undefined) return infoQuery(undefined, registryInfo("account"));
+      return infoQuery(node, await nodeOf("account", node).info(query(req, node)));
+    });
+
+    ctx.handleIq({ target: "bare", type: "get", xmlns: NS_DISCO_ITEMS }, async (req) => {
+      const node = requestedNode(req);
+      // XEP-0030 §8: unknown accounts and unauthorised requesters get an empty result, not an error.
+      if (!(await visible(req))) return itemsQuery(node, []);
+      if (node !== undefined) {
+        const handler = nodeOf("account", node);
+        return itemsQuery(node, (await handler.items?.(query(req, node))) ?? []);
+      }
+      const resources: DiscoItem[] = sessions
+        .availableOf(req.to.local)
+        .map((s) => ({ jid: s.jid!.toString() }));
+      return itemsQuery(undefined, [...resources, ...(await itemsOf("account", query(req, node)))]);
+    });
+
+    const api: DiscoApi = {
+      addItems(target, provider) {
+        providers[target].push(provider);
+        return () => {
+          const list = providers[target];
+          const i = list.indexOf(provider);
+          if (i >= 0) list.splice(i, 1);
+        };
+      },
+      addNode(target, node, handler) {
+        const map = nodes[target];
+        if (map.has(node)) throw new Error(`disco node ${node} is already served for ${target}`);
+        map.set(node, handler);
+        return () => {
+          if (map.get(node) === handler) map.delete(node);
+        };
+      },
+    };
+    ctx.provide(api);
+  },
+});

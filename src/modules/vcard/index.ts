@@ -1,0 +1,77 @@
+/**
+ * vCard storage (XEP-0054, vcard-temp). An account sets and reads its own
+ * vCard (no vCard yet: an empty <vCard/>); anyone may read another account's
+ * vCard, and gets service-unavailable both when the account has none and when
+ * it does not exist (XEP-0054 §3.3, against directory harvesting). Only the
+ * owner may set it (forbidden otherwise). The vCard is kept exactly as sent
+ * (photos included), as serialized XML, up to a size limit; setting an empty
+ * vCard removes it.
+ */
+import { z } from "zod";
+import { StanzaError } from "../../core/errors.js";
+import type { IqRequest } from "../../core/iq.js";
+import { defineModule } from "../../core/module.js";
+import { type XmlElement, x } from "../../core/xml/element.js";
+import { parseElement } from "../../core/xml/fragment.js";
+import { isSelf } from "../disco/access.js";
+
+export const NS_VCARD = "vcard-temp";
+const KEY = "vcard";
+
+export default defineModule({
+  name: "vcard",
+  description: "vCard storage for accounts (XEP-0054)",
+  xeps: [{ xep: "0054", version: "1.3.0", status: "complete" }],
+  options: z.object({
+    /** Largest vCard accepted, in bytes of serialized XML (photos are inline, base64). */
+    maxBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(64 * 1024),
+  }),
+  setup(ctx) {
+    const { storage, domain } = ctx;
+    const store = storage.keyValue("vcard");
+    ctx.addFeature(NS_VCARD, "host");
+    ctx.addFeature(NS_VCARD, "account");
+
+    const checkPayload = (req: IqRequest) => {
+      if (req.payload.name !== "vCard") throw new StanzaError("bad-request", "expected a <vCard/> element");
+    };
+
+    const load = async (username: string): Promise<XmlElement | undefined> => {
+      const raw = await store.get(username, KEY);
+      if (raw === undefined) return undefined;
+      const vcard = parseElement(raw);
+      if (!vcard) ctx.log.warn({ username }, "stored vCard is unreadable; answering as if there were none");
+      return vcard;
+    };
+
+    ctx.handleIq({ target: "bare", type: "get", xmlns: NS_VCARD }, async (req) => {
+      checkPayload(req);
+      const username = req.to.local;
+      const own = isSelf(username, domain, req.from);
+      const vcard = own || (await storage.accounts.exists(username)) ? await load(username) : undefined;
+      if (vcard) return vcard;
+      if (own) return x("vCard", { xmlns: NS_VCARD });
+      throw new StanzaError("service-unavailable");
+    });
+
+    ctx.handleIq({ target: "bare", type: "set", xmlns: NS_VCARD }, async (req) => {
+      checkPayload(req);
+      const username = req.to.local;
+      if (!isSelf(username, domain, req.from))
+        throw new StanzaError("forbidden", "only the owner may set a vCard");
+      if (req.payload.elements().length === 0) {
+        await store.delete(username, KEY);
+        return;
+      }
+      const xml = req.payload.toString();
+      if (Buffer.byteLength(xml, "utf8") > ctx.options.maxBytes) {
+        throw new StanzaError("not-acceptable", `the vCard is larger than ${ctx.options.maxBytes} bytes`);
+      }
+      await store.set(username, KEY, xml);
+    });
+  },
+});
