@@ -1,0 +1,156 @@
+/**
+ * The roster of each account: storage access serialised per account, the size
+ * limit, roster pushes to interested resources (RFC 6121 §2.1.6) and removal
+ * with cancellation of the subscriptions (RFC 6121 §2.5.2). Published as
+ * ctx.api("roster") for the presence module and any other user of rosters.
+ */
+import { StanzaError } from "../../core/errors.js";
+import { Jid } from "../../core/jid.js";
+import type { Router } from "../../core/router.js";
+import type { ClientSession } from "../../core/session.js";
+import type { SessionManager } from "../../core/sessions.js";
+import type { RosterItem, Storage } from "../../core/storage/types.js";
+import { type XmlElement, x } from "../../core/xml/element.js";
+import { itemElement, NS_ROSTER, removedItemElement } from "./items.js";
+import { KeyedLock } from "./lock.js";
+
+export interface RosterApi {
+  readonly maxItems: number;
+  /**
+   * Runs `fn` with exclusive use of one account's roster and pending subscriptions.
+   * Never route stanzas to other accounts from inside: their handlers take their own lock.
+   */
+  exclusive<T>(username: string, fn: () => Promise<T>): Promise<T>;
+  get(username: string): Promise<{ version: number; items: RosterItem[] }>;
+  getItem(username: string, contact: string): Promise<RosterItem | undefined>;
+  /**
+   * Stores an item and pushes it to the interested resources; returns the new version.
+   * A new item beyond maxItems is refused with not-allowed. Call inside exclusive().
+   */
+  store(username: string, item: RosterItem): Promise<number>;
+  /** Pushes one item (or its removal) with the given version to every interested resource. */
+  pushItem(
+    username: string,
+    item: RosterItem | { jid: string; subscription: "remove" },
+    version: number,
+  ): void;
+  /**
+   * Removes a contact as a roster set with subscription='remove' does: the item and any
+   * pending request go, the subscriptions in both directions are cancelled. Returns false
+   * when there was no such item.
+   */
+  removeContact(username: string, contact: Jid): Promise<boolean>;
+}
+
+export interface RosterServices {
+  domain: string;
+  storage: Storage;
+  sessions: SessionManager;
+  router: Router;
+}
+
+export class RosterService implements RosterApi {
+  private readonly lock = new KeyedLock();
+  private pushSeq = 0;
+
+  constructor(
+    private readonly svc: RosterServices,
+    readonly maxItems: number,
+  ) {}
+
+  exclusive<T>(username: string, fn: () => Promise<T>): Promise<T> {
+    return this.lock.run(username, fn);
+  }
+
+  get(username: string): Promise<{ version: number; items: RosterItem[] }> {
+    return this.svc.storage.roster.get(username);
+  }
+
+  getItem(username: string, contact: string): Promise<RosterItem | undefined> {
+    return this.svc.storage.roster.getItem(username, contact);
+  }
+
+  async store(username: string, item: RosterItem): Promise<number> {
+    const roster = this.svc.storage.roster;
+    if (!(await roster.getItem(username, item.jid))) {
+      const { items } = await roster.get(username);
+      if (items.length >= this.maxItems) {
+        throw new StanzaError("not-allowed", `the roster is full (at most ${this.maxItems} items)`);
+      }
+    }
+    const version = await roster.setItem(username, item);
+    this.pushItem(username, item, version);
+    return version;
+  }
+
+  pushItem(
+    username: string,
+    item: RosterItem | { jid: string; subscription: "remove" },
+    version: number,
+  ): void {
+    const el =
+      item.subscription === "remove" ? removedItemElement(item.jid) : itemElement(item as RosterItem);
+    for (const session of this.interested(username)) {
+      const push = x(
+        "iq",
+        { type: "set", id: `push${++this.pushSeq}`, to: session.jid!.toString() },
+        x("query", { xmlns: NS_ROSTER, ver: String(version) }, el.clone()),
+      );
+      session.send(push);
+    }
+  }
+
+  async removeContact(username: string, contact: Jid): Promise<boolean> {
+    const jid = contact.bareString;
+    const removed = await this.exclusive(username, async () => {
+      const roster = this.svc.storage.roster;
+      const item = await roster.getItem(username, jid);
+      if (!item) return undefined;
+      const pendingIn = (await roster.getPending(username)).some((p) => p.from === jid);
+      if (pendingIn) await roster.removePending(username, jid);
+      const version = await roster.removeItem(username, jid);
+      this.pushItem(username, { jid, subscription: "remove" }, version);
+      return { item, pendingIn };
+    });
+    if (!removed) return false;
+    await this.cancelSubscriptions(username, contact, removed.item, removed.pendingIn);
+    return true;
+  }
+
+  /**
+   * RFC 6121 §2.5.2: unsubscribe if the user was subscribed to the contact (or asked to be),
+   * unsubscribed if the contact was subscribed to the user (or asked to be); a contact that
+   * loses its subscription also gets unavailable presence from the user's resources (§3.2.2).
+   */
+  private async cancelSubscriptions(
+    username: string,
+    contact: Jid,
+    item: RosterItem,
+    pendingIn: boolean,
+  ): Promise<void> {
+    const user = Jid.trusted(username, this.svc.domain);
+    const hadTo = item.subscription === "to" || item.subscription === "both";
+    const hadFrom = item.subscription === "from" || item.subscription === "both";
+    const out: { stanza: XmlElement; from: Jid }[] = [];
+    const subscription = (type: string) => ({
+      stanza: x("presence", { type, from: user.toString(), to: contact.bareString }),
+      from: user,
+    });
+    if (hadTo || item.ask) out.push(subscription("unsubscribe"));
+    if (hadFrom || pendingIn) out.push(subscription("unsubscribed"));
+    if (hadFrom) {
+      for (const s of this.svc.sessions.availableOf(username)) {
+        out.push({
+          stanza: x("presence", { type: "unavailable", from: s.jid!.toString(), to: contact.bareString }),
+          from: s.jid!,
+        });
+      }
+    }
+    for (const { stanza, from } of out) await this.svc.router.deliver(stanza, from, contact.bare());
+  }
+
+  /** RFC 6121 §2.1.6: resources that requested the roster during their session. */
+  private interested(username: string): ClientSession[] {
+    return this.svc.sessions.resourcesOf(username).filter((s) => s.rosterRequested && !s.closed && s.jid);
+  }
+}
