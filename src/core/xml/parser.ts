@@ -1,0 +1,369 @@
+/**
+ * Streaming XML parser for XMPP streams (RFC 6120 §4, §11), hardened against hostile input.
+ *
+ * Tokenizing is done by saxes (a strict, well-formedness checking XML 1.0 parser) without its
+ * namespace mode; namespaces are resolved and checked here (parser-namespaces.ts), which
+ * measured faster for the same strictness (docs/xml-parsing.md). This layer adds what XMPP
+ * needs on top: the stream header, one XmlElement per top-level element, the restricted XML
+ * subset (no DTD, comments, PIs or non-predefined entities), and hard resource limits.
+ *
+ * Memory bound: the bytes of the current top-level element are counted while they are fed and
+ * the tokenizer is never handed more than `maxStanzaBytes` of one element (nor of whatever
+ * precedes the stream header), so a 100 MB attribute or an endless text node is cut off at the
+ * limit with a policy-violation before it is buffered. Whitespace between top-level elements
+ * (keepalives) is dropped before the tokenizer sees it and costs nothing.
+ */
+import { TextDecoder } from "node:util";
+import { SaxesParser, type SaxesTagPlain, type XMLDecl } from "saxes";
+import { StreamError, type StreamErrorCondition } from "../errors.js";
+import { XmlElement } from "./element.js";
+import { NamespaceError, type NsScope, ROOT_SCOPE, resolveElement } from "./parser-namespaces.js";
+import { charBoundary, skipWhitespace, skipWhitespaceChars } from "./parser-utf8.js";
+
+export const NS_STREAMS = "http://etherx.jabber.org/streams";
+
+/** Content namespaces whose top-level elements are delivered without an xmlns attribute. */
+const CONTENT_NAMESPACES = new Set(["jabber:client", "jabber:server", "jabber:component:accept"]);
+
+export interface StreamParserHandlers {
+  /** <stream:stream ...> opened: attrs as written, plus xmlns = the stream's default namespace ("" if none) */
+  streamStart(attrs: Record<string, string>): void;
+  /** a complete top-level child of the stream */
+  element(el: XmlElement): void;
+  /** </stream:stream> */
+  streamEnd(): void;
+  /** fatal: a StreamError with the right condition; the parser stops accepting input after this */
+  error(err: StreamError): void;
+}
+
+export interface StreamParserLimits {
+  /** largest top-level element, in bytes of UTF-8 from its '<' to its final '>' */
+  maxStanzaBytes: number;
+  /** deepest nesting below the stream element (a top-level element is at depth 1) */
+  maxDepth: number;
+}
+
+interface Frame {
+  el: XmlElement;
+  ns: string;
+  scope: NsScope;
+}
+
+type State = "prolog" | "open" | "closed" | "failed" | "ended";
+
+/** Thrown from inside tokenizer callbacks to stop it mid-chunk; never escapes write(). */
+const ABORT = Symbol("abort");
+
+export class StreamParser {
+  private readonly handlers: StreamParserHandlers;
+  private readonly limits: StreamParserLimits;
+  private readonly decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+  private state: State = "prolog";
+  private sax: SaxesParser | undefined;
+  private stack: Frame[] = [];
+  private streamScope: NsScope = ROOT_SCOPE;
+  /** the stream's content namespace when top-level elements in it go without xmlns, else null */
+  private contentNs: string | null = null;
+
+  /** bytes handed to the tokenizer since the last boundary (a closed top-level element or stream header) */
+  private used = 0;
+  /** only whitespace has been fed since the last boundary: more of it can be dropped unseen */
+  private idle = false;
+  /** tokenizer position (in UTF-16 units) right after the last boundary in the current piece, or -1 */
+  private boundaryAt = -1;
+  /** UTF-16 units handed to the current tokenizer before the current piece */
+  private fedChars = 0;
+  /** the incomplete UTF-8 sequence that ended the previous write */
+  private carry: Buffer | undefined;
+  private writing = false;
+  private readonly pending: Buffer[] = [];
+  private parsed = 0;
+
+  constructor(handlers: StreamParserHandlers, limits: StreamParserLimits) {
+    this.handlers = handlers;
+    this.limits = limits;
+    this.sax = this.newTokenizer();
+  }
+
+  /** Total bytes handed to the tokenizer so far (for tests and metrics). */
+  get bytesParsed(): number {
+    return this.parsed;
+  }
+
+  /** Feeds bytes as they arrive. Never throws: problems go to handlers.error. */
+  write(chunk: Buffer | string): void {
+    if (this.sax === undefined) return;
+    const buf = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
+    if (this.writing) {
+      // Written from inside a handler: process after the current chunk, in order.
+      this.pending.push(buf);
+      return;
+    }
+    this.writing = true;
+    try {
+      for (let next: Buffer | undefined = buf; next !== undefined && this.sax !== undefined; ) {
+        try {
+          this.feed(next);
+        } catch (err) {
+          if (err !== ABORT) {
+            if (this.state === "failed") throw err; // thrown by handlers.error itself
+            this.fail(new StreamError("internal-server-error", "XML parser failure"));
+          }
+        }
+        next = this.pending.shift();
+      }
+    } finally {
+      this.writing = false;
+      this.pending.length = 0;
+    }
+  }
+
+  /**
+   * Stream restart (after STARTTLS or SASL success): expect a new XML declaration and stream
+   * header. Called from inside a handler, it also drops the rest of the bytes being parsed:
+   * whatever followed the element that caused the restart in the same read belongs to the old
+   * stream (this is what defeats plaintext injection after STARTTLS).
+   */
+  reset(): void {
+    if (this.state === "failed" || this.state === "ended") return;
+    this.state = "prolog";
+    this.stack = [];
+    this.streamScope = ROOT_SCOPE;
+    this.contentNs = null;
+    this.used = 0;
+    this.idle = false;
+    this.boundaryAt = -1;
+    this.fedChars = 0;
+    this.carry = undefined;
+    this.pending.length = 0;
+    this.sax = this.newTokenizer();
+  }
+
+  /** The transport is gone: release everything and ignore further input. */
+  end(): void {
+    if (this.state !== "failed") this.state = "ended";
+    this.release();
+  }
+
+  // ---- feeding ----
+
+  private feed(input: Buffer): void {
+    const sax = this.sax!;
+    let buf = input;
+    if (this.carry !== undefined) {
+      buf = Buffer.concat([this.carry, input]);
+      this.carry = undefined;
+    }
+    const complete = charBoundary(buf, buf.length);
+    if (complete < buf.length) {
+      this.carry = Buffer.from(buf.subarray(complete));
+      buf = buf.subarray(0, complete);
+    }
+    let off = 0;
+    while (off < buf.length) {
+      if (this.idle) {
+        off = skipWhitespace(buf, off);
+        if (off === buf.length) return;
+      }
+      let end = buf.length;
+      const allowance = this.limits.maxStanzaBytes - this.used;
+      if (end - off > allowance) {
+        end = allowance > 0 ? charBoundary(buf, off + allowance) : off;
+        if (end <= off) {
+          this.fail(
+            new StreamError(
+              "policy-violation",
+              this.state === "prolog"
+                ? `stream header larger than ${this.limits.maxStanzaBytes} bytes`
+                : `stanza larger than ${this.limits.maxStanzaBytes} bytes`,
+            ),
+          );
+          return;
+        }
+      }
+      let piece: string;
+      try {
+        piece = this.decoder.decode(off === 0 && end === buf.length ? buf : buf.subarray(off, end));
+      } catch {
+        this.fail(new StreamError("not-well-formed", "invalid UTF-8"));
+        return;
+      }
+      const pieceStart = this.fedChars;
+      this.fedChars += piece.length;
+      this.parsed += end - off;
+      this.idle = false;
+      this.boundaryAt = -1;
+      try {
+        sax.write(piece);
+      } catch (err) {
+        // saxes reports ill-formed input by throwing a plain Error.
+        if (err instanceof Error && err.constructor === Error) this.onTokenizerError(err);
+        throw err;
+      }
+      if (this.sax !== sax) return; // reset or ended from a handler: drop the rest
+      this.account(piece, pieceStart, end - off);
+      off = end;
+    }
+  }
+
+  /** Updates the byte count of the unfinished top-level element after a piece was parsed. */
+  private account(piece: string, pieceStart: number, bytes: number): void {
+    if (this.boundaryAt < 0) {
+      this.used += bytes;
+      return;
+    }
+    // Count from the first non-whitespace character after the last boundary: the next element's '<'.
+    const from = skipWhitespaceChars(piece, this.boundaryAt - pieceStart);
+    if (from === piece.length) {
+      this.used = 0;
+      this.idle = true;
+    } else if (piece.length === bytes)
+      this.used = bytes - from; // all ASCII: one byte per unit
+    else this.used = Buffer.byteLength(from === 0 ? piece : piece.slice(from));
+  }
+
+  // ---- tokenizer events ----
+
+  /**
+   * saxes installs handlers with keyed stores; from the eighth one on, V8 leaves the parser
+   * object in a shape that makes tokenizing five times slower (measured, see
+   * docs/xml-parsing.md). Hence exactly seven handlers: no error handler (saxes then throws,
+   * which is what is wanted anyway) and the XML declaration read from sax.xmlDecl.
+   */
+  private newTokenizer(): SaxesParser {
+    const sax = new SaxesParser({ position: false });
+    sax.on("opentag", (tag) => this.onOpen(sax, tag as SaxesTagPlain));
+    sax.on("closetag", () => this.onClose(sax));
+    sax.on("text", (text) => this.onText(text));
+    sax.on("cdata", (text) => this.onText(text));
+    sax.on("doctype", () => this.abort("restricted-xml", "DTDs are not allowed"));
+    sax.on("comment", () => this.abort("restricted-xml", "comments are not allowed"));
+    sax.on("processinginstruction", () =>
+      this.abort("restricted-xml", "processing instructions are not allowed"),
+    );
+    return sax;
+  }
+
+  private checkXmlDecl(decl: XMLDecl): void {
+    if (decl.version !== undefined && decl.version !== "1.0")
+      this.abort("not-well-formed", "only XML 1.0 is supported");
+    if (decl.encoding !== undefined && decl.encoding.toLowerCase() !== "utf-8")
+      this.abort("unsupported-encoding", "only UTF-8 is supported");
+  }
+
+  private onTokenizerError(err: Error): never {
+    // saxes prefixes messages with a position when it tracks one; keep only the reason.
+    const reason = err.message.replace(/^\d+:\d+: /, "");
+    if (reason.startsWith("undefined entity"))
+      this.abort("restricted-xml", "only predefined entities are allowed");
+    if (reason.startsWith("inappropriately located doctype"))
+      this.abort("restricted-xml", "DTDs are not allowed");
+    this.abort("not-well-formed", reason);
+  }
+
+  private onOpen(sax: SaxesParser, tag: SaxesTagPlain): void {
+    if (this.state === "prolog") {
+      this.onStreamOpen(sax, tag);
+      return;
+    }
+    const depth = this.stack.length + 1;
+    if (depth > this.limits.maxDepth)
+      this.abort("policy-violation", `elements nested deeper than ${this.limits.maxDepth}`);
+    const parent = this.stack[this.stack.length - 1];
+    const r = this.resolve(
+      tag,
+      parent ? parent.scope : this.streamScope,
+      parent ? parent.ns : this.contentNs,
+    );
+    if (parent === undefined && r.local === "stream" && r.ns === NS_STREAMS)
+      this.abort("not-well-formed", "stream header inside the stream");
+    const el = new XmlElement(r.local, r.attrs);
+    if (parent) parent.el.children.push(el);
+    this.stack.push({ el, ns: r.ns, scope: r.scope });
+  }
+
+  private onStreamOpen(sax: SaxesParser, tag: SaxesTagPlain): void {
+    this.checkXmlDecl(sax.xmlDecl);
+    const r = this.resolve(tag, ROOT_SCOPE, null, true);
+    if (r.local !== "stream" || r.ns !== NS_STREAMS)
+      this.abort("invalid-namespace", `the stream element must be {${NS_STREAMS}}stream`);
+    const attrs = r.attrs;
+    attrs.xmlns = r.scope.defaultNs;
+    this.streamScope = r.scope;
+    this.contentNs = CONTENT_NAMESPACES.has(r.scope.defaultNs) ? r.scope.defaultNs : null;
+    this.state = "open";
+    this.boundaryAt = sax.position;
+    this.call(() => this.handlers.streamStart(attrs));
+  }
+
+  private onClose(sax: SaxesParser): void {
+    const frame = this.stack.pop();
+    if (frame === undefined) {
+      this.state = "closed";
+      this.boundaryAt = sax.position;
+      this.call(() => this.handlers.streamEnd());
+      return;
+    }
+    if (this.stack.length === 0) {
+      this.boundaryAt = sax.position;
+      this.call(() => this.handlers.element(frame.el));
+    }
+  }
+
+  private onText(text: string): void {
+    const top = this.stack[this.stack.length - 1];
+    if (top === undefined) {
+      // Between top-level elements only whitespace may appear (saxes rejects text outside the root).
+      if (skipWhitespaceChars(text, 0) !== text.length)
+        this.abort("bad-format", "character data between top-level elements");
+      return;
+    }
+    const children = top.el.children;
+    const last = children.length - 1;
+    if (last >= 0 && typeof children[last] === "string") children[last] += text;
+    else children.push(text);
+  }
+
+  private resolve(tag: SaxesTagPlain, scope: NsScope, inheritedNs: string | null, header = false) {
+    try {
+      return resolveElement(tag.name, tag.attributes, scope, inheritedNs, header);
+    } catch (err) {
+      if (err instanceof NamespaceError) this.abort("not-well-formed", err.message);
+      throw err;
+    }
+  }
+
+  // ---- outcome ----
+
+  /** Calls a handler; an exception from it ends the stream instead of escaping into write(). */
+  private call(fn: () => void): void {
+    const sax = this.sax;
+    try {
+      fn();
+    } catch (err) {
+      this.fail(err instanceof StreamError ? err : new StreamError("internal-server-error"));
+      throw ABORT;
+    }
+    if (this.sax !== sax) throw ABORT; // the handler reset or ended the parser
+  }
+
+  private abort(condition: StreamErrorCondition, text: string): never {
+    this.fail(new StreamError(condition, text));
+    throw ABORT;
+  }
+
+  private fail(err: StreamError): void {
+    if (this.state === "failed" || this.state === "ended") return;
+    this.state = "failed";
+    this.release();
+    this.handlers.error(err);
+  }
+
+  private release(): void {
+    this.sax = undefined;
+    this.stack = [];
+    this.carry = undefined;
+    this.pending.length = 0;
+  }
+}
