@@ -1,0 +1,144 @@
+/**
+ * Logging in with real clients: TLS (STARTTLS and XEP-0368 direct TLS) then
+ * SCRAM, and the SASL failures for a wrong password or an unknown account
+ * (RFC 6120 §6.5.10: not-authorized in both cases, so accounts cannot be probed).
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { connectJs, jsLoginFailure } from "../helpers/js-client.js";
+import { RawConnection } from "../helpers/raw-client.js";
+import { type TestServer, startServer } from "../helpers/server.js";
+import { connectSlix, slixLoginFailure, slixSkip } from "../helpers/slix-client.js";
+
+const ALICE = { user: "alice", password: "alice-secret-pw" };
+const BOB = { user: "bob", password: "bob-secret-pw" };
+
+describe("login: TLS + SCRAM", () => {
+  let server: TestServer;
+
+  before(async () => {
+    server = await startServer({ name: "auth", users: { alice: ALICE.password, bob: BOB.password } });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  test("before TLS, the plaintext port requires STARTTLS and offers no PLAIN", async () => {
+    const raw = await RawConnection.open(server);
+    try {
+      const features = await raw.openStream(server.domain);
+      assert.match(features, /<starttls[^>]*xmlns=['"]urn:ietf:params:xml:ns:xmpp-tls['"][^>]*>\s*<required\s*\/>/, features);
+      assert.doesNotMatch(features, /<mechanism>PLAIN<\/mechanism>/, "PLAIN must not be offered without TLS");
+    } finally {
+      raw.destroy();
+    }
+  });
+
+  test("@xmpp/client: STARTTLS on the c2s port, SCRAM-SHA-1, resource bound", async () => {
+    const alice = await connectJs(server, { ...ALICE, resource: "laptop", mechanism: "SCRAM-SHA-1" });
+    try {
+      assert.equal(alice.secure, true, "the stream must be encrypted");
+      assert.equal(alice.mechanism, "SCRAM-SHA-1");
+      assert.ok(alice.offeredMechanisms.includes("SCRAM-SHA-1"), `offered: ${alice.offeredMechanisms}`);
+      assert.equal(alice.jid, "alice@localhost/laptop");
+    } finally {
+      await alice.close();
+    }
+  });
+
+  test("@xmpp/client: direct TLS (XEP-0368) on the c2s-tls port", async () => {
+    const alice = await connectJs(server, { ...ALICE, resource: "direct", directTls: true });
+    try {
+      assert.equal(alice.secure, true);
+      assert.equal(alice.jid, "alice@localhost/direct");
+    } finally {
+      await alice.close();
+    }
+  });
+
+  test("@xmpp/client: a server-assigned resource when the client asks for none", async () => {
+    const alice = await connectJs(server, { ...ALICE });
+    try {
+      assert.match(alice.jid, /^alice@localhost\/.+$/);
+    } finally {
+      await alice.close();
+    }
+  });
+
+  test("slixmpp: STARTTLS, SCRAM-SHA-256 (a client without channel binding)", { skip: slixSkip }, async () => {
+    const bob = await connectSlix(server, { ...BOB, resource: "phone", mechanism: "SCRAM-SHA-256" });
+    try {
+      assert.equal(bob.mechanism, "SCRAM-SHA-256");
+      assert.match(bob.tls ?? "(none)", /^TLSv1\.[23]$/);
+      assert.equal(bob.jid, "bob@localhost/phone");
+    } finally {
+      await bob.close();
+    }
+  });
+
+  test("slixmpp: STARTTLS, SCRAM-SHA-1", { skip: slixSkip }, async () => {
+    const bob = await connectSlix(server, { ...BOB, resource: "sha1", mechanism: "SCRAM-SHA-1" });
+    try {
+      assert.equal(bob.mechanism, "SCRAM-SHA-1");
+      assert.match(bob.tls ?? "(none)", /^TLSv1\.[23]$/);
+    } finally {
+      await bob.close();
+    }
+  });
+
+  test("slixmpp: SCRAM-SHA-256-PLUS with tls-unique channel binding over TLS 1.2", { skip: slixSkip }, async () => {
+    // RFC 5929 §3.1: tls-unique is the first Finished message of the handshake (the client's, in a full handshake).
+    const bob = await connectSlix(server, { ...BOB, resource: "plus", mechanism: "SCRAM-SHA-256-PLUS", tlsMax: "1.2" });
+    try {
+      assert.equal(bob.mechanism, "SCRAM-SHA-256-PLUS");
+      assert.equal(bob.tls, "TLSv1.2");
+    } finally {
+      await bob.close();
+    }
+  });
+
+  test("slixmpp with its own choice of mechanism (TLS 1.2) logs in with SCRAM", { skip: slixSkip }, async () => {
+    const bob = await connectSlix(server, { ...BOB, resource: "auto", mechanism: "auto", tlsMax: "1.2" });
+    try {
+      assert.match(bob.mechanism, /^SCRAM-SHA-(1|256)(-PLUS)?$/);
+    } finally {
+      await bob.close();
+    }
+  });
+
+  test("slixmpp: direct TLS (XEP-0368), SCRAM-SHA-256", { skip: slixSkip }, async () => {
+    const bob = await connectSlix(server, { ...BOB, resource: "tls", directTls: true, mechanism: "SCRAM-SHA-256" });
+    try {
+      assert.equal(bob.mechanism, "SCRAM-SHA-256");
+      assert.match(bob.tls ?? "(none)", /^TLSv1\.[23]$/);
+      assert.equal(bob.jid, "bob@localhost/tls");
+    } finally {
+      await bob.close();
+    }
+  });
+
+  test("wrong password → SASL <not-authorized/> (@xmpp/client)", async () => {
+    const condition = await jsLoginFailure(server, { user: "alice", password: "not-the-password" });
+    assert.equal(condition, "not-authorized");
+  });
+
+  test("unknown account → SASL <not-authorized/> (@xmpp/client)", async () => {
+    const condition = await jsLoginFailure(server, { user: "nobody", password: "whatever-pw" });
+    assert.equal(condition, "not-authorized");
+  });
+
+  test("wrong password → SASL <not-authorized/> (slixmpp, SCRAM-SHA-256)", { skip: slixSkip }, async () => {
+    const condition = await slixLoginFailure(server, { user: "bob", password: "wrong-pw", resource: "x" });
+    assert.equal(condition, "not-authorized");
+  });
+
+  test("unknown account → SASL <not-authorized/> (slixmpp, SCRAM-SHA-256)", { skip: slixSkip }, async () => {
+    const condition = await slixLoginFailure(server, { user: "mallory", password: "whatever-pw", resource: "x" });
+    assert.equal(condition, "not-authorized");
+  });
+
+  test("after failed attempts, the right password still works", async () => {
+    const alice = await connectJs(server, { ...ALICE, resource: "again" });
+    await alice.close();
+  });
+});

@@ -1,0 +1,293 @@
+#!/usr/bin/python3
+"""A slixmpp client driven over stdin/stdout, for Switchboard's end-to-end tests.
+
+The test process starts one driver per simulated user. The driver logs in
+(STARTTLS or direct TLS, one forced SASL mechanism, certificate checks off
+because the test server's certificate is self-signed), then:
+
+- prints one JSON object per line on stdout for everything that happens:
+  {"event": "session_start", "jid": ..., "mechanism": ..., "tls": ...}
+  {"event": "auth_failed", "condition": ...}
+  {"event": "stanza", "xml": "<message .../>"}      every stanza received
+  {"event": "stream_error", "condition": ..., "text": ...}
+  {"event": "disconnected", "reason": ...}
+  {"event": "reply", "id": N, "ok": true, "xml": ...} result of command N
+  {"event": "reply", "id": N, "ok": false, "error": ...}
+- reads one JSON command per line on stdin: {"id": N, "op": ..., ...}
+  (see Driver.run_command for the list).
+
+Assertions live in the tests; this script only reports what it saw.
+"""
+
+import argparse
+import asyncio
+import json
+import logging
+import ssl
+import sys
+from xml.etree import ElementTree as ET
+
+import slixmpp
+from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.stanza import Iq
+from slixmpp.xmlstream import tostring
+
+# Only what the commands below use: disco, ping, version, vCard, blocking,
+# entity time, last activity. Anything else goes through the raw "iq" command.
+PLUGINS = ["xep_0030", "xep_0199", "xep_0092", "xep_0054", "xep_0191", "xep_0202", "xep_0012"]
+
+
+def emit(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def xml_of(stanza):
+    return tostring(stanza.xml, top_level=True)
+
+
+class Driver:
+    def __init__(self, args):
+        self.args = args
+        mech = None if args.mech == "auto" else args.mech
+        self.client = slixmpp.ClientXMPP(args.jid, args.password, sasl_mech=mech)
+        c = self.client
+        for name in PLUGINS:
+            c.register_plugin(name)
+        # Subscription requests are answered by the test, never automatically.
+        c.auto_authorize = None
+        c.auto_subscribe = False
+        # No whitespace pings or reconnect attempts: they would blur what the server does.
+        c.whitespace_keepalive = False
+        # The test server's certificate is self-signed and generated at startup.
+        c.ssl_context.check_hostname = False
+        c.ssl_context.verify_mode = ssl.CERT_NONE
+        if args.tls_max == "1.2":
+            c.ssl_context.maximum_version = ssl.TLSVersion.TLSv1_2
+        if mech is not None and not mech.endswith("-PLUS"):
+            self.without_channel_binding()
+        c.add_filter("in", self.on_incoming)
+        c.add_event_handler("session_start", self.on_session_start)
+        c.add_event_handler("failed_auth", self.on_failed_auth)
+        c.add_event_handler("failed_all_auth", self.on_failed_all_auth)
+        c.add_event_handler("stream_error", self.on_stream_error)
+        c.add_event_handler("disconnected", self.on_disconnected)
+        c.add_event_handler("connection_failed", self.on_connection_failed)
+        self.done = asyncio.Event()
+
+    def without_channel_binding(self):
+        """Act as a client without channel-binding support (GS2 flag "n").
+
+        slixmpp sends "y" (RFC 5802: "I support channel binding but think the
+        server does not") whenever TLS gives it binding data, even when told to
+        use a non-PLUS mechanism; a server that offers -PLUS must then reject
+        the login as a downgrade. Forcing SCRAM-SHA-x means "no binding".
+        """
+        mechanisms = self.client["feature_mechanisms"]
+        original = mechanisms.sasl_callback
+
+        def credentials(required, optional):
+            values = original(required, optional)
+            if "channel_binding" in values:
+                values["channel_binding"] = b""
+            return values
+
+        mechanisms.sasl_callback = credentials
+
+    # ---- events from slixmpp ----
+
+    def on_incoming(self, stanza):
+        tag = stanza.xml.tag
+        if tag in ("{jabber:client}message", "{jabber:client}presence", "{jabber:client}iq"):
+            emit({"event": "stanza", "xml": xml_of(stanza)})
+        return stanza
+
+    def tls_version(self):
+        transport = self.client.transport
+        obj = transport.get_extra_info("ssl_object") if transport is not None else None
+        return obj.version() if obj is not None else None
+
+    def on_session_start(self, _event):
+        mech = self.client["feature_mechanisms"].mech
+        emit(
+            {
+                "event": "session_start",
+                "jid": str(self.client.boundjid),
+                "mechanism": mech.name if mech is not None else None,
+                "tls": self.tls_version(),
+            }
+        )
+
+    def on_failed_auth(self, stanza):
+        emit({"event": "auth_failed", "condition": stanza["condition"], "text": stanza["text"]})
+
+    def on_failed_all_auth(self, _event):
+        emit({"event": "auth_exhausted"})
+        self.client.disconnect()
+
+    def on_stream_error(self, error):
+        emit({"event": "stream_error", "condition": error["condition"], "text": error["text"]})
+
+    def on_disconnected(self, reason):
+        emit({"event": "disconnected", "reason": str(reason) if reason else None})
+        self.done.set()
+
+    def on_connection_failed(self, error):
+        emit({"event": "connection_failed", "reason": str(error)})
+        self.done.set()
+
+    # ---- commands from the test ----
+
+    async def send_iq(self, iq, timeout):
+        """Sends an IQ and returns the reply's XML, error replies included."""
+        try:
+            reply = await iq.send(timeout=timeout)
+        except IqError as e:
+            reply = e.iq
+        return xml_of(reply)
+
+    async def run_command(self, cmd):
+        c = self.client
+        op = cmd["op"]
+        timeout = cmd.get("timeout", 10)
+        if op == "raw":
+            c.send_raw(cmd["xml"])
+            return None
+        if op == "iq":
+            iq = Iq(c, xml=ET.fromstring(cmd["xml"]))
+            if not iq["id"]:
+                iq["id"] = c.new_id()
+            return await self.send_iq(iq, timeout)
+        if op == "presence":
+            priority = cmd.get("priority")
+            c.send_presence(
+                pshow=cmd.get("show"),
+                pstatus=cmd.get("status"),
+                ppriority=priority,
+                pto=cmd.get("to"),
+                ptype=cmd.get("type"),
+            )
+            return None
+        if op == "subscription":
+            # subscribe / subscribed / unsubscribe / unsubscribed
+            c.send_presence_subscription(pto=cmd["to"], ptype=cmd["type"])
+            return None
+        if op == "message":
+            msg = c.make_message(mto=cmd["to"], mbody=cmd.get("body"), mtype=cmd.get("type", "chat"))
+            if cmd.get("msg_id"):
+                msg["id"] = cmd["msg_id"]
+            msg.send()
+            return None
+        if op == "roster_get":
+            return xml_of(await c.get_roster(timeout=timeout))
+        if op == "roster_set":
+            reply = await c.update_roster(
+                cmd["jid"], name=cmd.get("name"), groups=cmd.get("groups", []), timeout=timeout
+            )
+            return xml_of(reply) if reply is not None else None
+        if op == "roster_remove":
+            reply = await c.del_roster_item(cmd["jid"])
+            return xml_of(reply) if reply is not None else None
+        if op == "ping":
+            return await self.ping(cmd["to"], timeout)
+        if op == "version":
+            return await self.remote(c["xep_0092"].get_version(cmd["to"], timeout=timeout))
+        if op == "disco_info":
+            return await self.remote(c["xep_0030"].get_info(jid=cmd["to"], local=False, cached=False, timeout=timeout))
+        if op == "vcard_set":
+            vcard = c["xep_0054"].make_vcard()
+            vcard["FN"] = cmd["fn"]
+            if cmd.get("nickname"):
+                vcard["NICKNAME"] = cmd["nickname"]
+            await c["xep_0054"].publish_vcard(vcard, timeout=timeout)
+            return None
+        if op == "vcard_get":
+            return await self.remote(c["xep_0054"].get_vcard(cmd["to"], local=False, cached=False, timeout=timeout))
+        if op == "block":
+            return await self.remote(c["xep_0191"].block(cmd["jids"], timeout=timeout))
+        if op == "unblock":
+            return await self.remote(c["xep_0191"].unblock(cmd["jids"], timeout=timeout))
+        if op == "blocklist":
+            return await self.remote(c["xep_0191"].get_blocked(timeout=timeout))
+        if op == "time":
+            return await self.remote(c["xep_0202"].get_entity_time(cmd["to"], timeout=timeout))
+        if op == "last":
+            return await self.remote(c["xep_0012"].get_last_activity(cmd["to"], timeout=timeout))
+        if op == "disconnect":
+            # A clean close: unavailable presence is the server's job, then </stream:stream>.
+            await c.disconnect(wait=cmd.get("wait", 2.0))
+            return None
+        raise ValueError("unknown op " + op)
+
+    async def ping(self, to, timeout):
+        iq = self.client.Iq()
+        iq["type"] = "get"
+        iq["to"] = to
+        iq.enable("ping")
+        return await self.send_iq(iq, timeout)
+
+    async def remote(self, awaitable):
+        """Awaits a plugin call that sends an IQ; returns the reply's XML (errors too)."""
+        try:
+            reply = await awaitable
+        except IqError as e:
+            reply = e.iq
+        return xml_of(reply) if reply is not None else None
+
+    async def handle(self, line):
+        try:
+            cmd = json.loads(line)
+        except json.JSONDecodeError as e:
+            emit({"event": "driver_error", "error": "bad command: " + str(e)})
+            return
+        try:
+            result = await self.run_command(cmd)
+            emit({"event": "reply", "id": cmd.get("id"), "ok": True, "xml": result})
+        except IqTimeout:
+            emit({"event": "reply", "id": cmd.get("id"), "ok": False, "error": "timeout"})
+        except Exception as e:  # reported to the test, which decides
+            emit({"event": "reply", "id": cmd.get("id"), "ok": False, "error": repr(e)})
+
+    async def read_commands(self):
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        while True:
+            line = await reader.readline()
+            if not line:
+                # The test went away: leave quietly.
+                self.client.disconnect(wait=0.5)
+                self.done.set()
+                return
+            if line.strip():
+                asyncio.ensure_future(self.handle(line.decode("utf-8")))
+
+    async def main(self):
+        self.client.connect(
+            (self.args.host, self.args.port),
+            use_ssl=self.args.direct_tls,
+            force_starttls=not self.args.direct_tls,
+        )
+        reader = asyncio.ensure_future(self.read_commands())
+        await self.done.wait()
+        reader.cancel()
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--jid", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--direct-tls", action="store_true", help="XEP-0368 direct TLS instead of STARTTLS")
+    p.add_argument("--mech", default="SCRAM-SHA-256", help='the only SASL mechanism to use, or "auto"')
+    p.add_argument("--tls-max", choices=["1.2", "1.3"], default="1.3", help="highest TLS version offered")
+    p.add_argument("--debug", action="store_true", help="slixmpp debug log on stderr")
+    return p.parse_args()
+
+
+if __name__ == "__main__":
+    args = parse_args()
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.ERROR, stream=sys.stderr)
+    driver = Driver(args)
+    asyncio.get_event_loop().run_until_complete(driver.main())

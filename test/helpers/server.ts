@@ -1,0 +1,232 @@
+/**
+ * Runs the real server process for an end-to-end test file: a temporary data
+ * directory, free loopback ports, the CLI (`switchboard start`, `user add`),
+ * the process output kept in test-artifacts/e2e/ for debugging, and a stop
+ * that checks the graceful-shutdown contract (SIGTERM → exit code 0, quickly).
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The repository root (this file runs from dist/test/helpers/). */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+export const CLI = path.join(REPO_ROOT, "dist/src/bin/switchboard.js");
+export const ARTIFACTS = path.join(REPO_ROOT, "test-artifacts/e2e");
+
+const READY_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 8_000;
+
+export interface ServerOptions {
+  /** Names the log file: test-artifacts/e2e/<name>.log. */
+  name: string;
+  /** Accounts to create once the server is up: name → password. */
+  users?: Record<string, string>;
+  /** More `start` flags, e.g. ["--max-stanza-size", "65536"]. */
+  extraArgs?: string[];
+  /** Written to a config file passed with --config (for options without a flag). */
+  config?: Record<string, unknown>;
+  /** Reuse a data directory (e.g. a restart); default: a fresh temporary one. */
+  dataDir?: string;
+}
+
+export class TestServer {
+  readonly domain = "localhost";
+  readonly host = "127.0.0.1";
+  private exit?: { code: number | null; signal: NodeJS.Signals | null };
+  private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private removeOnStop: boolean;
+
+  constructor(
+    readonly proc: ChildProcess,
+    readonly dataDir: string,
+    readonly c2sPort: number,
+    readonly c2sTlsPort: number,
+    readonly logFile: string,
+    ownsDataDir: boolean,
+  ) {
+    this.removeOnStop = ownsDataDir;
+    this.exited = new Promise((resolve) => {
+      proc.once("exit", (code, signal) => {
+        this.exit = { code, signal };
+        resolve(this.exit);
+      });
+    });
+  }
+
+  get running(): boolean {
+    return this.exit === undefined;
+  }
+
+  /** Creates an account with the CLI, as an administrator would. */
+  async addUser(name: string, password: string): Promise<void> {
+    await runCli(["user", "add", name, "--password", password, "--data-dir", this.dataDir], this.logFile);
+  }
+
+  /** The last lines of the server's output, for failure messages. */
+  logTail(lines = 30): string {
+    try {
+      const text = readFileSync(this.logFile, "utf8").trimEnd().split("\n");
+      return text.slice(-lines).join("\n");
+    } catch {
+      return "(no log)";
+    }
+  }
+
+  /** Resolves with the exit status once the process ended by itself (e.g. after a signal sent elsewhere). */
+  waitExit(timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null } | undefined> {
+    return Promise.race([this.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), timeoutMs).unref())]);
+  }
+
+  /** Sends SIGTERM (once) without waiting. */
+  terminate(): void {
+    if (this.running) this.proc.kill("SIGTERM");
+  }
+
+  /**
+   * Graceful stop: SIGTERM, then the process must exit with code 0 within a few
+   * seconds. Throws (after killing it) otherwise. `keepData` leaves the data
+   * directory for a restart.
+   */
+  async stop(opts: { keepData?: boolean } = {}): Promise<void> {
+    if (!this.running) {
+      const { code, signal } = this.exit!;
+      throw new Error(
+        `the server had already exited (code ${code}, signal ${signal}) before the end of the test; log ${this.logFile}:\n${this.logTail()}`,
+      );
+    }
+    this.proc.kill("SIGTERM");
+    const status = await this.waitExit(STOP_TIMEOUT_MS);
+    if (!status) {
+      this.proc.kill("SIGKILL");
+      throw new Error(
+        `the server did not exit within ${STOP_TIMEOUT_MS / 1000} s of SIGTERM; log ${this.logFile}:\n${this.logTail()}`,
+      );
+    }
+    if (status.code !== 0) {
+      throw new Error(
+        `after SIGTERM the server exited with code ${status.code} (signal ${status.signal}), expected 0; log ${this.logFile}:\n${this.logTail()}`,
+      );
+    }
+    if (this.removeOnStop && !opts.keepData) rmSync(this.dataDir, { recursive: true, force: true });
+    if (opts.keepData) this.removeOnStop = false;
+  }
+
+  /** Last resort for after() hooks when a test failed half-way. */
+  kill(): void {
+    if (this.running) this.proc.kill("SIGKILL");
+  }
+}
+
+/** Free TCP ports on the loopback interface (held together so they differ). */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const s = net.createServer();
+      await new Promise<void>((resolve, reject) => {
+        s.once("error", reject);
+        s.listen(0, "127.0.0.1", () => resolve());
+      });
+      servers.push(s);
+    }
+    return servers.map((s) => (s.address() as net.AddressInfo).port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  }
+}
+
+function runCli(args: string[], logFile: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, timeout: 60_000 }, (err, stdout, stderr) => {
+      const shown = args.map((a, i) => (args[i - 1] === "--password" ? "***" : a)).join(" ");
+      try {
+        writeFileSync(logFile, `\n[cli] switchboard ${shown}\n${stdout}${stderr}`, { flag: "a" });
+      } catch {
+        // the log is a convenience
+      }
+      if (err) reject(new Error(`switchboard ${shown} failed: ${err.message}\n${stdout}${stderr}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+async function waitForPort(port: number, server: TestServer): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (!server.running) {
+      throw new Error(`the server exited during startup; log ${server.logFile}:\n${server.logTail()}`);
+    }
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ port, host: "127.0.0.1" });
+      s.once("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  server.kill();
+  throw new Error(
+    `the server did not accept TCP connections on port ${port} within ${READY_TIMEOUT_MS / 1000} s; log ${server.logFile}:\n${server.logTail()}`,
+  );
+}
+
+const running = new Set<TestServer>();
+// A test file that crashes must not leave servers behind.
+process.once("exit", () => {
+  for (const s of running) s.kill();
+});
+
+export async function startServer(opts: ServerOptions): Promise<TestServer> {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const logFile = path.join(ARTIFACTS, `${opts.name}.log`);
+  const ownsDataDir = opts.dataDir === undefined;
+  const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), `switchboard-e2e-${opts.name}-`));
+  const [c2sPort, c2sTlsPort] = (await freePorts(2)) as [number, number];
+  const args = [
+    CLI,
+    "start",
+    "--domain",
+    "localhost",
+    "--data-dir",
+    dataDir,
+    "--bind",
+    "127.0.0.1",
+    "--c2s-port",
+    String(c2sPort),
+    "--c2s-tls-port",
+    String(c2sTlsPort),
+    "--http-port",
+    "0",
+    "--log-level",
+    "warn",
+  ];
+  if (opts.config) {
+    const configFile = path.join(dataDir, "e2e-config.yaml");
+    // JSON is YAML.
+    writeFileSync(configFile, JSON.stringify(opts.config, null, 2));
+    args.push("--config", configFile);
+  }
+  args.push(...(opts.extraArgs ?? []));
+
+  const log = createWriteStream(logFile, { flags: ownsDataDir ? "w" : "a" });
+  log.write(`[e2e] ${new Date().toISOString()} node ${args.join(" ")}\n`);
+  const proc = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  proc.stdout!.pipe(log, { end: false });
+  proc.stderr!.pipe(log, { end: false });
+  proc.once("exit", (code, signal) => {
+    log.end(`[e2e] exited: code ${code} signal ${signal}\n`);
+  });
+  const server = new TestServer(proc, dataDir, c2sPort, c2sTlsPort, logFile, ownsDataDir);
+  running.add(server);
+  proc.once("exit", () => running.delete(server));
+
+  await waitForPort(c2sPort, server);
+  for (const [name, password] of Object.entries(opts.users ?? {})) await server.addUser(name, password);
+  return server;
+}
