@@ -14,7 +14,7 @@
  * An account's own resources are never blocked from one another.
  */
 import { z } from "zod";
-import { StanzaError } from "../../core/errors.js";
+import { errorReply, StanzaError } from "../../core/errors.js";
 import type { ClientStanzaEvent, StanzaEvent } from "../../core/events.js";
 import type { HookResult } from "../../core/hooks.js";
 import type { IqRequest } from "../../core/iq.js";
@@ -92,13 +92,18 @@ export default defineModule({
         throw new StanzaError("forbidden", "a blocklist is its owner's only");
     };
 
-    /** Sends a block/unblock push to each resource that asked for the blocklist (XEP-0191 §3.3, §3.4). */
+    /**
+     * Sends a block/unblock push to each resource that asked for the blocklist (XEP-0191 §3.3, §3.4),
+     * after the IQ result: the core sends that as a promise callback, which runs before setImmediate.
+     */
     const push = (username: string, name: "block" | "unblock", jids: string[]): void => {
-      for (const s of sessions.resourcesOf(username)) {
-        if (s.data.get(ctx.name) !== true || s.closed) continue;
-        const payload = x(name, { xmlns: NS_BLOCKING }, ...jids.map((jid) => x("item", { jid })));
-        s.send(x("iq", { type: "set", id: `blocking-push-${++pushSeq}`, to: s.jid!.toString() }, payload));
-      }
+      setImmediate(() => {
+        for (const s of sessions.resourcesOf(username)) {
+          if (s.data.get(ctx.name) !== true || s.closed) continue;
+          const payload = x(name, { xmlns: NS_BLOCKING }, ...jids.map((jid) => x("item", { jid })));
+          s.send(x("iq", { type: "set", id: `blocking-push-${++pushSeq}`, to: s.jid!.toString() }, payload));
+        }
+      });
     };
 
     /**
@@ -206,11 +211,14 @@ export default defineModule({
     };
 
     const outbound = (ev: ClientStanzaEvent): Maybe<HookResult> => {
-      const { session, to } = ev;
+      const { stanza, session, to } = ev;
       if (to === undefined || !session.username || isSelf(session.username, domain, to)) return false;
       return then(isBlocked(session.username, to), (blocked) => {
-        if (blocked) throw blockedError();
-        return false;
+        if (!blocked) return false;
+        // Straight to the session: routed, this error "from" the blocked JID would itself be blocked.
+        const reply = errorReply(stanza, blockedError());
+        if (reply) session.send(reply);
+        return true;
       });
     };
 
