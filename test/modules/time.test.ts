@@ -43,10 +43,10 @@ test("utc comes from the server clock and tzo from the server's zone", async () 
   const reply = await a.iq(ask());
   assert.equal(reply.attrs.type, "result");
   const t = reply.getChild("time", NS_TIME)!;
-  assert.equal(t.getChildText("utc"), "2006-12-19T17:58:35.120Z");
+  assert.equal(t.getChildText("utc"), "2006-12-19T17:58:35Z");
   assert.match(t.getChildText("tzo")!, /^(Z|[+-]\d\d:\d\d)$/);
   h.clock.advance(60_000);
-  assert.equal((await a.iq(ask())).getChild("time")!.getChildText("utc"), "2006-12-19T17:59:35.120Z");
+  assert.equal((await a.iq(ask())).getChild("time")!.getChildText("utc"), "2006-12-19T17:59:35Z");
   assert.ok(h.server.services.disco.getFeatures("host").includes(NS_TIME));
   await a.disconnect();
 });

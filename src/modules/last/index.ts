@@ -84,7 +84,8 @@ export default defineModule({
       10,
     );
 
-    // The status of the unavailable presence a client sends before it goes (no 'to': a broadcast).
+    // The status of the unavailable presence a client sends before it goes (no 'to': a broadcast). Ahead
+    // of the presence module, which claims broadcasts; this hook only looks.
     ctx.hook(
       "pre-presence",
       ({ stanza, session, to }) => {
@@ -93,7 +94,7 @@ export default defineModule({
         }
         return false;
       },
-      10,
+      50,
     );
 
     ctx.hook("session/ended", async ({ session }) => {

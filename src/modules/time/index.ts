@@ -10,9 +10,9 @@ import { x } from "../../core/xml/element.js";
 
 export const NS_TIME = "urn:xmpp:time";
 
-/** XEP-0082 dateTime in UTC, with milliseconds. */
+/** XEP-0082 dateTime in UTC, to the second (fractions are optional and some clients reject them). */
 export function xmppDateTime(ms: number): string {
-  return new Date(ms).toISOString();
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
 /** XEP-0082 time zone definition for an offset east of UTC in minutes: "Z" for zero, else ±hh:mm. */
