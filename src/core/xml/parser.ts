@@ -51,6 +51,11 @@ interface Frame {
 
 type State = "prolog" | "open" | "closed" | "failed" | "ended";
 
+/** String.prototype.isWellFormed (Node 20) is newer than the ES2023 typings in use. */
+type WellFormedCheck = string & { isWellFormed(): boolean };
+
+const STREAM_END = Symbol("stream end");
+
 /** Thrown from inside tokenizer callbacks to stop it mid-chunk; never escapes write(). */
 const ABORT = Symbol("abort");
 
@@ -76,6 +81,10 @@ export class StreamParser {
   private fedChars = 0;
   /** the incomplete UTF-8 sequence that ended the previous write */
   private carry: Buffer | undefined;
+  /** the high surrogate that ended the previous string write */
+  private carrySurrogate: string | undefined;
+  /** the top-level element (or stream end) completed by the last close tag, not yet delivered */
+  private completed: XmlElement | typeof STREAM_END | undefined;
   private writing = false;
   private readonly pending: Buffer[] = [];
   private parsed = 0;
@@ -94,7 +103,26 @@ export class StreamParser {
   /** Feeds bytes as they arrive. Never throws: problems go to handlers.error. */
   write(chunk: Buffer | string): void {
     if (this.sax === undefined) return;
-    const buf = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
+    let buf: Buffer;
+    if (typeof chunk === "string") {
+      // Text from the caller: encode it, rejecting lone surrogates (Buffer.from would turn
+      // them into U+FFFD); a pair split across two writes is joined first.
+      let text = chunk;
+      if (this.carrySurrogate !== undefined) {
+        text = this.carrySurrogate + text;
+        this.carrySurrogate = undefined;
+      }
+      const last = text.charCodeAt(text.length - 1);
+      if (last >= 0xd800 && last <= 0xdbff) {
+        this.carrySurrogate = text.slice(-1);
+        text = text.slice(0, -1);
+      }
+      if (!(text as WellFormedCheck).isWellFormed()) {
+        this.fail(new StreamError("not-well-formed", "lone surrogate in text"));
+        return;
+      }
+      buf = Buffer.from(text, "utf8");
+    } else buf = chunk;
     if (this.writing) {
       // Written from inside a handler: process after the current chunk, in order.
       this.pending.push(buf);
@@ -129,6 +157,7 @@ export class StreamParser {
     if (this.state === "failed" || this.state === "ended") return;
     this.state = "prolog";
     this.stack = [];
+    this.completed = undefined;
     this.streamScope = ROOT_SCOPE;
     this.contentNs = null;
     this.used = 0;
@@ -136,6 +165,7 @@ export class StreamParser {
     this.boundaryAt = -1;
     this.fedChars = 0;
     this.carry = undefined;
+    this.carrySurrogate = undefined;
     this.pending.length = 0;
     this.sax = this.newTokenizer();
   }
@@ -201,6 +231,7 @@ export class StreamParser {
         if (err instanceof Error && err.constructor === Error) this.onTokenizerError(err);
         throw err;
       }
+      this.flush();
       if (this.sax !== sax) return; // reset or ended from a handler: drop the rest
       this.account(piece, pieceStart, end - off);
       off = end;
@@ -237,11 +268,9 @@ export class StreamParser {
     sax.on("closetag", () => this.onClose(sax));
     sax.on("text", (text) => this.onText(text));
     sax.on("cdata", (text) => this.onText(text));
-    sax.on("doctype", () => this.abort("restricted-xml", "DTDs are not allowed"));
-    sax.on("comment", () => this.abort("restricted-xml", "comments are not allowed"));
-    sax.on("processinginstruction", () =>
-      this.abort("restricted-xml", "processing instructions are not allowed"),
-    );
+    sax.on("doctype", () => this.restricted("DTDs are not allowed"));
+    sax.on("comment", () => this.restricted("comments are not allowed"));
+    sax.on("processinginstruction", () => this.restricted("processing instructions are not allowed"));
     return sax;
   }
 
@@ -253,16 +282,23 @@ export class StreamParser {
   }
 
   private onTokenizerError(err: Error): never {
-    // saxes prefixes messages with a position when it tracks one; keep only the reason.
-    const reason = err.message.replace(/^\d+:\d+: /, "");
+    const reason = err.message;
+    // RFC 6120 §11.1: entity references beyond the predefined five, DTDs and their markup
+    // declarations (which saxes only sees as "<!" followed by something unexpected), and any
+    // PI other than the XML declaration at the very start are restricted XML.
     if (reason.startsWith("undefined entity"))
       this.abort("restricted-xml", "only predefined entities are allowed");
     if (reason.startsWith("inappropriately located doctype"))
       this.abort("restricted-xml", "DTDs are not allowed");
+    if (reason.startsWith("incorrect syntax"))
+      this.abort("restricted-xml", "markup declarations are not allowed");
+    if (reason.startsWith("an XML declaration must be at the start"))
+      this.abort("restricted-xml", "processing instructions are not allowed");
     this.abort("not-well-formed", reason);
   }
 
   private onOpen(sax: SaxesParser, tag: SaxesTagPlain): void {
+    this.flush();
     if (this.state === "prolog") {
       this.onStreamOpen(sax, tag);
       return;
@@ -294,29 +330,56 @@ export class StreamParser {
     this.contentNs = CONTENT_NAMESPACES.has(r.scope.defaultNs) ? r.scope.defaultNs : null;
     this.state = "open";
     this.boundaryAt = sax.position;
-    this.call(() => this.handlers.streamStart(attrs));
+    this.invoke(() => this.handlers.streamStart(attrs));
   }
 
+  /**
+   * A close tag completes a top-level element (or the stream), but delivery waits until the
+   * tokenizer has moved past it without complaint: on a mismatched close tag saxes reports the
+   * open element closed before it fails, and that element must not reach the server.
+   */
   private onClose(sax: SaxesParser): void {
+    this.flush();
     const frame = this.stack.pop();
     if (frame === undefined) {
       this.state = "closed";
       this.boundaryAt = sax.position;
-      this.call(() => this.handlers.streamEnd());
-      return;
-    }
-    if (this.stack.length === 0) {
+      this.completed = STREAM_END;
+    } else if (this.stack.length === 0) {
       this.boundaryAt = sax.position;
-      this.call(() => this.handlers.element(frame.el));
+      this.completed = frame.el;
     }
   }
 
+  /** Delivers what the last close tag completed. */
+  private flush(): void {
+    const done = this.completed;
+    if (done === undefined) return;
+    this.completed = undefined;
+    this.invoke(done === STREAM_END ? () => this.handlers.streamEnd() : () => this.handlers.element(done));
+  }
+
+  /** Runs a handler; an exception from it ends the stream instead of escaping into write(). */
+  private invoke(run: () => void): void {
+    const sax = this.sax;
+    try {
+      run();
+    } catch (err) {
+      this.fail(err instanceof StreamError ? err : new StreamError("internal-server-error"));
+      throw ABORT;
+    }
+    if (this.sax !== sax) throw ABORT; // the handler reset or ended the parser
+  }
+
   private onText(text: string): void {
+    this.flush();
     const top = this.stack[this.stack.length - 1];
     if (top === undefined) {
-      // Between top-level elements only whitespace may appear (saxes rejects text outside the root).
-      if (skipWhitespaceChars(text, 0) !== text.length)
-        this.abort("bad-format", "character data between top-level elements");
+      // Between top-level elements only whitespace (keepalives) may appear.
+      if (skipWhitespaceChars(text, 0) !== text.length) {
+        if (this.state === "open") this.abort("bad-format", "character data between top-level elements");
+        this.abort("not-well-formed", "character data outside the stream element");
+      }
       return;
     }
     const children = top.el.children;
@@ -336,16 +399,9 @@ export class StreamParser {
 
   // ---- outcome ----
 
-  /** Calls a handler; an exception from it ends the stream instead of escaping into write(). */
-  private call(fn: () => void): void {
-    const sax = this.sax;
-    try {
-      fn();
-    } catch (err) {
-      this.fail(err instanceof StreamError ? err : new StreamError("internal-server-error"));
-      throw ABORT;
-    }
-    if (this.sax !== sax) throw ABORT; // the handler reset or ended the parser
+  private restricted(text: string): never {
+    this.flush();
+    this.abort("restricted-xml", text);
   }
 
   private abort(condition: StreamErrorCondition, text: string): never {
@@ -362,8 +418,10 @@ export class StreamParser {
 
   private release(): void {
     this.sax = undefined;
+    this.completed = undefined;
     this.stack = [];
     this.carry = undefined;
+    this.carrySurrogate = undefined;
     this.pending.length = 0;
   }
 }
