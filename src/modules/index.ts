@@ -9,8 +9,10 @@ import last from "./last/index.js";
 import message from "./message/index.js";
 import offline from "./offline/index.js";
 import ping from "./ping/index.js";
+import presence from "./presence/index.js";
 import privateStorage from "./private/index.js";
 import register from "./register/index.js";
+import roster from "./roster/index.js";
 import time from "./time/index.js";
 import vcard from "./vcard/index.js";
 import version from "./version/index.js";
@@ -18,6 +20,8 @@ import version from "./version/index.js";
 export const standardModules: ModuleDefinition<unknown>[] = [
   message,
   offline,
+  roster,
+  presence,
   disco,
   ping,
   version,
