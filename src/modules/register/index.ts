@@ -33,7 +33,7 @@ export default defineModule({
   xeps: [{ xep: "0077", version: "2.4", status: "complete" }],
   options: z.object({
     instructions: z.string().min(1).default("Choose a username and password to register with this server."),
-    /** Accounts one IP address may create within windowSeconds (0: no limit). */
+    /** Account creations one IP address may attempt within windowSeconds (0: no limit). */
     registrationsPerAddress: z.number().int().min(0).default(5),
     windowSeconds: z.number().positive().default(3600),
     allowPasswordChange: z.boolean().default(true),
@@ -42,6 +42,7 @@ export default defineModule({
   setup(ctx) {
     const { storage, sessions, router, hooks, domain, config, clock } = ctx;
     const opts = ctx.options;
+    // A sliding-window counter of registrations per address (the limiter counts any event, not only failures).
     const limiter =
       opts.registrationsPerAddress > 0
         ? new FailureLimiter({
@@ -111,10 +112,11 @@ export default defineModule({
       // Checked before the (deliberately slow) key derivation; create() below settles any race.
       if (await storage.accounts.exists(username))
         throw new StanzaError("conflict", "this username is taken");
+      // Counted before deriving keys, so the limit also bounds the PBKDF2 work one address can cause.
+      limiter?.record(session.remoteAddress);
       if (!(await storage.accounts.create(username, await credentials(password)))) {
         throw new StanzaError("conflict", "this username is taken");
       }
-      limiter?.record(session.remoteAddress);
       session.data.set(ctx.name, "registered");
       ctx.log.info({ username, address: session.remoteAddress }, "account registered in-band");
       await hooks.fireAsync("account/created", { username });
