@@ -124,46 +124,52 @@ export default defineModule({
       ...(node !== undefined ? { node } : {}),
     });
 
-    const itemsOf = async (target: DiscoTarget, q: DiscoQuery): Promise<DiscoItem[]> => {
+    /** disco#info of the JID (from the registry) or of one of its nodes. */
+    const info = async (
+      target: DiscoTarget,
+      req: IqRequest,
+      node: string | undefined,
+    ): Promise<XmlElement> => {
+      if (node === undefined) return infoQuery(undefined, registryInfo(target));
+      return infoQuery(node, await nodeOf(target, node).info(query(req, node)));
+    };
+
+    /** disco#items of one of the JID's nodes, or of the JID itself: `own` items first, then the providers'. */
+    const items = async (
+      target: DiscoTarget,
+      req: IqRequest,
+      node: string | undefined,
+      own: DiscoItem[] = [],
+    ): Promise<XmlElement> => {
+      const q = query(req, node);
+      if (node !== undefined) return itemsQuery(node, (await nodeOf(target, node).items?.(q)) ?? []);
       const lists = await Promise.all(providers[target].map((p) => p(q)));
-      return lists.flat();
+      return itemsQuery(undefined, [...own, ...lists.flat()]);
     };
 
     const visible = (req: IqRequest): Promise<boolean> =>
       accountVisibleTo(storage, domain, req.to.local, req.from);
 
-    ctx.handleIq({ target: "host", type: "get", xmlns: NS_DISCO_INFO }, async (req) => {
-      const node = requestedNode(req);
-      if (node === undefined) return infoQuery(undefined, registryInfo("host"));
-      return infoQuery(node, await nodeOf("host", node).info(query(req, node)));
-    });
+    ctx.handleIq({ target: "host", type: "get", xmlns: NS_DISCO_INFO }, (req) =>
+      info("host", req, requestedNode(req)),
+    );
 
-    ctx.handleIq({ target: "host", type: "get", xmlns: NS_DISCO_ITEMS }, async (req) => {
-      const node = requestedNode(req);
-      if (node === undefined) return itemsQuery(undefined, await itemsOf("host", query(req, node)));
-      const handler = nodeOf("host", node);
-      return itemsQuery(node, (await handler.items?.(query(req, node))) ?? []);
-    });
+    ctx.handleIq({ target: "host", type: "get", xmlns: NS_DISCO_ITEMS }, (req) =>
+      items("host", req, requestedNode(req)),
+    );
 
     ctx.handleIq({ target: "bare", type: "get", xmlns: NS_DISCO_INFO }, async (req) => {
       const node = requestedNode(req);
       if (!(await visible(req))) throw new StanzaError("service-unavailable");
-      if (node === undefined) return infoQuery(undefined, registryInfo("account"));
-      return infoQuery(node, await nodeOf("account", node).info(query(req, node)));
+      return info("account", req, node);
     });
 
     ctx.handleIq({ target: "bare", type: "get", xmlns: NS_DISCO_ITEMS }, async (req) => {
       const node = requestedNode(req);
       // XEP-0030 §8: unknown accounts and unauthorised requesters get an empty result, not an error.
       if (!(await visible(req))) return itemsQuery(node, []);
-      if (node !== undefined) {
-        const handler = nodeOf("account", node);
-        return itemsQuery(node, (await handler.items?.(query(req, node))) ?? []);
-      }
-      const resources: DiscoItem[] = sessions
-        .availableOf(req.to.local)
-        .map((s) => ({ jid: s.jid!.toString() }));
-      return itemsQuery(undefined, [...resources, ...(await itemsOf("account", query(req, node)))]);
+      const resources = sessions.availableOf(req.to.local).map((s) => ({ jid: s.jid!.toString() }));
+      return items("account", req, node, resources);
     });
 
     const api: DiscoApi = {
