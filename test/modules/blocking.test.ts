@@ -11,6 +11,8 @@ import blocking, {
 } from "../../src/modules/blocking/index.js";
 import { isListed } from "../../src/modules/blocking/match.js";
 import message from "../../src/modules/message/index.js";
+import presence from "../../src/modules/presence/index.js";
+import roster from "../../src/modules/roster/index.js";
 import { type FakeSession, type Harness, startHarness } from "../kit/harness.js";
 
 /** Stands in for the presence module: hands presence to local sessions. */
@@ -319,4 +321,48 @@ test("other modules can ask whether an account blocks a JID", async () => {
   assert.equal(await api.isBlocked("alice", parseJid("bob@example.test")), false);
   assert.ok(h.server.services.disco.getFeatures("host").includes(NS_BLOCKING));
   await a.disconnect();
+});
+
+test("with the roster and presence modules: blocking hides the user's presence, unblocking restores it", async () => {
+  const hp = await startHarness({
+    modules: [message, roster, presence, blocking] as ModuleDefinition<unknown>[],
+  });
+  try {
+    await hp.createUser("ann");
+    await hp.createUser("ben");
+    const ann = await hp.connect("ann", "a");
+    const ben = await hp.connect("ben", "b");
+    await ann.sendStanza(x("presence"));
+    await ben.sendStanza(x("presence"));
+    // A mutual subscription, made the way clients make it.
+    await ann.sendStanza(x("presence", { type: "subscribe", to: "ben@example.test" }));
+    await ben.sendStanza(x("presence", { type: "subscribed", to: "ann@example.test" }));
+    await ben.sendStanza(x("presence", { type: "subscribe", to: "ann@example.test" }));
+    await ann.sendStanza(x("presence", { type: "subscribed", to: "ben@example.test" }));
+    const fromAnn = () =>
+      ben.pending().filter((el) => el.name === "presence" && el.attrs.from === "ann@example.test/a");
+    ben.received.length = 0;
+
+    await ann.iq(blockIq("ben@example.test"));
+    assert.deepEqual(
+      fromAnn().map((el) => el.attrs.type),
+      ["unavailable"],
+    );
+    // Ann's presence updates no longer reach ben, and ben's no longer reach ann.
+    await ann.sendStanza(x("presence", null, x("show", null, "away")));
+    assert.deepEqual(
+      fromAnn().map((el) => el.attrs.type),
+      ["unavailable"],
+    );
+    const annBefore = ann.received.length;
+    await ben.sendStanza(x("presence", null, x("status", null, "ping?")));
+    assert.equal(ann.received.slice(annBefore).filter((el) => el.name === "presence").length, 0);
+
+    await ann.iq(unblockIq("ben@example.test"));
+    const last = fromAnn().at(-1)!;
+    assert.equal(last.attrs.type, undefined);
+    assert.equal(last.getChildText("show"), "away");
+  } finally {
+    await hp.stop();
+  }
 });

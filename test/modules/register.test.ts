@@ -4,7 +4,9 @@ import { NS_STANZAS } from "../../src/core/errors.js";
 import { defineModule, type ModuleDefinition } from "../../src/core/module.js";
 import { verifyPassword } from "../../src/core/sasl/credentials.js";
 import { type XmlElement, x } from "../../src/core/xml/element.js";
+import presence from "../../src/modules/presence/index.js";
 import register, { NS_REGISTER_FEATURE } from "../../src/modules/register/index.js";
+import roster from "../../src/modules/roster/index.js";
 import { FakeSession, type Harness, startHarness } from "../kit/harness.js";
 
 const NS_REGISTER = "jabber:iq:register";
@@ -322,4 +324,33 @@ describe("registration enabled", () => {
     assert.equal(await h.server.services.storage.accounts.exists("stayer"), true);
     await s.disconnect();
   });
+});
+
+test("with the roster and presence modules: a removed account's contacts lose their subscriptions", async () => {
+  const h = await startHarness({ modules: [roster, presence, register] as ModuleDefinition<unknown>[] });
+  try {
+    await h.createUser("leaver");
+    await h.createUser("friend");
+    const l = await h.connect("leaver", "a");
+    const f = await h.connect("friend", "b");
+    await l.sendStanza(x("presence"));
+    await f.sendStanza(x("presence"));
+    await l.sendStanza(x("presence", { type: "subscribe", to: "friend@example.test" }));
+    await f.sendStanza(x("presence", { type: "subscribed", to: "leaver@example.test" }));
+    await f.sendStanza(x("presence", { type: "subscribe", to: "leaver@example.test" }));
+    await l.sendStanza(x("presence", { type: "subscribed", to: "friend@example.test" }));
+    const item = () => h.server.services.storage.roster.getItem("friend", "leaver@example.test");
+    assert.equal((await item())?.subscription, "both");
+
+    assert.equal((await l.iq(iq("set", query(x("remove"))))).attrs.type, "result");
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(l.closed, true);
+    assert.equal((await item())?.subscription, "none");
+    const last = f.received
+      .filter((el) => el.name === "presence" && el.attrs.from === "leaver@example.test/a")
+      .at(-1);
+    assert.equal(last?.attrs.type, "unavailable");
+  } finally {
+    await h.stop();
+  }
 });
