@@ -61,11 +61,13 @@ export class StanzaError extends Error {
   readonly type: StanzaErrorType;
   readonly text?: string;
   readonly appCondition?: XmlElement;
+  /** When false, the error reply does not carry the original payload back (it may hold a secret). */
+  readonly echoPayload: boolean;
 
   constructor(
     condition: StanzaErrorCondition,
     text?: string,
-    opts?: { type?: StanzaErrorType; appCondition?: XmlElement },
+    opts?: { type?: StanzaErrorType; appCondition?: XmlElement; echoPayload?: boolean },
   ) {
     super(text ?? condition);
     this.name = "StanzaError";
@@ -73,6 +75,16 @@ export class StanzaError extends Error {
     this.type = opts?.type ?? DEFAULT_TYPE[condition];
     if (text !== undefined) this.text = text;
     if (opts?.appCondition) this.appCondition = opts.appCondition;
+    this.echoPayload = opts?.echoPayload ?? true;
+  }
+
+  /** The same error without the original payload in its reply. */
+  withoutPayload(): StanzaError {
+    return new StanzaError(this.condition, this.text, {
+      type: this.type,
+      ...(this.appCondition ? { appCondition: this.appCondition } : {}),
+      echoPayload: false,
+    });
   }
 
   toElement(by?: string): XmlElement {
@@ -99,9 +111,9 @@ export function errorReply(stanza: XmlElement, error: StanzaError, by?: string):
     id: stanza.attrs.id,
     type: "error",
   });
-  if (stanza.name !== "iq") {
+  if (error.echoPayload && stanza.name !== "iq") {
     for (const c of stanza.children) if (typeof c !== "string") reply.children.push(c);
-  } else {
+  } else if (error.echoPayload) {
     const payload = stanza.firstElement();
     if (payload) reply.children.push(payload);
   }

@@ -244,7 +244,7 @@ export default defineModule({
         else await changePassword(req, username, submission.fields);
       } catch (err) {
         // The error reply must not carry the request back: it may hold a password (§3.3).
-        req.stanza.children = [];
+        if (err instanceof StanzaError) throw err.withoutPayload();
         throw err;
       }
     });
