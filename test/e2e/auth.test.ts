@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { connectJs, jsLoginFailure } from "../helpers/js-client.js";
 import { RawConnection } from "../helpers/raw-client.js";
-import { type TestServer, startServer } from "../helpers/server.js";
+import { startServer, type TestServer } from "../helpers/server.js";
 import { connectSlix, slixLoginFailure, slixSkip } from "../helpers/slix-client.js";
 
 const ALICE = { user: "alice", password: "alice-secret-pw" };
@@ -27,7 +27,11 @@ describe("login: TLS + SCRAM", () => {
     const raw = await RawConnection.open(server);
     try {
       const features = await raw.openStream(server.domain);
-      assert.match(features, /<starttls[^>]*xmlns=['"]urn:ietf:params:xml:ns:xmpp-tls['"][^>]*>\s*<required\s*\/>/, features);
+      assert.match(
+        features,
+        /<starttls[^>]*xmlns=['"]urn:ietf:params:xml:ns:xmpp-tls['"][^>]*>\s*<required\s*\/>/,
+        features,
+      );
       assert.doesNotMatch(features, /<mechanism>PLAIN<\/mechanism>/, "PLAIN must not be offered without TLS");
     } finally {
       raw.destroy();
@@ -65,7 +69,9 @@ describe("login: TLS + SCRAM", () => {
     }
   });
 
-  test("slixmpp: STARTTLS, SCRAM-SHA-256 (a client without channel binding)", { skip: slixSkip }, async () => {
+  test("slixmpp: STARTTLS, SCRAM-SHA-256 (a client without channel binding)", {
+    skip: slixSkip,
+  }, async () => {
     const bob = await connectSlix(server, { ...BOB, resource: "phone", mechanism: "SCRAM-SHA-256" });
     try {
       assert.equal(bob.mechanism, "SCRAM-SHA-256");
@@ -86,9 +92,16 @@ describe("login: TLS + SCRAM", () => {
     }
   });
 
-  test("slixmpp: SCRAM-SHA-256-PLUS with tls-unique channel binding over TLS 1.2", { skip: slixSkip }, async () => {
+  test("slixmpp: SCRAM-SHA-256-PLUS with tls-unique channel binding over TLS 1.2", {
+    skip: slixSkip,
+  }, async () => {
     // RFC 5929 §3.1: tls-unique is the first Finished message of the handshake (the client's, in a full handshake).
-    const bob = await connectSlix(server, { ...BOB, resource: "plus", mechanism: "SCRAM-SHA-256-PLUS", tlsMax: "1.2" });
+    const bob = await connectSlix(server, {
+      ...BOB,
+      resource: "plus",
+      mechanism: "SCRAM-SHA-256-PLUS",
+      tlsMax: "1.2",
+    });
     try {
       assert.equal(bob.mechanism, "SCRAM-SHA-256-PLUS");
       assert.equal(bob.tls, "TLSv1.2");
@@ -97,7 +110,9 @@ describe("login: TLS + SCRAM", () => {
     }
   });
 
-  test("slixmpp with its own choice of mechanism (TLS 1.2) logs in with SCRAM", { skip: slixSkip }, async () => {
+  test("slixmpp with its own choice of mechanism (TLS 1.2) logs in with SCRAM", {
+    skip: slixSkip,
+  }, async () => {
     const bob = await connectSlix(server, { ...BOB, resource: "auto", mechanism: "auto", tlsMax: "1.2" });
     try {
       assert.match(bob.mechanism, /^SCRAM-SHA-(1|256)(-PLUS)?$/);
@@ -107,7 +122,12 @@ describe("login: TLS + SCRAM", () => {
   });
 
   test("slixmpp: direct TLS (XEP-0368), SCRAM-SHA-256", { skip: slixSkip }, async () => {
-    const bob = await connectSlix(server, { ...BOB, resource: "tls", directTls: true, mechanism: "SCRAM-SHA-256" });
+    const bob = await connectSlix(server, {
+      ...BOB,
+      resource: "tls",
+      directTls: true,
+      mechanism: "SCRAM-SHA-256",
+    });
     try {
       assert.equal(bob.mechanism, "SCRAM-SHA-256");
       assert.match(bob.tls ?? "(none)", /^TLSv1\.[23]$/);
@@ -133,7 +153,11 @@ describe("login: TLS + SCRAM", () => {
   });
 
   test("unknown account → SASL <not-authorized/> (slixmpp, SCRAM-SHA-256)", { skip: slixSkip }, async () => {
-    const condition = await slixLoginFailure(server, { user: "mallory", password: "whatever-pw", resource: "x" });
+    const condition = await slixLoginFailure(server, {
+      user: "mallory",
+      password: "whatever-pw",
+      resource: "x",
+    });
     assert.equal(condition, "not-authorized");
   });
 

@@ -64,6 +64,11 @@ export class JsPeer extends BasePeer {
     await this.xmpp.send(stanza);
   }
 
+  /** Writes text to the stream as is, past @xmpp/client's checks (e.g. a malformed address). */
+  async sendRaw(text: string): Promise<void> {
+    await this.xmpp.write(text);
+  }
+
   async close(): Promise<void> {
     if (this.xmpp.status === "offline" || this.xmpp.status === "disconnect") return;
     try {

@@ -3,7 +3,7 @@
  * (@xmpp/client in this process, slixmpp in a child process).
  */
 import { Inbox, QUIET_MS, WAIT_MS } from "./inbox.js";
-import { type Element, bare, is, newId } from "./stanza.js";
+import { bare, type Element, is, NS, newId, xml } from "./stanza.js";
 
 export interface Peer {
   /** For messages: "alice/a1 (@xmpp/client)". */
@@ -17,10 +17,19 @@ export interface Peer {
   readonly stanzas: Inbox<Element>;
   /** Stream error conditions received. */
   readonly streamErrors: Inbox<string>;
+  /** The next received stanza (not yet taken) that matches; waits for it. */
+  next(match: (el: Element) => boolean, what: string, timeoutMs?: number): Promise<Element>;
+  /** Fails if a matching stanza (not yet taken) arrives within `ms`. */
+  none(match: (el: Element) => boolean, what: string, ms?: number): Promise<void>;
   /** Sends a stanza as is. */
   send(stanza: Element): Promise<void>;
   /** Sends an IQ (an id is added when missing) and returns the reply, result or error. */
   iq(stanza: Element, timeoutMs?: number): Promise<Element>;
+  /**
+   * A round trip to the server (an IQ ping): the server handles a session's
+   * stanzas in order, so everything sent before has been processed on return.
+   */
+  sync(): Promise<void>;
   /** Closes the stream cleanly and waits for the connection to end. */
   close(): Promise<void>;
   /** Resolves when the connection has ended (for any reason). */
@@ -59,7 +68,15 @@ export abstract class BasePeer implements Peer {
     stanza.attrs.id ??= newId("iq");
     const id = stanza.attrs.id;
     await this.send(stanza);
-    return this.stanzas.next(is.iqReply(id), `the reply to <iq id='${id}'> ${stanza.toString().slice(0, 200)}`, timeoutMs);
+    return this.stanzas.next(
+      is.iqReply(id),
+      `the reply to <iq id='${id}'> ${stanza.toString().slice(0, 200)}`,
+      timeoutMs,
+    );
+  }
+
+  async sync(): Promise<void> {
+    await this.iq(xml("iq", { type: "get", to: "localhost" }, xml("ping", { xmlns: NS.ping })));
   }
 
   /** Shorthands for this.stanzas.next / none. */

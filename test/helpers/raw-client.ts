@@ -7,6 +7,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { WAIT_MS } from "./inbox.js";
 import type { TestServer } from "./server.js";
+import { type Element, parseXml } from "./stanza.js";
 
 export const STREAM_NS = "urn:ietf:params:xml:ns:xmpp-streams";
 
@@ -33,7 +34,10 @@ export class RawConnection {
     this.attach(socket);
   }
 
-  static async open(server: TestServer, opts: { directTls?: boolean; label?: string } = {}): Promise<RawConnection> {
+  static async open(
+    server: TestServer,
+    opts: { directTls?: boolean; label?: string } = {},
+  ): Promise<RawConnection> {
     const port = opts.directTls ? server.c2sTlsPort : server.c2sPort;
     const socket = opts.directTls
       ? tls.connect({ host: server.host, port, servername: server.domain, rejectUnauthorized: false })
@@ -90,14 +94,22 @@ export class RawConnection {
         }
         if (this.closedFlag) {
           done();
-          reject(new Error(`${this.label}: connection closed while waiting for ${what}; received:\n${tail(this.received)}`));
+          reject(
+            new Error(
+              `${this.label}: connection closed while waiting for ${what}; received:\n${tail(this.received)}`,
+            ),
+          );
           return true;
         }
         return false;
       };
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`${this.label}: timed out after ${timeoutMs / 1000} s waiting for ${what}; received:\n${tail(this.received)}`));
+        reject(
+          new Error(
+            `${this.label}: timed out after ${timeoutMs / 1000} s waiting for ${what}; received:\n${tail(this.received)}`,
+          ),
+        );
       }, timeoutMs);
       const done = () => {
         clearTimeout(timer);
@@ -117,7 +129,9 @@ export class RawConnection {
       const timer = setTimeout(() => {
         this.listeners.delete(listener);
         reject(
-          new Error(`${this.label}: the server did not close the connection within ${timeoutMs / 1000} s (${what}); received:\n${tail(this.received)}`),
+          new Error(
+            `${this.label}: the server did not close the connection within ${timeoutMs / 1000} s (${what}); received:\n${tail(this.received)}`,
+          ),
         );
       }, timeoutMs);
       const listener = () => {
@@ -135,16 +149,30 @@ export class RawConnection {
    * the streams namespace), e.g. "not-well-formed".
    */
   async streamError(what: string, timeoutMs = WAIT_MS): Promise<string> {
-    const m = await this.waitFor(/<(?:stream:)?error[\s>][\s\S]*?<\/(?:stream:)?error>/, `a stream error (${what})`, timeoutMs);
+    const m = await this.waitFor(
+      /<stream:error[\s>][\s\S]*?<\/stream:error>/,
+      `a stream error (${what})`,
+      timeoutMs,
+    );
     const cond = new RegExp(`<([a-z-]+)\\s[^>]*xmlns=["']${STREAM_NS}["']`, "g");
     for (const c of m[0].matchAll(cond)) if (c[1] !== "text") return c[1]!;
     throw new Error(`${this.label}: stream error without a defined condition: ${m[0]}`);
   }
 
+  /** Waits for the <iq/> or <message/> with this id and parses it. */
+  async stanzaWithId(name: "iq" | "message" | "presence", id: string, what: string): Promise<Element> {
+    const re = new RegExp(`<${name}\\s[^>]*\\bid=["']${id}["'][^>]*?(?:/>|>[\\s\\S]*?</${name}>)`);
+    const m = await this.waitFor(re, what);
+    return parseXml(m[0]);
+  }
+
   /** Sends a stream header and waits for the server's features. */
   async openStream(domain: string): Promise<string> {
     this.write(streamHeader(domain));
-    const m = await this.waitFor(/<stream:features\s*\/>|<stream:features[\s\S]*?<\/stream:features>/, "stream features");
+    const m = await this.waitFor(
+      /<stream:features\s*\/>|<stream:features[\s\S]*?<\/stream:features>/,
+      "stream features",
+    );
     return m[0];
   }
 

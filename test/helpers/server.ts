@@ -30,6 +30,8 @@ export interface ServerOptions {
   config?: Record<string, unknown>;
   /** Reuse a data directory (e.g. a restart); default: a fresh temporary one. */
   dataDir?: string;
+  /** Delete the data directory after a clean stop (default: only when it was created here). */
+  removeDataOnStop?: boolean;
 }
 
 export class TestServer {
@@ -45,9 +47,9 @@ export class TestServer {
     readonly c2sPort: number,
     readonly c2sTlsPort: number,
     readonly logFile: string,
-    ownsDataDir: boolean,
+    removeDataOnStop: boolean,
   ) {
-    this.removeOnStop = ownsDataDir;
+    this.removeOnStop = removeDataOnStop;
     this.exited = new Promise((resolve) => {
       proc.once("exit", (code, signal) => {
         this.exit = { code, signal };
@@ -77,7 +79,10 @@ export class TestServer {
 
   /** Resolves with the exit status once the process ended by itself (e.g. after a signal sent elsewhere). */
   waitExit(timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null } | undefined> {
-    return Promise.race([this.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), timeoutMs).unref())]);
+    return Promise.race([
+      this.exited,
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), timeoutMs).unref()),
+    ]);
   }
 
   /** Sends SIGTERM (once) without waiting. */
@@ -214,7 +219,9 @@ export async function startServer(opts: ServerOptions): Promise<TestServer> {
   }
   args.push(...(opts.extraArgs ?? []));
 
-  const log = createWriteStream(logFile, { flags: ownsDataDir ? "w" : "a" });
+  // Append mode: the CLI's output is appended to the same file while the server runs.
+  if (ownsDataDir) writeFileSync(logFile, "");
+  const log = createWriteStream(logFile, { flags: "a" });
   log.write(`[e2e] ${new Date().toISOString()} node ${args.join(" ")}\n`);
   const proc = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
   proc.stdout!.pipe(log, { end: false });
@@ -222,7 +229,14 @@ export async function startServer(opts: ServerOptions): Promise<TestServer> {
   proc.once("exit", (code, signal) => {
     log.end(`[e2e] exited: code ${code} signal ${signal}\n`);
   });
-  const server = new TestServer(proc, dataDir, c2sPort, c2sTlsPort, logFile, ownsDataDir);
+  const server = new TestServer(
+    proc,
+    dataDir,
+    c2sPort,
+    c2sTlsPort,
+    logFile,
+    opts.removeDataOnStop ?? ownsDataDir,
+  );
   running.add(server);
   proc.once("exit", () => running.delete(server));
 

@@ -37,6 +37,7 @@ export async function requirePeer(
 export function commandSucceeds(command: string, args: string[]): true | string {
   const r = spawnSync(command, args, { encoding: "utf8", timeout: 30_000 });
   if (r.error) return `${command}: ${r.error.message}`;
-  if (r.status !== 0) return `${command} ${args.join(" ")} exited with ${r.status}: ${(r.stderr ?? "").trim().split("\n").at(-1)}`;
+  if (r.status !== 0)
+    return `${command} ${args.join(" ")} exited with ${r.status}: ${(r.stderr ?? "").trim().split("\n").at(-1)}`;
   return true;
 }

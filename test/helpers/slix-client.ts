@@ -54,7 +54,10 @@ export class SlixPeer extends BasePeer {
   /** The TLS protocol version of the connection ("TLSv1.3"), as slixmpp reports it. */
   tls: string | null = null;
   private nextCommand = 1;
-  private readonly pending = new Map<number, { resolve: (xml: string | null) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (xml: string | null) => void; reject: (e: Error) => void }
+  >();
   private stderr = "";
   private exited = false;
   private readonly loginWaiters: ((e: DriverEvent) => void)[] = [];
@@ -66,6 +69,8 @@ export class SlixPeer extends BasePeer {
   ) {
     super(label);
     createInterface({ input: proc.stdout! }).on("line", (line) => this.onLine(line));
+    // The driver may exit (e.g. after a stream error) while a command is being written.
+    proc.stdin!.on("error", () => undefined);
     proc.stderr!.on("data", (d: Buffer) => {
       this.stderr += d.toString();
       appendFileSync(this.logFile, d);
@@ -118,7 +123,8 @@ export class SlixPeer extends BasePeer {
   loginOutcome(timeoutMs: number): Promise<DriverEvent> {
     return new Promise((resolve) => {
       const timer = setTimeout(
-        () => resolve({ event: "connection_failed", reason: `no login outcome within ${timeoutMs / 1000} s` }),
+        () =>
+          resolve({ event: "connection_failed", reason: `no login outcome within ${timeoutMs / 1000} s` }),
         timeoutMs,
       );
       const waiter = (e: DriverEvent) => {
@@ -137,7 +143,11 @@ export class SlixPeer extends BasePeer {
   }
 
   /** Runs a driver command; resolves with the reply XML (null for commands that only send). */
-  command(op: string, args: Record<string, unknown> = {}, timeoutMs = WAIT_MS + 5_000): Promise<string | null> {
+  command(
+    op: string,
+    args: Record<string, unknown> = {},
+    timeoutMs = WAIT_MS + 5_000,
+  ): Promise<string | null> {
     if (this.exited) return Promise.reject(new Error(`${this.label}: the slixmpp driver has exited`));
     const id = this.nextCommand++;
     return new Promise((resolve, reject) => {
@@ -207,7 +217,10 @@ process.once("exit", () => {
   for (const p of drivers) p.kill("SIGKILL");
 });
 
-function spawnDriver(server: TestServer, login: SlixLogin): { proc: ChildProcess; label: string; logFile: string } {
+function spawnDriver(
+  server: TestServer,
+  login: SlixLogin,
+): { proc: ChildProcess; label: string; logFile: string } {
   mkdirSync(ARTIFACTS, { recursive: true });
   const args = [
     DRIVER,
@@ -224,7 +237,10 @@ function spawnDriver(server: TestServer, login: SlixLogin): { proc: ChildProcess
   ];
   if (login.directTls) args.push("--direct-tls");
   if (login.tlsMax) args.push("--tls-max", login.tlsMax);
-  const proc = spawn(PYTHON, args, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, PYTHONUNBUFFERED: "1" } });
+  const proc = spawn(PYTHON, args, {
+    stdio: ["pipe", "pipe", "pipe"],
+    env: { ...process.env, PYTHONUNBUFFERED: "1" },
+  });
   drivers.add(proc);
   proc.once("exit", () => drivers.delete(proc));
   const label = `${login.user}/${login.resource} (slixmpp${login.directTls ? ", direct TLS" : ""})`;

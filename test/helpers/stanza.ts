@@ -42,7 +42,9 @@ export function newId(prefix = "e2e"): string {
 }
 
 /** The defined condition and type of a stanza error, or undefined when the stanza is no error. */
-export function stanzaError(el: Element): { type: string | undefined; condition: string | undefined; text?: string } | undefined {
+export function stanzaError(
+  el: Element,
+): { type: string | undefined; condition: string | undefined; text?: string } | undefined {
   if (el.attrs.type !== "error") return undefined;
   const err = el.getChild("error");
   if (!err) return { type: undefined, condition: undefined };
@@ -69,23 +71,22 @@ export const is = {
     (el: Element) =>
       el.name === "presence" &&
       (opts.from === undefined || el.attrs.from === opts.from) &&
-      (opts.fromBare === undefined || (el.attrs.from !== undefined && bare(el.attrs.from) === opts.fromBare)) &&
+      (opts.fromBare === undefined ||
+        (el.attrs.from !== undefined && bare(el.attrs.from) === opts.fromBare)) &&
       (opts.type === undefined ? el.attrs.type === undefined : el.attrs.type === opts.type),
 
   iqReply: (id: string) => (el: Element) =>
     el.name === "iq" && el.attrs.id === id && (el.attrs.type === "result" || el.attrs.type === "error"),
 
-  rosterPush:
-    (itemJid?: string) =>
-    (el: Element) =>
-      el.name === "iq" &&
-      el.attrs.type === "set" &&
-      el.getChild("query", NS.roster) !== undefined &&
-      (itemJid === undefined ||
-        el
-          .getChild("query", NS.roster)!
-          .getChildren("item")
-          .some((i) => i.attrs.jid === itemJid)),
+  rosterPush: (itemJid?: string) => (el: Element) =>
+    el.name === "iq" &&
+    el.attrs.type === "set" &&
+    el.getChild("query", NS.roster) !== undefined &&
+    (itemJid === undefined ||
+      el
+        .getChild("query", NS.roster)!
+        .getChildren("item")
+        .some((i) => i.attrs.jid === itemJid)),
 
   blockingPush: (name: "block" | "unblock") => (el: Element) =>
     el.name === "iq" && el.attrs.type === "set" && el.getChild(name, NS.blocking) !== undefined,
@@ -100,7 +101,9 @@ export function rosterItem(el: Element, jid: string): Element | undefined {
 }
 
 /** A compact summary of a roster item for assertions: "sub=both ask=- approved=-". */
-export function itemState(item: Element | undefined): { subscription: string; ask?: string; approved?: string } | undefined {
+export function itemState(
+  item: Element | undefined,
+): { subscription: string; ask?: string; approved?: string } | undefined {
   if (!item) return undefined;
   return {
     subscription: item.attrs.subscription ?? "none",

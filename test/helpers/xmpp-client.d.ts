@@ -36,9 +36,16 @@ declare module "@xmpp/client" {
 
   export type Child = Element | string | undefined | null | false;
 
-  export function xml(name: string, attrs?: Record<string, string | number | undefined> | null, ...children: Child[]): Element;
+  export function xml(
+    name: string,
+    attrs?: Record<string, string | number | undefined> | null,
+    ...children: Child[]
+  ): Element;
 
-  export type Authenticate = (credentials: { username: string; password: string }, mechanism: string) => Promise<void>;
+  export type Authenticate = (
+    credentials: { username: string; password: string },
+    mechanism: string,
+  ) => Promise<void>;
 
   export interface ClientOptions {
     service: string;
