@@ -1,0 +1,200 @@
+/**
+ * Child processes and temporary directories of a bench run, all released however the run ends
+ * (normal exit, exception, Ctrl-C): every child is killed and every temp dir removed.
+ * Also: CPU pinning, waiting for a port, and reading a process's RSS and CPU time from /proc.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+
+const children = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
+let hooksInstalled = false;
+
+function releaseAllSync(): void {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  }
+  children.clear();
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+function installHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  process.on("exit", releaseAllSync);
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.on(signal, () => {
+      console.error(`\nbench: ${signal}, stopping everything it started`);
+      releaseAllSync();
+      process.exit(130);
+    });
+  }
+}
+
+export function makeTempDir(label: string): string {
+  installHooks();
+  const dir = mkdtempSync(path.join(os.tmpdir(), `switchboard-bench-${label}-`));
+  tempDirs.add(dir);
+  return dir;
+}
+
+export function removeTempDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  tempDirs.delete(dir);
+}
+
+export interface SpawnPinnedOptions {
+  cpu: number;
+  cwd?: string;
+  /** File receiving stdout and stderr, or "inherit" (output is discarded when absent). */
+  logFile?: string;
+  ipc?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Starts `command args` on one CPU. taskset execs the command, so the child's pid is the
+ * command's own pid (what /proc is read for).
+ */
+export function spawnPinned(command: string, args: string[], opts: SpawnPinnedOptions): ChildProcess {
+  installHooks();
+  const out = opts.logFile === "inherit" ? "inherit" : opts.logFile ? openSync(opts.logFile, "a") : "ignore";
+  const stdio: ("ignore" | "inherit" | "ipc" | number)[] = ["ignore", out, out];
+  if (opts.ipc) stdio.push("ipc");
+  const child = spawn("taskset", ["-c", String(opts.cpu), command, ...args], {
+    cwd: opts.cwd,
+    stdio,
+    env: opts.env ?? process.env,
+  });
+  children.add(child);
+  child.on("exit", () => children.delete(child));
+  return child;
+}
+
+/** SIGTERM, then SIGKILL if the process is still there after `graceMs`. */
+export async function stopProcess(child: ChildProcess, graceMs = 10_000): Promise<{ graceful: boolean }> {
+  if (child.exitCode !== null || child.signalCode !== null) return { graceful: true };
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill("SIGTERM");
+  const timer = new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), graceMs).unref());
+  if ((await Promise.race([exited, timer])) === "timeout") {
+    child.kill("SIGKILL");
+    await exited;
+    return { graceful: false };
+  }
+  return { graceful: true };
+}
+
+/** Pins every thread of this process to `cpus` (a taskset list such as "1" or "0-1"). */
+export function pinSelf(cpus: string): void {
+  spawnSync("taskset", ["-a", "-p", "-c", cpus, String(process.pid)], { stdio: "ignore" });
+}
+
+export function tasksetAvailable(): boolean {
+  return spawnSync("taskset", ["-V"], { stdio: "ignore" }).status === 0;
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
+    });
+  });
+}
+
+/** Resolves once host:port accepts a TCP connection; rejects if the child exits or on timeout. */
+export async function waitForPort(
+  host: string,
+  port: number,
+  child: ChildProcess,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`process exited (code ${child.exitCode}, signal ${child.signalCode}) before listening`);
+    }
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, host);
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error(`nothing listening on ${host}:${port} after ${timeoutMs} ms`);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Resident set size in bytes (VmRSS of /proc/PID/status). */
+export function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+  if (!match) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(match[1]) * 1024;
+}
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+/** User + system CPU time of a process in milliseconds (from /proc/PID/stat). */
+export function cpuTimeMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+
+/**
+ * Waits until RSS stops moving (three samples 500 ms apart within 1 % of each other), at most
+ * `maxMs`, and returns the last sample.
+ */
+export async function settledRss(pid: number, maxMs = 15_000): Promise<number> {
+  const samples: number[] = [rssBytes(pid)];
+  const deadline = Date.now() + maxMs;
+  while (Date.now() < deadline) {
+    await sleep(500);
+    samples.push(rssBytes(pid));
+    const last = samples.slice(-3);
+    if (last.length === 3 && Math.max(...last) - Math.min(...last) <= 0.01 * Math.max(...last)) break;
+  }
+  return samples[samples.length - 1]!;
+}
+
+/**
+ * Busy time of one CPU in milliseconds since boot (user, nice, system, irq, softirq, steal from
+ * /proc/stat), whoever used it: minus the server's own CPU time it shows other load on that CPU.
+ */
+export function cpuBusyMs(cpu: number): number {
+  const line = readFileSync("/proc/stat", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(`cpu${cpu} `));
+  if (!line) throw new Error(`no cpu${cpu} in /proc/stat`);
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  const busy = f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + (f[7] ?? 0);
+  return (busy * 1000) / CLOCK_TICKS;
+}
+
+/** Share (%) of each listed CPU that was busy over `ms` milliseconds. */
+export async function cpuBusyShare(cpus: number[], ms: number): Promise<number[]> {
+  const before = cpus.map(cpuBusyMs);
+  const t0 = performance.now();
+  await sleep(ms);
+  const wall = performance.now() - t0;
+  return cpus.map((c, i) => ((cpuBusyMs(c) - before[i]!) / wall) * 100);
+}

@@ -1,0 +1,155 @@
+/**
+ * Prosody 0.12 as the reference server: a private config in the run's temp dir (never the
+ * system config, data or service), loopback c2s only, no s2s, a module set comparable to
+ * Switchboard's, rate limits raised out of the way, and accounts written directly in the
+ * internal_hashed format (SCRAM-SHA-1 stored/server keys, as `prosodyctl adduser` would).
+ */
+import type { ChildProcess } from "node:child_process";
+import { pbkdf2, randomUUID } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { promisify } from "node:util";
+import { runPool } from "../loadgen/pool.js";
+import { spawnPinned, waitForPort } from "./processes.js";
+import { scramServerKeys } from "./scram-keys.js";
+import type { BenchServer, ServerSetup } from "./server.js";
+
+const PROSODY = "/usr/bin/prosody";
+const VERSION_FILE = "/usr/lib/prosody/prosody.version";
+export const PROSODY_ITERATIONS = 10_000;
+
+const pbkdf2Async = promisify(pbkdf2);
+
+/** Prosody's datamanager path encoding: every non-alphanumeric byte as %xx. */
+function encodePathPart(s: string): string {
+  return s.replace(/\W/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
+function luaString(s: string): string {
+  return JSON.stringify(s); // the values used here are ASCII without escapes Lua reads differently
+}
+
+export function prosodyConfig(setup: ServerSetup): string {
+  const p = (name: string) => luaString(path.join(setup.dir, name));
+  return `-- Written by the Switchboard bench for one run; not a production config.
+run_as_root = true -- the bench may run as root; Prosody refuses to otherwise
+daemonize = false
+pidfile = ${p("prosody.pid")}
+data_path = ${p("data")}
+log = { { levels = { min = "warn" }, to = "file", filename = ${p("prosody.log")} } }
+
+interfaces = { "${setup.host}" }
+c2s_ports = { ${setup.port} }
+c2s_direct_tls_ports = { }
+legacy_ssl_ports = { }
+s2s_ports = { }
+component_ports = { }
+http_ports = { }
+https_ports = { }
+network_settings = { tcp_backlog = 511 } -- as Node's default listen backlog
+
+authentication = "internal_hashed" -- SCRAM-SHA-1 (password_hash default), default_iteration_count below
+default_iteration_count = ${PROSODY_ITERATIONS}
+storage = "internal"
+c2s_require_encryption = false
+allow_registration = false
+
+-- Roughly what Switchboard runs: roster, presence, messages, offline, disco, ping, version,
+-- time, last activity, vCard, private XML, blocking. No TLS (plaintext loopback), no s2s.
+modules_enabled = {
+  "roster"; "saslauth"; "disco"; "ping"; "version"; "time"; "lastactivity";
+  "vcard"; "private"; "blocklist"; "limits";
+}
+modules_disabled = { "s2s"; "s2s_auth_certs" }
+
+-- mod_limits stays loaded (as in a real deployment) but far above what the bench sends.
+limits = {
+  c2s = { rate = "100mb/s"; burst = "10s" };
+}
+
+VirtualHost "${setup.domain}"
+`;
+}
+
+/** The Lua table file internal_hashed keeps per account. */
+export function accountFile(fields: {
+  salt: string;
+  iterations: number;
+  storedKey: Buffer;
+  serverKey: Buffer;
+}): string {
+  return `return {
+\t["iteration_count"] = ${fields.iterations};
+\t["salt"] = ${luaString(fields.salt)};
+\t["server_key"] = "${fields.serverKey.toString("hex")}";
+\t["stored_key"] = "${fields.storedKey.toString("hex")}";
+};
+`;
+}
+
+export class ProsodyServer implements BenchServer {
+  readonly name = "prosody";
+  readonly passwordStorage = `SCRAM-SHA-1 keys (internal_hashed), ${PROSODY_ITERATIONS} iterations`;
+  private setup: ServerSetup | undefined;
+
+  unavailable(): string | undefined {
+    return existsSync(PROSODY) ? undefined : `${PROSODY} not found (Debian package "prosody")`;
+  }
+
+  version(): string {
+    try {
+      return readFileSync(VERSION_FILE, "utf8").trim();
+    } catch {
+      return "unknown";
+    }
+  }
+
+  async prepare(setup: ServerSetup): Promise<void> {
+    this.setup = setup;
+    await writeFile(path.join(setup.dir, "prosody.cfg.lua"), prosodyConfig(setup));
+    const accountsDir = path.join(setup.dir, "data", encodePathPart(setup.domain), "accounts");
+    await mkdir(accountsDir, { recursive: true });
+    const { prefix, passwordPrefix, count } = setup.accounts;
+    // PBKDF2 runs on libuv's thread pool, several at a time.
+    await runPool(count, 8, async (k) => {
+      const i = k + 1;
+      const salt = randomUUID(); // Prosody's own salts are UUID strings used as raw bytes
+      const salted = await pbkdf2Async(`${passwordPrefix}${i}`, salt, PROSODY_ITERATIONS, 20, "sha1");
+      const keys = scramServerKeys(salted);
+      await writeFile(
+        path.join(accountsDir, `${encodePathPart(`${prefix}${i}`)}.dat`),
+        accountFile({ salt, iterations: PROSODY_ITERATIONS, ...keys }),
+      );
+    });
+  }
+
+  async start(cpu: number): Promise<ChildProcess> {
+    const setup = this.requireSetup();
+    const child = spawnPinned(PROSODY, ["-F", "--config", path.join(setup.dir, "prosody.cfg.lua")], {
+      cpu,
+      cwd: setup.dir,
+      logFile: path.join(setup.dir, "prosody.stdout.log"),
+    });
+    await waitForPort(setup.host, setup.port, child, 30_000);
+    return child;
+  }
+
+  logTail(lines: number): string {
+    const setup = this.requireSetup();
+    const out: string[] = [];
+    for (const file of ["prosody.log", "prosody.stdout.log"]) {
+      try {
+        out.push(...readFileSync(path.join(setup.dir, file), "utf8").trimEnd().split("\n").slice(-lines));
+      } catch {
+        // not written
+      }
+    }
+    return out.join("\n");
+  }
+
+  private requireSetup(): ServerSetup {
+    if (!this.setup) throw new Error("prosody: prepare() first");
+    return this.setup;
+  }
+}

@@ -1,0 +1,255 @@
+/**
+ * The measurement sequence for one server: start it pinned, then memory per idle session,
+ * login rate, message throughput and latency, then stop it. Each phase's failure is recorded
+ * and the sequence goes on where it still makes sense; the server and the load generator are
+ * always stopped and the temp dir removed.
+ */
+import type { ChildProcess } from "node:child_process";
+import os from "node:os";
+import type {
+  AccountSet,
+  HoldResult,
+  LatencyResult,
+  LoginsResult,
+  ThroughputResult,
+} from "../loadgen/protocol.js";
+import { LoadGenerator } from "./load-generator.js";
+import {
+  cpuBusyMs,
+  cpuTimeMs,
+  freePort,
+  makeTempDir,
+  pinSelf,
+  removeTempDir,
+  rssBytes,
+  settledRss,
+  sleep,
+  stopProcess,
+} from "./processes.js";
+import type { BenchServer } from "./server.js";
+import { accountCount, type BenchSettings } from "./settings.js";
+
+export interface MemoryPoint {
+  sessions: number;
+  rssBytes: number;
+  bytesPerSession: number;
+  loginSeconds: number;
+}
+
+export interface ServerCpu {
+  /** Server CPU time over wall time, in % of one core. */
+  serverCpuPct: number;
+  loadgenCpuPct: number;
+  /** CPU time other processes took on the server's CPU and on the load CPU (noise), in %. */
+  otherOnServerCpuPct: number;
+  otherOnLoadCpuPct: number;
+}
+
+export interface ServerResults {
+  server: string;
+  version: string;
+  passwordStorage: string;
+  prepareSeconds?: number;
+  baselineRssBytes?: number;
+  memory: MemoryPoint[];
+  logins?: LoginsResult & ServerCpu;
+  throughput?: ThroughputResult & ServerCpu;
+  latency?: LatencyResult & ServerCpu;
+  /** How busy each CPU was (other work) just before this server's run, in %. */
+  busyBeforePct?: number[];
+  /** Did the server exit cleanly on SIGTERM? */
+  gracefulStop?: boolean;
+  errors: string[];
+}
+
+const ACCOUNTS: Omit<AccountSet, "count"> = { prefix: "u", passwordPrefix: "bench-secret-" };
+
+function log(server: string, text: string): void {
+  console.error(`[${server}] ${text}`);
+}
+
+interface CpuProbe {
+  at: number;
+  server: number;
+  serverCpuBusy: number;
+  loadCpuBusy: number;
+}
+
+function probe(pid: number, s: BenchSettings): CpuProbe {
+  return {
+    at: performance.now(),
+    server: cpuTimeMs(pid),
+    serverCpuBusy: cpuBusyMs(s.serverCpu),
+    loadCpuBusy: cpuBusyMs(s.loadCpu),
+  };
+}
+
+/** CPU use over a phase; `loadgenCpuMs` is what the generator measured for itself. */
+function cpuShare(pid: number, s: BenchSettings, p0: CpuProbe, loadgenCpuMs: number): ServerCpu {
+  const p1 = probe(pid, s);
+  const wall = p1.at - p0.at;
+  const pct = (ms: number): number => Math.max(0, (ms / wall) * 100);
+  const server = p1.server - p0.server;
+  return {
+    serverCpuPct: pct(server),
+    loadgenCpuPct: pct(loadgenCpuMs),
+    otherOnServerCpuPct: pct(p1.serverCpuBusy - p0.serverCpuBusy - server),
+    // The orchestrator shares the load CPU but idles during a phase.
+    otherOnLoadCpuPct: pct(p1.loadCpuBusy - p0.loadCpuBusy - loadgenCpuMs),
+  };
+}
+
+export async function benchServer(server: BenchServer, s: BenchSettings): Promise<ServerResults> {
+  const results: ServerResults = {
+    server: server.name,
+    version: server.version(),
+    passwordStorage: server.passwordStorage,
+    memory: [],
+    errors: [],
+  };
+  const dir = makeTempDir(server.name);
+  let child: ChildProcess | undefined;
+  let loadgen: LoadGenerator | undefined;
+  const alive = (): boolean => child !== undefined && child.exitCode === null && child.signalCode === null;
+  const phase = async (name: string, run: () => Promise<void>): Promise<void> => {
+    if (!alive()) return;
+    try {
+      await run();
+    } catch (err) {
+      const message = `${name}: ${(err as Error).message}`;
+      results.errors.push(message);
+      log(server.name, `FAILED ${message}`);
+    }
+    if (!alive()) {
+      const message = `server process ended during ${name} (code ${child?.exitCode}, signal ${child?.signalCode})`;
+      results.errors.push(message);
+      log(server.name, `${message}\n${server.logTail(20)}`);
+    }
+  };
+
+  try {
+    const accounts: AccountSet = { ...ACCOUNTS, count: accountCount(s) };
+    const setup = { dir, domain: s.domain, host: s.host, port: await freePort(), accounts };
+    log(server.name, `creating ${accounts.count} accounts…`);
+    const t0 = performance.now();
+    await server.prepare(setup);
+    results.prepareSeconds = (performance.now() - t0) / 1000;
+    log(
+      server.name,
+      `accounts ready in ${results.prepareSeconds.toFixed(1)} s; starting on CPU ${s.serverCpu}`,
+    );
+
+    // From here on the orchestrator stays off the server's CPU.
+    pinSelf(String(s.loadCpu));
+    child = await server.start(s.serverCpu);
+    const pid = child.pid as number;
+    loadgen = new LoadGenerator(s.loadCpu);
+    const lg = loadgen;
+    await lg.configure({ host: s.host, port: setup.port, domain: s.domain }, accounts);
+
+    await phase("memory", async () => {
+      await sleep(2_000);
+      const baseline = await settledRss(pid);
+      results.baselineRssBytes = baseline;
+      log(server.name, `RSS before logins: ${mb(baseline)}`);
+      for (const sessions of s.memorySessions) {
+        const held = await lg.hold(sessions, s.holdConcurrency);
+        checkHold(held, sessions);
+        const rss = await settledRss(pid);
+        const point = {
+          sessions,
+          rssBytes: rss,
+          bytesPerSession: (rss - baseline) / sessions,
+          loginSeconds: held.wallMs / 1000,
+        };
+        results.memory.push(point);
+        log(
+          server.name,
+          `${sessions} idle sessions: RSS ${mb(rss)}, ${kb(point.bytesPerSession)} per session`,
+        );
+      }
+    });
+    await phase("release", async () => {
+      await lg.release();
+      await sleep(2_000);
+    });
+
+    await phase("logins", async () => {
+      const p0 = probe(pid, s);
+      const r = await lg.logins(
+        s.logins.count,
+        s.logins.concurrency,
+        Math.min(s.logins.count, accountCount(s)),
+      );
+      results.logins = { ...r, ...cpuShare(pid, s, p0, r.cpuMs) };
+      log(server.name, `logins: ${r.perSecond.toFixed(0)}/s (${r.completed} done, ${r.failures} failed)`);
+      if (r.failures > 0) throw new Error(`${r.failures} logins failed, e.g. ${r.errors.join("; ")}`);
+    });
+
+    await phase("messages", async () => {
+      const m = s.messaging;
+      checkHold(await lg.hold(m.users, s.holdConcurrency), m.users);
+      const warm = await lg.throughput(m.warmupMessages, m.window);
+      log(server.name, `warm-up: ${warm.perSecond.toFixed(0)} msg/s, ${warm.lost} lost`);
+      const p0 = probe(pid, s);
+      const r = await lg.throughput(m.messages, m.window);
+      results.throughput = { ...r, ...cpuShare(pid, s, p0, r.cpuMs) };
+      log(
+        server.name,
+        `throughput: ${r.perSecond.toFixed(0)} msg/s, ${r.lost} lost, ${r.dropped} sessions dropped`,
+      );
+    });
+
+    await phase("latency", async () => {
+      const p0 = probe(pid, s);
+      const r = await lg.latency(s.latency.rate, s.latency.durationMs);
+      results.latency = { ...r, ...cpuShare(pid, s, p0, r.cpuMs) };
+      log(
+        server.name,
+        `latency at ${r.achievedRate.toFixed(0)} msg/s: p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, ${r.lost} lost`,
+      );
+    });
+
+    await phase("release", () => lg.release());
+    if (alive()) log(server.name, `RSS at the end: ${mb(rssBytes(pid))}`);
+  } catch (err) {
+    results.errors.push((err as Error).message);
+    log(server.name, `FAILED ${(err as Error).message}`);
+    const tail = safeTail(server);
+    if (tail) log(server.name, `log tail:\n${tail}`);
+  } finally {
+    await loadgen?.stop();
+    if (child) {
+      const wasAlive = alive();
+      const { graceful } = await stopProcess(child);
+      if (wasAlive) results.gracefulStop = graceful && child.exitCode === 0;
+    }
+    pinSelf(`0-${os.cpus().length - 1}`); // back to every CPU for the next server's preparation
+    removeTempDir(dir);
+  }
+  return results;
+}
+
+function checkHold(r: HoldResult, wanted: number): void {
+  if (r.failures > 0 || r.held !== wanted) {
+    throw new Error(
+      `${r.failures} of the logins to reach ${wanted} sessions failed, e.g. ${r.errors.join("; ")}`,
+    );
+  }
+}
+
+function safeTail(server: BenchServer): string {
+  try {
+    return server.logTail(20);
+  } catch {
+    return "";
+  }
+}
+
+function mb(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function kb(bytes: number): string {
+  return `${(bytes / 1024).toFixed(1)} KiB`;
+}

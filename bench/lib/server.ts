@@ -1,0 +1,27 @@
+/** What the bench needs from a server under test. */
+import type { ChildProcess } from "node:child_process";
+import type { AccountSet } from "../loadgen/protocol.js";
+
+export interface ServerSetup {
+  /** Private directory for config, data and logs (removed after the run). */
+  dir: string;
+  domain: string;
+  host: string;
+  port: number;
+  accounts: AccountSet;
+}
+
+export interface BenchServer {
+  readonly name: string;
+  /** Why the server cannot be benchmarked on this machine, or undefined when it can. */
+  unavailable(): string | undefined;
+  version(): string;
+  /** How passwords are stored, e.g. "SCRAM-SHA-1, 10000 iterations". */
+  readonly passwordStorage: string;
+  /** Writes the configuration and creates the accounts (not measured). */
+  prepare(setup: ServerSetup): Promise<void>;
+  /** Starts the server pinned to `cpu`; resolves once its c2s port accepts connections. */
+  start(cpu: number): Promise<ChildProcess>;
+  /** Last lines of the server's log, for error reports. */
+  logTail(lines: number): string;
+}

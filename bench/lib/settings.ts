@@ -1,0 +1,48 @@
+/** The load of one bench run; both servers get exactly the same. */
+export interface BenchSettings {
+  mode: "full" | "quick";
+  domain: string;
+  host: string;
+  /** CPU the server under test is pinned to, and the CPU of the load generator (and orchestrator). */
+  serverCpu: number;
+  loadCpu: number;
+  /** Idle sessions at which memory is measured, in increasing order (the largest sets the account count). */
+  memorySessions: number[];
+  /** Logins in flight while opening the idle sessions. */
+  holdConcurrency: number;
+  logins: { count: number; concurrency: number };
+  messaging: {
+    /** Online users exchanging messages. */
+    users: number;
+    /** Unmeasured run first, so both servers are measured warm. */
+    warmupMessages: number;
+    messages: number;
+    /** Messages in flight per sender. */
+    window: number;
+  };
+  latency: { rate: number; durationMs: number };
+}
+
+const common = { domain: "bench.local", host: "127.0.0.1", serverCpu: 0, loadCpu: 1, holdConcurrency: 100 };
+
+export const FULL: BenchSettings = {
+  ...common,
+  mode: "full",
+  memorySessions: [1_000, 10_000],
+  logins: { count: 3_000, concurrency: 50 },
+  messaging: { users: 1_000, warmupMessages: 20_000, messages: 200_000, window: 5 },
+  latency: { rate: 2_000, durationMs: 10_000 },
+};
+
+export const QUICK: BenchSettings = {
+  ...common,
+  mode: "quick",
+  memorySessions: [1_000, 2_000],
+  logins: { count: 1_000, concurrency: 50 },
+  messaging: { users: 500, warmupMessages: 5_000, messages: 30_000, window: 5 },
+  latency: { rate: 1_000, durationMs: 3_000 },
+};
+
+export function accountCount(s: BenchSettings): number {
+  return Math.max(...s.memorySessions, s.messaging.users, 2);
+}

@@ -1,0 +1,253 @@
+/**
+ * One benchmark client connection over plain TCP: stream open, SASL SCRAM-SHA-1, stream restart,
+ * resource bind, initial presence, then a ping round trip as a barrier (the server handles a
+ * stream's stanzas in order, so its answer proves the presence was processed). After that it
+ * sends whatever it is given and reports each received <message/>.
+ */
+import net from "node:net";
+import { attr, childText, StreamScanner } from "./scanner.js";
+import { type ScramKeyCache, ScramSha1Client } from "./scram.js";
+
+export interface ConnectionTarget {
+  host: string;
+  port: number;
+  domain: string;
+}
+
+type Phase =
+  | "connecting"
+  | "features"
+  | "challenge"
+  | "success"
+  | "bound-features"
+  | "bind"
+  | "ready"
+  | "online";
+
+const SASL_NS = "urn:ietf:params:xml:ns:xmpp-sasl";
+const LOGIN_TIMEOUT_MS = 30_000;
+const CLOSE_TIMEOUT_MS = 5_000;
+
+export class BenchConnection {
+  /** Called with the open tag of every <message/> received once online. */
+  onMessage: ((openTag: string) => void) | undefined;
+  /** Called once if the connection ends while online without close() having been called. */
+  onLost: ((reason: string) => void) | undefined;
+  /** Full JID the server bound. */
+  jid = "";
+
+  private readonly socket: net.Socket;
+  private readonly scanner: StreamScanner;
+  private phase: Phase = "connecting";
+  private scram: ScramSha1Client;
+  private loginDone: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  private closeDone: (() => void) | undefined;
+  private closing = false;
+  private ended = false;
+  private lostReported = false;
+
+  constructor(
+    private readonly target: ConnectionTarget,
+    private readonly username: string,
+    password: string,
+    cache: ScramKeyCache,
+  ) {
+    this.scram = new ScramSha1Client(username, password, cache);
+    this.scanner = new StreamScanner({
+      streamOpen: () => {},
+      stanza: (name, openTag, text) => this.onStanza(name, openTag, text),
+      streamClose: () => this.onStreamClose(),
+    });
+    this.socket = new net.Socket();
+    this.socket.setNoDelay(true);
+    this.socket.setEncoding("utf8");
+    this.socket.on("data", (chunk: string) => {
+      try {
+        this.scanner.push(chunk);
+      } catch (err) {
+        this.fail((err as Error).message);
+      }
+    });
+    this.socket.on("error", (err) => this.fail(`socket error: ${err.message}`));
+    this.socket.on("close", () => this.onSocketClose());
+  }
+
+  /** Connects and logs in; resolves once presence is sent and acknowledged by the ping barrier. */
+  login(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => this.fail(`login timed out in phase ${this.phase}`), LOGIN_TIMEOUT_MS);
+      this.loginDone = {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      this.socket.connect(this.target.port, this.target.host, () => {
+        this.phase = "features";
+        this.openStream();
+      });
+    });
+  }
+
+  get online(): boolean {
+    return this.phase === "online" && !this.ended;
+  }
+
+  send(text: string): void {
+    this.socket.write(text);
+  }
+
+  /** Closes the stream and waits for the server to close its side (or a timeout). */
+  close(): Promise<void> {
+    if (this.ended) return Promise.resolve();
+    this.closing = true;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.socket.destroy(), CLOSE_TIMEOUT_MS);
+      this.closeDone = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.socket.write("</stream:stream>");
+    });
+  }
+
+  private openStream(): void {
+    this.socket.write(
+      `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${this.target.domain}' version='1.0'>`,
+    );
+  }
+
+  private onStanza(name: string, openTag: string, text: string): void {
+    if (name === "message") {
+      this.onMessage?.(openTag);
+      return;
+    }
+    if (name === "stream:error") {
+      this.fail(`stream error: ${text}`);
+      return;
+    }
+    switch (this.phase) {
+      case "features":
+        if (name !== "stream:features") return;
+        if (!/<mechanism>SCRAM-SHA-1<\/mechanism>/.test(text)) {
+          this.fail(`SCRAM-SHA-1 not offered: ${text}`);
+          return;
+        }
+        this.phase = "challenge";
+        this.send(`<auth xmlns='${SASL_NS}' mechanism='SCRAM-SHA-1'>${this.scram.initialResponse()}</auth>`);
+        return;
+      case "challenge":
+        if (name !== "challenge") {
+          this.saslFailure(name, text);
+          return;
+        }
+        this.phase = "success";
+        try {
+          this.send(
+            `<response xmlns='${SASL_NS}'>${this.scram.respond(childText(text, "challenge") ?? "")}</response>`,
+          );
+        } catch (err) {
+          this.fail((err as Error).message);
+        }
+        return;
+      case "success":
+        if (name !== "success") {
+          this.saslFailure(name, text);
+          return;
+        }
+        if (!this.scram.verifySuccess(childText(text, "success") ?? "")) {
+          this.fail("SCRAM: server signature does not verify");
+          return;
+        }
+        this.phase = "bound-features";
+        this.scanner.restart();
+        this.openStream();
+        return;
+      case "bound-features":
+        if (name !== "stream:features") return;
+        if (!text.includes("urn:ietf:params:xml:ns:xmpp-bind")) {
+          this.fail(`bind not offered: ${text}`);
+          return;
+        }
+        this.phase = "bind";
+        this.send("<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+        return;
+      case "bind":
+        if (name !== "iq" || attr(openTag, "id") !== "bind") return;
+        if (attr(openTag, "type") !== "result") {
+          this.fail(`bind failed: ${text}`);
+          return;
+        }
+        this.jid = childText(text, "jid") ?? "";
+        this.phase = "ready";
+        this.send(
+          `<presence/><iq type='get' id='barrier' to='${this.target.domain}'><ping xmlns='urn:xmpp:ping'/></iq>`,
+        );
+        return;
+      case "ready":
+        if (name !== "iq" || attr(openTag, "id") !== "barrier") return;
+        // A result or an error both prove the presence before it was handled.
+        this.phase = "online";
+        this.loginDone?.resolve();
+        this.loginDone = undefined;
+        return;
+      case "online":
+        if (name === "iq") this.answerIq(openTag);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private saslFailure(name: string, text: string): void {
+    this.fail(name === "failure" ? `SASL failure: ${text}` : `unexpected <${name}/> during SASL: ${text}`);
+  }
+
+  /** Answers server-initiated get/set queries (e.g. pings) so the server sees a live client. */
+  private answerIq(openTag: string): void {
+    const type = attr(openTag, "type");
+    if (type !== "get" && type !== "set") return;
+    const id = attr(openTag, "id") ?? "";
+    const from = attr(openTag, "from");
+    this.send(`<iq type='result' id='${id}'${from ? ` to='${from}'` : ""}/>`);
+  }
+
+  private onStreamClose(): void {
+    if (!this.closing) this.fail("server closed the stream");
+    this.socket.end();
+  }
+
+  private onSocketClose(): void {
+    const wasOnline = this.phase === "online";
+    this.ended = true;
+    if (this.loginDone) this.fail("connection closed during login");
+    if (this.closeDone) {
+      this.closeDone();
+      this.closeDone = undefined;
+    } else if (wasOnline && !this.closing) {
+      this.reportLost("connection closed by the server");
+    }
+  }
+
+  private reportLost(reason: string): void {
+    if (this.lostReported) return;
+    this.lostReported = true;
+    this.onLost?.(reason);
+  }
+
+  private fail(reason: string): void {
+    if (this.loginDone) {
+      const done = this.loginDone;
+      this.loginDone = undefined;
+      done.reject(new Error(`${this.username}: ${reason}`));
+      this.socket.destroy();
+    } else if (!this.closing && !this.ended) {
+      this.reportLost(reason);
+      this.socket.destroy();
+    }
+  }
+}

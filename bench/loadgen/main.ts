@@ -1,0 +1,77 @@
+/**
+ * Load generator process: started by the bench orchestrator with an IPC channel, it runs one
+ * command at a time and replies with its result and its own CPU cost.
+ */
+import { latency, throughput } from "./messages.js";
+import type { LoadCommand, LoadReply, PhaseCost } from "./protocol.js";
+import { ScramKeyCache } from "./scram.js";
+import { SessionPool } from "./sessions.js";
+
+if (!process.send) {
+  console.error("the load generator is started by bench/run.js (it needs an IPC channel)");
+  process.exit(2);
+}
+
+const cache = new ScramKeyCache();
+let pool: SessionPool | undefined;
+
+function requirePool(): SessionPool {
+  if (!pool) throw new Error("not configured");
+  return pool;
+}
+
+async function measured<T extends object>(work: () => Promise<T>): Promise<T & PhaseCost> {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const result = await work();
+  const cpu = process.cpuUsage(cpu0);
+  return { ...result, wallMs: performance.now() - t0, cpuMs: (cpu.user + cpu.system) / 1000 };
+}
+
+async function handle(cmd: LoadCommand): Promise<LoadReply> {
+  switch (cmd.op) {
+    case "configure":
+      if (pool) await pool.release();
+      pool = new SessionPool(cmd.target, cmd.accounts, cache);
+      return { ok: true, result: null };
+    case "hold": {
+      const p = requirePool();
+      return { ok: true, result: await measured(() => p.hold(cmd.count, cmd.concurrency)) };
+    }
+    case "release":
+      await requirePool().release();
+      return { ok: true, result: null };
+    case "logins": {
+      const p = requirePool();
+      return { ok: true, result: await measured(() => p.logins(cmd.count, cmd.concurrency, cmd.accounts)) };
+    }
+    case "throughput": {
+      const p = requirePool();
+      return { ok: true, result: await measured(() => throughput(p, cmd.messages, cmd.window)) };
+    }
+    case "latency": {
+      const p = requirePool();
+      return { ok: true, result: await measured(() => latency(p, cmd.rate, cmd.durationMs)) };
+    }
+    case "exit":
+      if (pool) await pool.release();
+      return { ok: true, result: null };
+  }
+}
+
+// Commands are handled strictly one after the other.
+let queue: Promise<void> = Promise.resolve();
+process.on("message", (cmd: LoadCommand) => {
+  queue = queue.then(async () => {
+    let reply: LoadReply;
+    try {
+      reply = await handle(cmd);
+    } catch (err) {
+      reply = { ok: false, error: (err as Error).stack ?? String(err) };
+    }
+    process.send?.(reply);
+    if (cmd.op === "exit") process.disconnect();
+  });
+});
+// The orchestrator going away ends the generator (and with it every client socket).
+process.on("disconnect", () => process.exit(0));

@@ -1,0 +1,76 @@
+/**
+ * Messages between the bench orchestrator and the load generator process (over the Node IPC
+ * channel). Every command gets exactly one reply, in order.
+ */
+import type { ConnectionTarget } from "./connection.js";
+
+/** Accounts are `${prefix}${i}` with password `${passwordPrefix}${i}`, for i in 1..count. */
+export interface AccountSet {
+  prefix: string;
+  passwordPrefix: string;
+  count: number;
+}
+
+export type LoadCommand =
+  | { op: "configure"; target: ConnectionTarget; accounts: AccountSet }
+  /** Keeps accounts 1..count logged in and idle (logs in the missing ones). */
+  | { op: "hold"; count: number; concurrency: number }
+  /** Closes every held session. */
+  | { op: "release" }
+  /** `count` full logins (login then disconnect), `concurrency` at a time, cycling over accounts 1..accounts. */
+  | { op: "logins"; count: number; concurrency: number; accounts: number }
+  /** Each held session sends its share of `messages` to random other held sessions, `window` in flight each. */
+  | { op: "throughput"; messages: number; window: number }
+  /** Messages at a fixed total `rate` per second for `durationMs` between random held sessions. */
+  | { op: "latency"; rate: number; durationMs: number }
+  | { op: "exit" };
+
+export interface PhaseCost {
+  wallMs: number;
+  /** Load generator CPU time (user + system) during the phase. */
+  cpuMs: number;
+}
+
+export interface HoldResult extends PhaseCost {
+  held: number;
+  failures: number;
+  errors: string[];
+  /** SCRAM key derivations (PBKDF2) the generator had to do. */
+  derivations: number;
+}
+
+export interface LoginsResult extends PhaseCost {
+  completed: number;
+  failures: number;
+  errors: string[];
+  perSecond: number;
+}
+
+export interface ThroughputResult extends PhaseCost {
+  sent: number;
+  received: number;
+  lost: number;
+  duplicates: number;
+  misrouted: number;
+  /** Sessions the server closed during the phase. */
+  dropped: number;
+  perSecond: number;
+}
+
+export interface LatencyResult extends PhaseCost {
+  sent: number;
+  received: number;
+  lost: number;
+  duplicates: number;
+  misrouted: number;
+  dropped: number;
+  achievedRate: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+export type LoadReply =
+  | { ok: true; result: HoldResult | LoginsResult | ThroughputResult | LatencyResult | null }
+  | { ok: false; error: string };

@@ -1,0 +1,159 @@
+/**
+ * `npm run bench [-- --quick] [-- --only switchboard|prosody]`: measures Switchboard and
+ * Prosody one after the other under the same load, each pinned to its own CPU, prints the
+ * figures with the Switchboard/Prosody ratios and writes them to .bench/latest.json.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { machineFacts } from "./lib/machine.js";
+import { cpuBusyShare, tasksetAvailable } from "./lib/processes.js";
+import { ProsodyServer } from "./lib/prosody.js";
+import { figures, formatTable, notes } from "./lib/report.js";
+import { benchServer, type ServerResults } from "./lib/scenario.js";
+import type { BenchServer } from "./lib/server.js";
+import { FULL, QUICK } from "./lib/settings.js";
+import { SwitchboardServer } from "./lib/switchboard.js";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+const OUT = path.join(ROOT, ".bench", "latest.json");
+
+interface Options {
+  quick: boolean;
+  only: string | undefined;
+  /** Seconds to wait at most for the machine to be quiet before each server's run. */
+  waitQuiet: number;
+}
+
+const USAGE = "usage: npm run bench [-- [--quick] [--only switchboard|prosody] [--wait-quiet SECONDS]]";
+
+function parseArgs(argv: string[]): Options {
+  let quick = false;
+  let only: string | undefined;
+  let waitQuiet = 0;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--quick") quick = true;
+    else if (a === "--wait-quiet") waitQuiet = Number(argv[++i]);
+    else if (a === "--only") only = argv[++i];
+    else if (a.startsWith("--only=")) only = a.slice("--only=".length);
+    else if (a === "--help" || a === "-h") {
+      console.log(USAGE);
+      process.exit(0);
+    } else {
+      console.error(`unknown option ${a}\n${USAGE}`);
+      process.exit(2);
+    }
+  }
+  if (only !== undefined && only !== "switchboard" && only !== "prosody") {
+    console.error("--only takes switchboard or prosody");
+    process.exit(2);
+  }
+  if (!(waitQuiet >= 0)) {
+    console.error("--wait-quiet takes a number of seconds");
+    process.exit(2);
+  }
+  return { quick, only, waitQuiet };
+}
+
+/** CPU share below which the machine counts as quiet. */
+const QUIET_PCT = 15;
+
+/**
+ * Samples how busy the two CPUs are (3 s windows) until both are quiet or `maxSeconds` have
+ * passed; returns the last sample.
+ */
+async function machineBusy(cpus: number[], maxSeconds: number): Promise<number[]> {
+  const deadline = Date.now() + maxSeconds * 1000;
+  for (;;) {
+    const busy = await cpuBusyShare(cpus, 3_000);
+    if (busy.every((b) => b < QUIET_PCT) || Date.now() >= deadline) return busy;
+    console.error(`bench: machine busy (${busy.map((b) => `${b.toFixed(0)} %`).join(", ")}), waiting…`);
+  }
+}
+
+async function main(): Promise<void> {
+  const { quick, only, waitQuiet } = parseArgs(process.argv.slice(2));
+  const settings = quick ? QUICK : FULL;
+  if (!tasksetAvailable()) {
+    console.error("bench: taskset (util-linux) is needed to pin the server and the load generator to CPUs");
+    process.exit(1);
+  }
+  const switchboard = new SwitchboardServer();
+  const prosody = new ProsodyServer();
+  const prosodyMissing = prosody.unavailable();
+  if (prosodyMissing) {
+    console.error(
+      `bench: Prosody is not available (${prosodyMissing}); measuring Switchboard alone, ratios are n/a.`,
+    );
+  }
+  const machine = machineFacts(prosodyMissing ? undefined : prosody.version());
+  console.error(
+    `bench (${settings.mode}): ${machine.cpuModel}, ${machine.cores} cores, node ${machine.node}, Prosody ${machine.prosody}, load average ${machine.loadAverage.toFixed(2)}`,
+  );
+
+  const runs: BenchServer[] = [];
+  if (only !== "prosody") runs.push(switchboard);
+  if (only !== "switchboard" && !prosodyMissing) runs.push(prosody);
+  const results = new Map<string, ServerResults>();
+  for (const server of runs) {
+    const missing = server.unavailable();
+    if (missing) {
+      console.error(`bench: skipping ${server.name}: ${missing}`);
+      continue;
+    }
+    const cpus = [settings.serverCpu, settings.loadCpu];
+    const busy = await machineBusy(cpus, waitQuiet);
+    if (busy.some((b) => b >= QUIET_PCT)) {
+      console.error(
+        `bench: other work keeps the CPUs busy (${busy.map((b) => `${b.toFixed(0)} %`).join(", ")}): figures will be disturbed`,
+      );
+    }
+    const r = await benchServer(server, settings);
+    r.busyBeforePct = busy;
+    results.set(server.name, r);
+  }
+
+  const sb = results.get("switchboard");
+  const pr = results.get("prosody");
+  const rows = figures(settings, sb, pr);
+  console.log("");
+  console.log(
+    `Switchboard vs Prosody — ${settings.mode} run, server on CPU ${settings.serverCpu}, load generator on CPU ${settings.loadCpu}`,
+  );
+  console.log(
+    `Machine: ${machine.cpuModel}, ${machine.cores} cores, node ${machine.node}, Prosody ${machine.prosody}`,
+  );
+  for (const r of results.values()) console.log(`Password storage, ${r.server}: ${r.passwordStorage}`);
+  console.log("");
+  console.log(formatTable(rows));
+  const remarks = notes([...results.values()]);
+  if (remarks.length > 0) {
+    console.log("");
+    for (const n of remarks) console.log(`- ${n}`);
+  }
+
+  mkdirSync(path.dirname(OUT), { recursive: true });
+  writeFileSync(
+    OUT,
+    `${JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        machine,
+        settings,
+        figures: rows,
+        servers: Object.fromEntries(results),
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  console.log(`\nResults written to ${path.relative(process.cwd(), OUT)}`);
+  const failed = [...results.values()].some((r) => r.errors.length > 0);
+  process.exitCode = failed ? 1 : 0;
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
