@@ -100,7 +100,11 @@ export class StreamParser {
     return this.parsed;
   }
 
-  /** Feeds bytes as they arrive. Never throws: problems go to handlers.error. */
+  /**
+   * Feeds bytes as they arrive (a multibyte character may be split across writes). Never
+   * throws: problems, including exceptions from the other handlers, go to handlers.error;
+   * only an exception thrown by handlers.error itself reaches the caller.
+   */
   write(chunk: Buffer | string): void {
     if (this.sax === undefined) return;
     let buf: Buffer;
@@ -227,8 +231,9 @@ export class StreamParser {
       try {
         sax.write(piece);
       } catch (err) {
-        // saxes reports ill-formed input by throwing a plain Error.
-        if (err instanceof Error && err.constructor === Error) this.onTokenizerError(err);
+        // saxes reports ill-formed input by throwing a plain Error (it has no error handler).
+        if (err !== ABORT && this.sax === sax && err instanceof Error && err.constructor === Error)
+          this.onTokenizerError(err);
         throw err;
       }
       this.flush();
