@@ -2,14 +2,15 @@
  * Hostile input on raw sockets: ill-formed XML (RFC 6120 §4.9.3.13), restricted
  * XML — DTDs/entity expansion, comments, processing instructions (§11.1,
  * §4.9.3.18) — oversized stanzas (§13.12, <policy-violation/>), and clients
- * that never authenticate. After all of it the server must still serve a
- * normal login.
+ * that never authenticate or send stanzas before authenticating. After all
+ * of it the server must still serve a normal login.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { connectJs } from "../helpers/js-client.js";
 import { RawConnection, streamHeader } from "../helpers/raw-client.js";
 import { startServer, type TestServer } from "../helpers/server.js";
+import { is, xml } from "../helpers/stanza.js";
 
 const MAX_STANZA = 65536;
 const AUTH_TIMEOUT_S = 2;
@@ -112,6 +113,48 @@ describe("hostile clients", () => {
     c.write(`<message to='alice@localhost'><body>${"C".repeat(MAX_STANZA + 4096)}</body></message>`);
     assert.equal(await c.streamError("after a stanza over the limit"), "policy-violation");
     await c.waitClosed("after <policy-violation/>");
+  });
+
+  test("deep nesting → a stream error and a closed connection, not a stuck parser", async () => {
+    const c = await raw("deep nesting");
+    await c.openStream(server.domain);
+    c.write("<message><body>" + "<x>".repeat(5000));
+    const condition = await c.streamError("after 5000 nested elements");
+    // RFC 6120 defines no condition for this; a limit is policy, malformed XML would be not-well-formed.
+    assert.ok(["policy-violation", "not-well-formed", "restricted-xml"].includes(condition), condition);
+    await c.waitClosed("after the stream error");
+  });
+
+  test("invalid UTF-8 → <unsupported-encoding/> or <not-well-formed/> (RFC 6120 §4.9.3.22)", async () => {
+    const c = await raw("invalid UTF-8");
+    await c.openStream(server.domain);
+    c.write(
+      Buffer.concat([
+        Buffer.from("<message><body>"),
+        Buffer.from([0xc3, 0x28, 0xff, 0xfe]),
+        Buffer.from("</body></message>"),
+      ]),
+    );
+    const condition = await c.streamError("after bytes that are not UTF-8");
+    assert.ok(["unsupported-encoding", "not-well-formed", "bad-format"].includes(condition), condition);
+    await c.waitClosed("after the stream error");
+  });
+
+  test("a stanza before authentication → <not-authorized/>, never delivered (RFC 6120 §4.3.5)", async () => {
+    const alice = await connectJs(server, { user: "alice", password: PW.alice, resource: "watch" });
+    try {
+      await alice.send(xml("presence"));
+      await alice.sync();
+      const c = await raw("unauthenticated stanza");
+      await c.openStream(server.domain);
+      await c.startTls(server.domain);
+      c.write("<message to='alice@localhost/watch' type='chat'><body>sneaked in</body></message>");
+      assert.equal(await c.streamError("after a stanza sent before authenticating"), "not-authorized");
+      await c.waitClosed("after <not-authorized/>");
+      await alice.none(is.message({ body: "sneaked in" }), "a message from an unauthenticated stream");
+    } finally {
+      await alice.close();
+    }
   });
 
   test("a connection that sends nothing is closed after the authentication timeout", async () => {
