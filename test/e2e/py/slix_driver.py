@@ -57,7 +57,7 @@ class Driver:
         # Subscription requests are answered by the test, never automatically.
         c.auto_authorize = None
         c.auto_subscribe = False
-        # No whitespace pings or reconnect attempts: they would blur what the server does.
+        # No whitespace keepalives: they would blur what the server sends and when.
         c.whitespace_keepalive = False
         # The test server's certificate is self-signed and generated at startup.
         c.ssl_context.check_hostname = False
