@@ -371,7 +371,11 @@ export class C2SConnection implements ClientSession {
     if (type === "tls-exporter" && tls13)
       return s.exportKeyingMaterial(32, "EXPORTER-Channel-Binding", Buffer.alloc(0));
     if (type === "tls-server-end-point") return this.svc.tls.serverEndPoint;
-    if (type === "tls-unique" && !tls13) return s.getFinished() ?? undefined;
+    if (type === "tls-unique" && !tls13) {
+      // RFC 5929 §3.1: the first Finished message of the handshake: the client's in a full
+      // handshake, the server's own in an abbreviated (resumed) one.
+      return (s.isSessionReused() ? s.getFinished() : s.getPeerFinished()) ?? undefined;
+    }
     return undefined;
   }
 

@@ -23,7 +23,13 @@ export class C2SListener {
     }
     if (config.c2sTlsPort > 0 && this.svc.tls) {
       const server = tls.createServer(
-        { secureContext: this.svc.tls.context, ALPNProtocols: ["xmpp-client"], noDelay: true },
+        {
+          cert: this.svc.tls.certPem,
+          key: this.svc.tls.keyPem,
+          minVersion: "TLSv1.2",
+          ALPNProtocols: ["xmpp-client"],
+          noDelay: true,
+        },
         (socket) => this.accept(socket, true),
       );
       server.on("tlsClientError", (err) => this.svc.log.debug({ err: err.message }, "TLS handshake failed"));
