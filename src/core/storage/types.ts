@@ -104,6 +104,55 @@ export interface BlocklistStore {
   remove(username: string, jids?: string[]): Promise<void>;
 }
 
+/**
+ * A server-wide map of JSON documents by key, for features that keep a small data
+ * set of their own (the client-licence registry, policies, statistics). Values are
+ * plain JSON (objects, arrays, strings, numbers, booleans, null).
+ */
+export interface DocumentStore<T = unknown> {
+  get(key: string): Promise<T | undefined>;
+  put(key: string, value: T): Promise<void>;
+  /** Returns false when there was no such key. */
+  delete(key: string): Promise<boolean>;
+  /** Documents whose key starts with `prefix` (all when omitted), sorted by key. */
+  list(opts?: { prefix?: string; limit?: number }): Promise<{ key: string; value: T }[]>;
+  count(opts?: { prefix?: string }): Promise<number>;
+  /**
+   * Atomic read-modify-write of one document, safe against other processes (the CLI
+   * and the server) changing it at the same time. `fn` receives the current value
+   * (undefined if absent) and returns the new one (undefined deletes it). Returns the new value.
+   */
+  update(key: string, fn: (current: T | undefined) => T | undefined): Promise<T | undefined>;
+}
+
+export interface ArchiveEntry<T = unknown> {
+  /** Increasing id, the order of appending. */
+  id: number;
+  /** Milliseconds since the epoch, given by the caller (an injectable clock). */
+  at: number;
+  /** A short classification used for filtering (e.g. "licence.revoke"). */
+  kind: string;
+  data: T;
+}
+
+/** An append-only log (audit trail): entries are never changed, only added and (by retention) pruned. */
+export interface ArchiveStore<T = unknown> {
+  append(entry: { at: number; kind: string; data: T }): Promise<number>;
+  /** Entries matching every given filter, oldest first unless `newestFirst`. */
+  query(opts?: {
+    kind?: string;
+    /** Entries whose kind starts with this. */
+    kindPrefix?: string;
+    since?: number;
+    until?: number;
+    afterId?: number;
+    limit?: number;
+    newestFirst?: boolean;
+  }): Promise<ArchiveEntry<T>[]>;
+  /** Removes entries older than `before`; returns how many. */
+  prune(before: number): Promise<number>;
+}
+
 export interface Storage {
   readonly accounts: AccountStore;
   readonly roster: RosterStore;
@@ -111,6 +160,10 @@ export interface Storage {
   readonly blocklist: BlocklistStore;
   /** A key-value store for one feature (e.g. "vcard", "private", "lastactivity"). */
   keyValue(store: string): KeyValueStore;
+  /** A server-wide document map for one feature (e.g. "licensing"). */
+  documents<T = unknown>(store: string): DocumentStore<T>;
+  /** An append-only log for one feature (e.g. "audit"). */
+  archive<T = unknown>(store: string): ArchiveStore<T>;
   /** Makes sure all writes are durable and releases the backend. */
   close(): Promise<void>;
 }

@@ -2,7 +2,9 @@ import { closeSync, fsyncSync, openSync } from "node:fs";
 import type Database from "better-sqlite3";
 import type {
   AccountStore,
+  ArchiveStore,
   BlocklistStore,
+  DocumentStore,
   KeyValueStore,
   OfflineStore,
   RosterStore,
@@ -12,6 +14,7 @@ import { AccountGuard } from "./account-guard.js";
 import { SqliteAccountStore } from "./accounts.js";
 import { SqliteBlocklistStore } from "./blocklist.js";
 import { type OpenDatabaseOptions, openDatabase } from "./database.js";
+import { SqliteArchiveStore, SqliteDocumentStore } from "./documents.js";
 import { SqliteKeyValueStore, SqliteKeyValueTable } from "./key-value.js";
 import { SqliteOfflineStore } from "./offline.js";
 import { SqliteRosterStore } from "./roster.js";
@@ -33,6 +36,8 @@ export class SqliteStorage implements Storage {
   readonly #db: Database.Database;
   readonly #keyValueTable: SqliteKeyValueTable;
   readonly #keyValueStores = new Map<string, KeyValueStore>();
+  readonly #documentStores = new Map<string, DocumentStore<unknown>>();
+  readonly #archiveStores = new Map<string, ArchiveStore<unknown>>();
 
   constructor(db: Database.Database, now: () => number = Date.now) {
     this.#db = db;
@@ -52,6 +57,26 @@ export class SqliteStorage implements Storage {
       this.#keyValueStores.set(store, kv);
     }
     return kv;
+  }
+
+  documents<T = unknown>(store: string): DocumentStore<T> {
+    if (store === "") throw new RangeError("document store name must not be empty");
+    let d = this.#documentStores.get(store);
+    if (!d) {
+      d = new SqliteDocumentStore<unknown>(this.#db, store);
+      this.#documentStores.set(store, d);
+    }
+    return d as DocumentStore<T>;
+  }
+
+  archive<T = unknown>(store: string): ArchiveStore<T> {
+    if (store === "") throw new RangeError("archive name must not be empty");
+    let a = this.#archiveStores.get(store);
+    if (!a) {
+      a = new SqliteArchiveStore<unknown>(this.#db, store);
+      this.#archiveStores.set(store, a);
+    }
+    return a as ArchiveStore<T>;
   }
 
   async close(): Promise<void> {

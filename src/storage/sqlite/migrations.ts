@@ -89,4 +89,29 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 2,
+    description: "server-wide document maps and append-only archives (licensing, audit)",
+    up(db) {
+      db.exec(`
+        CREATE TABLE documents (
+          store TEXT NOT NULL,
+          key   TEXT NOT NULL,
+          value TEXT NOT NULL,
+          PRIMARY KEY (store, key)
+        ) STRICT, WITHOUT ROWID;
+
+        -- AUTOINCREMENT: ids are never reused, so "after id N" paging never skips or repeats.
+        CREATE TABLE archive (
+          id    INTEGER PRIMARY KEY AUTOINCREMENT,
+          store TEXT    NOT NULL,
+          at    INTEGER NOT NULL,
+          kind  TEXT    NOT NULL,
+          data  TEXT    NOT NULL
+        ) STRICT;
+        CREATE INDEX archive_by_store_time ON archive (store, at);
+        CREATE INDEX archive_by_store_kind ON archive (store, kind, id);
+      `);
+    },
+  },
 ];
