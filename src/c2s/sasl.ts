@@ -6,6 +6,7 @@
 
 import { StreamError } from "../core/errors.js";
 import { channelBindingFeature } from "../core/sasl/channel-binding.js";
+import { claimedAccount } from "../core/sasl/identity.js";
 import type { SaslContext, SaslExchange, SaslMechanism, SaslResult } from "../core/sasl/mechanism.js";
 import { mechanismsFor } from "../core/sasl/mechanism.js";
 import type { ScramHash } from "../core/storage/types.js";
@@ -104,10 +105,14 @@ export class SaslNegotiator {
     const name = el.attrs.mechanism ?? "";
     const mech = this.mechanisms().find((m) => m.name === name);
     if (!mech) return this.fail("invalid-mechanism", `mechanism ${name} is not offered`, false);
-    await svc.hooks.fireAsync("c2s/pre-sasl", { session: conn, mechanism: name });
-    if (conn.closed) return;
     const initial = decode(el.text());
     if (!initial) return this.fail("incorrect-encoding");
+    await svc.hooks.fireAsync("c2s/pre-sasl", {
+      session: conn,
+      mechanism: name,
+      claimedUsername: claimedAccount(name, initial),
+    });
+    if (conn.closed) return;
     this.exchange = mech.start(this.ctx);
     return this.step(initial);
   }

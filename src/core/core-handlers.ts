@@ -3,8 +3,9 @@
  * IQ dispatch to registered handlers, delivery of IQs to full JIDs, and the
  * legacy session-establishment IQ (RFC 3921 §3, kept for old clients).
  */
-import type { StanzaEvent } from "./events.js";
+
 import { StanzaError } from "./errors.js";
+import type { StanzaEvent } from "./events.js";
 import { type IqTarget, iqPayload } from "./iq.js";
 import type { ServerServices } from "./module.js";
 import { type XmlElement, x } from "./xml/element.js";
@@ -18,14 +19,23 @@ export function installCoreHandlers(svc: ServerServices): void {
     const { stanza } = ev;
     const type = stanza.attrs.type;
     if (type !== "get" && type !== "set") {
-      if (type === "result" || type === "error") return true; // responses to the server itself: nothing waits
+      if (type === "result" || type === "error") {
+        // A reply to an IQ the server sent (Router.request); otherwise nothing waits for it.
+        if (target === "host") router.resolveResponse(stanza);
+        return true;
+      }
       throw new StanzaError("bad-request", "IQ type must be get, set, result or error");
     }
     const payload = iqPayload(ev);
     const handler = iq.find(target, type, payload.attrs.xmlns);
     if (!handler) return false;
     const answer = (result: XmlElement | undefined | void) => {
-      const reply = x("iq", { type: "result", id: stanza.attrs.id, from: ev.to.toString(), to: ev.from.toString() });
+      const reply = x("iq", {
+        type: "result",
+        id: stanza.attrs.id,
+        from: ev.to.toString(),
+        to: ev.from.toString(),
+      });
       if (result) reply.children.push(result);
       // Replies to a local client skip the hooks: they go straight back to the session that asked.
       if (ev.origin && !ev.origin.closed) {
@@ -33,7 +43,13 @@ export function installCoreHandlers(svc: ServerServices): void {
         ev.origin.send(reply);
       } else return router.deliver(reply, ev.to, ev.from);
     };
-    const r = handler({ stanza, payload, from: ev.from, to: ev.to, ...(ev.origin ? { origin: ev.origin } : {}) });
+    const r = handler({
+      stanza,
+      payload,
+      from: ev.from,
+      to: ev.to,
+      ...(ev.origin ? { origin: ev.origin } : {}),
+    });
     if (r instanceof Promise) return r.then(answer).then(() => true);
     answer(r);
     return true;

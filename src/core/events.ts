@@ -36,6 +36,8 @@ export interface PreAuthEvent {
   session: ClientSession;
   /** The SASL mechanism the client chose. */
   mechanism: string;
+  /** The account named in the initial response, not yet verified (undefined if none could be read). */
+  claimedUsername: string | undefined;
 }
 
 export interface AuthenticatedEvent {

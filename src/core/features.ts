@@ -14,7 +14,10 @@ export interface DiscoIdentity {
 }
 
 export class DiscoRegistry {
-  private readonly features: Record<DiscoTarget, Map<string, number>> = { host: new Map(), account: new Map() };
+  private readonly features: Record<DiscoTarget, Map<string, number>> = {
+    host: new Map(),
+    account: new Map(),
+  };
   private readonly identities: Record<DiscoTarget, DiscoIdentity[]> = { host: [], account: [] };
   /** Extra data forms (XEP-0128) for the host, e.g. contact addresses. */
   readonly extensions: XmlElement[] = [];
@@ -59,7 +62,9 @@ export interface StreamFeatureProvider {
   name: string;
   stage: StreamFeatureStage;
   /** The element(s) to advertise in <stream:features/>, or nothing for this session. */
-  offer(session: ClientSession): XmlElement | XmlElement[] | undefined | Promise<XmlElement | XmlElement[] | undefined>;
+  offer(
+    session: ClientSession,
+  ): XmlElement | XmlElement[] | undefined | Promise<XmlElement | XmlElement[] | undefined>;
   /** Top-level elements this feature handles during negotiation, by namespace. */
   namespaces?: string[];
   /** Handles one top-level element in one of `namespaces`. Throw a StreamError to refuse the stream. */

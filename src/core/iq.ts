@@ -4,8 +4,9 @@
  * or with the StanzaError it throws. Unknown get/set IQs get service-unavailable
  * (RFC 6120 §8.2.3, RFC 6121 §8.5).
  */
-import type { StanzaEvent } from "./events.js";
+
 import { StanzaError } from "./errors.js";
+import type { StanzaEvent } from "./events.js";
 import type { Jid } from "./jid.js";
 import type { ClientSession } from "./session.js";
 import type { XmlElement } from "./xml/element.js";
@@ -24,7 +25,9 @@ export interface IqRequest {
 }
 
 /** Return the payload of the result (or nothing for an empty result); throw StanzaError to refuse. */
-export type IqHandler = (req: IqRequest) => XmlElement | undefined | void | Promise<XmlElement | undefined | void>;
+export type IqHandler = (
+  req: IqRequest,
+) => XmlElement | undefined | void | Promise<XmlElement | undefined | void>;
 
 export interface IqSpec {
   target: IqTarget | "both";
@@ -52,7 +55,8 @@ export class IqRegistry {
       : handler;
     const keys = targets.map((t) => IqRegistry.key(t, spec.type, spec.xmlns));
     for (const k of keys) {
-      if (this.handlers.has(k)) throw new Error(`IQ handler already registered for ${k.replaceAll("\u0000", " ")}`);
+      if (this.handlers.has(k))
+        throw new Error(`IQ handler already registered for ${k.replaceAll("\u0000", " ")}`);
       this.handlers.set(k, wrapped);
     }
     return () => {
@@ -71,6 +75,7 @@ export function iqPayload(ev: StanzaEvent): XmlElement {
   const { stanza } = ev;
   if (stanza.attrs.id === undefined) throw new StanzaError("bad-request", "IQ without id");
   const elements = stanza.elements();
-  if (elements.length !== 1) throw new StanzaError("bad-request", "IQ get/set must carry exactly one child element");
+  if (elements.length !== 1)
+    throw new StanzaError("bad-request", "IQ get/set must carry exactly one child element");
   return elements[0]!;
 }

@@ -10,7 +10,13 @@ import type { z } from "zod";
 import type { Clock } from "./clock.js";
 import type { ServerConfig } from "./config.js";
 import type { ServerEvents } from "./events.js";
-import type { DiscoIdentity, DiscoRegistry, DiscoTarget, StreamFeatureProvider, StreamFeatureRegistry } from "./features.js";
+import type {
+  DiscoIdentity,
+  DiscoRegistry,
+  DiscoTarget,
+  StreamFeatureProvider,
+  StreamFeatureRegistry,
+} from "./features.js";
 import type { HookBus, HookHandler } from "./hooks.js";
 import type { IqHandler, IqRegistry, IqSpec } from "./iq.js";
 import type { Router } from "./router.js";
@@ -37,7 +43,9 @@ export interface ModuleDefinition<Options = Record<string, never>> {
 }
 
 /** Identity helper so a module file gets its options type inferred from its schema. */
-export function defineModule<Options = Record<string, never>>(def: ModuleDefinition<Options>): ModuleDefinition<Options> {
+export function defineModule<Options = Record<string, never>>(
+  def: ModuleDefinition<Options>,
+): ModuleDefinition<Options> {
   return def;
 }
 
@@ -61,7 +69,11 @@ export interface ServerServices {
 export interface ModuleContext<Options> extends ServerServices {
   readonly name: string;
   readonly options: Options;
-  hook<K extends keyof ServerEvents>(event: K, handler: HookHandler<ServerEvents[K]>, priority?: number): void;
+  hook<K extends keyof ServerEvents>(
+    event: K,
+    handler: HookHandler<ServerEvents[K]>,
+    priority?: number,
+  ): void;
   handleIq(spec: IqSpec, handler: IqHandler): void;
   addFeature(xmlns: string, target?: DiscoTarget): void;
   addIdentity(identity: DiscoIdentity, target?: DiscoTarget): void;
@@ -111,7 +123,8 @@ export class ModuleHost {
       for (const dep of def.dependencies ?? []) {
         const d = byName.get(dep);
         if (!d) throw new ModuleLoadError(`module ${def.name} needs module ${dep}, which is not available`);
-        if (disabled.includes(dep)) throw new ModuleLoadError(`module ${def.name} needs module ${dep}, which is disabled`);
+        if (disabled.includes(dep))
+          throw new ModuleLoadError(`module ${def.name} needs module ${dep}, which is disabled`);
         await visit(d);
       }
       await this.load(def);
@@ -127,7 +140,9 @@ export class ModuleHost {
     if (def.options) {
       const parsed = def.options.safeParse(raw);
       if (!parsed.success) {
-        const msg = parsed.error.issues.map((i) => `modules.${def.name}.${i.path.join(".")}: ${i.message}`).join("; ");
+        const msg = parsed.error.issues
+          .map((i) => `modules.${def.name}.${i.path.join(".")}: ${i.message}`)
+          .join("; ");
         throw new ModuleLoadError(`invalid options: ${msg}`);
       }
       options = parsed.data;

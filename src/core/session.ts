@@ -13,6 +13,12 @@ export interface ClientSession {
   readonly connectedAt: number;
   /** True once TLS protects the stream (STARTTLS, direct TLS or wss). */
   readonly secure: boolean;
+  /** The id of the current stream (it changes at each stream restart); proofs bind to it. */
+  readonly streamId: string;
+  /** TLS channel-binding data of this connection ("tls-exporter", "tls-server-end-point", "tls-unique"). */
+  channelBinding(type: string): Buffer | undefined;
+  /** The channel-binding types this connection can provide, best first (empty without TLS). */
+  channelBindingTypes(): string[];
 
   /** Set by SASL success (normalised localpart). */
   username?: string;

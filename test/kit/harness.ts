@@ -36,6 +36,9 @@ export class FakeSession implements ClientSession {
   readonly remoteAddress = "127.0.0.1";
   readonly connectedAt = Date.now();
   readonly secure = true;
+  readonly streamId = this.id;
+  /** Channel-binding data a test wants this fake connection to present. */
+  bindings = new Map<string, Buffer>();
   readonly directedPresence = new Set<string>();
   readonly data = new Map<string, unknown>();
   username?: string;
@@ -54,6 +57,14 @@ export class FakeSession implements ClientSession {
   private cursor = 0;
 
   constructor(private readonly harness: Harness) {}
+
+  channelBinding(type: string): Buffer | undefined {
+    return this.bindings.get(type);
+  }
+
+  channelBindingTypes(): string[] {
+    return [...this.bindings.keys()];
+  }
 
   send(stanza: XmlElement): void {
     if (this.closed) return;

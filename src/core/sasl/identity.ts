@@ -25,3 +25,26 @@ export function isOwnBareJid(authzid: string, username: string, domain: string):
     return false;
   }
 }
+
+/**
+ * The account a client claims in its initial SASL response, before anything is
+ * verified (SCRAM's n=, PLAIN's authcid). Used only to pick a policy before the
+ * password is checked; authentication itself still decides who the user is.
+ */
+export function claimedAccount(mechanism: string, initial: Buffer): string | undefined {
+  try {
+    if (mechanism.startsWith("SCRAM-")) {
+      const msg = initial.toString("utf8");
+      const bare = /^(?:n|y|p=[^,]+),[^,]*,(.*)$/s.exec(msg)?.[1];
+      const n = bare && /^n=([^,]*)/.exec(bare)?.[1];
+      return n ? accountName(n.replace(/=2C/g, ",").replace(/=3D/g, "=")) : undefined;
+    }
+    if (mechanism === "PLAIN") {
+      const parts = initial.toString("utf8").split("\0");
+      return parts.length === 3 && parts[1] ? accountName(parts[1]) : undefined;
+    }
+  } catch {
+    return undefined;
+  }
+  return undefined;
+}
