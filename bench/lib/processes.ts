@@ -161,17 +161,19 @@ export function cpuTimeMs(pid: number): number {
 }
 
 /**
- * Waits until RSS stops moving (three samples 500 ms apart within 1 % of each other), at most
- * `maxMs`, and returns the last sample.
+ * Waits at least `minMs`, then until RSS stops moving (five samples 500 ms apart within 1 % of
+ * each other), at most `maxMs` in all, and returns the last sample. The minimum leaves time for
+ * deferred work after a burst (garbage collection, buffers released).
  */
-export async function settledRss(pid: number, maxMs = 15_000): Promise<number> {
+export async function settledRss(pid: number, minMs = 5_000, maxMs = 20_000): Promise<number> {
+  const t0 = Date.now();
   const samples: number[] = [rssBytes(pid)];
-  const deadline = Date.now() + maxMs;
-  while (Date.now() < deadline) {
+  while (Date.now() - t0 < maxMs) {
     await sleep(500);
     samples.push(rssBytes(pid));
-    const last = samples.slice(-3);
-    if (last.length === 3 && Math.max(...last) - Math.min(...last) <= 0.01 * Math.max(...last)) break;
+    const last = samples.slice(-5);
+    const stable = last.length === 5 && Math.max(...last) - Math.min(...last) <= 0.01 * Math.max(...last);
+    if (stable && Date.now() - t0 >= minMs) break;
   }
   return samples[samples.length - 1]!;
 }

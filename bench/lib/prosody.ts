@@ -30,7 +30,7 @@ function luaString(s: string): string {
   return JSON.stringify(s); // the values used here are ASCII without escapes Lua reads differently
 }
 
-export function prosodyConfig(setup: ServerSetup): string {
+export function prosodyConfig(setup: ServerSetup, port: number): string {
   const p = (name: string) => luaString(path.join(setup.dir, name));
   return `-- Written by the Switchboard bench for one run; not a production config.
 run_as_root = true -- the bench may run as root; Prosody refuses to otherwise
@@ -40,7 +40,7 @@ data_path = ${p("data")}
 log = { { levels = { min = "warn" }, to = "file", filename = ${p("prosody.log")} } }
 
 interfaces = { "${setup.host}" }
-c2s_ports = { ${setup.port} }
+c2s_ports = { ${port} }
 c2s_direct_tls_ports = { }
 legacy_ssl_ports = { }
 s2s_ports = { }
@@ -107,7 +107,8 @@ export class ProsodyServer implements BenchServer {
 
   async prepare(setup: ServerSetup): Promise<void> {
     this.setup = setup;
-    await writeFile(path.join(setup.dir, "prosody.cfg.lua"), prosodyConfig(setup));
+    // Prosody indexes certs/ next to its config at start; none are used (no TLS listener).
+    await mkdir(path.join(setup.dir, "certs"), { recursive: true });
     const accountsDir = path.join(setup.dir, "data", encodePathPart(setup.domain), "accounts");
     await mkdir(accountsDir, { recursive: true });
     const { prefix, passwordPrefix, count } = setup.accounts;
@@ -124,14 +125,15 @@ export class ProsodyServer implements BenchServer {
     });
   }
 
-  async start(cpu: number): Promise<ChildProcess> {
+  async start(cpu: number, port: number): Promise<ChildProcess> {
     const setup = this.requireSetup();
+    await writeFile(path.join(setup.dir, "prosody.cfg.lua"), prosodyConfig(setup, port));
     const child = spawnPinned(PROSODY, ["-F", "--config", path.join(setup.dir, "prosody.cfg.lua")], {
       cpu,
       cwd: setup.dir,
       logFile: path.join(setup.dir, "prosody.stdout.log"),
     });
-    await waitForPort(setup.host, setup.port, child, 30_000);
+    await waitForPort(setup.host, port, child, 30_000);
     return child;
   }
 

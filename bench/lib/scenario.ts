@@ -107,55 +107,73 @@ export async function benchServer(server: BenchServer, s: BenchSettings): Promis
     memory: [],
     errors: [],
   };
+  const fail = (message: string): void => {
+    results.errors.push(message);
+    log(server.name, `FAILED ${message}`);
+  };
   const dir = makeTempDir(server.name);
-  let child: ChildProcess | undefined;
   let loadgen: LoadGenerator | undefined;
-  const alive = (): boolean => child !== undefined && child.exitCode === null && child.signalCode === null;
-  const phase = async (name: string, run: () => Promise<void>): Promise<void> => {
-    if (!alive()) return;
+
+  /**
+   * One life of the server: started fresh, so no figure depends on what an earlier phase left
+   * behind (Prosody, for one, routes messages markedly slower after 10,000 sessions came and went).
+   */
+  const life = async (
+    name: string,
+    run: (pid: number, lg: LoadGenerator) => Promise<void>,
+  ): Promise<void> => {
+    if (!loadgen) return;
+    const lg = loadgen;
+    const port = await freePort();
+    let child: ChildProcess | undefined;
+    const alive = (): boolean => child !== undefined && child.exitCode === null && child.signalCode === null;
     try {
-      await run();
+      child = await server.start(s.serverCpu, port);
+      await lg.configure({ host: s.host, port, domain: s.domain }, { ...ACCOUNTS, count: accountCount(s) });
+      await run(child.pid as number, lg);
     } catch (err) {
-      const message = `${name}: ${(err as Error).message}`;
-      results.errors.push(message);
-      log(server.name, `FAILED ${message}`);
-    }
-    if (!alive()) {
-      const message = `server process ended during ${name} (code ${child?.exitCode}, signal ${child?.signalCode})`;
-      results.errors.push(message);
-      log(server.name, `${message}\n${server.logTail(20)}`);
+      fail(`${name}: ${(err as Error).message}`);
+    } finally {
+      if (child) {
+        // Sessions end first, so stopping the server is a plain shutdown.
+        await lg.release().catch(() => {});
+        if (alive()) {
+          const { graceful } = await stopProcess(child);
+          if (!graceful || child.exitCode !== 0) results.gracefulStop = false;
+          else results.gracefulStop ??= true;
+        } else {
+          fail(`server process ended during ${name} (code ${child.exitCode}, signal ${child.signalCode})`);
+          const tail = safeTail(server);
+          if (tail) log(server.name, `log tail:\n${tail}`);
+        }
+      }
     }
   };
 
   try {
     const accounts: AccountSet = { ...ACCOUNTS, count: accountCount(s) };
-    const setup = { dir, domain: s.domain, host: s.host, port: await freePort(), accounts };
     log(server.name, `creating ${accounts.count} accounts…`);
     const t0 = performance.now();
-    await server.prepare(setup);
+    await server.prepare({ dir, domain: s.domain, host: s.host, accounts });
     results.prepareSeconds = (performance.now() - t0) / 1000;
     log(
       server.name,
-      `accounts ready in ${results.prepareSeconds.toFixed(1)} s; starting on CPU ${s.serverCpu}`,
+      `accounts ready in ${results.prepareSeconds.toFixed(1)} s; server on CPU ${s.serverCpu}`,
     );
 
     // From here on the orchestrator stays off the server's CPU.
     pinSelf(String(s.loadCpu));
-    child = await server.start(s.serverCpu);
-    const pid = child.pid as number;
     loadgen = new LoadGenerator(s.loadCpu);
-    const lg = loadgen;
-    await lg.configure({ host: s.host, port: setup.port, domain: s.domain }, accounts);
 
-    await phase("memory", async () => {
-      await sleep(2_000);
-      const baseline = await settledRss(pid);
+    await life("memory", async (pid, lg) => {
+      await sleep(1_000);
+      const baseline = await settledRss(pid, s.settleMs);
       results.baselineRssBytes = baseline;
       log(server.name, `RSS before logins: ${mb(baseline)}`);
       for (const sessions of s.memorySessions) {
         const held = await lg.hold(sessions, s.holdConcurrency);
         checkHold(held, sessions);
-        const rss = await settledRss(pid);
+        const rss = await settledRss(pid, s.settleMs);
         const point = {
           sessions,
           rssBytes: rss,
@@ -169,61 +187,43 @@ export async function benchServer(server: BenchServer, s: BenchSettings): Promis
         );
       }
     });
-    await phase("release", async () => {
-      await lg.release();
-      await sleep(2_000);
-    });
 
-    await phase("logins", async () => {
+    await life("logins", async (pid, lg) => {
+      const { warmup, count, concurrency } = s.logins;
+      const accountsUsed = Math.min(count, accountCount(s));
+      await lg.logins(warmup, concurrency, accountsUsed);
       const p0 = probe(pid, s);
-      const r = await lg.logins(
-        s.logins.count,
-        s.logins.concurrency,
-        Math.min(s.logins.count, accountCount(s)),
-      );
+      const r = await lg.logins(count, concurrency, accountsUsed);
       results.logins = { ...r, ...cpuShare(pid, s, p0, r.cpuMs) };
       log(server.name, `logins: ${r.perSecond.toFixed(0)}/s (${r.completed} done, ${r.failures} failed)`);
       if (r.failures > 0) throw new Error(`${r.failures} logins failed, e.g. ${r.errors.join("; ")}`);
     });
 
-    await phase("messages", async () => {
+    await life("messages", async (pid, lg) => {
       const m = s.messaging;
       checkHold(await lg.hold(m.users, s.holdConcurrency), m.users);
       const warm = await lg.throughput(m.warmupMessages, m.window);
       log(server.name, `warm-up: ${warm.perSecond.toFixed(0)} msg/s, ${warm.lost} lost`);
-      const p0 = probe(pid, s);
-      const r = await lg.throughput(m.messages, m.window);
-      results.throughput = { ...r, ...cpuShare(pid, s, p0, r.cpuMs) };
+      let p0 = probe(pid, s);
+      const t = await lg.throughput(m.messages, m.window);
+      results.throughput = { ...t, ...cpuShare(pid, s, p0, t.cpuMs) };
       log(
         server.name,
-        `throughput: ${r.perSecond.toFixed(0)} msg/s, ${r.lost} lost, ${r.dropped} sessions dropped`,
+        `throughput: ${t.perSecond.toFixed(0)} msg/s, ${t.lost} lost, ${t.dropped} sessions dropped`,
       );
-    });
-
-    await phase("latency", async () => {
-      const p0 = probe(pid, s);
-      const r = await lg.latency(s.latency.rate, s.latency.durationMs);
-      results.latency = { ...r, ...cpuShare(pid, s, p0, r.cpuMs) };
+      p0 = probe(pid, s);
+      const l = await lg.latency(s.latency.rate, s.latency.durationMs);
+      results.latency = { ...l, ...cpuShare(pid, s, p0, l.cpuMs) };
       log(
         server.name,
-        `latency at ${r.achievedRate.toFixed(0)} msg/s: p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, ${r.lost} lost`,
+        `latency at ${l.achievedRate.toFixed(0)} msg/s: p50 ${l.p50Ms.toFixed(2)} ms, p99 ${l.p99Ms.toFixed(2)} ms, ${l.lost} lost`,
       );
+      log(server.name, `RSS at the end: ${mb(rssBytes(pid))}`);
     });
-
-    await phase("release", () => lg.release());
-    if (alive()) log(server.name, `RSS at the end: ${mb(rssBytes(pid))}`);
   } catch (err) {
-    results.errors.push((err as Error).message);
-    log(server.name, `FAILED ${(err as Error).message}`);
-    const tail = safeTail(server);
-    if (tail) log(server.name, `log tail:\n${tail}`);
+    fail((err as Error).message);
   } finally {
     await loadgen?.stop();
-    if (child) {
-      const wasAlive = alive();
-      const { graceful } = await stopProcess(child);
-      if (wasAlive) results.gracefulStop = graceful && child.exitCode === 0;
-    }
     pinSelf(`0-${os.cpus().length - 1}`); // back to every CPU for the next server's preparation
     removeTempDir(dir);
   }

@@ -7,7 +7,6 @@ export interface ServerSetup {
   dir: string;
   domain: string;
   host: string;
-  port: number;
   accounts: AccountSet;
 }
 
@@ -20,8 +19,8 @@ export interface BenchServer {
   readonly passwordStorage: string;
   /** Writes the configuration and creates the accounts (not measured). */
   prepare(setup: ServerSetup): Promise<void>;
-  /** Starts the server pinned to `cpu`; resolves once its c2s port accepts connections. */
-  start(cpu: number): Promise<ChildProcess>;
+  /** Starts the server pinned to `cpu`, c2s on `port`; resolves once that port accepts connections. */
+  start(cpu: number, port: number): Promise<ChildProcess>;
   /** Last lines of the server's log, for error reports. */
   logTail(lines: number): string;
 }

@@ -8,9 +8,12 @@ export interface BenchSettings {
   loadCpu: number;
   /** Idle sessions at which memory is measured, in increasing order (the largest sets the account count). */
   memorySessions: number[];
+  /** Least time to let RSS settle after logins before reading it. */
+  settleMs: number;
   /** Logins in flight while opening the idle sessions. */
   holdConcurrency: number;
-  logins: { count: number; concurrency: number };
+  /** Unmeasured logins first, then `count` measured ones. */
+  logins: { warmup: number; count: number; concurrency: number };
   messaging: {
     /** Online users exchanging messages. */
     users: number;
@@ -29,7 +32,8 @@ export const FULL: BenchSettings = {
   ...common,
   mode: "full",
   memorySessions: [1_000, 10_000],
-  logins: { count: 3_000, concurrency: 50 },
+  settleMs: 5_000,
+  logins: { warmup: 300, count: 3_000, concurrency: 50 },
   messaging: { users: 1_000, warmupMessages: 20_000, messages: 200_000, window: 5 },
   latency: { rate: 2_000, durationMs: 10_000 },
 };
@@ -37,8 +41,9 @@ export const FULL: BenchSettings = {
 export const QUICK: BenchSettings = {
   ...common,
   mode: "quick",
-  memorySessions: [1_000, 2_000],
-  logins: { count: 1_000, concurrency: 50 },
+  memorySessions: [500, 1_000],
+  settleMs: 2_000,
+  logins: { warmup: 100, count: 1_000, concurrency: 50 },
   messaging: { users: 500, warmupMessages: 5_000, messages: 30_000, window: 5 },
   latency: { rate: 1_000, durationMs: 3_000 },
 };

@@ -73,7 +73,7 @@ export class SwitchboardServer implements BenchServer {
     }
   }
 
-  async start(cpu: number): Promise<ChildProcess> {
+  async start(cpu: number, port: number): Promise<ChildProcess> {
     const setup = this.requireSetup();
     const args = [
       CLI,
@@ -87,7 +87,7 @@ export class SwitchboardServer implements BenchServer {
       "--bind",
       setup.host,
       "--c2s-port",
-      String(setup.port),
+      String(port),
       "--c2s-tls-port",
       "0",
       "--http-port",
@@ -101,7 +101,7 @@ export class SwitchboardServer implements BenchServer {
       cwd: setup.dir,
       logFile: path.join(setup.dir, "switchboard.log"),
     });
-    await waitForPort(setup.host, setup.port, child, 30_000);
+    await waitForPort(setup.host, port, child, 30_000);
     return child;
   }
 
