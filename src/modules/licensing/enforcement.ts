@@ -1,0 +1,336 @@
+/**
+ * Enforcement: admits or refuses clients at login (proof, SASL start, authentication,
+ * binding) and keeps every live session under the decisions in force. The registry
+ * snapshot is reloaded when its revision changes (polled, so a change made by the CLI
+ * in another process counts too) and every live session is then re-evaluated; a timer
+ * also wakes at the next instant a decision can change by itself (a policy stage, a
+ * licence starting or ending), so a scheduled cutoff happens at its instant. All of it
+ * is computed from the stored schedule and the clock, so a restart changes nothing.
+ */
+import type { Logger } from "pino";
+import type { Clock } from "../../core/clock.js";
+import { FailureLimiter } from "../../core/rate-limit.js";
+import type { ClientSession } from "../../core/session.js";
+import type { SessionManager } from "../../core/sessions.js";
+import { type ClientInfo, clientInfoOf, isLicensed, setClientInfo, UNLICENSED } from "./client-info.js";
+import type { ClientApp, Instant, Licence, RefusalReason } from "./model.js";
+import {
+  accountMode,
+  isExempt,
+  licensedStanding,
+  nextChangeAt,
+  recommendedFor,
+  sessionLimitRefusal,
+  sessionRefusal,
+  unlicensedRefusal,
+  versionRefusal,
+} from "./policy.js";
+import { type ProofInput, verifyProof } from "./proof.js";
+import { type Refusal, refusalError } from "./protocol.js";
+import type { LicensingSnapshot } from "./registry.js";
+
+/** Proof refusals that suggest forgery or a leaked key; these count against the address. */
+const SUSPICIOUS: ReadonlySet<RefusalReason> = new Set(["bad-proof", "unknown-key", "key-revoked"]);
+/** Node timers hold at most 2^31-1 ms; a later instant is reached in several waits. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export interface LicensingCounters {
+  /** Nonces handed out in stream features. */
+  noncesIssued: number;
+  proofsAccepted: number;
+  /** Proofs refused at login, by condition. */
+  proofsRefused: Partial<Record<RefusalReason, number>>;
+  /** Proofs refused unread because their address failed too often. */
+  proofsRateLimited: number;
+  /** Logins refused for want of a licence (enforce mode), before the password was used. */
+  unlicensedRefused: number;
+  /** Sessions closed after login (at binding, at a cutoff, after a registry change), by condition. */
+  sessionsClosed: Partial<Record<RefusalReason, number>>;
+  warningsSent: number;
+  snapshotReloads: number;
+  /** Re-evaluations of every live session. */
+  rechecks: number;
+}
+
+export interface EnforcementDeps {
+  domain: string;
+  clock: Clock;
+  sessions: SessionManager;
+  log: Logger;
+  registry: { revision(): Promise<number>; snapshot(): Promise<LicensingSnapshot> };
+  maxProofFailuresPerAddress: number;
+  proofFailureWindowMs: number;
+}
+
+/** The outcome of a proof, whatever carried it. */
+export type Admission =
+  | { ok: true; info: ClientInfo; recommended?: { version: string; url: string | undefined } }
+  | { ok: false; refusal: Refusal };
+
+const bump = (m: Partial<Record<RefusalReason, number>>, r: RefusalReason) => {
+  m[r] = (m[r] ?? 0) + 1;
+};
+
+export class Enforcement {
+  readonly counters: LicensingCounters = {
+    noncesIssued: 0,
+    proofsAccepted: 0,
+    proofsRefused: {},
+    proofsRateLimited: 0,
+    unlicensedRefused: 0,
+    sessionsClosed: {},
+    warningsSent: 0,
+    snapshotReloads: 0,
+    rechecks: 0,
+  };
+  private snap!: LicensingSnapshot;
+  private readonly failures: FailureLimiter;
+  /** Binding order of live sessions: the newest go first when a licence has too many. */
+  private readonly bindSeq = new WeakMap<ClientSession, number>();
+  private seq = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private nextAt: Instant | undefined;
+  private reloading: Promise<boolean> | undefined;
+  private stopped = false;
+
+  constructor(private readonly deps: EnforcementDeps) {
+    this.failures = new FailureLimiter({
+      max: deps.maxProofFailuresPerAddress,
+      windowMs: deps.proofFailureWindowMs,
+      maxKeys: 100_000,
+      now: () => deps.clock.now(),
+    });
+  }
+
+  async start(): Promise<void> {
+    this.snap = await this.deps.registry.snapshot();
+    this.arm();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  snapshot(): LicensingSnapshot {
+    return this.snap;
+  }
+
+  now(): Instant {
+    return this.deps.clock.now();
+  }
+
+  /** The instant the timer waits for (the next stage, licence boundary or key revocation). */
+  nextCheckAt(): Instant | undefined {
+    return this.nextAt;
+  }
+
+  // ---- at login ----
+
+  /** Has this address failed too many proofs lately? (Checked before any work is done.) */
+  rateLimited(address: string): Refusal | undefined {
+    if (!this.failures.blocked(address)) return undefined;
+    this.counters.proofsRateLimited++;
+    return { reason: "bad-proof", text: "too many failed licence proofs from this address; try again later" };
+  }
+
+  /** Records a proof that failed before it could be verified (no nonce, bad syntax). */
+  proofFailed(address: string, refusal: Refusal): void {
+    bump(this.counters.proofsRefused, refusal.reason);
+    if (SUSPICIOUS.has(refusal.reason)) this.failures.record(address);
+  }
+
+  /**
+   * Verifies a proof and applies the decisions for licensed apps: version rules (every
+   * mode) and the licence's session limit. Shared by every carrier of a proof.
+   */
+  admitProof(session: ClientSession, input: ProofInput): Admission {
+    const now = this.now();
+    const snap = this.snap;
+    const verdict = verifyProof(input, snap, now);
+    if (!verdict.ok) {
+      this.proofFailed(session.remoteAddress, verdict);
+      return { ok: false, refusal: verdict };
+    }
+    const { app, key, licence } = verdict;
+    const { version } = input.proof;
+    const refusal =
+      versionRefusal(snap.policy, app, version) ??
+      sessionLimitRefusal(app, licence, this.liveUsing(licence.id));
+    if (refusal) {
+      bump(this.counters.proofsRefused, refusal.reason);
+      return { ok: false, refusal };
+    }
+    this.counters.proofsAccepted++;
+    const info: ClientInfo = {
+      clientId: app.clientId,
+      version,
+      platform: input.proof.platform.toLowerCase(),
+      keyId: key.keyId,
+      licenceId: licence.id,
+      verified: true,
+      source: "proof",
+      ok: true,
+    };
+    const recommended = recommendedFor(snap.policy, app.clientId, version);
+    return recommended ? { ok: true, info, recommended } : { ok: true, info };
+  }
+
+  /**
+   * At the start of SASL, before the password is used: a client without a verified licence
+   * is refused when the claimed account is in enforce mode. Returns false when refused.
+   */
+  checkBeforeAuth(session: ClientSession, username: string | undefined): boolean {
+    if (session.closed || isLicensed(clientInfoOf(session))) return true;
+    if (accountMode(this.snap.policy, this.now(), username) !== "enforce") return true;
+    this.counters.unlicensedRefused++;
+    session.close(refusalError(unlicensedRefusal(this.snap.policy)));
+    return false;
+  }
+
+  /**
+   * A session was bound: record what it is, and apply every decision with the account
+   * known (the licence's session limit among them). Returns false when it was closed.
+   */
+  onBound(session: ClientSession): boolean {
+    let info = clientInfoOf(session);
+    if (!info) {
+      info = { ...UNLICENSED };
+      setClientInfo(session, info);
+    }
+    this.bindSeq.set(session, ++this.seq);
+    const snap = this.snap;
+    if (session.closed || isExempt(snap.policy, session.username)) return !session.closed;
+    const now = this.now();
+    let refusal = sessionRefusal(snap, info, session.username, now);
+    if (!refusal && isLicensed(info)) {
+      const standing = licensedStanding(snap, info, now);
+      if (standing.ok) {
+        info.licenceId = standing.licence.id;
+        refusal = sessionLimitRefusal(
+          standing.app,
+          standing.licence,
+          this.liveUsing(standing.licence.id, session),
+        );
+      }
+    }
+    if (!refusal) return true;
+    this.close(session, refusal);
+    return false;
+  }
+
+  // ---- live sessions ----
+
+  /** Live sessions running under a licence (`except` left out). */
+  private liveUsing(licenceId: string, except?: ClientSession): number {
+    let n = 0;
+    for (const s of this.deps.sessions.all()) {
+      if (s === except || s.closed) continue;
+      const info = clientInfoOf(s);
+      if (info?.verified && info.licenceId === licenceId) n++;
+    }
+    return n;
+  }
+
+  private close(session: ClientSession, refusal: Refusal): void {
+    bump(this.counters.sessionsClosed, refusal.reason);
+    this.deps.log.info(
+      { session: session.id, account: session.username, reason: refusal.reason },
+      "closing a session refused by the licensing policy",
+    );
+    session.close(refusalError(refusal));
+  }
+
+  /**
+   * Applies the decisions in force to every live session: closes the refused ones (never
+   * an exempt account's) and, per licence with a session limit, the newest beyond it.
+   */
+  evaluateAll(): void {
+    this.counters.rechecks++;
+    const now = this.now();
+    const snap = this.snap;
+    const byLicence = new Map<string, { licence: Licence; app: ClientApp; sessions: ClientSession[] }>();
+    for (const s of [...this.deps.sessions.all()]) {
+      if (s.closed) continue;
+      const exempt = isExempt(snap.policy, s.username);
+      const info = clientInfoOf(s) ?? UNLICENSED;
+      if (isLicensed(info)) {
+        const standing = licensedStanding(snap, info, now);
+        if (!standing.ok) {
+          if (!exempt) this.close(s, standing);
+          continue;
+        }
+        // The app may have moved to another licence (e.g. a renewal granted before the old one ended).
+        info.licenceId = standing.licence.id;
+        let group = byLicence.get(standing.licence.id);
+        if (!group) {
+          group = { licence: standing.licence, app: standing.app, sessions: [] };
+          byLicence.set(standing.licence.id, group);
+        }
+        group.sessions.push(s);
+      } else if (!exempt) {
+        const refusal = sessionRefusal(snap, info, s.username, now);
+        if (refusal) this.close(s, refusal);
+      }
+    }
+    for (const { licence, app, sessions } of byLicence.values()) {
+      const max = licence.maxSessions;
+      if (max === undefined || sessions.length <= max) continue;
+      sessions.sort((a, b) => (this.bindSeq.get(a) ?? 0) - (this.bindSeq.get(b) ?? 0));
+      for (const s of sessions.slice(max)) {
+        if (isExempt(snap.policy, s.username)) continue;
+        this.close(s, sessionLimitRefusal(app, licence, max)!);
+      }
+    }
+  }
+
+  /** Loads a new snapshot when the stored revision changed; true when it did. */
+  private reload(): Promise<boolean> {
+    this.reloading ??= (async () => {
+      try {
+        const rev = await this.deps.registry.revision();
+        if (rev === this.snap.revision) return false;
+        this.snap = await this.deps.registry.snapshot();
+        this.counters.snapshotReloads++;
+        return true;
+      } finally {
+        this.reloading = undefined;
+      }
+    })();
+    return this.reloading;
+  }
+
+  /** One polling round: re-evaluates when the registry changed or a scheduled instant has come. */
+  async poll(): Promise<void> {
+    if (this.stopped) return;
+    const changed = await this.reload();
+    if (this.stopped) return;
+    if (changed || (this.nextAt !== undefined && this.now() >= this.nextAt)) {
+      this.evaluateAll();
+      this.arm();
+    }
+  }
+
+  /** Reloads the registry if it changed and re-evaluates every live session now. */
+  async recheck(): Promise<void> {
+    await this.reload();
+    this.evaluateAll();
+    this.arm();
+  }
+
+  /** Sets the timer for the next instant at which a decision can change by itself. */
+  private arm(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.stopped) return;
+    const now = this.now();
+    this.nextAt = nextChangeAt(this.snap, now);
+    if (this.nextAt === undefined) return;
+    const wait = Math.min(Math.max(this.nextAt - now, 0), MAX_TIMER_MS);
+    this.timer = setTimeout(() => {
+      if (this.nextAt !== undefined && this.now() >= this.nextAt) this.evaluateAll();
+      this.arm();
+    }, wait);
+    this.timer.unref();
+  }
+}

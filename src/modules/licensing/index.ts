@@ -1,0 +1,166 @@
+/**
+ * Licensed client access. Before authentication the server offers a <licence/> stream
+ * feature with a nonce; a licensed client answers with an Ed25519 proof bound to the
+ * domain, the stream and the TLS channel. Unlicensed clients are allowed (open), warned
+ * by a headline (warn) or refused before their password is used (enforce), following the
+ * policy's schedule and rollout; licensed apps must meet their version rules in every
+ * mode. Decisions are re-applied to live sessions at every scheduled instant and within
+ * a polling interval of any registry change (also one made by the CLI in another process).
+ */
+import { z } from "zod";
+import type { Jid } from "../../core/jid.js";
+import { defineModule } from "../../core/module.js";
+import type { ClientSession } from "../../core/session.js";
+import { type ClientInfo, clientInfoOf, isLicensed, setClientInfo } from "./client-info.js";
+import { askClientVersion } from "./client-version.js";
+import { type Admission, Enforcement, type LicensingCounters } from "./enforcement.js";
+import type { Instant } from "./model.js";
+import { accountMode } from "./policy.js";
+import type { ProofInput } from "./proof.js";
+import { NS_LICENCE } from "./protocol.js";
+import { LicensingRegistry, type LicensingSnapshot } from "./registry.js";
+import { licenceStreamFeature } from "./stream-feature.js";
+import { UnlicensedWarnings } from "./warnings.js";
+
+export { type ClientInfo, clientInfoOf } from "./client-info.js";
+export type { Admission, LicensingCounters } from "./enforcement.js";
+export { type ProofInput, type ProofVerdict, verifyProof } from "./proof.js";
+export {
+  NS_LICENCE,
+  type ProofClaim,
+  type ProofContext,
+  proofSignedBytes,
+  type Refusal,
+} from "./protocol.js";
+
+export const LicensingOptions = z.object({
+  /** How often the stored registry revision is checked (a change applies within this, plus a re-evaluation). */
+  pollIntervalMs: z.number().int().min(10).max(60_000).default(250),
+  /** Least time between two warning headlines to one account in warn mode. */
+  warnIntervalHours: z.number().positive().default(24),
+  /** Ask unlicensed clients their software version (XEP-0092) after binding, for statistics (unverified). */
+  queryClientVersion: z.boolean().default(true),
+  /** How long to wait for that answer. */
+  clientVersionTimeoutMs: z.number().int().min(100).default(10_000),
+  /** Failed proofs (bad signature, unknown or revoked key) from one address before its proofs are refused unread. */
+  maxProofFailuresPerAddress: z.number().int().min(1).default(10),
+  /** The window those failures are counted in. */
+  proofFailureWindowSeconds: z.number().positive().default(300),
+});
+export type LicensingOptions = z.infer<typeof LicensingOptions>;
+
+/** What the module offers other modules (metrics, statistics, a SASL2 carrier) and tests. */
+export interface LicensingApi {
+  /** Reloads the registry if it changed and re-evaluates every live session now. */
+  recheck(): Promise<void>;
+  /** A copy of the counters, for metrics. */
+  counters(): LicensingCounters;
+  snapshot(): LicensingSnapshot;
+  /** The next instant the module wakes at by itself (policy stage, licence boundary, key revocation). */
+  nextCheckAt(): Instant | undefined;
+  /** Verifies a proof carried by something else than the stream feature (e.g. SASL2) and records it. */
+  admitProof(session: ClientSession, input: ProofInput, source: ClientInfo["source"]): Admission;
+}
+
+/** The licensing API of a running server (`server.services.apis`), if the module is loaded. */
+export function licensingApi(apis: Map<string, unknown>): LicensingApi | undefined {
+  return apis.get("licensing") as LicensingApi | undefined;
+}
+
+export default defineModule<LicensingOptions>({
+  name: "licensing",
+  description:
+    "Licensed client access: proofs at login, warn and enforce modes, scheduled cutoffs, version rules",
+  xeps: [
+    {
+      xep: "0092",
+      version: "1.1",
+      status: "partial",
+      notes: "asks unlicensed clients their software version after binding, for statistics",
+    },
+  ],
+  options: LicensingOptions,
+  async setup(ctx) {
+    const { options, clock, log } = ctx;
+    const enforcement = new Enforcement({
+      domain: ctx.domain,
+      clock,
+      sessions: ctx.sessions,
+      log,
+      registry: new LicensingRegistry(ctx.storage, clock),
+      maxProofFailuresPerAddress: options.maxProofFailuresPerAddress,
+      proofFailureWindowMs: options.proofFailureWindowSeconds * 1000,
+    });
+    await enforcement.start();
+    ctx.onUnload(() => enforcement.stop());
+    const warnings = new UnlicensedWarnings({
+      domain: ctx.domain,
+      clock,
+      store: ctx.storage.keyValue("licensing"),
+      intervalMs: options.warnIntervalHours * 3_600_000,
+    });
+
+    ctx.addFeature(NS_LICENCE, "host");
+    ctx.addStreamFeature(licenceStreamFeature(enforcement, ctx.domain));
+
+    // Before the password is used: the claimed account decides the rollout and exemptions.
+    ctx.hook("c2s/pre-sasl", ({ session, claimedUsername }) => {
+      enforcement.checkBeforeAuth(session, claimedUsername);
+    });
+    // The authenticated account may differ from the claimed one (or none was readable).
+    ctx.hook(
+      "c2s/authenticated",
+      ({ session, username }) => {
+        enforcement.checkBeforeAuth(session, username);
+      },
+      100,
+    );
+
+    const recordVersion = async (session: ClientSession, jid: Jid) => {
+      const answer = await askClientVersion(ctx.router, jid, options.clientVersionTimeoutMs);
+      const info = clientInfoOf(session);
+      if (!answer || session.closed || info?.source !== "none") return;
+      setClientInfo(session, {
+        clientId: answer.name,
+        ...(answer.version !== undefined ? { version: answer.version } : {}),
+        verified: false,
+        source: "xep-0092",
+        ok: false,
+      });
+    };
+
+    // High priority: a refused session is closed before other modules act on it.
+    ctx.hook(
+      "session/bound",
+      async ({ session }) => {
+        if (!enforcement.onBound(session) || isLicensed(clientInfoOf(session))) return;
+        const { policy } = enforcement.snapshot();
+        if (accountMode(policy, clock.now(), session.username) === "warn") {
+          if (await warnings.maybeWarn(session, policy)) enforcement.counters.warningsSent++;
+        }
+        if (options.queryClientVersion && session.jid && !session.closed) {
+          recordVersion(session, session.jid).catch((err) =>
+            log.warn({ err }, "client version query failed"),
+          );
+        }
+      },
+      100,
+    );
+
+    ctx.setInterval(() => {
+      enforcement.poll().catch((err) => log.error({ err }, "licensing registry poll failed"));
+    }, options.pollIntervalMs);
+
+    ctx.provide<LicensingApi>({
+      recheck: () => enforcement.recheck(),
+      counters: () => structuredClone(enforcement.counters),
+      snapshot: () => enforcement.snapshot(),
+      nextCheckAt: () => enforcement.nextCheckAt(),
+      admitProof: (session, input, source) => {
+        const admission = enforcement.admitProof(session, input);
+        if (admission.ok) setClientInfo(session, { ...admission.info, source });
+        return admission;
+      },
+    });
+  },
+});

@@ -1,0 +1,226 @@
+/**
+ * Access decisions, as pure functions of a registry snapshot and an instant:
+ * the standing of an app's key and licence, the version rules (applied to
+ * licensed apps in every mode), licence session limits, what an unlicensed
+ * client gets in the account's mode, and the instants at which any of these
+ * can change (for the enforcement timer).
+ */
+
+import type { ClientInfo } from "./client-info.js";
+import { isLicensed } from "./client-info.js";
+import type { AccessPolicy, AppKey, ClientApp, Instant, Licence, PolicyMode } from "./model.js";
+import { isoInstant, type Refusal } from "./protocol.js";
+import {
+  clientLicenceStanding,
+  type LicensingSnapshot,
+  modeFor,
+  nextEnforceStage,
+  nextStageAfter,
+  stageAt,
+} from "./registry.js";
+import { compareVersions, formatVersionRange, inRange } from "./version.js";
+
+export function isExempt(policy: AccessPolicy, username: string | undefined): boolean {
+  return username !== undefined && policy.exemptions.includes(username);
+}
+
+/** The mode an account is in now (rollout and exemptions applied). */
+export function accountMode(policy: AccessPolicy, now: Instant, username: string | undefined): PolicyMode {
+  if (isExempt(policy, username)) return "open";
+  return modeFor(policy, now, username);
+}
+
+/** The network's mode now, as announced in the stream feature. */
+export function networkMode(policy: AccessPolicy, now: Instant): PolicyMode {
+  return stageAt(policy, now).mode;
+}
+
+/** The next scheduled enforce stage (the cutoff announced in the stream feature). */
+export function nextEnforceAt(policy: AccessPolicy, now: Instant): Instant | undefined {
+  return nextEnforceStage(policy, now)?.at;
+}
+
+/** When enforcement reaches this account (its rollout bucket included), if it is scheduled. */
+export function cutoffFor(
+  policy: AccessPolicy,
+  now: Instant,
+  username: string | undefined,
+): Instant | undefined {
+  return policy.stages
+    .filter((s) => s.at > now)
+    .sort((a, b) => a.at - b.at)
+    .find((s) => accountMode(policy, s.at, username) === "enforce")?.at;
+}
+
+export function upgradeUrlFor(policy: AccessPolicy, clientId: string): string | undefined {
+  return policy.apps[clientId]?.upgradeUrl ?? policy.upgradeUrl;
+}
+
+const withUrl = (text: string, url: string | undefined) =>
+  url === undefined ? text : `${text} Upgrade: ${url}`;
+
+/** Refused when below the app's minimum or inside a blocked range; undefined when the version may connect. */
+export function versionRefusal(policy: AccessPolicy, app: ClientApp, version: string): Refusal | undefined {
+  const rules = policy.apps[app.clientId];
+  if (!rules) return undefined;
+  const url = upgradeUrlFor(policy, app.clientId);
+  const min = rules.minVersion;
+  if (min !== undefined && compareVersions(version, min) < 0) {
+    return {
+      reason: "version-too-old",
+      text: withUrl(
+        `${app.name} ${version} is no longer supported on this network: version ${min} or later is required.`,
+        url,
+      ),
+      details: { minimum: min, "upgrade-url": url },
+    };
+  }
+  const blocked = rules.blocked?.find((r) => inRange(version, r));
+  if (blocked) {
+    const why = blocked.reason ? ` (${blocked.reason})` : "";
+    return {
+      reason: "version-blocked",
+      text: withUrl(
+        `${app.name} ${version} is blocked on this network${why}: versions ${formatVersionRange(blocked)} may not connect.`,
+        url,
+      ),
+      details: { from: blocked.from, to: blocked.to, minimum: min, "upgrade-url": url },
+    };
+  }
+  return undefined;
+}
+
+/** The version to suggest when the client runs an older one than recommended. */
+export function recommendedFor(
+  policy: AccessPolicy,
+  clientId: string,
+  version: string,
+): { version: string; url: string | undefined } | undefined {
+  const rec = policy.apps[clientId]?.recommendedVersion;
+  if (rec === undefined || compareVersions(version, rec) >= 0) return undefined;
+  return { version: rec, url: upgradeUrlFor(policy, clientId) };
+}
+
+/** The licence an app connects under now, or why it has none. */
+export function licenceRefusal(
+  snapshot: LicensingSnapshot,
+  app: ClientApp,
+  now: Instant,
+): { licence: Licence } | Refusal {
+  const standing = clientLicenceStanding(snapshot, app.clientId, now);
+  if (!standing) {
+    return { reason: "unlicensed-client", text: `${app.name} holds no client licence on this network` };
+  }
+  switch (standing.status) {
+    case "active":
+      return { licence: standing.licence };
+    case "suspended":
+      return { reason: "licence-suspended", text: `the licence of ${app.name} is suspended` };
+    case "revoked":
+      return { reason: "licence-revoked", text: `the licence of ${app.name} has been revoked` };
+    case "expired":
+      return { reason: "licence-expired", text: `the licence of ${app.name} has expired` };
+    case "pending":
+      return {
+        reason: "unlicensed-client",
+        text: `the licence of ${app.name} is valid from ${isoInstant(standing.licence.validFrom)}`,
+      };
+  }
+}
+
+/** A key that is revoked refuses the client; otherwise the app's licence decides. */
+export function keyAndLicence(
+  snapshot: LicensingSnapshot,
+  app: ClientApp,
+  key: AppKey,
+  now: Instant,
+): { licence: Licence } | Refusal {
+  if (key.revokedAt !== undefined && key.revokedAt <= now) {
+    return { reason: "key-revoked", text: `key "${key.keyId}" of ${app.name} has been revoked` };
+  }
+  return licenceRefusal(snapshot, app, now);
+}
+
+/** `others`: live sessions already using the licence. */
+export function sessionLimitRefusal(app: ClientApp, licence: Licence, others: number): Refusal | undefined {
+  const max = licence.maxSessions;
+  if (max === undefined || others < max) return undefined;
+  return {
+    reason: "too-many-sessions",
+    text: `the licence of ${app.name} allows ${max} concurrent session${max === 1 ? "" : "s"}, and all are in use`,
+    details: { limit: String(max) },
+  };
+}
+
+export function unlicensedRefusal(policy: AccessPolicy): Refusal {
+  const where = policy.infoUrl === undefined ? "" : ` Licensed clients: ${policy.infoUrl}`;
+  return {
+    reason: "unlicensed-client",
+    text: `This network admits licensed client software only, and this client did not prove a licence.${where}`,
+    details: { "info-url": policy.infoUrl },
+  };
+}
+
+export type Standing = { ok: true; app: ClientApp; licence: Licence } | ({ ok: false } & Refusal);
+
+/**
+ * Whether a verified session may stay, now: its app and key still registered, the key not
+ * revoked, a licence in force, the version allowed. Session limits are counted by the caller.
+ */
+export function licensedStanding(
+  snapshot: LicensingSnapshot,
+  info: ClientInfo & { clientId: string },
+  now: Instant,
+): Standing {
+  const app = snapshot.apps.get(info.clientId);
+  const key = info.keyId === undefined ? undefined : snapshot.keys.get(info.clientId)?.get(info.keyId);
+  if (!app || !key) {
+    return {
+      ok: false,
+      reason: "unknown-key",
+      text: `key "${info.keyId}" is no longer registered for client "${info.clientId}"`,
+    };
+  }
+  const standing = keyAndLicence(snapshot, app, key, now);
+  if ("reason" in standing) return { ok: false, ...standing };
+  const version = info.version === undefined ? undefined : versionRefusal(snapshot.policy, app, info.version);
+  if (version) return { ok: false, ...version };
+  return { ok: true, app, licence: standing.licence };
+}
+
+/**
+ * The decision for a session (bound or about to be), leaving out session limits:
+ * licensed clients by their standing, the others by the account's mode.
+ */
+export function sessionRefusal(
+  snapshot: LicensingSnapshot,
+  info: ClientInfo | undefined,
+  username: string | undefined,
+  now: Instant,
+): Refusal | undefined {
+  if (isLicensed(info)) {
+    const s = licensedStanding(snapshot, info, now);
+    return s.ok ? undefined : s;
+  }
+  if (accountMode(snapshot.policy, now, username) === "enforce") return unlicensedRefusal(snapshot.policy);
+  return undefined;
+}
+
+/**
+ * The next instant after `now` at which a decision can change by itself: a policy stage,
+ * a licence starting or ending, a key revocation taking effect.
+ */
+export function nextChangeAt(snapshot: LicensingSnapshot, now: Instant): Instant | undefined {
+  let next = nextStageAfter(snapshot.policy, now)?.at;
+  const consider = (t: Instant | undefined) => {
+    if (t !== undefined && t > now && (next === undefined || t < next)) next = t;
+  };
+  for (const list of snapshot.licences.values()) {
+    for (const l of list) {
+      consider(l.validFrom);
+      consider(l.validUntil);
+    }
+  }
+  for (const keys of snapshot.keys.values()) for (const k of keys.values()) consider(k.revokedAt);
+  return next;
+}

@@ -1,0 +1,78 @@
+/**
+ * The proof verifier, shared by every carrier of a proof (the pre-authentication
+ * stream feature now, a SASL2 <authenticate/> element later). Given what the
+ * proof is bound to, the claim and a registry snapshot, it says whether the app,
+ * its key, the signature and a licence are good. Pure apart from the signature
+ * check, which is crypto.verify (Ed25519 verification does not branch on secrets).
+ */
+import { type KeyObject, verify } from "node:crypto";
+import { toKeyObject } from "./keys.js";
+import type { AppKey, ClientApp, Instant, Licence } from "./model.js";
+import { keyAndLicence } from "./policy.js";
+import {
+  type ProofClaim,
+  type ProofContext,
+  proofSignedBytes,
+  type Refusal,
+  SIGNATURE_BYTES,
+} from "./protocol.js";
+import type { LicensingSnapshot } from "./registry.js";
+import { isValidVersion } from "./version.js";
+
+export interface ProofInput extends ProofContext {
+  proof: ProofClaim;
+}
+
+export type ProofVerdict =
+  | { ok: true; app: ClientApp; key: AppKey; licence: Licence }
+  | ({ ok: false; app?: ClientApp; key?: AppKey } & Refusal);
+
+/** Parsed public keys by their base64 text; an app has few keys, so this stays small. */
+const keyCache = new Map<string, KeyObject>();
+const KEY_CACHE_MAX = 4096;
+
+function keyObject(publicKey: string): KeyObject {
+  let k = keyCache.get(publicKey);
+  if (!k) {
+    k = toKeyObject(publicKey);
+    if (keyCache.size >= KEY_CACHE_MAX) keyCache.clear();
+    keyCache.set(publicKey, k);
+  }
+  return k;
+}
+
+const badProof = (text: string): ProofVerdict => ({ ok: false, reason: "bad-proof", text });
+
+export function verifyProof(input: ProofInput, snapshot: LicensingSnapshot, now: Instant): ProofVerdict {
+  const { proof } = input;
+  if (!isValidVersion(proof.version)) {
+    return badProof(`"${proof.version}" is not a dotted numeric version such as 5.0.1`);
+  }
+  if (input.bindingType !== undefined && input.bindingData === undefined) {
+    return badProof(`the ${input.bindingType} channel binding is not available on this stream`);
+  }
+  const signature = Buffer.from(proof.signature, "base64");
+  if (signature.length !== SIGNATURE_BYTES) return badProof("an Ed25519 signature has 64 bytes");
+
+  const app = snapshot.apps.get(proof.clientId);
+  const key = snapshot.keys.get(proof.clientId)?.get(proof.keyId);
+  if (!app || !key) {
+    return {
+      ok: false,
+      reason: "unknown-key",
+      text: `key "${proof.keyId}" is not registered for client "${proof.clientId}"`,
+      ...(app ? { app } : {}),
+    };
+  }
+  let valid: boolean;
+  try {
+    valid = verify(null, proofSignedBytes(input, proof), keyObject(key.publicKey), signature);
+  } catch {
+    valid = false;
+  }
+  // The signature is checked before the key's status, so only the key's holder learns it was revoked.
+  if (!valid) return { ...badProof("the signature does not match this stream"), app, key };
+  const standing = keyAndLicence(snapshot, app, key, now);
+  if ("reason" in standing) return { ok: false, ...standing, app, key };
+  return { ok: true, app, key, licence: standing.licence };
+}
