@@ -1,0 +1,244 @@
+/**
+ * An @xmpp/client client that proves its licence to a Switchboard server.
+ *
+ * After TLS and before SASL the server offers
+ *   <licence xmlns='urn:switchboard:client-licence:0' mode='…' cutoff='…'>
+ *     <nonce>…</nonce><channel-binding type='tls-exporter'/></licence>
+ * beside the SASL mechanisms; the client answers with a signed <proof/> and the
+ * server with <success/> or a stream error (docs/licensing-protocol.md).
+ *
+ * Where the step runs: @xmpp/client 0.14 negotiates stream features with a
+ * middleware chain run in registration order, and its client() factory
+ * registers STARTTLS, SASL2 and SASL itself; the SASL handlers end the chain,
+ * so a feature handler added afterwards would never run before authentication.
+ * Both SASL handlers call the `credentials` callback before they send
+ * <auth/> (or <authenticate/>), so the proof runs there: once TLS is up, on
+ * the features that offered SASL, and before the password is used.
+ */
+import type { KeyObject } from "node:crypto";
+import { TLSSocket } from "node:tls";
+import { type Authenticate, type Client, type ClientOptions, client, type Element, xml } from "@xmpp/client";
+import { channelBindingData, isBindingType } from "./binding.js";
+import { type BindingType, canonicalProofString, LICENCE_NS, licenceProof, loadPrivateKey } from "./proof.js";
+import { type LicenceRefusedError, licenceRefusal, refusalFromStreamError } from "./refusal.js";
+
+const NS_STREAM = "http://etherx.jabber.org/streams";
+
+/** Who the client is and the key it proves it with. */
+export interface LicenceOptions {
+  /** The app's client id, e.g. "com.example.chat". */
+  clientId: string;
+  /** This build's dotted numeric version, e.g. "5.0.1". */
+  version: string;
+  /** Platform in lower case, e.g. "linux", "android". */
+  platform: string;
+  /** Id of the registered key that signs. */
+  keyId: string;
+  /** The Ed25519 private key: PEM text (as written by `switchboard keygen`) or a KeyObject. */
+  privateKeyPem: string | KeyObject;
+}
+
+export interface LicensedClientOptions extends ClientOptions {
+  licence: LicenceOptions;
+}
+
+/** What the server offered on the stream where the client authenticated. */
+export interface LicenceOffer {
+  /** The network's mode now: "open", "warn" or "enforce". */
+  mode: string;
+  /** The next scheduled enforcement instant (ISO 8601), when one is scheduled. */
+  cutoff?: string;
+  nonce: string;
+  bindingType: BindingType;
+}
+
+/** The server's <success/>. */
+export interface LicenceAccepted {
+  offer: LicenceOffer;
+  /** A newer version the operator recommends, with where to get it. */
+  recommended?: { version: string; url?: string };
+}
+
+/** The licence step of the latest connection. */
+export interface LicenceState {
+  /** Undefined when the server offered no <licence/> feature (a server without licensing). */
+  offer?: LicenceOffer;
+  accepted?: LicenceAccepted;
+  refused?: LicenceRefusedError;
+}
+
+/**
+ * An @xmpp/client Client with `licence` (the state above). Extra events:
+ * "licence" (LicenceAccepted) after <success/>, "licence-refused"
+ * (LicenceRefusedError) when the server refuses the client, at login or later
+ * on a live session. After a refusal the client stops reconnecting: the same
+ * build would be refused again. `start()` rejects with the LicenceRefusedError.
+ */
+export type LicensedClient = Client & { readonly licence: LicenceState };
+
+/** The parts of @xmpp/client's Connection used here that its public surface does not describe. */
+interface ConnectionInternals {
+  sendReceive(element: Element, timeout?: number): Promise<Element>;
+  socket: { socket?: unknown } | null;
+  timeout: number;
+}
+
+function checkLicenceOptions(l: LicenceOptions): void {
+  // Builds a canonical string once, so a bad field fails at construction, not at login.
+  canonicalProofString({
+    domain: "check",
+    streamId: "check",
+    nonce: "check",
+    bindingType: "none",
+    clientId: l.clientId,
+    version: l.version,
+    platform: l.platform,
+    keyId: l.keyId,
+  });
+  if (!/^\d+(\.\d+)*$/.test(l.version))
+    throw new TypeError(`licence: "${l.version}" is not a dotted version`);
+}
+
+function readOffer(feature: Element): LicenceOffer {
+  const nonce = feature.getChildText("nonce", LICENCE_NS) ?? feature.getChildText("nonce");
+  if (!nonce) throw new Error("licence: the server's <licence/> feature has no nonce");
+  const cb = feature.getChild("channel-binding", LICENCE_NS) ?? feature.getChild("channel-binding");
+  const type = cb?.attrs.type;
+  if (type !== undefined && !isBindingType(type)) {
+    throw new Error(`licence: unsupported channel binding "${type}"`);
+  }
+  return {
+    mode: feature.attrs.mode ?? "open",
+    ...(feature.attrs.cutoff ? { cutoff: feature.attrs.cutoff } : {}),
+    nonce,
+    bindingType: type ?? "none",
+  };
+}
+
+export function licensedClient(options: LicensedClientOptions): LicensedClient {
+  const { licence, credentials, ...clientOptions } = options;
+  checkLicenceOptions(licence);
+  const privateKey = loadPrivateKey(licence.privateKeyPem);
+
+  const state: LicenceState = {};
+  let streamId: string | undefined;
+  let features: Element | undefined;
+
+  async function prove(): Promise<void> {
+    const feature = features?.getChild("licence", LICENCE_NS);
+    if (!feature) return; // nothing to prove to this server
+    const offer = readOffer(feature);
+    state.offer = offer;
+    if (!streamId) throw new Error("licence: the server's stream header has no id");
+    let bindingData: Buffer | undefined;
+    if (offer.bindingType !== "none") {
+      const socket = (entity as unknown as ConnectionInternals).socket?.socket;
+      if (!(socket instanceof TLSSocket)) {
+        throw new Error(`licence: ${offer.bindingType} offered on a connection without TLS`);
+      }
+      bindingData = channelBindingData(socket, offer.bindingType);
+    }
+    const signature = licenceProof({
+      domain: entity.options.domain,
+      streamId,
+      nonce: offer.nonce,
+      bindingType: offer.bindingType,
+      ...(bindingData ? { bindingData } : {}),
+      clientId: licence.clientId,
+      version: licence.version,
+      platform: licence.platform,
+      keyId: licence.keyId,
+      privateKey,
+    });
+    const proof = xml(
+      "proof",
+      {
+        xmlns: LICENCE_NS,
+        "client-id": licence.clientId,
+        version: licence.version,
+        platform: licence.platform,
+        "key-id": licence.keyId,
+      },
+      signature,
+    );
+    const conn = entity as unknown as ConnectionInternals;
+    let reply: Element;
+    try {
+      reply = await conn.sendReceive(proof, conn.timeout);
+    } catch (err) {
+      throw licenceRefusal(err) ?? err;
+    }
+    if (reply.is("error", NS_STREAM)) {
+      throw refusalFromStreamError(reply) ?? new Error(`licence: stream error ${reply.toString()}`);
+    }
+    if (!reply.is("success", LICENCE_NS)) {
+      throw new Error(`licence: unexpected answer to the proof: ${reply.toString()}`);
+    }
+    const rec = reply.getChild("recommended", LICENCE_NS) ?? reply.getChild("recommended");
+    const accepted: LicenceAccepted = {
+      offer,
+      ...(rec?.attrs.version
+        ? { recommended: { version: rec.attrs.version, ...(rec.attrs.url ? { url: rec.attrs.url } : {}) } }
+        : {}),
+    };
+    state.accepted = accepted;
+    entity.emit("licence", accepted);
+  }
+
+  const authenticateWithProof = async (
+    authenticate: Authenticate,
+    mechanisms: string[],
+    ...more: unknown[]
+  ) => {
+    await prove();
+    if (credentials) {
+      await (credentials as (...args: unknown[]) => Promise<void>)(authenticate, mechanisms, ...more);
+      return;
+    }
+    // As @xmpp/client does with a username and password: its preferred mechanism, no PLAIN without TLS.
+    const mechanism = entity.isSecure() ? mechanisms[0] : mechanisms.find((m) => m !== "PLAIN");
+    if (!mechanism) throw new Error("SASL: no usable mechanism offered");
+    await authenticate(
+      { username: clientOptions.username ?? "", password: clientOptions.password ?? "" },
+      mechanism,
+    );
+  };
+
+  const entity = client({ ...clientOptions, credentials: authenticateWithProof });
+
+  entity.on("connecting", () => {
+    state.offer = undefined;
+    state.accepted = undefined;
+    state.refused = undefined;
+    streamId = undefined;
+    features = undefined;
+  });
+  // The server's stream header: the proof binds to its id (a new one after each restart).
+  entity.on("open", (header: Element | undefined) => {
+    streamId = header?.attrs.id;
+  });
+  // Ahead of the feature middleware, which runs the SASL step synchronously on the same event.
+  entity.prependListener("element", (el: Element) => {
+    if (el.is("features", NS_STREAM)) {
+      features = el;
+    } else if (el.is("error", NS_STREAM)) {
+      const refused = refusalFromStreamError(el);
+      if (refused) {
+        state.refused = refused;
+        entity.reconnect.stop();
+        entity.emit("licence-refused", refused);
+      }
+    }
+  });
+
+  const start = entity.start.bind(entity);
+  entity.start = async () => {
+    try {
+      return await start();
+    } catch (err) {
+      throw licenceRefusal(err) ?? err;
+    }
+  };
+
+  return Object.assign(entity, { licence: state });
+}

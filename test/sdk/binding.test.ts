@@ -1,0 +1,107 @@
+/**
+ * Channel-binding data on the client side: tls-server-end-point picks its hash
+ * from the certificate's signature algorithm (RFC 5929 §4.1), tls-exporter
+ * equals what the server exports on the same connection (RFC 9266).
+ */
+import assert from "node:assert/strict";
+import { createHash, X509Certificate } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import { describe, test } from "node:test";
+import tls from "node:tls";
+import { generate } from "selfsigned";
+import { certificateSignatureOid, channelBindingData, serverEndPoint } from "../../sdk/binding.js";
+
+async function cert(opts: { keyType: "ec" | "rsa"; algorithm: string; curve?: "P-256" | "P-384" }) {
+  const pems = await generate([{ name: "commonName", value: "localhost" }], opts);
+  return { pem: pems.cert, key: pems.private, der: Buffer.from(new X509Certificate(pems.cert).raw) };
+}
+
+/** A TLS connection to a local server; returns both ends once the handshake is done. */
+async function tlsPair(
+  c: { pem: string; key: string },
+  maxVersion: "TLSv1.2" | "TLSv1.3",
+): Promise<{ client: tls.TLSSocket; server: tls.TLSSocket; close: () => void }> {
+  const srv = tls.createServer({ cert: c.pem, key: c.key, maxVersion });
+  let serverSide!: tls.TLSSocket;
+  const accepted = new Promise<void>((resolve) => {
+    srv.once("secureConnection", (s: tls.TLSSocket) => {
+      serverSide = s;
+      resolve();
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+  const client = tls.connect({
+    host: "127.0.0.1",
+    port: (srv.address() as AddressInfo).port,
+    rejectUnauthorized: false,
+  });
+  await new Promise<void>((r) => client.once("secureConnect", () => r()));
+  await accepted;
+  return {
+    client,
+    server: serverSide,
+    close: () => {
+      client.destroy();
+      serverSide.destroy();
+      srv.close();
+    },
+  };
+}
+
+describe("channel binding", () => {
+  test("tls-server-end-point: SHA-256 for ecdsa-with-SHA256 and sha256WithRSA", async () => {
+    for (const c of [
+      await cert({ keyType: "ec", curve: "P-256", algorithm: "sha256" }),
+      await cert({ keyType: "rsa", algorithm: "sha256" }),
+    ]) {
+      assert.deepEqual(serverEndPoint(c.der), createHash("sha256").update(c.der).digest());
+    }
+  });
+
+  test("tls-server-end-point: the signature's own hash when stronger (SHA-384, SHA-512)", async () => {
+    const ec384 = await cert({ keyType: "ec", curve: "P-384", algorithm: "sha384" });
+    assert.equal(certificateSignatureOid(ec384.der), "1.2.840.10045.4.3.3");
+    assert.deepEqual(serverEndPoint(ec384.der), createHash("sha384").update(ec384.der).digest());
+    const rsa512 = await cert({ keyType: "rsa", algorithm: "sha512" });
+    assert.equal(certificateSignatureOid(rsa512.der), "1.2.840.113549.1.1.13");
+    assert.deepEqual(serverEndPoint(rsa512.der), createHash("sha512").update(rsa512.der).digest());
+  });
+
+  test("tls-server-end-point: SHA-256 replaces SHA-1", async () => {
+    const sha1 = await cert({ keyType: "rsa", algorithm: "sha1" });
+    assert.equal(certificateSignatureOid(sha1.der), "1.2.840.113549.1.1.5");
+    assert.deepEqual(serverEndPoint(sha1.der), createHash("sha256").update(sha1.der).digest());
+  });
+
+  test("not a certificate → an error, not a hash of garbage", () => {
+    assert.throws(() => serverEndPoint(Buffer.from("3003020101", "hex")), /DER|certificate/);
+  });
+
+  test("tls-exporter over TLS 1.3 equals the server's export; differs between connections", async () => {
+    const c = await cert({ keyType: "ec", curve: "P-256", algorithm: "sha256" });
+    const a = await tlsPair(c, "TLSv1.3");
+    const b = await tlsPair(c, "TLSv1.3");
+    try {
+      const mine = channelBindingData(a.client, "tls-exporter");
+      assert.equal(mine.length, 32);
+      assert.deepEqual(mine, a.server.exportKeyingMaterial(32, "EXPORTER-Channel-Binding", Buffer.alloc(0)));
+      assert.notDeepEqual(mine, channelBindingData(b.client, "tls-exporter"));
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  test("tls-server-end-point from a live connection hashes the certificate the server sent", async () => {
+    const c = await cert({ keyType: "ec", curve: "P-384", algorithm: "sha384" });
+    const p = await tlsPair(c, "TLSv1.2");
+    try {
+      assert.deepEqual(
+        channelBindingData(p.client, "tls-server-end-point"),
+        createHash("sha384").update(c.der).digest(),
+      );
+    } finally {
+      p.close();
+    }
+  });
+});
