@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** The `switchboard` command line: `start` runs the server; every admin command comes from src/commands. */
+import os from "node:os";
 import path from "node:path";
 import { Command, Option } from "commander";
 import type { CommandDefinition } from "../commands/command.js";
@@ -8,6 +9,7 @@ import { allCommands } from "../commands/index.js";
 import { systemClock } from "../core/clock.js";
 import { ConfigError, loadConfig, type ServerConfig } from "../core/config.js";
 import { SwitchboardServer } from "../core/server.js";
+import type { Storage } from "../core/storage/types.js";
 import { standardModules } from "../modules/index.js";
 import { openStorage } from "../storage/index.js";
 
@@ -117,17 +119,44 @@ function printSummary(server: SwitchboardServer, config: ServerConfig): void {
   process.stdout.write(lines.join("\n") + "\n");
 }
 
+/** The CLI option for an argument: its name in kebab case (minVersion → --min-version). */
+const optionName = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** A repeatable option collects its values in an array. */
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+
+/** Who runs CLI commands, for audit logs. */
+function cliActor(): string {
+  try {
+    return `cli:${os.userInfo().username}`;
+  } catch {
+    // No passwd entry (some containers): the numeric id still says who it was.
+    return `cli:${process.env.USER ?? process.getuid?.() ?? "unknown"}`;
+  }
+}
+
+/** Storage for commands that declare they work without it: any use is a bug in the command. */
+const noStorage = new Proxy({} as Storage, {
+  get(_target, prop) {
+    throw new Error(`this command runs without server data (storage.${String(prop)})`);
+  },
+});
+
 function addAdminCommand(def: CommandDefinition<never>): void {
   let parent = program;
   for (const word of def.name.slice(0, -1)) {
     parent =
       parent.commands.find((c) => c.name() === word) ?? parent.command(word).description(`${word} commands`);
   }
-  const cmd = withConfigOptions(parent.command(def.name.at(-1)!).description(def.description));
+  const leaf = parent.command(def.name.at(-1)!).description(def.description);
+  const cmd = def.local ? leaf : withConfigOptions(leaf);
   const positional = def.args.filter((a) => a.positional);
   for (const a of positional) cmd.argument(`<${a.name}>`, a.description);
-  for (const a of def.args.filter((a) => !a.positional)) {
-    cmd.option(a.flag ? `--${a.name}` : `--${a.name} <value>`, a.description);
+  const options = def.args.filter((a) => !a.positional);
+  for (const a of options) {
+    const flags = a.flag ? `--${optionName(a.name)}` : `--${optionName(a.name)} <value>`;
+    if (a.repeatable && !a.flag) cmd.option(flags, a.description, collect);
+    else cmd.option(flags, a.description);
   }
   cmd.option("--json", "print the result as JSON");
   cmd.action(async (...argv: unknown[]) => {
@@ -136,24 +165,26 @@ function addAdminCommand(def: CommandDefinition<never>): void {
     positional.forEach((a, i) => {
       raw[a.name] = argv[i];
     });
-    for (const a of def.args.filter((a) => !a.positional))
-      if (opts[a.name] !== undefined) raw[a.name] = opts[a.name];
+    // Commander stores --min-version as minVersion: the argument's own name.
+    for (const a of options) if (opts[a.name] !== undefined) raw[a.name] = opts[a.name];
     const parsed = def.input.safeParse(raw);
     if (!parsed.success) {
       throw new CommandError(
         parsed.error.issues.map((i) => `${i.path.join(".") || "input"}: ${i.message}`).join("; "),
       );
     }
-    const config = configFrom(opts);
-    const storage = await openStorage({
-      backend: config.storage.backend,
-      path: path.resolve(config.dataDir, config.storage.sqlitePath),
-    });
+    const config = configFrom(def.local ? {} : opts);
+    const storage = def.local
+      ? noStorage
+      : await openStorage({
+          backend: config.storage.backend,
+          path: path.resolve(config.dataDir, config.storage.sqlitePath),
+        });
     try {
-      const result = await def.run({ config, storage, clock: systemClock }, parsed.data);
+      const result = await def.run({ config, storage, clock: systemClock, actor: cliActor() }, parsed.data);
       process.stdout.write((opts.json ? JSON.stringify(result.data ?? {}) : result.message) + "\n");
     } finally {
-      await storage.close();
+      if (!def.local) await storage.close();
     }
   });
 }

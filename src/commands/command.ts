@@ -15,6 +15,8 @@ export interface CommandContext {
   clock: Clock;
   /** Present when the command runs inside a live server (HTTP API, console), absent from the CLI. */
   live?: LiveServer;
+  /** Who runs the command, for audit logs: "cli:<os user>", "api:<token name>", "console:<account>". */
+  actor?: string;
 }
 
 /** What a command may do to a running server beyond storage (e.g. disconnect a deleted account). */
@@ -23,12 +25,15 @@ export interface LiveServer {
 }
 
 export interface CommandArg {
+  /** camelCase, the key in the input; the CLI option is its kebab-case form (minVersion → --min-version). */
   name: string;
   description: string;
   /** Positional arguments come first on the command line; the others are --options. */
   positional?: boolean;
   /** For the CLI: the option takes no value. */
   flag?: boolean;
+  /** For the CLI: the option may be given several times; the input receives an array of the values. */
+  repeatable?: boolean;
 }
 
 export interface CommandResult {
@@ -46,6 +51,12 @@ export interface CommandDefinition<Input = unknown> {
   input: z.ZodType<Input>;
   /** Changes state (HTTP: POST) or only reads it (HTTP: GET). */
   mutates: boolean;
+  /**
+   * Works on local files only, not on a server's data (e.g. generating a key pair): the
+   * CLI opens no storage for it (ctx.storage must not be used), and faces that run
+   * inside the server (HTTP API, console) do not offer it.
+   */
+  local?: boolean;
   run(ctx: CommandContext, input: Input): Promise<CommandResult>;
 }
 

@@ -1,5 +1,9 @@
 /** Every admin command, in the order `switchboard --help` lists them. */
+import { licensingCommands } from "../modules/licensing/commands.js";
 import type { CommandDefinition } from "./command.js";
 import { userCommands } from "./users.js";
 
-export const allCommands: CommandDefinition<never>[] = [...userCommands] as CommandDefinition<never>[];
+export const allCommands: CommandDefinition<never>[] = [
+  ...userCommands,
+  ...licensingCommands,
+] as CommandDefinition<never>[];
