@@ -1,0 +1,225 @@
+/**
+ * Client statistics inside the server. The licensing module creates one LicensingStats and
+ * calls `install(ctx)`: it then
+ * - records, when a session is bound (and again whenever the client record of a session
+ *   changes, or at the latest at the next tick), that the account was active today with that
+ *   client (`documents("licensing-daily")`);
+ * - every `intervalMs` (5 s) computes the live figures from the bound sessions and writes
+ *   them to `documents("licensing-stats")` under `live:<nodeId>` with a timestamp;
+ * - once a day prunes daily documents older than `retentionDays`.
+ * Live figures are computed from the session list each time, never from counters, so they
+ * always agree with the sessions actually open.
+ */
+import os from "node:os";
+import type { Clock } from "../../core/clock.js";
+import type { ModuleContext } from "../../core/module.js";
+import type { ClientSession } from "../../core/session.js";
+import type { Storage } from "../../core/storage/types.js";
+import type { AccessPolicy } from "./model.js";
+import { DEFAULT_POLICY } from "./model.js";
+import type { LicensingSnapshot } from "./registry.js";
+import { clientFingerprint, dailyStore, pruneDaily, recordDailyClient } from "./stats-daily.js";
+import {
+  enforcementNow,
+  liveRows,
+  previewCutoff,
+  type SessionEntry,
+  supportShare,
+  unsupportedReason,
+} from "./stats-evaluate.js";
+import { deleteLiveSnapshot, pruneDeadSnapshots, writeLiveSnapshot } from "./stats-live.js";
+import type { CutoffPreview, LiveSnapshot, ObservedClient } from "./stats-model.js";
+import { observedClient, utcDay } from "./stats-model.js";
+
+export interface LicensingStatsOptions {
+  storage: Storage;
+  clock: Clock;
+  /** The bound sessions (the server's SessionManager). */
+  sessions: { all(): Iterable<ClientSession> };
+  /** The registry snapshot the module enforces now (undefined before the first load). */
+  snapshot: () => LicensingSnapshot | undefined;
+  /** Names this server's live snapshot; defaults to the host name. */
+  nodeId?: string;
+  /** Daily documents older than this many days are deleted (default 90). */
+  retentionDays?: number;
+  /** How often the live snapshot is written (default 5000 ms). */
+  intervalMs?: number;
+  log?: { warn(obj: object, msg: string): void };
+}
+
+/** Runs after the licensing module's own session/bound handler (priority 0) has recorded the client. */
+export const STATS_BOUND_PRIORITY = -100;
+
+function emptySnapshot(): LicensingSnapshot {
+  return {
+    revision: 0,
+    publishers: new Map(),
+    apps: new Map(),
+    keys: new Map(),
+    licences: new Map(),
+    policy: DEFAULT_POLICY,
+  };
+}
+
+export class LicensingStats {
+  readonly nodeId: string;
+  readonly intervalMs: number;
+  readonly retentionDays: number;
+  /** The UTC day `recorded` is about. */
+  private day = "";
+  /** account → client fingerprints already written for `day` (saves a write per repeated login). */
+  private readonly recorded = new Map<string, Set<string>>();
+  private readonly pending = new Set<Promise<void>>();
+  private ticking: Promise<void> | undefined;
+  private prunedOn = "";
+  private stopped = false;
+
+  constructor(private readonly opts: LicensingStatsOptions) {
+    this.nodeId = opts.nodeId ?? os.hostname();
+    this.intervalMs = opts.intervalMs ?? 5_000;
+    this.retentionDays = opts.retentionDays ?? 90;
+  }
+
+  /** Hooks session binding, starts the snapshot timer and removes this node's snapshot at unload. */
+  install(ctx: Pick<ModuleContext<unknown>, "hook" | "setInterval" | "onUnload">): void {
+    ctx.hook(
+      "session/bound",
+      ({ session }) => {
+        this.onBound(session);
+      },
+      STATS_BOUND_PRIORITY,
+    );
+    ctx.setInterval(() => void this.tick(), this.intervalMs);
+    ctx.onUnload(() => this.stop());
+  }
+
+  /** A session was bound: its account is active today with its client. */
+  onBound(session: ClientSession): void {
+    this.record(session);
+  }
+
+  /** The client record of a session changed (e.g. a XEP-0092 answer arrived). */
+  onClientInfo(session: ClientSession): void {
+    this.record(session);
+  }
+
+  private snapshot(): LicensingSnapshot {
+    return this.opts.snapshot() ?? emptySnapshot();
+  }
+
+  /** The bound sessions with their clients. */
+  entries(): SessionEntry[] {
+    const out: SessionEntry[] = [];
+    for (const s of this.opts.sessions.all()) {
+      if (s.username === undefined || s.closed) continue;
+      out.push({ account: s.username, client: observedClient(s) });
+    }
+    return out;
+  }
+
+  /** Live figures now, against the policy in force. */
+  live(): LiveSnapshot {
+    const now = this.opts.clock.now();
+    const snap = this.snapshot();
+    const entries = this.entries();
+    const byAccount = new Map<string, ObservedClient[]>();
+    for (const e of entries) {
+      const list = byAccount.get(e.account);
+      if (list) list.push(e.client);
+      else byAccount.set(e.account, [e.client]);
+    }
+    return {
+      nodeId: this.nodeId,
+      at: now,
+      revision: snap.revision,
+      sessions: entries.length,
+      accounts: byAccount.size,
+      rows: liveRows(entries),
+      supported: supportShare(byAccount, snap, snap.policy, now),
+      cutoff: previewCutoff(entries, snap, enforcementNow(snap.policy), now),
+    };
+  }
+
+  /**
+   * What `policy` would cut off among the live sessions now; without a policy, what enforcement
+   * for every account starting now would. For the policy editor's preview of a change.
+   */
+  previewCutoff(policy?: AccessPolicy): CutoffPreview {
+    const snap = this.snapshot();
+    return previewCutoff(this.entries(), snap, policy ?? enforcementNow(snap.policy), this.opts.clock.now());
+  }
+
+  private record(session: ClientSession): void {
+    const account = session.username;
+    if (account === undefined || this.stopped) return;
+    const now = this.opts.clock.now();
+    const day = utcDay(now);
+    if (day !== this.day) {
+      this.day = day;
+      this.recorded.clear();
+    }
+    const client = observedClient(session);
+    const fp = clientFingerprint(client);
+    let seen = this.recorded.get(account);
+    if (!seen) {
+      seen = new Set();
+      this.recorded.set(account, seen);
+    }
+    if (seen.has(fp)) return;
+    seen.add(fp);
+    const snap = this.snapshot();
+    const ok = unsupportedReason(client, snap, snap.policy, now) === undefined;
+    const write = recordDailyClient(dailyStore(this.opts.storage), day, account, client, ok, now)
+      .catch((err: unknown) => {
+        // Forget it so the next tick tries again.
+        if (this.day === day) this.recorded.get(account)?.delete(fp);
+        this.opts.log?.warn({ err, account }, "recording daily client statistics failed");
+      })
+      .finally(() => this.pending.delete(write));
+    this.pending.add(write);
+  }
+
+  /** Waits for the daily records written so far. */
+  async flush(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
+  }
+
+  /** Records every live session for today, writes the live snapshot, prunes once a day. */
+  tick(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    this.ticking ??= this.runTick().finally(() => {
+      this.ticking = undefined;
+    });
+    return this.ticking;
+  }
+
+  private async runTick(): Promise<void> {
+    try {
+      // Sessions still open at midnight, and clients identified after binding, count too.
+      for (const s of this.opts.sessions.all()) if (!s.closed) this.record(s);
+      await writeLiveSnapshot(this.opts.storage, this.live());
+      await this.flush();
+      const today = utcDay(this.opts.clock.now());
+      if (this.prunedOn !== today) {
+        this.prunedOn = today;
+        await pruneDaily(this.opts.storage, today, this.retentionDays);
+        await pruneDeadSnapshots(this.opts.storage, this.opts.clock.now());
+      }
+    } catch (err) {
+      this.opts.log?.warn({ err }, "writing client statistics failed");
+    }
+  }
+
+  /** Stops recording and removes this node's live snapshot (readers must not take it for live). */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.ticking;
+    await this.flush();
+    try {
+      await deleteLiveSnapshot(this.opts.storage, this.nodeId);
+    } catch (err) {
+      this.opts.log?.warn({ err }, "removing the live client statistics failed");
+    }
+  }
+}
