@@ -60,6 +60,16 @@ describe("login: TLS + SCRAM", () => {
     }
   });
 
+  test("@xmpp/client: SASL PLAIN, offered once the stream is encrypted", async () => {
+    const alice = await connectJs(server, { ...ALICE, resource: "plain", mechanism: "PLAIN" });
+    try {
+      assert.ok(alice.offeredMechanisms.includes("PLAIN"), `offered: ${alice.offeredMechanisms}`);
+      assert.equal(alice.jid, "alice@localhost/plain");
+    } finally {
+      await alice.close();
+    }
+  });
+
   test("@xmpp/client: a server-assigned resource when the client asks for none", async () => {
     const alice = await connectJs(server, { ...ALICE });
     try {
