@@ -3,7 +3,7 @@
  * Prosody one after the other under the same load, each pinned to its own CPU, prints the
  * figures with the Switchboard/Prosody ratios and writes them to .bench/latest.json.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { machineFacts } from "./lib/machine.js";
@@ -17,6 +17,9 @@ import { SwitchboardServer } from "./lib/switchboard.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const OUT = path.join(ROOT, ".bench", "latest.json");
+const LOGS = path.join(ROOT, ".bench", "logs");
+/** Hard limits on a whole run; past them everything started is killed. */
+const DEADLINE_MINUTES = { full: 20, quick: 6 };
 
 interface Options {
   quick: boolean;
@@ -75,6 +78,11 @@ async function machineBusy(cpus: number[], maxSeconds: number): Promise<number[]
 async function main(): Promise<void> {
   const { quick, only, waitQuiet } = parseArgs(process.argv.slice(2));
   const settings = quick ? QUICK : FULL;
+  const deadline = DEADLINE_MINUTES[settings.mode] + waitQuiet / 60;
+  setTimeout(() => {
+    console.error(`bench: still running after ${deadline.toFixed(0)} minutes; stopping everything`);
+    process.exit(1); // the exit hook kills every child and removes the temp dirs
+  }, deadline * 60_000).unref();
   if (!tasksetAvailable()) {
     console.error("bench: taskset (util-linux) is needed to pin the server and the load generator to CPUs");
     process.exit(1);
@@ -92,6 +100,7 @@ async function main(): Promise<void> {
     `bench (${settings.mode}): ${machine.cpuModel}, ${machine.cores} cores, node ${machine.node}, Prosody ${machine.prosody}, load average ${machine.loadAverage.toFixed(2)}`,
   );
 
+  rmSync(LOGS, { recursive: true, force: true }); // logs of the previous run
   const runs: BenchServer[] = [];
   if (only !== "prosody") runs.push(switchboard);
   if (only !== "switchboard" && !prosodyMissing) runs.push(prosody);
@@ -109,7 +118,7 @@ async function main(): Promise<void> {
         `bench: other work keeps the CPUs busy (${busy.map((b) => `${b.toFixed(0)} %`).join(", ")}): figures will be disturbed`,
       );
     }
-    const r = await benchServer(server, settings);
+    const r = await benchServer(server, settings, LOGS);
     r.busyBeforePct = busy;
     results.set(server.name, r);
   }
@@ -148,7 +157,9 @@ async function main(): Promise<void> {
       2,
     )}\n`,
   );
-  console.log(`\nResults written to ${path.relative(process.cwd(), OUT)}`);
+  console.log(
+    `\nResults written to ${path.relative(process.cwd(), OUT)}, server logs to ${path.relative(process.cwd(), LOGS)}/`,
+  );
   const failed = [...results.values()].some((r) => r.errors.length > 0);
   process.exitCode = failed ? 1 : 0;
 }

@@ -137,12 +137,16 @@ export class ProsodyServer implements BenchServer {
     return child;
   }
 
-  logTail(lines: number): string {
+  logFiles(): string[] {
     const setup = this.requireSetup();
+    return ["prosody.log", "prosody.stdout.log"].map((f) => path.join(setup.dir, f));
+  }
+
+  logTail(lines: number): string {
     const out: string[] = [];
-    for (const file of ["prosody.log", "prosody.stdout.log"]) {
+    for (const file of this.logFiles()) {
       try {
-        out.push(...readFileSync(path.join(setup.dir, file), "utf8").trimEnd().split("\n").slice(-lines));
+        out.push(...readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines));
       } catch {
         // not written
       }

@@ -172,6 +172,11 @@ export function notes(results: ServerResults[]): string[] {
         );
       }
     }
+    if (r.logins?.derivations) {
+      out.push(
+        `${r.server} logins: the generator had to derive ${r.logins.derivations} SCRAM keys during the measured logins (figure too low)`,
+      );
+    }
     if (r.latency) {
       out.push(
         `${r.server} latency: ${r.latency.sent} sent at ${r.latency.achievedRate.toFixed(0)} msg/s, p90 ${r.latency.p90Ms.toFixed(2)} ms, max ${r.latency.maxMs.toFixed(2)} ms`,

@@ -5,7 +5,9 @@
  * always stopped and the temp dir removed.
  */
 import type { ChildProcess } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import os from "node:os";
+import path from "node:path";
 import type {
   AccountSet,
   HoldResult,
@@ -57,6 +59,8 @@ export interface ServerResults {
   latency?: LatencyResult & ServerCpu;
   /** How busy each CPU was (other work) just before this server's run, in %. */
   busyBeforePct?: number[];
+  /** Copies of the server's logs (they outlive the temp dir). */
+  logs?: string[];
   /** Did the server exit cleanly on SIGTERM? */
   gracefulStop?: boolean;
   errors: string[];
@@ -99,7 +103,12 @@ function cpuShare(pid: number, s: BenchSettings, p0: CpuProbe, loadgenCpuMs: num
   };
 }
 
-export async function benchServer(server: BenchServer, s: BenchSettings): Promise<ServerResults> {
+/** Runs every phase against `server`; its logs are copied into `logDir` at the end. */
+export async function benchServer(
+  server: BenchServer,
+  s: BenchSettings,
+  logDir: string,
+): Promise<ServerResults> {
   const results: ServerResults = {
     server: server.name,
     version: server.version(),
@@ -225,6 +234,7 @@ export async function benchServer(server: BenchServer, s: BenchSettings): Promis
   } finally {
     await loadgen?.stop();
     pinSelf(`0-${os.cpus().length - 1}`); // back to every CPU for the next server's preparation
+    results.logs = keepLogs(server, logDir);
     removeTempDir(dir);
   }
   return results;
@@ -236,6 +246,23 @@ function checkHold(r: HoldResult, wanted: number): void {
       `${r.failures} of the logins to reach ${wanted} sessions failed, e.g. ${r.errors.join("; ")}`,
     );
   }
+}
+
+function keepLogs(server: BenchServer, logDir: string): string[] {
+  const kept: string[] = [];
+  try {
+    mkdirSync(logDir, { recursive: true });
+    for (const file of server.logFiles()) {
+      if (!existsSync(file)) continue;
+      const base = path.basename(file);
+      const copy = path.join(logDir, base.startsWith(server.name) ? base : `${server.name}-${base}`);
+      copyFileSync(file, copy);
+      kept.push(copy);
+    }
+  } catch {
+    // setup never ran: nothing to keep
+  }
+  return kept;
 }
 
 function safeTail(server: BenchServer): string {

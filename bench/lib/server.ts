@@ -23,4 +23,6 @@ export interface BenchServer {
   start(cpu: number, port: number): Promise<ChildProcess>;
   /** Last lines of the server's log, for error reports. */
   logTail(lines: number): string;
+  /** The server's log files, to keep after the temp dir is gone. */
+  logFiles(): string[];
 }

@@ -105,13 +105,13 @@ export class SwitchboardServer implements BenchServer {
     return child;
   }
 
+  logFiles(): string[] {
+    return [path.join(this.requireSetup().dir, "switchboard.log")];
+  }
+
   logTail(lines: number): string {
     try {
-      return readFileSync(path.join(this.requireSetup().dir, "switchboard.log"), "utf8")
-        .trimEnd()
-        .split("\n")
-        .slice(-lines)
-        .join("\n");
+      return readFileSync(this.logFiles()[0]!, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
     } catch {
       return "";
     }

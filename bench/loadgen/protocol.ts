@@ -41,6 +41,8 @@ export interface HoldResult extends PhaseCost {
 
 export interface LoginsResult extends PhaseCost {
   completed: number;
+  /** SCRAM key derivations (PBKDF2) the generator had to do; 0 when every account was cached. */
+  derivations: number;
   failures: number;
   errors: string[];
   perSecond: number;

@@ -91,6 +91,7 @@ export class SessionPool {
     const errors: string[] = [];
     let failures = 0;
     let completed = 0;
+    const derivationsBefore = this.cache.derivations;
     const t0 = performance.now();
     await runPool(count, concurrency, async (k) => {
       const conn = this.connection((k % accounts) + 1);
@@ -104,6 +105,12 @@ export class SessionPool {
       }
     });
     const seconds = (performance.now() - t0) / 1000;
-    return { completed, failures, errors, perSecond: completed / seconds };
+    return {
+      completed,
+      failures,
+      errors,
+      perSecond: completed / seconds,
+      derivations: this.cache.derivations - derivationsBefore,
+    };
   }
 }

@@ -1,0 +1,92 @@
+/**
+ * The licence proof step of the bench client (urn:switchboard:client-licence:0, see
+ * docs/licensing-protocol.md): when the pre-authentication stream features carry a
+ * <licence/> feature, the client answers with a <proof/> signed by the app's Ed25519 key
+ * and waits for <success/> before SASL. Written from the wire description, independently
+ * of the server's code, as a third-party client would be. The bench speaks plaintext on
+ * loopback, so the proof binds to no TLS channel (`none:`).
+ */
+import { createPrivateKey, type KeyObject, sign } from "node:crypto";
+import { attr, childText } from "./scanner.js";
+
+export const LICENCE_NS = "urn:switchboard:client-licence:0";
+const PROOF_CONTEXT = "switchboard-client-licence:0";
+
+/** What a licensed app ships: its identity and one private key (PKCS#8 PEM). */
+export interface LicenceCredentials {
+  clientId: string;
+  version: string;
+  platform: string;
+  keyId: string;
+  privateKeyPem: string;
+}
+
+function escapeAttr(v: string): string {
+  return v.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/'/g, "&apos;").replace(/"/g, "&quot;");
+}
+
+/** The `<licence …>…</licence>` (or self-closed) element inside a <stream:features/> text, if any. */
+export function licenceFeature(features: string): { openTag: string; text: string } | undefined {
+  let from = 0;
+  for (;;) {
+    const start = features.indexOf("<licence", from);
+    if (start < 0) return undefined;
+    from = start + 1;
+    const gt = features.indexOf(">", start);
+    if (gt < 0) return undefined;
+    const openTag = features.slice(start, gt + 1);
+    if (!/^<licence[\s/>]/.test(openTag) || attr(openTag, "xmlns") !== LICENCE_NS) continue;
+    if (openTag.endsWith("/>")) return { openTag, text: openTag };
+    const end = features.indexOf("</licence>", gt);
+    if (end < 0) return undefined;
+    return { openTag, text: features.slice(start, end + "</licence>".length) };
+  }
+}
+
+/** The bytes a proof signs: the protocol's lines joined by "\n". */
+export function signedText(
+  domain: string,
+  streamId: string,
+  nonce: string,
+  c: Omit<LicenceCredentials, "privateKeyPem">,
+): string {
+  return [PROOF_CONTEXT, domain, streamId, nonce, c.clientId, c.version, c.platform, c.keyId, "none:"].join(
+    "\n",
+  );
+}
+
+export class LicenceProver {
+  private readonly key: KeyObject;
+
+  constructor(
+    private readonly credentials: LicenceCredentials,
+    private readonly domain: string,
+  ) {
+    this.key = createPrivateKey(credentials.privateKeyPem);
+  }
+
+  /**
+   * The <proof/> answering the <licence/> feature of `features` (the whole <stream:features/>
+   * text) on the stream whose header had id `streamId`; undefined when no licence step is offered.
+   */
+  proofFor(features: string, streamId: string): string | undefined {
+    const feature = licenceFeature(features);
+    if (!feature) return undefined;
+    if (feature.text.includes("<channel-binding")) {
+      throw new Error("the server asks for a TLS channel binding; the bench client speaks plaintext");
+    }
+    const nonce = childText(feature.text, "nonce");
+    if (!nonce) throw new Error(`<licence/> feature without a nonce: ${feature.text}`);
+    const c = this.credentials;
+    const signature = sign(null, Buffer.from(signedText(this.domain, streamId, nonce, c), "utf8"), this.key);
+    return (
+      `<proof xmlns='${LICENCE_NS}' client-id='${escapeAttr(c.clientId)}' version='${escapeAttr(c.version)}'` +
+      ` platform='${escapeAttr(c.platform)}' key-id='${escapeAttr(c.keyId)}'>${signature.toString("base64")}</proof>`
+    );
+  }
+}
+
+/** Is this top-level element the server's acceptance of the proof (not SASL's <success/>)? */
+export function isLicenceSuccess(name: string, openTag: string): boolean {
+  return name === "success" && attr(openTag, "xmlns") === LICENCE_NS;
+}
