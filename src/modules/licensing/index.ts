@@ -136,7 +136,12 @@ export default defineModule<LicensingOptions>({
         if (!enforcement.onBound(session) || isLicensed(clientInfoOf(session))) return;
         const { policy } = enforcement.snapshot();
         if (accountMode(policy, clock.now(), session.username) === "warn") {
-          if (await warnings.maybeWarn(session, policy)) enforcement.counters.warningsSent++;
+          try {
+            if (await warnings.maybeWarn(session, policy)) enforcement.counters.warningsSent++;
+          } catch (err) {
+            // A warning that cannot be sent must not cost the user the session.
+            log.warn({ err, account: session.username }, "could not send the licence warning");
+          }
         }
         if (options.queryClientVersion && session.jid && !session.closed) {
           recordVersion(session, session.jid).catch((err) =>

@@ -1,0 +1,208 @@
+/**
+ * A raw XMPP client over a real socket for the licensing tests: stream headers,
+ * STARTTLS, the licence feature and proof (with the TLS exporter when the stream
+ * has TLS 1.3), SASL PLAIN, binding, and stream errors read back as data.
+ */
+import { createPrivateKey, sign } from "node:crypto";
+import net from "node:net";
+import tls from "node:tls";
+import { NS_LICENCE, proofSignedBytes } from "../../src/modules/licensing/protocol.js";
+import { type Element, parseXml } from "../helpers/stanza.js";
+
+const WAIT_MS = 5000;
+
+export interface StreamErrorInfo {
+  condition: string | undefined;
+  text: string | undefined;
+  /** The licence condition element, when there is one. */
+  licence: Element | undefined;
+}
+
+export class SocketClient {
+  received = "";
+  private cursor = 0;
+  closed = false;
+  /** The id of the current stream (from the server's header). */
+  streamId = "";
+  features: Element | undefined;
+  private readonly listeners = new Set<() => void>();
+
+  private constructor(private socket: net.Socket) {
+    this.attach(socket);
+  }
+
+  static async connect(port: number): Promise<SocketClient> {
+    const socket = net.connect({ host: "127.0.0.1", port });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("connect", () => resolve());
+      socket.once("error", reject);
+    });
+    return new SocketClient(socket);
+  }
+
+  private attach(socket: net.Socket): void {
+    socket.setEncoding("utf8");
+    socket.on("data", (d: string) => {
+      this.received += d;
+      for (const l of [...this.listeners]) l();
+    });
+    socket.on("error", () => undefined);
+    socket.on("close", () => {
+      this.closed = true;
+      for (const l of [...this.listeners]) l();
+    });
+  }
+
+  write(text: string): void {
+    if (!this.socket.destroyed) this.socket.write(text);
+  }
+
+  waitFor(re: RegExp, what: string, ms = WAIT_MS): Promise<RegExpExecArray> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const m = re.exec(this.received.slice(this.cursor));
+        if (m) {
+          this.cursor += m.index + m[0].length;
+          finish();
+          resolve(m);
+        } else if (this.closed) {
+          finish();
+          reject(new Error(`closed while waiting for ${what}; received: ${this.received.slice(-800)}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new Error(`no ${what} within ${ms} ms; received: ${this.received.slice(-800)}`));
+      }, ms);
+      const finish = () => {
+        clearTimeout(timer);
+        this.listeners.delete(check);
+      };
+      this.listeners.add(check);
+      check();
+    });
+  }
+
+  /** Opens a stream; keeps the stream id and the features. */
+  async open(domain: string): Promise<Element> {
+    this.write(
+      `<?xml version='1.0'?><stream:stream to='${domain}' version='1.0' xml:lang='en' ` +
+        `xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`,
+    );
+    const header = await this.waitFor(/<stream:stream\s[^>]*>/, "the stream header");
+    this.streamId = /\sid='([^']+)'/.exec(header[0])?.[1] ?? "";
+    const m = await this.waitFor(
+      /<stream:features\/>|<stream:features>[\s\S]*?<\/stream:features>/,
+      "features",
+    );
+    this.features = parseXml(m[0]);
+    return this.features;
+  }
+
+  async startTls(domain: string): Promise<Element> {
+    this.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    await this.waitFor(/<proceed[^>]*\/>/, "<proceed/>");
+    const plain = this.socket;
+    plain.removeAllListeners("data");
+    plain.removeAllListeners("close");
+    const secure = tls.connect({ socket: plain, servername: domain, rejectUnauthorized: false });
+    await new Promise<void>((resolve, reject) => {
+      secure.once("secureConnect", () => resolve());
+      secure.once("error", reject);
+    });
+    this.socket = secure;
+    this.received = "";
+    this.cursor = 0;
+    this.attach(secure);
+    return this.open(domain);
+  }
+
+  /** The channel-binding data of this connection for a type the server offered. */
+  bindingData(type: string | undefined): Buffer | undefined {
+    const s = this.socket;
+    if (type === undefined || !(s instanceof tls.TLSSocket)) return undefined;
+    if (type === "tls-exporter")
+      return s.exportKeyingMaterial(32, "EXPORTER-Channel-Binding", Buffer.alloc(0));
+    return undefined;
+  }
+
+  /** The licence feature of the current stream. */
+  licenceFeature(): Element {
+    const f = this.features?.getChild("licence", NS_LICENCE);
+    if (!f) throw new Error(`no licence feature in ${this.features?.toString()}`);
+    return f;
+  }
+
+  /** Signs and sends a proof for the current stream's nonce. */
+  sendProof(
+    domain: string,
+    claim: { clientId: string; version: string; platform: string; keyId: string; privateKeyPem: string },
+  ): void {
+    const f = this.licenceFeature();
+    const bindingType = f.getChild("channel-binding")?.attrs.type as string | undefined;
+    const ctx = {
+      domain,
+      streamId: this.streamId,
+      nonce: f.getChildText("nonce") ?? "",
+      bindingType,
+      bindingData: this.bindingData(bindingType),
+    };
+    const signature = sign(null, proofSignedBytes(ctx, claim), createPrivateKey(claim.privateKeyPem));
+    this.write(
+      `<proof xmlns='${NS_LICENCE}' client-id='${claim.clientId}' version='${claim.version}' ` +
+        `platform='${claim.platform}' key-id='${claim.keyId}'>${signature.toString("base64")}</proof>`,
+    );
+  }
+
+  /** Waits for the answer to a proof: the <success/> element, or throws with the stream error. */
+  async proofAnswer(): Promise<Element> {
+    const m = await this.waitFor(
+      /<success xmlns="urn:switchboard:client-licence:0"[\s\S]*?(?:\/>|<\/success>)|<stream:error>[\s\S]*?<\/stream:error>/,
+      "the answer to the proof",
+    );
+    const el = parseXml(m[0]);
+    if (el.name !== "success") throw new Error(`proof refused: ${m[0]}`);
+    return el;
+  }
+
+  /** SASL PLAIN; resolves "success", or "stream-error" when the server closes the stream instead. */
+  async auth(user: string, password: string): Promise<"success" | "failure" | "stream-error"> {
+    this.write(
+      `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString("base64")}</auth>`,
+    );
+    const m = await this.waitFor(
+      /<success xmlns="urn:ietf:params:xml:ns:xmpp-sasl"[\s\S]*?(?:\/>|<\/success>)|<failure[\s\S]*?<\/failure>|<stream:error>/,
+      "the SASL outcome",
+    );
+    if (m[0].startsWith("<stream:error")) {
+      this.cursor -= m[0].length;
+      return "stream-error";
+    }
+    return m[0].startsWith("<success") ? "success" : "failure";
+  }
+
+  async bind(domain: string, resource: string): Promise<string> {
+    await this.open(domain);
+    this.write(
+      `<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`,
+    );
+    return (await this.waitFor(/<jid>([^<]+)<\/jid>/, "the bound JID"))[1]!;
+  }
+
+  async streamError(ms = WAIT_MS): Promise<StreamErrorInfo> {
+    const m = await this.waitFor(/<stream:error>[\s\S]*?<\/stream:error>/, "a stream error", ms);
+    const el = parseXml(m[0]);
+    const children = el.getChildElements();
+    return {
+      condition: children.find(
+        (c) => c.attrs.xmlns === "urn:ietf:params:xml:ns:xmpp-streams" && c.name !== "text",
+      )?.name,
+      text: el.getChildText("text") ?? undefined,
+      licence: children.find((c) => c.attrs.xmlns === NS_LICENCE),
+    };
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
