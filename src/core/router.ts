@@ -69,6 +69,8 @@ export class Router {
         to = parseJid(toAttr);
       } catch (err) {
         if (!(err instanceof JidError)) throw err;
+        // The reply comes from the server: the malformed address cannot be its sender.
+        stanza.attrs.to = this.domain;
         this.bounce(stanza, new StanzaError("jid-malformed", err.message), from);
         return;
       }
