@@ -1,0 +1,135 @@
+/**
+ * The bench client's proof step (bench/loadgen/licence-proof.ts) is written from the wire
+ * description; these tests hold it to the server: it reads the feature the server offers
+ * and its proofs pass the server's verifier, bound to the stream and the nonce.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+  isLicenceSuccess,
+  LICENCE_NS,
+  LicenceProver,
+  licenceFeature,
+} from "../../bench/loadgen/licence-proof.js";
+import { serialize, x } from "../../src/core/xml/element.js";
+import { generateKeyPair } from "../../src/modules/licensing/keys.js";
+import { DEFAULT_POLICY } from "../../src/modules/licensing/model.js";
+import { verifyProof } from "../../src/modules/licensing/proof.js";
+import {
+  NS_LICENCE,
+  licenceFeature as serverFeature,
+  successElement,
+} from "../../src/modules/licensing/protocol.js";
+import type { LicensingSnapshot } from "../../src/modules/licensing/registry.js";
+
+const NOW = Date.UTC(2026, 0, 1);
+const APP = { clientId: "org.switchboard.bench", version: "1.0.0", platform: "linux", keyId: "bench-1" };
+
+function snapshotWith(publicKey: string): LicensingSnapshot {
+  return {
+    revision: 1,
+    publishers: new Map(),
+    apps: new Map([
+      [
+        APP.clientId,
+        { clientId: APP.clientId, name: "Bench", publisherId: "p", platforms: ["linux"], createdAt: 0 },
+      ],
+    ]),
+    keys: new Map([
+      [
+        APP.clientId,
+        new Map([[APP.keyId, { keyId: APP.keyId, clientId: APP.clientId, publicKey, createdAt: 0 }]]),
+      ],
+    ]),
+    licences: new Map([
+      [
+        APP.clientId,
+        [
+          {
+            id: "lic_1",
+            clientId: APP.clientId,
+            scope: "client",
+            status: "active",
+            validFrom: 0,
+            createdAt: 0,
+          },
+        ],
+      ],
+    ]),
+    policy: DEFAULT_POLICY,
+  };
+}
+
+/** The <stream:features/> text a plaintext stream gets: SASL mechanisms and the server's own licence feature. */
+function featuresText(nonce: string): string {
+  const feature = serverFeature({ nonce, mode: "enforce", cutoff: undefined, bindingType: undefined });
+  return (
+    "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-1</mechanism>" +
+    `</mechanisms>${serialize(feature)}</stream:features>`
+  );
+}
+
+function parseProofXml(xml: string) {
+  const a = (name: string) => new RegExp(`${name}='([^']*)'`).exec(xml)?.[1];
+  return {
+    clientId: a("client-id")!,
+    version: a("version")!,
+    platform: a("platform")!,
+    keyId: a("key-id")!,
+    signature: />([^<]*)<\/proof>$/.exec(xml)![1]!,
+  };
+}
+
+test("the bench client's proof passes the server's verifier, and only on its own stream and nonce", () => {
+  const keys = generateKeyPair();
+  const prover = new LicenceProver({ ...APP, privateKeyPem: keys.privateKeyPem }, "bench.local");
+  const nonce = Buffer.alloc(32, 7).toString("base64");
+  const xml = prover.proofFor(featuresText(nonce), "stream-1");
+  assert.ok(xml);
+  assert.match(xml, new RegExp(`^<proof xmlns='${LICENCE_NS}' `));
+  const proof = parseProofXml(xml);
+  const snapshot = snapshotWith(keys.publicKey);
+  const input = {
+    domain: "bench.local",
+    streamId: "stream-1",
+    nonce,
+    bindingType: undefined,
+    bindingData: undefined,
+    proof,
+  };
+  const ok = verifyProof(input, snapshot, NOW);
+  assert.equal(ok.ok, true, JSON.stringify(ok));
+  for (const changed of [
+    { streamId: "stream-2" },
+    { nonce: Buffer.alloc(32, 8).toString("base64") },
+    { domain: "other.example" },
+  ]) {
+    const r = verifyProof({ ...input, ...changed }, snapshot, NOW);
+    assert.equal(r.ok, false, JSON.stringify(changed));
+    assert.equal(!r.ok && r.reason, "bad-proof");
+  }
+});
+
+test("feature detection: absent, another namespace, self-closed, and a binding the plaintext client cannot give", () => {
+  const keys = generateKeyPair();
+  const prover = new LicenceProver({ ...APP, privateKeyPem: keys.privateKeyPem }, "bench.local");
+  assert.equal(prover.proofFor("<stream:features><mechanisms/></stream:features>", "s"), undefined);
+  assert.equal(licenceFeature("<stream:features><licence xmlns='urn:other'/></stream:features>"), undefined);
+  assert.deepEqual(licenceFeature(`<stream:features><licence xmlns="${LICENCE_NS}"/></stream:features>`), {
+    openTag: `<licence xmlns="${LICENCE_NS}"/>`,
+    text: `<licence xmlns="${LICENCE_NS}"/>`,
+  });
+  assert.throws(() => prover.proofFor(`<f><licence xmlns='${LICENCE_NS}'/></f>`, "s"), /without a nonce/);
+  const bound = serialize(
+    serverFeature({ nonce: "AAAA", mode: "warn", cutoff: NOW, bindingType: "tls-exporter" }),
+  );
+  assert.throws(() => prover.proofFor(`<f>${bound}</f>`, "s"), /channel binding/);
+});
+
+test("the licence <success/> is told apart from SASL's", () => {
+  const licenceOk = serialize(successElement());
+  assert.equal(isLicenceSuccess("success", licenceOk), true);
+  assert.equal(isLicenceSuccess("success", "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"), false);
+  assert.equal(isLicenceSuccess("failure", `<failure xmlns='${NS_LICENCE}'/>`), false);
+  assert.equal(serialize(x("success", { xmlns: NS_LICENCE })), licenceOk);
+});
