@@ -190,6 +190,9 @@ export const policySet = defineCommand({
       throw new CommandError("nothing to change: give at least one option (see policy set --help)");
     if (input.app !== undefined) checkClientId(input.app);
     const stages = input.stage.map(parseStage);
+    if (new Set(stages.map((s) => s.at)).size < stages.length) {
+      throw new CommandError("two of the given stages are at the same instant");
+    }
     const block = input.block.map(rangeInput);
     const unblock = input.unblock.map(rangeInput);
     const exempt = input.exempt.map(checkAccount);
