@@ -350,6 +350,11 @@ describe("licensing commands", () => {
     await set({ clearStages: true, upgradeUrl: "https://example.com/upgrade", infoUrl: "none" });
     policy = ((await run("policy show")).data as { policy: AccessPolicy }).policy;
     assert.deepEqual(policy.stages, []);
+    await set({ cutoff: "2027-03-01T00:00:00Z" });
+    const cutoff = ((await run("policy show")).data as { cutoff: unknown }).cutoff;
+    assert.deepEqual(cutoff, { at: Date.UTC(2027, 2, 1), mode: "enforce" });
+    assert.equal(await statusOf("policy set", { cutoff: "March" }), 400);
+    await set({ clearStages: true });
     assert.equal(policy.upgradeUrl, "https://example.com/upgrade");
     assert.equal(policy.infoUrl, undefined);
 

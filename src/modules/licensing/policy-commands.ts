@@ -132,6 +132,10 @@ export const policySet = defineCommand({
         "scheduled stage INSTANT=MODE[@PERCENT] (repeatable or comma-separated; same instant replaces)",
       repeatable: true,
     },
+    {
+      name: "cutoff",
+      description: "shorthand for --stage INSTANT=enforce: every unlicensed client refused from then on",
+    },
     { name: "clearStages", description: "remove every stage first", flag: true },
     { name: "app", description: "client id the version options below apply to" },
     { name: "minVersion", description: "with --app: minimum version (none removes it)" },
@@ -155,6 +159,7 @@ export const policySet = defineCommand({
   input: z.object({
     mode: modeInput.optional(),
     stage: listInput,
+    cutoff: z.string().optional(),
     clearStages: flagInput,
     app: z.string().optional(),
     minVersion: clearable,
@@ -181,6 +186,7 @@ export const policySet = defineCommand({
     const changes =
       input.mode !== undefined ||
       input.clearStages ||
+      input.cutoff !== undefined ||
       input.stage.length + input.exempt.length + input.unexempt.length > 0 ||
       input.upgradeUrl !== undefined ||
       input.infoUrl !== undefined ||
@@ -190,6 +196,8 @@ export const policySet = defineCommand({
       throw new CommandError("nothing to change: give at least one option (see policy set --help)");
     if (input.app !== undefined) checkClientId(input.app);
     const stages = input.stage.map(parseStage);
+    if (input.cutoff !== undefined)
+      stages.push({ at: parseInstant("cutoff", input.cutoff), mode: "enforce" });
     if (new Set(stages.map((s) => s.at)).size < stages.length) {
       throw new CommandError("two of the given stages are at the same instant");
     }
