@@ -6,6 +6,7 @@ import type { ModuleDefinition } from "../core/module.js";
 import blocking from "./blocking/index.js";
 import disco from "./disco/index.js";
 import last from "./last/index.js";
+import licensing from "./licensing/index.js";
 import message from "./message/index.js";
 import offline from "./offline/index.js";
 import ping from "./ping/index.js";
@@ -31,4 +32,5 @@ export const standardModules: ModuleDefinition<unknown>[] = [
   privateStorage,
   blocking,
   register,
+  licensing,
 ] as ModuleDefinition<unknown>[];

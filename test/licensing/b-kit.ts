@@ -24,6 +24,7 @@ import { generateKeyPair } from "../../src/modules/licensing/keys.js";
 import type { AccessPolicy, ClientApp, Licence } from "../../src/modules/licensing/model.js";
 import { NS_LICENCE, proofSignedBytes } from "../../src/modules/licensing/protocol.js";
 import { LicensingRegistry } from "../../src/modules/licensing/registry.js";
+import { freePorts } from "../helpers/server.js";
 import { FakeSession, type Harness, ManualClock, startHarness } from "../kit/harness.js";
 
 export const ACTOR = "test:b";
@@ -41,13 +42,15 @@ export interface LicensingHarness extends Harness {
   feature: StreamFeatureProvider;
 }
 
+/** `listen`: also accept client connections on a free loopback port (`server.addresses.c2sPort`). */
 export async function startLicensing(
   options: Record<string, unknown> = {},
-  extraModules: ModuleDefinition<unknown>[] = [],
+  opts: { listen?: boolean } = {},
 ): Promise<LicensingHarness> {
+  const ports = opts.listen ? { c2sPort: (await freePorts(1))[0] } : {};
   const h = await startHarness({
-    modules: [licensing, ...extraModules] as ModuleDefinition<unknown>[],
-    config: moduleConfig(options),
+    modules: [licensing] as ModuleDefinition<unknown>[],
+    config: { ...moduleConfig(options), ...ports },
   });
   return withLicensing(h);
 }
@@ -83,7 +86,7 @@ export async function startOwnServer(opts: {
     overrides: {
       domain: "example.test",
       dataDir: opts.dataDir,
-      c2sPort: 0,
+      c2sPort: (await freePorts(1))[0],
       c2sTlsPort: 0,
       allowPlaintext: true,
       logLevel: "silent",

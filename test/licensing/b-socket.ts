@@ -206,3 +206,45 @@ export class SocketClient {
     this.socket.destroy();
   }
 }
+
+export interface LicenceCredentials {
+  clientId: string;
+  version: string;
+  platform: string;
+  keyId: string;
+  privateKeyPem: string;
+}
+
+/**
+ * A whole login over a socket: stream, STARTTLS when `tls`, the proof when `licence` is
+ * given, SASL PLAIN, binding. Throws when the server refuses (the message has the error).
+ */
+export async function socketLogin(opts: {
+  port: number;
+  domain: string;
+  user: string;
+  password: string;
+  tls?: boolean;
+  licence?: LicenceCredentials;
+  resource?: string;
+}): Promise<SocketClient> {
+  const c = await SocketClient.connect(opts.port);
+  await c.open(opts.domain);
+  if (opts.tls) await c.startTls(opts.domain);
+  if (opts.licence) {
+    c.sendProof(opts.domain, opts.licence);
+    await c.proofAnswer();
+  }
+  const outcome = await c.auth(opts.user, opts.password);
+  if (outcome !== "success") {
+    let err = "SASL failure";
+    if (outcome === "stream-error") {
+      const e = await c.streamError();
+      err = `${e.condition} ${e.licence?.name ?? ""}: ${e.text ?? ""}`;
+    }
+    c.destroy();
+    throw new Error(`login refused: ${err}`);
+  }
+  await c.bind(opts.domain, opts.resource ?? "socket");
+  return c;
+}

@@ -1,0 +1,178 @@
+/**
+ * Licensing on real client streams (in-process server, loopback sockets): the feature
+ * beside SASL, a proof bound to the TLS exporter after STARTTLS, refusals as stream errors
+ * with their licence condition, enforce refusing before the password is checked, and a
+ * live session closed on the wire after a registry change.
+ */
+import assert from "node:assert/strict";
+import { after, test } from "node:test";
+import { clientInfoOf } from "../../src/modules/licensing/client-info.js";
+import { NS_LICENCE } from "../../src/modules/licensing/protocol.js";
+import {
+  ACTOR,
+  type LicensingHarness,
+  registerApp,
+  setPolicy,
+  startLicensing,
+  type TestApp,
+} from "./b-kit.js";
+import { SocketClient, socketLogin } from "./b-socket.js";
+
+const harnesses: LicensingHarness[] = [];
+after(async () => {
+  for (const h of harnesses) await h.stop();
+});
+
+async function start(): Promise<{ h: LicensingHarness; port: number; t: TestApp }> {
+  const h = await startLicensing({}, { listen: true });
+  harnesses.push(h);
+  await h.createUser("alice", "wonderland");
+  await h.createUser("bob", "builder");
+  const t = await registerApp(h.registry);
+  await h.api.recheck();
+  return { h, port: h.server.addresses.c2sPort!, t };
+}
+
+const licence = (t: TestApp, version = "5.0.1") => ({
+  clientId: t.app.clientId,
+  version,
+  platform: "linux",
+  keyId: t.keyId,
+  privateKeyPem: t.privateKeyPem,
+});
+
+test("after STARTTLS the proof binds to the TLS exporter; the server records the verified client", async () => {
+  const { h, port, t } = await start();
+  const c = await SocketClient.connect(port);
+  const first = await c.open(h.domain);
+  const plainFeature = first.getChild("licence", NS_LICENCE);
+  assert.ok(plainFeature, "offered beside STARTTLS when plaintext is allowed");
+  assert.equal(plainFeature.getChild("channel-binding"), undefined, "no binding without TLS");
+  const secured = await c.startTls(h.domain);
+  assert.ok(secured.getChild("mechanisms", "urn:ietf:params:xml:ns:xmpp-sasl"), "beside SASL");
+  const f = c.licenceFeature();
+  assert.equal(f.attrs.mode, "open");
+  assert.equal(f.getChild("channel-binding")?.attrs.type, "tls-exporter");
+  assert.notEqual(
+    f.getChildText("nonce"),
+    plainFeature.getChildText("nonce"),
+    "a new nonce after the restart",
+  );
+
+  c.sendProof(h.domain, licence(t));
+  const success = await c.proofAnswer();
+  assert.equal(success.attrs.xmlns, NS_LICENCE);
+  assert.equal(await c.auth("alice", "wonderland"), "success");
+  const jid = await c.bind(h.domain, "desk");
+  assert.equal(jid, `alice@${h.domain}/desk`);
+  const session = h.server.services.sessions.get("alice", "desk");
+  assert.equal(clientInfoOf(session!)?.verified, true);
+  assert.equal(clientInfoOf(session!)?.licenceId, t.licence.id);
+  c.destroy();
+});
+
+test("a proof made for the stream before STARTTLS is refused after it", async () => {
+  const { h, port, t } = await start();
+  const c = await SocketClient.connect(port);
+  await c.open(h.domain);
+  const oldStreamId = c.streamId;
+  const oldFeatures = c.features;
+  await c.startTls(h.domain);
+  // Replay: the previous stream's id and nonce, over this connection.
+  const newStreamId = c.streamId;
+  const newFeatures = c.features;
+  c.streamId = oldStreamId;
+  c.features = oldFeatures;
+  c.sendProof(h.domain, licence(t));
+  c.streamId = newStreamId;
+  c.features = newFeatures;
+  const err = await c.streamError();
+  assert.equal(err.condition, "policy-violation");
+  assert.equal(err.licence?.name, "bad-proof");
+  await waitClosed(c);
+});
+
+test("a proof without TLS binds to no channel and is accepted", async () => {
+  const { h, port, t } = await start();
+  const c = await SocketClient.connect(port);
+  await c.open(h.domain);
+  assert.equal(c.licenceFeature().getChild("channel-binding"), undefined);
+  c.sendProof(h.domain, licence(t));
+  assert.equal((await c.proofAnswer()).name, "success");
+  c.destroy();
+});
+
+test("version refusals arrive as policy-violation with the text, minimum and upgrade URL", async () => {
+  const { h, port, t } = await start();
+  await setPolicy(h.registry, {
+    apps: { [t.app.clientId]: { minVersion: "5.0", upgradeUrl: "https://example.com/upgrade" } },
+  });
+  await h.api.recheck();
+  const c = await SocketClient.connect(port);
+  await c.open(h.domain);
+  await c.startTls(h.domain);
+  c.sendProof(h.domain, licence(t, "4.9"));
+  const err = await c.streamError();
+  assert.equal(err.condition, "policy-violation");
+  assert.match(err.text ?? "", /5\.0 or later/);
+  assert.equal(err.licence?.name, "version-too-old");
+  assert.equal(err.licence?.attrs.minimum, "5.0");
+  assert.equal(err.licence?.attrs["upgrade-url"], "https://example.com/upgrade");
+  await waitClosed(c);
+});
+
+test("enforce refuses an unlicensed client at <auth/> without checking the password", async () => {
+  const { h, port, t } = await start();
+  await setPolicy(h.registry, { mode: "enforce", exemptions: ["bob"] });
+  await h.api.recheck();
+  const c = await SocketClient.connect(port);
+  await c.open(h.domain);
+  await c.startTls(h.domain);
+  assert.equal(c.licenceFeature().attrs.mode, "enforce");
+  // A wrong password: a SASL failure would mean it was checked; a stream error means it was not.
+  assert.equal(await c.auth("alice", "not the password"), "stream-error");
+  const err = await c.streamError();
+  assert.equal(err.licence?.name, "unlicensed-client");
+  await waitClosed(c);
+  assert.equal(h.server.services.authFailures.byAddress.size, 0, "no failed authentication was recorded");
+
+  const exempt = await socketLogin({ port, domain: h.domain, user: "bob", password: "builder", tls: true });
+  const licensed = await socketLogin({
+    port,
+    domain: h.domain,
+    user: "alice",
+    password: "wonderland",
+    tls: true,
+    licence: licence(t),
+  });
+  exempt.destroy();
+  licensed.destroy();
+});
+
+test("a live session is closed on the wire within one second of its licence being revoked", async () => {
+  const { h, port, t } = await start();
+  const c = await socketLogin({
+    port,
+    domain: h.domain,
+    user: "alice",
+    password: "wonderland",
+    tls: true,
+    licence: licence(t),
+  });
+  const began = Date.now();
+  await h.registry.setLicenceStatus(ACTOR, t.licence.id, "revoked");
+  const err = await c.streamError(1000);
+  assert.ok(Date.now() - began < 1000);
+  assert.equal(err.condition, "policy-violation");
+  assert.equal(err.licence?.name, "licence-revoked");
+  await waitClosed(c);
+  assert.equal(h.server.services.sessions.get("alice", "socket"), undefined, "unbound");
+});
+
+async function waitClosed(c: SocketClient): Promise<void> {
+  const start = Date.now();
+  while (!c.closed) {
+    if (Date.now() - start > 3000) throw new Error("the server did not close the connection");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
