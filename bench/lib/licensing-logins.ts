@@ -42,6 +42,8 @@ const CLI = path.join(ROOT, "dist", "src", "bin", "switchboard.js");
 
 /** The proof may cost at most this share of login throughput. */
 export const TARGET_COST_PCT = 10;
+/** Above this share of the server's CPU taken by other processes, the figures are flagged as disturbed. */
+const OTHER_LOAD_PCT = 10;
 /** Accounts the logins cycle over (their SCRAM keys are derived once, in the warm-up). */
 const ACCOUNTS = 200;
 const APP = { clientId: "org.switchboard.bench", version: "1.0.0", platform: "linux", keyId: "bench-1" };
@@ -195,7 +197,7 @@ export async function benchLicensedLogins(
   startLoadGenerator: (cpu: number) => LicensedLoginDriver,
 ): Promise<LicensingLoginResults> {
   const loginsPerRound = Math.max(100, Math.round(s.logins.count / 2));
-  const order = roundOrder(s.mode === "full" ? 2 : 1);
+  const order = roundOrder(s.mode === "full" ? 3 : 2);
   const results: LicensingLoginResults = {
     accounts: ACCOUNTS,
     concurrency: s.logins.concurrency,
@@ -336,6 +338,12 @@ export function licensingLoginLines(r: LicensingLoginResults): string[] {
     `  proof cost: ${n(r.throughputCostPct, 1)} % of login throughput (target < ${r.targetPct} %: ` +
       `${r.met === null ? "n/a" : r.met ? "met" : "NOT met"}), ${n(r.cpuCostPct, 1)} % server CPU per login`,
   ];
+  const other = Math.max(0, ...r.rounds.map((x) => x.otherOnServerCpuPct));
+  if (other > OTHER_LOAD_PCT) {
+    lines.push(
+      `  other processes took up to ${other.toFixed(0)} % of the server's CPU during a round: figures disturbed`,
+    );
+  }
   if (!r.refusedWithoutProof) lines.push("  enforce was never seen refusing a login without a proof");
   for (const e of r.errors) lines.push(`  error: ${e}`);
   return lines;

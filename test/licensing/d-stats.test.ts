@@ -298,6 +298,30 @@ test("headline: share of today's accounts on supported clients, recomputed again
     "alice's 5.0.1 is blocked",
   );
 
+  // bob upgrades on the same platform during the day: his latest version counts.
+  await f.connect("bob", "pc2", proof(CHAT, "5.0.1", "linux"));
+  await f.stats.flush();
+  await f.registry.setPolicy("test", (p) => ({ ...p, apps: { [CHAT]: { minVersion: "5.0.1" } } }));
+  assert.deepEqual(await headline(), { accounts: 5, supportedAccounts: 3, share: 0.6 }, "bob upgraded");
+  // ...while the day's rows still show both versions he used.
+  const rows = (await clientStatsReport(storage, f.h.clock)).daily.rows;
+  assert.deepEqual(
+    rows.filter((r) => r.clientId === CHAT).map((r) => [r.version, r.accounts]),
+    [
+      ["5.0.1", 3],
+      ["5.0", 1],
+    ],
+  );
+  // A downgrade is the latest too.
+  f.h.clock.advance(1000);
+  await f.connect("alice", "old", proof(CHAT, "5.0", "linux"));
+  await f.stats.flush();
+  assert.deepEqual(
+    await headline(),
+    { accounts: 5, supportedAccounts: 2, share: 0.4 },
+    "alice went back to 5.0",
+  );
+
   await f.registry.setPolicy("test", (p) => ({ ...p, apps: {} }));
   await f.registry.setLicenceStatus("test", f.otherLicence.id, "suspended");
   assert.deepEqual(

@@ -1,9 +1,11 @@
 /**
  * Daily activity: one document per account and UTC day in `documents("licensing-daily")`,
  * key `<YYYY-MM-DD>|<account>`, listing every distinct client (app, version, platform, key,
- * verified or not) the account used that day. Keeping them all, rather than the last one,
- * lets the headline count an account as supported only when every client it used is: an
- * account that also runs an unlicensed client would lose it at the cutoff.
+ * verified or not) the account used that day; the per-version rows count them all.
+ * For the headline an account is supported only when each client it still runs is: of each
+ * app on each platform the latest version seen counts (an upgrade during the day replaces
+ * the older version), and different apps or platforms all count (an account that also runs
+ * an unlicensed client would lose it at the cutoff).
  */
 import type { DocumentStore, Storage } from "../../core/storage/types.js";
 import type { Instant } from "./model.js";
@@ -55,9 +57,20 @@ export async function recordDailyClient(
   });
 }
 
+/** The clients an account still runs: the latest seen of each app (or unknown client) on each platform. */
+export function currentClients(clients: DailyClient[]): DailyClient[] {
+  const latest = new Map<string, DailyClient>();
+  for (const c of clients) {
+    const slot = JSON.stringify([c.verified, c.clientId ?? null, c.platform ?? null]);
+    const prev = latest.get(slot);
+    if (!prev || c.firstSeen >= prev.firstSeen) latest.set(slot, c);
+  }
+  return [...latest.values()];
+}
+
 /**
  * The figures of one day: distinct accounts per app/version/status, and the share of accounts
- * whose every client is supported under the snapshot's current policy at `now`.
+ * whose every current client is supported under the snapshot's current policy at `now`.
  */
 export async function dailyFigures(
   storage: Storage,
@@ -71,7 +84,7 @@ export async function dailyFigures(
   for (const { key, value } of docs) {
     const account = key.slice(day.length + 1);
     const clients = Array.isArray(value?.clients) ? value.clients : [];
-    byAccount.push([account, clients]);
+    byAccount.push([account, currentClients(clients)]);
     for (const c of clients) {
       const row = { clientId: c.clientId ?? null, version: c.version ?? null, status: statusOf(c) };
       const k = JSON.stringify(row);

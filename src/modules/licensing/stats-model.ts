@@ -148,6 +148,9 @@ export interface DailyFigures {
   day: string;
   accounts: number;
   rows: DailyRow[];
-  /** Accounts whose every client that day is licensed and at/above the minimum of the current policy. */
+  /**
+   * Accounts each of whose clients that day (the latest version of each app on each platform)
+   * is licensed and at/above the minimum of the current policy.
+   */
   supported: SupportShare;
 }
