@@ -52,6 +52,41 @@ export const LimitsSchema = z
   })
   .prefault({});
 
+/** Outgoing mail of the licensing programme (portal accounts, applications, notices). */
+export const MailSchema = z
+  .object({
+    /** The SMTP server that relays outgoing mail; without a host, mails wait in the outbox. */
+    smtp: z
+      .object({
+        host: z.string().min(1).optional(),
+        port: port.default(587),
+        /** Implicit TLS (port 465); otherwise STARTTLS is used when the server offers it. */
+        secure: z.boolean().default(false),
+        /** Refuse to send unless the connection is upgraded with STARTTLS. */
+        requireTls: z.boolean().default(false),
+        /** Check the SMTP server's certificate (turn off only for a relay with a self-signed one). */
+        rejectUnauthorized: z.boolean().default(true),
+        user: z.string().optional(),
+        password: z.string().optional(),
+      })
+      .prefault({}),
+    /** Sender of every mail, e.g. "Example Network <licensing@example.org>" (default: licensing@<domain>). */
+    from: z.string().min(3).optional(),
+    retry: z
+      .object({
+        /** Wait after the first failed attempt; it doubles after each further failure. */
+        initialDelaySeconds: z.number().positive().default(30),
+        /** The longest wait between two attempts. */
+        maxDelaySeconds: z.number().positive().default(3600),
+      })
+      .prefault({}),
+    /** How often the outbox is checked for mails that are due. */
+    pollIntervalSeconds: z.number().positive().default(5),
+    /** Sent and bounced mails are deleted from the outbox after this many days. */
+    keepDays: z.number().int().min(1).default(90),
+  })
+  .prefault({});
+
 export const ServerConfigSchema = z.object({
   /** The XMPP domain served (the domainpart of every local JID). */
   domain: z.string().min(1).default("localhost"),
@@ -62,6 +97,8 @@ export const ServerConfigSchema = z.object({
   c2sTlsPort: port.default(5223),
   /** Reserved for the HTTP listener (admin API, WebSocket). */
   httpPort: port.default(5280),
+  /** Public base URL of the web portal, used in links in mails (default: http://<bind>:<httpPort>). */
+  publicUrl: z.url({ protocol: /^https?$/ }).optional(),
   /** Allows clients to authenticate without TLS (loopback tests and benchmarks only). */
   allowPlaintext: z.boolean().default(false),
   allowRegistration: z.boolean().default(false),
@@ -87,6 +124,7 @@ export const ServerConfigSchema = z.object({
     .array(z.string())
     .default(["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"]),
   limits: LimitsSchema,
+  mail: MailSchema,
   /** Names of modules not to load. */
   disabledModules: z.array(z.string()).default([]),
   /** Per-module options, validated by each module's own schema. */
