@@ -1,0 +1,161 @@
+#!/usr/bin/python3
+"""Proving a Switchboard client licence from Python, with slixmpp.
+
+The protocol is in docs/licensing-protocol.md. This client logs in, proves its
+licence before SASL, prints what happened and disconnects:
+
+    python3 licence_proof.py --jid alice@example.net --password-file pw.txt \\
+        --key example-chat.key --client-id com.example.chat --key-id k1 --version 5.0.1
+
+Needs slixmpp and cryptography (Debian: python3-slixmpp, python3-cryptography).
+
+Python's ssl module cannot export TLS keying material, so it cannot compute the
+tls-exporter binding (RFC 9266) that the server asks for on TLS 1.3. This
+client therefore stops at TLS 1.2, where the server binds proofs to
+tls-server-end-point (RFC 5929) instead, which Python can compute.
+"""
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import ssl
+import sys
+
+import slixmpp
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from slixmpp.stanza import StreamFeatures
+from slixmpp.xmlstream import ElementBase, register_stanza_plugin
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+NS = "urn:switchboard:client-licence:0"
+
+
+class LicenceFeature(ElementBase):
+    """The <licence/> stream feature, so that slixmpp lists it among the features."""
+
+    name = "licence"
+    namespace = NS
+    plugin_attrib = "licence"
+    interfaces = {"mode", "cutoff"}
+
+
+def server_end_point(cert_der):
+    """RFC 5929 §4.1: the certificate hashed with its signature's hash (SHA-256 for MD5, SHA-1)."""
+    algo = x509.load_der_x509_certificate(cert_der).signature_hash_algorithm
+    name = algo.name if algo is not None and algo.name in ("sha384", "sha512") else "sha256"
+    return hashlib.new(name, cert_der).digest()
+
+
+def signed_bytes(domain, stream_id, nonce, client_id, version, platform, key_id, binding_type, binding):
+    """The canonical string: nine lines joined by "\\n", UTF-8, no trailing newline."""
+    last = f"{binding_type}:{base64.b64encode(binding).decode()}" if binding_type else "none:"
+    lines = ["switchboard-client-licence:0", domain, stream_id, nonce, client_id, version, platform, key_id, last]
+    return "\n".join(lines).encode("utf-8")
+
+
+class LicensedClient(slixmpp.ClientXMPP):
+    def __init__(self, jid, password, licence):
+        super().__init__(jid, password)
+        self.licence = licence  # client_id, version, platform, key_id, private_key
+        self.answer = None
+        self.outcome = "not connected"
+        register_stanza_plugin(StreamFeatures, LicenceFeature)
+        # Features run in order: STARTTLS is 0, SASL 100, so 50 is after TLS and before SASL.
+        self.register_feature("licence", self.prove, restart=False, order=50)
+        self.register_handler(Callback("licence answer", MatchXPath(f"{{{NS}}}success"), self.on_success))
+        self.add_event_handler("stream_error", self.on_stream_error)
+
+    async def prove(self, features):
+        offer = features["licence"].xml
+        nonce = offer.findtext(f"{{{NS}}}nonce")
+        binding_el = offer.find(f"{{{NS}}}channel-binding")
+        binding_type = binding_el.get("type") if binding_el is not None else None
+        binding = b""
+        if binding_type == "tls-server-end-point":
+            tls = self.transport.get_extra_info("ssl_object")
+            binding = server_end_point(tls.getpeercert(binary_form=True))
+        elif binding_type is not None:
+            raise RuntimeError(f"cannot compute the {binding_type} channel binding")
+        lic = self.licence
+        data = signed_bytes(self.boundjid.domain, self.stream_id, nonce, lic["client_id"], lic["version"],
+                            lic["platform"], lic["key_id"], binding_type, binding)
+        signature = base64.b64encode(lic["private_key"].sign(data)).decode()
+        self.answer = asyncio.get_running_loop().create_future()
+        self.send_raw(f"<proof xmlns='{NS}' client-id='{lic['client_id']}' version='{lic['version']}' "
+                      f"platform='{lic['platform']}' key-id='{lic['key_id']}'>{signature}</proof>")
+        await self.answer  # <success/>, or a stream error that ends the connection
+        return False  # go on with the next feature: SASL
+
+    def on_success(self, stanza):
+        recommended = stanza.xml.find(f"{{{NS}}}recommended")
+        if recommended is not None:
+            print(f"recommended version: {recommended.get('version')} {recommended.get('url') or ''}".rstrip())
+        print("licence accepted")
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_result(True)
+
+    def on_stream_error(self, error):
+        app = [c for c in error.xml if c.tag.startswith(f"{{{NS}}}")]
+        if app:
+            cond = app[0].tag.split("}")[1]
+            details = " ".join(f"{k}={v}" for k, v in sorted(app[0].attrib.items()))
+            print(f"refused: {cond} {details} ({error['text']})".replace("  ", " "))
+        else:
+            print(f"stream error: {error['condition']} ({error['text']})")
+        self.outcome = "refused" if app else "stream error"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--jid", required=True)
+    p.add_argument("--password-file", required=True)
+    p.add_argument("--key", required=True, help="the app's Ed25519 private key (PEM, from switchboard keygen)")
+    p.add_argument("--client-id", required=True)
+    p.add_argument("--key-id", required=True)
+    p.add_argument("--version", required=True)
+    p.add_argument("--platform", default="linux")
+    p.add_argument("--host", help="server address (default: from the JID's domain)")
+    p.add_argument("--port", type=int, default=5222)
+    p.add_argument("--insecure", action="store_true", help="accept a self-signed certificate (test servers only)")
+    args = p.parse_args()
+
+    with open(args.key, "rb") as f:
+        private_key = load_pem_private_key(f.read(), password=None)
+    with open(args.password_file) as f:
+        password = f.read().rstrip("\n")
+    licence = {"client_id": args.client_id, "version": args.version, "platform": args.platform,
+               "key_id": args.key_id, "private_key": private_key}
+
+    client = LicensedClient(args.jid, password, licence)
+    client.ssl_context.maximum_version = ssl.TLSVersion.TLSv1_2  # see the module docstring
+    if args.insecure:
+        client.ssl_context.check_hostname = False
+        client.ssl_context.verify_mode = ssl.CERT_NONE
+
+    done = asyncio.Event()
+
+    def session_start(_event):
+        client.outcome = "ok"
+        print(f"session started as {client.boundjid}")
+        client.disconnect()
+
+    def failed_auth(_event):
+        client.outcome = "authentication failed"
+        print("authentication failed")
+        client.disconnect()
+
+    client.add_event_handler("session_start", session_start)
+    client.add_event_handler("failed_all_auth", failed_auth)
+    client.add_event_handler("disconnected", lambda _e: done.set())
+    client.add_event_handler("connection_failed", lambda e: (print(f"connection failed: {e}"), done.set()))
+    address = (args.host, args.port) if args.host else None
+    client.connect(address, force_starttls=True)
+    asyncio.get_event_loop().run_until_complete(done.wait())
+    sys.exit({"ok": 0, "refused": 3}.get(client.outcome, 1))
+
+
+if __name__ == "__main__":
+    main()
