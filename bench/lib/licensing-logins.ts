@@ -44,6 +44,8 @@ const CLI = path.join(ROOT, "dist", "src", "bin", "switchboard.js");
 export const TARGET_COST_PCT = 10;
 /** Above this share of the server's CPU taken by other processes, the figures are flagged as disturbed. */
 const OTHER_LOAD_PCT = 10;
+/** Above this the load generator, not the server, may be what limits a rate. */
+const LOADGEN_BUSY_PCT = 90;
 /** Accounts the logins cycle over (their SCRAM keys are derived once, in the warm-up). */
 const ACCOUNTS = 200;
 const APP = { clientId: "org.switchboard.bench", version: "1.0.0", platform: "linux", keyId: "bench-1" };
@@ -67,6 +69,10 @@ export interface LicensingRound {
   perSecond: number;
   /** Server CPU time per completed login. */
   serverCpuMsPerLogin: number;
+  /** Server CPU time over wall time, in % of one core. */
+  serverCpuPct: number;
+  /** Load generator CPU time over wall time, in %: near 100 the generator, not the server, sets the rate. */
+  loadgenCpuPct: number;
   /** CPU time other processes took on the server's CPU during the round, in %. */
   otherOnServerCpuPct: number;
   errors: string[];
@@ -291,13 +297,16 @@ export async function benchLicensedLogins(
         wallMs: r.wallMs,
         perSecond: r.perSecond,
         serverCpuMsPerLogin: r.completed > 0 ? serverMs / r.completed : 0,
+        serverCpuPct: (serverMs / r.wallMs) * 100,
+        loadgenCpuPct: (r.cpuMs / r.wallMs) * 100,
         otherOnServerCpuPct: Math.max(0, ((cpuBusyMs(s.serverCpu) - busy0 - serverMs) / r.wallMs) * 100),
         errors: r.errors,
       };
       results.rounds.push(round);
       log(
         `${wanted}${wanted === "enforce" ? " with proof" : ", no proof"}: ${r.perSecond.toFixed(0)} logins/s, ` +
-          `${round.serverCpuMsPerLogin.toFixed(3)} ms server CPU per login (${r.failures} failed)`,
+          `${round.serverCpuMsPerLogin.toFixed(3)} ms server CPU per login, server ${round.serverCpuPct.toFixed(0)} % ` +
+          `/ generator ${round.loadgenCpuPct.toFixed(0)} % busy (${r.failures} failed)`,
       );
       if (r.failures > 0)
         results.errors.push(`${wanted} round: ${r.failures} logins failed, e.g. ${r.errors.join("; ")}`);
@@ -342,6 +351,12 @@ export function licensingLoginLines(r: LicensingLoginResults): string[] {
   if (other > OTHER_LOAD_PCT) {
     lines.push(
       `  other processes took up to ${other.toFixed(0)} % of the server's CPU during a round: figures disturbed`,
+    );
+  }
+  const generator = Math.max(0, ...r.rounds.map((x) => x.loadgenCpuPct));
+  if (generator > LOADGEN_BUSY_PCT) {
+    lines.push(
+      `  the load generator was up to ${generator.toFixed(0)} % busy: it may have limited the rates`,
     );
   }
   if (!r.refusedWithoutProof) lines.push("  enforce was never seen refusing a login without a proof");

@@ -20,7 +20,7 @@ import { DAILY_STORE, dailyFigures, MAX_CLIENTS_PER_DAY } from "../../src/module
 import { LIVE_PREFIX, STATS_STORE } from "../../src/modules/licensing/stats-live.js";
 import type { DailyRecord, LiveRow, LiveSnapshot } from "../../src/modules/licensing/stats-model.js";
 import { clientStatsReport } from "../../src/modules/licensing/stats-report.js";
-import { type FakeSession, type Harness, startHarness } from "../kit/harness.js";
+import { FakeSession, type Harness, startHarness } from "../kit/harness.js";
 
 const DAY_MS = 86_400_000;
 const CHAT = "com.example.chat";
@@ -208,6 +208,11 @@ test("daily records: one document per UTC day and account, distinct accounts per
   const c = await f.connect("carol", "pc", proof(CHAT, "4.9", "linux"));
   await c.disconnect();
   await f.connect("carol", "pc2", xep92("Gajim", "1.8.4"));
+  // A session the licensing module refuses at binding (closed before the statistics see it) is not activity.
+  const refused = new FakeSession(f.h);
+  refused.username = "mallory";
+  refused.close();
+  f.stats.onBound(refused);
   await f.stats.flush();
 
   assert.deepEqual(

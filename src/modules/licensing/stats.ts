@@ -151,7 +151,8 @@ export class LicensingStats {
 
   private record(session: ClientSession): void {
     const account = session.username;
-    if (account === undefined || this.stopped) return;
+    // A session refused at binding (closed by the licensing module's own handler) was not active.
+    if (account === undefined || session.closed || this.stopped) return;
     const now = this.opts.clock.now();
     const day = utcDay(now);
     if (day !== this.day) {
