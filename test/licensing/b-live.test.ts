@@ -184,6 +184,33 @@ test("a licence that ends closes its sessions at its end; a renewal keeps them",
   assert.ok(live(b), "the session moved to the renewed licence");
 });
 
+test("when sessions move to a licence with a lower limit, the newest beyond it are closed", async () => {
+  const h = await start({ pollIntervalMs: 60_000 });
+  const end = h.clock.now() + DAY;
+  const t = await registerApp(h.registry, { validUntil: end });
+  await setPolicy(h.registry, { exemptions: ["support"] });
+  await h.registry.grantLicence(ACTOR, { clientId: t.app.clientId, validFrom: end - HOUR, maxSessions: 2 });
+  await h.api.recheck();
+  const first = await login(h, "alice", t);
+  const exempt = await login(h, "support", t);
+  const second = await login(h, "bob", t);
+  const third = await login(h, "carol", t);
+  assert.ok([first, exempt, second, third].every(live), "the first licence has no limit");
+  h.clock.t = end - HOUR;
+  await h.api.recheck();
+  assert.ok(live(first) && live(exempt), "the oldest two keep their places");
+  for (const s of [second, third]) {
+    const r = refusalOf(s);
+    assert.equal(r.reason, "too-many-sessions");
+    assert.equal(r.attrs.limit, "2");
+  }
+  await first.disconnect();
+  assert.ok(live(await login(h, "dave", t)), "a freed place is taken");
+  assert.equal(refusalOf(await login(h, "erin", t)).reason, "too-many-sessions", "the exempt session counts");
+  await exempt.disconnect();
+  assert.ok(live(await login(h, "frank", t)), "a place is free again");
+});
+
 test("a change written through another storage handle (as the CLI does) reaches the server", async () => {
   const h = await start();
   const t = await registerApp(h.registry);

@@ -199,36 +199,61 @@ export class Enforcement {
       setClientInfo(session, info);
     }
     this.bindSeq.set(session, ++this.seq);
+    if (session.closed) return false;
     const snap = this.snap;
-    if (session.closed || isExempt(snap.policy, session.username)) return !session.closed;
     const now = this.now();
-    let refusal = sessionRefusal(snap, info, session.username, now);
-    if (!refusal && isLicensed(info)) {
+    let refusal: Refusal | undefined;
+    let licenceId: string | undefined;
+    if (isLicensed(info)) {
       const standing = licensedStanding(snap, info, now);
       if (standing.ok) {
-        info.licenceId = standing.licence.id;
-        refusal = sessionLimitRefusal(
-          standing.app,
-          standing.licence,
-          this.liveUsing(standing.licence.id, session),
-        );
-      }
+        licenceId = info.licenceId = standing.licence.id;
+        refusal = sessionLimitRefusal(standing.app, standing.licence, this.liveUsing(licenceId));
+      } else refusal = standing;
+    } else {
+      refusal = sessionRefusal(snap, info, session.username, now);
     }
-    if (!refusal) return true;
-    this.close(session, refusal);
-    return false;
+    if (refusal && !isExempt(snap.policy, session.username)) {
+      this.close(session, refusal);
+      return false;
+    }
+    if (licenceId !== undefined) this.track(session, licenceId);
+    return true;
+  }
+
+  /** A bound session ended. */
+  onEnded(session: ClientSession): void {
+    this.untrack(session);
   }
 
   // ---- live sessions ----
 
-  /** Live sessions running under a licence (`except` left out). */
-  private liveUsing(licenceId: string, except?: ClientSession): number {
+  /** Live sessions by the licence they run under, so limits are counted without a scan. */
+  private readonly byLicence = new Map<string, Set<ClientSession>>();
+  private readonly licenceOf = new WeakMap<ClientSession, string>();
+
+  private track(session: ClientSession, licenceId: string): void {
+    if (this.licenceOf.get(session) === licenceId) return;
+    this.untrack(session);
+    const set = this.byLicence.get(licenceId) ?? new Set();
+    set.add(session);
+    this.byLicence.set(licenceId, set);
+    this.licenceOf.set(session, licenceId);
+  }
+
+  private untrack(session: ClientSession): void {
+    const id = this.licenceOf.get(session);
+    if (id === undefined) return;
+    this.licenceOf.delete(session);
+    const set = this.byLicence.get(id);
+    set?.delete(session);
+    if (set?.size === 0) this.byLicence.delete(id);
+  }
+
+  /** Live sessions running under a licence. */
+  private liveUsing(licenceId: string): number {
     let n = 0;
-    for (const s of this.deps.sessions.all()) {
-      if (s === except || s.closed) continue;
-      const info = clientInfoOf(s);
-      if (info?.verified && info.licenceId === licenceId) n++;
-    }
+    for (const s of this.byLicence.get(licenceId) ?? []) if (!s.closed) n++;
     return n;
   }
 
@@ -238,6 +263,7 @@ export class Enforcement {
       { session: session.id, account: session.username, reason: refusal.reason },
       "closing a session refused by the licensing policy",
     );
+    this.untrack(session);
     session.close(refusalError(refusal));
   }
 
@@ -249,7 +275,7 @@ export class Enforcement {
     this.counters.rechecks++;
     const now = this.now();
     const snap = this.snap;
-    const byLicence = new Map<string, { licence: Licence; app: ClientApp; sessions: ClientSession[] }>();
+    const groups = new Map<string, { licence: Licence; app: ClientApp; sessions: ClientSession[] }>();
     for (const s of [...this.deps.sessions.all()]) {
       if (s.closed) continue;
       const exempt = isExempt(snap.policy, s.username);
@@ -262,10 +288,11 @@ export class Enforcement {
         }
         // The app may have moved to another licence (e.g. a renewal granted before the old one ended).
         info.licenceId = standing.licence.id;
-        let group = byLicence.get(standing.licence.id);
+        this.track(s, standing.licence.id);
+        let group = groups.get(standing.licence.id);
         if (!group) {
           group = { licence: standing.licence, app: standing.app, sessions: [] };
-          byLicence.set(standing.licence.id, group);
+          groups.set(standing.licence.id, group);
         }
         group.sessions.push(s);
       } else if (!exempt) {
@@ -273,7 +300,7 @@ export class Enforcement {
         if (refusal) this.close(s, refusal);
       }
     }
-    for (const { licence, app, sessions } of byLicence.values()) {
+    for (const { licence, app, sessions } of groups.values()) {
       const max = licence.maxSessions;
       if (max === undefined || sessions.length <= max) continue;
       sessions.sort((a, b) => (this.bindSeq.get(a) ?? 0) - (this.bindSeq.get(b) ?? 0));

@@ -155,6 +155,10 @@ export default defineModule<LicensingOptions>({
       100,
     );
 
+    ctx.hook("session/ended", ({ session }) => {
+      enforcement.onEnded(session);
+    });
+
     ctx.setInterval(() => {
       enforcement.poll().catch((err) => log.error({ err }, "licensing registry poll failed"));
     }, options.pollIntervalMs);
