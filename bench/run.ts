@@ -7,7 +7,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { machineFacts } from "./lib/machine.js";
-import { cpuBusyShare, tasksetAvailable } from "./lib/processes.js";
+import { cpuBusyShare, setNiceness, tasksetAvailable } from "./lib/processes.js";
 import { ProsodyServer } from "./lib/prosody.js";
 import { figures, formatTable, notes } from "./lib/report.js";
 import { benchServer, type ServerResults } from "./lib/scenario.js";
@@ -26,18 +26,23 @@ interface Options {
   only: string | undefined;
   /** Seconds to wait at most for the machine to be quiet before each server's run. */
   waitQuiet: number;
+  /** Niceness of the servers and the load generator (negative: ahead of other work). */
+  nice: number;
 }
 
-const USAGE = "usage: npm run bench [-- [--quick] [--only switchboard|prosody] [--wait-quiet SECONDS]]";
+const USAGE =
+  "usage: npm run bench [-- [--quick] [--only switchboard|prosody] [--wait-quiet SECONDS] [--nice N]]";
 
 function parseArgs(argv: string[]): Options {
   let quick = false;
   let only: string | undefined;
   let waitQuiet = 0;
+  let nice = 0;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--quick") quick = true;
     else if (a === "--wait-quiet") waitQuiet = Number(argv[++i]);
+    else if (a === "--nice") nice = Number(argv[++i]);
     else if (a === "--only") only = argv[++i];
     else if (a.startsWith("--only=")) only = a.slice("--only=".length);
     else if (a === "--help" || a === "-h") {
@@ -56,7 +61,11 @@ function parseArgs(argv: string[]): Options {
     console.error("--wait-quiet takes a number of seconds");
     process.exit(2);
   }
-  return { quick, only, waitQuiet };
+  if (!Number.isInteger(nice) || nice < -20 || nice > 19) {
+    console.error("--nice takes an integer from -20 to 19");
+    process.exit(2);
+  }
+  return { quick, only, waitQuiet, nice };
 }
 
 /** CPU share below which the machine counts as quiet. */
@@ -76,7 +85,8 @@ async function machineBusy(cpus: number[], maxSeconds: number): Promise<number[]
 }
 
 async function main(): Promise<void> {
-  const { quick, only, waitQuiet } = parseArgs(process.argv.slice(2));
+  const { quick, only, waitQuiet, nice } = parseArgs(process.argv.slice(2));
+  setNiceness(nice);
   const settings = quick ? QUICK : FULL;
   const deadline = DEADLINE_MINUTES[settings.mode] + waitQuiet / 60;
   setTimeout(() => {
@@ -128,7 +138,8 @@ async function main(): Promise<void> {
   const rows = figures(settings, sb, pr);
   console.log("");
   console.log(
-    `Switchboard vs Prosody — ${settings.mode} run, server on CPU ${settings.serverCpu}, load generator on CPU ${settings.loadCpu}`,
+    `Switchboard vs Prosody — ${settings.mode} run, server on CPU ${settings.serverCpu}, load generator on CPU ${settings.loadCpu}` +
+      (nice !== 0 ? `, both at niceness ${nice}` : ""),
   );
   console.log(
     `Machine: ${machine.cpuModel}, ${machine.cores} cores, node ${machine.node}, Prosody ${machine.prosody}`,
@@ -150,6 +161,7 @@ async function main(): Promise<void> {
         date: new Date().toISOString(),
         machine,
         settings,
+        niceness: nice,
         figures: rows,
         servers: Object.fromEntries(results),
       },

@@ -39,6 +39,8 @@ export interface MemoryPoint {
 }
 
 export interface ServerCpu {
+  /** Server CPU time (user + system) during the phase. */
+  serverCpuMs: number;
   /** Server CPU time over wall time, in % of one core. */
   serverCpuPct: number;
   loadgenCpuPct: number;
@@ -95,6 +97,7 @@ function cpuShare(pid: number, s: BenchSettings, p0: CpuProbe, loadgenCpuMs: num
   const pct = (ms: number): number => Math.max(0, (ms / wall) * 100);
   const server = p1.server - p0.server;
   return {
+    serverCpuMs: server,
     serverCpuPct: pct(server),
     loadgenCpuPct: pct(loadgenCpuMs),
     otherOnServerCpuPct: pct(p1.serverCpuBusy - p0.serverCpuBusy - server),
