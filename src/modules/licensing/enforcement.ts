@@ -53,7 +53,6 @@ export interface LicensingCounters {
 }
 
 export interface EnforcementDeps {
-  domain: string;
   clock: Clock;
   sessions: SessionManager;
   log: Logger;
@@ -134,7 +133,7 @@ export class Enforcement {
     return { reason: "bad-proof", text: "too many failed licence proofs from this address; try again later" };
   }
 
-  /** Records a proof that failed before it could be verified (no nonce, bad syntax). */
+  /** Counts a failed proof; forgery-like failures also count against the address. */
   proofFailed(address: string, refusal: Refusal): void {
     bump(this.counters.proofsRefused, refusal.reason);
     if (SUSPICIOUS.has(refusal.reason)) this.failures.record(address);

@@ -86,7 +86,6 @@ export default defineModule<LicensingOptions>({
   async setup(ctx) {
     const { options, clock, log } = ctx;
     const enforcement = new Enforcement({
-      domain: ctx.domain,
       clock,
       sessions: ctx.sessions,
       log,
