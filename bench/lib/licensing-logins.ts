@@ -204,6 +204,8 @@ export async function benchLicensedLogins(
 ): Promise<LicensingLoginResults> {
   const loginsPerRound = Math.max(100, Math.round(s.logins.count / 2));
   const order = roundOrder(s.mode === "full" ? 3 : 2);
+  // Enough for the server's JIT to settle on both paths before anything is measured.
+  const warmup = Math.max(1_000, loginsPerRound);
   const results: LicensingLoginResults = {
     accounts: ACCOUNTS,
     concurrency: s.logins.concurrency,
@@ -264,9 +266,9 @@ export async function benchLicensedLogins(
     lg = startLoadGenerator(s.loadCpu);
     await lg.configure({ host: s.host, port, domain: s.domain }, accounts);
 
-    // Warm-up, unmeasured: SCRAM keys of every account, then the proof path.
+    // Warm-up, unmeasured: SCRAM keys of every account and the login path, then the proof path.
     await lg.licence(null);
-    await lg.logins(ACCOUNTS, s.logins.concurrency, ACCOUNTS);
+    await lg.logins(warmup, s.logins.concurrency, ACCOUNTS);
     await setMode(dbPath, "enforce");
     if (!(await awaitMode(lg, "enforce"))) {
       throw new Error(
@@ -275,7 +277,7 @@ export async function benchLicensedLogins(
     }
     results.refusedWithoutProof = true;
     await lg.licence(credentials);
-    const warm = await lg.logins(ACCOUNTS, s.logins.concurrency, ACCOUNTS);
+    const warm = await lg.logins(warmup, s.logins.concurrency, ACCOUNTS);
     if (warm.failures > 0) throw new Error(`licensed logins failed: ${warm.errors.join("; ")}`);
 
     let mode: PolicyMode = "enforce";

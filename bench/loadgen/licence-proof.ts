@@ -3,8 +3,9 @@
  * docs/licensing-protocol.md): when the pre-authentication stream features carry a
  * <licence/> feature, the client answers with a <proof/> signed by the app's Ed25519 key
  * and waits for <success/> before SASL. Written from the wire description, independently
- * of the server's code, as a third-party client would be. The bench speaks plaintext on
- * loopback, so the proof binds to no TLS channel (`none:`).
+ * of the server's code, as a third-party client would be. Over TLS the proof binds to the
+ * channel-binding type the feature names (the connection supplies the data); on a plaintext
+ * stream no binding is offered and the proof ends with `none:`.
  */
 import { createPrivateKey, type KeyObject, sign } from "node:crypto";
 import { attr, childText } from "./scanner.js";
@@ -43,14 +44,18 @@ export function licenceFeature(features: string): { openTag: string; text: strin
   }
 }
 
-/** The bytes a proof signs: the protocol's lines joined by "\n". */
+/** Channel-binding data of the connection for a type ("tls-exporter", "tls-server-end-point"), if it has it. */
+export type ChannelBindingSource = (type: string) => Buffer | undefined;
+
+/** The bytes a proof signs: the protocol's lines joined by "\n"; `binding` is "<type>:<base64>" or "none:". */
 export function signedText(
   domain: string,
   streamId: string,
   nonce: string,
   c: Omit<LicenceCredentials, "privateKeyPem">,
+  binding = "none:",
 ): string {
-  return [PROOF_CONTEXT, domain, streamId, nonce, c.clientId, c.version, c.platform, c.keyId, "none:"].join(
+  return [PROOF_CONTEXT, domain, streamId, nonce, c.clientId, c.version, c.platform, c.keyId, binding].join(
     "\n",
   );
 }
@@ -68,17 +73,26 @@ export class LicenceProver {
   /**
    * The <proof/> answering the <licence/> feature of `features` (the whole <stream:features/>
    * text) on the stream whose header had id `streamId`; undefined when no licence step is offered.
+   * `channelBinding` gives the TLS binding data the feature asks for.
    */
-  proofFor(features: string, streamId: string): string | undefined {
+  proofFor(features: string, streamId: string, channelBinding?: ChannelBindingSource): string | undefined {
     const feature = licenceFeature(features);
     if (!feature) return undefined;
-    if (feature.text.includes("<channel-binding")) {
-      throw new Error("the server asks for a TLS channel binding; the bench client speaks plaintext");
-    }
     const nonce = childText(feature.text, "nonce");
     if (!nonce) throw new Error(`<licence/> feature without a nonce: ${feature.text}`);
+    let binding = "none:";
+    const bindingAt = feature.text.indexOf("<channel-binding");
+    if (bindingAt >= 0) {
+      const type =
+        attr(feature.text.slice(bindingAt, feature.text.indexOf(">", bindingAt) + 1), "type") ?? "";
+      const data = channelBinding?.(type);
+      if (!data)
+        throw new Error(`the server asks for the ${type} channel binding, which this connection lacks`);
+      binding = `${type}:${data.toString("base64")}`;
+    }
     const c = this.credentials;
-    const signature = sign(null, Buffer.from(signedText(this.domain, streamId, nonce, c), "utf8"), this.key);
+    const text = signedText(this.domain, streamId, nonce, c, binding);
+    const signature = sign(null, Buffer.from(text, "utf8"), this.key);
     return (
       `<proof xmlns='${LICENCE_NS}' client-id='${escapeAttr(c.clientId)}' version='${escapeAttr(c.version)}'` +
       ` platform='${escapeAttr(c.platform)}' key-id='${escapeAttr(c.keyId)}'>${signature.toString("base64")}</proof>`

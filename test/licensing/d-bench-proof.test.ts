@@ -110,7 +110,34 @@ test("the bench client's proof passes the server's verifier, and only on its own
   }
 });
 
-test("feature detection: absent, another namespace, self-closed, and a binding the plaintext client cannot give", () => {
+test("over TLS the proof binds to the channel the feature names", () => {
+  const keys = generateKeyPair();
+  const prover = new LicenceProver({ ...APP, privateKeyPem: keys.privateKeyPem }, "bench.local");
+  const nonce = Buffer.alloc(32, 9).toString("base64");
+  const exporter = Buffer.alloc(32, 3);
+  const feature = serverFeature({ nonce, mode: "enforce", cutoff: undefined, bindingType: "tls-exporter" });
+  const asked: string[] = [];
+  const xml = prover.proofFor(`<stream:features>${serialize(feature)}</stream:features>`, "s-9", (type) => {
+    asked.push(type);
+    return exporter;
+  });
+  assert.deepEqual(asked, ["tls-exporter"]);
+  const input = {
+    domain: "bench.local",
+    streamId: "s-9",
+    nonce,
+    bindingType: "tls-exporter",
+    bindingData: exporter,
+    proof: parseProofXml(xml!),
+  };
+  const snapshot = snapshotWith(keys.publicKey);
+  assert.equal(verifyProof(input, snapshot, NOW).ok, true);
+  // Another connection has other exporter data: the same proof does not verify there.
+  const elsewhere = verifyProof({ ...input, bindingData: Buffer.alloc(32, 4) }, snapshot, NOW);
+  assert.equal(!elsewhere.ok && elsewhere.reason, "bad-proof");
+});
+
+test("feature detection: absent, another namespace, self-closed, and a binding the connection cannot give", () => {
   const keys = generateKeyPair();
   const prover = new LicenceProver({ ...APP, privateKeyPem: keys.privateKeyPem }, "bench.local");
   assert.equal(prover.proofFor("<stream:features><mechanisms/></stream:features>", "s"), undefined);
@@ -123,7 +150,11 @@ test("feature detection: absent, another namespace, self-closed, and a binding t
   const bound = serialize(
     serverFeature({ nonce: "AAAA", mode: "warn", cutoff: NOW, bindingType: "tls-exporter" }),
   );
-  assert.throws(() => prover.proofFor(`<f>${bound}</f>`, "s"), /channel binding/);
+  assert.throws(() => prover.proofFor(`<f>${bound}</f>`, "s"), /tls-exporter channel binding/);
+  assert.throws(
+    () => prover.proofFor(`<f>${bound}</f>`, "s", () => undefined),
+    /tls-exporter channel binding/,
+  );
 });
 
 test("the licence <success/> is told apart from SASL's", () => {
