@@ -1,0 +1,432 @@
+/**
+ * Apps, their keys and licences: list and search, an app's page with its keys (add,
+ * revoke) and licences (grant, suspend, reinstate, revoke, extend), and the licences list.
+ * Every change runs the licensing commands (`app key add|revoke`, `licence …`).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { AppKey, ClientApp, Licence, Publisher } from "../../modules/licensing/model.js";
+import type { LicenceState } from "../../modules/licensing/registry.js";
+import {
+  actionButton,
+  badge,
+  csrfField,
+  errorSummary,
+  type FieldErrors,
+  facts,
+  htmxFormAttrs,
+  input,
+  instant,
+  searchForm,
+  select,
+  type Tone,
+  table,
+  textarea,
+} from "../assets/components.js";
+import { type FormBody, field, formBody, redirect } from "../assets/respond.js";
+import { html, type SafeHtml } from "../html.js";
+import { act } from "./actions.js";
+import { compact, InputError, userMessage } from "./commands.js";
+import { CONSOLE, type ConsoleEnv, utcInputValue, utcInstant } from "./env.js";
+
+type LicenceView = Licence & { state: LicenceState };
+
+interface AppShow {
+  app: ClientApp;
+  publisher?: Publisher;
+  keys: AppKey[];
+  licences: LicenceView[];
+  rules: {
+    minVersion?: string;
+    recommendedVersion?: string;
+    upgradeUrl?: string;
+    blocked?: { from: string; to: string }[];
+  };
+}
+
+const STATE_TONES: Record<LicenceState, Tone> = {
+  active: "ok",
+  pending: "info",
+  suspended: "warn",
+  revoked: "bad",
+  expired: "bad",
+};
+
+export const licenceBadge = (state: LicenceState) => badge(state, STATE_TONES[state]);
+
+const appPath = (clientId: string) => `${CONSOLE}/apps/${encodeURIComponent(clientId)}`;
+const licencePath = (id: string) => `${CONSOLE}/licences/${encodeURIComponent(id)}`;
+
+/** The most recent client-scope licence of each app. */
+function latestClientLicence(licences: LicenceView[]): Map<string, LicenceView> {
+  const out = new Map<string, LicenceView>();
+  for (const l of licences) if (l.scope === "client") out.set(l.clientId, l);
+  return out;
+}
+
+function matches(q: string, ...texts: (string | undefined)[]): boolean {
+  const needle = q.toLowerCase();
+  return texts.some((t) => t?.toLowerCase().includes(needle));
+}
+
+/** Suspend / reinstate / revoke buttons and the extend form of one licence. */
+export function licenceActions(l: LicenceView, csrfToken: string | undefined, back: string): SafeHtml {
+  const buttons: SafeHtml[] = [];
+  const fields = { back };
+  if (l.status === "active") {
+    buttons.push(
+      actionButton({
+        action: `${licencePath(l.id)}/suspend`,
+        label: "Suspend",
+        csrfToken,
+        fields,
+        testid: `suspend-${l.id}`,
+        confirm: `Suspend licence ${l.id} of ${l.clientId}? Its live sessions are closed.`,
+      }),
+    );
+  }
+  if (l.status === "suspended") {
+    buttons.push(
+      actionButton({
+        action: `${licencePath(l.id)}/reinstate`,
+        label: "Reinstate",
+        csrfToken,
+        fields,
+        testid: `reinstate-${l.id}`,
+      }),
+    );
+  }
+  if (l.status !== "revoked") {
+    buttons.push(
+      actionButton({
+        action: `${licencePath(l.id)}/revoke`,
+        label: "Revoke",
+        csrfToken,
+        fields,
+        danger: true,
+        testid: `revoke-${l.id}`,
+        confirm: `Revoke licence ${l.id} of ${l.clientId} for good? Its live sessions are closed.`,
+      }),
+    );
+    buttons.push(html`<form method="post" action="${licencePath(l.id)}/extend" class="inline-form">
+      ${csrfField(csrfToken)}<input type="hidden" name="back" value="${back}">
+      <div class="field"><label for="until-${l.id}">Valid until (UTC)</label>
+        <input type="datetime-local" id="until-${l.id}" name="until" value="${utcInputValue(l.validUntil)}"></div>
+      <button type="submit" class="secondary" data-testid="extend-${l.id}">Set end</button>
+      <button type="submit" class="link" name="never" value="1">No end</button>
+    </form>`);
+  }
+  return html`<div class="actions">${buttons}</div>`;
+}
+
+function licenceRows(licences: LicenceView[], csrfToken: string | undefined, back: string, withApp: boolean) {
+  return licences.map((l) => [
+    html`<span class="mono">${l.id}</span>`,
+    ...(withApp ? [html`<a href="${appPath(l.clientId)}">${l.clientId}</a>`] : []),
+    l.scope,
+    licenceBadge(l.state),
+    instant(l.validFrom),
+    instant(l.validUntil, "no end"),
+    l.maxSessions ?? "unlimited",
+    l.termsRef ?? "—",
+    licenceActions(l, csrfToken, back),
+  ]);
+}
+
+interface AppForms {
+  key?: { values: FormBody; errors: FieldErrors };
+  grant?: { values: FormBody; errors: FieldErrors };
+}
+
+function appPage(data: AppShow, csrfToken: string | undefined, forms: AppForms): SafeHtml {
+  const { app, publisher, keys, licences, rules } = data;
+  const back = appPath(app.clientId);
+  const keyValues = forms.key?.values ?? {};
+  const grantValues = forms.grant?.values ?? {};
+  return html`<h1>App <span class="mono" data-testid="app-client-id">${app.clientId}</span></h1>
+    ${facts(
+      [
+        ["Name", app.name],
+        ["Publisher", publisher ? `${publisher.organisation} <${publisher.contactEmail}>` : app.publisherId],
+        ["Platforms", app.platforms.join(", ") || "—"],
+        ["Registered", instant(app.createdAt)],
+        ["Minimum version", rules.minVersion ?? "none"],
+        ["Recommended version", rules.recommendedVersion ?? "none"],
+        ["Blocked versions", rules.blocked?.map((b) => `${b.from}–${b.to}`).join(", ") || "none"],
+        [
+          "Version rules",
+          html`<a href="${CONSOLE}/policy?app=${encodeURIComponent(app.clientId)}#app-rules">Edit in the policy editor</a>`,
+        ],
+      ],
+      "app-facts",
+    )}
+    <h2 id="keys">Keys</h2>
+    ${table({
+      caption: `Public keys of ${app.clientId}`,
+      captionHidden: true,
+      head: ["Key id", "Public key", "Added", "State", ""],
+      rows: keys.map((k) => [
+        html`<span class="mono">${k.keyId}</span>`,
+        html`<span class="mono">${k.publicKey}</span>`,
+        instant(k.createdAt),
+        k.revokedAt === undefined
+          ? badge("active", "ok")
+          : html`${badge("revoked", "bad")} ${instant(k.revokedAt)}`,
+        k.revokedAt === undefined
+          ? actionButton({
+              action: `${back}/keys/${encodeURIComponent(k.keyId)}/revoke`,
+              label: "Revoke",
+              csrfToken,
+              danger: true,
+              testid: `revoke-key-${k.keyId}`,
+              confirm: `Revoke key ${k.keyId}? Sessions that proved a licence with it are closed.`,
+            })
+          : "",
+      ]),
+      empty: "No keys yet: the publisher registers one in the portal, or add one here.",
+      testid: "keys-table",
+    })}
+    <form ${htmxFormAttrs("add-key-form", `${back}/keys`)} class="stack" novalidate>
+      <h3>Add a key</h3>
+      ${errorSummary(forms.key?.errors, { keyId: "Key id", publicKey: "Public key" })}
+      ${csrfField(csrfToken)}
+      ${input({ name: "keyId", label: "Key id", required: true, value: field(keyValues, "keyId"), errors: forms.key?.errors, hint: "Unique within the app, e.g. k2 or android-2026" })}
+      ${textarea({ name: "publicKey", label: "Public key", required: true, rows: 2, value: field(keyValues, "publicKey"), errors: forms.key?.errors, hint: "Ed25519: base64 of the 32 raw bytes, or a PEM public key" })}
+      <div class="actions"><button type="submit" data-testid="add-key-submit">Add key</button></div>
+    </form>
+    <h2 id="licences">Licences</h2>
+    ${table({
+      caption: `Licences of ${app.clientId}`,
+      captionHidden: true,
+      head: ["Licence", "Scope", "State", "From", "Until", "Sessions", "Terms", "Actions"],
+      rows: licenceRows(licences, csrfToken, back, false),
+      empty: "No licence: clients of this app count as unlicensed.",
+      testid: "licences-table",
+    })}
+    <form ${htmxFormAttrs("grant-form", `${back}/licences`)} class="stack" novalidate>
+      <h3>Grant a licence</h3>
+      ${errorSummary(forms.grant?.errors)}
+      ${csrfField(csrfToken)}
+      ${select({
+        name: "scope",
+        label: "Scope",
+        value: field(grantValues, "scope") || "client",
+        errors: forms.grant?.errors,
+        options: [
+          { value: "client", label: "client (users' apps)" },
+          { value: "gateway", label: "gateway" },
+          { value: "federation", label: "federation" },
+        ],
+      })}
+      ${input({ name: "validUntil", label: "Valid until (UTC, optional)", type: "datetime-local", value: field(grantValues, "validUntil"), errors: forms.grant?.errors })}
+      ${input({ name: "maxSessions", label: "Most concurrent sessions (optional)", type: "number", min: 1, value: field(grantValues, "maxSessions"), errors: forms.grant?.errors })}
+      ${input({ name: "terms", label: "Terms reference (optional)", value: field(grantValues, "terms"), errors: forms.grant?.errors })}
+      <div class="actions"><button type="submit" data-testid="grant-submit">Grant licence</button></div>
+    </form>`;
+}
+
+export function registerApps(app: FastifyInstance, env: ConsoleEnv): void {
+  app.get<{ Querystring: { q?: string } }>(`${CONSOLE}/apps`, async (request, reply) => {
+    const q = (request.query.q ?? "").trim();
+    const [{ apps }, { publishers }, { licences }] = await Promise.all([
+      env.data<{ apps: ClientApp[] }>(request, "app list"),
+      env.data<{ publishers: Publisher[] }>(request, "publisher list"),
+      env.data<{ licences: LicenceView[] }>(request, "licence list"),
+    ]);
+    const pubs = new Map(publishers.map((p) => [p.id, p]));
+    const latest = latestClientLicence(licences);
+    const shown = apps.filter(
+      (a) => q === "" || matches(q, a.clientId, a.name, pubs.get(a.publisherId)?.organisation, a.publisherId),
+    );
+    return env.page(request, reply, {
+      title: "Apps and keys",
+      current: "apps",
+      body: html`<h1>Apps and keys</h1>
+        ${searchForm({
+          action: `${CONSOLE}/apps`,
+          resultsId: "apps-results",
+          label: "Search apps",
+          testid: "apps-search",
+          fields: input({ name: "q", type: "search", label: "Client id, name or publisher", value: q }),
+        })}
+        <div id="apps-results">
+          ${table({
+            caption: q ? `Apps matching “${q}”` : "All apps",
+            head: ["Client id", "Name", "Publisher", "Platforms", "Client licence"],
+            rows: shown.map((a) => {
+              const l = latest.get(a.clientId);
+              return [
+                html`<a href="${appPath(a.clientId)}" class="mono">${a.clientId}</a>`,
+                a.name,
+                pubs.get(a.publisherId)?.organisation ?? a.publisherId,
+                a.platforms.join(", ") || "—",
+                l ? licenceBadge(l.state) : badge("none", "info"),
+              ];
+            }),
+            empty: q ? `No app matches “${q}”.` : "No apps yet: they appear when an application is approved.",
+            testid: "apps-table",
+          })}
+        </div>`,
+    });
+  });
+
+  const showApp = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    clientId: string,
+    forms: AppForms,
+    status = 200,
+  ) => {
+    const data = await env.data<AppShow>(request, "app show", { clientId });
+    return env.page(request, reply, {
+      title: `App ${data.app.clientId}`,
+      current: "apps",
+      status,
+      body: appPage(data, request.session?.csrfToken, forms),
+    });
+  };
+
+  app.get<{ Params: { clientId: string } }>(`${CONSOLE}/apps/:clientId`, (request, reply) =>
+    showApp(request, reply, request.params.clientId, {}),
+  );
+
+  /** Runs a form's command; on a refusal the app page comes back with the form's messages. */
+  const formAction = async (
+    request: FastifyRequest<{ Params: { clientId: string } }>,
+    reply: FastifyReply,
+    form: keyof AppForms,
+    command: string,
+    input: Record<string, unknown>,
+    success: string,
+  ) => {
+    const clientId = request.params.clientId;
+    const values = formBody(request);
+    try {
+      await env.run(request, command, input);
+      return redirect(request, reply, `${appPath(clientId)}#${form === "key" ? "keys" : "licences"}`, {
+        kind: "success",
+        text: success,
+      });
+    } catch (err) {
+      const message = userMessage(err);
+      if (message === undefined) throw err;
+      const errors = err instanceof InputError ? err.fields : { _form: message };
+      return showApp(request, reply, clientId, { [form]: { values, errors } }, 422);
+    }
+  };
+
+  app.post<{ Params: { clientId: string } }>(`${CONSOLE}/apps/:clientId/keys`, async (request, reply) => {
+    const body = formBody(request);
+    const keyId = field(body, "keyId");
+    return formAction(
+      request,
+      reply,
+      "key",
+      "app key add",
+      compact({ clientId: request.params.clientId, keyId, publicKey: field(body, "publicKey") }),
+      `Key ${keyId} added to ${request.params.clientId}.`,
+    );
+  });
+
+  app.post<{ Params: { clientId: string; keyId: string } }>(
+    `${CONSOLE}/apps/:clientId/keys/:keyId/revoke`,
+    async (request, reply) =>
+      act(env, request, reply, {
+        command: "app key revoke",
+        input: { clientId: request.params.clientId, keyId: request.params.keyId },
+        back: `${appPath(request.params.clientId)}#keys`,
+        success: () => `Key ${request.params.keyId} of ${request.params.clientId} revoked.`,
+      }),
+  );
+
+  app.post<{ Params: { clientId: string } }>(`${CONSOLE}/apps/:clientId/licences`, async (request, reply) => {
+    const body = formBody(request);
+    const until = field(body, "validUntil");
+    return formAction(
+      request,
+      reply,
+      "grant",
+      "licence grant",
+      compact({
+        clientId: request.params.clientId,
+        scope: field(body, "scope"),
+        validUntil: until ? utcInstant(until) : "",
+        maxSessions: field(body, "maxSessions"),
+        terms: field(body, "terms"),
+      }),
+      `Licence granted to ${request.params.clientId}.`,
+    );
+  });
+
+  for (const word of ["suspend", "reinstate", "revoke"] as const) {
+    app.post<{ Params: { id: string } }>(`${CONSOLE}/licences/:id/${word}`, async (request, reply) =>
+      act(env, request, reply, {
+        command: `licence ${word}`,
+        input: { licenceId: request.params.id },
+        back: `${CONSOLE}/licences`,
+        success: () =>
+          `Licence ${request.params.id} ${word === "reinstate" ? "reinstated" : word === "suspend" ? "suspended" : "revoked"}.`,
+      }),
+    );
+  }
+
+  app.post<{ Params: { id: string } }>(`${CONSOLE}/licences/:id/extend`, async (request, reply) => {
+    const body = formBody(request);
+    const never = field(body, "never") !== "";
+    const until = field(body, "until");
+    return act(env, request, reply, {
+      command: "licence extend",
+      input: { licenceId: request.params.id, until: never ? "never" : until === "" ? "" : utcInstant(until) },
+      back: `${CONSOLE}/licences`,
+      success: () =>
+        never
+          ? `Licence ${request.params.id} now has no end.`
+          : `Licence ${request.params.id} now ends ${utcInstant(until)}.`,
+    });
+  });
+
+  app.get<{ Querystring: { q?: string; status?: string } }>(`${CONSOLE}/licences`, async (request, reply) => {
+    const q = (request.query.q ?? "").trim();
+    const status = (request.query.status ?? "").trim();
+    const { licences } = await env.data<{ licences: LicenceView[] }>(
+      request,
+      "licence list",
+      compact({ status }),
+    );
+    const shown = licences.filter((l) => q === "" || matches(q, l.id, l.clientId, l.termsRef, l.scope));
+    const back = `${CONSOLE}/licences${request.url.includes("?") ? request.url.slice(request.url.indexOf("?")) : ""}`;
+    return env.page(request, reply, {
+      title: "Licences",
+      current: "licences",
+      body: html`<h1>Licences</h1>
+        ${searchForm({
+          action: `${CONSOLE}/licences`,
+          resultsId: "licences-results",
+          label: "Search licences",
+          testid: "licences-search",
+          fields: html`${input({ name: "q", type: "search", label: "Licence id, client id or terms", value: q })}
+            ${select({
+              name: "status",
+              label: "State",
+              value: status,
+              options: [
+                { value: "", label: "any" },
+                ...["active", "pending", "suspended", "revoked", "expired"].map((s) => ({
+                  value: s,
+                  label: s,
+                })),
+              ],
+            })}`,
+        })}
+        <div id="licences-results">
+          ${table({
+            caption: "Licences",
+            captionHidden: true,
+            head: ["Licence", "App", "Scope", "State", "From", "Until", "Sessions", "Terms", "Actions"],
+            rows: licenceRows(shown, request.session?.csrfToken, back, true),
+            empty: q || status ? "No licence matches." : "No licences yet.",
+            testid: "licences-table",
+          })}
+        </div>`,
+    });
+  });
+}

@@ -1,0 +1,117 @@
+/**
+ * What the console pages need from the server, and the per-request helpers every console
+ * page uses: the signed-in admin, the command context with the actor "console:<account>",
+ * and rendering in the console layout.
+ */
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { CommandResult, LiveServer } from "../../commands/command.js";
+import type { Clock } from "../../core/clock.js";
+import type { ServerConfig } from "../../core/config.js";
+import type { Storage } from "../../core/storage/types.js";
+import type { AccessPolicy } from "../../modules/licensing/model.js";
+import type { CutoffPreview } from "../../modules/licensing/stats-model.js";
+import type { AdminAuth, AdminPrincipal } from "../admin-auth.js";
+import type { Flash, NavLink, PageScript } from "../assets/layout.js";
+import { layout } from "../assets/layout.js";
+import { sendPage, takeFlashes } from "../assets/respond.js";
+import type { Renderable } from "../html.js";
+import { ProblemError } from "../problem.js";
+import type { SessionStore } from "../sessions.js";
+import { consoleCommand } from "./commands.js";
+
+export interface ConsoleDeps {
+  config: ServerConfig;
+  storage: Storage;
+  clock: Clock;
+  sessions: SessionStore;
+  /** The running server, for commands that act on live sessions (sessions, kick, disable). */
+  live: LiveServer;
+  /** Console login and the admin check made on every console request. */
+  auth: AdminAuth;
+  /**
+   * In-process client statistics of this server, for the policy editor's preview of live
+   * sessions (what a policy would cut off now). Absent: the preview uses today's accounts only.
+   */
+  previewCutoff?: (policy?: AccessPolicy) => CutoffPreview;
+  /** Messages routed per minute, recently (from the server's counters); absent when unknown. */
+  messagesPerMinute?: () => number | undefined;
+}
+
+export const CONSOLE = "/console";
+
+export const CONSOLE_NAV: readonly NavLink[] = [
+  { id: "dashboard", href: `${CONSOLE}`, label: "Dashboard" },
+  { id: "applications", href: `${CONSOLE}/applications`, label: "Applications" },
+  { id: "apps", href: `${CONSOLE}/apps`, label: "Apps & keys" },
+  { id: "licences", href: `${CONSOLE}/licences`, label: "Licences" },
+  { id: "policy", href: `${CONSOLE}/policy`, label: "Policy" },
+  { id: "notices", href: `${CONSOLE}/notices`, label: "Notices" },
+  { id: "accounts", href: `${CONSOLE}/accounts`, label: "Accounts" },
+  { id: "audit", href: `${CONSOLE}/audit`, label: "Audit log" },
+];
+
+/** The admin signed in on this request (the guard has checked it), or undefined. */
+export function adminOf(request: FastifyRequest): AdminPrincipal | undefined {
+  return request.admin;
+}
+
+export class ConsoleEnv {
+  constructor(readonly deps: ConsoleDeps) {}
+
+  /** Runs an admin command (validated by its own schema) as the signed-in admin. */
+  run(request: FastifyRequest, name: string, raw: Record<string, unknown> = {}): Promise<CommandResult> {
+    const admin = adminOf(request);
+    if (!admin) throw new ProblemError(401, "authentication-required", "log in to the console first");
+    return consoleCommand(this.deps, admin.actor, name, raw);
+  }
+
+  /** Runs a read-only command and returns its structured data. */
+  async data<T>(request: FastifyRequest, name: string, raw: Record<string, unknown> = {}): Promise<T> {
+    return (await this.run(request, name, raw)).data as T;
+  }
+
+  now(): number {
+    return this.deps.clock.now();
+  }
+
+  page(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    opts: {
+      title: string;
+      current?: string;
+      body: Renderable;
+      scripts?: PageScript[];
+      flashes?: Flash[];
+      status?: number;
+    },
+  ): FastifyReply {
+    const admin = adminOf(request);
+    const page = layout({
+      title: opts.title,
+      area: "console",
+      nav: admin ? CONSOLE_NAV : [],
+      ...(opts.current ? { current: opts.current } : {}),
+      ...(admin ? { user: { label: admin.name, logoutAction: `${CONSOLE}/logout` } } : {}),
+      ...(request.session ? { csrfToken: request.session.csrfToken } : {}),
+      flashes: [...takeFlashes(request.session), ...(opts.flashes ?? [])],
+      ...(opts.scripts ? { scripts: opts.scripts } : {}),
+      body: opts.body,
+    });
+    return sendPage(reply, page, opts.status ?? 200);
+  }
+}
+
+/** "2027-01-15T00:00" from a datetime-local input (which the console labels UTC) as an ISO instant. */
+export function utcInstant(value: string): string {
+  const v = value.trim();
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/.test(v)) return `${v}:00Z`;
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?$/.test(v)) return `${v}Z`;
+  if (/^\d{4}-\d{2}-\d{2}$/.test(v)) return `${v}T00:00:00Z`;
+  return v;
+}
+
+/** An instant as the value of a datetime-local input, in UTC. */
+export function utcInputValue(at: number | undefined): string {
+  return at === undefined ? "" : new Date(at).toISOString().slice(0, 16);
+}
