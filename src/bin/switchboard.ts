@@ -10,6 +10,7 @@ import { systemClock } from "../core/clock.js";
 import { ConfigError, loadConfig, type ServerConfig } from "../core/config.js";
 import { SwitchboardServer } from "../core/server.js";
 import type { Storage } from "../core/storage/types.js";
+import { standardHttpPlugins } from "../http/index.js";
 import { standardModules } from "../modules/index.js";
 import { openStorage } from "../storage/index.js";
 
@@ -69,7 +70,10 @@ withConfigOptions(program.command("start").description("Run the server"))
       logLevel: opts.logLevel,
       ...(opts.maxStanzaSize !== undefined ? { limits: { maxStanzaBytes: opts.maxStanzaSize } } : {}),
     });
-    const server = await SwitchboardServer.start(config, { modules: standardModules });
+    const server = await SwitchboardServer.start(config, {
+      modules: standardModules,
+      http: { plugins: standardHttpPlugins },
+    });
     printSummary(server, config);
     let stopping = false;
     const stop = (signal: string) => {
@@ -95,6 +99,7 @@ function printSummary(server: SwitchboardServer, config: ServerConfig): void {
     {
       c2sPort: addresses.c2sPort,
       c2sTlsPort: addresses.c2sTlsPort,
+      httpPort: addresses.httpPort,
       bind: config.bind,
       dataDir: config.dataDir,
       modules: server.modules.list().length,
@@ -109,6 +114,8 @@ function printSummary(server: SwitchboardServer, config: ServerConfig): void {
       `  XMPP clients: ${config.bind}:${addresses.c2sPort} (STARTTLS${config.allowPlaintext ? " optional" : " required"})`,
     addresses.c2sTlsPort !== undefined &&
       `  XMPP clients, direct TLS: ${config.bind}:${addresses.c2sTlsPort}`,
+    server.http?.url &&
+      `  Web (admin API ${server.http.url}/api/v1, metrics ${server.http.url}/metrics): ${server.http.url}`,
     tls &&
       `  Certificate: ${tls.certFile}${tls.selfSigned ? " (self-signed: accept it in your client)" : ""}`,
     tls && `  SHA-256 fingerprint: ${tls.fingerprint}`,

@@ -147,6 +147,7 @@ export class C2SConnection implements ClientSession {
 
   send(stanza: XmlElement): void {
     if (this.closed) return;
+    if (isStanza(stanza)) this.svc.counters.stanzasOut[stanza.name]++;
     this.write(serialize(stanza));
   }
 
@@ -300,7 +301,10 @@ export class C2SConnection implements ClientSession {
 
   private handle(el: XmlElement): void | Promise<void> {
     if (this.phase === "bound") {
-      if (isStanza(el)) return this.svc.router.fromClient(this, el);
+      if (isStanza(el)) {
+        this.svc.counters.stanzasIn[el.name]++;
+        return this.svc.router.fromClient(this, el);
+      }
       const p = this.svc.streamFeatures.handlerFor("post-auth", el.attrs.xmlns);
       if (p) return p.handle!(this, el);
       throw new StreamError(

@@ -164,6 +164,10 @@ export class SaslNegotiator {
         text !== undefined && x("text", { "xml:lang": "en" }, text),
       ),
     );
+    if (condition !== "aborted") {
+      const counts = this.svc.counters.authFailures;
+      counts[condition] = (counts[condition] ?? 0) + 1;
+    }
     if (!countsAsFailure || condition === "aborted") return;
     this.svc.authFailures.byAddress.record(this.conn.remoteAddress);
     if (++this.failures >= MAX_FAILURES_PER_STREAM) {

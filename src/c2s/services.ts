@@ -1,5 +1,6 @@
 import type { ServerServices } from "../core/module.js";
 import type { FailureLimiter } from "../core/rate-limit.js";
+import type { C2SCounters } from "./counters.js";
 import type { TlsMaterial } from "./tls.js";
 
 /** What a client connection needs from the server. */
@@ -9,4 +10,6 @@ export interface C2SServices extends ServerServices {
   /** Stable secret for the fake SCRAM salts of unknown accounts (kept in dataDir across restarts). */
   readonly saslDecoySecret: Buffer;
   readonly authFailures: { byAddress: FailureLimiter; byAccount: FailureLimiter };
+  /** Stanza and login-failure counters (metrics). */
+  readonly counters: C2SCounters;
 }

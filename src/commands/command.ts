@@ -21,7 +21,23 @@ export interface CommandContext {
 
 /** What a command may do to a running server beyond storage (e.g. disconnect a deleted account). */
 export interface LiveServer {
+  /** Closes every session of the account; returns how many. */
   disconnectAccount(username: string, reason: string): number;
+  /** The bound sessions of an account. */
+  sessionsOf(username: string): LiveSession[];
+  /** Closes one session of an account; false when it has none with that resource. */
+  kick(username: string, resource: string, reason: string): boolean;
+}
+
+/** One bound session, as admin faces show it. */
+export interface LiveSession {
+  resource: string;
+  address: string;
+  transport: string;
+  secure: boolean;
+  connectedAt: number;
+  /** The client as recorded at login (licence proof or self-description), when known. */
+  client?: { clientId?: string; version?: string; platform?: string; verified: boolean };
 }
 
 export interface CommandArg {

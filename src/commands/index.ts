@@ -1,11 +1,15 @@
 /** Every admin command, in the order `switchboard --help` lists them. */
 import { licensingCommands } from "../modules/licensing/commands.js";
 import { statsCommands } from "../modules/licensing/stats-commands.js";
+import { adminCommands } from "./admin.js";
 import type { CommandDefinition } from "./command.js";
+import { userSessionCommands } from "./user-sessions.js";
 import { userCommands } from "./users.js";
 
 export const allCommands: CommandDefinition<never>[] = [
   ...userCommands,
+  ...userSessionCommands,
   ...licensingCommands,
   ...statsCommands,
+  ...adminCommands,
 ] as CommandDefinition<never>[];

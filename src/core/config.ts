@@ -87,6 +87,29 @@ export const MailSchema = z
   })
   .prefault({});
 
+export const HttpSchema = z
+  .object({
+    /** HTTPS: "auto" when tls.certFile/keyFile are configured, "on" also with the self-signed certificate, "off" never. */
+    tls: z.enum(["auto", "on", "off"]).default("auto"),
+    /** The base URL people reach the listener at (links in mails); default from the bind address or domain and port. */
+    publicUrl: z.url({ protocol: /^https?$/ }).optional(),
+    /** Behind a reverse proxy: take the client address and scheme from X-Forwarded-* headers. */
+    trustProxy: z.boolean().default(false),
+    /** A browser session ends after this many minutes without a request… */
+    sessionIdleMinutes: z.number().int().min(1).default(120),
+    /** …or this many hours after login, whichever comes first. */
+    sessionMaxHours: z.number().min(1).default(24),
+    metrics: z
+      .object({
+        /** When set, GET /metrics requires `Authorization: Bearer <token>`. */
+        token: z.string().min(16).optional(),
+        /** Without a token, serve /metrics to every address instead of loopback only. */
+        public: z.boolean().default(false),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
 export const ServerConfigSchema = z.object({
   /** The XMPP domain served (the domainpart of every local JID). */
   domain: z.string().min(1).default("localhost"),
@@ -95,7 +118,7 @@ export const ServerConfigSchema = z.object({
   bind: z.string().default("127.0.0.1"),
   c2sPort: port.default(5222),
   c2sTlsPort: port.default(5223),
-  /** Reserved for the HTTP listener (admin API, WebSocket). */
+  /** The HTTP listener (admin API, metrics, portal and console); 0 disables it. */
   httpPort: port.default(5280),
   /** Public base URL of the web portal, used in links in mails (default: http://<bind>:<httpPort>). */
   publicUrl: z.url({ protocol: /^https?$/ }).optional(),
@@ -110,6 +133,7 @@ export const ServerConfigSchema = z.object({
       keyFile: z.string().optional(),
     })
     .prefault({}),
+  http: HttpSchema,
   storage: z
     .object({
       backend: z.enum(["sqlite"]).default("sqlite"),

@@ -7,9 +7,14 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { type Logger, pino } from "pino";
+import { newC2SCounters } from "../c2s/counters.js";
 import { C2SListener } from "../c2s/listener.js";
 import type { C2SServices } from "../c2s/services.js";
 import { loadTls, type TlsMaterial } from "../c2s/tls.js";
+import { allCommands } from "../commands/index.js";
+import type { HttpPlugin } from "../http/context.js";
+import { HttpServer } from "../http/server.js";
+import { StorageTiming, timedStorage } from "../http/storage-timing.js";
 import { openStorage } from "../storage/index.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { ServerConfig } from "./config.js";
@@ -30,11 +35,17 @@ export interface StartOptions {
   /** Modules to load (normally the standard set from src/modules). */
   modules: ModuleDefinition<unknown>[];
   logger?: Logger;
+  /**
+   * The HTTP listener on `config.httpPort` (0: none) with these plugins (normally
+   * `standardHttpPlugins` from src/http). Without it no HTTP listener runs (embedded uses, tests).
+   */
+  http?: { plugins: HttpPlugin[] };
 }
 
 export interface ListeningAddresses {
   c2sPort?: number;
   c2sTlsPort?: number;
+  httpPort?: number;
 }
 
 export class SwitchboardServer {
@@ -46,6 +57,8 @@ export class SwitchboardServer {
     readonly c2s: C2SListener,
     readonly addresses: ListeningAddresses,
     readonly tls: TlsMaterial | undefined,
+    /** The HTTP listener, when one runs. */
+    readonly http: HttpServer | undefined,
   ) {}
 
   get log(): Logger {
@@ -56,10 +69,13 @@ export class SwitchboardServer {
     const log = opts.logger ?? pino({ level: config.logLevel, base: { domain: config.domain } });
     const clock = opts.clock ?? systemClock;
     mkdirSync(config.dataDir, { recursive: true });
-    const storage: Storage = await openStorage({
+    const opened: Storage = await openStorage({
       backend: config.storage.backend,
       path: path.resolve(config.dataDir, config.storage.sqlitePath),
     });
+    // Storage latency is measured for the metrics of the HTTP listener.
+    const storageTiming = opts.http && config.httpPort > 0 ? new StorageTiming() : undefined;
+    const storage = storageTiming ? timedStorage(opened, storageTiming) : opened;
     let tls: TlsMaterial | undefined;
     try {
       tls = await loadTls(config, log);
@@ -88,6 +104,7 @@ export class SwitchboardServer {
       apis: new Map(),
       tls,
       saslDecoySecret: loadOrCreateSecret(path.join(config.dataDir, "secrets", "sasl-decoy")),
+      counters: newC2SCounters(),
       authFailures: {
         byAddress: new FailureLimiter({
           max: limits.authFailuresPerAddress,
@@ -122,7 +139,27 @@ export class SwitchboardServer {
       await storage.close();
       throw err;
     }
-    const server = new SwitchboardServer(services, modules, c2s, addresses, tls);
+    let http: HttpServer | undefined;
+    if (opts.http && config.httpPort > 0) {
+      try {
+        http = new HttpServer({
+          services,
+          connections: () => c2s.connections,
+          commands: allCommands,
+          tls,
+          ...(storageTiming ? { storageTiming } : {}),
+        });
+        for (const plugin of opts.http.plugins) http.register(plugin);
+        addresses.httpPort = await http.listen(config.httpPort);
+      } catch (err) {
+        await http?.close().catch(() => undefined);
+        await c2s.stopAccepting();
+        await modules.unloadAll();
+        await storage.close();
+        throw err;
+      }
+    }
+    const server = new SwitchboardServer(services, modules, c2s, addresses, tls, http);
     await hooks.fireAsync("server/started", {});
     return server;
   }
@@ -136,6 +173,8 @@ export class SwitchboardServer {
   private async doStop(): Promise<void> {
     const { hooks, storage, log } = this.services;
     const accepting = this.c2s.stopAccepting();
+    // In-flight HTTP requests finish before the modules and storage go away.
+    const httpClosed = this.http?.close();
     await hooks.fireAsync("server/stopping", {});
     for (const conn of [...this.c2s.connections]) {
       conn.close(new StreamError("system-shutdown", "The server is shutting down"));
@@ -143,6 +182,7 @@ export class SwitchboardServer {
     // Let session/ended handlers (offline bookkeeping, last activity) finish their writes.
     await new Promise((r) => setTimeout(r, 50));
     await accepting;
+    await httpClosed;
     await this.modules.unloadAll();
     await storage.close();
     log.info("stopped");

@@ -1,0 +1,22 @@
+/**
+ * Traffic counters of client connections, read by the metrics endpoint. Plain numbers
+ * in plain objects: the stanza path only increments a property.
+ */
+import type { StanzaKind } from "../core/events.js";
+
+export interface C2SCounters {
+  /** Stanzas received from bound clients, by kind. */
+  stanzasIn: Record<StanzaKind, number>;
+  /** Stanzas written to clients, by kind. */
+  stanzasOut: Record<StanzaKind, number>;
+  /** SASL failures sent, by condition (aborted exchanges excluded). */
+  authFailures: Record<string, number>;
+}
+
+export function newC2SCounters(): C2SCounters {
+  return {
+    stanzasIn: { message: 0, presence: 0, iq: 0 },
+    stanzasOut: { message: 0, presence: 0, iq: 0 },
+    authFailures: {},
+  };
+}

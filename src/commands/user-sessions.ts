@@ -1,0 +1,109 @@
+/**
+ * Commands on the live sessions of an account, and disabling an account. Listing and
+ * kicking need the running server (the HTTP API or the console run them inside it); the
+ * CLI works on the database only, so it says so instead of pretending.
+ */
+import { z } from "zod";
+import { JidError, normalizeLocal } from "../core/jid.js";
+import { type CommandContext, CommandError, defineCommand, type LiveServer } from "./command.js";
+
+function username(raw: string): string {
+  try {
+    return normalizeLocal(raw);
+  } catch (err) {
+    if (err instanceof JidError) throw new CommandError(`invalid account name "${raw}": ${err.message}`);
+    throw err;
+  }
+}
+
+function live(ctx: CommandContext): LiveServer {
+  if (!ctx.live) {
+    throw new CommandError(
+      "this command acts on a running server: use the HTTP admin API or the web console",
+    );
+  }
+  return ctx.live;
+}
+
+export const userSessions = defineCommand({
+  name: ["user", "sessions"],
+  description: "List the live sessions of an account (running server only)",
+  args: [{ name: "name", description: "account name", positional: true }],
+  input: z.object({ name: z.string().min(1) }),
+  mutates: false,
+  async run(ctx, input) {
+    const name = username(input.name);
+    const server = live(ctx);
+    if (!(await ctx.storage.accounts.exists(name)))
+      throw new CommandError(`no account ${name}@${ctx.config.domain}`, 404);
+    const sessions = server
+      .sessionsOf(name)
+      .map((s) => ({ ...s, connectedAt: new Date(s.connectedAt).toISOString() }));
+    const lines = sessions.map(
+      (s) =>
+        `${name}@${ctx.config.domain}/${s.resource}  from ${s.address} (${s.transport}${s.secure ? ", encrypted" : ""}) since ${s.connectedAt}` +
+        (s.client
+          ? `  ${s.client.clientId ?? "?"} ${s.client.version ?? ""}${s.client.verified ? " (licensed)" : ""}`
+          : ""),
+    );
+    return { message: lines.join("\n") || `(${name} has no live sessions)`, data: { name, sessions } };
+  },
+});
+
+export const userKick = defineCommand({
+  name: ["user", "kick"],
+  description:
+    "Close one live session of an account, or all of them without --resource (running server only)",
+  args: [
+    { name: "name", description: "account name", positional: true },
+    { name: "resource", description: "the session's resource (default: every session)" },
+    { name: "reason", description: "text sent to the client with the stream error" },
+  ],
+  input: z.object({
+    name: z.string().min(1),
+    resource: z.string().min(1).optional(),
+    reason: z.string().max(500).optional(),
+  }),
+  mutates: true,
+  async run(ctx, input) {
+    const name = username(input.name);
+    const server = live(ctx);
+    const reason = input.reason ?? "disconnected by an administrator";
+    if (input.resource !== undefined) {
+      if (!server.kick(name, input.resource, reason))
+        throw new CommandError(`${name}@${ctx.config.domain}/${input.resource} has no live session`, 404);
+      return { message: `closed ${name}@${ctx.config.domain}/${input.resource}`, data: { closed: 1 } };
+    }
+    const closed = server.disconnectAccount(name, reason);
+    return { message: `closed ${closed} session(s) of ${name}@${ctx.config.domain}`, data: { closed } };
+  },
+});
+
+function setDisabled(disabled: boolean) {
+  return defineCommand({
+    name: ["user", disabled ? "disable" : "enable"],
+    description: disabled
+      ? "Disable an account: it can no longer log in, and its live sessions are closed"
+      : "Enable a disabled account again",
+    args: [{ name: "name", description: "account name", positional: true }],
+    input: z.object({ name: z.string().min(1) }),
+    mutates: true,
+    async run(ctx, input) {
+      const name = username(input.name);
+      if (!(await ctx.storage.accounts.setDisabled(name, disabled)))
+        throw new CommandError(`no account ${name}@${ctx.config.domain}`, 404);
+      const closed = disabled ? (ctx.live?.disconnectAccount(name, "account disabled") ?? 0) : 0;
+      const note =
+        disabled && !ctx.live ? " (sessions open in a running server stay open until they end)" : "";
+      return {
+        message: `${disabled ? "disabled" : "enabled"} ${name}@${ctx.config.domain}${note}`,
+        data: { name, disabled, closedSessions: closed },
+      };
+    },
+  });
+}
+
+export const userDisable = setDisabled(true);
+export const userEnable = setDisabled(false);
+
+export const userSessionCommands = [userSessions, userKick, userDisable, userEnable];

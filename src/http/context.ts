@@ -1,0 +1,58 @@
+/**
+ * What a part of the web layer (the admin API, metrics, the portal and console pages,
+ * later XMPP over WebSocket) is given, and how it plugs in.
+ *
+ * A part is an HttpPlugin: `register(app, ctx)` adds its routes and hooks to its own
+ * encapsulated Fastify scope (under `prefix` when given). Plugins are passed to
+ * `SwitchboardServer.start(config, { http: { plugins } })` (the standard list is
+ * `standardHttpPlugins` in src/http/index.ts) or to `HttpServer.register()` before it
+ * listens. Every scope inherits the server-wide behaviour: problem details for errors,
+ * cookies (@fastify/cookie), form bodies (@fastify/formbody), `request.session` and the
+ * CSRF check, opt-in rate limits (`config: { rateLimit: { max, timeWindow } }` on a route,
+ * @fastify/rate-limit), and security headers.
+ */
+import type { FastifyInstance } from "fastify";
+import type { C2SServices } from "../c2s/services.js";
+import type { CommandDefinition, CommandResult } from "../commands/command.js";
+import type { ServerConfig } from "../core/config.js";
+import type { AdminAuth } from "./admin-auth.js";
+import type { AdminStore } from "./admin-store.js";
+import type { Live } from "./live.js";
+import type { ServerMetrics } from "./metrics.js";
+import type { SessionStore } from "./sessions.js";
+
+export interface HttpContext {
+  readonly config: ServerConfig;
+  /** The server's services (storage, clock, log, sessions, router, module APIs, …). */
+  readonly services: C2SServices;
+  /** Live sessions of accounts: list, kick, disconnect. */
+  readonly live: Live;
+  /** Browser sessions and CSRF tokens (see sessions.ts). */
+  readonly sessions: SessionStore;
+  /** Admin authentication: API tokens and console logins (see admin-auth.ts). */
+  readonly auth: AdminAuth;
+  readonly adminStore: AdminStore;
+  /** The metrics registry; plugins may add metrics of their own to `metrics.registry`. */
+  readonly metrics: ServerMetrics;
+  /** Every admin command the web faces offer (the CLI's, without the local-only ones). */
+  readonly commands: readonly CommandDefinition<never>[];
+  /** The base URL users reach this listener at (links in mails), without a trailing slash. */
+  readonly publicUrl: string;
+  /** True when the listener serves HTTPS. */
+  readonly secure: boolean;
+  /**
+   * Runs an admin command exactly as the API does: `words` like ["licence", "suspend"],
+   * input validated by the command's schema (throws ProblemError 400 with `errors`), the
+   * live server available, `actor` recorded ("console:<account>"). A refusal throws
+   * CommandError (status 400/404/409).
+   */
+  runCommand(words: readonly string[], input: Record<string, unknown>, actor: string): Promise<CommandResult>;
+}
+
+export interface HttpPlugin {
+  /** For logs and errors. */
+  readonly name: string;
+  /** URL prefix of every route of the plugin, e.g. "/portal". */
+  readonly prefix?: string;
+  register(app: FastifyInstance, ctx: HttpContext): void | Promise<void>;
+}

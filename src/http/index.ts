@@ -1,0 +1,16 @@
+/**
+ * The web layer's public face: the HTTP server, the plugin types, and the standard
+ * plugins the `switchboard start` server runs. Pages and other HTTP parts add their
+ * plugin to `standardHttpPlugins`.
+ */
+import { adminApi } from "./api/index.js";
+import type { HttpPlugin } from "./context.js";
+import { metricsEndpoint } from "./metrics.js";
+
+export type { AdminPrincipal, ConsoleLoginResult } from "./admin-auth.js";
+export type { HttpContext, HttpPlugin } from "./context.js";
+export { ProblemError, sendProblem } from "./problem.js";
+export { HttpServer } from "./server.js";
+export { CSRF_FIELD, CSRF_HEADER, type HttpSession, type SessionUser } from "./sessions.js";
+
+export const standardHttpPlugins: HttpPlugin[] = [adminApi(), metricsEndpoint()];

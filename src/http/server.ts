@@ -1,0 +1,203 @@
+/**
+ * The HTTP(S) listener: one Fastify instance on `httpPort` carrying the admin API, the
+ * metrics, the portal and console pages and, later, XMPP over WebSocket, each an
+ * HttpPlugin (see context.ts). HTTPS with the server's certificate when one is configured
+ * (`tls.certFile`/`keyFile`; `http.tls` overrides), plain HTTP otherwise. Started and
+ * stopped by SwitchboardServer.
+ */
+import cookie from "@fastify/cookie";
+import formbody from "@fastify/formbody";
+import rateLimit from "@fastify/rate-limit";
+import Fastify, { type FastifyInstance, LogController } from "fastify";
+import type { C2SServices } from "../c2s/services.js";
+import type { TlsMaterial } from "../c2s/tls.js";
+import type { CommandDefinition } from "../commands/command.js";
+import type { TransportKind } from "../core/session.js";
+import { AdminAuth } from "./admin-auth.js";
+import { AdminStore } from "./admin-store.js";
+import { findCommand, runCommand } from "./api/run.js";
+import type { HttpContext, HttpPlugin } from "./context.js";
+import { Live } from "./live.js";
+import { ServerMetrics } from "./metrics.js";
+import { installProblemHandling, ProblemError } from "./problem.js";
+import { SessionStore } from "./sessions.js";
+import type { StorageTiming } from "./storage-timing.js";
+
+export interface HttpServerOptions {
+  services: C2SServices;
+  /** The open client connections, for metrics. */
+  connections(): Iterable<{ transport: TransportKind }>;
+  /** The admin commands offered (local-only ones are left out). */
+  commands: readonly CommandDefinition<never>[];
+  tls?: TlsMaterial | undefined;
+  storageTiming?: StorageTiming;
+}
+
+/** Sent with every response; pages may set a stricter or looser Content-Security-Policy themselves. */
+const SECURITY_HEADERS: Record<string, string> = {
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "referrer-policy": "same-origin",
+};
+const DEFAULT_CSP =
+  "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
+const PRUNE_INTERVAL_MS = 10 * 60_000;
+
+export class HttpServer {
+  readonly app: FastifyInstance;
+  readonly context: HttpContext;
+  private readonly plugins: HttpPlugin[] = [];
+  private prepared?: Promise<void>;
+  private pruneTimer?: NodeJS.Timeout;
+  private port?: number;
+  private baseUrl = "";
+
+  constructor(private readonly opts: HttpServerOptions) {
+    const { services } = opts;
+    const { config, storage, clock, log } = services;
+    const secure = useHttps(config.http.tls, opts.tls);
+    this.app = Fastify({
+      loggerInstance: log.child({ component: "http" }),
+      // Requests are counted in metrics; logging each one would drown the server's log.
+      logController: new LogController({ disableRequestLogging: true }),
+      trustProxy: config.http.trustProxy,
+      ...(secure && opts.tls
+        ? { https: { cert: opts.tls.certPem, key: opts.tls.keyPem, minVersion: "TLSv1.2" as const } }
+        : {}),
+    }) as unknown as FastifyInstance;
+
+    const sessions = new SessionStore({
+      storage,
+      clock,
+      idleMs: config.http.sessionIdleMinutes * 60_000,
+      maxMs: config.http.sessionMaxHours * 3_600_000,
+    });
+    const adminStore = new AdminStore(storage, clock);
+    const auth = new AdminAuth({
+      store: adminStore,
+      sessions,
+      storage,
+      clock,
+      limits: config.limits,
+      scramIterations: config.scramIterations,
+    });
+    const metrics = new ServerMetrics({
+      services,
+      connections: opts.connections,
+      ...(opts.storageTiming ? { storageTiming: opts.storageTiming } : {}),
+    });
+    const live = new Live(services.sessions);
+    const commands = opts.commands.filter((c) => !c.local);
+    const self = this;
+    this.context = {
+      config,
+      services,
+      live,
+      sessions,
+      auth,
+      adminStore,
+      metrics,
+      commands,
+      get publicUrl() {
+        return self.baseUrl;
+      },
+      secure,
+      runCommand: (words, input, actor) => {
+        const def = findCommand(commands, words);
+        if (!def) throw new ProblemError(404, "not-found", `no command ${words.join(" ")}`);
+        return runCommand({ config, storage, clock, live }, def, input, actor);
+      },
+    };
+  }
+
+  /** Adds a plugin; only before the server is prepared (listen or ready). */
+  register(plugin: HttpPlugin): this {
+    if (this.prepared) throw new Error(`HTTP plugin ${plugin.name} registered after the server started`);
+    this.plugins.push(plugin);
+    return this;
+  }
+
+  /** Installs the shared behaviour and every plugin; idempotent. */
+  ready(): Promise<void> {
+    this.prepared ??= this.prepare();
+    return this.prepared;
+  }
+
+  private async prepare(): Promise<void> {
+    const app = this.app;
+    const ctx = this.context;
+    installProblemHandling(app);
+    await app.register(cookie);
+    await app.register(formbody);
+    await app.register(rateLimit, { global: false });
+    ctx.sessions.install(app);
+    app.decorateRequest("admin", undefined);
+    app.addHook("onSend", async (request, reply, payload) => {
+      for (const [k, v] of Object.entries(SECURITY_HEADERS)) if (!reply.hasHeader(k)) reply.header(k, v);
+      if (!reply.hasHeader("content-security-policy")) reply.header("content-security-policy", DEFAULT_CSP);
+      if (request.protocol === "https" && !reply.hasHeader("strict-transport-security"))
+        reply.header("strict-transport-security", "max-age=31536000");
+      return payload;
+    });
+    app.addHook("onResponse", async (request, reply) => {
+      ctx.metrics.httpRequests.inc({
+        method: request.method,
+        route: request.routeOptions.url ?? "unmatched",
+        status: String(reply.statusCode),
+      });
+    });
+    for (const plugin of this.plugins) {
+      await app.register(
+        async (scope) => plugin.register(scope, ctx),
+        plugin.prefix ? { prefix: plugin.prefix } : {},
+      );
+    }
+    await app.ready();
+    this.pruneTimer = setInterval(() => {
+      ctx.sessions.prune().catch((err) => app.log.warn({ err }, "pruning HTTP sessions failed"));
+    }, PRUNE_INTERVAL_MS);
+    this.pruneTimer.unref();
+  }
+
+  /** Listens on `httpPort` at `bind`; returns the port (useful when 0 asked for a free one in tests). */
+  async listen(port: number): Promise<number> {
+    await this.ready();
+    const { config } = this.opts.services;
+    await this.app.listen({ port, host: config.bind });
+    const address = this.app.server.address();
+    this.port = typeof address === "object" && address ? address.port : port;
+    const base =
+      config.http.publicUrl ?? defaultPublicUrl(this.context.secure, config.domain, config.bind, this.port);
+    this.baseUrl = base.replace(/\/+$/, "");
+    return this.port;
+  }
+
+  /** The URL of the listener as bound (scheme, bind address, port). */
+  get url(): string | undefined {
+    if (this.port === undefined) return undefined;
+    const host = this.opts.services.config.bind.includes(":")
+      ? `[${this.opts.services.config.bind}]`
+      : this.opts.services.config.bind;
+    return `${this.context.secure ? "https" : "http"}://${host}:${this.port}`;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.pruneTimer);
+    await this.app.close();
+  }
+}
+
+/** HTTPS when asked ("on"), or by default when a real certificate is configured (not the self-signed one). */
+function useHttps(mode: "auto" | "on" | "off", tls: TlsMaterial | undefined): boolean {
+  if (!tls || mode === "off") return false;
+  return mode === "on" || !tls.selfSigned;
+}
+
+function defaultPublicUrl(secure: boolean, domain: string, bind: string, port: number): string {
+  const scheme = secure ? "https" : "http";
+  const standard = (secure && port === 443) || (!secure && port === 80);
+  // Served on loopback only, the domain name would not reach it.
+  const host = bind === "127.0.0.1" || bind === "::1" ? (bind.includes(":") ? `[${bind}]` : bind) : domain;
+  return `${scheme}://${host}${standard ? "" : `:${port}`}`;
+}
