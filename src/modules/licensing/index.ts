@@ -19,6 +19,7 @@ import { accountMode } from "./policy.js";
 import type { ProofInput } from "./proof.js";
 import { NS_LICENCE } from "./protocol.js";
 import { LicensingRegistry, type LicensingSnapshot } from "./registry.js";
+import { LicensingStats } from "./stats.js";
 import { licenceStreamFeature } from "./stream-feature.js";
 import { UnlicensedWarnings } from "./warnings.js";
 
@@ -38,17 +39,20 @@ export const LicensingOptions = z.object({
   pollIntervalMs: z.number().int().min(10).max(60_000).default(250),
   /** Least time between two warning headlines to one account in warn mode. */
   warnIntervalHours: z.number().positive().default(24),
-  /**
-   * Ask unlicensed clients their software version (XEP-0092) after binding, for statistics
-   * (recorded as unverified). Opt-in: it sends every such client an IQ it did not ask for.
-   */
-  queryClientVersion: z.boolean().default(false),
+  /** Ask unlicensed clients their software version (XEP-0092) after binding, for statistics (unverified). */
+  queryClientVersion: z.boolean().default(true),
   /** How long to wait for that answer. */
   clientVersionTimeoutMs: z.number().int().min(100).default(10_000),
   /** Failed proofs (bad signature, unknown or revoked key) from one address before its proofs are refused unread. */
   maxProofFailuresPerAddress: z.number().int().min(1).default(10),
   /** The window those failures are counted in. */
   proofFailureWindowSeconds: z.number().positive().default(300),
+  /** How often this server writes its live client figures for `switchboard stats clients`. */
+  statsIntervalMs: z.number().int().min(100).default(5_000),
+  /** Days of daily client figures kept. */
+  statsRetentionDays: z.number().int().min(1).default(90),
+  /** Names this server's live figures (default: the host name). */
+  nodeId: z.string().min(1).optional(),
 });
 export type LicensingOptions = z.infer<typeof LicensingOptions>;
 
@@ -118,6 +122,18 @@ export default defineModule<LicensingOptions>({
       100,
     );
 
+    const stats = new LicensingStats({
+      storage: ctx.storage,
+      clock,
+      sessions: ctx.sessions,
+      snapshot: () => enforcement.snapshot(),
+      intervalMs: options.statsIntervalMs,
+      retentionDays: options.statsRetentionDays,
+      ...(options.nodeId !== undefined ? { nodeId: options.nodeId } : {}),
+      log,
+    });
+    stats.install(ctx);
+
     const recordVersion = async (session: ClientSession, jid: Jid) => {
       const answer = await askClientVersion(ctx.router, jid, options.clientVersionTimeoutMs);
       const info = clientInfoOf(session);
@@ -129,6 +145,7 @@ export default defineModule<LicensingOptions>({
         source: "xep-0092",
         ok: false,
       });
+      stats.onClientInfo(session);
     };
 
     // High priority: a refused session is closed before other modules act on it.
