@@ -54,6 +54,19 @@ interface StatsReport {
   daily: { accounts: number; supported: { accounts: number; supportedAccounts: number } };
 }
 
+/**
+ * `switchboard stats clients --json` once it satisfies `done` (the server writes its
+ * live figures every 5 s and the CLI reads them from storage), or the last one after 15 s.
+ */
+async function statsWhen(server: TestServer, done: (r: StatsReport) => boolean): Promise<StatsReport> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const report = (await cli(server, ["stats", "clients"])) as unknown as StatsReport;
+    if (done(report) || Date.now() > deadline) return report;
+    await sleep(1000);
+  }
+}
+
 describe("licensed clients: example chat, Python proof, statistics (e2e)", () => {
   let server: TestServer;
   let chat: AppCredentials;
@@ -98,15 +111,9 @@ describe("licensed clients: example chat, Python proof, statistics (e2e)", () =>
       if (!slixSkip) peers.push(await connectSlix(server, login("bob")));
       const total = peers.length;
 
-      // The server writes its live figures every 5 s; the CLI reads them from storage.
-      let report: StatsReport | undefined;
-      const deadline = Date.now() + 15_000;
-      for (;;) {
-        report = (await cli(server, ["stats", "clients"])) as unknown as StatsReport;
-        const slixKnown = slixSkip || report.live?.rows.some((r) => r.status === "unverified");
-        if ((report.live?.sessions === total && slixKnown) || Date.now() > deadline) break;
-        await sleep(1000);
-      }
+      const slixKnown = (r: StatsReport) =>
+        slixSkip || r.live?.rows.some((row) => row.status === "unverified");
+      const report = await statsWhen(server, (r) => r.live?.sessions === total && slixKnown(r) === true);
       const live = report.live;
       assert.ok(live, `no live figures: ${JSON.stringify(report)}`);
       t.diagnostic(`live rows: ${JSON.stringify(live.rows)}`);
@@ -144,6 +151,16 @@ describe("licensed clients: example chat, Python proof, statistics (e2e)", () =>
       // Daily: every account that logged in today, once.
       assert.equal(report.daily.accounts, total);
       assert.equal(report.daily.supported.supportedAccounts, 2);
+
+      // The unlicensed, non-exempt sessions end: the live figures follow, the day's do not forget them.
+      const [, , alice, , bob] = peers;
+      await alice!.close();
+      await bob?.close();
+      const later = await statsWhen(server, (r) => r.live?.sessions === 3);
+      assert.equal(later.live?.sessions, 3, JSON.stringify(later.live));
+      assert.equal(later.live?.cutoff.sessions, 0, "nothing left to cut off");
+      assert.equal(later.live?.supported.supportedAccounts, 2);
+      assert.equal(later.daily.accounts, total);
     } finally {
       for (const p of peers) await p.close();
     }
