@@ -77,11 +77,11 @@ export function assetUrl(name: string): string {
   return `${ASSET_PREFIX}${name}?v=${asset.version}`;
 }
 
-/** GET /assets/<name>: long-lived caching when the URL names the current version. */
+/** GET /assets/<name> (the plugin is mounted at /assets): long-lived caching when the URL names the current version. */
 export function registerAssetRoutes(app: FastifyInstance): void {
   assets();
   app.get<{ Params: { name: string }; Querystring: { v?: string } }>(
-    `${ASSET_PREFIX}:name`,
+    "/:name",
     async (request, reply) => {
       const asset = assets().get(request.params.name);
       if (!asset) {

@@ -26,7 +26,7 @@ import { type FormBody, field, formBody, redirect } from "../assets/respond.js";
 import { html, type SafeHtml } from "../html.js";
 import { act } from "./actions.js";
 import { compact, InputError, userMessage } from "./commands.js";
-import { CONSOLE, type ConsoleEnv, utcInputValue, utcInstant } from "./env.js";
+import { CONSOLE, type ConsoleEnv, route, utcInputValue, utcInstant } from "./env.js";
 
 type LicenceView = Licence & { state: LicenceState };
 
@@ -225,7 +225,7 @@ function appPage(data: AppShow, csrfToken: string | undefined, forms: AppForms):
 }
 
 export function registerApps(app: FastifyInstance, env: ConsoleEnv): void {
-  app.get<{ Querystring: { q?: string } }>(`${CONSOLE}/apps`, async (request, reply) => {
+  app.get<{ Querystring: { q?: string } }>(route(`${CONSOLE}/apps`), async (request, reply) => {
     const q = (request.query.q ?? "").trim();
     const [{ apps }, { publishers }, { licences }] = await Promise.all([
       env.data<{ apps: ClientApp[] }>(request, "app list"),
@@ -285,7 +285,7 @@ export function registerApps(app: FastifyInstance, env: ConsoleEnv): void {
     });
   };
 
-  app.get<{ Params: { clientId: string } }>(`${CONSOLE}/apps/:clientId`, (request, reply) =>
+  app.get<{ Params: { clientId: string } }>(route(`${CONSOLE}/apps/:clientId`), (request, reply) =>
     showApp(request, reply, request.params.clientId, {}),
   );
 
@@ -314,21 +314,24 @@ export function registerApps(app: FastifyInstance, env: ConsoleEnv): void {
     }
   };
 
-  app.post<{ Params: { clientId: string } }>(`${CONSOLE}/apps/:clientId/keys`, async (request, reply) => {
-    const body = formBody(request);
-    const keyId = field(body, "keyId");
-    return formAction(
-      request,
-      reply,
-      "key",
-      "app key add",
-      compact({ clientId: request.params.clientId, keyId, publicKey: field(body, "publicKey") }),
-      `Key ${keyId} added to ${request.params.clientId}.`,
-    );
-  });
+  app.post<{ Params: { clientId: string } }>(
+    route(`${CONSOLE}/apps/:clientId/keys`),
+    async (request, reply) => {
+      const body = formBody(request);
+      const keyId = field(body, "keyId");
+      return formAction(
+        request,
+        reply,
+        "key",
+        "app key add",
+        compact({ clientId: request.params.clientId, keyId, publicKey: field(body, "publicKey") }),
+        `Key ${keyId} added to ${request.params.clientId}.`,
+      );
+    },
+  );
 
   app.post<{ Params: { clientId: string; keyId: string } }>(
-    `${CONSOLE}/apps/:clientId/keys/:keyId/revoke`,
+    route(`${CONSOLE}/apps/:clientId/keys/:keyId/revoke`),
     async (request, reply) =>
       act(env, request, reply, {
         command: "app key revoke",
@@ -338,27 +341,30 @@ export function registerApps(app: FastifyInstance, env: ConsoleEnv): void {
       }),
   );
 
-  app.post<{ Params: { clientId: string } }>(`${CONSOLE}/apps/:clientId/licences`, async (request, reply) => {
-    const body = formBody(request);
-    const until = field(body, "validUntil");
-    return formAction(
-      request,
-      reply,
-      "grant",
-      "licence grant",
-      compact({
-        clientId: request.params.clientId,
-        scope: field(body, "scope"),
-        validUntil: until ? utcInstant(until) : "",
-        maxSessions: field(body, "maxSessions"),
-        terms: field(body, "terms"),
-      }),
-      `Licence granted to ${request.params.clientId}.`,
-    );
-  });
+  app.post<{ Params: { clientId: string } }>(
+    route(`${CONSOLE}/apps/:clientId/licences`),
+    async (request, reply) => {
+      const body = formBody(request);
+      const until = field(body, "validUntil");
+      return formAction(
+        request,
+        reply,
+        "grant",
+        "licence grant",
+        compact({
+          clientId: request.params.clientId,
+          scope: field(body, "scope"),
+          validUntil: until ? utcInstant(until) : "",
+          maxSessions: field(body, "maxSessions"),
+          terms: field(body, "terms"),
+        }),
+        `Licence granted to ${request.params.clientId}.`,
+      );
+    },
+  );
 
   for (const word of ["suspend", "reinstate", "revoke"] as const) {
-    app.post<{ Params: { id: string } }>(`${CONSOLE}/licences/:id/${word}`, async (request, reply) =>
+    app.post<{ Params: { id: string } }>(route(`${CONSOLE}/licences/:id/${word}`), async (request, reply) =>
       act(env, request, reply, {
         command: `licence ${word}`,
         input: { licenceId: request.params.id },
@@ -369,7 +375,7 @@ export function registerApps(app: FastifyInstance, env: ConsoleEnv): void {
     );
   }
 
-  app.post<{ Params: { id: string } }>(`${CONSOLE}/licences/:id/extend`, async (request, reply) => {
+  app.post<{ Params: { id: string } }>(route(`${CONSOLE}/licences/:id/extend`), async (request, reply) => {
     const body = formBody(request);
     const never = field(body, "never") !== "";
     const until = field(body, "until");
@@ -384,20 +390,22 @@ export function registerApps(app: FastifyInstance, env: ConsoleEnv): void {
     });
   });
 
-  app.get<{ Querystring: { q?: string; status?: string } }>(`${CONSOLE}/licences`, async (request, reply) => {
-    const q = (request.query.q ?? "").trim();
-    const status = (request.query.status ?? "").trim();
-    const { licences } = await env.data<{ licences: LicenceView[] }>(
-      request,
-      "licence list",
-      compact({ status }),
-    );
-    const shown = licences.filter((l) => q === "" || matches(q, l.id, l.clientId, l.termsRef, l.scope));
-    const back = `${CONSOLE}/licences${request.url.includes("?") ? request.url.slice(request.url.indexOf("?")) : ""}`;
-    return env.page(request, reply, {
-      title: "Licences",
-      current: "licences",
-      body: html`<h1>Licences</h1>
+  app.get<{ Querystring: { q?: string; status?: string } }>(
+    route(`${CONSOLE}/licences`),
+    async (request, reply) => {
+      const q = (request.query.q ?? "").trim();
+      const status = (request.query.status ?? "").trim();
+      const { licences } = await env.data<{ licences: LicenceView[] }>(
+        request,
+        "licence list",
+        compact({ status }),
+      );
+      const shown = licences.filter((l) => q === "" || matches(q, l.id, l.clientId, l.termsRef, l.scope));
+      const back = `${CONSOLE}/licences${request.url.includes("?") ? request.url.slice(request.url.indexOf("?")) : ""}`;
+      return env.page(request, reply, {
+        title: "Licences",
+        current: "licences",
+        body: html`<h1>Licences</h1>
         ${searchForm({
           action: `${CONSOLE}/licences`,
           resultsId: "licences-results",
@@ -427,6 +435,7 @@ export function registerApps(app: FastifyInstance, env: ConsoleEnv): void {
             testid: "licences-table",
           })}
         </div>`,
-    });
-  });
+      });
+    },
+  );
 }

@@ -10,7 +10,7 @@ import { badge, emptyState, instant, percent, table } from "../assets/components
 import { sendFragment } from "../assets/respond.js";
 import { html, jsonScript, type SafeHtml } from "../html.js";
 import type { AdoptionHistory, AdoptionPoint } from "./adoption.js";
-import { CONSOLE, type ConsoleEnv } from "./env.js";
+import { CONSOLE, type ConsoleEnv, route } from "./env.js";
 
 const LIVE_REFRESH = "every 10s";
 const DEFAULT_DAYS = 30;
@@ -145,7 +145,7 @@ function adoptionSection(points: AdoptionPoint[]): SafeHtml {
 export function registerDashboard(app: FastifyInstance, env: ConsoleEnv, history: AdoptionHistory): void {
   const report = (request: FastifyRequest) => env.data<ClientStatsReport>(request, "stats clients");
 
-  app.get<{ Querystring: { days?: string } }>(CONSOLE, async (request, reply) => {
+  app.get<{ Querystring: { days?: string } }>(route(CONSOLE), async (request, reply) => {
     const requested = Number.parseInt(request.query.days ?? "", 10);
     const days = Number.isFinite(requested) ? Math.min(Math.max(requested, 7), 365) : DEFAULT_DAYS;
     const [r, points] = await Promise.all([report(request), history.series(days)]);
@@ -162,7 +162,7 @@ export function registerDashboard(app: FastifyInstance, env: ConsoleEnv, history
     });
   });
 
-  app.get(`${CONSOLE}/live`, async (request, reply) => {
+  app.get(route(`${CONSOLE}/live`), async (request, reply) => {
     return sendFragment(reply, livePanel(await report(request), env.deps.messagesPerMinute?.()));
   });
 }

@@ -4,10 +4,7 @@
  * and rendering in the console layout.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { CommandResult, LiveServer } from "../../commands/command.js";
-import type { Clock } from "../../core/clock.js";
-import type { ServerConfig } from "../../core/config.js";
-import type { Storage } from "../../core/storage/types.js";
+import type { CommandResult } from "../../commands/command.js";
 import type { AccessPolicy } from "../../modules/licensing/model.js";
 import type { CutoffPreview } from "../../modules/licensing/stats-model.js";
 import type { AdminAuth, AdminPrincipal } from "../admin-auth.js";
@@ -17,23 +14,18 @@ import { sendPage, takeFlashes } from "../assets/respond.js";
 import type { Renderable } from "../html.js";
 import { ProblemError } from "../problem.js";
 import type { SessionStore } from "../sessions.js";
-import { consoleCommand } from "./commands.js";
+import { type CommandRunner, consoleCommand } from "./commands.js";
 
-export interface ConsoleDeps {
-  config: ServerConfig;
-  storage: Storage;
-  clock: Clock;
+export interface ConsoleDeps extends CommandRunner {
   sessions: SessionStore;
-  /** The running server, for commands that act on live sessions (sessions, kick, disable). */
-  live: LiveServer;
   /** Console login and the admin check made on every console request. */
   auth: AdminAuth;
   /**
-   * In-process client statistics of this server, for the policy editor's preview of live
-   * sessions (what a policy would cut off now). Absent: the preview uses today's accounts only.
+   * What a policy would cut off among this server's live sessions now (for the policy
+   * editor's preview); absent: the preview uses today's accounts only.
    */
-  previewCutoff?: (policy?: AccessPolicy) => CutoffPreview;
-  /** Messages routed per minute, recently (from the server's counters); absent when unknown. */
+  previewCutoff?: (policy: AccessPolicy) => CutoffPreview;
+  /** Messages received per minute, recently; undefined while not yet measured. */
   messagesPerMinute?: () => number | undefined;
 }
 
@@ -114,4 +106,10 @@ export function utcInstant(value: string): string {
 /** An instant as the value of a datetime-local input, in UTC. */
 export function utcInputValue(at: number | undefined): string {
   return at === undefined ? "" : new Date(at).toISOString().slice(0, 16);
+}
+
+/** A console path as a route of the console plugin, which Fastify mounts under /console. */
+export function route(path: string): string {
+  if (path !== CONSOLE && !path.startsWith(`${CONSOLE}/`)) throw new Error(`${path} is not a console path`);
+  return path === CONSOLE ? "/" : path.slice(CONSOLE.length);
 }

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { csrfField, errorSummary, type FieldErrors, FORM_ERROR, input } from "../assets/components.js";
 import { field, formBody, redirect, safeNext } from "../assets/respond.js";
 import { html } from "../html.js";
-import { CONSOLE, type ConsoleEnv } from "./env.js";
+import { CONSOLE, type ConsoleEnv, route } from "./env.js";
 
 function loginForm(csrfToken: string, values: { username?: string; next?: string }, errors?: FieldErrors) {
   return html`<h1>Log in to the console</h1>
@@ -19,14 +19,14 @@ function loginForm(csrfToken: string, values: { username?: string; next?: string
 }
 
 export function registerLogin(app: FastifyInstance, env: ConsoleEnv): void {
-  app.get<{ Querystring: { next?: string } }>(`${CONSOLE}/login`, async (request, reply) => {
+  app.get<{ Querystring: { next?: string } }>(route(`${CONSOLE}/login`), async (request, reply) => {
     const session = await env.deps.sessions.ensure(request, reply);
     if (await env.deps.auth.adminOf(request)) return redirect(request, reply, CONSOLE);
     const next = safeNext(request.query.next, "", CONSOLE);
     return env.page(request, reply, { title: "Log in", body: loginForm(session.csrfToken, { next }) });
   });
 
-  app.post(`${CONSOLE}/login`, async (request: FastifyRequest, reply: FastifyReply) => {
+  app.post(route(`${CONSOLE}/login`), async (request: FastifyRequest, reply: FastifyReply) => {
     const body = formBody(request);
     const username = field(body, "username");
     const password = typeof body.password === "string" ? body.password : "";
@@ -66,7 +66,7 @@ export function registerLogin(app: FastifyInstance, env: ConsoleEnv): void {
     });
   });
 
-  app.post(`${CONSOLE}/logout`, async (request, reply) => {
+  app.post(route(`${CONSOLE}/logout`), async (request, reply) => {
     await env.deps.sessions.end(request, reply);
     return reply.code(303).header("location", `${CONSOLE}/login`).send("");
   });

@@ -43,7 +43,7 @@ export async function previewPolicy(
   storage: Storage,
   clock: Clock,
   policy: AccessPolicy,
-  livePreview: ((policy?: AccessPolicy) => CutoffPreview) | undefined,
+  livePreview: ((policy: AccessPolicy) => CutoffPreview) | undefined,
 ): Promise<PolicyPreview> {
   const now = clock.now();
   const snapshot = await new LicensingRegistry(storage, clock).snapshot();

@@ -22,9 +22,8 @@ import {
 } from "../assets/components.js";
 import { type FormBody, field, formBody, redirect } from "../assets/respond.js";
 import { html, type SafeHtml } from "../html.js";
-import { consoleCommand, InputError, userMessage } from "./commands.js";
-import { dryRunStorage } from "./dry-run.js";
-import { CONSOLE, type ConsoleEnv } from "./env.js";
+import { dryRunCommand, InputError, userMessage } from "./commands.js";
+import { CONSOLE, type ConsoleEnv, route } from "./env.js";
 import { FORM_FIELD_OF, POLICY_SECTIONS, type PolicySection, policyInput } from "./policy-form.js";
 import { type PolicyPreview, previewPolicy } from "./policy-preview.js";
 
@@ -339,11 +338,11 @@ export function registerPolicy(app: FastifyInstance, env: ConsoleEnv): void {
     });
   };
 
-  app.get<{ Querystring: { app?: string } }>(PATH, (request, reply) =>
+  app.get<{ Querystring: { app?: string } }>(route(PATH), (request, reply) =>
     render(request, reply, {}, 200, request.query.app),
   );
 
-  app.post(PATH, async (request, reply) => {
+  app.post(route(PATH), async (request, reply) => {
     const body = formBody(request);
     const section = field(body, "section") as PolicySection;
     if (!POLICY_SECTIONS.includes(section)) {
@@ -355,9 +354,7 @@ export function registerPolicy(app: FastifyInstance, env: ConsoleEnv): void {
     const raw = policyInput(section, body, current);
     try {
       if (intent === "preview") {
-        const admin = request.admin!;
-        const dry = { ...env.deps, storage: dryRunStorage(env.deps.storage) };
-        const result = await consoleCommand(dry, admin.actor, "policy set", raw);
+        const result = await dryRunCommand(env.deps, request.admin!.actor, "policy set", raw);
         const policy = (result.data as { policy: AccessPolicy }).policy;
         const preview = await previewPolicy(env.deps.storage, env.deps.clock, policy, env.deps.previewCutoff);
         return render(request, reply, { section, values: body, preview }, 200, appChoice);
