@@ -2,12 +2,16 @@
 import { randomBytes } from "node:crypto";
 import type { Instant } from "../modules/licensing/model.js";
 
-/** "<prefix>_<time, base 36, 9 digits><10 random hex digits>". */
+/** Last stamp handed out: ids made in the same millisecond still sort in creation order. */
+let lastStamp = 0;
+
+/** "<prefix>_<12 base-36 digits: creation time in µs, strictly increasing in this process><8 random hex digits>". */
 export function newId(prefix: string, now: Instant): string {
-  return `${prefix}_${Math.max(0, Math.floor(now)).toString(36).padStart(9, "0")}${randomBytes(5).toString("hex")}`;
+  lastStamp = Math.max(Math.max(0, Math.floor(now)) * 1000, lastStamp + 1);
+  return `${prefix}_${lastStamp.toString(36).padStart(12, "0")}${randomBytes(4).toString("hex")}`;
 }
 
-const ID_SYNTAX = /^[a-z]{2,4}_[0-9a-z]{9}[0-9a-f]{10}$/;
+const ID_SYNTAX = /^[a-z]{2,4}_[0-9a-z]{12}[0-9a-f]{8}$/;
 
 /** Is `id` shaped like an id of ours with this prefix (checked before it goes into a storage key)? */
 export function isId(prefix: string, id: string): boolean {

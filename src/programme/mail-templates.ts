@@ -52,8 +52,30 @@ function signature(ctx: MailContext): string {
   return `-- \nThe ${ctx.network} licensing programme\n${ctx.publicUrl}/portal/`;
 }
 
+const WIDTH = 72;
+
+/** Wraps prose lines at 72 characters; indented lines (links, tables, quotes) are left as they are. */
+export function wrap(text: string): string {
+  return text
+    .split("\n")
+    .flatMap((line) => {
+      if (line.length <= WIDTH || /^\s/.test(line)) return [line];
+      const out: string[] = [];
+      let current = "";
+      for (const word of line.split(/ +/)) {
+        if (current !== "" && current.length + 1 + word.length > WIDTH) {
+          out.push(current);
+          current = word;
+        } else current = current === "" ? word : `${current} ${word}`;
+      }
+      out.push(current);
+      return out;
+    })
+    .join("\n");
+}
+
 function mail(ctx: MailContext, subject: string, paragraphs: (string | false | undefined)[]): MailContent {
-  const body = paragraphs.filter((p): p is string => typeof p === "string" && p !== "").join("\n\n");
+  const body = wrap(paragraphs.filter((p): p is string => typeof p === "string" && p !== "").join("\n\n"));
   return { subject, text: `${body}\n\n${signature(ctx)}\n` };
 }
 

@@ -51,9 +51,9 @@ export function classifySmtpError(err: unknown): FailureKind {
 /** One line for the outbox record: the relay's reply when there is one. */
 export function describeSmtpError(err: unknown): string {
   const e = (err ?? {}) as SmtpError;
-  const text = e.response ?? e.message ?? String(err);
-  const code = e.code && !text.includes(e.code) ? `${e.code}: ` : "";
-  return (code + text).replace(/\s+/g, " ").slice(0, 500);
+  const code = e.code && !(e.message ?? "").includes(e.code) ? `${e.code}: ` : "";
+  const text = e.response ?? code + (e.message ?? String(err));
+  return text.replace(/\s+/g, " ").slice(0, 500);
 }
 
 export type MailConfig = ServerConfig["mail"];
@@ -62,7 +62,11 @@ export type MailConfig = ServerConfig["mail"];
 export function smtpTransport(mail: MailConfig): MailTransport | undefined {
   const smtp = mail.smtp;
   if (smtp.host === undefined) return undefined;
+  // Pooled: a burst of notices reuses a few connections instead of one handshake per mail.
   const transporter = createTransport({
+    pool: true,
+    maxConnections: 2,
+    idleTimeout: 30_000,
     host: smtp.host,
     port: smtp.port,
     secure: smtp.secure,

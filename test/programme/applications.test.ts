@@ -1,0 +1,269 @@
+/** Licence applications: the form, review, approval through the licensing registry, rejection; mails checked. */
+import assert from "node:assert/strict";
+import { after, afterEach, beforeEach, describe, it } from "node:test";
+import { CommandError } from "../../src/commands/command.js";
+import { LicensingRegistry } from "../../src/modules/licensing/registry.js";
+import { deriveClientId, parseApplicationForm } from "../../src/programme/applications.js";
+import type { Application, PortalAccountView } from "../../src/programme/model.js";
+import { ValidationError } from "../../src/programme/validation.js";
+import { ADMIN, applicationForm, type Kit, PUBLIC_URL, removeTempDirs, startKit } from "./kit.js";
+import { linkIn } from "./smtp-sink.js";
+
+after(removeTempDirs);
+
+const DAY = 86_400_000;
+
+describe("application form", () => {
+  it("accepts a complete form and normalises it", () => {
+    const form = parseApplicationForm(applicationForm({ platforms: ["Android", "linux", "android"] }));
+    assert.deepEqual(form.platforms, ["android", "linux"]);
+    assert.equal(form.expectedUsers, 25000);
+    assert.equal(form.termsAccepted, true);
+    assert.equal(form.contactEmail, "licensing@example.com");
+    assert.equal(
+      form.description,
+      "A chat client for desktop and phones.\nEnd-to-end encryption by default.",
+    );
+  });
+
+  it("names every field in error", () => {
+    assert.throws(
+      () =>
+        parseApplicationForm({
+          organisation: " ",
+          contactName: "A",
+          contactEmail: "nope",
+          appName: "X",
+          description: "d",
+          platforms: "",
+          website: "ftp://example.com",
+          expectedUsers: "many",
+          scope: "server",
+        }),
+      (err: unknown) => {
+        assert.ok(err instanceof ValidationError);
+        assert.deepEqual(Object.keys(err.fields).sort(), [
+          "contactEmail",
+          "expectedUsers",
+          "organisation",
+          "platforms",
+          "scope",
+          "termsAccepted",
+          "website",
+        ]);
+        assert.equal(err.status, 400);
+        return true;
+      },
+    );
+  });
+
+  it("derives client ids from the app name and website, unique", () => {
+    const taken = new Set(["com.example.example-chat"]);
+    assert.equal(
+      deriveClientId("Example Chat", "https://www.example.com/x", (c) => taken.has(c)),
+      "com.example.example-chat-2",
+    );
+    assert.equal(
+      deriveClientId("Élan Messenger!", undefined, () => false),
+      "elan-messenger",
+    );
+    assert.equal(
+      deriveClientId("中文", undefined, () => false),
+      "app",
+    );
+    assert.equal(
+      deriveClientId("X", undefined, () => false),
+      "app-x",
+    );
+  });
+});
+
+describe("licence applications", () => {
+  let kit: Kit;
+  let account: PortalAccountView;
+  let registry: LicensingRegistry;
+
+  beforeEach(async () => {
+    kit = await startKit();
+    registry = new LicensingRegistry(kit.storage, kit.clock);
+    const { accounts } = kit.programme;
+    await accounts.signUp({ email: "ada@example.com", password: "a long password" });
+    await kit.smtp.waitFor(1);
+    const token = linkIn(kit.smtp.mails[0]!, "/portal/verify").searchParams.get("token")!;
+    account = await accounts.verifyEmail(token);
+  });
+  afterEach(async () => {
+    await kit.close();
+  });
+
+  async function submit(overrides: Record<string, unknown> = {}): Promise<Application> {
+    const before = kit.smtp.mails.length;
+    const a = await kit.programme.applications.submit(account.id, applicationForm(overrides));
+    await kit.smtp.waitFor(before + 1);
+    return a;
+  }
+
+  it("an unconfirmed account cannot apply", async () => {
+    const { account: other } = await kit.programme.accounts.signUp({
+      email: "new@example.com",
+      password: "a long password",
+    });
+    await assert.rejects(
+      kit.programme.applications.submit(other!.id, applicationForm()),
+      /confirm your email/,
+    );
+  });
+
+  it("submits, is acknowledged by mail, and approval creates publisher, app and licence and mails the publisher", async () => {
+    const application = await submit();
+    assert.equal(application.status, "submitted");
+    const received = kit.smtp.mails.at(-1)!;
+    assert.deepEqual(received.to, ["ada@example.com"]);
+    assert.match(received.subject, /application received: Example Chat/);
+    assert.equal(linkIn(received, `/portal/applications/${application.id}`).origin, PUBLIC_URL);
+
+    const reviewed = await kit.programme.applications.startReview(application.id, ADMIN);
+    assert.equal(reviewed.status, "under-review");
+
+    kit.clock.advance(DAY);
+    const validUntil = kit.clock.now() + 365 * DAY;
+    const { application: approved, licence } = await kit.programme.applications.approve(
+      application.id,
+      ADMIN,
+      {
+        validUntil,
+        maxSessions: 500,
+        termsRef: "https://chat.example.net/terms/v3",
+      },
+    );
+    assert.equal(approved.status, "approved");
+    assert.equal(approved.clientId, "com.example.example-chat");
+    assert.deepEqual(
+      approved.history.map((h) => h.status),
+      ["submitted", "under-review", "approved"],
+    );
+
+    const snapshot = await registry.snapshot();
+    const publisher = snapshot.publishers.get(approved.publisherId!);
+    assert.equal(publisher?.organisation, "Example Software Ltd");
+    assert.equal(publisher?.contactEmail, "licensing@example.com");
+    const app = snapshot.apps.get("com.example.example-chat");
+    assert.deepEqual(app && { name: app.name, publisherId: app.publisherId, platforms: app.platforms }, {
+      name: "Example Chat",
+      publisherId: publisher!.id,
+      platforms: ["android", "linux"],
+    });
+    const [stored] = snapshot.licences.get("com.example.example-chat") ?? [];
+    assert.equal(stored?.id, licence.id);
+    assert.deepEqual(
+      {
+        scope: stored!.scope,
+        validUntil: stored!.validUntil,
+        maxSessions: stored!.maxSessions,
+        termsRef: stored!.termsRef,
+      },
+      { scope: "client", validUntil, maxSessions: 500, termsRef: "https://chat.example.net/terms/v3" },
+    );
+    // Audited in the admin's name.
+    const audit = await registry.audit({ kindPrefix: "" });
+    assert.deepEqual(
+      audit.map((e) => [e.kind, e.data.actor]),
+      [
+        ["publisher.add", ADMIN],
+        ["app.register", ADMIN],
+        ["licence.grant", ADMIN],
+      ],
+    );
+    assert.equal((await kit.programme.accounts.get(account.id))?.publisherId, publisher!.id);
+
+    await kit.smtp.waitFor(3);
+    const mail = kit.smtp.mails[2]!;
+    assert.deepEqual(mail.to, ["ada@example.com"]);
+    assert.match(mail.subject, /approved: Example Chat/);
+    assert.match(mail.text, /Client id: +com\.example\.example-chat/);
+    assert.match(mail.text, new RegExp(`Licence: +${licence.id} \\(scope client\\)`));
+    assert.match(mail.text, /Sessions: +at most 500 at a time/);
+    assert.match(mail.text, /terms\/v3/);
+
+    await assert.rejects(kit.programme.applications.approve(application.id, ADMIN), /already approved/);
+    await assert.rejects(
+      kit.programme.applications.reject(application.id, ADMIN, "late"),
+      /already approved/,
+    );
+  });
+
+  it("a second application of the same publisher reuses its publisher; a chosen client id must be free", async () => {
+    const first = await submit();
+    await kit.programme.applications.approve(first.id, ADMIN, { clientId: "com.example.chat" });
+    const second = await submit({ appName: "Example Chat Lite", organisation: "Example Software Ltd" });
+    await assert.rejects(
+      kit.programme.applications.approve(second.id, ADMIN, { clientId: "com.example.chat" }),
+      (err: unknown) => err instanceof CommandError && err.status === 409,
+    );
+    // The failed attempt released the application: it can be approved now.
+    const { application } = await kit.programme.applications.approve(second.id, ADMIN);
+    assert.equal(application.clientId, "com.example.example-chat-lite");
+    const snapshot = await registry.snapshot();
+    assert.equal(snapshot.publishers.size, 1);
+    assert.equal(snapshot.apps.get("com.example.example-chat-lite")?.publisherId, application.publisherId);
+  });
+
+  it("rejects with a reason that the publisher reads in the mail", async () => {
+    const application = await submit();
+    await assert.rejects(kit.programme.applications.reject(application.id, ADMIN, "  "), ValidationError);
+    const rejected = await kit.programme.applications.reject(
+      application.id,
+      ADMIN,
+      "The website does not describe the app.\nPlease add a privacy policy.",
+    );
+    assert.equal(rejected.status, "rejected");
+    assert.equal(
+      rejected.rejectionReason,
+      "The website does not describe the app.\nPlease add a privacy policy.",
+    );
+    await kit.smtp.waitFor(3);
+    const mail = kit.smtp.mails[2]!;
+    assert.deepEqual(mail.to, ["ada@example.com"]);
+    assert.match(mail.subject, /declined: Example Chat/);
+    assert.match(mail.text, /does not describe the app\.\n {2}Please add a privacy policy\./);
+    assert.equal((await registry.snapshot()).apps.size, 0, "nothing was created");
+    await assert.rejects(kit.programme.applications.approve(application.id, ADMIN), /already rejected/);
+  });
+
+  it("runs through the admin commands", async () => {
+    const application = await submit();
+    const listed = await kit.run("application list", { status: "submitted" });
+    assert.deepEqual(
+      (listed.data as { applications: Application[] }).applications.map((a) => a.id),
+      [application.id],
+    );
+    assert.match(listed.message, /Example Chat \(Example Software Ltd\)/);
+    const shown = await kit.run("application show", { id: application.id });
+    assert.match(shown.message, /expected users +25000/);
+    await assert.rejects(
+      kit.run("application show", { id: "apl_nothing" }),
+      (e: unknown) => e instanceof CommandError && e.status === 404,
+    );
+
+    const approved = await kit.run("application approve", {
+      id: application.id,
+      clientId: "com.example.chat",
+      validUntil: "2028-01-04T09:00:00Z",
+      maxSessions: "100",
+      terms: "standard terms v3",
+    });
+    assert.match(approved.message, /app com\.example\.chat/);
+    const licence = (await registry.snapshot()).licences.get("com.example.chat")![0]!;
+    assert.equal(licence.validUntil, Date.parse("2028-01-04T09:00:00Z"));
+    assert.equal(licence.maxSessions, 100);
+    assert.equal((await kit.run("application list", { status: "submitted" })).message, "(no applications)");
+
+    const other = await submit({ appName: "Other" });
+    await kit.run("application reject", { id: other.id, reason: "duplicate of an approved app" });
+    await kit.smtp.waitFor(5);
+    assert.match(kit.smtp.mails[4]!.text, /duplicate of an approved app/);
+
+    const users = await kit.run("portal-user list", {});
+    assert.match(users.message, /ada@example\.com {2}confirmed {2}publisher pub_/);
+  });
+});
