@@ -147,7 +147,7 @@ async function main(): Promise<void> {
   for (const r of results.values()) console.log(`Password storage, ${r.server}: ${r.passwordStorage}`);
   console.log("");
   console.log(formatTable(rows));
-  const remarks = notes([...results.values()]);
+  const remarks = notes(settings, [...results.values()]);
   if (remarks.length > 0) {
     console.log("");
     for (const n of remarks) console.log(`- ${n}`);

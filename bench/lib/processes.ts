@@ -4,7 +4,7 @@
  * Also: CPU pinning, waiting for a port, and reading a process's RSS and CPU time from /proc.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -69,7 +69,10 @@ export function setNiceness(n: number): void {
 
 /**
  * Starts `command args` on one CPU. nice and taskset exec the command, so the child's pid is
- * the command's own pid (what /proc is read for).
+ * the command's own pid (what /proc is read for). With a niceness set, the child also gets a
+ * session of its own and that session's autogroup gets the niceness: where the kernel groups
+ * scheduling by session (sched_autogroup), a process's own nice value only ranks it against
+ * its own session, not against other people's work.
  */
 export function spawnPinned(command: string, args: string[], opts: SpawnPinnedOptions): ChildProcess {
   installHooks();
@@ -82,10 +85,22 @@ export function spawnPinned(command: string, args: string[], opts: SpawnPinnedOp
     cwd: opts.cwd,
     stdio,
     env: opts.env ?? process.env,
+    detached: niceness !== 0,
   });
   children.add(child);
   child.on("exit", () => children.delete(child));
+  if (niceness !== 0 && child.pid !== undefined) setAutogroupNice(child.pid, niceness);
   return child;
+}
+
+function setAutogroupNice(pid: number, nice: number): void {
+  try {
+    writeFileSync(`/proc/${pid}/autogroup`, String(nice));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+      console.error(`bench: cannot set the scheduling group niceness of ${pid}: ${(err as Error).message}`);
+    }
+  }
 }
 
 /** SIGTERM, then SIGKILL if the process is still there after `graceMs`. */
@@ -212,4 +227,13 @@ export async function cpuBusyShare(cpus: number[], ms: number): Promise<number[]
   await sleep(ms);
   const wall = performance.now() - t0;
   return cpus.map((c, i) => ((cpuBusyMs(c) - before[i]!) / wall) * 100);
+}
+
+/**
+ * Time the main thread of a process spent runnable but waiting for a CPU, in milliseconds
+ * (second field of /proc/PID/schedstat). The main thread only: a runtime's helper threads
+ * pinned to the same CPU (garbage collection, say) would count the process against itself.
+ */
+export function runQueueWaitMs(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[1]) / 1e6;
 }

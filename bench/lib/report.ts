@@ -22,8 +22,8 @@ type Compare = "le-prosody" | "ge-prosody" | "zero" | "none";
 
 /** Above this the load generator, not the server, may be what limits a rate. */
 const LOADGEN_BUSY_PCT = 90;
-/** Above this, other work on the machine visibly disturbs a figure. */
-const OTHER_LOAD_PCT = 10;
+/** Above this share of a phase spent waiting for a CPU that other processes used, a figure is disturbed. */
+const WAIT_PCT = 5;
 
 function figure(
   label: string,
@@ -156,7 +156,7 @@ export function formatTable(rows: Figure[]): string {
 }
 
 /** Remarks worth reading next to the table: errors, saturation of the generator, dropped sessions. */
-export function notes(results: ServerResults[]): string[] {
+export function notes(s: BenchSettings, results: ServerResults[]): string[] {
   const out: string[] = [];
   for (const r of results) {
     for (const e of r.errors) out.push(`${r.server}: ${e}`);
@@ -166,15 +166,19 @@ export function notes(results: ServerResults[]): string[] {
       ["latency", r.latency],
     ] as const) {
       if (!phase) continue;
+      // Waiting for a CPU while other processes ran on it: a runtime's own helper threads on the
+      // same CPU also make its main thread wait, which is not a disturbance.
+      const disturbed =
+        (phase.serverWaitPct > WAIT_PCT && phase.otherOnServerCpuPct > WAIT_PCT) ||
+        (phase.loadgenWaitPct > WAIT_PCT && phase.otherOnLoadCpuPct > WAIT_PCT);
       out.push(
-        `${r.server} ${name}: server CPU ${phase.serverCpuPct.toFixed(0)} %, load generator CPU ${phase.loadgenCpuPct.toFixed(0)} %` +
+        `${r.server} ${name}: server CPU ${phase.serverCpuPct.toFixed(0)} % (main thread waiting ${phase.serverWaitPct.toFixed(1)} %), ` +
+          `generator CPU ${phase.loadgenCpuPct.toFixed(0)} % (waiting ${phase.loadgenWaitPct.toFixed(1)} %), ` +
+          `other processes ${phase.otherOnServerCpuPct.toFixed(0)} % of CPU ${s.serverCpu} and ${phase.otherOnLoadCpuPct.toFixed(0)} % of CPU ${s.loadCpu}` +
           (phase.loadgenCpuPct > LOADGEN_BUSY_PCT
-            ? " (generator saturated: the figure is a lower bound)"
+            ? "; generator saturated: the figure is a lower bound"
             : "") +
-          `; other processes took ${phase.otherOnServerCpuPct.toFixed(0)} % of the server CPU, ${phase.otherOnLoadCpuPct.toFixed(0)} % of the load CPU` +
-          (phase.otherOnServerCpuPct > OTHER_LOAD_PCT || phase.otherOnLoadCpuPct > OTHER_LOAD_PCT
-            ? " (machine busy: figure disturbed)"
-            : ""),
+          (disturbed ? "; other work in the way: figure disturbed" : ""),
       );
     }
     for (const [name, phase] of [

@@ -24,6 +24,7 @@ import {
   pinSelf,
   removeTempDir,
   rssBytes,
+  runQueueWaitMs,
   settledRss,
   sleep,
   stopProcess,
@@ -44,7 +45,13 @@ export interface ServerCpu {
   /** Server CPU time over wall time, in % of one core. */
   serverCpuPct: number;
   loadgenCpuPct: number;
-  /** CPU time other processes took on the server's CPU and on the load CPU (noise), in %. */
+  /**
+   * Time the server's and the generator's main threads were runnable but waiting for a CPU
+   * (other work in the way), in % of the phase: the measure of how disturbed a figure is.
+   */
+  serverWaitPct: number;
+  loadgenWaitPct: number;
+  /** CPU time other processes took on the server's CPU and on the load CPU, in % (idle time they used included). */
   otherOnServerCpuPct: number;
   otherOnLoadCpuPct: number;
 }
@@ -74,25 +81,34 @@ function log(server: string, text: string): void {
   console.error(`[${server}] ${text}`);
 }
 
+interface Pids {
+  server: number;
+  loadgen: number;
+}
+
 interface CpuProbe {
   at: number;
   server: number;
+  serverWait: number;
+  loadgenWait: number;
   serverCpuBusy: number;
   loadCpuBusy: number;
 }
 
-function probe(pid: number, s: BenchSettings): CpuProbe {
+function probe(pids: Pids, s: BenchSettings): CpuProbe {
   return {
     at: performance.now(),
-    server: cpuTimeMs(pid),
+    server: cpuTimeMs(pids.server),
+    serverWait: runQueueWaitMs(pids.server),
+    loadgenWait: runQueueWaitMs(pids.loadgen),
     serverCpuBusy: cpuBusyMs(s.serverCpu),
     loadCpuBusy: cpuBusyMs(s.loadCpu),
   };
 }
 
 /** CPU use over a phase; `loadgenCpuMs` is what the generator measured for itself. */
-function cpuShare(pid: number, s: BenchSettings, p0: CpuProbe, loadgenCpuMs: number): ServerCpu {
-  const p1 = probe(pid, s);
+function cpuShare(pids: Pids, s: BenchSettings, p0: CpuProbe, loadgenCpuMs: number): ServerCpu {
+  const p1 = probe(pids, s);
   const wall = p1.at - p0.at;
   const pct = (ms: number): number => Math.max(0, (ms / wall) * 100);
   const server = p1.server - p0.server;
@@ -100,6 +116,8 @@ function cpuShare(pid: number, s: BenchSettings, p0: CpuProbe, loadgenCpuMs: num
     serverCpuMs: server,
     serverCpuPct: pct(server),
     loadgenCpuPct: pct(loadgenCpuMs),
+    serverWaitPct: pct(p1.serverWait - p0.serverWait),
+    loadgenWaitPct: pct(p1.loadgenWait - p0.loadgenWait),
     otherOnServerCpuPct: pct(p1.serverCpuBusy - p0.serverCpuBusy - server),
     // The orchestrator shares the load CPU but idles during a phase.
     otherOnLoadCpuPct: pct(p1.loadCpuBusy - p0.loadCpuBusy - loadgenCpuMs),
@@ -204,9 +222,9 @@ export async function benchServer(
       const { warmup, count, concurrency } = s.logins;
       const accountsUsed = Math.min(count, accountCount(s));
       await lg.logins(warmup, concurrency, accountsUsed);
-      const p0 = probe(pid, s);
+      const p0 = probe({ server: pid, loadgen: lg.pid }, s);
       const r = await lg.logins(count, concurrency, accountsUsed);
-      results.logins = { ...r, ...cpuShare(pid, s, p0, r.cpuMs) };
+      results.logins = { ...r, ...cpuShare({ server: pid, loadgen: lg.pid }, s, p0, r.cpuMs) };
       log(server.name, `logins: ${r.perSecond.toFixed(0)}/s (${r.completed} done, ${r.failures} failed)`);
       if (r.failures > 0) throw new Error(`${r.failures} logins failed, e.g. ${r.errors.join("; ")}`);
     });
@@ -216,16 +234,17 @@ export async function benchServer(
       checkHold(await lg.hold(m.users, s.holdConcurrency), m.users);
       const warm = await lg.throughput(m.warmupMessages, m.window);
       log(server.name, `warm-up: ${warm.perSecond.toFixed(0)} msg/s, ${warm.lost} lost`);
-      let p0 = probe(pid, s);
+      const pids = { server: pid, loadgen: lg.pid };
+      let p0 = probe(pids, s);
       const t = await lg.throughput(m.messages, m.window);
-      results.throughput = { ...t, ...cpuShare(pid, s, p0, t.cpuMs) };
+      results.throughput = { ...t, ...cpuShare(pids, s, p0, t.cpuMs) };
       log(
         server.name,
         `throughput: ${t.perSecond.toFixed(0)} msg/s, ${t.lost} lost, ${t.dropped} sessions dropped`,
       );
-      p0 = probe(pid, s);
+      p0 = probe(pids, s);
       const l = await lg.latency(s.latency.rate, s.latency.durationMs);
-      results.latency = { ...l, ...cpuShare(pid, s, p0, l.cpuMs) };
+      results.latency = { ...l, ...cpuShare(pids, s, p0, l.cpuMs) };
       log(
         server.name,
         `latency at ${l.achievedRate.toFixed(0)} msg/s: p50 ${l.p50Ms.toFixed(2)} ms, p99 ${l.p99Ms.toFixed(2)} ms, ${l.lost} lost`,
