@@ -2,13 +2,14 @@
  * TLS material: the configured PEM files, or a self-signed certificate for the
  * domain generated on first start and kept in dataDir/tls so clients can pin it.
  */
-import { createHash, X509Certificate } from "node:crypto";
+import { X509Certificate } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import tls from "node:tls";
 import type { Logger } from "pino";
 import { generate } from "selfsigned";
 import type { ServerConfig } from "../core/config.js";
+import { serverEndPoint } from "../core/tls-end-point.js";
 
 export interface TlsMaterial {
   context: tls.SecureContext;
@@ -20,14 +21,6 @@ export interface TlsMaterial {
   selfSigned: boolean;
   /** tls-server-end-point channel binding data (RFC 5929 §4.1), computed once. */
   serverEndPoint: Buffer;
-}
-
-/** RFC 5929 §4.1: hash the certificate with its signature hash, SHA-256 when that is MD5 or SHA-1. */
-function endPointHash(certPem: string): Buffer {
-  const cert = new X509Certificate(certPem);
-  const sigHash = /sha(384|512)/i.exec(cert.toString())?.[1];
-  const algo = sigHash ? `sha${sigHash}` : "sha256";
-  return createHash(algo).update(cert.raw).digest();
 }
 
 export async function loadTls(config: ServerConfig, log: Logger): Promise<TlsMaterial> {
@@ -70,14 +63,14 @@ export async function loadTls(config: ServerConfig, log: Logger): Promise<TlsMat
   const certPem = readFileSync(certFile, "utf8");
   const keyPem = readFileSync(keyFile, "utf8");
   const context = tls.createSecureContext({ cert: certPem, key: keyPem, minVersion: "TLSv1.2" });
-  const fingerprint = new X509Certificate(certPem).fingerprint256;
+  const leaf = new X509Certificate(certPem);
   return {
     context,
     certPem,
     keyPem,
-    fingerprint,
+    fingerprint: leaf.fingerprint256,
     certFile,
     selfSigned,
-    serverEndPoint: endPointHash(certPem),
+    serverEndPoint: serverEndPoint(leaf.raw),
   };
 }

@@ -4,6 +4,7 @@
  * hooks, or to another domain through a remote route (server-to-server,
  * component, cluster node) that later layers register.
  */
+import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import { errorReply, StanzaError } from "./errors.js";
 import type { ServerEvents, StanzaKind } from "./events.js";
@@ -34,7 +35,10 @@ type Done = void | Promise<void>;
 export class Router {
   private readonly routes: RemoteRoute[] = [];
   /** IQ requests the server sent, waiting for their result, by id. */
-  private readonly pendingIq = new Map<string, { resolve: (r: XmlElement) => void; timer: NodeJS.Timeout }>();
+  private readonly pendingIq = new Map<
+    string,
+    { to: string; resolve: (r: XmlElement) => void; timer: NodeJS.Timeout }
+  >();
   private iqSeq = 0;
   /** Counters read by metrics and the admin console. */
   readonly stats = { routedLocal: 0, routedRemote: 0, errors: 0 };
@@ -128,7 +132,7 @@ export class Router {
    * error), or with undefined after `timeoutMs`. Used e.g. to ask a client its software version.
    */
   request(iq: XmlElement, to: Jid, timeoutMs = 10_000): Promise<XmlElement | undefined> {
-    const id = `sb-${(++this.iqSeq).toString(36)}`;
+    const id = `sb-${(++this.iqSeq).toString(36)}-${randomBytes(4).toString("hex")}`;
     iq.attrs.id = id;
     iq.attrs.from = this.domain;
     iq.attrs.to = to.toString();
@@ -138,7 +142,7 @@ export class Router {
         resolve(undefined);
       }, timeoutMs);
       timer.unref();
-      this.pendingIq.set(id, { resolve, timer });
+      this.pendingIq.set(id, { to: iq.attrs.to!, resolve, timer });
       const r = this.deliver(iq, parseJid(this.domain), to);
       if (r) r.catch((err) => this.log.error({ err }, "sending a server IQ failed"));
     });
@@ -148,7 +152,8 @@ export class Router {
   resolveResponse(stanza: XmlElement): boolean {
     const id = stanza.attrs.id;
     const pending = id === undefined ? undefined : this.pendingIq.get(id);
-    if (!pending) return false;
+    // Only the entity that was asked may answer (ids alone are guessable).
+    if (!pending || stanza.attrs.from !== pending.to) return false;
     this.pendingIq.delete(id!);
     clearTimeout(pending.timer);
     pending.resolve(stanza);
