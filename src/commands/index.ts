@@ -1,6 +1,7 @@
 /** Every admin command, in the order `switchboard --help` lists them. */
 import { licensingCommands } from "../modules/licensing/commands.js";
 import { statsCommands } from "../modules/licensing/stats-commands.js";
+import { programmeCommands } from "../programme/commands.js";
 import { adminCommands } from "./admin.js";
 import type { CommandDefinition } from "./command.js";
 import { userSessionCommands } from "./user-sessions.js";
@@ -11,5 +12,6 @@ export const allCommands: CommandDefinition<never>[] = [
   ...userSessionCommands,
   ...licensingCommands,
   ...statsCommands,
+  ...programmeCommands,
   ...adminCommands,
 ] as CommandDefinition<never>[];
