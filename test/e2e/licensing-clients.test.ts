@@ -76,7 +76,7 @@ describe("licensed clients: example chat, Python proof, statistics (e2e)", () =>
     server = await startServer({
       name: "licensing-clients",
       users: Object.fromEntries(USERS.map((u) => [u, PW])),
-      config: { modules: { licensing: { pollIntervalMs: 250 } } },
+      config: { modules: { licensing: { pollIntervalMs: 250, queryClientVersion: true } } },
     });
     chat = await registerApp(server, "com.example.chat");
     build = {

@@ -40,7 +40,7 @@ export const LicensingOptions = z.object({
   /** Least time between two warning headlines to one account in warn mode. */
   warnIntervalHours: z.number().positive().default(24),
   /** Ask unlicensed clients their software version (XEP-0092) after binding, for statistics (unverified). */
-  queryClientVersion: z.boolean().default(true),
+  queryClientVersion: z.boolean().default(false),
   /** How long to wait for that answer. */
   clientVersionTimeoutMs: z.number().int().min(100).default(10_000),
   /** Failed proofs (bad signature, unknown or revoked key) from one address before its proofs are refused unread. */
