@@ -120,8 +120,6 @@ export const ServerConfigSchema = z.object({
   c2sTlsPort: port.default(5223),
   /** The HTTP listener (admin API, metrics, portal and console); 0 disables it. */
   httpPort: port.default(5280),
-  /** Public base URL of the web portal, used in links in mails (default: http://<bind>:<httpPort>). */
-  publicUrl: z.url({ protocol: /^https?$/ }).optional(),
   /** Allows clients to authenticate without TLS (loopback tests and benchmarks only). */
   allowPlaintext: z.boolean().default(false),
   allowRegistration: z.boolean().default(false),

@@ -29,7 +29,7 @@ const DAY = 24 * HOUR;
 export interface ProgrammeOptions {
   storage: Storage;
   clock: Clock;
-  /** Uses domain, bind, httpPort, publicUrl and mail. */
+  /** Uses domain, bind, httpPort, http.publicUrl and mail. */
   config: ServerConfig;
   /** The licensing registry (default: a new one over `storage`). */
   registry?: LicensingRegistry;
@@ -39,7 +39,7 @@ export interface ProgrammeOptions {
   /** Replaces config.mail.pollIntervalSeconds (tests poll fast). */
   pollIntervalMs?: number;
   limits?: PortalRateLimits;
-  /** Base URL of the portal in mail links (default: http.publicUrl / publicUrl, else http://<bind>:<httpPort>). */
+  /** Base URL of the portal in mail links (default: http.publicUrl, else http://<bind>:<httpPort>). */
   publicUrl?: string;
   /** Live client rows by app and version (the server's LicensingStats); default: stored live snapshots. */
   liveRows?: () => Promise<LiveRow[]>;

@@ -1,7 +1,7 @@
 /**
  * The programme's mails: plain text, short lines, every link absolute on the portal's public
- * URL (config `publicUrl`, default http://<bind>:<httpPort>). Portal paths the links use:
- * /portal/verify?token=…, /portal/reset?token=…, /portal/login, /portal/applications/<id>,
+ * URL (the HTTP server's, or config `http.publicUrl`, default http://<bind>:<httpPort>).
+ * Portal paths the links use: /portal/verify?token=…, /portal/reset?token=…, /portal/login, /portal/applications/<id>,
  * /portal/notices/<id>.
  */
 import type { ServerConfig } from "../core/config.js";
@@ -22,14 +22,12 @@ export interface MailContent {
 
 const WILDCARD = new Set(["0.0.0.0", "::", "[::]", ""]);
 
-type UrlConfig = Pick<ServerConfig, "publicUrl" | "bind" | "httpPort" | "domain"> & {
-  http?: { publicUrl?: string | undefined };
-};
-
-/** The portal's base URL from the configuration (`http.publicUrl` or `publicUrl`, else the listen address). */
-export function publicUrlOf(config: UrlConfig): string {
-  const configured = config.http?.publicUrl ?? config.publicUrl;
-  if (configured) return configured.replace(/\/+$/, "");
+/**
+ * The portal's base URL from the configuration (`http.publicUrl`, else the listen address).
+ * The HTTP server knows better (HTTPS or not, the port it got) and passes its own.
+ */
+export function publicUrlOf(config: Pick<ServerConfig, "http" | "bind" | "httpPort" | "domain">): string {
+  if (config.http.publicUrl) return config.http.publicUrl.replace(/\/+$/, "");
   // A wildcard listen address is no place to send a browser; the domain usually is.
   const host = WILDCARD.has(config.bind) ? config.domain : config.bind;
   const shown = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;

@@ -59,7 +59,7 @@ export async function startKit(
     overrides: {
       domain: "chat.example.net",
       dataDir: dir,
-      publicUrl: PUBLIC_URL,
+      http: { publicUrl: PUBLIC_URL },
       mail: {
         smtp: { host: "127.0.0.1", port: smtp.port },
         from: "Example licensing <licensing@chat.example.net>",
