@@ -295,3 +295,21 @@ export function searchForm(opts: {
 export function htmxFormAttrs(id: string, action: string): SafeHtml {
   return html`id="${id}" method="post" action="${action}" hx-post="${action}" hx-target="this" hx-select="#${id}" hx-swap="outerHTML"`;
 }
+
+/**
+ * Messages of services written to follow a field name ("is not a valid email address",
+ * "must not be empty") as sentences with the field's label; others get a capital letter.
+ */
+export function humanize(errors: FieldErrors, labels: Record<string, string>): FieldErrors {
+  const out: FieldErrors = {};
+  for (const [name, message] of Object.entries(errors)) {
+    const label = labels[name];
+    const text = message.trim();
+    const sentence =
+      label && /^(is|are|must|contains|should|has|have)\b/.test(text)
+        ? `${label} ${text}`
+        : text.charAt(0).toUpperCase() + text.slice(1);
+    out[name] = /[.!?]$/.test(sentence) ? sentence : `${sentence}.`;
+  }
+  return out;
+}

@@ -66,10 +66,17 @@ export async function replyError(
   return sendPage(reply, await render(request, page), page.status);
 }
 
-/** Friendly errors and 404s for every route of a face (an encapsulated plugin instance). */
-export function installPageErrors(app: FastifyInstance, render: ErrorPageRenderer): void {
+/**
+ * Friendly errors and 404s for every route of a face (an encapsulated plugin instance).
+ * `translate` may turn errors of the face's own services into problems first.
+ */
+export function installPageErrors(
+  app: FastifyInstance,
+  render: ErrorPageRenderer,
+  translate: (err: unknown) => unknown = (err) => err,
+): void {
   app.setErrorHandler(async (err, request, reply) => {
-    const problem = problemFromError(err, request);
+    const problem = problemFromError(translate(err), request);
     if (problem.status >= 500) request.log.error({ err }, "page failed");
     return replyError(request, reply, problem, render);
   });

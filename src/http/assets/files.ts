@@ -80,23 +80,20 @@ export function assetUrl(name: string): string {
 /** GET /assets/<name> (the plugin is mounted at /assets): long-lived caching when the URL names the current version. */
 export function registerAssetRoutes(app: FastifyInstance): void {
   assets();
-  app.get<{ Params: { name: string }; Querystring: { v?: string } }>(
-    "/:name",
-    async (request, reply) => {
-      const asset = assets().get(request.params.name);
-      if (!asset) {
-        return reply.code(404).type("text/plain; charset=utf-8").send("no such file");
-      }
-      const etag = `"${asset.version}"`;
-      reply
-        .header("etag", etag)
-        .header("x-content-type-options", "nosniff")
-        .header(
-          "cache-control",
-          request.query.v === asset.version ? "public, max-age=31536000, immutable" : "no-cache",
-        );
-      if (request.headers["if-none-match"] === etag) return reply.code(304).send();
-      return reply.type(asset.type).send(asset.body);
-    },
-  );
+  app.get<{ Params: { name: string }; Querystring: { v?: string } }>("/:name", async (request, reply) => {
+    const asset = assets().get(request.params.name);
+    if (!asset) {
+      return reply.code(404).type("text/plain; charset=utf-8").send("no such file");
+    }
+    const etag = `"${asset.version}"`;
+    reply
+      .header("etag", etag)
+      .header("x-content-type-options", "nosniff")
+      .header(
+        "cache-control",
+        request.query.v === asset.version ? "public, max-age=31536000, immutable" : "no-cache",
+      );
+    if (request.headers["if-none-match"] === etag) return reply.code(304).send();
+    return reply.type(asset.type).send(asset.body);
+  });
 }
