@@ -98,13 +98,24 @@ export class OutboxWorker {
     this.kick();
   }
 
-  /** Stops polling, waits for the mail being sent, closes the transport. */
-  async stop(): Promise<void> {
+  /**
+   * Stops polling, waits (at most `graceMs`) for the mail being sent, closes the transport.
+   * A send cut short stays in the outbox under its lease and is tried again after it.
+   */
+  async stop(graceMs = 5000): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
     outboxSignal(this.#o.storage).off("enqueued", this.#onEnqueued);
     if (this.#timer) clearInterval(this.#timer);
-    await this.#round?.catch(() => undefined);
+    const round = this.#round?.catch(() => undefined);
+    if (round) {
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+      });
+      await Promise.race([round, grace]);
+      clearTimeout(timer);
+    }
     this.#o.transport?.close();
   }
 

@@ -251,7 +251,7 @@ export class Notices {
         lastReminderAt: now,
         reminders: [...cur.reminders, entry],
       }));
-      const content = reminderMail(this.#o.mail, detail.notice, r.queuedAt, r.reasons);
+      const content = reminderMail(this.#o.mail, detail.notice, r.emailedAt ?? r.queuedAt, r.reasons);
       await this.#o.outbox.enqueue(
         { to: email, ...content, ref: { kind: "reminder", noticeId, publisherId: r.publisherId } },
         entry.mailId,
