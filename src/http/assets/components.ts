@@ -180,8 +180,8 @@ export function errorSummary(errors: FieldErrors | undefined, labels: Record<str
   </div>`;
 }
 
-export function emptyState(message: string, action?: Renderable): SafeHtml {
-  return html`<div class="empty" data-testid="empty"><p>${message}</p>${action ?? ""}</div>`;
+export function emptyState(message: string, action?: Renderable, testid = "empty"): SafeHtml {
+  return html`<div class="empty" data-testid="${testid}"><p>${message}</p>${action ?? ""}</div>`;
 }
 
 export interface TableOptions {
@@ -199,7 +199,8 @@ export interface TableOptions {
 }
 
 export function table(t: TableOptions): SafeHtml {
-  if (t.rows.length === 0) return emptyState(t.empty, t.emptyAction);
+  if (t.rows.length === 0)
+    return emptyState(t.empty, t.emptyAction, t.testid ? `${t.testid}-empty` : "empty");
   const numeric = new Set(t.numeric ?? []);
   return html`<div class="table-wrap"><table${t.testid ? html` data-testid="${t.testid}"` : ""}>
     <caption${t.captionHidden ? html` class="visually-hidden"` : ""}>${t.caption}</caption>

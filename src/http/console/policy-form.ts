@@ -17,8 +17,13 @@ export function stageText(s: PolicyStage): string {
   return `${new Date(s.at).toISOString()}=${s.mode}${s.percentage === undefined ? "" : `@${s.percentage}`}`;
 }
 
-/** A changed optional text: the new value, "none" to remove it, or undefined when unchanged. */
-function changed(value: string, current: string | undefined): string | undefined {
+/**
+ * A changed optional text: the new value, "none" to remove it, or undefined when unchanged
+ * or when the form did not carry the field at all.
+ */
+function changed(body: FormBody, name: string, current: string | undefined): string | undefined {
+  if (body[name] === undefined) return undefined;
+  const value = field(body, name);
   if (value === (current ?? "")) return undefined;
   return value === "" ? "none" : value;
 }
@@ -59,17 +64,17 @@ export function policyInput(
         );
       }
       if (stages.length > 0) raw.stage = stages;
-      put(raw, "infoUrl", changed(field(body, "infoUrl"), current.infoUrl));
-      put(raw, "upgradeUrl", changed(field(body, "upgradeUrl"), current.upgradeUrl));
+      put(raw, "infoUrl", changed(body, "infoUrl", current.infoUrl));
+      put(raw, "upgradeUrl", changed(body, "upgradeUrl", current.upgradeUrl));
       break;
     }
     case "app": {
       const app = field(body, "app");
       raw.app = app;
       const rules = current.apps[app] ?? {};
-      put(raw, "minVersion", changed(field(body, "minVersion"), rules.minVersion));
-      put(raw, "recommended", changed(field(body, "recommended"), rules.recommendedVersion));
-      put(raw, "upgradeUrl", changed(field(body, "upgradeUrl"), rules.upgradeUrl));
+      put(raw, "minVersion", changed(body, "minVersion", rules.minVersion));
+      put(raw, "recommended", changed(body, "recommended", rules.recommendedVersion));
+      put(raw, "upgradeUrl", changed(body, "upgradeUrl", rules.upgradeUrl));
       const block = field(body, "block");
       if (block !== "") {
         raw.block = [block];
