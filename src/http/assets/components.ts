@@ -174,7 +174,9 @@ export function errorSummary(errors: FieldErrors | undefined, labels: Record<str
       ${entries.map(([name, message]) =>
         name === FORM_ERROR
           ? html`<li>${message}</li>`
-          : html`<li><a href="#f-${name}">${labels[name] ? `${labels[name]}: ` : ""}${message}</a></li>`,
+          : html`<li><a href="#f-${name}">${
+              labels[name] && !message.startsWith(labels[name]) ? `${labels[name]}: ` : ""
+            }${message}</a></li>`,
       )}
     </ul>
   </div>`;

@@ -112,6 +112,7 @@ export function layout(opts: LayoutOptions): SafeHtml {
   <title>${opts.title} · ${areaName}</title>
   <meta name="htmx-config" content="${HTMX_CONFIG}">
   ${opts.csrfToken ? html`<meta name="csrf-token" content="${opts.csrfToken}">` : ""}
+  <link rel="icon" href="data:,">
   <link rel="stylesheet" href="${assetUrl("style.css")}">
   <script src="${assetUrl("htmx.min.js")}" defer></script>
   <script src="${assetUrl("app.js")}" defer></script>
