@@ -60,21 +60,6 @@ export function join(items: readonly Renderable[], separator: Renderable = ""): 
   return new SafeHtml(items.map(render).join(render(separator)));
 }
 
-/**
- * Data for the browser inside `<script type="application/json" id="…">`: not executed,
- * so a strict Content-Security-Policy holds, and `<` is escaped so no value can close the
- * element early.
- */
-export function jsonScript(id: string, data: unknown): SafeHtml {
-  const json = JSON.stringify(data ?? null)
-    .replace(/</g, "\\u003c")
-    .replace(/>/g, "\\u003e")
-    .replace(/&/g, "\\u0026")
-    .replace(/\u2028/g, "\\u2028")
-    .replace(/\u2029/g, "\\u2029");
-  return html`<script type="application/json" id="${id}">${raw(json)}</script>`;
-}
-
 /** Renders a complete document (the layout) as a string for a reply. */
 export function documentString(body: SafeHtml): string {
   return `<!doctype html>\n${body.value}`;

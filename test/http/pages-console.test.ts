@@ -4,6 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { generateKeyPair } from "../../src/modules/licensing/keys.js";
 import type { AccessPolicy, Licence } from "../../src/modules/licensing/model.js";
 import { dailyStore, recordDailyClient } from "../../src/modules/licensing/stats-daily.js";
+import { writeLiveSnapshot } from "../../src/modules/licensing/stats-live.js";
 import { utcDay } from "../../src/modules/licensing/stats-model.js";
 import type { Application } from "../../src/programme/model.js";
 import {
@@ -15,6 +16,17 @@ import {
   startPages,
   titleOf,
 } from "./pages-kit.js";
+
+/** The JSON in a canvas's data-chart attribute, unescaped as a browser would. */
+function chartData(body: string, id: string): string | undefined {
+  const attr = new RegExp(`<canvas id="${id}" data-chart="([^"]*)"`).exec(body)?.[1];
+  return attr
+    ?.replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&lt;/g, "<")
+    .replace(/&gt;/g, ">")
+    .replace(/&amp;/g, "&");
+}
 
 const PAGES: [string, string, string][] = [
   ["/console", "Dashboard", "live-panel"],
@@ -327,8 +339,8 @@ describe("admin console pages", () => {
 
   it("draws adoption over time from the daily figures", async () => {
     const dash = await admin.get("/console");
-    assert.match(dash.body, /<canvas id="adoption-chart" role="img" aria-label="[^"]+"/);
-    const json = /<script type="application\/json" id="adoption-data">([^<]*)<\/script>/.exec(dash.body)?.[1];
+    assert.match(dash.body, /<canvas id="adoption-chart" data-chart="[^"]+" role="img" aria-label="[^"]+"/);
+    const json = chartData(dash.body, "adoption-chart");
     assert.ok(json);
     const data = JSON.parse(json) as {
       days: string[];
@@ -424,10 +436,64 @@ describe("admin console pages", () => {
     });
   });
 
-  it("serves the live panel and the assets", async () => {
+  it("serves the live panel from the servers' live figures, and the assets", async () => {
+    const now = kit.server.services.clock.now();
+    const cutoff = {
+      at: now,
+      sessions: 2,
+      accounts: 2,
+      rows: [],
+      spared: { exempt: { sessions: 0, accounts: 0 }, rollout: { sessions: 0, accounts: 0 } },
+    };
+    await writeLiveSnapshot(kit.server.services.storage, {
+      nodeId: "zz-test-node",
+      at: now,
+      revision: 1,
+      sessions: 5,
+      accounts: 4,
+      rows: [
+        {
+          clientId: "good.chat",
+          version: "1.0",
+          platform: "linux",
+          status: "verified",
+          sessions: 3,
+          accounts: 2,
+        },
+        {
+          clientId: "<img src=x onerror=alert(1)>",
+          version: null,
+          platform: null,
+          status: "unverified",
+          sessions: 2,
+          accounts: 2,
+        },
+      ],
+      supported: { accounts: 4, supportedAccounts: 2, share: 0.5 },
+      cutoff: {
+        ...cutoff,
+        rows: [
+          {
+            clientId: null,
+            version: null,
+            status: "unknown",
+            reason: "unlicensed-client",
+            sessions: 2,
+            accounts: 2,
+          },
+        ],
+      },
+    });
     const live = await admin.get("/console/live", { "hx-request": "true" });
     assert.equal(live.status, 200);
-    assert.match(live.body, /^<section id="live-panel"/);
+    assert.match(live.body, /^<section id="live-panel"[^>]*hx-trigger="every 10s"/);
+    assert.match(live.body, /data-testid="sessions-now">\d+</);
+    assert.match(live.body, /data-testid="cutoff-now"><strong>2<\/strong> session/);
+    const json = chartData(live.body, "versions-chart");
+    assert.ok(json, "chart data for the sessions by version");
+    const data = JSON.parse(json) as { labels: string[]; sessions: number[] };
+    assert.ok(data.labels.includes("good.chat 1.0 (verified)"));
+    assert.ok(!live.body.includes("<img src=x"), "client names reported by clients are escaped");
     const dash = await admin.get("/console");
     const css = /href="(\/assets\/style\.css\?v=[0-9a-f]+)"/.exec(dash.body)?.[1];
     assert.ok(css);

@@ -9,7 +9,7 @@ import { safeNext } from "../../src/http/assets/respond.js";
 import { dryRunStorage } from "../../src/http/console/dry-run.js";
 import { policyInput } from "../../src/http/console/policy-form.js";
 import { MessageRate } from "../../src/http/console/rates.js";
-import { escapeHtml, html, join, jsonScript, raw } from "../../src/http/html.js";
+import { escapeHtml, html, join, raw } from "../../src/http/html.js";
 import { appUsage } from "../../src/http/portal/apps.js";
 import { DEFAULT_POLICY } from "../../src/modules/licensing/model.js";
 import type { LiveRow } from "../../src/modules/licensing/stats-model.js";
@@ -34,20 +34,18 @@ describe("html templates", () => {
     assert.equal(join(["<x>", "y"], html`<br>`).value, "&lt;x&gt;<br>y");
   });
 
-  it("embeds JSON that cannot close its script element", () => {
-    const out = jsonScript("data", {
-      label: "</script><script>alert(1)</script>",
-      amp: "&",
-      line: "\u2028",
-    }).value;
-    assert.ok(!out.slice(0, -"</script>".length).includes("</script>"));
-    assert.match(out, /^<script type="application\/json" id="data">/);
-    const json = out.replace(/^<script[^>]*>/, "").replace(/<\/script>$/, "");
-    assert.deepEqual(JSON.parse(json), {
-      label: "</script><script>alert(1)</script>",
-      amp: "&",
-      line: "\u2028",
-    });
+  it("carries JSON in an attribute that no value can break out of", () => {
+    const data = { label: `"><script>alert(1)</script>`, quote: "'" };
+    const out = html`<canvas data-chart="${JSON.stringify(data)}"></canvas>`.value;
+    assert.ok(!out.includes("<script>"));
+    const attr = /data-chart="([^"]*)"/.exec(out)![1]!;
+    const decoded = attr
+      .replace(/&quot;/g, '"')
+      .replace(/&#39;/g, "'")
+      .replace(/&lt;/g, "<")
+      .replace(/&gt;/g, ">")
+      .replace(/&amp;/g, "&");
+    assert.deepEqual(JSON.parse(decoded), data);
   });
 });
 

@@ -15,14 +15,15 @@
     true,
   );
 
-  // After htmx swaps in a form with errors, move the focus to its error summary so it is read out.
-  document.addEventListener("htmx:afterSettle", (event) => {
-    const target = event.detail?.elt;
-    if (!(target instanceof Element)) return;
-    const summary = target.querySelector?.("[data-testid='form-errors']");
-    if (summary instanceof HTMLElement) {
-      summary.tabIndex = -1;
-      summary.focus();
-    }
-  });
+  // A form's error summary takes the focus once, so it is read out: on a page that arrives
+  // with errors, and when htmx swaps in a form with errors (not again on later refreshes).
+  const announce = () => {
+    const summary = document.querySelector("[data-testid='form-errors']:not([data-announced])");
+    if (!(summary instanceof HTMLElement)) return;
+    summary.dataset.announced = "1";
+    summary.tabIndex = -1;
+    summary.focus();
+  };
+  document.addEventListener("DOMContentLoaded", announce);
+  document.addEventListener("htmx:afterSettle", announce);
 })();

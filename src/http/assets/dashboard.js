@@ -1,20 +1,20 @@
-// Console dashboard charts (Chart.js). The figures come from JSON script elements the
-// server renders next to each canvas; the same figures are in tables for screen readers.
+// Console dashboard charts (Chart.js). The figures come as JSON in each canvas's data-chart
+// attribute (an attribute survives htmx swaps, which drop script elements); the same
+// figures are in tables for screen readers.
 (() => {
   const charts = new Map();
   const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-  const readJson = (id) => {
-    const el = document.getElementById(id);
-    return el ? JSON.parse(el.textContent || "null") : null;
+  const readJson = (canvasId) => {
+    const el = document.getElementById(canvasId);
+    return el?.dataset.chart ? JSON.parse(el.dataset.chart) : null;
   };
   const palette = ["#0b57d0", "#146c2e", "#b3261e", "#7a4b00", "#6d28d9", "#0e7490", "#be185d", "#4b5563"];
 
   function draw(canvasId, config) {
     const canvas = document.getElementById(canvasId);
     if (!canvas || !window.Chart) return;
-    const old = charts.get(canvasId);
-    if (old && old.canvas === canvas) old.destroy();
-    else if (old) old.destroy();
+    // A refreshed panel brings a new canvas: the chart on the old one goes.
+    charts.get(canvasId)?.destroy();
     charts.set(canvasId, new window.Chart(canvas, config));
   }
 
@@ -39,7 +39,7 @@
   }
 
   function adoption() {
-    const data = readJson("adoption-data");
+    const data = readJson("adoption-chart");
     if (!data) return;
     draw("adoption-chart", {
       type: "line",
@@ -68,7 +68,7 @@
   }
 
   function versions() {
-    const data = readJson("versions-data");
+    const data = readJson("versions-chart");
     if (!data) return;
     draw("versions-chart", {
       type: "bar",

@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ClientStatsReport } from "../../modules/licensing/stats-report.js";
 import { badge, emptyState, instant, percent, table } from "../assets/components.js";
 import { sendFragment } from "../assets/respond.js";
-import { html, jsonScript, type SafeHtml } from "../html.js";
+import { html, type SafeHtml } from "../html.js";
 import type { AdoptionHistory, AdoptionPoint } from "./adoption.js";
 import { CONSOLE, type ConsoleEnv, route } from "./env.js";
 
@@ -63,8 +63,7 @@ function livePanel(report: ClientStatsReport, messagesPerMinute: number | undefi
         <h2>Sessions by app and version</h2>
         ${
           live && live.rows.length > 0
-            ? html`<div class="chart-box"><canvas id="versions-chart" role="img" aria-label="Bar chart of live sessions by app and version; the same figures are in the table below"></canvas></div>
-              ${jsonScript("versions-data", chartData)}`
+            ? html`<div class="chart-box"><canvas id="versions-chart" data-chart="${JSON.stringify(chartData)}" role="img" aria-label="Bar chart of live sessions by app and version; the same figures are in the table below"></canvas></div>`
             : ""
         }
         ${table({
@@ -118,12 +117,11 @@ function adoptionSection(points: AdoptionPoint[]): SafeHtml {
     <p class="muted">Share of the accounts active each day whose clients are all licensed and supported (judged by the current policy), and whose clients all proved a licence.</p>
     ${
       anyData
-        ? html`<div class="chart-box"><canvas id="adoption-chart" role="img" aria-label="Line chart of the daily share of active accounts on licensed, supported clients; the figures are in the table below"></canvas></div>
-          ${jsonScript("adoption-data", {
+        ? html`<div class="chart-box"><canvas id="adoption-chart" data-chart="${JSON.stringify({
             days: points.map((p) => p.day),
             supported: points.map((p) => pct(p.supported)),
             licensed: points.map((p) => pct(p.licensed)),
-          })}
+          })}" role="img" aria-label="Line chart of the daily share of active accounts on licensed, supported clients; the figures are in the table below"></canvas></div>
           <details><summary>Figures per day</summary>
             ${table({
               caption: "Adoption per day",
