@@ -156,13 +156,16 @@ export async function benchServer(
     const lg = loadgen;
     const port = await freePort();
     let child: ChildProcess | undefined;
+    let cause: string | undefined;
     const alive = (): boolean => child !== undefined && child.exitCode === null && child.signalCode === null;
     try {
       child = await server.start(s.serverCpu, port);
       await lg.configure({ host: s.host, port, domain: s.domain }, { ...ACCOUNTS, count: accountCount(s) });
       await run(child.pid as number, lg);
     } catch (err) {
-      fail(`${name}: ${(err as Error).message}`);
+      await sleep(500); // a server that just died may not have been reaped yet
+      if (alive() || !child) fail(`${name}: ${(err as Error).message}`);
+      else cause = (err as Error).message;
     } finally {
       if (child) {
         // Sessions end first, so stopping the server is a plain shutdown.
@@ -172,7 +175,10 @@ export async function benchServer(
           if (!graceful || child.exitCode !== 0) results.gracefulStop = false;
           else results.gracefulStop ??= true;
         } else {
-          fail(`server process ended during ${name} (code ${child.exitCode}, signal ${child.signalCode})`);
+          fail(
+            `server process ended during ${name} (code ${child.exitCode}, signal ${child.signalCode})` +
+              (cause ? `; the phase then failed with: ${cause}` : ""),
+          );
           const tail = safeTail(server);
           if (tail) log(server.name, `log tail:\n${tail}`);
         }
