@@ -9,7 +9,8 @@ import { metricsEndpoint } from "./metrics.js";
 
 export type { AdminPrincipal, ConsoleLoginResult } from "./admin-auth.js";
 export type { HttpContext, HttpPlugin } from "./context.js";
-export { ProblemError, sendProblem } from "./problem.js";
+export { LoginThrottle } from "./login-throttle.js";
+export { type FieldError, ProblemError, problemFromError, sendProblem } from "./problem.js";
 export { HttpServer } from "./server.js";
 export { CSRF_FIELD, CSRF_HEADER, type HttpSession, type SessionUser } from "./sessions.js";
 

@@ -216,4 +216,20 @@ describe("admin API authentication", () => {
     const session = await web.call("GET", "/api/v1/session", { jar });
     assert.equal(session.json.user, null, "the session is gone");
   });
+
+  test("login requests are limited per address (30 a minute), whatever the accounts tried", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 32; i++) {
+      const a = await web.call("POST", "/api/v1/session/login", {
+        body: { username: `probe${i}`, password: "x" },
+      });
+      statuses.push(a.status);
+    }
+    assert.ok(statuses.includes(429), statuses.join(","));
+    const limited = await web.call("POST", "/api/v1/session/login", {
+      body: { username: "root", password: "x" },
+    });
+    assert.equal(problemOf(limited, 429).type, "/problems/too-many-requests");
+    assert.ok(Number(limited.headers.get("retry-after")) > 0);
+  });
 });
