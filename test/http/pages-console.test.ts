@@ -77,6 +77,21 @@ describe("admin console pages", () => {
     assert.equal(ok.location, "/console");
   });
 
+  it("throttles repeated failed logins with 429", async () => {
+    await kit.addAccount("target", "target password 1", true);
+    const b = kit.browser();
+    await b.get("/console/login");
+    let last = 0;
+    for (let i = 0; i < 8 && last !== 429; i++) {
+      last = (await b.post("/console/login", { username: "target", password: `guess ${i}` })).status;
+    }
+    assert.equal(last, 429);
+    const page = await b.post("/console/login", { username: "target", password: "target password 1" });
+    assert.equal(page.status, 429, "even the right password waits");
+    assert.ok(Number(page.headers["retry-after"]) > 0);
+    assert.match(page.body, /Too many failed attempts/);
+  });
+
   it("sends visitors to the login page and refuses portal users and scripts", async () => {
     const visitor = kit.browser();
     for (const [url] of PAGES) {
@@ -161,6 +176,12 @@ describe("admin console pages", () => {
       assert.equal(page.status, 200);
       assert.match(page.body, /data-testid="approve-submit"/);
       assert.ok(page.body.includes("Evil &lt;i&gt;Chat&lt;/i&gt;"));
+    });
+
+    it("takes an application into review", async () => {
+      const reviewed = await admin.postAndFollow(`/console/applications/${application.id}/review`, {});
+      assert.match(reviewed.body, /now under review/);
+      assert.match(reviewed.body, /badge-warn">under-review</);
     });
 
     it("validates the rejection reason and the approval inline", async () => {

@@ -40,12 +40,21 @@ export function titleOf(page: Page): string {
   return m[1]!;
 }
 
-/** A browser: cookies kept between requests, the CSRF token taken from the last page. */
+let browsers = 0;
+
+/**
+ * A browser: cookies kept between requests, the CSRF token taken from the last page, and an
+ * address of its own (rate limits count per client address, as they would for real users).
+ */
 export class Browser {
   readonly cookies = new Map<string, string>();
   csrf: string | undefined;
+  readonly address: string;
 
-  constructor(private readonly app: HttpServer["app"]) {}
+  constructor(private readonly app: HttpServer["app"]) {
+    const n = ++browsers;
+    this.address = `10.0.${Math.floor(n / 250)}.${(n % 250) + 1}`;
+  }
 
   private cookieHeader(): string | undefined {
     if (this.cookies.size === 0) return undefined;
@@ -73,6 +82,7 @@ export class Browser {
       method,
       url,
       headers,
+      remoteAddress: this.address,
       ...(payload !== undefined ? { payload } : {}),
     });
     for (const c of res.cookies as { name: string; value: string; expires?: Date; maxAge?: number }[]) {

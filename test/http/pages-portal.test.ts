@@ -336,6 +336,44 @@ describe("publisher portal pages", () => {
     });
   });
 
+  it("limits sign-ups per address: the fourth in an hour gets 429 with Retry-After", async () => {
+    const b = kit.browser();
+    await b.get("/portal/signup");
+    const form = { email: "flood@example.com", password: "flood password", confirm: "flood password" };
+    for (let i = 0; i < 3; i++) {
+      const r = await b.post("/portal/signup", form);
+      assert.equal(
+        r.status,
+        200,
+        `${i} ${b.address} ${/data-testid="error-message">([^<]*)/.exec(r.body)?.[1]}`,
+      );
+    }
+    const limited = await b.post("/portal/signup", form);
+    assert.equal(limited.status, 429);
+    assert.ok(Number(limited.headers["retry-after"]) > 0);
+    assert.match(limited.body, /Too many attempts/);
+  });
+
+  it("changes the password of a logged-in account", async () => {
+    const b = await portalUser(kit, "chg@example.com", "old password 123");
+    const page = await b.get("/portal/account");
+    assert.match(page.body, /data-testid="account-email">chg@example.com</);
+    const wrong = await b.post("/portal/account/password", {
+      currentPassword: "not it at all",
+      password: "new password 456",
+      confirm: "new password 456",
+    });
+    assert.equal(wrong.status, 422);
+    assert.match(wrong.body, /data-testid="error-currentPassword"/);
+    const ok = await b.postAndFollow("/portal/account/password", {
+      currentPassword: "old password 123",
+      password: "new password 456",
+      confirm: "new password 456",
+    });
+    assert.match(ok.body, /Your password has been changed/);
+    assert.equal((await b.get("/portal/applications")).status, 200, "this browser stays logged in");
+  });
+
   it("sends console admins to the portal login, and scripts get a 401 problem", async () => {
     const b = kit.browser();
     const page = await b.get("/portal/notices");
