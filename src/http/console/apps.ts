@@ -1,11 +1,10 @@
 /**
- * Apps, their keys and licences: list and search, an app's page with its keys (add,
- * revoke) and licences (grant, suspend, reinstate, revoke, extend), and the licences list.
- * Every change runs the licensing commands (`app key add|revoke`, `licence …`).
+ * Apps and their keys: list and search, and an app's page with its keys (add, revoke) and
+ * its licences (grant here; suspend, reinstate, revoke and extend as in licences.ts). Every
+ * change runs the licensing commands (`app key add|revoke`, `licence grant`).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { AppKey, ClientApp, Licence, Publisher } from "../../modules/licensing/model.js";
-import type { LicenceState } from "../../modules/licensing/registry.js";
+import type { AppKey, ClientApp, Publisher } from "../../modules/licensing/model.js";
 import {
   actionButton,
   badge,
@@ -18,7 +17,6 @@ import {
   instant,
   searchForm,
   select,
-  type Tone,
   table,
   textarea,
 } from "../assets/components.js";
@@ -26,9 +24,8 @@ import { type FormBody, field, formBody, redirect } from "../assets/respond.js";
 import { html, type SafeHtml } from "../html.js";
 import { act } from "./actions.js";
 import { compact, InputError, userMessage } from "./commands.js";
-import { CONSOLE, type ConsoleEnv, route, utcInputValue, utcInstant } from "./env.js";
-
-type LicenceView = Licence & { state: LicenceState };
+import { CONSOLE, type ConsoleEnv, matchesQuery, route, utcInstant } from "./env.js";
+import { type LicenceView, licenceBadge, licenceRows } from "./licences.js";
 
 interface AppShow {
   app: ClientApp;
@@ -43,18 +40,7 @@ interface AppShow {
   };
 }
 
-const STATE_TONES: Record<LicenceState, Tone> = {
-  active: "ok",
-  pending: "info",
-  suspended: "warn",
-  revoked: "bad",
-  expired: "bad",
-};
-
-export const licenceBadge = (state: LicenceState) => badge(state, STATE_TONES[state]);
-
 const appPath = (clientId: string) => `${CONSOLE}/apps/${encodeURIComponent(clientId)}`;
-const licencePath = (id: string) => `${CONSOLE}/licences/${encodeURIComponent(id)}`;
 
 /** The most recent client-scope licence of each app. */
 function latestClientLicence(licences: LicenceView[]): Map<string, LicenceView> {
@@ -63,75 +49,7 @@ function latestClientLicence(licences: LicenceView[]): Map<string, LicenceView> 
   return out;
 }
 
-function matches(q: string, ...texts: (string | undefined)[]): boolean {
-  const needle = q.toLowerCase();
-  return texts.some((t) => t?.toLowerCase().includes(needle));
-}
-
 /** Suspend / reinstate / revoke buttons and the extend form of one licence. */
-export function licenceActions(l: LicenceView, csrfToken: string | undefined, back: string): SafeHtml {
-  const buttons: SafeHtml[] = [];
-  const fields = { back };
-  if (l.status === "active") {
-    buttons.push(
-      actionButton({
-        action: `${licencePath(l.id)}/suspend`,
-        label: "Suspend",
-        csrfToken,
-        fields,
-        testid: `suspend-${l.id}`,
-        confirm: `Suspend licence ${l.id} of ${l.clientId}? Its live sessions are closed.`,
-      }),
-    );
-  }
-  if (l.status === "suspended") {
-    buttons.push(
-      actionButton({
-        action: `${licencePath(l.id)}/reinstate`,
-        label: "Reinstate",
-        csrfToken,
-        fields,
-        testid: `reinstate-${l.id}`,
-      }),
-    );
-  }
-  if (l.status !== "revoked") {
-    buttons.push(
-      actionButton({
-        action: `${licencePath(l.id)}/revoke`,
-        label: "Revoke",
-        csrfToken,
-        fields,
-        danger: true,
-        testid: `revoke-${l.id}`,
-        confirm: `Revoke licence ${l.id} of ${l.clientId} for good? Its live sessions are closed.`,
-      }),
-    );
-    buttons.push(html`<form method="post" action="${licencePath(l.id)}/extend" class="inline-form">
-      ${csrfField(csrfToken)}<input type="hidden" name="back" value="${back}">
-      <div class="field"><label for="until-${l.id}">Valid until (UTC)</label>
-        <input type="datetime-local" id="until-${l.id}" name="until" value="${utcInputValue(l.validUntil)}"></div>
-      <button type="submit" class="secondary" data-testid="extend-${l.id}">Set end</button>
-      <button type="submit" class="link" name="never" value="1">No end</button>
-    </form>`);
-  }
-  return html`<div class="actions">${buttons}</div>`;
-}
-
-function licenceRows(licences: LicenceView[], csrfToken: string | undefined, back: string, withApp: boolean) {
-  return licences.map((l) => [
-    html`<span class="mono">${l.id}</span>`,
-    ...(withApp ? [html`<a href="${appPath(l.clientId)}">${l.clientId}</a>`] : []),
-    l.scope,
-    licenceBadge(l.state),
-    instant(l.validFrom),
-    instant(l.validUntil, "no end"),
-    l.maxSessions ?? "unlimited",
-    l.termsRef ?? "—",
-    licenceActions(l, csrfToken, back),
-  ]);
-}
-
 interface AppForms {
   key?: { values: FormBody; errors: FieldErrors };
   grant?: { values: FormBody; errors: FieldErrors };
@@ -235,7 +153,8 @@ export function registerApps(app: FastifyInstance, env: ConsoleEnv): void {
     const pubs = new Map(publishers.map((p) => [p.id, p]));
     const latest = latestClientLicence(licences);
     const shown = apps.filter(
-      (a) => q === "" || matches(q, a.clientId, a.name, pubs.get(a.publisherId)?.organisation, a.publisherId),
+      (a) =>
+        q === "" || matchesQuery(q, a.clientId, a.name, pubs.get(a.publisherId)?.organisation, a.publisherId),
     );
     return env.page(request, reply, {
       title: "Apps and keys",
@@ -360,82 +279,6 @@ export function registerApps(app: FastifyInstance, env: ConsoleEnv): void {
         }),
         `Licence granted to ${request.params.clientId}.`,
       );
-    },
-  );
-
-  for (const word of ["suspend", "reinstate", "revoke"] as const) {
-    app.post<{ Params: { id: string } }>(route(`${CONSOLE}/licences/:id/${word}`), async (request, reply) =>
-      act(env, request, reply, {
-        command: `licence ${word}`,
-        input: { licenceId: request.params.id },
-        back: `${CONSOLE}/licences`,
-        success: () =>
-          `Licence ${request.params.id} ${word === "reinstate" ? "reinstated" : word === "suspend" ? "suspended" : "revoked"}.`,
-      }),
-    );
-  }
-
-  app.post<{ Params: { id: string } }>(route(`${CONSOLE}/licences/:id/extend`), async (request, reply) => {
-    const body = formBody(request);
-    const never = field(body, "never") !== "";
-    const until = field(body, "until");
-    return act(env, request, reply, {
-      command: "licence extend",
-      input: { licenceId: request.params.id, until: never ? "never" : until === "" ? "" : utcInstant(until) },
-      back: `${CONSOLE}/licences`,
-      success: () =>
-        never
-          ? `Licence ${request.params.id} now has no end.`
-          : `Licence ${request.params.id} now ends ${utcInstant(until)}.`,
-    });
-  });
-
-  app.get<{ Querystring: { q?: string; status?: string } }>(
-    route(`${CONSOLE}/licences`),
-    async (request, reply) => {
-      const q = (request.query.q ?? "").trim();
-      const status = (request.query.status ?? "").trim();
-      const { licences } = await env.data<{ licences: LicenceView[] }>(
-        request,
-        "licence list",
-        compact({ status }),
-      );
-      const shown = licences.filter((l) => q === "" || matches(q, l.id, l.clientId, l.termsRef, l.scope));
-      const back = `${CONSOLE}/licences${request.url.includes("?") ? request.url.slice(request.url.indexOf("?")) : ""}`;
-      return env.page(request, reply, {
-        title: "Licences",
-        current: "licences",
-        body: html`<h1>Licences</h1>
-        ${searchForm({
-          action: `${CONSOLE}/licences`,
-          resultsId: "licences-results",
-          label: "Search licences",
-          testid: "licences-search",
-          fields: html`${input({ name: "q", type: "search", label: "Licence id, client id or terms", value: q })}
-            ${select({
-              name: "status",
-              label: "State",
-              value: status,
-              options: [
-                { value: "", label: "any" },
-                ...["active", "pending", "suspended", "revoked", "expired"].map((s) => ({
-                  value: s,
-                  label: s,
-                })),
-              ],
-            })}`,
-        })}
-        <div id="licences-results">
-          ${table({
-            caption: "Licences",
-            captionHidden: true,
-            head: ["Licence", "App", "Scope", "State", "From", "Until", "Sessions", "Terms", "Actions"],
-            rows: licenceRows(shown, request.session?.csrfToken, back, true),
-            empty: q || status ? "No licence matches." : "No licences yet.",
-            testid: "licences-table",
-          })}
-        </div>`,
-      });
     },
   );
 }

@@ -113,3 +113,9 @@ export function route(path: string): string {
   if (path !== CONSOLE && !path.startsWith(`${CONSOLE}/`)) throw new Error(`${path} is not a console path`);
   return path === CONSOLE ? "/" : path.slice(CONSOLE.length);
 }
+
+/** Whether any of the texts contains the query, ignoring case (the console's list searches). */
+export function matchesQuery(q: string, ...texts: (string | undefined)[]): boolean {
+  const needle = q.toLowerCase();
+  return texts.some((t) => t?.toLowerCase().includes(needle));
+}

@@ -23,6 +23,7 @@ import { registerApps } from "./apps.js";
 import { registerAudit } from "./audit.js";
 import { registerDashboard } from "./dashboard.js";
 import { CONSOLE, CONSOLE_NAV, type ConsoleDeps, ConsoleEnv } from "./env.js";
+import { registerLicences } from "./licences.js";
 import { registerLogin } from "./login.js";
 import { registerNotices } from "./notices.js";
 import { registerPolicy } from "./policy.js";
@@ -127,6 +128,7 @@ export function consolePages(options: { deps?: (ctx: HttpContext) => ConsoleDeps
       registerDashboard(app, env, new AdoptionHistory(deps.storage, deps.clock));
       registerApplications(app, env);
       registerApps(app, env);
+      registerLicences(app, env);
       registerPolicy(app, env);
       registerNotices(app, env);
       registerAccounts(app, env);
