@@ -1,6 +1,6 @@
 /**
  * Portal accounts: sign up (a confirmation link is mailed), confirm the address, log in and
- * out, reset a forgotten password by mail, change the password. Answers never tell whether
+ * out, reset a forgotten password by mail. Answers never tell whether
  * an address has an account. All of it is the programme's PortalAccounts service.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
@@ -18,7 +18,7 @@ import { field, formBody, redirect, safeNext } from "../assets/respond.js";
 import { html, type SafeHtml } from "../html.js";
 import { PORTAL, type PortalEnv, route } from "./env.js";
 
-const LABELS = {
+export const LABELS = {
   email: "Email address",
   password: "Password",
   confirm: "Password again",
@@ -26,13 +26,19 @@ const LABELS = {
 };
 
 /** Field messages of a refusal by the accounts service, or undefined for a bug. */
-function refusal(err: unknown): FieldErrors | undefined {
+export function refusal(err: unknown): FieldErrors | undefined {
   if (!(err instanceof CommandError)) return undefined;
   const fields = (err as CommandError & { fields?: Record<string, string> }).fields;
   return humanize(fields && Object.keys(fields).length > 0 ? fields : { [FORM_ERROR]: err.message }, LABELS);
 }
 
-const password = (name: string, label: string, autocomplete: string, errors?: FieldErrors, hint?: string) =>
+export const password = (
+  name: string,
+  label: string,
+  autocomplete: string,
+  errors?: FieldErrors,
+  hint?: string,
+) =>
   input({ name, label, type: "password", autocomplete, required: true, errors, ...(hint ? { hint } : {}) });
 
 function signupForm(csrf: string, email: string, errors?: FieldErrors): SafeHtml {
@@ -318,55 +324,6 @@ export function registerAuth(app: FastifyInstance, env: PortalEnv): void {
         title: "Choose a new password",
         status: 422,
         body: resetPasswordPage(session.csrfToken, token, errors),
-      });
-    }
-  });
-
-  const accountPage = (request: FastifyRequest, errors?: FieldErrors) => {
-    const a = env.account(request);
-    return html`<h1>Your account</h1>
-      <p>Logged in as <strong data-testid="account-email">${a.email}</strong>${a.publisherId ? html` for publisher <span class="mono">${a.publisherId}</span>` : ""}.</p>
-      <form method="post" action="${PORTAL}/account/password" class="stack" id="password-form" novalidate>
-        <h2>Change your password</h2>
-        ${errorSummary(errors, LABELS)}
-        ${csrfField(request.session?.csrfToken)}
-        ${password("currentPassword", LABELS.currentPassword, "current-password", errors)}
-        ${password("password", "New password", "new-password", errors, "At least 10 characters.")}
-        ${password("confirm", LABELS.confirm, "new-password", errors)}
-        <div class="actions"><button type="submit" data-testid="change-password-submit">Change the password</button></div>
-      </form>`;
-  };
-
-  app.get(route(`${PORTAL}/account`), async (request, reply) =>
-    env.page(request, reply, { title: "Your account", current: "account", body: accountPage(request) }),
-  );
-
-  app.post(route(`${PORTAL}/account/password`), async (request, reply) => {
-    const body = formBody(request);
-    const account = env.account(request);
-    const pw = typeof body.password === "string" ? body.password : "";
-    try {
-      if (pw !== body.confirm) throw new ValidationError({ confirm: "The two passwords differ." });
-      await programme.accounts.changePassword(
-        account.id,
-        typeof body.currentPassword === "string" ? body.currentPassword : "",
-        pw,
-      );
-      // Every session of the account ends (others may be an intruder's); this browser starts a new one.
-      await sessions.endFor({ kind: "portal", id: account.id });
-      await sessions.start(request, reply, { kind: "portal", id: account.id });
-      return redirect(request, reply, `${PORTAL}/account`, {
-        kind: "success",
-        text: "Your password has been changed.",
-      });
-    } catch (err) {
-      const errors = refusal(err);
-      if (!errors) throw err;
-      return env.page(request, reply, {
-        title: "Your account",
-        current: "account",
-        status: 422,
-        body: accountPage(request, errors),
       });
     }
   });

@@ -10,6 +10,7 @@ import { layout } from "../assets/layout.js";
 import { redirect, wantsHtml } from "../assets/respond.js";
 import type { HttpContext, HttpPlugin } from "../context.js";
 import { ProblemError } from "../problem.js";
+import { registerAccount } from "./account.js";
 import { registerApplications } from "./applications.js";
 import { registerApps } from "./apps.js";
 import { registerAuth } from "./auth.js";
@@ -93,6 +94,7 @@ export function portalPages(options: PortalOptions = {}): HttpPlugin {
       installGuard(app, env);
       registerHome(app, env);
       registerAuth(app, env);
+      registerAccount(app, env);
       registerApplications(app, env);
       registerApps(app, env);
       registerNotices(app, env);
