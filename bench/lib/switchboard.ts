@@ -10,6 +10,7 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { SERVER_NODE_FLAGS } from "../../src/bin/node-flags.js";
 import { spawnPinned, waitForPort } from "./processes.js";
 import { PROSODY_ITERATIONS } from "./prosody.js";
 import type { BenchServer, ServerSetup } from "./server.js";
@@ -96,7 +97,7 @@ export class SwitchboardServer implements BenchServer {
       "--log-level",
       "warn",
     ];
-    const child = spawnPinned(process.execPath, args, {
+    const child = spawnPinned(process.execPath, [...SERVER_NODE_FLAGS, ...args], {
       cpu,
       cwd: setup.dir,
       logFile: path.join(setup.dir, "switchboard.log"),

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 /** The `switchboard` command line: `start` runs the server; every admin command comes from src/commands. */
 import os from "node:os";
 import path from "node:path";
