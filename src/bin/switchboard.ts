@@ -94,7 +94,9 @@ withConfigOptions(program.command("start").description("Run the server"))
 
 function printSummary(server: SwitchboardServer, config: ServerConfig): void {
   const { addresses, tls } = server;
-  const accounts = `npx switchboard user add alice --password 'a-long-secret' --data-dir ${path.relative(process.cwd(), config.dataDir) || "."}`;
+  const relative = path.relative(process.cwd(), config.dataDir);
+  const dataDir = relative === "" ? "." : relative.startsWith("..") ? config.dataDir : relative;
+  const accounts = `npx switchboard user add alice --password 'a-long-secret' --data-dir ${dataDir}`;
   server.log.info(
     {
       c2sPort: addresses.c2sPort,
@@ -115,12 +117,16 @@ function printSummary(server: SwitchboardServer, config: ServerConfig): void {
     addresses.c2sTlsPort !== undefined &&
       `  XMPP clients, direct TLS: ${config.bind}:${addresses.c2sTlsPort}`,
     server.http?.url &&
-      `  Web (admin API ${server.http.url}/api/v1, metrics ${server.http.url}/metrics): ${server.http.url}`,
+      `  Publisher portal: ${server.http.url}/portal   Admin console: ${server.http.url}/console`,
+    server.http &&
+      `  Admin API: ${server.http.url}/api/v1 (OpenAPI: /api/v1/openapi.json)   Metrics: ${server.http.url}/metrics`,
     tls &&
       `  Certificate: ${tls.certFile}${tls.selfSigned ? " (self-signed: accept it in your client)" : ""}`,
     tls && `  SHA-256 fingerprint: ${tls.fingerprint}`,
     `  Create an account: ${accounts}`,
     `  Then log in as alice@${config.domain} with any XMPP client (server ${config.bind}, port ${addresses.c2sPort ?? addresses.c2sTlsPort}).`,
+    server.http?.url &&
+      `  Console access: npx switchboard admin grant alice --data-dir ${dataDir}, then log in at ${server.http.url}/console`,
     "",
   ].filter(Boolean);
   process.stdout.write(lines.join("\n") + "\n");

@@ -4,8 +4,11 @@
  * plugin to `standardHttpPlugins`.
  */
 import { adminApi } from "./api/index.js";
+import { webAssets } from "./assets/index.js";
+import { consolePages } from "./console/index.js";
 import type { HttpPlugin } from "./context.js";
 import { metricsEndpoint } from "./metrics.js";
+import { portalPages } from "./portal/index.js";
 
 export type { AdminPrincipal, ConsoleLoginResult } from "./admin-auth.js";
 export type { HttpContext, HttpPlugin } from "./context.js";
@@ -14,4 +17,10 @@ export { type FieldError, ProblemError, problemFromError, sendProblem } from "./
 export { HttpServer } from "./server.js";
 export { CSRF_FIELD, CSRF_HEADER, type HttpSession, type SessionUser } from "./sessions.js";
 
-export const standardHttpPlugins: HttpPlugin[] = [adminApi(), metricsEndpoint()];
+export const standardHttpPlugins: HttpPlugin[] = [
+  adminApi(),
+  metricsEndpoint(),
+  webAssets(),
+  portalPages(),
+  consolePages(),
+];

@@ -62,6 +62,7 @@ export function portalPages(options: PortalOptions = {}): HttpPlugin {
           clock: services.clock,
           config: ctx.config,
           log: services.log.child({ component: "programme" }),
+          publicUrl: ctx.publicUrl,
         });
         app.addHook("onReady", async () => own.start());
         app.addHook("onClose", async () => own.stop());
