@@ -82,7 +82,7 @@ export function describePolicy(policy: AccessPolicy, now: Instant): string {
     ]),
     "stages:",
     ...(policy.stages.length
-      ? policy.stages.map((s) => `  ${s.at <= now ? "done" : "todo"}  ${stageText(s)}`)
+      ? policy.stages.map((s) => `  ${s.at <= now ? "past" : "due "}  ${stageText(s)}`)
       : ["  (none)"]),
     "apps:",
     ...(Object.keys(policy.apps).length
