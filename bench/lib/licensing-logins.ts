@@ -282,7 +282,8 @@ async function measureRound(run: Run, transport: Transport, mode: "open" | "enfo
   log(
     `${transport}, ${mode}${mode === "enforce" ? " with proof" : ", no proof"}: ${r.perSecond.toFixed(0)} logins/s, ` +
       `${round.serverCpuMsPerLogin.toFixed(3)} ms server CPU per login, server ${round.serverCpuPct.toFixed(0)} % ` +
-      `/ generator ${round.loadgenCpuPct.toFixed(0)} % busy (${r.failures} failed)`,
+      `/ generator ${round.loadgenCpuPct.toFixed(0)} % busy, others ${round.otherOnServerCpuPct.toFixed(0)} % ` +
+      `of the server's CPU (${r.failures} failed)`,
   );
   if (r.failures > 0) {
     results.errors.push(
