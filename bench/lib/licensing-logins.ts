@@ -18,6 +18,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { SERVER_NODE_FLAGS } from "../../src/bin/node-flags.js";
 import { generateKeyPair } from "../../src/modules/licensing/keys.js";
 import type { PolicyMode } from "../../src/modules/licensing/model.js";
 import { LicensingRegistry } from "../../src/modules/licensing/registry.js";
@@ -347,12 +348,13 @@ export async function benchLicensedLogins(
 
     const port = await freePort();
     pinSelf(String(s.loadCpu));
-    // STARTTLS on the client port (self-signed certificate), plaintext allowed as well.
+    // Launched as the Switchboard phases launch it; STARTTLS on the client port (self-signed
+    // certificate), plaintext allowed as well.
     // biome-ignore format: option and value side by side
     const args = [CLI, "start", "--config", config, "--domain", s.domain, "--data-dir", dataDir,
       "--bind", s.host, "--c2s-port", String(port), "--c2s-tls-port", "0", "--http-port", "0",
       "--allow-plaintext", "--log-level", "warn"];
-    child = spawnPinned(process.execPath, args, {
+    child = spawnPinned(process.execPath, [...SERVER_NODE_FLAGS, ...args], {
       cpu: s.serverCpu,
       cwd: dir,
       logFile: path.join(dir, "switchboard.log"),
