@@ -6,6 +6,8 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { benchLicensedLogins, licensingLoginLines } from "./lib/licensing-logins.js";
+import { LoadGenerator } from "./lib/load-generator.js";
 import { machineFacts } from "./lib/machine.js";
 import { cpuBusyShare, setNiceness, tasksetAvailable } from "./lib/processes.js";
 import { ProsodyServer } from "./lib/prosody.js";
@@ -133,6 +135,12 @@ async function main(): Promise<void> {
     results.set(server.name, r);
   }
 
+  // The licence proof's cost at login: open without a proof vs enforce with one, same run.
+  const licensing =
+    only === "prosody" || switchboard.unavailable()
+      ? undefined
+      : await benchLicensedLogins(settings, (cpu) => new LoadGenerator(cpu));
+
   const sb = results.get("switchboard");
   const pr = results.get("prosody");
   const rows = figures(settings, sb, pr);
@@ -153,6 +161,8 @@ async function main(): Promise<void> {
     for (const n of remarks) console.log(`- ${n}`);
   }
 
+  if (licensing) console.log(["", ...licensingLoginLines(licensing)].join("\n"));
+
   mkdirSync(path.dirname(OUT), { recursive: true });
   writeFileSync(
     OUT,
@@ -164,6 +174,7 @@ async function main(): Promise<void> {
         niceness: nice,
         figures: rows,
         servers: Object.fromEntries(results),
+        licensing,
       },
       null,
       2,
@@ -172,7 +183,8 @@ async function main(): Promise<void> {
   console.log(
     `\nResults written to ${path.relative(process.cwd(), OUT)}, server logs to ${path.relative(process.cwd(), LOGS)}/`,
   );
-  const failed = [...results.values()].some((r) => r.errors.length > 0);
+  const failed =
+    [...results.values()].some((r) => r.errors.length > 0) || (licensing?.errors.length ?? 0) > 0;
   process.exitCode = failed ? 1 : 0;
 }
 

@@ -6,6 +6,7 @@ import type { ChildProcess } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ConnectionTarget } from "../loadgen/connection.js";
+import type { LicenceCredentials } from "../loadgen/licence-proof.js";
 import type {
   AccountSet,
   HoldResult,
@@ -76,6 +77,11 @@ export class LoadGenerator {
 
   latency(rate: number, durationMs: number): Promise<LatencyResult> {
     return this.call({ op: "latency", rate, durationMs });
+  }
+
+  /** The following logins prove this client licence (null: no proof). */
+  licence(credentials: LicenceCredentials | null): Promise<void> {
+    return this.call({ op: "licence", credentials });
   }
 
   async stop(): Promise<void> {

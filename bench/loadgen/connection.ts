@@ -5,6 +5,8 @@
  * sends whatever it is given and reports each received <message/>.
  */
 import net from "node:net";
+import tls from "node:tls";
+import { isLicenceSuccess, type LicenceProver } from "./licence-proof.js";
 import { attr, childText, StreamScanner } from "./scanner.js";
 import { type ScramKeyCache, ScramSha1Client } from "./scram.js";
 
@@ -12,11 +14,15 @@ export interface ConnectionTarget {
   host: string;
   port: number;
   domain: string;
+  /** Negotiate STARTTLS before authenticating. */
+  tls?: boolean;
 }
 
 type Phase =
   | "connecting"
   | "features"
+  | "starttls"
+  | "licence"
   | "challenge"
   | "success"
   | "bound-features"
@@ -37,9 +43,13 @@ export class BenchConnection {
   jid = "";
 
   private readonly socket: net.Socket;
+  /** Where stanzas are written: the TCP socket, or the TLS socket over it after STARTTLS. */
+  private out: net.Socket | tls.TLSSocket;
   private readonly scanner: StreamScanner;
   private phase: Phase = "connecting";
   private scram: ScramSha1Client;
+  /** The id of the current stream header (a licence proof is bound to it). */
+  private streamId = "";
   private loginDone: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private closeDone: (() => void) | undefined;
   private closing = false;
@@ -51,10 +61,14 @@ export class BenchConnection {
     private readonly username: string,
     password: string,
     cache: ScramKeyCache,
+    /** Proves a client licence before SASL when the server offers the step. */
+    private readonly licence?: LicenceProver,
   ) {
     this.scram = new ScramSha1Client(username, password, cache);
     this.scanner = new StreamScanner({
-      streamOpen: () => {},
+      streamOpen: (openTag) => {
+        this.streamId = attr(openTag, "id") ?? "";
+      },
       stanza: (name, openTag, text) => this.onStanza(name, openTag, text),
       streamClose: () => this.onStreamClose(),
     });
@@ -70,6 +84,34 @@ export class BenchConnection {
     });
     this.socket.on("error", (err) => this.fail(`socket error: ${err.message}`));
     this.socket.on("close", () => this.onSocketClose());
+    this.out = this.socket;
+  }
+
+  private startTls(): void {
+    this.socket.removeAllListeners("data");
+    const secure = tls.connect({ socket: this.socket, rejectUnauthorized: false });
+    this.out = secure;
+    secure.setEncoding("utf8");
+    secure.on("data", (chunk: string) => {
+      try {
+        this.scanner.push(chunk);
+      } catch (err) {
+        this.fail((err as Error).message);
+      }
+    });
+    secure.on("error", (err) => this.fail(`TLS error: ${err.message}`));
+    secure.once("secureConnect", () => {
+      this.scanner.restart();
+      this.phase = "features";
+      this.openStream();
+    });
+  }
+
+  private channelBinding(type: string): Buffer | undefined {
+    if (!(this.out instanceof tls.TLSSocket)) return undefined;
+    if (type === "tls-exporter")
+      return this.out.exportKeyingMaterial(32, "EXPORTER-Channel-Binding", Buffer.alloc(0));
+    return undefined;
   }
 
   /** Connects and logs in; resolves once presence is sent and acknowledged by the ping barrier. */
@@ -98,7 +140,7 @@ export class BenchConnection {
   }
 
   send(text: string): void {
-    this.socket.write(text);
+    this.out.write(text);
   }
 
   /** Closes the stream and waits for the server to close its side (or a timeout). */
@@ -111,12 +153,12 @@ export class BenchConnection {
         clearTimeout(timer);
         resolve();
       };
-      this.socket.write("</stream:stream>");
+      this.out.write("</stream:stream>");
     });
   }
 
   private openStream(): void {
-    this.socket.write(
+    this.out.write(
       `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${this.target.domain}' version='1.0'>`,
     );
   }
@@ -133,12 +175,44 @@ export class BenchConnection {
     switch (this.phase) {
       case "features":
         if (name !== "stream:features") return;
+        if (this.target.tls && this.out === this.socket) {
+          this.phase = "starttls";
+          this.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+          return;
+        }
         if (!/<mechanism>SCRAM-SHA-1<\/mechanism>/.test(text)) {
           this.fail(`SCRAM-SHA-1 not offered: ${text}`);
           return;
         }
-        this.phase = "challenge";
-        this.send(`<auth xmlns='${SASL_NS}' mechanism='SCRAM-SHA-1'>${this.scram.initialResponse()}</auth>`);
+        if (this.licence) {
+          let proof: string | undefined;
+          try {
+            proof = this.licence.proofFor(text, this.streamId, (type) => this.channelBinding(type));
+          } catch (err) {
+            this.fail((err as Error).message);
+            return;
+          }
+          if (proof !== undefined) {
+            this.phase = "licence";
+            this.send(proof);
+            return;
+          }
+        }
+        this.startSasl();
+        return;
+      case "starttls":
+        if (name !== "proceed") {
+          this.fail(`STARTTLS refused: ${text}`);
+          return;
+        }
+        this.startTls();
+        return;
+      case "licence":
+        if (!isLicenceSuccess(name, openTag)) {
+          this.fail(`licence proof not accepted: ${text}`);
+          return;
+        }
+        this.startSasl();
         return;
       case "challenge":
         if (name !== "challenge") {
@@ -201,6 +275,11 @@ export class BenchConnection {
       default:
         return;
     }
+  }
+
+  private startSasl(): void {
+    this.phase = "challenge";
+    this.send(`<auth xmlns='${SASL_NS}' mechanism='SCRAM-SHA-1'>${this.scram.initialResponse()}</auth>`);
   }
 
   private saslFailure(name: string, text: string): void {

@@ -53,6 +53,9 @@ async function handle(cmd: LoadCommand): Promise<LoadReply> {
       const p = requirePool();
       return { ok: true, result: await measured(() => latency(p, cmd.rate, cmd.durationMs)) };
     }
+    case "licence":
+      requirePool().setLicence(cmd.credentials);
+      return { ok: true, result: null };
     case "exit":
       if (pool) await pool.release();
       return { ok: true, result: null };

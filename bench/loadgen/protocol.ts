@@ -3,6 +3,7 @@
  * channel). Every command gets exactly one reply, in order.
  */
 import type { ConnectionTarget } from "./connection.js";
+import type { LicenceCredentials } from "./licence-proof.js";
 
 /** Accounts are `${prefix}${i}` with password `${passwordPrefix}${i}`, for i in 1..count. */
 export interface AccountSet {
@@ -23,6 +24,8 @@ export type LoadCommand =
   | { op: "throughput"; messages: number; window: number }
   /** Messages at a fixed total `rate` per second for `durationMs` between random held sessions. */
   | { op: "latency"; rate: number; durationMs: number }
+  /** The following logins prove this client licence (null: no proof). */
+  | { op: "licence"; credentials: LicenceCredentials | null }
   | { op: "exit" };
 
 export interface PhaseCost {

@@ -3,6 +3,7 @@
  * login-rate phase (full login then disconnect, at a fixed concurrency).
  */
 import { BenchConnection, type ConnectionTarget } from "./connection.js";
+import { type LicenceCredentials, LicenceProver } from "./licence-proof.js";
 import { runPool } from "./pool.js";
 import type { AccountSet, HoldResult, LoginsResult } from "./protocol.js";
 import type { ScramKeyCache } from "./scram.js";
@@ -14,6 +15,8 @@ export class SessionPool {
   readonly held: BenchConnection[] = [];
   /** Held sessions the server closed (counted until read by takeDropped). */
   private dropped = 0;
+  /** When set, every new connection proves this licence before SASL. */
+  private licence: LicenceProver | undefined;
 
   constructor(
     private readonly target: ConnectionTarget,
@@ -21,12 +24,18 @@ export class SessionPool {
     private readonly cache: ScramKeyCache,
   ) {}
 
+  /** Makes the following logins prove this client licence (null: no proof). */
+  setLicence(credentials: LicenceCredentials | null): void {
+    this.licence = credentials ? new LicenceProver(credentials, this.target.domain) : undefined;
+  }
+
   connection(account: number): BenchConnection {
     return new BenchConnection(
       this.target,
       `${this.accounts.prefix}${account}`,
       `${this.accounts.passwordPrefix}${account}`,
       this.cache,
+      this.licence,
     );
   }
 
