@@ -193,8 +193,11 @@ export class BenchConnection {
             return;
           }
           if (proof !== undefined) {
-            this.phase = "licence";
+            // Pipelined: <auth/> follows the proof without waiting for its answer (the server
+            // handles a stream's elements in order and closes the stream if the proof fails).
             this.send(proof);
+            this.startSasl();
+            this.phase = "licence";
             return;
           }
         }
@@ -212,7 +215,7 @@ export class BenchConnection {
           this.fail(`licence proof not accepted: ${text}`);
           return;
         }
-        this.startSasl();
+        this.phase = "challenge"; // <auth/> was sent with the proof
         return;
       case "challenge":
         if (name !== "challenge") {
