@@ -194,7 +194,8 @@ function useHttps(mode: "auto" | "on" | "off", tls: TlsMaterial | undefined): bo
   return mode === "on" || !tls.selfSigned;
 }
 
-function defaultPublicUrl(secure: boolean, domain: string, bind: string, port: number): string {
+/** The URL people reach a listener at when `http.publicUrl` is not configured. */
+export function defaultPublicUrl(secure: boolean, domain: string, bind: string, port: number): string {
   const scheme = secure ? "https" : "http";
   const standard = (secure && port === 443) || (!secure && port === 80);
   // Served on loopback only, the domain name would not reach it.

@@ -10,6 +10,7 @@ import { layout } from "../assets/layout.js";
 import { redirect, wantsHtml } from "../assets/respond.js";
 import type { HttpContext, HttpPlugin } from "../context.js";
 import { ProblemError } from "../problem.js";
+import { defaultPublicUrl } from "../server.js";
 import { registerAccount } from "./account.js";
 import { registerApplications } from "./applications.js";
 import { registerApps } from "./apps.js";
@@ -62,7 +63,10 @@ export function portalPages(options: PortalOptions = {}): HttpPlugin {
           clock: services.clock,
           config: ctx.config,
           log: services.log.child({ component: "programme" }),
-          publicUrl: ctx.publicUrl,
+          // The listener's own URL is only known once it listens; mails need it now, from the config.
+          publicUrl:
+            ctx.config.http.publicUrl ??
+            defaultPublicUrl(ctx.secure, ctx.config.domain, ctx.config.bind, ctx.config.httpPort),
         });
         app.addHook("onReady", async () => own.start());
         app.addHook("onClose", async () => own.stop());
