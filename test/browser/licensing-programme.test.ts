@@ -27,6 +27,7 @@ import {
   launchChromium,
   openPage,
   PageProblems,
+  pageCondition,
   reloadUntil,
   removeScreenshots,
   screenshot,
@@ -65,6 +66,8 @@ const CUTOFF_AHEAD_MS = 25_000;
 
 /** Screenshots of the pages when a step fails start with this (removed at the next run). */
 const FAILURE_SHOTS = "failed-programme-";
+/** How long a check repeated after each reload waits for its element (absent in an empty state). */
+const CHECK_MS = 1000;
 /** A phone's viewport (CSS pixels). */
 const PHONE = { width: 390, height: 844 };
 
@@ -177,14 +180,13 @@ describe("licensing programme in the browser (Chromium, real server)", { skip: c
     await pub.getByTestId("apply-submit").click();
     assert.match(await textOf(pub.getByTestId("error-termsAccepted"), "the error about the terms"), /terms/i);
     assert.equal(await byLabel(pub, "App name").inputValue(), APP_NAME, "values kept after the error");
-    await pub
-      .waitForFunction("document.activeElement?.dataset?.testid === 'form-errors'", undefined, {
-        timeout: 5000,
-      })
-      .catch(async () => {
-        const focused = await pub.evaluate("document.activeElement?.outerHTML.slice(0, 120)");
-        assert.fail(`the error summary did not take the focus after the form came back; focused: ${focused}`);
-      });
+    await pageCondition(
+      pub,
+      "document.activeElement?.dataset?.testid === 'form-errors'",
+      "the error summary has the focus after the form came back",
+      "document.activeElement?.outerHTML.slice(0, 120)",
+      5000,
+    );
 
     await pub.getByRole("checkbox", { name: /I accept the licensing programme's terms/ }).check();
     await pub.getByTestId("apply-submit").click();
@@ -291,7 +293,7 @@ describe("licensing programme in the browser (Chromium, real server)", { skip: c
     const row = await reloadUntil(
       adm,
       async () => {
-        const text = await textOf(adm.getByTestId("sessions-by-version"), "the sessions table");
+        const text = await textOf(adm.getByTestId("sessions-by-version"), "the sessions table", CHECK_MS);
         return text.includes(CLIENT_ID) ? text : undefined;
       },
       `${CLIENT_ID} in the dashboard's sessions by app and version`,
@@ -316,7 +318,7 @@ describe("licensing programme in the browser (Chromium, real server)", { skip: c
     // The publisher sees the session among the app's live usage.
     await reloadUntil(
       pub,
-      async () => (await textOf(pub.getByTestId("usage-sessions"), "the app's sessions")) === "1",
+      async () => (await textOf(pub.getByTestId("usage-sessions"), "the app's sessions", CHECK_MS)) === "1",
       "1 session in the app's live usage",
     );
   });
@@ -376,7 +378,8 @@ describe("licensing programme in the browser (Chromium, real server)", { skip: c
     assert.match(mail.text, /licence key/);
     await reloadUntil(
       adm,
-      async () => /1 delivered/.test(await textOf(adm.getByTestId("notice-summary"), "the notice's summary")),
+      async () =>
+        /1 delivered/.test(await textOf(adm.getByTestId("notice-summary"), "the notice's summary", CHECK_MS)),
       "the notice delivered to the publisher",
     );
   });
@@ -411,7 +414,7 @@ describe("licensing programme in the browser (Chromium, real server)", { skip: c
     const summary = await reloadUntil(
       adm,
       async () => {
-        const text = await textOf(adm.getByTestId("notice-summary"), "the notice's summary");
+        const text = await textOf(adm.getByTestId("notice-summary"), "the notice's summary", CHECK_MS);
         return /1 of 1 acknowledged/.test(text) ? text : undefined;
       },
       "the acknowledgement in the console",

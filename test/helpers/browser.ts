@@ -144,6 +144,31 @@ export async function reloadUntil<T>(
   }
 }
 
+/**
+ * Evaluates `expression` in the page until it is truthy (a page being updated by htmx
+ * may be between two states); fails with what was awaited and what it last saw.
+ */
+export async function pageCondition(
+  page: Page,
+  expression: string,
+  what: string,
+  seen: string,
+  timeoutMs = ACTION_MS,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      if (await page.evaluate(expression)) return;
+      last = await page.evaluate(seen);
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not so within ${timeoutMs / 1000} s (saw: ${last})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** A datetime-local value (UTC, seconds included) for an instant. */
 export function utcInputValue(at: number): string {
   return new Date(at).toISOString().slice(0, 19);
