@@ -24,6 +24,7 @@ import {
   byLabel,
   chromiumSkip,
   DOWNLOADS,
+  flash,
   launchChromium,
   openPage,
   PageProblems,
@@ -148,7 +149,7 @@ describe("licensing programme in the browser (Chromium, real server)", { skip: c
     const link = linkTo(mail, web.baseUrl, "/portal/verify");
     await pub.goto(link.href);
     await pub.waitForURL(/\/portal\/login/);
-    assert.match(await textOf(pub.getByTestId("flash-success"), "the confirmation message"), /confirmed/);
+    await flash(pub, "success", /confirmed/);
     assert.equal(await byLabel(pub, "Email address").inputValue(), EMAIL, "the address is filled in");
     await byLabel(pub, "Password").fill(PORTAL_PASSWORD);
     await pub.getByTestId("login-submit").click();
@@ -196,7 +197,7 @@ describe("licensing programme in the browser (Chromium, real server)", { skip: c
       await textOf(pub.getByTestId("application-status"), "the application's status"),
       /submitted/,
     );
-    assert.match(await textOf(pub.getByTestId("flash-success"), "the thank-you message"), /submitted/);
+    await flash(pub, "success", /submitted/);
     await mailTo(web.smtp, EMAIL, new RegExp(`Licence application received: ${APP_NAME}`));
   });
 
@@ -216,10 +217,7 @@ describe("licensing programme in the browser (Chromium, real server)", { skip: c
     await adm.getByText("under-review").first().waitFor();
     await byLabel(adm, "Client id").fill(CLIENT_ID);
     await adm.getByTestId("approve-submit").click();
-    assert.match(
-      await textOf(adm.getByTestId("flash-success"), "the approval message"),
-      new RegExp(`Approved: app ${CLIENT_ID.replace(/\./g, "\\.")}`),
-    );
+    await flash(adm, "success", new RegExp(`Approved: app ${CLIENT_ID.replace(/\./g, "\\.")}`));
     assert.equal(await textOf(adm.getByTestId("approved-client-id"), "the approved client id"), CLIENT_ID);
   });
 
@@ -262,10 +260,7 @@ describe("licensing programme in the browser (Chromium, real server)", { skip: c
     assert.match(await textOf(pub.getByTestId("keygen-status"), "the key generation status"), /generated/);
 
     await pub.getByTestId("register-key").click();
-    assert.match(
-      await textOf(pub.getByTestId("flash-success"), "the registration message"),
-      new RegExp(`Key ${KEY_ID} registered`),
-    );
+    await flash(pub, "success", new RegExp(`Key ${KEY_ID} registered`));
     assert.equal(await textOf(pub.getByTestId(`public-key-${KEY_ID}`), "the registered key"), expectedPublic);
     await screenshot(pub, "portal-app-keys");
 
@@ -351,7 +346,7 @@ describe("licensing programme in the browser (Chromium, real server)", { skip: c
     await screenshot(adm, "console-policy-preview");
 
     await adm.getByTestId("save-schedule").click();
-    assert.match(await textOf(adm.getByTestId("flash-success"), "the saved message"), /Policy saved/);
+    await flash(adm, "success", /Policy saved/);
     assert.equal(await textOf(adm.getByTestId("policy-effective"), "the mode in force"), "warn");
     await adm.getByTestId("policy-cutoff").waitFor();
     assert.ok(Date.now() < cutoff.at - 5000, "the policy was saved too close to the cutoff for this test");
@@ -371,8 +366,8 @@ describe("licensing programme in the browser (Chromium, real server)", { skip: c
     await adm.getByTestId("show-recipients").click();
     assert.match(await textOf(adm.getByTestId("audience-table"), "the recipients"), new RegExp(ORGANISATION));
     await adm.getByTestId("send-notice").click();
-    await adm.waitForURL(/\/console\/notices\/[^/]+$/);
-    assert.match(await textOf(adm.getByTestId("flash-success"), "the sent message"), /1 publisher/);
+    await adm.waitForURL(/\/console\/notices\/(?!new$)[^/]+$/);
+    await flash(adm, "success", /1 publisher/);
 
     const mail = await mailTo(web.smtp, EMAIL, new RegExp(NOTICE_SUBJECT));
     assert.match(mail.text, /licence key/);
@@ -401,10 +396,7 @@ describe("licensing programme in the browser (Chromium, real server)", { skip: c
       await screenshot(pub, "portal-notice-phone");
       await pub.getByTestId("acknowledge").click();
       await pub.getByTestId("acknowledged").waitFor();
-      assert.match(
-        await textOf(pub.getByTestId("flash-success"), "the thank-you message"),
-        /acknowledgement/,
-      );
+      await flash(pub, "success", /acknowledgement/);
     } finally {
       await pub.setViewportSize(VIEWPORT);
     }

@@ -114,6 +114,29 @@ export async function textOf(locator: Locator, what: string, timeoutMs = ACTION_
 }
 
 /**
+ * Waits for a flash message of the kind ("success", "error", "info") whose text matches:
+ * after an action, the page may still show the previous page's flash until the answer
+ * arrives. Fails with the flashes on the page.
+ */
+export async function flash(page: Page, kind: string, text: RegExp, timeoutMs = ACTION_MS): Promise<string> {
+  const wanted = page.getByTestId(`flash-${kind}`).filter({ hasText: text });
+  try {
+    await wanted.first().waitFor({ state: "attached", timeout: timeoutMs });
+  } catch {
+    const shown = await page
+      .locator("[data-testid^='flash-']")
+      .allTextContents()
+      .catch(() => []);
+    throw new Error(
+      `no ${kind} message matching ${text} within ${timeoutMs / 1000} s on ${page.url()}; messages shown: ${
+        shown.map((t) => JSON.stringify(t.trim())).join(", ") || "none"
+      }`,
+    );
+  }
+  return textOf(wanted, `the ${kind} message`);
+}
+
+/**
  * Reloads the page until `check` returns a truthy value (figures written by the
  * server every few hundred milliseconds); fails with what was awaited and what the
  * last check saw.
