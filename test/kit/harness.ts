@@ -9,7 +9,7 @@ import path from "node:path";
 import { pino } from "pino";
 import type { Clock } from "../../src/core/clock.js";
 import { loadConfig } from "../../src/core/config.js";
-import type { StreamError } from "../../src/core/errors.js";
+import { NS_STANZAS, type StreamError } from "../../src/core/errors.js";
 import type { Jid } from "../../src/core/jid.js";
 import type { ModuleDefinition } from "../../src/core/module.js";
 import { isStanza } from "../../src/core/router.js";
@@ -201,4 +201,12 @@ export async function startHarness(opts: {
     },
   };
   return harness;
+}
+
+/** The defined condition of an error stanza (RFC 6120 §8.3), e.g. "service-unavailable". */
+export function errorCondition(el: XmlElement): string | undefined {
+  return el
+    .getChild("error")
+    ?.elements()
+    .find((c) => c.attrs.xmlns === NS_STANZAS)?.name;
 }

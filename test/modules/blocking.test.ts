@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { NS_STANZAS } from "../../src/core/errors.js";
 import { parseJid } from "../../src/core/jid.js";
 import { defineModule, type ModuleDefinition } from "../../src/core/module.js";
 import { type XmlElement, x } from "../../src/core/xml/element.js";
@@ -13,7 +12,7 @@ import { isListed } from "../../src/modules/blocking/match.js";
 import message from "../../src/modules/message/index.js";
 import presence from "../../src/modules/presence/index.js";
 import roster from "../../src/modules/roster/index.js";
-import { type FakeSession, type Harness, startHarness } from "../kit/harness.js";
+import { errorCondition, type FakeSession, type Harness, startHarness } from "../kit/harness.js";
 
 /** Stands in for the presence module: hands presence to local sessions. */
 const presenceDelivery = defineModule({
@@ -42,11 +41,7 @@ before(async () => {
 });
 after(() => h.stop());
 
-const condition = (el: XmlElement) =>
-  el
-    .getChild("error")
-    ?.elements()
-    .find((c) => c.attrs.xmlns === NS_STANZAS)?.name;
+const condition = errorCondition;
 const items = (...jids: string[]) => jids.map((jid) => x("item", { jid }));
 const blockIq = (...jids: string[]) =>
   x("iq", { type: "set" }, x("block", { xmlns: NS_BLOCKING }, ...items(...jids)));

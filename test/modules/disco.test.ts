@@ -1,11 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { NS_STANZAS } from "../../src/core/errors.js";
 import type { ModuleDefinition } from "../../src/core/module.js";
 import { type XmlElement, x } from "../../src/core/xml/element.js";
 import disco, { type DiscoApi, NS_DISCO_INFO, NS_DISCO_ITEMS } from "../../src/modules/disco/index.js";
 import ping from "../../src/modules/ping/index.js";
-import { type FakeSession, type Harness, startHarness } from "../kit/harness.js";
+import { errorCondition, type FakeSession, type Harness, startHarness } from "../kit/harness.js";
 
 let h: Harness;
 
@@ -33,11 +32,7 @@ before(async () => {
 });
 after(() => h.stop());
 
-const condition = (el: XmlElement) =>
-  el
-    .getChild("error")
-    ?.elements()
-    .find((c) => c.attrs.xmlns === NS_STANZAS)?.name;
+const condition = errorCondition;
 const info = (to?: string, node?: string) =>
   x("iq", { type: "get", to }, x("query", { xmlns: NS_DISCO_INFO, node }));
 const items = (to?: string, node?: string) =>

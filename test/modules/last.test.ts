@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { NS_STANZAS } from "../../src/core/errors.js";
 import type { ModuleDefinition } from "../../src/core/module.js";
-import { type XmlElement, x } from "../../src/core/xml/element.js";
+import { x } from "../../src/core/xml/element.js";
 import last, { NS_LAST } from "../../src/modules/last/index.js";
-import { type Harness, startHarness } from "../kit/harness.js";
+import { errorCondition, type Harness, startHarness } from "../kit/harness.js";
 
 let h: Harness;
 
@@ -29,11 +28,7 @@ before(async () => {
 });
 after(() => h.stop());
 
-const condition = (el: XmlElement) =>
-  el
-    .getChild("error")
-    ?.elements()
-    .find((c) => c.attrs.xmlns === NS_STANZAS)?.name;
+const condition = errorCondition;
 const ask = (to?: string, type = "get") => x("iq", { type, to }, x("query", { xmlns: NS_LAST }));
 
 test("the server's answer is its uptime", async () => {

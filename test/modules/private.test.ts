@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { NS_STANZAS } from "../../src/core/errors.js";
 import type { ModuleDefinition } from "../../src/core/module.js";
 import { type XmlElement, x } from "../../src/core/xml/element.js";
 import privateStorage, { isReserved, NS_PRIVATE } from "../../src/modules/private/index.js";
-import { type Harness, startHarness } from "../kit/harness.js";
+import { errorCondition, type Harness, startHarness } from "../kit/harness.js";
 
 let h: Harness;
 
@@ -17,11 +16,7 @@ before(async () => {
 });
 after(() => h.stop());
 
-const condition = (el: XmlElement) =>
-  el
-    .getChild("error")
-    ?.elements()
-    .find((c) => c.attrs.xmlns === NS_STANZAS)?.name;
+const condition = errorCondition;
 const query = (type: string, children: XmlElement[], to?: string) =>
   x("iq", { type, to }, x("query", { xmlns: NS_PRIVATE }, ...children));
 const prefs = (nick: string) => x("exodus", { xmlns: "exodus:prefs" }, x("defaultnick", null, nick));

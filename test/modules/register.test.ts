@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { NS_STANZAS } from "../../src/core/errors.js";
 import { defineModule, type ModuleDefinition } from "../../src/core/module.js";
 import { verifyPassword } from "../../src/core/sasl/credentials.js";
 import { type XmlElement, x } from "../../src/core/xml/element.js";
 import presence from "../../src/modules/presence/index.js";
 import register, { NS_REGISTER_FEATURE } from "../../src/modules/register/index.js";
 import roster from "../../src/modules/roster/index.js";
-import { FakeSession, type Harness, startHarness } from "../kit/harness.js";
+import { errorCondition, FakeSession, type Harness, startHarness } from "../kit/harness.js";
 
 const NS_REGISTER = "jabber:iq:register";
 const NS_DATA = "jabber:x:data";
@@ -24,11 +23,7 @@ const presenceDelivery = defineModule({
   },
 });
 
-const condition = (el: XmlElement) =>
-  el
-    .getChild("error")
-    ?.elements()
-    .find((c) => c.attrs.xmlns === NS_STANZAS)?.name;
+const condition = errorCondition;
 const query = (...children: XmlElement[]) => x("query", { xmlns: NS_REGISTER }, ...children);
 const legacy = (username: string, password: string) =>
   query(x("username", null, username), x("password", null, password));

@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
-import { NS_STANZAS } from "../../src/core/errors.js";
 import type { ModuleDefinition } from "../../src/core/module.js";
-import { type XmlElement, x } from "../../src/core/xml/element.js";
+import { x } from "../../src/core/xml/element.js";
 import time, { NS_TIME, tzd } from "../../src/modules/time/index.js";
-import { type Harness, startHarness } from "../kit/harness.js";
+import { errorCondition, type Harness, startHarness } from "../kit/harness.js";
 
 const harnesses: Harness[] = [];
 after(async () => {
@@ -21,11 +20,7 @@ async function start(config?: Record<string, unknown>): Promise<Harness> {
   return h;
 }
 
-const condition = (el: XmlElement) =>
-  el
-    .getChild("error")
-    ?.elements()
-    .find((c) => c.attrs.xmlns === NS_STANZAS)?.name;
+const condition = errorCondition;
 const ask = (type = "get") => x("iq", { type, to: "example.test" }, x("time", { xmlns: NS_TIME }));
 
 test("XEP-0082 time zone definitions", () => {

@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { NS_STANZAS } from "../../src/core/errors.js";
 import type { ModuleDefinition } from "../../src/core/module.js";
 import { type XmlElement, x } from "../../src/core/xml/element.js";
 import vcard, { NS_VCARD } from "../../src/modules/vcard/index.js";
-import { type Harness, startHarness } from "../kit/harness.js";
+import { errorCondition, type Harness, startHarness } from "../kit/harness.js";
 
 let h: Harness;
 
@@ -17,11 +16,7 @@ before(async () => {
 });
 after(() => h.stop());
 
-const condition = (el: XmlElement) =>
-  el
-    .getChild("error")
-    ?.elements()
-    .find((c) => c.attrs.xmlns === NS_STANZAS)?.name;
+const condition = errorCondition;
 const get = (to?: string) => x("iq", { type: "get", to }, x("vCard", { xmlns: NS_VCARD }));
 const set = (card: XmlElement, to?: string) => x("iq", { type: "set", to }, card);
 

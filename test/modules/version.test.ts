@@ -2,11 +2,10 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { after, test } from "node:test";
-import { NS_STANZAS } from "../../src/core/errors.js";
 import type { ModuleDefinition } from "../../src/core/module.js";
-import { type XmlElement, x } from "../../src/core/xml/element.js";
+import { x } from "../../src/core/xml/element.js";
 import version, { NS_VERSION } from "../../src/modules/version/index.js";
-import { type Harness, startHarness } from "../kit/harness.js";
+import { errorCondition, type Harness, startHarness } from "../kit/harness.js";
 
 const harnesses: Harness[] = [];
 after(async () => {
@@ -23,11 +22,7 @@ async function start(config?: Record<string, unknown>): Promise<Harness> {
   return h;
 }
 
-const condition = (el: XmlElement) =>
-  el
-    .getChild("error")
-    ?.elements()
-    .find((c) => c.attrs.xmlns === NS_STANZAS)?.name;
+const condition = errorCondition;
 const query = (type = "get", to = "example.test") => x("iq", { type, to }, x("query", { xmlns: NS_VERSION }));
 const packageVersion = (
   JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
