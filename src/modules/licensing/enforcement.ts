@@ -154,8 +154,7 @@ export class Enforcement {
     const { app, key, licence } = verdict;
     const { version } = input.proof;
     const refusal =
-      versionRefusal(snap.policy, app, version) ??
-      sessionLimitRefusal(app, licence, this.liveUsing(licence.id));
+      versionRefusal(snap.policy, app, version) ?? sessionLimitRefusal(app, licence, this.liveUsing(licence));
     if (refusal) {
       bump(this.counters.proofsRefused, refusal.reason);
       return { ok: false, refusal };
@@ -207,7 +206,7 @@ export class Enforcement {
       const standing = licensedStanding(snap, info, now);
       if (standing.ok) {
         licenceId = info.licenceId = standing.licence.id;
-        refusal = sessionLimitRefusal(standing.app, standing.licence, this.liveUsing(licenceId));
+        refusal = sessionLimitRefusal(standing.app, standing.licence, this.liveUsing(standing.licence));
       } else refusal = standing;
     } else {
       refusal = sessionRefusal(snap, info, session.username, now);
@@ -249,10 +248,17 @@ export class Enforcement {
     if (set?.size === 0) this.byLicence.delete(id);
   }
 
-  /** Live sessions running under a licence. */
-  private liveUsing(licenceId: string): number {
+  /**
+   * Live sessions running under a licence, as far as its session limit needs to know: a
+   * popular licence has many sessions, and a login must not walk them all. The tracked set
+   * holds sessions closed but not yet ended too, so only a set at the limit is counted.
+   */
+  private liveUsing(licence: Licence): number {
+    const set = this.byLicence.get(licence.id);
+    if (!set) return 0;
+    if (licence.maxSessions === undefined || set.size < licence.maxSessions) return set.size;
     let n = 0;
-    for (const s of this.byLicence.get(licenceId) ?? []) if (!s.closed) n++;
+    for (const s of set) if (!s.closed) n++;
     return n;
   }
 

@@ -3,10 +3,9 @@
  * stream feature now, a SASL2 <authenticate/> element later). Given what the
  * proof is bound to, the claim and a registry snapshot, it says whether the app,
  * its key, the signature and a licence are good. Pure apart from the signature
- * check, which is crypto.verify (Ed25519 verification does not branch on secrets).
+ * check (ed25519.ts; Ed25519 verification does not branch on secrets).
  */
-import { type KeyObject, verify } from "node:crypto";
-import { toKeyObject } from "./keys.js";
+import { type SignatureCheck, signatureCheck } from "./ed25519.js";
 import type { AppKey, ClientApp, Instant, Licence } from "./model.js";
 import { keyAndLicence } from "./policy.js";
 import {
@@ -27,18 +26,18 @@ export type ProofVerdict =
   | { ok: true; app: ClientApp; key: AppKey; licence: Licence }
   | ({ ok: false; app?: ClientApp; key?: AppKey } & Refusal);
 
-/** Parsed public keys by their base64 text; an app has few keys, so this stays small. */
-const keyCache = new Map<string, KeyObject>();
-const KEY_CACHE_MAX = 4096;
+/** Verifiers by the public key's base64 text; an app has few keys, so this stays small. */
+const checkCache = new Map<string, SignatureCheck>();
+const CHECK_CACHE_MAX = 4096;
 
-function keyObject(publicKey: string): KeyObject {
-  let k = keyCache.get(publicKey);
-  if (!k) {
-    k = toKeyObject(publicKey);
-    if (keyCache.size >= KEY_CACHE_MAX) keyCache.clear();
-    keyCache.set(publicKey, k);
+function checkFor(publicKey: string): SignatureCheck {
+  let check = checkCache.get(publicKey);
+  if (!check) {
+    check = signatureCheck(publicKey);
+    if (checkCache.size >= CHECK_CACHE_MAX) checkCache.clear();
+    checkCache.set(publicKey, check);
   }
-  return k;
+  return check;
 }
 
 const badProof = (text: string): ProofVerdict => ({ ok: false, reason: "bad-proof", text });
@@ -66,7 +65,7 @@ export function verifyProof(input: ProofInput, snapshot: LicensingSnapshot, now:
   }
   let valid: boolean;
   try {
-    valid = verify(null, proofSignedBytes(input, proof), keyObject(key.publicKey), signature);
+    valid = checkFor(key.publicKey)(proofSignedBytes(input, proof), signature);
   } catch {
     valid = false;
   }
