@@ -249,6 +249,21 @@ export class ServerMetrics {
       },
     });
     new Counter({
+      name: "switchboard_licence_tickets_total",
+      help: "Licence tickets: issued after signed proofs, accepted in place of a signature, refused (expired or replaced key)",
+      labelNames: ["event"],
+      registers: r,
+      collect() {
+        this.reset();
+        const api = licensingApi(svc.apis);
+        if (!api) return;
+        const c = api.counters();
+        this.inc({ event: "issued" }, c.ticketsIssued);
+        this.inc({ event: "accepted" }, c.ticketProofsAccepted);
+        this.inc({ event: "refused" }, c.ticketsRefused);
+      },
+    });
+    new Counter({
       name: "switchboard_licence_warnings_total",
       help: "Warning headlines sent to accounts on unlicensed clients (warn mode)",
       registers: r,

@@ -28,6 +28,7 @@ import {
 import { type ProofInput, verifyProof } from "./proof.js";
 import { type Refusal, refusalError } from "./protocol.js";
 import type { LicensingSnapshot } from "./registry.js";
+import type { IssuedTicket, TicketBook } from "./tickets.js";
 
 /** Proof refusals that suggest forgery or a leaked key; these count against the address. */
 const SUSPICIOUS: ReadonlySet<RefusalReason> = new Set(["bad-proof", "unknown-key", "key-revoked"]);
@@ -38,6 +39,11 @@ export interface LicensingCounters {
   /** Nonces handed out in stream features. */
   noncesIssued: number;
   proofsAccepted: number;
+  /** Of those, proofs made with a ticket instead of a signature. */
+  ticketProofsAccepted: number;
+  ticketsIssued: number;
+  /** Tickets not accepted (expired or not this network's); the client may sign instead. */
+  ticketsRefused: number;
   /** Proofs refused at login, by condition. */
   proofsRefused: Partial<Record<RefusalReason, number>>;
   /** Proofs refused unread because their address failed too often. */
@@ -59,12 +65,22 @@ export interface EnforcementDeps {
   registry: { revision(): Promise<number>; snapshot(): Promise<LicensingSnapshot> };
   maxProofFailuresPerAddress: number;
   proofFailureWindowMs: number;
+  /** Issues and accepts licence tickets; without it, none are. */
+  tickets?: TicketBook;
 }
 
 /** The outcome of a proof, whatever carried it. */
 export type Admission =
-  | { ok: true; info: ClientInfo; recommended?: { version: string; url: string | undefined } }
-  | { ok: false; refusal: Refusal };
+  | {
+      ok: true;
+      info: ClientInfo;
+      recommended?: { version: string; url: string | undefined };
+      /** The proof was made with a ticket (no new ticket is issued for it). */
+      resumed: boolean;
+    }
+  | { ok: false; refusal: Refusal }
+  /** The ticket was not accepted; the stream may still prove with a signature. */
+  | { ok: false; ticketRefused: string };
 
 const bump = (m: Partial<Record<RefusalReason, number>>, r: RefusalReason) => {
   m[r] = (m[r] ?? 0) + 1;
@@ -74,6 +90,9 @@ export class Enforcement {
   readonly counters: LicensingCounters = {
     noncesIssued: 0,
     proofsAccepted: 0,
+    ticketProofsAccepted: 0,
+    ticketsIssued: 0,
+    ticketsRefused: 0,
     proofsRefused: {},
     proofsRateLimited: 0,
     unlicensedRefused: 0,
@@ -146,8 +165,12 @@ export class Enforcement {
   admitProof(session: ClientSession, input: ProofInput): Admission {
     const now = this.now();
     const snap = this.snap;
-    const verdict = verifyProof(input, snap, now);
+    const verdict = verifyProof(input, snap, now, this.deps.tickets);
     if (!verdict.ok) {
+      if ("ticketRefused" in verdict) {
+        this.counters.ticketsRefused++;
+        return verdict;
+      }
       this.proofFailed(session.remoteAddress, verdict);
       return { ok: false, refusal: verdict };
     }
@@ -160,6 +183,7 @@ export class Enforcement {
       return { ok: false, refusal };
     }
     this.counters.proofsAccepted++;
+    if (verdict.resumed) this.counters.ticketProofsAccepted++;
     const info: ClientInfo = {
       clientId: app.clientId,
       version,
@@ -171,7 +195,22 @@ export class Enforcement {
       ok: true,
     };
     const recommended = recommendedFor(snap.policy, app.clientId, version);
-    return recommended ? { ok: true, info, recommended } : { ok: true, info };
+    return recommended
+      ? { ok: true, info, recommended, resumed: verdict.resumed }
+      : { ok: true, info, resumed: verdict.resumed };
+  }
+
+  /**
+   * A ticket for the client of an accepted signed proof, when tickets are enabled and the
+   * stream is encrypted (the ticket's secret travels in the answer).
+   */
+  issueTicket(session: ClientSession, admission: Admission): IssuedTicket | undefined {
+    const { tickets } = this.deps;
+    if (!tickets || !admission.ok || admission.resumed || !session.secure) return undefined;
+    const { clientId, keyId } = admission.info;
+    if (clientId === undefined || keyId === undefined) return undefined;
+    this.counters.ticketsIssued++;
+    return tickets.issue(clientId, keyId, this.now());
   }
 
   /**

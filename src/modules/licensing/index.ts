@@ -21,6 +21,7 @@ import { NS_LICENCE } from "./protocol.js";
 import { LicensingRegistry, type LicensingSnapshot } from "./registry.js";
 import { LicensingStats } from "./stats.js";
 import { licenceStreamFeature } from "./stream-feature.js";
+import { loadTicketKey, TicketBook } from "./tickets.js";
 import { UnlicensedWarnings } from "./warnings.js";
 
 export { type ClientInfo, clientInfoOf } from "./client-info.js";
@@ -51,6 +52,15 @@ export const LicensingOptions = z.object({
   statsIntervalMs: z.number().int().min(100).default(5_000),
   /** Days of daily client figures kept. */
   statsRetentionDays: z.number().int().min(1).default(90),
+  /**
+   * Hours a licence ticket is accepted after the signed proof that earned it (0: no tickets).
+   * A ticket lets a returning client prove its licence with an HMAC instead of a signature.
+   */
+  ticketLifetimeHours: z
+    .number()
+    .min(0)
+    .max(24 * 90)
+    .default(24),
   /** Names this server's live figures (default: the host name). */
   nodeId: z.string().min(1).optional(),
 });
@@ -89,6 +99,13 @@ export default defineModule<LicensingOptions>({
   options: LicensingOptions,
   async setup(ctx) {
     const { options, clock, log } = ctx;
+    const tickets =
+      options.ticketLifetimeHours > 0
+        ? new TicketBook(
+            await loadTicketKey(ctx.storage, clock.now()),
+            options.ticketLifetimeHours * 3_600_000,
+          )
+        : undefined;
     const enforcement = new Enforcement({
       clock,
       sessions: ctx.sessions,
@@ -96,6 +113,7 @@ export default defineModule<LicensingOptions>({
       registry: new LicensingRegistry(ctx.storage, clock),
       maxProofFailuresPerAddress: options.maxProofFailuresPerAddress,
       proofFailureWindowMs: options.proofFailureWindowSeconds * 1000,
+      ...(tickets ? { tickets } : {}),
     });
     await enforcement.start();
     ctx.onUnload(() => enforcement.stop());

@@ -16,6 +16,7 @@ import {
   SIGNATURE_BYTES,
 } from "./protocol.js";
 import type { LicensingSnapshot } from "./registry.js";
+import type { TicketBook } from "./tickets.js";
 import { isValidVersion } from "./version.js";
 
 export interface ProofInput extends ProofContext {
@@ -23,8 +24,10 @@ export interface ProofInput extends ProofContext {
 }
 
 export type ProofVerdict =
-  | { ok: true; app: ClientApp; key: AppKey; licence: Licence }
-  | ({ ok: false; app?: ClientApp; key?: AppKey } & Refusal);
+  | { ok: true; app: ClientApp; key: AppKey; licence: Licence; resumed: boolean }
+  | ({ ok: false; app?: ClientApp; key?: AppKey } & Refusal)
+  /** The ticket is not accepted (expired, or not this network's): a signed proof may follow. */
+  | { ok: false; ticketRefused: string };
 
 /** Verifiers by the public key's base64 text; an app has few keys, so this stays small. */
 const checkCache = new Map<string, SignatureCheck>();
@@ -42,7 +45,16 @@ function checkFor(publicKey: string): SignatureCheck {
 
 const badProof = (text: string): ProofVerdict => ({ ok: false, reason: "bad-proof", text });
 
-export function verifyProof(input: ProofInput, snapshot: LicensingSnapshot, now: Instant): ProofVerdict {
+/**
+ * `tickets` accepts ticket proofs (HMAC under a ticket's secret, tickets.ts) beside
+ * signatures; without it every ticket is refused.
+ */
+export function verifyProof(
+  input: ProofInput,
+  snapshot: LicensingSnapshot,
+  now: Instant,
+  tickets?: TicketBook,
+): ProofVerdict {
   const { proof } = input;
   if (!isValidVersion(proof.version)) {
     return badProof(`"${proof.version}" is not a dotted numeric version such as 5.0.1`);
@@ -51,7 +63,17 @@ export function verifyProof(input: ProofInput, snapshot: LicensingSnapshot, now:
     return badProof(`the ${input.bindingType} channel binding is not available on this stream`);
   }
   const signature = Buffer.from(proof.signature, "base64");
-  if (signature.length !== SIGNATURE_BYTES) return badProof("an Ed25519 signature has 64 bytes");
+  const { ticket } = proof;
+  if (ticket !== undefined) {
+    const claims = tickets?.open(ticket);
+    if (!tickets || !claims) return { ok: false, ticketRefused: "this ticket is not valid on this network" };
+    if (now >= claims.expiresAt) return { ok: false, ticketRefused: "the ticket has expired" };
+    if (claims.clientId !== proof.clientId || claims.keyId !== proof.keyId) {
+      return badProof("the ticket was issued to another app or key");
+    }
+  } else if (signature.length !== SIGNATURE_BYTES) {
+    return badProof("an Ed25519 signature has 64 bytes");
+  }
 
   const app = snapshot.apps.get(proof.clientId);
   const key = snapshot.keys.get(proof.clientId)?.get(proof.keyId);
@@ -65,7 +87,11 @@ export function verifyProof(input: ProofInput, snapshot: LicensingSnapshot, now:
   }
   let valid: boolean;
   try {
-    valid = checkFor(key.publicKey)(proofSignedBytes(input, proof), signature);
+    const payload = proofSignedBytes(input, proof);
+    valid =
+      ticket !== undefined && tickets
+        ? tickets.checkProof(ticket, payload, signature)
+        : checkFor(key.publicKey)(payload, signature);
   } catch {
     valid = false;
   }
@@ -73,5 +99,5 @@ export function verifyProof(input: ProofInput, snapshot: LicensingSnapshot, now:
   if (!valid) return { ...badProof("the signature does not match this stream"), app, key };
   const standing = keyAndLicence(snapshot, app, key, now);
   if ("reason" in standing) return { ok: false, ...standing, app, key };
-  return { ok: true, app, key, licence: standing.licence };
+  return { ok: true, app, key, licence: standing.licence, resumed: ticket !== undefined };
 }

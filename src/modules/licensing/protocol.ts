@@ -26,7 +26,10 @@ export interface ProofClaim {
   version: string;
   platform: string;
   keyId: string;
+  /** Ed25519 signature, or with `ticket` the HMAC-SHA256 under the ticket's secret. */
   signature: string;
+  /** A ticket from an earlier <success/> (tickets.ts): the proof is then an HMAC. */
+  ticket?: string;
 }
 
 /** Everything a proof is bound to, besides the claim. */
@@ -105,6 +108,7 @@ export function parseProof(el: XmlElement): ParsedProof {
   const version = el.attrs.version;
   const platform = el.attrs.platform;
   const keyId = el.attrs["key-id"];
+  const ticket = el.attrs.ticket;
   const signature = el.text().replace(/\s+/g, "");
   if (clientId === undefined || !CLIENT_ID.test(clientId))
     return { ok: false, text: "the proof needs a client-id of lower-case letters, digits, '.', '_' or '-'" };
@@ -117,16 +121,49 @@ export function parseProof(el: XmlElement): ParsedProof {
     return { ok: false, text: "the proof needs a key-id of letters, digits, '.', '_' or '-'" };
   if (signature.length % 4 !== 0 || !BASE64.test(signature))
     return { ok: false, text: "the signature is not base64" };
-  return { ok: true, claim: { clientId, version, platform, keyId, signature } };
+  if (ticket !== undefined && !TICKET.test(ticket))
+    return { ok: false, text: "the ticket is not base64url text of at most 512 characters" };
+  const claim: ProofClaim = { clientId, version, platform, keyId, signature };
+  if (ticket !== undefined) claim.ticket = ticket;
+  return { ok: true, claim };
 }
 
-/** The server's answer to an accepted proof, with the recommended version when the client is behind it. */
-export function successElement(recommended?: { version: string; url: string | undefined }): XmlElement {
+const TICKET = /^[A-Za-z0-9_-]{1,512}$/;
+
+/** A ticket handed out with <success/>: the client keeps it and its secret until `expires`. */
+export interface TicketOffer {
+  ticket: string;
+  secret: Buffer;
+  expiresAt: Instant;
+}
+
+/**
+ * The server's answer to an accepted proof, with the recommended version when the client is
+ * behind it, and a ticket for later logins when this proof earned one.
+ */
+export function successElement(
+  recommended?: { version: string; url: string | undefined },
+  ticket?: TicketOffer,
+): XmlElement {
   return x(
     "success",
     { xmlns: NS_LICENCE },
     recommended && x("recommended", { version: recommended.version, url: recommended.url }),
+    ticket &&
+      x(
+        "ticket",
+        { expires: isoInstant(ticket.expiresAt), secret: ticket.secret.toString("base64") },
+        ticket.ticket,
+      ),
   );
+}
+
+/**
+ * The answer to a ticket the server does not accept (expired, or issued under a replaced
+ * key): not an error, the nonce stays good for one signed proof on the same stream.
+ */
+export function ticketRefusedElement(text: string): XmlElement {
+  return x("ticket-refused", { xmlns: NS_LICENCE }, x("text", null, text));
 }
 
 /** Why a client is refused: the condition, a human text, and the condition's machine-readable details. */

@@ -20,6 +20,7 @@ import {
   type Refusal,
   refusalError,
   successElement,
+  ticketRefusedElement,
 } from "./protocol.js";
 
 interface Offered {
@@ -28,6 +29,8 @@ interface Offered {
   streamId: string;
   bindingType: string | undefined;
   used: boolean;
+  /** A ticket was refused on this stream: the one retry allowed is a signed proof. */
+  ticketRefused: boolean;
 }
 
 export function licenceStreamFeature(enforcement: Enforcement, domain: string): StreamFeatureProvider {
@@ -42,7 +45,13 @@ export function licenceStreamFeature(enforcement: Enforcement, domain: string): 
     offer(session) {
       const nonce = randomBytes(NONCE_BYTES).toString("base64");
       const bindingType = chooseBindingType(session.channelBindingTypes());
-      offered.set(session, { nonce, streamId: session.streamId, bindingType, used: false });
+      offered.set(session, {
+        nonce,
+        streamId: session.streamId,
+        bindingType,
+        used: false,
+        ticketRefused: false,
+      });
       enforcement.counters.noncesIssued++;
       const { policy } = enforcement.snapshot();
       const now = enforcement.now();
@@ -82,9 +91,18 @@ export function licenceStreamFeature(enforcement: Enforcement, domain: string): 
         bindingData: state.bindingType === undefined ? undefined : session.channelBinding(state.bindingType),
         proof: parsed.claim,
       });
-      if (!admission.ok) return refuse(session, admission.refusal);
+      if (!admission.ok) {
+        if ("refusal" in admission) return refuse(session, admission.refusal);
+        if (state.ticketRefused || parsed.claim.ticket === undefined) {
+          return refuse(session, { reason: "bad-proof", text: admission.ticketRefused });
+        }
+        // Not an attack, just an old ticket: the same nonce may carry one signed proof.
+        state.used = false;
+        state.ticketRefused = true;
+        return session.send(ticketRefusedElement(admission.ticketRefused));
+      }
       setClientInfo(session, admission.info);
-      session.send(successElement(admission.recommended));
+      session.send(successElement(admission.recommended, enforcement.issueTicket(session, admission)));
     },
   };
 }
