@@ -215,6 +215,7 @@ export class BenchConnection {
           this.fail(`licence proof not accepted: ${text}`);
           return;
         }
+        this.licence?.accepted(text);
         this.phase = "challenge"; // <auth/> was sent with the proof
         return;
       case "challenge":

@@ -7,7 +7,7 @@
  * channel-binding type the feature names (the connection supplies the data); on a plaintext
  * stream no binding is offered and the proof ends with `none:`.
  */
-import { createPrivateKey, sign } from "node:crypto";
+import { createHmac, createPrivateKey, sign } from "node:crypto";
 import { createRequire } from "node:module";
 import { attr, childText } from "./scanner.js";
 
@@ -21,7 +21,19 @@ export interface LicenceCredentials {
   platform: string;
   keyId: string;
   privateKeyPem: string;
+  /** Keep the ticket a signed proof earns and prove with it (an HMAC) while it is valid. */
+  useTickets?: boolean;
 }
+
+/** A ticket from the server's <success/> and its secret. */
+interface HeldTicket {
+  ticket: string;
+  secret: Buffer;
+  expiresAt: number;
+}
+
+/** Tickets are not used in their last minute (clocks differ). */
+const TICKET_MARGIN_MS = 60_000;
 
 function escapeAttr(v: string): string {
   return v.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/'/g, "&apos;").replace(/"/g, "&quot;");
@@ -95,6 +107,7 @@ function signerFor(privateKeyPem: string): (message: Buffer) => Buffer {
 
 export class LicenceProver {
   private readonly sign: (message: Buffer) => Buffer;
+  private held: HeldTicket | undefined;
 
   constructor(
     private readonly credentials: LicenceCredentials,
@@ -124,12 +137,39 @@ export class LicenceProver {
       binding = `${type}:${data.toString("base64")}`;
     }
     const c = this.credentials;
-    const text = signedText(this.domain, streamId, nonce, c, binding);
-    const signature = this.sign(Buffer.from(text, "utf8"));
+    const payload = Buffer.from(signedText(this.domain, streamId, nonce, c, binding), "utf8");
+    const held =
+      c.useTickets && this.held && Date.now() < this.held.expiresAt - TICKET_MARGIN_MS
+        ? this.held
+        : undefined;
+    const proof = held ? createHmac("sha256", held.secret).update(payload).digest() : this.sign(payload);
     return (
       `<proof xmlns='${LICENCE_NS}' client-id='${escapeAttr(c.clientId)}' version='${escapeAttr(c.version)}'` +
-      ` platform='${escapeAttr(c.platform)}' key-id='${escapeAttr(c.keyId)}'>${signature.toString("base64")}</proof>`
+      ` platform='${escapeAttr(c.platform)}' key-id='${escapeAttr(c.keyId)}'` +
+      `${held ? ` ticket='${held.ticket}'` : ""}>${proof.toString("base64")}</proof>`
     );
+  }
+
+  /** Takes over the ticket another prover of the same app key holds (a client keeps its ticket across logins). */
+  adoptTicket(from: LicenceProver): void {
+    const same =
+      from.credentials.clientId === this.credentials.clientId &&
+      from.credentials.keyId === this.credentials.keyId;
+    if (same && from.held) this.held = from.held;
+  }
+
+  /** Reads the server's <success/> (its whole text): keeps a ticket it carries, when tickets are used. */
+  accepted(success: string): void {
+    if (!this.credentials.useTickets) return;
+    const at = success.indexOf("<ticket");
+    if (at < 0) return;
+    const openTag = success.slice(at, success.indexOf(">", at) + 1);
+    const ticket = success.slice(at + openTag.length, success.indexOf("</ticket>", at));
+    const secret = attr(openTag, "secret");
+    const expiresAt = Date.parse(attr(openTag, "expires") ?? "");
+    if (ticket && secret && Number.isFinite(expiresAt)) {
+      this.held = { ticket, secret: Buffer.from(secret, "base64"), expiresAt };
+    }
   }
 }
 

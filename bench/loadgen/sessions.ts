@@ -17,6 +17,8 @@ export class SessionPool {
   private dropped = 0;
   /** When set, every new connection proves this licence before SASL. */
   private licence: LicenceProver | undefined;
+  /** The latest prover, kept through rounds without a proof: its ticket outlives them. */
+  private lastProver: LicenceProver | undefined;
 
   constructor(
     private readonly target: ConnectionTarget,
@@ -27,6 +29,8 @@ export class SessionPool {
   /** Makes the following logins prove this client licence (null: no proof). */
   setLicence(credentials: LicenceCredentials | null): void {
     this.licence = credentials ? new LicenceProver(credentials, this.target.domain) : undefined;
+    if (this.licence && this.lastProver) this.licence.adoptTicket(this.lastProver);
+    if (this.licence) this.lastProver = this.licence;
   }
 
   connection(account: number): BenchConnection {

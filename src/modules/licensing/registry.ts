@@ -662,9 +662,10 @@ export function modeFor(policy: AccessPolicy, now: Instant, username: string | u
   if (username === undefined) return stageAt(policy, now).mode;
   const account = canonicalAccount(username);
   if (policy.exemptions.includes(account)) return "open";
-  const bucket = accountBucket(account);
   let mode = policy.mode;
   const due = policy.stages.filter((s) => s.at <= now).sort((a, b) => a.at - b.at);
+  // The bucket is a hash: computed only when a partial rollout needs it (not on every login).
+  const bucket = due.some((s) => (s.percentage ?? 100) < 100) ? accountBucket(account) : 0;
   for (const s of due) if (bucket < (s.percentage ?? 100)) mode = s.mode;
   return mode;
 }
