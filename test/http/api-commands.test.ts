@@ -154,6 +154,8 @@ describe("admin API: one success per command", () => {
       [licenceId],
     );
     assert.equal((await ok("POST", "licence revoke", { licenceId })).json.data.licence.status, "revoked");
+    const rotated = await ok("POST", "licence tickets rotate");
+    assert.equal(typeof rotated.json.data.rotatedAt, "number");
 
     const shown = await ok("GET", "app show", { clientId: "com.example.chat" });
     assert.equal(shown.json.data.keys.length, 2);

@@ -205,6 +205,32 @@ describe("licence tickets", () => {
     assert.equal(refusalOf(s).reason, "key-revoked");
   });
 
+  it("rotating the ticket key on a running server refuses earlier tickets (audited)", async () => {
+    const { h, t } = await start();
+    const { ticket } = await signedLogin(h, t);
+    assert.ok(ticket);
+    await h.registry.rotateTicketKey(ACTOR);
+    await h.api.recheck();
+    const s = newSession(h);
+    const o = await offer(h, s);
+    await h.feature.handle!(s, ticketProof(h, s, t, o, ticket));
+    assert.equal(s.received.at(-1)?.name, "ticket-refused");
+    const fresh = (await signedLogin(h, t)).ticket;
+    assert.ok(fresh, "new tickets are issued under the new key");
+    const s2 = newSession(h);
+    const o2 = await offer(h, s2);
+    await h.feature.handle!(s2, ticketProof(h, s2, t, o2, fresh));
+    assert.equal(s2.closed, false, s2.closeError?.text);
+    assert.equal(successOf(s2).name, "success");
+    const [record] = await h.registry.audit({ kind: "tickets.rotate" });
+    assert.equal(record?.data.actor, ACTOR);
+    const key = await loadTicketKey(h.server.services.storage, h.clock.now());
+    assert.ok(
+      !JSON.stringify(record).includes(key.toString("base64")),
+      "the key itself is not in the audit log",
+    );
+  });
+
   it("no ticket without TLS, and none when tickets are disabled (a ticket proof is then refused)", async () => {
     const { h, t } = await start();
     const plain = await signedLogin(h, t, false);

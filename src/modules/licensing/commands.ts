@@ -453,6 +453,22 @@ function describeChange(record: { before?: unknown; after?: unknown }): string {
     : "";
 }
 
+export const licenceTicketsRotate = defineCommand({
+  name: ["licence", "tickets", "rotate"],
+  description:
+    "Replace the licence ticket key: every ticket issued so far is refused, clients sign their next proof",
+  args: [],
+  input: z.object({}),
+  mutates: true,
+  async run(ctx) {
+    const { rotatedAt } = await registryOf(ctx).rotateTicketKey(actorOf(ctx));
+    return {
+      message: `replaced the licence ticket key at ${iso(rotatedAt)}: earlier tickets are refused`,
+      data: { rotatedAt },
+    };
+  },
+});
+
 export const licensingCommands = [
   keygen,
   publisherAdd,
@@ -468,6 +484,7 @@ export const licensingCommands = [
   licenceReinstate,
   licenceExtend,
   licenceList,
+  licenceTicketsRotate,
   ...policyCommands,
   auditList,
 ];

@@ -67,6 +67,8 @@ export interface EnforcementDeps {
   proofFailureWindowMs: number;
   /** Issues and accepts licence tickets; without it, none are. */
   tickets?: TicketBook;
+  /** Runs after a new registry revision was loaded (e.g. to pick up a rotated ticket key). */
+  onRegistryChange?: () => Promise<void>;
 }
 
 /** The outcome of a proof, whatever carried it. */
@@ -362,6 +364,7 @@ export class Enforcement {
         const rev = await this.deps.registry.revision();
         if (rev === this.snap.revision) return false;
         this.snap = await this.deps.registry.snapshot();
+        await this.deps.onRegistryChange?.();
         this.counters.snapshotReloads++;
         return true;
       } finally {

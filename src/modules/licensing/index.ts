@@ -113,7 +113,12 @@ export default defineModule<LicensingOptions>({
       registry: new LicensingRegistry(ctx.storage, clock),
       maxProofFailuresPerAddress: options.maxProofFailuresPerAddress,
       proofFailureWindowMs: options.proofFailureWindowSeconds * 1000,
-      ...(tickets ? { tickets } : {}),
+      ...(tickets
+        ? {
+            tickets,
+            onRegistryChange: async () => tickets.useKey(await loadTicketKey(ctx.storage, clock.now())),
+          }
+        : {}),
     });
     await enforcement.start();
     ctx.onUnload(() => enforcement.stop());

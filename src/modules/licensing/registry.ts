@@ -33,6 +33,7 @@ import {
   type Publisher,
   type VersionRange,
 } from "./model.js";
+import { rotateTicketKey } from "./tickets.js";
 import { compareVersions, parseVersion, VersionError } from "./version.js";
 
 export const LICENSING_STORE = "licensing";
@@ -252,7 +253,10 @@ export class LicensingRegistry {
   readonly #audit;
   readonly #clock: Clock;
 
+  readonly #storage: Storage;
+
   constructor(storage: Storage, clock: Clock) {
+    this.#storage = storage;
     this.#docs = storage.documents<Doc>(LICENSING_STORE);
     this.#audit = storage.archive<AuditRecord>(AUDIT_ARCHIVE);
     this.#clock = clock;
@@ -521,6 +525,15 @@ export class LicensingRegistry {
     })) as AccessPolicy;
     if (!sameJson(before, after)) await this.#record(actor, "policy.set", "policy", before, after);
     return after;
+  }
+
+  /** Replaces the licence ticket key (tickets.ts): every ticket issued so far is refused from now on. */
+  async rotateTicketKey(actor: Actor): Promise<{ rotatedAt: Instant }> {
+    const rotatedAt = this.#clock.now();
+    await rotateTicketKey(this.#storage, rotatedAt);
+    // The revision change makes running servers load the new key with the next snapshot.
+    await this.#record(actor, "tickets.rotate", "ticket-key", undefined, { rotatedAt });
+    return { rotatedAt };
   }
 
   async audit(opts: AuditQuery = {}): Promise<ArchiveEntry<AuditRecord>[]> {

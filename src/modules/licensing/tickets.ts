@@ -79,14 +79,19 @@ function writeString(out: number[], s: string): void {
 }
 
 export class TicketBook {
-  private readonly macKey: Buffer;
-  private readonly secretKey: Buffer;
+  private macKey!: Buffer;
+  private secretKey!: Buffer;
 
   /** `masterKey` from loadTicketKey; `lifetimeMs` is how long a ticket is accepted after the proof that earned it. */
   constructor(
     masterKey: Buffer,
     readonly lifetimeMs: number,
   ) {
+    this.useKey(masterKey);
+  }
+
+  /** Switches to another network key (after a rotation): earlier tickets no longer open. */
+  useKey(masterKey: Buffer): void {
     // Separate keys for the two uses, so a ticket's MAC says nothing about its secret.
     this.macKey = hmac(masterKey, "switchboard licence ticket mac");
     this.secretKey = hmac(masterKey, "switchboard licence ticket secret");
