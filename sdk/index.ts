@@ -9,9 +9,11 @@ export {
   type LicenceOffer,
   type LicenceOptions,
   type LicenceState,
+  type LicenceTicket,
   type LicensedClient,
   type LicensedClientOptions,
   licensedClient,
+  type TicketStore,
 } from "./licensed-client.js";
 export {
   type BindingType,
@@ -23,6 +25,7 @@ export {
   type ProofInput,
   proofPayload,
   type SignedProofInput,
+  ticketProof,
 } from "./proof.js";
 export {
   LicenceRefusedError,

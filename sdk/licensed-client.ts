@@ -19,7 +19,15 @@ import type { KeyObject } from "node:crypto";
 import { TLSSocket } from "node:tls";
 import { type Authenticate, type Client, type ClientOptions, client, type Element, xml } from "@xmpp/client";
 import { channelBindingData, isBindingType } from "./binding.js";
-import { type BindingType, canonicalProofString, LICENCE_NS, licenceProof, loadPrivateKey } from "./proof.js";
+import {
+  type BindingType,
+  canonicalProofString,
+  LICENCE_NS,
+  licenceProof,
+  loadPrivateKey,
+  type ProofInput,
+  ticketProof,
+} from "./proof.js";
 import { type LicenceRefusedError, licenceRefusal, refusalFromStreamError } from "./refusal.js";
 
 const NS_STREAM = "http://etherx.jabber.org/streams";
@@ -36,6 +44,39 @@ export interface LicenceOptions {
   keyId: string;
   /** The Ed25519 private key: PEM text (as written by `switchboard keygen`) or a KeyObject. */
   privateKeyPem: string | KeyObject;
+  /**
+   * Where the ticket a signed proof earns is kept (protocol section 2.5); later logins prove
+   * with it, without a signature, until it expires. Default: in memory, for this client object.
+   * `false`: never use tickets.
+   */
+  tickets?: TicketStore | false;
+}
+
+/** A licence ticket and its secret, as the server handed them out. */
+export interface LicenceTicket {
+  ticket: string;
+  secret: Uint8Array;
+  /** When the server stops accepting it (ms since the epoch). */
+  expiresAt: number;
+}
+
+/** Keeps one ticket; an app may persist it (it is a secret: store it as carefully as the key). */
+export interface TicketStore {
+  get(): LicenceTicket | undefined;
+  set(ticket: LicenceTicket | undefined): void;
+}
+
+/** Tickets are not used in their last minute, so clock differences do not cost a login. */
+const TICKET_MARGIN_MS = 60_000;
+
+function memoryTicketStore(): TicketStore {
+  let held: LicenceTicket | undefined;
+  return {
+    get: () => held,
+    set: (t) => {
+      held = t;
+    },
+  };
 }
 
 export interface LicensedClientOptions extends ClientOptions {
@@ -55,6 +96,8 @@ export interface LicenceOffer {
 /** The server's <success/>. */
 export interface LicenceAccepted {
   offer: LicenceOffer;
+  /** The proof was made with a ticket rather than a signature. */
+  resumed: boolean;
   /** A newer version the operator recommends, with where to get it. */
   recommended?: { version: string; url?: string };
 }
@@ -119,6 +162,7 @@ export function licensedClient(options: LicensedClientOptions): LicensedClient {
   const { licence, credentials, ...clientOptions } = options;
   checkLicenceOptions(licence);
   const privateKey = loadPrivateKey(licence.privateKeyPem);
+  const tickets = licence.tickets === false ? undefined : (licence.tickets ?? memoryTicketStore());
 
   const state: LicenceState = {};
   let streamId: string | undefined;
@@ -138,7 +182,7 @@ export function licensedClient(options: LicensedClientOptions): LicensedClient {
       }
       bindingData = channelBindingData(socket, offer.bindingType);
     }
-    const signature = licenceProof({
+    const input: ProofInput = {
       domain: entity.options.domain,
       streamId,
       nonce: offer.nonce,
@@ -148,26 +192,38 @@ export function licensedClient(options: LicensedClientOptions): LicensedClient {
       version: licence.version,
       platform: licence.platform,
       keyId: licence.keyId,
-      privateKey,
-    });
-    const proof = xml(
-      "proof",
-      {
-        xmlns: LICENCE_NS,
-        "client-id": licence.clientId,
-        version: licence.version,
-        platform: licence.platform,
-        "key-id": licence.keyId,
-      },
-      signature,
-    );
+    };
+    const attrs = {
+      xmlns: LICENCE_NS,
+      "client-id": licence.clientId,
+      version: licence.version,
+      platform: licence.platform,
+      "key-id": licence.keyId,
+    };
     const conn = entity as unknown as ConnectionInternals;
-    let reply: Element;
-    try {
-      reply = await conn.sendReceive(proof, conn.timeout);
-    } catch (err) {
-      throw licenceRefusal(err) ?? err;
+    const exchange = async (proof: Element): Promise<Element> => {
+      try {
+        return await conn.sendReceive(proof, conn.timeout);
+      } catch (err) {
+        throw licenceRefusal(err) ?? err;
+      }
+    };
+    const held = tickets?.get();
+    let resumed = false;
+    let reply: Element | undefined;
+    if (held && Date.now() < held.expiresAt - TICKET_MARGIN_MS) {
+      reply = await exchange(
+        xml("proof", { ...attrs, ticket: held.ticket }, ticketProof(input, held.secret)),
+      );
+      resumed = true;
+      if (reply.is("ticket-refused", LICENCE_NS)) {
+        // Expired or issued under a replaced key: the same nonce takes one signed proof.
+        tickets?.set(undefined);
+        reply = undefined;
+        resumed = false;
+      }
     }
+    reply ??= await exchange(xml("proof", attrs, licenceProof({ ...input, privateKey })));
     if (reply.is("error", NS_STREAM)) {
       throw refusalFromStreamError(reply) ?? new Error(`licence: stream error ${reply.toString()}`);
     }
@@ -175,8 +231,18 @@ export function licensedClient(options: LicensedClientOptions): LicensedClient {
       throw new Error(`licence: unexpected answer to the proof: ${reply.toString()}`);
     }
     const rec = reply.getChild("recommended", LICENCE_NS) ?? reply.getChild("recommended");
+    const earned = reply.getChild("ticket", LICENCE_NS) ?? reply.getChild("ticket");
+    const expiresAt = Date.parse(earned?.attrs.expires ?? "");
+    if (tickets && earned?.attrs.secret && Number.isFinite(expiresAt)) {
+      tickets.set({
+        ticket: earned.text().trim(),
+        secret: Buffer.from(earned.attrs.secret, "base64"),
+        expiresAt,
+      });
+    }
     const accepted: LicenceAccepted = {
       offer,
+      resumed,
       ...(rec?.attrs.version
         ? { recommended: { version: rec.attrs.version, ...(rec.attrs.url ? { url: rec.attrs.url } : {}) } }
         : {}),

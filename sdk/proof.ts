@@ -5,7 +5,7 @@
  * carrier (the stream feature, a future SASL2 <authenticate/>) can reuse it.
  * The protocol is described in docs/licensing-protocol.md.
  */
-import { createPrivateKey, type KeyObject, sign } from "node:crypto";
+import { createHmac, createPrivateKey, type KeyObject, sign } from "node:crypto";
 
 /** XML namespace of the protocol's elements. */
 export const LICENCE_NS = "urn:switchboard:client-licence:0";
@@ -95,4 +95,12 @@ export function loadPrivateKey(key: KeyObject | string): KeyObject {
 /** The Ed25519 signature over the canonical bytes, base64: the text of <proof/>. */
 export function licenceProof(input: SignedProofInput): string {
   return sign(null, proofPayload(input), loadPrivateKey(input.privateKey)).toString("base64");
+}
+
+/**
+ * The proof made with a ticket (protocol section 2.5): HMAC-SHA256 keyed with the ticket's
+ * secret over the same canonical bytes, base64: the text of a <proof ticket='…'/>.
+ */
+export function ticketProof(input: ProofInput, secret: Uint8Array): string {
+  return createHmac("sha256", secret).update(proofPayload(input)).digest("base64");
 }

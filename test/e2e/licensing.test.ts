@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import { after, before, describe, type TestContext, test } from "node:test";
 import tls from "node:tls";
+import type { LicenceTicket, TicketStore } from "../../sdk/licensed-client.js";
 import { accountBucket } from "../../src/modules/licensing/registry.js";
 import { connectJs } from "../helpers/js-client.js";
 import {
@@ -126,6 +127,45 @@ describe("licensed client access (e2e)", () => {
       assert.ok(carol.xmpp.licence.accepted, "no <success/>");
       await carol.sync();
       await carol.close();
+    });
+
+    test("SDK client: the second login proves with the ticket the first earned; after a key rotation it signs again", async () => {
+      let held: LicenceTicket | undefined;
+      const store: TicketStore = {
+        get: () => held,
+        set: (t) => {
+          held = t;
+        },
+      };
+      const withTickets = { ...build(chat), tickets: store };
+      const first = await connectLicensed(server, login("carol", "t1"), withTickets);
+      assert.equal(first.xmpp.licence.accepted?.resumed, false);
+      assert.ok(held, "a ticket with the first <success/>");
+      assert.ok(held.expiresAt > Date.now() + 23 * 3_600_000, "valid for the default 24 h");
+      await first.close();
+
+      const second = await connectLicensed(server, login("carol", "t2"), withTickets);
+      assert.equal(second.xmpp.licence.accepted?.resumed, true, "proved with the ticket");
+      assert.equal(second.proofs.length, 1);
+      assert.ok(second.proofs[0]?.attrs.ticket, "the proof names the ticket");
+      await second.close();
+
+      const before = held;
+      await cli(server, ["licence", "tickets", "rotate"]);
+      await settle();
+      const third = await connectLicensed(server, login("carol", "t3"), withTickets);
+      assert.equal(
+        third.xmpp.licence.accepted?.resumed,
+        false,
+        "the old ticket was refused, the client signed",
+      );
+      assert.deepEqual(
+        third.proofs.map((p) => p.attrs.ticket !== undefined),
+        [true, false],
+        "a ticket proof, then a signed one on the same stream",
+      );
+      assert.ok(held && held.ticket !== before.ticket, "a fresh ticket under the new key");
+      await third.close();
     });
 
     test("SDK client over direct TLS (XEP-0368)", async () => {

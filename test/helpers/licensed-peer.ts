@@ -5,7 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import { type Client, client, type Element } from "@xmpp/client";
-import { type LicensedClient, licensedClient } from "../../sdk/licensed-client.js";
+import { type LicensedClient, licensedClient, type TicketStore } from "../../sdk/licensed-client.js";
 import { type LicenceRefusedError, licenceRefusal } from "../../sdk/refusal.js";
 import { Inbox } from "./inbox.js";
 import { type JsLogin, JsPeer } from "./js-client.js";
@@ -26,6 +26,8 @@ export interface Build {
   privateKeyPem: string;
   version: string;
   platform?: string;
+  /** Where the SDK keeps its licence ticket (default: its own memory; false: none). */
+  tickets?: TicketStore | false;
 }
 
 export class LicensedPeer extends BasePeer {
@@ -105,6 +107,7 @@ function makeLicensed(server: TestServer, login: JsLogin, build: Build): License
       version: build.version,
       platform: build.platform ?? "linux",
       privateKeyPem: build.privateKeyPem,
+      ...(build.tickets !== undefined ? { tickets: build.tickets } : {}),
     },
   });
 }
