@@ -320,6 +320,11 @@ export async function login(
   return s;
 }
 
+/** The latest licence <success/> the session received, if any. */
+export function licenceSuccess(s: FakeSession): XmlElement | undefined {
+  return s.received.findLast((el) => el.name === "success" && el.attrs.xmlns === NS_LICENCE);
+}
+
 /** The licence condition of a session's closing stream error. */
 export function refusalOf(s: FakeSession): {
   condition: string;

@@ -15,7 +15,6 @@ import {
   authenticate,
   bind,
   DAY,
-  type FakeSession,
   HOUR,
   type LicensingHarness,
   login,
@@ -27,6 +26,7 @@ import {
   registerApp,
   setPolicy,
   startLicensing,
+  licenceSuccess as successOf,
 } from "./b-kit.js";
 
 const harnesses: LicensingHarness[] = [];
@@ -39,9 +39,6 @@ async function start(options: Record<string, unknown> = {}): Promise<LicensingHa
   harnesses.push(h);
   return h;
 }
-
-const successOf = (s: FakeSession) =>
-  s.received.find((el) => el.name === "success" && el.attrs.xmlns === NS_LICENCE);
 
 test("the feature carries a fresh 32-byte nonce, the mode, the next cutoff and the best channel binding", async () => {
   const h = await start();

@@ -20,6 +20,7 @@ import {
   type FeatureOffer,
   HOUR,
   type LicensingHarness,
+  licenceSuccess,
   newSession,
   offer,
   proofFor,
@@ -51,8 +52,8 @@ interface HeldTicket {
 
 /** The last element the session received, which must be the licence <success/>. */
 function successOf(s: FakeSession): XmlElement {
-  const el = s.received.at(-1);
-  assert.ok(el && el.name === "success" && el.attrs.xmlns === NS_LICENCE, `expected <success/>, got ${el}`);
+  const el = licenceSuccess(s);
+  assert.ok(el && el === s.received.at(-1), `expected <success/>, got ${s.received.at(-1)}`);
   return el;
 }
 

@@ -197,9 +197,7 @@ export class Enforcement {
       ok: true,
     };
     const recommended = recommendedFor(snap.policy, app.clientId, version);
-    return recommended
-      ? { ok: true, info, recommended, resumed: verdict.resumed }
-      : { ok: true, info, resumed: verdict.resumed };
+    return { ok: true, info, resumed: verdict.resumed, ...(recommended ? { recommended } : {}) };
   }
 
   /**

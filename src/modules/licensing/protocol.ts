@@ -8,6 +8,7 @@
 import { StreamError } from "../../core/errors.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
 import type { Instant, PolicyMode, RefusalReason } from "./model.js";
+import { type IssuedTicket, TICKET_SYNTAX } from "./tickets.js";
 
 export const NS_LICENCE = "urn:switchboard:client-licence:0";
 /** First line of the signed text: names the protocol and its version. */
@@ -121,20 +122,11 @@ export function parseProof(el: XmlElement): ParsedProof {
     return { ok: false, text: "the proof needs a key-id of letters, digits, '.', '_' or '-'" };
   if (signature.length % 4 !== 0 || !BASE64.test(signature))
     return { ok: false, text: "the signature is not base64" };
-  if (ticket !== undefined && !TICKET.test(ticket))
+  if (ticket !== undefined && !TICKET_SYNTAX.test(ticket))
     return { ok: false, text: "the ticket is not base64url text of at most 512 characters" };
   const claim: ProofClaim = { clientId, version, platform, keyId, signature };
   if (ticket !== undefined) claim.ticket = ticket;
   return { ok: true, claim };
-}
-
-const TICKET = /^[A-Za-z0-9_-]{1,512}$/;
-
-/** A ticket handed out with <success/>: the client keeps it and its secret until `expires`. */
-export interface TicketOffer {
-  ticket: string;
-  secret: Buffer;
-  expiresAt: Instant;
 }
 
 /**
@@ -143,7 +135,7 @@ export interface TicketOffer {
  */
 export function successElement(
   recommended?: { version: string; url: string | undefined },
-  ticket?: TicketOffer,
+  ticket?: IssuedTicket,
 ): XmlElement {
   return x(
     "success",

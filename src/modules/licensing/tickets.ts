@@ -21,11 +21,19 @@ import type { Instant } from "./model.js";
 /** Storage of the network-wide ticket key. */
 export const SECRETS_STORE = "licensing-secrets";
 const TICKET_KEY = "ticket-key";
+/**
+ * A ticket's bytes: format version (1 byte), issue and expiry instants (two doubles), client
+ * id and key id (each a length byte and UTF-8), then a truncated MAC of all that; base64url.
+ */
 const FORMAT_VERSION = 1;
+const ISSUED_AT = 1;
+const EXPIRES_AT = 9;
+const HEADER_BYTES = 17;
 const MAC_BYTES = 16;
 /** Bytes of the HMAC-SHA256 a ticket proof carries. */
 export const TICKET_PROOF_BYTES = 32;
-const MAX_TICKET_CHARS = 512;
+/** What a ticket looks like on the wire (the proof parser and the ticket reader agree on it). */
+export const TICKET_SYNTAX = /^[A-Za-z0-9_-]{1,512}$/;
 
 export interface TicketClaims {
   clientId: string;
@@ -51,12 +59,18 @@ function ticketKeys(storage: Storage): DocumentStore<StoredTicketKey> {
   return storage.documents<StoredTicketKey>(SECRETS_STORE);
 }
 
-/** The network's ticket key, created on first use (atomically, so concurrent nodes agree). */
+/**
+ * The network's ticket key: read, or created on first use (atomically, so concurrent nodes
+ * agree). Read again after every registry change, so the common case writes nothing.
+ */
 export async function loadTicketKey(storage: Storage, now: Instant): Promise<Buffer> {
-  const stored = await ticketKeys(storage).update(
-    TICKET_KEY,
-    (cur) => cur ?? { key: randomBytes(32).toString("base64"), createdAt: now },
-  );
+  const store = ticketKeys(storage);
+  const stored =
+    (await store.get(TICKET_KEY)) ??
+    (await store.update(
+      TICKET_KEY,
+      (cur) => cur ?? { key: randomBytes(32).toString("base64"), createdAt: now },
+    ));
   if (!stored) throw new Error("the licence ticket key could not be stored");
   return Buffer.from(stored.key, "base64");
 }
@@ -72,10 +86,10 @@ const hmac = (key: Buffer, ...parts: (Buffer | string)[]) => {
   return h.digest();
 };
 
-function writeString(out: number[], s: string): void {
+function lengthPrefixed(s: string): Buffer {
   const bytes = Buffer.from(s, "utf8");
   if (bytes.length > 255) throw new RangeError("ticket field too long");
-  out.push(bytes.length, ...bytes);
+  return Buffer.concat([Buffer.of(bytes.length), bytes]);
 }
 
 export class TicketBook {
@@ -99,28 +113,26 @@ export class TicketBook {
 
   issue(clientId: string, keyId: string, now: Instant): IssuedTicket {
     const expiresAt = now + this.lifetimeMs;
-    const body: number[] = [FORMAT_VERSION];
-    const times = Buffer.alloc(16);
-    times.writeDoubleBE(now, 0);
-    times.writeDoubleBE(expiresAt, 8);
-    body.push(...times);
-    writeString(body, clientId);
-    writeString(body, keyId);
-    const bodyBytes = Buffer.from(body);
-    const raw = Buffer.concat([bodyBytes, hmac(this.macKey, bodyBytes).subarray(0, MAC_BYTES)]);
-    const ticket = raw.toString("base64url");
+    const header = Buffer.alloc(HEADER_BYTES);
+    header[0] = FORMAT_VERSION;
+    header.writeDoubleBE(now, ISSUED_AT);
+    header.writeDoubleBE(expiresAt, EXPIRES_AT);
+    const body = Buffer.concat([header, lengthPrefixed(clientId), lengthPrefixed(keyId)]);
+    const ticket = Buffer.concat([body, hmac(this.macKey, body).subarray(0, MAC_BYTES)]).toString(
+      "base64url",
+    );
     return { ticket, secret: this.secretOf(ticket), expiresAt };
   }
 
   /** The claims of a ticket this network issued (whatever its expiry), or undefined. */
   open(ticket: string): TicketClaims | undefined {
-    if (ticket.length > MAX_TICKET_CHARS || !/^[A-Za-z0-9_-]+$/.test(ticket)) return undefined;
+    if (!TICKET_SYNTAX.test(ticket)) return undefined;
     const raw = Buffer.from(ticket, "base64url");
-    if (raw.length < 1 + 16 + 2 + MAC_BYTES || raw[0] !== FORMAT_VERSION) return undefined;
+    if (raw.length < HEADER_BYTES + 2 + MAC_BYTES || raw[0] !== FORMAT_VERSION) return undefined;
     const body = raw.subarray(0, raw.length - MAC_BYTES);
     const mac = raw.subarray(raw.length - MAC_BYTES);
     if (!timingSafeEqual(mac, hmac(this.macKey, body).subarray(0, MAC_BYTES))) return undefined;
-    let at = 17;
+    let at = HEADER_BYTES;
     const readString = (): string | undefined => {
       const len = body[at];
       if (len === undefined || at + 1 + len > body.length) return undefined;
@@ -131,7 +143,12 @@ export class TicketBook {
     const clientId = readString();
     const keyId = readString();
     if (clientId === undefined || keyId === undefined || at !== body.length) return undefined;
-    return { clientId, keyId, issuedAt: body.readDoubleBE(1), expiresAt: body.readDoubleBE(9) };
+    return {
+      clientId,
+      keyId,
+      issuedAt: body.readDoubleBE(ISSUED_AT),
+      expiresAt: body.readDoubleBE(EXPIRES_AT),
+    };
   }
 
   /** The secret that goes with a ticket. */
