@@ -3,12 +3,9 @@
  * feature), for proofs no well-behaved client sends: replayed from another
  * stream, sent twice, signed with the wrong key.
  */
-import net from "node:net";
-import tls from "node:tls";
 import { type BindingType, channelBindingData, LICENCE_NS, licenceProof } from "../../sdk/index.js";
 import { type LicenceRefusedError, refusalFromStreamError } from "../../sdk/refusal.js";
-import { WAIT_MS } from "./inbox.js";
-import { streamHeader } from "./raw-client.js";
+import { RawConnection } from "./raw-client.js";
 import type { TestServer } from "./server.js";
 import { parseXml } from "./stanza.js";
 
@@ -21,85 +18,48 @@ export interface ProofFields {
 }
 
 export class ProofStream {
-  private received = "";
-  private cursor = 0;
-  private closedFlag = false;
-  private readonly listeners = new Set<() => void>();
-  streamId = "";
   nonce = "";
   bindingType: BindingType = "none";
   mode = "";
 
   private constructor(
-    private socket: net.Socket,
+    private readonly conn: RawConnection,
     readonly domain: string,
   ) {}
 
   /** TCP, STARTTLS, a new stream: stops at the pre-authentication features. */
   static async open(server: TestServer): Promise<ProofStream> {
-    const plain = net.connect({ host: server.host, port: server.c2sPort });
-    await new Promise<void>((resolve, reject) => {
-      plain.once("connect", resolve);
-      plain.once("error", reject);
-    });
-    const s = new ProofStream(plain, server.domain);
-    s.attach(plain);
-    s.write(streamHeader(server.domain));
-    await s.waitFor(/<\/stream:features>/, "the first features");
-    s.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-    await s.waitFor(/<proceed[^>]*\/>/, "<proceed/>");
-    plain.removeAllListeners("data");
-    plain.removeAllListeners("close");
-    const secure = tls.connect({ socket: plain, servername: server.domain, rejectUnauthorized: false });
-    await new Promise<void>((resolve, reject) => {
-      secure.once("secureConnect", resolve);
-      secure.once("error", reject);
-    });
-    s.socket = secure;
-    s.received = "";
-    s.cursor = 0;
-    s.attach(secure);
-    s.write(streamHeader(server.domain));
-    const header = await s.waitFor(/<stream:stream\b[^>]*>/, "the stream header after TLS");
-    s.streamId = /\bid=['"]([^'"]+)['"]/.exec(header[0])?.[1] ?? "";
-    const features = await s.waitFor(/<stream:features>[\s\S]*?<\/stream:features>/, "features after TLS");
+    const conn = await RawConnection.connect({ host: server.host, port: server.c2sPort });
+    const s = new ProofStream(conn, server.domain);
+    await conn.openStream(server.domain);
+    const features = await conn.startTls(server.domain);
     const licence = parseXml(
-      features[0].replace("<stream:features>", "<features>").replace("</stream:features>", "</features>"),
+      features.replace("<stream:features>", "<features>").replace("</stream:features>", "</features>"),
     ).getChild("licence", LICENCE_NS);
-    if (!licence) throw new Error(`no <licence/> feature after TLS: ${features[0]}`);
+    if (!licence) throw new Error(`no <licence/> feature after TLS: ${features}`);
     s.nonce = licence.getChildText("nonce") ?? "";
     s.mode = licence.attrs.mode ?? "";
     s.bindingType = (licence.getChild("channel-binding")?.attrs.type as BindingType | undefined) ?? "none";
     return s;
   }
 
-  private attach(socket: net.Socket): void {
-    socket.setEncoding("utf8");
-    socket.on("data", (d: string) => {
-      this.received += d;
-      this.notify();
-    });
-    socket.on("error", () => undefined);
-    socket.on("close", () => {
-      this.closedFlag = true;
-      this.notify();
-    });
-  }
-
-  private notify(): void {
-    for (const l of [...this.listeners]) l();
+  /** The id of the stream after TLS (proofs are signed for it). */
+  get streamId(): string {
+    return this.conn.streamId;
   }
 
   write(text: string): void {
-    if (!this.socket.destroyed) this.socket.write(text);
+    this.conn.write(text);
+  }
+
+  waitFor(re: RegExp, what: string): Promise<RegExpExecArray> {
+    return this.conn.waitFor(re, what);
   }
 
   /** A correct proof for this stream, signed with `fields.privateKeyPem` (or another key). */
   proof(fields: ProofFields): string {
     const bindingData =
-      this.bindingType === "none"
-        ? undefined
-        : channelBindingData(this.socket as tls.TLSSocket, this.bindingType);
+      this.bindingType === "none" ? undefined : channelBindingData(this.conn.tlsSocket!, this.bindingType);
     const signature = licenceProof({
       domain: this.domain,
       streamId: this.streamId,
@@ -139,45 +99,7 @@ export class ProofStream {
     return r;
   }
 
-  waitFor(re: RegExp, what: string, timeoutMs = WAIT_MS): Promise<RegExpExecArray> {
-    return new Promise((resolve, reject) => {
-      const check = (): boolean => {
-        const m = re.exec(this.received.slice(this.cursor));
-        if (m) {
-          this.cursor += m.index + m[0].length;
-          done();
-          resolve(m);
-          return true;
-        }
-        if (this.closedFlag) {
-          done();
-          reject(
-            new Error(
-              `connection closed while waiting for ${what}; received:\n${this.received.slice(-1500)}`,
-            ),
-          );
-          return true;
-        }
-        return false;
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(
-          new Error(`no ${what} within ${timeoutMs / 1000} s; received:\n${this.received.slice(-1500)}`),
-        );
-      }, timeoutMs);
-      const listener = () => {
-        check();
-      };
-      const done = () => {
-        clearTimeout(timer);
-        this.listeners.delete(listener);
-      };
-      if (!check()) this.listeners.add(listener);
-    });
-  }
-
   destroy(): void {
-    this.socket.destroy();
+    this.conn.destroy();
   }
 }

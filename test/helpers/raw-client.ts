@@ -1,7 +1,8 @@
 /**
  * A raw XMPP connection for tests that must send what no client library would
- * (ill-formed XML, DTDs, oversized stanzas, silence): text in, text out, with
- * just enough protocol (STARTTLS, SASL PLAIN, bind) to get authenticated.
+ * (ill-formed XML, DTDs, oversized stanzas, silence, hand-made licence proofs):
+ * text in, text out, with just enough protocol (STARTTLS, SASL PLAIN, bind) to
+ * get authenticated. The licensing tests build their clients on it.
  */
 import net from "node:net";
 import tls from "node:tls";
@@ -23,6 +24,8 @@ export class RawConnection {
   received = "";
   /** Position in `received` up to which waitFor has consumed. */
   private cursor = 0;
+  /** The id of the server's latest stream header. */
+  streamId = "";
   private closedFlag = false;
   private closedAt = 0;
   private readonly listeners = new Set<() => void>();
@@ -34,19 +37,40 @@ export class RawConnection {
     this.attach(socket);
   }
 
-  static async open(
+  static open(
     server: TestServer,
     opts: { directTls?: boolean; label?: string } = {},
   ): Promise<RawConnection> {
-    const port = opts.directTls ? server.c2sTlsPort : server.c2sPort;
-    const socket = opts.directTls
-      ? tls.connect({ host: server.host, port, servername: server.domain, rejectUnauthorized: false })
-      : net.connect({ host: server.host, port });
+    return RawConnection.connect({
+      host: server.host,
+      port: opts.directTls ? server.c2sTlsPort : server.c2sPort,
+      ...(opts.directTls ? { directTls: server.domain } : {}),
+      ...(opts.label !== undefined ? { label: opts.label } : {}),
+    });
+  }
+
+  /** Connects to host:port; `directTls` names the server for a TLS connection from the start. */
+  static async connect(opts: {
+    host: string;
+    port: number;
+    directTls?: string;
+    label?: string;
+  }): Promise<RawConnection> {
+    const { host, port, directTls } = opts;
+    const socket =
+      directTls !== undefined
+        ? tls.connect({ host, port, servername: directTls, rejectUnauthorized: false })
+        : net.connect({ host, port });
     await new Promise<void>((resolve, reject) => {
-      socket.once(opts.directTls ? "secureConnect" : "connect", () => resolve());
+      socket.once(directTls !== undefined ? "secureConnect" : "connect", () => resolve());
       socket.once("error", reject);
     });
     return new RawConnection(socket, opts.label ?? `raw connection to port ${port}`);
+  }
+
+  /** The TLS socket once the connection is encrypted (for channel-binding data). */
+  get tlsSocket(): tls.TLSSocket | undefined {
+    return this.socket instanceof tls.TLSSocket ? this.socket : undefined;
   }
 
   private attach(socket: net.Socket): void {
@@ -122,6 +146,11 @@ export class RawConnection {
     });
   }
 
+  /** Moves the cursor back over `length` characters just matched, so a later wait sees them again. */
+  unread(length: number): void {
+    this.cursor = Math.max(0, this.cursor - length);
+  }
+
   /** Waits until the server has closed the connection. */
   waitClosed(what: string, timeoutMs = WAIT_MS): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -166,9 +195,11 @@ export class RawConnection {
     return parseXml(m[0]);
   }
 
-  /** Sends a stream header and waits for the server's features. */
+  /** Sends a stream header and waits for the server's (keeping its stream id), then its features. */
   async openStream(domain: string): Promise<string> {
     this.write(streamHeader(domain));
+    const header = await this.waitFor(/<stream:stream\b[^>]*>/, "the stream header");
+    this.streamId = /\bid=['"]([^'"]+)['"]/.exec(header[0])?.[1] ?? "";
     const m = await this.waitFor(
       /<stream:features\s*\/>|<stream:features[\s\S]*?<\/stream:features>/,
       "stream features",
@@ -178,6 +209,12 @@ export class RawConnection {
 
   /** STARTTLS on a plain connection, then a new stream; returns the features. */
   async startTls(domain: string): Promise<string> {
+    await this.upgradeTls(domain);
+    return this.openStream(domain);
+  }
+
+  /** STARTTLS and the TLS handshake; the caller opens the new stream. */
+  async upgradeTls(domain: string): Promise<void> {
     this.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
     await this.waitFor(/<proceed[^>]*\/>/, "<proceed/>");
     const plain = this.socket;
@@ -192,7 +229,6 @@ export class RawConnection {
     this.received = "";
     this.cursor = 0;
     this.attach(secure);
-    return this.openStream(domain);
   }
 
   /** STARTTLS (unless direct TLS), SASL PLAIN, resource binding. Returns the bound JID. */

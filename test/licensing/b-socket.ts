@@ -4,9 +4,8 @@
  * has TLS 1.3), SASL PLAIN, binding, and stream errors read back as data.
  */
 import { createPrivateKey, sign } from "node:crypto";
-import net from "node:net";
-import tls from "node:tls";
 import { NS_LICENCE, proofSignedBytes } from "../../src/modules/licensing/protocol.js";
+import { RawConnection } from "../helpers/raw-client.js";
 import { type Element, parseXml } from "../helpers/stanza.js";
 
 const WAIT_MS = 5000;
@@ -19,108 +18,49 @@ export interface StreamErrorInfo {
 }
 
 export class SocketClient {
-  received = "";
-  private cursor = 0;
-  closed = false;
-  /** The id of the current stream (from the server's header). */
+  /** The id of the current stream (from the server's header); proofs are signed for it. */
   streamId = "";
   features: Element | undefined;
-  private readonly listeners = new Set<() => void>();
 
-  private constructor(private socket: net.Socket) {
-    this.attach(socket);
-  }
+  private constructor(private readonly conn: RawConnection) {}
 
   static async connect(port: number): Promise<SocketClient> {
-    const socket = net.connect({ host: "127.0.0.1", port });
-    await new Promise<void>((resolve, reject) => {
-      socket.once("connect", () => resolve());
-      socket.once("error", reject);
-    });
-    return new SocketClient(socket);
+    return new SocketClient(await RawConnection.connect({ host: "127.0.0.1", port }));
   }
 
-  private attach(socket: net.Socket): void {
-    socket.setEncoding("utf8");
-    socket.on("data", (d: string) => {
-      this.received += d;
-      for (const l of [...this.listeners]) l();
-    });
-    socket.on("error", () => undefined);
-    socket.on("close", () => {
-      this.closed = true;
-      for (const l of [...this.listeners]) l();
-    });
+  /** Everything received on the current (TLS or plain) layer. */
+  get received(): string {
+    return this.conn.received;
+  }
+
+  get closed(): boolean {
+    return this.conn.closed;
   }
 
   write(text: string): void {
-    if (!this.socket.destroyed) this.socket.write(text);
+    this.conn.write(text);
   }
 
   waitFor(re: RegExp, what: string, ms = WAIT_MS): Promise<RegExpExecArray> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const m = re.exec(this.received.slice(this.cursor));
-        if (m) {
-          this.cursor += m.index + m[0].length;
-          finish();
-          resolve(m);
-        } else if (this.closed) {
-          finish();
-          reject(new Error(`closed while waiting for ${what}; received: ${this.received.slice(-800)}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        finish();
-        reject(new Error(`no ${what} within ${ms} ms; received: ${this.received.slice(-800)}`));
-      }, ms);
-      const finish = () => {
-        clearTimeout(timer);
-        this.listeners.delete(check);
-      };
-      this.listeners.add(check);
-      check();
-    });
+    return this.conn.waitFor(re, what, ms);
   }
 
   /** Opens a stream; keeps the stream id and the features. */
   async open(domain: string): Promise<Element> {
-    this.write(
-      `<?xml version='1.0'?><stream:stream to='${domain}' version='1.0' xml:lang='en' ` +
-        `xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`,
-    );
-    const header = await this.waitFor(/<stream:stream\s[^>]*>/, "the stream header");
-    this.streamId = /\sid='([^']+)'/.exec(header[0])?.[1] ?? "";
-    const m = await this.waitFor(
-      /<stream:features\/>|<stream:features>[\s\S]*?<\/stream:features>/,
-      "features",
-    );
-    this.features = parseXml(m[0]);
+    this.features = parseXml(await this.conn.openStream(domain));
+    this.streamId = this.conn.streamId;
     return this.features;
   }
 
   async startTls(domain: string): Promise<Element> {
-    this.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
-    await this.waitFor(/<proceed[^>]*\/>/, "<proceed/>");
-    const plain = this.socket;
-    plain.removeAllListeners("data");
-    plain.removeAllListeners("close");
-    const secure = tls.connect({ socket: plain, servername: domain, rejectUnauthorized: false });
-    await new Promise<void>((resolve, reject) => {
-      secure.once("secureConnect", () => resolve());
-      secure.once("error", reject);
-    });
-    this.socket = secure;
-    this.received = "";
-    this.cursor = 0;
-    this.attach(secure);
+    await this.conn.upgradeTls(domain);
     return this.open(domain);
   }
 
   /** The channel-binding data of this connection for a type the server offered. */
   bindingData(type: string | undefined): Buffer | undefined {
-    const s = this.socket;
-    if (type === undefined || !(s instanceof tls.TLSSocket)) return undefined;
+    const s = this.conn.tlsSocket;
+    if (type === undefined || !s) return undefined;
     if (type === "tls-exporter")
       return s.exportKeyingMaterial(32, "EXPORTER-Channel-Binding", Buffer.alloc(0));
     return undefined;
@@ -175,7 +115,7 @@ export class SocketClient {
       "the SASL outcome",
     );
     if (m[0].startsWith("<stream:error")) {
-      this.cursor -= m[0].length;
+      this.conn.unread(m[0].length);
       return "stream-error";
     }
     return m[0].startsWith("<success") ? "success" : "failure";
@@ -203,7 +143,7 @@ export class SocketClient {
   }
 
   destroy(): void {
-    this.socket.destroy();
+    this.conn.destroy();
   }
 }
 

@@ -4,9 +4,10 @@
  * form bodies read as plain string fields.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
+import type { Renderable } from "../html.js";
 import { documentString, type SafeHtml } from "../html.js";
 import type { HttpSession } from "../sessions.js";
-import type { Flash } from "./layout.js";
+import { type Flash, type LayoutOptions, layout, type PageScript } from "./layout.js";
 
 const FLASH_KEY = "flash";
 
@@ -124,4 +125,45 @@ export function safeNext(next: unknown, fallback: string, prefix: string): strin
   if (typeof next !== "string") return fallback;
   if (!next.startsWith(prefix) || next.startsWith("//") || /[\\\r\n]/.test(next)) return fallback;
   return next;
+}
+
+/** What a page of the portal or the console gives to be rendered. */
+export interface PageOptions {
+  title: string;
+  /** The nav link id of this page. */
+  current?: string;
+  body: Renderable;
+  scripts?: PageScript[];
+  flashes?: Flash[];
+  status?: number;
+}
+
+/**
+ * Sends a page in its area's layout, with what the request's session adds: the CSRF token
+ * and the flashes kept for this page.
+ */
+export function sendAreaPage(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  area: Pick<LayoutOptions, "area" | "nav" | "user">,
+  opts: PageOptions,
+): FastifyReply {
+  const page = layout({
+    title: opts.title,
+    area: area.area,
+    nav: area.nav,
+    ...(opts.current ? { current: opts.current } : {}),
+    ...(area.user ? { user: area.user } : {}),
+    ...(request.session ? { csrfToken: request.session.csrfToken } : {}),
+    flashes: [...takeFlashes(request.session), ...(opts.flashes ?? [])],
+    ...(opts.scripts ? { scripts: opts.scripts } : {}),
+    body: opts.body,
+  });
+  return sendPage(reply, page, opts.status ?? 200);
+}
+
+/** A path under `prefix` as a route of the plugin Fastify mounts at `prefix`. */
+export function mountedRoute(prefix: string, path: string): string {
+  if (path !== prefix && !path.startsWith(`${prefix}/`)) throw new Error(`${path} is not under ${prefix}`);
+  return path === prefix ? "/" : path.slice(prefix.length);
 }

@@ -8,10 +8,8 @@ import type { CommandResult } from "../../commands/command.js";
 import type { AccessPolicy } from "../../modules/licensing/model.js";
 import type { CutoffPreview } from "../../modules/licensing/stats-model.js";
 import type { AdminAuth, AdminPrincipal } from "../admin-auth.js";
-import type { Flash, NavLink, PageScript } from "../assets/layout.js";
-import { layout } from "../assets/layout.js";
-import { sendPage, takeFlashes } from "../assets/respond.js";
-import type { Renderable } from "../html.js";
+import type { NavLink } from "../assets/layout.js";
+import { mountedRoute, type PageOptions, sendAreaPage } from "../assets/respond.js";
 import { ProblemError } from "../problem.js";
 import type { SessionStore } from "../sessions.js";
 import { type CommandRunner, consoleCommand } from "./commands.js";
@@ -66,31 +64,18 @@ export class ConsoleEnv {
     return this.deps.clock.now();
   }
 
-  page(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    opts: {
-      title: string;
-      current?: string;
-      body: Renderable;
-      scripts?: PageScript[];
-      flashes?: Flash[];
-      status?: number;
-    },
-  ): FastifyReply {
+  page(request: FastifyRequest, reply: FastifyReply, opts: PageOptions): FastifyReply {
     const admin = adminOf(request);
-    const page = layout({
-      title: opts.title,
-      area: "console",
-      nav: admin ? CONSOLE_NAV : [],
-      ...(opts.current ? { current: opts.current } : {}),
-      ...(admin ? { user: { label: admin.name, logoutAction: `${CONSOLE}/logout` } } : {}),
-      ...(request.session ? { csrfToken: request.session.csrfToken } : {}),
-      flashes: [...takeFlashes(request.session), ...(opts.flashes ?? [])],
-      ...(opts.scripts ? { scripts: opts.scripts } : {}),
-      body: opts.body,
-    });
-    return sendPage(reply, page, opts.status ?? 200);
+    return sendAreaPage(
+      request,
+      reply,
+      {
+        area: "console",
+        nav: admin ? CONSOLE_NAV : [],
+        ...(admin ? { user: { label: admin.name, logoutAction: `${CONSOLE}/logout` } } : {}),
+      },
+      opts,
+    );
   }
 }
 
@@ -110,8 +95,7 @@ export function utcInputValue(at: number | undefined): string {
 
 /** A console path as a route of the console plugin, which Fastify mounts under /console. */
 export function route(path: string): string {
-  if (path !== CONSOLE && !path.startsWith(`${CONSOLE}/`)) throw new Error(`${path} is not a console path`);
-  return path === CONSOLE ? "/" : path.slice(CONSOLE.length);
+  return mountedRoute(CONSOLE, path);
 }
 
 /** Whether any of the texts contains the query, ignoring case (the console's list searches). */

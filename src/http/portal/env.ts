@@ -11,11 +11,9 @@ import type { Storage } from "../../core/storage/types.js";
 import type { Programme } from "../../programme/index.js";
 import type { PortalAccountView } from "../../programme/model.js";
 import { RateLimited } from "../../programme/rate-limits.js";
-import type { Flash, NavLink, PageScript } from "../assets/layout.js";
-import { layout } from "../assets/layout.js";
-import { sendPage, takeFlashes } from "../assets/respond.js";
+import type { NavLink } from "../assets/layout.js";
+import { mountedRoute, type PageOptions, sendAreaPage } from "../assets/respond.js";
 import type { HttpContext } from "../context.js";
-import type { Renderable } from "../html.js";
 import { ProblemError } from "../problem.js";
 import type { SessionStore } from "../sessions.js";
 
@@ -53,8 +51,7 @@ const NAV_OUT: readonly NavLink[] = [
 
 /** A portal path as a route of the portal plugin, which Fastify mounts under /portal. */
 export function route(path: string): string {
-  if (path !== PORTAL && !path.startsWith(`${PORTAL}/`)) throw new Error(`${path} is not a portal path`);
-  return path === PORTAL ? "/" : path.slice(PORTAL.length);
+  return mountedRoute(PORTAL, path);
 }
 
 /** The programme's rate limits as a 429 problem (page or document) with Retry-After. */
@@ -98,30 +95,17 @@ export class PortalEnv {
     return `portal:${this.account(request).id}`;
   }
 
-  page(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    opts: {
-      title: string;
-      current?: string;
-      body: Renderable;
-      scripts?: PageScript[];
-      flashes?: Flash[];
-      status?: number;
-    },
-  ): FastifyReply {
+  page(request: FastifyRequest, reply: FastifyReply, opts: PageOptions): FastifyReply {
     const account = request.portalAccount;
-    const page = layout({
-      title: opts.title,
-      area: "portal",
-      nav: account ? NAV_IN : NAV_OUT,
-      ...(opts.current ? { current: opts.current } : {}),
-      ...(account ? { user: { label: account.email, logoutAction: `${PORTAL}/logout` } } : {}),
-      ...(request.session ? { csrfToken: request.session.csrfToken } : {}),
-      flashes: [...takeFlashes(request.session), ...(opts.flashes ?? [])],
-      ...(opts.scripts ? { scripts: opts.scripts } : {}),
-      body: opts.body,
-    });
-    return sendPage(reply, page, opts.status ?? 200);
+    return sendAreaPage(
+      request,
+      reply,
+      {
+        area: "portal",
+        nav: account ? NAV_IN : NAV_OUT,
+        ...(account ? { user: { label: account.email, logoutAction: `${PORTAL}/logout` } } : {}),
+      },
+      opts,
+    );
   }
 }
