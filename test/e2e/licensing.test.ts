@@ -297,6 +297,16 @@ describe("licensed client access (e2e)", () => {
       await support.close();
     });
 
+    test("an exempt account also gets in with a licensed app the policy refuses; others are refused at SASL start", async () => {
+      await policySet(server, "--exempt", "support", "--app", "com.example.chat", "--min-version", "5.0");
+      const support = await connectLicensed(server, login("support", "old"), build(chat, "4.7.2009"));
+      await support.sync();
+      await support.close();
+      const carol = await licensedRefusal(server, login("carol", "old"), build(chat, "4.7.2009"));
+      assert.equal(carol.condition, "version-too-old");
+      assert.equal(carol.minimum, "5.0");
+    });
+
     test("rollout: enforce at 50 % refuses the accounts in the first half of the hash range only", async () => {
       const { inside, outside } = rolloutAccounts();
       await server.addUser(inside, PW);

@@ -281,6 +281,49 @@ test("version rules apply to licensed apps in open mode: minimum and blocked ran
   assert.equal(old2.attrs["upgrade-url"], "https://example.net/clients");
 });
 
+test("with exemptions, a refused licensed app is refused once the account is known: exempt accounts get in", async () => {
+  const h = await start();
+  const t = await registerApp(h.registry, { name: "Example Chat" });
+  await setPolicy(h.registry, {
+    mode: "open",
+    exemptions: ["support"],
+    apps: { [t.app.clientId]: { minVersion: "5.0" } },
+  });
+  await h.api.recheck();
+
+  // The proof is good, so it is answered; no ticket for a client still to be judged.
+  const support = await prove(h, newSession(h), t, { version: "4.7" });
+  assert.equal(support.closed, false);
+  assert.equal(successOf(support)?.getChild("ticket"), undefined);
+  assert.ok(await authenticate(h, support, "support"), "the exempt account passes SASL start");
+  assert.ok(await bind(h, support), "and binds");
+  assert.equal(clientInfoOf(support)?.verified, true);
+  assert.equal(clientInfoOf(support)?.ok, false, "counted as below the minimum in the statistics");
+
+  // Anyone else: refused at SASL start, before the password is used.
+  const alice = await prove(h, newSession(h), t, { version: "4.7" });
+  assert.equal(alice.closed, false);
+  assert.equal(await authenticate(h, alice, "alice"), false);
+  assert.equal(refusalOf(alice).reason, "version-too-old");
+  assert.equal(refusalOf(alice).attrs.minimum, "5.0");
+  assert.equal(h.api.counters().proofsRefused["version-too-old"], 1);
+
+  // A suspended licence: the same, whatever the version.
+  await h.registry.setLicenceStatus(ACTOR, t.licence.id, "suspended");
+  await h.api.recheck();
+  const bob = await prove(h, newSession(h), t, { version: "5.0.1" });
+  assert.equal(await authenticate(h, bob, "bob"), false);
+  assert.equal(refusalOf(bob).reason, "licence-suspended");
+  const support2 = await prove(h, newSession(h), t, { version: "5.0.1" });
+  assert.ok((await authenticate(h, support2, "support")) && (await bind(h, support2)));
+
+  // Forgery is never deferred: a bad signature is refused at once, exempt or not.
+  const forged = await prove(h, newSession(h), t, {
+    privateKeyPem: (await registerApp(h.registry)).privateKeyPem,
+  });
+  assert.equal(refusalOf(forged).reason, "bad-proof");
+});
+
 test("a licence's session limit refuses more sessions than it allows, counted over live sessions", async () => {
   const h = await start();
   const t = await registerApp(h.registry, { maxSessions: 2 });

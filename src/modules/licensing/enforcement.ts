@@ -32,6 +32,20 @@ import type { IssuedTicket, TicketBook } from "./tickets.js";
 
 /** Proof refusals that suggest forgery or a leaked key; these count against the address. */
 const SUSPICIOUS: ReadonlySet<RefusalReason> = new Set(["bad-proof", "unknown-key", "key-revoked"]);
+/**
+ * Refusals of a good proof for what the operator decided about the app (its licence, its
+ * versions, its session limit): an exempt account is spared them, so while exemptions exist
+ * they wait until the account is known.
+ */
+const SPARED_FOR_EXEMPT: ReadonlySet<RefusalReason> = new Set([
+  "licence-revoked",
+  "licence-suspended",
+  "licence-expired",
+  "unlicensed-client",
+  "version-too-old",
+  "version-blocked",
+  "too-many-sessions",
+]);
 /** Node timers hold at most 2^31-1 ms; a later instant is reached in several waits. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -79,6 +93,11 @@ export type Admission =
       recommended?: { version: string; url: string | undefined };
       /** The proof was made with a ticket (no new ticket is issued for it). */
       resumed: boolean;
+      /**
+       * The proof is good but the app is refused unless the account is exempt: decided when
+       * the account is known, before its password is used (checkBeforeAuth).
+       */
+      deferred?: Refusal;
     }
   | { ok: false; refusal: Refusal }
   /** The ticket was not accepted; the stream may still prove with a signature. */
@@ -107,6 +126,8 @@ export class Enforcement {
   private readonly failures: FailureLimiter;
   /** Binding order of live sessions: the newest go first when a licence has too many. */
   private readonly bindSeq = new WeakMap<ClientSession, number>();
+  /** Refusals waiting for the account to be known (see SPARED_FOR_EXEMPT). */
+  private readonly deferred = new WeakMap<ClientSession, Refusal>();
   private seq = 0;
   private timer: NodeJS.Timeout | undefined;
   private nextAt: Instant | undefined;
@@ -173,6 +194,9 @@ export class Enforcement {
         this.counters.ticketsRefused++;
         return verdict;
       }
+      if (verdict.app && verdict.key && this.mayBeExempt(verdict)) {
+        return this.defer(session, input, verdict, verdict.key.keyId);
+      }
       this.proofFailed(session.remoteAddress, verdict);
       return { ok: false, refusal: verdict };
     }
@@ -180,6 +204,7 @@ export class Enforcement {
     const { version } = input.proof;
     const refusal =
       versionRefusal(snap.policy, app, version) ?? sessionLimitRefusal(app, licence, this.liveUsing(licence));
+    if (refusal && this.mayBeExempt(refusal)) return this.defer(session, input, refusal, key.keyId);
     if (refusal) {
       bump(this.counters.proofsRefused, refusal.reason);
       return { ok: false, refusal };
@@ -200,13 +225,34 @@ export class Enforcement {
     return { ok: true, info, resumed: verdict.resumed, ...(recommended ? { recommended } : {}) };
   }
 
+  /** Could an exempt account be spared this refusal (and are there exempt accounts)? */
+  private mayBeExempt(refusal: Refusal): boolean {
+    return SPARED_FOR_EXEMPT.has(refusal.reason) && this.snap.policy.exemptions.length > 0;
+  }
+
+  /** Admits a good proof provisionally; checkBeforeAuth refuses it unless the account is exempt. */
+  private defer(session: ClientSession, input: ProofInput, refusal: Refusal, keyId: string): Admission {
+    this.deferred.set(session, refusal);
+    const { clientId, version, platform, ticket } = input.proof;
+    const info: ClientInfo = {
+      clientId,
+      version,
+      platform: platform.toLowerCase(),
+      keyId,
+      verified: true,
+      source: "proof",
+      ok: false,
+    };
+    return { ok: true, info, resumed: ticket !== undefined, deferred: refusal };
+  }
+
   /**
    * A ticket for the client of an accepted signed proof, when tickets are enabled and the
    * stream is encrypted (the ticket's secret travels in the answer).
    */
   issueTicket(session: ClientSession, admission: Admission): IssuedTicket | undefined {
     const { tickets } = this.deps;
-    if (!tickets || !admission.ok || admission.resumed || !session.secure) return undefined;
+    if (!tickets || !admission.ok || admission.resumed || admission.deferred || !session.secure) return undefined;
     const { clientId, keyId } = admission.info;
     if (clientId === undefined || keyId === undefined) return undefined;
     this.counters.ticketsIssued++;
@@ -218,7 +264,14 @@ export class Enforcement {
    * is refused when the claimed account is in enforce mode. Returns false when refused.
    */
   checkBeforeAuth(session: ClientSession, username: string | undefined): boolean {
-    if (session.closed || isLicensed(clientInfoOf(session))) return true;
+    if (session.closed) return true;
+    const deferred = this.deferred.get(session);
+    if (deferred && !isExempt(this.snap.policy, username)) {
+      bump(this.counters.proofsRefused, deferred.reason);
+      session.close(refusalError(deferred));
+      return false;
+    }
+    if (isLicensed(clientInfoOf(session))) return true;
     if (accountMode(this.snap.policy, this.now(), username) !== "enforce") return true;
     this.counters.unlicensedRefused++;
     session.close(refusalError(unlicensedRefusal(this.snap.policy)));
