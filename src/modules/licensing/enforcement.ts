@@ -252,7 +252,8 @@ export class Enforcement {
    */
   issueTicket(session: ClientSession, admission: Admission): IssuedTicket | undefined {
     const { tickets } = this.deps;
-    if (!tickets || !admission.ok || admission.resumed || admission.deferred || !session.secure) return undefined;
+    if (!tickets || !admission.ok || admission.resumed || admission.deferred || !session.secure)
+      return undefined;
     const { clientId, keyId } = admission.info;
     if (clientId === undefined || keyId === undefined) return undefined;
     this.counters.ticketsIssued++;
