@@ -263,6 +263,28 @@ export class ServerMetrics {
         this.inc({ event: "refused" }, c.ticketsRefused);
       },
     });
+    new Gauge({
+      name: "switchboard_licence_key_addresses",
+      help: "Distinct client addresses each app key proved its licence from in the current window (modules.licensing.keyAddressWindowMinutes); a sudden rise suggests an extracted key",
+      labelNames: ["client_id", "key_id"],
+      registers: r,
+      collect() {
+        this.reset();
+        const api = licensingApi(svc.apis);
+        if (!api) return;
+        for (const f of api.keyAddresses()) this.set({ client_id: f.clientId, key_id: f.keyId }, f.addresses);
+      },
+    });
+    new Counter({
+      name: "switchboard_licence_key_address_alerts_total",
+      help: "Times an app key passed modules.licensing.keyAddressAlert distinct addresses in one window",
+      registers: r,
+      collect() {
+        this.reset();
+        const api = licensingApi(svc.apis);
+        if (api) this.inc(api.counters().keyAddressAlerts);
+      },
+    });
     new Counter({
       name: "switchboard_licence_warnings_total",
       help: "Warning headlines sent to accounts on unlicensed clients (warn mode)",

@@ -13,6 +13,7 @@ import { FailureLimiter } from "../../core/rate-limit.js";
 import type { ClientSession } from "../../core/session.js";
 import type { SessionManager } from "../../core/sessions.js";
 import { type ClientInfo, clientInfoOf, isLicensed, setClientInfo, UNLICENSED } from "./client-info.js";
+import type { KeyAddressWatch } from "./key-addresses.js";
 import type { ClientApp, Instant, Licence, RefusalReason } from "./model.js";
 import {
   accountMode,
@@ -67,6 +68,8 @@ export interface LicensingCounters {
   /** Sessions closed after login (at binding, at a cutoff, after a registry change), by condition. */
   sessionsClosed: Partial<Record<RefusalReason, number>>;
   warningsSent: number;
+  /** Times one app key passed the configured number of distinct addresses in a window. */
+  keyAddressAlerts: number;
   snapshotReloads: number;
   /** Re-evaluations of every live session. */
   rechecks: number;
@@ -83,6 +86,8 @@ export interface EnforcementDeps {
   tickets?: TicketBook;
   /** Runs after a new registry revision was loaded (e.g. to pick up a rotated ticket key). */
   onRegistryChange?: () => Promise<void>;
+  /** Counts the addresses each app key proves from. */
+  keyAddresses?: KeyAddressWatch;
 }
 
 /** The outcome of a proof, whatever carried it. */
@@ -119,6 +124,7 @@ export class Enforcement {
     unlicensedRefused: 0,
     sessionsClosed: {},
     warningsSent: 0,
+    keyAddressAlerts: 0,
     snapshotReloads: 0,
     rechecks: 0,
   };
@@ -211,6 +217,7 @@ export class Enforcement {
     }
     this.counters.proofsAccepted++;
     if (verdict.resumed) this.counters.ticketProofsAccepted++;
+    this.deps.keyAddresses?.record(app.clientId, key.keyId, session.remoteAddress);
     const info: ClientInfo = {
       clientId: app.clientId,
       version,

@@ -14,6 +14,7 @@ import type { ClientSession } from "../../core/session.js";
 import { type ClientInfo, clientInfoOf, isLicensed, setClientInfo } from "./client-info.js";
 import { askClientVersion } from "./client-version.js";
 import { type Admission, Enforcement, type LicensingCounters } from "./enforcement.js";
+import { type KeyAddressFigure, KeyAddressWatch } from "./key-addresses.js";
 import type { Instant } from "./model.js";
 import { accountMode } from "./policy.js";
 import type { ProofInput } from "./proof.js";
@@ -61,6 +62,14 @@ export const LicensingOptions = z.object({
     .min(0)
     .max(24 * 90)
     .default(24),
+  /** The window in which distinct addresses per app key are counted (metrics, alert). */
+  keyAddressWindowMinutes: z.number().positive().default(60),
+  /**
+   * Distinct addresses one app key may prove from in a window before the server logs a
+   * warning (0: no warning; the figures are in the metrics either way). Set it well above
+   * the number of addresses the app's users come from in a window.
+   */
+  keyAddressAlert: z.number().int().min(0).default(0),
   /** Names this server's live figures (default: the host name). */
   nodeId: z.string().min(1).optional(),
 });
@@ -75,6 +84,8 @@ export interface LicensingApi {
   snapshot(): LicensingSnapshot;
   /** The next instant the module wakes at by itself (policy stage, licence boundary, key revocation). */
   nextCheckAt(): Instant | undefined;
+  /** Distinct addresses per app key in the current and the previous window. */
+  keyAddresses(): KeyAddressFigure[];
   /** Verifies a proof carried by something else than the stream feature (e.g. SASL2) and records it. */
   admitProof(session: ClientSession, input: ProofInput, source: ClientInfo["source"]): Admission;
 }
@@ -106,6 +117,19 @@ export default defineModule<LicensingOptions>({
             options.ticketLifetimeHours * 3_600_000,
           )
         : undefined;
+    const keyAddresses = new KeyAddressWatch({
+      windowMs: options.keyAddressWindowMinutes * 60_000,
+      alertAt: options.keyAddressAlert,
+      maxTracked: Math.max(10_000, options.keyAddressAlert),
+      now: () => clock.now(),
+      onAlert: (figure) => {
+        enforcement.counters.keyAddressAlerts++;
+        log.warn(
+          { ...figure, windowMinutes: options.keyAddressWindowMinutes },
+          "a licence key is proving from unusually many addresses: it may have been extracted from its client",
+        );
+      },
+    });
     const enforcement = new Enforcement({
       clock,
       sessions: ctx.sessions,
@@ -113,6 +137,7 @@ export default defineModule<LicensingOptions>({
       registry: new LicensingRegistry(ctx.storage, clock),
       maxProofFailuresPerAddress: options.maxProofFailuresPerAddress,
       proofFailureWindowMs: options.proofFailureWindowSeconds * 1000,
+      keyAddresses,
       ...(tickets
         ? {
             tickets,
@@ -207,6 +232,7 @@ export default defineModule<LicensingOptions>({
       counters: () => structuredClone(enforcement.counters),
       snapshot: () => enforcement.snapshot(),
       nextCheckAt: () => enforcement.nextCheckAt(),
+      keyAddresses: () => keyAddresses.figures(),
       admitProof: (session, input, source) => {
         const admission = enforcement.admitProof(session, input);
         if (admission.ok) setClientInfo(session, { ...admission.info, source });
