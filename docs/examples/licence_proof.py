@@ -10,9 +10,9 @@ licence before SASL, prints what happened and disconnects:
 Needs slixmpp and cryptography (Debian: python3-slixmpp, python3-cryptography).
 
 Python's ssl module cannot export TLS keying material, so it cannot compute the
-tls-exporter binding (RFC 9266) that the server asks for on TLS 1.3. This
-client therefore stops at TLS 1.2, where the server binds proofs to
-tls-server-end-point (RFC 5929) instead, which Python can compute.
+tls-exporter binding (RFC 9266) the server offers first on TLS 1.3. It binds to
+tls-server-end-point (RFC 5929), which the server offers too and Python can
+compute, and says so in the proof's channel-binding attribute.
 """
 
 import argparse
@@ -71,21 +71,23 @@ class LicensedClient(slixmpp.ClientXMPP):
     async def prove(self, features):
         offer = features["licence"].xml
         nonce = offer.findtext(f"{{{NS}}}nonce")
-        binding_el = offer.find(f"{{{NS}}}channel-binding")
-        binding_type = binding_el.get("type") if binding_el is not None else None
+        offered = [el.get("type") for el in offer.findall(f"{{{NS}}}channel-binding")]
+        binding_type = None
         binding = b""
-        if binding_type == "tls-server-end-point":
+        if "tls-server-end-point" in offered:
+            binding_type = "tls-server-end-point"
             tls = self.transport.get_extra_info("ssl_object")
             binding = server_end_point(tls.getpeercert(binary_form=True))
-        elif binding_type is not None:
-            raise RuntimeError(f"cannot compute the {binding_type} channel binding")
+        elif offered:
+            raise RuntimeError(f"cannot compute any offered channel binding: {offered}")
         lic = self.licence
         data = signed_bytes(self.boundjid.domain, self.stream_id, nonce, lic["client_id"], lic["version"],
                             lic["platform"], lic["key_id"], binding_type, binding)
         signature = base64.b64encode(lic["private_key"].sign(data)).decode()
         self.answer = asyncio.get_running_loop().create_future()
+        named = f" channel-binding='{binding_type}'" if binding_type else ""
         self.send_raw(f"<proof xmlns='{NS}' client-id='{lic['client_id']}' version='{lic['version']}' "
-                      f"platform='{lic['platform']}' key-id='{lic['key_id']}'>{signature}</proof>")
+                      f"platform='{lic['platform']}' key-id='{lic['key_id']}'{named}>{signature}</proof>")
         await self.answer  # <success/>, or a stream error that ends the connection
         return False  # go on with the next feature: SASL
 
@@ -130,7 +132,6 @@ def main():
                "key_id": args.key_id, "private_key": private_key}
 
     client = LicensedClient(args.jid, password, licence)
-    client.ssl_context.maximum_version = ssl.TLSVersion.TLSv1_2  # see the module docstring
     if args.insecure:
         client.ssl_context.check_hostname = False
         client.ssl_context.verify_mode = ssl.CERT_NONE

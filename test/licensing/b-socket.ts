@@ -4,6 +4,7 @@
  * has TLS 1.3), SASL PLAIN, binding, and stream errors read back as data.
  */
 import { createPrivateKey, sign } from "node:crypto";
+import { channelBindingData, isBindingType } from "../../sdk/binding.js";
 import { NS_LICENCE, proofSignedBytes } from "../../src/modules/licensing/protocol.js";
 import { RawConnection } from "../helpers/raw-client.js";
 import { type Element, parseXml } from "../helpers/stanza.js";
@@ -60,10 +61,8 @@ export class SocketClient {
   /** The channel-binding data of this connection for a type the server offered. */
   bindingData(type: string | undefined): Buffer | undefined {
     const s = this.conn.tlsSocket;
-    if (type === undefined || !s) return undefined;
-    if (type === "tls-exporter")
-      return s.exportKeyingMaterial(32, "EXPORTER-Channel-Binding", Buffer.alloc(0));
-    return undefined;
+    if (type === undefined || !s || !isBindingType(type)) return undefined;
+    return channelBindingData(s, type);
   }
 
   /** The licence feature of the current stream. */
@@ -74,12 +73,17 @@ export class SocketClient {
   }
 
   /** Signs and sends a proof for the current stream's nonce. */
+  /**
+   * Signs and sends a proof for the current stream's nonce, bound to the first binding type
+   * offered, or to `opts.bindingType` (named in the proof's channel-binding attribute).
+   */
   sendProof(
     domain: string,
     claim: { clientId: string; version: string; platform: string; keyId: string; privateKeyPem: string },
+    opts: { bindingType?: string } = {},
   ): void {
     const f = this.licenceFeature();
-    const bindingType = f.getChild("channel-binding")?.attrs.type as string | undefined;
+    const bindingType = opts.bindingType ?? (f.getChild("channel-binding")?.attrs.type as string | undefined);
     const ctx = {
       domain,
       streamId: this.streamId,
@@ -90,7 +94,8 @@ export class SocketClient {
     const signature = sign(null, proofSignedBytes(ctx, claim), createPrivateKey(claim.privateKeyPem));
     this.write(
       `<proof xmlns='${NS_LICENCE}' client-id='${claim.clientId}' version='${claim.version}' ` +
-        `platform='${claim.platform}' key-id='${claim.keyId}'>${signature.toString("base64")}</proof>`,
+        `platform='${claim.platform}' key-id='${claim.keyId}'` +
+        `${opts.bindingType ? ` channel-binding='${opts.bindingType}'` : ""}>${signature.toString("base64")}</proof>`,
     );
   }
 

@@ -71,6 +71,30 @@ test("after STARTTLS the proof binds to the TLS exporter; the server records the
   c.destroy();
 });
 
+test("TLS 1.3 offers tls-exporter and tls-server-end-point; a client may bind to either, naming the second", async () => {
+  const { h, port, t } = await start();
+  const c = await SocketClient.connect(port);
+  await c.open(h.domain);
+  await c.startTls(h.domain);
+  const offered = c
+    .licenceFeature()
+    .getChildren("channel-binding")
+    .map((el) => el.attrs.type);
+  assert.deepEqual(offered, ["tls-exporter", "tls-server-end-point"], "best first");
+  c.sendProof(h.domain, licence(t), { bindingType: "tls-server-end-point" });
+  await c.proofAnswer();
+  assert.equal(await c.auth("alice", "wonderland"), "success");
+  c.destroy();
+
+  // Naming a binding the stream did not offer (none is offered without TLS) is a bad proof.
+  const plain = await SocketClient.connect(port);
+  await plain.open(h.domain);
+  plain.sendProof(h.domain, licence(t), { bindingType: "tls-server-end-point" });
+  const err = await plain.streamError();
+  assert.equal(err.licence?.name, "bad-proof");
+  assert.match(err.text ?? "", /not offered/);
+});
+
 test("a proof made for the stream before STARTTLS is refused after it", async () => {
   const { h, port, t } = await start();
   const c = await SocketClient.connect(port);

@@ -62,7 +62,7 @@ function snapshotWith(publicKey: string): LicensingSnapshot {
 
 /** The <stream:features/> text a plaintext stream gets: SASL mechanisms and the server's own licence feature. */
 function featuresText(nonce: string): string {
-  const feature = serverFeature({ nonce, mode: "enforce", cutoff: undefined, bindingType: undefined });
+  const feature = serverFeature({ nonce, mode: "enforce", cutoff: undefined, bindingTypes: [] });
   return (
     "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SCRAM-SHA-1</mechanism>" +
     `</mechanisms>${serialize(feature)}</stream:features>`
@@ -115,7 +115,12 @@ test("over TLS the proof binds to the channel the feature names", () => {
   const prover = new LicenceProver({ ...APP, privateKeyPem: keys.privateKeyPem }, "bench.local");
   const nonce = Buffer.alloc(32, 9).toString("base64");
   const exporter = Buffer.alloc(32, 3);
-  const feature = serverFeature({ nonce, mode: "enforce", cutoff: undefined, bindingType: "tls-exporter" });
+  const feature = serverFeature({
+    nonce,
+    mode: "enforce",
+    cutoff: undefined,
+    bindingTypes: ["tls-exporter", "tls-server-end-point"],
+  });
   const asked: string[] = [];
   const xml = prover.proofFor(`<stream:features>${serialize(feature)}</stream:features>`, "s-9", (type) => {
     asked.push(type);
@@ -148,7 +153,7 @@ test("feature detection: absent, another namespace, self-closed, and a binding t
   });
   assert.throws(() => prover.proofFor(`<f><licence xmlns='${LICENCE_NS}'/></f>`, "s"), /without a nonce/);
   const bound = serialize(
-    serverFeature({ nonce: "AAAA", mode: "warn", cutoff: NOW, bindingType: "tls-exporter" }),
+    serverFeature({ nonce: "AAAA", mode: "warn", cutoff: NOW, bindingTypes: ["tls-exporter"] }),
   );
   assert.throws(() => prover.proofFor(`<f>${bound}</f>`, "s"), /tls-exporter channel binding/);
   assert.throws(

@@ -31,6 +31,8 @@ export interface ProofClaim {
   signature: string;
   /** A ticket from an earlier <success/> (tickets.ts): the proof is then an HMAC. */
   ticket?: string;
+  /** The offered channel-binding type the client bound to (absent: the first offered). */
+  bindingType?: string;
 }
 
 /** Everything a proof is bound to, besides the claim. */
@@ -76,17 +78,20 @@ export function proofSignedBytes(ctx: ProofContext, claim: Omit<ProofClaim, "sig
   );
 }
 
-/** The binding a stream offers for proofs: tls-exporter, else tls-server-end-point, else none. */
-export function chooseBindingType(available: readonly string[]): string | undefined {
-  return PROOF_BINDING_TYPES.find((t) => available.includes(t));
+/**
+ * The bindings a stream offers for proofs, best first: tls-exporter (TLS 1.3) and
+ * tls-server-end-point; none without TLS. A client binds to the first it can compute.
+ */
+export function proofBindingTypes(available: readonly string[]): string[] {
+  return PROOF_BINDING_TYPES.filter((t) => available.includes(t));
 }
 
-/** The stream feature: a fresh nonce, the mode now, the next enforce instant, the binding type. */
+/** The stream feature: a fresh nonce, the mode now, the next enforce instant, the binding types. */
 export function licenceFeature(opts: {
   nonce: string;
   mode: PolicyMode;
   cutoff: Instant | undefined;
-  bindingType: string | undefined;
+  bindingTypes: readonly string[];
 }): XmlElement {
   return x(
     "licence",
@@ -96,7 +101,7 @@ export function licenceFeature(opts: {
       cutoff: opts.cutoff === undefined ? undefined : isoInstant(opts.cutoff),
     },
     x("nonce", null, opts.nonce),
-    opts.bindingType !== undefined && x("channel-binding", { type: opts.bindingType }),
+    ...opts.bindingTypes.map((type) => x("channel-binding", { type })),
   );
 }
 
@@ -110,6 +115,7 @@ export function parseProof(el: XmlElement): ParsedProof {
   const platform = el.attrs.platform;
   const keyId = el.attrs["key-id"];
   const ticket = el.attrs.ticket;
+  const bindingType = el.attrs["channel-binding"];
   const signature = el.text().replace(/\s+/g, "");
   if (clientId === undefined || !CLIENT_ID.test(clientId))
     return { ok: false, text: "the proof needs a client-id of lower-case letters, digits, '.', '_' or '-'" };
@@ -124,8 +130,11 @@ export function parseProof(el: XmlElement): ParsedProof {
     return { ok: false, text: "the signature is not base64" };
   if (ticket !== undefined && !TICKET_SYNTAX.test(ticket))
     return { ok: false, text: "the ticket is not base64url text of at most 512 characters" };
+  if (bindingType !== undefined && !(PROOF_BINDING_TYPES as readonly string[]).includes(bindingType))
+    return { ok: false, text: `"${bindingType}" is not a channel-binding type a proof can use` };
   const claim: ProofClaim = { clientId, version, platform, keyId, signature };
   if (ticket !== undefined) claim.ticket = ticket;
+  if (bindingType !== undefined) claim.bindingType = bindingType;
   return { ok: true, claim };
 }
 

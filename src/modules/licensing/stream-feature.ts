@@ -12,11 +12,11 @@ import { setClientInfo } from "./client-info.js";
 import type { Enforcement } from "./enforcement.js";
 import { networkMode, nextEnforceAt } from "./policy.js";
 import {
-  chooseBindingType,
   licenceFeature,
   NONCE_BYTES,
   NS_LICENCE,
   parseProof,
+  proofBindingTypes,
   type Refusal,
   refusalError,
   successElement,
@@ -27,7 +27,8 @@ interface Offered {
   nonce: string;
   /** The stream the nonce was offered on; a proof on any other stream does not match it. */
   streamId: string;
-  bindingType: string | undefined;
+  /** The binding types offered, best first (empty without TLS). */
+  bindingTypes: string[];
   used: boolean;
   /** A ticket was refused on this stream: the one retry allowed is a signed proof. */
   ticketRefused: boolean;
@@ -44,11 +45,11 @@ export function licenceStreamFeature(enforcement: Enforcement, domain: string): 
     namespaces: [NS_LICENCE],
     offer(session) {
       const nonce = randomBytes(NONCE_BYTES).toString("base64");
-      const bindingType = chooseBindingType(session.channelBindingTypes());
+      const bindingTypes = proofBindingTypes(session.channelBindingTypes());
       offered.set(session, {
         nonce,
         streamId: session.streamId,
-        bindingType,
+        bindingTypes,
         used: false,
         ticketRefused: false,
       });
@@ -59,7 +60,7 @@ export function licenceStreamFeature(enforcement: Enforcement, domain: string): 
         nonce,
         mode: networkMode(policy, now),
         cutoff: nextEnforceAt(policy, now),
-        bindingType,
+        bindingTypes,
       });
     },
     handle(session, el) {
@@ -83,12 +84,22 @@ export function licenceStreamFeature(enforcement: Enforcement, domain: string): 
         enforcement.proofFailed(session.remoteAddress, refusal);
         return refuse(session, refusal);
       }
+      // The client names the binding it used when it is not the first offered.
+      const bindingType = parsed.claim.bindingType ?? state.bindingTypes[0];
+      if (bindingType !== undefined && !state.bindingTypes.includes(bindingType)) {
+        const refusal: Refusal = {
+          reason: "bad-proof",
+          text: `the ${bindingType} channel binding was not offered on this stream`,
+        };
+        enforcement.proofFailed(session.remoteAddress, refusal);
+        return refuse(session, refusal);
+      }
       const admission = enforcement.admitProof(session, {
         domain,
         streamId: state.streamId,
         nonce: state.nonce,
-        bindingType: state.bindingType,
-        bindingData: state.bindingType === undefined ? undefined : session.channelBinding(state.bindingType),
+        bindingType,
+        bindingData: bindingType === undefined ? undefined : session.channelBinding(bindingType),
         proof: parsed.claim,
       });
       if (!admission.ok) {
