@@ -1,4 +1,4 @@
-/** Account administration: add, change password, delete, list, bulk import. */
+/** Account administration: add, show, change password, delete, list, bulk import. */
 import { readFile } from "node:fs/promises";
 import os from "node:os";
 import { z } from "zod";
@@ -44,6 +44,25 @@ export const userAdd = defineCommand({
     );
     if (!created) throw new CommandError(`account ${name}@${ctx.config.domain} already exists`, 409);
     return { message: `created ${name}@${ctx.config.domain}`, data: { jid: `${name}@${ctx.config.domain}` } };
+  },
+});
+
+export const userShow = defineCommand({
+  name: ["user", "show"],
+  description: "Show an account: when it was created, and whether it is disabled",
+  args: [{ name: "name", description: "account name", positional: true }],
+  input: z.object({ name: z.string().min(1) }),
+  mutates: false,
+  async run(ctx, input) {
+    const name = username(input.name);
+    const account = await ctx.storage.accounts.get(name);
+    if (!account) throw new CommandError(`no account ${name}@${ctx.config.domain}`, 404);
+    const jid = `${name}@${ctx.config.domain}`;
+    const createdAt = new Date(account.createdAt).toISOString();
+    return {
+      message: `${jid}\ncreated ${createdAt}\n${account.disabled ? "disabled" : "enabled"}`,
+      data: { name, jid, createdAt, disabled: account.disabled },
+    };
   },
 });
 
@@ -163,4 +182,4 @@ export const userImport = defineCommand({
   },
 });
 
-export const userCommands = [userAdd, userPasswd, userDelete, userList, userImport];
+export const userCommands = [userAdd, userShow, userPasswd, userDelete, userList, userImport];

@@ -44,10 +44,12 @@ describe("admin API: one success per command", () => {
     await web?.stop();
   });
 
-  test("accounts: add, list, passwd, import, sessions, kick, disable, enable, delete", async () => {
+  test("accounts: add, show, list, passwd, import, sessions, kick, disable, enable, delete", async () => {
     const added = await ok("POST", "user add", { name: "alice", password: "alice-pw-1" });
     assert.equal(added.json.data.jid, "alice@localhost");
     await ok("POST", "user passwd", { name: "alice", password: "alice-pw-2" });
+    const shown = await ok("GET", "user show", { name: "alice" });
+    assert.deepEqual([shown.json.data.jid, shown.json.data.disabled], ["alice@localhost", false]);
 
     const file = path.join(web.dataDir, "import.csv");
     writeFileSync(file, "carol,carol-pw\ndave,dave-pw\n");

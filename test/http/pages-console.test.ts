@@ -436,6 +436,13 @@ describe("admin console pages", () => {
       });
       assert.match(created.body, /data-testid="account-jid">carol@localhost</);
       assert.match(created.body, /No live sessions\./);
+      assert.match(created.body, /data-testid="account-state"><span class="badge badge-ok">enabled/);
+      assert.match(created.body, /data-testid="disable-account"/);
+      assert.doesNotMatch(
+        created.body,
+        /data-testid="enable-account"/,
+        "one of Disable and Enable, as the state asks",
+      );
       const search = await admin.get("/console/accounts?q=car");
       assert.match(search.body, /href="\/console\/accounts\/carol"/);
       const none = await admin.get("/console/accounts?q=zz");
@@ -447,6 +454,9 @@ describe("admin console pages", () => {
       const disabled = await admin.postAndFollow("/console/accounts/carol/disable", {});
       assert.match(disabled.body, /carol disabled/);
       assert.equal((await kit.server.services.storage.accounts.get("carol"))!.disabled, true);
+      assert.match(disabled.body, /data-testid="account-state"><span class="badge badge-bad">disabled/);
+      assert.match(disabled.body, /data-testid="enable-account"/);
+      assert.doesNotMatch(disabled.body, /data-testid="disable-account"/);
       const kick = await admin.postAndFollow("/console/accounts/carol/kick", { resource: "phone" });
       assert.match(kick.body, /flash-error/);
       const gone = await admin.postAndFollow("/console/accounts/carol/delete", {});

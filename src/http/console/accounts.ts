@@ -13,6 +13,7 @@ import {
   type FieldErrors,
   htmxFormAttrs,
   input,
+  instant,
   searchForm,
   table,
 } from "../assets/components.js";
@@ -146,8 +147,9 @@ export function registerAccounts(app: FastifyInstance, env: ConsoleEnv): void {
     password?: FormState,
   ) => {
     const name = request.params.name;
-    const [{ name: normalised, sessions }, { admins }] = await Promise.all([
-      env.data<{ name: string; sessions: LiveSession[] }>(request, "user sessions", { name }),
+    const [{ name: normalised, disabled, createdAt }, { sessions }, { admins }] = await Promise.all([
+      env.data<{ name: string; disabled: boolean; createdAt: string }>(request, "user show", { name }),
+      env.data<{ sessions: LiveSession[] }>(request, "user sessions", { name }),
       env.data<{ admins: { name: string }[] }>(request, "admin list"),
     ]);
     const csrf = request.session?.csrfToken;
@@ -158,7 +160,11 @@ export function registerAccounts(app: FastifyInstance, env: ConsoleEnv): void {
       current: "accounts",
       status: password ? 422 : 200,
       body: html`<h1>Account <span data-testid="account-jid">${jid}</span></h1>
-        <p>${isAdmin ? badge("administrator", "info") : ""}</p>
+        <p>
+          <span data-testid="account-state">${disabled ? badge("disabled", "bad") : badge("enabled", "ok")}</span>
+          ${isAdmin ? badge("administrator", "info") : ""}
+          created ${instant(Date.parse(createdAt))}
+        </p>
         <h2>Live sessions</h2>
         ${table({
           caption: `Live sessions of ${jid}`,
@@ -181,8 +187,23 @@ export function registerAccounts(app: FastifyInstance, env: ConsoleEnv): void {
                 })
               : ""
           }
-          ${actionButton({ action: `${accountPath(normalised)}/disable`, label: "Disable", csrfToken: csrf, danger: true, testid: "disable-account", confirm: `Disable ${jid}? It can no longer log in and its sessions are closed.` })}
-          ${actionButton({ action: `${accountPath(normalised)}/enable`, label: "Enable", csrfToken: csrf, testid: "enable-account" })}
+          ${
+            disabled
+              ? actionButton({
+                  action: `${accountPath(normalised)}/enable`,
+                  label: "Enable",
+                  csrfToken: csrf,
+                  testid: "enable-account",
+                })
+              : actionButton({
+                  action: `${accountPath(normalised)}/disable`,
+                  label: "Disable",
+                  csrfToken: csrf,
+                  danger: true,
+                  testid: "disable-account",
+                  confirm: `Disable ${jid}? It can no longer log in and its sessions are closed.`,
+                })
+          }
           ${
             isAdmin
               ? actionButton({
