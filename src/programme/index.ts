@@ -39,8 +39,11 @@ export interface ProgrammeOptions {
   /** Replaces config.mail.pollIntervalSeconds (tests poll fast). */
   pollIntervalMs?: number;
   limits?: PortalRateLimits;
-  /** Base URL of the portal in mail links (default: http.publicUrl, else http://<bind>:<httpPort>). */
-  publicUrl?: string;
+  /**
+   * Base URL of the portal in mail links, or a function giving it when a mail is written
+   * (default: http.publicUrl, else http://<bind>:<httpPort>).
+   */
+  publicUrl?: string | (() => string);
   /** Live client rows by app and version (the server's LicensingStats); default: stored live snapshots. */
   liveRows?: () => Promise<LiveRow[]>;
 }

@@ -34,9 +34,19 @@ export function publicUrlOf(config: Pick<ServerConfig, "http" | "bind" | "httpPo
   return `http://${shown}:${config.httpPort}`;
 }
 
-/** `publicUrl` overrides the configuration (the HTTP layer knows whether it serves HTTPS). */
-export function mailContextOf(config: ServerConfig, publicUrl?: string): MailContext {
-  return { publicUrl: (publicUrl ?? publicUrlOf(config)).replace(/\/+$/, ""), network: config.domain };
+/**
+ * `publicUrl` overrides the configuration (the HTTP layer knows whether it serves HTTPS, and
+ * which port it got): a text, or a function read each time a mail is written, since the port
+ * is known only once the server listens. An empty answer falls back to the configuration.
+ */
+export function mailContextOf(config: ServerConfig, publicUrl?: string | (() => string)): MailContext {
+  return {
+    get publicUrl() {
+      const given = typeof publicUrl === "function" ? publicUrl() : publicUrl;
+      return (given || publicUrlOf(config)).replace(/\/+$/, "");
+    },
+    network: config.domain,
+  };
 }
 
 /** The sender: `mail.from`, or licensing@<domain>. */

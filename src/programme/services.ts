@@ -23,7 +23,7 @@ export interface ServicesOptions {
   registry?: LicensingRegistry;
   limits?: PortalRateLimits;
   /** Base URL of the portal in mail links (default: from the configuration). */
-  publicUrl?: string;
+  publicUrl?: string | (() => string);
   /** Live client rows by app and version; default: the running servers' stored live snapshots. */
   liveRows?: () => Promise<LiveRow[]>;
 }

@@ -301,7 +301,7 @@ export function registerApps(app: FastifyInstance, env: PortalEnv): void {
           );
           return redirect(request, reply, appPath(a.clientId), {
             kind: "success",
-            text: `Key ${keyId} registered. Clients signing with it can connect now.`,
+            text: `Key ${keyId} registered. Clients signing with it can connect within a second (once the servers have read the change).`,
           });
         } catch (err) {
           const refused = keyErrors(err);

@@ -63,10 +63,11 @@ export function portalPages(options: PortalOptions = {}): HttpPlugin {
           clock: services.clock,
           config: ctx.config,
           log: services.log.child({ component: "programme" }),
-          // The listener's own URL is only known once it listens; mails need it now, from the config.
-          publicUrl:
-            ctx.config.http.publicUrl ??
-            defaultPublicUrl(ctx.secure, ctx.config.domain, ctx.config.bind, ctx.config.httpPort),
+          // The listener's own URL (its real port) once it listens; the configuration's before.
+          publicUrl: () =>
+            ctx.publicUrl ||
+            (ctx.config.http.publicUrl ??
+              defaultPublicUrl(ctx.secure, ctx.config.domain, ctx.config.bind, ctx.config.httpPort)),
         });
         app.addHook("onReady", async () => own.start());
         app.addHook("onClose", async () => own.stop());
