@@ -4,6 +4,7 @@
  * CLI works on the database only, so it says so instead of pretending.
  */
 import { z } from "zod";
+import { recordAccountChange } from "../core/account-changes.js";
 import { JidError, normalizeLocal } from "../core/jid.js";
 import { type CommandContext, CommandError, defineCommand, type LiveServer } from "./command.js";
 
@@ -92,9 +93,13 @@ function setDisabled(disabled: boolean) {
       const name = username(input.name);
       if (!(await ctx.storage.accounts.setDisabled(name, disabled)))
         throw new CommandError(`no account ${name}@${ctx.config.domain}`, 404);
-      const closed = disabled ? (ctx.live?.disconnectAccount(name, "account disabled") ?? 0) : 0;
-      const note =
-        disabled && !ctx.live ? " (sessions open in a running server stay open until they end)" : "";
+      let closed = 0;
+      if (disabled) {
+        const reason = "account disabled";
+        await recordAccountChange(ctx.storage, ctx.clock, "disabled", { username: name, reason });
+        closed = ctx.live?.disconnectAccount(name, reason) ?? 0;
+      }
+      const note = disabled && !ctx.live ? " (a running server closes its sessions within a second)" : "";
       return {
         message: `${disabled ? "disabled" : "enabled"} ${name}@${ctx.config.domain}${note}`,
         data: { name, disabled, closedSessions: closed },

@@ -2,6 +2,7 @@
 import { readFile } from "node:fs/promises";
 import os from "node:os";
 import { z } from "zod";
+import { recordAccountChange } from "../core/account-changes.js";
 import { JidError, normalizeLocal } from "../core/jid.js";
 import { deriveCredentials, deriveCredentialsAsync, PasswordError } from "../core/sasl/credentials.js";
 import type { ScramCredential, ScramHash } from "../core/storage/types.js";
@@ -96,7 +97,10 @@ export const userDelete = defineCommand({
     const name = username(input.name);
     const ok = await ctx.storage.accounts.delete(name);
     if (!ok) throw new CommandError(`no account ${name}@${ctx.config.domain}`, 404);
-    const kicked = ctx.live?.disconnectAccount(name, "account deleted") ?? 0;
+    const reason = "account deleted";
+    // Running servers (this one too) close the sessions and drop what they cached about the account.
+    await recordAccountChange(ctx.storage, ctx.clock, "deleted", { username: name, reason });
+    const kicked = ctx.live?.disconnectAccount(name, reason) ?? 0;
     return { message: `deleted ${name}@${ctx.config.domain}`, data: { disconnectedSessions: kicked } };
   },
 });

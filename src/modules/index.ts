@@ -3,6 +3,7 @@
  * under src/modules and one line here.
  */
 import type { ModuleDefinition } from "../core/module.js";
+import accountChanges from "./account-changes/index.js";
 import blocking from "./blocking/index.js";
 import disco from "./disco/index.js";
 import last from "./last/index.js";
@@ -33,4 +34,5 @@ export const standardModules: ModuleDefinition<unknown>[] = [
   blocking,
   register,
   licensing,
+  accountChanges,
 ] as ModuleDefinition<unknown>[];
