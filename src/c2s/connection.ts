@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import type net from "node:net";
 import tls from "node:tls";
 import { StanzaError, StreamError } from "../core/errors.js";
+import type { UserAgent } from "../core/features.js";
 import type { Jid } from "../core/jid.js";
 import { TokenBucket } from "../core/rate-limit.js";
 import { isStanza } from "../core/router.js";
@@ -14,6 +15,7 @@ import type { ClientSession, TransportKind } from "../core/session.js";
 import { escapeAttr, serialize, XmlElement, x } from "../core/xml/element.js";
 import { StreamParser } from "../core/xml/parser.js";
 import { SaslNegotiator } from "./sasl.js";
+import { NS_SASL2, Sasl2Negotiator } from "./sasl2.js";
 import type { C2SServices } from "./services.js";
 
 export const NS_CLIENT = "jabber:client";
@@ -40,6 +42,7 @@ export class C2SConnection implements ClientSession {
   transport: TransportKind;
   secure: boolean;
   username?: string;
+  userAgent?: UserAgent;
   resource?: string;
   jid?: Jid;
   authenticated = false;
@@ -60,6 +63,8 @@ export class C2SConnection implements ClientSession {
   private corked = false;
   private authTimer?: NodeJS.Timeout;
   private readonly sasl: SaslNegotiator;
+  /** XEP-0388, when the configuration offers it. */
+  private readonly sasl2: Sasl2Negotiator | undefined;
   private readonly inbound?: TokenBucket;
   private resumeTimer?: NodeJS.Timeout;
   private endReason = "disconnected";
@@ -93,6 +98,7 @@ export class C2SConnection implements ClientSession {
       });
     }
     this.sasl = new SaslNegotiator(svc, this);
+    this.sasl2 = svc.config.sasl2 ? new Sasl2Negotiator(svc, this, this.sasl) : undefined;
     this.authTimer = setTimeout(() => {
       if (!this.bound) this.close(new StreamError("connection-timeout", "authentication took too long"));
     }, limits.authTimeoutSeconds * 1000);
@@ -210,6 +216,7 @@ export class C2SConnection implements ClientSession {
     }
     if (this.phase === "pre-auth" || (this.phase === "pre-tls" && svc.config.allowPlaintext)) {
       features.append(...this.sasl.features());
+      if (this.sasl2) features.append(await this.sasl2.feature());
       for (const p of svc.streamFeatures.forStage("pre-auth"))
         features.append(...asArray(await p.offer(this)));
     } else if (this.phase === "post-auth") {
@@ -325,6 +332,7 @@ export class C2SConnection implements ClientSession {
     }
     if (this.phase === "pre-auth" || this.phase === "pre-tls") {
       if (ns === NS_SASL) return this.sasl.handle(el);
+      if (ns === NS_SASL2 && this.sasl2) return this.sasl2.handle(el);
       const p = this.svc.streamFeatures.handlerFor("pre-auth", ns);
       if (p) return p.handle!(this, el);
       if (isStanza(el) && el.name === "iq") return this.handleUnauthenticatedIq(el);
@@ -365,12 +373,16 @@ export class C2SConnection implements ClientSession {
     this.attach(secure);
   }
 
-  /** Called by SASL on success: the client restarts the stream. */
-  completeAuthentication(username: string): void {
+  /**
+   * Called by SASL on success. After RFC 6120 SASL the client restarts the stream; after
+   * SASL2 it does not, and the post-authentication features follow at once.
+   */
+  completeAuthentication(username: string, { restart }: { restart: boolean }): void {
     this.username = username;
     this.authenticated = true;
     this.phase = "post-auth";
-    this.parser.reset();
+    if (restart) this.parser.reset();
+    else void this.sendFeatures();
   }
 
   /** TLS channel binding data (RFC 5929 / RFC 9266) for SASL -PLUS mechanisms. */

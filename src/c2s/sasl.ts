@@ -1,7 +1,10 @@
 /**
- * SASL negotiation on a client stream (RFC 6120 §6): mechanism selection,
- * challenge/response framing, failure reporting and rate limiting of failed
- * attempts per address and per account. The mechanisms live in core/sasl.
+ * SASL negotiation on a client stream: mechanism selection, the challenge/response
+ * exchange, failure reporting and rate limiting of failed attempts per address and
+ * per account. The exchange is the same for both profiles of SASL in XMPP; how it
+ * is framed on the wire is not: RFC 6120 §6 here (`<auth/>`, then a stream restart),
+ * XEP-0388 SASL2 in sasl2.ts (`<authenticate/>`, no restart). The mechanisms live in
+ * core/sasl.
  */
 
 import { StreamError } from "../core/errors.js";
@@ -18,16 +21,43 @@ const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
 /** Failed attempts on one stream before it is closed. */
 const MAX_FAILURES_PER_STREAM = 5;
 
-type FailureCondition =
+export type FailureCondition =
   | Extract<SaslResult, { kind: "failure" }>["condition"]
   | "aborted"
   | "incorrect-encoding";
+
+/** How one SASL profile puts the exchange on the wire. */
+export interface SaslFraming {
+  challenge(data: Buffer): XmlElement;
+  failure(condition: FailureCondition, text: string | undefined): XmlElement;
+  /** Tells the client it is authenticated, and completes the authentication of the stream. */
+  succeed(username: string, additionalData: Buffer | undefined): void;
+}
+
+/** RFC 6120 §6.4: the client restarts the stream after <success/>. */
+function rfc6120Framing(conn: C2SConnection): SaslFraming {
+  return {
+    challenge: (data) => x("challenge", { xmlns: NS_SASL }, data.toString("base64")),
+    failure: (condition, text) =>
+      x(
+        "failure",
+        { xmlns: NS_SASL },
+        x(condition),
+        text !== undefined && x("text", { "xml:lang": "en" }, text),
+      ),
+    succeed(username, data) {
+      conn.send(x("success", { xmlns: NS_SASL }, data && data.length > 0 ? data.toString("base64") : "="));
+      conn.completeAuthentication(username, { restart: true });
+    },
+  };
+}
 
 const LOCKED = "too many failed attempts for this account, try later";
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
-function decode(text: string): Buffer | undefined {
+/** Decodes base64 SASL data ("=" or nothing: empty); undefined when it is not base64. */
+export function decodeSaslData(text: string): Buffer | undefined {
   const t = text.replace(/\s+/g, "");
   if (t === "=" || t === "") return Buffer.alloc(0);
   if (t.length % 4 !== 0 || !BASE64.test(t)) return undefined;
@@ -36,6 +66,9 @@ function decode(text: string): Buffer | undefined {
 
 export class SaslNegotiator {
   private exchange?: SaslExchange;
+  /** The framing of the exchange in progress (or of the last one). */
+  private framing: SaslFraming;
+  private readonly rfc6120: SaslFraming;
   private failures = 0;
   private readonly ctx: SaslContext;
 
@@ -58,9 +91,12 @@ export class SaslNegotiator {
         return conn.secure;
       },
     };
+    this.rfc6120 = rfc6120Framing(conn);
+    this.framing = this.rfc6120;
   }
 
-  private mechanisms(): SaslMechanism[] {
+  /** The mechanisms offered on this connection, in preference order. */
+  mechanisms(): SaslMechanism[] {
     return mechanismsFor(this.ctx, this.svc.config.saslMechanisms);
   }
 
@@ -74,27 +110,41 @@ export class SaslNegotiator {
     return out;
   }
 
+  /** Handles one top-level element in the RFC 6120 SASL namespace. */
   async handle(el: XmlElement): Promise<void> {
     switch (el.name) {
       case "auth":
-        return this.start(el);
-      case "response": {
-        if (!this.exchange) return this.fail("malformed-request", "no authentication in progress");
-        const data = decode(el.text());
-        if (!data) return this.fail("incorrect-encoding");
-        return this.step(data);
-      }
+        return this.start(el.attrs.mechanism ?? "", el.text(), this.rfc6120);
+      case "response":
+        return this.respond(el.text(), this.rfc6120);
       case "abort":
-        this.exchange = undefined;
-        return this.fail("aborted");
+        return this.abort(this.rfc6120);
       default:
         throw new StreamError("unsupported-stanza-type", `<${el.name}/> in the SASL namespace`);
     }
   }
 
-  private async start(el: XmlElement): Promise<void> {
+  /** The client's answer to a challenge (base64 text), in the framing it was sent in. */
+  respond(text: string, framing: SaslFraming): Promise<void> | void {
+    const inProgress = this.exchange !== undefined && this.framing === framing;
+    this.framing = framing;
+    if (!inProgress) return this.fail("malformed-request", "no authentication in progress");
+    const data = decodeSaslData(text);
+    if (!data) return this.fail("incorrect-encoding");
+    return this.step(data);
+  }
+
+  abort(framing: SaslFraming): void {
+    this.exchange = undefined;
+    this.framing = framing;
+    this.fail("aborted");
+  }
+
+  /** Starts an exchange with `mechanism` and the client's initial response (base64 text). */
+  async start(mechanism: string, initialText: string, framing: SaslFraming): Promise<void> {
     const { svc, conn } = this;
     this.exchange = undefined;
+    this.framing = framing;
     if (svc.authFailures.byAddress.blocked(conn.remoteAddress)) {
       return this.fail(
         "temporary-auth-failure",
@@ -102,19 +152,24 @@ export class SaslNegotiator {
         false,
       );
     }
-    const name = el.attrs.mechanism ?? "";
-    const mech = this.mechanisms().find((m) => m.name === name);
-    if (!mech) return this.fail("invalid-mechanism", `mechanism ${name} is not offered`, false);
-    const initial = decode(el.text());
+    const mech = this.mechanisms().find((m) => m.name === mechanism);
+    if (!mech) return this.fail("invalid-mechanism", `mechanism ${mechanism} is not offered`, false);
+    const initial = decodeSaslData(initialText);
     if (!initial) return this.fail("incorrect-encoding");
     await svc.hooks.fireAsync("c2s/pre-sasl", {
       session: conn,
-      mechanism: name,
-      claimedUsername: claimedAccount(name, initial),
+      mechanism,
+      claimedUsername: claimedAccount(mechanism, initial),
     });
     if (conn.closed) return;
     this.exchange = mech.start(this.ctx);
     return this.step(initial);
+  }
+
+  /** Fails the exchange in progress, e.g. when a SASL2 inline step refuses it. */
+  refuse(condition: FailureCondition, text: string, framing: SaslFraming): void {
+    this.framing = framing;
+    this.fail(condition, text);
   }
 
   private async step(data: Buffer): Promise<void> {
@@ -122,7 +177,7 @@ export class SaslNegotiator {
     const result = await exchange.step(data);
     if (this.conn.closed || this.exchange !== exchange) return;
     if (result.kind === "challenge") {
-      this.send(x("challenge", { xmlns: NS_SASL }, result.data.toString("base64")));
+      this.send(this.framing.challenge(result.data));
       return;
     }
     this.exchange = undefined;
@@ -143,27 +198,13 @@ export class SaslNegotiator {
     await this.svc.hooks.fireAsync("c2s/authenticated", { session: this.conn, username });
     if (this.conn.closed) return;
     this.svc.authFailures.byAccount.reset(username);
-    this.send(
-      x(
-        "success",
-        { xmlns: NS_SASL },
-        result.data && result.data.length > 0 ? result.data.toString("base64") : "=",
-      ),
-    );
     this.svc.log.debug({ session: this.conn.id, username }, "authenticated");
-    this.conn.completeAuthentication(username);
+    this.framing.succeed(username, result.data);
   }
 
   private fail(condition: FailureCondition, text?: string, countsAsFailure = true): void {
     this.exchange = undefined;
-    this.send(
-      x(
-        "failure",
-        { xmlns: NS_SASL },
-        x(condition),
-        text !== undefined && x("text", { "xml:lang": "en" }, text),
-      ),
-    );
+    this.send(this.framing.failure(condition, text));
     if (condition !== "aborted") {
       const counts = this.svc.counters.authFailures;
       counts[condition] = (counts[condition] ?? 0) + 1;

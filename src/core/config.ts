@@ -145,6 +145,8 @@ export const ServerConfigSchema = z.object({
   saslMechanisms: z
     .array(z.string())
     .default(["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"]),
+  /** Offers XEP-0388 SASL2 beside RFC 6120 SASL (same mechanisms; no stream restart). */
+  sasl2: z.boolean().default(true),
   limits: LimitsSchema,
   mail: MailSchema,
   /** Names of modules not to load. */

@@ -58,6 +58,35 @@ export class DiscoRegistry {
  */
 export type StreamFeatureStage = "pre-auth" | "post-auth";
 
+/** What a client says of itself in a SASL2 <user-agent/> (XEP-0388 §2.3.1): unverified. */
+export interface UserAgent {
+  id?: string;
+  software?: string;
+  device?: string;
+}
+
+/** What a feature riding inside a SASL2 <authenticate/> makes of its element. */
+export interface Sasl2InlineOutcome {
+  /** Goes into the SASL2 <success/>. */
+  answer?: XmlElement;
+  /** Authentication fails (not-authorized) with this text and, inside <failure/>, this element. */
+  refused?: { text: string; element?: XmlElement };
+}
+
+/**
+ * XEP-0388: a pre-auth feature that can also be negotiated inside <authenticate/>. Its
+ * element there is handled before the SASL mechanism starts, so before the password is used;
+ * closing the session with a stream error ends the attempt.
+ */
+export interface Sasl2Inline {
+  /** Advertised inside <authentication/>'s <inline/>; nothing: not on this session. */
+  offer?(session: ClientSession): XmlElement | undefined | Promise<XmlElement | undefined>;
+  authenticate(
+    session: ClientSession,
+    element: XmlElement,
+  ): Sasl2InlineOutcome | undefined | Promise<Sasl2InlineOutcome | undefined>;
+}
+
 export interface StreamFeatureProvider {
   name: string;
   stage: StreamFeatureStage;
@@ -69,6 +98,8 @@ export interface StreamFeatureProvider {
   namespaces?: string[];
   /** Handles one top-level element in one of `namespaces`. Throw a StreamError to refuse the stream. */
   handle?(session: ClientSession, element: XmlElement): void | Promise<void>;
+  /** Pre-auth only: the same feature inside a SASL2 <authenticate/>, its element in one of `namespaces`. */
+  sasl2?: Sasl2Inline;
 }
 
 export class StreamFeatureRegistry {

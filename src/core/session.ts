@@ -1,5 +1,6 @@
 /** What modules see of a client connection. The c2s layer implements it. */
 import type { StreamError } from "./errors.js";
+import type { UserAgent } from "./features.js";
 import type { Jid } from "./jid.js";
 import type { XmlElement } from "./xml/element.js";
 
@@ -20,6 +21,8 @@ export interface ClientSession {
   /** The channel-binding types this connection can provide, best first (empty without TLS). */
   channelBindingTypes(): string[];
 
+  /** What the client said of itself in a SASL2 <user-agent/>, unverified. */
+  userAgent?: UserAgent;
   /** Set by SASL success (normalised localpart). */
   username?: string;
   /** Set by resource binding; `jid` is then the full JID. */

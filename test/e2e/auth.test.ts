@@ -44,6 +44,7 @@ describe("login: TLS + SCRAM", () => {
       assert.equal(alice.secure, true, "the stream must be encrypted");
       assert.equal(alice.mechanism, "SCRAM-SHA-1");
       assert.ok(alice.offeredMechanisms.includes("SCRAM-SHA-1"), `offered: ${alice.offeredMechanisms}`);
+      assert.equal(alice.saslProfile, "sasl2", "@xmpp/client prefers XEP-0388 SASL2 when it is offered");
       assert.equal(alice.jid, "alice@localhost/laptop");
     } finally {
       await alice.close();
@@ -174,5 +175,35 @@ describe("login: TLS + SCRAM", () => {
   test("after failed attempts, the right password still works", async () => {
     const alice = await connectJs(server, { ...ALICE, resource: "again" });
     await alice.close();
+  });
+});
+
+describe("login: RFC 6120 SASL when SASL2 is turned off", () => {
+  let server: TestServer;
+
+  before(async () => {
+    server = await startServer({
+      name: "auth-no-sasl2",
+      users: { alice: ALICE.password },
+      config: { sasl2: false },
+    });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  test("@xmpp/client: no SASL2 offered, SCRAM-SHA-1 over <auth/> and a stream restart", async () => {
+    const alice = await connectJs(server, { ...ALICE, resource: "legacy", mechanism: "SCRAM-SHA-1" });
+    try {
+      const preAuth = alice.features.find((f) =>
+        f.getChild("mechanisms", "urn:ietf:params:xml:ns:xmpp-sasl"),
+      );
+      assert.ok(preAuth, "SASL mechanisms offered");
+      assert.equal(preAuth.getChild("authentication", "urn:xmpp:sasl:2"), undefined, "SASL2 not offered");
+      assert.equal(alice.saslProfile, "rfc6120");
+      assert.equal(alice.jid, "alice@localhost/legacy");
+    } finally {
+      await alice.close();
+    }
   });
 });

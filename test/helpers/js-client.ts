@@ -29,6 +29,8 @@ export class JsPeer extends BasePeer {
   /** The SASL mechanisms the server offered (that @xmpp/client supports). */
   offeredMechanisms: string[] = [];
   readonly errors: Error[] = [];
+  /** Which SASL profile the login used: XEP-0388 SASL2 or RFC 6120 SASL (from the server's <success/>). */
+  saslProfile: "sasl2" | "rfc6120" | undefined;
 
   constructor(
     readonly xmpp: Client,
@@ -46,6 +48,10 @@ export class JsPeer extends BasePeer {
         this.streamErrors.push(cond?.name ?? "(no condition)");
       } else if (el.is("features", "http://etherx.jabber.org/streams")) {
         this.features.push(el);
+      } else if (el.is("success", "urn:xmpp:sasl:2")) {
+        this.saslProfile = "sasl2";
+      } else if (el.is("success", "urn:ietf:params:xml:ns:xmpp-sasl")) {
+        this.saslProfile = "rfc6120";
       }
     });
     xmpp.on("disconnect", () => this.markEnded("disconnected"));

@@ -8,8 +8,10 @@ import { channelBindingData, isBindingType } from "../../sdk/binding.js";
 import { NS_LICENCE, proofSignedBytes } from "../../src/modules/licensing/protocol.js";
 import { RawConnection } from "../helpers/raw-client.js";
 import { type Element, parseXml } from "../helpers/stanza.js";
+import { type LicensingHarness, registerApp, startLicensing, type TestApp } from "./b-kit.js";
 
 const WAIT_MS = 5000;
+const NS_SASL2 = "urn:xmpp:sasl:2";
 
 export interface StreamErrorInfo {
   condition: string | undefined;
@@ -77,11 +79,12 @@ export class SocketClient {
    * Signs and sends a proof for the current stream's nonce, bound to the first binding type
    * offered, or to `opts.bindingType` (named in the proof's channel-binding attribute).
    */
-  sendProof(
-    domain: string,
-    claim: { clientId: string; version: string; platform: string; keyId: string; privateKeyPem: string },
-    opts: { bindingType?: string } = {},
-  ): void {
+  sendProof(domain: string, claim: LicenceCredentials, opts: { bindingType?: string } = {}): void {
+    this.write(this.proofText(domain, claim, opts));
+  }
+
+  /** A signed <proof/> for the current stream's nonce, as text. */
+  proofText(domain: string, claim: LicenceCredentials, opts: { bindingType?: string } = {}): string {
     const f = this.licenceFeature();
     const bindingType = opts.bindingType ?? (f.getChild("channel-binding")?.attrs.type as string | undefined);
     const ctx = {
@@ -92,11 +95,48 @@ export class SocketClient {
       bindingData: this.bindingData(bindingType),
     };
     const signature = sign(null, proofSignedBytes(ctx, claim), createPrivateKey(claim.privateKeyPem));
-    this.write(
+    return (
       `<proof xmlns='${NS_LICENCE}' client-id='${claim.clientId}' version='${claim.version}' ` +
-        `platform='${claim.platform}' key-id='${claim.keyId}'` +
-        `${opts.bindingType ? ` channel-binding='${opts.bindingType}'` : ""}>${signature.toString("base64")}</proof>`,
+      `platform='${claim.platform}' key-id='${claim.keyId}'` +
+      `${opts.bindingType ? ` channel-binding='${opts.bindingType}'` : ""}>${signature.toString("base64")}</proof>`
     );
+  }
+
+  /**
+   * XEP-0388 SASL2 with PLAIN: `inline` (e.g. a proof) and a user-agent ride inside
+   * <authenticate/>. Resolves the SASL2 <success/> or <failure/>, or "stream-error".
+   */
+  async authenticate2(
+    user: string,
+    password: string,
+    opts: { inline?: string; software?: string } = {},
+  ): Promise<Element | "stream-error"> {
+    const agent = opts.software
+      ? `<user-agent id='d4565fa7-4d72-4749-b3d3-740edbf87770'><software>${opts.software}</software><device>test rig</device></user-agent>`
+      : "";
+    this.write(
+      `<authenticate xmlns='${NS_SASL2}' mechanism='PLAIN'><initial-response>` +
+        `${Buffer.from(`\0${user}\0${password}`).toString("base64")}</initial-response>${agent}${opts.inline ?? ""}</authenticate>`,
+    );
+    // A SASL2 <success/> may hold a licence <success/>; the post-authentication features
+    // always follow it, which tells its own end tag from the inner one.
+    const m = await this.waitFor(
+      /<success xmlns="urn:xmpp:sasl:2"[\s\S]*?<\/success>(?=<stream:features)|<failure xmlns="urn:xmpp:sasl:2"[\s\S]*?<\/failure>|<stream:error>/,
+      "the SASL2 outcome",
+    );
+    if (m[0].startsWith("<stream:error")) {
+      this.conn.unread(m[0].length);
+      return "stream-error";
+    }
+    return parseXml(m[0]);
+  }
+
+  /** Binds a resource on the current stream (after SASL2: no restart). */
+  async bindHere(resource: string): Promise<string> {
+    this.write(
+      `<iq type='set' id='bind2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`,
+    );
+    return (await this.waitFor(/<jid>([^<]+)<\/jid>/, "the bound JID"))[1]!;
   }
 
   /** Waits for the answer to a proof: the <success/> element, or throws with the stream error. */
@@ -192,4 +232,31 @@ export async function socketLogin(opts: {
   }
   await c.bind(opts.domain, opts.resource ?? "socket");
   return c;
+}
+
+/**
+ * An in-process licensing server listening on loopback, with these accounts and one
+ * registered app; pushed onto `harnesses` for the test file to stop.
+ */
+export async function startSocketServer(
+  harnesses: LicensingHarness[],
+  users: Record<string, string>,
+): Promise<{ h: LicensingHarness; port: number; t: TestApp }> {
+  const h = await startLicensing({}, { listen: true });
+  harnesses.push(h);
+  for (const [user, password] of Object.entries(users)) await h.createUser(user, password);
+  const t = await registerApp(h.registry);
+  await h.api.recheck();
+  return { h, port: h.server.addresses.c2sPort!, t };
+}
+
+/** The proof credentials of the test app at a version. */
+export function licenceOf(t: TestApp, version = "5.0.1"): LicenceCredentials {
+  return {
+    clientId: t.app.clientId,
+    version,
+    platform: "linux",
+    keyId: t.keyId,
+    privateKeyPem: t.privateKeyPem,
+  };
 }

@@ -8,38 +8,15 @@ import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { clientInfoOf } from "../../src/modules/licensing/client-info.js";
 import { NS_LICENCE } from "../../src/modules/licensing/protocol.js";
-import {
-  ACTOR,
-  type LicensingHarness,
-  registerApp,
-  setPolicy,
-  startLicensing,
-  type TestApp,
-} from "./b-kit.js";
-import { SocketClient, socketLogin } from "./b-socket.js";
+import { ACTOR, type LicensingHarness, setPolicy } from "./b-kit.js";
+import { licenceOf, SocketClient, socketLogin, startSocketServer } from "./b-socket.js";
 
 const harnesses: LicensingHarness[] = [];
 after(async () => {
   for (const h of harnesses) await h.stop();
 });
 
-async function start(): Promise<{ h: LicensingHarness; port: number; t: TestApp }> {
-  const h = await startLicensing({}, { listen: true });
-  harnesses.push(h);
-  await h.createUser("alice", "wonderland");
-  await h.createUser("bob", "builder");
-  const t = await registerApp(h.registry);
-  await h.api.recheck();
-  return { h, port: h.server.addresses.c2sPort!, t };
-}
-
-const licence = (t: TestApp, version = "5.0.1") => ({
-  clientId: t.app.clientId,
-  version,
-  platform: "linux",
-  keyId: t.keyId,
-  privateKeyPem: t.privateKeyPem,
-});
+const start = () => startSocketServer(harnesses, { alice: "wonderland", bob: "builder" });
 
 test("after STARTTLS the proof binds to the TLS exporter; the server records the verified client", async () => {
   const { h, port, t } = await start();
@@ -59,7 +36,7 @@ test("after STARTTLS the proof binds to the TLS exporter; the server records the
     "a new nonce after the restart",
   );
 
-  c.sendProof(h.domain, licence(t));
+  c.sendProof(h.domain, licenceOf(t));
   const success = await c.proofAnswer();
   assert.equal(success.attrs.xmlns, NS_LICENCE);
   assert.equal(await c.auth("alice", "wonderland"), "success");
@@ -81,7 +58,7 @@ test("TLS 1.3 offers tls-exporter and tls-server-end-point; a client may bind to
     .getChildren("channel-binding")
     .map((el) => el.attrs.type);
   assert.deepEqual(offered, ["tls-exporter", "tls-server-end-point"], "best first");
-  c.sendProof(h.domain, licence(t), { bindingType: "tls-server-end-point" });
+  c.sendProof(h.domain, licenceOf(t), { bindingType: "tls-server-end-point" });
   await c.proofAnswer();
   assert.equal(await c.auth("alice", "wonderland"), "success");
   c.destroy();
@@ -89,7 +66,7 @@ test("TLS 1.3 offers tls-exporter and tls-server-end-point; a client may bind to
   // Naming a binding the stream did not offer (none is offered without TLS) is a bad proof.
   const plain = await SocketClient.connect(port);
   await plain.open(h.domain);
-  plain.sendProof(h.domain, licence(t), { bindingType: "tls-server-end-point" });
+  plain.sendProof(h.domain, licenceOf(t), { bindingType: "tls-server-end-point" });
   const err = await plain.streamError();
   assert.equal(err.licence?.name, "bad-proof");
   assert.match(err.text ?? "", /not offered/);
@@ -107,7 +84,7 @@ test("a proof made for the stream before STARTTLS is refused after it", async ()
   const newFeatures = c.features;
   c.streamId = oldStreamId;
   c.features = oldFeatures;
-  c.sendProof(h.domain, licence(t));
+  c.sendProof(h.domain, licenceOf(t));
   c.streamId = newStreamId;
   c.features = newFeatures;
   const err = await c.streamError();
@@ -121,7 +98,7 @@ test("a proof without TLS binds to no channel and is accepted", async () => {
   const c = await SocketClient.connect(port);
   await c.open(h.domain);
   assert.equal(c.licenceFeature().getChild("channel-binding"), undefined);
-  c.sendProof(h.domain, licence(t));
+  c.sendProof(h.domain, licenceOf(t));
   assert.equal((await c.proofAnswer()).name, "success");
   c.destroy();
 });
@@ -135,7 +112,7 @@ test("version refusals arrive as policy-violation with the text, minimum and upg
   const c = await SocketClient.connect(port);
   await c.open(h.domain);
   await c.startTls(h.domain);
-  c.sendProof(h.domain, licence(t, "4.9"));
+  c.sendProof(h.domain, licenceOf(t, "4.9"));
   const err = await c.streamError();
   assert.equal(err.condition, "policy-violation");
   assert.match(err.text ?? "", /5\.0 or later/);
@@ -167,7 +144,7 @@ test("enforce refuses an unlicensed client at <auth/> without checking the passw
     user: "alice",
     password: "wonderland",
     tls: true,
-    licence: licence(t),
+    licence: licenceOf(t),
   });
   exempt.destroy();
   licensed.destroy();
@@ -181,7 +158,7 @@ test("a live session is closed on the wire within one second of its licence bein
     user: "alice",
     password: "wonderland",
     tls: true,
-    licence: licence(t),
+    licence: licenceOf(t),
   });
   const began = Date.now();
   await h.registry.setLicenceStatus(ACTOR, t.licence.id, "revoked");

@@ -109,6 +109,9 @@ export function runStorageConformance(name: string, makeStorage: () => Promise<S
           await storage.blocklist.add(user, ["spam@example.com"]);
         }
 
+        const aliceVersion = (await storage.roster.get("alice")).version;
+        const bobVersion = (await storage.roster.get("bob")).version;
+        assert.ok(aliceVersion > 0);
         assert.equal(await storage.accounts.delete("alice"), true);
         assert.equal(await storage.accounts.delete("alice"), false);
         assert.equal(await storage.accounts.exists("alice"), false);
@@ -122,9 +125,14 @@ export function runStorageConformance(name: string, makeStorage: () => Promise<S
         assert.deepEqual(await storage.keyValue("private").keys("alice"), []);
         assert.deepEqual(await storage.blocklist.list("alice"), []);
         assert.deepEqual((await storage.accounts.get("alice"))?.credentials, []);
+        // A client that cached the deleted account's roster must not be told it is current.
+        for (let i = 0; i < 3; i++) {
+          const v = await storage.roster.setItem("alice", item(`x${i}@example.com`));
+          assert.ok(v > aliceVersion, `version ${v} of the new account repeats one of the deleted account's`);
+        }
 
         const bobRoster = await storage.roster.get("bob");
-        assert.equal(bobRoster.version, 1);
+        assert.equal(bobRoster.version, bobVersion);
         assert.equal(bobRoster.items.length, 1);
         assert.equal((await storage.roster.getPending("bob")).length, 1);
         assert.equal(await storage.offline.count("bob"), 1);

@@ -68,6 +68,11 @@ export interface AccountStore {
   createMany(items: { username: string; credentials: ScramCredential[] }[]): Promise<number>;
 }
 
+/**
+ * Roster versions (RFC 6121 §2.6): 0 for a roster never changed; every change gives a
+ * larger one, never given before on this server — not even to an account of the same
+ * name that was deleted — so a client's cached version cannot match a different roster.
+ */
 export interface RosterStore {
   /** All items and the current roster version. */
   get(username: string): Promise<{ version: number; items: RosterItem[] }>;

@@ -293,7 +293,9 @@ export class Enforcement {
   onBound(session: ClientSession): boolean {
     let info = clientInfoOf(session);
     if (!info) {
-      info = { ...UNLICENSED };
+      // Without a proof, the software a SASL2 <user-agent/> named is kept, as unverified.
+      const software = session.userAgent?.software;
+      info = software ? { ...UNLICENSED, clientId: software, source: "sasl2" } : { ...UNLICENSED };
       setClientInfo(session, info);
     }
     this.bindSeq.set(session, ++this.seq);

@@ -185,7 +185,8 @@ export default defineModule<LicensingOptions>({
     const recordVersion = async (session: ClientSession, jid: Jid) => {
       const answer = await askClientVersion(ctx.router, jid, options.clientVersionTimeoutMs);
       const info = clientInfoOf(session);
-      if (!answer || session.closed || info?.source !== "none") return;
+      // A XEP-0092 answer names a version too: it replaces what a SASL2 user-agent said.
+      if (!answer || session.closed || (info?.source !== "none" && info?.source !== "sasl2")) return;
       setClientInfo(session, {
         clientId: answer.name,
         ...(answer.version !== undefined ? { version: answer.version } : {}),

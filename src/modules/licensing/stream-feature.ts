@@ -1,13 +1,15 @@
 /**
- * The pre-authentication carrier of a licence proof: a <licence/> stream feature with
- * a fresh nonce for each stream (a restart after STARTTLS gets a new one), and the
- * client's <proof/> answered with <success/> or a refusal stream error. One proof per
- * nonce: a second one on the same stream is refused as bad-proof.
+ * The carriers of a licence proof: a <licence/> stream feature with a fresh nonce for
+ * each stream (a restart after STARTTLS gets a new one), and the client's <proof/>,
+ * either on its own before SASL — answered with <success/> — or inside a SASL2
+ * <authenticate/> — answered inside the SASL2 <success/>. A refusal is a stream error
+ * either way. One proof per nonce: a second one on the same stream is refused as bad-proof.
  */
 
 import { randomBytes } from "node:crypto";
 import type { StreamFeatureProvider } from "../../core/features.js";
 import type { ClientSession } from "../../core/session.js";
+import { type XmlElement, x } from "../../core/xml/element.js";
 import { setClientInfo } from "./client-info.js";
 import type { Enforcement } from "./enforcement.js";
 import { networkMode, nextEnforceAt } from "./policy.js";
@@ -34,10 +36,74 @@ interface Offered {
   ticketRefused: boolean;
 }
 
+/** What became of one <proof/>, whichever element carried it. */
+type Judgement =
+  | { kind: "refused"; refusal: Refusal }
+  /** An old ticket: one signed proof may follow on the same nonce. */
+  | { kind: "ticket-refused"; text: string }
+  | { kind: "accepted"; answer: XmlElement };
+
 export function licenceStreamFeature(enforcement: Enforcement, domain: string): StreamFeatureProvider {
   const offered = new WeakMap<ClientSession, Offered>();
 
   const refuse = (session: ClientSession, refusal: Refusal) => session.close(refusalError(refusal));
+
+  /** The verifier's verdict on a proof, the nonce bookkeeping and the answer; carrier-independent. */
+  function judge(session: ClientSession, el: XmlElement): Judgement {
+    const limited = enforcement.rateLimited(session.remoteAddress);
+    if (limited) return { kind: "refused", refusal: limited };
+    const state = offered.get(session);
+    if (!state || state.used || state.streamId !== session.streamId) {
+      const refusal: Refusal = {
+        reason: "bad-proof",
+        text: state?.used
+          ? "this stream's nonce has been used: one proof per stream"
+          : "no licence nonce was offered on this stream",
+      };
+      enforcement.proofFailed(session.remoteAddress, refusal);
+      return { kind: "refused", refusal };
+    }
+    state.used = true;
+    const parsed = parseProof(el);
+    if (!parsed.ok) {
+      const refusal: Refusal = { reason: "bad-proof", text: parsed.text };
+      enforcement.proofFailed(session.remoteAddress, refusal);
+      return { kind: "refused", refusal };
+    }
+    // The client names the binding it used when it is not the first offered.
+    const bindingType = parsed.claim.bindingType ?? state.bindingTypes[0];
+    if (bindingType !== undefined && !state.bindingTypes.includes(bindingType)) {
+      const refusal: Refusal = {
+        reason: "bad-proof",
+        text: `the ${bindingType} channel binding was not offered on this stream`,
+      };
+      enforcement.proofFailed(session.remoteAddress, refusal);
+      return { kind: "refused", refusal };
+    }
+    const admission = enforcement.admitProof(session, {
+      domain,
+      streamId: state.streamId,
+      nonce: state.nonce,
+      bindingType,
+      bindingData: bindingType === undefined ? undefined : session.channelBinding(bindingType),
+      proof: parsed.claim,
+    });
+    if (!admission.ok) {
+      if ("refusal" in admission) return { kind: "refused", refusal: admission.refusal };
+      if (state.ticketRefused || parsed.claim.ticket === undefined) {
+        return { kind: "refused", refusal: { reason: "bad-proof", text: admission.ticketRefused } };
+      }
+      // Not an attack, just an old ticket: the same nonce may carry one signed proof.
+      state.used = false;
+      state.ticketRefused = true;
+      return { kind: "ticket-refused", text: admission.ticketRefused };
+    }
+    setClientInfo(session, admission.info);
+    return {
+      kind: "accepted",
+      answer: successElement(admission.recommended, enforcement.issueTicket(session, admission)),
+    };
+  }
 
   return {
     name: "licence",
@@ -64,56 +130,26 @@ export function licenceStreamFeature(enforcement: Enforcement, domain: string): 
       });
     },
     handle(session, el) {
-      const limited = enforcement.rateLimited(session.remoteAddress);
-      if (limited) return refuse(session, limited);
-      const state = offered.get(session);
-      if (!state || state.used || state.streamId !== session.streamId) {
-        const refusal: Refusal = {
-          reason: "bad-proof",
-          text: state?.used
-            ? "this stream's nonce has been used: one proof per stream"
-            : "no licence nonce was offered on this stream",
-        };
-        enforcement.proofFailed(session.remoteAddress, refusal);
-        return refuse(session, refusal);
-      }
-      state.used = true;
-      const parsed = parseProof(el);
-      if (!parsed.ok) {
-        const refusal: Refusal = { reason: "bad-proof", text: parsed.text };
-        enforcement.proofFailed(session.remoteAddress, refusal);
-        return refuse(session, refusal);
-      }
-      // The client names the binding it used when it is not the first offered.
-      const bindingType = parsed.claim.bindingType ?? state.bindingTypes[0];
-      if (bindingType !== undefined && !state.bindingTypes.includes(bindingType)) {
-        const refusal: Refusal = {
-          reason: "bad-proof",
-          text: `the ${bindingType} channel binding was not offered on this stream`,
-        };
-        enforcement.proofFailed(session.remoteAddress, refusal);
-        return refuse(session, refusal);
-      }
-      const admission = enforcement.admitProof(session, {
-        domain,
-        streamId: state.streamId,
-        nonce: state.nonce,
-        bindingType,
-        bindingData: bindingType === undefined ? undefined : session.channelBinding(bindingType),
-        proof: parsed.claim,
-      });
-      if (!admission.ok) {
-        if ("refusal" in admission) return refuse(session, admission.refusal);
-        if (state.ticketRefused || parsed.claim.ticket === undefined) {
-          return refuse(session, { reason: "bad-proof", text: admission.ticketRefused });
+      const judgement = judge(session, el);
+      if (judgement.kind === "refused") return refuse(session, judgement.refusal);
+      session.send(judgement.kind === "accepted" ? judgement.answer : ticketRefusedElement(judgement.text));
+    },
+    // The second carrier (protocol §2.6): the same <proof/> inside a SASL2 <authenticate/>,
+    // judged before the mechanism starts; the answer rides in the SASL2 <success/>.
+    sasl2: {
+      offer: (session) => (offered.has(session) ? x("licence", { xmlns: NS_LICENCE }) : undefined),
+      authenticate(session, el) {
+        if (el.name !== "proof") return undefined;
+        const judgement = judge(session, el);
+        if (judgement.kind === "refused") {
+          refuse(session, judgement.refusal);
+          return undefined;
         }
-        // Not an attack, just an old ticket: the same nonce may carry one signed proof.
-        state.used = false;
-        state.ticketRefused = true;
-        return session.send(ticketRefusedElement(admission.ticketRefused));
-      }
-      setClientInfo(session, admission.info);
-      session.send(successElement(admission.recommended, enforcement.issueTicket(session, admission)));
+        if (judgement.kind === "ticket-refused") {
+          return { refused: { text: judgement.text, element: ticketRefusedElement(judgement.text) } };
+        }
+        return { answer: judgement.answer };
+      },
     },
   };
 }

@@ -114,4 +114,20 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 3,
+    description: "roster versions from one server-wide sequence (a re-created account never repeats one)",
+    up(db) {
+      // Versions handed out before this migration are at most the largest one still stored;
+      // those of accounts deleted earlier cannot be known.
+      db.exec(`
+        CREATE TABLE roster_version_sequence (
+          id    INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+          value INTEGER NOT NULL
+        ) STRICT;
+        INSERT INTO roster_version_sequence (id, value)
+          SELECT 1, coalesce(max(roster_version), 0) FROM accounts;
+      `);
+    },
+  },
 ];

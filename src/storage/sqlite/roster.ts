@@ -30,7 +30,8 @@ type ItemParams = {
 };
 
 export class SqliteRosterStore implements RosterStore {
-  readonly #bumpVersion: Database.Statement<[string], number>;
+  /** Gives the account the next version; undefined when there is no such account. Inside a transaction. */
+  readonly #bumpVersion: (username: string) => number | undefined;
   readonly #selectVersion: Database.Statement<[string], number>;
   readonly #upsertItem: Database.Statement<[ItemParams], unknown>;
   readonly #deleteGroups: Database.Statement<[string, string], unknown>;
@@ -50,12 +51,22 @@ export class SqliteRosterStore implements RosterStore {
   readonly #removeItem: (username: string, contact: string) => number;
 
   constructor(db: Database.Database) {
-    // Bumping first doubles as the existence check and takes the write lock.
-    this.#bumpVersion = db
+    // Versions come from one server-wide sequence, so an account deleted and re-created
+    // under the same name never repeats a version a client may have cached (RFC 6121 §2.6:
+    // an unchanged version means an unchanged roster). Bumping first doubles as the
+    // existence check and takes the write lock.
+    const bumpAccount = db
       .prepare<[string], number>(
-        "UPDATE accounts SET roster_version = roster_version + 1 WHERE username = ? RETURNING roster_version",
+        `UPDATE accounts SET roster_version = (SELECT value + 1 FROM roster_version_sequence)
+         WHERE username = ? RETURNING roster_version`,
       )
       .pluck();
+    const advanceSequence = db.prepare("UPDATE roster_version_sequence SET value = value + 1");
+    this.#bumpVersion = (username) => {
+      const version = bumpAccount.get(username);
+      if (version !== undefined) advanceSequence.run();
+      return version;
+    };
     this.#selectVersion = db
       .prepare<[string], number>("SELECT roster_version FROM accounts WHERE username = ?")
       .pluck();
@@ -115,7 +126,7 @@ export class SqliteRosterStore implements RosterStore {
     this.#getItem = (username, contact) => getItem.deferred(username, contact);
 
     const setItem = db.transaction((username: string, item: RosterItem) => {
-      const version = this.#bumpVersion.get(username);
+      const version = this.#bumpVersion(username);
       if (version === undefined) throw new UnknownAccountError(username);
       this.#upsertItem.run({
         username,
@@ -137,7 +148,7 @@ export class SqliteRosterStore implements RosterStore {
       if (this.#deleteItem.run(username, contact).changes === 0) {
         return this.#selectVersion.get(username) ?? 0;
       }
-      return this.#bumpVersion.get(username)!;
+      return this.#bumpVersion(username)!;
     });
     this.#removeItem = (username, contact) => removeItem.immediate(username, contact);
   }
