@@ -166,10 +166,14 @@ export class SaslNegotiator {
     return this.step(initial);
   }
 
-  /** Fails the exchange in progress, e.g. when a SASL2 inline step refuses it. */
+  /**
+   * Fails an attempt before its mechanism started, when a SASL2 inline step refuses it
+   * (e.g. an expired licence ticket): not a failed password, so not counted as one.
+   */
   refuse(condition: FailureCondition, text: string, framing: SaslFraming): void {
+    this.exchange = undefined;
     this.framing = framing;
-    this.fail(condition, text);
+    this.send(framing.failure(condition, text));
   }
 
   private async step(data: Buffer): Promise<void> {

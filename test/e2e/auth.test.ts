@@ -38,6 +38,21 @@ describe("login: TLS + SCRAM", () => {
     }
   });
 
+  test("after STARTTLS, SASL2 is offered with the same mechanisms and the licence proof inline", async () => {
+    const raw = await RawConnection.open(server);
+    try {
+      await raw.openStream(server.domain);
+      const features = await raw.startTls(server.domain);
+      const sasl2 = /<authentication xmlns=['"]urn:xmpp:sasl:2['"]>([\s\S]*?)<\/authentication>/.exec(features);
+      assert.ok(sasl2, features);
+      assert.match(sasl2[1]!, /<mechanism>SCRAM-SHA-256<\/mechanism>/);
+      assert.match(sasl2[1]!, /<mechanism>PLAIN<\/mechanism>/, "PLAIN once the stream is encrypted");
+      assert.match(sasl2[1]!, /<inline><licence xmlns=['"]urn:switchboard:client-licence:0['"]\/><\/inline>/);
+    } finally {
+      raw.destroy();
+    }
+  });
+
   test("@xmpp/client: STARTTLS on the c2s port, SCRAM-SHA-1, resource bound", async () => {
     const alice = await connectJs(server, { ...ALICE, resource: "laptop", mechanism: "SCRAM-SHA-1" });
     try {

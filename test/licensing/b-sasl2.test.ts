@@ -102,6 +102,7 @@ test("a ticket the server does not accept fails the SASL2 attempt with <ticket-r
   assert.equal(failure.name, "failure");
   assert.ok(failure.getChild("not-authorized", "urn:ietf:params:xml:ns:xmpp-sasl"), failure.toString());
   assert.ok(failure.getChild("ticket-refused", NS_LICENCE), failure.toString());
+  assert.equal(h.server.services.authFailures.byAddress.size, 0, "an old ticket is not a failed password");
 
   const result = success(
     await c.authenticate2("alice", "wonderland", { inline: c.proofText(h.domain, licenceOf(t)) }),

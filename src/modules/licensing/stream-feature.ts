@@ -137,7 +137,8 @@ export function licenceStreamFeature(enforcement: Enforcement, domain: string): 
     // The second carrier (protocol §2.6): the same <proof/> inside a SASL2 <authenticate/>,
     // judged before the mechanism starts; the answer rides in the SASL2 <success/>.
     sasl2: {
-      offer: (session) => (offered.has(session) ? x("licence", { xmlns: NS_LICENCE }) : undefined),
+      // The <licence/> feature (and its nonce) is offered beside SASL2 on every pre-auth stream.
+      offer: () => x("licence", { xmlns: NS_LICENCE }),
       authenticate(session, el) {
         if (el.name !== "proof") return undefined;
         const judgement = judge(session, el);
