@@ -43,7 +43,9 @@ describe("login: TLS + SCRAM", () => {
     try {
       await raw.openStream(server.domain);
       const features = await raw.startTls(server.domain);
-      const sasl2 = /<authentication xmlns=['"]urn:xmpp:sasl:2['"]>([\s\S]*?)<\/authentication>/.exec(features);
+      const sasl2 = /<authentication xmlns=['"]urn:xmpp:sasl:2['"]>([\s\S]*?)<\/authentication>/.exec(
+        features,
+      );
       assert.ok(sasl2, features);
       assert.match(sasl2[1]!, /<mechanism>SCRAM-SHA-256<\/mechanism>/);
       assert.match(sasl2[1]!, /<mechanism>PLAIN<\/mechanism>/, "PLAIN once the stream is encrypted");
