@@ -11,9 +11,12 @@
  * middleware chain run in registration order, and its client() factory
  * registers STARTTLS, SASL2 and SASL itself; the SASL handlers end the chain,
  * so a feature handler added afterwards would never run before authentication.
- * Both SASL handlers call the `credentials` callback before they send
- * <auth/> (or <authenticate/>), so the proof runs there: once TLS is up, on
- * the features that offered SASL, and before the password is used.
+ * When the server lists the proof inline in its SASL2 feature, the proof rides
+ * inside <authenticate/> (protocol §2.6) through @xmpp/client's SASL2 inline
+ * hook, which runs before the credentials are asked for. Otherwise both SASL
+ * handlers call the `credentials` callback before they send <auth/> (or
+ * <authenticate/>), so the proof runs there on its own: once TLS is up, on the
+ * features that offered SASL, and before the password is used.
  */
 import type { KeyObject } from "node:crypto";
 import { TLSSocket } from "node:tls";
@@ -31,6 +34,7 @@ import {
 import { type LicenceRefusedError, licenceRefusal, refusalFromStreamError } from "./refusal.js";
 
 const NS_STREAM = "http://etherx.jabber.org/streams";
+const NS_SASL2 = "urn:xmpp:sasl:2";
 
 /** Who the client is and the key it proves it with. */
 export interface LicenceOptions {
@@ -114,12 +118,24 @@ export interface LicenceState {
  * An @xmpp/client Client with `licence` (the state above). Extra events:
  * "licence" (LicenceAccepted) after <success/>, "licence-refused"
  * (LicenceRefusedError) when the server refuses the client, at login or later
- * on a live session. After a refusal the client stops reconnecting: the same
+ * on a live session, and "licence-retry" when `start()` closes a connection whose
+ * SASL2 attempt failed on a refused ticket, to sign on a new one. After a refusal the client stops reconnecting: the same
  * build would be refused again. `start()` rejects with the LicenceRefusedError.
  */
 export type LicensedClient = Client & { readonly licence: LicenceState };
 
 /** The parts of @xmpp/client's Connection used here that its public surface does not describe. */
+/** @xmpp/client's SASL2 plug-in: inline features (request builder, success handler) by namespace. */
+interface Sasl2Internals {
+  sasl2: {
+    use(
+      xmlns: string,
+      request: (offered: Element) => Element | undefined,
+      answer: (el: Element) => void,
+    ): void;
+  };
+}
+
 interface ConnectionInternals {
   sendReceive(element: Element, timeout?: number): Promise<Element>;
   socket: { socket?: unknown } | null;
@@ -167,10 +183,15 @@ export function licensedClient(options: LicensedClientOptions): LicensedClient {
   const state: LicenceState = {};
   let streamId: string | undefined;
   let features: Element | undefined;
+  /** The proof sent inside SASL2's <authenticate/> on this connection, if it went that way. */
+  let inline: { offer: LicenceOffer; resumed: boolean } | undefined;
+  /** The server refused the ticket sent inside SASL2 during the current start(). */
+  let ticketRefusedInline = false;
 
-  async function prove(): Promise<void> {
+  /** The proof for the current stream: with the held ticket unless `signed`, else a signature. */
+  function makeProof(signed: boolean): { proof: Element; offer: LicenceOffer; resumed: boolean } | undefined {
     const feature = features?.getChild("licence", LICENCE_NS);
-    if (!feature) return; // nothing to prove to this server
+    if (!feature) return undefined; // nothing to prove to this server
     const offer = readOffer(feature);
     state.offer = offer;
     if (!streamId) throw new Error("licence: the server's stream header has no id");
@@ -200,36 +221,16 @@ export function licensedClient(options: LicensedClientOptions): LicensedClient {
       platform: licence.platform,
       "key-id": licence.keyId,
     };
-    const conn = entity as unknown as ConnectionInternals;
-    const exchange = async (proof: Element): Promise<Element> => {
-      try {
-        return await conn.sendReceive(proof, conn.timeout);
-      } catch (err) {
-        throw licenceRefusal(err) ?? err;
-      }
-    };
-    const held = tickets?.get();
-    let resumed = false;
-    let reply: Element | undefined;
+    const held = signed ? undefined : tickets?.get();
     if (held && Date.now() < held.expiresAt - TICKET_MARGIN_MS) {
-      reply = await exchange(
-        xml("proof", { ...attrs, ticket: held.ticket }, ticketProof(input, held.secret)),
-      );
-      resumed = true;
-      if (reply.is("ticket-refused", LICENCE_NS)) {
-        // Expired or issued under a replaced key: the same nonce takes one signed proof.
-        tickets?.set(undefined);
-        reply = undefined;
-        resumed = false;
-      }
+      const proof = xml("proof", { ...attrs, ticket: held.ticket }, ticketProof(input, held.secret));
+      return { proof, offer, resumed: true };
     }
-    reply ??= await exchange(xml("proof", attrs, licenceProof({ ...input, privateKey })));
-    if (reply.is("error", NS_STREAM)) {
-      throw refusalFromStreamError(reply) ?? new Error(`licence: stream error ${reply.toString()}`);
-    }
-    if (!reply.is("success", LICENCE_NS)) {
-      throw new Error(`licence: unexpected answer to the proof: ${reply.toString()}`);
-    }
+    return { proof: xml("proof", attrs, licenceProof({ ...input, privateKey })), offer, resumed: false };
+  }
+
+  /** Takes the server's licence <success/>: keeps the ticket it carries, records and announces it. */
+  function accept(reply: Element, offer: LicenceOffer, resumed: boolean): void {
     const rec = reply.getChild("recommended", LICENCE_NS) ?? reply.getChild("recommended");
     const earned = reply.getChild("ticket", LICENCE_NS) ?? reply.getChild("ticket");
     const expiresAt = Date.parse(earned?.attrs.expires ?? "");
@@ -249,6 +250,35 @@ export function licensedClient(options: LicensedClientOptions): LicensedClient {
     };
     state.accepted = accepted;
     entity.emit("licence", accepted);
+  }
+
+  /** The proof on its own, before SASL (protocol §2.2), when it did not ride inside SASL2. */
+  async function prove(): Promise<void> {
+    if (inline) return;
+    const conn = entity as unknown as ConnectionInternals;
+    const exchange = async (proof: Element): Promise<Element> => {
+      try {
+        return await conn.sendReceive(proof, conn.timeout);
+      } catch (err) {
+        throw licenceRefusal(err) ?? err;
+      }
+    };
+    let made = makeProof(false);
+    if (!made) return;
+    let reply = await exchange(made.proof);
+    if (made.resumed && reply.is("ticket-refused", LICENCE_NS)) {
+      // Expired or issued under a replaced key: the same nonce takes one signed proof.
+      tickets?.set(undefined);
+      made = makeProof(true)!;
+      reply = await exchange(made.proof);
+    }
+    if (reply.is("error", NS_STREAM)) {
+      throw refusalFromStreamError(reply) ?? new Error(`licence: stream error ${reply.toString()}`);
+    }
+    if (!reply.is("success", LICENCE_NS)) {
+      throw new Error(`licence: unexpected answer to the proof: ${reply.toString()}`);
+    }
+    accept(reply, made.offer, made.resumed);
   }
 
   const authenticateWithProof = async (
@@ -272,7 +302,24 @@ export function licensedClient(options: LicensedClientOptions): LicensedClient {
 
   const entity = client({ ...clientOptions, credentials: authenticateWithProof });
 
+  // The proof inside SASL2's <authenticate/> (protocol §2.6) when the server lists it inline:
+  // @xmpp/client asks for inline elements before it calls the credentials callback, and hands
+  // back the licence <success/> found inside the SASL2 <success/>.
+  (entity as unknown as Sasl2Internals).sasl2.use(
+    LICENCE_NS,
+    () => {
+      const made = makeProof(false);
+      if (!made) return undefined;
+      inline = made;
+      return made.proof;
+    },
+    (answer: Element) => {
+      if (inline && answer.is("success", LICENCE_NS)) accept(answer, inline.offer, inline.resumed);
+    },
+  );
+
   entity.on("connecting", () => {
+    inline = undefined;
     state.offer = undefined;
     state.accepted = undefined;
     state.refused = undefined;
@@ -287,6 +334,10 @@ export function licensedClient(options: LicensedClientOptions): LicensedClient {
   entity.prependListener("element", (el: Element) => {
     if (el.is("features", NS_STREAM)) {
       features = el;
+    } else if (el.is("failure", NS_SASL2) && el.getChild("ticket-refused", LICENCE_NS)) {
+      // The ticket that rode inside <authenticate/> is no longer accepted: sign from now on.
+      tickets?.set(undefined);
+      ticketRefusedInline = true;
     } else if (el.is("error", NS_STREAM)) {
       const refused = refusalFromStreamError(el);
       if (refused) {
@@ -299,6 +350,16 @@ export function licensedClient(options: LicensedClientOptions): LicensedClient {
 
   const start = entity.start.bind(entity);
   entity.start = async () => {
+    ticketRefusedInline = false;
+    try {
+      return await start();
+    } catch (err) {
+      const refusal = licenceRefusal(err);
+      if (refusal || !ticketRefusedInline) throw refusal ?? err;
+    }
+    // A refused ticket fails a SASL2 attempt: once more, on a new connection, with a signature.
+    entity.emit("licence-retry");
+    await entity.stop().catch(() => undefined);
     try {
       return await start();
     } catch (err) {

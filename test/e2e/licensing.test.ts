@@ -129,43 +129,8 @@ describe("licensed client access (e2e)", () => {
       await carol.close();
     });
 
-    test("SDK client: the second login proves with the ticket the first earned; after a key rotation it signs again", async () => {
-      let held: LicenceTicket | undefined;
-      const store: TicketStore = {
-        get: () => held,
-        set: (t) => {
-          held = t;
-        },
-      };
-      const withTickets = { ...build(chat), tickets: store };
-      const first = await connectLicensed(server, login("carol", "t1"), withTickets);
-      assert.equal(first.xmpp.licence.accepted?.resumed, false);
-      assert.ok(held, "a ticket with the first <success/>");
-      assert.ok(held.expiresAt > Date.now() + 23 * 3_600_000, "valid for the default 24 h");
-      await first.close();
-
-      const second = await connectLicensed(server, login("carol", "t2"), withTickets);
-      assert.equal(second.xmpp.licence.accepted?.resumed, true, "proved with the ticket");
-      assert.equal(second.proofs.length, 1);
-      assert.ok(second.proofs[0]?.attrs.ticket, "the proof names the ticket");
-      await second.close();
-
-      const before = held;
-      await cli(server, ["licence", "tickets", "rotate"]);
-      await settle();
-      const third = await connectLicensed(server, login("carol", "t3"), withTickets);
-      assert.equal(
-        third.xmpp.licence.accepted?.resumed,
-        false,
-        "the old ticket was refused, the client signed",
-      );
-      assert.deepEqual(
-        third.proofs.map((p) => p.attrs.ticket !== undefined),
-        [true, false],
-        "a ticket proof, then a signed one on the same stream",
-      );
-      assert.ok(held && held.ticket !== before.ticket, "a fresh ticket under the new key");
-      await third.close();
+    test("SDK client: the second login proves with the ticket the first earned (inside SASL2); after a key rotation it signs again", async () => {
+      await ticketScenario(server, chat, "sasl2");
     });
 
     test("SDK client over direct TLS (XEP-0368)", async () => {
@@ -482,5 +447,74 @@ describe("licensed client access (e2e)", () => {
     await carol.sync();
     assert.equal(carol.refusals.all().length, 0);
     await carol.close();
+  });
+});
+
+/**
+ * An SDK client keeps the ticket its first (signed) login earned and proves with it next time;
+ * after `licence tickets rotate` the ticket is refused and the client signs again. With SASL2
+ * the proofs ride inside <authenticate/> and a refused ticket fails the attempt (the SDK signs
+ * on a new connection); without it they stand alone and the signed proof follows on the same
+ * stream.
+ */
+async function ticketScenario(server: TestServer, app: AppCredentials, carrier: "sasl2" | "stream") {
+  let held: LicenceTicket | undefined;
+  const store: TicketStore = {
+    get: () => held,
+    set: (t) => {
+      held = t;
+    },
+  };
+  const withTickets = { ...build(app), tickets: store };
+  const carrierOf = (p: Element) => (p.parent?.name === "authenticate" ? "sasl2" : "stream");
+  const first = await connectLicensed(server, login("carol", "t1"), withTickets);
+  assert.equal(first.xmpp.licence.accepted?.resumed, false);
+  assert.ok(held, "a ticket with the first <success/>");
+  assert.ok(held.expiresAt > Date.now() + 23 * 3_600_000, "valid for the default 24 h");
+  assert.deepEqual(first.proofs.map(carrierOf), [carrier]);
+  await first.close();
+
+  const second = await connectLicensed(server, login("carol", "t2"), withTickets);
+  assert.equal(second.xmpp.licence.accepted?.resumed, true, "proved with the ticket");
+  assert.equal(second.proofs.length, 1);
+  assert.ok(second.proofs[0]?.attrs.ticket, "the proof names the ticket");
+  await second.close();
+
+  const before = held;
+  await cli(server, ["licence", "tickets", "rotate"]);
+  await settle();
+  const third = await connectLicensed(server, login("carol", "t3"), withTickets);
+  assert.equal(third.xmpp.licence.accepted?.resumed, false, "the old ticket was refused, the client signed");
+  assert.deepEqual(
+    third.proofs.map((p) => p.attrs.ticket !== undefined),
+    [true, false],
+    carrier === "sasl2"
+      ? "a ticket proof, refused (a SASL2 failure), then a signed one on a new connection"
+      : "a ticket proof, then a signed one on the same stream",
+  );
+  assert.deepEqual(third.proofs.map(carrierOf), [carrier, carrier]);
+  assert.ok(held && held.ticket !== before.ticket, "a fresh ticket under the new key");
+  await third.sync();
+  await third.close();
+}
+
+describe("licensed client access without SASL2 (e2e)", () => {
+  let server: TestServer;
+  let chat: AppCredentials;
+
+  before(async () => {
+    server = await startServer({
+      name: "licensing-no-sasl2",
+      users: { carol: PW },
+      config: { sasl2: false, modules: { licensing: { pollIntervalMs: 250 } } },
+    });
+    chat = await registerApp(server, "com.example.chat", { platforms: ["linux"] });
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  test("SDK client: the proof stands alone before SASL; tickets earned, used, refused after a rotation", async () => {
+    await ticketScenario(server, chat, "stream");
   });
 });

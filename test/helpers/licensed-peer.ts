@@ -6,6 +6,7 @@
 import { spawn } from "node:child_process";
 import { type Client, client, type Element } from "@xmpp/client";
 import { type LicensedClient, licensedClient, type TicketStore } from "../../sdk/licensed-client.js";
+import { LICENCE_NS } from "../../sdk/proof.js";
 import { type LicenceRefusedError, licenceRefusal } from "../../sdk/refusal.js";
 import { Inbox } from "./inbox.js";
 import { type JsLogin, JsPeer } from "./js-client.js";
@@ -53,6 +54,8 @@ export class LicensedPeer extends BasePeer {
     xmpp.on("stanza", (el: Element) => this.stanzas.push(el));
     xmpp.on("send", (el: Element) => {
       if (el.name === "proof") this.proofs.push(el);
+      // The proof inside SASL2's <authenticate/> (protocol §2.6).
+      if (el.name === "authenticate") this.proofs.push(...el.getChildren("proof", LICENCE_NS));
     });
     xmpp.on("element", (el: Element) => {
       if (!el.is("error", "http://etherx.jabber.org/streams")) return;
@@ -60,7 +63,16 @@ export class LicensedPeer extends BasePeer {
       this.streamErrors.push(cond?.name ?? "(no condition)");
     });
     xmpp.on("licence-refused", (r: LicenceRefusedError) => this.refusals.push(r));
+    // The connection the SDK closes to sign again after a refused ticket is not the session's end.
+    let retrying = false;
+    xmpp.on("licence-retry", () => {
+      retrying = true;
+    });
+    xmpp.on("connecting", () => {
+      retrying = false;
+    });
     const ended = (why: string) => {
+      if (retrying) return;
       this.endedAt ||= Date.now();
       this.markEnded(why);
     };
