@@ -146,7 +146,8 @@ export class C2SConnection implements ClientSession {
       this.corked = true;
       socket.cork();
       setImmediate(() => {
-        this.corked = false;
+        // After STARTTLS the flag belongs to the TLS socket (startTls flushed this one).
+        if (this.socket === socket) this.corked = false;
         if (!socket.destroyed) socket.uncork();
       });
     }
