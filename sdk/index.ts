@@ -33,3 +33,4 @@ export {
   type RefusalCondition,
   refusalFromStreamError,
 } from "./refusal.js";
+export { startOnline } from "./start-online.js";

@@ -32,6 +32,7 @@ import {
   ticketProof,
 } from "./proof.js";
 import { type LicenceRefusedError, licenceRefusal, refusalFromStreamError } from "./refusal.js";
+import { startOnline } from "./start-online.js";
 
 const NS_STREAM = "http://etherx.jabber.org/streams";
 const NS_SASL2 = "urn:xmpp:sasl:2";
@@ -352,7 +353,7 @@ export function licensedClient(options: LicensedClientOptions): LicensedClient {
   entity.start = async () => {
     ticketRefusedInline = false;
     try {
-      return await start();
+      return await startOnline(entity, start);
     } catch (err) {
       const refusal = licenceRefusal(err);
       if (refusal || !ticketRefusedInline) throw refusal ?? err;
@@ -361,7 +362,7 @@ export function licensedClient(options: LicensedClientOptions): LicensedClient {
     entity.emit("licence-retry");
     await entity.stop().catch(() => undefined);
     try {
-      return await start();
+      return await startOnline(entity, start);
     } catch (err) {
       throw licenceRefusal(err) ?? err;
     }

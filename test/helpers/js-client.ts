@@ -4,6 +4,7 @@
  * the peer's inboxes. No automatic reconnection.
  */
 import { type Client, client } from "@xmpp/client";
+import { startOnline } from "../../sdk/start-online.js";
 import { BasePeer } from "./peer.js";
 import type { TestServer } from "./server.js";
 import { type Element, NS } from "./stanza.js";
@@ -118,7 +119,7 @@ export async function connectJs(server: TestServer, login: JsLogin): Promise<JsP
   });
   const peer = new JsPeer(xmpp, label(login));
   try {
-    const jid = await withTimeout(xmpp.start(), 20_000, `${peer.label}: login`);
+    const jid = await withTimeout(startOnline(xmpp), 20_000, `${peer.label}: login`);
     peer.jid = jid.toString();
   } catch (err) {
     await xmpp.stop().catch(() => undefined);
@@ -136,7 +137,7 @@ export async function jsLoginFailure(server: TestServer, login: JsLogin): Promis
   const errors: Error[] = [];
   xmpp.on("error", (err: Error) => errors.push(err));
   try {
-    await withTimeout(xmpp.start(), 20_000, "login attempt");
+    await withTimeout(startOnline(xmpp), 20_000, "login attempt");
   } catch (err) {
     await xmpp.stop().catch(() => undefined);
     const e = err as Error & { condition?: string; name: string };

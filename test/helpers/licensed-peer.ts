@@ -8,6 +8,7 @@ import { type Client, client, type Element } from "@xmpp/client";
 import { type LicensedClient, licensedClient, type TicketStore } from "../../sdk/licensed-client.js";
 import { LICENCE_NS } from "../../sdk/proof.js";
 import { type LicenceRefusedError, licenceRefusal } from "../../sdk/refusal.js";
+import { startOnline } from "../../sdk/start-online.js";
 import { Inbox } from "./inbox.js";
 import { type JsLogin, JsPeer } from "./js-client.js";
 import { BasePeer } from "./peer.js";
@@ -137,7 +138,7 @@ export async function connectLicensed(
   const xmpp = makeLicensed(server, login, build);
   const peer = new LicensedPeer(xmpp, label(login, build));
   try {
-    const jid = await withTimeout(xmpp.start(), LOGIN_TIMEOUT_MS, `${peer.label}: login`);
+    const jid = await withTimeout(startOnline(xmpp), LOGIN_TIMEOUT_MS, `${peer.label}: login`);
     peer.jid = jid.toString();
   } catch (err) {
     await xmpp.stop().catch(() => undefined);
@@ -156,7 +157,7 @@ export async function licensedRefusal(
   xmpp.reconnect.stop();
   xmpp.on("error", () => undefined);
   try {
-    await withTimeout(xmpp.start(), LOGIN_TIMEOUT_MS, "login attempt");
+    await withTimeout(startOnline(xmpp), LOGIN_TIMEOUT_MS, "login attempt");
   } catch (err) {
     await xmpp.stop().catch(() => undefined);
     const r = licenceRefusal(err);
@@ -188,7 +189,7 @@ export async function plainRefusal(server: TestServer, login: JsLogin): Promise<
   xmpp.reconnect.stop();
   xmpp.on("error", () => undefined);
   try {
-    await withTimeout(xmpp.start(), LOGIN_TIMEOUT_MS, "login attempt");
+    await withTimeout(startOnline(xmpp), LOGIN_TIMEOUT_MS, "login attempt");
   } catch (err) {
     await xmpp.stop().catch(() => undefined);
     const r = licenceRefusal(err);
@@ -207,7 +208,7 @@ export async function connectPlain(server: TestServer, login: JsLogin): Promise<
   const xmpp = plainClient(server, login);
   const peer = new PlainPeer(xmpp, `${login.user}/${login.resource ?? "?"} (@xmpp/client)`);
   try {
-    const jid = await withTimeout(xmpp.start(), LOGIN_TIMEOUT_MS, `${peer.label}: login`);
+    const jid = await withTimeout(startOnline(xmpp), LOGIN_TIMEOUT_MS, `${peer.label}: login`);
     peer.jid = jid.toString();
   } catch (err) {
     await xmpp.stop().catch(() => undefined);
