@@ -111,7 +111,7 @@ export class Sasl2Negotiator {
   }
 }
 
-/** XEP-0388 §2.6.3: the RFC 6120 condition, an optional text, then any application element. */
+/** XEP-0388: the RFC 6120 condition, any application-specific element, then an optional text. */
 function failureElement(
   condition: FailureCondition,
   text: string | undefined,
@@ -121,8 +121,8 @@ function failureElement(
     "failure",
     { xmlns: NS_SASL2 },
     x(condition, { xmlns: NS_SASL }),
-    text !== undefined && x("text", {}, text),
     extra,
+    text !== undefined && x("text", {}, text),
   );
 }
 

@@ -135,3 +135,18 @@ test("a wrong password over SASL2 is a SASL2 <failure/> with not-authorized", as
   success(await c.authenticate2("alice", "wonderland"));
   c.destroy();
 });
+
+test("the proof counts for the stream: after a wrong password the retry goes without it", async () => {
+  const { h, port, t } = await start();
+  await setPolicy(h.registry, { mode: "enforce" });
+  await h.api.recheck();
+  const c = await tlsStream(h, port);
+  const proof = c.proofText(h.domain, licenceOf(t));
+  const failed = await c.authenticate2("alice", "not the password", { inline: proof });
+  assert.notEqual(failed, "stream-error", "the proof was accepted, the password was not");
+  assert.equal((failed as Exclude<typeof failed, string>).name, "failure");
+  success(await c.authenticate2("alice", "wonderland"));
+  await c.bindHere("desk");
+  assert.equal(clientInfoOf(h.server.services.sessions.get("alice", "desk")!)?.verified, true);
+  c.destroy();
+});
