@@ -14,14 +14,13 @@ import { isStanza } from "../core/router.js";
 import type { ClientSession, TransportKind } from "../core/session.js";
 import { escapeAttr, serialize, XmlElement, x } from "../core/xml/element.js";
 import { StreamParser } from "../core/xml/parser.js";
-import { SaslNegotiator } from "./sasl.js";
+import { NS_SASL, SaslNegotiator } from "./sasl.js";
 import { NS_SASL2, Sasl2Negotiator } from "./sasl2.js";
 import type { C2SServices } from "./services.js";
 
 export const NS_CLIENT = "jabber:client";
 export const NS_STREAMS = "http://etherx.jabber.org/streams";
 export const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
-export const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
 export const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
 export const NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session";
 

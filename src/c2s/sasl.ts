@@ -17,7 +17,7 @@ import { type XmlElement, x } from "../core/xml/element.js";
 import type { C2SConnection } from "./connection.js";
 import type { C2SServices } from "./services.js";
 
-const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
+export const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
 /** Failed attempts on one stream before it is closed. */
 const MAX_FAILURES_PER_STREAM = 5;
 

@@ -12,11 +12,10 @@ import { StreamError } from "../core/errors.js";
 import type { Sasl2Inline, UserAgent } from "../core/features.js";
 import { type XmlElement, x } from "../core/xml/element.js";
 import type { C2SConnection } from "./connection.js";
-import type { FailureCondition, SaslFraming, SaslNegotiator } from "./sasl.js";
+import { type FailureCondition, NS_SASL, type SaslFraming, type SaslNegotiator } from "./sasl.js";
 import type { C2SServices } from "./services.js";
 
 export const NS_SASL2 = "urn:xmpp:sasl:2";
-const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
 /** Longest user-agent id, software or device name kept (XEP-0388 sets no limit). */
 const MAX_USER_AGENT_TEXT = 256;
 

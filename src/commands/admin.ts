@@ -3,10 +3,10 @@
  * the admin role of XMPP accounts for the web console (`admin grant|revoke|list`).
  */
 import { z } from "zod";
-import { JidError, normalizeLocal } from "../core/jid.js";
 import { AdminStore } from "../http/admin-store.js";
 import { SessionStore } from "../http/sessions.js";
-import { type CommandContext, CommandError, defineCommand } from "./command.js";
+import { accountName, noAccount } from "./account-names.js";
+import { type CommandContext, defineCommand } from "./command.js";
 
 function store(ctx: CommandContext): AdminStore {
   return new AdminStore(ctx.storage, ctx.clock);
@@ -14,15 +14,6 @@ function store(ctx: CommandContext): AdminStore {
 
 function actor(ctx: CommandContext): string {
   return ctx.actor ?? "unknown";
-}
-
-function account(raw: string): string {
-  try {
-    return normalizeLocal(raw);
-  } catch (err) {
-    if (err instanceof JidError) throw new CommandError(`invalid account name "${raw}": ${err.message}`);
-    throw err;
-  }
 }
 
 const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
@@ -94,9 +85,8 @@ export const adminGrant = defineCommand({
   input: z.object({ name: z.string().min(1) }),
   mutates: true,
   async run(ctx, input) {
-    const name = account(input.name);
-    if (!(await ctx.storage.accounts.exists(name)))
-      throw new CommandError(`no account ${name}@${ctx.config.domain}`, 404);
+    const name = accountName(input.name);
+    if (!(await ctx.storage.accounts.exists(name))) throw noAccount(ctx, name);
     const role = await store(ctx).grantAdmin(name, actor(ctx));
     return {
       message: `${name}@${ctx.config.domain} is now an administrator`,
@@ -112,7 +102,7 @@ export const adminRevoke = defineCommand({
   input: z.object({ name: z.string().min(1) }),
   mutates: true,
   async run(ctx, input) {
-    const name = account(input.name);
+    const name = accountName(input.name);
     await store(ctx).revokeAdmin(name, actor(ctx));
     // The console checks the role on every request; ending the sessions also forgets them.
     const sessions = new SessionStore({ storage: ctx.storage, clock: ctx.clock, idleMs: 0, maxMs: 0 });

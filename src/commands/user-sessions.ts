@@ -5,17 +5,8 @@
  */
 import { z } from "zod";
 import { recordAccountChange } from "../core/account-changes.js";
-import { JidError, normalizeLocal } from "../core/jid.js";
+import { accountName, noAccount } from "./account-names.js";
 import { type CommandContext, CommandError, defineCommand, type LiveServer } from "./command.js";
-
-function username(raw: string): string {
-  try {
-    return normalizeLocal(raw);
-  } catch (err) {
-    if (err instanceof JidError) throw new CommandError(`invalid account name "${raw}": ${err.message}`);
-    throw err;
-  }
-}
 
 function live(ctx: CommandContext): LiveServer {
   if (!ctx.live) {
@@ -33,10 +24,9 @@ export const userSessions = defineCommand({
   input: z.object({ name: z.string().min(1) }),
   mutates: false,
   async run(ctx, input) {
-    const name = username(input.name);
+    const name = accountName(input.name);
     const server = live(ctx);
-    if (!(await ctx.storage.accounts.exists(name)))
-      throw new CommandError(`no account ${name}@${ctx.config.domain}`, 404);
+    if (!(await ctx.storage.accounts.exists(name))) throw noAccount(ctx, name);
     const sessions = server
       .sessionsOf(name)
       .map((s) => ({ ...s, connectedAt: new Date(s.connectedAt).toISOString() }));
@@ -67,7 +57,7 @@ export const userKick = defineCommand({
   }),
   mutates: true,
   async run(ctx, input) {
-    const name = username(input.name);
+    const name = accountName(input.name);
     const server = live(ctx);
     const reason = input.reason ?? "disconnected by an administrator";
     if (input.resource !== undefined) {
@@ -90,9 +80,8 @@ function setDisabled(disabled: boolean) {
     input: z.object({ name: z.string().min(1) }),
     mutates: true,
     async run(ctx, input) {
-      const name = username(input.name);
-      if (!(await ctx.storage.accounts.setDisabled(name, disabled)))
-        throw new CommandError(`no account ${name}@${ctx.config.domain}`, 404);
+      const name = accountName(input.name);
+      if (!(await ctx.storage.accounts.setDisabled(name, disabled))) throw noAccount(ctx, name);
       let closed = 0;
       if (disabled) {
         const reason = "account disabled";

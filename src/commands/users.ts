@@ -3,21 +3,12 @@ import { readFile } from "node:fs/promises";
 import os from "node:os";
 import { z } from "zod";
 import { recordAccountChange } from "../core/account-changes.js";
-import { JidError, normalizeLocal } from "../core/jid.js";
 import { deriveCredentials, deriveCredentialsAsync, PasswordError } from "../core/sasl/credentials.js";
 import type { ScramCredential, ScramHash } from "../core/storage/types.js";
+import { accountName, noAccount } from "./account-names.js";
 import { CommandError, defineCommand } from "./command.js";
 
 const HASHES: ScramHash[] = ["SHA-1", "SHA-256"];
-
-function username(raw: string): string {
-  try {
-    return normalizeLocal(raw);
-  } catch (err) {
-    if (err instanceof JidError) throw new CommandError(`invalid account name "${raw}": ${err.message}`);
-    throw err;
-  }
-}
 
 function credentials(password: string, iterations: number): ScramCredential[] {
   try {
@@ -38,7 +29,7 @@ export const userAdd = defineCommand({
   input: z.object({ name: z.string().min(1), password: z.string().min(1) }),
   mutates: true,
   async run(ctx, input) {
-    const name = username(input.name);
+    const name = accountName(input.name);
     const created = await ctx.storage.accounts.create(
       name,
       credentials(input.password, ctx.config.scramIterations),
@@ -55,9 +46,9 @@ export const userShow = defineCommand({
   input: z.object({ name: z.string().min(1) }),
   mutates: false,
   async run(ctx, input) {
-    const name = username(input.name);
+    const name = accountName(input.name);
     const account = await ctx.storage.accounts.get(name);
-    if (!account) throw new CommandError(`no account ${name}@${ctx.config.domain}`, 404);
+    if (!account) throw noAccount(ctx, name);
     const jid = `${name}@${ctx.config.domain}`;
     const createdAt = new Date(account.createdAt).toISOString();
     return {
@@ -77,12 +68,12 @@ export const userPasswd = defineCommand({
   input: z.object({ name: z.string().min(1), password: z.string().min(1) }),
   mutates: true,
   async run(ctx, input) {
-    const name = username(input.name);
+    const name = accountName(input.name);
     const ok = await ctx.storage.accounts.setCredentials(
       name,
       credentials(input.password, ctx.config.scramIterations),
     );
-    if (!ok) throw new CommandError(`no account ${name}@${ctx.config.domain}`, 404);
+    if (!ok) throw noAccount(ctx, name);
     return { message: `password changed for ${name}@${ctx.config.domain}` };
   },
 });
@@ -94,9 +85,9 @@ export const userDelete = defineCommand({
   input: z.object({ name: z.string().min(1) }),
   mutates: true,
   async run(ctx, input) {
-    const name = username(input.name);
+    const name = accountName(input.name);
     const ok = await ctx.storage.accounts.delete(name);
-    if (!ok) throw new CommandError(`no account ${name}@${ctx.config.domain}`, 404);
+    if (!ok) throw noAccount(ctx, name);
     const reason = "account deleted";
     // Running servers (this one too) close the sessions and drop what they cached about the account.
     await recordAccountChange(ctx.storage, ctx.clock, "deleted", { username: name, reason });
@@ -147,7 +138,7 @@ export const userImport = defineCommand({
       const comma = line.indexOf(",");
       if (comma <= 0 || comma === line.length - 1)
         throw new CommandError(`line ${i + 1}: expected name,password`);
-      const name = username(line.slice(0, comma));
+      const name = accountName(line.slice(0, comma));
       if (seen.has(name)) throw new CommandError(`line ${i + 1}: ${name} appears twice`);
       seen.add(name);
       entries.push({ name, password: line.slice(comma + 1), line: i + 1 });

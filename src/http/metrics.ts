@@ -254,13 +254,17 @@ export class ServerMetrics {
       labelNames: ["event"],
       registers: r,
       collect() {
-        this.reset();
-        const api = licensingApi(svc.apis);
-        if (!api) return;
-        const c = api.counters();
-        this.inc({ event: "issued" }, c.ticketsIssued);
-        this.inc({ event: "accepted" }, c.ticketProofsAccepted);
-        this.inc({ event: "refused" }, c.ticketsRefused);
+        const c = licensingApi(svc.apis)?.counters();
+        setCounter(
+          this,
+          c
+            ? [
+                [{ event: "issued" }, c.ticketsIssued],
+                [{ event: "accepted" }, c.ticketProofsAccepted],
+                [{ event: "refused" }, c.ticketsRefused],
+              ]
+            : [],
+        );
       },
     });
     new Gauge({
@@ -280,9 +284,8 @@ export class ServerMetrics {
       help: "Times an app key passed modules.licensing.keyAddressAlert distinct addresses in one window",
       registers: r,
       collect() {
-        this.reset();
-        const api = licensingApi(svc.apis);
-        if (api) this.inc(api.counters().keyAddressAlerts);
+        const c = licensingApi(svc.apis)?.counters();
+        setCounter(this, c ? [[{}, c.keyAddressAlerts]] : []);
       },
     });
     new Counter({

@@ -28,11 +28,16 @@ async function tlsStream(h: LicensingHarness, port: number): Promise<SocketClien
   return c;
 }
 
-function success(outcome: Awaited<ReturnType<SocketClient["authenticate2"]>>) {
-  assert.notEqual(outcome, "stream-error", "the stream was closed");
-  assert.equal(typeof outcome === "string" ? outcome : outcome.name, "success", String(outcome));
-  return outcome as Exclude<typeof outcome, string>;
+type Outcome = Awaited<ReturnType<SocketClient["authenticate2"]>>;
+
+/** The SASL2 <success/> or <failure/> the attempt ended with (not a closed stream). */
+function outcomeNamed(name: "success" | "failure", outcome: Outcome, why = "the stream was closed") {
+  assert.notEqual(outcome, "stream-error", why);
+  assert.equal(typeof outcome === "string" ? outcome : outcome.name, name, String(outcome));
+  return outcome as Exclude<Outcome, string>;
 }
+const success = (outcome: Outcome) => outcomeNamed("success", outcome);
+const failure = (outcome: Outcome, why?: string) => outcomeNamed("failure", outcome, why);
 
 test("SASL2 is offered with the mechanisms and the proof inline; a proof inside <authenticate/> is verified", async () => {
   const { h, port, t } = await start();
@@ -96,12 +101,9 @@ test("a ticket the server does not accept fails the SASL2 attempt with <ticket-r
     .proofText(h.domain, licenceOf(t))
     .replace("<proof ", `<proof ticket='${randomBytes(48).toString("base64url")}' `)
     .replace(/>[^<]+<\/proof>$/, `>${randomBytes(32).toString("base64")}</proof>`);
-  const failed = await c.authenticate2("alice", "wonderland", { inline: foreignTicket });
-  assert.notEqual(failed, "stream-error");
-  const failure = failed as Exclude<typeof failed, string>;
-  assert.equal(failure.name, "failure");
-  assert.ok(failure.getChild("not-authorized", "urn:ietf:params:xml:ns:xmpp-sasl"), failure.toString());
-  assert.ok(failure.getChild("ticket-refused", NS_LICENCE), failure.toString());
+  const failed = failure(await c.authenticate2("alice", "wonderland", { inline: foreignTicket }));
+  assert.ok(failed.getChild("not-authorized", "urn:ietf:params:xml:ns:xmpp-sasl"), failed.toString());
+  assert.ok(failed.getChild("ticket-refused", NS_LICENCE), failed.toString());
   assert.equal(h.server.services.authFailures.byAddress.size, 0, "an old ticket is not a failed password");
 
   const result = success(
@@ -127,11 +129,8 @@ test("a SASL2 user-agent names the software of an unlicensed session, as unverif
 test("a wrong password over SASL2 is a SASL2 <failure/> with not-authorized", async () => {
   const { h, port } = await start();
   const c = await tlsStream(h, port);
-  const failed = await c.authenticate2("alice", "not the password");
-  assert.notEqual(failed, "stream-error");
-  const failure = failed as Exclude<typeof failed, string>;
-  assert.equal(failure.name, "failure");
-  assert.ok(failure.getChild("not-authorized", "urn:ietf:params:xml:ns:xmpp-sasl"), failure.toString());
+  const failed = failure(await c.authenticate2("alice", "not the password"));
+  assert.ok(failed.getChild("not-authorized", "urn:ietf:params:xml:ns:xmpp-sasl"), failed.toString());
   success(await c.authenticate2("alice", "wonderland"));
   c.destroy();
 });
@@ -142,9 +141,10 @@ test("the proof counts for the stream: after a wrong password the retry goes wit
   await h.api.recheck();
   const c = await tlsStream(h, port);
   const proof = c.proofText(h.domain, licenceOf(t));
-  const failed = await c.authenticate2("alice", "not the password", { inline: proof });
-  assert.notEqual(failed, "stream-error", "the proof was accepted, the password was not");
-  assert.equal((failed as Exclude<typeof failed, string>).name, "failure");
+  failure(
+    await c.authenticate2("alice", "not the password", { inline: proof }),
+    "the proof was accepted, the password was not",
+  );
   success(await c.authenticate2("alice", "wonderland"));
   await c.bindHere("desk");
   assert.equal(clientInfoOf(h.server.services.sessions.get("alice", "desk")!)?.verified, true);
