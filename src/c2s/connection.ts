@@ -50,6 +50,7 @@ export class C2SConnection implements ClientSession {
   priority = 0;
   rosterRequested = false;
   closed = false;
+  private closing = false;
 
   private socket: net.Socket;
   private readonly parser: StreamParser;
@@ -151,10 +152,25 @@ export class C2SConnection implements ClientSession {
       });
     }
     socket.write(data);
-    if (this.socket.writableLength > this.svc.config.limits.maxSendBufferBytes) {
-      // The client does not read: do not buffer without bound.
-      this.close(new StreamError("resource-constraint", "client is not reading its stream"));
-    }
+    if (socket.writableLength > this.svc.config.limits.maxSendBufferBytes) this.abandon();
+  }
+
+  /**
+   * The client does not read its stream: drop it at once. Nothing more is written (a stream
+   * error would only join the queue it does not read), the queued output is discarded with
+   * the socket, and the session ends like any lost connection.
+   */
+  private abandon(): void {
+    if (this.closed) return;
+    this.svc.log.info(
+      { session: this.id, jid: this.jid?.toString(), queuedBytes: this.socket.writableLength },
+      "client does not read its stream: disconnected",
+    );
+    this.endReason = "resource-constraint";
+    this.closed = true;
+    this.parser.end();
+    this.socket.destroy();
+    this.cleanup();
   }
 
   send(stanza: XmlElement): void {
@@ -237,7 +253,9 @@ export class C2SConnection implements ClientSession {
 
   /** Closes the stream: optional stream error, closing tag, then the socket. Idempotent. */
   close(error?: StreamError): void {
-    if (this.closed) return;
+    if (this.closed || this.closing) return;
+    // Writes below may find the send buffer full and abandon the stream instead.
+    this.closing = true;
     if (error) {
       this.endReason = error.condition;
       if (!this.headerSent) {
@@ -248,6 +266,7 @@ export class C2SConnection implements ClientSession {
       this.svc.log.debug({ session: this.id, condition: error.condition, text: error.text }, "stream error");
     }
     this.write("</stream:stream>");
+    if (this.closed) return;
     this.closed = true;
     this.parser.end();
     const socket = this.socket;
@@ -265,6 +284,7 @@ export class C2SConnection implements ClientSession {
     this.closed = true;
     clearTimeout(this.authTimer);
     clearTimeout(this.resumeTimer);
+    this.sasl.dispose();
     this.queue.length = 0;
     if (this.bound) {
       this.svc.sessions.unbind(this);
@@ -393,9 +413,14 @@ export class C2SConnection implements ClientSession {
     if (type === "tls-exporter" && tls13)
       return s.exportKeyingMaterial(32, "EXPORTER-Channel-Binding", Buffer.alloc(0));
     if (type === "tls-server-end-point") return this.svc.tls.serverEndPoint;
-    if (type === "tls-unique" && !tls13) {
+    if (type === "tls-unique") {
       // RFC 5929 §3.1: the first Finished message of the handshake: the client's in a full
-      // handshake, the server's own in an abbreviated (resumed) one.
+      // handshake, the server's own in an abbreviated (resumed) one. RFC 9266 leaves tls-unique
+      // undefined for TLS 1.3 and it is not advertised there, but clients that do not read
+      // XEP-0440 (slixmpp ≤ 1.8, on Python's ssl) send it anyway, computed the same way from the
+      // TLS 1.3 Finished message, which is unique to the connection (it MACs the whole
+      // handshake transcript). Accepting it, as ejabberd does, keeps their -PLUS login working
+      // and its binding to this channel.
       return (s.isSessionReused() ? s.getFinished() : s.getPeerFinished()) ?? undefined;
     }
     return undefined;

@@ -52,8 +52,6 @@ function rfc6120Framing(conn: C2SConnection): SaslFraming {
   };
 }
 
-const LOCKED = "too many failed attempts for this account, try later";
-
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** Decodes base64 SASL data ("=" or nothing: empty); undefined when it is not base64. */
@@ -70,6 +68,8 @@ export class SaslNegotiator {
   private framing: SaslFraming;
   private readonly rfc6120: SaslFraming;
   private failures = 0;
+  /** An attempt counted by the login guard is in progress. */
+  private attemptOpen = false;
   private readonly ctx: SaslContext;
 
   constructor(
@@ -135,7 +135,6 @@ export class SaslNegotiator {
   }
 
   abort(framing: SaslFraming): void {
-    this.exchange = undefined;
     this.framing = framing;
     this.fail("aborted");
   }
@@ -143,19 +142,21 @@ export class SaslNegotiator {
   /** Starts an exchange with `mechanism` and the client's initial response (base64 text). */
   async start(mechanism: string, initialText: string, framing: SaslFraming): Promise<void> {
     const { svc, conn } = this;
-    this.exchange = undefined;
+    this.endAttempt();
     this.framing = framing;
-    if (svc.authFailures.byAddress.blocked(conn.remoteAddress)) {
-      return this.fail(
-        "temporary-auth-failure",
-        "too many failed attempts from this address, try later",
-        false,
-      );
-    }
     const mech = this.mechanisms().find((m) => m.name === mechanism);
-    if (!mech) return this.fail("invalid-mechanism", `mechanism ${mechanism} is not offered`, false);
+    if (!mech) return this.fail("invalid-mechanism", `mechanism ${mechanism} is not offered`);
     const initial = decodeSaslData(initialText);
     if (!initial) return this.fail("incorrect-encoding");
+    const verdict = svc.loginGuard.begin(conn.remoteAddress);
+    if (verdict.refused) {
+      const seconds = Math.ceil(verdict.retryAfterMs / 1000);
+      return this.fail(
+        "temporary-auth-failure",
+        `too many failed attempts from this address, try again in ${seconds} s`,
+      );
+    }
+    this.attemptOpen = true;
     await svc.hooks.fireAsync("c2s/pre-sasl", {
       session: conn,
       mechanism,
@@ -171,9 +172,14 @@ export class SaslNegotiator {
    * (e.g. an expired licence ticket): not a failed password, so not counted as one.
    */
   refuse(condition: FailureCondition, text: string, framing: SaslFraming): void {
-    this.exchange = undefined;
+    this.endAttempt();
     this.framing = framing;
     this.send(framing.failure(condition, text));
+  }
+
+  /** The stream is gone: an attempt in progress no longer counts as one in flight. */
+  dispose(): void {
+    this.endAttempt();
   }
 
   private async step(data: Buffer): Promise<void> {
@@ -185,36 +191,43 @@ export class SaslNegotiator {
       return;
     }
     this.exchange = undefined;
-    if (result.kind === "failure") {
-      const username = result.username;
-      if (username) {
-        // A locked account answers the same whatever the password, so the lock tells nothing.
-        if (this.svc.authFailures.byAccount.blocked(username))
-          return this.fail("temporary-auth-failure", LOCKED, false);
-        this.svc.authFailures.byAccount.record(username);
+    const { loginGuard } = this.svc;
+    const address = this.conn.remoteAddress;
+    const account = result.username;
+    if (result.kind === "success" || result.passwordChecked) {
+      // An account under attack answers late, right or wrong, so waiting tells a guesser nothing.
+      const delay = account === undefined ? 0 : loginGuard.delayMs(account, address);
+      if (delay > 0) {
+        await new Promise((resolve) => setTimeout(resolve, delay).unref());
+        if (this.conn.closed) return;
       }
+    }
+    if (result.kind === "failure") {
+      if (result.passwordChecked) loginGuard.failed(account, address);
       return this.fail(result.condition, result.text);
     }
     const { username } = result;
-    if (this.svc.authFailures.byAccount.blocked(username)) {
-      return this.fail("temporary-auth-failure", LOCKED, false);
-    }
+    loginGuard.succeeded(username, address);
+    this.endAttempt();
     await this.svc.hooks.fireAsync("c2s/authenticated", { session: this.conn, username });
     if (this.conn.closed) return;
-    this.svc.authFailures.byAccount.reset(username);
     this.svc.log.debug({ session: this.conn.id, username }, "authenticated");
     this.framing.succeed(username, result.data);
   }
 
-  private fail(condition: FailureCondition, text?: string, countsAsFailure = true): void {
+  private endAttempt(): void {
     this.exchange = undefined;
+    if (!this.attemptOpen) return;
+    this.attemptOpen = false;
+    this.svc.loginGuard.end(this.conn.remoteAddress);
+  }
+
+  private fail(condition: FailureCondition, text?: string): void {
+    this.endAttempt();
     this.send(this.framing.failure(condition, text));
-    if (condition !== "aborted") {
-      const counts = this.svc.counters.authFailures;
-      counts[condition] = (counts[condition] ?? 0) + 1;
-    }
-    if (!countsAsFailure || condition === "aborted") return;
-    this.svc.authFailures.byAddress.record(this.conn.remoteAddress);
+    if (condition === "aborted") return;
+    const counts = this.svc.counters.authFailures;
+    counts[condition] = (counts[condition] ?? 0) + 1;
     if (++this.failures >= MAX_FAILURES_PER_STREAM) {
       this.conn.close(new StreamError("policy-violation", "too many failed authentication attempts"));
     }

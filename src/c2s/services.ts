@@ -1,5 +1,5 @@
+import type { LoginGuard } from "../core/login-guard.js";
 import type { ServerServices } from "../core/module.js";
-import type { FailureLimiter } from "../core/rate-limit.js";
 import type { C2SCounters } from "./counters.js";
 import type { TlsMaterial } from "./tls.js";
 
@@ -9,7 +9,8 @@ export interface C2SServices extends ServerServices {
   readonly tls: TlsMaterial | undefined;
   /** Stable secret for the fake SCRAM salts of unknown accounts (kept in dataDir across restarts). */
   readonly saslDecoySecret: Buffer;
-  readonly authFailures: { byAddress: FailureLimiter; byAccount: FailureLimiter };
+  /** Failed-login limits per address and per account (shared with nothing else: XMPP logins). */
+  readonly loginGuard: LoginGuard;
   /** Stanza and login-failure counters (metrics). */
   readonly counters: C2SCounters;
 }

@@ -45,10 +45,18 @@ export const LimitsSchema = z
       .default(8 * 1024 * 1024),
     /** Bound resources per account. */
     maxResourcesPerAccount: z.number().int().min(1).default(10),
-    /** Failed authentications tolerated per address / per account within failureWindowSeconds. */
+    /** Wrong passwords from one address within failureWindowSeconds before the address is refused. */
     authFailuresPerAddress: z.number().int().min(1).default(10),
+    /**
+     * Wrong passwords for one account (from any address) within failureWindowSeconds before its
+     * logins are slowed — never refused — for addresses it was not used from.
+     */
     authFailuresPerAccount: z.number().int().min(1).default(5),
     failureWindowSeconds: z.number().positive().default(300),
+    /** Longest wait given to a login on an account under attack (it doubles per failure from 1 s). */
+    authSlowdownMaxSeconds: z.number().min(0).default(8),
+    /** Days an address that logged into an account stays exempt from that account's slowdown. */
+    trustedLoginAddressDays: z.number().min(0).default(30),
   })
   .prefault({});
 

@@ -49,6 +49,11 @@ export class FailureLimiter {
     }
   }
 
+  /** Failures of the key within the window. */
+  count(key: string): number {
+    return this.current(key, this.now())?.length ?? 0;
+  }
+
   /** Has the key reached `max` failures within the window? */
   blocked(key: string): boolean {
     const times = this.current(key, this.now());

@@ -24,8 +24,8 @@ import type { ServerEvents } from "./events.js";
 import { DiscoRegistry, StreamFeatureRegistry } from "./features.js";
 import { HookBus } from "./hooks.js";
 import { IqRegistry } from "./iq.js";
+import { LoginGuard } from "./login-guard.js";
 import { type ModuleDefinition, ModuleHost } from "./module.js";
-import { FailureLimiter } from "./rate-limit.js";
 import { Router } from "./router.js";
 import { SessionManager } from "./sessions.js";
 import type { Storage } from "./storage/types.js";
@@ -105,20 +105,16 @@ export class SwitchboardServer {
       tls,
       saslDecoySecret: loadOrCreateSecret(path.join(config.dataDir, "secrets", "sasl-decoy")),
       counters: newC2SCounters(),
-      authFailures: {
-        byAddress: new FailureLimiter({
-          max: limits.authFailuresPerAddress,
-          windowMs: window,
-          maxKeys: 100_000,
-          now: () => clock.now(),
-        }),
-        byAccount: new FailureLimiter({
-          max: limits.authFailuresPerAccount,
-          windowMs: window,
-          maxKeys: 100_000,
-          now: () => clock.now(),
-        }),
-      },
+      loginGuard: new LoginGuard({
+        perAddress: limits.authFailuresPerAddress,
+        perAccount: limits.authFailuresPerAccount,
+        windowMs: window,
+        maxDelayMs: limits.authSlowdownMaxSeconds * 1000,
+        trustedForMs: limits.trustedLoginAddressDays * 86_400_000,
+        now: () => clock.now(),
+        log,
+        face: "xmpp",
+      }),
     };
     installCoreHandlers(services);
     const modules = new ModuleHost(services);

@@ -39,13 +39,14 @@ export class RawConnection {
 
   static open(
     server: TestServer,
-    opts: { directTls?: boolean; label?: string } = {},
+    opts: { directTls?: boolean; label?: string; localAddress?: string } = {},
   ): Promise<RawConnection> {
     return RawConnection.connect({
       host: server.host,
       port: opts.directTls ? server.c2sTlsPort : server.c2sPort,
       ...(opts.directTls ? { directTls: server.domain } : {}),
       ...(opts.label !== undefined ? { label: opts.label } : {}),
+      ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}),
     });
   }
 
@@ -55,12 +56,15 @@ export class RawConnection {
     port: number;
     directTls?: string;
     label?: string;
+    /** The client's own address (another loopback address plays another machine). */
+    localAddress?: string;
   }): Promise<RawConnection> {
     const { host, port, directTls } = opts;
+    const local = opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {};
     const socket =
       directTls !== undefined
-        ? tls.connect({ host, port, servername: directTls, rejectUnauthorized: false })
-        : net.connect({ host, port });
+        ? tls.connect({ host, port, ...local, servername: directTls, rejectUnauthorized: false })
+        : net.connect({ host, port, ...local });
     await new Promise<void>((resolve, reject) => {
       socket.once(directTls !== undefined ? "secureConnect" : "connect", () => resolve());
       socket.once("error", reject);
@@ -102,6 +106,16 @@ export class RawConnection {
 
   write(text: string | Buffer): void {
     if (!this.socket.destroyed) this.socket.write(text);
+  }
+
+  /** Stops reading from the socket: the server's writes pile up (a client that froze). */
+  stopReading(): void {
+    this.socket.pause();
+  }
+
+  /** Bytes handed to the socket that the kernel has not taken yet. */
+  get unsentBytes(): number {
+    return this.socket.writableLength;
   }
 
   /** Waits until the text after the cursor matches; moves the cursor past the match. */
@@ -229,6 +243,29 @@ export class RawConnection {
     this.received = "";
     this.cursor = 0;
     this.attach(secure);
+  }
+
+  /**
+   * STARTTLS (unless direct TLS) and one SASL PLAIN attempt: "success", or the failure's
+   * condition and text. The stream stays open for another attempt.
+   */
+  async tryPlain(domain: string, user: string, password: string): Promise<{ outcome: string; text: string }> {
+    if (this.streamId === "") {
+      const first = await this.openStream(domain);
+      if (/<starttls/.test(first)) await this.startTls(domain);
+    }
+    const creds = Buffer.from(`\0${user}\0${password}`).toString("base64");
+    this.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${creds}</auth>`);
+    const m = await this.waitFor(
+      /<success[^>]*(\/>|>[\s\S]*?<\/success>)|<failure[^>]*>([\s\S]*?)<\/failure>/,
+      "the SASL outcome",
+      20_000,
+    );
+    if (m[0].startsWith("<success")) return { outcome: "success", text: "" };
+    const body = m[2] ?? "";
+    const condition = /<([a-z-]+)[\s/>]/.exec(body)?.[1] ?? "?";
+    const text = /<text[^>]*>([^<]*)<\/text>/.exec(body)?.[1] ?? "";
+    return { outcome: condition, text };
   }
 
   /** STARTTLS (unless direct TLS), SASL PLAIN, resource binding. Returns the bound JID. */

@@ -34,8 +34,6 @@ export interface SlixLogin {
    * without channel binding (see the driver).
    */
   mechanism?: string;
-  /** Highest TLS version slixmpp offers (its -PLUS mechanisms only know tls-unique, undefined in TLS 1.3). */
-  tlsMax?: "1.2" | "1.3";
 }
 
 type DriverEvent =
@@ -236,7 +234,6 @@ function spawnDriver(
     login.mechanism ?? "SCRAM-SHA-256",
   ];
   if (login.directTls) args.push("--direct-tls");
-  if (login.tlsMax) args.push("--tls-max", login.tlsMax);
   const proc = spawn(PYTHON, args, {
     stdio: ["pipe", "pipe", "pipe"],
     env: { ...process.env, PYTHONUNBUFFERED: "1" },

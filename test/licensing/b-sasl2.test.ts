@@ -73,7 +73,7 @@ test("enforce: SASL2 without a proof is refused before the password is used", as
   const err = await c.streamError();
   assert.equal(err.condition, "policy-violation");
   assert.equal(err.licence?.name, "unlicensed-client");
-  assert.equal(h.server.services.authFailures.byAddress.size, 0, "no failed authentication was recorded");
+  assert.equal(h.server.services.loginGuard.failuresRemembered, 0, "no failed authentication was recorded");
   c.destroy();
 });
 
@@ -88,7 +88,7 @@ test("enforce: a forged proof inside <authenticate/> closes the stream with bad-
   assert.equal(await c.authenticate2("alice", "not the password", { inline: forged }), "stream-error");
   const err = await c.streamError();
   assert.equal(err.licence?.name, "bad-proof");
-  assert.equal(h.server.services.authFailures.byAddress.size, 0, "no failed authentication was recorded");
+  assert.equal(h.server.services.loginGuard.failuresRemembered, 0, "no failed authentication was recorded");
   c.destroy();
 });
 
@@ -104,7 +104,7 @@ test("a ticket the server does not accept fails the SASL2 attempt with <ticket-r
   const failed = failure(await c.authenticate2("alice", "wonderland", { inline: foreignTicket }));
   assert.ok(failed.getChild("not-authorized", "urn:ietf:params:xml:ns:xmpp-sasl"), failed.toString());
   assert.ok(failed.getChild("ticket-refused", NS_LICENCE), failed.toString());
-  assert.equal(h.server.services.authFailures.byAddress.size, 0, "an old ticket is not a failed password");
+  assert.equal(h.server.services.loginGuard.failuresRemembered, 0, "an old ticket is not a failed password");
 
   const result = success(
     await c.authenticate2("alice", "wonderland", { inline: c.proofText(h.domain, licenceOf(t)) }),

@@ -135,7 +135,7 @@ test("enforce refuses an unlicensed client at <auth/> without checking the passw
   const err = await c.streamError();
   assert.equal(err.licence?.name, "unlicensed-client");
   await waitClosed(c);
-  assert.equal(h.server.services.authFailures.byAddress.size, 0, "no failed authentication was recorded");
+  assert.equal(h.server.services.loginGuard.failuresRemembered, 0, "no failed authentication was recorded");
 
   const exempt = await socketLogin({ port, domain: h.domain, user: "bob", password: "builder", tls: true });
   const licensed = await socketLogin({

@@ -51,8 +51,10 @@ describe("PLAIN", () => {
   test("wrong password and unknown account give the same failure", async () => {
     const wrong = await login("\0juliet\0wrong");
     const unknown = await login("\0nobody\0wrong");
-    assert.deepEqual(wrong, { kind: "failure", condition: "not-authorized", username: "juliet" });
-    assert.deepEqual(unknown, { kind: "failure", condition: "not-authorized", username: "nobody" });
+    // Both are checked passwords that were wrong: guesses, which the login limits count.
+    const guess = { kind: "failure", condition: "not-authorized", passwordChecked: true };
+    assert.deepEqual(wrong, { ...guess, username: "juliet" });
+    assert.deepEqual(unknown, { ...guess, username: "nobody" });
   });
 
   test("a password with a prohibited character never matches", async () => {

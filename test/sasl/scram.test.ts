@@ -282,6 +282,56 @@ describe("channel binding", () => {
     assertFailure(result, "not-authorized", "unsupported channel-binding type");
   });
 
+  test("a type the connection computes but does not advertise is accepted (tls-unique on TLS 1.3)", async () => {
+    const ctx = fakeContext(accounts, { bindings });
+    const unique = Buffer.from("client-finished");
+    ctx.channelBinding = (type) => (type === "tls-unique" ? unique : bindings[type as keyof typeof bindings]);
+    assert.deepEqual(ctx.channelBindingTypes(), ["tls-exporter", "tls-server-end-point"]);
+    const c = client("SHA-256", { binding: { type: "tls-unique", data: unique } });
+    assert.equal((await exchange(scramSha256Plus, ctx, c)).result.kind, "success");
+    const mitm = client("SHA-256", { binding: { type: "tls-unique", data: Buffer.from("other-finished") } });
+    assertFailure(
+      (await exchange(scramSha256Plus, ctx, mitm)).result,
+      "not-authorized",
+      "channel binding mismatch",
+    );
+  });
+
+  test("only a checked proof that is wrong counts as a password guess", async () => {
+    const ctx = fakeContext(accounts, { bindings });
+    const refusals = [
+      (
+        await exchange(
+          scramSha256Plus,
+          ctx,
+          client("SHA-256", { binding: { type: "tls-unique", data: Buffer.from("x") } }),
+        )
+      ).result,
+      (
+        await exchange(
+          scramSha256Plus,
+          ctx,
+          client("SHA-256", { binding: { type: "tls-exporter", data: Buffer.from("mitm") } }),
+        )
+      ).result,
+      (
+        await exchange(
+          mechanismsFor(ctx).find((m) => m.name === "SCRAM-SHA-256")!,
+          ctx,
+          client("SHA-256", { binding: "y" }),
+        )
+      ).result,
+    ];
+    for (const r of refusals) {
+      assert.equal(r.kind, "failure");
+      assert.equal(r.kind === "failure" && r.passwordChecked, undefined, JSON.stringify(r));
+    }
+    const wrong = (
+      await exchange(scramSha256, fakeContext(accounts), client("SHA-256", { password: "wrong" }))
+    ).result;
+    assert.equal(wrong.kind === "failure" && wrong.passwordChecked, true);
+  });
+
   test("a listed type whose data is unavailable fails", async () => {
     const ctx = fakeContext(accounts, { bindings });
     ctx.channelBinding = () => undefined;

@@ -12,9 +12,12 @@ import { scramSha256Plus } from "./scram-sha-256-plus.js";
 export interface SaslContext {
   /** Looks up the account's credentials for one hash; undefined when the account does not exist or is disabled. */
   getCredential(username: string, hash: ScramHash): Promise<ScramCredential | undefined>;
-  /** Channel-binding data for a type ("tls-exporter" | "tls-server-end-point" | "tls-unique"), or undefined if unavailable. */
+  /**
+   * Channel-binding data for a type ("tls-exporter" | "tls-server-end-point" | "tls-unique"), or
+   * undefined if unavailable. May answer types that channelBindingTypes() does not advertise.
+   */
   channelBinding(type: string): Buffer | undefined;
-  /** The channel-binding types this connection can offer (empty without TLS). */
+  /** The channel-binding types this connection advertises (XEP-0440), best first; empty without TLS. */
   channelBindingTypes(): string[];
   /** TLS is in place. */
   secure: boolean;
@@ -48,6 +51,11 @@ export type SaslResult =
       text?: string;
       /** The account the attempt named, once known (whether or not it exists): for per-account failure limits. */
       username?: string;
+      /**
+       * A password (or SCRAM proof) was checked and was wrong: a guess, which login limits count.
+       * Refusals before that (mechanism, channel binding, syntax) tell nothing about the password.
+       */
+      passwordChecked?: boolean;
     };
 
 /**

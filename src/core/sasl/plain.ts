@@ -7,7 +7,7 @@ import { verifyPasswordAsync } from "./credentials.js";
 import { decoyCredential } from "./decoy.js";
 import { accountName, isOwnBareJid } from "./identity.js";
 import type { SaslContext, SaslExchange, SaslMechanism, SaslResult } from "./mechanism.js";
-import { challenge, decodeUtf8, failure } from "./result.js";
+import { challenge, decodeUtf8, failure, wrongPassword } from "./result.js";
 
 /** Each of authzid, authcid and password; RFC 4616 asks for at least 255 octets. */
 const MAX_FIELD_BYTES = 1023;
@@ -53,7 +53,7 @@ class PlainExchange implements SaslExchange {
       stored ??
       decoyCredential(username, "SHA-256", { secret: this.ctx.decoySecret, iterations: this.ctx.iterations });
     const ok = await verifyPasswordAsync(password, cred);
-    return ok && stored ? { kind: "success", username } : failure("not-authorized", undefined, username);
+    return ok && stored ? { kind: "success", username } : wrongPassword(username);
   }
 
   private async credentialFor(username: string): Promise<ScramCredential | undefined> {

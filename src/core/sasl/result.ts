@@ -12,6 +12,11 @@ export function failure(condition: SaslFailureCondition, text?: string, username
   return result;
 }
 
+/** The password or proof for `username` was checked and is wrong. */
+export function wrongPassword(username: string): SaslResult {
+  return { kind: "failure", condition: "not-authorized", username, passwordChecked: true };
+}
+
 // fatal: invalid UTF-8 is an error; ignoreBOM: a BOM stays in the text (and then fails the grammar).
 const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 

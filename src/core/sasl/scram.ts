@@ -10,7 +10,7 @@ import type { ScramCredential, ScramHash } from "../storage/types.js";
 import { decoyCredential } from "./decoy.js";
 import { accountName, isOwnBareJid } from "./identity.js";
 import type { SaslContext, SaslExchange, SaslMechanism, SaslResult } from "./mechanism.js";
-import { challenge, decodeUtf8, failure } from "./result.js";
+import { challenge, decodeUtf8, failure, wrongPassword } from "./result.js";
 import { digest, digestLength, hmac, xor } from "./scram-crypto.js";
 import {
   type ChannelBindingFlag,
@@ -161,7 +161,9 @@ class ScramExchange implements SaslExchange {
     if (mech.plus) {
       if (flag.kind !== "p")
         return { kind: "failure", condition: "malformed-request", text: "channel binding required" };
-      const data = ctx.channelBindingTypes().includes(flag.type) ? ctx.channelBinding(flag.type) : undefined;
+      // Any type the connection can compute is accepted, advertised (XEP-0440) or not: clients
+      // that guess without reading the advertisement (tls-unique on TLS 1.3) still bind.
+      const data = ctx.channelBinding(flag.type);
       if (!data)
         return { kind: "failure", condition: "not-authorized", text: "unsupported channel-binding type" };
       return data;
@@ -196,7 +198,7 @@ class ScramExchange implements SaslExchange {
     const clientKey = xor(msg.proof, hmac(hash, storedKey, authMessage));
     const candidate = digest(hash, clientKey);
     const proven = candidate.length === storedKey.length && timingSafeEqual(candidate, storedKey);
-    if (!proven || !p.known) return failure("not-authorized", undefined, p.username);
+    if (!proven || !p.known) return wrongPassword(p.username);
     const serverSignature = hmac(hash, serverKey, authMessage);
     return {
       kind: "success",

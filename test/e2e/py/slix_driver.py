@@ -62,8 +62,6 @@ class Driver:
         # The test server's certificate is self-signed and generated at startup.
         c.ssl_context.check_hostname = False
         c.ssl_context.verify_mode = ssl.CERT_NONE
-        if args.tls_max == "1.2":
-            c.ssl_context.maximum_version = ssl.TLSVersion.TLSv1_2
         if mech is not None and not mech.endswith("-PLUS"):
             self.without_channel_binding()
         c.add_filter("in", self.on_incoming)
@@ -281,7 +279,6 @@ def parse_args():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--direct-tls", action="store_true", help="XEP-0368 direct TLS instead of STARTTLS")
     p.add_argument("--mech", default="SCRAM-SHA-256", help='the only SASL mechanism to use, or "auto"')
-    p.add_argument("--tls-max", choices=["1.2", "1.3"], default="1.3", help="highest TLS version offered")
     p.add_argument("--debug", action="store_true", help="slixmpp debug log on stderr")
     return p.parse_args()
 
