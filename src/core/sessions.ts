@@ -98,6 +98,11 @@ export class SessionManager {
     return this.resourcesOf(username).filter(isAvailable);
   }
 
+  /** Interested resources (RFC 6121 §2.1.6): bound sessions that requested the roster. */
+  interestedOf(username: string): ClientSession[] {
+    return this.resourcesOf(username).filter((s) => s.rosterRequested && !s.closed);
+  }
+
   isOnline(username: string): boolean {
     return this.byAccount.has(username);
   }

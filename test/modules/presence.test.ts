@@ -583,3 +583,65 @@ test("presence to full JIDs, presence errors and presence without a purpose", as
   assert.deepEqual(await take(c), [], "error and probe without 'to' are dropped, not answered");
   for (const s of [a, idle, c]) await s.disconnect();
 });
+
+test("approvals and cancellations reach the interested resources, also those that sent no presence (RFC 6121 §3.1.6, §3.2.3, §3.3.3)", async () => {
+  const [alice, bob] = await accounts("alice", "bob");
+  // alice/roster asked for the roster but sent no presence; alice/chat sent presence but never
+  // asked for the roster.
+  const rosterOnly = await login(alice!, "roster", { interested: true });
+  const presenceOnly = await login(alice!, "chat", { interested: false, priority: 0 });
+  const b = await login(bob!, "b", { priority: 0 });
+  await take(rosterOnly);
+  await take(presenceOnly);
+  await rosterOnly.sendStanza(x("presence", { type: "subscribe", to: `${bob}@${D}` }));
+  await take(rosterOnly);
+  await take(b);
+
+  const kinds = (got: XmlElement[]) =>
+    presencesIn(got)
+      .filter((el) => el.attrs.from === `${bob}@${D}`)
+      .map((el) => el.attrs.type);
+  for (const type of ["subscribed", "unsubscribed"]) {
+    await b.sendStanza(x("presence", { type, to: `${alice}@${D}` }));
+    assert.deepEqual(kinds(await take(rosterOnly)), [type], `${type} reaches the interested resource`);
+    assert.deepEqual(
+      kinds(await take(presenceOnly)),
+      [],
+      `${type} is not for a resource that never asked for the roster`,
+    );
+  }
+  await setItem(alice!, bob!, "from");
+  await setItem(bob!, alice!, "to");
+  await b.sendStanza(x("presence", { type: "unsubscribe", to: `${alice}@${D}` }));
+  assert.deepEqual(kinds(await take(rosterOnly)), ["unsubscribe"]);
+  assert.deepEqual(kinds(await take(presenceOnly)), []);
+
+  // A request still goes to every available resource (§3.1.3), interested or not.
+  await b.sendStanza(x("presence", { type: "subscribe", to: `${alice}@${D}` }));
+  assert.deepEqual(kinds(await take(presenceOnly)), ["subscribe"]);
+  for (const s of [rosterOnly, presenceOnly, b]) await s.disconnect();
+});
+
+test("a second resource coming online gets its contacts' presence; the first one does not get it again", async () => {
+  const [alice, bob, carol] = await accounts("alice", "bob", "carol");
+  await mutual(alice!, bob!);
+  await mutual(alice!, carol!);
+  const b = await login(bob!, "b", { priority: 0, status: "bob" });
+  const c = await login(carol!, "c", { priority: 0, status: "carol" });
+  const a1 = await login(alice!, "a1", { priority: 0 });
+  const first = summary(await take(a1));
+  assert.ok(first.includes(`${bob}@${D}/b available`) && first.includes(`${carol}@${D}/c available`));
+  await take(b);
+  await take(c);
+
+  const a2 = await login(alice!, "a2", { priority: 0 });
+  const second = summary(await take(a2));
+  assert.ok(second.includes(`${bob}@${D}/b available`), "the new resource gets bob's presence");
+  assert.ok(second.includes(`${carol}@${D}/c available`), "the new resource gets carol's presence");
+  assert.deepEqual(
+    summary(await take(a1)),
+    [`${alice}@${D}/a2 available`],
+    "a1 only learns that a2 came online",
+  );
+  for (const s of [a1, a2, b, c]) await s.disconnect();
+});

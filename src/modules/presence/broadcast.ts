@@ -123,12 +123,14 @@ export class PresenceBroker {
       await this.svc.router.deliver(addressed(presence, jid, contact), jid, contact);
     }
     if (!wasAvailable) {
-      // §4.3.1: probes come from the bare JID; answers reach every available resource.
+      // §4.3.1: probe the contacts the account is subscribed to. The probe comes from this
+      // resource's full JID, so the answers reach only it: the account's other resources
+      // already have the contacts' presence.
       for (const item of items) {
         if (!hasTo(item.subscription)) continue;
         const contact = storedBareJid(item.jid);
-        const probe = x("presence", { type: "probe", from: bare.toString(), to: contact.toString() });
-        await this.svc.router.deliver(probe, bare, contact);
+        const probe = x("presence", { type: "probe", from: jid.toString(), to: contact.toString() });
+        await this.svc.router.deliver(probe, jid, contact);
       }
     }
     if (!wasDeliverable && priority >= 0 && !session.closed) {

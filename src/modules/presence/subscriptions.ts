@@ -66,8 +66,16 @@ export class SubscriptionProcessor {
       const { item, state } = await this.load(username, contact.bareString);
       const r = inbound(type, state);
       await this.save(username, contact.bareString, item, state, r.next, delivered);
-      // §3.1.3: requests go to every available resource, not only the most available one.
-      if (r.deliver) for (const s of this.svc.sessions.availableOf(username)) s.send(delivered);
+      // §3.1.3: a request goes to every available resource, not only the most available one;
+      // §3.1.6, §3.2.3, §3.3.3: approvals and cancellations go to the interested resources
+      // (those that asked for the roster), whether or not they sent presence.
+      if (r.deliver) {
+        const targets =
+          type === "subscribe"
+            ? this.svc.sessions.availableOf(username)
+            : this.svc.sessions.interestedOf(username);
+        for (const s of targets) s.send(delivered);
+      }
       effect = r.presence;
       reply = r.reply;
     });

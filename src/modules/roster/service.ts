@@ -7,7 +7,6 @@
 import { StanzaError } from "../../core/errors.js";
 import { Jid } from "../../core/jid.js";
 import type { Router } from "../../core/router.js";
-import type { ClientSession } from "../../core/session.js";
 import type { SessionManager } from "../../core/sessions.js";
 import type { RosterItem, Storage } from "../../core/storage/types.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
@@ -90,7 +89,7 @@ export class RosterService implements RosterApi {
   ): void {
     const el =
       item.subscription === "remove" ? removedItemElement(item.jid) : itemElement(item as RosterItem);
-    for (const session of this.interested(username)) {
+    for (const session of this.svc.sessions.interestedOf(username)) {
       const push = x(
         "iq",
         { type: "set", id: `push${++this.pushSeq}`, to: session.jid!.toString() },
@@ -149,8 +148,4 @@ export class RosterService implements RosterApi {
     for (const { stanza, from } of out) await this.svc.router.deliver(stanza, from, contact.bare());
   }
 
-  /** RFC 6121 §2.1.6: resources that requested the roster during their session. */
-  private interested(username: string): ClientSession[] {
-    return this.svc.sessions.resourcesOf(username).filter((s) => s.rosterRequested && !s.closed && s.jid);
-  }
 }
