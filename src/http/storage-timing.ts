@@ -136,6 +136,10 @@ export function timedStorage(storage: Storage, timing: StorageTiming): Storage {
     keyValue: (name) => feature("keyValue", name, () => storage.keyValue(name)),
     documents: <T>(name: string) => feature("documents", name, () => storage.documents<T>(name)),
     archive: <T>(name: string) => feature("archive", name, () => storage.archive<T>(name)),
+    messages: (name, opts) =>
+      feature(`messages:${opts.ownedByAccounts ? "account" : "room"}`, name, () =>
+        storage.messages(name, opts),
+      ),
     close: () => storage.close(),
   };
 }

@@ -11,7 +11,14 @@
  */
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import type { RosterItem, ScramCredential, ScramHash, Storage } from "../../src/core/storage/types.js";
+import {
+  type ArchivedMessage,
+  ArchiveIdNotFound,
+  type RosterItem,
+  type ScramCredential,
+  type ScramHash,
+  type Storage,
+} from "../../src/core/storage/types.js";
 
 export function credential(hash: ScramHash, seed: number): ScramCredential {
   const bytes = (length: number, salt: number) =>
@@ -497,6 +504,199 @@ export function runStorageConformance(name: string, makeStorage: () => Promise<S
         await assert.rejects(storage.blocklist.add("nobody", ["a@example.com"]));
         assert.deepEqual(await storage.blocklist.list("nobody"), []);
         await storage.blocklist.remove("nobody");
+      });
+    });
+
+    describe("document stores", () => {
+      it("puts, gets, lists by prefix in key order, counts and deletes; stores are separate", async () => {
+        const d = storage.documents<{ n: number; tags?: string[] }>("licensing");
+        const other = storage.documents("other");
+        assert.equal(await d.get("app:b"), undefined);
+        await d.put("app:b", { n: 2, tags: ["x"] });
+        await d.put("app:a", { n: 1 });
+        await d.put("key:a", { n: 3 });
+        await other.put("app:a", { n: 9 });
+        assert.deepEqual(await d.get("app:b"), { n: 2, tags: ["x"] });
+        assert.deepEqual(
+          (await d.list({ prefix: "app:" })).map((e) => [e.key, e.value.n]),
+          [
+            ["app:a", 1],
+            ["app:b", 2],
+          ],
+        );
+        assert.equal((await d.list()).length, 3);
+        assert.equal((await d.list({ limit: 1 })).length, 1);
+        assert.equal(await d.count({ prefix: "app:" }), 2);
+        assert.equal(await d.count(), 3);
+        assert.equal(await d.delete("app:a"), true);
+        assert.equal(await d.delete("app:a"), false);
+        assert.deepEqual(await other.get("app:a"), { n: 9 });
+      });
+
+      it("treats prefix characters literally (no wildcards)", async () => {
+        const d = storage.documents("wild");
+        await d.put("a%b", 1);
+        await d.put("a_b", 2);
+        await d.put("axb", 3);
+        assert.deepEqual(
+          (await d.list({ prefix: "a%" })).map((e) => e.key),
+          ["a%b"],
+        );
+        assert.deepEqual(
+          (await d.list({ prefix: "a_" })).map((e) => e.key),
+          ["a_b"],
+        );
+      });
+
+      it("updates atomically: the function sees the current value; undefined deletes", async () => {
+        const d = storage.documents<number>("counters");
+        assert.equal(await d.update("c", (v) => (v ?? 0) + 1), 1);
+        await Promise.all(Array.from({ length: 20 }, () => d.update("c", (v) => (v ?? 0) + 1)));
+        assert.equal(await d.get("c"), 21);
+        assert.equal(await d.update("c", () => undefined), undefined);
+        assert.equal(await d.get("c"), undefined);
+      });
+    });
+
+    describe("append-only archives", () => {
+      it("appends with increasing ids and filters by kind, prefix, time and id", async () => {
+        const a = storage.archive<{ who: string }>("audit");
+        const ids = [
+          await a.append({ at: 1000, kind: "licence.grant", data: { who: "a" } }),
+          await a.append({ at: 2000, kind: "licence.revoke", data: { who: "b" } }),
+          await a.append({ at: 3000, kind: "policy.set", data: { who: "c" } }),
+        ];
+        assert.ok(ids[0]! < ids[1]! && ids[1]! < ids[2]!);
+        assert.deepEqual(
+          (await a.query()).map((e) => e.data.who),
+          ["a", "b", "c"],
+        );
+        assert.deepEqual(
+          (await a.query({ kind: "policy.set" })).map((e) => e.id),
+          [ids[2]],
+        );
+        assert.deepEqual((await a.query({ kindPrefix: "licence." })).length, 2);
+        assert.deepEqual(
+          (await a.query({ since: 2000, until: 3000 })).map((e) => e.at),
+          [2000],
+        );
+        assert.deepEqual((await a.query({ afterId: ids[0]! })).length, 2);
+        assert.deepEqual(
+          (await a.query({ newestFirst: true, limit: 1 })).map((e) => e.id),
+          [ids[2]],
+        );
+        assert.equal((await storage.archive("other").query()).length, 0, "archives are separate");
+      });
+
+      it("prunes entries older than a time", async () => {
+        const a = storage.archive("audit");
+        await a.append({ at: 1000, kind: "k", data: 1 });
+        await a.append({ at: 5000, kind: "k", data: 2 });
+        assert.equal(await a.prune(5000), 1);
+        assert.deepEqual(
+          (await a.query()).map((e) => e.data),
+          [2],
+        );
+      });
+    });
+
+    describe("message archives", () => {
+      const message = (id: string, at: number, extra: Partial<ArchivedMessage> = {}): ArchivedMessage => ({
+        id,
+        owner: "alice",
+        peer: "bob@example.com",
+        peerResource: "",
+        at,
+        direction: "in",
+        stanza: `<message id='${id}'><body>message ${id}</body></message>`,
+        text: `message ${id}`,
+        ...extra,
+      });
+      const ids = (r: { messages: ArchivedMessage[] }) => r.messages.map((m) => m.id);
+
+      beforeEach(async () => {
+        await storage.accounts.create("alice", []);
+        await storage.accounts.create("bob", []);
+      });
+
+      it("appends once per id and reads back in archive order, with paging both ways", async () => {
+        const mam = storage.messages("mam", { ownedByAccounts: true });
+        for (let i = 1; i <= 5; i++) assert.equal(await mam.append(message(`m${i}`, i * 1000)), true);
+        assert.equal(await mam.append(message("m3", 99_000)), false, "an id is archived once");
+        assert.deepEqual(await mam.get("alice", "m2"), message("m2", 2000));
+        assert.deepEqual(ids(await mam.query({ owner: "alice" })), ["m1", "m2", "m3", "m4", "m5"]);
+        const first = await mam.query({ owner: "alice", limit: 2 });
+        assert.deepEqual([ids(first), first.complete], [["m1", "m2"], false]);
+        const next = await mam.query({ owner: "alice", limit: 2, afterId: "m2" });
+        assert.deepEqual(ids(next), ["m3", "m4"]);
+        const last = await mam.query({ owner: "alice", limit: 2, afterId: "m4" });
+        assert.deepEqual([ids(last), last.complete], [["m5"], true]);
+        const exact = await mam.query({ owner: "alice", limit: 5 });
+        assert.equal(exact.complete, true, "exactly limit messages and nothing more: complete");
+        const back = await mam.query({ owner: "alice", limit: 2, newestFirst: true });
+        assert.deepEqual([ids(back), back.complete], [["m5", "m4"], false]);
+        const before = await mam.query({ owner: "alice", limit: 2, newestFirst: true, beforeId: "m2" });
+        assert.deepEqual([ids(before), before.complete], [["m1"], true]);
+        assert.deepEqual(ids(await mam.query({ owner: "alice", afterId: "m1", beforeId: "m4" })), [
+          "m2",
+          "m3",
+        ]);
+        await assert.rejects(mam.query({ owner: "alice", afterId: "nope" }), ArchiveIdNotFound);
+        await assert.rejects(
+          mam.query({ owner: "bob", afterId: "m1" }),
+          ArchiveIdNotFound,
+          "ids are per owner",
+        );
+      });
+
+      it("filters by peer, resource, time range, ids and text; counts ignore paging", async () => {
+        const mam = storage.messages("mam", { ownedByAccounts: true });
+        await mam.append(message("a", 1000));
+        await mam.append(message("b", 2000, { peer: "carol@example.com", peerResource: "phone" }));
+        await mam.append(
+          message("c", 3000, { peer: "carol@example.com", peerResource: "desk", direction: "out" }),
+        );
+        await mam.append(message("d", 4000, { text: "Grüße aus Köln", stanza: "<message/>" }));
+        await mam.append(message("x", 5000, { owner: "bob" }));
+        assert.deepEqual(ids(await mam.query({ owner: "alice", peer: "carol@example.com" })), ["b", "c"]);
+        assert.deepEqual(
+          ids(await mam.query({ owner: "alice", peer: "carol@example.com", peerResource: "desk" })),
+          ["c"],
+        );
+        assert.deepEqual(ids(await mam.query({ owner: "alice", start: 2000, end: 3000 })), ["b", "c"]);
+        assert.deepEqual(ids(await mam.query({ owner: "alice", ids: ["d", "a", "x"] })), ["a", "d"]);
+        assert.deepEqual(ids(await mam.query({ owner: "alice", ids: [] })), []);
+        assert.deepEqual(ids(await mam.query({ owner: "alice", text: "KÖLN" })), ["d"], "case-insensitive");
+        assert.deepEqual(ids(await mam.query({ owner: "alice", text: "50%" })), [], "no wildcards");
+        assert.equal(await mam.count({ owner: "alice", limit: 1, afterId: "a" }), 4);
+        assert.equal(await mam.count({ owner: "alice", peer: "carol@example.com" }), 2);
+        assert.deepEqual(ids(await mam.query({ owner: "bob" })), ["x"]);
+      });
+
+      it("removes by ids or owner and prunes by age; stores are separate", async () => {
+        const mam = storage.messages("mam", { ownedByAccounts: true });
+        const other = storage.messages("other", { ownedByAccounts: true });
+        for (let i = 1; i <= 4; i++) await mam.append(message(`m${i}`, i * 1000));
+        await other.append(message("m1", 1000));
+        assert.equal(await mam.remove("alice", ["m1", "nope"]), 1);
+        assert.equal(await mam.remove("alice", []), 0);
+        assert.equal(await mam.prune(3000, "alice"), 1);
+        assert.deepEqual(ids(await mam.query({ owner: "alice" })), ["m3", "m4"]);
+        assert.equal(await mam.prune(10_000), 2);
+        assert.deepEqual(ids(await other.query({ owner: "alice" })), ["m1"]);
+        assert.equal(await other.remove("alice"), 1);
+      });
+
+      it("goes with its account, refuses unknown accounts; room archives have free owners", async () => {
+        const mam = storage.messages("mam", { ownedByAccounts: true });
+        await mam.append(message("m1", 1000));
+        await assert.rejects(mam.append(message("m2", 2000, { owner: "nobody" })));
+        assert.equal(await storage.accounts.delete("alice"), true);
+        await storage.accounts.create("alice", []);
+        assert.deepEqual(ids(await mam.query({ owner: "alice" })), [], "a re-created account starts empty");
+        const rooms = storage.messages("muc", { ownedByAccounts: false });
+        assert.equal(await rooms.append(message("r1", 1000, { owner: "room@conference.example.com" })), true);
+        assert.deepEqual(ids(await rooms.query({ owner: "room@conference.example.com" })), ["r1"]);
       });
     });
 

@@ -40,6 +40,7 @@ const ACCOUNT_TABLES = [
   "offline_messages",
   "key_values",
   "blocklist",
+  "account_messages",
 ];
 
 describe("sqlite storage: connection", () => {
@@ -91,9 +92,10 @@ describe("sqlite storage: connection", () => {
     const db = new Database(path, { readonly: true });
     try {
       for (const table of ACCOUNT_TABLES) {
-        const alice = db.prepare(`SELECT count(*) FROM ${table} WHERE username = 'alice'`).pluck().get();
+        const column = table === "account_messages" ? "owner" : "username";
+        const alice = db.prepare(`SELECT count(*) FROM ${table} WHERE ${column} = 'alice'`).pluck().get();
         const bob = db
-          .prepare(`SELECT count(*) FROM ${table} WHERE username = 'bob'`)
+          .prepare(`SELECT count(*) FROM ${table} WHERE ${column} = 'bob'`)
           .pluck()
           .get() as number;
         assert.equal(alice, 0, `${table} still holds alice's rows`);
@@ -338,6 +340,16 @@ async function fillAccount(storage: Storage, username: string): Promise<void> {
   await storage.offline.push(username, "<message/>", 10);
   await storage.keyValue("vcard").set(username, "", "<vCard/>");
   await storage.blocklist.add(username, ["spam@example.com"]);
+  await storage.messages("mam", { ownedByAccounts: true }).append({
+    id: "m1",
+    owner: username,
+    peer: "contact@example.com",
+    peerResource: "",
+    at: 1000,
+    direction: "in",
+    stanza: "<message/>",
+    text: "",
+  });
 }
 
 function readMigrations(path: string): unknown[] {

@@ -158,6 +158,87 @@ export interface ArchiveStore<T = unknown> {
   prune(before: number): Promise<number>;
 }
 
+/**
+ * One archived message: an account's 1:1 history (XEP-0313), a room's history, … `id` is
+ * the server's stable id for it (XEP-0359 stanza-id), unique within its store and owner.
+ */
+export interface ArchivedMessage {
+  id: string;
+  /** Whose archive it is: an account's localpart, or a room's address in a store of rooms. */
+  owner: string;
+  /** The other party, a bare JID (the contact; in a room, whoever the store's user says). */
+  peer: string;
+  /** The other party's resource when known (XEP-0313 'with' may name a full JID); "" otherwise. */
+  peerResource: string;
+  /** Milliseconds since the epoch: when the server archived it. */
+  at: number;
+  /** "in": received by the owner; "out": sent by the owner. */
+  direction: "in" | "out";
+  /** The stanza as archived (serialized XML). */
+  stanza: string;
+  /** The searchable text (the body), "" when none. */
+  text: string;
+}
+
+/**
+ * A query on one owner's messages. Filters combine; results are in archive order (the order
+ * of appending) — oldest first, or newest first with `newestFirst` (RSM paging backwards).
+ */
+export interface MessageQuery {
+  owner: string;
+  /** Bare JID of the other party. */
+  peer?: string;
+  /** With `peer`: only this resource of it. */
+  peerResource?: string;
+  /** Inclusive bounds in milliseconds. */
+  start?: number;
+  end?: number;
+  /** Only messages after / before the one with this id (exclusive); an unknown id throws ArchiveIdNotFound. */
+  afterId?: string;
+  beforeId?: string;
+  /** Only these ids. */
+  ids?: string[];
+  /** Case-insensitive substring of the text. */
+  text?: string;
+  limit?: number;
+  newestFirst?: boolean;
+}
+
+/** An `afterId` or `beforeId` that names no message of the owner (XEP-0313: item-not-found). */
+export class ArchiveIdNotFound extends Error {
+  constructor(readonly id: string) {
+    super(`no archived message with id ${id}`);
+    this.name = "ArchiveIdNotFound";
+  }
+}
+
+/** Append-and-query history of messages by owner (message archives, room history). */
+export interface MessageArchiveStore {
+  /** Adds a message; an id the owner already has is refused (returns false). */
+  append(message: ArchivedMessage): Promise<boolean>;
+  /**
+   * Messages matching the query, at most `limit`, and whether the query's result ends with
+   * them (`complete`: nothing more matches in the direction of reading).
+   */
+  query(q: MessageQuery): Promise<{ messages: ArchivedMessage[]; complete: boolean }>;
+  /** How many messages match the query's filters (limit and paging ignored). */
+  count(q: MessageQuery): Promise<number>;
+  get(owner: string, id: string): Promise<ArchivedMessage | undefined>;
+  /** Removes messages of one owner (all of them when ids is omitted); returns how many. */
+  remove(owner: string, ids?: string[]): Promise<number>;
+  /** Removes messages archived before `before` (of one owner, or of every owner); returns how many. */
+  prune(before: number, owner?: string): Promise<number>;
+}
+
+export interface MessageArchiveOptions {
+  /**
+   * Owners are accounts (localparts): their messages go when the account is deleted, and
+   * appending for an account that does not exist is refused. Otherwise owners are free
+   * strings (rooms) that the store's user manages.
+   */
+  ownedByAccounts: boolean;
+}
+
 export interface Storage {
   readonly accounts: AccountStore;
   readonly roster: RosterStore;
@@ -169,6 +250,8 @@ export interface Storage {
   documents<T = unknown>(store: string): DocumentStore<T>;
   /** An append-only log for one feature (e.g. "audit"). */
   archive<T = unknown>(store: string): ArchiveStore<T>;
+  /** A message history by owner for one feature (e.g. "mam", "muc"). */
+  messages(store: string, opts: MessageArchiveOptions): MessageArchiveStore;
   /** Makes sure all writes are durable and releases the backend. */
   close(): Promise<void>;
 }

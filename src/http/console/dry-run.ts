@@ -94,6 +94,7 @@ export function dryRunStorage(real: Storage): Storage {
       return unavailable("blocklist");
     },
     keyValue: () => unavailable("keyValue"),
+    messages: () => unavailable("messages"),
     documents<T>(store: string): DocumentStore<T> {
       let d = documents.get(store);
       if (!d) {

@@ -147,5 +147,4 @@ export class RosterService implements RosterApi {
     }
     for (const { stanza, from } of out) await this.svc.router.deliver(stanza, from, contact.bare());
   }
-
 }

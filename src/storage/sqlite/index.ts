@@ -6,6 +6,8 @@ import type {
   BlocklistStore,
   DocumentStore,
   KeyValueStore,
+  MessageArchiveOptions,
+  MessageArchiveStore,
   OfflineStore,
   RosterStore,
   Storage,
@@ -16,6 +18,7 @@ import { SqliteBlocklistStore } from "./blocklist.js";
 import { type OpenDatabaseOptions, openDatabase } from "./database.js";
 import { SqliteArchiveStore, SqliteDocumentStore } from "./documents.js";
 import { SqliteKeyValueStore, SqliteKeyValueTable } from "./key-value.js";
+import { SqliteMessageArchiveStore } from "./messages.js";
 import { SqliteOfflineStore } from "./offline.js";
 import { SqliteRosterStore } from "./roster.js";
 
@@ -38,10 +41,13 @@ export class SqliteStorage implements Storage {
   readonly #keyValueStores = new Map<string, KeyValueStore>();
   readonly #documentStores = new Map<string, DocumentStore<unknown>>();
   readonly #archiveStores = new Map<string, ArchiveStore<unknown>>();
+  readonly #messageStores = new Map<string, MessageArchiveStore>();
+  readonly #guard: AccountGuard;
 
   constructor(db: Database.Database, now: () => number = Date.now) {
     this.#db = db;
     const guard = new AccountGuard(db);
+    this.#guard = guard;
     this.accounts = new SqliteAccountStore(db, guard, now);
     this.roster = new SqliteRosterStore(db);
     this.offline = new SqliteOfflineStore(db, guard, now);
@@ -77,6 +83,17 @@ export class SqliteStorage implements Storage {
       this.#archiveStores.set(store, a);
     }
     return a as ArchiveStore<T>;
+  }
+
+  messages(store: string, opts: MessageArchiveOptions): MessageArchiveStore {
+    if (store === "") throw new RangeError("message store name must not be empty");
+    const key = `${opts.ownedByAccounts ? "account" : "room"}:${store}`;
+    let m = this.#messageStores.get(key);
+    if (!m) {
+      m = new SqliteMessageArchiveStore(this.#db, store, opts.ownedByAccounts ? this.#guard : undefined);
+      this.#messageStores.set(key, m);
+    }
+    return m;
   }
 
   async close(): Promise<void> {

@@ -130,4 +130,34 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 4,
+    description: "message archives by owner: accounts' histories (deleted with them) and rooms'",
+    up(db) {
+      const table = (name: string, owner: string) => `
+        -- seq (AUTOINCREMENT, never reused) is the archive order that paging follows.
+        CREATE TABLE ${name} (
+          seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+          store         TEXT    NOT NULL,
+          owner         TEXT    NOT NULL ${owner},
+          id            TEXT    NOT NULL,
+          peer          TEXT    NOT NULL,
+          peer_resource TEXT    NOT NULL,
+          at            INTEGER NOT NULL,
+          direction     TEXT    NOT NULL CHECK (direction IN ('in', 'out')),
+          stanza        TEXT    NOT NULL,
+          text          TEXT    NOT NULL,
+          folded        TEXT    NOT NULL,
+          UNIQUE (store, owner, id)
+        ) STRICT;
+        CREATE INDEX ${name}_by_owner ON ${name} (store, owner, seq);
+        CREATE INDEX ${name}_by_peer ON ${name} (store, owner, peer, seq);
+        CREATE INDEX ${name}_by_time ON ${name} (store, at);
+      `;
+      db.exec(
+        table("account_messages", "REFERENCES accounts (username) ON DELETE CASCADE") +
+          table("room_messages", ""),
+      );
+    },
+  },
 ];

@@ -1,0 +1,187 @@
+import type Database from "better-sqlite3";
+import {
+  type ArchivedMessage,
+  ArchiveIdNotFound,
+  type MessageArchiveStore,
+  type MessageQuery,
+} from "../../core/storage/types.js";
+import type { AccountGuard } from "./account-guard.js";
+import { forAccount } from "./errors.js";
+
+interface MessageRow {
+  id: string;
+  owner: string;
+  peer: string;
+  peer_resource: string;
+  at: number;
+  direction: "in" | "out";
+  stanza: string;
+  text: string;
+}
+
+const COLUMNS = "id, owner, peer, peer_resource, at, direction, stanza, text";
+
+/** Text is searched case-insensitively through a folded copy, the same way on every backend. */
+export function foldText(text: string): string {
+  return text.toLowerCase();
+}
+
+/**
+ * Messages of one store, in one of two tables of the same shape: `account_messages`
+ * (owners are accounts, deleted with them) or `room_messages` (free owners). `seq`
+ * (AUTOINCREMENT) is the archive order that paging follows.
+ */
+export class SqliteMessageArchiveStore implements MessageArchiveStore {
+  readonly #db: Database.Database;
+  readonly #table: string;
+  readonly #store: string;
+  readonly #guard: AccountGuard | undefined;
+  readonly #insert: Database.Statement<unknown[], unknown>;
+  readonly #seqOf: Database.Statement<[string, string, string], number>;
+  readonly #get: Database.Statement<[string, string, string], MessageRow>;
+
+  constructor(db: Database.Database, store: string, guard: AccountGuard | undefined) {
+    this.#db = db;
+    this.#store = store;
+    this.#guard = guard;
+    this.#table = guard ? "account_messages" : "room_messages";
+    this.#insert = db.prepare(
+      `INSERT INTO ${this.#table} (store, ${COLUMNS}, folded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (store, owner, id) DO NOTHING`,
+    );
+    this.#seqOf = db
+      .prepare<[string, string, string], number>(
+        `SELECT seq FROM ${this.#table} WHERE store = ? AND owner = ? AND id = ?`,
+      )
+      .pluck();
+    this.#get = db.prepare(`SELECT ${COLUMNS} FROM ${this.#table} WHERE store = ? AND owner = ? AND id = ?`);
+  }
+
+  async append(m: ArchivedMessage): Promise<boolean> {
+    const write = () =>
+      (
+        this.#insert.run(
+          this.#store,
+          m.id,
+          m.owner,
+          m.peer,
+          m.peerResource,
+          m.at,
+          m.direction,
+          m.stanza,
+          m.text,
+          foldText(m.text),
+        ) as Database.RunResult
+      ).changes === 1;
+    if (!this.#guard) return write();
+    this.#guard.require(m.owner);
+    return forAccount(m.owner, write);
+  }
+
+  async query(q: MessageQuery): Promise<{ messages: ArchivedMessage[]; complete: boolean }> {
+    const { where, params } = this.#filters(q, true);
+    const limit = q.limit ?? -1;
+    const sql = `SELECT ${COLUMNS} FROM ${this.#table} WHERE ${where.join(" AND ")}
+      ORDER BY seq ${q.newestFirst ? "DESC" : "ASC"} LIMIT ?`;
+    // One row more than asked tells whether the result goes on.
+    const rows = this.#db.prepare(sql).all(...params, limit < 0 ? -1 : limit + 1) as MessageRow[];
+    const complete = limit < 0 || rows.length <= limit;
+    if (!complete) rows.pop();
+    return { messages: rows.map(toMessage), complete };
+  }
+
+  async count(q: MessageQuery): Promise<number> {
+    const { where, params } = this.#filters(q, false);
+    return this.#db
+      .prepare(`SELECT count(*) FROM ${this.#table} WHERE ${where.join(" AND ")}`)
+      .pluck()
+      .get(...params) as number;
+  }
+
+  async get(owner: string, id: string): Promise<ArchivedMessage | undefined> {
+    const row = this.#get.get(this.#store, owner, id);
+    return row ? toMessage(row) : undefined;
+  }
+
+  async remove(owner: string, ids?: string[]): Promise<number> {
+    if (ids === undefined) {
+      return this.#db
+        .prepare(`DELETE FROM ${this.#table} WHERE store = ? AND owner = ?`)
+        .run(this.#store, owner).changes;
+    }
+    if (ids.length === 0) return 0;
+    const remove = this.#db.prepare(`DELETE FROM ${this.#table} WHERE store = ? AND owner = ? AND id = ?`);
+    return this.#db.transaction(() =>
+      ids.reduce((n, id) => n + remove.run(this.#store, owner, id).changes, 0),
+    )();
+  }
+
+  async prune(before: number, owner?: string): Promise<number> {
+    if (owner === undefined) {
+      return this.#db
+        .prepare(`DELETE FROM ${this.#table} WHERE store = ? AND at < ?`)
+        .run(this.#store, before).changes;
+    }
+    return this.#db
+      .prepare(`DELETE FROM ${this.#table} WHERE store = ? AND owner = ? AND at < ?`)
+      .run(this.#store, owner, before).changes;
+  }
+
+  #filters(q: MessageQuery, paging: boolean): { where: string[]; params: (string | number)[] } {
+    const where = ["store = ?", "owner = ?"];
+    const params: (string | number)[] = [this.#store, q.owner];
+    if (q.peer !== undefined) {
+      where.push("peer = ?");
+      params.push(q.peer);
+      if (q.peerResource !== undefined) {
+        where.push("peer_resource = ?");
+        params.push(q.peerResource);
+      }
+    }
+    if (q.start !== undefined) {
+      where.push("at >= ?");
+      params.push(q.start);
+    }
+    if (q.end !== undefined) {
+      where.push("at <= ?");
+      params.push(q.end);
+    }
+    if (q.ids !== undefined) {
+      if (q.ids.length === 0) where.push("0");
+      else {
+        where.push(`id IN (${q.ids.map(() => "?").join(", ")})`);
+        params.push(...q.ids);
+      }
+    }
+    if (q.text !== undefined && q.text !== "") {
+      where.push("instr(folded, ?) > 0");
+      params.push(foldText(q.text));
+    }
+    if (paging) {
+      for (const [id, op] of [
+        [q.afterId, ">"],
+        [q.beforeId, "<"],
+      ] as const) {
+        if (id === undefined) continue;
+        const seq = this.#seqOf.get(this.#store, q.owner, id);
+        if (seq === undefined) throw new ArchiveIdNotFound(id);
+        where.push(`seq ${op} ?`);
+        params.push(seq);
+      }
+    }
+    return { where, params };
+  }
+}
+
+function toMessage(r: MessageRow): ArchivedMessage {
+  return {
+    id: r.id,
+    owner: r.owner,
+    peer: r.peer,
+    peerResource: r.peer_resource,
+    at: r.at,
+    direction: r.direction,
+    stanza: r.stanza,
+    text: r.text,
+  };
+}
