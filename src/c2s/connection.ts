@@ -13,16 +13,11 @@ import { TokenBucket } from "../core/rate-limit.js";
 import { isStanza } from "../core/router.js";
 import type { ClientSession, TransportKind } from "../core/session.js";
 import { escapeAttr, serialize, XmlElement, x } from "../core/xml/element.js";
+import { NS_BIND, NS_CLIENT, NS_SESSION, NS_STREAM, NS_TLS } from "../core/xml/namespaces.js";
 import { StreamParser } from "../core/xml/parser.js";
 import { NS_SASL, SaslNegotiator } from "./sasl.js";
 import { NS_SASL2, Sasl2Negotiator } from "./sasl2.js";
 import type { C2SServices } from "./services.js";
-
-export const NS_CLIENT = "jabber:client";
-export const NS_STREAMS = "http://etherx.jabber.org/streams";
-export const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
-export const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
-export const NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session";
 
 type Phase = "pre-tls" | "pre-auth" | "post-auth" | "bound";
 
@@ -185,7 +180,7 @@ export class C2SConnection implements ClientSession {
     const lang = "en";
     return (
       "<?xml version='1.0'?>" +
-      `<stream:stream xmlns='${NS_CLIENT}' xmlns:stream='${NS_STREAMS}' id='${this.currentStreamId}'` +
+      `<stream:stream xmlns='${NS_CLIENT}' xmlns:stream='${NS_STREAM}' id='${this.currentStreamId}'` +
       ` from='${escapeAttr(this.svc.domain)}' version='1.0' xml:lang='${lang}'>`
     );
   }
@@ -480,3 +475,5 @@ function asArray(v: XmlElement | XmlElement[] | undefined): XmlElement[] {
   if (v === undefined) return [];
   return Array.isArray(v) ? v : [v];
 }
+
+export { NS_BIND, NS_CLIENT, NS_SESSION, NS_STREAM as NS_STREAMS, NS_TLS } from "../core/xml/namespaces.js";

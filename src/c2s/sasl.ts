@@ -14,10 +14,10 @@ import type { SaslContext, SaslExchange, SaslMechanism, SaslResult } from "../co
 import { mechanismsFor } from "../core/sasl/mechanism.js";
 import type { ScramHash } from "../core/storage/types.js";
 import { type XmlElement, x } from "../core/xml/element.js";
+import { NS_SASL } from "../core/xml/namespaces.js";
 import type { C2SConnection } from "./connection.js";
 import type { C2SServices } from "./services.js";
 
-export const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
 /** Failed attempts on one stream before it is closed. */
 const MAX_FAILURES_PER_STREAM = 5;
 
@@ -237,3 +237,5 @@ export class SaslNegotiator {
     this.conn.send(el);
   }
 }
+
+export { NS_SASL } from "../core/xml/namespaces.js";

@@ -11,11 +11,11 @@
 import { StreamError } from "../core/errors.js";
 import type { Sasl2Inline, UserAgent } from "../core/features.js";
 import { type XmlElement, x } from "../core/xml/element.js";
+import { NS_SASL2 } from "../core/xml/namespaces.js";
 import type { C2SConnection } from "./connection.js";
 import { type FailureCondition, NS_SASL, type SaslFraming, type SaslNegotiator } from "./sasl.js";
 import type { C2SServices } from "./services.js";
 
-export const NS_SASL2 = "urn:xmpp:sasl:2";
 /** Longest user-agent id, software or device name kept (XEP-0388 sets no limit). */
 const MAX_USER_AGENT_TEXT = 256;
 
@@ -139,3 +139,5 @@ function userAgentOf(el: XmlElement): UserAgent {
   if (device) agent.device = device;
   return agent;
 }
+
+export { NS_SASL2 } from "../core/xml/namespaces.js";

@@ -9,8 +9,7 @@ import type { StanzaEvent } from "./events.js";
 import { type IqTarget, iqPayload } from "./iq.js";
 import type { ServerServices } from "./module.js";
 import { type XmlElement, x } from "./xml/element.js";
-
-const NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session";
+import { NS_SESSION } from "./xml/namespaces.js";
 
 export function installCoreHandlers(svc: ServerServices): void {
   const { hooks, iq, router, sessions } = svc;

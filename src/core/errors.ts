@@ -1,8 +1,6 @@
 /** Stanza and stream errors (RFC 6120 §8.3 and §4.9) as values and as XML. */
 import { XmlElement, x } from "./xml/element.js";
-
-export const NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
-export const NS_STREAMS = "urn:ietf:params:xml:ns:xmpp-streams";
+import { NS_STANZAS, NS_STREAM_ERRORS } from "./xml/namespaces.js";
 
 export type StanzaErrorType = "auth" | "cancel" | "continue" | "modify" | "wait";
 
@@ -165,9 +163,11 @@ export class StreamError extends Error {
     return x(
       "stream:error",
       null,
-      x(this.condition, { xmlns: NS_STREAMS }),
-      this.text !== undefined && x("text", { xmlns: NS_STREAMS, "xml:lang": "en" }, this.text),
+      x(this.condition, { xmlns: NS_STREAM_ERRORS }),
+      this.text !== undefined && x("text", { xmlns: NS_STREAM_ERRORS, "xml:lang": "en" }, this.text),
       this.appCondition,
     );
   }
 }
+
+export { NS_STANZAS, NS_STREAM_ERRORS as NS_STREAMS } from "./xml/namespaces.js";

@@ -3,8 +3,7 @@
  * of guessing and failing.
  */
 import { type XmlElement, x } from "../xml/element.js";
-
-export const NS_SASL_CB = "urn:xmpp:sasl-cb:0";
+import { NS_SASL_CB } from "../xml/namespaces.js";
 
 /** The channel-binding types this implementation knows, strongest first (RFC 9266, RFC 5929). */
 export const CHANNEL_BINDING_TYPES = ["tls-exporter", "tls-server-end-point", "tls-unique"] as const;
@@ -22,3 +21,5 @@ export function channelBindingFeature(types: readonly string[]): XmlElement | un
     ...unique.map((type) => x("channel-binding", { type })),
   );
 }
+
+export { NS_SASL_CB } from "../xml/namespaces.js";

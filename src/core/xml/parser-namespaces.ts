@@ -4,9 +4,7 @@
  * reserved prefixes, no duplicate expanded attribute names). The tokenizer underneath runs
  * without namespace processing because this layer does the same checks for less work.
  */
-
-export const NS_XML = "http://www.w3.org/XML/1998/namespace";
-export const NS_XMLNS = "http://www.w3.org/2000/xmlns/";
+import { NS_XML, NS_XMLNS } from "./namespaces.js";
 
 /** A namespace rule was broken: the caller reports it as not-well-formed. */
 export class NamespaceError extends Error {
@@ -195,3 +193,5 @@ function checkPrefixedAttributes(
     }
   }
 }
+
+export { NS_XML, NS_XMLNS } from "./namespaces.js";

@@ -17,10 +17,9 @@ import { TextDecoder } from "node:util";
 import { SaxesParser, type SaxesTagPlain, type XMLDecl } from "saxes";
 import { StreamError, type StreamErrorCondition } from "../errors.js";
 import { XmlElement } from "./element.js";
+import { NS_STREAM } from "./namespaces.js";
 import { NamespaceError, type NsScope, ROOT_SCOPE, resolveElement } from "./parser-namespaces.js";
 import { charBoundary, skipWhitespace, skipWhitespaceChars } from "./parser-utf8.js";
-
-export const NS_STREAMS = "http://etherx.jabber.org/streams";
 
 /** Content namespaces whose top-level elements are delivered without an xmlns attribute. */
 const CONTENT_NAMESPACES = new Set(["jabber:client", "jabber:server", "jabber:component:accept"]);
@@ -317,7 +316,7 @@ export class StreamParser {
       parent ? parent.scope : this.streamScope,
       parent ? parent.ns : this.contentNs,
     );
-    if (parent === undefined && r.local === "stream" && r.ns === NS_STREAMS)
+    if (parent === undefined && r.local === "stream" && r.ns === NS_STREAM)
       this.abort("not-well-formed", "stream header inside the stream");
     const el = new XmlElement(r.local, r.attrs);
     if (parent) parent.el.children.push(el);
@@ -327,8 +326,8 @@ export class StreamParser {
   private onStreamOpen(sax: SaxesParser, tag: SaxesTagPlain): void {
     this.checkXmlDecl(sax.xmlDecl);
     const r = this.resolve(tag, ROOT_SCOPE, null, true);
-    if (r.local !== "stream" || r.ns !== NS_STREAMS)
-      this.abort("invalid-namespace", `the stream element must be {${NS_STREAMS}}stream`);
+    if (r.local !== "stream" || r.ns !== NS_STREAM)
+      this.abort("invalid-namespace", `the stream element must be {${NS_STREAM}}stream`);
     const attrs = r.attrs;
     attrs.xmlns = r.scope.defaultNs;
     this.streamScope = r.scope;
@@ -430,3 +429,5 @@ export class StreamParser {
     this.pending.length = 0;
   }
 }
+
+export { NS_STREAM as NS_STREAMS } from "./namespaces.js";

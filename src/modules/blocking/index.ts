@@ -21,12 +21,10 @@ import type { IqRequest } from "../../core/iq.js";
 import { type Jid, JidError, parseJid, tryParseJid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
+import { NS_BLOCKING, NS_BLOCKING_ERRORS } from "../../core/xml/namespaces.js";
 import { isSelf } from "../disco/access.js";
 import { BlocklistCache } from "./cache.js";
 import { isListed } from "./match.js";
-
-export const NS_BLOCKING = "urn:xmpp:blocking";
-export const NS_BLOCKING_ERRORS = "urn:xmpp:blocking:errors";
 
 /** Published as ctx.api("blocking"), for modules that must honour blocklists (e.g. presence broadcast). */
 export interface BlockingApi {
@@ -244,3 +242,5 @@ export default defineModule({
     ctx.provide<BlockingApi>({ isBlocked });
   },
 });
+
+export { NS_BLOCKING, NS_BLOCKING_ERRORS } from "../../core/xml/namespaces.js";

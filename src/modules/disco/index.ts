@@ -18,10 +18,8 @@ import type { IqRequest } from "../../core/iq.js";
 import type { Jid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
+import { NS_DISCO_INFO, NS_DISCO_ITEMS } from "../../core/xml/namespaces.js";
 import { accountVisibleTo } from "./access.js";
-
-export const NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";
-export const NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
 
 export interface DiscoItem {
   jid: string;
@@ -193,3 +191,5 @@ export default defineModule({
     ctx.provide(api);
   },
 });
+
+export { NS_DISCO_INFO, NS_DISCO_ITEMS } from "../../core/xml/namespaces.js";

@@ -15,9 +15,9 @@ import { StanzaError } from "../../core/errors.js";
 import type { IqRequest } from "../../core/iq.js";
 import { defineModule } from "../../core/module.js";
 import { x } from "../../core/xml/element.js";
+import { NS_LAST } from "../../core/xml/namespaces.js";
 import { mayReceivePresence } from "../disco/access.js";
 
-export const NS_LAST = "jabber:iq:last";
 const KEY = "logout";
 
 interface Logout {
@@ -108,3 +108,5 @@ export default defineModule({
     });
   },
 });
+
+export { NS_LAST } from "../../core/xml/namespaces.js";

@@ -5,8 +5,8 @@
 import type { Jid } from "../../core/jid.js";
 import type { Router } from "../../core/router.js";
 import { x } from "../../core/xml/element.js";
+import { NS_VERSION } from "../../core/xml/namespaces.js";
 
-export const NS_VERSION = "jabber:iq:version";
 const MAX_LENGTH = 64;
 
 const clip = (s: string | undefined) => {
@@ -32,3 +32,5 @@ export async function askClientVersion(
   if (name === undefined) return undefined;
   return { name, version: clip(query?.getChildText("version")) };
 }
+
+export { NS_VERSION } from "../../core/xml/namespaces.js";

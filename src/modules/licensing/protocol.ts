@@ -7,10 +7,10 @@
  */
 import { StreamError } from "../../core/errors.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
+import { NS_LICENCE } from "../../core/xml/namespaces.js";
 import type { Instant, PolicyMode, RefusalReason } from "./model.js";
 import { type IssuedTicket, TICKET_SYNTAX } from "./tickets.js";
 
-export const NS_LICENCE = "urn:switchboard:client-licence:0";
 /** First line of the signed text: names the protocol and its version. */
 export const PROOF_CONTEXT = "switchboard-client-licence:0";
 /** Random bytes in a nonce. */
@@ -196,3 +196,5 @@ export function warningElement(opts: {
 export function isoInstant(t: Instant): string {
   return new Date(t).toISOString().replace(/\.000Z$/, "Z");
 }
+
+export { NS_LICENCE } from "../../core/xml/namespaces.js";

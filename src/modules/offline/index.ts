@@ -8,11 +8,8 @@ import type { StanzaEvent } from "../../core/events.js";
 import { defineModule } from "../../core/module.js";
 import type { XmlElement } from "../../core/xml/element.js";
 import { x } from "../../core/xml/element.js";
+import { NS_CHATSTATES, NS_DELAY, NS_HINTS } from "../../core/xml/namespaces.js";
 import { parseStoredStanza } from "./stored.js";
-
-const NS_DELAY = "urn:xmpp:delay";
-const NS_HINTS = "urn:xmpp:hints";
-const NS_CHATSTATES = "http://jabber.org/protocol/chatstates";
 
 /** XEP-0334 hints and XEP-0085: chat-state-only messages and no-store hints are not kept. */
 export function worthStoring(stanza: XmlElement): boolean {

@@ -6,9 +6,8 @@
  */
 import { StanzaError } from "../../core/errors.js";
 import { defineModule } from "../../core/module.js";
+import { NS_PING } from "../../core/xml/namespaces.js";
 import { accountVisibleTo } from "../disco/access.js";
-
-export const NS_PING = "urn:xmpp:ping";
 
 export default defineModule({
   name: "ping",
@@ -27,3 +26,5 @@ export default defineModule({
     });
   },
 });
+
+export { NS_PING } from "../../core/xml/namespaces.js";

@@ -16,10 +16,9 @@ import type { SessionManager } from "../../core/sessions.js";
 import type { Storage } from "../../core/storage/types.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
 import { parseElement } from "../../core/xml/fragment.js";
+import { NS_DELAY } from "../../core/xml/namespaces.js";
 import type { RosterApi } from "../roster/service.js";
 import { hasFrom, hasTo } from "./subscription.js";
-
-const NS_DELAY = "urn:xmpp:delay";
 
 export interface PresenceServices {
   domain: string;

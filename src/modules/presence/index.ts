@@ -10,12 +10,11 @@ import { StanzaError } from "../../core/errors.js";
 import type { StanzaEvent } from "../../core/events.js";
 import { defineModule } from "../../core/module.js";
 import { x } from "../../core/xml/element.js";
+import { NS_PRE_APPROVAL } from "../../core/xml/namespaces.js";
 import type { RosterApi } from "../roster/service.js";
 import { PresenceBroker } from "./broadcast.js";
 import { SUBSCRIPTION_TYPES, type SubscriptionType } from "./subscription.js";
 import { SubscriptionProcessor } from "./subscriptions.js";
-
-export const NS_PRE_APPROVAL = "urn:xmpp:features:pre-approval";
 
 export default defineModule({
   name: "presence",
@@ -105,3 +104,5 @@ export default defineModule({
     });
   },
 });
+
+export { NS_PRE_APPROVAL } from "../../core/xml/namespaces.js";

@@ -13,9 +13,8 @@ import type { IqRequest } from "../../core/iq.js";
 import { defineModule } from "../../core/module.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
 import { parseElement } from "../../core/xml/fragment.js";
+import { NS_PRIVATE } from "../../core/xml/namespaces.js";
 import { isSelf } from "../disco/access.js";
-
-export const NS_PRIVATE = "jabber:iq:private";
 
 /** An element without its own xmlns is in the namespace of its <query/>: jabber:iq:private. */
 function namespaceOf(el: XmlElement): string {
@@ -101,3 +100,5 @@ export default defineModule({
     });
   },
 });
+
+export { NS_PRIVATE } from "../../core/xml/namespaces.js";

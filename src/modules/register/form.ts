@@ -5,9 +5,7 @@
  */
 import { StanzaError } from "../../core/errors.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
-
-export const NS_REGISTER = "jabber:iq:register";
-export const NS_DATA = "jabber:x:data";
+import { NS_DATA, NS_REGISTER } from "../../core/xml/namespaces.js";
 
 /** The <query/> answering a registration get from an unregistered entity. */
 export function registrationForm(instructions: string): XmlElement {
@@ -58,3 +56,5 @@ export function readSubmission(query: XmlElement): Submission {
   }
   return { remove, fields };
 }
+
+export { NS_DATA, NS_REGISTER } from "../../core/xml/namespaces.js";

@@ -22,10 +22,9 @@ import { deriveCredentialsAsync, PasswordError } from "../../core/sasl/credentia
 import type { ClientSession } from "../../core/session.js";
 import type { ScramCredential } from "../../core/storage/types.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
+import { NS_REGISTER_FEATURE } from "../../core/xml/namespaces.js";
 import { isSelf } from "../disco/access.js";
 import { NS_REGISTER, readSubmission, registrationForm } from "./form.js";
-
-export const NS_REGISTER_FEATURE = "http://jabber.org/features/iq-register";
 
 export default defineModule({
   name: "register",
@@ -250,3 +249,5 @@ export default defineModule({
     });
   },
 });
+
+export { NS_REGISTER_FEATURE } from "../../core/xml/namespaces.js";

@@ -10,13 +10,12 @@ import type { IqRequest } from "../../core/iq.js";
 import { defineModule } from "../../core/module.js";
 import type { RosterItem } from "../../core/storage/types.js";
 import { x } from "../../core/xml/element.js";
+import { NS_ROSTERVER } from "../../core/xml/namespaces.js";
 import { itemElement, NS_ROSTER, parseRosterSet } from "./items.js";
 import { type RosterApi, RosterService } from "./service.js";
 
 export { NS_ROSTER } from "./items.js";
 export type { RosterApi } from "./service.js";
-
-export const NS_ROSTERVER = "urn:xmpp:features:rosterver";
 
 /** Roster requests are only for the account itself (any of its resources). */
 function fromOwner(req: IqRequest): boolean {
@@ -91,3 +90,5 @@ export default defineModule({
     });
   },
 });
+
+export { NS_ROSTERVER } from "../../core/xml/namespaces.js";

@@ -7,8 +7,6 @@ import { type Jid, JidError, parseJid } from "../../core/jid.js";
 import type { RosterItem } from "../../core/storage/types.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
 
-export const NS_ROSTER = "jabber:iq:roster";
-
 /** The <item/> of a roster result or push, with `ask` and `approved` (RFC 6121 §3.4) when set. */
 export function itemElement(item: RosterItem): XmlElement {
   return x(
@@ -98,3 +96,5 @@ function parseItemJid(raw: string | undefined): Jid {
   if (!jid.isBare) throw new StanzaError("bad-request", "roster items are bare JIDs");
   return jid;
 }
+
+export { NS_ROSTER } from "../../core/xml/namespaces.js";

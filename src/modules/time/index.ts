@@ -7,8 +7,7 @@ import { z } from "zod";
 import { StanzaError } from "../../core/errors.js";
 import { defineModule } from "../../core/module.js";
 import { x } from "../../core/xml/element.js";
-
-export const NS_TIME = "urn:xmpp:time";
+import { NS_TIME } from "../../core/xml/namespaces.js";
 
 /** XEP-0082 dateTime in UTC, to the second (fractions are optional and some clients reject them). */
 export function xmppDateTime(ms: number): string {
@@ -45,3 +44,5 @@ export default defineModule({
     });
   },
 });
+
+export { NS_TIME } from "../../core/xml/namespaces.js";

@@ -13,9 +13,9 @@ import type { IqRequest } from "../../core/iq.js";
 import { defineModule } from "../../core/module.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
 import { parseElement } from "../../core/xml/fragment.js";
+import { NS_VCARD } from "../../core/xml/namespaces.js";
 import { isSelf } from "../disco/access.js";
 
-export const NS_VCARD = "vcard-temp";
 const KEY = "vcard";
 
 export default defineModule({
@@ -75,3 +75,5 @@ export default defineModule({
     });
   },
 });
+
+export { NS_VCARD } from "../../core/xml/namespaces.js";

@@ -11,8 +11,7 @@ import { z } from "zod";
 import { StanzaError } from "../../core/errors.js";
 import { defineModule } from "../../core/module.js";
 import { x } from "../../core/xml/element.js";
-
-export const NS_VERSION = "jabber:iq:version";
+import { NS_VERSION } from "../../core/xml/namespaces.js";
 
 /** The version in the nearest package.json above this file (source and compiled layouts differ in depth). */
 function packageVersion(): string {
@@ -57,3 +56,5 @@ export default defineModule({
     });
   },
 });
+
+export { NS_VERSION } from "../../core/xml/namespaces.js";
