@@ -3,15 +3,13 @@
 import os from "node:os";
 import path from "node:path";
 import { Command, Option } from "commander";
-import type { CommandDefinition } from "../commands/command.js";
-import { CommandError } from "../commands/command.js";
-import { allCommands } from "../commands/index.js";
 import { systemClock } from "../core/clock.js";
+import type { CommandDefinition } from "../core/commands.js";
+import { CommandError } from "../core/commands.js";
 import { ConfigError, loadConfig, type ServerConfig } from "../core/config.js";
-import { SwitchboardServer } from "../core/server.js";
 import type { Storage } from "../core/storage/types.js";
-import { standardHttpPlugins } from "../http/index.js";
-import { standardModules } from "../modules/index.js";
+import { allCommands, standardHttpPlugins, standardModules } from "../server/parts.js";
+import { SwitchboardServer } from "../server/server.js";
 import { openStorage } from "../storage/index.js";
 
 const program = new Command("switchboard")
@@ -72,7 +70,7 @@ withConfigOptions(program.command("start").description("Run the server"))
     });
     const server = await SwitchboardServer.start(config, {
       modules: standardModules,
-      http: { plugins: standardHttpPlugins },
+      http: { plugins: standardHttpPlugins, commands: allCommands },
     });
     printSummary(server, config);
     let stopping = false;

@@ -5,8 +5,8 @@
  */
 import { z } from "zod";
 import { recordAccountChange } from "../core/account-changes.js";
+import { type CommandContext, CommandError, defineCommand, type LiveServer } from "../core/commands.js";
 import { accountName, noAccount } from "./account-names.js";
-import { type CommandContext, CommandError, defineCommand, type LiveServer } from "./command.js";
 
 function live(ctx: CommandContext): LiveServer {
   if (!ctx.live) {

@@ -3,10 +3,10 @@ import { readFile } from "node:fs/promises";
 import os from "node:os";
 import { z } from "zod";
 import { recordAccountChange } from "../core/account-changes.js";
+import { CommandError, defineCommand } from "../core/commands.js";
 import { deriveCredentials, deriveCredentialsAsync, PasswordError } from "../core/sasl/credentials.js";
 import type { ScramCredential, ScramHash } from "../core/storage/types.js";
 import { accountName, noAccount } from "./account-names.js";
-import { CommandError, defineCommand } from "./command.js";
 
 const HASHES: ScramHash[] = ["SHA-1", "SHA-256"];
 

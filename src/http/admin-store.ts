@@ -9,8 +9,8 @@
  * Used by the token/admin commands (any process) and by the HTTP layer (the server).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { CommandError } from "../commands/command.js";
 import type { Clock } from "../core/clock.js";
+import { CommandError } from "../core/commands.js";
 import type { ArchiveStore, DocumentStore, Storage } from "../core/storage/types.js";
 
 export const TOKEN_STORE = "api-tokens";

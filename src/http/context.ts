@@ -12,9 +12,9 @@
  * @fastify/rate-limit), and security headers.
  */
 import type { FastifyInstance } from "fastify";
-import type { C2SServices } from "../c2s/services.js";
-import type { CommandDefinition, CommandResult } from "../commands/command.js";
+import type { CommandDefinition, CommandResult } from "../core/commands.js";
 import type { ServerConfig } from "../core/config.js";
+import type { CoreServices } from "../core/services.js";
 import type { AdminAuth } from "./admin-auth.js";
 import type { AdminStore } from "./admin-store.js";
 import type { Live } from "./live.js";
@@ -24,7 +24,7 @@ import type { SessionStore } from "./sessions.js";
 export interface HttpContext {
   readonly config: ServerConfig;
   /** The server's services (storage, clock, log, sessions, router, module APIs, …). */
-  readonly services: C2SServices;
+  readonly services: CoreServices;
   /** Live sessions of accounts: list, kick, disconnect. */
   readonly live: Live;
   /** Browser sessions and CSRF tokens (see sessions.ts). */
@@ -47,6 +47,13 @@ export interface HttpContext {
    * CommandError (status 400/404/409).
    */
   runCommand(words: readonly string[], input: Record<string, unknown>, actor: string): Promise<CommandResult>;
+}
+
+declare module "../core/module.js" {
+  interface ModuleContributions {
+    /** Routes a module serves on the HTTP listener (e.g. XMPP over WebSocket). */
+    http: HttpPlugin;
+  }
 }
 
 export interface HttpPlugin {

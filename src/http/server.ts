@@ -9,10 +9,8 @@ import cookie from "@fastify/cookie";
 import formbody from "@fastify/formbody";
 import rateLimit from "@fastify/rate-limit";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
-import type { C2SServices } from "../c2s/services.js";
-import type { TlsMaterial } from "../c2s/tls.js";
-import type { CommandDefinition } from "../commands/command.js";
-import type { TransportKind } from "../core/session.js";
+import type { CommandDefinition } from "../core/commands.js";
+import type { CoreServices } from "../core/services.js";
 import { AdminAuth } from "./admin-auth.js";
 import { AdminStore } from "./admin-store.js";
 import { findCommand, runCommand } from "./api/run.js";
@@ -24,12 +22,13 @@ import { SessionStore } from "./sessions.js";
 import type { StorageTiming } from "./storage-timing.js";
 
 export interface HttpServerOptions {
-  services: C2SServices;
-  /** The open client connections, for metrics. */
-  connections(): Iterable<{ transport: TransportKind }>;
+  services: CoreServices;
+  /** The open client streams, for metrics. */
+  streams: { readonly open: Iterable<{ readonly transportKind: string }> };
   /** The admin commands offered (local-only ones are left out). */
   commands: readonly CommandDefinition<never>[];
-  tls?: TlsMaterial | undefined;
+  /** The certificate served over HTTPS. */
+  tls?: { certPem: string; keyPem: string; selfSigned: boolean } | undefined;
   storageTiming?: StorageTiming;
 }
 
@@ -84,7 +83,7 @@ export class HttpServer {
     });
     const metrics = new ServerMetrics({
       services,
-      connections: opts.connections,
+      connections: () => opts.streams.open,
       ...(opts.storageTiming ? { storageTiming: opts.storageTiming } : {}),
     });
     const live = new Live(services.sessions);
@@ -189,7 +188,7 @@ export class HttpServer {
 }
 
 /** HTTPS when asked ("on"), or by default when a real certificate is configured (not the self-signed one). */
-function useHttps(mode: "auto" | "on" | "off", tls: TlsMaterial | undefined): boolean {
+function useHttps(mode: "auto" | "on" | "off", tls: { selfSigned: boolean } | undefined): boolean {
   if (!tls || mode === "off") return false;
   return mode === "on" || !tls.selfSigned;
 }

@@ -7,8 +7,9 @@
  *
  * Store: `documents("applications")`, key "application:<id>" (ids sort by submission time).
  */
-import { CommandError } from "../commands/command.js";
+
 import type { Clock } from "../core/clock.js";
+import { CommandError } from "../core/commands.js";
 import type { DocumentStore, Storage } from "../core/storage/types.js";
 import type { Actor, Instant, Licence, LicenceScope } from "../modules/licensing/model.js";
 import {

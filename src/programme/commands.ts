@@ -4,7 +4,7 @@
  * the CLI, mails are queued in the outbox and sent by the running server's worker.
  */
 import { z } from "zod";
-import { type CommandContext, CommandError, defineCommand } from "../commands/command.js";
+import { type CommandContext, CommandError, defineCommand } from "../core/commands.js";
 import { actorOf, flagInput, iso, parseInstant, table } from "../modules/licensing/command-input.js";
 import { APPLICATION_STATUSES } from "./applications.js";
 import type { Application, Notice, NoticeRecipient } from "./model.js";

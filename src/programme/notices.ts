@@ -9,8 +9,9 @@
  * record names its mail before the mail is queued; delivery results come back from the outbox
  * worker (`recordDelivery`), and reading a notice reconciles any result that did not.
  */
-import { CommandError } from "../commands/command.js";
+
 import type { Clock } from "../core/clock.js";
+import { CommandError } from "../core/commands.js";
 import type { DocumentStore, Storage } from "../core/storage/types.js";
 import type { Actor, Publisher } from "../modules/licensing/model.js";
 import type { LicensingRegistry } from "../modules/licensing/registry.js";

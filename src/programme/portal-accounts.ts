@@ -8,8 +8,9 @@
  * same either way; the mailbox owner learns what happened by mail), and a login for an unknown
  * address costs as much as one for a known address.
  */
-import { CommandError } from "../commands/command.js";
+
 import type { Clock } from "../core/clock.js";
+import { CommandError } from "../core/commands.js";
 import type { DocumentStore, Storage } from "../core/storage/types.js";
 import type { Instant } from "../modules/licensing/model.js";
 import { isId, newId } from "./ids.js";

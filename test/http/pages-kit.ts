@@ -10,11 +10,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
-import type { CommandDefinition } from "../../src/commands/command.js";
-import { allCommands } from "../../src/commands/index.js";
+import type { CommandDefinition } from "../../src/core/commands.js";
 import { loadConfig } from "../../src/core/config.js";
 import { deriveCredentials } from "../../src/core/sasl/credentials.js";
-import { SwitchboardServer } from "../../src/core/server.js";
 import { AdminStore } from "../../src/http/admin-store.js";
 import { webAssets } from "../../src/http/assets/index.js";
 import { consolePages } from "../../src/http/console/index.js";
@@ -24,6 +22,8 @@ import { standardModules } from "../../src/modules/index.js";
 import { programmeCommands } from "../../src/programme/commands.js";
 import { Programme } from "../../src/programme/index.js";
 import type { OutboxMail } from "../../src/programme/model.js";
+import { allCommands } from "../../src/server/parts.js";
+import { SwitchboardServer } from "../../src/server/server.js";
 
 export interface Page {
   status: number;
@@ -170,7 +170,7 @@ export async function startPages(): Promise<PagesKit> {
     ...allCommands,
     ...(programmeCommands as CommandDefinition<never>[]).filter((c) => !names.has(c.name.join(" "))),
   ];
-  const http = new HttpServer({ services, connections: () => [], commands });
+  const http = new HttpServer({ services, streams: { open: [] }, commands });
   http
     .register(webAssets())
     .register(portalPages({ programme: () => programme }))

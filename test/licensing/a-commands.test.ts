@@ -7,11 +7,11 @@ import { join } from "node:path";
 import { after, afterEach, beforeEach, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { type CommandContext, type CommandDefinition, CommandError } from "../../src/commands/command.js";
-import { allCommands } from "../../src/commands/index.js";
+import { type CommandContext, type CommandDefinition, CommandError } from "../../src/core/commands.js";
 import { loadConfig } from "../../src/core/config.js";
 import { generateKeyPair } from "../../src/modules/licensing/keys.js";
 import type { AccessPolicy, AppKey, Licence, Publisher } from "../../src/modules/licensing/model.js";
+import { allCommands } from "../../src/server/parts.js";
 import { openStorage } from "../../src/storage/index.js";
 import { ManualClock } from "../kit/harness.js";
 

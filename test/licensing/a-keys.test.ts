@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { type CommandContext, CommandError } from "../../src/commands/command.js";
+import { type CommandContext, CommandError } from "../../src/core/commands.js";
 import { loadConfig } from "../../src/core/config.js";
 import type { Storage } from "../../src/core/storage/types.js";
 import { keygen } from "../../src/modules/licensing/commands.js";

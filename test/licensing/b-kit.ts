@@ -16,7 +16,6 @@ import { loadConfig } from "../../src/core/config.js";
 import type { StreamFeatureProvider } from "../../src/core/features.js";
 import type { ModuleDefinition } from "../../src/core/module.js";
 import { deriveCredentials } from "../../src/core/sasl/credentials.js";
-import { SwitchboardServer } from "../../src/core/server.js";
 import type { ClientSession } from "../../src/core/session.js";
 import { type XmlElement, x } from "../../src/core/xml/element.js";
 import licensing, { type LicensingApi, licensingApi } from "../../src/modules/licensing/index.js";
@@ -24,6 +23,7 @@ import { generateKeyPair } from "../../src/modules/licensing/keys.js";
 import type { AccessPolicy, ClientApp, Licence } from "../../src/modules/licensing/model.js";
 import { NS_LICENCE, proofSignedBytes } from "../../src/modules/licensing/protocol.js";
 import { LicensingRegistry } from "../../src/modules/licensing/registry.js";
+import { SwitchboardServer } from "../../src/server/server.js";
 import { freePorts } from "../helpers/server.js";
 import { FakeSession, type Harness, ManualClock, startHarness } from "../kit/harness.js";
 

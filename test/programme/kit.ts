@@ -5,8 +5,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { CommandContext, CommandDefinition } from "../../src/commands/command.js";
-import { CommandError } from "../../src/commands/command.js";
+import type { CommandContext, CommandDefinition } from "../../src/core/commands.js";
+import { CommandError } from "../../src/core/commands.js";
 import { loadConfig, type ServerConfig } from "../../src/core/config.js";
 import type { Storage } from "../../src/core/storage/types.js";
 import { programmeCommands } from "../../src/programme/commands.js";

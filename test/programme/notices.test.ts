@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { after, afterEach, beforeEach, describe, it } from "node:test";
-import { CommandError } from "../../src/commands/command.js";
+import { CommandError } from "../../src/core/commands.js";
 import type { Publisher } from "../../src/modules/licensing/model.js";
 import { LicensingRegistry } from "../../src/modules/licensing/registry.js";
 import { writeLiveSnapshot } from "../../src/modules/licensing/stats-live.js";

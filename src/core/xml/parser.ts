@@ -15,11 +15,11 @@
  */
 import { TextDecoder } from "node:util";
 import { SaxesParser, type SaxesTagPlain, type XMLDecl } from "saxes";
-import { StreamError, type StreamErrorCondition } from "../errors.js";
 import { XmlElement } from "./element.js";
 import { NS_STREAM } from "./namespaces.js";
 import { NamespaceError, type NsScope, ROOT_SCOPE, resolveElement } from "./parser-namespaces.js";
 import { charBoundary, skipWhitespace, skipWhitespaceChars } from "./parser-utf8.js";
+import { StreamError, type StreamErrorCondition } from "./stream-error.js";
 
 /** Content namespaces whose top-level elements are delivered without an xmlns attribute. */
 const CONTENT_NAMESPACES = new Set(["jabber:client", "jabber:server", "jabber:component:accept"]);

@@ -7,7 +7,7 @@
  * health check, and console login/logout for browser clients.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { CommandDefinition } from "../../commands/command.js";
+import type { CommandDefinition } from "../../core/commands.js";
 import type { HttpContext, HttpPlugin } from "../context.js";
 import { ProblemError, sendProblem } from "../problem.js";
 import { API_PREFIX, openApiDocument } from "./openapi.js";

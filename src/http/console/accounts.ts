@@ -4,7 +4,7 @@
  * command (`user add|passwd|delete|disable|enable|sessions|kick`, `admin grant|revoke`).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { LiveSession } from "../../commands/command.js";
+import type { LiveSession } from "../../core/commands.js";
 import {
   actionButton,
   badge,

@@ -4,7 +4,7 @@
  * and rendering in the console layout.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { CommandResult } from "../../commands/command.js";
+import type { CommandResult } from "../../core/commands.js";
 import type { AccessPolicy } from "../../modules/licensing/model.js";
 import type { CutoffPreview } from "../../modules/licensing/stats-model.js";
 import type { AdminAuth, AdminPrincipal } from "../admin-auth.js";

@@ -5,7 +5,7 @@
  * approved. The programme's Applications service validates and stores them.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { CommandError } from "../../commands/command.js";
+import { CommandError } from "../../core/commands.js";
 import type { Application, ApplicationStatus } from "../../programme/model.js";
 import {
   badge,

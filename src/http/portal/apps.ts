@@ -6,7 +6,7 @@
  * the `app key add|revoke` commands, as the operators would, with the actor "portal:<account>".
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { CommandError } from "../../commands/command.js";
+import { CommandError } from "../../core/commands.js";
 import type { AppKey, ClientApp } from "../../modules/licensing/model.js";
 import { type LicensingSnapshot, licenceStatusAt } from "../../modules/licensing/registry.js";
 import type { LiveRow } from "../../modules/licensing/stats-model.js";

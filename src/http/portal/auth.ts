@@ -4,7 +4,7 @@
  * an address has an account. All of it is the programme's PortalAccounts service.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { CommandError } from "../../commands/command.js";
+import { CommandError } from "../../core/commands.js";
 import { ValidationError } from "../../programme/validation.js";
 import {
   csrfField,

@@ -11,7 +11,7 @@ import type { Logger } from "pino";
 import type { Clock } from "../../core/clock.js";
 import { FailureLimiter } from "../../core/rate-limit.js";
 import type { ClientSession } from "../../core/session.js";
-import type { SessionManager } from "../../core/sessions.js";
+import type { SessionDirectory } from "../../core/session-directory.js";
 import { type ClientInfo, clientInfoOf, isLicensed, setClientInfo, UNLICENSED } from "./client-info.js";
 import type { KeyAddressWatch } from "./key-addresses.js";
 import type { ClientApp, Instant, Licence, RefusalReason } from "./model.js";
@@ -77,7 +77,7 @@ export interface LicensingCounters {
 
 export interface EnforcementDeps {
   clock: Clock;
-  sessions: SessionManager;
+  sessions: SessionDirectory;
   log: Logger;
   registry: { revision(): Promise<number>; snapshot(): Promise<LicensingSnapshot> };
   maxProofFailuresPerAddress: number;

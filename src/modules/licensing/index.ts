@@ -8,19 +8,23 @@
  * a polling interval of any registry change (also one made by the CLI in another process).
  */
 import { z } from "zod";
+import type { CommandDefinition } from "../../core/commands.js";
 import type { Jid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
 import type { ClientSession } from "../../core/session.js";
 import { type ClientInfo, clientInfoOf, isLicensed, setClientInfo } from "./client-info.js";
 import { askClientVersion } from "./client-version.js";
+import { licensingCommands } from "./commands.js";
 import { type Admission, Enforcement, type LicensingCounters } from "./enforcement.js";
 import { type KeyAddressFigure, KeyAddressWatch } from "./key-addresses.js";
+import { licensingMetrics } from "./metrics.js";
 import type { Instant } from "./model.js";
 import { accountMode } from "./policy.js";
 import type { ProofInput } from "./proof.js";
 import { NS_LICENCE } from "./protocol.js";
 import { LicensingRegistry, type LicensingSnapshot } from "./registry.js";
 import { LicensingStats } from "./stats.js";
+import { statsCommands } from "./stats-commands.js";
 import { licenceStreamFeature } from "./stream-feature.js";
 import { loadTicketKey, TicketBook } from "./tickets.js";
 import { UnlicensedWarnings } from "./warnings.js";
@@ -108,6 +112,7 @@ export default defineModule<LicensingOptions>({
     },
   ],
   options: LicensingOptions,
+  commands: [...licensingCommands, ...statsCommands] as CommandDefinition<never>[],
   async setup(ctx) {
     const { options, clock, log } = ctx;
     const tickets =
@@ -223,6 +228,15 @@ export default defineModule<LicensingOptions>({
     ctx.hook("session/ended", ({ session }) => {
       enforcement.onEnded(session);
     });
+
+    for (const metric of licensingMetrics({
+      sessions: ctx.sessions,
+      clock,
+      counters: () => enforcement.counters,
+      snapshot: () => enforcement.snapshot(),
+      keyAddresses: () => keyAddresses.figures(),
+    }))
+      ctx.metric(metric);
 
     ctx.setInterval(() => {
       enforcement.poll().catch((err) => log.error({ err }, "licensing registry poll failed"));

@@ -11,8 +11,8 @@
  * The pure functions at the end answer "what applies now" from a snapshot.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { CommandError } from "../../commands/command.js";
 import type { Clock } from "../../core/clock.js";
+import { CommandError } from "../../core/commands.js";
 import { JidError, normalizeLocal } from "../../core/jid.js";
 import type { ArchiveEntry, DocumentStore, Storage } from "../../core/storage/types.js";
 import { KeyError, publicKeyFromInput } from "./keys.js";

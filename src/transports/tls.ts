@@ -8,8 +8,8 @@ import path from "node:path";
 import tls from "node:tls";
 import type { Logger } from "pino";
 import { generate } from "selfsigned";
+import { serverEndPoint } from "../../sdk/tls-end-point.js";
 import type { ServerConfig } from "../core/config.js";
-import { serverEndPoint } from "../core/tls-end-point.js";
 
 export interface TlsMaterial {
   context: tls.SecureContext;

@@ -1,39 +1,53 @@
 /**
- * The c2s listeners: STARTTLS on c2sPort and direct TLS (XEP-0368, ALPN
+ * The client listeners on TCP: STARTTLS on c2sPort and direct TLS (XEP-0368, ALPN
  * "xmpp-client") on c2sTlsPort, with connection limits per server and per address.
+ * Each accepted socket becomes a SocketTransport run by the stream engine.
  */
 import net from "node:net";
 import tls from "node:tls";
-import { C2SConnection } from "./connection.js";
-import type { C2SServices } from "./services.js";
+import type { Logger } from "pino";
+import type { Limits } from "../../core/config.js";
+import type { ClientStreams } from "../../core/stream/streams.js";
+import type { TlsMaterial } from "../tls.js";
+import { SocketTransport } from "./socket-transport.js";
 
-export class C2SListener {
+export interface TcpListenerOptions {
+  streams: ClientStreams;
+  bind: string;
+  c2sPort: number;
+  c2sTlsPort: number;
+  limits: Limits;
+  /** Undefined when TLS is not available (plaintext-only test setups). */
+  tls: TlsMaterial | undefined;
+  log: Logger;
+}
+
+export class TcpClientListener {
   private readonly servers: net.Server[] = [];
-  readonly connections = new Set<C2SConnection>();
   private readonly perAddress = new Map<string, number>();
 
-  constructor(private readonly svc: C2SServices) {}
+  constructor(private readonly opts: TcpListenerOptions) {}
 
   async listen(): Promise<{ c2sPort?: number; c2sTlsPort?: number }> {
-    const { config } = this.svc;
+    const { opts } = this;
     const out: { c2sPort?: number; c2sTlsPort?: number } = {};
-    if (config.c2sPort > 0) {
+    if (opts.c2sPort > 0) {
       const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket, false));
-      out.c2sPort = await this.bind(server, config.c2sPort);
+      out.c2sPort = await this.bind(server, opts.c2sPort);
     }
-    if (config.c2sTlsPort > 0 && this.svc.tls) {
+    if (opts.c2sTlsPort > 0 && opts.tls) {
       const server = tls.createServer(
         {
-          cert: this.svc.tls.certPem,
-          key: this.svc.tls.keyPem,
+          cert: opts.tls.certPem,
+          key: opts.tls.keyPem,
           minVersion: "TLSv1.2",
           ALPNProtocols: ["xmpp-client"],
           noDelay: true,
         },
         (socket) => this.accept(socket, true),
       );
-      server.on("tlsClientError", (err) => this.svc.log.debug({ err: err.message }, "TLS handshake failed"));
-      out.c2sTlsPort = await this.bind(server, config.c2sTlsPort);
+      server.on("tlsClientError", (err) => opts.log.debug({ err: err.message }, "TLS handshake failed"));
+      out.c2sTlsPort = await this.bind(server, opts.c2sTlsPort);
     }
     return out;
   }
@@ -41,9 +55,9 @@ export class C2SListener {
   private bind(server: net.Server, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
       server.once("error", reject);
-      server.listen({ port, host: this.svc.config.bind, backlog: 4096 }, () => {
+      server.listen({ port, host: this.opts.bind, backlog: 4096 }, () => {
         server.off("error", reject);
-        server.on("error", (err) => this.svc.log.error({ err }, "listener error"));
+        server.on("error", (err) => this.opts.log.error({ err }, "listener error"));
         this.servers.push(server);
         resolve((server.address() as net.AddressInfo).port);
       });
@@ -51,11 +65,11 @@ export class C2SListener {
   }
 
   private accept(socket: net.Socket, directTls: boolean): void {
-    const { limits } = this.svc.config;
+    const { limits, streams } = this.opts;
     const addr = socket.remoteAddress ?? "unknown";
     const fromAddr = this.perAddress.get(addr) ?? 0;
     if (
-      (limits.maxConnections > 0 && this.connections.size >= limits.maxConnections) ||
+      (limits.maxConnections > 0 && streams.open.size >= limits.maxConnections) ||
       (limits.maxConnectionsPerAddress > 0 && fromAddr >= limits.maxConnectionsPerAddress)
     ) {
       // Refused before any XML: a stream error would cost the resources the limit protects.
@@ -63,13 +77,11 @@ export class C2SListener {
       return;
     }
     this.perAddress.set(addr, fromAddr + 1);
-    const conn = new C2SConnection(this.svc, socket, directTls, (c) => {
-      this.connections.delete(c);
+    streams.accept(new SocketTransport(socket, this.opts.tls, directTls), () => {
       const n = (this.perAddress.get(addr) ?? 1) - 1;
       if (n <= 0) this.perAddress.delete(addr);
       else this.perAddress.set(addr, n);
     });
-    this.connections.add(conn);
   }
 
   /** Stops accepting connections. */
