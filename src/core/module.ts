@@ -25,6 +25,7 @@ import type { ClientSession } from "./session.js";
 import type { SessionDirectory } from "./session-directory.js";
 import type { FilterDirection, StanzaFilter } from "./stanza-filters.js";
 import type { Storage } from "./storage/types.js";
+import { type SessionControl, sessionControl } from "./stream/local-session.js";
 import type { XmlElement } from "./xml/element.js";
 
 export interface XepSupport {
@@ -105,6 +106,8 @@ export interface ModuleContext<Options> {
   /** Delivery of stanzas (locally, to services and other domains) and server-sent IQs. */
   readonly router: Router;
   readonly advertised: AdvertisedFeatures;
+  /** Keeping sessions whose stream was lost and resuming them on another stream (stream management). */
+  readonly sessionControl: SessionControl;
 
   hook<K extends keyof ServerEvents>(
     event: K,
@@ -245,6 +248,7 @@ export class ModuleHost {
       storage: s.storage,
       sessions: s.sessions,
       router: s.router,
+      sessionControl,
       advertised: {
         features: (target) => s.disco.getFeatures(target),
         identities: (target) => s.disco.getIdentities(target),

@@ -152,3 +152,42 @@ export function sessionHost(deps: {
     },
   };
 }
+
+/**
+ * What stream management needs to do with sessions, for modules: keep a session whose
+ * stream was lost, and let a new stream take a kept session over.
+ */
+export interface SessionControl {
+  /** Keeps `session` without a stream; what is sent to it meanwhile goes to `onSend`. */
+  hibernate(session: ClientSession, onSend: (stanza: XmlElement) => void): void;
+  /**
+   * The stream now serving `current` (authenticated, not bound) takes `kept` over: `current`
+   * is dropped and `kept` is served by that stream from now on.
+   */
+  resume(kept: ClientSession, current: ClientSession): void;
+  /** Ends a kept session (its resumption window passed). */
+  end(session: ClientSession, reason: string): void;
+}
+
+/** The stream a session is served by, when it is held by this process. */
+export interface ResumableStream extends SessionStream {
+  adopt(session: LocalClientSession): void;
+}
+
+export const sessionControl: SessionControl = {
+  hibernate(session, onSend) {
+    if (!(session instanceof LocalClientSession)) throw new Error("not a session of this process");
+    session.detach(onSend);
+  },
+  resume(kept, current) {
+    if (!(kept instanceof LocalClientSession) || !(current instanceof LocalClientSession))
+      throw new Error("not a session of this process");
+    const stream = current.stream as ResumableStream | undefined;
+    if (!stream || stream.closed) throw new Error("the new stream is gone");
+    stream.adopt(kept);
+  },
+  end(session, reason) {
+    if (!(session instanceof LocalClientSession)) throw new Error("not a session of this process");
+    session.end(reason);
+  },
+};
