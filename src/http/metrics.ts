@@ -189,27 +189,17 @@ function declaredMetric(def: MetricDefinition, registers: Registry[]): void {
       else m.inc({ ...labels }, v);
     }
   };
-  if (def.type === "gauge") {
-    new Gauge({
-      name: def.name,
-      help: def.help,
-      labelNames,
-      registers,
-      collect() {
-        fill(this);
-      },
-    });
-  } else {
-    new Counter({
-      name: def.name,
-      help: def.help,
-      labelNames,
-      registers,
-      collect() {
-        fill(this);
-      },
-    });
-  }
+  const options = {
+    name: def.name,
+    help: def.help,
+    labelNames,
+    registers,
+    collect(this: Gauge<string> | Counter<string>) {
+      fill(this);
+    },
+  };
+  if (def.type === "gauge") new Gauge(options);
+  else new Counter(options);
 }
 
 function digest(s: string): Buffer {
