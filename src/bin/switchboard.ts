@@ -43,6 +43,7 @@ withConfigOptions(program.command("start").description("Run the server"))
   .option("--c2s-port <port>", "client port with STARTTLS (0 disables)", int)
   .option("--c2s-tls-port <port>", "client port with direct TLS, XEP-0368 (0 disables)", int)
   .option("--http-port <port>", "HTTP port (admin API, WebSocket)", int)
+  .option("--component-port <port>", "port for external components, XEP-0114 (0 disables)", int)
   .option("--allow-plaintext", "let clients log in without TLS (loopback tests only)")
   .option("--allow-registration", "open in-band registration (XEP-0077)")
   .option("--max-stanza-size <bytes>", "largest stanza accepted", int)
@@ -63,6 +64,7 @@ withConfigOptions(program.command("start").description("Run the server"))
       c2sPort: opts.c2sPort,
       c2sTlsPort: opts.c2sTlsPort,
       httpPort: opts.httpPort,
+      componentPort: opts.componentPort,
       allowPlaintext: opts.allowPlaintext,
       allowRegistration: opts.allowRegistration,
       logLevel: opts.logLevel,

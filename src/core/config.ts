@@ -126,6 +126,8 @@ export const ServerConfigSchema = z.object({
   bind: z.string().default("127.0.0.1"),
   c2sPort: port.default(5222),
   c2sTlsPort: port.default(5223),
+  /** External components (XEP-0114 gateways), on loopback unless modules.components.bind says otherwise; 0 disables it. */
+  componentPort: port.default(5347),
   /** The HTTP listener (admin API, metrics, portal and console); 0 disables it. */
   httpPort: port.default(5280),
   /** Allows clients to authenticate without TLS (loopback tests and benchmarks only). */
@@ -174,6 +176,7 @@ const ENV_KEYS: Record<string, "string" | "number" | "boolean"> = {
   c2sPort: "number",
   c2sTlsPort: "number",
   httpPort: "number",
+  componentPort: "number",
   allowPlaintext: "boolean",
   allowRegistration: "boolean",
   logLevel: "string",

@@ -96,6 +96,7 @@ export async function startWebServer(
       bind: "127.0.0.1",
       c2sPort,
       c2sTlsPort: 0,
+      componentPort: 0,
       httpPort,
       logLevel: "silent",
       scramIterations: 4096,

@@ -148,6 +148,7 @@ export async function startPages(): Promise<PagesKit> {
       bind: "127.0.0.1",
       c2sPort: 0,
       c2sTlsPort: 0,
+      componentPort: 0,
       httpPort: 0,
       logLevel: "silent",
       scramIterations: 4096,

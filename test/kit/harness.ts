@@ -162,6 +162,7 @@ export async function startHarness(opts: {
       dataDir,
       c2sPort: 0,
       c2sTlsPort: 0,
+      componentPort: 0,
       allowPlaintext: true,
       logLevel: "silent",
       scramIterations: 4096,

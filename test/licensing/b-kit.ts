@@ -88,6 +88,7 @@ export async function startOwnServer(opts: {
       dataDir: opts.dataDir,
       c2sPort: (await freePorts(1))[0],
       c2sTlsPort: 0,
+      componentPort: 0,
       allowPlaintext: true,
       logLevel: "silent",
       scramIterations: 4096,

@@ -141,7 +141,12 @@ export class ClientStream implements SessionStream, TransportSink {
   // ---- stream level (TransportSink) ----
 
   private openStream(): void {
-    this.transport.openStream({ id: this.currentStreamId, from: this.svc.domain, xmlns: NS_CLIENT });
+    this.transport.openStream({
+      id: this.currentStreamId,
+      from: this.svc.domain,
+      xmlns: NS_CLIENT,
+      version: "1.0",
+    });
     this.headerSent = true;
   }
 

@@ -42,6 +42,7 @@ export interface StreamOpenAttrs {
   /** The content namespace: jabber:client, jabber:server, jabber:component:accept. */
   xmlns: string;
   to?: string;
+  /** "1.0" for RFC 6120 streams; absent for XEP-0114 component streams. */
   version?: string;
 }
 

@@ -110,7 +110,8 @@ export class SocketTransport implements StreamTransport {
     let header = `<?xml version='1.0'?><stream:stream xmlns='${attrs.xmlns}' xmlns:stream='${NS_STREAM}'`;
     header += ` id='${escapeAttr(attrs.id)}' from='${escapeAttr(attrs.from)}'`;
     if (attrs.to !== undefined) header += ` to='${escapeAttr(attrs.to)}'`;
-    header += ` version='${attrs.version ?? "1.0"}' xml:lang='en'>`;
+    if (attrs.version !== undefined) header += ` version='${attrs.version}'`;
+    header += " xml:lang='en'>";
     this.write(header);
   }
 
