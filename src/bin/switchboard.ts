@@ -6,8 +6,9 @@ import { Command, Option } from "commander";
 import { systemClock } from "../core/clock.js";
 import type { CommandDefinition } from "../core/commands.js";
 import { CommandError } from "../core/commands.js";
-import { ConfigError, loadConfig, type ServerConfig } from "../core/config.js";
+import { ConfigError, type ServerConfig } from "../core/config.js";
 import type { Storage } from "../core/storage/types.js";
+import { loadServerConfig } from "../server/config.js";
 import { allCommands, standardHttpPlugins, standardModules } from "../server/parts.js";
 import { SwitchboardServer } from "../server/server.js";
 import { openStorage } from "../storage/index.js";
@@ -25,7 +26,7 @@ function withConfigOptions(cmd: Command): Command {
 }
 
 function configFrom(opts: Record<string, unknown>, extra: Record<string, unknown> = {}): ServerConfig {
-  return loadConfig({
+  return loadServerConfig({
     ...(typeof opts.config === "string" ? { file: opts.config } : {}),
     env: process.env,
     overrides: { dataDir: opts.dataDir, domain: opts.domain, ...extra },
@@ -116,6 +117,8 @@ function printSummary(server: SwitchboardServer, config: ServerConfig): void {
       `  XMPP clients: ${config.bind}:${addresses.c2sPort} (STARTTLS${config.allowPlaintext ? " optional" : " required"})`,
     addresses.c2sTlsPort !== undefined &&
       `  XMPP clients, direct TLS: ${config.bind}:${addresses.c2sTlsPort}`,
+    addresses.componentPort !== undefined &&
+      `  Gateways (XEP-0114 components): port ${addresses.componentPort} on modules.components.bind (loopback); switchboard component add DOMAIN`,
     server.http?.url &&
       `  Publisher portal: ${server.http.url}/portal   Admin console: ${server.http.url}/console`,
     server.http &&

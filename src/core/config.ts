@@ -1,15 +1,16 @@
 /**
- * Server configuration: one schema, filled from (lowest to highest precedence)
- * defaults, a YAML/JSON config file, SWITCHBOARD_* environment variables and
- * command-line options. Module options live under `modules.<name>` and are
- * validated by the schema each module declares.
+ * Server configuration: the core's settings plus the sections the server's parts add
+ * (ConfigSections), filled from (lowest to highest precedence) defaults, a YAML/JSON
+ * config file, SWITCHBOARD_* environment variables and command-line options. Module
+ * options live under `modules.<name>` and are validated by the schema each module declares.
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
 import { z } from "zod";
 
-const port = z.number().int().min(0).max(65535);
+/** A TCP port; 0 turns a listener off. */
+export const port = z.number().int().min(0).max(65535);
 
 export const LimitsSchema = z
   .object({
@@ -60,95 +61,16 @@ export const LimitsSchema = z
   })
   .prefault({});
 
-/** Outgoing mail of the licensing programme (portal accounts, applications, notices). */
-export const MailSchema = z
-  .object({
-    /** The SMTP server that relays outgoing mail; without a host, mails wait in the outbox. */
-    smtp: z
-      .object({
-        host: z.string().min(1).optional(),
-        port: port.default(587),
-        /** Implicit TLS (port 465); otherwise STARTTLS is used when the server offers it. */
-        secure: z.boolean().default(false),
-        /** Refuse to send unless the connection is upgraded with STARTTLS. */
-        requireTls: z.boolean().default(false),
-        /** Check the SMTP server's certificate (turn off only for a relay with a self-signed one). */
-        rejectUnauthorized: z.boolean().default(true),
-        user: z.string().optional(),
-        password: z.string().optional(),
-      })
-      .prefault({}),
-    /** Sender of every mail, e.g. "Example Network <licensing@example.org>" (default: licensing@<domain>). */
-    from: z.string().min(3).optional(),
-    retry: z
-      .object({
-        /** Wait after the first failed attempt; it doubles after each further failure. */
-        initialDelaySeconds: z.number().positive().default(30),
-        /** The longest wait between two attempts. */
-        maxDelaySeconds: z.number().positive().default(3600),
-      })
-      .prefault({}),
-    /** How often the outbox is checked for mails that are due. */
-    pollIntervalSeconds: z.number().positive().default(5),
-    /** Sent and bounced mails are deleted from the outbox after this many days. */
-    keepDays: z.number().int().min(1).default(90),
-  })
-  .prefault({});
-
-export const HttpSchema = z
-  .object({
-    /** HTTPS: "auto" when tls.certFile/keyFile are configured, "on" also with the self-signed certificate, "off" never. */
-    tls: z.enum(["auto", "on", "off"]).default("auto"),
-    /** The base URL people reach the listener at (links in mails); default from the bind address or domain and port. */
-    publicUrl: z.url({ protocol: /^https?$/ }).optional(),
-    /** Behind a reverse proxy: take the client address and scheme from X-Forwarded-* headers. */
-    trustProxy: z.boolean().default(false),
-    /** A browser session ends after this many minutes without a request… */
-    sessionIdleMinutes: z.number().int().min(1).default(120),
-    /** …or this many hours after login, whichever comes first. */
-    sessionMaxHours: z.number().min(1).default(24),
-    metrics: z
-      .object({
-        /** When set, GET /metrics requires `Authorization: Bearer <token>`. */
-        token: z.string().min(16).optional(),
-        /** Without a token, serve /metrics to every address instead of loopback only. */
-        public: z.boolean().default(false),
-      })
-      .prefault({}),
-  })
-  .prefault({});
-
-export const ServerConfigSchema = z.object({
+export const CoreConfigSchema = z.object({
   /** The XMPP domain served (the domainpart of every local JID). */
   domain: z.string().min(1).default("localhost"),
   dataDir: z.string().default("./data"),
   /** Listen address for every listener. */
   bind: z.string().default("127.0.0.1"),
-  c2sPort: port.default(5222),
-  c2sTlsPort: port.default(5223),
-  /** External components (XEP-0114 gateways), on loopback unless modules.components.bind says otherwise; 0 disables it. */
-  componentPort: port.default(5347),
-  /** The HTTP listener (admin API, metrics, portal and console); 0 disables it. */
-  httpPort: port.default(5280),
   /** Allows clients to authenticate without TLS (loopback tests and benchmarks only). */
   allowPlaintext: z.boolean().default(false),
   allowRegistration: z.boolean().default(false),
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
-  tls: z
-    .object({
-      /** PEM certificate chain and key files; when absent a self-signed pair is generated in dataDir/tls. */
-      certFile: z.string().optional(),
-      keyFile: z.string().optional(),
-    })
-    .prefault({}),
-  http: HttpSchema,
-  storage: z
-    .object({
-      backend: z.enum(["sqlite"]).default("sqlite"),
-      /** SQLite database file; relative to dataDir. */
-      sqlitePath: z.string().default("switchboard.sqlite"),
-    })
-    .prefault({}),
   /** PBKDF2 iteration count for new SCRAM credentials. */
   scramIterations: z.number().int().min(4096).default(10_000),
   /** SASL mechanisms offered, in preference order. */
@@ -158,25 +80,39 @@ export const ServerConfigSchema = z.object({
   /** Offers XEP-0388 SASL2 beside RFC 6120 SASL (same mechanisms; no stream restart). */
   sasl2: z.boolean().default(true),
   limits: LimitsSchema,
-  mail: MailSchema,
   /** Names of modules not to load. */
   disabledModules: z.array(z.string()).default([]),
   /** Per-module options, validated by each module's own schema. */
   modules: z.record(z.string(), z.unknown()).default({}),
 });
 
-export type ServerConfig = z.infer<typeof ServerConfigSchema>;
-export type Limits = ServerConfig["limits"];
+export type CoreConfig = z.infer<typeof CoreConfigSchema>;
+export type Limits = CoreConfig["limits"];
+
+/**
+ * The sections the server's parts add to the configuration (HTTP, mail, storage, TLS,
+ * transports, modules' top-level keys). Each part declares its keys here by declaration
+ * merging and passes their schema as a ConfigSection to loadConfig, so the core does not
+ * know them.
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: filled by declaration merging in the parts' folders
+export interface ConfigSections {}
+
+/** The whole configuration of a server: the core's settings and every part's section. */
+export type ServerConfig = CoreConfig & ConfigSections;
+
+/** A part's top-level keys, with their schema and the environment variables that set them. */
+export interface ConfigSection {
+  keys: z.ZodRawShape;
+  /** Keys that SWITCHBOARD_* variables set (SWITCHBOARD_HTTP_PORT → httpPort), with their type. */
+  env?: Record<string, "string" | "number" | "boolean">;
+}
 
 /** Environment variables that map onto top-level options (SWITCHBOARD_C2S_PORT → c2sPort). */
-const ENV_KEYS: Record<string, "string" | "number" | "boolean"> = {
+const CORE_ENV_KEYS: Record<string, "string" | "number" | "boolean"> = {
   domain: "string",
   dataDir: "string",
   bind: "string",
-  c2sPort: "number",
-  c2sTlsPort: "number",
-  httpPort: "number",
-  componentPort: "number",
   allowPlaintext: "boolean",
   allowRegistration: "boolean",
   logLevel: "string",
@@ -193,9 +129,12 @@ function parseScalar(raw: string, kind: "string" | "number" | "boolean"): unknow
   return raw;
 }
 
-export function fromEnvironment(env: NodeJS.ProcessEnv): Record<string, unknown> {
+export function fromEnvironment(
+  env: NodeJS.ProcessEnv,
+  keys: Record<string, "string" | "number" | "boolean"> = CORE_ENV_KEYS,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [key, kind] of Object.entries(ENV_KEYS)) {
+  for (const [key, kind] of Object.entries(keys)) {
     const raw = env[envName(key)];
     if (raw !== undefined && raw !== "") out[key] = parseScalar(raw, kind);
   }
@@ -247,6 +186,8 @@ export function loadConfig(opts: {
   file?: string;
   env?: NodeJS.ProcessEnv;
   overrides?: Record<string, unknown>;
+  /** The parts' sections (the server's are in src/server/config.ts). */
+  sections: readonly ConfigSection[];
 }): ServerConfig {
   let fileValues: Record<string, unknown> = {};
   if (opts.file) {
@@ -254,13 +195,18 @@ export function loadConfig(opts: {
     const base = path.dirname(path.resolve(opts.file));
     if (typeof fileValues.dataDir === "string") fileValues.dataDir = path.resolve(base, fileValues.dataDir);
   }
-  const merged = mergeDeep(mergeDeep(fileValues, fromEnvironment(opts.env ?? {})), opts.overrides ?? {});
-  const result = ServerConfigSchema.safeParse(merged);
+  const envKeys = Object.assign({}, CORE_ENV_KEYS, ...opts.sections.map((sec) => sec.env ?? {}));
+  const merged = mergeDeep(
+    mergeDeep(fileValues, fromEnvironment(opts.env ?? {}, envKeys)),
+    opts.overrides ?? {},
+  );
+  const schema = CoreConfigSchema.extend(Object.assign({}, ...opts.sections.map((sec) => sec.keys)));
+  const result = schema.safeParse(merged);
   if (!result.success) {
     const lines = result.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`);
     throw new ConfigError("invalid configuration:\n" + lines.join("\n"));
   }
-  const config = result.data;
+  const config = result.data as unknown as ServerConfig;
   config.dataDir = path.resolve(config.dataDir);
   return config;
 }

@@ -13,7 +13,7 @@ import type { Logger } from "pino";
 import type { z } from "zod";
 import type { Clock } from "./clock.js";
 import type { CommandDefinition } from "./commands.js";
-import type { ServerConfig } from "./config.js";
+import type { ConfigSection, ServerConfig } from "./config.js";
 import type { ServerEvents } from "./events.js";
 import type { DiscoIdentity, DiscoTarget, StreamFeatureProvider } from "./features.js";
 import type { HookHandler } from "./hooks.js";
@@ -49,6 +49,8 @@ export interface ModuleDefinition<Options = Record<string, never>> {
    * every command (they run on storage, also when no server runs; see core/commands.ts).
    */
   commands?: readonly CommandDefinition<never>[];
+  /** Top-level configuration keys the module adds beside `modules.<name>` (e.g. a port). */
+  config?: ConfigSection;
   setup(ctx: ModuleContext<Options>): void | Promise<void>;
 }
 

@@ -3,10 +3,11 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { ConfigError, loadConfig } from "../../src/core/config.js";
+import { ConfigError } from "../../src/core/config.js";
+import { loadServerConfig } from "../../src/server/config.js";
 
 test("defaults describe a localhost server with TLS required", () => {
-  const c = loadConfig({});
+  const c = loadServerConfig({});
   assert.equal(c.domain, "localhost");
   assert.equal(c.c2sPort, 5222);
   assert.equal(c.c2sTlsPort, 5223);
@@ -23,7 +24,7 @@ test("file < environment < command line, and relative dataDir follows the file",
     file,
     "domain: file.example\nc2sPort: 1111\ndataDir: ./state\nlimits:\n  maxStanzaBytes: 65536\n",
   );
-  const c = loadConfig({
+  const c = loadServerConfig({
     file,
     env: { SWITCHBOARD_C2S_PORT: "2222", SWITCHBOARD_ALLOW_PLAINTEXT: "true" },
     overrides: { c2sPort: 3333, domain: undefined },
@@ -38,19 +39,19 @@ test("file < environment < command line, and relative dataDir follows the file",
 
 test("invalid values are refused with the option's path", () => {
   assert.throws(
-    () => loadConfig({ overrides: { c2sPort: 70000 } }),
+    () => loadServerConfig({ overrides: { c2sPort: 70000 } }),
     (e: unknown) => e instanceof ConfigError && /c2sPort/.test(e.message),
   );
   assert.throws(
-    () => loadConfig({ overrides: { limits: { maxStanzaBytes: 5 } } }),
+    () => loadServerConfig({ overrides: { limits: { maxStanzaBytes: 5 } } }),
     (e: unknown) => e instanceof ConfigError && /limits\.maxStanzaBytes/.test(e.message),
   );
 });
 
 test("a missing or malformed file is a ConfigError", () => {
-  assert.throws(() => loadConfig({ file: "/nonexistent/switchboard.yaml" }), ConfigError);
+  assert.throws(() => loadServerConfig({ file: "/nonexistent/switchboard.yaml" }), ConfigError);
   const dir = mkdtempSync(path.join(os.tmpdir(), "sb-config-"));
   const file = path.join(dir, "list.yaml");
   writeFileSync(file, "- a\n- b\n");
-  assert.throws(() => loadConfig({ file }), ConfigError);
+  assert.throws(() => loadServerConfig({ file }), ConfigError);
 });

@@ -9,12 +9,12 @@ import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import type { Clock } from "../../src/core/clock.js";
-import { loadConfig } from "../../src/core/config.js";
 import { deriveCredentials } from "../../src/core/sasl/credentials.js";
 import { AdminStore } from "../../src/http/admin-store.js";
 import type { HttpPlugin } from "../../src/http/context.js";
 import { standardHttpPlugins } from "../../src/http/index.js";
 import { standardModules } from "../../src/modules/index.js";
+import { loadServerConfig } from "../../src/server/config.js";
 import { allCommands } from "../../src/server/parts.js";
 import { SwitchboardServer } from "../../src/server/server.js";
 import { freePorts, type TestServer } from "../helpers/server.js";
@@ -89,7 +89,7 @@ export async function startWebServer(
 ): Promise<WebServer> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "sb-http-"));
   const [c2sPort, httpPort] = (await freePorts(2)) as [number, number];
-  const config = loadConfig({
+  const config = loadServerConfig({
     overrides: {
       domain: "localhost",
       dataDir,

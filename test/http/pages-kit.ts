@@ -11,7 +11,6 @@ import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import type { CommandDefinition } from "../../src/core/commands.js";
-import { loadConfig } from "../../src/core/config.js";
 import { deriveCredentials } from "../../src/core/sasl/credentials.js";
 import { AdminStore } from "../../src/http/admin-store.js";
 import { webAssets } from "../../src/http/assets/index.js";
@@ -22,6 +21,7 @@ import { standardModules } from "../../src/modules/index.js";
 import { programmeCommands } from "../../src/programme/commands.js";
 import { Programme } from "../../src/programme/index.js";
 import type { OutboxMail } from "../../src/programme/model.js";
+import { loadServerConfig } from "../../src/server/config.js";
 import { allCommands } from "../../src/server/parts.js";
 import { SwitchboardServer } from "../../src/server/server.js";
 
@@ -141,7 +141,7 @@ export interface PagesKit {
 
 export async function startPages(): Promise<PagesKit> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "sb-pages-"));
-  const config = loadConfig({
+  const config = loadServerConfig({
     overrides: {
       domain: "localhost",
       dataDir,

@@ -8,7 +8,6 @@ import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import type { Clock } from "../../src/core/clock.js";
-import { loadConfig } from "../../src/core/config.js";
 import { NS_STANZAS, type StreamError } from "../../src/core/errors.js";
 import type { Jid } from "../../src/core/jid.js";
 import type { ModuleDefinition } from "../../src/core/module.js";
@@ -16,6 +15,7 @@ import { isStanza } from "../../src/core/router.js";
 import { deriveCredentials } from "../../src/core/sasl/credentials.js";
 import type { ClientSession } from "../../src/core/session.js";
 import type { XmlElement } from "../../src/core/xml/element.js";
+import { loadServerConfig } from "../../src/server/config.js";
 import { SwitchboardServer } from "../../src/server/server.js";
 
 /** A clock tests move by hand. */
@@ -156,7 +156,7 @@ export async function startHarness(opts: {
   config?: Record<string, unknown>;
 }): Promise<Harness> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "sb-harness-"));
-  const config = loadConfig({
+  const config = loadServerConfig({
     overrides: {
       domain: "example.test",
       dataDir,

@@ -12,7 +12,6 @@ import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import type { Clock } from "../../src/core/clock.js";
-import { loadConfig } from "../../src/core/config.js";
 import type { StreamFeatureProvider } from "../../src/core/features.js";
 import type { ModuleDefinition } from "../../src/core/module.js";
 import { deriveCredentials } from "../../src/core/sasl/credentials.js";
@@ -23,6 +22,7 @@ import { generateKeyPair } from "../../src/modules/licensing/keys.js";
 import type { AccessPolicy, ClientApp, Licence } from "../../src/modules/licensing/model.js";
 import { NS_LICENCE, proofSignedBytes } from "../../src/modules/licensing/protocol.js";
 import { LicensingRegistry } from "../../src/modules/licensing/registry.js";
+import { loadServerConfig } from "../../src/server/config.js";
 import { SwitchboardServer } from "../../src/server/server.js";
 import { freePorts } from "../helpers/server.js";
 import { FakeSession, type Harness, ManualClock, startHarness } from "../kit/harness.js";
@@ -82,7 +82,7 @@ export async function startOwnServer(opts: {
   clock: Clock;
   options?: Record<string, unknown>;
 }): Promise<OwnServer> {
-  const config = loadConfig({
+  const config = loadServerConfig({
     overrides: {
       domain: "example.test",
       dataDir: opts.dataDir,

@@ -16,6 +16,7 @@ import type { XmlElement } from "../../core/xml/element.js";
 import { SocketTransport } from "../../transports/tcp/socket-transport.js";
 import type { DiscoApi } from "../disco/index.js";
 import { componentCommands } from "./commands.js";
+import { componentsConfigSection } from "./config.js";
 import { ComponentRegistry, componentKey, openSecret } from "./registry.js";
 import { ComponentStream } from "./stream.js";
 
@@ -40,6 +41,7 @@ export default defineModule<ComponentsOptions>({
   options: ComponentsOptions,
   dependencies: ["disco"],
   commands: componentCommands as CommandDefinition<never>[],
+  config: componentsConfigSection,
   setup(ctx) {
     const { config, log, router, options } = ctx;
     const registry = new ComponentRegistry(ctx.storage);
