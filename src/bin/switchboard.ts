@@ -3,11 +3,13 @@
 import os from "node:os";
 import path from "node:path";
 import { Command, Option } from "commander";
+import { count } from "../commands/plural.js";
 import { systemClock } from "../core/clock.js";
 import type { CommandDefinition } from "../core/commands.js";
 import { CommandError } from "../core/commands.js";
 import { ConfigError, type ServerConfig } from "../core/config.js";
 import type { Storage } from "../core/storage/types.js";
+import { AdminStore } from "../http/admin-store.js";
 import { loadServerConfig } from "../server/config.js";
 import { allCommands, standardHttpPlugins, standardModules } from "../server/parts.js";
 import { SwitchboardServer } from "../server/server.js";
@@ -75,7 +77,7 @@ withConfigOptions(program.command("start").description("Run the server"))
       modules: standardModules,
       http: { plugins: standardHttpPlugins, commands: allCommands },
     });
-    printSummary(server, config);
+    await printSummary(server, config);
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
@@ -93,11 +95,14 @@ withConfigOptions(program.command("start").description("Run the server"))
     process.on("SIGINT", () => stop("SIGINT"));
   });
 
-function printSummary(server: SwitchboardServer, config: ServerConfig): void {
+async function printSummary(server: SwitchboardServer, config: ServerConfig): Promise<void> {
   const { addresses, tls } = server;
   const relative = path.relative(process.cwd(), config.dataDir);
   const dataDir = relative === "" ? "." : relative.startsWith("..") ? config.dataDir : relative;
-  const accounts = `npx switchboard user add alice --password 'a-long-secret' --data-dir ${dataDir}`;
+  const cli = (args: string) => `npx switchboard ${args} --data-dir ${dataDir}`;
+  const storage = server.services.storage;
+  const accounts = await storage.accounts.count();
+  const admins = (await new AdminStore(storage, server.services.clock).listAdmins()).map((a) => a.name);
   server.log.info(
     {
       c2sPort: addresses.c2sPort,
@@ -110,6 +115,7 @@ function printSummary(server: SwitchboardServer, config: ServerConfig): void {
     },
     "switchboard ready",
   );
+  const web = server.http?.url;
   const lines = [
     "",
     `Switchboard is serving ${config.domain}`,
@@ -119,17 +125,26 @@ function printSummary(server: SwitchboardServer, config: ServerConfig): void {
       `  XMPP clients, direct TLS: ${config.bind}:${addresses.c2sTlsPort}`,
     addresses.componentPort !== undefined &&
       `  Gateways (XEP-0114 components): port ${addresses.componentPort} on modules.components.bind (loopback); switchboard component add DOMAIN`,
-    server.http?.url &&
-      `  Publisher portal: ${server.http.url}/portal   Admin console: ${server.http.url}/console`,
-    server.http &&
-      `  Admin API: ${server.http.url}/api/v1 (OpenAPI: /api/v1/openapi.json)   Metrics: ${server.http.url}/metrics`,
+    web && `  Web: ${web}/ (publisher portal ${web}/portal, admin console ${web}/console)`,
+    web && `  Admin API: ${web}/api/v1 (OpenAPI: /api/v1/openapi.json)   Metrics: ${web}/metrics`,
     tls &&
       `  Certificate: ${tls.certFile}${tls.selfSigned ? " (self-signed: accept it in your client)" : ""}`,
     tls && `  SHA-256 fingerprint: ${tls.fingerprint}`,
-    `  Create an account: ${accounts}`,
-    `  Then log in as alice@${config.domain} with any XMPP client (server ${config.bind}, port ${addresses.c2sPort ?? addresses.c2sTlsPort}).`,
-    server.http?.url &&
-      `  Console access: npx switchboard admin grant alice --data-dir ${dataDir}, then log in at ${server.http.url}/console`,
+    ...(accounts === 0
+      ? [
+          `  Create an account: ${cli("user add alice --password 'a-long-secret'")}`,
+          `  Then log in as alice@${config.domain} with any XMPP client (server ${config.bind}, port ${addresses.c2sPort ?? addresses.c2sTlsPort}).`,
+        ]
+      : [
+          `  Accounts: ${count(accounts, "account")} (${cli("user list")}); more with ${cli("user add NAME --password PW")}`,
+        ]),
+    web &&
+      (admins.length === 0
+        ? `  Console access: ${cli(`admin grant ${accounts === 0 ? "alice" : "NAME"}`)}, then log in at ${web}/console`
+        : `  Console: log in at ${web}/console as ${admins.length > 3 ? `one of ${count(admins.length, "admin")}` : admins.join(", ")}`),
+    web &&
+      config.mail.smtp.host === undefined &&
+      `  Mail: no SMTP relay (mail.smtp.host), so mails wait in the outbox: their links are logged here, listed at ${web}/console/mail and by ${cli("mail list")}`,
     "",
   ].filter(Boolean);
   process.stdout.write(lines.join("\n") + "\n");

@@ -8,6 +8,8 @@ export const HttpSchema = z
     tls: z.enum(["auto", "on", "off"]).default("auto"),
     /** The base URL people reach the listener at (links in mails); default from the bind address or domain and port. */
     publicUrl: z.url({ protocol: /^https?$/ }).optional(),
+    /** The licensing programme's terms for publishers (the application form links to them); default: the portal's /portal/terms. */
+    termsUrl: z.url({ protocol: /^https?$/ }).optional(),
     /** Behind a reverse proxy: take the client address and scheme from X-Forwarded-* headers. */
     trustProxy: z.boolean().default(false),
     /** A browser session ends after this many minutes without a request… */

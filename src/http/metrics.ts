@@ -147,7 +147,7 @@ export class ServerMetrics {
     });
     this.webLoginFailures = new Counter({
       name: "switchboard_web_login_failures_total",
-      help: "Failed logins to the web console and portal",
+      help: "Refused password logins to the web console (form and JSON) and the portal: wrong credentials, throttled, or an account that may not log in",
       labelNames: ["face"],
       registers: r,
     });

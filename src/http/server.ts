@@ -16,6 +16,7 @@ import { AdminStore } from "./admin-store.js";
 import { findCommand, runCommand } from "./api/run.js";
 import type { HttpContext, HttpPlugin } from "./context.js";
 import { Live } from "./live.js";
+import { LoginThrottle } from "./login-throttle.js";
 import { ServerMetrics } from "./metrics.js";
 import { installProblemHandling, ProblemError } from "./problem.js";
 import { SessionStore } from "./sessions.js";
@@ -73,18 +74,21 @@ export class HttpServer {
       maxMs: config.http.sessionMaxHours * 3_600_000,
     });
     const adminStore = new AdminStore(storage, clock);
+    const metrics = new ServerMetrics({
+      services,
+      connections: () => opts.streams.open,
+      ...(opts.storageTiming ? { storageTiming: opts.storageTiming } : {}),
+    });
+    // One budget of failed password logins per address for every web face (console and portal).
+    const logins = new LoginThrottle(config.limits, clock);
     const auth = new AdminAuth({
       store: adminStore,
       sessions,
       storage,
       clock,
-      limits: config.limits,
+      throttle: logins,
+      loginRefused: () => metrics.webLoginFailures.inc({ face: "console" }),
       scramIterations: config.scramIterations,
-    });
-    const metrics = new ServerMetrics({
-      services,
-      connections: () => opts.streams.open,
-      ...(opts.storageTiming ? { storageTiming: opts.storageTiming } : {}),
     });
     const live = new Live(services.sessions);
     const commands = opts.commands.filter((c) => !c.local);
@@ -97,11 +101,15 @@ export class HttpServer {
       auth,
       adminStore,
       metrics,
+      logins,
       commands,
       get publicUrl() {
         return self.baseUrl;
       },
       secure,
+      get links() {
+        return self.plugins.flatMap((p) => p.links ?? []);
+      },
       runCommand: (words, input, actor) => {
         const def = findCommand(commands, words);
         if (!def) throw new ProblemError(404, "not-found", `no command ${words.join(" ")}`);
@@ -130,7 +138,7 @@ export class HttpServer {
     await app.register(cookie);
     await app.register(formbody);
     await app.register(rateLimit, { global: false });
-    ctx.sessions.install(app);
+    ctx.sessions.install(app, (request) => ctx.auth.hasValidToken(request));
     app.decorateRequest("admin", undefined);
     app.addHook("onSend", async (request, reply, payload) => {
       for (const [k, v] of Object.entries(SECURITY_HEADERS)) if (!reply.hasHeader(k)) reply.header(k, v);

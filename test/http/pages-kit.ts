@@ -218,6 +218,13 @@ export async function startPages(): Promise<PagesKit> {
   return kit;
 }
 
+/** The value of switchboard_web_login_failures_total for a face (0 before the first failure). */
+export async function loginFailures(kit: PagesKit, face: "console" | "portal"): Promise<number> {
+  const text = await kit.http.context.metrics.registry.metrics();
+  const m = new RegExp(`^switchboard_web_login_failures_total\\{face="${face}"\\} (\\d+)$`, "m").exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
 /** Signs up, confirms the address and logs in; returns the browser, logged in. */
 export async function portalUser(
   kit: PagesKit,

@@ -169,9 +169,11 @@ describe("licence applications", () => {
     assert.deepEqual(
       audit.map((e) => [e.kind, e.data.actor]),
       [
+        ["application.review", ADMIN],
         ["publisher.add", ADMIN],
         ["app.register", ADMIN],
         ["licence.grant", ADMIN],
+        ["application.approve", ADMIN],
       ],
     );
     assert.equal((await kit.programme.accounts.get(account.id))?.publisherId, publisher!.id);

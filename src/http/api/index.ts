@@ -46,7 +46,6 @@ async function login(ctx: HttpContext, request: FastifyRequest, reply: FastifyRe
     body.password as string,
   );
   if (!result.ok) {
-    ctx.metrics.webLoginFailures.inc({ face: "console" });
     const retry = result.retryAfterSeconds;
     return sendProblem(
       request,
@@ -67,6 +66,20 @@ export function adminApi(): HttpPlugin {
   return {
     name: "admin-api",
     prefix: API_PREFIX,
+    links: [
+      {
+        id: "api",
+        href: `${API_PREFIX}/openapi.json`,
+        label: "Admin API",
+        description: "the OpenAPI document of the JSON API (an API token or a console login is needed)",
+      },
+      {
+        id: "status",
+        href: `${API_PREFIX}/health`,
+        label: "Server status",
+        description: "health check: storage answering, uptime, sessions",
+      },
+    ],
     register(app, ctx) {
       for (const def of ctx.commands) {
         app.route({

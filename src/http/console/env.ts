@@ -37,6 +37,7 @@ export const CONSOLE_NAV: readonly NavLink[] = [
   { id: "policy", href: `${CONSOLE}/policy`, label: "Policy" },
   { id: "notices", href: `${CONSOLE}/notices`, label: "Notices" },
   { id: "accounts", href: `${CONSOLE}/accounts`, label: "Accounts" },
+  { id: "mail", href: `${CONSOLE}/mail`, label: "Mail" },
   { id: "audit", href: `${CONSOLE}/audit`, label: "Audit log" },
 ];
 

@@ -1,6 +1,7 @@
 /** Admin commands for components: add (with its secret), remove, list. */
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
+import { auditCommand } from "../../commands/audit.js";
 import { type CommandContext, CommandError, defineCommand } from "../../core/commands.js";
 import { JidError, normalizeDomain } from "../../core/jid.js";
 import { ComponentRegistry, componentKey, sealSecret } from "./registry.js";
@@ -39,6 +40,8 @@ export const componentAdd = defineCommand({
       sealedSecret: sealSecret(componentKey(ctx.config.dataDir), secret),
       createdAt: ctx.clock.now(),
     });
+    // The secret stays out of the audit log.
+    await auditCommand(ctx, replaced ? "component.replace" : "component.add", `component:${domain}`);
     const shown = input.secret === undefined ? `; its secret (shown once): ${secret}` : "";
     return {
       message: `${replaced ? "replaced the secret of" : "added"} component ${domain}${shown}`,
@@ -57,6 +60,7 @@ export const componentRemove = defineCommand({
     const domain = componentDomain(ctx, input.domain);
     if (!(await new ComponentRegistry(ctx.storage).remove(domain)))
       throw new CommandError(`no component ${domain}`, 404);
+    await auditCommand(ctx, "component.remove", `component:${domain}`);
     return { message: `removed component ${domain}`, data: { domain } };
   },
 });
