@@ -12,6 +12,8 @@ export const HttpSchema = z
     termsUrl: z.url({ protocol: /^https?$/ }).optional(),
     /** Behind a reverse proxy: take the client address and scheme from X-Forwarded-* headers. */
     trustProxy: z.boolean().default(false),
+    /** XMPP over WebSocket (RFC 7395) at /xmpp-websocket, with discovery at /.well-known/host-meta (XEP-0156). */
+    websocket: z.boolean().default(true),
     /** A browser session ends after this many minutes without a request… */
     sessionIdleMinutes: z.number().int().min(1).default(120),
     /** …or this many hours after login, whichever comes first. */

@@ -33,6 +33,8 @@ import { StorageTiming, timedStorage } from "../http/storage-timing.js";
 import { openStorage } from "../storage/index.js";
 import { TcpClientListener } from "../transports/tcp/listener.js";
 import { loadTls, type TlsMaterial } from "../transports/tls.js";
+import { websocketEndpoint } from "../transports/websocket/endpoint.js";
+import { hostMeta } from "../transports/websocket/host-meta.js";
 
 export interface StartOptions {
   clock?: Clock;
@@ -115,7 +117,6 @@ export class SwitchboardServer {
       bind: config.bind,
       c2sPort: config.c2sPort,
       c2sTlsPort: config.c2sTlsPort,
-      limits: config.limits,
       tls,
       log,
     });
@@ -146,6 +147,11 @@ export class SwitchboardServer {
           ...(storageTiming ? { storageTiming } : {}),
         });
         for (const plugin of [...opts.http.plugins, ...modules.contributions("http")]) http.register(plugin);
+        if (config.http.websocket) {
+          // XMPP over WebSocket: one more transport handing its connections to the same streams.
+          http.register(websocketEndpoint({ streams, serverEndPoint: tls?.serverEndPoint }));
+          http.register(hostMeta());
+        }
         addresses.httpPort = await http.listen(config.httpPort);
       }
     } catch (err) {

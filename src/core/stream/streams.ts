@@ -10,16 +10,35 @@ import type { StreamTransport } from "./transport.js";
 
 export class ClientStreams {
   readonly open = new Set<ClientStream>();
+  /** Open connections by remote address, over every transport (limits.maxConnectionsPerAddress). */
+  private readonly perAddress = new Map<string, number>();
 
   constructor(
     private readonly svc: StreamServices,
     private readonly host: SessionHost,
   ) {}
 
+  /**
+   * Whether one more connection from `address` stays within the connection limits
+   * (limits.maxConnections, limits.maxConnectionsPerAddress). A transport asks before it
+   * reads anything, and drops the connection when not: a stream error would cost the
+   * resources the limits protect.
+   */
+  admits(address: string): boolean {
+    const { maxConnections, maxConnectionsPerAddress } = this.svc.config.limits;
+    if (maxConnections > 0 && this.open.size >= maxConnections) return false;
+    return maxConnectionsPerAddress <= 0 || (this.perAddress.get(address) ?? 0) < maxConnectionsPerAddress;
+  }
+
   /** Runs a client stream over a new connection; `onClosed` runs when it is gone. */
   accept(transport: StreamTransport, onClosed?: () => void): ClientStream {
+    const address = transport.remoteAddress;
+    this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
     const stream = new ClientStream(this.svc, transport, this.host, (s) => {
       this.open.delete(s);
+      const n = (this.perAddress.get(address) ?? 1) - 1;
+      if (n <= 0) this.perAddress.delete(address);
+      else this.perAddress.set(address, n);
       onClosed?.();
     });
     this.open.add(stream);

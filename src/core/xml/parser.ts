@@ -100,6 +100,17 @@ export class StreamParser {
   }
 
   /**
+   * True when the input so far ends between top-level elements of an open stream: nothing
+   * is partly read. A transport that frames elements itself (WebSocket, RFC 7395: one
+   * element per message) checks each message with it.
+   */
+  get atBoundary(): boolean {
+    return (
+      this.state === "open" && this.idle && this.carry === undefined && this.carrySurrogate === undefined
+    );
+  }
+
+  /**
    * Feeds bytes as they arrive (a multibyte character may be split across writes). Never
    * throws: problems, including exceptions from the other handlers, go to handlers.error;
    * only an exception thrown by handlers.error itself reaches the caller.

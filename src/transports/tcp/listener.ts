@@ -1,12 +1,12 @@
 /**
  * The client listeners on TCP: STARTTLS on c2sPort and direct TLS (XEP-0368, ALPN
  * "xmpp-client") on c2sTlsPort, with connection limits per server and per address.
- * Each accepted socket becomes a SocketTransport run by the stream engine.
+ * Each accepted socket becomes a SocketTransport run by the stream engine; the limits are
+ * counted over every transport by ClientStreams.
  */
 import net from "node:net";
 import tls from "node:tls";
 import type { Logger } from "pino";
-import type { Limits } from "../../core/config.js";
 import type { ClientStreams } from "../../core/stream/streams.js";
 import type { TlsMaterial } from "../tls.js";
 import { SocketTransport } from "./socket-transport.js";
@@ -16,7 +16,6 @@ export interface TcpListenerOptions {
   bind: string;
   c2sPort: number;
   c2sTlsPort: number;
-  limits: Limits;
   /** Undefined when TLS is not available (plaintext-only test setups). */
   tls: TlsMaterial | undefined;
   log: Logger;
@@ -24,7 +23,6 @@ export interface TcpListenerOptions {
 
 export class TcpClientListener {
   private readonly servers: net.Server[] = [];
-  private readonly perAddress = new Map<string, number>();
 
   constructor(private readonly opts: TcpListenerOptions) {}
 
@@ -65,23 +63,12 @@ export class TcpClientListener {
   }
 
   private accept(socket: net.Socket, directTls: boolean): void {
-    const { limits, streams } = this.opts;
-    const addr = socket.remoteAddress ?? "unknown";
-    const fromAddr = this.perAddress.get(addr) ?? 0;
-    if (
-      (limits.maxConnections > 0 && streams.open.size >= limits.maxConnections) ||
-      (limits.maxConnectionsPerAddress > 0 && fromAddr >= limits.maxConnectionsPerAddress)
-    ) {
-      // Refused before any XML: a stream error would cost the resources the limit protects.
+    const { streams } = this.opts;
+    if (!streams.admits(socket.remoteAddress ?? "unknown")) {
       socket.destroy();
       return;
     }
-    this.perAddress.set(addr, fromAddr + 1);
-    streams.accept(new SocketTransport(socket, this.opts.tls, directTls), () => {
-      const n = (this.perAddress.get(addr) ?? 1) - 1;
-      if (n <= 0) this.perAddress.delete(addr);
-      else this.perAddress.set(addr, n);
-    });
+    streams.accept(new SocketTransport(socket, this.opts.tls, directTls));
   }
 
   /** Stops accepting connections. */

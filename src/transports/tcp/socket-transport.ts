@@ -16,6 +16,7 @@ import type {
 import { escapeAttr } from "../../core/xml/element.js";
 import { NS_STREAM } from "../../core/xml/namespaces.js";
 import { StreamParser } from "../../core/xml/parser.js";
+import { tlsChannelBinding, tlsChannelBindingTypes } from "../tls.js";
 
 /** What the socket transport needs of the server's TLS setup. */
 export interface SocketTlsMaterial {
@@ -168,31 +169,13 @@ export class SocketTransport implements StreamTransport {
   }
 
   channelBinding(type: string): Buffer | undefined {
-    const s = this.socket;
-    if (!(s instanceof tls.TLSSocket) || !this.tlsMaterial) return undefined;
-    const tls13 = s.getProtocol() === "TLSv1.3";
-    if (type === "tls-exporter" && tls13)
-      return s.exportKeyingMaterial(32, "EXPORTER-Channel-Binding", Buffer.alloc(0));
-    if (type === "tls-server-end-point") return this.tlsMaterial.serverEndPoint;
-    if (type === "tls-unique") {
-      // RFC 5929 §3.1: the first Finished message of the handshake: the client's in a full
-      // handshake, the server's own in an abbreviated (resumed) one. RFC 9266 leaves tls-unique
-      // undefined for TLS 1.3 and it is not advertised there, but clients that do not read
-      // XEP-0440 (slixmpp ≤ 1.8, on Python's ssl) send it anyway, computed the same way from the
-      // TLS 1.3 Finished message, which is unique to the connection (it MACs the whole
-      // handshake transcript). Accepting it, as ejabberd does, keeps their -PLUS login working
-      // and its binding to this channel.
-      return (s.isSessionReused() ? s.getFinished() : s.getPeerFinished()) ?? undefined;
-    }
-    return undefined;
+    return this.tlsMaterial
+      ? tlsChannelBinding(this.socket, this.tlsMaterial.serverEndPoint, type)
+      : undefined;
   }
 
   channelBindingTypes(): string[] {
-    const s = this.socket;
-    if (!(s instanceof tls.TLSSocket) || !this.tlsMaterial) return [];
-    return s.getProtocol() === "TLSv1.3"
-      ? ["tls-exporter", "tls-server-end-point"]
-      : ["tls-server-end-point", "tls-unique"];
+    return this.tlsMaterial ? tlsChannelBindingTypes(this.socket) : [];
   }
 
   setIdleTimeout(ms: number, onIdle: () => void): void {
