@@ -14,6 +14,19 @@ export const HttpSchema = z
     trustProxy: z.boolean().default(false),
     /** XMPP over WebSocket (RFC 7395) at /xmpp-websocket, with discovery at /.well-known/host-meta (XEP-0156). */
     websocket: z.boolean().default(true),
+    /** The web chat (Converse.js) at /chat, for people without an XMPP client; needs `websocket`. */
+    webChat: z
+      .object({
+        enabled: z.boolean().default(true),
+        /**
+         * Under an `enforce` licensing policy, the web chat's own connections are admitted as a
+         * first-party client (by the grant its page holds); false subjects them to the policy.
+         */
+        firstParty: z.boolean().default(true),
+        /** A page's grant ends this many minutes after its last use (page load or connection). */
+        grantMinutes: z.number().positive().default(60),
+      })
+      .prefault({}),
     /** A browser session ends after this many minutes without a request… */
     sessionIdleMinutes: z.number().int().min(1).default(120),
     /** …or this many hours after login, whichever comes first. */

@@ -30,6 +30,7 @@ import { ClientStreams } from "../core/stream/streams.js";
 import type { HttpPlugin } from "../http/context.js";
 import { HttpServer } from "../http/server.js";
 import { StorageTiming, timedStorage } from "../http/storage-timing.js";
+import { webChat } from "../http/webchat/index.js";
 import { openStorage } from "../storage/index.js";
 import { TcpClientListener } from "../transports/tcp/listener.js";
 import { loadTls, type TlsMaterial } from "../transports/tls.js";
@@ -149,8 +150,16 @@ export class SwitchboardServer {
         for (const plugin of [...opts.http.plugins, ...modules.contributions("http")]) http.register(plugin);
         if (config.http.websocket) {
           // XMPP over WebSocket: one more transport handing its connections to the same streams.
-          http.register(websocketEndpoint({ streams, serverEndPoint: tls?.serverEndPoint }));
+          const chat = config.http.webChat.enabled ? webChat() : undefined;
+          http.register(
+            websocketEndpoint({
+              streams,
+              serverEndPoint: tls?.serverEndPoint,
+              ...(chat ? { onConnection: chat.recognise } : {}),
+            }),
+          );
           http.register(hostMeta());
+          if (chat) http.register(chat.plugin);
         }
         addresses.httpPort = await http.listen(config.httpPort);
       }
