@@ -18,6 +18,8 @@ converse.initialize({
   view_mode: "fullscreen",
   assets_path: "/chat/assets/",
   allow_registration: false,
+  // "Start a new chat" with any address, not only with contacts.
+  allow_non_roster_messaging: true,
   auto_reconnect: true,
   // OMEMO needs WebAssembly ('wasm-unsafe-eval'); the server offers no PEP devices for it yet.
   blacklisted_plugins: ["converse-omemo"],
