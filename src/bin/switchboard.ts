@@ -127,6 +127,9 @@ async function printSummary(server: SwitchboardServer, config: ServerConfig): Pr
       `  Gateways (XEP-0114 components): port ${addresses.componentPort} on modules.components.bind (loopback); switchboard component add DOMAIN`,
     web && `  Web: ${web}/ (publisher portal ${web}/portal, admin console ${web}/console)`,
     web && `  Admin API: ${web}/api/v1 (OpenAPI: /api/v1/openapi.json)   Metrics: ${web}/metrics`,
+    web &&
+      config.http.websocket &&
+      `  XMPP over WebSocket: ${web.replace(/^http/, "ws")}/xmpp-websocket${config.http.webChat.enabled ? `   Web chat: ${web}/chat` : ""}`,
     tls &&
       `  Certificate: ${tls.certFile}${tls.selfSigned ? " (self-signed: accept it in your client)" : ""}`,
     tls && `  SHA-256 fingerprint: ${tls.fingerprint}`,
