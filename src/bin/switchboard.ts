@@ -7,12 +7,13 @@ import type { CommandDefinition } from "../commands/command.js";
 import { CommandError } from "../commands/command.js";
 import { allCommands } from "../commands/index.js";
 import { systemClock } from "../core/clock.js";
-import { ConfigError, loadConfig, type ServerConfig } from "../core/config.js";
+import { ConfigError, loadConfig, type ServerConfig, storageOverride } from "../core/config.js";
 import { SwitchboardServer } from "../core/server.js";
 import type { Storage } from "../core/storage/types.js";
 import { standardHttpPlugins } from "../http/index.js";
 import { standardModules } from "../modules/index.js";
-import { openStorage } from "../storage/index.js";
+import { SchemaTooNewError, StorageUnavailableError } from "../storage/errors.js";
+import { describeStorage, openStorage, storageOptionsFrom } from "../storage/index.js";
 
 const program = new Command("switchboard")
   .description("Switchboard: an XMPP instant-messaging network server")
@@ -23,14 +24,20 @@ function withConfigOptions(cmd: Command): Command {
   return cmd
     .option("-c, --config <file>", "configuration file (YAML or JSON)")
     .option("--data-dir <dir>", "data directory (database, certificates)")
-    .option("--domain <domain>", "the XMPP domain served");
+    .option("--domain <domain>", "the XMPP domain served")
+    .option("--storage <url>", "storage: sqlite:PATH (default: under the data directory) or postgres://…");
 }
 
 function configFrom(opts: Record<string, unknown>, extra: Record<string, unknown> = {}): ServerConfig {
   return loadConfig({
     ...(typeof opts.config === "string" ? { file: opts.config } : {}),
     env: process.env,
-    overrides: { dataDir: opts.dataDir, domain: opts.domain, ...extra },
+    overrides: {
+      dataDir: opts.dataDir,
+      domain: opts.domain,
+      ...(typeof opts.storage === "string" ? { storage: storageOverride(opts.storage) } : {}),
+      ...extra,
+    },
   });
 }
 
@@ -96,7 +103,10 @@ function printSummary(server: SwitchboardServer, config: ServerConfig): void {
   const { addresses, tls } = server;
   const relative = path.relative(process.cwd(), config.dataDir);
   const dataDir = relative === "" ? "." : relative.startsWith("..") ? config.dataDir : relative;
-  const accounts = `npx switchboard user add alice --password 'a-long-secret' --data-dir ${dataDir}`;
+  const storage = describeStorage(storageOptionsFrom(config));
+  // The admin commands must open the same storage as the server.
+  const target = config.storage.url === undefined ? `--data-dir ${dataDir}` : `--storage '${storage}'`;
+  const accounts = `npx switchboard user add alice --password 'a-long-secret' ${target}`;
   server.log.info(
     {
       c2sPort: addresses.c2sPort,
@@ -104,6 +114,7 @@ function printSummary(server: SwitchboardServer, config: ServerConfig): void {
       httpPort: addresses.httpPort,
       bind: config.bind,
       dataDir: config.dataDir,
+      storage,
       modules: server.modules.list().length,
       tls: tls ? (tls.selfSigned ? "self-signed" : "configured") : "off",
     },
@@ -123,10 +134,11 @@ function printSummary(server: SwitchboardServer, config: ServerConfig): void {
     tls &&
       `  Certificate: ${tls.certFile}${tls.selfSigned ? " (self-signed: accept it in your client)" : ""}`,
     tls && `  SHA-256 fingerprint: ${tls.fingerprint}`,
+    `  Storage: ${storage}`,
     `  Create an account: ${accounts}`,
     `  Then log in as alice@${config.domain} with any XMPP client (server ${config.bind}, port ${addresses.c2sPort ?? addresses.c2sTlsPort}).`,
     server.http?.url &&
-      `  Console access: npx switchboard admin grant alice --data-dir ${dataDir}, then log in at ${server.http.url}/console`,
+      `  Console access: npx switchboard admin grant alice ${target}, then log in at ${server.http.url}/console`,
     "",
   ].filter(Boolean);
   process.stdout.write(lines.join("\n") + "\n");
@@ -187,12 +199,7 @@ function addAdminCommand(def: CommandDefinition<never>): void {
       );
     }
     const config = configFrom(def.local ? {} : opts);
-    const storage = def.local
-      ? noStorage
-      : await openStorage({
-          backend: config.storage.backend,
-          path: path.resolve(config.dataDir, config.storage.sqlitePath),
-        });
+    const storage = def.local ? noStorage : await openStorage(storageOptionsFrom(config));
     try {
       const result = await def.run({ config, storage, clock: systemClock, actor: cliActor() }, parsed.data);
       process.stdout.write((opts.json ? JSON.stringify(result.data ?? {}) : result.message) + "\n");
@@ -208,6 +215,10 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommandError || err instanceof ConfigError) {
     process.stderr.write(`switchboard: ${err.message}\n`);
     process.exit(2);
+  }
+  if (err instanceof StorageUnavailableError || err instanceof SchemaTooNewError) {
+    process.stderr.write(`switchboard: ${err.message}\n`);
+    process.exit(1);
   }
   process.stderr.write(`switchboard: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);

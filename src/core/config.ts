@@ -118,6 +118,48 @@ export const HttpSchema = z
   })
   .prefault({});
 
+export type StorageBackend = "sqlite" | "postgres";
+
+/** The backend a storage URL names: `sqlite:PATH`, `postgres://…` or `postgresql://…`. */
+export function storageBackendOf(url: string): StorageBackend | undefined {
+  if (url.startsWith("sqlite:")) return "sqlite";
+  if (/^postgres(ql)?:\/\//.test(url)) return "postgres";
+  return undefined;
+}
+
+export const StorageSchema = z
+  .object({
+    /** sqlite or postgres; when absent, the one `url` names (sqlite without a url). */
+    backend: z.enum(["sqlite", "postgres"]).optional(),
+    /** `sqlite:PATH` or `postgres://user:password@host:port/database?…`. */
+    url: z.string().min(1).optional(),
+    /** SQLite database file, relative to dataDir, when no url is given. */
+    sqlitePath: z.string().default("switchboard.sqlite"),
+    /** PostgreSQL: connections in the pool. */
+    poolSize: z.number().int().min(1).max(1000).default(10),
+  })
+  .prefault({})
+  .superRefine((s, ctx) => {
+    const named = s.url === undefined ? undefined : storageBackendOf(s.url);
+    if (s.url !== undefined && named === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["url"],
+        message: "expected sqlite:PATH or postgres://user:password@host:port/database",
+      });
+    } else if (s.backend !== undefined && named !== undefined && s.backend !== named) {
+      ctx.addIssue({ code: "custom", path: ["backend"], message: `is ${s.backend} but the url is ${named}` });
+    } else if (s.backend === "postgres" && s.url === undefined) {
+      ctx.addIssue({ code: "custom", path: ["url"], message: "postgres needs a url (postgres://…)" });
+    }
+  })
+  .transform((s) => ({
+    ...s,
+    backend: (s.backend ??
+      (s.url === undefined ? undefined : storageBackendOf(s.url)) ??
+      "sqlite") as StorageBackend,
+  }));
+
 export const ServerConfigSchema = z.object({
   /** The XMPP domain served (the domainpart of every local JID). */
   domain: z.string().min(1).default("localhost"),
@@ -140,13 +182,7 @@ export const ServerConfigSchema = z.object({
     })
     .prefault({}),
   http: HttpSchema,
-  storage: z
-    .object({
-      backend: z.enum(["sqlite"]).default("sqlite"),
-      /** SQLite database file; relative to dataDir. */
-      sqlitePath: z.string().default("switchboard.sqlite"),
-    })
-    .prefault({}),
+  storage: StorageSchema,
   /** PBKDF2 iteration count for new SCRAM credentials. */
   scramIterations: z.number().int().min(4096).default(10_000),
   /** SASL mechanisms offered, in preference order. */
@@ -196,7 +232,24 @@ export function fromEnvironment(env: NodeJS.ProcessEnv): Record<string, unknown>
     const raw = env[envName(key)];
     if (raw !== undefined && raw !== "") out[key] = parseScalar(raw, kind);
   }
+  const storageUrl = env.SWITCHBOARD_STORAGE_URL;
+  if (storageUrl !== undefined && storageUrl !== "") out.storage = storageOverride(storageUrl);
   return out;
+}
+
+/**
+ * The `storage` values for a URL given on the command line or in the environment: it
+ * replaces the file's choice of backend too, and a relative SQLite path is taken from the
+ * current directory.
+ */
+export function storageOverride(url: string, cwd = process.cwd()): Record<string, unknown> {
+  const backend = storageBackendOf(url);
+  return { url: backend === "sqlite" ? resolveSqliteUrl(url, cwd) : url, ...(backend ? { backend } : {}) };
+}
+
+/** `sqlite:PATH` with PATH made absolute against `base`. */
+export function resolveSqliteUrl(url: string, base: string): string {
+  return `sqlite:${path.resolve(base, url.slice("sqlite:".length))}`;
 }
 
 export class ConfigError extends Error {
@@ -250,6 +303,14 @@ export function loadConfig(opts: {
     fileValues = readConfigFile(opts.file);
     const base = path.dirname(path.resolve(opts.file));
     if (typeof fileValues.dataDir === "string") fileValues.dataDir = path.resolve(base, fileValues.dataDir);
+    const storage = fileValues.storage;
+    if (
+      isPlainObject(storage) &&
+      typeof storage.url === "string" &&
+      storageBackendOf(storage.url) === "sqlite"
+    ) {
+      fileValues.storage = { ...storage, url: resolveSqliteUrl(storage.url, base) };
+    }
   }
   const merged = mergeDeep(mergeDeep(fileValues, fromEnvironment(opts.env ?? {})), opts.overrides ?? {});
   const result = ServerConfigSchema.safeParse(merged);

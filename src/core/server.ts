@@ -15,7 +15,7 @@ import { allCommands } from "../commands/index.js";
 import type { HttpPlugin } from "../http/context.js";
 import { HttpServer } from "../http/server.js";
 import { StorageTiming, timedStorage } from "../http/storage-timing.js";
-import { openStorage } from "../storage/index.js";
+import { openStorage, storageOptionsFrom } from "../storage/index.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { ServerConfig } from "./config.js";
 import { installCoreHandlers } from "./core-handlers.js";
@@ -69,10 +69,7 @@ export class SwitchboardServer {
     const log = opts.logger ?? pino({ level: config.logLevel, base: { domain: config.domain } });
     const clock = opts.clock ?? systemClock;
     mkdirSync(config.dataDir, { recursive: true });
-    const opened: Storage = await openStorage({
-      backend: config.storage.backend,
-      path: path.resolve(config.dataDir, config.storage.sqlitePath),
-    });
+    const opened: Storage = await openStorage(storageOptionsFrom(config));
     // Storage latency is measured for the metrics of the HTTP listener.
     const storageTiming = opts.http && config.httpPort > 0 ? new StorageTiming() : undefined;
     const storage = storageTiming ? timedStorage(opened, storageTiming) : opened;

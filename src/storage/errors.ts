@@ -21,3 +21,8 @@ export class SchemaTooNewError extends Error {
     );
   }
 }
+
+/** The storage could not be reached or opened (a database server that is down, a wrong URL). */
+export class StorageUnavailableError extends Error {
+  override readonly name = "StorageUnavailableError";
+}

@@ -1,4 +1,5 @@
 import pg from "pg";
+import { StorageUnavailableError } from "../errors.js";
 
 /**
  * A named SQL statement: PostgreSQL parses and plans it once per connection (a prepared
@@ -122,7 +123,7 @@ export class PostgresDatabase implements Queryable {
       }
     } catch (error) {
       await pool.end();
-      throw new Error(
+      throw new StorageUnavailableError(
         `cannot use the PostgreSQL database at ${redactUrl(opts.url)}: ${(error as Error).message}`,
         { cause: error },
       );
