@@ -4,6 +4,7 @@ import { statsCommands } from "../modules/licensing/stats-commands.js";
 import { programmeCommands } from "../programme/commands.js";
 import { adminCommands } from "./admin.js";
 import type { CommandDefinition } from "./command.js";
+import { storageCommands } from "./storage.js";
 import { userSessionCommands } from "./user-sessions.js";
 import { userCommands } from "./users.js";
 
@@ -14,4 +15,5 @@ export const allCommands: CommandDefinition<never>[] = [
   ...statsCommands,
   ...programmeCommands,
   ...adminCommands,
+  ...storageCommands,
 ] as CommandDefinition<never>[];

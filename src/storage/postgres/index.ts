@@ -8,6 +8,7 @@ import type {
   RosterStore,
   Storage,
 } from "../../core/storage/types.js";
+import type { StorageTransfer } from "../transfer/types.js";
 import { PostgresAccountStore } from "./accounts.js";
 import { PostgresArchiveStore } from "./archive.js";
 import { PostgresBlocklistStore } from "./blocklist.js";
@@ -18,6 +19,7 @@ import { migratePostgres } from "./migrate.js";
 import type { PostgresMigration } from "./migrations.js";
 import { PostgresOfflineStore } from "./offline.js";
 import { PostgresRosterStore } from "./roster.js";
+import { PostgresTransfer } from "./transfer.js";
 
 export interface PostgresStorageOptions extends PostgresConnectionOptions {
   /** Time source for created_at / stored_at; tests inject a fixed clock. */
@@ -49,9 +51,14 @@ export class PostgresStorage implements Storage {
     this.blocklist = new PostgresBlocklistStore(db);
   }
 
-  /** The connection pool, for the data transfer between backends. */
+  /** The connection pool (tests look at its connections). */
   get database(): PostgresDatabase {
     return this.#db;
+  }
+
+  /** Copying the whole database in or out (`switchboard storage migrate`). */
+  transfer(): StorageTransfer {
+    return new PostgresTransfer(this.#db);
   }
 
   keyValue(store: string): KeyValueStore {
