@@ -48,7 +48,9 @@ async function raw<T extends object = Record<string, unknown>>(
   const client = new pg.Client({ connectionString: database!.url, options: `-c search_path=${schema}` });
   await client.connect();
   try {
-    return (await client.query<T>(text, values)).rows;
+    // Several statements in one text give one result each: the last one's rows.
+    const result: pg.QueryResult<T> | pg.QueryResult<T>[] = await client.query<T>(text, values);
+    return Array.isArray(result) ? (result.at(-1)?.rows ?? []) : result.rows;
   } finally {
     await client.end();
   }
@@ -62,6 +64,7 @@ const ACCOUNT_TABLES = [
   "offline_messages",
   "key_values",
   "blocklist",
+  "account_messages",
 ];
 
 async function fillAccount(storage: Storage, username: string): Promise<void> {
@@ -77,6 +80,16 @@ async function fillAccount(storage: Storage, username: string): Promise<void> {
   await storage.offline.push(username, "<message/>", 10);
   await storage.keyValue("vcard").set(username, "", "<vCard/>");
   await storage.blocklist.add(username, ["spam@example.com"]);
+  await storage.messages("mam", { ownedByAccounts: true }).append({
+    id: "m1",
+    owner: username,
+    peer: "contact@example.com",
+    peerResource: "",
+    at: 1000,
+    direction: "in",
+    stanza: "<message/>",
+    text: "",
+  });
 }
 
 describe("postgres storage: behaviour beyond the interface", { skip }, () => {
@@ -117,10 +130,11 @@ describe("postgres storage: behaviour beyond the interface", { skip }, () => {
       await storage.close();
     }
     for (const table of ACCOUNT_TABLES) {
+      const column = table === "account_messages" ? "owner" : "username";
       const [counts] = await raw<{ alice: number; bob: number }>(
         schema,
-        `SELECT count(*) FILTER (WHERE username = 'alice')::int AS alice,
-                count(*) FILTER (WHERE username = 'bob')::int AS bob FROM ${table}`,
+        `SELECT count(*) FILTER (WHERE ${column} = 'alice')::int AS alice,
+                count(*) FILTER (WHERE ${column} = 'bob')::int AS bob FROM ${table}`,
       );
       assert.equal(counts!.alice, 0, `${table} still holds alice's rows`);
       assert.ok(counts!.bob > 0, `${table} lost bob's rows`);
@@ -138,6 +152,7 @@ describe("postgres storage: behaviour beyond the interface", { skip }, () => {
       await storage.offline.list("alice");
       await storage.documents("d").update("k", () => 1);
       await storage.archive("a").query({ kind: "x", afterId: 0 });
+      await storage.messages("mam", { ownedByAccounts: true }).query({ owner: "alice", text: "x", limit: 5 });
       const prepared = await storage.database.withConnection(
         async (c) =>
           (await c.query<{ name: string }>("SELECT name FROM pg_prepared_statements ORDER BY name")).rows,
@@ -157,6 +172,8 @@ describe("postgres storage: behaviour beyond the interface", { skip }, () => {
         "documents.select-for-update",
         "documents.insert-new",
         "archive.query:10001:ASC",
+        "account_messages.append",
+        "account_messages.query:000001:00:ASC",
       ]) {
         assert.ok(names.includes(name), `${name} is not prepared (prepared: ${names.join(", ")})`);
       }
@@ -215,7 +232,7 @@ describe("postgres storage: migrations", { skip }, () => {
         [schema],
       )
     ).map((r) => r.table_name);
-    for (const table of [...ACCOUNT_TABLES, "documents", "archive", "schema_migrations"]) {
+    for (const table of [...ACCOUNT_TABLES, "room_messages", "documents", "archive", "schema_migrations"]) {
       assert.ok(tables.includes(table), table);
     }
   });
@@ -321,6 +338,47 @@ describe("postgres storage: bulk import", { skip }, () => {
       assert.equal(await storage.accounts.count(), COUNT);
       assert.deepEqual((await storage.accounts.get("user04321"))?.credentials, credentials(4321));
       assert.equal(await storage.accounts.createMany(items), 0, "a repeated import creates nothing");
+    } finally {
+      await storage.close();
+    }
+  });
+});
+
+describe("postgres storage: message archive text search", { skip }, () => {
+  it("serves a contains-search of the folded text from the trigram index when pg_trgm is there", async () => {
+    const schema = freshSchema();
+    const storage = await open(schema);
+    try {
+      const mam = storage.messages("mam", { ownedByAccounts: true });
+      await storage.accounts.create("alice", []);
+      for (let i = 0; i < 300; i++) {
+        await mam.append({
+          id: `m${i}`,
+          owner: "alice",
+          peer: "bob@example.com",
+          peerResource: "",
+          at: i,
+          direction: "in",
+          stanza: "<message/>",
+          text: i === 123 ? "Treffen in Köln um 5" : `message number ${i}`,
+        });
+      }
+      const found = await mam.query({ owner: "alice", text: "KÖLN UM" });
+      assert.deepEqual(
+        found.messages.map((m) => m.id),
+        ["m123"],
+      );
+      const [extension] = await raw(schema, "SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'");
+      if (!extension) return; // no pg_trgm on this server: the search scans (and is still right)
+      const plan = (
+        await raw<{ "QUERY PLAN": string }>(
+          schema,
+          `SET enable_seqscan = off; EXPLAIN SELECT id FROM account_messages WHERE folded LIKE '%köln um%'`,
+        )
+      )
+        .map((r) => r["QUERY PLAN"])
+        .join("\n");
+      assert.match(plan, /account_messages_text/, plan);
     } finally {
       await storage.close();
     }

@@ -96,6 +96,33 @@ async function fill(
     }
   }
   await storage.archive("audit").prune(1_001); // the oldest entry goes, its id stays used
+  // Message archives: appended in an order that is not the order of ids or times.
+  const mam = storage.messages("mam", { ownedByAccounts: true });
+  const muc = storage.messages("muc", { ownedByAccounts: false });
+  for (const [n, id] of ["m3", "m1", "m2", "m5", "m4"].entries()) {
+    for (const owner of ["alice", "carol"]) {
+      await mam.append({
+        id,
+        owner,
+        peer: "bob@localhost",
+        peerResource: n % 2 ? "phone" : "",
+        at: 10_000 - n,
+        direction: n % 2 ? "in" : "out",
+        stanza: `<message id='${id}'><body>Grüße ${id}</body></message>`,
+        text: `Grüße ${id}`,
+      });
+    }
+    await muc.append({
+      id,
+      owner: "room@conference.localhost",
+      peer: "room@conference.localhost",
+      peerResource: `nick${n}`,
+      at: 20_000 + n,
+      direction: "in",
+      stanza: `<message type='groupchat'><body>${id}</body></message>`,
+      text: id,
+    });
+  }
   return { maxVersion, maxOfflineId, maxArchiveId };
 }
 
@@ -123,7 +150,21 @@ async function contents(storage: Storage): Promise<unknown> {
   for (const store of DOC_STORES) documents[store] = await storage.documents(store).list();
   const archives: Record<string, unknown> = {};
   for (const archive of ARCHIVES) archives[archive] = await storage.archive(archive).query();
-  return { accounts, documents, archives };
+  const mam = storage.messages("mam", { ownedByAccounts: true });
+  const messages: Record<string, unknown> = {};
+  messages.bob = await mam.query({ owner: "bob" });
+  for (const owner of ["alice", "carol"]) {
+    messages[owner] = {
+      all: await mam.query({ owner }),
+      // Paging follows the archive order, which must survive the copy.
+      afterM1: await mam.query({ owner, afterId: "m1", limit: 2 }),
+      text: await mam.query({ owner, text: "GRÜSSE M5".toLowerCase().replace("ss", "ß") }),
+    };
+  }
+  const rooms = await storage
+    .messages("muc", { ownedByAccounts: false })
+    .query({ owner: "room@conference.localhost" });
+  return { accounts, documents, archives, messages, rooms };
 }
 
 /** After a copy, the target gives versions and ids above everything the source ever gave. */
@@ -159,6 +200,8 @@ async function copyAndCompare(
     assert.equal(result.counts.stores["documents:licensing"], 3);
     assert.equal(result.counts.stores["archive:audit"], 3);
     assert.equal(result.counts.stores["keyValues:private"], 8);
+    assert.equal(result.counts.stores["accountMessages:mam"], 10);
+    assert.equal(result.counts.stores["roomMessages:muc"], 5);
     assert.deepEqual(await contents(target), await contents(source));
     await assertCountersCarried(target, marks);
   } finally {

@@ -117,7 +117,10 @@ export class PostgresDatabase implements Queryable {
     const db = new PostgresDatabase(pool);
     try {
       if (opts.schema !== undefined) {
-        await pool.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(opts.schema)}`);
+        await pool.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(opts.schema)}`).catch((error) => {
+          // Another process created it at the same moment: IF NOT EXISTS does not cover that race.
+          if (errorCode(error) !== "23505" && errorCode(error) !== "42P06") throw error;
+        });
       } else {
         await pool.query("SELECT 1");
       }

@@ -4,6 +4,8 @@ import type {
   BlocklistStore,
   DocumentStore,
   KeyValueStore,
+  MessageArchiveOptions,
+  MessageArchiveStore,
   OfflineStore,
   RosterStore,
   Storage,
@@ -15,6 +17,7 @@ import { PostgresBlocklistStore } from "./blocklist.js";
 import { type PostgresConnectionOptions, PostgresDatabase } from "./database.js";
 import { PostgresDocumentStore } from "./documents.js";
 import { PostgresKeyValueStore } from "./key-value.js";
+import { PostgresMessageArchiveStore } from "./messages.js";
 import { migratePostgres } from "./migrate.js";
 import type { PostgresMigration } from "./migrations.js";
 import { PostgresOfflineStore } from "./offline.js";
@@ -42,6 +45,7 @@ export class PostgresStorage implements Storage {
   readonly #keyValueStores = new Map<string, KeyValueStore>();
   readonly #documentStores = new Map<string, DocumentStore<unknown>>();
   readonly #archiveStores = new Map<string, ArchiveStore<unknown>>();
+  readonly #messageStores = new Map<string, MessageArchiveStore>();
 
   constructor(db: PostgresDatabase, now: () => number = Date.now) {
     this.#db = db;
@@ -89,6 +93,18 @@ export class PostgresStorage implements Storage {
       this.#archiveStores.set(store, a);
     }
     return a as ArchiveStore<T>;
+  }
+
+  messages(store: string, opts: MessageArchiveOptions): MessageArchiveStore {
+    if (store === "") throw new RangeError("message store name must not be empty");
+    const table = opts.ownedByAccounts ? "account_messages" : "room_messages";
+    const key = `${table}:${store}`;
+    let m = this.#messageStores.get(key);
+    if (!m) {
+      m = new PostgresMessageArchiveStore(this.#db, store, table);
+      this.#messageStores.set(key, m);
+    }
+    return m;
   }
 
   /** Every write is committed when its promise resolves; closing waits for the pool to drain. */

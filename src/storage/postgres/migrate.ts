@@ -1,3 +1,4 @@
+import type pg from "pg";
 import { SchemaTooNewError } from "../errors.js";
 import type { PostgresDatabase } from "./database.js";
 import { POSTGRES_MIGRATIONS, type PostgresMigration } from "./migrations.js";
@@ -36,7 +37,11 @@ export async function migratePostgres(
         if (migration.version <= start) continue;
         await client.query("BEGIN");
         try {
-          await migration.up((text) => client.query(text));
+          await migration.up(async (text) => {
+            // Several statements in one text give one result each.
+            const result: pg.QueryResult | pg.QueryResult[] = await client.query(text);
+            return Array.isArray(result) ? (result.at(-1)?.rows ?? []) : result.rows;
+          });
           await client.query(
             "INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)",
             [migration.version, migration.description, Date.now()],

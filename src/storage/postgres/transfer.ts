@@ -1,5 +1,7 @@
 import type pg from "pg";
+import { foldText } from "../fold.js";
 import {
+  type ArchivedMessageRow,
   emptyCounts,
   STORE_TABLES,
   type StorageTransfer,
@@ -23,6 +25,8 @@ const TABLE_NAME: Record<TransferTable, string> = {
   blocklist: "blocklist",
   documents: "documents",
   archive: "archive",
+  accountMessages: "account_messages",
+  roomMessages: "room_messages",
 };
 
 /** Each table's rows in the neutral form, in a stable order (pending requests and ids: arrival). */
@@ -39,7 +43,37 @@ const SELECT: Record<TransferTable, string> = {
   blocklist: "SELECT username, jid FROM blocklist ORDER BY username, jid",
   documents: "SELECT store, key, value::text AS value FROM documents ORDER BY store, key",
   archive: "SELECT id, store, at, kind, data::text AS data FROM archive ORDER BY id",
+  accountMessages: messagesSelect("account_messages"),
+  roomMessages: messagesSelect("room_messages"),
 };
+
+function messagesSelect(table: string): string {
+  return `SELECT store, owner, id, peer, peer_resource AS "peerResource", at, direction, stanza, text
+          FROM ${table} ORDER BY seq`;
+}
+
+/** Messages in the order given, so the new seq values keep the archive order. */
+function messagesInsert(table: string): { text: string; columns: (rows: ArchivedMessageRow[]) => unknown[] } {
+  return {
+    text: `INSERT INTO ${table} (store, owner, id, peer, peer_resource, at, direction, stanza, text, folded)
+           SELECT s, o, i, p, r, a, d, st, t, f
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[],
+                       $8::text[], $9::text[], $10::text[]) WITH ORDINALITY AS x (s, o, i, p, r, a, d, st, t, f, n)
+           ORDER BY n`,
+    columns: (rows) => [
+      rows.map((r) => r.store),
+      rows.map((r) => r.owner),
+      rows.map((r) => r.id),
+      rows.map((r) => r.peer),
+      rows.map((r) => r.peerResource),
+      rows.map((r) => r.at),
+      rows.map((r) => r.direction),
+      rows.map((r) => r.stanza),
+      rows.map((r) => r.text),
+      rows.map((r) => foldText(r.text)),
+    ],
+  };
+}
 
 /** One multi-row INSERT per batch: the columns go in as arrays and come out of unnest(). */
 const INSERT: { [T in TransferTable]: { text: string; columns: (rows: TransferRows[T][]) => unknown[] } } = {
@@ -129,6 +163,8 @@ const INSERT: { [T in TransferTable]: { text: string; columns: (rows: TransferRo
       rows.map((r) => r.data),
     ],
   },
+  accountMessages: messagesInsert("account_messages"),
+  roomMessages: messagesInsert("room_messages"),
 };
 
 /** The last value a sequence gave (0: none yet), and for identity columns at least the largest id. */

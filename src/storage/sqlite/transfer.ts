@@ -1,5 +1,7 @@
 import type Database from "better-sqlite3";
+import { foldText } from "../fold.js";
 import {
+  type ArchivedMessageRow,
   emptyCounts,
   STORE_TABLES,
   type StorageTransfer,
@@ -28,7 +30,14 @@ const SELECT: Record<TransferTable, string> = {
   blocklist: "SELECT username, jid FROM blocklist ORDER BY username, jid",
   documents: "SELECT store, key, value FROM documents ORDER BY store, key",
   archive: "SELECT id, store, at, kind, data FROM archive ORDER BY id",
+  accountMessages: messagesSelect("account_messages"),
+  roomMessages: messagesSelect("room_messages"),
 };
+
+function messagesSelect(table: string): string {
+  return `SELECT store, owner, id, peer, peer_resource AS peerResource, at, direction, stanza, text
+          FROM ${table} ORDER BY seq`;
+}
 
 const TABLE_NAME: Record<TransferTable, string> = {
   accounts: "accounts",
@@ -40,6 +49,8 @@ const TABLE_NAME: Record<TransferTable, string> = {
   blocklist: "blocklist",
   documents: "documents",
   archive: "archive",
+  accountMessages: "account_messages",
+  roomMessages: "room_messages",
 };
 
 /** SQLite keeps booleans as 0/1 and groups in a table of their own. */
@@ -121,6 +132,25 @@ class SqliteTransferWriter implements TransferWriter {
     const blocked = prepare("INSERT INTO blocklist (username, jid) VALUES (?, ?)");
     const document = prepare("INSERT INTO documents (store, key, value) VALUES (?, ?, ?)");
     const entry = prepare("INSERT INTO archive (id, store, at, kind, data) VALUES (?, ?, ?, ?, ?)");
+    const message = (table: string) => {
+      const insert = prepare(
+        `INSERT INTO ${table} (store, owner, id, peer, peer_resource, at, direction, stanza, text, folded)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      return (r: ArchivedMessageRow) =>
+        insert.run(
+          r.store,
+          r.owner,
+          r.id,
+          r.peer,
+          r.peerResource,
+          r.at,
+          r.direction,
+          r.stanza,
+          r.text,
+          foldText(r.text),
+        );
+    };
     this.#insert = {
       accounts: (r) => account.run(r.username, r.createdAt, r.disabled ? 1 : 0, r.rosterVersion),
       credentials: (r) => credential.run(r.username, r.hash, r.salt, r.iterations, r.storedKey, r.serverKey),
@@ -136,6 +166,8 @@ class SqliteTransferWriter implements TransferWriter {
       blocklist: (r) => blocked.run(r.username, r.jid),
       documents: (r) => document.run(r.store, r.key, r.value),
       archive: (r) => entry.run(r.id, r.store, r.at, r.kind, r.data),
+      accountMessages: message("account_messages"),
+      roomMessages: message("room_messages"),
     };
   }
 
@@ -145,7 +177,9 @@ class SqliteTransferWriter implements TransferWriter {
 
   async clear(): Promise<void> {
     // Foreign keys cascade from accounts to every table of account data.
-    this.db.exec("DELETE FROM accounts; DELETE FROM documents; DELETE FROM archive;");
+    this.db.exec(
+      "DELETE FROM accounts; DELETE FROM documents; DELETE FROM archive; DELETE FROM room_messages;",
+    );
   }
 
   async insert<T extends TransferTable>(table: T, rows: TransferRows[T][]): Promise<void> {

@@ -100,6 +100,8 @@ const LABEL: Record<TransferTable, string> = {
   blocklist: "blocked JIDs",
   documents: "documents",
   archive: "archive entries",
+  accountMessages: "archived messages of accounts",
+  roomMessages: "archived messages of rooms",
 };
 
 /** "3 accounts, 6 SCRAM credentials, …, 12 documents (licensing 10, programme 2), …" */

@@ -35,6 +35,21 @@ export interface TransferRows {
   documents: { store: string; key: string; value: string };
   /** data: the entry's JSON text. */
   archive: { id: number; store: string; at: number; kind: string; data: string };
+  /** Read in archive order and written in that order (the order paging follows). */
+  accountMessages: ArchivedMessageRow;
+  roomMessages: ArchivedMessageRow;
+}
+
+export interface ArchivedMessageRow {
+  store: string;
+  owner: string;
+  id: string;
+  peer: string;
+  peerResource: string;
+  at: number;
+  direction: "in" | "out";
+  stanza: string;
+  text: string;
 }
 
 export type TransferTable = keyof TransferRows;
@@ -50,17 +65,25 @@ export const TRANSFER_TABLES: readonly TransferTable[] = [
   "blocklist",
   "documents",
   "archive",
+  "accountMessages",
+  "roomMessages",
 ];
 
 /** Tables whose rows belong to a named store: counted per store as well. */
-export const STORE_TABLES = ["keyValues", "documents", "archive"] as const satisfies readonly TransferTable[];
+export const STORE_TABLES = [
+  "keyValues",
+  "documents",
+  "archive",
+  "accountMessages",
+  "roomMessages",
+] as const satisfies readonly TransferTable[];
 
 export type TransferBatch = { [T in TransferTable]: { table: T; rows: TransferRows[T][] } }[TransferTable];
 
 /** Rows per table, and per store for key-value stores, document stores and archives. */
 export interface TransferCounts {
   tables: Record<TransferTable, number>;
-  /** "keyValues:vcard" → rows, "documents:licensing" → rows, "archive:audit" → rows. */
+  /** "keyValues:vcard" → rows, "documents:licensing" → rows, "archive:audit" → rows, "accountMessages:mam" → rows. */
   stores: Record<string, number>;
 }
 
