@@ -10,7 +10,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { type CommandContext, CommandError } from "../../src/commands/command.js";
+import { storageMigrate } from "../../src/commands/storage.js";
 import type { RosterItem, Storage } from "../../src/core/storage/types.js";
+import { StorageUnavailableError } from "../../src/storage/errors.js";
 import { openPostgresStorage } from "../../src/storage/postgres/index.js";
 import { openSqliteStorage } from "../../src/storage/sqlite/index.js";
 import { CopyVerificationError, copyStorage, TargetNotEmptyError } from "../../src/storage/transfer/copy.js";
@@ -289,4 +292,51 @@ describe("storage transfer", () => {
       }
     });
   }
+});
+
+describe("storage migrate (the command)", () => {
+  const run = (input: { from: string; to: string; replace?: boolean }) =>
+    storageMigrate.run({} as CommandContext, input);
+
+  it("copies, reports what it verified, refuses a non-empty target unless --replace", async () => {
+    const from = join(dir, "command-source.sqlite");
+    const to = join(dir, "command-target.sqlite");
+    const source = await openSqliteStorage({ path: from });
+    await fill(source);
+    await source.close();
+
+    const result = await run({ from: `sqlite:${from}`, to: `sqlite:${to}` });
+    assert.match(
+      result.message,
+      /^copied sqlite:.*command-source\.sqlite to sqlite:.*command-target\.sqlite in /,
+    );
+    assert.match(result.message, /\nverified: 4 accounts, .*11 offline messages.*\(mam 10\)/);
+    assert.deepEqual((result.data as { tables: Record<string, number> }).tables.accounts, 4);
+
+    await assert.rejects(run({ from: `sqlite:${from}`, to: `sqlite:${to}` }), (error: unknown) => {
+      assert.ok(error instanceof CommandError);
+      assert.equal(error.status, 409);
+      assert.match(error.message, /not empty \(4 accounts.*nothing was copied\. Use --replace/);
+      return true;
+    });
+    const again = await run({ from: `sqlite:${from}`, to: `sqlite:${to}`, replace: true });
+    assert.match(again.message, /the target's previous data was deleted/);
+  });
+
+  it("refuses a missing source, the same storage twice and what is not a storage URL", async () => {
+    await assert.rejects(
+      run({ from: `sqlite:${join(dir, "no-such.sqlite")}`, to: `sqlite:${join(dir, "x.sqlite")}` }),
+      (error: unknown) =>
+        error instanceof StorageUnavailableError && /no SQLite database at/.test(error.message),
+    );
+    const file = join(dir, "same.sqlite");
+    await assert.rejects(
+      run({ from: `sqlite:${file}`, to: `sqlite:${file}` }),
+      (error: unknown) => error instanceof CommandError && /the same storage/.test(error.message),
+    );
+    await assert.rejects(
+      run({ from: `sqlite:${file}`, to: "mysql://db/switchboard" }),
+      (error: unknown) => error instanceof CommandError && /--to: not a storage URL/.test(error.message),
+    );
+  });
 });
