@@ -145,30 +145,18 @@ export class PostgresDatabase implements Queryable {
     return this.#runner.execute(statement, values);
   }
 
-  /** A statement that is not prepared (DDL, or text built at run time by migrations). */
-  async unprepared(text: string, values: unknown[] = []): Promise<Record<string, unknown>[]> {
-    return (await this.#pool.query(text, values)).rows;
-  }
-
   /**
    * Runs `fn` in one transaction on one connection: committed when it resolves, rolled back
    * when it throws. A transaction PostgreSQL aborts to resolve a conflict (serialization
    * failure, deadlock) runs again from the start, so `fn` must be safe to repeat.
    */
-  async transaction<T>(
-    fn: (tx: Queryable & { unprepared(text: string, values?: unknown[]): Promise<unknown> }) => Promise<T>,
-    opts: { isolation?: "read committed" | "repeatable read" | "serializable" } = {},
-  ): Promise<T> {
-    const begin = opts.isolation ? `BEGIN ISOLATION LEVEL ${opts.isolation.toUpperCase()}` : "BEGIN";
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.#pool.connect();
       let broken: Error | undefined;
       try {
-        await client.query(begin);
-        const tx = Object.assign(runner(client), {
-          unprepared: async (text: string, values: unknown[] = []) => (await client.query(text, values)).rows,
-        });
-        const result = await fn(tx);
+        await client.query("BEGIN");
+        const result = await fn(runner(client));
         await client.query("COMMIT");
         return result;
       } catch (error) {
