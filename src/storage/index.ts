@@ -2,8 +2,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { type ServerConfig, storageBackendOf } from "../core/config.js";
 import type { Storage } from "../core/storage/types.js";
-import { redactUrl } from "./postgres/database.js";
-import { openPostgresStorage } from "./postgres/index.js";
+import { redactUrl } from "./postgres/url.js";
 import { openSqliteStorage } from "./sqlite/index.js";
 
 export type StorageOptions =
@@ -16,8 +15,11 @@ export async function openStorage(opts: StorageOptions): Promise<Storage> {
     case "sqlite":
       mkdirSync(path.dirname(opts.path), { recursive: true });
       return openSqliteStorage({ path: opts.path });
-    case "postgres":
+    case "postgres": {
+      // Loaded on demand: a server or command on SQLite does not load the PostgreSQL driver.
+      const { openPostgresStorage } = await import("./postgres/index.js");
       return openPostgresStorage(opts);
+    }
     default:
       throw new Error(`unknown storage backend: ${(opts as { backend: unknown }).backend}`);
   }

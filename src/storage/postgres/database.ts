@@ -1,5 +1,6 @@
 import pg from "pg";
 import { StorageUnavailableError } from "../errors.js";
+import { redactUrl } from "./url.js";
 
 /**
  * A named SQL statement: PostgreSQL parses and plans it once per connection (a prepared
@@ -61,17 +62,6 @@ const types = {
 export function errorCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown }).code;
   return typeof code === "string" ? code : undefined;
-}
-
-/** The connection URL without its password, for messages and logs. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== "") u.password = "***";
-    return u.toString();
-  } catch {
-    return "(unparsable PostgreSQL URL)";
-  }
 }
 
 function runner(client: pg.Pool | pg.PoolClient): Queryable {

@@ -3,7 +3,6 @@ import path from "node:path";
 import type { Storage } from "../../core/storage/types.js";
 import { StorageUnavailableError } from "../errors.js";
 import type { StorageOptions } from "../index.js";
-import { openPostgresStorage } from "../postgres/index.js";
 import { openSqliteStorage } from "../sqlite/index.js";
 import type { StorageTransfer } from "./types.js";
 
@@ -23,6 +22,7 @@ export async function openForTransfer(
     const storage = await openSqliteStorage({ path: opts.path });
     return { storage, transfer: storage.transfer() };
   }
+  const { openPostgresStorage } = await import("../postgres/index.js");
   const storage = await openPostgresStorage(opts);
   return { storage, transfer: storage.transfer() };
 }
