@@ -9,10 +9,10 @@
  * another TLS connection, or behind a relay that terminates TLS itself.
  */
 import type { TLSSocket } from "node:tls";
-import { serverEndPoint } from "../src/core/tls-end-point.js";
 import type { BindingType } from "./proof.js";
+import { serverEndPoint } from "./tls-end-point.js";
 
-export { certificateSignatureOid, serverEndPoint } from "../src/core/tls-end-point.js";
+export { certificateSignatureOid, serverEndPoint } from "./tls-end-point.js";
 
 /** RFC 9266 tls-exporter data of a connection. */
 export function tlsExporter(socket: TLSSocket): Buffer {

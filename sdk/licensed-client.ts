@@ -143,6 +143,17 @@ interface ConnectionInternals {
   timeout: number;
 }
 
+/**
+ * The TLS socket a connection runs on: @xmpp/client's TCP/TLS socket itself, or, over
+ * WebSocket in Node (@xmpp/websocket on the `ws` package), the TLS socket under the
+ * WebSocket. A browser's WebSocket keeps its TLS to itself: undefined then.
+ */
+function tlsSocketOf(socket: unknown): TLSSocket | undefined {
+  if (socket instanceof TLSSocket) return socket;
+  const under = (socket as { _socket?: unknown } | null | undefined)?._socket;
+  return under instanceof TLSSocket ? under : undefined;
+}
+
 function checkLicenceOptions(l: LicenceOptions): void {
   // Builds a canonical string once, so a bad field fails at construction, not at login.
   canonicalProofString({
@@ -198,9 +209,11 @@ export function licensedClient(options: LicensedClientOptions): LicensedClient {
     if (!streamId) throw new Error("licence: the server's stream header has no id");
     let bindingData: Buffer | undefined;
     if (offer.bindingType !== "none") {
-      const socket = (entity as unknown as ConnectionInternals).socket?.socket;
-      if (!(socket instanceof TLSSocket)) {
-        throw new Error(`licence: ${offer.bindingType} offered on a connection without TLS`);
+      const socket = tlsSocketOf((entity as unknown as ConnectionInternals).socket?.socket);
+      if (!socket) {
+        throw new Error(
+          `licence: ${offer.bindingType} offered, but this connection's TLS is not reachable (no TLS, or a WebSocket whose TLS the platform keeps)`,
+        );
       }
       bindingData = channelBindingData(socket, offer.bindingType);
     }

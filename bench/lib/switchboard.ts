@@ -93,6 +93,8 @@ export class SwitchboardServer implements BenchServer {
       "0",
       "--http-port",
       "0",
+      "--component-port",
+      "0",
       "--allow-plaintext",
       "--log-level",
       "warn",

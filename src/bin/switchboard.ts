@@ -3,15 +3,17 @@
 import os from "node:os";
 import path from "node:path";
 import { Command, Option } from "commander";
-import type { CommandDefinition } from "../commands/command.js";
-import { CommandError } from "../commands/command.js";
-import { allCommands } from "../commands/index.js";
+import { count } from "../commands/plural.js";
 import { systemClock } from "../core/clock.js";
-import { ConfigError, loadConfig, type ServerConfig, storageOverride } from "../core/config.js";
-import { SwitchboardServer } from "../core/server.js";
+import type { CommandDefinition } from "../core/commands.js";
+import { CommandError } from "../core/commands.js";
+import { ConfigError, type ServerConfig } from "../core/config.js";
 import type { Storage } from "../core/storage/types.js";
-import { standardHttpPlugins } from "../http/index.js";
-import { standardModules } from "../modules/index.js";
+import { AdminStore } from "../http/admin-store.js";
+import { loadServerConfig } from "../server/config.js";
+import { allCommands, standardHttpPlugins, standardModules } from "../server/parts.js";
+import { SwitchboardServer } from "../server/server.js";
+import { storageOverride } from "../storage/config.js";
 import { SchemaTooNewError, StorageUnavailableError } from "../storage/errors.js";
 import { describeStorage, openStorage, storageOptionsFrom } from "../storage/index.js";
 
@@ -29,7 +31,7 @@ function withConfigOptions(cmd: Command): Command {
 }
 
 function configFrom(opts: Record<string, unknown>, extra: Record<string, unknown> = {}): ServerConfig {
-  return loadConfig({
+  return loadServerConfig({
     ...(typeof opts.config === "string" ? { file: opts.config } : {}),
     env: process.env,
     overrides: {
@@ -52,6 +54,7 @@ withConfigOptions(program.command("start").description("Run the server"))
   .option("--c2s-port <port>", "client port with STARTTLS (0 disables)", int)
   .option("--c2s-tls-port <port>", "client port with direct TLS, XEP-0368 (0 disables)", int)
   .option("--http-port <port>", "HTTP port (admin API, WebSocket)", int)
+  .option("--component-port <port>", "port for external components, XEP-0114 (0 disables)", int)
   .option("--allow-plaintext", "let clients log in without TLS (loopback tests only)")
   .option("--allow-registration", "open in-band registration (XEP-0077)")
   .option("--max-stanza-size <bytes>", "largest stanza accepted", int)
@@ -72,6 +75,7 @@ withConfigOptions(program.command("start").description("Run the server"))
       c2sPort: opts.c2sPort,
       c2sTlsPort: opts.c2sTlsPort,
       httpPort: opts.httpPort,
+      componentPort: opts.componentPort,
       allowPlaintext: opts.allowPlaintext,
       allowRegistration: opts.allowRegistration,
       logLevel: opts.logLevel,
@@ -79,9 +83,9 @@ withConfigOptions(program.command("start").description("Run the server"))
     });
     const server = await SwitchboardServer.start(config, {
       modules: standardModules,
-      http: { plugins: standardHttpPlugins },
+      http: { plugins: standardHttpPlugins, commands: allCommands },
     });
-    printSummary(server, config);
+    await printSummary(server, config);
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
@@ -99,14 +103,17 @@ withConfigOptions(program.command("start").description("Run the server"))
     process.on("SIGINT", () => stop("SIGINT"));
   });
 
-function printSummary(server: SwitchboardServer, config: ServerConfig): void {
+async function printSummary(server: SwitchboardServer, config: ServerConfig): Promise<void> {
   const { addresses, tls } = server;
   const relative = path.relative(process.cwd(), config.dataDir);
   const dataDir = relative === "" ? "." : relative.startsWith("..") ? config.dataDir : relative;
-  const storage = describeStorage(storageOptionsFrom(config));
+  const storageName = describeStorage(storageOptionsFrom(config));
   // The admin commands must open the same storage as the server.
-  const target = config.storage.url === undefined ? `--data-dir ${dataDir}` : `--storage '${storage}'`;
-  const accounts = `npx switchboard user add alice --password 'a-long-secret' ${target}`;
+  const target = config.storage.url === undefined ? `--data-dir ${dataDir}` : `--storage '${storageName}'`;
+  const cli = (args: string) => `npx switchboard ${args} ${target}`;
+  const storage = server.services.storage;
+  const accounts = await storage.accounts.count();
+  const admins = (await new AdminStore(storage, server.services.clock).listAdmins()).map((a) => a.name);
   server.log.info(
     {
       c2sPort: addresses.c2sPort,
@@ -114,12 +121,13 @@ function printSummary(server: SwitchboardServer, config: ServerConfig): void {
       httpPort: addresses.httpPort,
       bind: config.bind,
       dataDir: config.dataDir,
-      storage,
+      storage: storageName,
       modules: server.modules.list().length,
       tls: tls ? (tls.selfSigned ? "self-signed" : "configured") : "off",
     },
     "switchboard ready",
   );
+  const web = server.http?.url;
   const lines = [
     "",
     `Switchboard is serving ${config.domain}`,
@@ -127,18 +135,32 @@ function printSummary(server: SwitchboardServer, config: ServerConfig): void {
       `  XMPP clients: ${config.bind}:${addresses.c2sPort} (STARTTLS${config.allowPlaintext ? " optional" : " required"})`,
     addresses.c2sTlsPort !== undefined &&
       `  XMPP clients, direct TLS: ${config.bind}:${addresses.c2sTlsPort}`,
-    server.http?.url &&
-      `  Publisher portal: ${server.http.url}/portal   Admin console: ${server.http.url}/console`,
-    server.http &&
-      `  Admin API: ${server.http.url}/api/v1 (OpenAPI: /api/v1/openapi.json)   Metrics: ${server.http.url}/metrics`,
+    addresses.componentPort !== undefined &&
+      `  Gateways (XEP-0114 components): port ${addresses.componentPort} on modules.components.bind (loopback); switchboard component add DOMAIN`,
+    web && `  Web: ${web}/ (publisher portal ${web}/portal, admin console ${web}/console)`,
+    web && `  Admin API: ${web}/api/v1 (OpenAPI: /api/v1/openapi.json)   Metrics: ${web}/metrics`,
+    web &&
+      config.http.websocket &&
+      `  XMPP over WebSocket: ${web.replace(/^http/, "ws")}/xmpp-websocket${config.http.webChat.enabled ? `   Web chat: ${web}/chat` : ""}`,
     tls &&
       `  Certificate: ${tls.certFile}${tls.selfSigned ? " (self-signed: accept it in your client)" : ""}`,
     tls && `  SHA-256 fingerprint: ${tls.fingerprint}`,
-    `  Storage: ${storage}`,
-    `  Create an account: ${accounts}`,
-    `  Then log in as alice@${config.domain} with any XMPP client (server ${config.bind}, port ${addresses.c2sPort ?? addresses.c2sTlsPort}).`,
-    server.http?.url &&
-      `  Console access: npx switchboard admin grant alice ${target}, then log in at ${server.http.url}/console`,
+    `  Storage: ${storageName}`,
+    ...(accounts === 0
+      ? [
+          `  Create an account: ${cli("user add alice --password 'a-long-secret'")}`,
+          `  Then log in as alice@${config.domain} with any XMPP client (server ${config.bind}, port ${addresses.c2sPort ?? addresses.c2sTlsPort}).`,
+        ]
+      : [
+          `  Accounts: ${count(accounts, "account")} (${cli("user list")}); more with ${cli("user add NAME --password PW")}`,
+        ]),
+    web &&
+      (admins.length === 0
+        ? `  Console access: ${cli(`admin grant ${accounts === 0 ? "alice" : "NAME"}`)}, then log in at ${web}/console`
+        : `  Console: log in at ${web}/console as ${admins.length > 3 ? `one of ${count(admins.length, "admin")}` : admins.join(", ")}`),
+    web &&
+      config.mail.smtp.host === undefined &&
+      `  Mail: no SMTP relay (mail.smtp.host), so mails wait in the outbox: their links are logged here, listed at ${web}/console/mail and by ${cli("mail list")}`,
     "",
   ].filter(Boolean);
   process.stdout.write(lines.join("\n") + "\n");

@@ -1,6 +1,7 @@
 /** Account names as commands take them, and the error for an account that does not exist. */
+
+import { type CommandContext, CommandError } from "../core/commands.js";
 import { JidError, normalizeLocal } from "../core/jid.js";
-import { type CommandContext, CommandError } from "./command.js";
 
 /** The normalised localpart, or a 400 CommandError saying why the name is not valid. */
 export function accountName(raw: string): string {

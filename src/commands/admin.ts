@@ -3,10 +3,10 @@
  * the admin role of XMPP accounts for the web console (`admin grant|revoke|list`).
  */
 import { z } from "zod";
+import { type CommandContext, defineCommand } from "../core/commands.js";
 import { AdminStore } from "../http/admin-store.js";
 import { SessionStore } from "../http/sessions.js";
 import { accountName, noAccount } from "./account-names.js";
-import { type CommandContext, defineCommand } from "./command.js";
 
 function store(ctx: CommandContext): AdminStore {
   return new AdminStore(ctx.storage, ctx.clock);

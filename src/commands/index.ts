@@ -1,19 +1,10 @@
-/** Every admin command, in the order `switchboard --help` lists them. */
-import { licensingCommands } from "../modules/licensing/commands.js";
-import { statsCommands } from "../modules/licensing/stats-commands.js";
-import { programmeCommands } from "../programme/commands.js";
-import { adminCommands } from "./admin.js";
-import type { CommandDefinition } from "./command.js";
-import { storageCommands } from "./storage.js";
+/** The core's own admin commands: accounts and their sessions, admin roles and API tokens. Modules declare theirs. */
+import type { CommandDefinition } from "../core/commands.js";
+import { adminCommands as admin } from "./admin.js";
+import { storageCommands as storage } from "./storage.js";
 import { userSessionCommands } from "./user-sessions.js";
 import { userCommands } from "./users.js";
 
-export const allCommands: CommandDefinition<never>[] = [
-  ...userCommands,
-  ...userSessionCommands,
-  ...licensingCommands,
-  ...statsCommands,
-  ...programmeCommands,
-  ...adminCommands,
-  ...storageCommands,
-] as CommandDefinition<never>[];
+export const accountCommands = [...userCommands, ...userSessionCommands] as CommandDefinition<never>[];
+export const adminCommands = admin as CommandDefinition<never>[];
+export const storageCommands = storage as CommandDefinition<never>[];

@@ -5,8 +5,9 @@
  */
 import { z } from "zod";
 import { recordAccountChange } from "../core/account-changes.js";
+import { type CommandContext, CommandError, defineCommand, type LiveServer } from "../core/commands.js";
 import { accountName, noAccount } from "./account-names.js";
-import { type CommandContext, CommandError, defineCommand, type LiveServer } from "./command.js";
+import { auditCommand } from "./audit.js";
 
 function live(ctx: CommandContext): LiveServer {
   if (!ctx.live) {
@@ -63,9 +64,13 @@ export const userKick = defineCommand({
     if (input.resource !== undefined) {
       if (!server.kick(name, input.resource, reason))
         throw new CommandError(`${name}@${ctx.config.domain}/${input.resource} has no live session`, 404);
+      await auditCommand(ctx, "user.kick", `account:${name}`, {
+        after: { resource: input.resource, reason },
+      });
       return { message: `closed ${name}@${ctx.config.domain}/${input.resource}`, data: { closed: 1 } };
     }
     const closed = server.disconnectAccount(name, reason);
+    await auditCommand(ctx, "user.kick", `account:${name}`, { after: { closed, reason } });
     return { message: `closed ${closed} session(s) of ${name}@${ctx.config.domain}`, data: { closed } };
   },
 });
@@ -82,6 +87,9 @@ function setDisabled(disabled: boolean) {
     async run(ctx, input) {
       const name = accountName(input.name);
       if (!(await ctx.storage.accounts.setDisabled(name, disabled))) throw noAccount(ctx, name);
+      await auditCommand(ctx, disabled ? "user.disable" : "user.enable", `account:${name}`, {
+        after: { disabled },
+      });
       let closed = 0;
       if (disabled) {
         const reason = "account disabled";

@@ -3,10 +3,11 @@ import { readFile } from "node:fs/promises";
 import os from "node:os";
 import { z } from "zod";
 import { recordAccountChange } from "../core/account-changes.js";
+import { CommandError, defineCommand } from "../core/commands.js";
 import { deriveCredentials, deriveCredentialsAsync, PasswordError } from "../core/sasl/credentials.js";
 import type { ScramCredential, ScramHash } from "../core/storage/types.js";
 import { accountName, noAccount } from "./account-names.js";
-import { CommandError, defineCommand } from "./command.js";
+import { auditCommand } from "./audit.js";
 
 const HASHES: ScramHash[] = ["SHA-1", "SHA-256"];
 
@@ -35,6 +36,7 @@ export const userAdd = defineCommand({
       credentials(input.password, ctx.config.scramIterations),
     );
     if (!created) throw new CommandError(`account ${name}@${ctx.config.domain} already exists`, 409);
+    await auditCommand(ctx, "user.add", `account:${name}`);
     return { message: `created ${name}@${ctx.config.domain}`, data: { jid: `${name}@${ctx.config.domain}` } };
   },
 });
@@ -74,6 +76,7 @@ export const userPasswd = defineCommand({
       credentials(input.password, ctx.config.scramIterations),
     );
     if (!ok) throw noAccount(ctx, name);
+    await auditCommand(ctx, "user.passwd", `account:${name}`);
     return { message: `password changed for ${name}@${ctx.config.domain}` };
   },
 });
@@ -88,6 +91,7 @@ export const userDelete = defineCommand({
     const name = accountName(input.name);
     const ok = await ctx.storage.accounts.delete(name);
     if (!ok) throw noAccount(ctx, name);
+    await auditCommand(ctx, "user.delete", `account:${name}`);
     const reason = "account deleted";
     // Running servers (this one too) close the sessions and drop what they cached about the account.
     await recordAccountChange(ctx.storage, ctx.clock, "deleted", { username: name, reason });
@@ -170,6 +174,9 @@ export const userImport = defineCommand({
     await Promise.all(Array.from({ length: parallel }, worker));
     const created = await ctx.storage.accounts.createMany(items);
     const seconds = (ctx.clock.now() - started) / 1000;
+    await auditCommand(ctx, "user.import", `file:${input.file}`, {
+      after: { created, skipped: entries.length - created },
+    });
     return {
       message: `imported ${created} accounts (${entries.length - created} already existed) in ${seconds.toFixed(1)} s`,
       data: { created, skipped: entries.length - created, seconds },

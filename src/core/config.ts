@@ -1,15 +1,16 @@
 /**
- * Server configuration: one schema, filled from (lowest to highest precedence)
- * defaults, a YAML/JSON config file, SWITCHBOARD_* environment variables and
- * command-line options. Module options live under `modules.<name>` and are
- * validated by the schema each module declares.
+ * Server configuration: the core's settings plus the sections the server's parts add
+ * (ConfigSections), filled from (lowest to highest precedence) defaults, a YAML/JSON
+ * config file, SWITCHBOARD_* environment variables and command-line options. Module
+ * options live under `modules.<name>` and are validated by the schema each module declares.
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
 import { z } from "zod";
 
-const port = z.number().int().min(0).max(65535);
+/** A TCP port; 0 turns a listener off. */
+export const port = z.number().int().min(0).max(65535);
 
 export const LimitsSchema = z
   .object({
@@ -60,129 +61,16 @@ export const LimitsSchema = z
   })
   .prefault({});
 
-/** Outgoing mail of the licensing programme (portal accounts, applications, notices). */
-export const MailSchema = z
-  .object({
-    /** The SMTP server that relays outgoing mail; without a host, mails wait in the outbox. */
-    smtp: z
-      .object({
-        host: z.string().min(1).optional(),
-        port: port.default(587),
-        /** Implicit TLS (port 465); otherwise STARTTLS is used when the server offers it. */
-        secure: z.boolean().default(false),
-        /** Refuse to send unless the connection is upgraded with STARTTLS. */
-        requireTls: z.boolean().default(false),
-        /** Check the SMTP server's certificate (turn off only for a relay with a self-signed one). */
-        rejectUnauthorized: z.boolean().default(true),
-        user: z.string().optional(),
-        password: z.string().optional(),
-      })
-      .prefault({}),
-    /** Sender of every mail, e.g. "Example Network <licensing@example.org>" (default: licensing@<domain>). */
-    from: z.string().min(3).optional(),
-    retry: z
-      .object({
-        /** Wait after the first failed attempt; it doubles after each further failure. */
-        initialDelaySeconds: z.number().positive().default(30),
-        /** The longest wait between two attempts. */
-        maxDelaySeconds: z.number().positive().default(3600),
-      })
-      .prefault({}),
-    /** How often the outbox is checked for mails that are due. */
-    pollIntervalSeconds: z.number().positive().default(5),
-    /** Sent and bounced mails are deleted from the outbox after this many days. */
-    keepDays: z.number().int().min(1).default(90),
-  })
-  .prefault({});
-
-export const HttpSchema = z
-  .object({
-    /** HTTPS: "auto" when tls.certFile/keyFile are configured, "on" also with the self-signed certificate, "off" never. */
-    tls: z.enum(["auto", "on", "off"]).default("auto"),
-    /** The base URL people reach the listener at (links in mails); default from the bind address or domain and port. */
-    publicUrl: z.url({ protocol: /^https?$/ }).optional(),
-    /** Behind a reverse proxy: take the client address and scheme from X-Forwarded-* headers. */
-    trustProxy: z.boolean().default(false),
-    /** A browser session ends after this many minutes without a request… */
-    sessionIdleMinutes: z.number().int().min(1).default(120),
-    /** …or this many hours after login, whichever comes first. */
-    sessionMaxHours: z.number().min(1).default(24),
-    metrics: z
-      .object({
-        /** When set, GET /metrics requires `Authorization: Bearer <token>`. */
-        token: z.string().min(16).optional(),
-        /** Without a token, serve /metrics to every address instead of loopback only. */
-        public: z.boolean().default(false),
-      })
-      .prefault({}),
-  })
-  .prefault({});
-
-export type StorageBackend = "sqlite" | "postgres";
-
-/** The backend a storage URL names: `sqlite:PATH`, `postgres://…` or `postgresql://…`. */
-export function storageBackendOf(url: string): StorageBackend | undefined {
-  if (url.startsWith("sqlite:")) return "sqlite";
-  if (/^postgres(ql)?:\/\//.test(url)) return "postgres";
-  return undefined;
-}
-
-export const StorageSchema = z
-  .object({
-    /** sqlite or postgres; when absent, the one `url` names (sqlite without a url). */
-    backend: z.enum(["sqlite", "postgres"]).optional(),
-    /** `sqlite:PATH` or `postgres://user:password@host:port/database?…`. */
-    url: z.string().min(1).optional(),
-    /** SQLite database file, relative to dataDir, when no url is given. */
-    sqlitePath: z.string().default("switchboard.sqlite"),
-    /** PostgreSQL: connections in the pool. */
-    poolSize: z.number().int().min(1).max(1000).default(10),
-  })
-  .prefault({})
-  .superRefine((s, ctx) => {
-    const named = s.url === undefined ? undefined : storageBackendOf(s.url);
-    if (s.url !== undefined && named === undefined) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["url"],
-        message: "expected sqlite:PATH or postgres://user:password@host:port/database",
-      });
-    } else if (s.backend !== undefined && named !== undefined && s.backend !== named) {
-      ctx.addIssue({ code: "custom", path: ["backend"], message: `is ${s.backend} but the url is ${named}` });
-    } else if (s.backend === "postgres" && s.url === undefined) {
-      ctx.addIssue({ code: "custom", path: ["url"], message: "postgres needs a url (postgres://…)" });
-    }
-  })
-  .transform((s) => ({
-    ...s,
-    backend: (s.backend ??
-      (s.url === undefined ? undefined : storageBackendOf(s.url)) ??
-      "sqlite") as StorageBackend,
-  }));
-
-export const ServerConfigSchema = z.object({
+export const CoreConfigSchema = z.object({
   /** The XMPP domain served (the domainpart of every local JID). */
   domain: z.string().min(1).default("localhost"),
   dataDir: z.string().default("./data"),
   /** Listen address for every listener. */
   bind: z.string().default("127.0.0.1"),
-  c2sPort: port.default(5222),
-  c2sTlsPort: port.default(5223),
-  /** The HTTP listener (admin API, metrics, portal and console); 0 disables it. */
-  httpPort: port.default(5280),
   /** Allows clients to authenticate without TLS (loopback tests and benchmarks only). */
   allowPlaintext: z.boolean().default(false),
   allowRegistration: z.boolean().default(false),
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
-  tls: z
-    .object({
-      /** PEM certificate chain and key files; when absent a self-signed pair is generated in dataDir/tls. */
-      certFile: z.string().optional(),
-      keyFile: z.string().optional(),
-    })
-    .prefault({}),
-  http: HttpSchema,
-  storage: StorageSchema,
   /** PBKDF2 iteration count for new SCRAM credentials. */
   scramIterations: z.number().int().min(4096).default(10_000),
   /** SASL mechanisms offered, in preference order. */
@@ -192,24 +80,43 @@ export const ServerConfigSchema = z.object({
   /** Offers XEP-0388 SASL2 beside RFC 6120 SASL (same mechanisms; no stream restart). */
   sasl2: z.boolean().default(true),
   limits: LimitsSchema,
-  mail: MailSchema,
   /** Names of modules not to load. */
   disabledModules: z.array(z.string()).default([]),
   /** Per-module options, validated by each module's own schema. */
   modules: z.record(z.string(), z.unknown()).default({}),
 });
 
-export type ServerConfig = z.infer<typeof ServerConfigSchema>;
-export type Limits = ServerConfig["limits"];
+export type CoreConfig = z.infer<typeof CoreConfigSchema>;
+export type Limits = CoreConfig["limits"];
+
+/**
+ * The sections the server's parts add to the configuration (HTTP, mail, storage, TLS,
+ * transports, modules' top-level keys). Each part declares its keys here by declaration
+ * merging and passes their schema as a ConfigSection to loadConfig, so the core does not
+ * know them.
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: filled by declaration merging in the parts' folders
+export interface ConfigSections {}
+
+/** The whole configuration of a server: the core's settings and every part's section. */
+export type ServerConfig = CoreConfig & ConfigSections;
+
+/** A part's top-level keys, with their schema and the environment variables that set them. */
+export interface ConfigSection {
+  keys: z.ZodRawShape;
+  /** Keys that SWITCHBOARD_* variables set (SWITCHBOARD_HTTP_PORT → httpPort), with their type. */
+  env?: Record<string, "string" | "number" | "boolean">;
+  /** Values that other environment variables give (e.g. SWITCHBOARD_STORAGE_URL → storage.url). */
+  environment?(env: NodeJS.ProcessEnv): Record<string, unknown>;
+  /** Makes the section's relative paths in a configuration file absolute against the file's folder. */
+  resolveFilePaths?(values: Record<string, unknown>, fileDir: string): void;
+}
 
 /** Environment variables that map onto top-level options (SWITCHBOARD_C2S_PORT → c2sPort). */
-const ENV_KEYS: Record<string, "string" | "number" | "boolean"> = {
+const CORE_ENV_KEYS: Record<string, "string" | "number" | "boolean"> = {
   domain: "string",
   dataDir: "string",
   bind: "string",
-  c2sPort: "number",
-  c2sTlsPort: "number",
-  httpPort: "number",
   allowPlaintext: "boolean",
   allowRegistration: "boolean",
   logLevel: "string",
@@ -226,30 +133,16 @@ function parseScalar(raw: string, kind: "string" | "number" | "boolean"): unknow
   return raw;
 }
 
-export function fromEnvironment(env: NodeJS.ProcessEnv): Record<string, unknown> {
+export function fromEnvironment(
+  env: NodeJS.ProcessEnv,
+  keys: Record<string, "string" | "number" | "boolean"> = CORE_ENV_KEYS,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [key, kind] of Object.entries(ENV_KEYS)) {
+  for (const [key, kind] of Object.entries(keys)) {
     const raw = env[envName(key)];
     if (raw !== undefined && raw !== "") out[key] = parseScalar(raw, kind);
   }
-  const storageUrl = env.SWITCHBOARD_STORAGE_URL;
-  if (storageUrl !== undefined && storageUrl !== "") out.storage = storageOverride(storageUrl);
   return out;
-}
-
-/**
- * The `storage` values for a URL given on the command line or in the environment: it
- * replaces the file's choice of backend too, and a relative SQLite path is taken from the
- * current directory.
- */
-export function storageOverride(url: string, cwd = process.cwd()): Record<string, unknown> {
-  const backend = storageBackendOf(url);
-  return { url: backend === "sqlite" ? resolveSqliteUrl(url, cwd) : url, ...(backend ? { backend } : {}) };
-}
-
-/** `sqlite:PATH` with PATH made absolute against `base`. */
-export function resolveSqliteUrl(url: string, base: string): string {
-  return `sqlite:${path.resolve(base, url.slice("sqlite:".length))}`;
 }
 
 export class ConfigError extends Error {
@@ -297,28 +190,30 @@ export function loadConfig(opts: {
   file?: string;
   env?: NodeJS.ProcessEnv;
   overrides?: Record<string, unknown>;
+  /** The parts' sections (the server's are in src/server/config.ts). */
+  sections: readonly ConfigSection[];
 }): ServerConfig {
   let fileValues: Record<string, unknown> = {};
   if (opts.file) {
     fileValues = readConfigFile(opts.file);
     const base = path.dirname(path.resolve(opts.file));
     if (typeof fileValues.dataDir === "string") fileValues.dataDir = path.resolve(base, fileValues.dataDir);
-    const storage = fileValues.storage;
-    if (
-      isPlainObject(storage) &&
-      typeof storage.url === "string" &&
-      storageBackendOf(storage.url) === "sqlite"
-    ) {
-      fileValues.storage = { ...storage, url: resolveSqliteUrl(storage.url, base) };
-    }
+    for (const sec of opts.sections) sec.resolveFilePaths?.(fileValues, base);
   }
-  const merged = mergeDeep(mergeDeep(fileValues, fromEnvironment(opts.env ?? {})), opts.overrides ?? {});
-  const result = ServerConfigSchema.safeParse(merged);
+  const envKeys = Object.assign({}, CORE_ENV_KEYS, ...opts.sections.map((sec) => sec.env ?? {}));
+  const env = opts.env ?? {};
+  const fromEnv = Object.assign(
+    fromEnvironment(env, envKeys),
+    ...opts.sections.map((sec) => sec.environment?.(env) ?? {}),
+  );
+  const merged = mergeDeep(mergeDeep(fileValues, fromEnv), opts.overrides ?? {});
+  const schema = CoreConfigSchema.extend(Object.assign({}, ...opts.sections.map((sec) => sec.keys)));
+  const result = schema.safeParse(merged);
   if (!result.success) {
     const lines = result.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`);
     throw new ConfigError("invalid configuration:\n" + lines.join("\n"));
   }
-  const config = result.data;
+  const config = result.data as unknown as ServerConfig;
   config.dataDir = path.resolve(config.dataDir);
   return config;
 }

@@ -7,11 +7,11 @@
 import { StanzaError } from "./errors.js";
 import type { StanzaEvent } from "./events.js";
 import { type IqTarget, iqPayload } from "./iq.js";
-import type { ServerServices } from "./module.js";
+import type { CoreServices } from "./services.js";
 import { type XmlElement, x } from "./xml/element.js";
 import { NS_SESSION } from "./xml/namespaces.js";
 
-export function installCoreHandlers(svc: ServerServices): void {
+export function installCoreHandlers(svc: CoreServices): void {
   const { hooks, iq, router, sessions } = svc;
 
   const dispatch = (target: IqTarget) => (ev: StanzaEvent) => {

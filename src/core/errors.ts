@@ -1,6 +1,6 @@
 /** Stanza and stream errors (RFC 6120 §8.3 and §4.9) as values and as XML. */
 import { XmlElement, x } from "./xml/element.js";
-import { NS_STANZAS, NS_STREAM_ERRORS } from "./xml/namespaces.js";
+import { NS_STANZAS } from "./xml/namespaces.js";
 
 export type StanzaErrorType = "auth" | "cancel" | "continue" | "modify" | "wait";
 
@@ -119,55 +119,5 @@ export function errorReply(stanza: XmlElement, error: StanzaError, by?: string):
   return reply;
 }
 
-export type StreamErrorCondition =
-  | "bad-format"
-  | "bad-namespace-prefix"
-  | "conflict"
-  | "connection-timeout"
-  | "host-gone"
-  | "host-unknown"
-  | "improper-addressing"
-  | "internal-server-error"
-  | "invalid-from"
-  | "invalid-namespace"
-  | "invalid-xml"
-  | "not-authorized"
-  | "not-well-formed"
-  | "policy-violation"
-  | "remote-connection-failed"
-  | "reset"
-  | "resource-constraint"
-  | "restricted-xml"
-  | "see-other-host"
-  | "system-shutdown"
-  | "undefined-condition"
-  | "unsupported-encoding"
-  | "unsupported-feature"
-  | "unsupported-stanza-type"
-  | "unsupported-version";
-
-export class StreamError extends Error {
-  readonly condition: StreamErrorCondition;
-  readonly text?: string;
-  readonly appCondition?: XmlElement;
-
-  constructor(condition: StreamErrorCondition, text?: string, appCondition?: XmlElement) {
-    super(text ?? condition);
-    this.name = "StreamError";
-    this.condition = condition;
-    if (text !== undefined) this.text = text;
-    if (appCondition) this.appCondition = appCondition;
-  }
-
-  toElement(): XmlElement {
-    return x(
-      "stream:error",
-      null,
-      x(this.condition, { xmlns: NS_STREAM_ERRORS }),
-      this.text !== undefined && x("text", { xmlns: NS_STREAM_ERRORS, "xml:lang": "en" }, this.text),
-      this.appCondition,
-    );
-  }
-}
-
 export { NS_STANZAS, NS_STREAM_ERRORS as NS_STREAMS } from "./xml/namespaces.js";
+export { StreamError, type StreamErrorCondition } from "./xml/stream-error.js";

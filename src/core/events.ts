@@ -82,6 +82,12 @@ export interface ServerEvents {
    * processed (fired by the presence module; offline delivery waits for it, XEP-0160).
    */
   "session/available": SessionEvent;
+  /**
+   * The connection of a bound session was lost (not closed by either side). A handler that
+   * returns true keeps the session alive without a stream (it must then end or re-attach it
+   * itself: stream management). Synchronous: the answer decides at once.
+   */
+  "session/stream-lost": SessionEndedEvent;
   /** A bound session ended (after its unavailable presence was handled). */
   "session/ended": SessionEndedEvent;
   "account/created": { username: string };

@@ -1,27 +1,32 @@
 /**
- * The module host. A module is data: a name, the XEPs it implements, a typed
- * options schema, and a setup function that registers hooks, IQ handlers,
- * disco and stream features through its context. Every registration is
- * recorded so unloading a module removes all of it (the way ejabberd's
- * gen_mod and Prosody's module API do).
+ * The module host. A module is data: a name, the XEPs it implements, a typed options
+ * schema, the admin commands it adds, and a setup function that registers what it does
+ * through its context: hooks, IQ handlers, disco and stream features, stanza filters,
+ * routes, metrics, typed per-session state, and contributions to the server's other faces
+ * (HTTP routes, listeners). Every registration is recorded so unloading a module removes
+ * all of it (the way ejabberd's gen_mod and Prosody's module API do).
+ *
+ * The context is the whole of what a module may use: it does not hand out the server's
+ * service container, so a module cannot reach around it.
  */
 import type { Logger } from "pino";
 import type { z } from "zod";
 import type { Clock } from "./clock.js";
-import type { ServerConfig } from "./config.js";
+import type { CommandDefinition } from "./commands.js";
+import type { ConfigSection, ServerConfig } from "./config.js";
 import type { ServerEvents } from "./events.js";
-import type {
-  DiscoIdentity,
-  DiscoRegistry,
-  DiscoTarget,
-  StreamFeatureProvider,
-  StreamFeatureRegistry,
-} from "./features.js";
-import type { HookBus, HookHandler } from "./hooks.js";
-import type { IqHandler, IqRegistry, IqSpec } from "./iq.js";
-import type { Router } from "./router.js";
-import type { SessionManager } from "./sessions.js";
+import type { DiscoIdentity, DiscoTarget, StreamFeatureProvider } from "./features.js";
+import type { HookHandler } from "./hooks.js";
+import type { IqHandler, IqSpec } from "./iq.js";
+import type { MetricDefinition } from "./metrics.js";
+import type { Route, Router } from "./router.js";
+import type { CoreServices } from "./services.js";
+import type { ClientSession } from "./session.js";
+import type { SessionDirectory } from "./session-directory.js";
+import type { FilterDirection, StanzaFilter } from "./stanza-filters.js";
 import type { Storage } from "./storage/types.js";
+import { type SessionControl, sessionControl } from "./stream/local-session.js";
+import type { XmlElement } from "./xml/element.js";
 
 export interface XepSupport {
   /** e.g. "0199" */
@@ -39,6 +44,13 @@ export interface ModuleDefinition<Options = Record<string, never>> {
   options?: z.ZodType<Options>;
   /** Modules this one needs loaded first. */
   dependencies?: string[];
+  /**
+   * Admin commands this module adds: offered by the CLI, the HTTP API and the console like
+   * every command (they run on storage, also when no server runs; see core/commands.ts).
+   */
+  commands?: readonly CommandDefinition<never>[];
+  /** Top-level configuration keys the module adds beside `modules.<name>` (e.g. a port). */
+  config?: ConfigSection;
   setup(ctx: ModuleContext<Options>): void | Promise<void>;
 }
 
@@ -49,35 +61,78 @@ export function defineModule<Options = Record<string, never>>(
   return def;
 }
 
-/** The services of the server that modules use. */
-export interface ServerServices {
+/**
+ * What modules contribute to faces outside the core, by kind. The layers that serve them
+ * add their kinds by augmenting this interface (the HTTP layer adds `http`), so the core
+ * knows none of them.
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: filled by declaration merging in the faces' folders
+export interface ModuleContributions {}
+
+/** A listener a module runs (server-to-server, components…), started after every module loaded. */
+export interface ModuleListener {
+  readonly name: string;
+  /** Starts listening; returns the ports bound, by name (e.g. { s2sPort: 5269 }). */
+  start(): Promise<Record<string, number>>;
+  /** Stops accepting and closes what it holds. */
+  stop(): Promise<void>;
+}
+
+/** Typed per-session state of one module (kept on the session, gone with it). */
+export interface SessionState<T> {
+  get(session: ClientSession): T | undefined;
+  set(session: ClientSession, value: T): void;
+  delete(session: ClientSession): void;
+}
+
+/** What modules may read of the server's advertised features (the disco module answers with it). */
+export interface AdvertisedFeatures {
+  features(target: DiscoTarget): string[];
+  identities(target: DiscoTarget): DiscoIdentity[];
+  /** XEP-0128 extension forms of the host. */
+  readonly extensions: readonly XmlElement[];
+}
+
+export interface ModuleContext<Options> {
+  readonly name: string;
+  readonly options: Options;
+  /** The server's configuration (read it; a module's own options are in `options`). */
   readonly config: ServerConfig;
+  /** The primary served domain. */
   readonly domain: string;
   readonly log: Logger;
   readonly clock: Clock;
   readonly storage: Storage;
-  readonly hooks: HookBus<ServerEvents>;
-  readonly sessions: SessionManager;
+  /** Bound sessions: who is online where, and the delivery targets of an account. */
+  readonly sessions: SessionDirectory;
+  /** Delivery of stanzas (locally, to services and other domains) and server-sent IQs. */
   readonly router: Router;
-  readonly iq: IqRegistry;
-  readonly disco: DiscoRegistry;
-  readonly streamFeatures: StreamFeatureRegistry;
-  /** Other loaded modules' public APIs, by module name (see ModuleContext.provide). */
-  readonly apis: Map<string, unknown>;
-}
+  readonly advertised: AdvertisedFeatures;
+  /** Keeping sessions whose stream was lost and resuming them on another stream (stream management). */
+  readonly sessionControl: SessionControl;
 
-export interface ModuleContext<Options> extends ServerServices {
-  readonly name: string;
-  readonly options: Options;
   hook<K extends keyof ServerEvents>(
     event: K,
     handler: HookHandler<ServerEvents[K]>,
     priority?: number,
   ): void;
+  /** Fires an event (a module's own ones too: see events.ts); true when a handler claimed it. */
+  fire<K extends keyof ServerEvents>(event: K, payload: ServerEvents[K]): Promise<boolean>;
   handleIq(spec: IqSpec, handler: IqHandler): void;
   addFeature(xmlns: string, target?: DiscoTarget): void;
   addIdentity(identity: DiscoIdentity, target?: DiscoTarget): void;
   addStreamFeature(provider: StreamFeatureProvider): void;
+  /** A filter on every client session's stanzas (stanza-filters.ts); higher priority runs first. */
+  filter(direction: FilterDirection, filter: StanzaFilter, priority?: number): void;
+  /** Routes a domain (a service on a subdomain, a component, a remote domain) to `route`. */
+  addRoute(domain: string, route: Route): void;
+  /** This module's typed state on each session. */
+  sessionState<T>(): SessionState<T>;
+  metric(def: MetricDefinition): void;
+  /** A contribution to another face of the server (e.g. `contribute("http", plugin)`). */
+  contribute<K extends keyof ModuleContributions>(kind: K, value: ModuleContributions[K]): void;
+  /** A listener started with the server's listeners. */
+  listen(listener: ModuleListener): void;
   /** Publishes an API object other modules can fetch with `api(name)`. */
   provide<T>(api: T): void;
   api<T>(moduleName: string): T | undefined;
@@ -101,8 +156,10 @@ interface LoadedModule {
 
 export class ModuleHost {
   private readonly loaded = new Map<string, LoadedModule>();
+  private readonly contributed: { module: string; kind: string; value: unknown }[] = [];
+  private readonly listenerList: { module: string; listener: ModuleListener }[] = [];
 
-  constructor(private readonly services: ServerServices) {}
+  constructor(private readonly services: CoreServices) {}
 
   isLoaded(name: string): boolean {
     return this.loaded.has(name);
@@ -110,6 +167,16 @@ export class ModuleHost {
 
   list(): ModuleDefinition<unknown>[] {
     return [...this.loaded.values()].map((m) => m.def);
+  }
+
+  /** What loaded modules contributed to one face, in load order. */
+  contributions<K extends keyof ModuleContributions>(kind: K): ModuleContributions[K][] {
+    return this.contributed.filter((c) => c.kind === kind).map((c) => c.value as ModuleContributions[K]);
+  }
+
+  /** The listeners loaded modules run. */
+  listeners(): ModuleListener[] {
+    return this.listenerList.map((l) => l.listener);
   }
 
   /** Loads modules in dependency order, skipping the disabled ones. */
@@ -148,24 +215,82 @@ export class ModuleHost {
       options = parsed.data;
     }
     const cleanups: (() => void | Promise<void>)[] = [];
+    const ctx = this.contextFor(def.name, options, cleanups);
+    this.loaded.set(def.name, { def: def as ModuleDefinition<unknown>, cleanups });
+    try {
+      await def.setup(ctx);
+    } catch (err) {
+      await this.unload(def.name);
+      throw new ModuleLoadError(`module ${def.name} failed to load: ${(err as Error).message}`);
+    }
+  }
+
+  private contextFor<O>(
+    name: string,
+    options: O,
+    cleanups: (() => void | Promise<void>)[],
+  ): ModuleContext<O> {
     const s = this.services;
-    const ctx: ModuleContext<O> = {
-      ...s,
-      name: def.name,
+    const stateKey = Symbol(name);
+    const contributed = this.contributed;
+    const listeners = this.listenerList;
+    const remove =
+      <T>(list: T[], item: T) =>
+      () => {
+        const i = list.indexOf(item);
+        if (i >= 0) list.splice(i, 1);
+      };
+    return {
+      name,
       options,
-      log: s.log.child({ module: def.name }),
+      config: s.config,
+      domain: s.domain,
+      log: s.log.child({ module: name }),
+      clock: s.clock,
+      storage: s.storage,
+      sessions: s.sessions,
+      router: s.router,
+      sessionControl,
+      advertised: {
+        features: (target) => s.disco.getFeatures(target),
+        identities: (target) => s.disco.getIdentities(target),
+        extensions: s.disco.extensions,
+      },
       hook: (event, handler, priority) => cleanups.push(s.hooks.on(event, handler, priority)),
+      fire: (event, payload) => s.hooks.fireAsync(event, payload),
       handleIq: (spec, handler) => cleanups.push(s.iq.register(spec, handler)),
       addFeature: (xmlns, target) => cleanups.push(s.disco.addFeature(xmlns, target)),
       addIdentity: (identity, target) => cleanups.push(s.disco.addIdentity(identity, target)),
       addStreamFeature: (provider) => cleanups.push(s.streamFeatures.add(provider)),
+      filter: (direction, filter, priority) => cleanups.push(s.filters.add(direction, filter, priority)),
+      addRoute: (domain, route) => cleanups.push(s.router.addRoute(domain, route)),
+      sessionState: <T>(): SessionState<T> => ({
+        get: (session) => session.data.get(stateKey) as T | undefined,
+        set: (session, value) => {
+          session.data.set(stateKey, value);
+        },
+        delete: (session) => {
+          session.data.delete(stateKey);
+        },
+      }),
+      metric: (def) => cleanups.push(s.metrics.add(def)),
+      contribute: (kind, value) => {
+        const entry = { module: name, kind: kind as string, value: value as unknown };
+        contributed.push(entry);
+        cleanups.push(remove(contributed, entry));
+      },
+      listen: (listener) => {
+        const entry = { module: name, listener };
+        listeners.push(entry);
+        cleanups.push(remove(listeners, entry));
+      },
       provide: (api) => {
-        s.apis.set(def.name, api);
+        s.apis.set(name, api);
         cleanups.push(() => {
-          s.apis.delete(def.name);
+          s.apis.delete(name);
         });
       },
-      api: <T>(name: string) => s.apis.get(name) as T | undefined,
+      api: <T>(other: string) => s.apis.get(other) as T | undefined,
       setInterval: (fn, ms) => {
         const t = setInterval(fn, ms);
         t.unref();
@@ -178,13 +303,6 @@ export class ModuleHost {
       },
       onUnload: (fn) => cleanups.push(fn),
     };
-    this.loaded.set(def.name, { def: def as ModuleDefinition<unknown>, cleanups });
-    try {
-      await def.setup(ctx);
-    } catch (err) {
-      await this.unload(def.name);
-      throw new ModuleLoadError(`module ${def.name} failed to load: ${(err as Error).message}`);
-    }
   }
 
   async unload(name: string): Promise<void> {

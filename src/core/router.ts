@@ -13,7 +13,18 @@ import { type Jid, JidError, parseJid } from "./jid.js";
 import type { ClientSession } from "./session.js";
 import type { XmlElement } from "./xml/element.js";
 
-/** A path out of this server for stanzas to other domains. */
+/**
+ * Where stanzas for one domain go when it is not a served domain: a service on a subdomain
+ * (group chat, upload), a component, another cluster node. `deliver` takes the stanza
+ * (its 'from' is trusted); failures come back as error stanzas through Router.deliver.
+ */
+export interface Route {
+  /** "service", "component", "s2s", "cluster"…: for logs and metrics. */
+  readonly kind: string;
+  deliver(stanza: XmlElement, from: Jid, to: Jid): void | Promise<void>;
+}
+
+/** A path out of this server for stanzas to any other domain it can reach (server-to-server, cluster). */
 export interface RemoteRoute {
   /** "s2s", "component", "cluster", …: for logs and metrics. */
   readonly kind: string;
@@ -32,8 +43,16 @@ export function isStanza(el: XmlElement): el is XmlElement & { name: StanzaKind 
 
 type Done = void | Promise<void>;
 
+/**
+ * Routes by domain: the served domains (virtual hosts) deliver through the
+ * `<kind>/host|bare|full` hooks; other domains through the route a module registered for
+ * exactly that domain, else through a remote route that can take it; else the sender gets
+ * remote-server-not-found.
+ */
 export class Router {
   private readonly routes: RemoteRoute[] = [];
+  private readonly hosts = new Set<string>();
+  private readonly domainRoutes = new Map<string, Route>();
   /** IQ requests the server sent, waiting for their result, by id. */
   private readonly pendingIq = new Map<
     string,
@@ -44,10 +63,42 @@ export class Router {
   readonly stats = { routedLocal: 0, routedRemote: 0, errors: 0 };
 
   constructor(
+    /** The primary served domain (server-generated stanzas come from it). */
     readonly domain: string,
     private readonly hooks: HookBus<ServerEvents>,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.hosts.add(domain);
+  }
+
+  /** Serves another domain (a virtual host) locally; returns the function that stops it. */
+  addHost(domain: string): () => void {
+    if (this.hosts.has(domain)) throw new Error(`${domain} is already served`);
+    this.hosts.add(domain);
+    return () => {
+      if (domain !== this.domain) this.hosts.delete(domain);
+    };
+  }
+
+  /** The served domains. */
+  servedDomains(): string[] {
+    return [...this.hosts];
+  }
+
+  /** Routes one domain that is not served here (a service, a component); returns the removal. */
+  addRoute(domain: string, route: Route): () => void {
+    if (this.hosts.has(domain)) throw new Error(`${domain} is a served domain`);
+    if (this.domainRoutes.has(domain)) throw new Error(`${domain} already has a route`);
+    this.domainRoutes.set(domain, route);
+    return () => {
+      if (this.domainRoutes.get(domain) === route) this.domainRoutes.delete(domain);
+    };
+  }
+
+  /** The route registered for a domain, if any. */
+  routeOf(domain: string): Route | undefined {
+    return this.domainRoutes.get(domain);
+  }
 
   addRemoteRoute(route: RemoteRoute): () => void {
     this.routes.push(route);
@@ -58,8 +109,9 @@ export class Router {
     };
   }
 
+  /** Is the domain served here (a local account's domain)? */
   isLocalDomain(domain: string): boolean {
-    return domain === this.domain;
+    return this.hosts.has(domain);
   }
 
   /** Handles a stanza sent by a bound local client: stamps 'from', validates 'to', runs pre-hooks, routes. */
@@ -100,7 +152,22 @@ export class Router {
    * `origin` is the local session it came from, if any.
    */
   deliver(stanza: XmlElement, from: Jid, to: Jid, origin?: ClientSession): Done {
-    if (to.domain !== this.domain) return this.deliverRemote(stanza, from, to);
+    if (!this.hosts.has(to.domain)) {
+      const route = this.domainRoutes.get(to.domain);
+      if (route) {
+        this.stats.routedLocal++;
+        return this.continueWith(
+          () => {
+            const r = route.deliver(stanza, from, to);
+            return r instanceof Promise ? r.then(() => true) : true;
+          },
+          stanza,
+          from,
+          () => undefined,
+        );
+      }
+      return this.deliverRemote(stanza, from, to);
+    }
     this.stats.routedLocal++;
     const kind = stanza.name as StanzaKind;
     const target = to.local === "" ? "host" : to.resource === "" ? "bare" : "full";

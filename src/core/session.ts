@@ -1,14 +1,22 @@
-/** What modules see of a client connection. The c2s layer implements it. */
+/**
+ * A client session: what modules see of a client, from the opening of its stream to the
+ * end of the session. A session is not its connection: it can lose its stream and keep
+ * living (stream management hibernates it) and take over another stream (resumption),
+ * so what belongs to the connection (address, transport, TLS) is read from the stream
+ * currently attached.
+ */
 import type { StreamError } from "./errors.js";
 import type { UserAgent } from "./features.js";
 import type { Jid } from "./jid.js";
+import type { TransportKind } from "./stream/transport.js";
 import type { XmlElement } from "./xml/element.js";
 
-export type TransportKind = "tcp" | "tls" | "websocket";
+export type { TransportKind } from "./stream/transport.js";
 
 export interface ClientSession {
-  /** The stream id, unique per connection. */
+  /** Unique per session; stays the same when the session moves to another stream. */
   readonly id: string;
+  /** Of the stream attached now (or last attached). */
   readonly transport: TransportKind;
   readonly remoteAddress: string;
   readonly connectedAt: number;
@@ -16,9 +24,9 @@ export interface ClientSession {
   readonly secure: boolean;
   /** The id of the current stream (it changes at each stream restart); proofs bind to it. */
   readonly streamId: string;
-  /** TLS channel-binding data of this connection ("tls-exporter", "tls-server-end-point", "tls-unique"). */
+  /** TLS channel-binding data of the current connection ("tls-exporter", "tls-server-end-point", "tls-unique"). */
   channelBinding(type: string): Buffer | undefined;
-  /** The channel-binding types this connection can provide, best first (empty without TLS). */
+  /** The channel-binding types the current connection advertises, best first (empty without TLS). */
   channelBindingTypes(): string[];
 
   /** What the client said of itself in a SASL2 <user-agent/>, unverified. */
@@ -40,14 +48,21 @@ export interface ClientSession {
   /** Full or bare JIDs this session sent directed presence to (they get its unavailable presence). */
   readonly directedPresence: Set<string>;
 
-  /** Per-module state, keyed by module name. */
-  readonly data: Map<string, unknown>;
+  /** Per-module state (ModuleContext.sessionState keeps it typed). */
+  readonly data: Map<string | symbol, unknown>;
 
-  /** Queues a stanza for the client. Never throws; a closed session drops it. */
+  /**
+   * Queues a stanza for the client, through the outbound stanza filters. Never throws; an
+   * ended session drops it; a session without a stream (hibernated) hands it to whoever
+   * holds it (stream management).
+   */
   send(stanza: XmlElement): void;
-  /** Closes the stream, with a stream error when one is given. */
+  /** Closes the stream, with a stream error when one is given; the session ends with it. */
   close(error?: StreamError): void;
+  /** The session has ended: it takes no more stanzas. */
   readonly closed: boolean;
+  /** A stream is attached to the session now (false while hibernated). */
+  readonly attached: boolean;
 }
 
 /** Is the session available for delivery of stanzas addressed to the bare JID (RFC 6121 §8.5.2.1.1)? */

@@ -15,12 +15,11 @@
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Clock } from "../core/clock.js";
-import type { Limits } from "../core/config.js";
 import { JidError, normalizeLocal } from "../core/jid.js";
 import { deriveCredentials, verifyPasswordAsync } from "../core/sasl/credentials.js";
 import type { ScramCredential, Storage } from "../core/storage/types.js";
 import type { AdminStore } from "./admin-store.js";
-import { LoginThrottle } from "./login-throttle.js";
+import type { LoginThrottle } from "./login-throttle.js";
 import { ProblemError } from "./problem.js";
 import type { SessionStore } from "./sessions.js";
 
@@ -52,7 +51,10 @@ export interface AdminAuthOptions {
   sessions: SessionStore;
   storage: Storage;
   clock: Clock;
-  limits: Limits;
+  /** Failed logins per address and per account (shared with the portal's login). */
+  throttle: LoginThrottle;
+  /** Called for every refused console login (wrong credentials or throttled), for the metrics. */
+  loginRefused?: () => void;
   scramIterations: number;
 }
 
@@ -62,7 +64,7 @@ export class AdminAuth {
   private readonly decoy: ScramCredential;
 
   constructor(private readonly opts: AdminAuthOptions) {
-    this.throttle = new LoginThrottle(opts.limits, opts.clock);
+    this.throttle = opts.throttle;
     this.decoy = deriveCredentials("decoy password", {
       iterations: opts.scramIterations,
       hashes: ["SHA-256"],
@@ -108,6 +110,12 @@ export class AdminAuth {
     );
   }
 
+  /** Does the request carry a valid (known, not revoked) API token in `Authorization: Bearer`? */
+  async hasValidToken(request: FastifyRequest): Promise<boolean> {
+    const m = BEARER.exec(request.headers.authorization ?? "");
+    return m !== null && (await this.opts.store.checkToken(m[1]!)).kind === "valid";
+  }
+
   /** The admin behind the request, or undefined (no credentials, revoked, not an admin). */
   async adminOf(request: FastifyRequest): Promise<AdminPrincipal | undefined> {
     try {
@@ -150,6 +158,7 @@ export class AdminAuth {
     }
     const wait = this.throttle.retryAfterMs(address, username);
     if (wait > 0) {
+      this.opts.loginRefused?.();
       const retryAfterSeconds = Math.ceil(wait / 1000);
       return {
         ok: false,
@@ -170,6 +179,7 @@ export class AdminAuth {
       (await this.opts.store.isAdmin(account.username));
     if (!admitted || username === undefined) {
       this.throttle.failed(address, username);
+      this.opts.loginRefused?.();
       request.log.info({ account: username, address }, "console login refused");
       return { ok: false, status: 401, message: INVALID_LOGIN };
     }

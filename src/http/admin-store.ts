@@ -9,13 +9,13 @@
  * Used by the token/admin commands (any process) and by the HTTP layer (the server).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { CommandError } from "../commands/command.js";
+import { AUDIT_ARCHIVE } from "../commands/audit.js";
 import type { Clock } from "../core/clock.js";
+import { CommandError } from "../core/commands.js";
 import type { ArchiveStore, DocumentStore, Storage } from "../core/storage/types.js";
 
 export const TOKEN_STORE = "api-tokens";
 export const ROLE_STORE = "admin-roles";
-export const AUDIT_STORE = "audit";
 export const TOKEN_PREFIX = "sbt_";
 
 const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -71,7 +71,7 @@ export class AdminStore {
   ) {
     this.tokens = storage.documents(TOKEN_STORE);
     this.roles = storage.documents<RoleRecord>(ROLE_STORE);
-    this.audit = storage.archive<AuditEntry>(AUDIT_STORE);
+    this.audit = storage.archive<AuditEntry>(AUDIT_ARCHIVE);
   }
 
   // ---- API tokens ----

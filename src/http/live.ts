@@ -4,10 +4,10 @@
  * account, close one, close them all. Closed streams get a `policy-violation` stream
  * error whose text gives the reason.
  */
-import type { LiveServer, LiveSession } from "../commands/command.js";
+import type { LiveServer, LiveSession } from "../core/commands.js";
 import { StreamError } from "../core/errors.js";
 import type { ClientSession } from "../core/session.js";
-import type { SessionManager } from "../core/sessions.js";
+import type { SessionDirectory } from "../core/session-directory.js";
 import { observedClient } from "../modules/licensing/stats-model.js";
 
 function describe(s: ClientSession): LiveSession {
@@ -33,7 +33,7 @@ function describe(s: ClientSession): LiveSession {
 }
 
 export class Live implements LiveServer {
-  constructor(private readonly sessions: SessionManager) {}
+  constructor(private readonly sessions: SessionDirectory) {}
 
   disconnectAccount(username: string, reason: string): number {
     const open = this.sessions.resourcesOf(username).filter((s) => !s.closed);

@@ -7,7 +7,7 @@
  * this same listener.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { CommandError } from "../commands/command.js";
+import { CommandError } from "../core/commands.js";
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
 

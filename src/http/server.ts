@@ -9,27 +9,27 @@ import cookie from "@fastify/cookie";
 import formbody from "@fastify/formbody";
 import rateLimit from "@fastify/rate-limit";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
-import type { C2SServices } from "../c2s/services.js";
-import type { TlsMaterial } from "../c2s/tls.js";
-import type { CommandDefinition } from "../commands/command.js";
-import type { TransportKind } from "../core/session.js";
+import type { CommandDefinition } from "../core/commands.js";
+import type { CoreServices } from "../core/services.js";
 import { AdminAuth } from "./admin-auth.js";
 import { AdminStore } from "./admin-store.js";
 import { findCommand, runCommand } from "./api/run.js";
 import type { HttpContext, HttpPlugin } from "./context.js";
 import { Live } from "./live.js";
+import { LoginThrottle } from "./login-throttle.js";
 import { ServerMetrics } from "./metrics.js";
 import { installProblemHandling, ProblemError } from "./problem.js";
 import { SessionStore } from "./sessions.js";
 import type { StorageTiming } from "./storage-timing.js";
 
 export interface HttpServerOptions {
-  services: C2SServices;
-  /** The open client connections, for metrics. */
-  connections(): Iterable<{ transport: TransportKind }>;
+  services: CoreServices;
+  /** The open client streams, for metrics. */
+  streams: { readonly open: Iterable<{ readonly transportKind: string }> };
   /** The admin commands offered (local-only ones are left out). */
   commands: readonly CommandDefinition<never>[];
-  tls?: TlsMaterial | undefined;
+  /** The certificate served over HTTPS. */
+  tls?: { certPem: string; keyPem: string; selfSigned: boolean } | undefined;
   storageTiming?: StorageTiming;
 }
 
@@ -74,18 +74,21 @@ export class HttpServer {
       maxMs: config.http.sessionMaxHours * 3_600_000,
     });
     const adminStore = new AdminStore(storage, clock);
+    const metrics = new ServerMetrics({
+      services,
+      connections: () => opts.streams.open,
+      ...(opts.storageTiming ? { storageTiming: opts.storageTiming } : {}),
+    });
+    // One budget of failed password logins per address for every web face (console and portal).
+    const logins = new LoginThrottle(config.limits, clock);
     const auth = new AdminAuth({
       store: adminStore,
       sessions,
       storage,
       clock,
-      limits: config.limits,
+      throttle: logins,
+      loginRefused: () => metrics.webLoginFailures.inc({ face: "console" }),
       scramIterations: config.scramIterations,
-    });
-    const metrics = new ServerMetrics({
-      services,
-      connections: opts.connections,
-      ...(opts.storageTiming ? { storageTiming: opts.storageTiming } : {}),
     });
     const live = new Live(services.sessions);
     const commands = opts.commands.filter((c) => !c.local);
@@ -98,11 +101,15 @@ export class HttpServer {
       auth,
       adminStore,
       metrics,
+      logins,
       commands,
       get publicUrl() {
         return self.baseUrl;
       },
       secure,
+      get links() {
+        return self.plugins.flatMap((p) => p.links ?? []);
+      },
       runCommand: (words, input, actor) => {
         const def = findCommand(commands, words);
         if (!def) throw new ProblemError(404, "not-found", `no command ${words.join(" ")}`);
@@ -131,7 +138,7 @@ export class HttpServer {
     await app.register(cookie);
     await app.register(formbody);
     await app.register(rateLimit, { global: false });
-    ctx.sessions.install(app);
+    ctx.sessions.install(app, (request) => ctx.auth.hasValidToken(request));
     app.decorateRequest("admin", undefined);
     app.addHook("onSend", async (request, reply, payload) => {
       for (const [k, v] of Object.entries(SECURITY_HEADERS)) if (!reply.hasHeader(k)) reply.header(k, v);
@@ -189,7 +196,7 @@ export class HttpServer {
 }
 
 /** HTTPS when asked ("on"), or by default when a real certificate is configured (not the self-signed one). */
-function useHttps(mode: "auto" | "on" | "off", tls: TlsMaterial | undefined): boolean {
+function useHttps(mode: "auto" | "on" | "off", tls: { selfSigned: boolean } | undefined): boolean {
   if (!tls || mode === "off") return false;
   return mode === "on" || !tls.selfSigned;
 }

@@ -17,9 +17,10 @@
  *   values kept with the session (e.g. flash messages); saved before the response is sent.
  *
  * Every POST/PUT/PATCH/DELETE must carry the session's CSRF token, except requests that
- * authenticate with an `Authorization: Bearer` token (no ambient credential to abuse) and
- * routes registered with `config: { csrf: false }`. A missing or wrong token gets a 403
- * problem (`/problems/csrf-failed`).
+ * authenticate with a valid API token in `Authorization: Bearer` (no ambient credential to
+ * abuse; an unknown or revoked token does not replace the CSRF token) and routes registered
+ * with `config: { csrf: false }`. A missing or wrong token gets a 403 problem
+ * (`/problems/csrf-failed`).
  *
  * Cookie `sb_session`: HttpOnly, SameSite=Lax, Path=/, Secure when the request came over
  * HTTPS, no Max-Age (it ends with the browser). Stored in `documents("http-sessions")` under
@@ -128,6 +129,9 @@ function sameToken(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+/** Whether a request carries a valid API token (which may stand in for the CSRF token). */
+export type BearerCheck = (request: FastifyRequest) => Promise<boolean>;
+
 export interface SessionStoreOptions {
   storage: Storage;
   clock: Clock;
@@ -227,9 +231,10 @@ export class SessionStore {
   /**
    * Loads `request.session` from the cookie before routes run, checks the CSRF token of
    * state-changing requests, and writes changed sessions back before the response goes.
-   * Needs @fastify/cookie registered on the same instance first.
+   * Needs @fastify/cookie registered on the same instance first. `validBearer` tells whether
+   * a request's `Authorization: Bearer` token is a valid API token (without it, none is).
    */
-  install(app: FastifyInstance): void {
+  install(app: FastifyInstance, validBearer: BearerCheck = async () => false): void {
     app.decorateRequest("session", undefined);
     app.addHook("onRequest", async (request) => {
       const id = request.cookies[SESSION_COOKIE];
@@ -238,7 +243,7 @@ export class SessionStore {
     app.addHook("preHandler", async (request) => {
       if (SAFE_METHODS.has(request.method) || request.is404) return;
       if (request.routeOptions.config.csrf === false) return;
-      if (/^Bearer\s/i.test(request.headers.authorization ?? "")) return;
+      if (/^Bearer\s/i.test(request.headers.authorization ?? "") && (await validBearer(request))) return;
       const header = request.headers[CSRF_HEADER];
       const body = request.body as Record<string, unknown> | undefined;
       const given =

@@ -5,6 +5,7 @@
 import type { ModuleDefinition } from "../core/module.js";
 import accountChanges from "./account-changes/index.js";
 import blocking from "./blocking/index.js";
+import components from "./components/index.js";
 import disco from "./disco/index.js";
 import last from "./last/index.js";
 import licensing from "./licensing/index.js";
@@ -35,4 +36,5 @@ export const standardModules: ModuleDefinition<unknown>[] = [
   register,
   licensing,
   accountChanges,
+  components,
 ] as ModuleDefinition<unknown>[];

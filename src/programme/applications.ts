@@ -7,8 +7,10 @@
  *
  * Store: `documents("applications")`, key "application:<id>" (ids sort by submission time).
  */
-import { CommandError } from "../commands/command.js";
+
+import { recordAudit } from "../commands/audit.js";
 import type { Clock } from "../core/clock.js";
+import { CommandError } from "../core/commands.js";
 import type { DocumentStore, Storage } from "../core/storage/types.js";
 import type { Actor, Instant, Licence, LicenceScope } from "../modules/licensing/model.js";
 import {
@@ -224,8 +226,10 @@ export class Applications {
   /** An admin takes a submitted application into review. */
   async startReview(id: string, actor: Actor): Promise<Application> {
     const now = this.#o.clock.now();
-    return this.#change(id, (a) => {
+    let changed = false;
+    const application = await this.#change(id, (a) => {
       if (a.status === "under-review") return a;
+      changed = true;
       if (a.status !== "submitted") throw new CommandError(`application ${id} is already ${a.status}`, 409);
       return {
         ...a,
@@ -234,6 +238,8 @@ export class Applications {
         history: [...a.history, { at: now, actor, status: "under-review" }],
       };
     });
+    if (changed) await this.#audit("application.review", actor, application, { status: "submitted" });
+    return application;
   }
 
   async approve(
@@ -320,6 +326,17 @@ export class Applications {
           history: [...a.history, { at: decidedAt, actor, status: "approved" }],
         };
       });
+      await this.#audit(
+        "application.approve",
+        actor,
+        application,
+        { status: "under-review" },
+        {
+          clientId: application.clientId,
+          publisherId: application.publisherId,
+          licenceId: licence.id,
+        },
+      );
       await this.#mail(
         account?.email ?? application.contactEmail,
         applicationApprovedMail(this.#o.mail, application, licence),
@@ -356,6 +373,9 @@ export class Applications {
         history: [...a.history, { at: now, actor, status: "rejected", note: cleanMultiline(reason) }],
       };
     });
+    await this.#audit("application.reject", actor, application, undefined, {
+      reason: application.rejectionReason,
+    });
     const account = await this.#o.accounts.get(application.accountId);
     await this.#mail(
       account?.email ?? application.contactEmail,
@@ -364,6 +384,22 @@ export class Applications {
       "rejected",
     );
     return application;
+  }
+
+  /** The decision in the audit log: the status before and after, and what it produced. */
+  async #audit(
+    kind: string,
+    actor: Actor,
+    a: Application,
+    before: Record<string, unknown> | undefined,
+    extra: Record<string, unknown> = {},
+  ): Promise<void> {
+    await recordAudit(this.#o.storage, this.#o.clock, kind, {
+      actor,
+      subject: `application:${a.id}`,
+      ...(before ? { before } : {}),
+      after: { status: a.status, app: a.appName, organisation: a.organisation, ...extra },
+    });
   }
 
   async #change(id: string, fn: (a: Application) => Application): Promise<Application> {

@@ -4,12 +4,15 @@
  * the CLI, mails are queued in the outbox and sent by the running server's worker.
  */
 import { z } from "zod";
-import { type CommandContext, CommandError, defineCommand } from "../commands/command.js";
+import { count } from "../commands/plural.js";
+import { type CommandContext, CommandError, defineCommand } from "../core/commands.js";
 import { actorOf, flagInput, iso, parseInstant, table } from "../modules/licensing/command-input.js";
 import { APPLICATION_STATUSES } from "./applications.js";
-import type { Application, Notice, NoticeRecipient } from "./model.js";
+import { mailCommands } from "./mail-commands.js";
+import type { Application, Notice, NoticeRecipient, OutboxMail, PortalAccountView } from "./model.js";
 import type { NoticeSummary } from "./notices.js";
 import { policyChangeFromAudit } from "./policy-change.js";
+import type { MailLink } from "./portal-accounts.js";
 import { createServices, type ProgrammeServices } from "./services.js";
 
 function servicesOf(ctx: CommandContext): ProgrammeServices {
@@ -166,7 +169,7 @@ async function changeFor(ctx: CommandContext, audience: string, auditId: number 
 }
 
 function summaryLine(s: NoticeSummary): string {
-  return `${s.recipients} recipient(s): ${s.delivered} delivered, ${s.bounced} bounced, ${s.pending} pending; ${s.read} read, ${s.acknowledged} acknowledged`;
+  return `${count(s.recipients, "recipient")}: ${s.delivered} delivered, ${s.bounced} bounced, ${s.pending} pending; ${s.read} read, ${s.acknowledged} acknowledged`;
 }
 
 const at = (t: number | undefined) => (t === undefined ? "-" : iso(t));
@@ -228,7 +231,7 @@ export const noticeSend = defineCommand({
       ...(change ? { policyChange: change } : {}),
     });
     return {
-      message: `notice ${detail.notice.id} queued for ${detail.recipients.length} publisher(s)`,
+      message: `notice ${detail.notice.id} queued for ${count(detail.recipients.length, "publisher")}`,
       data: detail,
     };
   },
@@ -295,28 +298,62 @@ export const noticeRemind = defineCommand({
       message:
         reminded.length === 0
           ? "every recipient has acknowledged the notice"
-          : `reminded ${reminded.length} publisher(s): ${reminded.map((r) => r.organisation).join(", ")}`,
+          : `reminded ${count(reminded.length, "publisher")}: ${reminded.map((r) => r.organisation).join(", ")}`,
       data: { reminded },
     };
   },
 });
 
+/** The newest confirmation mail of an unconfirmed account, with its link (how an operator passes it on). */
+export interface PendingConfirmation {
+  mailId: string;
+  mailStatus: OutboxMail["status"];
+  link?: MailLink;
+}
+
 export const portalUserList = defineCommand({
   name: ["portal-user", "list"],
-  description: "List the publisher portal's user accounts",
-  args: [{ name: "search", description: "only addresses containing this" }],
-  input: z.object({ search: z.string().optional() }),
+  description:
+    "List the publisher portal's user accounts; an unconfirmed one shows the link of its latest confirmation mail",
+  args: [
+    { name: "search", description: "only addresses containing this" },
+    { name: "unconfirmed", description: "only accounts whose address is not confirmed yet", flag: true },
+  ],
+  input: z.object({ search: z.string().optional(), unconfirmed: flagInput }),
   mutates: false,
   async run(ctx, input) {
-    const accounts = await servicesOf(ctx).accounts.list(input.search ? { search: input.search } : {});
+    const services = servicesOf(ctx);
+    const all = await services.accounts.list(input.search ? { search: input.search } : {});
+    const shown = input.unconfirmed ? all.filter((a) => !a.emailVerified) : all;
+    const latest = new Map<string, OutboxMail>();
+    for (const m of await services.outbox.all()) {
+      const ref = m.ref;
+      if (ref?.kind === "account" && ref.purpose === "verify" && !latest.has(ref.accountId))
+        latest.set(ref.accountId, m);
+    }
+    const accounts: (PortalAccountView & { confirmation?: PendingConfirmation })[] = [];
+    for (const a of shown) {
+      const mail = a.emailVerified ? undefined : latest.get(a.id);
+      const link = mail && (await services.accounts.linkOf(mail));
+      accounts.push(
+        mail
+          ? { ...a, confirmation: { mailId: mail.id, mailStatus: mail.status, ...(link ? { link } : {}) } }
+          : a,
+      );
+    }
+    const line = (a: (typeof accounts)[number]) =>
+      [
+        `${a.id}  ${a.email}  ${a.emailVerified ? "confirmed" : "unconfirmed"}${a.disabled ? " disabled" : ""}  publisher ${a.publisherId ?? "-"}  since ${iso(a.createdAt).slice(0, 10)}`,
+        ...(a.confirmation
+          ? [
+              a.confirmation.link?.valid
+                ? `  confirmation link: ${a.confirmation.link.url}`
+                : `  confirmation link expired or used: switchboard mail resend ${a.confirmation.mailId}`,
+            ]
+          : []),
+      ].join("\n");
     return {
-      message:
-        accounts
-          .map(
-            (a) =>
-              `${a.id}  ${a.email}  ${a.emailVerified ? "confirmed" : "unconfirmed"}${a.disabled ? " disabled" : ""}  publisher ${a.publisherId ?? "-"}  since ${iso(a.createdAt).slice(0, 10)}`,
-          )
-          .join("\n") || "(no portal users)",
+      message: accounts.map(line).join("\n") || "(no portal users)",
       data: { accounts },
     };
   },
@@ -334,4 +371,5 @@ export const programmeCommands = [
   noticeShow,
   noticeRemind,
   portalUserList,
+  ...mailCommands,
 ];

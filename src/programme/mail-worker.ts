@@ -18,6 +18,7 @@ import {
 } from "./mail-transport.js";
 import type { OutboxMail } from "./model.js";
 import { type Outbox, outboxSignal } from "./outbox.js";
+import { portalLinkIn } from "./portal-accounts.js";
 
 export interface ProgrammeLog {
   info(obj: object, msg: string): void;
@@ -77,6 +78,8 @@ export class OutboxWorker {
   #serverFailures = 0;
   #serverRetryAt = 0;
   #warnedNoTransport = false;
+  /** Waiting mails already logged (no relay configured). */
+  readonly #logged = new Set<string>();
   readonly #onEnqueued = () => this.kick();
 
   constructor(opts: OutboxWorkerOptions) {
@@ -154,8 +157,12 @@ export class OutboxWorker {
     if (!transport) {
       if (!this.#warnedNoTransport) {
         this.#warnedNoTransport = true;
-        this.#log.warn({}, "no SMTP relay configured (mail.smtp.host): mails wait in the outbox");
+        this.#log.warn(
+          {},
+          "no SMTP relay configured (mail.smtp.host): mails wait in the outbox; their links are logged (`switchboard mail list` lists them)",
+        );
       }
+      await this.#logWaiting();
       return result;
     }
     const { clock, outbox, retry } = this.#o;
@@ -201,6 +208,31 @@ export class OutboxWorker {
       }
     }
     return result;
+  }
+
+  /**
+   * Without a relay (development, or a network that has not set one up yet) nobody could
+   * follow a confirmation or reset link: each waiting mail is logged once, with its link.
+   */
+  async #logWaiting(): Promise<void> {
+    for (const mail of await this.#o.outbox.pending()) {
+      if (this.#logged.has(mail.id)) continue;
+      if (this.#logged.size >= 10_000) this.#logged.clear();
+      this.#logged.add(mail.id);
+      const link = mail.ref?.kind === "account" ? portalLinkIn(mail.text) : undefined;
+      if (link) {
+        const what = link.purpose === "verify" ? "confirmation" : "password reset";
+        this.#log.info(
+          { mail: mail.id, to: mail.to, link: link.url },
+          `no SMTP relay configured: the ${what} link for ${mail.to} is ${link.url}`,
+        );
+      } else {
+        this.#log.info(
+          { mail: mail.id, to: mail.to, subject: mail.subject },
+          `no SMTP relay configured: a mail to ${mail.to} ("${mail.subject}") waits in the outbox`,
+        );
+      }
+    }
   }
 
   #message(mail: OutboxMail): MailMessage {

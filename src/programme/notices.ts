@@ -9,8 +9,10 @@
  * record names its mail before the mail is queued; delivery results come back from the outbox
  * worker (`recordDelivery`), and reading a notice reconciles any result that did not.
  */
-import { CommandError } from "../commands/command.js";
+
+import { recordAudit } from "../commands/audit.js";
 import type { Clock } from "../core/clock.js";
+import { CommandError } from "../core/commands.js";
 import type { DocumentStore, Storage } from "../core/storage/types.js";
 import type { Actor, Publisher } from "../modules/licensing/model.js";
 import type { LicensingRegistry } from "../modules/licensing/registry.js";
@@ -154,6 +156,16 @@ export class Notices {
       recipients: addressees.length,
     };
     await this.#docs.put(`notice:${notice.id}`, notice);
+    await recordAudit(this.#o.storage, this.#o.clock, "notice.send", {
+      actor,
+      subject: `notice:${notice.id}`,
+      after: {
+        subject: notice.subject,
+        audience: notice.audience,
+        requiresAck: notice.requiresAck,
+        publishers: addressees.map((a) => a.publisher.id),
+      },
+    });
     const recipients: NoticeRecipient[] = [];
     for (const { publisher, reasons } of addressees) {
       const recipient: NoticeRecipient = {
@@ -232,7 +244,7 @@ export class Notices {
   }
 
   /** Mails a reminder to every recipient who has not acknowledged the notice; returns them. */
-  async remind(noticeId: string, _actor: Actor): Promise<NoticeRecipient[]> {
+  async remind(noticeId: string, actor: Actor): Promise<NoticeRecipient[]> {
     const detail = await this.require(noticeId);
     if (!detail.notice.requiresAck)
       throw new CommandError(`notice ${noticeId} does not ask for acknowledgement`, 409);
@@ -257,6 +269,13 @@ export class Notices {
         entry.mailId,
       );
       reminded.push(updated);
+    }
+    if (reminded.length > 0) {
+      await recordAudit(this.#o.storage, this.#o.clock, "notice.remind", {
+        actor,
+        subject: `notice:${noticeId}`,
+        after: { reminded: reminded.map((r) => r.publisherId) },
+      });
     }
     return reminded;
   }

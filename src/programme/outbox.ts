@@ -9,6 +9,7 @@
  */
 import { EventEmitter } from "node:events";
 import type { Clock } from "../core/clock.js";
+import { CommandError } from "../core/commands.js";
 import type { DocumentStore, Storage } from "../core/storage/types.js";
 import type { Instant } from "../modules/licensing/model.js";
 import { isId, newId } from "./ids.js";
@@ -91,6 +92,43 @@ export class Outbox {
   async done(limit?: number): Promise<OutboxMail[]> {
     const all = (await this.#docs.list({ prefix: DONE })).map((e) => e.value);
     return limit === undefined ? all : all.slice(-limit);
+  }
+
+  /** Every mail of the outbox, waiting or finished, newest first. */
+  async all(): Promise<OutboxMail[]> {
+    const mails = [...(await this.pending()), ...(await this.done())];
+    return mails.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
+  }
+
+  /**
+   * Sends a mail again: a waiting one is made due now (its backoff forgotten), a sent or
+   * bounced one is queued anew as a copy (a new id). Returns the mail that will go.
+   */
+  async resend(id: string): Promise<{ mail: OutboxMail; copy: boolean }> {
+    const now = this.#clock.now();
+    const done = isId("mail", id) ? await this.#docs.get(DONE + id) : undefined;
+    if (done) {
+      const { to, subject, text, ref } = done;
+      return { mail: await this.enqueue({ to, subject, text, ...(ref ? { ref } : {}) }), copy: true };
+    }
+    let due: OutboxMail | undefined;
+    let busy = false;
+    if (isId("mail", id)) {
+      await this.#docs.update(PENDING + id, (cur) => {
+        if (cur === undefined) return undefined;
+        if (cur.status === "sending" && (cur.leaseUntil ?? 0) > now) {
+          busy = true;
+          return cur;
+        }
+        const { leaseUntil: _lease, ...rest } = cur;
+        due = { ...rest, status: "queued", nextAttemptAt: now };
+        return due;
+      });
+    }
+    if (busy) throw new CommandError(`mail ${id} is being sent right now`, 409);
+    if (!due) throw new CommandError(`no mail ${id} in the outbox`, 404);
+    outboxSignal(this.#storage).emit("enqueued", id);
+    return { mail: due, copy: false };
   }
 
   async counts(): Promise<Record<MailStatus, number>> {

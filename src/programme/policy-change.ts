@@ -1,5 +1,5 @@
 /** A saved policy change, read back from the audit log (kind "policy.set", with before and after). */
-import { CommandError } from "../commands/command.js";
+import { CommandError } from "../core/commands.js";
 import type { Storage } from "../core/storage/types.js";
 import { type AccessPolicy, type AuditRecord, DEFAULT_POLICY } from "../modules/licensing/model.js";
 import { AUDIT_ARCHIVE } from "../modules/licensing/registry.js";

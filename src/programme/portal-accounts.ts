@@ -8,8 +8,9 @@
  * same either way; the mailbox owner learns what happened by mail), and a login for an unknown
  * address costs as much as one for a known address.
  */
-import { CommandError } from "../commands/command.js";
+
 import type { Clock } from "../core/clock.js";
+import { CommandError } from "../core/commands.js";
 import type { DocumentStore, Storage } from "../core/storage/types.js";
 import type { Instant } from "../modules/licensing/model.js";
 import { isId, newId } from "./ids.js";
@@ -20,7 +21,14 @@ import {
   resetMail,
   verificationMail,
 } from "./mail-templates.js";
-import type { MailRef, PortalAccount, PortalAccountView, TokenPurpose, TokenRecord } from "./model.js";
+import type {
+  MailRef,
+  OutboxMail,
+  PortalAccount,
+  PortalAccountView,
+  TokenPurpose,
+  TokenRecord,
+} from "./model.js";
 import type { Outbox } from "./outbox.js";
 import type { PortalRateLimits, Requester } from "./rate-limits.js";
 import {
@@ -42,6 +50,24 @@ export const VERIFY_VALID_MS = 48 * HOUR;
 export const RESET_VALID_MS = HOUR;
 
 const TOKEN_FIELD = { verify: "verifyTokenHash", reset: "resetTokenHash" } as const;
+
+/** The single-use link an account mail carries (confirmation or password reset). */
+export interface MailLink {
+  url: string;
+  purpose: TokenPurpose;
+  /** Still usable: not used, not replaced by a newer link, not expired, the account enabled. */
+  valid: boolean;
+}
+
+const LINK_IN_MAIL = /(\S+\/portal\/(verify|reset)\?token=([A-Za-z0-9_-]+))/;
+
+/** The portal link in a mail's text, without judging it. */
+export function portalLinkIn(
+  text: string,
+): { url: string; purpose: TokenPurpose; token: string } | undefined {
+  const m = LINK_IN_MAIL.exec(text);
+  return m ? { url: m[1]!, purpose: m[2] as TokenPurpose, token: m[3]! } : undefined;
+}
 
 export type LoginResult =
   | { ok: true; account: PortalAccountView }
@@ -175,6 +201,27 @@ export class PortalAccounts {
     const account = await this.#byEmail(email);
     if (account && !account.emailVerified && !account.disabled)
       await this.#mailVerification(account.id, email);
+  }
+
+  /** The confirmation or reset link in an account mail, and whether it still works. */
+  async linkOf(mail: OutboxMail): Promise<MailLink | undefined> {
+    if (mail.ref?.kind !== "account") return undefined;
+    const link = portalLinkIn(mail.text);
+    if (!link) return undefined;
+    const valid = (await this.#lookup(link.token, link.purpose)) !== undefined;
+    return { url: link.url, purpose: link.purpose, valid };
+  }
+
+  /**
+   * A new confirmation link for an unconfirmed account, mailed like the first (for an operator
+   * whose publisher's link expired or never arrived): not rate-limited, it is an admin's act.
+   */
+  async reissueVerification(accountId: string): Promise<OutboxMail> {
+    const account = await this.#get(accountId);
+    if (!account) throw new CommandError(`no portal account ${accountId}`, 404);
+    if (account.emailVerified) throw new CommandError(`${account.email} is already confirmed`, 409);
+    if (account.disabled) throw new CommandError(`${account.email} is disabled`, 409);
+    return this.#mailVerification(account.id, account.email);
   }
 
   /** Confirms the address of the account the link was sent for. */
@@ -329,17 +376,17 @@ export class PortalAccounts {
     return index ? this.#accounts.get(`account:${index.accountId}`) : undefined;
   }
 
-  async #mailVerification(accountId: string, email: string): Promise<void> {
+  async #mailVerification(accountId: string, email: string): Promise<OutboxMail> {
     const token = await this.#issueToken(accountId, "verify", VERIFY_VALID_MS);
-    await this.#send(email, verificationMail(this.#mail, token, VERIFY_VALID_MS / HOUR), {
+    return this.#send(email, verificationMail(this.#mail, token, VERIFY_VALID_MS / HOUR), {
       kind: "account",
       accountId,
       purpose: "verify",
     });
   }
 
-  async #send(to: string, content: MailContent, ref: MailRef): Promise<void> {
-    await this.#outbox.enqueue({ to, ...content, ref });
+  #send(to: string, content: MailContent, ref: MailRef): Promise<OutboxMail> {
+    return this.#outbox.enqueue({ to, ...content, ref });
   }
 
   /** A new single-use token for the account; it replaces the account's earlier one of that purpose. */

@@ -1,5 +1,5 @@
 /** Checks of user-supplied text shared by the programme's services; failures are 400 CommandErrors. */
-import { CommandError } from "../commands/command.js";
+import { CommandError } from "../core/commands.js";
 import { checkEmail } from "../modules/licensing/registry.js";
 
 /** Invalid input with a message per form field, so a page can show each next to its field. */

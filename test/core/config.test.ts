@@ -3,11 +3,13 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { ConfigError, loadConfig, storageOverride } from "../../src/core/config.js";
+import { ConfigError } from "../../src/core/config.js";
+import { loadServerConfig } from "../../src/server/config.js";
+import { storageOverride } from "../../src/storage/config.js";
 import { describeStorage, storageOptionsFrom } from "../../src/storage/index.js";
 
 test("defaults describe a localhost server with TLS required", () => {
-  const c = loadConfig({});
+  const c = loadServerConfig({});
   assert.equal(c.domain, "localhost");
   assert.equal(c.c2sPort, 5222);
   assert.equal(c.c2sTlsPort, 5223);
@@ -24,7 +26,7 @@ test("file < environment < command line, and relative dataDir follows the file",
     file,
     "domain: file.example\nc2sPort: 1111\ndataDir: ./state\nlimits:\n  maxStanzaBytes: 65536\n",
   );
-  const c = loadConfig({
+  const c = loadServerConfig({
     file,
     env: { SWITCHBOARD_C2S_PORT: "2222", SWITCHBOARD_ALLOW_PLAINTEXT: "true" },
     overrides: { c2sPort: 3333, domain: undefined },
@@ -39,25 +41,25 @@ test("file < environment < command line, and relative dataDir follows the file",
 
 test("invalid values are refused with the option's path", () => {
   assert.throws(
-    () => loadConfig({ overrides: { c2sPort: 70000 } }),
+    () => loadServerConfig({ overrides: { c2sPort: 70000 } }),
     (e: unknown) => e instanceof ConfigError && /c2sPort/.test(e.message),
   );
   assert.throws(
-    () => loadConfig({ overrides: { limits: { maxStanzaBytes: 5 } } }),
+    () => loadServerConfig({ overrides: { limits: { maxStanzaBytes: 5 } } }),
     (e: unknown) => e instanceof ConfigError && /limits\.maxStanzaBytes/.test(e.message),
   );
 });
 
 test("a missing or malformed file is a ConfigError", () => {
-  assert.throws(() => loadConfig({ file: "/nonexistent/switchboard.yaml" }), ConfigError);
+  assert.throws(() => loadServerConfig({ file: "/nonexistent/switchboard.yaml" }), ConfigError);
   const dir = mkdtempSync(path.join(os.tmpdir(), "sb-config-"));
   const file = path.join(dir, "list.yaml");
   writeFileSync(file, "- a\n- b\n");
-  assert.throws(() => loadConfig({ file }), ConfigError);
+  assert.throws(() => loadServerConfig({ file }), ConfigError);
 });
 
 test("storage: SQLite under dataDir by default, a URL names the backend, file < environment < command line", () => {
-  const defaults = loadConfig({});
+  const defaults = loadServerConfig({});
   assert.equal(defaults.storage.backend, "sqlite");
   assert.deepEqual(storageOptionsFrom(defaults), {
     backend: "sqlite",
@@ -67,7 +69,7 @@ test("storage: SQLite under dataDir by default, a URL names the backend, file < 
   const dir = mkdtempSync(path.join(os.tmpdir(), "sb-config-"));
   const file = path.join(dir, "switchboard.yaml");
   writeFileSync(file, "storage:\n  url: postgres://sb:pw@db.example:5432/switchboard\n  poolSize: 4\n");
-  const fromFile = loadConfig({ file });
+  const fromFile = loadServerConfig({ file });
   assert.equal(fromFile.storage.backend, "postgres", "the URL names the backend");
   assert.deepEqual(storageOptionsFrom(fromFile), {
     backend: "postgres",
@@ -79,13 +81,13 @@ test("storage: SQLite under dataDir by default, a URL names the backend, file < 
     "postgres://sb:***@db.example:5432/switchboard",
   );
 
-  const fromEnv = loadConfig({ file, env: { SWITCHBOARD_STORAGE_URL: "sqlite:relative/sb.sqlite" } });
+  const fromEnv = loadServerConfig({ file, env: { SWITCHBOARD_STORAGE_URL: "sqlite:relative/sb.sqlite" } });
   assert.deepEqual(storageOptionsFrom(fromEnv), {
     backend: "sqlite",
     path: path.resolve("relative/sb.sqlite"),
   });
 
-  const fromCli = loadConfig({
+  const fromCli = loadServerConfig({
     file,
     env: { SWITCHBOARD_STORAGE_URL: "sqlite:/ignored.sqlite" },
     overrides: { storage: storageOverride("postgresql://other@127.0.0.1/sb") },
@@ -101,7 +103,7 @@ test("storage: a sqlite: path in a file is relative to the file", () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "sb-config-"));
   const file = path.join(dir, "switchboard.yaml");
   writeFileSync(file, "storage:\n  backend: sqlite\n  url: sqlite:db/sb.sqlite\n");
-  assert.deepEqual(storageOptionsFrom(loadConfig({ file })), {
+  assert.deepEqual(storageOptionsFrom(loadServerConfig({ file })), {
     backend: "sqlite",
     path: path.join(dir, "db", "sb.sqlite"),
   });
@@ -110,7 +112,7 @@ test("storage: a sqlite: path in a file is relative to the file", () => {
 test("storage: contradictory or incomplete settings are refused with the option's path", () => {
   const refused = (storage: Record<string, unknown>, pattern: RegExp) =>
     assert.throws(
-      () => loadConfig({ overrides: { storage } }),
+      () => loadServerConfig({ overrides: { storage } }),
       (e: unknown) => e instanceof ConfigError && pattern.test(e.message),
       JSON.stringify(storage),
     );

@@ -277,7 +277,9 @@ describe("server services", { skip: slixSkip }, () => {
     } finally {
       await carol.close();
     }
-    // bob subscribes to alice's presence.
+    // bob subscribes to alice's presence; like any client managing subscriptions he has
+    // asked for his roster, so he is an interested resource (the approval is for those, RFC 6121 §3.1.6).
+    await bob.command("roster_get");
     await bob.command("subscription", { to: ALICE, type: "subscribe" });
     await alice.next(is.presence({ from: BOB, type: "subscribe" }), "bob's subscription request");
     await alice.send(xml("presence", { to: BOB, type: "subscribed" }));

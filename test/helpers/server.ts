@@ -218,6 +218,9 @@ export async function startServer(opts: ServerOptions): Promise<TestServer> {
     String(c2sTlsPort),
     "--http-port",
     "0",
+    // Tests that run components pass their own --component-port (the last one given wins).
+    "--component-port",
+    "0",
     "--log-level",
     "warn",
   ];

@@ -3,18 +3,20 @@
  * standard modules, the c2s port and the HTTP listener on free loopback ports, an admin
  * API token, and a small fetch wrapper that keeps cookies like a browser would.
  */
+
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import type { Clock } from "../../src/core/clock.js";
-import { loadConfig } from "../../src/core/config.js";
 import { deriveCredentials } from "../../src/core/sasl/credentials.js";
-import { SwitchboardServer } from "../../src/core/server.js";
 import { AdminStore } from "../../src/http/admin-store.js";
 import type { HttpPlugin } from "../../src/http/context.js";
 import { standardHttpPlugins } from "../../src/http/index.js";
 import { standardModules } from "../../src/modules/index.js";
+import { loadServerConfig } from "../../src/server/config.js";
+import { allCommands } from "../../src/server/parts.js";
+import { SwitchboardServer } from "../../src/server/server.js";
 import { freePorts, type TestServer } from "../helpers/server.js";
 
 /** Parsed JSON that tests navigate freely: a wrong path fails the assertion that reads it. */
@@ -87,13 +89,14 @@ export async function startWebServer(
 ): Promise<WebServer> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "sb-http-"));
   const [c2sPort, httpPort] = (await freePorts(2)) as [number, number];
-  const config = loadConfig({
+  const config = loadServerConfig({
     overrides: {
       domain: "localhost",
       dataDir,
       bind: "127.0.0.1",
       c2sPort,
       c2sTlsPort: 0,
+      componentPort: 0,
       httpPort,
       logLevel: "silent",
       scramIterations: 4096,
@@ -104,7 +107,7 @@ export async function startWebServer(
   const server = await SwitchboardServer.start(config, {
     modules: standardModules,
     logger: pino({ level: process.env.HTTP_TEST_LOG ?? "silent" }),
-    http: { plugins: [...standardHttpPlugins, ...(opts.plugins ?? [])] },
+    http: { plugins: [...standardHttpPlugins, ...(opts.plugins ?? [])], commands: allCommands },
     ...(opts.clock ? { clock: opts.clock } : {}),
   });
   const base = server.http!.url!;

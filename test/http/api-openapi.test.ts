@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { allCommands } from "../../src/commands/index.js";
+import { allCommands } from "../../src/server/parts.js";
 import { type Json, startWebServer, type WebServer } from "./api-kit.js";
 
 function resolveRef(doc: Json, ref: string): unknown {

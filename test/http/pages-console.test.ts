@@ -11,6 +11,7 @@ import {
   applicationForm,
   type Browser,
   consoleAdmin,
+  loginFailures,
   type PagesKit,
   portalUser,
   startPages,
@@ -38,6 +39,7 @@ const PAGES: [string, string, string][] = [
   ["/console/notices/new", "Compose a notice", "send-notice"],
   ["/console/accounts", "Accounts", "accounts-table"],
   ["/console/audit", "Audit log", "audit-search"],
+  ["/console/mail", "Mail", "mail-counts"],
 ];
 
 describe("admin console pages", () => {
@@ -92,6 +94,15 @@ describe("admin console pages", () => {
     assert.match(page.body, /Too many failed attempts/);
   });
 
+  it("counts refused logins of the console form in switchboard_web_login_failures_total", async () => {
+    const before = await loginFailures(kit, "console");
+    const b = kit.browser();
+    await b.get("/console/login");
+    assert.equal((await b.post("/console/login", { username: "boss", password: "not it" })).status, 401);
+    assert.equal((await b.post("/console/login", { username: "nobody", password: "not it" })).status, 401);
+    assert.equal(await loginFailures(kit, "console"), before + 2);
+  });
+
   it("sends visitors to the login page and refuses portal users and scripts", async () => {
     const visitor = kit.browser();
     for (const [url] of PAGES) {
@@ -124,6 +135,45 @@ describe("admin console pages", () => {
         assert.match(page.body, new RegExp(`<label for="${m[1]}"`), `${url}: ${m[1]} has no label`);
       }
     }
+  });
+
+  it("says when no SMTP relay is configured, and gives the confirmation link of a pending sign-up", async () => {
+    const dashboard = await admin.get("/console");
+    assert.match(dashboard.body, /data-testid="no-relay"[\s\S]*No SMTP relay is configured/);
+    const visitor = kit.browser();
+    await visitor.get("/portal/signup");
+    const email = "waiting@example.com";
+    const signed = await visitor.post("/portal/signup", {
+      email,
+      password: "a long password",
+      confirm: "a long password",
+    });
+    assert.equal(signed.status, 200);
+    const page = await admin.get("/console/mail");
+    assert.match(page.body, /data-testid="no-relay"/);
+    const link = /data-testid="confirmation-link">[^<]*?(\/portal\/verify\?token=[A-Za-z0-9_-]+)</.exec(
+      page.body,
+    )?.[1];
+    assert.ok(link, "the page shows the pending confirmation link");
+    assert.equal(link, await kit.linkIn(email, "/portal/verify?token="), "the link of the mail");
+    assert.match(page.body, /data-testid="outbox-table"[\s\S]*Confirm your email address/);
+    // "Send again" queues the mail once more, and the audit log says who did it.
+    const mailId = /action="\/console\/mail\/(mail_[^/]+)\/resend"/.exec(page.body)?.[1];
+    assert.ok(mailId);
+    const before = (await kit.mailsTo(email)).length;
+    const resent = await admin.postAndFollow(`/console/mail/${mailId}/resend`, {});
+    assert.match(resent.body, /data-testid="flash-success"[^>]*>[^<]*queued/);
+    assert.ok((await kit.mailsTo(email)).length >= before);
+    const audit = await admin.get("/console/audit?kind=mail.resend");
+    assert.match(audit.body, new RegExp(`mail:${mailId}[\\s\\S]*console:boss`));
+    // Following the link confirms the address.
+    assert.equal((await visitor.get(link)).status, 303);
+    const after = await admin.get("/console/mail");
+    assert.doesNotMatch(
+      after.body,
+      new RegExp(email.replace(".", "\\.") + "</td>"),
+      "confirmed: no longer waiting",
+    );
   });
 
   it("shows clear empty states", async () => {
@@ -169,7 +219,7 @@ describe("admin console pages", () => {
 
     it("lists the application in the queue, escaped", async () => {
       const queue = await admin.get("/console/applications");
-      assert.match(queue.body, /1 application\(s\) waiting for review/);
+      assert.match(queue.body, /1 application waiting for review/);
       assert.ok(!queue.body.includes("<script>alert(1)"));
       assert.ok(queue.body.includes("&lt;script&gt;alert(1)&lt;/script&gt; Corp"));
       const page = await admin.get(`/console/applications/${application.id}`);
@@ -300,7 +350,7 @@ describe("admin console pages", () => {
       assert.match(preview.body, /data-testid="policy-preview"/);
       assert.match(
         preview.body,
-        /data-testid="preview-today-summary"><strong>1<\/strong> client\(s\) of <strong>1<\/strong> account/,
+        /data-testid="preview-today-summary"><strong>1<\/strong> client of <strong>1<\/strong> account/,
       );
       assert.match(preview.body, /unlicensed-client/);
       // Live sessions of this server are previewed too (none are open here).

@@ -10,11 +10,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
-import type { CommandDefinition } from "../../src/commands/command.js";
-import { allCommands } from "../../src/commands/index.js";
-import { loadConfig } from "../../src/core/config.js";
+import type { CommandDefinition } from "../../src/core/commands.js";
 import { deriveCredentials } from "../../src/core/sasl/credentials.js";
-import { SwitchboardServer } from "../../src/core/server.js";
 import { AdminStore } from "../../src/http/admin-store.js";
 import { webAssets } from "../../src/http/assets/index.js";
 import { consolePages } from "../../src/http/console/index.js";
@@ -24,6 +21,9 @@ import { standardModules } from "../../src/modules/index.js";
 import { programmeCommands } from "../../src/programme/commands.js";
 import { Programme } from "../../src/programme/index.js";
 import type { OutboxMail } from "../../src/programme/model.js";
+import { loadServerConfig } from "../../src/server/config.js";
+import { allCommands } from "../../src/server/parts.js";
+import { SwitchboardServer } from "../../src/server/server.js";
 
 export interface Page {
   status: number;
@@ -141,13 +141,14 @@ export interface PagesKit {
 
 export async function startPages(): Promise<PagesKit> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "sb-pages-"));
-  const config = loadConfig({
+  const config = loadServerConfig({
     overrides: {
       domain: "localhost",
       dataDir,
       bind: "127.0.0.1",
       c2sPort: 0,
       c2sTlsPort: 0,
+      componentPort: 0,
       httpPort: 0,
       logLevel: "silent",
       scramIterations: 4096,
@@ -170,7 +171,7 @@ export async function startPages(): Promise<PagesKit> {
     ...allCommands,
     ...(programmeCommands as CommandDefinition<never>[]).filter((c) => !names.has(c.name.join(" "))),
   ];
-  const http = new HttpServer({ services, connections: () => [], commands });
+  const http = new HttpServer({ services, streams: { open: [] }, commands });
   http
     .register(webAssets())
     .register(portalPages({ programme: () => programme }))
@@ -215,6 +216,13 @@ export async function startPages(): Promise<PagesKit> {
     },
   };
   return kit;
+}
+
+/** The value of switchboard_web_login_failures_total for a face (0 before the first failure). */
+export async function loginFailures(kit: PagesKit, face: "console" | "portal"): Promise<number> {
+  const text = await kit.http.context.metrics.registry.metrics();
+  const m = new RegExp(`^switchboard_web_login_failures_total\\{face="${face}"\\} (\\d+)$`, "m").exec(text);
+  return m ? Number(m[1]) : 0;
 }
 
 /** Signs up, confirms the address and logs in; returns the browser, logged in. */

@@ -6,6 +6,7 @@ import type { Application } from "../../src/programme/model.js";
 import {
   applicationForm,
   type Browser,
+  loginFailures,
   type PagesKit,
   portalUser,
   startPages,
@@ -352,6 +353,39 @@ describe("publisher portal pages", () => {
     assert.equal(limited.status, 429);
     assert.ok(Number(limited.headers["retry-after"]) > 0);
     assert.match(limited.body, /Too many attempts/);
+  });
+
+  it("limits failed logins per client address across accounts: a password spray stops at limits.authFailuresPerAddress", async () => {
+    await portalUser(kit, "sprayed@example.com", "the real password 1");
+    const failures = () => loginFailures(kit, "portal");
+    const before = await failures();
+    const b = kit.browser();
+    await b.get("/portal/login");
+    // One password tried over many addresses: every account is new to the per-account limit.
+    for (let i = 0; i < 10; i++) {
+      const r = await b.post("/portal/login", { email: `victim${i}@example.com`, password: "Summer2026!!" });
+      assert.equal(r.status, 401, `attempt ${i + 1}`);
+    }
+    const limited = await b.post("/portal/login", {
+      email: "sprayed@example.com",
+      password: "the real password 1",
+    });
+    assert.equal(limited.status, 429, "the eleventh attempt from that address waits, right password or not");
+    assert.ok(Number(limited.headers["retry-after"]) > 0);
+    assert.match(limited.body, /Too many attempts/);
+    // The budget is the web's: the console refuses that address too.
+    await b.get("/console/login");
+    const consoleTry = await b.post("/console/login", { username: "anyone", password: "whatever" });
+    assert.equal(consoleTry.status, 429);
+    // Another address is not held back.
+    const other = kit.browser();
+    await other.get("/portal/login");
+    const ok = await other.post("/portal/login", {
+      email: "sprayed@example.com",
+      password: "the real password 1",
+    });
+    assert.equal(ok.status, 303, ok.body.slice(0, 500));
+    assert.equal(await failures(), before + 11, "every refused portal login is counted");
   });
 
   it("changes the password of a logged-in account", async () => {

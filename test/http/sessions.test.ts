@@ -118,6 +118,23 @@ describe("browser sessions and CSRF", () => {
     problemOf(await web.call("DELETE", "/t/count"), 405);
   });
 
+  test("only a valid API token stands in for the CSRF token", async () => {
+    const jar = new CookieJar();
+    await web.call("GET", "/t/form", { jar });
+    // The session cookie rides along; a made-up, malformed or revoked token must not lift the check.
+    const madeUp = `sbt_${"A".repeat(43)}`;
+    for (const token of [madeUp, "not-a-token", ""]) {
+      const a = await web.call("POST", "/t/count", { jar, token, body: {} });
+      assert.match(problemOf(a, 403).detail, /missing CSRF token/, `Bearer "${token}"`);
+    }
+    const created = await web.server.http!.context.adminStore.createToken("short-lived", "cli:test");
+    const valid = await web.call("POST", "/t/count", { jar, token: created.secret, body: {} });
+    assert.equal(valid.status, 200, valid.text);
+    await web.server.http!.context.adminStore.revokeToken("short-lived", "cli:test");
+    const revoked = await web.call("POST", "/t/count", { jar, token: created.secret, body: {} });
+    assert.match(problemOf(revoked, 403).detail, /missing CSRF token/);
+  });
+
   test("routes with csrf: false are not checked", async () => {
     const a = await web.call("POST", "/t/webhook", { body: { event: "x" } });
     assert.equal(a.status, 200);

@@ -8,15 +8,15 @@ import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import type { Clock } from "../../src/core/clock.js";
-import { loadConfig } from "../../src/core/config.js";
 import { NS_STANZAS, type StreamError } from "../../src/core/errors.js";
 import type { Jid } from "../../src/core/jid.js";
 import type { ModuleDefinition } from "../../src/core/module.js";
 import { isStanza } from "../../src/core/router.js";
 import { deriveCredentials } from "../../src/core/sasl/credentials.js";
-import { SwitchboardServer } from "../../src/core/server.js";
 import type { ClientSession } from "../../src/core/session.js";
 import type { XmlElement } from "../../src/core/xml/element.js";
+import { loadServerConfig } from "../../src/server/config.js";
+import { SwitchboardServer } from "../../src/server/server.js";
 
 /** A clock tests move by hand. */
 export class ManualClock implements Clock {
@@ -40,7 +40,7 @@ export class FakeSession implements ClientSession {
   /** Channel-binding data a test wants this fake connection to present. */
   bindings = new Map<string, Buffer>();
   readonly directedPresence = new Set<string>();
-  readonly data = new Map<string, unknown>();
+  readonly data = new Map<string | symbol, unknown>();
   username?: string;
   resource?: string;
   jid?: Jid;
@@ -50,6 +50,7 @@ export class FakeSession implements ClientSession {
   priority = 0;
   rosterRequested = false;
   closed = false;
+  readonly attached = true;
   closeError?: StreamError;
   /** Everything the server sent, in order. */
   readonly received: XmlElement[] = [];
@@ -68,8 +69,10 @@ export class FakeSession implements ClientSession {
 
   send(stanza: XmlElement): void {
     if (this.closed) return;
+    const out = this.harness.server.services.filters.run("outbound", this, stanza);
+    if (out === undefined) return;
     // Serialize-and-keep a copy: what a real client would see at this instant.
-    const copy = stanza.clone();
+    const copy = out.clone();
     this.received.push(copy);
     const w = this.waiters.shift();
     if (w) {
@@ -153,12 +156,13 @@ export async function startHarness(opts: {
   config?: Record<string, unknown>;
 }): Promise<Harness> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "sb-harness-"));
-  const config = loadConfig({
+  const config = loadServerConfig({
     overrides: {
       domain: "example.test",
       dataDir,
       c2sPort: 0,
       c2sTlsPort: 0,
+      componentPort: 0,
       allowPlaintext: true,
       logLevel: "silent",
       scramIterations: 4096,
@@ -185,7 +189,7 @@ export async function startHarness(opts: {
     async connect(username, resource) {
       const s = new FakeSession(harness);
       s.username = username;
-      services.sessions.bind(s, resource);
+      await services.sessions.bind(s, resource);
       s.bound = true;
       await services.hooks.fireAsync("session/bound", { session: s });
       return s;

@@ -7,11 +7,11 @@ import { join } from "node:path";
 import { after, afterEach, beforeEach, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { type CommandContext, type CommandDefinition, CommandError } from "../../src/commands/command.js";
-import { allCommands } from "../../src/commands/index.js";
-import { loadConfig } from "../../src/core/config.js";
+import { type CommandContext, type CommandDefinition, CommandError } from "../../src/core/commands.js";
 import { generateKeyPair } from "../../src/modules/licensing/keys.js";
 import type { AccessPolicy, AppKey, Licence, Publisher } from "../../src/modules/licensing/model.js";
+import { loadServerConfig } from "../../src/server/config.js";
+import { allCommands } from "../../src/server/parts.js";
 import { openStorage } from "../../src/storage/index.js";
 import { ManualClock } from "../kit/harness.js";
 
@@ -69,7 +69,7 @@ describe("licensing commands", () => {
   beforeEach(async () => {
     clock = new ManualClock(START);
     ctx = {
-      config: loadConfig({ overrides: { dataDir: dir } }),
+      config: loadServerConfig({ overrides: { dataDir: dir } }),
       storage: await openStorage({ backend: "sqlite", path: join(dir, `cmd-${++counter}.sqlite`) }),
       clock,
       actor: "cli:tester",

@@ -5,8 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { type CommandContext, CommandError } from "../../src/commands/command.js";
-import { loadConfig } from "../../src/core/config.js";
+import { type CommandContext, CommandError } from "../../src/core/commands.js";
 import type { Storage } from "../../src/core/storage/types.js";
 import { keygen } from "../../src/modules/licensing/commands.js";
 import {
@@ -15,6 +14,7 @@ import {
   publicKeyFromInput,
   toKeyObject,
 } from "../../src/modules/licensing/keys.js";
+import { loadServerConfig } from "../../src/server/config.js";
 import { ManualClock } from "../kit/harness.js";
 
 const dir = mkdtempSync(join(tmpdir(), "switchboard-keys-"));
@@ -27,7 +27,7 @@ const noStorage = new Proxy({} as Storage, {
   },
 });
 const ctx: CommandContext = {
-  config: loadConfig({ overrides: { dataDir: dir } }),
+  config: loadServerConfig({ overrides: { dataDir: dir } }),
   storage: noStorage,
   clock: new ManualClock(),
   actor: "test",

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, beforeEach, describe, it } from "node:test";
-import { CommandError } from "../../src/commands/command.js";
+import { CommandError } from "../../src/core/commands.js";
 import type { Storage } from "../../src/core/storage/types.js";
 import { generateKeyPair } from "../../src/modules/licensing/keys.js";
 import type { AuditRecord, Publisher } from "../../src/modules/licensing/model.js";

@@ -12,11 +12,9 @@ import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import type { Clock } from "../../src/core/clock.js";
-import { loadConfig } from "../../src/core/config.js";
 import type { StreamFeatureProvider } from "../../src/core/features.js";
 import type { ModuleDefinition } from "../../src/core/module.js";
 import { deriveCredentials } from "../../src/core/sasl/credentials.js";
-import { SwitchboardServer } from "../../src/core/server.js";
 import type { ClientSession } from "../../src/core/session.js";
 import { type XmlElement, x } from "../../src/core/xml/element.js";
 import licensing, { type LicensingApi, licensingApi } from "../../src/modules/licensing/index.js";
@@ -24,6 +22,8 @@ import { generateKeyPair } from "../../src/modules/licensing/keys.js";
 import type { AccessPolicy, ClientApp, Licence } from "../../src/modules/licensing/model.js";
 import { NS_LICENCE, proofSignedBytes } from "../../src/modules/licensing/protocol.js";
 import { LicensingRegistry } from "../../src/modules/licensing/registry.js";
+import { loadServerConfig } from "../../src/server/config.js";
+import { SwitchboardServer } from "../../src/server/server.js";
 import { freePorts } from "../helpers/server.js";
 import { FakeSession, type Harness, ManualClock, startHarness } from "../kit/harness.js";
 
@@ -82,12 +82,13 @@ export async function startOwnServer(opts: {
   clock: Clock;
   options?: Record<string, unknown>;
 }): Promise<OwnServer> {
-  const config = loadConfig({
+  const config = loadServerConfig({
     overrides: {
       domain: "example.test",
       dataDir: opts.dataDir,
       c2sPort: (await freePorts(1))[0],
       c2sTlsPort: 0,
+      componentPort: 0,
       allowPlaintext: true,
       logLevel: "silent",
       scramIterations: 4096,

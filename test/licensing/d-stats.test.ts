@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
-import { CommandError } from "../../src/commands/command.js";
+import { CommandError } from "../../src/core/commands.js";
 import { defineModule, type ModuleDefinition } from "../../src/core/module.js";
 import { generateKeyPair } from "../../src/modules/licensing/keys.js";
 import type { Licence } from "../../src/modules/licensing/model.js";

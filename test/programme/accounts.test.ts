@@ -1,7 +1,7 @@
 /** Portal accounts against a real local SMTP server: sign-up and verification, login, password reset, limits. */
 import assert from "node:assert/strict";
 import { after, afterEach, beforeEach, describe, it } from "node:test";
-import { CommandError } from "../../src/commands/command.js";
+import { CommandError } from "../../src/core/commands.js";
 import { ACCOUNTS_STORE, TOKENS_STORE } from "../../src/programme/portal-accounts.js";
 import { RateLimited } from "../../src/programme/rate-limits.js";
 import { hashPassword, verifyPassword } from "../../src/programme/secrets.js";

@@ -1,7 +1,7 @@
 /** Licence applications: the form, review, approval through the licensing registry, rejection; mails checked. */
 import assert from "node:assert/strict";
 import { after, afterEach, beforeEach, describe, it } from "node:test";
-import { CommandError } from "../../src/commands/command.js";
+import { CommandError } from "../../src/core/commands.js";
 import { LicensingRegistry } from "../../src/modules/licensing/registry.js";
 import { deriveClientId, parseApplicationForm } from "../../src/programme/applications.js";
 import type { Application, PortalAccountView } from "../../src/programme/model.js";
@@ -169,9 +169,11 @@ describe("licence applications", () => {
     assert.deepEqual(
       audit.map((e) => [e.kind, e.data.actor]),
       [
+        ["application.review", ADMIN],
         ["publisher.add", ADMIN],
         ["app.register", ADMIN],
         ["licence.grant", ADMIN],
+        ["application.approve", ADMIN],
       ],
     );
     assert.equal((await kit.programme.accounts.get(account.id))?.publisherId, publisher!.id);

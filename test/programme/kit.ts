@@ -5,12 +5,13 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { CommandContext, CommandDefinition } from "../../src/commands/command.js";
-import { CommandError } from "../../src/commands/command.js";
-import { loadConfig, type ServerConfig } from "../../src/core/config.js";
+import type { CommandContext, CommandDefinition } from "../../src/core/commands.js";
+import { CommandError } from "../../src/core/commands.js";
+import type { ServerConfig } from "../../src/core/config.js";
 import type { Storage } from "../../src/core/storage/types.js";
 import { programmeCommands } from "../../src/programme/commands.js";
 import { Programme, type ProgrammeOptions } from "../../src/programme/index.js";
+import { loadServerConfig } from "../../src/server/config.js";
 import { openStorage } from "../../src/storage/index.js";
 import { ManualClock } from "../kit/harness.js";
 import { SmtpSink } from "./smtp-sink.js";
@@ -55,7 +56,7 @@ export async function startKit(
     await smtp.start();
     await smtp.stop();
   }
-  const config = loadConfig({
+  const config = loadServerConfig({
     overrides: {
       domain: "chat.example.net",
       dataDir: dir,

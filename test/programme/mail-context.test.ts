@@ -1,10 +1,10 @@
 /** Where mail links point: the HTTP server's own URL once it listens, else the configuration. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { loadConfig } from "../../src/core/config.js";
 import { mailContextOf } from "../../src/programme/mail-templates.js";
+import { loadServerConfig } from "../../src/server/config.js";
 
-const config = loadConfig({ overrides: { domain: "example.net", bind: "127.0.0.1", httpPort: 5280 } });
+const config = loadServerConfig({ overrides: { domain: "example.net", bind: "127.0.0.1", httpPort: 5280 } });
 
 describe("mail context", () => {
   it("reads a URL function each time, so a port given by the system at listen time reaches the mails", () => {

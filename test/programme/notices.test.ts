@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { after, afterEach, beforeEach, describe, it } from "node:test";
-import { CommandError } from "../../src/commands/command.js";
+import { CommandError } from "../../src/core/commands.js";
 import type { Publisher } from "../../src/modules/licensing/model.js";
 import { LicensingRegistry } from "../../src/modules/licensing/registry.js";
 import { writeLiveSnapshot } from "../../src/modules/licensing/stats-live.js";
@@ -115,16 +115,13 @@ describe("notices", () => {
     );
 
     const shown = await kit.run("notice show", { id: notice.id });
-    assert.match(
-      shown.message,
-      /3 recipient\(s\): 3 delivered, 0 bounced, 0 pending; 1 read, 1 acknowledged/,
-    );
+    assert.match(shown.message, /3 recipients: 3 delivered, 0 bounced, 0 pending; 1 read, 1 acknowledged/);
     assert.match(
       shown.message,
       /Alpha Apps \(pub_[0-9a-f]+\) <team1@pub\.example>\n {2}emailed 2027-01-04T09:00:00\.000Z {2}delivered/,
     );
     const listed = await kit.run("notice list");
-    assert.match(listed.message, /Enforcement starts on 15 February\n {2}3 recipient\(s\)/);
+    assert.match(listed.message, /Enforcement starts on 15 February\n {2}3 recipients/);
   });
 
   it("goes to one publisher", async () => {
@@ -309,7 +306,7 @@ describe("notices", () => {
     kit.clock.advance(7 * DAY);
 
     const first = await kit.run("notice remind", { id: notice.id });
-    assert.match(first.message, /reminded 2 publisher\(s\): Beta Soft, Gamma Labs/);
+    assert.match(first.message, /reminded 2 publishers: Beta Soft, Gamma Labs/);
     await kit.smtp.waitFor(5);
     const reminders = kit.smtp.mails.slice(3);
     assert.deepEqual(reminders.map((m) => m.to[0]).sort(), ["team2@pub.example", "team3@pub.example"]);

@@ -24,6 +24,8 @@ export const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
 export const NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session";
 export const NS_SASL2 = "urn:xmpp:sasl:2";
 export const NS_SASL_CB = "urn:xmpp:sasl-cb:0";
+/** RFC 7395: the <open/> and <close/> of a stream over WebSocket. */
+export const NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing";
 
 // RFC 6121: roster and presence.
 export const NS_ROSTER = "jabber:iq:roster";

@@ -15,11 +15,11 @@
  */
 import { TextDecoder } from "node:util";
 import { SaxesParser, type SaxesTagPlain, type XMLDecl } from "saxes";
-import { StreamError, type StreamErrorCondition } from "../errors.js";
 import { XmlElement } from "./element.js";
 import { NS_STREAM } from "./namespaces.js";
 import { NamespaceError, type NsScope, ROOT_SCOPE, resolveElement } from "./parser-namespaces.js";
 import { charBoundary, skipWhitespace, skipWhitespaceChars } from "./parser-utf8.js";
+import { StreamError, type StreamErrorCondition } from "./stream-error.js";
 
 /** Content namespaces whose top-level elements are delivered without an xmlns attribute. */
 const CONTENT_NAMESPACES = new Set(["jabber:client", "jabber:server", "jabber:component:accept"]);
@@ -97,6 +97,17 @@ export class StreamParser {
   /** Total bytes handed to the tokenizer so far (for tests and metrics). */
   get bytesParsed(): number {
     return this.parsed;
+  }
+
+  /**
+   * True when the input so far ends between top-level elements of an open stream: nothing
+   * is partly read. A transport that frames elements itself (WebSocket, RFC 7395: one
+   * element per message) checks each message with it.
+   */
+  get atBoundary(): boolean {
+    return (
+      this.state === "open" && this.idle && this.carry === undefined && this.carrySurrogate === undefined
+    );
   }
 
   /**

@@ -7,7 +7,7 @@
  * health check, and console login/logout for browser clients.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { CommandDefinition } from "../../commands/command.js";
+import type { CommandDefinition } from "../../core/commands.js";
 import type { HttpContext, HttpPlugin } from "../context.js";
 import { ProblemError, sendProblem } from "../problem.js";
 import { API_PREFIX, openApiDocument } from "./openapi.js";
@@ -46,7 +46,6 @@ async function login(ctx: HttpContext, request: FastifyRequest, reply: FastifyRe
     body.password as string,
   );
   if (!result.ok) {
-    ctx.metrics.webLoginFailures.inc({ face: "console" });
     const retry = result.retryAfterSeconds;
     return sendProblem(
       request,
@@ -67,6 +66,20 @@ export function adminApi(): HttpPlugin {
   return {
     name: "admin-api",
     prefix: API_PREFIX,
+    links: [
+      {
+        id: "api",
+        href: `${API_PREFIX}/openapi.json`,
+        label: "Admin API",
+        description: "the OpenAPI document of the JSON API (an API token or a console login is needed)",
+      },
+      {
+        id: "status",
+        href: `${API_PREFIX}/health`,
+        label: "Server status",
+        description: "health check: storage answering, uptime, sessions",
+      },
+    ],
     register(app, ctx) {
       for (const def of ctx.commands) {
         app.route({

@@ -6,7 +6,7 @@
  * responses every operation can give.
  */
 import { z } from "zod";
-import type { CommandDefinition } from "../../commands/command.js";
+import type { CommandDefinition } from "../../core/commands.js";
 import { PROBLEM_CONTENT_TYPE } from "../problem.js";
 
 export const API_PREFIX = "/api/v1";

@@ -6,8 +6,8 @@
  * error handler (400/404/409).
  */
 import type { z } from "zod";
-import type { CommandContext, CommandDefinition, CommandResult, LiveServer } from "../../commands/command.js";
 import type { Clock } from "../../core/clock.js";
+import type { CommandContext, CommandDefinition, CommandResult, LiveServer } from "../../core/commands.js";
 import type { ServerConfig } from "../../core/config.js";
 import type { Storage } from "../../core/storage/types.js";
 import { type FieldError, ProblemError } from "../problem.js";

@@ -18,7 +18,7 @@ export function csrfField(token: string | undefined): SafeHtml {
 interface BaseField {
   name: string;
   label: string;
-  hint?: string;
+  hint?: string | SafeHtml;
   errors?: FieldErrors;
   required?: boolean;
   /** id of the input; defaults to "f-<name>". */
@@ -204,7 +204,9 @@ export function table(t: TableOptions): SafeHtml {
   if (t.rows.length === 0)
     return emptyState(t.empty, t.emptyAction, t.testid ? `${t.testid}-empty` : "empty");
   const numeric = new Set(t.numeric ?? []);
-  return html`<div class="table-wrap"><table${t.testid ? html` data-testid="${t.testid}"` : ""}>
+  const labels = t.head.map((h) => (typeof h === "string" ? h : h.label));
+  // On narrow screens (style.css) each row becomes a block whose cells show their column's name.
+  return html`<div class="table-wrap stacked"><table${t.testid ? html` data-testid="${t.testid}"` : ""}>
     <caption${t.captionHidden ? html` class="visually-hidden"` : ""}>${t.caption}</caption>
     <thead><tr>${t.head.map((h, i) => {
       const label = typeof h === "string" ? h : h.label;
@@ -213,7 +215,10 @@ export function table(t: TableOptions): SafeHtml {
     <tbody>
       ${t.rows.map(
         (r) =>
-          html`<tr>${r.map((c, i) => html`<td${numeric.has(i) ? html` class="num"` : ""}>${c}</td>`)}</tr>`,
+          html`<tr>${r.map(
+            (c, i) =>
+              html`<td data-label="${labels[i] ?? ""}"${numeric.has(i) ? html` class="num"` : ""}>${c}</td>`,
+          )}</tr>`,
       )}
     </tbody>
   </table></div>`;

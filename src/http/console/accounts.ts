@@ -3,8 +3,10 @@
  * and enable, reset the password, the admin role, delete. Every action is a user/admin
  * command (`user add|passwd|delete|disable|enable|sessions|kick`, `admin grant|revoke`).
  */
+
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { LiveSession } from "../../commands/command.js";
+import { count } from "../../commands/plural.js";
+import type { LiveSession } from "../../core/commands.js";
 import {
   actionButton,
   badge,
@@ -93,7 +95,7 @@ export function registerAccounts(app: FastifyInstance, env: ConsoleEnv): void {
       current: "accounts",
       status: create ? 422 : 200,
       body: html`<h1>Accounts</h1>
-        <p class="muted">${total} account(s) on this server.</p>
+        <p class="muted">${count(total, "account")} on this server.</p>
         ${searchForm({
           action: PATH,
           resultsId: "accounts-results",

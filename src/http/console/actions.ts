@@ -4,7 +4,7 @@
  * saying what happened or why it could not be done.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { CommandResult } from "../../commands/command.js";
+import type { CommandResult } from "../../core/commands.js";
 import { field, formBody, redirect, safeNext } from "../assets/respond.js";
 import { userMessage } from "./commands.js";
 import { CONSOLE, type ConsoleEnv } from "./env.js";

@@ -4,7 +4,9 @@
  * rejection form (reason). Runs `application list|show|review|approve|reject`; the
  * publisher is mailed by the programme either way.
  */
+
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { count } from "../../commands/plural.js";
 import type { Publisher } from "../../modules/licensing/model.js";
 import type { Application, ApplicationStatus } from "../../programme/model.js";
 import {
@@ -103,11 +105,12 @@ function applicationPage(
   forms: Forms,
 ): SafeHtml {
   const open = a.status === "submitted" || a.status === "under-review";
-  return html`<h1>Application <span class="mono">${a.id}</span></h1>
+  return html`<h1>${a.appName} <span class="muted">· application of ${a.organisation}</span></h1>
     <p>${applicationBadge(a.status)}</p>
     ${facts(
       [
         ["Organisation", a.organisation],
+        ["Application id", html`<code>${a.id}</code>`],
         ["Contact", `${a.contactName} <${a.contactEmail}>`],
         ["App", a.appName],
         ["Platforms", a.platforms.join(", ")],
@@ -169,8 +172,8 @@ export function registerApplications(app: FastifyInstance, env: ConsoleEnv): voi
       title: "Applications",
       current: "applications",
       body: html`<h1>Licence applications</h1>
-        <p>${waiting === 0 ? "No application is waiting for review." : `${waiting} application(s) waiting for review.`}</p>
-        <nav aria-label="Application states" class="actions">
+        <p>${waiting === 0 ? "No application is waiting for review." : `${count(waiting, "application")} waiting for review.`}</p>
+        <nav aria-label="Application states" class="actions tabs">
           ${TABS.map(
             (t) =>
               html`<a href="${PATH}?tab=${t.id}" class="button secondary"${t.id === tab ? html` aria-current="page"` : ""} data-testid="tab-${t.id}">${t.label}</a>`,
@@ -179,12 +182,11 @@ export function registerApplications(app: FastifyInstance, env: ConsoleEnv): voi
         ${table({
           caption: current.label,
           captionHidden: true,
-          head: ["Application", "Submitted", "Organisation", "App", "Scope", "Platforms", "Status"],
+          head: ["App", "Organisation", "Submitted", "Scope", "Platforms", "Status"],
           rows: shown.map((a) => [
-            html`<a href="${applicationPath(a.id)}" class="mono" data-testid="application-link">${a.id}</a>`,
-            instant(a.submittedAt),
+            html`<a href="${applicationPath(a.id)}" data-testid="application-link">${a.appName}</a>`,
             a.organisation,
-            a.appName,
+            instant(a.submittedAt),
             a.scope,
             a.platforms.join(", "),
             applicationBadge(a.status),

@@ -5,8 +5,9 @@
  * signed-in admin as actor ("console:<account>"). For forms, a validation problem is
  * turned into messages by field.
  */
-import { CommandError, type CommandResult } from "../../commands/command.js";
+
 import type { Clock } from "../../core/clock.js";
+import { CommandError, type CommandResult } from "../../core/commands.js";
 import type { Storage } from "../../core/storage/types.js";
 import { findCommand, runCommand } from "../api/run.js";
 import type { FieldErrors } from "../assets/components.js";

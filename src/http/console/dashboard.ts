@@ -4,13 +4,16 @@
  * (Chart.js), and what enforcement would cut off if it started now. Figures come from the
  * `stats clients` command, the same report the CLI prints.
  */
+
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { count } from "../../commands/plural.js";
 import type { ClientStatsReport } from "../../modules/licensing/stats-report.js";
 import { badge, emptyState, instant, percent, table } from "../assets/components.js";
 import { sendFragment } from "../assets/respond.js";
 import { html, type SafeHtml } from "../html.js";
 import type { AdoptionHistory, AdoptionPoint } from "./adoption.js";
 import { CONSOLE, type ConsoleEnv, route } from "./env.js";
+import { noRelayWarning } from "./mail.js";
 
 const LIVE_REFRESH = "every 10s";
 const DEFAULT_DAYS = 30;
@@ -26,13 +29,13 @@ function livePanel(report: ClientStatsReport, messagesPerMinute: number | undefi
   const next = report.policy.nextStage;
   const cards = html`<div class="cards">
     <div class="card"><h2>Sessions now</h2><p class="figure" data-testid="sessions-now">${live ? live.sessions : "—"}</p>
-      <p class="muted">${live ? `${live.accounts} account(s) online` : "no live figures: is the server running?"}</p></div>
+      <p class="muted">${live ? `${count(live.accounts, "account")} online` : "no live figures: is the server running?"}</p></div>
     <div class="card"><h2>Messages per minute</h2><p class="figure" data-testid="messages-per-minute">${
       messagesPerMinute === undefined ? "—" : Math.round(messagesPerMinute)
     }</p><p class="muted">messages routed, last minute</p></div>
     <div class="card"><h2>Supported today</h2><p class="figure" data-testid="supported-share">${percent(
       report.daily.supported.share,
-    )}</p><p class="muted">${report.daily.supported.supportedAccounts} of ${report.daily.accounts} active account(s) on licensed, supported clients</p></div>
+    )}</p><p class="muted">${report.daily.supported.supportedAccounts} of ${report.daily.accounts} active ${report.daily.accounts === 1 ? "account" : "accounts"} on licensed, supported clients</p></div>
     <div class="card"><h2>Policy</h2><p class="figure" data-testid="policy-mode">${report.policy.mode}</p>
       <p class="muted">${report.policy.percentage < 100 ? `${report.policy.percentage} % of accounts · ` : ""}${
         next ? html`next: ${next.mode} from ${instant(next.at)}` : "nothing scheduled"
@@ -58,7 +61,7 @@ function livePanel(report: ClientStatsReport, messagesPerMinute: number | undefi
   return html`<section id="live-panel" aria-labelledby="live-heading" hx-get="${CONSOLE}/live" hx-trigger="${LIVE_REFRESH}" hx-swap="outerHTML" data-testid="live-panel">
     <h2 id="live-heading" class="visually-hidden">Live figures</h2>
     ${cards}
-    <div class="grid-2">
+    <div class="sections">
       <div>
         <h2>Sessions by app and version</h2>
         ${
@@ -83,7 +86,7 @@ function livePanel(report: ClientStatsReport, messagesPerMinute: number | undefi
             ? emptyState("No live figures.")
             : cutoff.sessions === 0
               ? emptyState("Nothing would be cut off: every live session runs a supported client.")
-              : html`<p data-testid="cutoff-now"><strong>${cutoff.sessions}</strong> session(s) of <strong>${cutoff.accounts}</strong> account(s) would be cut off.</p>
+              : html`<p data-testid="cutoff-now"><strong>${cutoff.sessions}</strong> ${cutoff.sessions === 1 ? "session" : "sessions"} of <strong>${cutoff.accounts}</strong> ${cutoff.accounts === 1 ? "account" : "accounts"} would be cut off.</p>
                 ${table({
                   caption: "Sessions enforcement would cut off now",
                   captionHidden: true,
@@ -101,7 +104,7 @@ function livePanel(report: ClientStatsReport, messagesPerMinute: number | undefi
         }
         ${
           cutoff && (cutoff.spared.exempt.sessions > 0 || cutoff.spared.rollout.sessions > 0)
-            ? html`<p class="muted">Spared: ${cutoff.spared.exempt.sessions} session(s) of exempt accounts.</p>`
+            ? html`<p class="muted">Spared: ${count(cutoff.spared.exempt.sessions, "session")} of exempt accounts.</p>`
             : ""
         }
       </div>
@@ -152,10 +155,11 @@ export function registerDashboard(app: FastifyInstance, env: ConsoleEnv, history
       current: "dashboard",
       scripts: ["dashboard"],
       body: html`<h1>Dashboard</h1>
+        ${noRelayWarning({ configured: env.deps.config.mail.smtp.host !== undefined })}
         ${livePanel(r, env.deps.messagesPerMinute?.())}
         ${adoptionSection(points)}
         <p class="muted">Figures at ${instant(r.at)}${
-          r.staleNodes.length > 0 ? `; ${r.staleNodes.length} server node(s) stopped reporting` : ""
+          r.staleNodes.length > 0 ? `; ${count(r.staleNodes.length, "server node")} stopped reporting` : ""
         }.</p>`,
     });
   });

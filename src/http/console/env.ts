@@ -4,7 +4,7 @@
  * and rendering in the console layout.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { CommandResult } from "../../commands/command.js";
+import type { CommandResult } from "../../core/commands.js";
 import type { AccessPolicy } from "../../modules/licensing/model.js";
 import type { CutoffPreview } from "../../modules/licensing/stats-model.js";
 import type { AdminAuth, AdminPrincipal } from "../admin-auth.js";
@@ -37,6 +37,7 @@ export const CONSOLE_NAV: readonly NavLink[] = [
   { id: "policy", href: `${CONSOLE}/policy`, label: "Policy" },
   { id: "notices", href: `${CONSOLE}/notices`, label: "Notices" },
   { id: "accounts", href: `${CONSOLE}/accounts`, label: "Accounts" },
+  { id: "mail", href: `${CONSOLE}/mail`, label: "Mail" },
   { id: "audit", href: `${CONSOLE}/audit`, label: "Audit log" },
 ];
 

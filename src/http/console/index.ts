@@ -25,6 +25,7 @@ import { registerDashboard } from "./dashboard.js";
 import { CONSOLE, CONSOLE_NAV, type ConsoleDeps, ConsoleEnv } from "./env.js";
 import { registerLicences } from "./licences.js";
 import { registerLogin } from "./login.js";
+import { registerMail } from "./mail.js";
 import { registerNotices } from "./notices.js";
 import { registerPolicy } from "./policy.js";
 import { MessageRate } from "./rates.js";
@@ -102,6 +103,14 @@ export function consolePages(options: { deps?: (ctx: HttpContext) => ConsoleDeps
   return {
     name: "console",
     prefix: CONSOLE,
+    links: [
+      {
+        id: "console",
+        href: CONSOLE,
+        label: "Admin console",
+        description: "for the network's administrators: accounts, licences, policy, notices, mail",
+      },
+    ],
     register(app, ctx) {
       const rate = new MessageRate(
         () => ctx.services.counters.stanzasIn.message,
@@ -132,6 +141,7 @@ export function consolePages(options: { deps?: (ctx: HttpContext) => ConsoleDeps
       registerPolicy(app, env);
       registerNotices(app, env);
       registerAccounts(app, env);
+      registerMail(app, env);
       registerAudit(app, env);
     },
   };

@@ -1,5 +1,7 @@
 /** Console log-in (an XMPP account holding the admin role, with its XMPP password) and log-out. */
+
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { count } from "../../commands/plural.js";
 import { csrfField, errorSummary, type FieldErrors, FORM_ERROR, input } from "../assets/components.js";
 import { field, formBody, redirect, safeNext } from "../assets/respond.js";
 import { html } from "../html.js";
@@ -46,7 +48,8 @@ export function registerLogin(app: FastifyInstance, env: ConsoleEnv): void {
       if (result.status === 429) {
         const seconds = result.retryAfterSeconds ?? 60;
         reply.header("retry-after", String(seconds));
-        errors[FORM_ERROR] = `Too many failed attempts. Try again in ${Math.ceil(seconds / 60)} minute(s).`;
+        errors[FORM_ERROR] =
+          `Too many failed attempts. Try again in ${count(Math.ceil(seconds / 60), "minute")}.`;
         const session = await env.deps.sessions.ensure(request, reply);
         return env.page(request, reply, {
           title: "Log in",

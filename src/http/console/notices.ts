@@ -5,7 +5,9 @@
  * bounced, read at, acknowledged at, reminders — with reminders to those who have not
  * acknowledged. Runs `notice list|audience|send|show|remind`.
  */
+
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { count } from "../../commands/plural.js";
 import type { ArchiveEntry } from "../../core/storage/types.js";
 import type { AuditRecord, Publisher } from "../../modules/licensing/model.js";
 import type { Notice, NoticeRecipient } from "../../programme/model.js";
@@ -118,7 +120,7 @@ function composeForm(
   </form>
   <section id="notice-audience" aria-live="polite" aria-label="Recipients">${
     state.addressees
-      ? html`<h2>${state.addressees.length} recipient(s)</h2>${table({
+      ? html`<h2>${count(state.addressees.length, "recipient")}</h2>${table({
           caption: "Who the notice would go to",
           captionHidden: true,
           head: ["Publisher", "Email", "Why"],
@@ -270,7 +272,7 @@ export function registerNotices(app: FastifyInstance, env: ConsoleEnv): void {
       const detail = result.data as NoticeDetail;
       return redirect(request, reply, noticePath(detail.notice.id), {
         kind: "success",
-        text: `Notice queued for ${detail.recipients.length} publisher(s).`,
+        text: `Notice queued for ${count(detail.recipients.length, "publisher")}.`,
       });
     } catch (err) {
       const fieldErrors = formErrors(err);
@@ -308,7 +310,7 @@ export function registerNotices(app: FastifyInstance, env: ConsoleEnv): void {
           n.requiresAck && waiting > 0
             ? actionButton({
                 action: `${noticePath(n.id)}/remind`,
-                label: `Send a reminder to the ${waiting} publisher(s) who have not acknowledged`,
+                label: `Send a reminder to the ${waiting === 1 ? "publisher who has" : `${waiting} publishers who have`} not acknowledged`,
                 csrfToken: request.session?.csrfToken,
                 testid: "send-reminders",
               })

@@ -4,7 +4,9 @@
  * storage to learn the policy the change would produce — same validation, nothing saved —
  * and shows what it would cut off now; "Save" runs `policy set` for real.
  */
+
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { count } from "../../commands/plural.js";
 import type { AccessPolicy, ClientApp, PolicyStage } from "../../modules/licensing/model.js";
 import type { CutoffPreview } from "../../modules/licensing/stats-model.js";
 import {
@@ -247,9 +249,9 @@ function cutoffTable(
   unit: "sessions" | "clients",
   testid: string,
 ): SafeHtml {
-  return html`<p data-testid="${testid}-summary"><strong>${c.sessions}</strong> ${unit === "sessions" ? "session(s)" : "client(s)"} of <strong>${c.accounts}</strong> account(s)${
-    c.spared.exempt.accounts > 0 ? `; ${c.spared.exempt.accounts} exempt account(s) spared` : ""
-  }${c.spared.rollout.accounts > 0 ? `; ${c.spared.rollout.accounts} account(s) outside the rollout spared` : ""}.</p>
+  return html`<p data-testid="${testid}-summary"><strong>${c.sessions}</strong> ${unit === "sessions" ? (c.sessions === 1 ? "session" : "sessions") : c.sessions === 1 ? "client" : "clients"} of <strong>${c.accounts}</strong> ${c.accounts === 1 ? "account" : "accounts"}${
+    c.spared.exempt.accounts > 0 ? `; ${count(c.spared.exempt.accounts, "exempt account")} spared` : ""
+  }${c.spared.rollout.accounts > 0 ? `; ${count(c.spared.rollout.accounts, "account")} outside the rollout spared` : ""}.</p>
     ${table({
       caption,
       captionHidden: true,
@@ -285,10 +287,11 @@ function previewSection(state: EditorState): SafeHtml {
   const live = preview.live;
   return html`<section id="policy-preview" aria-live="polite" aria-labelledby="h-preview" class="card" data-testid="policy-preview">
     <h2 id="h-preview">Preview: what this change would cut off now</h2>
-    <p>Nothing is saved yet. Resulting base mode: <strong>${preview.policy.mode}</strong>, ${preview.policy.stages.length} stage(s), ${
-      Object.keys(preview.policy.apps).length
-    } app(s) with version rules, ${preview.policy.exemptions.length} exemption(s).</p>
-    <div class="grid-2">
+    <p>Nothing is saved yet. Resulting base mode: <strong>${preview.policy.mode}</strong>, ${count(preview.policy.stages.length, "stage")}, ${count(
+      Object.keys(preview.policy.apps).length,
+      "app",
+    )} with version rules, ${count(preview.policy.exemptions.length, "exemption")}.</p>
+    <div class="sections">
       <div>
         <h3>Live sessions, right after saving</h3>
         ${live ? cutoffTable(live.afterSave, "Live sessions cut off after saving", "sessions", "preview-live") : emptyState("Live figures are not available in this process.")}

@@ -5,7 +5,7 @@
  * approved. The programme's Applications service validates and stores them.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { CommandError } from "../../commands/command.js";
+import { CommandError } from "../../core/commands.js";
 import type { Application, ApplicationStatus } from "../../programme/model.js";
 import {
   badge,
@@ -27,6 +27,7 @@ import {
 } from "../assets/components.js";
 import { type FormBody, field, fields, formBody, redirect } from "../assets/respond.js";
 import { html, type SafeHtml } from "../html.js";
+import { termsHref } from "./documents.js";
 import { PORTAL, type PortalEnv, route } from "./env.js";
 
 const PLATFORMS = ["android", "ios", "linux", "macos", "windows", "web"];
@@ -55,7 +56,12 @@ export const statusBadge = (s: ApplicationStatus) => badge(...STATUS_TEXT[s]);
 
 const applicationPath = (id: string) => `${PORTAL}/applications/${encodeURIComponent(id)}`;
 
-function applyForm(csrf: string | undefined, values: FormBody, errors?: FieldErrors): SafeHtml {
+function applyForm(
+  csrf: string | undefined,
+  termsLink: string,
+  values: FormBody,
+  errors?: FieldErrors,
+): SafeHtml {
   const chosen = fields(values, "platforms");
   const other = chosen.filter((p) => !PLATFORMS.includes(p));
   const v = (name: string) => field(values, name);
@@ -88,7 +94,7 @@ function applyForm(csrf: string | undefined, values: FormBody, errors?: FieldErr
         ],
       })}
     </fieldset>
-    ${checkbox({ name: "termsAccepted", label: "I accept the licensing programme's terms for client apps", required: true, checked: v("termsAccepted") !== "", errors })}
+    ${checkbox({ name: "termsAccepted", label: "I accept the licensing programme's terms for client apps", required: true, checked: v("termsAccepted") !== "", errors, hint: html`Read the <a href="${termsLink}" target="_blank" rel="noopener" data-testid="terms-link">terms of the licensing programme</a> (opens in a new tab).` })}
     <div class="actions"><button type="submit" data-testid="apply-submit">Submit the application</button></div>
   </form>`;
 }
@@ -162,7 +168,7 @@ export function registerApplications(app: FastifyInstance, env: PortalEnv): void
       current: "apply",
       body: html`<h1>Apply for a licence</h1>
         <p>Tell the network's operators about your app. Once approved you register its signing keys here.</p>
-        ${applyForm(request.session?.csrfToken, { contactEmail: account.email, scope: "client" })}`,
+        ${applyForm(request.session?.csrfToken, termsHref(env.deps.config.http.termsUrl), { contactEmail: account.email, scope: "client" })}`,
     });
   });
 
@@ -193,7 +199,7 @@ export function registerApplications(app: FastifyInstance, env: PortalEnv): void
         title: "Apply for a licence",
         current: "apply",
         status: 422,
-        body: html`<h1>Apply for a licence</h1>${applyForm(request.session?.csrfToken, { ...body, platforms }, errors)}`,
+        body: html`<h1>Apply for a licence</h1>${applyForm(request.session?.csrfToken, termsHref(env.deps.config.http.termsUrl), { ...body, platforms }, errors)}`,
       });
     }
   });

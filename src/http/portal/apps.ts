@@ -5,8 +5,10 @@
  * by version and the share below the minimum version. Keys are registered and revoked by
  * the `app key add|revoke` commands, as the operators would, with the actor "portal:<account>".
  */
+
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { CommandError } from "../../commands/command.js";
+import { count } from "../../commands/plural.js";
+import { CommandError } from "../../core/commands.js";
 import type { AppKey, ClientApp } from "../../modules/licensing/model.js";
 import { type LicensingSnapshot, licenceStatusAt } from "../../modules/licensing/registry.js";
 import type { LiveRow } from "../../modules/licensing/stats-model.js";
@@ -31,6 +33,7 @@ import {
 import { type FormBody, field, formBody, redirect, sendFragment } from "../assets/respond.js";
 import { html, type SafeHtml } from "../html.js";
 import { ProblemError } from "../problem.js";
+import { GUIDE_PATH, INTEGRATION_ANCHOR } from "./documents.js";
 import { PORTAL, type PortalEnv, route } from "./env.js";
 
 const appPath = (clientId: string) => `${PORTAL}/apps/${encodeURIComponent(clientId)}`;
@@ -95,9 +98,9 @@ function usagePanel(clientId: string, usage: AppUsage): SafeHtml {
         ? emptyState("No live figures: the network's servers have not reported any yet.")
         : html`<div class="cards">
             <div class="card"><h3>Sessions now</h3><p class="figure" data-testid="usage-sessions">${usage.sessions}</p>
-              <p class="muted">${usage.accounts} account(s)</p></div>
+              <p class="muted">${count(usage.accounts, "account")}</p></div>
             <div class="card"><h3>Below the minimum version</h3><p class="figure" data-testid="usage-below">${percent(usage.belowShare)}</p>
-              <p class="muted">${usage.minVersion ? `${usage.belowMinimum} session(s) older than ${usage.minVersion}` : "no minimum version set"}</p></div>
+              <p class="muted">${usage.minVersion ? `${count(usage.belowMinimum, "session")} older than ${usage.minVersion}` : "no minimum version set"}</p></div>
           </div>
           ${table({
             caption: "Live sessions by version",
@@ -258,7 +261,7 @@ export function registerApps(app: FastifyInstance, env: PortalEnv): void {
           ],
           "app-facts",
         )}
-        <p class="hint">Your client sends the client id, its version and platform, the key id and a signature at login; see the integration guide in the network's documentation.</p>
+        <p class="hint">Your client sends the client id, its version and platform, the key id and a signature at login; see the <a href="${GUIDE_PATH}#${INTEGRATION_ANCHOR}" data-testid="integration-guide">integration guide</a>.</p>
         ${licenceSection(snapshot, a.clientId, now)}
         ${keysSection(a, keys, request.session?.csrfToken, form)}
         ${usagePanel(a.clientId, await usageOf(snapshot, a.clientId))}`,

@@ -4,7 +4,9 @@
  * an address has an account. All of it is the programme's PortalAccounts service.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { CommandError } from "../../commands/command.js";
+import { CommandError } from "../../core/commands.js";
+import type { LoginResult } from "../../programme/portal-accounts.js";
+import { RateLimited } from "../../programme/rate-limits.js";
 import { ValidationError } from "../../programme/validation.js";
 import {
   csrfField,
@@ -93,7 +95,7 @@ function checkMail(email: string, what: string): SafeHtml {
 }
 
 export function registerAuth(app: FastifyInstance, env: PortalEnv): void {
-  const { programme, sessions } = env.deps;
+  const { programme, sessions, logins, loginRefused } = env.deps;
   const who = (request: FastifyRequest) => ({ address: request.ip });
 
   app.get(route(`${PORTAL}/signup`), async (request, reply) => {
@@ -204,11 +206,26 @@ export function registerAuth(app: FastifyInstance, env: PortalEnv): void {
     if (email === "") errors.email = "Enter your email address.";
     if (pw === "") errors.password = "Enter your password.";
     if (Object.keys(errors).length === 0) {
-      const result = await programme.accounts.login(email, pw, who(request));
+      const address = request.ip;
+      const wait = logins.retryAfterMs(address, undefined);
+      if (wait > 0) {
+        loginRefused();
+        throw new RateLimited("login", wait);
+      }
+      let result: LoginResult;
+      try {
+        result = await programme.accounts.login(email, pw, who(request));
+      } catch (err) {
+        if (err instanceof RateLimited) loginRefused();
+        throw err;
+      }
       if (result.ok) {
         await sessions.start(request, reply, { kind: "portal", id: result.account.id });
         return redirect(request, reply, next, { kind: "success", text: "You are logged in." });
       }
+      loginRefused();
+      // A wrong password or an unknown address counts against the address, whatever the account.
+      if (result.reason === "invalid") logins.failed(address, undefined);
       status = 401;
       if (result.reason === "unverified") {
         errors[FORM_ERROR] = "Please confirm your email address first: open the link we mailed you.";

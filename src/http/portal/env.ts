@@ -4,7 +4,9 @@
  * enabled, and the session must be newer than its last password change), the publisher it
  * acts for, and rendering in the portal layout.
  */
+
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { count } from "../../commands/plural.js";
 import type { Clock } from "../../core/clock.js";
 import type { ServerConfig } from "../../core/config.js";
 import type { Storage } from "../../core/storage/types.js";
@@ -14,6 +16,7 @@ import { RateLimited } from "../../programme/rate-limits.js";
 import type { NavLink } from "../assets/layout.js";
 import { mountedRoute, type PageOptions, sendAreaPage } from "../assets/respond.js";
 import type { HttpContext } from "../context.js";
+import type { LoginThrottle } from "../login-throttle.js";
 import { ProblemError } from "../problem.js";
 import type { SessionStore } from "../sessions.js";
 
@@ -27,6 +30,10 @@ export interface PortalDeps {
   programme: Programme;
   /** Runs an admin command as the server does (key registration goes through `app key add`). */
   runCommand: HttpContext["runCommand"];
+  /** The web's failed-login budget per address, shared with the console. */
+  logins: LoginThrottle;
+  /** Called for every refused portal login, for the metrics. */
+  loginRefused: () => void;
 }
 
 declare module "fastify" {
@@ -61,7 +68,7 @@ export function translateError(err: unknown): unknown {
     return new ProblemError(
       429,
       "too-many-requests",
-      `Too many attempts. Please wait ${Math.ceil(seconds / 60)} minute(s) and try again.`,
+      `Too many attempts. Please wait ${count(Math.ceil(seconds / 60), "minute")} and try again.`,
       { retryAfter: seconds },
       { "retry-after": String(seconds) },
     );

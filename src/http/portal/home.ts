@@ -1,5 +1,7 @@
 /** The portal's start page: an introduction when logged out; the publisher's overview when logged in. */
+
 import type { FastifyInstance } from "fastify";
+import { count } from "../../commands/plural.js";
 import { emptyState, table } from "../assets/components.js";
 import { html } from "../html.js";
 import { applicationsTable } from "./applications.js";
@@ -37,7 +39,7 @@ export function registerHome(app: FastifyInstance, env: PortalEnv): void {
       body: html`<h1>Overview</h1>
         ${
           waiting.length > 0
-            ? html`<div class="flash flash-warning" role="status" data-testid="notices-waiting">${waiting.length} notice(s) wait for your acknowledgement. <a href="${PORTAL}/notices">Read them</a>.</div>`
+            ? html`<div class="flash flash-warning" role="status" data-testid="notices-waiting">${count(waiting.length, "notice")} ${waiting.length === 1 ? "waits" : "wait"} for your acknowledgement. <a href="${PORTAL}/notices">Read them</a>.</div>`
             : ""
         }
         <h2>Your apps</h2>

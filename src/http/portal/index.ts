@@ -15,12 +15,23 @@ import { registerAccount } from "./account.js";
 import { registerApplications } from "./applications.js";
 import { registerApps } from "./apps.js";
 import { registerAuth } from "./auth.js";
+import { registerDocuments } from "./documents.js";
 import { PORTAL, type PortalDeps, PortalEnv, translateError } from "./env.js";
 import { registerHome } from "./home.js";
 import { registerNotices } from "./notices.js";
 
 /** Routes anyone may reach (relative to /portal). */
-const PUBLIC_ROUTES = new Set(["/", "/signup", "/verify", "/verify/resend", "/login", "/logout", "/reset"]);
+const PUBLIC_ROUTES = new Set([
+  "/",
+  "/signup",
+  "/verify",
+  "/verify/resend",
+  "/login",
+  "/logout",
+  "/reset",
+  "/terms",
+  "/guide",
+]);
 
 function installGuard(app: FastifyInstance, env: PortalEnv): void {
   app.decorateRequest("portalAccount", undefined);
@@ -52,6 +63,14 @@ export function portalPages(options: PortalOptions = {}): HttpPlugin {
   return {
     name: "portal",
     prefix: PORTAL,
+    links: [
+      {
+        id: "portal",
+        href: PORTAL,
+        label: "Publisher portal",
+        description: "for makers of client apps: apply for a licence, manage the app's keys, read notices",
+      },
+    ],
     register(app, ctx) {
       const { services } = ctx;
       let programme: Programme;
@@ -80,6 +99,8 @@ export function portalPages(options: PortalOptions = {}): HttpPlugin {
         sessions: ctx.sessions,
         programme,
         runCommand: (words, input, actor) => ctx.runCommand(words, input, actor),
+        logins: ctx.logins,
+        loginRefused: () => ctx.metrics.webLoginFailures.inc({ face: "portal" }),
       };
       const env = new PortalEnv(deps);
       installPageErrors(
@@ -99,6 +120,7 @@ export function portalPages(options: PortalOptions = {}): HttpPlugin {
       );
       installGuard(app, env);
       registerHome(app, env);
+      registerDocuments(app, env);
       registerAuth(app, env);
       registerAccount(app, env);
       registerApplications(app, env);

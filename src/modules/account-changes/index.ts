@@ -23,7 +23,7 @@ export default defineModule<AccountChangesOptions>({
   description: "Applies account deletions and disablings made by admin commands (CLI, API) to live sessions",
   options: AccountChangesOptions,
   async setup(ctx) {
-    const { storage, clock, sessions, hooks, log } = ctx;
+    const { storage, clock, sessions, log } = ctx;
     const changes = accountChanges(storage);
     let lastId = (await changes.query({ newestFirst: true, limit: 1 }))[0]?.id ?? 0;
     let polling = false;
@@ -33,7 +33,7 @@ export default defineModule<AccountChangesOptions>({
       for (const s of sessions.resourcesOf(username)) {
         if (!s.closed) s.close(new StreamError("policy-violation", reason));
       }
-      if (kind === "deleted") await hooks.fireAsync("account/deleted", { username });
+      if (kind === "deleted") await ctx.fire("account/deleted", { username });
     };
 
     const poll = async () => {

@@ -22,7 +22,7 @@ import { type Jid, JidError, parseJid, tryParseJid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
 import { NS_BLOCKING, NS_BLOCKING_ERRORS } from "../../core/xml/namespaces.js";
-import { isSelf } from "../disco/access.js";
+import { isSelf } from "../roster/api.js";
 import { BlocklistCache } from "./cache.js";
 import { isListed } from "./match.js";
 

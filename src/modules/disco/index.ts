@@ -2,7 +2,7 @@
  * Service Discovery (XEP-0030) for the server and, on their behalf, for its
  * accounts. The core's DiscoRegistry is the single source of identities and
  * features: every module registers its own with ctx.addFeature/addIdentity.
- * XEP-0128 extension forms come from ctx.disco.extensions. Other modules can
+ * XEP-0128 extension forms come from ctx.advertised.extensions. Other modules can
  * list items (a component, an upload service) and serve nodes through the API
  * this module provides.
  *
@@ -19,7 +19,7 @@ import type { Jid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
 import { NS_DISCO_INFO, NS_DISCO_ITEMS } from "../../core/xml/namespaces.js";
-import { accountVisibleTo } from "./access.js";
+import { accountVisibleTo } from "../roster/api.js";
 
 export interface DiscoItem {
   jid: string;
@@ -93,7 +93,7 @@ export default defineModule({
     name: z.string().min(1).default("Switchboard"),
   }),
   setup(ctx) {
-    const { disco, storage, sessions, domain } = ctx;
+    const { advertised, storage, sessions, domain } = ctx;
     const providers: Record<DiscoTarget, DiscoItemsProvider[]> = { host: [], account: [] };
     const nodes: Record<DiscoTarget, Map<string, DiscoNode>> = { host: new Map(), account: new Map() };
 
@@ -105,9 +105,9 @@ export default defineModule({
     ctx.addIdentity({ category: "account", type: "registered" }, "account");
 
     const registryInfo = (target: DiscoTarget): DiscoNodeInfo => ({
-      identities: disco.getIdentities(target),
-      features: disco.getFeatures(target),
-      ...(target === "host" ? { extensions: disco.extensions } : {}),
+      identities: advertised.identities(target),
+      features: advertised.features(target),
+      ...(target === "host" ? { extensions: [...advertised.extensions] } : {}),
     });
 
     const nodeOf = (target: DiscoTarget, node: string): DiscoNode => {

@@ -16,7 +16,7 @@ import type { IqRequest } from "../../core/iq.js";
 import { defineModule } from "../../core/module.js";
 import { x } from "../../core/xml/element.js";
 import { NS_LAST } from "../../core/xml/namespaces.js";
-import { mayReceivePresence } from "../disco/access.js";
+import { mayReceivePresence } from "../roster/api.js";
 
 const KEY = "logout";
 

@@ -1,6 +1,6 @@
 /** Parsing and printing shared by the licensing admin commands. */
 import { z } from "zod";
-import { type CommandContext, CommandError } from "../../commands/command.js";
+import { type CommandContext, CommandError } from "../../core/commands.js";
 import type { Actor, Instant } from "./model.js";
 import { LicensingRegistry } from "./registry.js";
 

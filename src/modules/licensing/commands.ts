@@ -5,7 +5,7 @@
  */
 import { chmod, readFile, writeFile } from "node:fs/promises";
 import { z } from "zod";
-import { CommandError, defineCommand } from "../../commands/command.js";
+import { CommandError, defineCommand } from "../../core/commands.js";
 import { actorOf, flagInput, iso, listInput, parseInstant, registryOf, table } from "./command-input.js";
 import { generateKeyPair, KeyError, publicKeyFromInput } from "./keys.js";
 import type { AppKey, Licence } from "./model.js";

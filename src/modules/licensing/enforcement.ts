@@ -11,8 +11,15 @@ import type { Logger } from "pino";
 import type { Clock } from "../../core/clock.js";
 import { FailureLimiter } from "../../core/rate-limit.js";
 import type { ClientSession } from "../../core/session.js";
-import type { SessionManager } from "../../core/sessions.js";
-import { type ClientInfo, clientInfoOf, isLicensed, setClientInfo, UNLICENSED } from "./client-info.js";
+import type { SessionDirectory } from "../../core/session-directory.js";
+import {
+  type ClientInfo,
+  clientInfoOf,
+  isLicensed,
+  setClientInfo,
+  UNLICENSED,
+  WEB_CHAT_CLIENT_ID,
+} from "./client-info.js";
 import type { KeyAddressWatch } from "./key-addresses.js";
 import type { ClientApp, Instant, Licence, RefusalReason } from "./model.js";
 import {
@@ -77,7 +84,7 @@ export interface LicensingCounters {
 
 export interface EnforcementDeps {
   clock: Clock;
-  sessions: SessionManager;
+  sessions: SessionDirectory;
   log: Logger;
   registry: { revision(): Promise<number>; snapshot(): Promise<LicensingSnapshot> };
   maxProofFailuresPerAddress: number;
@@ -88,6 +95,21 @@ export interface EnforcementDeps {
   onRegistryChange?: () => Promise<void>;
   /** Counts the addresses each app key proves from. */
   keyAddresses?: KeyAddressWatch;
+}
+
+/**
+ * What the server's own web chat holds for one connection: a grant the server gave the page
+ * (bound to the browser, its address and, from the first login on, one account).
+ */
+export interface FirstPartyGrant {
+  /** The web chat's version, for statistics. */
+  version: string;
+  /**
+   * Whether the grant covers `username`: asked with the claimed account before the password
+   * is used (`verified` false) and with the authenticated one (`verified` true), when an
+   * unbound grant binds to it.
+   */
+  allows(username: string, verified: boolean): boolean;
 }
 
 /** The outcome of a proof, whatever carried it. */
@@ -132,6 +154,8 @@ export class Enforcement {
   private readonly failures: FailureLimiter;
   /** Binding order of live sessions: the newest go first when a licence has too many. */
   private readonly bindSeq = new WeakMap<ClientSession, number>();
+  /** Sessions of the server's own web chat, with their grants. */
+  private readonly firstParty = new WeakMap<ClientSession, FirstPartyGrant>();
   /** Refusals waiting for the account to be known (see SPARED_FOR_EXEMPT). */
   private readonly deferred = new WeakMap<ClientSession, Refusal>();
   private seq = 0;
@@ -232,6 +256,29 @@ export class Enforcement {
     return { ok: true, info, resumed: verdict.resumed, ...(recommended ? { recommended } : {}) };
   }
 
+  /**
+   * A connection of the server's own web chat, recognised by its browser grant: the policy
+   * does not apply to it for the account the grant covers (checkBeforeAuth, onBound,
+   * evaluateAll). It counts as the client WEB_CHAT_CLIENT_ID in statistics.
+   */
+  admitFirstParty(session: ClientSession, grant: FirstPartyGrant): void {
+    this.firstParty.set(session, grant);
+    setClientInfo(session, {
+      clientId: WEB_CHAT_CLIENT_ID,
+      version: grant.version,
+      platform: "web",
+      verified: true,
+      source: "first-party",
+      ok: true,
+    });
+  }
+
+  /** A web chat session whose grant covers the (authenticated) account. */
+  private firstPartyFor(session: ClientSession, username: string | undefined, verified = true): boolean {
+    const grant = this.firstParty.get(session);
+    return grant !== undefined && username !== undefined && grant.allows(username, verified);
+  }
+
   /** Could an exempt account be spared this refusal (and are there exempt accounts)? */
   private mayBeExempt(refusal: Refusal): boolean {
     return SPARED_FOR_EXEMPT.has(refusal.reason) && this.snap.policy.exemptions.length > 0;
@@ -269,9 +316,10 @@ export class Enforcement {
 
   /**
    * At the start of SASL, before the password is used: a client without a verified licence
-   * is refused when the claimed account is in enforce mode. Returns false when refused.
+   * is refused when the claimed account is in enforce mode (`verified`: the account is the
+   * authenticated one, not a claim). Returns false when refused.
    */
-  checkBeforeAuth(session: ClientSession, username: string | undefined): boolean {
+  checkBeforeAuth(session: ClientSession, username: string | undefined, verified = false): boolean {
     if (session.closed) return true;
     const deferred = this.deferred.get(session);
     if (deferred && !isExempt(this.snap.policy, username)) {
@@ -280,6 +328,12 @@ export class Enforcement {
       return false;
     }
     if (isLicensed(clientInfoOf(session))) return true;
+    if (this.firstParty.has(session)) {
+      if (this.firstPartyFor(session, username, verified)) return true;
+      // The grant does not cover this account: the session is an unlicensed client like any other.
+      this.firstParty.delete(session);
+      setClientInfo(session, { ...UNLICENSED });
+    }
     if (accountMode(this.snap.policy, this.now(), username) !== "enforce") return true;
     this.counters.unlicensedRefused++;
     session.close(refusalError(unlicensedRefusal(this.snap.policy)));
@@ -313,7 +367,11 @@ export class Enforcement {
     } else {
       refusal = sessionRefusal(snap, info, session.username, now);
     }
-    if (refusal && !isExempt(snap.policy, session.username)) {
+    if (
+      refusal &&
+      !isExempt(snap.policy, session.username) &&
+      !this.firstPartyFor(session, session.username)
+    ) {
       this.close(session, refusal);
       return false;
     }
@@ -402,7 +460,7 @@ export class Enforcement {
           groups.set(standing.licence.id, group);
         }
         group.sessions.push(s);
-      } else if (!exempt) {
+      } else if (!exempt && !this.firstPartyFor(s, s.username)) {
         const refusal = sessionRefusal(snap, info, s.username, now);
         if (refusal) this.close(s, refusal);
       }

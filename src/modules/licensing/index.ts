@@ -8,25 +8,29 @@
  * a polling interval of any registry change (also one made by the CLI in another process).
  */
 import { z } from "zod";
+import type { CommandDefinition } from "../../core/commands.js";
 import type { Jid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
 import type { ClientSession } from "../../core/session.js";
-import { type ClientInfo, clientInfoOf, isLicensed, setClientInfo } from "./client-info.js";
+import { type ClientInfo, clientInfoOf, isFirstParty, isLicensed, setClientInfo } from "./client-info.js";
 import { askClientVersion } from "./client-version.js";
-import { type Admission, Enforcement, type LicensingCounters } from "./enforcement.js";
+import { licensingCommands } from "./commands.js";
+import { type Admission, Enforcement, type FirstPartyGrant, type LicensingCounters } from "./enforcement.js";
 import { type KeyAddressFigure, KeyAddressWatch } from "./key-addresses.js";
+import { licensingMetrics } from "./metrics.js";
 import type { Instant } from "./model.js";
 import { accountMode } from "./policy.js";
 import type { ProofInput } from "./proof.js";
 import { NS_LICENCE } from "./protocol.js";
 import { LicensingRegistry, type LicensingSnapshot } from "./registry.js";
 import { LicensingStats } from "./stats.js";
+import { statsCommands } from "./stats-commands.js";
 import { licenceStreamFeature } from "./stream-feature.js";
 import { loadTicketKey, TicketBook } from "./tickets.js";
 import { UnlicensedWarnings } from "./warnings.js";
 
-export { type ClientInfo, clientInfoOf } from "./client-info.js";
-export type { Admission, LicensingCounters } from "./enforcement.js";
+export { type ClientInfo, clientInfoOf, WEB_CHAT_CLIENT_ID } from "./client-info.js";
+export type { Admission, FirstPartyGrant, LicensingCounters } from "./enforcement.js";
 export { type ProofInput, type ProofVerdict, verifyProof } from "./proof.js";
 export {
   NS_LICENCE,
@@ -88,6 +92,11 @@ export interface LicensingApi {
   keyAddresses(): KeyAddressFigure[];
   /** Verifies a proof carried by something else than the stream feature (e.g. SASL2) and records it. */
   admitProof(session: ClientSession, input: ProofInput, source: ClientInfo["source"]): Admission;
+  /**
+   * A connection of the server's own web chat, recognised by the grant its page holds: the
+   * policy does not apply to it for the account the grant covers (docs/licensing-protocol.md §8).
+   */
+  admitFirstParty(session: ClientSession, grant: FirstPartyGrant): void;
 }
 
 /** The licensing API of a running server (`server.services.apis`), if the module is loaded. */
@@ -108,6 +117,7 @@ export default defineModule<LicensingOptions>({
     },
   ],
   options: LicensingOptions,
+  commands: [...licensingCommands, ...statsCommands] as CommandDefinition<never>[],
   async setup(ctx) {
     const { options, clock, log } = ctx;
     const tickets =
@@ -165,7 +175,7 @@ export default defineModule<LicensingOptions>({
     ctx.hook(
       "c2s/authenticated",
       ({ session, username }) => {
-        enforcement.checkBeforeAuth(session, username);
+        enforcement.checkBeforeAuth(session, username, true);
       },
       100,
     );
@@ -201,7 +211,8 @@ export default defineModule<LicensingOptions>({
     ctx.hook(
       "session/bound",
       async ({ session }) => {
-        if (!enforcement.onBound(session) || isLicensed(clientInfoOf(session))) return;
+        const bound = enforcement.onBound(session);
+        if (!bound || isLicensed(clientInfoOf(session)) || isFirstParty(clientInfoOf(session))) return;
         const { policy } = enforcement.snapshot();
         if (accountMode(policy, clock.now(), session.username) === "warn") {
           try {
@@ -224,6 +235,15 @@ export default defineModule<LicensingOptions>({
       enforcement.onEnded(session);
     });
 
+    for (const metric of licensingMetrics({
+      sessions: ctx.sessions,
+      clock,
+      counters: () => enforcement.counters,
+      snapshot: () => enforcement.snapshot(),
+      keyAddresses: () => keyAddresses.figures(),
+    }))
+      ctx.metric(metric);
+
     ctx.setInterval(() => {
       enforcement.poll().catch((err) => log.error({ err }, "licensing registry poll failed"));
     }, options.pollIntervalMs);
@@ -234,6 +254,7 @@ export default defineModule<LicensingOptions>({
       snapshot: () => enforcement.snapshot(),
       nextCheckAt: () => enforcement.nextCheckAt(),
       keyAddresses: () => keyAddresses.figures(),
+      admitFirstParty: (session, grant) => enforcement.admitFirstParty(session, grant),
       admitProof: (session, input, source) => {
         const admission = enforcement.admitProof(session, input);
         if (admission.ok) setClientInfo(session, { ...admission.info, source });

@@ -1,6 +1,6 @@
 /** `policy show` and `policy set`: the network access policy, its schedule and per-app version rules. */
 import { z } from "zod";
-import { CommandError, defineCommand } from "../../commands/command.js";
+import { CommandError, defineCommand } from "../../core/commands.js";
 import { actorOf, flagInput, iso, listInput, parseInstant, registryOf, table } from "./command-input.js";
 import type {
   AccessPolicy,

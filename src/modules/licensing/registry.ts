@@ -11,8 +11,9 @@
  * The pure functions at the end answer "what applies now" from a snapshot.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { CommandError } from "../../commands/command.js";
+import { AUDIT_ARCHIVE } from "../../commands/audit.js";
 import type { Clock } from "../../core/clock.js";
+import { CommandError } from "../../core/commands.js";
 import { JidError, normalizeLocal } from "../../core/jid.js";
 import type { ArchiveEntry, DocumentStore, Storage } from "../../core/storage/types.js";
 import { KeyError, publicKeyFromInput } from "./keys.js";
@@ -37,7 +38,7 @@ import { rotateTicketKey } from "./tickets.js";
 import { compareVersions, parseVersion, VersionError } from "./version.js";
 
 export const LICENSING_STORE = "licensing";
-export const AUDIT_ARCHIVE = "audit";
+export { AUDIT_ARCHIVE } from "../../commands/audit.js";
 
 export const POLICY_MODES: readonly PolicyMode[] = ["open", "warn", "enforce"];
 export const LICENCE_SCOPES: readonly LicenceScope[] = ["client", "gateway", "federation"];

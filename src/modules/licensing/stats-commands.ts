@@ -1,6 +1,6 @@
 /** `switchboard stats clients`: which clients and versions the users run, and what a cutoff would do. */
 import { z } from "zod";
-import { CommandError, defineCommand } from "../../commands/command.js";
+import { CommandError, defineCommand } from "../../core/commands.js";
 import { formatClientStats } from "./stats-format.js";
 import { utcDay } from "./stats-model.js";
 import { clientStatsReport } from "./stats-report.js";

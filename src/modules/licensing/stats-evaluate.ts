@@ -5,6 +5,7 @@
  * so raising a minimum version changes the figures at once and the policy editor can preview
  * a change before making it.
  */
+import { WEB_CHAT_CLIENT_ID } from "./client-info.js";
 import type { AccessPolicy, Instant, RefusalReason } from "./model.js";
 import {
   activeClientLicence,
@@ -58,6 +59,8 @@ export function unsupportedReason(
   now: Instant,
 ): RefusalReason | undefined {
   if (!c.verified || c.clientId === undefined) return "unlicensed-client";
+  // The server's own web chat is not subject to the policy (admitted by its browser grant).
+  if (c.clientId === WEB_CHAT_CLIENT_ID) return undefined;
   const clientId = c.clientId;
   if (!snapshot.apps.has(clientId)) return "unlicensed-client";
   if (c.keyId !== undefined) {

@@ -34,7 +34,7 @@ import { observedClient, utcDay } from "./stats-model.js";
 export interface LicensingStatsOptions {
   storage: Storage;
   clock: Clock;
-  /** The bound sessions (the server's SessionManager). */
+  /** The bound sessions (the server's SessionDirectory). */
   sessions: { all(): Iterable<ClientSession> };
   /** The registry snapshot the module enforces now (undefined before the first load). */
   snapshot: () => LicensingSnapshot | undefined;

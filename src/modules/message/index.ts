@@ -21,7 +21,7 @@ export default defineModule({
   name: "message",
   description: "Delivers messages to local accounts and resources (RFC 6121 §8.5)",
   setup(ctx) {
-    const { sessions, storage, hooks } = ctx;
+    const { sessions, storage } = ctx;
 
     /** RFC 6121 §8.5.2: bare JID of a local account. */
     const toBare = (ev: StanzaEvent): boolean | Promise<boolean> => {
@@ -44,7 +44,7 @@ export default defineModule({
 
     const offline = async (ev: StanzaEvent): Promise<boolean> => {
       if (!(await storage.accounts.exists(ev.to.local))) throw new StanzaError("service-unavailable");
-      if (await hooks.fireAsync("message/offline", ev)) return true;
+      if (await ctx.fire("message/offline", ev)) return true;
       throw new StanzaError("service-unavailable", "the recipient is offline");
     };
 

@@ -7,7 +7,7 @@
 import { StanzaError } from "../../core/errors.js";
 import { defineModule } from "../../core/module.js";
 import { NS_PING } from "../../core/xml/namespaces.js";
-import { accountVisibleTo } from "../disco/access.js";
+import { accountVisibleTo } from "../roster/api.js";
 
 export default defineModule({
   name: "ping",

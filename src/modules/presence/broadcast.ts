@@ -8,25 +8,24 @@
 
 import type { Clock } from "../../core/clock.js";
 import type { ServerEvents } from "../../core/events.js";
-import type { HookBus } from "../../core/hooks.js";
 import { Jid, tryParseJid } from "../../core/jid.js";
 import type { Router } from "../../core/router.js";
 import { type ClientSession, isAvailable } from "../../core/session.js";
-import type { SessionManager } from "../../core/sessions.js";
+import type { SessionDirectory } from "../../core/session-directory.js";
 import type { Storage } from "../../core/storage/types.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
 import { parseElement } from "../../core/xml/fragment.js";
 import { NS_DELAY } from "../../core/xml/namespaces.js";
-import type { RosterApi } from "../roster/service.js";
+import type { RosterApi } from "../roster/api.js";
 import { hasFrom, hasTo } from "./subscription.js";
 
 export interface PresenceServices {
   domain: string;
   clock: Clock;
   storage: Storage;
-  sessions: SessionManager;
+  sessions: SessionDirectory;
   router: Router;
-  hooks: HookBus<ServerEvents>;
+  fire<K extends keyof ServerEvents>(event: K, payload: ServerEvents[K]): Promise<boolean>;
 }
 
 /** A roster item's JID (stored normalised: "local@domain" or "domain") as a Jid. */
@@ -133,7 +132,7 @@ export class PresenceBroker {
       }
     }
     if (!wasDeliverable && priority >= 0 && !session.closed) {
-      await this.svc.hooks.fireAsync("session/available", { session });
+      await this.svc.fire("session/available", { session });
     }
   }
 

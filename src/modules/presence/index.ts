@@ -11,7 +11,7 @@ import type { StanzaEvent } from "../../core/events.js";
 import { defineModule } from "../../core/module.js";
 import { x } from "../../core/xml/element.js";
 import { NS_PRE_APPROVAL } from "../../core/xml/namespaces.js";
-import type { RosterApi } from "../roster/service.js";
+import type { RosterApi } from "../roster/api.js";
 import { PresenceBroker } from "./broadcast.js";
 import { SUBSCRIPTION_TYPES, type SubscriptionType } from "./subscription.js";
 import { SubscriptionProcessor } from "./subscriptions.js";

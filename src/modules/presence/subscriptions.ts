@@ -9,7 +9,7 @@
 import { Jid } from "../../core/jid.js";
 import type { RosterItem } from "../../core/storage/types.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
-import type { RosterApi } from "../roster/service.js";
+import type { RosterApi } from "../roster/api.js";
 import type { PresenceBroker, PresenceServices } from "./broadcast.js";
 import {
   inbound,

@@ -23,7 +23,7 @@ import type { ClientSession } from "../../core/session.js";
 import type { ScramCredential } from "../../core/storage/types.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
 import { NS_REGISTER_FEATURE } from "../../core/xml/namespaces.js";
-import { isSelf } from "../disco/access.js";
+import { isSelf } from "../roster/api.js";
 import { NS_REGISTER, readSubmission, registrationForm } from "./form.js";
 
 export default defineModule({
@@ -39,7 +39,7 @@ export default defineModule({
     allowRemoval: z.boolean().default(true),
   }),
   setup(ctx) {
-    const { storage, sessions, router, hooks, domain, config, clock } = ctx;
+    const { storage, sessions, router, domain, config, clock } = ctx;
     const opts = ctx.options;
     // A sliding-window counter of registrations per address (the limiter counts any event, not only failures).
     const limiter =
@@ -118,7 +118,7 @@ export default defineModule({
       }
       session.data.set(ctx.name, "registered");
       ctx.log.info({ username, address: session.remoteAddress }, "account registered in-band");
-      await hooks.fireAsync("account/created", { username });
+      await ctx.fire("account/created", { username });
       return undefined;
     };
 
@@ -200,7 +200,7 @@ export default defineModule({
       await cancelSubscriptions(req, username);
       if (!(await storage.accounts.delete(username))) throw new StanzaError("registration-required");
       ctx.log.info({ username }, "account removed in-band");
-      await hooks.fireAsync("account/deleted", { username });
+      await ctx.fire("account/deleted", { username });
       // Once the core has sent the IQ result: it runs as a promise callback, before any setImmediate.
       setImmediate(() => {
         for (const s of sessions.resourcesOf(username))

@@ -11,11 +11,12 @@ import { defineModule } from "../../core/module.js";
 import type { RosterItem } from "../../core/storage/types.js";
 import { x } from "../../core/xml/element.js";
 import { NS_ROSTERVER } from "../../core/xml/namespaces.js";
+import type { RosterApi } from "./api.js";
 import { itemElement, NS_ROSTER, parseRosterSet } from "./items.js";
-import { type RosterApi, RosterService } from "./service.js";
+import { RosterService } from "./service.js";
 
+export type { RosterApi } from "./api.js";
 export { NS_ROSTER } from "./items.js";
-export type { RosterApi } from "./service.js";
 
 /** Roster requests are only for the account itself (any of its resources). */
 function fromOwner(req: IqRequest): boolean {

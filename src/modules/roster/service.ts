@@ -2,49 +2,23 @@
  * The roster of each account: storage access serialised per account, the size
  * limit, roster pushes to interested resources (RFC 6121 §2.1.6) and removal
  * with cancellation of the subscriptions (RFC 6121 §2.5.2). Published as
- * ctx.api("roster") for the presence module and any other user of rosters.
+ * ctx.api("roster") (its type is in api.ts) for the presence module and any other user
+ * of rosters.
  */
 import { StanzaError } from "../../core/errors.js";
 import { Jid } from "../../core/jid.js";
 import type { Router } from "../../core/router.js";
-import type { SessionManager } from "../../core/sessions.js";
+import type { SessionDirectory } from "../../core/session-directory.js";
 import type { RosterItem, Storage } from "../../core/storage/types.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
+import type { RosterApi } from "./api.js";
 import { itemElement, NS_ROSTER, removedItemElement } from "./items.js";
 import { KeyedLock } from "./lock.js";
-
-export interface RosterApi {
-  readonly maxItems: number;
-  /**
-   * Runs `fn` with exclusive use of one account's roster and pending subscriptions.
-   * Never route stanzas to other accounts from inside: their handlers take their own lock.
-   */
-  exclusive<T>(username: string, fn: () => Promise<T>): Promise<T>;
-  get(username: string): Promise<{ version: number; items: RosterItem[] }>;
-  getItem(username: string, contact: string): Promise<RosterItem | undefined>;
-  /**
-   * Stores an item and pushes it to the interested resources; returns the new version.
-   * A new item beyond maxItems is refused with not-allowed. Call inside exclusive().
-   */
-  store(username: string, item: RosterItem): Promise<number>;
-  /** Pushes one item (or its removal) with the given version to every interested resource. */
-  pushItem(
-    username: string,
-    item: RosterItem | { jid: string; subscription: "remove" },
-    version: number,
-  ): void;
-  /**
-   * Removes a contact as a roster set with subscription='remove' does: the item and any
-   * pending request go, the subscriptions in both directions are cancelled. Returns false
-   * when there was no such item.
-   */
-  removeContact(username: string, contact: Jid): Promise<boolean>;
-}
 
 export interface RosterServices {
   domain: string;
   storage: Storage;
-  sessions: SessionManager;
+  sessions: SessionDirectory;
   router: Router;
 }
 

@@ -14,7 +14,7 @@ import { defineModule } from "../../core/module.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
 import { parseElement } from "../../core/xml/fragment.js";
 import { NS_VCARD } from "../../core/xml/namespaces.js";
-import { isSelf } from "../disco/access.js";
+import { isSelf } from "../roster/api.js";
 
 const KEY = "vcard";
 

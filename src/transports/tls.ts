@@ -8,8 +8,8 @@ import path from "node:path";
 import tls from "node:tls";
 import type { Logger } from "pino";
 import { generate } from "selfsigned";
+import { serverEndPoint } from "../../sdk/tls-end-point.js";
 import type { ServerConfig } from "../core/config.js";
-import { serverEndPoint } from "../core/tls-end-point.js";
 
 export interface TlsMaterial {
   context: tls.SecureContext;
@@ -73,4 +73,35 @@ export async function loadTls(config: ServerConfig, log: Logger): Promise<TlsMat
     selfSigned,
     serverEndPoint: serverEndPoint(leaf.raw),
   };
+}
+
+/**
+ * TLS channel-binding data of a connection (RFC 5929, RFC 9266), for any transport whose
+ * bytes run over `socket`: undefined when the socket is not TLS or has no such binding.
+ */
+export function tlsChannelBinding(socket: unknown, serverEndPoint: Buffer, type: string): Buffer | undefined {
+  if (!(socket instanceof tls.TLSSocket)) return undefined;
+  const tls13 = socket.getProtocol() === "TLSv1.3";
+  if (type === "tls-exporter" && tls13)
+    return socket.exportKeyingMaterial(32, "EXPORTER-Channel-Binding", Buffer.alloc(0));
+  if (type === "tls-server-end-point") return serverEndPoint;
+  if (type === "tls-unique") {
+    // RFC 5929 §3.1: the first Finished message of the handshake: the client's in a full
+    // handshake, the server's own in an abbreviated (resumed) one. RFC 9266 leaves tls-unique
+    // undefined for TLS 1.3 and it is not advertised there, but clients that do not read
+    // XEP-0440 (slixmpp ≤ 1.8, on Python's ssl) send it anyway, computed the same way from the
+    // TLS 1.3 Finished message, which is unique to the connection (it MACs the whole
+    // handshake transcript). Accepting it, as ejabberd does, keeps their -PLUS login working
+    // and its binding to this channel.
+    return (socket.isSessionReused() ? socket.getFinished() : socket.getPeerFinished()) ?? undefined;
+  }
+  return undefined;
+}
+
+/** The channel-binding types to advertise (XEP-0440) on `socket`, best first; none without TLS. */
+export function tlsChannelBindingTypes(socket: unknown): string[] {
+  if (!(socket instanceof tls.TLSSocket)) return [];
+  return socket.getProtocol() === "TLSv1.3"
+    ? ["tls-exporter", "tls-server-end-point"]
+    : ["tls-server-end-point", "tls-unique"];
 }

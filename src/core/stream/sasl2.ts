@@ -8,13 +8,13 @@
  * - `<success/>` names the authorised JID and carries the inline features' answers;
  * - there is no stream restart: the post-authentication features follow at once.
  */
-import { StreamError } from "../core/errors.js";
-import type { Sasl2Inline, UserAgent } from "../core/features.js";
-import { type XmlElement, x } from "../core/xml/element.js";
-import { NS_SASL2 } from "../core/xml/namespaces.js";
-import type { C2SConnection } from "./connection.js";
+import { StreamError } from "../errors.js";
+import type { Sasl2Inline, UserAgent } from "../features.js";
+import { type XmlElement, x } from "../xml/element.js";
+import { NS_SASL2 } from "../xml/namespaces.js";
+import type { ClientStream } from "./engine.js";
 import { type FailureCondition, NS_SASL, type SaslFraming, type SaslNegotiator } from "./sasl.js";
-import type { C2SServices } from "./services.js";
+import type { StreamServices } from "./services.js";
 
 /** Longest user-agent id, software or device name kept (XEP-0388 sets no limit). */
 const MAX_USER_AGENT_TEXT = 256;
@@ -25,8 +25,8 @@ export class Sasl2Negotiator {
   private inlineAnswers: XmlElement[] = [];
 
   constructor(
-    private readonly svc: C2SServices,
-    private readonly conn: C2SConnection,
+    private readonly svc: StreamServices,
+    private readonly conn: ClientStream,
     private readonly sasl: SaslNegotiator,
   ) {
     this.framing = {
@@ -55,7 +55,7 @@ export class Sasl2Negotiator {
     for (const m of this.sasl.mechanisms()) el.c("mechanism").t(m.name);
     const inline: XmlElement[] = [];
     for (const p of this.inlineProviders()) {
-      const offered = await p.offer?.(this.conn);
+      const offered = await p.offer?.(this.conn.session);
       if (offered) inline.push(offered);
     }
     if (inline.length > 0) el.append(x("inline", {}, ...inline));
@@ -80,14 +80,14 @@ export class Sasl2Negotiator {
     const { conn } = this;
     this.inlineAnswers = [];
     const agent = el.getChild("user-agent");
-    if (agent) conn.userAgent = userAgentOf(agent);
+    if (agent) conn.session.userAgent = userAgentOf(agent);
     const providers = this.inlineProviders();
     for (const child of el.children) {
       if (typeof child === "string") continue;
       const ns = child.attrs.xmlns;
       const provider = ns === undefined ? undefined : providers.find((p) => p.namespaces.includes(ns));
       if (!provider) continue;
-      const outcome = await provider.authenticate(conn, child);
+      const outcome = await provider.authenticate(conn.session, child);
       if (conn.closed) return;
       if (outcome?.refused) {
         return this.sasl.refuse("not-authorized", outcome.refused.text, {
@@ -140,4 +140,4 @@ function userAgentOf(el: XmlElement): UserAgent {
   return agent;
 }
 
-export { NS_SASL2 } from "../core/xml/namespaces.js";
+export { NS_SASL2 } from "../xml/namespaces.js";

@@ -5,9 +5,9 @@
  * admin API and the console expose the same list.
  */
 import type { z } from "zod";
-import type { Clock } from "../core/clock.js";
-import type { ServerConfig } from "../core/config.js";
-import type { Storage } from "../core/storage/types.js";
+import type { Clock } from "./clock.js";
+import type { ServerConfig } from "./config.js";
+import type { Storage } from "./storage/types.js";
 
 export interface CommandContext {
   config: ServerConfig;

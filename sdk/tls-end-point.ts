@@ -3,7 +3,7 @@
  * certificate (DER) with the hash of the certificate's signature algorithm,
  * SHA-256 when that is MD5 or SHA-1 (or not a plain hash, e.g. Ed25519). Used by
  * the server (SCRAM -PLUS, licence proofs) and by the client SDK, so both sides
- * compute the same bytes.
+ * compute the same bytes. It lives in the SDK, which depends on nothing of the server.
  */
 import { createHash } from "node:crypto";
 

@@ -2,9 +2,9 @@
  * Traffic counters of client connections, read by the metrics endpoint. Plain numbers
  * in plain objects: the stanza path only increments a property.
  */
-import type { StanzaKind } from "../core/events.js";
+import type { StanzaKind } from "../events.js";
 
-export interface C2SCounters {
+export interface StreamCounters {
   /** Stanzas received from bound clients, by kind. */
   stanzasIn: Record<StanzaKind, number>;
   /** Stanzas written to clients, by kind. */
@@ -13,7 +13,7 @@ export interface C2SCounters {
   authFailures: Record<string, number>;
 }
 
-export function newC2SCounters(): C2SCounters {
+export function newStreamCounters(): StreamCounters {
   return {
     stanzasIn: { message: 0, presence: 0, iq: 0 },
     stanzasOut: { message: 0, presence: 0, iq: 0 },

@@ -7,16 +7,16 @@
  * core/sasl.
  */
 
-import { StreamError } from "../core/errors.js";
-import { channelBindingFeature } from "../core/sasl/channel-binding.js";
-import { claimedAccount } from "../core/sasl/identity.js";
-import type { SaslContext, SaslExchange, SaslMechanism, SaslResult } from "../core/sasl/mechanism.js";
-import { mechanismsFor } from "../core/sasl/mechanism.js";
-import type { ScramHash } from "../core/storage/types.js";
-import { type XmlElement, x } from "../core/xml/element.js";
-import { NS_SASL } from "../core/xml/namespaces.js";
-import type { C2SConnection } from "./connection.js";
-import type { C2SServices } from "./services.js";
+import { StreamError } from "../errors.js";
+import { channelBindingFeature } from "../sasl/channel-binding.js";
+import { claimedAccount } from "../sasl/identity.js";
+import type { SaslContext, SaslExchange, SaslMechanism, SaslResult } from "../sasl/mechanism.js";
+import { mechanismsFor } from "../sasl/mechanism.js";
+import type { ScramHash } from "../storage/types.js";
+import { type XmlElement, x } from "../xml/element.js";
+import { NS_SASL } from "../xml/namespaces.js";
+import type { ClientStream } from "./engine.js";
+import type { StreamServices } from "./services.js";
 
 /** Failed attempts on one stream before it is closed. */
 const MAX_FAILURES_PER_STREAM = 5;
@@ -35,7 +35,7 @@ export interface SaslFraming {
 }
 
 /** RFC 6120 §6.4: the client restarts the stream after <success/>. */
-function rfc6120Framing(conn: C2SConnection): SaslFraming {
+function rfc6120Framing(conn: ClientStream): SaslFraming {
   return {
     challenge: (data) => x("challenge", { xmlns: NS_SASL }, data.toString("base64")),
     failure: (condition, text) =>
@@ -73,8 +73,8 @@ export class SaslNegotiator {
   private readonly ctx: SaslContext;
 
   constructor(
-    private readonly svc: C2SServices,
-    private readonly conn: C2SConnection,
+    private readonly svc: StreamServices,
+    private readonly conn: ClientStream,
   ) {
     this.ctx = {
       domain: svc.domain,
@@ -158,7 +158,7 @@ export class SaslNegotiator {
     }
     this.attemptOpen = true;
     await svc.hooks.fireAsync("c2s/pre-sasl", {
-      session: conn,
+      session: conn.session,
       mechanism,
       claimedUsername: claimedAccount(mechanism, initial),
     });
@@ -209,9 +209,9 @@ export class SaslNegotiator {
     const { username } = result;
     loginGuard.succeeded(username, address);
     this.endAttempt();
-    await this.svc.hooks.fireAsync("c2s/authenticated", { session: this.conn, username });
+    await this.svc.hooks.fireAsync("c2s/authenticated", { session: this.conn.session, username });
     if (this.conn.closed) return;
-    this.svc.log.debug({ session: this.conn.id, username }, "authenticated");
+    this.svc.log.debug({ session: this.conn.session.id, username }, "authenticated");
     this.framing.succeed(username, result.data);
   }
 
@@ -238,4 +238,4 @@ export class SaslNegotiator {
   }
 }
 
-export { NS_SASL } from "../core/xml/namespaces.js";
+export { NS_SASL } from "../xml/namespaces.js";

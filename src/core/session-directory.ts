@@ -1,0 +1,152 @@
+/**
+ * The session directory: which sessions are bound, by account and resource, on every
+ * served domain. Local delivery asks it for targets (the available, interested or
+ * highest-priority resources of an account) instead of looking sessions up itself, so
+ * the in-memory directory here can give way to a cluster-wide one (sessions on other
+ * nodes are then entries whose `send` crosses to their node).
+ *
+ * Binding a resource that is already in use replaces the older session (it gets a
+ * `conflict` stream error), as RFC 6120 §7.7.2.2 allows and most servers do by default.
+ */
+import { randomBytes } from "node:crypto";
+import { StanzaError, StreamError } from "./errors.js";
+import { Jid, JidError, normalizeResource } from "./jid.js";
+import { type ClientSession, isAvailable } from "./session.js";
+
+export interface SessionDirectory {
+  /**
+   * Binds a resource for an authenticated session on `domain`. `requested` is the client's
+   * wish (may be undefined): it is normalised; an invalid one is bad-request, one too many
+   * is resource-constraint.
+   */
+  bind(session: ClientSession, requested: string | undefined, domain?: string): Promise<Jid>;
+  /** Removes a session; a no-op when it was replaced or never bound. */
+  unbind(session: ClientSession): void;
+  get(username: string, resource: string, domain?: string): ClientSession | undefined;
+  /** Every bound session of an account. */
+  resourcesOf(username: string, domain?: string): ClientSession[];
+  /** Bound sessions that sent available presence. */
+  availableOf(username: string, domain?: string): ClientSession[];
+  /** Interested resources (RFC 6121 §2.1.6): bound sessions that requested the roster. */
+  interestedOf(username: string, domain?: string): ClientSession[];
+  /** The sessions that get a message addressed to the bare JID (RFC 6121 §8.5.2.1.1). */
+  messageTargets(username: string, domain?: string): ClientSession[];
+  isOnline(username: string, domain?: string): boolean;
+  /** Bound sessions in all. */
+  readonly count: number;
+  /** Accounts with a bound session (bare JIDs' localparts on the primary domain, else "local@domain"). */
+  accounts(): IterableIterator<string>;
+  /** The sessions held by this process (what it closes at shutdown, counts in its metrics). */
+  all(): IterableIterator<ClientSession>;
+}
+
+/** The in-memory directory of one process. */
+export class LocalSessionDirectory implements SessionDirectory {
+  /** "username" on the primary domain, "username@domain" elsewhere → resource → session. */
+  private readonly byAccount = new Map<string, Map<string, ClientSession>>();
+  private boundCount = 0;
+
+  constructor(
+    private readonly primaryDomain: string,
+    private readonly maxResourcesPerAccount: number,
+  ) {}
+
+  private key(username: string, domain: string | undefined): string {
+    return domain === undefined || domain === this.primaryDomain ? username : `${username}@${domain}`;
+  }
+
+  async bind(session: ClientSession, requested: string | undefined, domain?: string): Promise<Jid> {
+    const username = session.username;
+    if (!username) throw new StanzaError("not-allowed", "not authenticated");
+    let resource: string;
+    if (requested !== undefined && requested !== "") {
+      try {
+        resource = normalizeResource(requested);
+      } catch (err) {
+        if (err instanceof JidError) throw new StanzaError("bad-request", err.message);
+        throw err;
+      }
+    } else {
+      resource = randomBytes(6).toString("base64url");
+    }
+    const key = this.key(username, domain);
+    let resources = this.byAccount.get(key);
+    if (!resources) {
+      resources = new Map();
+      this.byAccount.set(key, resources);
+    }
+    const existing = resources.get(resource);
+    if (existing && existing !== session) {
+      // The old session is told why it goes; its cleanup will not unbind the new one (checked in unbind).
+      resources.delete(resource);
+      this.boundCount--;
+      existing.close(new StreamError("conflict", "Replaced by new connection"));
+    } else if (resources.size >= this.maxResourcesPerAccount) {
+      throw new StanzaError("resource-constraint", "too many resources bound for this account");
+    }
+    resources.set(resource, session);
+    this.boundCount++;
+    const jid = Jid.trusted(username, domain ?? this.primaryDomain, resource);
+    session.resource = resource;
+    session.jid = jid;
+    return jid;
+  }
+
+  unbind(session: ClientSession): void {
+    if (!session.username || session.resource === undefined) return;
+    const key = this.key(session.username, session.jid?.domain);
+    const resources = this.byAccount.get(key);
+    if (!resources || resources.get(session.resource) !== session) return;
+    resources.delete(session.resource);
+    this.boundCount--;
+    if (resources.size === 0) this.byAccount.delete(key);
+  }
+
+  resourcesOf(username: string, domain?: string): ClientSession[] {
+    const r = this.byAccount.get(this.key(username, domain));
+    return r ? [...r.values()] : [];
+  }
+
+  get(username: string, resource: string, domain?: string): ClientSession | undefined {
+    return this.byAccount.get(this.key(username, domain))?.get(resource);
+  }
+
+  messageTargets(username: string, domain?: string): ClientSession[] {
+    const r = this.byAccount.get(this.key(username, domain));
+    if (!r) return [];
+    let best = -Infinity;
+    let out: ClientSession[] = [];
+    for (const s of r.values()) {
+      if (!isAvailable(s) || s.priority < 0) continue;
+      if (s.priority > best) {
+        best = s.priority;
+        out = [s];
+      } else if (s.priority === best) out.push(s);
+    }
+    return out;
+  }
+
+  availableOf(username: string, domain?: string): ClientSession[] {
+    return this.resourcesOf(username, domain).filter(isAvailable);
+  }
+
+  interestedOf(username: string, domain?: string): ClientSession[] {
+    return this.resourcesOf(username, domain).filter((s) => s.rosterRequested && !s.closed);
+  }
+
+  isOnline(username: string, domain?: string): boolean {
+    return this.byAccount.has(this.key(username, domain));
+  }
+
+  get count(): number {
+    return this.boundCount;
+  }
+
+  accounts(): IterableIterator<string> {
+    return this.byAccount.keys();
+  }
+
+  *all(): IterableIterator<ClientSession> {
+    for (const r of this.byAccount.values()) yield* r.values();
+  }
+}

@@ -1,0 +1,427 @@
+/**
+ * The client stream engine (RFC 6120), whatever transport carries it: stream opening,
+ * feature negotiation (STARTTLS where the transport can, module-supplied pre-authentication
+ * steps such as the licence proof, SASL and SASL2, resource binding), then stanzas handed
+ * to the router in arrival order, with the stream's limits and its close. The engine never
+ * sees bytes or framing: the transport parses and frames (transport.ts).
+ *
+ * Each stream serves one session (local-session.ts), created when the stream opens. When the
+ * connection is lost under a bound session, `session/stream-lost` lets a module keep the
+ * session (stream management); otherwise the session ends with the stream.
+ */
+import { randomBytes } from "node:crypto";
+import { StanzaError, StreamError } from "../errors.js";
+import type { Jid } from "../jid.js";
+import { isStanza } from "../router.js";
+import { serialize, type XmlElement, x } from "../xml/element.js";
+import { NS_BIND, NS_CLIENT, NS_SASL, NS_SASL2, NS_SESSION, NS_TLS } from "../xml/namespaces.js";
+import { LocalClientSession, type SessionHost, type SessionStream } from "./local-session.js";
+import { SaslNegotiator } from "./sasl.js";
+import { Sasl2Negotiator } from "./sasl2.js";
+import type { StreamServices } from "./services.js";
+import type { StreamTransport, TransportSink } from "./transport.js";
+
+type Phase = "pre-tls" | "pre-auth" | "post-auth" | "bound";
+
+let streamCounter = 0;
+
+function newStreamId(): string {
+  return randomBytes(9).toString("base64url") + (++streamCounter).toString(36);
+}
+
+export class ClientStream implements SessionStream, TransportSink {
+  /** Unique per connection (the first stream's id). */
+  readonly id = newStreamId();
+  readonly connectedAt: number;
+  /** The session this stream serves; another one after a resumption (adopt). */
+  session: LocalClientSession;
+  closed = false;
+
+  private phase: Phase;
+  private headerSent = false;
+  private currentStreamId = this.id;
+  /** Elements waiting while an earlier one is still being handled (keeps per-session order). */
+  private readonly queue: XmlElement[] = [];
+  private busy = false;
+  private closing = false;
+  private authTimer?: NodeJS.Timeout;
+  private readonly sasl: SaslNegotiator;
+  /** XEP-0388, when the configuration offers it. */
+  private readonly sasl2: Sasl2Negotiator | undefined;
+  private endReason = "disconnected";
+  /** The connection went away without a clean close by either side. */
+  private lost = true;
+  private cleanupDone = false;
+
+  constructor(
+    private readonly svc: StreamServices,
+    readonly transport: StreamTransport,
+    sessionHost: SessionHost,
+    private readonly onClosed: (stream: ClientStream) => void,
+  ) {
+    this.connectedAt = svc.clock.now();
+    this.phase = transport.canStartTls ? "pre-tls" : "pre-auth";
+    this.session = new LocalClientSession(sessionHost, this);
+    const limits = svc.config.limits;
+    this.sasl = new SaslNegotiator(svc, this);
+    this.sasl2 = svc.config.sasl2 ? new Sasl2Negotiator(svc, this, this.sasl) : undefined;
+    this.authTimer = setTimeout(() => {
+      if (this.phase !== "bound")
+        this.close(new StreamError("connection-timeout", "authentication took too long"));
+    }, limits.authTimeoutSeconds * 1000);
+    this.authTimer.unref();
+    transport.start(this, limits);
+  }
+
+  // ---- what the session and the negotiators read ----
+
+  get transportKind(): string {
+    return this.transport.kind;
+  }
+  get remoteAddress(): string {
+    return this.transport.remoteAddress;
+  }
+  get secure(): boolean {
+    return this.transport.secure;
+  }
+  /** The id of the current stream (changes at each restart); pre-auth proofs bind to it. */
+  get streamId(): string {
+    return this.currentStreamId;
+  }
+  get bound(): boolean {
+    return this.phase === "bound";
+  }
+  channelBinding(type: string): Buffer | undefined {
+    return this.transport.channelBinding(type);
+  }
+  channelBindingTypes(): string[] {
+    return this.transport.channelBindingTypes();
+  }
+
+  // ---- output ----
+
+  private write(data: string): void {
+    if (this.closed) return;
+    this.transport.write(data);
+    if (this.transport.queuedBytes > this.svc.config.limits.maxSendBufferBytes) this.abandon();
+  }
+
+  /** A negotiation element (features, SASL, bind result…). */
+  send(el: XmlElement): void {
+    this.write(serialize(el));
+  }
+
+  writeStanza(stanza: XmlElement): void {
+    if (this.closed) return;
+    if (isStanza(stanza)) this.svc.counters.stanzasOut[stanza.name]++;
+    this.write(serialize(stanza));
+  }
+
+  /**
+   * The client does not read its stream: drop it at once. Nothing more is written (a stream
+   * error would only join the queue it does not read), the queued output is discarded with
+   * the connection, and the stream ends like a lost connection.
+   */
+  private abandon(): void {
+    if (this.closed) return;
+    this.svc.log.info(
+      {
+        session: this.session.id,
+        jid: this.session.jid?.toString(),
+        queuedBytes: this.transport.queuedBytes,
+      },
+      "client does not read its stream: disconnected",
+    );
+    this.endReason = "resource-constraint";
+    this.closed = true;
+    this.transport.destroy();
+    this.cleanup();
+  }
+
+  // ---- stream level (TransportSink) ----
+
+  private openStream(): void {
+    this.transport.openStream({
+      id: this.currentStreamId,
+      from: this.svc.domain,
+      xmlns: NS_CLIENT,
+      version: "1.0",
+    });
+    this.headerSent = true;
+  }
+
+  streamStart(attrs: Record<string, string>): void {
+    if (this.closed) return;
+    if (this.headerSent && this.phase !== "bound") {
+      // A restart (after TLS or SASL) gets a fresh stream id.
+      this.currentStreamId = newStreamId();
+    }
+    this.openStream();
+    if (attrs.xmlns !== undefined && attrs.xmlns !== NS_CLIENT) {
+      this.close(new StreamError("invalid-namespace", "this port serves jabber:client streams"));
+      return;
+    }
+    const to = attrs.to;
+    if (to === undefined || !this.svc.router.isLocalDomain(to.toLowerCase())) {
+      this.close(new StreamError("host-unknown", `this server serves ${this.svc.domain}`));
+      return;
+    }
+    if (attrs.version === undefined || !/^1\.\d+$/.test(attrs.version)) {
+      this.close(new StreamError("unsupported-version", "XMPP 1.0 streams only"));
+      return;
+    }
+    if (this.phase === "bound") {
+      this.close(new StreamError("not-authorized", "stream restart after binding"));
+      return;
+    }
+    void this.sendFeatures();
+  }
+
+  private async sendFeatures(): Promise<void> {
+    const features = x("stream:features");
+    const svc = this.svc;
+    const allowPlaintext = svc.config.allowPlaintext;
+    if (this.phase === "pre-tls") {
+      const starttls = features.c("starttls", { xmlns: NS_TLS });
+      if (!allowPlaintext) starttls.c("required");
+    }
+    if (this.phase === "pre-auth" || (this.phase === "pre-tls" && allowPlaintext)) {
+      features.append(...this.sasl.features());
+      if (this.sasl2) features.append(await this.sasl2.feature());
+      for (const p of svc.streamFeatures.forStage("pre-auth"))
+        features.append(...asArray(await p.offer(this.session)));
+    } else if (this.phase === "post-auth") {
+      features.c("bind", { xmlns: NS_BIND });
+      features.c("session", { xmlns: NS_SESSION }).c("optional");
+      for (const p of svc.streamFeatures.forStage("post-auth"))
+        features.append(...asArray(await p.offer(this.session)));
+    }
+    if (this.closed) return;
+    this.send(features);
+  }
+
+  streamEnd(): void {
+    if (this.closed) return;
+    this.endReason = "closed";
+    this.lost = false;
+    this.close();
+  }
+
+  error(err: StreamError): void {
+    this.close(err);
+  }
+
+  /** The transport reports the connection gone. */
+  connectionClosed(): void {
+    this.cleanup();
+  }
+
+  /** Closes the stream: optional stream error, our closing, then the connection. Idempotent. */
+  close(error?: StreamError): void {
+    if (this.closed || this.closing) return;
+    // Writes below may find the send buffer full and abandon the stream instead.
+    this.closing = true;
+    this.lost = false;
+    if (error) {
+      this.endReason = error.condition;
+      if (!this.headerSent) this.openStream();
+      this.write(serialize(error.toElement()));
+      this.svc.log.debug(
+        { session: this.session.id, condition: error.condition, text: error.text },
+        "stream error",
+      );
+    }
+    if (this.closed) return;
+    this.transport.closeStream();
+    this.closed = true;
+    this.transport.end();
+    this.cleanup();
+  }
+
+  private cleanup(): void {
+    if (this.cleanupDone) return;
+    this.cleanupDone = true;
+    this.closed = true;
+    clearTimeout(this.authTimer);
+    this.sasl.dispose();
+    this.queue.length = 0;
+    const session = this.session;
+    if (session.stream === this) {
+      // Only a lost connection may leave a bound session alive (a module keeps it).
+      const kept =
+        this.lost &&
+        session.bound &&
+        this.svc.hooks.fire("session/stream-lost", { session, reason: this.endReason }) === true;
+      if (!kept) session.end(this.endReason);
+    }
+    this.onClosed(this);
+  }
+
+  // ---- elements ----
+
+  element(el: XmlElement): void {
+    if (this.closed) return;
+    this.queue.push(el);
+    if (!this.busy) this.drain();
+  }
+
+  /** Handles queued elements in order; continues asynchronously when a handler is async. */
+  private drain(): void {
+    this.busy = true;
+    while (this.queue.length > 0 && !this.closed) {
+      const el = this.queue.shift()!;
+      let r: void | Promise<void>;
+      try {
+        r = this.handle(el);
+      } catch (err) {
+        this.internalError(err);
+        continue;
+      }
+      if (r) {
+        r.catch((err) => this.internalError(err)).finally(() => this.drain());
+        return;
+      }
+    }
+    this.busy = false;
+  }
+
+  private internalError(err: unknown): void {
+    if (err instanceof StreamError) {
+      this.close(err);
+      return;
+    }
+    this.svc.log.error({ err, session: this.session.id }, "error while handling client input");
+    this.close(new StreamError("internal-server-error"));
+  }
+
+  private handle(el: XmlElement): void | Promise<void> {
+    const svc = this.svc;
+    if (this.phase === "bound") {
+      if (isStanza(el)) {
+        svc.counters.stanzasIn[el.name]++;
+        const session = this.session;
+        const passed = svc.filters.run("inbound", session, el);
+        if (passed === undefined) return;
+        return svc.router.fromClient(session, passed as typeof el);
+      }
+      const p = svc.streamFeatures.handlerFor("post-auth", el.attrs.xmlns);
+      if (p) return p.handle!(this.session, el);
+      throw new StreamError("unsupported-stanza-type", `<${el.name}/> in ${el.attrs.xmlns ?? NS_CLIENT}`);
+    }
+    const ns = el.attrs.xmlns;
+    if (ns === NS_TLS && el.name === "starttls") return this.startTls();
+    if (this.phase === "pre-tls" && !svc.config.allowPlaintext) {
+      throw new StreamError("policy-violation", "TLS is required: use STARTTLS first");
+    }
+    if (this.phase === "pre-auth" || this.phase === "pre-tls") {
+      if (ns === NS_SASL) return this.sasl.handle(el);
+      if (ns === NS_SASL2 && this.sasl2) return this.sasl2.handle(el);
+      const p = svc.streamFeatures.handlerFor("pre-auth", ns);
+      if (p) return p.handle!(this.session, el);
+      if (isStanza(el) && el.name === "iq") return this.handleUnauthenticatedIq(el);
+      throw new StreamError("not-authorized", "authenticate first");
+    }
+    // post-auth, not yet bound
+    if (isStanza(el) && el.name === "iq") return this.handleBindPhaseIq(el);
+    const p = svc.streamFeatures.handlerFor("post-auth", ns);
+    if (p) return p.handle!(this.session, el);
+    throw new StreamError("not-authorized", "bind a resource first");
+  }
+
+  private startTls(): void {
+    if (this.phase !== "pre-tls" || !this.transport.canStartTls) {
+      this.send(x("failure", { xmlns: NS_TLS }));
+      this.close();
+      return;
+    }
+    this.send(x("proceed", { xmlns: NS_TLS }));
+    this.transport.startTls(() => {
+      this.phase = "pre-auth";
+    });
+  }
+
+  /**
+   * Called by SASL on success. After RFC 6120 SASL the client restarts the stream; after
+   * SASL2 it does not, and the post-authentication features follow at once.
+   */
+  completeAuthentication(username: string, { restart }: { restart: boolean }): void {
+    this.session.username = username;
+    this.session.authenticated = true;
+    this.phase = "post-auth";
+    if (restart) this.transport.restartStream();
+    else void this.sendFeatures();
+  }
+
+  /**
+   * This stream takes over another session (stream management resumption): the session
+   * it opened is dropped unbound, and the resumed one is served from now on.
+   */
+  adopt(session: LocalClientSession): void {
+    const own = this.session;
+    this.session = session;
+    session.attach(this);
+    this.phase = "bound";
+    clearTimeout(this.authTimer);
+    own.end("resumed elsewhere");
+    this.armIdleTimeout();
+  }
+
+  private armIdleTimeout(): void {
+    const idle = this.svc.config.limits.idleTimeoutSeconds;
+    this.transport.setIdleTimeout(idle * 1000, () => {
+      // Idle: the connection counts as lost (a kept session may be resumed on another one).
+      this.endReason = "connection-timeout";
+      this.lost = true;
+      this.transport.destroy();
+      this.cleanup();
+    });
+  }
+
+  private async handleUnauthenticatedIq(iq: XmlElement): Promise<void> {
+    const claimed = await this.svc.hooks.fireAsync("c2s/unauthenticated-iq", {
+      session: this.session,
+      stanza: iq,
+    });
+    if (!claimed) throw new StreamError("not-authorized", "authenticate first");
+  }
+
+  private async handleBindPhaseIq(iq: XmlElement): Promise<void> {
+    const type = iq.attrs.type;
+    const payload = iq.firstElement();
+    const reply = (children?: XmlElement) =>
+      this.writeStanza(x("iq", { type: "result", id: iq.attrs.id }, children));
+    const fail = (err: StanzaError) =>
+      this.writeStanza(x("iq", { type: "error", id: iq.attrs.id }, payload, err.toElement()));
+    if (type === "set" && payload?.name === "bind" && payload.attrs.xmlns === NS_BIND) {
+      let jid: Jid;
+      try {
+        if (iq.attrs.id === undefined) throw new StanzaError("bad-request", "IQ without id");
+        jid = await this.svc.sessions.bind(this.session, payload.getChildText("resource"));
+      } catch (err) {
+        if (err instanceof StanzaError) return fail(err);
+        throw err;
+      }
+      if (this.closed) {
+        this.svc.sessions.unbind(this.session);
+        return;
+      }
+      this.session.bound = true;
+      this.phase = "bound";
+      clearTimeout(this.authTimer);
+      this.armIdleTimeout();
+      reply(x("bind", { xmlns: NS_BIND }, x("jid", null, jid.toString())));
+      await this.svc.hooks.fireAsync("session/bound", { session: this.session });
+      return;
+    }
+    if (type === "set" && payload?.name === "session" && payload.attrs.xmlns === NS_SESSION) {
+      reply();
+      return;
+    }
+    throw new StreamError("not-authorized", "bind a resource first");
+  }
+}
+
+function asArray(v: XmlElement | XmlElement[] | undefined): XmlElement[] {
+  if (v === undefined) return [];
+  return Array.isArray(v) ? v : [v];
+}

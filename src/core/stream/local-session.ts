@@ -1,0 +1,193 @@
+/**
+ * A client session held by this process. It is created with the stream that opens it and
+ * serves stanzas through whichever stream is attached: when its stream is lost, a module
+ * may keep it (stream management hibernates it, taking what is sent meanwhile) and later
+ * attach another stream to it (resumption). Otherwise it ends with its stream.
+ */
+import { randomBytes } from "node:crypto";
+import type { StreamError } from "../errors.js";
+import type { UserAgent } from "../features.js";
+import type { Jid } from "../jid.js";
+import type { ClientSession } from "../session.js";
+import type { XmlElement } from "../xml/element.js";
+
+/** The stream side a session needs: implemented by ClientStream. */
+export interface SessionStream {
+  readonly id: string;
+  readonly transportKind: string;
+  readonly remoteAddress: string;
+  readonly connectedAt: number;
+  readonly secure: boolean;
+  readonly streamId: string;
+  readonly closed: boolean;
+  channelBinding(type: string): Buffer | undefined;
+  channelBindingTypes(): string[];
+  /** Writes a stanza that already passed the outbound filters. */
+  writeStanza(stanza: XmlElement): void;
+  close(error?: StreamError): void;
+}
+
+/** What a session needs from the server. */
+export interface SessionHost {
+  /** The outbound filter chain: the stanza to write, or undefined when a filter took it. */
+  filterOutbound(session: ClientSession, stanza: XmlElement): XmlElement | undefined;
+  /** The session ended: unbind it and tell the modules (`session/ended`). */
+  sessionEnded(session: LocalClientSession, reason: string): void;
+}
+
+let sessionCounter = 0;
+
+export class LocalClientSession implements ClientSession {
+  readonly id = randomBytes(6).toString("base64url") + (++sessionCounter).toString(36);
+  readonly directedPresence = new Set<string>();
+  readonly data = new Map<string | symbol, unknown>();
+  userAgent?: UserAgent;
+  username?: string;
+  resource?: string;
+  jid?: Jid;
+  authenticated = false;
+  bound = false;
+  presence?: XmlElement;
+  priority = 0;
+  rosterRequested = false;
+  private ended = false;
+  private current: SessionStream | undefined;
+  /** The connection facts of the last stream, kept while hibernated. */
+  private last: SessionStream;
+  /** Where stanzas go while no stream is attached (set by whoever keeps the session). */
+  private onDetachedSend: ((stanza: XmlElement) => void) | undefined;
+
+  constructor(
+    private readonly host: SessionHost,
+    stream: SessionStream,
+  ) {
+    this.current = stream;
+    this.last = stream;
+  }
+
+  get stream(): SessionStream | undefined {
+    return this.current;
+  }
+  get attached(): boolean {
+    return this.current !== undefined;
+  }
+  get closed(): boolean {
+    return this.ended;
+  }
+  get transport(): string {
+    return this.last.transportKind;
+  }
+  get remoteAddress(): string {
+    return this.last.remoteAddress;
+  }
+  get connectedAt(): number {
+    return this.last.connectedAt;
+  }
+  get secure(): boolean {
+    return this.last.secure;
+  }
+  get streamId(): string {
+    return this.last.streamId;
+  }
+  channelBinding(type: string): Buffer | undefined {
+    return this.current?.channelBinding(type);
+  }
+  channelBindingTypes(): string[] {
+    return this.current?.channelBindingTypes() ?? [];
+  }
+
+  send(stanza: XmlElement): void {
+    if (this.ended) return;
+    const out = this.host.filterOutbound(this, stanza);
+    if (out === undefined) return;
+    const stream = this.current;
+    if (stream && !stream.closed) stream.writeStanza(out);
+    else this.onDetachedSend?.(out);
+  }
+
+  close(error?: StreamError): void {
+    if (this.ended) return;
+    if (this.current && !this.current.closed) this.current.close(error);
+    else this.end(error?.condition ?? "closed");
+  }
+
+  /**
+   * Keeps the session without its stream; stanzas sent to it meanwhile go to `onSend`.
+   * Called by a module that claimed `session/stream-lost`.
+   */
+  detach(onSend: (stanza: XmlElement) => void): void {
+    this.current = undefined;
+    this.onDetachedSend = onSend;
+  }
+
+  /** Serves the session through another stream (resumption). */
+  attach(stream: SessionStream): void {
+    this.current = stream;
+    this.last = stream;
+    this.onDetachedSend = undefined;
+  }
+
+  /** Ends the session: it is unbound and `session/ended` fires. Idempotent. */
+  end(reason: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.current = undefined;
+    this.onDetachedSend = undefined;
+    this.host.sessionEnded(this, reason);
+  }
+}
+
+/** The server side of every local session: outbound filters, and unbinding when one ends. */
+export function sessionHost(deps: {
+  filters: { run(direction: "outbound", session: ClientSession, stanza: XmlElement): XmlElement | undefined };
+  sessions: { unbind(session: ClientSession): void };
+  fireEnded(session: ClientSession, reason: string): void;
+}): SessionHost {
+  return {
+    filterOutbound: (session, stanza) => deps.filters.run("outbound", session, stanza),
+    sessionEnded(session, reason) {
+      if (!session.bound) return;
+      deps.sessions.unbind(session);
+      deps.fireEnded(session, reason);
+    },
+  };
+}
+
+/**
+ * What stream management needs to do with sessions, for modules: keep a session whose
+ * stream was lost, and let a new stream take a kept session over.
+ */
+export interface SessionControl {
+  /** Keeps `session` without a stream; what is sent to it meanwhile goes to `onSend`. */
+  hibernate(session: ClientSession, onSend: (stanza: XmlElement) => void): void;
+  /**
+   * The stream now serving `current` (authenticated, not bound) takes `kept` over: `current`
+   * is dropped and `kept` is served by that stream from now on.
+   */
+  resume(kept: ClientSession, current: ClientSession): void;
+  /** Ends a kept session (its resumption window passed). */
+  end(session: ClientSession, reason: string): void;
+}
+
+/** The stream a session is served by, when it is held by this process. */
+export interface ResumableStream extends SessionStream {
+  adopt(session: LocalClientSession): void;
+}
+
+export const sessionControl: SessionControl = {
+  hibernate(session, onSend) {
+    if (!(session instanceof LocalClientSession)) throw new Error("not a session of this process");
+    session.detach(onSend);
+  },
+  resume(kept, current) {
+    if (!(kept instanceof LocalClientSession) || !(current instanceof LocalClientSession))
+      throw new Error("not a session of this process");
+    const stream = current.stream as ResumableStream | undefined;
+    if (!stream || stream.closed) throw new Error("the new stream is gone");
+    stream.adopt(kept);
+  },
+  end(session, reason) {
+    if (!(session instanceof LocalClientSession)) throw new Error("not a session of this process");
+    session.end(reason);
+  },
+};

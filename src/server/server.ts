@@ -1,0 +1,239 @@
+/**
+ * The server assembly: configuration → storage → core services → modules → listeners →
+ * HTTP → commands, from the lists of parts it is given, and the graceful stop. The CLI,
+ * tests and benchmarks all run the same server. Nothing in the core knows this folder.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { type Logger, pino } from "pino";
+import { type Clock, systemClock } from "../core/clock.js";
+import type { CommandDefinition } from "../core/commands.js";
+import type { ServerConfig } from "../core/config.js";
+import { installCoreHandlers } from "../core/core-handlers.js";
+import { StreamError } from "../core/errors.js";
+import type { ServerEvents } from "../core/events.js";
+import { DiscoRegistry, StreamFeatureRegistry } from "../core/features.js";
+import { HookBus } from "../core/hooks.js";
+import { IqRegistry } from "../core/iq.js";
+import { LoginGuard } from "../core/login-guard.js";
+import { MetricRegistry } from "../core/metrics.js";
+import { type ModuleDefinition, ModuleHost, type ModuleListener } from "../core/module.js";
+import { Router } from "../core/router.js";
+import type { CoreServices } from "../core/services.js";
+import { LocalSessionDirectory } from "../core/session-directory.js";
+import { StanzaFilters } from "../core/stanza-filters.js";
+import type { Storage } from "../core/storage/types.js";
+import { newStreamCounters } from "../core/stream/counters.js";
+import { sessionHost } from "../core/stream/local-session.js";
+import { ClientStreams } from "../core/stream/streams.js";
+import type { HttpPlugin } from "../http/context.js";
+import { HttpServer } from "../http/server.js";
+import { StorageTiming, timedStorage } from "../http/storage-timing.js";
+import { webChat } from "../http/webchat/index.js";
+import { openStorage, storageOptionsFrom } from "../storage/index.js";
+import { TcpClientListener } from "../transports/tcp/listener.js";
+import { loadTls, type TlsMaterial } from "../transports/tls.js";
+import { websocketEndpoint } from "../transports/websocket/endpoint.js";
+import { hostMeta } from "../transports/websocket/host-meta.js";
+
+export interface StartOptions {
+  clock?: Clock;
+  /** Modules to load (normally the standard set from src/modules). */
+  modules: ModuleDefinition<unknown>[];
+  logger?: Logger;
+  /**
+   * The HTTP listener on `config.httpPort` (0: none) with these plugins (normally
+   * `standardHttpPlugins` from src/http) and those the modules contribute. Without it no
+   * HTTP listener runs (embedded uses, tests).
+   */
+  http?: { plugins: HttpPlugin[]; commands: readonly CommandDefinition<never>[] };
+}
+
+export interface ListeningAddresses {
+  c2sPort?: number;
+  c2sTlsPort?: number;
+  httpPort?: number;
+  /** Ports of the listeners modules run, by the names they give. */
+  [name: string]: number | undefined;
+}
+
+export class SwitchboardServer {
+  private stopping?: Promise<void>;
+
+  private constructor(
+    readonly services: CoreServices,
+    readonly modules: ModuleHost,
+    /** Every client stream of this process, whatever its transport. */
+    readonly streams: ClientStreams,
+    private readonly tcp: TcpClientListener,
+    private readonly moduleListeners: ModuleListener[],
+    readonly addresses: ListeningAddresses,
+    readonly tls: TlsMaterial | undefined,
+    /** The HTTP listener, when one runs. */
+    readonly http: HttpServer | undefined,
+  ) {}
+
+  get log(): Logger {
+    return this.services.log;
+  }
+
+  static async start(config: ServerConfig, opts: StartOptions): Promise<SwitchboardServer> {
+    const log = opts.logger ?? pino({ level: config.logLevel, base: { domain: config.domain } });
+    const clock = opts.clock ?? systemClock;
+    mkdirSync(config.dataDir, { recursive: true });
+    const opened: Storage = await openStorage(storageOptionsFrom(config));
+    // Storage latency is measured for the metrics of the HTTP listener.
+    const storageTiming = opts.http && config.httpPort > 0 ? new StorageTiming() : undefined;
+    const storage = storageTiming ? timedStorage(opened, storageTiming) : opened;
+    let tls: TlsMaterial | undefined;
+    try {
+      tls = await loadTls(config, log);
+    } catch (err) {
+      if (!config.allowPlaintext) {
+        await storage.close();
+        throw err;
+      }
+      log.warn({ err }, "TLS is unavailable; serving plaintext streams only");
+    }
+    const services = coreServices(config, log, clock, storage);
+    installCoreHandlers(services);
+    const streams = new ClientStreams(
+      services,
+      sessionHost({
+        filters: services.filters,
+        sessions: services.sessions,
+        fireEnded: (session, reason) => {
+          const r = services.hooks.fire("session/ended", { session, reason });
+          if (typeof r !== "boolean") r.catch((err) => log.error({ err }, "session/ended handler failed"));
+        },
+      }),
+    );
+    const modules = new ModuleHost(services);
+    const tcp = new TcpClientListener({
+      streams,
+      bind: config.bind,
+      c2sPort: config.c2sPort,
+      c2sTlsPort: config.c2sTlsPort,
+      tls,
+      log,
+    });
+    const started: ModuleListener[] = [];
+    let http: HttpServer | undefined;
+    const undo = async () => {
+      await http?.close().catch(() => undefined);
+      for (const l of started.reverse()) await l.stop().catch(() => undefined);
+      await tcp.stopAccepting();
+      await modules.unloadAll();
+      await storage.close();
+    };
+    let addresses: ListeningAddresses;
+    try {
+      await modules.loadAll(opts.modules, config.disabledModules);
+      addresses = { ...(await tcp.listen()) };
+      for (const listener of modules.listeners()) {
+        Object.assign(addresses, await listener.start());
+        started.push(listener);
+      }
+      if (opts.http && config.httpPort > 0) {
+        http = new HttpServer({
+          services,
+          streams,
+          // The modules' commands, unless the list given already holds them (the CLI's full list).
+          commands: [...new Set([...opts.http.commands, ...modules.list().flatMap((m) => m.commands ?? [])])],
+          tls,
+          ...(storageTiming ? { storageTiming } : {}),
+        });
+        for (const plugin of [...opts.http.plugins, ...modules.contributions("http")]) http.register(plugin);
+        if (config.http.websocket) {
+          // XMPP over WebSocket: one more transport handing its connections to the same streams.
+          const chat = config.http.webChat.enabled ? webChat() : undefined;
+          http.register(
+            websocketEndpoint({
+              streams,
+              serverEndPoint: tls?.serverEndPoint,
+              ...(chat ? { onConnection: chat.recognise } : {}),
+            }),
+          );
+          http.register(hostMeta());
+          if (chat) http.register(chat.plugin);
+        }
+        addresses.httpPort = await http.listen(config.httpPort);
+      }
+    } catch (err) {
+      await undo();
+      throw err;
+    }
+    const server = new SwitchboardServer(services, modules, streams, tcp, started, addresses, tls, http);
+    await services.hooks.fireAsync("server/started", {});
+    return server;
+  }
+
+  /** Graceful stop: no new connections, every stream closed with system-shutdown, modules unloaded, storage flushed. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    const { hooks, storage, log } = this.services;
+    const accepting = this.tcp.stopAccepting();
+    // In-flight HTTP requests finish before the modules and storage go away.
+    const httpClosed = this.http?.close();
+    await hooks.fireAsync("server/stopping", {});
+    this.streams.closeAll(new StreamError("system-shutdown", "The server is shutting down"));
+    // Sessions kept without a stream (hibernated) end too.
+    for (const s of [...this.services.sessions.all()]) s.close(new StreamError("system-shutdown"));
+    // Let session/ended handlers (offline bookkeeping, last activity) finish their writes.
+    await new Promise((r) => setTimeout(r, 50));
+    await accepting;
+    for (const l of [...this.moduleListeners].reverse()) await l.stop();
+    await httpClosed;
+    await this.modules.unloadAll();
+    await storage.close();
+    log.info("stopped");
+  }
+}
+
+/** The core's services over the opened storage. */
+function coreServices(config: ServerConfig, log: Logger, clock: Clock, storage: Storage): CoreServices {
+  const hooks = new HookBus<ServerEvents>();
+  const limits = config.limits;
+  return {
+    config,
+    domain: config.domain,
+    log,
+    clock,
+    storage,
+    hooks,
+    sessions: new LocalSessionDirectory(config.domain, limits.maxResourcesPerAccount),
+    router: new Router(config.domain, hooks, log),
+    iq: new IqRegistry(),
+    disco: new DiscoRegistry(),
+    streamFeatures: new StreamFeatureRegistry(),
+    filters: new StanzaFilters(),
+    metrics: new MetricRegistry(),
+    apis: new Map(),
+    saslDecoySecret: loadOrCreateSecret(path.join(config.dataDir, "secrets", "sasl-decoy")),
+    counters: newStreamCounters(),
+    loginGuard: new LoginGuard({
+      perAddress: limits.authFailuresPerAddress,
+      perAccount: limits.authFailuresPerAccount,
+      windowMs: limits.failureWindowSeconds * 1000,
+      maxDelayMs: limits.authSlowdownMaxSeconds * 1000,
+      trustedForMs: limits.trustedLoginAddressDays * 86_400_000,
+      now: () => clock.now(),
+      log,
+      face: "xmpp",
+    }),
+  };
+}
+
+/** A random secret created once and kept in the data directory (mode 0600). */
+function loadOrCreateSecret(file: string): Buffer {
+  if (existsSync(file)) return readFileSync(file);
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const secret = randomBytes(32);
+  writeFileSync(file, secret, { mode: 0o600 });
+  return secret;
+}

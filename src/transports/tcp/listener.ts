@@ -1,0 +1,79 @@
+/**
+ * The client listeners on TCP: STARTTLS on c2sPort and direct TLS (XEP-0368, ALPN
+ * "xmpp-client") on c2sTlsPort, with connection limits per server and per address.
+ * Each accepted socket becomes a SocketTransport run by the stream engine; the limits are
+ * counted over every transport by ClientStreams.
+ */
+import net from "node:net";
+import tls from "node:tls";
+import type { Logger } from "pino";
+import type { ClientStreams } from "../../core/stream/streams.js";
+import type { TlsMaterial } from "../tls.js";
+import { SocketTransport } from "./socket-transport.js";
+
+export interface TcpListenerOptions {
+  streams: ClientStreams;
+  bind: string;
+  c2sPort: number;
+  c2sTlsPort: number;
+  /** Undefined when TLS is not available (plaintext-only test setups). */
+  tls: TlsMaterial | undefined;
+  log: Logger;
+}
+
+export class TcpClientListener {
+  private readonly servers: net.Server[] = [];
+
+  constructor(private readonly opts: TcpListenerOptions) {}
+
+  async listen(): Promise<{ c2sPort?: number; c2sTlsPort?: number }> {
+    const { opts } = this;
+    const out: { c2sPort?: number; c2sTlsPort?: number } = {};
+    if (opts.c2sPort > 0) {
+      const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket, false));
+      out.c2sPort = await this.bind(server, opts.c2sPort);
+    }
+    if (opts.c2sTlsPort > 0 && opts.tls) {
+      const server = tls.createServer(
+        {
+          cert: opts.tls.certPem,
+          key: opts.tls.keyPem,
+          minVersion: "TLSv1.2",
+          ALPNProtocols: ["xmpp-client"],
+          noDelay: true,
+        },
+        (socket) => this.accept(socket, true),
+      );
+      server.on("tlsClientError", (err) => opts.log.debug({ err: err.message }, "TLS handshake failed"));
+      out.c2sTlsPort = await this.bind(server, opts.c2sTlsPort);
+    }
+    return out;
+  }
+
+  private bind(server: net.Server, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ port, host: this.opts.bind, backlog: 4096 }, () => {
+        server.off("error", reject);
+        server.on("error", (err) => this.opts.log.error({ err }, "listener error"));
+        this.servers.push(server);
+        resolve((server.address() as net.AddressInfo).port);
+      });
+    });
+  }
+
+  private accept(socket: net.Socket, directTls: boolean): void {
+    const { streams } = this.opts;
+    if (!streams.admits(socket.remoteAddress ?? "unknown")) {
+      socket.destroy();
+      return;
+    }
+    streams.accept(new SocketTransport(socket, this.opts.tls, directTls));
+  }
+
+  /** Stops accepting connections. */
+  async stopAccepting(): Promise<void> {
+    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    this.servers.length = 0;
+  }
+}

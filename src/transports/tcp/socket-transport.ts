@@ -1,0 +1,198 @@
+/**
+ * An XMPP stream over a TCP socket (RFC 6120): plain with STARTTLS, or direct TLS
+ * (XEP-0368). Input is parsed by the streaming parser with the engine's limits and an
+ * inbound rate limit; output is coalesced per event-loop turn.
+ */
+import type net from "node:net";
+import tls from "node:tls";
+import type { StreamError } from "../../core/errors.js";
+import { TokenBucket } from "../../core/rate-limit.js";
+import type {
+  StreamOpenAttrs,
+  StreamTransport,
+  TransportLimits,
+  TransportSink,
+} from "../../core/stream/transport.js";
+import { escapeAttr } from "../../core/xml/element.js";
+import { NS_STREAM } from "../../core/xml/namespaces.js";
+import { StreamParser } from "../../core/xml/parser.js";
+import { tlsChannelBinding, tlsChannelBindingTypes } from "../tls.js";
+
+/** What the socket transport needs of the server's TLS setup. */
+export interface SocketTlsMaterial {
+  context: tls.SecureContext;
+  /** tls-server-end-point data (RFC 5929 §4.1) of the certificate served. */
+  serverEndPoint: Buffer;
+}
+
+export class SocketTransport implements StreamTransport {
+  kind: string;
+  secure: boolean;
+  readonly remoteAddress: string;
+  private socket: net.Socket;
+  private sink?: TransportSink;
+  private parser?: StreamParser;
+  private inbound?: TokenBucket;
+  private resumeTimer?: NodeJS.Timeout;
+  private corked = false;
+  private closedNotified = false;
+
+  constructor(
+    socket: net.Socket,
+    private readonly tlsMaterial: SocketTlsMaterial | undefined,
+    directTls: boolean,
+  ) {
+    this.socket = socket;
+    this.secure = directTls;
+    this.kind = directTls ? "tls" : "tcp";
+    this.remoteAddress = socket.remoteAddress ?? "unknown";
+  }
+
+  get canStartTls(): boolean {
+    return !this.secure && this.tlsMaterial !== undefined;
+  }
+
+  get queuedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  start(sink: TransportSink, limits: TransportLimits): void {
+    this.sink = sink;
+    this.parser = new StreamParser(
+      {
+        streamStart: (attrs) => sink.streamStart(attrs),
+        element: (el) => sink.element(el),
+        streamEnd: () => sink.streamEnd(),
+        error: (err: StreamError) => sink.error(err),
+      },
+      { maxStanzaBytes: limits.maxStanzaBytes, maxDepth: limits.maxDepth },
+    );
+    if (limits.bytesPerSecond > 0) {
+      this.inbound = new TokenBucket({
+        capacity: Math.max(limits.burstBytes, limits.maxStanzaBytes),
+        refillPerSecond: limits.bytesPerSecond,
+      });
+    }
+    this.attach(this.socket);
+  }
+
+  private attach(socket: net.Socket): void {
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    // Errors end in "close"; the engine hears of it there.
+    socket.on("error", () => undefined);
+    socket.on("close", () => this.notifyClosed());
+    socket.on("end", () => this.sink?.streamEnd());
+  }
+
+  private onData(chunk: Buffer): void {
+    const debtMs = this.inbound ? this.inbound.consume(chunk.length) : 0;
+    if (debtMs > 0) {
+      // Over the sustained rate: stop reading until the debt is paid (throttle, not disconnect).
+      this.socket.pause();
+      clearTimeout(this.resumeTimer);
+      const socket = this.socket;
+      this.resumeTimer = setTimeout(() => {
+        if (!socket.destroyed) socket.resume();
+      }, debtMs);
+      this.resumeTimer.unref();
+    }
+    this.parser!.write(chunk);
+  }
+
+  private notifyClosed(): void {
+    if (this.closedNotified) return;
+    this.closedNotified = true;
+    clearTimeout(this.resumeTimer);
+    this.parser?.end();
+    this.sink?.connectionClosed();
+  }
+
+  openStream(attrs: StreamOpenAttrs): void {
+    let header = `<?xml version='1.0'?><stream:stream xmlns='${attrs.xmlns}' xmlns:stream='${NS_STREAM}'`;
+    header += ` id='${escapeAttr(attrs.id)}' from='${escapeAttr(attrs.from)}'`;
+    if (attrs.to !== undefined) header += ` to='${escapeAttr(attrs.to)}'`;
+    if (attrs.version !== undefined) header += ` version='${attrs.version}'`;
+    header += " xml:lang='en'>";
+    this.write(header);
+  }
+
+  /**
+   * Writes raw text, coalescing into one syscall the writes made while the event loop
+   * handles this round of input — including those made after awaiting storage, which a
+   * flush on process.nextTick would split (a pipelined licence proof's answer and the
+   * SASL challenge after it left in two writes: measured, one write costs a plaintext
+   * login about 3 % of its CPU).
+   */
+  write(data: string): void {
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      setImmediate(() => {
+        // After STARTTLS the flag belongs to the TLS socket (startTls flushed this one).
+        if (this.socket === socket) this.corked = false;
+        if (!socket.destroyed) socket.uncork();
+      });
+    }
+    socket.write(data);
+  }
+
+  closeStream(): void {
+    this.write("</stream:stream>");
+  }
+
+  restartStream(): void {
+    this.parser?.reset();
+  }
+
+  startTls(done: () => void): void {
+    if (!this.tlsMaterial) throw new Error("STARTTLS without TLS material");
+    const raw = this.socket;
+    // <proceed/> must leave in the clear before the TLS layer takes the socket over.
+    if (this.corked) {
+      this.corked = false;
+      raw.uncork();
+    }
+    raw.removeAllListeners("data");
+    raw.removeAllListeners("end");
+    raw.removeAllListeners("close");
+    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: this.tlsMaterial.context });
+    this.socket = secure;
+    this.parser?.reset();
+    secure.once("secure", () => {
+      this.secure = true;
+      this.kind = "tls";
+      done();
+    });
+    this.attach(secure);
+  }
+
+  channelBinding(type: string): Buffer | undefined {
+    return this.tlsMaterial
+      ? tlsChannelBinding(this.socket, this.tlsMaterial.serverEndPoint, type)
+      : undefined;
+  }
+
+  channelBindingTypes(): string[] {
+    return this.tlsMaterial ? tlsChannelBindingTypes(this.socket) : [];
+  }
+
+  setIdleTimeout(ms: number, onIdle: () => void): void {
+    if (ms > 0) this.socket.setTimeout(ms, onIdle);
+    else this.socket.setTimeout(0);
+  }
+
+  end(): void {
+    const socket = this.socket;
+    this.parser?.end();
+    socket.end();
+    // Do not wait forever for the peer's closing handshake.
+    setTimeout(() => socket.destroy(), 2000).unref();
+  }
+
+  destroy(): void {
+    this.parser?.end();
+    this.socket.destroy();
+  }
+}

@@ -1,0 +1,19 @@
+/** The certificates' section of the configuration (`tls:`). */
+import { z } from "zod";
+import type { ConfigSection } from "../core/config.js";
+
+export const TlsSchema = z
+  .object({
+    /** PEM certificate chain and key files; when absent a self-signed pair is generated in dataDir/tls. */
+    certFile: z.string().optional(),
+    keyFile: z.string().optional(),
+  })
+  .prefault({});
+
+export const tlsConfigSection = { keys: { tls: TlsSchema } } satisfies ConfigSection;
+
+declare module "../core/config.js" {
+  interface ConfigSections {
+    tls: z.infer<typeof TlsSchema>;
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * External components (XEP-0114) against the real server: the handshake with the shared
+ * secret set by `component add`, stanzas both ways between a component and an @xmpp/client
+ * user, spoofed addresses refused, the component in the server's disco#items, and
+ * `component remove` disconnecting it.
+ */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { connectJs, type JsPeer } from "../helpers/js-client.js";
+import { cli, cliFails } from "../helpers/licensed-setup.js";
+import { RawConnection } from "../helpers/raw-client.js";
+import { freePorts, startServer, type TestServer } from "../helpers/server.js";
+import { is, xml } from "../helpers/stanza.js";
+
+const GATEWAY = "gw.localhost";
+const SECRET = "a-shared-secret-for-the-gateway";
+const PW = { alice: "alice-components-pw" };
+
+function componentHeader(domain: string): string {
+  return (
+    "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' " +
+    `xmlns:stream='http://etherx.jabber.org/streams' to='${domain}'>`
+  );
+}
+
+describe("external components (XEP-0114)", () => {
+  let server: TestServer;
+  let port: number;
+  let alice: JsPeer;
+  const opened: RawConnection[] = [];
+
+  /** A component connection that sent its header; returns it with the server's stream id. */
+  async function open(domain: string): Promise<{ c: RawConnection; id: string }> {
+    const c = await RawConnection.connect({ host: server.host, port, label: `component ${domain}` });
+    opened.push(c);
+    c.write(componentHeader(domain));
+    const m = await c.waitFor(/<stream:stream[^>]*\bid=['"]([^'"]+)['"][^>]*>/, "the server's stream header");
+    return { c, id: m[1]! };
+  }
+
+  async function connectComponent(secret = SECRET): Promise<RawConnection> {
+    const { c, id } = await open(GATEWAY);
+    c.write(
+      `<handshake>${createHash("sha1")
+        .update(id + secret)
+        .digest("hex")}</handshake>`,
+    );
+    await c.waitFor(/<handshake\s*\/>|<handshake><\/handshake>/, "the handshake's answer");
+    return c;
+  }
+
+  before(async () => {
+    [port] = (await freePorts(1)) as [number];
+    server = await startServer({
+      name: "components",
+      users: PW,
+      extraArgs: ["--component-port", String(port), "--log-level", "info"],
+    });
+    await cli(server, ["component", "add", GATEWAY, "--secret", SECRET]);
+    alice = await connectJs(server, { user: "alice", password: PW.alice, resource: "desk" });
+    await alice.send(xml("presence"));
+  });
+  after(async () => {
+    for (const c of opened) c.destroy();
+    await alice?.close();
+    await server.stop();
+  });
+
+  test("a wrong secret or an unknown domain is refused with <not-authorized/>", async () => {
+    const wrong = await connectComponent("not-the-secret").catch((e: Error) => e);
+    assert.ok(wrong instanceof Error, "a wrong secret must not be accepted");
+    const last = opened.at(-1)!;
+    assert.equal(await last.streamError("after a wrong handshake"), "not-authorized");
+    const { c, id } = await open("unknown.localhost");
+    c.write(
+      `<handshake>${createHash("sha1")
+        .update(id + SECRET)
+        .digest("hex")}</handshake>`,
+    );
+    assert.equal(await c.streamError("an unregistered domain"), "not-authorized");
+  });
+
+  test("stanzas flow both ways between the component and a local user", async () => {
+    const gw = await connectComponent();
+    await alice.send(
+      xml(
+        "message",
+        { to: `bob%irc.example@${GATEWAY}`, type: "chat", id: "to-gw" },
+        xml("body", {}, "hi irc"),
+      ),
+    );
+    const m = await gw.waitFor(
+      /<message[^>]*>[\s\S]*?hi irc[\s\S]*?<\/message>/,
+      "alice's message at the gateway",
+    );
+    assert.match(m[0], /from=['"]alice@localhost\/desk['"]/);
+    gw.write(
+      `<message from='bob%irc.example@${GATEWAY}/irc' to='alice@localhost' type='chat'><body>hi xmpp</body></message>`,
+    );
+    const got = await alice.next(is.message({ body: "hi xmpp" }), "the gateway's message");
+    assert.equal(got.attrs.from, `bob%irc.example@${GATEWAY}/irc`);
+
+    // The server lists the connected component in its disco#items.
+    const items = await alice.iq(
+      xml(
+        "iq",
+        { type: "get", to: "localhost" },
+        xml("query", { xmlns: "http://jabber.org/protocol/disco#items" }),
+      ),
+    );
+    assert.ok(
+      items
+        .getChild("query")
+        ?.getChildren("item")
+        .some((i) => i.attrs.jid === GATEWAY),
+      items.toString(),
+    );
+    // A second connection for the same domain is refused while the first one is up.
+    const second = await connectComponent().catch((e: Error) => e);
+    assert.ok(second instanceof Error);
+    assert.equal(await opened.at(-1)!.streamError("a second connection"), "conflict");
+
+    // A stanza claiming another domain ends the link: a component speaks for its domain only.
+    gw.write("<message from='admin@localhost' to='alice@localhost'><body>spoofed</body></message>");
+    assert.equal(await gw.streamError("a spoofed from"), "invalid-from");
+    await alice.none(is.message({ body: "spoofed" }), "a spoofed message");
+  });
+
+  test("a message to a component that is not connected is bounced", async () => {
+    const reply = await alice.iq(
+      xml("iq", { type: "get", to: "nobody.localhost" }, xml("query", { xmlns: "jabber:iq:version" })),
+    );
+    assert.equal(reply.attrs.type, "error");
+  });
+
+  test("`component remove` disconnects the component within a second; `component list` shows what is accepted", async () => {
+    const gw = await connectComponent();
+    const listed = (await cli(server, ["component", "list"])) as { components: { domain: string }[] };
+    assert.deepEqual(
+      listed.components.map((c) => c.domain),
+      [GATEWAY],
+    );
+    await cli(server, ["component", "remove", GATEWAY]);
+    const returned = Date.now();
+    assert.equal(await gw.streamError("after component remove", 5000), "not-authorized");
+    const after = Date.now() - returned;
+    assert.ok(after < 1500, `disconnected ${after} ms after the command returned`);
+    assert.match(await cliFails(server, ["component", "remove", GATEWAY]), /no component/);
+    assert.match(
+      await cliFails(server, ["component", "add", "localhost", "--secret", SECRET]),
+      /domain this server serves/,
+    );
+  });
+});
