@@ -1,7 +1,8 @@
 /**
- * `npm run bench [-- --quick] [-- --only switchboard|prosody]`: measures Switchboard and
- * Prosody one after the other under the same load, each pinned to its own CPU, prints the
- * figures with the Switchboard/Prosody ratios and writes them to .bench/latest.json.
+ * `npm run bench [-- --quick] [-- --only switchboard|prosody|storage]`: measures Switchboard and
+ * Prosody one after the other under the same load, each pinned to its own CPU, then Switchboard
+ * on its two storage backends (SQLite, PostgreSQL), prints the figures with the ratios and
+ * writes them to .bench/latest.json.
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -15,6 +16,13 @@ import { figures, formatTable, notes } from "./lib/report.js";
 import { benchServer, type ServerResults } from "./lib/scenario.js";
 import type { BenchServer } from "./lib/server.js";
 import { FULL, QUICK } from "./lib/settings.js";
+import {
+  benchStorageLogins,
+  createBenchDatabase,
+  type StorageLoginResults,
+  storageLoginLines,
+} from "./lib/storage-logins.js";
+import { benchStorageOps, type StorageOpFigure, storageOpLines } from "./lib/storage-ops.js";
 import { SwitchboardServer } from "./lib/switchboard.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -33,7 +41,7 @@ interface Options {
 }
 
 const USAGE =
-  "usage: npm run bench [-- [--quick] [--only switchboard|prosody] [--wait-quiet SECONDS] [--nice N]]";
+  "usage: npm run bench [-- [--quick] [--only switchboard|prosody|storage] [--wait-quiet SECONDS] [--nice N]]";
 
 function parseArgs(argv: string[]): Options {
   let quick = false;
@@ -55,8 +63,8 @@ function parseArgs(argv: string[]): Options {
       process.exit(2);
     }
   }
-  if (only !== undefined && only !== "switchboard" && only !== "prosody") {
-    console.error("--only takes switchboard or prosody");
+  if (only !== undefined && only !== "switchboard" && only !== "prosody" && only !== "storage") {
+    console.error("--only takes switchboard, prosody or storage");
     process.exit(2);
   }
   if (!(waitQuiet >= 0)) {
@@ -114,8 +122,8 @@ async function main(): Promise<void> {
 
   rmSync(LOGS, { recursive: true, force: true }); // logs of the previous run
   const runs: BenchServer[] = [];
-  if (only !== "prosody") runs.push(switchboard);
-  if (only !== "switchboard" && !prosodyMissing) runs.push(prosody);
+  if (only === undefined || only === "switchboard") runs.push(switchboard);
+  if ((only === undefined || only === "prosody") && !prosodyMissing) runs.push(prosody);
   const results = new Map<string, ServerResults>();
   for (const server of runs) {
     const missing = server.unavailable();
@@ -137,31 +145,53 @@ async function main(): Promise<void> {
 
   // The licence proof's cost at login: open without a proof vs enforce with one, same run.
   const licensing =
-    only === "prosody" || switchboard.unavailable()
+    (only !== undefined && only !== "switchboard") || switchboard.unavailable()
       ? undefined
       : await benchLicensedLogins(settings, (cpu) => new LoadGenerator(cpu));
+
+  // The storage backends: operations in one process, then logins on a server on each.
+  let storageOps: StorageOpFigure[] | undefined;
+  let storageLogins: StorageLoginResults | undefined;
+  if ((only === undefined || only === "storage") && !switchboard.unavailable()) {
+    const database = await createBenchDatabase();
+    if (typeof database === "string") console.error(`bench: storage operations on SQLite only (${database})`);
+    try {
+      storageOps = await benchStorageOps(
+        settings.serverCpu,
+        settings.mode === "full" ? 5_000 : 1_000,
+        typeof database === "string" ? undefined : database.url,
+      );
+    } finally {
+      if (typeof database !== "string") await database.drop();
+    }
+    storageLogins = await benchStorageLogins(settings, (cpu) => new LoadGenerator(cpu));
+  }
 
   const sb = results.get("switchboard");
   const pr = results.get("prosody");
   const rows = figures(settings, sb, pr);
   console.log("");
   console.log(
-    `Switchboard vs Prosody — ${settings.mode} run, server on CPU ${settings.serverCpu}, load generator on CPU ${settings.loadCpu}` +
+    `${results.size > 0 ? "Switchboard vs Prosody" : "Switchboard"} — ${settings.mode} run, server on CPU ${settings.serverCpu}, load generator on CPU ${settings.loadCpu}` +
       (nice !== 0 ? `, both at niceness ${nice}` : ""),
   );
   console.log(
     `Machine: ${machine.cpuModel}, ${machine.cores} cores, node ${machine.node}, Prosody ${machine.prosody}`,
   );
-  for (const r of results.values()) console.log(`Password storage, ${r.server}: ${r.passwordStorage}`);
-  console.log("");
-  console.log(formatTable(rows));
-  const remarks = notes(settings, [...results.values()]);
-  if (remarks.length > 0) {
+  if (results.size > 0) {
+    for (const r of results.values()) console.log(`Password storage, ${r.server}: ${r.passwordStorage}`);
     console.log("");
-    for (const n of remarks) console.log(`- ${n}`);
+    console.log(formatTable(rows));
+    const remarks = notes(settings, [...results.values()]);
+    if (remarks.length > 0) {
+      console.log("");
+      for (const n of remarks) console.log(`- ${n}`);
+    }
   }
 
   if (licensing) console.log(["", ...licensingLoginLines(licensing)].join("\n"));
+  if (storageOps) console.log(["", ...storageOpLines(storageOps)].join("\n"));
+  if (storageLogins) console.log(["", ...storageLoginLines(storageLogins)].join("\n"));
 
   mkdirSync(path.dirname(OUT), { recursive: true });
   writeFileSync(
@@ -175,6 +205,8 @@ async function main(): Promise<void> {
         figures: rows,
         servers: Object.fromEntries(results),
         licensing,
+        storageOps,
+        storageLogins,
       },
       null,
       2,
@@ -184,7 +216,9 @@ async function main(): Promise<void> {
     `\nResults written to ${path.relative(process.cwd(), OUT)}, server logs to ${path.relative(process.cwd(), LOGS)}/`,
   );
   const failed =
-    [...results.values()].some((r) => r.errors.length > 0) || (licensing?.errors.length ?? 0) > 0;
+    [...results.values()].some((r) => r.errors.length > 0) ||
+    (licensing?.errors.length ?? 0) > 0 ||
+    (storageLogins?.errors.length ?? 0) > 0;
   process.exitCode = failed ? 1 : 0;
 }
 

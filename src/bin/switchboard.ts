@@ -13,7 +13,9 @@ import { AdminStore } from "../http/admin-store.js";
 import { loadServerConfig } from "../server/config.js";
 import { allCommands, standardHttpPlugins, standardModules } from "../server/parts.js";
 import { SwitchboardServer } from "../server/server.js";
-import { openStorage } from "../storage/index.js";
+import { storageOverride } from "../storage/config.js";
+import { SchemaTooNewError, StorageUnavailableError } from "../storage/errors.js";
+import { describeStorage, openStorage, storageOptionsFrom } from "../storage/index.js";
 
 const program = new Command("switchboard")
   .description("Switchboard: an XMPP instant-messaging network server")
@@ -24,14 +26,20 @@ function withConfigOptions(cmd: Command): Command {
   return cmd
     .option("-c, --config <file>", "configuration file (YAML or JSON)")
     .option("--data-dir <dir>", "data directory (database, certificates)")
-    .option("--domain <domain>", "the XMPP domain served");
+    .option("--domain <domain>", "the XMPP domain served")
+    .option("--storage <url>", "storage: sqlite:PATH (default: under the data directory) or postgres://…");
 }
 
 function configFrom(opts: Record<string, unknown>, extra: Record<string, unknown> = {}): ServerConfig {
   return loadServerConfig({
     ...(typeof opts.config === "string" ? { file: opts.config } : {}),
     env: process.env,
-    overrides: { dataDir: opts.dataDir, domain: opts.domain, ...extra },
+    overrides: {
+      dataDir: opts.dataDir,
+      domain: opts.domain,
+      ...(typeof opts.storage === "string" ? { storage: storageOverride(opts.storage) } : {}),
+      ...extra,
+    },
   });
 }
 
@@ -99,7 +107,10 @@ async function printSummary(server: SwitchboardServer, config: ServerConfig): Pr
   const { addresses, tls } = server;
   const relative = path.relative(process.cwd(), config.dataDir);
   const dataDir = relative === "" ? "." : relative.startsWith("..") ? config.dataDir : relative;
-  const cli = (args: string) => `npx switchboard ${args} --data-dir ${dataDir}`;
+  const storageName = describeStorage(storageOptionsFrom(config));
+  // The admin commands must open the same storage as the server.
+  const target = config.storage.url === undefined ? `--data-dir ${dataDir}` : `--storage '${storageName}'`;
+  const cli = (args: string) => `npx switchboard ${args} ${target}`;
   const storage = server.services.storage;
   const accounts = await storage.accounts.count();
   const admins = (await new AdminStore(storage, server.services.clock).listAdmins()).map((a) => a.name);
@@ -110,6 +121,7 @@ async function printSummary(server: SwitchboardServer, config: ServerConfig): Pr
       httpPort: addresses.httpPort,
       bind: config.bind,
       dataDir: config.dataDir,
+      storage: storageName,
       modules: server.modules.list().length,
       tls: tls ? (tls.selfSigned ? "self-signed" : "configured") : "off",
     },
@@ -133,6 +145,7 @@ async function printSummary(server: SwitchboardServer, config: ServerConfig): Pr
     tls &&
       `  Certificate: ${tls.certFile}${tls.selfSigned ? " (self-signed: accept it in your client)" : ""}`,
     tls && `  SHA-256 fingerprint: ${tls.fingerprint}`,
+    `  Storage: ${storageName}`,
     ...(accounts === 0
       ? [
           `  Create an account: ${cli("user add alice --password 'a-long-secret'")}`,
@@ -208,12 +221,7 @@ function addAdminCommand(def: CommandDefinition<never>): void {
       );
     }
     const config = configFrom(def.local ? {} : opts);
-    const storage = def.local
-      ? noStorage
-      : await openStorage({
-          backend: config.storage.backend,
-          path: path.resolve(config.dataDir, config.storage.sqlitePath),
-        });
+    const storage = def.local ? noStorage : await openStorage(storageOptionsFrom(config));
     try {
       const result = await def.run({ config, storage, clock: systemClock, actor: cliActor() }, parsed.data);
       process.stdout.write((opts.json ? JSON.stringify(result.data ?? {}) : result.message) + "\n");
@@ -229,6 +237,10 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommandError || err instanceof ConfigError) {
     process.stderr.write(`switchboard: ${err.message}\n`);
     process.exit(2);
+  }
+  if (err instanceof StorageUnavailableError || err instanceof SchemaTooNewError) {
+    process.stderr.write(`switchboard: ${err.message}\n`);
+    process.exit(1);
   }
   process.stderr.write(`switchboard: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);

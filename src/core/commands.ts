@@ -68,9 +68,10 @@ export interface CommandDefinition<Input = unknown> {
   /** Changes state (HTTP: POST) or only reads it (HTTP: GET). */
   mutates: boolean;
   /**
-   * Works on local files only, not on a server's data (e.g. generating a key pair): the
-   * CLI opens no storage for it (ctx.storage must not be used), and faces that run
-   * inside the server (HTTP API, console) do not offer it.
+   * Does not work on the configured server's data: local files (generating a key pair) or
+   * storages the command names and opens itself (`storage migrate`). The CLI opens no
+   * storage for it (ctx.storage must not be used), and faces that run inside the server
+   * (HTTP API, console) do not offer it.
    */
   local?: boolean;
   run(ctx: CommandContext, input: Input): Promise<CommandResult>;

@@ -106,6 +106,10 @@ export interface ConfigSection {
   keys: z.ZodRawShape;
   /** Keys that SWITCHBOARD_* variables set (SWITCHBOARD_HTTP_PORT → httpPort), with their type. */
   env?: Record<string, "string" | "number" | "boolean">;
+  /** Values that other environment variables give (e.g. SWITCHBOARD_STORAGE_URL → storage.url). */
+  environment?(env: NodeJS.ProcessEnv): Record<string, unknown>;
+  /** Makes the section's relative paths in a configuration file absolute against the file's folder. */
+  resolveFilePaths?(values: Record<string, unknown>, fileDir: string): void;
 }
 
 /** Environment variables that map onto top-level options (SWITCHBOARD_C2S_PORT → c2sPort). */
@@ -194,12 +198,15 @@ export function loadConfig(opts: {
     fileValues = readConfigFile(opts.file);
     const base = path.dirname(path.resolve(opts.file));
     if (typeof fileValues.dataDir === "string") fileValues.dataDir = path.resolve(base, fileValues.dataDir);
+    for (const sec of opts.sections) sec.resolveFilePaths?.(fileValues, base);
   }
   const envKeys = Object.assign({}, CORE_ENV_KEYS, ...opts.sections.map((sec) => sec.env ?? {}));
-  const merged = mergeDeep(
-    mergeDeep(fileValues, fromEnvironment(opts.env ?? {}, envKeys)),
-    opts.overrides ?? {},
+  const env = opts.env ?? {};
+  const fromEnv = Object.assign(
+    fromEnvironment(env, envKeys),
+    ...opts.sections.map((sec) => sec.environment?.(env) ?? {}),
   );
+  const merged = mergeDeep(mergeDeep(fileValues, fromEnv), opts.overrides ?? {});
   const schema = CoreConfigSchema.extend(Object.assign({}, ...opts.sections.map((sec) => sec.keys)));
   const result = schema.safeParse(merged);
   if (!result.success) {

@@ -3,7 +3,7 @@
  * CLI receive: the modules, the HTTP faces, and every admin command (the core's, the
  * modules', the programme's), in the order `switchboard --help` lists them.
  */
-import { accountCommands, adminCommands } from "../commands/index.js";
+import { accountCommands, adminCommands, storageCommands } from "../commands/index.js";
 import type { CommandDefinition } from "../core/commands.js";
 import type { ModuleDefinition } from "../core/module.js";
 import { standardHttpPlugins } from "../http/index.js";
@@ -19,6 +19,7 @@ export function commandsOf(modules: readonly ModuleDefinition<unknown>[]): Comma
     ...modules.flatMap((m) => m.commands ?? []),
     ...(programmeCommands as CommandDefinition<never>[]),
     ...adminCommands,
+    ...storageCommands,
   ];
 }
 

@@ -31,7 +31,7 @@ import type { HttpPlugin } from "../http/context.js";
 import { HttpServer } from "../http/server.js";
 import { StorageTiming, timedStorage } from "../http/storage-timing.js";
 import { webChat } from "../http/webchat/index.js";
-import { openStorage } from "../storage/index.js";
+import { openStorage, storageOptionsFrom } from "../storage/index.js";
 import { TcpClientListener } from "../transports/tcp/listener.js";
 import { loadTls, type TlsMaterial } from "../transports/tls.js";
 import { websocketEndpoint } from "../transports/websocket/endpoint.js";
@@ -82,10 +82,7 @@ export class SwitchboardServer {
     const log = opts.logger ?? pino({ level: config.logLevel, base: { domain: config.domain } });
     const clock = opts.clock ?? systemClock;
     mkdirSync(config.dataDir, { recursive: true });
-    const opened: Storage = await openStorage({
-      backend: config.storage.backend,
-      path: path.resolve(config.dataDir, config.storage.sqlitePath),
-    });
+    const opened: Storage = await openStorage(storageOptionsFrom(config));
     // Storage latency is measured for the metrics of the HTTP listener.
     const storageTiming = opts.http && config.httpPort > 0 ? new StorageTiming() : undefined;
     const storage = storageTiming ? timedStorage(opened, storageTiming) : opened;

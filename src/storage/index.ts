@@ -1,17 +1,60 @@
 import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import path from "node:path";
+import type { ServerConfig } from "../core/config.js";
+import { storageBackendOf } from "./config.js";
 import type { Storage } from "../core/storage/types.js";
+import { redactUrl } from "./postgres/url.js";
 import { openSqliteStorage } from "./sqlite/index.js";
 
-export type StorageOptions = { backend: "sqlite"; path: string };
+export type StorageOptions =
+  | { backend: "sqlite"; path: string }
+  | { backend: "postgres"; url: string; schema?: string; poolSize?: number };
 
 /** Opens the configured storage backend; the rest of the server only sees the Storage interface. */
 export async function openStorage(opts: StorageOptions): Promise<Storage> {
   switch (opts.backend) {
     case "sqlite":
-      mkdirSync(dirname(opts.path), { recursive: true });
+      mkdirSync(path.dirname(opts.path), { recursive: true });
       return openSqliteStorage({ path: opts.path });
+    case "postgres": {
+      // Loaded on demand: a server or command on SQLite does not load the PostgreSQL driver.
+      const { openPostgresStorage } = await import("./postgres/index.js");
+      return openPostgresStorage(opts);
+    }
     default:
       throw new Error(`unknown storage backend: ${(opts as { backend: unknown }).backend}`);
   }
+}
+
+/**
+ * The storage a URL names: `sqlite:PATH` (relative to `baseDir`) or `postgres://…`.
+ * Throws a message fit for the user otherwise.
+ */
+export function parseStorageUrl(url: string, baseDir = process.cwd()): StorageOptions {
+  switch (storageBackendOf(url)) {
+    case "sqlite": {
+      const file = url.slice("sqlite:".length);
+      if (file === "") throw new Error("sqlite: needs a file path (sqlite:PATH)");
+      return { backend: "sqlite", path: path.resolve(baseDir, file) };
+    }
+    case "postgres":
+      return { backend: "postgres", url };
+    default:
+      throw new Error(`not a storage URL: ${url} (expected sqlite:PATH or postgres://…)`);
+  }
+}
+
+/** The storage of a server's configuration: storage.url, or the SQLite file in dataDir. */
+export function storageOptionsFrom(config: ServerConfig): StorageOptions {
+  const { storage } = config;
+  if (storage.url !== undefined) {
+    const opts = parseStorageUrl(storage.url, config.dataDir);
+    return opts.backend === "postgres" ? { ...opts, poolSize: storage.poolSize } : opts;
+  }
+  return { backend: "sqlite", path: path.resolve(config.dataDir, storage.sqlitePath) };
+}
+
+/** Where the storage is, for logs and messages: never a password. */
+export function describeStorage(opts: StorageOptions): string {
+  return opts.backend === "sqlite" ? `sqlite:${opts.path}` : redactUrl(opts.url);
 }

@@ -5,6 +5,8 @@ import path from "node:path";
 import { test } from "node:test";
 import { ConfigError } from "../../src/core/config.js";
 import { loadServerConfig } from "../../src/server/config.js";
+import { storageOverride } from "../../src/storage/config.js";
+import { describeStorage, storageOptionsFrom } from "../../src/storage/index.js";
 
 test("defaults describe a localhost server with TLS required", () => {
   const c = loadServerConfig({});
@@ -54,4 +56,71 @@ test("a missing or malformed file is a ConfigError", () => {
   const file = path.join(dir, "list.yaml");
   writeFileSync(file, "- a\n- b\n");
   assert.throws(() => loadServerConfig({ file }), ConfigError);
+});
+
+test("storage: SQLite under dataDir by default, a URL names the backend, file < environment < command line", () => {
+  const defaults = loadServerConfig({});
+  assert.equal(defaults.storage.backend, "sqlite");
+  assert.deepEqual(storageOptionsFrom(defaults), {
+    backend: "sqlite",
+    path: path.join(defaults.dataDir, "switchboard.sqlite"),
+  });
+
+  const dir = mkdtempSync(path.join(os.tmpdir(), "sb-config-"));
+  const file = path.join(dir, "switchboard.yaml");
+  writeFileSync(file, "storage:\n  url: postgres://sb:pw@db.example:5432/switchboard\n  poolSize: 4\n");
+  const fromFile = loadServerConfig({ file });
+  assert.equal(fromFile.storage.backend, "postgres", "the URL names the backend");
+  assert.deepEqual(storageOptionsFrom(fromFile), {
+    backend: "postgres",
+    url: "postgres://sb:pw@db.example:5432/switchboard",
+    poolSize: 4,
+  });
+  assert.equal(
+    describeStorage(storageOptionsFrom(fromFile)),
+    "postgres://sb:***@db.example:5432/switchboard",
+  );
+
+  const fromEnv = loadServerConfig({ file, env: { SWITCHBOARD_STORAGE_URL: "sqlite:relative/sb.sqlite" } });
+  assert.deepEqual(storageOptionsFrom(fromEnv), {
+    backend: "sqlite",
+    path: path.resolve("relative/sb.sqlite"),
+  });
+
+  const fromCli = loadServerConfig({
+    file,
+    env: { SWITCHBOARD_STORAGE_URL: "sqlite:/ignored.sqlite" },
+    overrides: { storage: storageOverride("postgresql://other@127.0.0.1/sb") },
+  });
+  assert.deepEqual(storageOptionsFrom(fromCli), {
+    backend: "postgres",
+    url: "postgresql://other@127.0.0.1/sb",
+    poolSize: 4,
+  });
+});
+
+test("storage: a sqlite: path in a file is relative to the file", () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "sb-config-"));
+  const file = path.join(dir, "switchboard.yaml");
+  writeFileSync(file, "storage:\n  backend: sqlite\n  url: sqlite:db/sb.sqlite\n");
+  assert.deepEqual(storageOptionsFrom(loadServerConfig({ file })), {
+    backend: "sqlite",
+    path: path.join(dir, "db", "sb.sqlite"),
+  });
+});
+
+test("storage: contradictory or incomplete settings are refused with the option's path", () => {
+  const refused = (storage: Record<string, unknown>, pattern: RegExp) =>
+    assert.throws(
+      () => loadServerConfig({ overrides: { storage } }),
+      (e: unknown) => e instanceof ConfigError && pattern.test(e.message),
+      JSON.stringify(storage),
+    );
+  refused({ backend: "postgres" }, /storage\.url: postgres needs a url/);
+  refused({ url: "mysql://db/x" }, /storage\.url: expected sqlite:PATH or postgres:\/\//);
+  refused(
+    { backend: "sqlite", url: "postgres://db/x" },
+    /storage\.backend: is sqlite but the url is postgres/,
+  );
+  refused({ url: "postgres://db/x", poolSize: 0 }, /storage\.poolSize/);
 });

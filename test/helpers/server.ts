@@ -32,6 +32,8 @@ export interface ServerOptions {
   dataDir?: string;
   /** Delete the data directory after a clean stop (default: only when it was created here). */
   removeDataOnStop?: boolean;
+  /** `--storage URL` for the server and the accounts created through the CLI (default: SQLite in the data directory). */
+  storage?: string;
 }
 
 export class TestServer {
@@ -48,6 +50,8 @@ export class TestServer {
     readonly c2sTlsPort: number,
     readonly logFile: string,
     removeDataOnStop: boolean,
+    /** The `--storage` URL the server runs on, when not the default. */
+    readonly storage?: string,
   ) {
     this.removeOnStop = removeDataOnStop;
     this.exited = new Promise((resolve) => {
@@ -64,7 +68,12 @@ export class TestServer {
 
   /** Creates an account with the CLI, as an administrator would. */
   async addUser(name: string, password: string): Promise<void> {
-    await runCli(["user", "add", name, "--password", password, "--data-dir", this.dataDir], this.logFile);
+    await runCli(["user", "add", name, "--password", password, ...this.storageArgs()], this.logFile);
+  }
+
+  /** The options that make an admin command act on this server's data. */
+  storageArgs(): string[] {
+    return ["--data-dir", this.dataDir, ...(this.storage ? ["--storage", this.storage] : [])];
   }
 
   /** The last lines of the server's output, for failure messages. */
@@ -143,7 +152,8 @@ export async function freePorts(count: number): Promise<number[]> {
   }
 }
 
-function runCli(args: string[], logFile: string): Promise<string> {
+/** Runs `switchboard ARGS…` to completion; its output is appended to `logFile`. Rejects on a non-zero exit. */
+export function runCli(args: string[], logFile: string): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, timeout: 60_000 }, (err, stdout, stderr) => {
       const shown = args.map((a, i) => (args[i - 1] === "--password" ? "***" : a)).join(" ");
@@ -220,6 +230,7 @@ export async function startServer(opts: ServerOptions): Promise<TestServer> {
     writeFileSync(configFile, JSON.stringify(opts.config, null, 2));
     args.push("--config", configFile);
   }
+  if (opts.storage) args.push("--storage", opts.storage);
   args.push(...(opts.extraArgs ?? []));
 
   // Append mode: the CLI's output is appended to the same file while the server runs.
@@ -239,6 +250,7 @@ export async function startServer(opts: ServerOptions): Promise<TestServer> {
     c2sTlsPort,
     logFile,
     opts.removeDataOnStop ?? ownsDataDir,
+    opts.storage,
   );
   running.add(server);
   proc.once("exit", () => running.delete(server));

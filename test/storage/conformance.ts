@@ -1,6 +1,7 @@
 /**
  * Backend-agnostic behaviour every Storage implementation must show. A backend's test file calls
- * runStorageConformance with a factory that returns a fresh, empty storage on every call.
+ * runStorageConformance with a factory that returns a fresh, empty storage on every call, and a
+ * way to open a second handle on the same database (what another process does).
  *
  * Contract details pinned down here beyond the interface comments:
  * - writes that would create data for an account that does not exist reject (data never
@@ -41,9 +42,30 @@ function item(jid: string, extra: Partial<RosterItem> = {}): RosterItem {
   return { jid, subscription: "none", ask: false, approved: false, groups: [], ...extra };
 }
 
-export function runStorageConformance(name: string, makeStorage: () => Promise<Storage>): void {
-  describe(`Storage conformance: ${name}`, () => {
+export interface ConformanceOptions {
+  /** node:test's skip: false to run, or the reason the backend cannot be tested here. */
+  skip?: false | string;
+  /**
+   * Opens another handle on the database the last makeStorage() call created, as another
+   * process (the CLI, a second server) would: for the guarantees that hold across processes.
+   */
+  openAnother: () => Promise<Storage>;
+}
+
+export function runStorageConformance(
+  name: string,
+  makeStorage: () => Promise<Storage>,
+  opts: ConformanceOptions,
+): void {
+  describe(`Storage conformance: ${name}`, { skip: opts.skip ?? false }, () => {
     let storage: Storage;
+    /** Other handles opened by a test, closed after it. */
+    const others: Storage[] = [];
+    const another = async () => {
+      const s = await opts.openAnother();
+      others.push(s);
+      return s;
+    };
 
     beforeEach(async () => {
       storage = await makeStorage();
@@ -51,6 +73,7 @@ export function runStorageConformance(name: string, makeStorage: () => Promise<S
 
     afterEach(async () => {
       await storage.close();
+      for (const s of others.splice(0)) await s.close();
     });
 
     describe("accounts", () => {
@@ -317,6 +340,21 @@ export function runStorageConformance(name: string, makeStorage: () => Promise<S
         ]);
         assert.equal((await storage.roster.get("alice")).version, 0, "pending requests are not roster items");
       });
+
+      it("orders concurrent changes to one roster from two handles: distinct, increasing versions", async () => {
+        const other = await another();
+        const writes = Array.from({ length: 10 }, (_, i) => [
+          storage.roster.setItem("alice", item(`a${i}@example.com`)),
+          other.roster.setItem("alice", item(`b${i}@example.com`)),
+        ]).flat();
+        const versions = await Promise.all(writes);
+        assert.equal(new Set(versions).size, versions.length, `repeated versions: ${versions}`);
+        const roster = await other.roster.get("alice");
+        assert.equal(roster.items.length, 20);
+        assert.equal(roster.version, Math.max(...versions), "the last change's version is the roster's");
+        const removed = await storage.roster.removeItem("alice", "a0@example.com");
+        assert.ok(removed > roster.version);
+      });
     });
 
     describe("offline messages", () => {
@@ -365,6 +403,18 @@ export function runStorageConformance(name: string, makeStorage: () => Promise<S
       it("enforces the quota under concurrent pushes", async () => {
         const results = await Promise.all(
           Array.from({ length: 20 }, (_, i) => storage.offline.push("alice", `<m n='${i}'/>`, 5)),
+        );
+        assert.equal(results.filter(Boolean).length, 5);
+        assert.equal(await storage.offline.count("alice"), 5);
+      });
+
+      it("enforces the quota under concurrent pushes from two handles", async () => {
+        const other = await another();
+        const results = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => [
+            storage.offline.push("alice", `<m n='${i}'/>`, 5),
+            other.offline.push("alice", `<m n='other-${i}'/>`, 5),
+          ]).flat(),
         );
         assert.equal(results.filter(Boolean).length, 5);
         assert.equal(await storage.offline.count("alice"), 5);
@@ -556,6 +606,60 @@ export function runStorageConformance(name: string, makeStorage: () => Promise<S
         assert.equal(await d.update("c", () => undefined), undefined);
         assert.equal(await d.get("c"), undefined);
       });
+
+      const values: unknown[] = [
+        { name: "Ä ☎ 𝄞", nested: { list: [1, 2.5, -3, true, false, null], empty: {} } },
+        ["a", { b: 1 }],
+        'a string with a \u0000 and \\ and "',
+        42,
+        0.1,
+        true,
+        false,
+        null,
+      ];
+
+      it("puts, reads back and deletes JSON values of every kind", async () => {
+        const docs = storage.documents("registry");
+        assert.equal(await docs.get("missing"), undefined);
+        for (const [i, value] of values.entries()) await docs.put(`k${i}`, value);
+        for (const [i, value] of values.entries()) assert.deepEqual(await docs.get(`k${i}`), value);
+        await docs.put("k0", { replaced: true });
+        assert.deepEqual(await docs.get("k0"), { replaced: true });
+        assert.equal(await docs.delete("k0"), true);
+        assert.equal(await docs.delete("k0"), false);
+        assert.equal(await docs.get("k0"), undefined);
+      });
+
+      it("update leaves the document as it was when fn throws", async () => {
+        const docs = storage.documents<number>("counters");
+        await docs.put("c", 7);
+        await assert.rejects(
+          docs.update("c", () => {
+            throw new Error("refused");
+          }),
+          /refused/,
+        );
+        assert.equal(await docs.get("c"), 7);
+        await assert.rejects(
+          docs.update("new", () => {
+            throw new Error("refused");
+          }),
+        );
+        assert.equal(await docs.get("new"), undefined);
+      });
+
+      it("update is atomic under concurrent updates from two handles, for new and existing documents", async () => {
+        const other = await another();
+        const increment = (s: Storage, key: string) =>
+          s.documents<number>("counters").update(key, (cur) => (cur ?? 0) + 1);
+        for (const key of ["fresh", "existing"]) {
+          if (key === "existing") await storage.documents<number>("counters").put(key, 0);
+          await Promise.all(
+            Array.from({ length: 15 }, () => [increment(storage, key), increment(other, key)]).flat(),
+          );
+          assert.equal(await storage.documents<number>("counters").get(key), 30, key);
+        }
+      });
     });
 
     describe("append-only archives", () => {
@@ -596,6 +700,47 @@ export function runStorageConformance(name: string, makeStorage: () => Promise<S
         assert.deepEqual(
           (await a.query()).map((e) => e.data),
           [2],
+        );
+      });
+
+      async function fill(): Promise<number[]> {
+        const log = storage.archive<{ n: number }>("audit");
+        const ids: number[] = [];
+        const kinds = ["licence.grant", "licence.revoke", "key.add", "licence_x", "licence.grant"];
+        for (const [n, kind] of kinds.entries())
+          ids.push(await log.append({ at: 1000 + n * 10, kind, data: { n } }));
+        return ids;
+      }
+
+      it("filters by kind, literal kind prefix, time range and id, together", async () => {
+        const ids = await fill();
+        const log = storage.archive<{ n: number }>("audit");
+        const ns = async (q: Parameters<typeof log.query>[0]) => (await log.query(q)).map((e) => e.data.n);
+        assert.deepEqual(await ns({ kind: "licence.grant" }), [0, 4]);
+        assert.deepEqual(await ns({ kindPrefix: "licence." }), [0, 1, 4]);
+        assert.deepEqual(await ns({ kindPrefix: "licence_" }), [3], "_ is not a wildcard");
+        assert.deepEqual(await ns({ kindPrefix: "" }), [0, 1, 2, 3, 4]);
+        assert.deepEqual(await ns({ since: 1010, until: 1030 }), [1, 2], "since inclusive, until exclusive");
+        assert.deepEqual(await ns({ afterId: ids[2] }), [3, 4]);
+        assert.deepEqual(await ns({ kindPrefix: "licence", afterId: ids[0], until: 1040 }), [1, 3]);
+        assert.deepEqual(await ns({ kind: "licence.grant", newestFirst: true, limit: 1 }), [4]);
+        assert.deepEqual(await ns({ limit: 0 }), []);
+        assert.deepEqual(await ns({ kind: "none" }), []);
+      });
+
+      it("gives distinct ids to concurrent appends from two handles, all readable in id order", async () => {
+        const other = await another();
+        const ids = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => [
+            storage.archive("changes").append({ at: i, kind: "a", data: i }),
+            other.archive("changes").append({ at: i, kind: "b", data: i }),
+          ]).flat(),
+        );
+        assert.equal(new Set(ids).size, 20);
+        const read = (await storage.archive("changes").query()).map((e) => e.id);
+        assert.deepEqual(
+          read,
+          [...ids].sort((a, b) => a - b),
         );
       });
     });
@@ -697,6 +842,29 @@ export function runStorageConformance(name: string, makeStorage: () => Promise<S
         const rooms = storage.messages("muc", { ownedByAccounts: false });
         assert.equal(await rooms.append(message("r1", 1000, { owner: "room@conference.example.com" })), true);
         assert.deepEqual(ids(await rooms.query({ owner: "room@conference.example.com" })), ["r1"]);
+      });
+
+      it("keeps appends from two handles, each id once, in one archive order for paging", async () => {
+        const other = await another();
+        const mine = storage.messages("mam", { ownedByAccounts: true });
+        const theirs = other.messages("mam", { ownedByAccounts: true });
+        const appended = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => [
+            mine.append(message(`a${i}`, i)),
+            theirs.append(message(`b${i}`, i)),
+            theirs.append(message(`a${i}`, i)),
+          ]).flat(),
+        );
+        assert.equal(appended.filter(Boolean).length, 20, "an id appended twice at once is kept once");
+        const all = ids(await theirs.query({ owner: "alice" }));
+        assert.equal(new Set(all).size, 20);
+        const paged: string[] = [];
+        for (let page = await mine.query({ owner: "alice", limit: 3 }); ; ) {
+          paged.push(...ids(page));
+          if (page.complete) break;
+          page = await mine.query({ owner: "alice", limit: 3, afterId: paged.at(-1)! });
+        }
+        assert.deepEqual(paged, all, "paging forwards sees the same order");
       });
     });
 

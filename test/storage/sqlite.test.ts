@@ -29,7 +29,15 @@ function freshPathWithDir(): string {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 // Through the factory, so every conformance run also checks that the parent directory is created.
-runStorageConformance("sqlite", () => openStorage({ backend: "sqlite", path: freshPath() }));
+let lastPath = "";
+runStorageConformance(
+  "sqlite",
+  () => {
+    lastPath = freshPath();
+    return openStorage({ backend: "sqlite", path: lastPath });
+  },
+  { openAnother: () => openStorage({ backend: "sqlite", path: lastPath }) },
+);
 
 const ACCOUNT_TABLES = [
   "accounts",

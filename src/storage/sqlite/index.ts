@@ -12,6 +12,7 @@ import type {
   RosterStore,
   Storage,
 } from "../../core/storage/types.js";
+import type { StorageTransfer } from "../transfer/types.js";
 import { AccountGuard } from "./account-guard.js";
 import { SqliteAccountStore } from "./accounts.js";
 import { SqliteBlocklistStore } from "./blocklist.js";
@@ -21,6 +22,7 @@ import { SqliteKeyValueStore, SqliteKeyValueTable } from "./key-value.js";
 import { SqliteMessageArchiveStore } from "./messages.js";
 import { SqliteOfflineStore } from "./offline.js";
 import { SqliteRosterStore } from "./roster.js";
+import { SqliteTransfer } from "./transfer.js";
 
 export { SchemaTooNewError, UnknownAccountError } from "./errors.js";
 
@@ -53,6 +55,11 @@ export class SqliteStorage implements Storage {
     this.offline = new SqliteOfflineStore(db, guard, now);
     this.blocklist = new SqliteBlocklistStore(db, guard);
     this.#keyValueTable = new SqliteKeyValueTable(db);
+  }
+
+  /** Copying the whole database in or out (`switchboard storage migrate`). */
+  transfer(): StorageTransfer {
+    return new SqliteTransfer(this.#db);
   }
 
   keyValue(store: string): KeyValueStore {

@@ -5,6 +5,7 @@ import {
   type MessageArchiveStore,
   type MessageQuery,
 } from "../../core/storage/types.js";
+import { foldText } from "../fold.js";
 import type { AccountGuard } from "./account-guard.js";
 import { forAccount } from "./errors.js";
 
@@ -21,10 +22,7 @@ interface MessageRow {
 
 const COLUMNS = "id, owner, peer, peer_resource, at, direction, stanza, text";
 
-/** Text is searched case-insensitively through a folded copy, the same way on every backend. */
-export function foldText(text: string): string {
-  return text.toLowerCase();
-}
+export { foldText } from "../fold.js";
 
 /**
  * Messages of one store, in one of two tables of the same shape: `account_messages`

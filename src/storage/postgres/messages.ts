@@ -1,0 +1,228 @@
+import {
+  type ArchivedMessage,
+  ArchiveIdNotFound,
+  type MessageArchiveStore,
+  type MessageQuery,
+} from "../../core/storage/types.js";
+import { foldText } from "../fold.js";
+import { type PostgresDatabase, type Statement, sql } from "./database.js";
+import { forAccount } from "./errors.js";
+
+interface MessageRow {
+  id: string;
+  owner: string;
+  peer: string;
+  peer_resource: string;
+  at: number;
+  direction: "in" | "out";
+  stanza: string;
+  text: string;
+}
+
+const COLUMNS = "id, owner, peer, peer_resource, at, direction, stanza, text";
+
+/** Advisory lock class of message appends (the second key is the store and owner hashed). */
+const APPEND_LOCK = 0x5357_4d41; // "SWMA"
+
+/** `LIKE` pattern for "contains", with the text's own % _ \ taken literally. */
+function containsPattern(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+interface Filter {
+  use(q: MessageQuery): boolean;
+  where(param: () => string): string;
+  values(q: MessageQuery): unknown[];
+}
+
+/** Filters in a fixed order: each combination is one named statement per table. */
+const FILTERS: Filter[] = [
+  { use: (q) => q.peer !== undefined, where: (p) => `peer = ${p()}`, values: (q) => [q.peer] },
+  {
+    use: (q) => q.peer !== undefined && q.peerResource !== undefined,
+    where: (p) => `peer_resource = ${p()}`,
+    values: (q) => [q.peerResource],
+  },
+  { use: (q) => q.start !== undefined, where: (p) => `at >= ${p()}`, values: (q) => [q.start] },
+  { use: (q) => q.end !== undefined, where: (p) => `at <= ${p()}`, values: (q) => [q.end] },
+  { use: (q) => q.ids !== undefined, where: (p) => `id = ANY (${p()}::text[])`, values: (q) => [q.ids] },
+  {
+    use: (q) => q.text !== undefined && q.text !== "",
+    where: (p) => `folded LIKE ${p()}`,
+    values: (q) => [containsPattern(foldText(q.text!))],
+  },
+];
+
+/**
+ * Messages of one store in `account_messages` (owners are accounts, deleted with them) or
+ * `room_messages` (free owners); `seq` is the archive order that paging follows.
+ */
+export class PostgresMessageArchiveStore implements MessageArchiveStore {
+  readonly #statements = new Map<string, Statement>();
+  readonly #append: Statement;
+  readonly #seqOf: Statement;
+  readonly #get: Statement;
+
+  constructor(
+    private readonly db: PostgresDatabase,
+    private readonly store: string,
+    private readonly table: "account_messages" | "room_messages",
+  ) {
+    // Identity values are taken at insert, not at commit: without the lock two concurrent
+    // appends could become visible out of seq order, and a client paging "after id X" could
+    // step past the one that commits later. The lock, per owner, is held until commit.
+    this.#append = sql(
+      `${table}.append`,
+      `WITH serialised AS (SELECT pg_advisory_xact_lock(${APPEND_LOCK}, hashtext($1 || ':' || $2)))
+       INSERT INTO ${table} (store, owner, id, peer, peer_resource, at, direction, stanza, text, folded)
+       SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM serialised
+       ON CONFLICT (store, owner, id) DO NOTHING`,
+    );
+    this.#seqOf = sql(
+      `${table}.seq-of`,
+      `SELECT seq FROM ${table} WHERE store = $1 AND owner = $2 AND id = $3`,
+    );
+    this.#get = sql(
+      `${table}.get`,
+      `SELECT ${COLUMNS} FROM ${table} WHERE store = $1 AND owner = $2 AND id = $3`,
+    );
+  }
+
+  async append(m: ArchivedMessage): Promise<boolean> {
+    const values = [
+      this.store,
+      m.owner,
+      m.id,
+      m.peer,
+      m.peerResource,
+      m.at,
+      m.direction,
+      m.stanza,
+      m.text,
+      foldText(m.text),
+    ];
+    const write = () => this.db.execute(this.#append, values);
+    const inserted = this.table === "account_messages" ? await forAccount(m.owner, write) : await write();
+    return inserted === 1;
+  }
+
+  async query(q: MessageQuery): Promise<{ messages: ArchivedMessage[]; complete: boolean }> {
+    const after = q.afterId === undefined ? undefined : await this.#seq(q.owner, q.afterId);
+    const before = q.beforeId === undefined ? undefined : await this.#seq(q.owner, q.beforeId);
+    const used = FILTERS.filter((f) => f.use(q));
+    const order = q.newestFirst ? "DESC" : "ASC";
+    const paging = `${after === undefined ? 0 : 1}${before === undefined ? 0 : 1}`;
+    const statement = this.#statement(`query:${this.#mask(q)}:${paging}:${order}`, (param) => {
+      const where = this.#where(used, param);
+      if (after !== undefined) where.push(`seq > ${param()}`);
+      if (before !== undefined) where.push(`seq < ${param()}`);
+      return `SELECT ${COLUMNS} FROM ${this.table} WHERE ${where.join(" AND ")} ORDER BY seq ${order} LIMIT ${param()}`;
+    });
+    const limit = q.limit;
+    const values = [
+      this.store,
+      q.owner,
+      ...used.flatMap((f) => f.values(q)),
+      ...(after === undefined ? [] : [after]),
+      ...(before === undefined ? [] : [before]),
+      // One row more than asked tells whether the result goes on.
+      limit === undefined ? null : limit + 1,
+    ];
+    const rows = await this.db.query<MessageRow>(statement, values);
+    const complete = limit === undefined || rows.length <= limit;
+    if (!complete) rows.pop();
+    return { messages: rows.map(toMessage), complete };
+  }
+
+  async count(q: MessageQuery): Promise<number> {
+    const used = FILTERS.filter((f) => f.use(q));
+    const statement = this.#statement(
+      `count:${this.#mask(q)}`,
+      (param) => `SELECT count(*) AS n FROM ${this.table} WHERE ${this.#where(used, param).join(" AND ")}`,
+    );
+    const [row] = await this.db.query<{ n: number }>(statement, [
+      this.store,
+      q.owner,
+      ...used.flatMap((f) => f.values(q)),
+    ]);
+    return row!.n;
+  }
+
+  async get(owner: string, id: string): Promise<ArchivedMessage | undefined> {
+    const [row] = await this.db.query<MessageRow>(this.#get, [this.store, owner, id]);
+    return row && toMessage(row);
+  }
+
+  async remove(owner: string, ids?: string[]): Promise<number> {
+    if (ids === undefined) {
+      const all = this.#statement(
+        "remove-all",
+        () => `DELETE FROM ${this.table} WHERE store = $1 AND owner = $2`,
+      );
+      return this.db.execute(all, [this.store, owner]);
+    }
+    if (ids.length === 0) return 0;
+    const some = this.#statement(
+      "remove-some",
+      () => `DELETE FROM ${this.table} WHERE store = $1 AND owner = $2 AND id = ANY ($3::text[])`,
+    );
+    return this.db.execute(some, [this.store, owner, ids]);
+  }
+
+  async prune(before: number, owner?: string): Promise<number> {
+    if (owner === undefined) {
+      const all = this.#statement(
+        "prune-all",
+        () => `DELETE FROM ${this.table} WHERE store = $1 AND at < $2`,
+      );
+      return this.db.execute(all, [this.store, before]);
+    }
+    const one = this.#statement(
+      "prune-owner",
+      () => `DELETE FROM ${this.table} WHERE store = $1 AND at < $2 AND owner = $3`,
+    );
+    return this.db.execute(one, [this.store, before, owner]);
+  }
+
+  async #seq(owner: string, id: string): Promise<number> {
+    const [row] = await this.db.query<{ seq: number }>(this.#seqOf, [this.store, owner, id]);
+    if (!row) throw new ArchiveIdNotFound(id);
+    return row.seq;
+  }
+
+  #mask(q: MessageQuery): string {
+    return FILTERS.map((f) => (f.use(q) ? "1" : "0")).join("");
+  }
+
+  /** The conditions: store ($1), owner ($2), then the filters' parameters in order. */
+  #where(used: Filter[], param: () => string): string[] {
+    return ["store = $1", "owner = $2", ...used.map((f) => f.where(param))];
+  }
+
+  /** The named statement for this shape, built (and declared) on first use. */
+  #statement(shape: string, build: (param: () => string) => string): Statement {
+    let statement = this.#statements.get(shape);
+    if (!statement) {
+      let n = 2;
+      statement = sql(
+        `${this.table}.${shape}`,
+        build(() => `$${++n}`),
+      );
+      this.#statements.set(shape, statement);
+    }
+    return statement;
+  }
+}
+
+function toMessage(r: MessageRow): ArchivedMessage {
+  return {
+    id: r.id,
+    owner: r.owner,
+    peer: r.peer,
+    peerResource: r.peer_resource,
+    at: r.at,
+    direction: r.direction,
+    stanza: r.stanza,
+    text: r.text,
+  };
+}
