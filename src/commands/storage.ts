@@ -5,6 +5,7 @@
  * API or the console — a running server must not copy its own storage from under itself.
  */
 import { z } from "zod";
+import { CommandError, defineCommand } from "../core/commands.js";
 import { describeStorage, parseStorageUrl, type StorageOptions } from "../storage/index.js";
 import {
   CopyVerificationError,
@@ -13,7 +14,6 @@ import {
   TargetNotEmptyError,
 } from "../storage/transfer/copy.js";
 import { openForTransfer } from "../storage/transfer/open.js";
-import { CommandError, defineCommand } from "./command.js";
 
 function storageArg(name: string, url: string): StorageOptions {
   try {

@@ -1,8 +1,8 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import type { ServerConfig } from "../core/config.js";
-import { storageBackendOf } from "./config.js";
 import type { Storage } from "../core/storage/types.js";
+import { storageBackendOf } from "./config.js";
 import { redactUrl } from "./postgres/url.js";
 import { openSqliteStorage } from "./sqlite/index.js";
 
