@@ -1,26 +1,16 @@
 /**
  * `GET /`, where the start banner points: a page for browsers linking to what the parts of
  * the listener offer (each link answering), JSON for API clients, and a plugin's own links
- * (a later web chat) listed with the others.
+ * (the web chat's) listed with the others.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { HttpPlugin } from "../../src/http/context.js";
 import { startWebServer, type WebServer } from "./api-kit.js";
-
-const webChat: HttpPlugin = {
-  name: "test-web-chat",
-  prefix: "/chat",
-  links: [{ id: "chat", href: "/chat", label: "Web chat", description: "chat in the browser" }],
-  register(app) {
-    app.get("/", async () => "chat");
-  },
-};
 
 describe("landing page", () => {
   let web: WebServer;
   before(async () => {
-    web = await startWebServer({ plugins: [webChat] });
+    web = await startWebServer();
   });
   after(async () => {
     await web?.stop();

@@ -91,6 +91,14 @@ export function webChat(): WebChat {
   const plugin: HttpPlugin = {
     name: "web-chat",
     prefix: WEB_CHAT_PATH,
+    links: [
+      {
+        id: "chat",
+        href: WEB_CHAT_PATH,
+        label: "Web chat",
+        description: "Chat in the browser with your account, no client to install.",
+      },
+    ],
     async register(app, context) {
       ctx = context;
       const options = context.config.http.webChat;
