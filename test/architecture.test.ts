@@ -2,7 +2,8 @@
  * The boundaries of the code, checked on every run: the core imports nothing outside
  * itself (no transport, HTTP, command, module, programme or storage backend); the XML
  * layer imports nothing of the rest of the core; a module reaches another module only
- * through its declared API (`index.ts` or `api.ts`); the SDK imports nothing of the server.
+ * through its declared API (`index.ts` or `api.ts`); the licensing domain is reached only
+ * through its index and depends on the core's basics alone; the SDK imports nothing of the server.
  */
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync } from "node:fs";
@@ -65,6 +66,24 @@ test("a module uses another module only through its index.ts or api.ts", () => {
     return !/^src\/modules\/[^/]+\/(index|api)\.ts$/.test(i.to);
   });
   assert.deepEqual(bad, [], `modules reaching into other modules' internals:\n${show(bad)}`);
+});
+
+test("the licensing domain has one front door and knows nothing of streams, commands or pages", () => {
+  const outside = importsOf("src").filter(
+    (i) =>
+      inside(i.to, "src/licensing") && !inside(i.from, "src/licensing") && i.to !== "src/licensing/index.ts",
+  );
+  assert.deepEqual(outside, [], `reaching past src/licensing/index.ts:\n${show(outside)}`);
+  const domain = importsOf("src/licensing").filter(
+    (i) =>
+      !inside(i.to, "src/licensing") &&
+      !(
+        inside(i.to, "src/core") &&
+        !inside(i.to, "src/core/commands.ts") &&
+        !inside(i.to, "src/core/stream")
+      ),
+  );
+  assert.deepEqual(domain, [], `the licensing domain depends on:\n${show(domain)}`);
 });
 
 test("the SDK imports nothing of the server", () => {

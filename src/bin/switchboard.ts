@@ -6,7 +6,7 @@ import { Command, Option } from "commander";
 import { count } from "../commands/plural.js";
 import { systemClock } from "../core/clock.js";
 import type { CommandDefinition } from "../core/commands.js";
-import { CommandError } from "../core/commands.js";
+import { CommandError, commandErrorOf } from "../core/commands.js";
 import { ConfigError, type ServerConfig } from "../core/config.js";
 import type { Storage } from "../core/storage/types.js";
 import { AdminStore } from "../http/admin-store.js";
@@ -234,8 +234,9 @@ function addAdminCommand(def: CommandDefinition<never>): void {
 for (const def of allCommands) addAdminCommand(def);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof CommandError || err instanceof ConfigError) {
-    process.stderr.write(`switchboard: ${err.message}\n`);
+  const refused = commandErrorOf(err) ?? (err instanceof ConfigError ? err : undefined);
+  if (refused) {
+    process.stderr.write(`switchboard: ${refused.message}\n`);
     process.exit(2);
   }
   if (err instanceof StorageUnavailableError || err instanceof SchemaTooNewError) {

@@ -1,32 +1,8 @@
-/**
- * The audit log: `storage.archive("audit")`, one record per change made by an admin face
- * (CLI, API, console) — its kind ("licence.grant", "notice.send"…), who made it ("cli:root",
- * "api:deploy-bot", "console:alice"), what it was about and, where it helps, the values
- * before and after. The licensing registry and the admin store write their own records the
- * same way; `audit list` and the console's audit page read them all.
- */
-import type { Clock } from "../core/clock.js";
+/** Audit records of changes made by admin commands (the log itself: src/core/audit.ts). */
+import { recordAudit } from "../core/audit.js";
 import type { CommandContext } from "../core/commands.js";
-import type { Storage } from "../core/storage/types.js";
 
-export const AUDIT_ARCHIVE = "audit";
-
-export interface AuditData {
-  actor: string;
-  /** What was changed, e.g. "account:alice", "application:apl_…", "notice:ntc_…". */
-  subject: string;
-  before?: unknown;
-  after?: unknown;
-}
-
-export async function recordAudit(
-  storage: Storage,
-  clock: Clock,
-  kind: string,
-  data: AuditData,
-): Promise<void> {
-  await storage.archive<AuditData>(AUDIT_ARCHIVE).append({ at: clock.now(), kind, data });
-}
+export { AUDIT_ARCHIVE, type AuditData, recordAudit } from "../core/audit.js";
 
 /** Records a change made by a command, as its actor. */
 export function auditCommand(

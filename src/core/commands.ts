@@ -92,3 +92,20 @@ export class CommandError extends Error {
     this.name = "CommandError";
   }
 }
+
+const REFUSAL_STATUS = { invalid: 400, "not-found": 404, conflict: 409 } as const;
+
+/**
+ * The command refusal an error stands for, or undefined for a fault. Domain code raises its
+ * own errors; one that carries `refusal: "invalid" | "not-found" | "conflict"` (the licensing
+ * domain's LicensingError, for one) is a refusal the faces show like a CommandError.
+ */
+export function commandErrorOf(err: unknown): CommandError | undefined {
+  if (err instanceof CommandError) return err;
+  if (!(err instanceof Error) || !("refusal" in err)) return undefined;
+  const status = REFUSAL_STATUS[err.refusal as keyof typeof REFUSAL_STATUS];
+  if (status === undefined) return undefined;
+  const refusal = new CommandError(err.message, status);
+  refusal.stack = err.stack;
+  return refusal;
+}

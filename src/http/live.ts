@@ -8,7 +8,7 @@ import type { LiveServer, LiveSession } from "../core/commands.js";
 import { StreamError } from "../core/errors.js";
 import type { ClientSession } from "../core/session.js";
 import type { SessionDirectory } from "../core/session-directory.js";
-import { observedClient } from "../modules/licensing/stats-model.js";
+import { observedClient } from "../licensing/index.js";
 
 function describe(s: ClientSession): LiveSession {
   const c = observedClient(s);

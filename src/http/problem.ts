@@ -7,7 +7,7 @@
  * this same listener.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { CommandError } from "../core/commands.js";
+import { commandErrorOf } from "../core/commands.js";
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
 
@@ -151,8 +151,8 @@ export function sendProblem(
 /** The problem for an error thrown anywhere in a request: ours, a command's, Fastify's, or a bug. */
 export function problemFromError(err: unknown, request: FastifyRequest): ProblemError {
   if (err instanceof ProblemError) return err;
-  if (err instanceof CommandError)
-    return new ProblemError(err.status, typeForStatus(err.status), err.message);
+  const refused = commandErrorOf(err);
+  if (refused) return new ProblemError(refused.status, typeForStatus(refused.status), refused.message);
   const fe = err as Partial<FastifyError> & { statusCode?: number };
   const status = typeof fe.statusCode === "number" ? fe.statusCode : 500;
   if (status === 429) {

@@ -12,14 +12,14 @@ import { recordAudit } from "../commands/audit.js";
 import type { Clock } from "../core/clock.js";
 import { CommandError } from "../core/commands.js";
 import type { DocumentStore, Storage } from "../core/storage/types.js";
-import type { Actor, Instant, Licence, LicenceScope } from "../modules/licensing/model.js";
+import type { Actor, Instant, Licence, LicenceScope } from "../licensing/index.js";
 import {
   CLIENT_ID_SYNTAX,
   checkClientId,
   checkUrl,
   LICENCE_SCOPES,
   type LicensingRegistry,
-} from "../modules/licensing/registry.js";
+} from "../licensing/index.js";
 import { isId, newId } from "./ids.js";
 import {
   applicationApprovedMail,

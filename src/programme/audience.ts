@@ -15,11 +15,14 @@
  * Unlicensed clients of no registered app have no publisher to tell; the cutoff preview of
  * the statistics shows them.
  */
-import type { AccessPolicy, ClientApp, Instant, PolicyStage } from "../modules/licensing/model.js";
-import { type LicensingSnapshot, licenceStatusAt } from "../modules/licensing/registry.js";
-import { unsupportedReason } from "../modules/licensing/stats-evaluate.js";
-import type { LiveRow } from "../modules/licensing/stats-model.js";
-import { compareVersions, isValidVersion } from "../modules/licensing/version.js";
+import type { AccessPolicy, ClientApp, Instant, LiveRow, PolicyStage } from "../licensing/index.js";
+import {
+  compareVersions,
+  isValidVersion,
+  type LicensingSnapshot,
+  licenceStatusAt,
+  unsupportedReason,
+} from "../licensing/index.js";
 import { when } from "./mail-templates.js";
 
 export interface PolicyChange {

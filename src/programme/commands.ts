@@ -4,9 +4,9 @@
  * the CLI, mails are queued in the outbox and sent by the running server's worker.
  */
 import { z } from "zod";
+import { actorOf, flagInput, iso, parseInstant, table } from "../commands/input.js";
 import { count } from "../commands/plural.js";
 import { type CommandContext, CommandError, defineCommand } from "../core/commands.js";
-import { actorOf, flagInput, iso, parseInstant, table } from "../modules/licensing/command-input.js";
 import { APPLICATION_STATUSES } from "./applications.js";
 import { mailCommands } from "./mail-commands.js";
 import type { Application, Notice, NoticeRecipient, OutboxMail, PortalAccountView } from "./model.js";

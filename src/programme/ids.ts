@@ -1,6 +1,6 @@
 /** Record ids that sort by creation time (so listing a store by key lists oldest first). */
 import { randomBytes } from "node:crypto";
-import type { Instant } from "../modules/licensing/model.js";
+import type { Instant } from "../licensing/index.js";
 
 /** Last stamp handed out: ids made in the same millisecond still sort in creation order. */
 let lastStamp = 0;

@@ -8,8 +8,7 @@
 import type { Clock } from "../core/clock.js";
 import type { ServerConfig } from "../core/config.js";
 import type { Storage } from "../core/storage/types.js";
-import type { LicensingRegistry } from "../modules/licensing/registry.js";
-import type { LiveRow } from "../modules/licensing/stats-model.js";
+import type { LicensingRegistry, LiveRow } from "../licensing/index.js";
 import type { Applications } from "./applications.js";
 import { type MailContext, senderOf } from "./mail-templates.js";
 import { type MailTransport, smtpTransport } from "./mail-transport.js";

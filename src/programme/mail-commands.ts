@@ -5,9 +5,9 @@
  */
 import { z } from "zod";
 import { auditCommand } from "../commands/audit.js";
+import { iso } from "../commands/input.js";
 import { count } from "../commands/plural.js";
 import { type CommandContext, CommandError, defineCommand } from "../core/commands.js";
-import { iso } from "../modules/licensing/command-input.js";
 import type { MailStatus, OutboxMail } from "./model.js";
 import type { MailLink } from "./portal-accounts.js";
 import { createServices, type ProgrammeServices } from "./services.js";

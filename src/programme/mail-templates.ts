@@ -5,7 +5,7 @@
  * /portal/notices/<id>.
  */
 import type { ServerConfig } from "../core/config.js";
-import type { Instant, Licence } from "../modules/licensing/model.js";
+import type { Instant, Licence } from "../licensing/index.js";
 import type { Application, Notice } from "./model.js";
 
 export interface MailContext {

@@ -9,7 +9,7 @@
  */
 import type { Clock } from "../core/clock.js";
 import type { Storage } from "../core/storage/types.js";
-import type { Instant } from "../modules/licensing/model.js";
+import type { Instant } from "../licensing/index.js";
 import {
   classifySmtpError,
   describeSmtpError,

@@ -3,7 +3,7 @@
  * publishers, licence applications, notices with per-publisher delivery and acknowledgement,
  * and the outbox of mails. All are JSON documents in storage (see each service for its store).
  */
-import type { Instant, LicenceScope } from "../modules/licensing/model.js";
+import type { Instant, LicenceScope } from "../licensing/index.js";
 
 /** A publisher's user of the web portal. */
 export interface PortalAccount {

@@ -12,11 +12,9 @@
 
 import { recordAudit } from "../commands/audit.js";
 import type { Clock } from "../core/clock.js";
-import { CommandError } from "../core/commands.js";
+import { CommandError, commandErrorOf } from "../core/commands.js";
 import type { DocumentStore, Storage } from "../core/storage/types.js";
-import type { Actor, Publisher } from "../modules/licensing/model.js";
-import type { LicensingRegistry } from "../modules/licensing/registry.js";
-import type { LiveRow } from "../modules/licensing/stats-model.js";
+import type { Actor, LicensingRegistry, LiveRow, Publisher } from "../licensing/index.js";
 import { affectedPublishers, type PolicyChange, reasonLines } from "./audience.js";
 import { isId, newId } from "./ids.js";
 import { type MailContext, noticeMail, reminderMail } from "./mail-templates.js";
@@ -288,7 +286,7 @@ export class Notices {
     await this.#changeRecipient(ref.noticeId, ref.publisherId, (r) => applyResult(r, mail)).catch(
       (err: unknown) => {
         // The notice may have been removed by hand; nothing to record then.
-        if (!(err instanceof CommandError && err.status === 404)) throw err;
+        if (commandErrorOf(err)?.status !== 404) throw err;
       },
     );
   }

@@ -11,7 +11,7 @@ import { EventEmitter } from "node:events";
 import type { Clock } from "../core/clock.js";
 import { CommandError } from "../core/commands.js";
 import type { DocumentStore, Storage } from "../core/storage/types.js";
-import type { Instant } from "../modules/licensing/model.js";
+import type { Instant } from "../licensing/index.js";
 import { isId, newId } from "./ids.js";
 import type { MailStatus, OutboxMail, OutgoingMail } from "./model.js";
 

@@ -1,8 +1,7 @@
 /** A saved policy change, read back from the audit log (kind "policy.set", with before and after). */
 import { CommandError } from "../core/commands.js";
 import type { Storage } from "../core/storage/types.js";
-import { type AccessPolicy, type AuditRecord, DEFAULT_POLICY } from "../modules/licensing/model.js";
-import { AUDIT_ARCHIVE } from "../modules/licensing/registry.js";
+import { type AccessPolicy, AUDIT_ARCHIVE, type AuditRecord, DEFAULT_POLICY } from "../licensing/index.js";
 import type { PolicyChange } from "./audience.js";
 
 /** The policy change recorded under `auditId`, or the most recent one when absent. */

@@ -12,7 +12,7 @@
 import type { Clock } from "../core/clock.js";
 import { CommandError } from "../core/commands.js";
 import type { DocumentStore, Storage } from "../core/storage/types.js";
-import type { Instant } from "../modules/licensing/model.js";
+import type { Instant } from "../licensing/index.js";
 import { isId, newId } from "./ids.js";
 import {
   alreadyRegisteredMail,

@@ -6,9 +6,8 @@
 import type { Clock } from "../core/clock.js";
 import type { ServerConfig } from "../core/config.js";
 import type { Storage } from "../core/storage/types.js";
-import { LicensingRegistry } from "../modules/licensing/registry.js";
-import { mergeLive, readLiveSnapshots } from "../modules/licensing/stats-live.js";
-import type { LiveRow } from "../modules/licensing/stats-model.js";
+import type { LiveRow } from "../licensing/index.js";
+import { LicensingRegistry, mergeLive, readLiveSnapshots } from "../licensing/index.js";
 import { Applications } from "./applications.js";
 import { type MailContext, mailContextOf } from "./mail-templates.js";
 import { Notices } from "./notices.js";

@@ -1,6 +1,6 @@
 /** Checks of user-supplied text shared by the programme's services; failures are 400 CommandErrors. */
-import { CommandError } from "../core/commands.js";
-import { checkEmail } from "../modules/licensing/registry.js";
+import { CommandError, commandErrorOf } from "../core/commands.js";
+import { checkEmail } from "../licensing/index.js";
 
 /** Invalid input with a message per form field, so a page can show each next to its field. */
 export class ValidationError extends CommandError {
@@ -38,7 +38,7 @@ export function emailProblem(email: unknown): string | undefined {
     normaliseEmail(String(email ?? ""));
     return undefined;
   } catch (err) {
-    if (err instanceof CommandError) return "is not a valid email address";
+    if (commandErrorOf(err)) return "is not a valid email address";
     throw err;
   }
 }

@@ -12,7 +12,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { after, before, describe, type TestContext, test } from "node:test";
 import tls from "node:tls";
 import type { LicenceTicket, TicketStore } from "../../sdk/licensed-client.js";
-import { accountBucket } from "../../src/modules/licensing/registry.js";
+import { accountBucket } from "../../src/licensing/index.js";
 import { connectJs } from "../helpers/js-client.js";
 import {
   type Build,

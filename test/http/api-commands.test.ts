@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { generateKeyPair } from "../../src/modules/licensing/keys.js";
+import { generateKeyPair } from "../../src/licensing/index.js";
 import { connectJs, type JsPeer } from "../helpers/js-client.js";
 import { type Answer, startWebServer, type WebServer } from "./api-kit.js";
 

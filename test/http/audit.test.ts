@@ -11,8 +11,8 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { ArchiveEntry } from "../../src/core/storage/types.js";
-import { generateKeyPair } from "../../src/modules/licensing/keys.js";
-import type { AuditRecord, Licence } from "../../src/modules/licensing/model.js";
+import type { AuditRecord, Licence } from "../../src/licensing/index.js";
+import { generateKeyPair } from "../../src/licensing/index.js";
 import {
   applicationForm,
   type Browser,

@@ -1,11 +1,14 @@
 /** The admin console's pages through Fastify inject: login, access, every page, actions through the commands. */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { generateKeyPair } from "../../src/modules/licensing/keys.js";
-import type { AccessPolicy, Licence } from "../../src/modules/licensing/model.js";
-import { dailyStore, recordDailyClient } from "../../src/modules/licensing/stats-daily.js";
-import { writeLiveSnapshot } from "../../src/modules/licensing/stats-live.js";
-import { utcDay } from "../../src/modules/licensing/stats-model.js";
+import type { AccessPolicy, Licence } from "../../src/licensing/index.js";
+import {
+  dailyStore,
+  generateKeyPair,
+  recordDailyClient,
+  utcDay,
+  writeLiveSnapshot,
+} from "../../src/licensing/index.js";
 import type { Application } from "../../src/programme/model.js";
 import {
   applicationForm,

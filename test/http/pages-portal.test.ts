@@ -1,7 +1,7 @@
 /** The publisher portal's pages through Fastify inject: accounts, applications, apps and keys, notices, access. */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { generateKeyPair } from "../../src/modules/licensing/keys.js";
+import { generateKeyPair } from "../../src/licensing/index.js";
 import type { Application } from "../../src/programme/model.js";
 import {
   applicationForm,

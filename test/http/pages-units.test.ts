@@ -11,8 +11,8 @@ import { policyInput } from "../../src/http/console/policy-form.js";
 import { MessageRate } from "../../src/http/console/rates.js";
 import { escapeHtml, html, join, raw } from "../../src/http/html.js";
 import { appUsage } from "../../src/http/portal/apps.js";
-import { DEFAULT_POLICY } from "../../src/modules/licensing/model.js";
-import type { LiveRow } from "../../src/modules/licensing/stats-model.js";
+import type { LiveRow } from "../../src/licensing/index.js";
+import { DEFAULT_POLICY } from "../../src/licensing/index.js";
 import { openStorage } from "../../src/storage/index.js";
 
 describe("html templates", () => {

@@ -7,9 +7,14 @@ import { join } from "node:path";
 import { after, afterEach, beforeEach, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { type CommandContext, type CommandDefinition, CommandError } from "../../src/core/commands.js";
-import { generateKeyPair } from "../../src/modules/licensing/keys.js";
-import type { AccessPolicy, AppKey, Licence, Publisher } from "../../src/modules/licensing/model.js";
+import {
+  type CommandContext,
+  type CommandDefinition,
+  CommandError,
+  commandErrorOf,
+} from "../../src/core/commands.js";
+import type { AccessPolicy, AppKey, Licence, Publisher } from "../../src/licensing/index.js";
+import { generateKeyPair } from "../../src/licensing/index.js";
 import { loadServerConfig } from "../../src/server/config.js";
 import { allCommands } from "../../src/server/parts.js";
 import { openStorage } from "../../src/storage/index.js";
@@ -44,7 +49,8 @@ describe("licensing commands", () => {
     try {
       await run(name, raw);
     } catch (err) {
-      if (err instanceof CommandError) return err.status;
+      const refused = commandErrorOf(err);
+      if (refused) return refused.status;
       throw err;
     }
     assert.fail(`${name} ${JSON.stringify(raw)} succeeded`);

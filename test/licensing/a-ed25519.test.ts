@@ -5,9 +5,10 @@ import { describe, it } from "node:test";
 import {
   type Ed25519Implementation,
   ed25519Implementations,
+  generateKeyPair,
+  KeyError,
   signatureCheck,
-} from "../../src/modules/licensing/ed25519.js";
-import { generateKeyPair, KeyError } from "../../src/modules/licensing/keys.js";
+} from "../../src/licensing/index.js";
 import { requirePeer } from "../helpers/services.js";
 
 const signer = generateKeyPair();

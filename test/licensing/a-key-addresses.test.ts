@@ -1,7 +1,7 @@
 /** Distinct addresses per app key: counted per window, one alert per key and window, bounded memory. */
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { type KeyAddressFigure, KeyAddressWatch } from "../../src/modules/licensing/key-addresses.js";
+import { type KeyAddressFigure, KeyAddressWatch } from "../../src/licensing/index.js";
 import { type LicensingHarness, newSession, offer, proofFor, registerApp, startLicensing } from "./b-kit.js";
 
 const HOUR = 3_600_000;

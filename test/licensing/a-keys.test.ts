@@ -7,13 +7,8 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { type CommandContext, CommandError } from "../../src/core/commands.js";
 import type { Storage } from "../../src/core/storage/types.js";
+import { generateKeyPair, KeyError, publicKeyFromInput, toKeyObject } from "../../src/licensing/index.js";
 import { keygen } from "../../src/modules/licensing/commands.js";
-import {
-  generateKeyPair,
-  KeyError,
-  publicKeyFromInput,
-  toKeyObject,
-} from "../../src/modules/licensing/keys.js";
 import { loadServerConfig } from "../../src/server/config.js";
 import { ManualClock } from "../kit/harness.js";
 

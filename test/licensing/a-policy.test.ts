@@ -3,21 +3,19 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
   type AccessPolicy,
-  DEFAULT_POLICY,
-  type Licence,
-  type PolicyMode,
-} from "../../src/modules/licensing/model.js";
-import {
   accountBucket,
   activeClientLicence,
   clientLicenceStanding,
+  DEFAULT_POLICY,
+  type Licence,
   type LicensingSnapshot,
   licenceStatusAt,
   modeFor,
   nextEnforceStage,
   nextStageAfter,
+  type PolicyMode,
   stageAt,
-} from "../../src/modules/licensing/registry.js";
+} from "../../src/licensing/index.js";
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2027, 0, 1);

@@ -5,11 +5,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, beforeEach, describe, it } from "node:test";
-import { CommandError } from "../../src/core/commands.js";
+import { commandErrorOf } from "../../src/core/commands.js";
 import type { Storage } from "../../src/core/storage/types.js";
-import { generateKeyPair } from "../../src/modules/licensing/keys.js";
-import type { AuditRecord, Publisher } from "../../src/modules/licensing/model.js";
-import { LicensingRegistry, licenceStatusAt } from "../../src/modules/licensing/registry.js";
+import type { AuditRecord, Publisher } from "../../src/licensing/index.js";
+import {
+  generateKeyPair,
+  LicensingError,
+  LicensingRegistry,
+  licenceStatusAt,
+} from "../../src/licensing/index.js";
 import { openStorage } from "../../src/storage/index.js";
 import { ManualClock } from "../kit/harness.js";
 
@@ -21,15 +25,15 @@ const freshPath = () => join(dir, `db-${++counter}.sqlite`);
 const ACTOR = "cli:tester";
 const DAY = 86_400_000;
 
-/** Resolves to the CommandError status of a failed call. */
+/** Resolves to the status the faces give the registry's refusal (a LicensingError) of a failed call. */
 async function statusOf(p: Promise<unknown>): Promise<number> {
   try {
     await p;
   } catch (err) {
-    if (err instanceof CommandError) return err.status;
+    if (err instanceof LicensingError) return commandErrorOf(err)!.status;
     throw err;
   }
-  assert.fail("expected a CommandError");
+  assert.fail("expected a LicensingError");
 }
 
 describe("licensing registry", () => {

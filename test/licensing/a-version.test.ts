@@ -8,7 +8,7 @@ import {
   parseVersion,
   parseVersionRange,
   VersionError,
-} from "../../src/modules/licensing/version.js";
+} from "../../src/licensing/index.js";
 
 describe("versions: syntax", () => {
   const valid = ["0", "5", "5.0", "5.0.1", "4.7.2009", "1.2.3.4.5.6.7.8", "999999999", "007.01"];

@@ -17,11 +17,14 @@ import type { ModuleDefinition } from "../../src/core/module.js";
 import { deriveCredentials } from "../../src/core/sasl/credentials.js";
 import type { ClientSession } from "../../src/core/session.js";
 import { type XmlElement, x } from "../../src/core/xml/element.js";
+import type { AccessPolicy, ClientApp, Licence } from "../../src/licensing/index.js";
+import {
+  generateKeyPair,
+  LicensingRegistry,
+  NS_LICENCE,
+  proofSignedBytes,
+} from "../../src/licensing/index.js";
 import licensing, { type LicensingApi, licensingApi } from "../../src/modules/licensing/index.js";
-import { generateKeyPair } from "../../src/modules/licensing/keys.js";
-import type { AccessPolicy, ClientApp, Licence } from "../../src/modules/licensing/model.js";
-import { NS_LICENCE, proofSignedBytes } from "../../src/modules/licensing/protocol.js";
-import { LicensingRegistry } from "../../src/modules/licensing/registry.js";
 import { loadServerConfig } from "../../src/server/config.js";
 import { SwitchboardServer } from "../../src/server/server.js";
 import { freePorts } from "../helpers/server.js";

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { after, test } from "node:test";
-import { LicensingRegistry } from "../../src/modules/licensing/registry.js";
+import { LicensingRegistry } from "../../src/licensing/index.js";
 import { openStorage } from "../../src/storage/index.js";
 import {
   ACTOR,
@@ -90,7 +90,7 @@ test("without an explicit recheck, the polling applies a cutoff the clock has pa
 
 test("a rollout stage closes only the live sessions of the accounts it covers", async () => {
   const h = await start({ pollIntervalMs: 60_000 });
-  const { accountBucket } = await import("../../src/modules/licensing/registry.js");
+  const { accountBucket } = await import("../../src/licensing/registry.js");
   const at = h.clock.now() + HOUR;
   await setPolicy(h.registry, { mode: "warn", stages: [{ at, mode: "enforce", percentage: 30 }] });
   await h.api.recheck();

@@ -6,9 +6,8 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { x } from "../../src/core/xml/element.js";
-import { clientInfoOf } from "../../src/modules/licensing/client-info.js";
-import { NS_LICENCE } from "../../src/modules/licensing/protocol.js";
-import { accountBucket } from "../../src/modules/licensing/registry.js";
+import { accountBucket, NS_LICENCE } from "../../src/licensing/index.js";
+import { clientInfoOf } from "../../src/modules/licensing/session-info.js";
 import {
   ACTOR,
   addKey,

@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, test } from "node:test";
-import { clientInfoOf } from "../../src/modules/licensing/client-info.js";
-import { NS_LICENCE } from "../../src/modules/licensing/protocol.js";
+import { NS_LICENCE } from "../../src/licensing/index.js";
+import { clientInfoOf } from "../../src/modules/licensing/session-info.js";
 import { type LicensingHarness, setPolicy } from "./b-kit.js";
 import { licenceOf, SocketClient, startSocketServer } from "./b-socket.js";
 

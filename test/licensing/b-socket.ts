@@ -5,7 +5,7 @@
  */
 import { createPrivateKey, sign } from "node:crypto";
 import { channelBindingData, isBindingType } from "../../sdk/binding.js";
-import { NS_LICENCE, proofSignedBytes } from "../../src/modules/licensing/protocol.js";
+import { NS_LICENCE, proofSignedBytes } from "../../src/licensing/index.js";
 import { RawConnection } from "../helpers/raw-client.js";
 import { type Element, parseXml } from "../helpers/stanza.js";
 import { type LicensingHarness, registerApp, startLicensing, type TestApp } from "./b-kit.js";

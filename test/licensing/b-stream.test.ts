@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
-import { clientInfoOf } from "../../src/modules/licensing/client-info.js";
-import { NS_LICENCE } from "../../src/modules/licensing/protocol.js";
+import { NS_LICENCE } from "../../src/licensing/index.js";
+import { clientInfoOf } from "../../src/modules/licensing/session-info.js";
 import { ACTOR, type LicensingHarness, setPolicy } from "./b-kit.js";
 import { licenceOf, SocketClient, socketLogin, startSocketServer } from "./b-socket.js";
 

@@ -9,9 +9,14 @@ import { createHmac } from "node:crypto";
 import { after, describe, it } from "node:test";
 import type { XmlElement } from "../../src/core/xml/element.js";
 import { x } from "../../src/core/xml/element.js";
-import { clientInfoOf } from "../../src/modules/licensing/client-info.js";
-import { NS_LICENCE, proofSignedBytes } from "../../src/modules/licensing/protocol.js";
-import { loadTicketKey, rotateTicketKey, TicketBook } from "../../src/modules/licensing/tickets.js";
+import {
+  loadTicketKey,
+  NS_LICENCE,
+  proofSignedBytes,
+  rotateTicketKey,
+  TicketBook,
+} from "../../src/licensing/index.js";
+import { clientInfoOf } from "../../src/modules/licensing/session-info.js";
 import { openStorage } from "../../src/storage/index.js";
 import {
   ACTOR,

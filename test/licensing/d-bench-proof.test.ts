@@ -12,15 +12,15 @@ import {
   licenceFeature,
 } from "../../bench/loadgen/licence-proof.js";
 import { serialize, x } from "../../src/core/xml/element.js";
-import { generateKeyPair } from "../../src/modules/licensing/keys.js";
-import { DEFAULT_POLICY } from "../../src/modules/licensing/model.js";
-import { verifyProof } from "../../src/modules/licensing/proof.js";
+import type { LicensingSnapshot } from "../../src/licensing/index.js";
 import {
+  DEFAULT_POLICY,
+  generateKeyPair,
   NS_LICENCE,
   licenceFeature as serverFeature,
   successElement,
-} from "../../src/modules/licensing/protocol.js";
-import type { LicensingSnapshot } from "../../src/modules/licensing/registry.js";
+  verifyProof,
+} from "../../src/licensing/index.js";
 
 const NOW = Date.UTC(2026, 0, 1);
 const APP = { clientId: "org.switchboard.bench", version: "1.0.0", platform: "linux", keyId: "bench-1" };

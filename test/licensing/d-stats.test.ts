@@ -7,19 +7,21 @@ import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { CommandError } from "../../src/core/commands.js";
 import { defineModule, type ModuleDefinition } from "../../src/core/module.js";
-import { generateKeyPair } from "../../src/modules/licensing/keys.js";
-import type { Licence } from "../../src/modules/licensing/model.js";
+import type { DailyRecord, Licence, LiveRow, LiveSnapshot } from "../../src/licensing/index.js";
 import {
   accountBucket,
+  clientStatsReport,
+  DAILY_STORE,
+  dailyFigures,
+  generateKeyPair,
+  LIVE_PREFIX,
   LicensingRegistry,
   type LicensingSnapshot,
-} from "../../src/modules/licensing/registry.js";
+  MAX_CLIENTS_PER_DAY,
+  STATS_STORE,
+} from "../../src/licensing/index.js";
 import { LicensingStats } from "../../src/modules/licensing/stats.js";
 import { statsClients } from "../../src/modules/licensing/stats-commands.js";
-import { DAILY_STORE, dailyFigures, MAX_CLIENTS_PER_DAY } from "../../src/modules/licensing/stats-daily.js";
-import { LIVE_PREFIX, STATS_STORE } from "../../src/modules/licensing/stats-live.js";
-import type { DailyRecord, LiveRow, LiveSnapshot } from "../../src/modules/licensing/stats-model.js";
-import { clientStatsReport } from "../../src/modules/licensing/stats-report.js";
 import { FakeSession, type Harness, startHarness } from "../kit/harness.js";
 
 const DAY_MS = 86_400_000;

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, beforeEach, describe, it } from "node:test";
 import { CommandError } from "../../src/core/commands.js";
-import { LicensingRegistry } from "../../src/modules/licensing/registry.js";
+import { LicensingRegistry } from "../../src/licensing/index.js";
 import { deriveClientId, parseApplicationForm } from "../../src/programme/applications.js";
 import type { Application, PortalAccountView } from "../../src/programme/model.js";
 import { ValidationError } from "../../src/programme/validation.js";

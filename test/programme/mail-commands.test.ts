@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { after, afterEach, describe, it } from "node:test";
-import type { AuditRecord } from "../../src/modules/licensing/model.js";
+import type { AuditRecord } from "../../src/licensing/index.js";
 import type { PendingConfirmation } from "../../src/programme/commands.js";
 import type { ListedMail, RelayState } from "../../src/programme/mail-commands.js";
 import type { ProgrammeLog } from "../../src/programme/mail-worker.js";

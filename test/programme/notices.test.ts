@@ -5,10 +5,8 @@
 import assert from "node:assert/strict";
 import { after, afterEach, beforeEach, describe, it } from "node:test";
 import { CommandError } from "../../src/core/commands.js";
-import type { Publisher } from "../../src/modules/licensing/model.js";
-import { LicensingRegistry } from "../../src/modules/licensing/registry.js";
-import { writeLiveSnapshot } from "../../src/modules/licensing/stats-live.js";
-import type { LiveRow } from "../../src/modules/licensing/stats-model.js";
+import type { LiveRow, Publisher } from "../../src/licensing/index.js";
+import { LicensingRegistry, writeLiveSnapshot } from "../../src/licensing/index.js";
 import type { NoticeRecipient } from "../../src/programme/model.js";
 import type { NoticeDetail } from "../../src/programme/notices.js";
 import { ADMIN, eventually, type Kit, PUBLIC_URL, removeTempDirs, startKit } from "./kit.js";

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, afterEach, describe, it } from "node:test";
-import { LicensingRegistry } from "../../src/modules/licensing/registry.js";
+import { LicensingRegistry } from "../../src/licensing/index.js";
 import { classifySmtpError, describeSmtpError } from "../../src/programme/mail-transport.js";
 import { backoffMs } from "../../src/programme/mail-worker.js";
 import { eventually, type Kit, removeTempDirs, startKit } from "./kit.js";

@@ -8,11 +8,14 @@
  */
 import type { Clock } from "../../core/clock.js";
 import type { Storage } from "../../core/storage/types.js";
-import { LicensingRegistry } from "../../modules/licensing/registry.js";
-import { currentClients, dailyStore } from "../../modules/licensing/stats-daily.js";
-import { supportShare } from "../../modules/licensing/stats-evaluate.js";
-import type { DailyClient } from "../../modules/licensing/stats-model.js";
-import { utcDay } from "../../modules/licensing/stats-model.js";
+import type { DailyClient } from "../../licensing/index.js";
+import {
+  currentClients,
+  dailyStore,
+  LicensingRegistry,
+  supportShare,
+  utcDay,
+} from "../../licensing/index.js";
 
 const DAY_MS = 86_400_000;
 

@@ -7,7 +7,7 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { count } from "../../commands/plural.js";
-import type { Publisher } from "../../modules/licensing/model.js";
+import type { Publisher } from "../../licensing/index.js";
 import type { Application, ApplicationStatus } from "../../programme/model.js";
 import {
   actionButton,

@@ -4,7 +4,7 @@
  * change runs the licensing commands (`app key add|revoke`, `licence grant`).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { AppKey, ClientApp, Publisher } from "../../modules/licensing/model.js";
+import type { AppKey, ClientApp, Publisher } from "../../licensing/index.js";
 import {
   actionButton,
   badge,

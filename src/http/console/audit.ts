@@ -1,7 +1,7 @@
 /** The audit log (`audit list`): every change, who made it and when, newest first, with filters. */
 import type { FastifyInstance } from "fastify";
 import type { ArchiveEntry } from "../../core/storage/types.js";
-import type { AuditRecord } from "../../modules/licensing/model.js";
+import type { AuditRecord } from "../../licensing/index.js";
 import { input, instant, searchForm, table } from "../assets/components.js";
 import { html, type SafeHtml } from "../html.js";
 import { compact } from "./commands.js";

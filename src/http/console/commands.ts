@@ -7,7 +7,7 @@
  */
 
 import type { Clock } from "../../core/clock.js";
-import { CommandError, type CommandResult } from "../../core/commands.js";
+import { CommandError, type CommandResult, commandErrorOf } from "../../core/commands.js";
 import type { Storage } from "../../core/storage/types.js";
 import { findCommand, runCommand } from "../api/run.js";
 import type { FieldErrors } from "../assets/components.js";
@@ -91,16 +91,17 @@ export async function dryRunCommand(
  * (or for `field`). Undefined when the error is a bug, not a refusal.
  */
 export function formErrors(err: unknown, field: string = FORM_ERROR): FieldErrors | undefined {
-  if (!(err instanceof CommandError)) return undefined;
-  const fields = (err as CommandError & { fields?: unknown }).fields;
+  const refused = commandErrorOf(err);
+  if (!refused) return undefined;
+  const fields = (refused as CommandError & { fields?: unknown }).fields;
   if (fields && typeof fields === "object" && Object.keys(fields).length > 0)
     return { ...(fields as FieldErrors) };
-  return { [field]: err.message };
+  return { [field]: refused.message };
 }
 
 /** The message to show for a failed command, or undefined when the error is a bug. */
 export function userMessage(err: unknown): string | undefined {
-  return err instanceof CommandError ? err.message : undefined;
+  return commandErrorOf(err)?.message;
 }
 
 /** Form values as command input: no CSRF field, blanks left out so optional arguments stay absent. */

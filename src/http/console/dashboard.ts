@@ -7,7 +7,7 @@
 
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { count } from "../../commands/plural.js";
-import type { ClientStatsReport } from "../../modules/licensing/stats-report.js";
+import type { ClientStatsReport } from "../../licensing/index.js";
 import { badge, emptyState, instant, percent, table } from "../assets/components.js";
 import { sendFragment } from "../assets/respond.js";
 import { html, type SafeHtml } from "../html.js";

@@ -5,8 +5,7 @@
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { CommandResult } from "../../core/commands.js";
-import type { AccessPolicy } from "../../modules/licensing/model.js";
-import type { CutoffPreview } from "../../modules/licensing/stats-model.js";
+import type { AccessPolicy, CutoffPreview } from "../../licensing/index.js";
 import type { AdminAuth, AdminPrincipal } from "../admin-auth.js";
 import type { NavLink } from "../assets/layout.js";
 import { mountedRoute, type PageOptions, sendAreaPage } from "../assets/respond.js";

@@ -5,12 +5,9 @@
  * API clients get RFC 9457 problems instead of pages.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { AccessPolicy, CutoffPreview, LicensingSnapshot } from "../../licensing/index.js";
+import { observedClient, previewCutoff, type SessionEntry } from "../../licensing/index.js";
 import { licensingApi } from "../../modules/licensing/index.js";
-import type { AccessPolicy } from "../../modules/licensing/model.js";
-import type { LicensingSnapshot } from "../../modules/licensing/registry.js";
-import { previewCutoff, type SessionEntry } from "../../modules/licensing/stats-evaluate.js";
-import type { CutoffPreview } from "../../modules/licensing/stats-model.js";
-import { observedClient } from "../../modules/licensing/stats-model.js";
 import { errorBody, installPageErrors } from "../assets/errors.js";
 import { layout } from "../assets/layout.js";
 import { redirect, wantsHtml } from "../assets/respond.js";

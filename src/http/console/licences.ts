@@ -4,8 +4,7 @@
  * page shows the same rows and actions for the app's own licences.
  */
 import type { FastifyInstance } from "fastify";
-import type { Licence } from "../../modules/licensing/model.js";
-import type { LicenceState } from "../../modules/licensing/registry.js";
+import type { Licence, LicenceState } from "../../licensing/index.js";
 import {
   actionButton,
   badge,

@@ -9,7 +9,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { count } from "../../commands/plural.js";
 import type { ArchiveEntry } from "../../core/storage/types.js";
-import type { AuditRecord, Publisher } from "../../modules/licensing/model.js";
+import type { AuditRecord, Publisher } from "../../licensing/index.js";
 import type { Notice, NoticeRecipient } from "../../programme/model.js";
 import type { Addressee, NoticeDetail, NoticeSummary } from "../../programme/notices.js";
 import {

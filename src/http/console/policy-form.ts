@@ -4,7 +4,7 @@
  * changed is sent: a field left as it was is not an instruction, a field emptied
  * removes the setting ("none"), as on the command line.
  */
-import type { AccessPolicy, PolicyStage } from "../../modules/licensing/model.js";
+import type { AccessPolicy, PolicyStage } from "../../licensing/index.js";
 import { type FormBody, field, fields } from "../assets/respond.js";
 import { utcInstant } from "./env.js";
 

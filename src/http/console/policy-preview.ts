@@ -7,12 +7,16 @@
  */
 import type { Clock } from "../../core/clock.js";
 import type { Storage } from "../../core/storage/types.js";
-import type { AccessPolicy } from "../../modules/licensing/model.js";
-import { LicensingRegistry } from "../../modules/licensing/registry.js";
-import { currentClients, dailyStore } from "../../modules/licensing/stats-daily.js";
-import { enforcementNow, previewCutoff, type SessionEntry } from "../../modules/licensing/stats-evaluate.js";
-import type { CutoffPreview } from "../../modules/licensing/stats-model.js";
-import { utcDay } from "../../modules/licensing/stats-model.js";
+import type { AccessPolicy, CutoffPreview } from "../../licensing/index.js";
+import {
+  currentClients,
+  dailyStore,
+  enforcementNow,
+  LicensingRegistry,
+  previewCutoff,
+  type SessionEntry,
+  utcDay,
+} from "../../licensing/index.js";
 
 export interface PolicyPreview {
   policy: AccessPolicy;

@@ -7,8 +7,7 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { count } from "../../commands/plural.js";
-import type { AccessPolicy, ClientApp, PolicyStage } from "../../modules/licensing/model.js";
-import type { CutoffPreview } from "../../modules/licensing/stats-model.js";
+import type { AccessPolicy, ClientApp, CutoffPreview, PolicyStage } from "../../licensing/index.js";
 import {
   choices,
   csrfField,

@@ -5,7 +5,7 @@
  * approved. The programme's Applications service validates and stores them.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { CommandError } from "../../core/commands.js";
+import { type CommandError, commandErrorOf } from "../../core/commands.js";
 import type { Application, ApplicationStatus } from "../../programme/model.js";
 import {
   badge,
@@ -192,9 +192,10 @@ export function registerApplications(app: FastifyInstance, env: PortalEnv): void
         text: "Thank you: your application has been submitted. We have mailed you a confirmation.",
       });
     } catch (err) {
-      if (!(err instanceof CommandError)) throw err;
-      const f = (err as CommandError & { fields?: FieldErrors }).fields;
-      const errors = humanize(f && Object.keys(f).length > 0 ? f : { [FORM_ERROR]: err.message }, LABELS);
+      const refused = commandErrorOf(err);
+      if (!refused) throw err;
+      const f = (refused as CommandError & { fields?: FieldErrors }).fields;
+      const errors = humanize(f && Object.keys(f).length > 0 ? f : { [FORM_ERROR]: refused.message }, LABELS);
       return env.page(request, reply, {
         title: "Apply for a licence",
         current: "apply",

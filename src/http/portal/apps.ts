@@ -8,12 +8,15 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { count } from "../../commands/plural.js";
-import { CommandError } from "../../core/commands.js";
-import type { AppKey, ClientApp } from "../../modules/licensing/model.js";
-import { type LicensingSnapshot, licenceStatusAt } from "../../modules/licensing/registry.js";
-import type { LiveRow } from "../../modules/licensing/stats-model.js";
-import { clientStatsReport } from "../../modules/licensing/stats-report.js";
-import { compareVersions, isValidVersion } from "../../modules/licensing/version.js";
+import { commandErrorOf } from "../../core/commands.js";
+import type { AppKey, ClientApp, LiveRow } from "../../licensing/index.js";
+import {
+  clientStatsReport,
+  compareVersions,
+  isValidVersion,
+  type LicensingSnapshot,
+  licenceStatusAt,
+} from "../../licensing/index.js";
 import {
   actionButton,
   badge,
@@ -127,8 +130,9 @@ function keyErrors(err: unknown): FieldErrors | undefined {
     const name = first?.path === "keyId" ? "keyId" : "publicKey";
     return humanize({ [name]: first?.message ?? err.message }, KEY_LABELS);
   }
-  if (!(err instanceof CommandError)) return undefined;
-  const m = err.message;
+  const refused = commandErrorOf(err);
+  if (!refused) return undefined;
+  const m = refused.message;
   const name = /key id|has a key/i.test(m) ? "keyId" : /public key/i.test(m) ? "publicKey" : FORM_ERROR;
   return humanize({ [name]: m }, KEY_LABELS);
 }
@@ -331,8 +335,9 @@ export function registerApps(app: FastifyInstance, env: PortalEnv): void {
           text: `Key ${request.params.keyId} revoked.`,
         });
       } catch (err) {
-        if (!(err instanceof CommandError)) throw err;
-        return redirect(request, reply, appPath(a.clientId), { kind: "error", text: err.message });
+        const refused = commandErrorOf(err);
+        if (!refused) throw err;
+        return redirect(request, reply, appPath(a.clientId), { kind: "error", text: refused.message });
       }
     },
   );

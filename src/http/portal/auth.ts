@@ -4,7 +4,7 @@
  * an address has an account. All of it is the programme's PortalAccounts service.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { CommandError } from "../../core/commands.js";
+import { CommandError, commandErrorOf } from "../../core/commands.js";
 import type { LoginResult } from "../../programme/portal-accounts.js";
 import { RateLimited } from "../../programme/rate-limits.js";
 import { ValidationError } from "../../programme/validation.js";
@@ -29,9 +29,13 @@ export const LABELS = {
 
 /** Field messages of a refusal by the accounts service, or undefined for a bug. */
 export function refusal(err: unknown): FieldErrors | undefined {
-  if (!(err instanceof CommandError)) return undefined;
-  const fields = (err as CommandError & { fields?: Record<string, string> }).fields;
-  return humanize(fields && Object.keys(fields).length > 0 ? fields : { [FORM_ERROR]: err.message }, LABELS);
+  const refused = commandErrorOf(err);
+  if (!refused) return undefined;
+  const fields = (refused as CommandError & { fields?: Record<string, string> }).fields;
+  return humanize(
+    fields && Object.keys(fields).length > 0 ? fields : { [FORM_ERROR]: refused.message },
+    LABELS,
+  );
 }
 
 export const password = (
@@ -149,7 +153,7 @@ export function registerAuth(app: FastifyInstance, env: PortalEnv): void {
         text: "Your email address is confirmed. You can log in now.",
       });
     } catch (err) {
-      if (!(err instanceof CommandError)) throw err;
+      if (!commandErrorOf(err)) throw err;
       return env.page(request, reply, {
         title: "Link not valid",
         status: 400,

@@ -6,17 +6,19 @@
 import { chmod, readFile, writeFile } from "node:fs/promises";
 import { z } from "zod";
 import { CommandError, defineCommand } from "../../core/commands.js";
-import { actorOf, flagInput, iso, listInput, parseInstant, registryOf, table } from "./command-input.js";
-import { generateKeyPair, KeyError, publicKeyFromInput } from "./keys.js";
-import type { AppKey, Licence } from "./model.js";
-import { policyCommands } from "./policy-commands.js";
+import type { AppKey, Licence } from "../../licensing/index.js";
 import {
   checkClientId,
+  generateKeyPair,
+  KeyError,
   LICENCE_SCOPES,
   type LicenceState,
   type LicensingRegistry,
   licenceStatusAt,
-} from "./registry.js";
+  publicKeyFromInput,
+} from "../../licensing/index.js";
+import { actorOf, flagInput, iso, listInput, parseInstant, registryOf, table } from "./command-input.js";
+import { policyCommands } from "./policy-commands.js";
 
 export const keygen = defineCommand({
   name: ["keygen"],

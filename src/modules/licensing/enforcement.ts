@@ -12,31 +12,36 @@ import type { Clock } from "../../core/clock.js";
 import { FailureLimiter } from "../../core/rate-limit.js";
 import type { ClientSession } from "../../core/session.js";
 import type { SessionDirectory } from "../../core/session-directory.js";
-import {
-  type ClientInfo,
-  clientInfoOf,
-  isLicensed,
-  setClientInfo,
-  UNLICENSED,
-  WEB_CHAT_CLIENT_ID,
-} from "./client-info.js";
-import type { KeyAddressWatch } from "./key-addresses.js";
-import type { ClientApp, Instant, Licence, RefusalReason } from "./model.js";
+import type {
+  ClientApp,
+  Instant,
+  IssuedTicket,
+  KeyAddressWatch,
+  Licence,
+  LicensingSnapshot,
+  RefusalReason,
+  TicketBook,
+} from "../../licensing/index.js";
 import {
   accountMode,
+  type ClientInfo,
   isExempt,
+  isLicensed,
   licensedStanding,
   nextChangeAt,
+  type ProofInput,
+  type Refusal,
   recommendedFor,
+  refusalError,
   sessionLimitRefusal,
   sessionRefusal,
+  UNLICENSED,
   unlicensedRefusal,
+  verifyProof,
   versionRefusal,
-} from "./policy.js";
-import { type ProofInput, verifyProof } from "./proof.js";
-import { type Refusal, refusalError } from "./protocol.js";
-import type { LicensingSnapshot } from "./registry.js";
-import type { IssuedTicket, TicketBook } from "./tickets.js";
+  WEB_CHAT_CLIENT_ID,
+} from "../../licensing/index.js";
+import { clientInfoOf, setClientInfo } from "./session-info.js";
 
 /** Proof refusals that suggest forgery or a leaked key; these count against the address. */
 const SUSPICIOUS: ReadonlySet<RefusalReason> = new Set(["bad-proof", "unknown-key", "key-revoked"]);

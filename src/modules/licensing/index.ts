@@ -12,33 +12,44 @@ import type { CommandDefinition } from "../../core/commands.js";
 import type { Jid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
 import type { ClientSession } from "../../core/session.js";
-import { type ClientInfo, clientInfoOf, isFirstParty, isLicensed, setClientInfo } from "./client-info.js";
+import type { Instant, ProofInput } from "../../licensing/index.js";
+import {
+  accountMode,
+  type ClientInfo,
+  isFirstParty,
+  isLicensed,
+  type KeyAddressFigure,
+  KeyAddressWatch,
+  LicensingRegistry,
+  type LicensingSnapshot,
+  loadTicketKey,
+  NS_LICENCE,
+  TicketBook,
+} from "../../licensing/index.js";
 import { askClientVersion } from "./client-version.js";
 import { licensingCommands } from "./commands.js";
 import { type Admission, Enforcement, type FirstPartyGrant, type LicensingCounters } from "./enforcement.js";
-import { type KeyAddressFigure, KeyAddressWatch } from "./key-addresses.js";
 import { licensingMetrics } from "./metrics.js";
-import type { Instant } from "./model.js";
-import { accountMode } from "./policy.js";
-import type { ProofInput } from "./proof.js";
-import { NS_LICENCE } from "./protocol.js";
-import { LicensingRegistry, type LicensingSnapshot } from "./registry.js";
+import { clientInfoOf, setClientInfo } from "./session-info.js";
 import { LicensingStats } from "./stats.js";
 import { statsCommands } from "./stats-commands.js";
 import { licenceStreamFeature } from "./stream-feature.js";
-import { loadTicketKey, TicketBook } from "./tickets.js";
 import { UnlicensedWarnings } from "./warnings.js";
 
-export { type ClientInfo, clientInfoOf, WEB_CHAT_CLIENT_ID } from "./client-info.js";
-export type { Admission, FirstPartyGrant, LicensingCounters } from "./enforcement.js";
-export { type ProofInput, type ProofVerdict, verifyProof } from "./proof.js";
 export {
+  type ClientInfo,
   NS_LICENCE,
   type ProofClaim,
   type ProofContext,
+  type ProofInput,
+  type ProofVerdict,
   proofSignedBytes,
   type Refusal,
-} from "./protocol.js";
+  verifyProof,
+  WEB_CHAT_CLIENT_ID,
+} from "../../licensing/index.js";
+export type { Admission, FirstPartyGrant, LicensingCounters } from "./enforcement.js";
+export { clientInfoOf } from "./session-info.js";
 
 export const LicensingOptions = z.object({
   /** How often the stored registry revision is checked (a change applies within this, plus a re-evaluation). */

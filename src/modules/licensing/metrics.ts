@@ -6,11 +6,9 @@
 import type { Clock } from "../../core/clock.js";
 import type { MetricDefinition } from "../../core/metrics.js";
 import type { SessionDirectory } from "../../core/session-directory.js";
+import type { KeyAddressFigure, LicensingSnapshot } from "../../licensing/index.js";
+import { type ObservedClient, observedClient, statusOf, supportShare } from "../../licensing/index.js";
 import type { LicensingCounters } from "./enforcement.js";
-import type { KeyAddressFigure } from "./key-addresses.js";
-import type { LicensingSnapshot } from "./registry.js";
-import { supportShare } from "./stats-evaluate.js";
-import { type ObservedClient, observedClient, statusOf } from "./stats-model.js";
 
 /** Most app/version series exported; the rest are summed under app="other" (client names can be anything). */
 const MAX_CLIENT_SERIES = 200;

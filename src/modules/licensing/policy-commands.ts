@@ -1,7 +1,6 @@
 /** `policy show` and `policy set`: the network access policy, its schedule and per-app version rules. */
 import { z } from "zod";
 import { CommandError, defineCommand } from "../../core/commands.js";
-import { actorOf, flagInput, iso, listInput, parseInstant, registryOf, table } from "./command-input.js";
 import type {
   AccessPolicy,
   AppVersionRules,
@@ -9,16 +8,19 @@ import type {
   PolicyMode,
   PolicyStage,
   VersionRange,
-} from "./model.js";
+} from "../../licensing/index.js";
 import {
   checkAccount,
   checkClientId,
+  formatVersionRange,
   nextEnforceStage,
   nextStageAfter,
   POLICY_MODES,
+  parseVersionRange,
   stageAt,
-} from "./registry.js";
-import { formatVersionRange, parseVersionRange, VersionError } from "./version.js";
+  VersionError,
+} from "../../licensing/index.js";
+import { actorOf, flagInput, iso, listInput, parseInstant, registryOf, table } from "./command-input.js";
 
 const modeInput = z.enum(POLICY_MODES as [PolicyMode, ...PolicyMode[]]);
 

@@ -1,9 +1,7 @@
 /** `switchboard stats clients`: which clients and versions the users run, and what a cutoff would do. */
 import { z } from "zod";
 import { CommandError, defineCommand } from "../../core/commands.js";
-import { formatClientStats } from "./stats-format.js";
-import { utcDay } from "./stats-model.js";
-import { clientStatsReport } from "./stats-report.js";
+import { clientStatsReport, formatClientStats, utcDay } from "../../licensing/index.js";
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 

@@ -15,21 +15,31 @@ import type { Clock } from "../../core/clock.js";
 import type { ModuleContext } from "../../core/module.js";
 import type { ClientSession } from "../../core/session.js";
 import type { Storage } from "../../core/storage/types.js";
-import type { AccessPolicy } from "./model.js";
-import { DEFAULT_POLICY } from "./model.js";
-import type { LicensingSnapshot } from "./registry.js";
-import { clientFingerprint, dailyStore, pruneDaily, recordDailyClient } from "./stats-daily.js";
+import type {
+  AccessPolicy,
+  CutoffPreview,
+  LicensingSnapshot,
+  LiveSnapshot,
+  ObservedClient,
+} from "../../licensing/index.js";
 import {
+  clientFingerprint,
+  DEFAULT_POLICY,
+  dailyStore,
+  deleteLiveSnapshot,
   enforcementNow,
   liveRows,
+  observedClient,
   previewCutoff,
+  pruneDaily,
+  pruneDeadSnapshots,
+  recordDailyClient,
   type SessionEntry,
   supportShare,
   unsupportedReason,
-} from "./stats-evaluate.js";
-import { deleteLiveSnapshot, pruneDeadSnapshots, writeLiveSnapshot } from "./stats-live.js";
-import type { CutoffPreview, LiveSnapshot, ObservedClient } from "./stats-model.js";
-import { observedClient, utcDay } from "./stats-model.js";
+  utcDay,
+  writeLiveSnapshot,
+} from "../../licensing/index.js";
 
 export interface LicensingStatsOptions {
   storage: Storage;

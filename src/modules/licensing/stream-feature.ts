@@ -10,20 +10,21 @@ import { randomBytes } from "node:crypto";
 import type { StreamFeatureProvider } from "../../core/features.js";
 import type { ClientSession } from "../../core/session.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
-import { setClientInfo } from "./client-info.js";
-import type { Enforcement } from "./enforcement.js";
-import { networkMode, nextEnforceAt } from "./policy.js";
 import {
   licenceFeature,
   NONCE_BYTES,
   NS_LICENCE,
+  networkMode,
+  nextEnforceAt,
   parseProof,
   proofBindingTypes,
   type Refusal,
   refusalError,
   successElement,
   ticketRefusedElement,
-} from "./protocol.js";
+} from "../../licensing/index.js";
+import type { Enforcement } from "./enforcement.js";
+import { setClientInfo } from "./session-info.js";
 
 interface Offered {
   nonce: string;

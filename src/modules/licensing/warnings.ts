@@ -7,9 +7,8 @@ import type { Clock } from "../../core/clock.js";
 import type { ClientSession } from "../../core/session.js";
 import type { KeyValueStore } from "../../core/storage/types.js";
 import { x } from "../../core/xml/element.js";
-import type { AccessPolicy } from "./model.js";
-import { cutoffFor } from "./policy.js";
-import { isoInstant, warningElement } from "./protocol.js";
+import type { AccessPolicy } from "../../licensing/index.js";
+import { cutoffFor, isoInstant, warningElement } from "../../licensing/index.js";
 
 const WARNED_AT = "warned-at";
 

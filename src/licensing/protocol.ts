@@ -5,9 +5,9 @@
  * (policy-violation with an application-specific condition). docs/licensing-protocol.md
  * describes it for client developers.
  */
-import { StreamError } from "../../core/errors.js";
-import { type XmlElement, x } from "../../core/xml/element.js";
-import { NS_LICENCE } from "../../core/xml/namespaces.js";
+import { StreamError } from "../core/errors.js";
+import { type XmlElement, x } from "../core/xml/element.js";
+import { NS_LICENCE } from "../core/xml/namespaces.js";
 import type { Instant, PolicyMode, RefusalReason } from "./model.js";
 import { type IssuedTicket, TICKET_SYNTAX } from "./tickets.js";
 
@@ -197,4 +197,4 @@ export function isoInstant(t: Instant): string {
   return new Date(t).toISOString().replace(/\.000Z$/, "Z");
 }
 
-export { NS_LICENCE } from "../../core/xml/namespaces.js";
+export { NS_LICENCE } from "../core/xml/namespaces.js";

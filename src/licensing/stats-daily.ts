@@ -7,7 +7,7 @@
  * the older version), and different apps or platforms all count (an account that also runs
  * an unlicensed client would lose it at the cutoff).
  */
-import type { DocumentStore, Storage } from "../../core/storage/types.js";
+import type { DocumentStore, Storage } from "../core/storage/types.js";
 import type { Instant } from "./model.js";
 import type { LicensingSnapshot } from "./registry.js";
 import { compareClients, supportShare } from "./stats-evaluate.js";

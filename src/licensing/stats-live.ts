@@ -5,7 +5,7 @@
  * ignored. Figures of several nodes are added up; an account with sessions on two nodes counts
  * once on each.
  */
-import type { DocumentStore, Storage } from "../../core/storage/types.js";
+import type { DocumentStore, Storage } from "../core/storage/types.js";
 import type { Instant } from "./model.js";
 import { compareClients } from "./stats-evaluate.js";
 import type { CutoffPreview, CutoffRow, LiveRow, LiveSnapshot, SupportShare, Tally } from "./stats-model.js";

@@ -1,13 +1,8 @@
 /**
- * What the server knows about the client software of a session, kept in
- * `session.data` under "licensing": set when a proof succeeds, when an
- * unlicensed session binds, and when a XEP-0092 answer arrives. Statistics
- * read it; enforcement re-evaluates it when the registry or the time changes.
+ * What the server knows about the client software of a session: set when a proof
+ * succeeds, when an unlicensed session binds, and when a XEP-0092 answer arrives.
+ * Statistics read it; enforcement re-evaluates it when the registry or the time changes.
  */
-import type { ClientSession } from "../../core/session.js";
-
-export const CLIENT_INFO_KEY = "licensing";
-
 export interface ClientInfo {
   /** The app's client id (proof) or the software name the client reported (XEP-0092, unverified). */
   clientId?: string;
@@ -25,14 +20,6 @@ export interface ClientInfo {
 }
 
 export const UNLICENSED: Readonly<ClientInfo> = { verified: false, source: "none", ok: false };
-
-export function clientInfoOf(session: ClientSession): ClientInfo | undefined {
-  return session.data.get(CLIENT_INFO_KEY) as ClientInfo | undefined;
-}
-
-export function setClientInfo(session: ClientSession, info: ClientInfo): void {
-  session.data.set(CLIENT_INFO_KEY, info);
-}
 
 /**
  * The client id of the server's own web chat (/chat) in statistics. It is not a registered

@@ -3,7 +3,7 @@
  * figures (live, daily, headline, cutoff preview) shared by the server, the CLI and the
  * HTTP API.
  */
-import type { ClientSession } from "../../core/session.js";
+import type { ClientSession } from "../core/session.js";
 import type { Instant, RefusalReason } from "./model.js";
 
 /** Key of the client record the licensing module keeps on each session. */

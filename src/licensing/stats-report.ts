@@ -4,8 +4,8 @@
  * from the nodes' snapshots (stale ones ignored); daily figures and the headline are computed
  * against the registry's current policy.
  */
-import type { Clock } from "../../core/clock.js";
-import type { Storage } from "../../core/storage/types.js";
+import type { Clock } from "../core/clock.js";
+import type { Storage } from "../core/storage/types.js";
 import type { Instant, PolicyMode, PolicyStage } from "./model.js";
 import { LicensingRegistry, type LicensingSnapshot, nextStageAfter, stageAt } from "./registry.js";
 import { dailyFigures } from "./stats-daily.js";

@@ -11,11 +11,11 @@
  * The pure functions at the end answer "what applies now" from a snapshot.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { AUDIT_ARCHIVE } from "../../commands/audit.js";
-import type { Clock } from "../../core/clock.js";
-import { CommandError } from "../../core/commands.js";
-import { JidError, normalizeLocal } from "../../core/jid.js";
-import type { ArchiveEntry, DocumentStore, Storage } from "../../core/storage/types.js";
+import { AUDIT_ARCHIVE } from "../core/audit.js";
+import type { Clock } from "../core/clock.js";
+import { JidError, normalizeLocal } from "../core/jid.js";
+import type { ArchiveEntry, DocumentStore, Storage } from "../core/storage/types.js";
+import { LicensingError } from "./errors.js";
 import { KeyError, publicKeyFromInput } from "./keys.js";
 import {
   type AccessPolicy,
@@ -38,7 +38,7 @@ import { rotateTicketKey } from "./tickets.js";
 import { compareVersions, parseVersion, VersionError } from "./version.js";
 
 export const LICENSING_STORE = "licensing";
-export { AUDIT_ARCHIVE } from "../../commands/audit.js";
+export { AUDIT_ARCHIVE } from "../core/audit.js";
 
 export const POLICY_MODES: readonly PolicyMode[] = ["open", "warn", "enforce"];
 export const LICENCE_SCOPES: readonly LicenceScope[] = ["client", "gateway", "federation"];
@@ -79,7 +79,7 @@ const CONTROL = /\p{Cc}/u;
 const MAX_SESSIONS_LIMIT = 10_000_000;
 
 function invalid(message: string): never {
-  throw new CommandError(message, 400);
+  throw new LicensingError(message, "invalid");
 }
 
 export function checkClientId(clientId: string): string {
@@ -228,7 +228,7 @@ export function normalisePolicy(p: AccessPolicy, knownApps: ReadonlySet<string>)
   const apps: Record<string, AppVersionRules> = {};
   for (const [clientId, rules] of Object.entries(p.apps ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {
     checkClientId(clientId);
-    if (!knownApps.has(clientId)) throw new CommandError(`no app ${clientId}`, 404);
+    if (!knownApps.has(clientId)) throw new LicensingError(`no app ${clientId}`, "not-found");
     const checked = checkVersionRules(clientId, rules);
     if (checked) apps[clientId] = checked;
   }
@@ -348,9 +348,9 @@ export class LicensingRegistry {
       (e) => (e.value as Publisher).organisation.toLowerCase() === organisation.toLowerCase(),
     );
     if (same)
-      throw new CommandError(
+      throw new LicensingError(
         `publisher "${organisation}" already exists (${(same.value as Publisher).id})`,
-        409,
+        "conflict",
       );
     const publisher: Publisher = {
       id: newId("pub"),
@@ -359,7 +359,7 @@ export class LicensingRegistry {
       createdAt: this.#clock.now(),
     };
     await this.#docs.update(`publisher:${publisher.id}`, (cur) => {
-      if (cur !== undefined) throw new CommandError(`publisher ${publisher.id} already exists`, 409);
+      if (cur !== undefined) throw new LicensingError(`publisher ${publisher.id} already exists`, "conflict");
       return publisher;
     });
     await this.#record(actor, "publisher.add", `publisher:${publisher.id}`, undefined, publisher);
@@ -374,7 +374,7 @@ export class LicensingRegistry {
     const name = checkText("app name", input.name, 200);
     const platforms = checkPlatforms(input.platforms);
     if (!(await this.getPublisher(input.publisherId))) {
-      throw new CommandError(`no publisher ${input.publisherId}`, 404);
+      throw new LicensingError(`no publisher ${input.publisherId}`, "not-found");
     }
     const app: ClientApp = {
       clientId,
@@ -384,7 +384,7 @@ export class LicensingRegistry {
       createdAt: this.#clock.now(),
     };
     await this.#docs.update(`app:${clientId}`, (cur) => {
-      if (cur !== undefined) throw new CommandError(`app ${clientId} is already registered`, 409);
+      if (cur !== undefined) throw new LicensingError(`app ${clientId} is already registered`, "conflict");
       return app;
     });
     await this.#record(actor, "app.register", `app:${clientId}`, undefined, app);
@@ -406,12 +406,16 @@ export class LicensingRegistry {
     for (const { value } of await this.#docs.list({ prefix: "key:" })) {
       const k = value as AppKey;
       if (k.publicKey === publicKey) {
-        throw new CommandError(`this public key is already registered (${k.clientId} key ${k.keyId})`, 409);
+        throw new LicensingError(
+          `this public key is already registered (${k.clientId} key ${k.keyId})`,
+          "conflict",
+        );
       }
     }
     const key: AppKey = { keyId, clientId: app.clientId, publicKey, createdAt: this.#clock.now() };
     await this.#docs.update(`key:${app.clientId}:${keyId}`, (cur) => {
-      if (cur !== undefined) throw new CommandError(`${app.clientId} already has a key ${keyId}`, 409);
+      if (cur !== undefined)
+        throw new LicensingError(`${app.clientId} already has a key ${keyId}`, "conflict");
       return key;
     });
     await this.#record(actor, "key.add", `key:${app.clientId}:${keyId}`, undefined, key);
@@ -425,10 +429,10 @@ export class LicensingRegistry {
     let before: AppKey | undefined;
     const now = this.#clock.now();
     const after = (await this.#docs.update(subject, (cur) => {
-      if (cur === undefined) throw new CommandError(`${app.clientId} has no key ${keyId}`, 404);
+      if (cur === undefined) throw new LicensingError(`${app.clientId} has no key ${keyId}`, "not-found");
       before = cur as AppKey;
       if (before.revokedAt !== undefined) {
-        throw new CommandError(`key ${keyId} of ${app.clientId} is already revoked`, 409);
+        throw new LicensingError(`key ${keyId} of ${app.clientId} is already revoked`, "conflict");
       }
       return { ...before, revokedAt: now };
     })) as AppKey;
@@ -476,7 +480,7 @@ export class LicensingRegistry {
     }
     if (input.termsRef !== undefined) licence.termsRef = checkText("terms reference", input.termsRef, 500);
     await this.#docs.update(`licence:${licence.id}`, (cur) => {
-      if (cur !== undefined) throw new CommandError(`licence ${licence.id} already exists`, 409);
+      if (cur !== undefined) throw new LicensingError(`licence ${licence.id} already exists`, "conflict");
       return licence;
     });
     await this.#record(actor, "licence.grant", `licence:${licence.id}`, undefined, licence);
@@ -493,8 +497,9 @@ export class LicensingRegistry {
     ];
     if (kind === undefined) invalid(`invalid licence status "${status}"`);
     return this.#changeLicence(actor, kind, licenceId, (l) => {
-      if (l.status === "revoked") throw new CommandError(`licence ${l.id} is revoked; grant a new one`, 409);
-      if (l.status === status) throw new CommandError(`licence ${l.id} is already ${status}`, 409);
+      if (l.status === "revoked")
+        throw new LicensingError(`licence ${l.id} is revoked; grant a new one`, "conflict");
+      if (l.status === status) throw new LicensingError(`licence ${l.id} is already ${status}`, "conflict");
       return { ...l, status };
     });
   }
@@ -503,7 +508,8 @@ export class LicensingRegistry {
   async extendLicence(actor: Actor, licenceId: string, validUntil: Instant | undefined): Promise<Licence> {
     if (validUntil !== undefined) checkInstant("valid-until", validUntil);
     return this.#changeLicence(actor, "licence.extend", licenceId, (l) => {
-      if (l.status === "revoked") throw new CommandError(`licence ${l.id} is revoked; grant a new one`, 409);
+      if (l.status === "revoked")
+        throw new LicensingError(`licence ${l.id} is revoked; grant a new one`, "conflict");
       const { validUntil: _old, ...rest } = l;
       if (validUntil === undefined) return rest;
       if (validUntil <= l.validFrom) invalid("valid-until must be after valid-from");
@@ -548,7 +554,7 @@ export class LicensingRegistry {
   async #requireApp(clientId: string): Promise<ClientApp> {
     checkClientId(clientId);
     const app = await this.getApp(clientId);
-    if (!app) throw new CommandError(`no app ${clientId}`, 404);
+    if (!app) throw new LicensingError(`no app ${clientId}`, "not-found");
     return app;
   }
 
@@ -561,7 +567,7 @@ export class LicensingRegistry {
     const subject = `licence:${licenceId}`;
     let before: Licence | undefined;
     const after = (await this.#docs.update(subject, (cur) => {
-      if (cur === undefined) throw new CommandError(`no licence ${licenceId}`, 404);
+      if (cur === undefined) throw new LicensingError(`no licence ${licenceId}`, "not-found");
       before = cur as Licence;
       return change(clone(before));
     })) as Licence;

@@ -15,7 +15,7 @@
  * (only full proofs are given tickets).
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import type { DocumentStore, Storage } from "../../core/storage/types.js";
+import type { DocumentStore, Storage } from "../core/storage/types.js";
 import type { Instant } from "./model.js";
 
 /** Storage of the network-wide ticket key. */
