@@ -5,6 +5,7 @@
 import type { ModuleDefinition } from "../core/module.js";
 import accountChanges from "./account-changes/index.js";
 import blocking from "./blocking/index.js";
+import carbons from "./carbons/index.js";
 import components from "./components/index.js";
 import disco from "./disco/index.js";
 import last from "./last/index.js";
@@ -16,13 +17,16 @@ import presence from "./presence/index.js";
 import privateStorage from "./private/index.js";
 import register from "./register/index.js";
 import roster from "./roster/index.js";
+import stanzaId from "./stanza-id/index.js";
 import time from "./time/index.js";
 import vcard from "./vcard/index.js";
 import version from "./version/index.js";
 
 export const standardModules: ModuleDefinition<unknown>[] = [
   message,
+  stanzaId,
   offline,
+  carbons,
   roster,
   presence,
   disco,

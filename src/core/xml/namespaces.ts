@@ -49,6 +49,23 @@ export const NS_HINTS = "urn:xmpp:hints";
 export const NS_CHATSTATES = "http://jabber.org/protocol/chatstates";
 export const NS_BLOCKING = "urn:xmpp:blocking";
 export const NS_BLOCKING_ERRORS = "urn:xmpp:blocking:errors";
+/** XEP-0359 stable and unique stanza ids. */
+export const NS_SID = "urn:xmpp:sid:0";
+/** XEP-0297 stanza forwarding. */
+export const NS_FORWARD = "urn:xmpp:forward:0";
+/** XEP-0280 message carbons. */
+export const NS_CARBONS = "urn:xmpp:carbons:2";
+export const NS_RECEIPTS = "urn:xmpp:receipts";
+export const NS_CHAT_MARKERS = "urn:xmpp:chat-markers:0";
+export const NS_MUC_USER = "http://jabber.org/protocol/muc#user";
+/** XEP-0249 direct MUC invitations. */
+export const NS_CONFERENCE = "jabber:x:conference";
+/** XEP-0313 message archive management (and XEP-0441 preferences). */
+export const NS_MAM = "urn:xmpp:mam:2";
+/** XEP-0059 result set management. */
+export const NS_RSM = "http://jabber.org/protocol/rsm";
+/** XEP-0352 client state indication. */
+export const NS_CSI = "urn:xmpp:csi:0";
 
 // Switchboard's own.
 /** Client-licence proofs (docs/licensing-protocol.md). */

@@ -7,8 +7,13 @@
 
 import { StanzaError } from "../../core/errors.js";
 import type { StanzaEvent } from "../../core/events.js";
+import type { Jid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
-import { isAvailable } from "../../core/session.js";
+import { type ClientSession, isAvailable } from "../../core/session.js";
+import type { MessageApi } from "./api.js";
+
+/** Delivery runs after every module that looks at, archives or copies a message (higher priorities). */
+const MESSAGE_DELIVERY_PRIORITY = -10;
 
 declare module "../../core/events.js" {
   interface ServerEvents {
@@ -34,7 +39,7 @@ export default defineModule({
         for (const s of sessions.availableOf(username)) if (s.priority >= 0) s.send(ev.stanza);
         return true;
       }
-      const targets = sessions.messageTargets(username);
+      const targets = sessions.messageTargets(username, ev.to.domain);
       if (targets.length > 0) {
         for (const s of targets) s.send(ev.stanza);
         return true;
@@ -48,14 +53,19 @@ export default defineModule({
       throw new StanzaError("service-unavailable", "the recipient is offline");
     };
 
-    ctx.hook("message/bare", toBare, -10);
+    const boundSession = (to: Jid): ClientSession | undefined => {
+      const session = sessions.get(to.local, to.resource, to.domain);
+      return session && !session.closed && session.bound ? session : undefined;
+    };
+
+    ctx.hook("message/bare", toBare, MESSAGE_DELIVERY_PRIORITY);
 
     /** RFC 6121 §8.5.3: full JID. */
     ctx.hook(
       "message/full",
       (ev) => {
-        const session = sessions.get(ev.to.local, ev.to.resource);
-        if (session && !session.closed && session.bound) {
+        const session = boundSession(ev.to);
+        if (session) {
           session.send(ev.stanza);
           return true;
         }
@@ -65,10 +75,16 @@ export default defineModule({
         // §8.5.3.2.1: normal and chat are treated as if addressed to the bare JID.
         return toBare(ev);
       },
-      -10,
+      MESSAGE_DELIVERY_PRIORITY,
     );
 
-    // Used by tests and by modules that need to know whether a message would be delivered live.
-    ctx.provide({ isAvailable });
+    // For modules that need to know where a message is delivered live (carbons).
+    ctx.provide<MessageApi>({
+      isAvailable,
+      recipientsOf(to) {
+        const session = to.resource === "" ? undefined : boundSession(to);
+        return session ? [session] : sessions.messageTargets(to.local, to.domain);
+      },
+    });
   },
 });

@@ -1,7 +1,8 @@
 /**
  * Offline message storage (XEP-0160): messages for accounts with no available
  * resource are stored with a XEP-0203 delay stamp, up to a per-account quota,
- * and delivered when a resource becomes available with non-negative priority.
+ * and delivered when a resource becomes available with non-negative priority. A stored
+ * message carries the account's XEP-0359 stanza-id (given here unless the archive gave one).
  */
 import { z } from "zod";
 import type { StanzaEvent } from "../../core/events.js";
@@ -9,6 +10,7 @@ import { defineModule } from "../../core/module.js";
 import type { XmlElement } from "../../core/xml/element.js";
 import { x } from "../../core/xml/element.js";
 import { NS_CHATSTATES, NS_DELAY, NS_HINTS } from "../../core/xml/namespaces.js";
+import type { StanzaIdApi } from "../stanza-id/api.js";
 import { parseStoredStanza } from "./stored.js";
 
 /** XEP-0334 hints and XEP-0085: chat-state-only messages and no-store hints are not kept. */
@@ -54,6 +56,10 @@ export default defineModule({
       if (type !== "normal" && type !== "chat") return false;
       if (!worthStoring(ev.stanza)) return true; // dropped on purpose: nothing to deliver later
       const stored = ev.stanza.clone();
+      // XEP-0359: a stored message carries the account's stable id (the archive's, when it archived it).
+      const stanzaIds = ctx.api<StanzaIdApi>("stanza-id");
+      const by = ev.to.bareString;
+      if (stanzaIds && stanzaIds.stanzaIdOf(stored, by) === undefined) stanzaIds.assign(stored, by);
       stored.removeChildren("delay", NS_DELAY);
       stored.children.push(
         x("delay", { xmlns: NS_DELAY, from: domain, stamp: xmppStamp(clock.now()) }, "Offline Storage"),

@@ -211,6 +211,13 @@ class Driver:
             return await self.remote(c["xep_0202"].get_entity_time(cmd["to"], timeout=timeout))
         if op == "last":
             return await self.remote(c["xep_0012"].get_last_activity(cmd["to"], timeout=timeout))
+        if op == "carbons":
+            # XEP-0280 through slixmpp's own plugin: {"enable": true|false}
+            if "xep_0280" not in c.plugin:
+                c.register_plugin("xep_0280")
+            plugin = c["xep_0280"]
+            call = plugin.enable if cmd.get("enable", True) else plugin.disable
+            return await self.remote(call(timeout=timeout))
         if op == "disconnect":
             # A clean close: unavailable presence is the server's job, then </stream:stream>.
             await c.disconnect(wait=cmd.get("wait", 2.0))
