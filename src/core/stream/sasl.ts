@@ -46,7 +46,9 @@ function rfc6120Framing(conn: ClientStream): SaslFraming {
         text !== undefined && x("text", { "xml:lang": "en" }, text),
       ),
     succeed(username, data) {
-      conn.send(x("success", { xmlns: NS_SASL }, data && data.length > 0 ? data.toString("base64") : "="));
+      // No additional data (PLAIN): an empty <success/>; additional data of zero length: "=" (RFC 6120 §6.4.6).
+      const additional = data === undefined ? undefined : data.length > 0 ? data.toString("base64") : "=";
+      conn.send(x("success", { xmlns: NS_SASL }, additional));
       conn.completeAuthentication(username, { restart: true });
     },
   };
