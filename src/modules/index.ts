@@ -10,6 +10,7 @@ import components from "./components/index.js";
 import disco from "./disco/index.js";
 import last from "./last/index.js";
 import licensing from "./licensing/index.js";
+import mam from "./mam/index.js";
 import message from "./message/index.js";
 import offline from "./offline/index.js";
 import ping from "./ping/index.js";
@@ -26,6 +27,7 @@ export const standardModules: ModuleDefinition<unknown>[] = [
   message,
   stanzaId,
   offline,
+  mam,
   carbons,
   roster,
   presence,

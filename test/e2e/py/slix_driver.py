@@ -218,6 +218,19 @@ class Driver:
             plugin = c["xep_0280"]
             call = plugin.enable if cmd.get("enable", True) else plugin.disable
             return await self.remote(call(timeout=timeout))
+        if op == "mam":
+            # XEP-0313 through slixmpp's own plugin, paging with its RSM iterator:
+            # {"with": JID, "max": N, "reverse": bool} -> JSON list of [archive id, body]
+            if "xep_0313" not in c.plugin:
+                c.register_plugin("xep_0313")
+            found = []
+            async for msg in c["xep_0313"].iterate(
+                with_jid=slixmpp.JID(cmd["with"]) if cmd.get("with") else None,
+                reverse=cmd.get("reverse", False),
+                rsm={"max": cmd.get("max", 50)},
+            ):
+                found.append([msg["mam_result"]["id"], msg["mam_result"]["forwarded"]["stanza"]["body"]])
+            return json.dumps(found)
         if op == "disconnect":
             # A clean close: unavailable presence is the server's job, then </stream:stream>.
             await c.disconnect(wait=cmd.get("wait", 2.0))
