@@ -417,7 +417,7 @@ export async function benchLicensedLogins(
     // certificate), plaintext allowed as well.
     // biome-ignore format: option and value side by side
     const args = [CLI, "start", "--config", config, "--domain", s.domain, "--data-dir", dataDir,
-      "--bind", s.host, "--c2s-port", String(port), "--c2s-tls-port", "0", "--http-port", "0", "--component-port", "0",
+      "--bind", s.host, "--c2s-port", String(port), "--c2s-tls-port", "0", "--http-port", "0", "--component-port", "0", "--s2s-port", "0",
       "--allow-plaintext", "--log-level", "warn"];
     child = spawnPinned(process.execPath, [...SERVER_NODE_FLAGS, ...args], {
       cpu: s.serverCpu,

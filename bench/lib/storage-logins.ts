@@ -169,7 +169,7 @@ async function startServer(
   const port = await freePort();
   // biome-ignore format: option and value side by side
   const args = [CLI, "start", ...common, "--bind", s.host, "--c2s-port", String(port),
-    "--c2s-tls-port", "0", "--http-port", "0", "--allow-plaintext", "--log-level", "warn"];
+    "--c2s-tls-port", "0", "--http-port", "0", "--s2s-port", "0", "--allow-plaintext", "--log-level", "warn"];
   const child = spawnPinned(process.execPath, [...SERVER_NODE_FLAGS, ...args], {
     cpu: s.serverCpu,
     cwd: dir,

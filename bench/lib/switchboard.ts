@@ -95,6 +95,8 @@ export class SwitchboardServer implements BenchServer {
       "0",
       "--component-port",
       "0",
+      "--s2s-port",
+      "0",
       "--allow-plaintext",
       "--log-level",
       "warn",

@@ -10,6 +10,7 @@ import { CommandError, commandErrorOf } from "../core/commands.js";
 import { ConfigError, type ServerConfig } from "../core/config.js";
 import type { Storage } from "../core/storage/types.js";
 import { AdminStore } from "../http/admin-store.js";
+import { parseRoutes } from "../modules/s2s/config.js";
 import { loadServerConfig } from "../server/config.js";
 import { allCommands, standardHttpPlugins, standardModules } from "../server/parts.js";
 import { SwitchboardServer } from "../server/server.js";
@@ -55,6 +56,20 @@ withConfigOptions(program.command("start").description("Run the server"))
   .option("--c2s-tls-port <port>", "client port with direct TLS, XEP-0368 (0 disables)", int)
   .option("--http-port <port>", "HTTP port (admin API, WebSocket)", int)
   .option("--component-port <port>", "port for external components, XEP-0114 (0 disables)", int)
+  .option("--s2s-port <port>", "port for other servers, RFC 6120 server-to-server (0 disables)", int)
+  .option(
+    "--s2s-route <DOMAIN=HOST:PORT>",
+    "reach a remote domain at HOST:PORT before DNS (repeatable)",
+    (v: string, prev: string[] = []) => [...prev, v],
+  )
+  .addOption(
+    new Option("--federation <policy>", "which remote domains may federate").choices([
+      "open",
+      "allowlist",
+      "licensed",
+    ]),
+  )
+  .option("--s2s-ca <file>", "PEM certificates trusted for other servers, beside the system store")
   .option("--allow-plaintext", "let clients log in without TLS (loopback tests only)")
   .option("--allow-registration", "open in-band registration (XEP-0077)")
   .option("--max-stanza-size <bytes>", "largest stanza accepted", int)
@@ -76,6 +91,10 @@ withConfigOptions(program.command("start").description("Run the server"))
       c2sTlsPort: opts.c2sTlsPort,
       httpPort: opts.httpPort,
       componentPort: opts.componentPort,
+      s2sPort: opts.s2sPort,
+      ...(Array.isArray(opts.s2sRoute) ? { s2sRoutes: parseRoutes(opts.s2sRoute as string[]) } : {}),
+      ...(typeof opts.federation === "string" ? { federation: { policy: opts.federation } } : {}),
+      s2sCa: typeof opts.s2sCa === "string" ? path.resolve(opts.s2sCa) : undefined,
       allowPlaintext: opts.allowPlaintext,
       allowRegistration: opts.allowRegistration,
       logLevel: opts.logLevel,
@@ -137,6 +156,13 @@ async function printSummary(server: SwitchboardServer, config: ServerConfig): Pr
       `  XMPP clients, direct TLS: ${config.bind}:${addresses.c2sTlsPort}`,
     addresses.componentPort !== undefined &&
       `  Gateways (XEP-0114 components): port ${addresses.componentPort} on modules.components.bind (loopback); switchboard component add DOMAIN`,
+    (addresses.s2sPort !== undefined || addresses.s2sTlsPort !== undefined) &&
+      `  Other servers (federation, ${config.federation.policy}): ${[
+        addresses.s2sPort !== undefined && `${config.bind}:${addresses.s2sPort}`,
+        addresses.s2sTlsPort !== undefined && `${config.bind}:${addresses.s2sTlsPort} (direct TLS)`,
+      ]
+        .filter(Boolean)
+        .join(", ")}`,
     web && `  Web: ${web}/ (publisher portal ${web}/portal, admin console ${web}/console)`,
     web && `  Admin API: ${web}/api/v1 (OpenAPI: /api/v1/openapi.json)   Metrics: ${web}/metrics`,
     web &&

@@ -18,6 +18,7 @@ import presence from "./presence/index.js";
 import privateStorage from "./private/index.js";
 import register from "./register/index.js";
 import roster from "./roster/index.js";
+import s2s from "./s2s/index.js";
 import stanzaId from "./stanza-id/index.js";
 import time from "./time/index.js";
 import vcard from "./vcard/index.js";
@@ -43,4 +44,5 @@ export const standardModules: ModuleDefinition<unknown>[] = [
   licensing,
   accountChanges,
   components,
+  s2s,
 ] as ModuleDefinition<unknown>[];

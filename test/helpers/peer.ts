@@ -76,7 +76,8 @@ export abstract class BasePeer implements Peer {
   }
 
   async sync(): Promise<void> {
-    await this.iq(xml("iq", { type: "get", to: "localhost" }, xml("ping", { xmlns: NS.ping })));
+    const domain = this.bareJid.split("@")[1] || "localhost";
+    await this.iq(xml("iq", { type: "get", to: domain }, xml("ping", { xmlns: NS.ping })));
   }
 
   /** Shorthands for this.stanzas.next / none. */

@@ -58,12 +58,21 @@ export class RawConnection {
     label?: string;
     /** The client's own address (another loopback address plays another machine). */
     localAddress?: string;
+    /** A certificate presented on direct TLS (a server authenticating with SASL EXTERNAL). */
+    clientCertificate?: { cert: string; key: string };
   }): Promise<RawConnection> {
     const { host, port, directTls } = opts;
     const local = opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {};
     const socket =
       directTls !== undefined
-        ? tls.connect({ host, port, ...local, servername: directTls, rejectUnauthorized: false })
+        ? tls.connect({
+            host,
+            port,
+            ...local,
+            ...opts.clientCertificate,
+            servername: directTls,
+            rejectUnauthorized: false,
+          })
         : net.connect({ host, port, ...local });
     await new Promise<void>((resolve, reject) => {
       socket.once(directTls !== undefined ? "secureConnect" : "connect", () => resolve());

@@ -34,11 +34,14 @@ export interface ServerOptions {
   removeDataOnStop?: boolean;
   /** `--storage URL` for the server and the accounts created through the CLI (default: SQLite in the data directory). */
   storage?: string;
+  /** The domain served (default localhost) and the loopback address listened on (default 127.0.0.1). */
+  domain?: string;
+  host?: string;
 }
 
 export class TestServer {
-  readonly domain = "localhost";
-  readonly host = "127.0.0.1";
+  domain = "localhost";
+  host = "127.0.0.1";
   private exit?: { code: number | null; signal: NodeJS.Signals | null };
   private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private removeOnStop: boolean;
@@ -168,14 +171,14 @@ export function runCli(args: string[], logFile: string): Promise<string> {
   });
 }
 
-async function waitForPort(port: number, server: TestServer): Promise<void> {
+async function waitForPort(port: number, server: TestServer, host = "127.0.0.1"): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (!server.running) {
       throw new Error(`the server exited during startup; log ${server.logFile}:\n${server.logTail()}`);
     }
     const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ port, host: "127.0.0.1" });
+      const s = net.connect({ port, host });
       s.once("connect", () => {
         s.destroy();
         resolve(true);
@@ -207,11 +210,11 @@ export async function startServer(opts: ServerOptions): Promise<TestServer> {
     CLI,
     "start",
     "--domain",
-    "localhost",
+    opts.domain ?? "localhost",
     "--data-dir",
     dataDir,
     "--bind",
-    "127.0.0.1",
+    opts.host ?? "127.0.0.1",
     "--c2s-port",
     String(c2sPort),
     "--c2s-tls-port",
@@ -220,6 +223,9 @@ export async function startServer(opts: ServerOptions): Promise<TestServer> {
     "0",
     // Tests that run components pass their own --component-port (the last one given wins).
     "--component-port",
+    "0",
+    // Tests that federate pass their own --s2s-port.
+    "--s2s-port",
     "0",
     "--log-level",
     "warn",
@@ -252,10 +258,12 @@ export async function startServer(opts: ServerOptions): Promise<TestServer> {
     opts.removeDataOnStop ?? ownsDataDir,
     opts.storage,
   );
+  if (opts.domain) server.domain = opts.domain;
+  if (opts.host) server.host = opts.host;
   running.add(server);
   proc.once("exit", () => running.delete(server));
 
-  await waitForPort(c2sPort, server);
+  await waitForPort(c2sPort, server, server.host);
   for (const [name, password] of Object.entries(opts.users ?? {})) await server.addUser(name, password);
   return server;
 }

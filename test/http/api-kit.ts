@@ -97,6 +97,7 @@ export async function startWebServer(
       c2sPort,
       c2sTlsPort: 0,
       componentPort: 0,
+      s2sPort: 0,
       httpPort,
       logLevel: "silent",
       scramIterations: 4096,

@@ -149,6 +149,7 @@ export async function startPages(): Promise<PagesKit> {
       c2sPort: 0,
       c2sTlsPort: 0,
       componentPort: 0,
+      s2sPort: 0,
       httpPort: 0,
       logLevel: "silent",
       scramIterations: 4096,

@@ -163,6 +163,7 @@ export async function startHarness(opts: {
       c2sPort: 0,
       c2sTlsPort: 0,
       componentPort: 0,
+      s2sPort: 0,
       allowPlaintext: true,
       logLevel: "silent",
       scramIterations: 4096,

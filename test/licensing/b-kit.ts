@@ -92,6 +92,7 @@ export async function startOwnServer(opts: {
       c2sPort: (await freePorts(1))[0],
       c2sTlsPort: 0,
       componentPort: 0,
+      s2sPort: 0,
       allowPlaintext: true,
       logLevel: "silent",
       scramIterations: 4096,

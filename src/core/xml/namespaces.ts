@@ -26,6 +26,9 @@ export const NS_SASL2 = "urn:xmpp:sasl:2";
 export const NS_SASL_CB = "urn:xmpp:sasl-cb:0";
 /** RFC 7395: the <open/> and <close/> of a stream over WebSocket. */
 export const NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing";
+/** XEP-0220 Server Dialback (the `db:` prefix) and its stream feature with dialback errors. */
+export const NS_DIALBACK = "jabber:server:dialback";
+export const NS_DIALBACK_FEATURE = "urn:xmpp:features:dialback";
 
 // RFC 6121: roster and presence.
 export const NS_ROSTER = "jabber:iq:roster";
@@ -68,5 +71,7 @@ export const NS_RSM = "http://jabber.org/protocol/rsm";
 export const NS_CSI = "urn:xmpp:csi:0";
 
 // Switchboard's own.
+/** Application conditions of federation refusals (a stream error's policy-violation). */
+export const NS_FEDERATION = "urn:switchboard:federation:0";
 /** Client-licence proofs (docs/licensing-protocol.md). */
 export const NS_LICENCE = "urn:switchboard:client-licence:0";

@@ -147,7 +147,25 @@ export class SocketTransport implements StreamTransport {
   }
 
   startTls(done: () => void): void {
-    if (!this.tlsMaterial) throw new Error("STARTTLS without TLS material");
+    const material = this.tlsMaterial;
+    if (!material) throw new Error("STARTTLS without TLS material");
+    this.upgradeTls(
+      (raw) => new tls.TLSSocket(raw, { isServer: true, secureContext: material.context }),
+      "secure",
+      () => done(),
+    );
+  }
+
+  /**
+   * Upgrades the connection to TLS with a socket the caller builds (server-to-server streams: the
+   * client side of the handshake, or a server side that asks for the peer's certificate); `done`
+   * runs once the handshake succeeded ("secure" on a server socket, "secureConnect" on a client).
+   */
+  upgradeTls(
+    wrap: (raw: net.Socket) => tls.TLSSocket,
+    readyEvent: "secure" | "secureConnect",
+    done: (socket: tls.TLSSocket) => void,
+  ): void {
     const raw = this.socket;
     // <proceed/> must leave in the clear before the TLS layer takes the socket over.
     if (this.corked) {
@@ -157,15 +175,20 @@ export class SocketTransport implements StreamTransport {
     raw.removeAllListeners("data");
     raw.removeAllListeners("end");
     raw.removeAllListeners("close");
-    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: this.tlsMaterial.context });
+    const secure = wrap(raw);
     this.socket = secure;
     this.parser?.reset();
-    secure.once("secure", () => {
+    secure.once(readyEvent, () => {
       this.secure = true;
       this.kind = "tls";
-      done();
+      done(secure);
     });
     this.attach(secure);
+  }
+
+  /** The socket the stream runs on now (a TLSSocket on direct TLS and after an upgrade). */
+  get currentSocket(): net.Socket {
+    return this.socket;
   }
 
   channelBinding(type: string): Buffer | undefined {

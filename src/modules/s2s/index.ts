@@ -1,0 +1,320 @@
+/**
+ * Federation (RFC 6120 server-to-server): a listener on `s2sPort` (STARTTLS) and `s2sTlsPort`
+ * (direct TLS, XEP-0368) for other servers' streams, and a remote route that carries stanzas
+ * for other domains over outbound streams (resolved with the static host map, DNS SRV, then
+ * A/AAAA). Peers authenticate with SASL EXTERNAL when their certificate is valid for their
+ * domain and with Server Dialback (XEP-0220) otherwise. Every link passes the `s2s/authorize`
+ * step (the federation policy); other modules list and close links through api.ts.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import tls from "node:tls";
+import { z } from "zod";
+import { StreamError } from "../../core/errors.js";
+import { defineModule } from "../../core/module.js";
+import { x } from "../../core/xml/element.js";
+import { NS_FEDERATION } from "../../core/xml/namespaces.js";
+import { SocketTransport } from "../../transports/tcp/socket-transport.js";
+import { loadTls } from "../../transports/tls.js";
+import type { S2SApi, S2SAuthMethod, S2SAuthorizeEvent, S2SDirection, S2SRefusal } from "./api.js";
+import { s2sConfigSection } from "./config.js";
+import { Federation } from "./federation.js";
+import { PeerTrust } from "./peer-tls.js";
+import { TargetResolver } from "./resolve.js";
+
+export type { S2SApi } from "./api.js";
+
+export const S2SOptions = z.object({
+  /** Stanzas waiting for one remote domain while its link is set up; more are bounced. */
+  maxQueuedStanzas: z.number().int().min(1).default(1000),
+  /** Bytes waiting for one remote domain while its link is set up. */
+  maxQueuedBytes: z
+    .number()
+    .int()
+    .min(10_000)
+    .default(1024 * 1024),
+  /** Seconds to reach and authenticate with a remote server before its queue is bounced. */
+  connectTimeoutSeconds: z.number().positive().default(30),
+  /** Attempts to connect (with backoff) before the queued stanzas are bounced. */
+  connectAttempts: z.number().int().min(1).default(3),
+  /** First delay between attempts; it doubles per failed attempt up to maxBackoffSeconds. */
+  backoffSeconds: z.number().min(0).default(1),
+  maxBackoffSeconds: z.number().min(0).default(60),
+  /** Seconds without traffic after which a link is closed (reopened when needed). */
+  idleTimeoutSeconds: z.number().positive().default(600),
+  /** Refuse streams without TLS (RFC 6120 §13.7; off only for loopback experiments). */
+  requireTls: z.boolean().default(true),
+  /** DNS servers for SRV and address lookups ("IP" or "IP:PORT"); the system's when empty. */
+  dnsServers: z.array(z.string()).default([]),
+  /** Largest stanza accepted from a peer. */
+  maxStanzaBytes: z
+    .number()
+    .int()
+    .min(10_000)
+    .default(512 * 1024),
+});
+export type S2SOptions = z.infer<typeof S2SOptions>;
+
+const CONDITIONS = {
+  allowlist: "not-allowlisted",
+  licensed: "peering-licence-required",
+} as const;
+
+export default defineModule<S2SOptions>({
+  name: "s2s",
+  description: "Federation with other XMPP servers (RFC 6120 server-to-server, XEP-0220 dialback, XEP-0368)",
+  xeps: [
+    { xep: "0220", version: "1.1.1", status: "complete" },
+    { xep: "0178", version: "1.2", status: "complete" },
+    { xep: "0368", version: "1.1.0", status: "complete" },
+  ],
+  options: S2SOptions,
+  config: s2sConfigSection,
+  async setup(ctx) {
+    const { config, log, router, options } = ctx;
+    const policy = config.federation.policy;
+    const allowlist = new Set(config.federation.allowlist);
+    const material = await loadTls(config, log);
+    const trust = new PeerTrust(config.s2sCa);
+    const trusted = trust.pems;
+    const serverContext = tls.createSecureContext({
+      cert: material.certPem,
+      key: material.keyPem,
+      ca: trusted,
+      minVersion: "TLSv1.2",
+    });
+    // Peers are asked for a certificate (SASL EXTERNAL) but not refused without one (dialback).
+    const peerCertificate = { requestCert: true, rejectUnauthorized: false } as const;
+
+    // The policy the configuration names, after every other handler (a licence handler decides first).
+    ctx.hook(
+      "s2s/authorize",
+      (ev) => {
+        if (ev.decision) return true;
+        if (policy === "open") ev.allow();
+        else if (policy === "allowlist" && allowlist.has(ev.domain)) ev.allow();
+        else
+          ev.refuse({
+            text:
+              policy === "allowlist"
+                ? `${ev.domain} is not on the federation allowlist of ${ev.localDomain}`
+                : `${ev.domain} has no peering licence with ${ev.localDomain}`,
+            condition: x(CONDITIONS[policy], { xmlns: NS_FEDERATION }),
+          });
+        return true;
+      },
+      -100,
+    );
+
+    const authorize = async (
+      domain: string,
+      localDomain: string,
+      direction: S2SDirection,
+      method: S2SAuthMethod | undefined,
+    ): Promise<S2SRefusal | undefined> => {
+      let decision: S2SAuthorizeEvent["decision"];
+      const ev: S2SAuthorizeEvent = {
+        domain,
+        localDomain,
+        direction,
+        method,
+        policy,
+        get decision() {
+          return decision;
+        },
+        allow() {
+          decision = { allowed: true };
+        },
+        refuse(refusal) {
+          decision = { allowed: false, refusal };
+        },
+      };
+      await ctx.fire("s2s/authorize", ev);
+      const d = decision as S2SAuthorizeEvent["decision"];
+      if (d?.allowed) return undefined;
+      const refusal = d?.refusal ?? { text: `federation with ${domain} is not allowed` };
+      log.info(
+        { remote: domain, local: localDomain, direction, reason: refusal.text },
+        "server-to-server link refused",
+      );
+      return refusal;
+    };
+
+    const federation = new Federation({
+      router,
+      log,
+      limits: { ...config.limits, maxStanzaBytes: options.maxStanzaBytes, bytesPerSecond: 0 },
+      options: {
+        maxQueuedStanzas: options.maxQueuedStanzas,
+        maxQueuedBytes: options.maxQueuedBytes,
+        connectTimeoutMs: options.connectTimeoutSeconds * 1000,
+        idleTimeoutMs: options.idleTimeoutSeconds * 1000,
+        connectAttempts: options.connectAttempts,
+        backoffMs: options.backoffSeconds * 1000,
+        maxBackoffMs: options.maxBackoffSeconds * 1000,
+        requireTls: options.requireTls,
+      },
+      policy,
+      resolver: new TargetResolver(config.s2sRoutes, options.dnsServers, 5000),
+      dialbackSecret: loadOrCreateSecret(path.join(config.dataDir, "secrets", "dialback")),
+      wrapServerTls: (raw) =>
+        new tls.TLSSocket(raw, { isServer: true, secureContext: serverContext, ...peerCertificate }),
+      certificateAuthenticates: (socket, domain) => trust.authenticates(socket, domain),
+      clientTls: (_local, remote) => ({
+        servername: remote,
+        ca: trusted,
+        cert: material.certPem,
+        key: material.keyPem,
+        rejectUnauthorized: false,
+        minVersion: "TLSv1.2",
+      }),
+      authorize,
+    });
+
+    ctx.onUnload(
+      router.addRemoteRoute({
+        kind: "s2s",
+        priority: 0,
+        canRoute: () => true,
+        send: (stanza, to) => federation.send(stanza, to),
+      }),
+    );
+    ctx.setInterval(
+      () => federation.sweepIdle(),
+      Math.min(30_000, Math.max(1000, (options.idleTimeoutSeconds * 1000) / 4)),
+    );
+
+    const servers: net.Server[] = [];
+    const listen = (server: net.Server, port: number) =>
+      new Promise<number>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen({ port, host: config.bind }, () => {
+          server.off("error", reject);
+          server.on("error", (err) => log.error({ err }, "server-to-server listener error"));
+          servers.push(server);
+          resolve((server.address() as net.AddressInfo).port);
+        });
+      });
+    ctx.listen({
+      name: "s2s",
+      async start() {
+        const ports: Record<string, number> = {};
+        if (config.s2sPort > 0) {
+          const server = net.createServer({ noDelay: true }, (socket) =>
+            federation.accept(new SocketTransport(socket, undefined, false), false),
+          );
+          ports.s2sPort = await listen(server, config.s2sPort);
+        }
+        if (config.s2sTlsPort > 0) {
+          const server = tls.createServer(
+            {
+              cert: material.certPem,
+              key: material.keyPem,
+              ca: trusted,
+              minVersion: "TLSv1.2",
+              ...peerCertificate,
+              ALPNProtocols: ["xmpp-server"],
+              noDelay: true,
+            },
+            (socket) => federation.accept(new SocketTransport(socket, undefined, true), true),
+          );
+          server.on("tlsClientError", (err) =>
+            log.debug({ err: err.message }, "server-to-server TLS handshake failed"),
+          );
+          ports.s2sTlsPort = await listen(server, config.s2sTlsPort);
+        }
+        return ports;
+      },
+      async stop() {
+        federation.stop();
+        for (const s of [...federation.inbound]) s.close(new StreamError("system-shutdown"));
+        await Promise.all(servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
+      },
+    });
+
+    const api: S2SApi = {
+      policy,
+      links: () => federation.listLinks(),
+      closeLinks: (domain, refusal) => federation.closeLinks(domain, refusal),
+    };
+    ctx.provide(api);
+
+    const { stats } = federation;
+    ctx.metric({
+      name: "switchboard_s2s_links",
+      help: "Authenticated server-to-server links, by direction",
+      type: "gauge",
+      labelNames: ["direction"],
+      collect: () => {
+        const links = federation.listLinks();
+        return (["in", "out"] as const).map((direction) => [
+          { direction },
+          links.filter((l) => l.direction === direction).length,
+        ]);
+      },
+    });
+    ctx.metric({
+      name: "switchboard_s2s_stanzas_total",
+      help: "Stanzas exchanged with other servers, by remote domain and direction",
+      type: "counter",
+      labelNames: ["domain", "direction"],
+      collect: () => [
+        ...[...stats.stanzasIn].map(([domain, n]) => [{ domain, direction: "in" }, n] as const),
+        ...[...stats.stanzasOut].map(([domain, n]) => [{ domain, direction: "out" }, n] as const),
+      ],
+    });
+    ctx.metric({
+      name: "switchboard_s2s_spoofed_total",
+      help: "Stanzas refused because a peer sent them from a domain its stream did not authenticate, by the stream's domain",
+      type: "counter",
+      labelNames: ["domain"],
+      collect: () => [...stats.spoofed].map(([domain, n]) => [{ domain }, n] as const),
+    });
+    ctx.metric({
+      name: "switchboard_s2s_refused_total",
+      help: "Links refused by the federation policy, by remote domain and direction",
+      type: "counter",
+      labelNames: ["domain", "direction"],
+      collect: () =>
+        [...stats.refused].map(([key, n]) => {
+          const [domain, direction] = key.split("\n");
+          return [{ domain: domain!, direction: direction! }, n] as const;
+        }),
+    });
+    ctx.metric({
+      name: "switchboard_s2s_authenticated_total",
+      help: "Server-to-server streams authenticated, by method and direction",
+      type: "counter",
+      labelNames: ["method", "direction"],
+      collect: () =>
+        [...stats.authenticated].map(([key, n]) => {
+          const [method, direction] = key.split("\n");
+          return [{ method: method!, direction: direction! }, n] as const;
+        }),
+    });
+    ctx.metric({
+      name: "switchboard_s2s_bounced_total",
+      help: "Stanzas for other servers returned to their senders, by error condition",
+      type: "counter",
+      labelNames: ["condition"],
+      collect: () => [...stats.bounced].map(([condition, n]) => [{ condition }, n] as const),
+    });
+    ctx.metric({
+      name: "switchboard_s2s_queued_stanzas",
+      help: "Stanzas waiting for a link to another server",
+      type: "gauge",
+      collect: () => federation.queuedStanzas(),
+    });
+  },
+});
+
+/** The dialback secret: random, created once, kept in the data directory (mode 0600). */
+function loadOrCreateSecret(file: string): Buffer {
+  if (existsSync(file)) return readFileSync(file);
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const secret = randomBytes(32);
+  writeFileSync(file, secret, { mode: 0o600 });
+  return secret;
+}

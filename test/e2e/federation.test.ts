@@ -1,0 +1,263 @@
+/**
+ * Federation between two Switchboard servers on loopback (a.test on one address, b.test on
+ * another, each finding the other through `--s2s-route`): subscription and chat both ways,
+ * offline delivery for a federated sender, Server Dialback when the certificates are
+ * self-signed and SASL EXTERNAL when both have certificates from a CA they trust
+ * (`--s2s-ca`), a spoofed 'from' refused, the allowlist policy, and bounces for a domain
+ * that cannot be reached.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { chatBothWays, LINK_WAIT_MS, metricValues, subscribe } from "../helpers/federation.js";
+import { connectJs, type JsPeer } from "../helpers/js-client.js";
+import { RawConnection } from "../helpers/raw-client.js";
+import { freePorts, startServer, type TestServer } from "../helpers/server.js";
+import { is, stanzaError, xml } from "../helpers/stanza.js";
+import { TestCa } from "../helpers/test-ca.js";
+
+const NET = 100 + Math.floor(Math.random() * 150);
+const HOST_A = `127.77.${NET}.1`;
+const HOST_B = `127.77.${NET}.2`;
+const PW = { alice: "alice-federation-pw", bob: "bob-federation-pw", carol: "carol-federation-pw" };
+
+interface Pair {
+  a: TestServer;
+  b: TestServer;
+  metricsA: string;
+  metricsB: string;
+}
+
+async function startPair(
+  name: string,
+  opts: { ca?: TestCa; configA?: Record<string, unknown>; extraA?: string[] } = {},
+): Promise<Pair> {
+  const [s2sA, s2sB, httpA, httpB, tlsA] = (await freePorts(5)) as [number, number, number, number, number];
+  const tlsConfig = (domain: string) => {
+    if (!opts.ca) return {};
+    const { certFile, keyFile } = opts.ca.issue(domain);
+    return { tls: { certFile, keyFile } };
+  };
+  const common = (s2s: number, http: number, peer: string, peerHost: string, peerPort: number) => [
+    "--s2s-port",
+    String(s2s),
+    "--s2s-route",
+    `${peer}=${peerHost}:${peerPort}`,
+    "--http-port",
+    String(http),
+    "--log-level",
+    "info",
+    ...(opts.ca ? ["--s2s-ca", opts.ca.caFile] : []),
+  ];
+  const a = await startServer({
+    name: `${name}-a`,
+    domain: "a.test",
+    host: HOST_A,
+    users: { alice: PW.alice, carol: PW.carol },
+    config: { ...tlsConfig("a.test"), http: { tls: "off" }, s2sTlsPort: tlsA, ...opts.configA },
+    extraArgs: [...common(s2sA, httpA, "b.test", HOST_B, s2sB), ...(opts.extraA ?? [])],
+  });
+  const b = await startServer({
+    name: `${name}-b`,
+    domain: "b.test",
+    host: HOST_B,
+    users: { bob: PW.bob },
+    config: { ...tlsConfig("b.test"), http: { tls: "off" } },
+    extraArgs: common(s2sB, httpB, "a.test", HOST_A, s2sA),
+  }).catch(async (err) => {
+    await a.stop();
+    throw err;
+  });
+  Object.assign(a, { s2sTlsPort: tlsA });
+  return {
+    a,
+    b,
+    metricsA: `http://${HOST_A}:${httpA}/metrics`,
+    metricsB: `http://${HOST_B}:${httpB}/metrics`,
+  };
+}
+
+describe("two Switchboard servers federating with Server Dialback (self-signed certificates)", () => {
+  let pair: Pair;
+  let alice: JsPeer;
+  let bob: JsPeer;
+
+  before(async () => {
+    pair = await startPair("federation-dialback");
+    alice = await connectJs(pair.a, { user: "alice", password: PW.alice, resource: "desk" });
+    bob = await connectJs(pair.b, { user: "bob", password: PW.bob, resource: "phone" });
+    await alice.send(xml("presence"));
+    await bob.send(xml("presence"));
+  });
+  after(async () => {
+    await alice?.close();
+    await bob?.close();
+    await pair?.a.stop();
+    await pair?.b.stop();
+  });
+
+  test("subscriptions and chat both ways", async () => {
+    await subscribe(alice, bob);
+    await subscribe(bob, alice);
+    await chatBothWays(alice, bob, "dialback");
+  });
+
+  test("the links authenticated with dialback, counted per domain", async () => {
+    const authA = await metricValues(pair.metricsA, "switchboard_s2s_authenticated_total");
+    assert.ok(
+      (authA.get('method="dialback",direction="out"') ?? 0) >= 1,
+      `a.test's outbound link used dialback: ${[...authA]}`,
+    );
+    assert.ok(
+      (authA.get('method="dialback",direction="in"') ?? 0) >= 1,
+      `b.test's link to a.test used dialback: ${[...authA]}`,
+    );
+    const stanzas = await metricValues(pair.metricsA, "switchboard_s2s_stanzas_total");
+    assert.ok((stanzas.get('domain="b.test",direction="out"') ?? 0) >= 3);
+    assert.ok((stanzas.get('domain="b.test",direction="in"') ?? 0) >= 3);
+  });
+
+  test("offline delivery for a federated sender", async () => {
+    const body = "a message bob finds when he is back";
+    await bob.close();
+    await alice.send(xml("message", { to: "bob@b.test", type: "chat" }, xml("body", {}, body)));
+    // The message crosses the link and is stored before bob logs in again.
+    await new Promise((r) => setTimeout(r, 1500));
+    bob = await connectJs(pair.b, { user: "bob", password: PW.bob, resource: "phone" });
+    await bob.send(xml("presence"));
+    const got = await bob.next(is.message({ body }), "the offline message from alice@a.test", LINK_WAIT_MS);
+    assert.equal(got.attrs.from, alice.jid);
+    assert.ok(got.getChild("delay", "urn:xmpp:delay"), "stored messages carry a delay stamp");
+  });
+
+  test("a message to an unknown account on the other server comes back as an error", async () => {
+    await alice.send(
+      xml("message", { to: "nobody@b.test", type: "chat", id: "m-nobody" }, xml("body", {}, "anyone?")),
+    );
+    const err = await alice.next(
+      (el) => el.attrs.id === "m-nobody",
+      "the error for nobody@b.test",
+      LINK_WAIT_MS,
+    );
+    assert.equal(stanzaError(err)?.condition, "service-unavailable");
+  });
+
+  test("a domain nobody serves: remote-server-not-found", async () => {
+    await alice.send(
+      xml(
+        "message",
+        { to: "someone@unreachable.invalid", type: "chat", id: "m-unreach" },
+        xml("body", {}, "hello?"),
+      ),
+    );
+    const err = await alice.next((el) => el.attrs.id === "m-unreach", "the bounce", 60_000);
+    assert.equal(stanzaError(err)?.condition, "remote-server-not-found");
+  });
+});
+
+describe("two Switchboard servers federating with SASL EXTERNAL (certificates from a trusted CA)", () => {
+  let pair: Pair;
+  let ca: TestCa;
+  let alice: JsPeer;
+  let bob: JsPeer;
+
+  before(async () => {
+    ca = new TestCa();
+    pair = await startPair("federation-external", { ca });
+    alice = await connectJs(pair.a, { user: "alice", password: PW.alice, resource: "desk" });
+    bob = await connectJs(pair.b, { user: "bob", password: PW.bob, resource: "phone" });
+    await alice.send(xml("presence"));
+    await bob.send(xml("presence"));
+  });
+  after(async () => {
+    await alice?.close();
+    await bob?.close();
+    await pair?.a.stop();
+    await pair?.b.stop();
+  });
+
+  test("subscription and chat over links authenticated by certificate", async () => {
+    await subscribe(alice, bob);
+    await chatBothWays(alice, bob, "sasl-external");
+    const authA = await metricValues(pair.metricsA, "switchboard_s2s_authenticated_total");
+    const authB = await metricValues(pair.metricsB, "switchboard_s2s_authenticated_total");
+    assert.ok((authA.get('method="sasl-external",direction="out"') ?? 0) >= 1, `a.test out: ${[...authA]}`);
+    assert.ok((authB.get('method="sasl-external",direction="in"') ?? 0) >= 1, `b.test in: ${[...authB]}`);
+    assert.equal(
+      authA.get('method="dialback",direction="out"') ?? 0,
+      0,
+      "no dialback where certificates authenticate",
+    );
+  });
+
+  test("a peer that authenticated as one domain and sends from another is cut off with invalid-from", async () => {
+    const evil = ca.issue("evil.test");
+    const c = await RawConnection.connect({
+      host: HOST_A,
+      port: (pair.a as TestServer & { s2sTlsPort: number }).s2sTlsPort,
+      directTls: "a.test",
+      clientCertificate: { cert: evil.cert, key: evil.key },
+      label: "evil.test over direct TLS",
+    });
+    const header =
+      "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' " +
+      "xmlns:db='jabber:server:dialback' from='evil.test' to='a.test' version='1.0'>";
+    c.write(header);
+    await c.waitFor(
+      /<mechanism>EXTERNAL<\/mechanism>/,
+      "EXTERNAL offered for a certificate valid for evil.test",
+    );
+    c.write(
+      `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>${Buffer.from("evil.test").toString("base64")}</auth>`,
+    );
+    await c.waitFor(/<success/, "SASL EXTERNAL success");
+    c.write(header);
+    await c.waitFor(/<stream:features/, "features after the restart");
+    c.write("<message from='mallory@evil.test' to='alice@a.test' type='chat'><body>legit</body></message>");
+    await alice.next(is.message({ body: "legit" }), "a message from the authenticated domain");
+    c.write("<message from='bob@b.test' to='alice@a.test' type='chat'><body>spoofed</body></message>");
+    assert.equal(await c.streamError("a spoofed from"), "invalid-from");
+    await alice.none(is.message({ body: "spoofed" }), "the spoofed message");
+    const spoofed = await metricValues(pair.metricsA, "switchboard_s2s_spoofed_total");
+    assert.equal(spoofed.get('domain="evil.test"'), 1);
+    c.destroy();
+  });
+});
+
+describe("federation allowlist", () => {
+  let pair: Pair;
+  let carol: JsPeer;
+  let bob: JsPeer;
+
+  before(async () => {
+    pair = await startPair("federation-allowlist", {
+      configA: { federation: { policy: "allowlist", allowlist: ["c.test"] } },
+    });
+    carol = await connectJs(pair.a, { user: "carol", password: PW.carol, resource: "desk" });
+    bob = await connectJs(pair.b, { user: "bob", password: PW.bob, resource: "phone" });
+  });
+  after(async () => {
+    await carol?.close();
+    await bob?.close();
+    await pair?.a.stop();
+    await pair?.b.stop();
+  });
+
+  test("a domain off the allowlist is refused both ways with policy-violation", async () => {
+    await carol.send(xml("message", { to: "bob@b.test", type: "chat", id: "m-out" }, xml("body", {}, "out")));
+    const out = await carol.next((el) => el.attrs.id === "m-out", "the bounce of a message to b.test");
+    assert.equal(stanzaError(out)?.condition, "policy-violation");
+    assert.match(stanzaError(out)?.text ?? "", /allowlist/);
+    await bob.send(xml("message", { to: "carol@a.test", type: "chat", id: "m-in" }, xml("body", {}, "in")));
+    const back = await bob.next(
+      (el) => el.attrs.id === "m-in",
+      "the bounce of a message to a.test",
+      LINK_WAIT_MS,
+    );
+    // b.test's link is refused with a stream error policy-violation, which its sender hears of.
+    assert.equal(stanzaError(back)?.condition, "policy-violation");
+    await carol.none(is.message({ body: "in" }), "a message over a refused link");
+    const refused = await metricValues(pair.metricsA, "switchboard_s2s_refused_total");
+    assert.ok((refused.get('domain="b.test",direction="in"') ?? 0) >= 1, `refused: ${[...refused]}`);
+    assert.ok((refused.get('domain="b.test",direction="out"') ?? 0) >= 1, `refused: ${[...refused]}`);
+  });
+});
