@@ -20,6 +20,7 @@ import register from "./register/index.js";
 import roster from "./roster/index.js";
 import s2s from "./s2s/index.js";
 import stanzaId from "./stanza-id/index.js";
+import streamManagement from "./stream-management/index.js";
 import time from "./time/index.js";
 import vcard from "./vcard/index.js";
 import version from "./version/index.js";
@@ -45,4 +46,5 @@ export const standardModules: ModuleDefinition<unknown>[] = [
   accountChanges,
   components,
   s2s,
+  streamManagement,
 ] as ModuleDefinition<unknown>[];

@@ -34,6 +34,8 @@ export interface SlixLogin {
    * without channel binding (see the driver).
    */
   mechanism?: string;
+  /** More slixmpp plugins to register, as an application would (e.g. "xep_0198"). */
+  plugins?: string[];
 }
 
 type DriverEvent =
@@ -46,7 +48,9 @@ type DriverEvent =
   | { event: "connection_failed"; reason: string }
   | { event: "reply"; id: number; ok: true; xml: string | null }
   | { event: "reply"; id: number; ok: false; error: string }
-  | { event: "driver_error"; error: string };
+  | { event: "driver_error"; error: string }
+  | { event: "session_resumed" }
+  | { event: "sm_enabled"; id: string | null };
 
 export class SlixPeer extends BasePeer {
   /** The TLS protocol version of the connection ("TLSv1.3"), as slixmpp reports it. */
@@ -59,6 +63,7 @@ export class SlixPeer extends BasePeer {
   private stderr = "";
   private exited = false;
   private readonly loginWaiters: ((e: DriverEvent) => void)[] = [];
+  private cutting = false;
 
   constructor(
     readonly proc: ChildProcess,
@@ -107,7 +112,8 @@ export class SlixPeer extends BasePeer {
         break;
       }
       case "disconnected":
-        this.markEnded(`disconnected${ev.reason ? `: ${ev.reason}` : ""}`);
+        // After cut() the driver stays for reconnect(): the peer has not ended.
+        if (!this.cutting) this.markEnded(`disconnected${ev.reason ? `: ${ev.reason}` : ""}`);
         break;
       default:
         break;
@@ -204,6 +210,19 @@ export class SlixPeer extends BasePeer {
     });
   }
 
+  /** The connection drops (no stream close); the driver stays, ready to reconnect(). */
+  async cut(): Promise<void> {
+    this.cutting = true;
+    await this.command("cut");
+  }
+
+  /** Connects again after cut(): "resumed" (XEP-0198) or "started" (a new session). */
+  async reconnect(): Promise<string> {
+    const outcome = await this.command("reconnect", {}, 25_000);
+    this.cutting = false;
+    return outcome ?? "";
+  }
+
   /** Kills the driver without a clean stream close (a dropped connection). */
   kill(): void {
     if (!this.exited) this.proc.kill("SIGKILL");
@@ -234,6 +253,7 @@ function spawnDriver(
     login.mechanism ?? "SCRAM-SHA-256",
   ];
   if (login.directTls) args.push("--direct-tls");
+  for (const p of login.plugins ?? []) args.push("--plugin", p);
   const proc = spawn(PYTHON, args, {
     stdio: ["pipe", "pipe", "pipe"],
     env: { ...process.env, PYTHONUNBUFFERED: "1" },

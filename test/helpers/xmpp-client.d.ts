@@ -69,6 +69,9 @@ declare module "@xmpp/client" {
     write(text: string): Promise<void>;
     isSecure(): boolean;
     reconnect: { stop(): void };
+    /** XEP-0198, on by default: enables after binding, resumes after a reconnection. */
+    streamManagement: EventEmitter & { enabled: boolean; id: string; inbound: number; outbound: number };
+    iqCaller: { request(iq: Element, timeout?: number): Promise<Element> };
     iqCallee: {
       get(xmlns: string, name: string, handler: (ctx: unknown) => unknown): void;
       set(xmlns: string, name: string, handler: (ctx: unknown) => unknown): void;

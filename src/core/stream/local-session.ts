@@ -5,7 +5,7 @@
  * attach another stream to it (resumption). Otherwise it ends with its stream.
  */
 import { randomBytes } from "node:crypto";
-import type { StreamError } from "../errors.js";
+import { StreamError } from "../errors.js";
 import type { UserAgent } from "../features.js";
 import type { Jid } from "../jid.js";
 import type { ClientSession } from "../session.js";
@@ -162,11 +162,19 @@ export interface SessionControl {
   hibernate(session: ClientSession, onSend: (stanza: XmlElement) => void): void;
   /**
    * The stream now serving `current` (authenticated, not bound) takes `kept` over: `current`
-   * is dropped and `kept` is served by that stream from now on.
+   * is dropped and `kept` is served by that stream from now on. When `kept` still has a
+   * stream of its own (the client came back before its old connection was found dead), that
+   * stream is closed with a `conflict` stream error (XEP-0198 §5).
    */
   resume(kept: ClientSession, current: ClientSession): void;
   /** Ends a kept session (its resumption window passed). */
   end(session: ClientSession, reason: string): void;
+  /**
+   * Writes an element to the session's stream past the outbound filters: stream management's
+   * own elements, and stanzas sent again after a resumption (they passed the filters once).
+   * False when no stream is attached.
+   */
+  write(session: ClientSession, element: XmlElement): boolean;
 }
 
 /** The stream a session is served by, when it is held by this process. */
@@ -184,10 +192,21 @@ export const sessionControl: SessionControl = {
       throw new Error("not a session of this process");
     const stream = current.stream as ResumableStream | undefined;
     if (!stream || stream.closed) throw new Error("the new stream is gone");
+    const previous = kept.stream;
     stream.adopt(kept);
+    // Detached first, so closing the old stream does not end the session it no longer serves.
+    if (previous && previous !== stream && !previous.closed)
+      previous.close(new StreamError("conflict", "Replaced by a resumed stream"));
   },
   end(session, reason) {
     if (!(session instanceof LocalClientSession)) throw new Error("not a session of this process");
     session.end(reason);
+  },
+  write(session, element) {
+    if (!(session instanceof LocalClientSession)) throw new Error("not a session of this process");
+    const stream = session.stream;
+    if (!stream || stream.closed) return false;
+    stream.writeStanza(element);
+    return true;
   },
 };

@@ -69,6 +69,7 @@ export const NS_MAM = "urn:xmpp:mam:2";
 export const NS_RSM = "http://jabber.org/protocol/rsm";
 /** XEP-0352 client state indication. */
 export const NS_CSI = "urn:xmpp:csi:0";
+export const NS_SM = "urn:xmpp:sm:3";
 
 // Switchboard's own.
 /** Application conditions of federation refusals (a stream error's policy-violation). */

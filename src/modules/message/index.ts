@@ -15,10 +15,19 @@ import type { MessageApi } from "./api.js";
 /** Delivery runs after every module that looks at, archives or copies a message (higher priorities). */
 const MESSAGE_DELIVERY_PRIORITY = -10;
 
+/** A message for offline storage. */
+export interface OfflineMessageEvent extends StanzaEvent {
+  /**
+   * When the server first tried to deliver it, for a message that comes back later (stream
+   * management re-queues what a client never acknowledged): its XEP-0203 stamp. Default: now.
+   */
+  delayedSince?: number;
+}
+
 declare module "../../core/events.js" {
   interface ServerEvents {
     /** A message for an account with no available resource; offline storage claims it (RFC 6121 §8.5.2.2). */
-    "message/offline": StanzaEvent;
+    "message/offline": OfflineMessageEvent;
   }
 }
 

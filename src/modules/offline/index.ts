@@ -3,14 +3,19 @@
  * resource are stored with a XEP-0203 delay stamp, up to a per-account quota,
  * and delivered when a resource becomes available with non-negative priority. A stored
  * message carries the account's XEP-0359 stanza-id (given here unless the archive gave one).
+ * A message handed to a session with stream management (XEP-0198) leaves storage only
+ * when the client acknowledges it; without stream management, once it is written to the
+ * connection (a connection that dies before the client read it loses it).
  */
 import { z } from "zod";
-import type { StanzaEvent } from "../../core/events.js";
 import { defineModule } from "../../core/module.js";
+import type { ClientSession } from "../../core/session.js";
 import type { XmlElement } from "../../core/xml/element.js";
 import { x } from "../../core/xml/element.js";
 import { NS_CHATSTATES, NS_DELAY, NS_HINTS } from "../../core/xml/namespaces.js";
+import type { OfflineMessageEvent } from "../message/index.js";
 import type { StanzaIdApi } from "../stanza-id/api.js";
+import type { StreamManagementApi } from "../stream-management/api.js";
 import { parseStoredStanza } from "./stored.js";
 
 /** XEP-0334 hints and XEP-0085: chat-state-only messages and no-store hints are not kept. */
@@ -51,7 +56,7 @@ export default defineModule({
     const { storage, domain, clock } = ctx;
     ctx.addFeature("msgoffline");
 
-    ctx.hook("message/offline", async (ev: StanzaEvent) => {
+    ctx.hook("message/offline", async (ev: OfflineMessageEvent) => {
       const type = ev.stanza.attrs.type ?? "normal";
       if (type !== "normal" && type !== "chat") return false;
       if (!worthStoring(ev.stanza)) return true; // dropped on purpose: nothing to deliver later
@@ -62,24 +67,100 @@ export default defineModule({
       if (stanzaIds && stanzaIds.stanzaIdOf(stored, by) === undefined) stanzaIds.assign(stored, by);
       stored.removeChildren("delay", NS_DELAY);
       stored.children.push(
-        x("delay", { xmlns: NS_DELAY, from: domain, stamp: xmppStamp(clock.now()) }, "Offline Storage"),
+        x(
+          "delay",
+          { xmlns: NS_DELAY, from: domain, stamp: xmppStamp(ev.delayedSince ?? clock.now()) },
+          "Offline Storage",
+        ),
       );
       return storage.offline.push(ev.to.local, stored.toString(), ctx.options.quota);
     });
 
-    ctx.hook("session/available", async ({ session }) => {
-      if (!session.username) return;
-      const messages = await storage.offline.list(session.username);
+    /**
+     * Messages handed to a session with stream management stay stored until its client
+     * acknowledges them (XEP-0198): ids sent and not yet settled, by account, so a second
+     * flush (another resource, a new initial presence) does not send them twice.
+     */
+    const inFlight = new Map<string, Set<number>>();
+    /** Removals and re-deliveries still running (awaited at unload). */
+    const pending = new Set<Promise<unknown>>();
+    const track = (p: Promise<unknown>) => {
+      const tracked = p
+        .catch((err) => ctx.log.error({ err }, "offline delivery bookkeeping failed"))
+        .finally(() => pending.delete(tracked));
+      pending.add(tracked);
+    };
+
+    const settle = (session: ClientSession, username: string, id: number, acked: boolean) => {
+      const flying = inFlight.get(username);
+      const release = () => {
+        flying?.delete(id);
+        if (flying?.size === 0) inFlight.delete(username);
+      };
+      if (!acked) {
+        // Still stored: another available resource gets it now, else the next one to come.
+        release();
+        redeliver(session, username);
+        return;
+      }
+      track(storage.offline.remove(username, [id]).finally(release));
+    };
+
+    /** Accounts with a re-delivery scheduled (one per account, however many messages came back). */
+    const redeliveries = new Set<string>();
+    const redeliver = (ended: ClientSession, username: string) => {
+      if (redeliveries.has(username)) return;
+      redeliveries.add(username);
+      setImmediate(() => {
+        redeliveries.delete(username);
+        const target = ctx.sessions.messageTargets(username).find((s) => s !== ended && !s.closed);
+        if (target) track(flush(target));
+      });
+    };
+
+    const flush = async (session: ClientSession): Promise<void> => {
+      const username = session.username;
+      if (!username) return;
+      const messages = await storage.offline.list(username);
       if (messages.length === 0) return;
+      const sm = ctx.api<StreamManagementApi>("stream-management");
+      let flying = inFlight.get(username);
       const delivered: number[] = [];
       for (const m of messages) {
         if (session.closed) break;
+        if (flying?.has(m.id)) continue;
+        if (!flying) {
+          flying = new Set();
+          inFlight.set(username, flying);
+        }
+        flying.add(m.id);
+        const id = m.id;
         const stanza = parseStoredStanza(m.stanza);
-        if (stanza) session.send(stanza);
-        else ctx.log.warn({ id: m.id, username: session.username }, "dropping an unreadable offline message");
-        delivered.push(m.id);
+        if (!stanza) {
+          ctx.log.warn({ id, username }, "dropping an unreadable offline message");
+          delivered.push(id);
+          continue;
+        }
+        if (sm?.sendAcknowledged(session, stanza, (acked) => settle(session, username, id, acked))) continue;
+        // Without stream management the message counts as delivered once written.
+        session.send(stanza);
+        delivered.push(id);
       }
-      await storage.offline.remove(session.username, delivered);
+      if (delivered.length === 0) return;
+      try {
+        await storage.offline.remove(username, delivered);
+      } finally {
+        // In flight until removed, so a concurrent flush does not send them again.
+        const current = inFlight.get(username);
+        for (const id of delivered) current?.delete(id);
+        if (current?.size === 0) inFlight.delete(username);
+      }
+    };
+
+    ctx.hook("session/available", ({ session }) => flush(session));
+
+    ctx.onUnload(async () => {
+      while (pending.size > 0) await Promise.all([...pending]);
     });
   },
 });

@@ -80,8 +80,10 @@ export class SocketTransport implements StreamTransport {
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     // Errors end in "close"; the engine hears of it there.
     socket.on("error", () => undefined);
+    // A peer that ends its side of the connection without </stream:stream> did not close
+    // its stream: the connection is lost (XEP-0198 §6 keeps such a session for resumption).
+    // Node ends our side too, and "close" follows.
     socket.on("close", () => this.notifyClosed());
-    socket.on("end", () => this.sink?.streamEnd());
   }
 
   private onData(chunk: Buffer): void {

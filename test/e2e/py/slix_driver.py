@@ -33,7 +33,8 @@ from slixmpp.stanza import Iq
 from slixmpp.xmlstream import tostring
 
 # Only what the commands below use: disco, ping, version, vCard, blocking,
-# entity time, last activity. Anything else goes through the raw "iq" command.
+# entity time, last activity. Anything else goes through the raw "iq" command;
+# a test adds plugins with --plugin (stream management: xep_0198).
 PLUGINS = ["xep_0030", "xep_0199", "xep_0092", "xep_0054", "xep_0191", "xep_0202", "xep_0012"]
 
 
@@ -52,8 +53,11 @@ class Driver:
         mech = None if args.mech == "auto" else args.mech
         self.client = slixmpp.ClientXMPP(args.jid, args.password, sasl_mech=mech)
         c = self.client
-        for name in PLUGINS:
+        for name in PLUGINS + args.plugin:
             c.register_plugin(name)
+        # Set by "cut": the connection goes away on purpose and the driver stays for "reconnect".
+        self.reconnecting = False
+        self.login_waiters = []
         # Subscription requests are answered by the test, never automatically.
         c.auto_authorize = None
         c.auto_subscribe = False
@@ -71,6 +75,8 @@ class Driver:
         c.add_event_handler("stream_error", self.on_stream_error)
         c.add_event_handler("disconnected", self.on_disconnected)
         c.add_event_handler("connection_failed", self.on_connection_failed)
+        c.add_event_handler("session_resumed", self.on_session_resumed)
+        c.add_event_handler("sm_enabled", self.on_sm_enabled)
         self.done = asyncio.Event()
 
     def without_channel_binding(self):
@@ -105,7 +111,21 @@ class Driver:
         obj = transport.get_extra_info("ssl_object") if transport is not None else None
         return obj.version() if obj is not None else None
 
+    def on_session_resumed(self, _event):
+        emit({"event": "session_resumed"})
+        self.wake_login_waiters("resumed")
+
+    def on_sm_enabled(self, stanza):
+        emit({"event": "sm_enabled", "id": stanza["id"] or None})
+
+    def wake_login_waiters(self, outcome):
+        for fut in self.login_waiters:
+            if not fut.done():
+                fut.set_result(outcome)
+        self.login_waiters = []
+
     def on_session_start(self, _event):
+        self.wake_login_waiters("started")
         mech = self.client["feature_mechanisms"].mech
         emit(
             {
@@ -128,7 +148,8 @@ class Driver:
 
     def on_disconnected(self, reason):
         emit({"event": "disconnected", "reason": str(reason) if reason else None})
-        self.done.set()
+        if not self.reconnecting:
+            self.done.set()
 
     def on_connection_failed(self, error):
         emit({"event": "connection_failed", "reason": str(error)})
@@ -231,6 +252,26 @@ class Driver:
             ):
                 found.append([msg["mam_result"]["id"], msg["mam_result"]["forwarded"]["stanza"]["body"]])
             return json.dumps(found)
+        if op == "cut":
+            # The network goes away: no </stream:stream>, nothing flushed, no unavailable presence.
+            self.reconnecting = True
+            gone = asyncio.get_running_loop().create_future()
+            c.add_event_handler("disconnected", lambda _e: gone.done() or gone.set_result(True), disposable=True)
+            c.abort()
+            await asyncio.wait_for(gone, timeout)
+            return None
+        if op == "reconnect":
+            # Resumes the stream-management session when the server still keeps it.
+            outcome = asyncio.get_running_loop().create_future()
+            self.login_waiters.append(outcome)
+            self.reconnecting = False
+            self.connect()
+            return await asyncio.wait_for(outcome, timeout)
+        if op == "sm_state":
+            sm = c["xep_0198"]
+            return json.dumps(
+                {"id": sm.sm_id, "handled": sm.handled, "seq": sm.seq, "unacked": len(sm.unacked_queue)}
+            )
         if op == "disconnect":
             # A clean close: unavailable presence is the server's job, then </stream:stream>.
             await c.disconnect(wait=cmd.get("wait", 2.0))
@@ -280,12 +321,15 @@ class Driver:
             if line.strip():
                 asyncio.ensure_future(self.handle(line.decode("utf-8")))
 
-    async def main(self):
+    def connect(self):
         self.client.connect(
             (self.args.host, self.args.port),
             use_ssl=self.args.direct_tls,
             force_starttls=not self.args.direct_tls,
         )
+
+    async def main(self):
+        self.connect()
         reader = asyncio.ensure_future(self.read_commands())
         await self.done.wait()
         reader.cancel()
@@ -300,6 +344,7 @@ def parse_args():
     p.add_argument("--direct-tls", action="store_true", help="XEP-0368 direct TLS instead of STARTTLS")
     p.add_argument("--mech", default="SCRAM-SHA-256", help='the only SASL mechanism to use, or "auto"')
     p.add_argument("--debug", action="store_true", help="slixmpp debug log on stderr")
+    p.add_argument("--plugin", action="append", default=[], help="one more slixmpp plugin to register (e.g. xep_0198)")
     return p.parse_args()
 
 

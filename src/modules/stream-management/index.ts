@@ -1,0 +1,523 @@
+/**
+ * Stream management (XEP-0198): acknowledgements, resumption, and delivery that loses
+ * nothing when a client's connection dies.
+ *
+ * - `<sm/>` is offered after authentication. `<enable/>` (after binding) starts the two
+ *   counters; an inbound filter that runs first counts what the client sends, an outbound
+ *   filter that runs last keeps every stanza written to the client in an unacknowledged
+ *   queue until an `<a/>` covers it. The server asks with `<r/>` once per burst.
+ * - When the connection of a resumable session is lost (`session/stream-lost`), the session
+ *   is hibernated: it stays bound and available, and what is sent to it joins the queue.
+ *   A `<resume/>` on any new authenticated stream of the same account, on any transport,
+ *   within the timeout takes it over; the queue is sent again after the client's `h`.
+ * - A session that ends otherwise (resumption timeout, clean close, stream error) hands back
+ *   what its client never acknowledged: messages go to the account's other resources or to
+ *   offline storage with a XEP-0203 stamp of their first delivery; IQ requests are answered
+ *   with an error; presence is dropped (the contact's state is re-sent at the next login).
+ */
+import { randomBytes } from "node:crypto";
+import { StanzaError, StreamError } from "../../core/errors.js";
+import { type Jid, tryParseJid } from "../../core/jid.js";
+import { defineModule } from "../../core/module.js";
+import type { ClientSession } from "../../core/session.js";
+import { type XmlElement, x } from "../../core/xml/element.js";
+import { NS_CLIENT, NS_DELAY, NS_SM, NS_STANZAS } from "../../core/xml/namespaces.js";
+import type { OfflineMessageEvent } from "../message/index.js";
+import type { StreamManagementApi } from "./api.js";
+import { streamManagementConfigSection } from "./config.js";
+import { HandledCountTooHigh, parseH, UnackedQueue } from "./queue.js";
+
+export type { StreamManagementApi } from "./api.js";
+
+/** Runs after every other outbound filter: what is queued is what is written. */
+const OUTBOUND_PRIORITY = -1_000_000;
+/** Runs before every other inbound filter: a stanza a filter takes was still received. */
+const INBOUND_PRIORITY = 1_000_000;
+/** With a request outstanding, ask again after this many more stanzas. */
+const REREQUEST_EVERY = 100;
+
+interface Entry {
+  stanza: XmlElement;
+  /** When it was first handed to the session (its delay stamp if it has to go elsewhere). */
+  at: number;
+  /** Someone waits for its acknowledgement (offline storage) and keeps it when there is none. */
+  outcome?: (acked: boolean) => void;
+}
+
+interface SmState {
+  readonly session: ClientSession;
+  readonly queue: UnackedQueue<Entry>;
+  /** Stanzas received from the client since <enable/>, modulo 2^32 (its `h`). */
+  inbound: number;
+  /** The resumption id (SM-ID) when the session may be resumed. */
+  readonly id: string | undefined;
+  /** Seconds the session waits for a resumption. */
+  readonly resumeSeconds: number;
+  /** While the session waits for a resumption: the timer that ends it. */
+  hibernation: NodeJS.Timeout | undefined;
+  /** `sent` when the outstanding <r/> was written; undefined when none is outstanding. */
+  requestedAt: number | undefined;
+  requestScheduled: boolean;
+  overflowed: boolean;
+}
+
+function isStanzaElement(el: XmlElement): boolean {
+  return (
+    (el.name === "message" || el.name === "presence" || el.name === "iq") &&
+    (el.attrs.xmlns === undefined || el.attrs.xmlns === NS_CLIENT)
+  );
+}
+
+/** XEP-0198 <failed/>: a stanza error condition (its schema allows no text), and the `h` when known. */
+function failed(condition: string, h?: number): XmlElement {
+  return x(
+    "failed",
+    { xmlns: NS_SM, h: h === undefined ? undefined : String(h) },
+    x(condition, { xmlns: NS_STANZAS }),
+  );
+}
+
+/** XEP-0082 date-time without fractions, UTC. */
+function stamp(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+export default defineModule({
+  name: "stream-management",
+  description: "Acknowledgements, resumption and re-queueing of unacknowledged stanzas (XEP-0198)",
+  xeps: [
+    {
+      xep: "0198",
+      version: "1.6.3",
+      status: "complete",
+      notes: "resumption on any transport; no 'location'; SASL2/Bind2 inline forms not yet",
+    },
+  ],
+  dependencies: ["message"],
+  config: streamManagementConfigSection,
+  setup(ctx) {
+    const { clock, log, sessionControl, router, sessions, storage, domain } = ctx;
+    const settings = ctx.config.streamManagement;
+    const state = ctx.sessionState<SmState>();
+    /** Resumable sessions by SM-ID. */
+    const byId = new Map<string, SmState>();
+    /** Ended resumable sessions: SM-ID → account and the last `h` (XEP-0198 §5, `<failed h/>`). */
+    const ended = new Map<string, { username: string; h: number }>();
+    /** Re-queueing still writing to storage (awaited at unload). */
+    const pending = new Set<Promise<unknown>>();
+    const stats = {
+      enabled: 0,
+      hibernated: 0,
+      resumed: 0,
+      failedResumptions: 0,
+      expired: 0,
+      overflows: 0,
+      requeued: { offline: 0, resource: 0, bounced: 0, dropped: 0 },
+    };
+    /** Set by sendAcknowledged for the stanza it is sending; taken by the outbound filter. */
+    let tracking: { session: ClientSession; outcome: (acked: boolean) => void } | undefined;
+
+    ctx.addStreamFeature({
+      name: "stream-management",
+      stage: "post-auth",
+      offer: () => x("sm", { xmlns: NS_SM }),
+      namespaces: [NS_SM],
+      handle: (session, el) => handle(session, el),
+    });
+
+    const write = (session: ClientSession, el: XmlElement) => sessionControl.write(session, el);
+
+    function handle(session: ClientSession, el: XmlElement): void | Promise<void> {
+      switch (el.name) {
+        case "enable":
+          return enable(session, el);
+        case "resume":
+          return resume(session, el);
+        case "r": {
+          const st = state.get(session);
+          if (!st) throw new StreamError("unsupported-stanza-type", "stream management is not enabled");
+          write(session, x("a", { xmlns: NS_SM, h: String(st.inbound) }));
+          return;
+        }
+        case "a": {
+          const st = state.get(session);
+          if (!st) throw new StreamError("unsupported-stanza-type", "stream management is not enabled");
+          const h = parseH(el.attrs.h);
+          if (h === undefined) throw new StreamError("bad-format", "<a/> needs an 'h' between 0 and 2^32-1");
+          acknowledge(st, h);
+          return;
+        }
+        default:
+          throw new StreamError("unsupported-stanza-type", `<${el.name}/> in ${NS_SM}`);
+      }
+    }
+
+    function enable(session: ClientSession, el: XmlElement): void {
+      if (!session.bound) {
+        write(session, failed("unexpected-request"));
+        return;
+      }
+      if (state.get(session)) {
+        write(session, failed("unexpected-request"));
+        return;
+      }
+      const wantsResume = el.attrs.resume === "true" || el.attrs.resume === "1";
+      const asked = Number(el.attrs.max);
+      const resumeSeconds =
+        Number.isInteger(asked) && asked > 0
+          ? Math.min(asked, settings.resumeTimeoutSeconds)
+          : settings.resumeTimeoutSeconds;
+      const resumable = wantsResume && resumeSeconds > 0;
+      const id = resumable ? randomBytes(18).toString("base64url") : undefined;
+      const st: SmState = {
+        session,
+        queue: new UnackedQueue<Entry>(),
+        inbound: 0,
+        id,
+        resumeSeconds,
+        hibernation: undefined,
+        requestedAt: undefined,
+        requestScheduled: false,
+        overflowed: false,
+      };
+      state.set(session, st);
+      if (id) byId.set(id, st);
+      stats.enabled++;
+      write(
+        session,
+        x("enabled", {
+          xmlns: NS_SM,
+          id,
+          resume: resumable ? "true" : undefined,
+          max: resumable ? String(resumeSeconds) : undefined,
+        }),
+      );
+    }
+
+    function resume(session: ClientSession, el: XmlElement): void {
+      if (session.bound || state.get(session)) {
+        write(session, failed("unexpected-request"));
+        return;
+      }
+      const h = parseH(el.attrs.h);
+      const previd = el.attrs.previd;
+      if (h === undefined || !previd) {
+        stats.failedResumptions++;
+        write(session, failed("bad-request"));
+        return;
+      }
+      const st = byId.get(previd);
+      if (!st || !sameAccount(st.session, session)) {
+        stats.failedResumptions++;
+        const gone = ended.get(previd);
+        const known = gone !== undefined && gone.username === session.username;
+        write(session, failed("item-not-found", known ? gone.h : undefined));
+        return;
+      }
+      // Throws HandledCountTooHigh before anything changed: the kept session stays as it was.
+      let acked: Entry[];
+      try {
+        acked = st.queue.ack(h);
+      } catch (err) {
+        if (err instanceof HandledCountTooHigh) throw tooHigh(err);
+        throw err;
+      }
+      settle(acked);
+      if (st.hibernation) {
+        clearTimeout(st.hibernation);
+        st.hibernation = undefined;
+        stats.hibernated--;
+      }
+      const kept = st.session;
+      sessionControl.resume(kept, session);
+      stats.resumed++;
+      st.requestedAt = undefined;
+      write(kept, x("resumed", { xmlns: NS_SM, previd, h: String(st.inbound) }));
+      for (const entry of st.queue.pending()) write(kept, entry.stanza);
+      if (st.queue.length > 0) scheduleRequest(st);
+      log.debug({ session: kept.id, resent: st.queue.length }, "session resumed");
+    }
+
+    function sameAccount(a: ClientSession, b: ClientSession): boolean {
+      return a.username !== undefined && a.username === b.username && !a.closed;
+    }
+
+    function tooHigh(err: HandledCountTooHigh): StreamError {
+      return new StreamError(
+        "undefined-condition",
+        `You acknowledged ${err.h} stanzas, but I only sent you ${err.sendCount} so far.`,
+        x("handled-count-too-high", { xmlns: NS_SM, h: String(err.h), "send-count": String(err.sendCount) }),
+      );
+    }
+
+    function acknowledge(st: SmState, h: number): void {
+      let acked: Entry[];
+      try {
+        acked = st.queue.ack(h);
+      } catch (err) {
+        if (err instanceof HandledCountTooHigh) throw tooHigh(err);
+        throw err;
+      }
+      settle(acked);
+      if (st.requestedAt !== undefined) {
+        st.requestedAt = undefined;
+        // Stanzas written after the request are still unacknowledged: ask about them too.
+        if (st.queue.length > 0) scheduleRequest(st);
+      }
+    }
+
+    function settle(entries: Entry[]): void {
+      for (const e of entries) e.outcome?.(true);
+    }
+
+    /** One <r/> after the current burst of stanzas (the end of this event-loop turn). */
+    function scheduleRequest(st: SmState): void {
+      if (st.requestScheduled) return;
+      if (st.requestedAt !== undefined && st.queue.sent - st.requestedAt < REREQUEST_EVERY) return;
+      st.requestScheduled = true;
+      setImmediate(() => {
+        st.requestScheduled = false;
+        if (st.session.closed || st.queue.length === 0) return;
+        if (write(st.session, x("r", { xmlns: NS_SM }))) st.requestedAt = st.queue.sent;
+      });
+    }
+
+    // ---- counting ----
+
+    ctx.filter(
+      "inbound",
+      (session, stanza) => {
+        const st = state.get(session);
+        if (st) st.inbound = (st.inbound + 1) % 2 ** 32;
+        return stanza;
+      },
+      INBOUND_PRIORITY,
+    );
+
+    ctx.filter(
+      "outbound",
+      (session, stanza) => {
+        const st = state.get(session);
+        if (!st || !isStanzaElement(stanza)) return stanza;
+        const entry: Entry = { stanza, at: clock.now() };
+        if (tracking?.session === session) {
+          entry.outcome = tracking.outcome;
+          tracking = undefined;
+        }
+        st.queue.push(entry);
+        if (st.queue.length > settings.maxUnackedStanzas) overflow(st);
+        else if (session.attached) scheduleRequest(st);
+        return stanza;
+      },
+      OUTBOUND_PRIORITY,
+    );
+
+    /**
+     * The client does not acknowledge what it is sent: the session ends (RFC 6120
+     * `resource-constraint`: the server will not hold more for it), and what it holds goes
+     * back like for any session that ends. Deferred: this runs inside a send.
+     */
+    function overflow(st: SmState): void {
+      if (st.overflowed) return;
+      st.overflowed = true;
+      stats.overflows++;
+      queueMicrotask(() => {
+        const session = st.session;
+        log.info(
+          { session: session.id, jid: session.jid?.toString(), unacked: st.queue.length },
+          "too many unacknowledged stanzas: session closed",
+        );
+        const error = new StreamError("resource-constraint", "too many unacknowledged stanzas");
+        if (session.attached) session.close(error);
+        else sessionControl.end(session, error.condition);
+      });
+    }
+
+    // ---- hibernation ----
+
+    ctx.hook("session/stream-lost", ({ session }) => {
+      const st = state.get(session);
+      if (!st?.id || st.overflowed) return false;
+      sessionControl.hibernate(session, () => {
+        // Already queued by the outbound filter; sent again at resumption.
+      });
+      stats.hibernated++;
+      st.requestedAt = undefined;
+      st.hibernation = setTimeout(() => {
+        st.hibernation = undefined;
+        stats.hibernated--;
+        stats.expired++;
+        sessionControl.end(session, "resumption timeout");
+      }, st.resumeSeconds * 1000);
+      st.hibernation.unref();
+      log.debug({ session: session.id, unacked: st.queue.length }, "session hibernated");
+      return true;
+    });
+
+    // ---- the end of a session: what was not acknowledged goes back ----
+
+    ctx.hook(
+      "session/ended",
+      ({ session }) => {
+        const st = state.get(session);
+        if (!st) return false;
+        state.delete(session);
+        if (st.hibernation) {
+          clearTimeout(st.hibernation);
+          st.hibernation = undefined;
+          stats.hibernated--;
+        }
+        if (st.id) {
+          byId.delete(st.id);
+          remember(st.id, session.username ?? "", st.inbound);
+        }
+        const rest = st.queue.drain();
+        if (rest.length > 0) {
+          const p = requeue(session, rest)
+            .catch((err) =>
+              log.error({ err, session: session.id }, "re-queueing unacknowledged stanzas failed"),
+            )
+            .finally(() => pending.delete(p));
+          pending.add(p);
+        }
+        return false;
+      },
+      100,
+    );
+
+    function remember(id: string, username: string, h: number): void {
+      if (settings.rememberEndedSessions === 0) return;
+      ended.set(id, { username, h });
+      if (ended.size > settings.rememberEndedSessions) ended.delete(ended.keys().next().value!);
+    }
+
+    async function requeue(session: ClientSession, entries: Entry[]): Promise<void> {
+      const jid = session.jid;
+      const username = session.username;
+      for (const entry of entries) {
+        if (entry.outcome) {
+          entry.outcome(false);
+          continue;
+        }
+        const stanza = entry.stanza;
+        const type = stanza.attrs.type;
+        if (stanza.name === "iq") {
+          if (type === "get" || type === "set") {
+            router.bounce(stanza, new StanzaError("service-unavailable", "the recipient's session ended"));
+            stats.requeued.bounced++;
+          } else stats.requeued.dropped++;
+          continue;
+        }
+        if (stanza.name !== "message") {
+          stats.requeued.dropped++;
+          continue;
+        }
+        const kind = type ?? "normal";
+        if (kind === "groupchat") {
+          router.bounce(stanza, new StanzaError("service-unavailable", "the recipient's session ended"));
+          stats.requeued.bounced++;
+          continue;
+        }
+        if ((kind !== "chat" && kind !== "normal") || !jid || !username) {
+          // RFC 6121 §8.5.3.2.1: headlines and errors for a resource that is gone are dropped.
+          stats.requeued.dropped++;
+          continue;
+        }
+        const targets = sessions
+          .messageTargets(username, jid.domain)
+          .filter((s) => s !== session && !s.closed);
+        if (targets.length > 0) {
+          const copy = stanza.clone();
+          if (!copy.getChild("delay", NS_DELAY))
+            copy.children.push(x("delay", { xmlns: NS_DELAY, from: domain, stamp: stamp(entry.at) }));
+          for (const t of targets) t.send(copy);
+          stats.requeued.resource++;
+          continue;
+        }
+        const from = tryParseJid(stanza.attrs.from) ?? (tryParseJid(domain) as Jid);
+        const stored =
+          (await storage.accounts.exists(username)) &&
+          (await ctx.fire("message/offline", {
+            stanza,
+            from,
+            to: jid.bare(),
+            delayedSince: entry.at,
+          } satisfies OfflineMessageEvent));
+        if (stored) stats.requeued.offline++;
+        else {
+          router.bounce(stanza, new StanzaError("service-unavailable", "the recipient is offline"));
+          stats.requeued.bounced++;
+        }
+      }
+    }
+
+    // ---- what others use ----
+
+    ctx.provide<StreamManagementApi>({
+      sendAcknowledged(session, stanza, outcome) {
+        if (!state.get(session) || session.closed) return false;
+        tracking = { session, outcome };
+        session.send(stanza);
+        if (tracking !== undefined) {
+          // Not queued: a filter took it (it answers for it now) or the session just ended.
+          tracking = undefined;
+          outcome(!session.closed);
+        }
+        return true;
+      },
+      enabled: (session) => state.get(session) !== undefined,
+      hibernated: (session) => state.get(session)?.hibernation !== undefined,
+    });
+
+    // ---- metrics ----
+
+    ctx.metric({
+      name: "switchboard_sm_sessions_hibernated",
+      help: "Sessions waiting for their client to resume them (XEP-0198)",
+      type: "gauge",
+      collect: () => stats.hibernated,
+    });
+    ctx.metric({
+      name: "switchboard_sm_enabled_total",
+      help: "Sessions that enabled stream management",
+      type: "counter",
+      collect: () => stats.enabled,
+    });
+    ctx.metric({
+      name: "switchboard_sm_resumptions_total",
+      help: "Sessions resumed on a new stream",
+      type: "counter",
+      collect: () => stats.resumed,
+    });
+    ctx.metric({
+      name: "switchboard_sm_failed_resumptions_total",
+      help: "Resumption attempts refused (unknown or expired id, another account's, malformed)",
+      type: "counter",
+      collect: () => stats.failedResumptions,
+    });
+    ctx.metric({
+      name: "switchboard_sm_resumption_timeouts_total",
+      help: "Hibernated sessions ended because no client resumed them in time",
+      type: "counter",
+      collect: () => stats.expired,
+    });
+    ctx.metric({
+      name: "switchboard_sm_queue_overflows_total",
+      help: "Sessions ended for holding too many unacknowledged stanzas",
+      type: "counter",
+      collect: () => stats.overflows,
+    });
+    ctx.metric({
+      name: "switchboard_sm_requeued_stanzas_total",
+      help: "Unacknowledged stanzas of ended sessions, by what became of them",
+      type: "counter",
+      labelNames: ["outcome"],
+      collect: () => Object.entries(stats.requeued).map(([outcome, n]) => [{ outcome }, n] as const),
+    });
+
+    ctx.onUnload(async () => {
+      for (const st of byId.values()) if (st.hibernation) clearTimeout(st.hibernation);
+      while (pending.size > 0) await Promise.all([...pending]);
+    });
+  },
+});

@@ -1,0 +1,96 @@
+/** XEP-0198 sequence arithmetic (wrapping at 2^32) and the unacknowledged-stanza queue. */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import {
+  advance,
+  distance,
+  H_MODULUS,
+  HandledCountTooHigh,
+  parseH,
+  UnackedQueue,
+} from "../../src/modules/stream-management/queue.js";
+
+const MAX = H_MODULUS - 1;
+
+describe("h arithmetic", () => {
+  test("advance wraps from 2^32 - 1 to 0 (XEP-0198 §4)", () => {
+    assert.equal(advance(0), 1);
+    assert.equal(advance(MAX), 0);
+    assert.equal(advance(MAX - 1, 3), 1);
+  });
+
+  test("distance counts across the wrap", () => {
+    assert.equal(distance(5, 5), 0);
+    assert.equal(distance(5, 9), 4);
+    assert.equal(distance(MAX, 0), 1);
+    assert.equal(distance(MAX - 2, 2), 5);
+    // Going backwards is a huge forward distance, never a negative one.
+    assert.equal(distance(9, 5), H_MODULUS - 4);
+  });
+
+  test("parseH accepts unsignedInt values only", () => {
+    assert.equal(parseH("0"), 0);
+    assert.equal(parseH("4294967295"), MAX);
+    for (const bad of [undefined, "", "-1", "4294967296", "1.5", "0x10", " 1", "99999999999"])
+      assert.equal(parseH(bad), undefined, String(bad));
+  });
+});
+
+describe("the unacknowledged queue", () => {
+  test("acks remove the oldest items and keep acked + length = sent", () => {
+    const q = new UnackedQueue<string>();
+    for (const s of ["a", "b", "c", "d"]) q.push(s);
+    assert.equal(q.sent, 4);
+    assert.deepEqual(q.ack(2), ["a", "b"]);
+    assert.deepEqual(q.pending(), ["c", "d"]);
+    assert.deepEqual(q.ack(2), [], "the same h again acknowledges nothing");
+    assert.deepEqual(q.ack(4), ["c", "d"]);
+    assert.equal(q.length, 0);
+  });
+
+  test("an h above what was sent throws and changes nothing", () => {
+    const q = new UnackedQueue<number>();
+    q.push(1);
+    q.push(2);
+    assert.throws(
+      () => q.ack(3),
+      (e: unknown) => e instanceof HandledCountTooHigh && e.h === 3 && e.sendCount === 2,
+    );
+    // An h lower than the last acknowledged one is a wrap-around distance: too high as well.
+    q.ack(2);
+    assert.throws(() => q.ack(1), HandledCountTooHigh);
+    assert.equal(q.acked, 2);
+  });
+
+  test("counting continues across 2^32", () => {
+    const q = new UnackedQueue<number>();
+    q.sent = MAX - 1;
+    q.acked = MAX - 1;
+    for (let i = 0; i < 4; i++) q.push(i);
+    assert.equal(q.sent, 2, "wrapped");
+    assert.deepEqual(q.ack(MAX), [0]);
+    assert.deepEqual(q.ack(0), [1]);
+    assert.deepEqual(q.ack(2), [2, 3]);
+    assert.equal(q.length, 0);
+  });
+
+  test("memory follows what is unacknowledged (the acknowledged prefix is compacted)", () => {
+    const q = new UnackedQueue<number>();
+    for (let i = 0; i < 10_000; i++) {
+      q.push(i);
+      if (i % 10 === 9) q.ack(q.sent);
+    }
+    assert.equal(q.length, 0);
+    const items = (q as unknown as { items: number[] }).items;
+    assert.ok(items.length <= 64, `${items.length} items kept`);
+  });
+
+  test("drain hands back everything unacknowledged", () => {
+    const q = new UnackedQueue<string>();
+    q.push("x");
+    q.push("y");
+    q.ack(1);
+    assert.deepEqual(q.drain(), ["y"]);
+    assert.equal(q.length, 0);
+  });
+});
