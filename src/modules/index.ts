@@ -7,6 +7,7 @@ import accountChanges from "./account-changes/index.js";
 import blocking from "./blocking/index.js";
 import carbons from "./carbons/index.js";
 import components from "./components/index.js";
+import csi from "./csi/index.js";
 import disco from "./disco/index.js";
 import last from "./last/index.js";
 import licensing from "./licensing/index.js";
@@ -31,6 +32,7 @@ export const standardModules: ModuleDefinition<unknown>[] = [
   offline,
   mam,
   carbons,
+  csi,
   roster,
   presence,
   disco,

@@ -34,7 +34,9 @@ from slixmpp.xmlstream import tostring
 
 # Only what the commands below use: disco, ping, version, vCard, blocking,
 # entity time, last activity. Anything else goes through the raw "iq" command;
-# a test adds plugins with --plugin (stream management: xep_0198).
+# a test adds plugins with --plugin (stream management: xep_0198; client state
+# indication: xep_0352, which must see the stream feature at login); the carbons and
+# archive commands register theirs.
 PLUGINS = ["xep_0030", "xep_0199", "xep_0092", "xep_0054", "xep_0191", "xep_0202", "xep_0012"]
 
 
@@ -272,6 +274,16 @@ class Driver:
             return json.dumps(
                 {"id": sm.sm_id, "handled": sm.handled, "seq": sm.seq, "unacked": len(sm.unacked_queue)}
             )
+        if op == "csi":
+            # XEP-0352 through slixmpp's plugin: {"state": "active" | "inactive"}
+            plugin = c["xep_0352"]
+            if not plugin.enabled:
+                raise ValueError("the server offered no urn:xmpp:csi:0 stream feature")
+            if cmd["state"] == "active":
+                plugin.send_active()
+            else:
+                plugin.send_inactive()
+            return None
         if op == "disconnect":
             # A clean close: unavailable presence is the server's job, then </stream:stream>.
             await c.disconnect(wait=cmd.get("wait", 2.0))
