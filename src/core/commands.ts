@@ -27,6 +27,8 @@ export interface LiveServer {
   sessionsOf(username: string): LiveSession[];
   /** Closes one session of an account; false when it has none with that resource. */
   kick(username: string, resource: string, reason: string): boolean;
+  /** The API a loaded module provides (ModuleContext.provide), e.g. its live links; undefined if none. */
+  api<T>(moduleName: string): T | undefined;
 }
 
 /** One bound session, as admin faces show it. */

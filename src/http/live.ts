@@ -33,7 +33,14 @@ function describe(s: ClientSession): LiveSession {
 }
 
 export class Live implements LiveServer {
-  constructor(private readonly sessions: SessionDirectory) {}
+  constructor(
+    private readonly sessions: SessionDirectory,
+    private readonly apis: ReadonlyMap<string, unknown> = new Map(),
+  ) {}
+
+  api<T>(moduleName: string): T | undefined {
+    return this.apis.get(moduleName) as T | undefined;
+  }
 
   disconnectAccount(username: string, reason: string): number {
     const open = this.sessions.resourcesOf(username).filter((s) => !s.closed);

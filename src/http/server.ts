@@ -90,7 +90,7 @@ export class HttpServer {
       loginRefused: () => metrics.webLoginFailures.inc({ face: "console" }),
       scramIterations: config.scramIterations,
     });
-    const live = new Live(services.sessions);
+    const live = new Live(services.sessions, services.apis);
     const commands = opts.commands.filter((c) => !c.local);
     const self = this;
     this.context = {

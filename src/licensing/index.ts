@@ -10,6 +10,7 @@
 export * from "./client-info.js";
 export * from "./ed25519.js";
 export * from "./errors.js";
+export * from "./interconnect.js";
 export * from "./key-addresses.js";
 export * from "./keys.js";
 export * from "./model.js";

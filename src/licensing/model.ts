@@ -39,22 +39,51 @@ export interface AppKey {
   revokedAt?: Instant;
 }
 
-export type LicenceScope = "client" | "gateway" | "federation";
+/**
+ * What a licence admits: a client app's users ("client", subject: the app's client id), a
+ * remote server's domain federating with this network ("peering", subject: the remote
+ * domain), or an external component's domain attaching as a gateway ("gateway", subject:
+ * the component's domain).
+ */
+export type LicenceScope = "client" | InterconnectScope;
+/** The interconnection scopes: their subject is a domain, not an app. */
+export type InterconnectScope = "peering" | "gateway";
 export type LicenceStatus = "active" | "suspended" | "revoked" | "expired";
 
-export interface Licence {
+/** What every licence has, whatever its subject. */
+interface LicenceTerms {
   id: string;
-  clientId: string;
-  scope: LicenceScope;
   /** Stored status; "expired" is also derived when validUntil has passed (see licenceStatusAt). */
   status: Exclude<LicenceStatus, "expired">;
   validFrom: Instant;
   validUntil?: Instant;
-  /** Most concurrent sessions using this licence (undefined: unlimited). */
+  /** Most concurrent sessions using this licence (undefined: unlimited; client licences only). */
   maxSessions?: number;
   /** Reference to the agreed terms (free text or URL). */
   termsRef?: string;
   createdAt: Instant;
+}
+
+/** A licence for a client app. */
+export interface AppLicence extends LicenceTerms {
+  scope: "client";
+  clientId: string;
+}
+
+/** A licence for a domain: a peer server (peering) or a component (gateway). */
+export interface DomainLicence extends LicenceTerms {
+  scope: InterconnectScope;
+  /** The remote server's domain (peering) or the component's domain (gateway), normalised. */
+  domain: string;
+  /** The publisher it was granted to, when known (a gateway licence approved from an application). */
+  publisherId?: string;
+}
+
+export type Licence = AppLicence | DomainLicence;
+
+/** What a licence is for, as one word: the app's client id or the domain. */
+export function licenceSubject(l: Licence): string {
+  return l.scope === "client" ? l.clientId : l.domain;
 }
 
 export type PolicyMode = "open" | "warn" | "enforce";
@@ -120,4 +149,8 @@ export type RefusalReason =
   | "version-too-old"
   | "version-blocked"
   | "too-many-sessions"
-  | "bad-proof";
+  | "bad-proof"
+  /** A remote domain without a peering licence, where the policy requires one. */
+  | "unlicensed-peer"
+  /** A component without a gateway licence, where the policy requires one. */
+  | "unlicensed-gateway";

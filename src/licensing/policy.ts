@@ -11,6 +11,7 @@ import { isLicensed } from "./client-info.js";
 import type { AccessPolicy, AppKey, ClientApp, Instant, Licence, PolicyMode } from "./model.js";
 import { isoInstant, type Refusal } from "./protocol.js";
 import {
+  allLicences,
   clientLicenceStanding,
   type LicensingSnapshot,
   modeFor,
@@ -208,18 +209,16 @@ export function sessionRefusal(
 
 /**
  * The next instant after `now` at which a decision can change by itself: a policy stage,
- * a licence starting or ending, a key revocation taking effect.
+ * a licence (an app's or a domain's) starting or ending, a key revocation taking effect.
  */
 export function nextChangeAt(snapshot: LicensingSnapshot, now: Instant): Instant | undefined {
   let next = nextStageAfter(snapshot.policy, now)?.at;
   const consider = (t: Instant | undefined) => {
     if (t !== undefined && t > now && (next === undefined || t < next)) next = t;
   };
-  for (const list of snapshot.licences.values()) {
-    for (const l of list) {
-      consider(l.validFrom);
-      consider(l.validUntil);
-    }
+  for (const l of allLicences(snapshot)) {
+    consider(l.validFrom);
+    consider(l.validUntil);
   }
   for (const keys of snapshot.keys.values()) for (const k of keys.values()) consider(k.revokedAt);
   return next;

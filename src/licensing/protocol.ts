@@ -192,6 +192,25 @@ export function warningElement(opts: {
   });
 }
 
+/**
+ * The machine-readable part of a warning to an unlicensed interconnection in warn mode:
+ * `<unlicensed-peer/>` (federation) or `<unlicensed-gateway/>` (component), with the domain,
+ * the cutoff and where licences are explained.
+ */
+export function interconnectWarningElement(opts: {
+  reason: "unlicensed-peer" | "unlicensed-gateway";
+  domain: string;
+  cutoff: Instant | undefined;
+  infoUrl: string | undefined;
+}): XmlElement {
+  return x(opts.reason, {
+    xmlns: NS_LICENCE,
+    domain: opts.domain,
+    cutoff: opts.cutoff === undefined ? undefined : isoInstant(opts.cutoff),
+    "info-url": opts.infoUrl,
+  });
+}
+
 /** An instant as RFC 3339 / XEP-0082 UTC date-time without milliseconds when they are zero. */
 export function isoInstant(t: Instant): string {
   return new Date(t).toISOString().replace(/\.000Z$/, "Z");

@@ -13,7 +13,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { AUDIT_ARCHIVE } from "../core/audit.js";
 import type { Clock } from "../core/clock.js";
-import { JidError, normalizeLocal } from "../core/jid.js";
+import { JidError, normalizeDomain, normalizeLocal } from "../core/jid.js";
 import type { ArchiveEntry, DocumentStore, Storage } from "../core/storage/types.js";
 import { LicensingError } from "./errors.js";
 import { KeyError, publicKeyFromInput } from "./keys.js";
@@ -21,11 +21,14 @@ import {
   type AccessPolicy,
   type Actor,
   type AppKey,
+  type AppLicence,
   type AppVersionRules,
   type AuditRecord,
   type ClientApp,
   DEFAULT_POLICY,
+  type DomainLicence,
   type Instant,
+  type InterconnectScope,
   type Licence,
   type LicenceScope,
   type LicenceStatus,
@@ -41,7 +44,8 @@ export const LICENSING_STORE = "licensing";
 export { AUDIT_ARCHIVE } from "../core/audit.js";
 
 export const POLICY_MODES: readonly PolicyMode[] = ["open", "warn", "enforce"];
-export const LICENCE_SCOPES: readonly LicenceScope[] = ["client", "gateway", "federation"];
+export const LICENCE_SCOPES: readonly LicenceScope[] = ["client", "peering", "gateway"];
+export const INTERCONNECT_SCOPES: readonly InterconnectScope[] = ["peering", "gateway"];
 
 export interface LicensingSnapshot {
   revision: number;
@@ -50,9 +54,24 @@ export interface LicensingSnapshot {
   apps: Map<string, ClientApp>;
   /** clientId → keyId → key (revoked keys included, with revokedAt). */
   keys: Map<string, Map<string, AppKey>>;
-  /** clientId → licences, oldest first (every scope; "client" is the one used for c2s). */
-  licences: Map<string, Licence[]>;
+  /** clientId → the app's licences, oldest first. */
+  licences: Map<string, AppLicence[]>;
+  /** Per interconnection scope: domain → its licences, oldest first. */
+  domainLicences: Record<InterconnectScope, Map<string, DomainLicence[]>>;
   policy: AccessPolicy;
+}
+
+/** A snapshot of an empty registry (revision 0, the default policy). */
+export function emptySnapshot(): LicensingSnapshot {
+  return {
+    revision: 0,
+    publishers: new Map(),
+    apps: new Map(),
+    keys: new Map(),
+    licences: new Map(),
+    domainLicences: { peering: new Map(), gateway: new Map() },
+    policy: clone(DEFAULT_POLICY),
+  };
 }
 
 /** A licence's status at an instant: the stored one, "expired" once validUntil has passed, "pending" before validFrom. */
@@ -80,6 +99,16 @@ const MAX_SESSIONS_LIMIT = 10_000_000;
 
 function invalid(message: string): never {
   throw new LicensingError(message, "invalid");
+}
+
+/** A domain a peering or gateway licence is for, normalised (RFC 7622 domainpart). */
+export function checkDomain(domain: string): string {
+  try {
+    return normalizeDomain(typeof domain === "string" ? domain.trim() : "");
+  } catch (err) {
+    if (err instanceof JidError) invalid(`invalid domain "${domain}": ${err.message}`);
+    throw err;
+  }
 }
 
 export function checkClientId(clientId: string): string {
@@ -270,14 +299,7 @@ export class LicensingRegistry {
 
   /** Everything, read in one query (so the revision matches the data or is older: a reload follows). */
   async snapshot(): Promise<LicensingSnapshot> {
-    const s: LicensingSnapshot = {
-      revision: 0,
-      publishers: new Map(),
-      apps: new Map(),
-      keys: new Map(),
-      licences: new Map(),
-      policy: clone(DEFAULT_POLICY),
-    };
+    const s = emptySnapshot();
     for (const { key, value } of await this.#docs.list()) {
       const kind = key.slice(0, key.indexOf(":") + 1) || key;
       switch (kind) {
@@ -309,15 +331,25 @@ export class LicensingRegistry {
         }
         case "licence:": {
           const l = value as Licence;
-          const list = s.licences.get(l.clientId);
-          if (list) list.push(l);
-          else s.licences.set(l.clientId, [l]);
+          if (l.scope === "client") {
+            const list = s.licences.get(l.clientId);
+            if (list) list.push(l);
+            else s.licences.set(l.clientId, [l]);
+          } else if (INTERCONNECT_SCOPES.includes(l.scope) && typeof l.domain === "string") {
+            const byDomain = s.domainLicences[l.scope];
+            const list = byDomain.get(l.domain);
+            if (list) list.push(l);
+            else byDomain.set(l.domain, [l]);
+          }
+          // Anything else is a record of an earlier model (app-bound gateway licences) that admitted nothing.
           break;
         }
       }
     }
-    for (const list of s.licences.values())
-      list.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+    const byAge = (a: Licence, b: Licence) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1);
+    for (const list of s.licences.values()) list.sort(byAge);
+    for (const scope of INTERCONNECT_SCOPES)
+      for (const list of s.domainLicences[scope].values()) list.sort(byAge);
     return s;
   }
 
@@ -440,30 +472,46 @@ export class LicensingRegistry {
     return after;
   }
 
+  /**
+   * Grants a licence: to an app (scope "client", `clientId`) or to a domain (scope "peering":
+   * a remote server's domain; "gateway": a component's domain). Session limits are for apps.
+   */
   async grantLicence(
     actor: Actor,
     input: {
-      clientId: string;
       scope?: LicenceScope;
+      clientId?: string;
+      domain?: string;
+      /** For a domain licence: the publisher it is granted to. */
+      publisherId?: string;
       validFrom?: Instant;
       validUntil?: Instant;
       maxSessions?: number;
       termsRef?: string;
     },
   ): Promise<Licence> {
-    const app = await this.#requireApp(input.clientId);
     const scope = input.scope ?? "client";
-    if (!LICENCE_SCOPES.includes(scope)) invalid(`invalid scope "${scope}": client, gateway or federation`);
+    if (!LICENCE_SCOPES.includes(scope)) invalid(`invalid scope "${scope}": client, peering or gateway`);
     const now = this.#clock.now();
     const validFrom = input.validFrom === undefined ? now : checkInstant("valid-from", input.validFrom);
-    const licence: Licence = {
-      id: newId("lic"),
-      clientId: app.clientId,
-      scope,
-      status: "active",
-      validFrom,
-      createdAt: now,
-    };
+    const terms = { id: newId("lic"), status: "active" as const, validFrom, createdAt: now };
+    let licence: Licence;
+    if (scope === "client") {
+      if (input.domain !== undefined)
+        invalid("a client licence is for an app: give its client id, not a domain");
+      if (input.publisherId !== undefined) invalid("a client licence belongs to its app's publisher");
+      const app = await this.#requireApp(input.clientId ?? "");
+      licence = { ...terms, scope, clientId: app.clientId };
+    } else {
+      if (input.clientId !== undefined) invalid(`a ${scope} licence is for a domain, not an app`);
+      if (input.maxSessions !== undefined) invalid("session limits are for client licences");
+      licence = { ...terms, scope, domain: checkDomain(input.domain ?? "") };
+      if (input.publisherId !== undefined) {
+        if (!(await this.getPublisher(input.publisherId)))
+          throw new LicensingError(`no publisher ${input.publisherId}`, "not-found");
+        licence.publisherId = input.publisherId;
+      }
+    }
     if (input.validUntil !== undefined) {
       licence.validUntil = checkInstant("valid-until", input.validUntil);
       if (licence.validUntil <= validFrom) invalid("valid-until must be after valid-from");
@@ -599,10 +647,15 @@ export function activeClientLicence(
   s: LicensingSnapshot,
   clientId: string,
   now: Instant,
-): Licence | undefined {
-  let best: Licence | undefined;
-  for (const l of s.licences.get(clientId) ?? []) {
-    if (l.scope !== "client" || licenceStatusAt(l, now) !== "active") continue;
+): AppLicence | undefined {
+  return longestValid(s.licences.get(clientId) ?? [], now);
+}
+
+/** Of these licences, the one in force now that is valid the longest. */
+function longestValid<L extends Licence>(licences: readonly L[], now: Instant): L | undefined {
+  let best: L | undefined;
+  for (const l of licences) {
+    if (licenceStatusAt(l, now) !== "active") continue;
     if (
       !best ||
       (best.validUntil !== undefined && (l.validUntil === undefined || l.validUntil > best.validUntil))
@@ -622,11 +675,39 @@ export function clientLicenceStanding(
   s: LicensingSnapshot,
   clientId: string,
   now: Instant,
-): { licence: Licence; status: LicenceState } | undefined {
-  const active = activeClientLicence(s, clientId, now);
+): { licence: AppLicence; status: LicenceState } | undefined {
+  return standingOf(s.licences.get(clientId) ?? [], now);
+}
+
+/**
+ * The licence of a scope that explains a domain's standing now (as clientLicenceStanding
+ * does for an app): the one in force, else the most recently granted; undefined when the
+ * domain never had one of that scope.
+ */
+export function domainLicenceStanding(
+  s: LicensingSnapshot,
+  scope: InterconnectScope,
+  domain: string,
+  now: Instant,
+): { licence: DomainLicence; status: LicenceState } | undefined {
+  return standingOf(s.domainLicences[scope].get(domain) ?? [], now);
+}
+
+function standingOf<L extends Licence>(
+  licences: readonly L[],
+  now: Instant,
+): { licence: L; status: LicenceState } | undefined {
+  const active = longestValid(licences, now);
   if (active) return { licence: active, status: "active" };
-  const latest = (s.licences.get(clientId) ?? []).filter((l) => l.scope === "client").at(-1);
+  const latest = licences.at(-1);
   return latest && { licence: latest, status: licenceStatusAt(latest, now) };
+}
+
+/** Every licence of the snapshot, apps' and domains', oldest first. */
+export function allLicences(s: LicensingSnapshot): Licence[] {
+  const out: Licence[] = [...s.licences.values()].flat();
+  for (const scope of INTERCONNECT_SCOPES) out.push(...[...s.domainLicences[scope].values()].flat());
+  return out.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
 }
 
 export interface EffectiveStage {

@@ -243,14 +243,33 @@ describe("licensing commands", () => {
     assert.equal(a.maxSessions, 5);
     assert.equal(a.validUntil, START + DAY);
     assert.equal(a.validFrom, START + 1);
-    const b = await grant({ clientId: "com.example.chat", scope: "gateway" });
+    const b = await grant({ subject: "IRC.gw.example.", scope: "gateway" });
+    assert.equal((b as { domain?: string }).domain, "irc.gw.example");
     const c = await grant({ clientId: "org.other", validFrom: "2027-03-01T01:00:00+01:00" });
     assert.equal(c.validFrom, Date.UTC(2027, 2, 1));
 
     const ids = async (raw: Record<string, unknown>) =>
       ((await run("licence list", raw)).data as { licences: Licence[] }).licences.map((l) => l.id);
     assert.deepEqual(await ids({}), [a.id, b.id, c.id]);
-    assert.deepEqual(await ids({ app: "com.example.chat" }), [a.id, b.id]);
+    assert.deepEqual(await ids({ app: "com.example.chat" }), [a.id]);
+    assert.deepEqual(await ids({ subject: "irc.gw.example" }), [b.id]);
+    assert.deepEqual(await ids({ subject: "com.example.chat" }), [a.id]);
+    assert.deepEqual(await ids({ scope: "gateway" }), [b.id]);
+    assert.deepEqual(await ids({ scope: "peering" }), []);
+    // A domain licence is named by its domain and scope; apps' options do not apply to it.
+    assert.equal(await statusOf("licence grant", { subject: "irc.gw.example" }), 404);
+    assert.equal(await statusOf("licence grant", { domain: "irc.gw.example" }), 400);
+    assert.equal(await statusOf("licence grant", { subject: "a b", scope: "peering" }), 400);
+    assert.equal(
+      await statusOf("licence grant", { subject: "x.example", scope: "peering", maxSessions: "2" }),
+      400,
+    );
+    assert.equal(
+      await statusOf("licence grant", { subject: "x.example", clientId: "com.example.chat" }),
+      400,
+    );
+    const listed = await run("licence list", { subject: "irc.gw.example" });
+    assert.match(listed.message, /irc\.gw\.example {2}gateway {2}active/);
     assert.deepEqual(await ids({ status: "pending" }), [c.id]);
     await run("licence suspend", { licenceId: b.id });
     assert.deepEqual(await ids({ status: "suspended" }), [b.id]);

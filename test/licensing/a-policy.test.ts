@@ -3,11 +3,12 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
   type AccessPolicy,
+  type AppLicence,
   accountBucket,
   activeClientLicence,
   clientLicenceStanding,
   DEFAULT_POLICY,
-  type Licence,
+  emptySnapshot,
   type LicensingSnapshot,
   licenceStatusAt,
   modeFor,
@@ -20,7 +21,7 @@ import {
 const DAY = 86_400_000;
 const T0 = Date.UTC(2027, 0, 1);
 
-function licence(over: Partial<Licence>): Licence {
+function licence(over: Partial<AppLicence>): AppLicence {
   return {
     id: "lic_1",
     clientId: "com.example.chat",
@@ -32,15 +33,8 @@ function licence(over: Partial<Licence>): Licence {
   };
 }
 
-function snapshotWith(licences: Licence[]): LicensingSnapshot {
-  return {
-    revision: 1,
-    publishers: new Map(),
-    apps: new Map(),
-    keys: new Map(),
-    licences: new Map([["com.example.chat", licences]]),
-    policy: DEFAULT_POLICY,
-  };
+function snapshotWith(licences: AppLicence[]): LicensingSnapshot {
+  return { ...emptySnapshot(), revision: 1, licences: new Map([["com.example.chat", licences]]) };
 }
 
 describe("licence status at an instant", () => {
@@ -57,14 +51,13 @@ describe("licence status at an instant", () => {
   });
   it("finds the client licence in force and explains its absence", () => {
     const old = licence({ id: "lic_old", validUntil: T0 + DAY, createdAt: T0 });
-    const gateway = licence({ id: "lic_gw", scope: "gateway", createdAt: T0 + 1 });
     const renewal = licence({ id: "lic_new", validFrom: T0 + DAY, createdAt: T0 + 2 });
-    const s = snapshotWith([old, gateway, renewal]);
+    const s = snapshotWith([old, renewal]);
     assert.equal(activeClientLicence(s, "com.example.chat", T0)?.id, "lic_old");
     assert.equal(activeClientLicence(s, "com.example.chat", T0 + DAY)?.id, "lic_new");
     assert.equal(activeClientLicence(s, "com.example.other", T0), undefined);
 
-    const suspended = snapshotWith([licence({ status: "suspended" }), gateway]);
+    const suspended = snapshotWith([licence({ status: "suspended" })]);
     assert.equal(activeClientLicence(suspended, "com.example.chat", T0), undefined);
     assert.deepEqual(clientLicenceStanding(suspended, "com.example.chat", T0)?.status, "suspended");
     const expired = snapshotWith([licence({ validUntil: T0 + DAY })]);

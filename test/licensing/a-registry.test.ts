@@ -9,6 +9,8 @@ import { commandErrorOf } from "../../src/core/commands.js";
 import type { Storage } from "../../src/core/storage/types.js";
 import type { AuditRecord, Publisher } from "../../src/licensing/index.js";
 import {
+  allLicences,
+  domainLicenceStanding,
   generateKeyPair,
   LicensingError,
   LicensingRegistry,
@@ -282,8 +284,92 @@ describe("licensing registry", () => {
     assert.equal(await statusOf(grant({ maxSessions: 0 })), 400);
     assert.equal(await statusOf(grant({ maxSessions: 1.5 })), 400);
     assert.equal(await statusOf(grant({ termsRef: "" })), 400);
-    const gw = await grant({ scope: "gateway", validFrom: now - DAY, validUntil: now + DAY });
-    assert.equal(gw.scope, "gateway");
+    // Peering and gateway licences name a domain, not an app.
+    assert.equal(
+      await statusOf(grant({ scope: "gateway", validFrom: now - DAY, validUntil: now + DAY })),
+      400,
+    );
+  });
+
+  it("grants peering and gateway licences to domains, normalised, beside the apps' licences", async () => {
+    await register();
+    const now = clock.now();
+    const peer = await registry.grantLicence(ACTOR, { scope: "peering", domain: "Public.Example." });
+    assert.equal(peer.scope, "peering");
+    assert.equal((peer as { domain?: string }).domain, "public.example");
+    clock.advance(1);
+    const gw = await registry.grantLicence(ACTOR, {
+      scope: "gateway",
+      domain: "irc.gw.example",
+      publisherId: publisher.id,
+      validUntil: now + DAY,
+      termsRef: "gateway terms 7",
+    });
+    assert.ok(gw.scope === "gateway" && gw.publisherId === publisher.id);
+    clock.advance(1);
+    const app = await registry.grantLicence(ACTOR, { clientId: "com.example.chat" });
+    const s = await registry.snapshot();
+    assert.deepEqual(s.domainLicences.peering.get("public.example"), [peer]);
+    assert.deepEqual(s.domainLicences.gateway.get("irc.gw.example"), [gw]);
+    assert.deepEqual(s.licences.get("com.example.chat"), [app]);
+    assert.deepEqual(
+      allLicences(s).map((l) => l.id),
+      [peer.id, gw.id, app.id],
+    );
+    // The same domain may hold both scopes; each is looked up by its own.
+    const both = await registry.grantLicence(ACTOR, { scope: "gateway", domain: "public.example" });
+    assert.equal(
+      domainLicenceStanding(await registry.snapshot(), "gateway", "public.example", now)?.licence.id,
+      both.id,
+    );
+    assert.equal(
+      domainLicenceStanding(await registry.snapshot(), "peering", "irc.gw.example", now),
+      undefined,
+    );
+
+    const bad = (input: Parameters<LicensingRegistry["grantLicence"]>[1]) =>
+      statusOf(registry.grantLicence(ACTOR, input));
+    assert.equal(await bad({ scope: "peering" }), 400);
+    assert.equal(await bad({ scope: "peering", domain: "not a domain" }), 400);
+    assert.equal(await bad({ scope: "peering", domain: "x@example.org" }), 400);
+    assert.equal(await bad({ scope: "peering", domain: "x.example", maxSessions: 3 }), 400);
+    assert.equal(await bad({ scope: "gateway", domain: "x.example", clientId: "com.example.chat" }), 400);
+    assert.equal(await bad({ scope: "gateway", domain: "x.example", publisherId: "pub_nope" }), 404);
+    assert.equal(await bad({ scope: "client", domain: "x.example" }), 400);
+
+    // Status changes, the audit log and the revision work as for apps' licences.
+    const rev = await registry.revision();
+    await registry.setLicenceStatus(ACTOR, peer.id, "suspended");
+    await registry.setLicenceStatus(ACTOR, peer.id, "revoked");
+    assert.equal(await registry.revision(), rev + 2);
+    const s2 = await registry.snapshot();
+    assert.equal(domainLicenceStanding(s2, "peering", "public.example", now)?.status, "revoked");
+    const audit = await registry.audit({ subject: `licence:${peer.id}` });
+    assert.deepEqual(
+      audit.map((e) => e.kind),
+      ["licence.grant", "licence.suspend", "licence.revoke"],
+    );
+    assert.equal((audit[0]!.data.after as { domain: string }).domain, "public.example");
+    clock.advance(2 * DAY);
+    assert.equal(
+      domainLicenceStanding(await registry.snapshot(), "gateway", "irc.gw.example", clock.now())?.status,
+      "expired",
+    );
+  });
+
+  it("ignores stored licences of an earlier model that bound a gateway scope to an app", async () => {
+    await register();
+    await storage.documents("licensing").put("licence:lic_legacy", {
+      id: "lic_legacy",
+      clientId: "com.example.chat",
+      scope: "federation",
+      status: "active",
+      validFrom: 0,
+      createdAt: 0,
+    });
+    const s = await registry.snapshot();
+    assert.equal(s.licences.get("com.example.chat"), undefined);
+    assert.equal(allLicences(s).length, 0);
   });
 
   it("suspends, reinstates and revokes licences; revocation is final and kept", async () => {

@@ -15,6 +15,7 @@ import { serialize, x } from "../../src/core/xml/element.js";
 import type { LicensingSnapshot } from "../../src/licensing/index.js";
 import {
   DEFAULT_POLICY,
+  emptySnapshot,
   generateKeyPair,
   NS_LICENCE,
   licenceFeature as serverFeature,
@@ -27,6 +28,7 @@ const APP = { clientId: "org.switchboard.bench", version: "1.0.0", platform: "li
 
 function snapshotWith(publicKey: string): LicensingSnapshot {
   return {
+    ...emptySnapshot(),
     revision: 1,
     publishers: new Map(),
     apps: new Map([

@@ -16,7 +16,6 @@ import {
   input,
   instant,
   searchForm,
-  select,
   table,
   textarea,
 } from "../assets/components.js";
@@ -124,17 +123,7 @@ function appPage(data: AppShow, csrfToken: string | undefined, forms: AppForms):
       <h3>Grant a licence</h3>
       ${errorSummary(forms.grant?.errors)}
       ${csrfField(csrfToken)}
-      ${select({
-        name: "scope",
-        label: "Scope",
-        value: field(grantValues, "scope") || "client",
-        errors: forms.grant?.errors,
-        options: [
-          { value: "client", label: "client (users' apps)" },
-          { value: "gateway", label: "gateway" },
-          { value: "federation", label: "federation" },
-        ],
-      })}
+      <p class="muted">A client licence admits this app's users. Peering and gateway licences are for domains: grant them on the <a href="${CONSOLE}/licences#grant-domain">Licences</a> page.</p>
       ${input({ name: "validUntil", label: "Valid until (UTC, optional)", type: "datetime-local", value: field(grantValues, "validUntil"), errors: forms.grant?.errors })}
       ${input({ name: "maxSessions", label: "Most concurrent sessions (optional)", type: "number", min: 1, value: field(grantValues, "maxSessions"), errors: forms.grant?.errors })}
       ${input({ name: "terms", label: "Terms reference (optional)", value: field(grantValues, "terms"), errors: forms.grant?.errors })}
@@ -272,7 +261,7 @@ export function registerApps(app: FastifyInstance, env: ConsoleEnv): void {
         "licence grant",
         compact({
           clientId: request.params.clientId,
-          scope: field(body, "scope"),
+          scope: "client",
           validUntil: until ? utcInstant(until) : "",
           maxSessions: field(body, "maxSessions"),
           terms: field(body, "terms"),

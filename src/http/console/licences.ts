@@ -22,7 +22,8 @@ import { act } from "./actions.js";
 import { compact } from "./commands.js";
 import { CONSOLE, type ConsoleEnv, matchesQuery, route, utcInputValue, utcInstant } from "./env.js";
 
-export type LicenceView = Licence & { state: LicenceState };
+/** A licence as `licence list` gives it: with its state now and its subject (client id or domain). */
+export type LicenceView = Licence & { state: LicenceState; subject: string };
 
 const licencePath = (id: string) => `${CONSOLE}/licences/${encodeURIComponent(id)}`;
 const appPath = (clientId: string) => `${CONSOLE}/apps/${encodeURIComponent(clientId)}`;
@@ -34,6 +35,14 @@ const STATE_TONES: Record<LicenceState, Tone> = {
   revoked: "bad",
   expired: "bad",
 };
+
+/** What a suspension or revocation does to the licence's live connections. */
+const closes = (l: LicenceView) =>
+  l.scope === "client"
+    ? "Its live sessions are closed."
+    : l.scope === "gateway"
+      ? "The component is detached within a second."
+      : "Links with the domain are closed within a second.";
 
 export const licenceBadge = (state: LicenceState) => badge(state, STATE_TONES[state]);
 
@@ -48,7 +57,7 @@ export function licenceActions(l: LicenceView, csrfToken: string | undefined, ba
         csrfToken,
         fields,
         testid: `suspend-${l.id}`,
-        confirm: `Suspend licence ${l.id} of ${l.clientId}? Its live sessions are closed.`,
+        confirm: `Suspend licence ${l.id} of ${l.subject}? ${closes(l)}`,
       }),
     );
   }
@@ -72,7 +81,7 @@ export function licenceActions(l: LicenceView, csrfToken: string | undefined, ba
         fields,
         danger: true,
         testid: `revoke-${l.id}`,
-        confirm: `Revoke licence ${l.id} of ${l.clientId} for good? Its live sessions are closed.`,
+        confirm: `Revoke licence ${l.id} of ${l.subject} for good? ${closes(l)}`,
       }),
     );
     buttons.push(html`<form method="post" action="${licencePath(l.id)}/extend" class="inline-form">
@@ -94,15 +103,44 @@ export function licenceRows(
 ) {
   return licences.map((l) => [
     html`<span class="mono">${l.id}</span>`,
-    ...(withApp ? [html`<a href="${appPath(l.clientId)}">${l.clientId}</a>`] : []),
+    ...(withApp
+      ? [
+          l.scope === "client"
+            ? html`<a href="${appPath(l.clientId)}">${l.clientId}</a>`
+            : html`<span class="mono">${l.domain}</span>`,
+        ]
+      : []),
     l.scope,
     licenceBadge(l.state),
     instant(l.validFrom),
     instant(l.validUntil, "no end"),
-    l.maxSessions ?? "unlimited",
+    l.scope === "client" ? (l.maxSessions ?? "unlimited") : "—",
     l.termsRef ?? "—",
     licenceActions(l, csrfToken, back),
   ]);
+}
+
+/** Grants a peering licence (a remote server's domain) or a gateway licence (a component's domain). */
+function grantDomainForm(csrfToken: string | undefined): SafeHtml {
+  return html`<details class="card" id="grant-domain">
+    <summary>Grant a peering or gateway licence</summary>
+    <form method="post" action="${CONSOLE}/licences/grant" class="stack" data-testid="grant-domain-form">
+      ${csrfField(csrfToken)}
+      ${input({ name: "domain", label: "Domain", required: true, hint: "Peering: the remote server's domain. Gateway: the component's domain." })}
+      ${select({
+        name: "scope",
+        label: "Scope",
+        value: "peering",
+        options: [
+          { value: "peering", label: "peering (a server federating with this one)" },
+          { value: "gateway", label: "gateway (a component attached to this server)" },
+        ],
+      })}
+      ${input({ name: "validUntil", label: "Valid until (UTC, optional)", type: "datetime-local" })}
+      ${input({ name: "terms", label: "Terms reference (optional)" })}
+      <div class="actions"><button type="submit" data-testid="grant-domain-submit">Grant licence</button></div>
+    </form>
+  </details>`;
 }
 
 export function registerLicences(app: FastifyInstance, env: ConsoleEnv): void {
@@ -117,6 +155,25 @@ export function registerLicences(app: FastifyInstance, env: ConsoleEnv): void {
       }),
     );
   }
+
+  // Peering and gateway licences: their subject is a domain (client licences are granted on the app's page).
+  app.post(route(`${CONSOLE}/licences/grant`), async (request, reply) => {
+    const body = formBody(request);
+    const until = field(body, "validUntil");
+    const domain = field(body, "domain").trim();
+    const scope = field(body, "scope");
+    return act(env, request, reply, {
+      command: "licence grant",
+      input: compact({
+        domain,
+        scope,
+        validUntil: until ? utcInstant(until) : "",
+        terms: field(body, "terms"),
+      }),
+      back: `${CONSOLE}/licences`,
+      success: () => `${scope === "gateway" ? "Gateway" : "Peering"} licence granted to ${domain}.`,
+    });
+  });
 
   app.post<{ Params: { id: string } }>(route(`${CONSOLE}/licences/:id/extend`), async (request, reply) => {
     const body = formBody(request);
@@ -143,9 +200,7 @@ export function registerLicences(app: FastifyInstance, env: ConsoleEnv): void {
         "licence list",
         compact({ status }),
       );
-      const shown = licences.filter(
-        (l) => q === "" || matchesQuery(q, l.id, l.clientId, l.termsRef, l.scope),
-      );
+      const shown = licences.filter((l) => q === "" || matchesQuery(q, l.id, l.subject, l.termsRef, l.scope));
       const back = `${CONSOLE}/licences${request.url.includes("?") ? request.url.slice(request.url.indexOf("?")) : ""}`;
       return env.page(request, reply, {
         title: "Licences",
@@ -156,7 +211,7 @@ export function registerLicences(app: FastifyInstance, env: ConsoleEnv): void {
           resultsId: "licences-results",
           label: "Search licences",
           testid: "licences-search",
-          fields: html`${input({ name: "q", type: "search", label: "Licence id, client id or terms", value: q })}
+          fields: html`${input({ name: "q", type: "search", label: "Licence id, client id, domain or terms", value: q })}
             ${select({
               name: "status",
               label: "State",
@@ -170,11 +225,22 @@ export function registerLicences(app: FastifyInstance, env: ConsoleEnv): void {
               ],
             })}`,
         })}
+        ${grantDomainForm(request.session?.csrfToken)}
         <div id="licences-results">
           ${table({
             caption: "Licences",
             captionHidden: true,
-            head: ["Licence", "App", "Scope", "State", "From", "Until", "Sessions", "Terms", "Actions"],
+            head: [
+              "Licence",
+              "App or domain",
+              "Scope",
+              "State",
+              "From",
+              "Until",
+              "Sessions",
+              "Terms",
+              "Actions",
+            ],
             rows: licenceRows(shown, request.session?.csrfToken, back, true),
             empty: q || status ? "No licence matches." : "No licences yet.",
             testid: "licences-table",

@@ -4,7 +4,8 @@
  * from then on the router sends them every stanza for their domain; what they send goes
  * through the router like any local traffic (the `from` must be at their domain). Connected
  * components are listed in the server's disco#items. Removing a component with the CLI
- * disconnects it within a second.
+ * disconnects it within a second. After the secret, a component passes `component/authorize`
+ * (api.ts), where a gateway licence can be required.
  */
 import net from "node:net";
 import { z } from "zod";
@@ -15,10 +16,18 @@ import { defineModule } from "../../core/module.js";
 import type { XmlElement } from "../../core/xml/element.js";
 import { SocketTransport } from "../../transports/tcp/socket-transport.js";
 import type { DiscoApi } from "../disco/index.js";
+import type { ComponentAuthorizeEvent, ComponentRefusal, ComponentsApi } from "./api.js";
 import { componentCommands } from "./commands.js";
 import { componentsConfigSection } from "./config.js";
 import { ComponentRegistry, componentKey, openSecret } from "./registry.js";
 import { ComponentStream } from "./stream.js";
+
+export type { ComponentAuthorizeEvent, ComponentLinkInfo, ComponentRefusal, ComponentsApi } from "./api.js";
+
+/** The stream error of a refused component: policy-violation with the text and the application condition. */
+function refusalError(r: ComponentRefusal): StreamError {
+  return new StreamError("policy-violation", r.text, r.condition);
+}
 
 export const ComponentsOptions = z.object({
   /** Address the component port listens on (components run beside the server). */
@@ -66,6 +75,28 @@ export default defineModule<ComponentsOptions>({
           return undefined;
         }
       },
+      async authorize(stream: ComponentStream) {
+        let refusal: ComponentRefusal | undefined;
+        const ev: ComponentAuthorizeEvent = {
+          domain: stream.domain!,
+          address: stream.remoteAddress,
+          get refusal() {
+            return refusal;
+          },
+          refuse(r) {
+            refusal = r;
+          },
+        };
+        await ctx.fire("component/authorize", ev);
+        const r = refusal as ComponentRefusal | undefined;
+        if (!r) return undefined;
+        stats.refused++;
+        log.info(
+          { domain: stream.domain, address: stream.remoteAddress, reason: r.text },
+          "component refused",
+        );
+        return refusalError(r);
+      },
       async secretOf(domain: string) {
         const record = await registry.get(domain);
         if (!record) return undefined;
@@ -85,6 +116,9 @@ export default defineModule<ComponentsOptions>({
         });
         connected.set(domain, { stream, unroute });
         log.info({ domain, address: stream.remoteAddress }, "component connected");
+        ctx
+          .fire("component/attached", { domain })
+          .catch((err) => log.error({ err }, "component/attached failed"));
         return true;
       },
       stanza(stream: ComponentStream, stanza: XmlElement) {
@@ -123,7 +157,7 @@ export default defineModule<ComponentsOptions>({
         }
       },
     };
-    const stats = { spoofed: 0 };
+    const stats = { spoofed: 0, refused: 0 };
     /** Stanzas of earlier connections, by domain (a counter does not go down when a link drops). */
     const totals = new Map<string, { in: number; out: number }>();
 
@@ -172,6 +206,23 @@ export default defineModule<ComponentsOptions>({
         });
     }, options.pollIntervalMs);
 
+    ctx.provide<ComponentsApi>({
+      links: () =>
+        [...connected.values()].map(({ stream }) => ({
+          domain: stream.domain!,
+          address: stream.remoteAddress,
+          since: stream.authenticatedAt,
+          stanzasIn: stream.stanzasIn,
+          stanzasOut: stream.stanzasOut,
+        })),
+      detach(domain, refusal) {
+        const entry = connected.get(domain);
+        if (!entry) return false;
+        entry.stream.close(refusalError(refusal));
+        return true;
+      },
+    });
+
     const disco = ctx.api<DiscoApi>("disco");
     if (disco)
       ctx.onUnload(disco.addItems("host", () => [...connected.keys()].sort().map((jid) => ({ jid }))));
@@ -200,6 +251,12 @@ export default defineModule<ComponentsOptions>({
           [{ domain, direction: "out" }, t.out] as const,
         ]);
       },
+    });
+    ctx.metric({
+      name: "switchboard_component_refused_total",
+      help: "Components that proved their secret but were refused by the policy (e.g. no gateway licence)",
+      type: "counter",
+      collect: () => stats.refused,
     });
     ctx.metric({
       name: "switchboard_component_spoofed_total",

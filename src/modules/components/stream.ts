@@ -17,6 +17,8 @@ export interface ComponentStreamDeps {
   normalizeDomain(domain: string): string | undefined;
   /** The component's secret, when the domain is registered. */
   secretOf(domain: string): Promise<string | undefined>;
+  /** The stream proved its secret: may it attach (undefined) or why not (the policy)? */
+  authorize(stream: ComponentStream): Promise<StreamError | undefined>;
   /** The stream proved its secret: take it into service; false when the domain is already connected. */
   authenticated(stream: ComponentStream): boolean;
   /** A stanza from the authenticated component. */
@@ -28,6 +30,8 @@ export interface ComponentStreamDeps {
 export class ComponentStream implements TransportSink {
   readonly id = randomBytes(12).toString("hex");
   readonly connectedAt = Date.now();
+  /** When the handshake succeeded. */
+  authenticatedAt = 0;
   /** The component's domain, from its stream header. */
   domain: string | undefined;
   authenticated = false;
@@ -126,10 +130,14 @@ export class ComponentStream implements TransportSink {
       this.deps.log.warn({ domain, address: this.remoteAddress }, "component handshake refused");
       throw new StreamError("not-authorized", "handshake refused");
     }
+    const refused = await this.deps.authorize(this);
+    if (this.closed) return;
+    if (refused) throw refused;
     if (!this.deps.authenticated(this)) {
       throw new StreamError("conflict", `a component for ${domain} is already connected`);
     }
     this.authenticated = true;
+    this.authenticatedAt = Date.now();
     this.transport.write(serialize(x("handshake")));
   }
 

@@ -8,13 +8,18 @@ import { z } from "zod";
 import { CommandError, defineCommand } from "../../core/commands.js";
 import type { AppKey, Licence } from "../../licensing/index.js";
 import {
+  allLicences,
+  CLIENT_ID_SYNTAX,
   checkClientId,
+  checkDomain,
   generateKeyPair,
   KeyError,
   LICENCE_SCOPES,
+  type LicenceScope,
   type LicenceState,
   type LicensingRegistry,
   licenceStatusAt,
+  licenceSubject,
   publicKeyFromInput,
 } from "../../licensing/index.js";
 import { actorOf, flagInput, iso, listInput, parseInstant, registryOf, table } from "./command-input.js";
@@ -276,41 +281,68 @@ export const appKeyRevoke = defineCommand({
   },
 });
 
-type LicenceView = Licence & { state: LicenceState };
+type LicenceView = Licence & { state: LicenceState; subject: string };
 
-const withState = (l: Licence, now: number): LicenceView => ({ ...l, state: licenceStatusAt(l, now) });
+const withState = (l: Licence, now: number): LicenceView => ({
+  ...l,
+  subject: licenceSubject(l),
+  state: licenceStatusAt(l, now),
+});
 
 function licenceLine(l: LicenceView): string {
   const until = l.validUntil === undefined ? "no end" : `until ${iso(l.validUntil)}`;
   const limit = l.maxSessions === undefined ? "" : `, at most ${l.maxSessions} sessions`;
   const terms = l.termsRef === undefined ? "" : `, terms ${l.termsRef}`;
-  return `${l.id}  ${l.clientId}  ${l.scope}  ${l.state}  from ${iso(l.validFrom)} ${until}${limit}${terms}`;
+  return `${l.id}  ${l.subject}  ${l.scope}  ${l.state}  from ${iso(l.validFrom)} ${until}${limit}${terms}`;
 }
+
+const scopeInput = z.enum(LICENCE_SCOPES as [LicenceScope, ...LicenceScope[]]);
 
 export const licenceGrant = defineCommand({
   name: ["licence", "grant"],
-  description: "Grant a licence to an app",
+  description:
+    "Grant a licence: to an app (scope client), a remote server's domain (peering) or a component's domain (gateway)",
   args: [
-    { name: "clientId", description: "client id", positional: true },
-    { name: "scope", description: "client (default), gateway or federation" },
+    {
+      name: "subject",
+      description: "the app's client id (scope client), or the domain (scopes peering and gateway)",
+      positional: true,
+    },
+    { name: "scope", description: "client (default), peering or gateway" },
+    { name: "publisher", description: "peering or gateway: the publisher it is granted to (optional)" },
     { name: "validFrom", description: "start, ISO-8601 with time zone (default: now)" },
     { name: "validUntil", description: "end, ISO-8601 with time zone (default: none)" },
-    { name: "maxSessions", description: "most concurrent sessions (default: unlimited)" },
+    { name: "maxSessions", description: "client licences: most concurrent sessions (default: unlimited)" },
     { name: "terms", description: "reference to the agreed terms (text or URL)" },
   ],
-  input: z.object({
-    clientId: z.string(),
-    scope: z.enum(LICENCE_SCOPES as [string, ...string[]]).optional(),
-    validFrom: z.string().optional(),
-    validUntil: z.string().optional(),
-    maxSessions: z.coerce.number().int().min(1).optional(),
-    terms: z.string().optional(),
-  }),
+  input: z
+    .object({
+      subject: z.string().optional(),
+      /** The API's earlier name of the subject of a client licence, still accepted. */
+      clientId: z.string().optional(),
+      domain: z.string().optional(),
+      scope: scopeInput.optional(),
+      publisher: z.string().min(1).optional(),
+      validFrom: z.string().optional(),
+      validUntil: z.string().optional(),
+      maxSessions: z.coerce.number().int().min(1).optional(),
+      terms: z.string().optional(),
+    })
+    .refine((i) => [i.subject, i.clientId, i.domain].filter((v) => v !== undefined).length === 1, {
+      message: "name the licence's subject once: the client id or the domain",
+      path: ["subject"],
+    }),
   mutates: true,
   async run(ctx, input) {
+    const scope = input.scope ?? (input.domain !== undefined ? undefined : "client");
+    if (scope === undefined) throw new CommandError("a domain licence needs --scope peering or gateway");
+    const subject = (input.subject ?? input.clientId ?? input.domain)!;
+    if (scope !== "client" && checkDomain(subject) === ctx.config.domain)
+      throw new CommandError(`${subject} is the domain this server serves`, 409);
     const licence = await registryOf(ctx).grantLicence(actorOf(ctx), {
-      clientId: input.clientId,
-      scope: input.scope as Licence["scope"] | undefined,
+      scope,
+      ...(scope === "client" ? { clientId: subject } : { domain: subject }),
+      ...(input.publisher !== undefined ? { publisherId: input.publisher } : {}),
       validFrom: input.validFrom === undefined ? undefined : parseInstant("valid-from", input.validFrom),
       validUntil: input.validUntil === undefined ? undefined : parseInstant("valid-until", input.validUntil),
       maxSessions: input.maxSessions,
@@ -376,12 +408,19 @@ const LICENCE_STATES = ["active", "suspended", "revoked", "expired", "pending"] 
 
 export const licenceList = defineCommand({
   name: ["licence", "list"],
-  description: "List licences with their status now",
+  description: "List licences (apps', peers' and gateways') with their status now",
   args: [
     { name: "app", description: "only this app's licences" },
+    { name: "subject", description: "only the licences of this client id or domain" },
+    { name: "scope", description: "only this scope: client, peering or gateway" },
     { name: "status", description: "only this status: active, suspended, revoked, expired, pending" },
   ],
-  input: z.object({ app: z.string().optional(), status: z.enum(LICENCE_STATES).optional() }),
+  input: z.object({
+    app: z.string().optional(),
+    subject: z.string().min(1).optional(),
+    scope: scopeInput.optional(),
+    status: z.enum(LICENCE_STATES).optional(),
+  }),
   mutates: false,
   async run(ctx, input) {
     const s = await registryOf(ctx).snapshot();
@@ -389,13 +428,20 @@ export const licenceList = defineCommand({
       checkClientId(input.app);
       if (!s.apps.has(input.app)) throw new CommandError(`no app ${input.app}`, 404);
     }
+    // A client id is lower case already; a domain is compared in its normalised form.
+    const subject =
+      input.subject === undefined
+        ? undefined
+        : CLIENT_ID_SYNTAX.test(input.subject)
+          ? input.subject
+          : checkDomain(input.subject);
     const now = ctx.clock.now();
-    const licences = [...s.licences.values()]
-      .flat()
-      .filter((l) => input.app === undefined || l.clientId === input.app)
+    const licences = allLicences(s)
+      .filter((l) => input.app === undefined || (l.scope === "client" && l.clientId === input.app))
+      .filter((l) => subject === undefined || licenceSubject(l) === subject)
+      .filter((l) => input.scope === undefined || l.scope === input.scope)
       .map((l) => withState(l, now))
-      .filter((l) => input.status === undefined || l.state === input.status)
-      .sort((a, b) => a.createdAt - b.createdAt);
+      .filter((l) => input.status === undefined || l.state === input.status);
     return { message: licences.map(licenceLine).join("\n") || "(no licences)", data: { licences } };
   },
 });

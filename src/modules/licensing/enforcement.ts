@@ -439,9 +439,33 @@ export class Enforcement {
 
   /**
    * Applies the decisions in force to every live session: closes the refused ones (never
-   * an exempt account's) and, per licence with a session limit, the newest beyond it.
+   * an exempt account's) and, per licence with a session limit, the newest beyond it; then
+   * tells the listeners (onEvaluated).
    */
   evaluateAll(): void {
+    this.evaluateSessions();
+    for (const listener of [...this.listeners]) {
+      try {
+        listener();
+      } catch (err) {
+        this.deps.log.error({ err }, "a licensing re-evaluation listener failed");
+      }
+    }
+  }
+
+  /**
+   * Registers a function called after every re-evaluation (a registry change, a scheduled
+   * instant, a recheck), so other links (components, federation) follow the same decisions
+   * at the same moments; returns its removal.
+   */
+  onEvaluated(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private readonly listeners = new Set<() => void>();
+
+  private evaluateSessions(): void {
     this.counters.rechecks++;
     const now = this.now();
     const snap = this.snap;

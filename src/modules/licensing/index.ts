@@ -94,6 +94,17 @@ export type LicensingOptions = z.infer<typeof LicensingOptions>;
 export interface LicensingApi {
   /** Reloads the registry if it changed and re-evaluates every live session now. */
   recheck(): Promise<void>;
+  /**
+   * Reloads the registry only if its revision changed (one read otherwise), re-evaluating
+   * then; for decisions that must not wait for the next poll (a link being set up).
+   */
+  refresh(): Promise<void>;
+  /**
+   * Calls `listener` after every re-evaluation: when the registry changed (also from another
+   * process, within the polling interval), at each scheduled instant, and on recheck().
+   * Returns its removal.
+   */
+  onEvaluated(listener: () => void): () => void;
   /** A copy of the counters, for metrics. */
   counters(): LicensingCounters;
   snapshot(): LicensingSnapshot;
@@ -261,6 +272,8 @@ export default defineModule<LicensingOptions>({
 
     ctx.provide<LicensingApi>({
       recheck: () => enforcement.recheck(),
+      refresh: () => enforcement.poll(),
+      onEvaluated: (listener) => enforcement.onEvaluated(listener),
       counters: () => structuredClone(enforcement.counters),
       snapshot: () => enforcement.snapshot(),
       nextCheckAt: () => enforcement.nextCheckAt(),

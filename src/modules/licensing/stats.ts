@@ -24,9 +24,9 @@ import type {
 } from "../../licensing/index.js";
 import {
   clientFingerprint,
-  DEFAULT_POLICY,
   dailyStore,
   deleteLiveSnapshot,
+  emptySnapshot,
   enforcementNow,
   liveRows,
   observedClient,
@@ -59,17 +59,6 @@ export interface LicensingStatsOptions {
 
 /** Runs after the licensing module's own session/bound handler (priority 0) has recorded the client. */
 export const STATS_BOUND_PRIORITY = -100;
-
-function emptySnapshot(): LicensingSnapshot {
-  return {
-    revision: 0,
-    publishers: new Map(),
-    apps: new Map(),
-    keys: new Map(),
-    licences: new Map(),
-    policy: DEFAULT_POLICY,
-  };
-}
 
 export class LicensingStats {
   readonly nodeId: string;
