@@ -6,6 +6,7 @@
  * target means the domain offers no such service.
  */
 import { promises as dns, type SrvRecord } from "node:dns";
+import { isIP } from "node:net";
 
 export interface Target {
   host: string;
@@ -42,7 +43,7 @@ export class TargetResolver {
       this.srv(`_xmpp-server._tcp.${domain}`),
     ]);
     if (tlsRecords === undefined && plainRecords === undefined) {
-      return [{ host: domain, port: 5269, directTls: false }];
+      return this.addresses({ host: domain, port: 5269, directTls: false });
     }
     const records = [
       ...(tlsRecords ?? []).map((r) => ({ ...r, directTls: true })),
@@ -51,7 +52,25 @@ export class TargetResolver {
     records.sort(
       (a, b) => a.priority - b.priority || Number(b.directTls) - Number(a.directTls) || b.weight - a.weight,
     );
-    return records.map((r) => ({ host: r.name, port: r.port, directTls: r.directTls }));
+    const targets = await Promise.all(
+      records.map((r) => this.addresses({ host: r.name, port: r.port, directTls: r.directTls })),
+    );
+    return targets.flat();
+  }
+
+  /**
+   * The target's addresses from the same resolver (IPv6 first, as RFC 6724 prefers), so a
+   * configured DNS server answers for them too; the name itself when it has none there (the
+   * system's resolver, /etc/hosts included, then has its turn at connection time).
+   */
+  private async addresses(target: Target): Promise<Target[]> {
+    if (isIP(target.host) !== 0) return [target];
+    const [v6, v4] = await Promise.all([
+      this.resolver.resolve6(target.host).catch(() => [] as string[]),
+      this.resolver.resolve4(target.host).catch(() => [] as string[]),
+    ]);
+    const ips = [...v6, ...v4];
+    return ips.length === 0 ? [target] : ips.map((host) => ({ ...target, host }));
   }
 
   /** SRV records of a name; undefined when it has none (or the lookup failed). */
