@@ -15,6 +15,7 @@ import licensing from "./licensing/index.js";
 import mam from "./mam/index.js";
 import message from "./message/index.js";
 import offline from "./offline/index.js";
+import pep from "./pep/index.js";
 import ping from "./ping/index.js";
 import presence from "./presence/index.js";
 import privateStorage from "./private/index.js";
@@ -43,6 +44,7 @@ export const standardModules: ModuleDefinition<unknown>[] = [
   last,
   vcard,
   privateStorage,
+  pep,
   blocking,
   register,
   licensing,

@@ -64,6 +64,11 @@ export const NS_MUC_USER = "http://jabber.org/protocol/muc#user";
 /** XEP-0249 direct MUC invitations. */
 export const NS_CONFERENCE = "jabber:x:conference";
 /** XEP-0313 message archive management (and XEP-0441 preferences). */
+export const NS_PUBSUB = "http://jabber.org/protocol/pubsub";
+export const NS_PUBSUB_EVENT = "http://jabber.org/protocol/pubsub#event";
+export const NS_PUBSUB_OWNER = "http://jabber.org/protocol/pubsub#owner";
+export const NS_PUBSUB_ERRORS = "http://jabber.org/protocol/pubsub#errors";
+export const NS_CAPS = "http://jabber.org/protocol/caps";
 export const NS_MAM = "urn:xmpp:mam:2";
 /** XEP-0059 result set management. */
 export const NS_RSM = "http://jabber.org/protocol/rsm";

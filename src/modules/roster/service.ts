@@ -7,13 +7,13 @@
  */
 import { StanzaError } from "../../core/errors.js";
 import { Jid } from "../../core/jid.js";
+import { KeyedLock } from "../../core/keyed-lock.js";
 import type { Router } from "../../core/router.js";
 import type { SessionDirectory } from "../../core/session-directory.js";
 import type { RosterItem, Storage } from "../../core/storage/types.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
 import type { RosterApi } from "./api.js";
 import { itemElement, NS_ROSTER, removedItemElement } from "./items.js";
-import { KeyedLock } from "./lock.js";
 
 export interface RosterServices {
   domain: string;

@@ -283,6 +283,15 @@ class Driver:
                 plugin.send_active()
             else:
                 plugin.send_inactive()
+        if op == "pep":
+            # XEP-0163 through slixmpp's plugins: entity capabilities (XEP-0115) and user nicknames
+            # (XEP-0172), whose registration adds the nick+notify interest to the capabilities.
+            # {"action": "interest"} or {"action": "publish_nick", "nick": "…"}
+            for name in ("xep_0115", "xep_0163", "xep_0172"):
+                if name not in c.plugin:
+                    c.register_plugin(name)
+            if cmd["action"] == "publish_nick":
+                return await self.remote(c["xep_0172"].publish_nick(cmd["nick"], timeout=timeout))
             return None
         if op == "disconnect":
             # A clean close: unavailable presence is the server's job, then </stream:stream>.

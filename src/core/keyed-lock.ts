@@ -1,7 +1,7 @@
 /**
- * Serialises asynchronous work per key. Roster changes are read-modify-write
- * sequences across awaits (read the item, decide, store, push); two of them for
- * the same account must not interleave or one would overwrite the other.
+ * Serialises asynchronous work per key. Roster changes and PEP publications are
+ * read-modify-write sequences across awaits (read, decide, store, notify); two of them
+ * for the same account must not interleave or one would overwrite the other.
  */
 export class KeyedLock {
   private readonly tails = new Map<string, Promise<unknown>>();

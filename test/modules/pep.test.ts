@@ -1,0 +1,357 @@
+/**
+ * Personal eventing (XEP-0163): publishing with auto-create and publish-options, retrieval
+ * under each access model, filtered notifications driven by verified entity capabilities,
+ * the last item on presence, retraction, configuration, deletion and the limits.
+ */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import type { ModuleDefinition } from "../../src/core/module.js";
+import { type XmlElement, x } from "../../src/core/xml/element.js";
+import { NS_CAPS, NS_DATA, NS_DISCO_INFO } from "../../src/core/xml/namespaces.js";
+import disco from "../../src/modules/disco/index.js";
+import message from "../../src/modules/message/index.js";
+import { capsVer } from "../../src/modules/pep/caps.js";
+import pep from "../../src/modules/pep/index.js";
+import presence from "../../src/modules/presence/index.js";
+import roster from "../../src/modules/roster/index.js";
+import { errorCondition, type FakeSession, type Harness, startHarness } from "../kit/harness.js";
+
+const D = "example.test";
+const PUBSUB = "http://jabber.org/protocol/pubsub";
+const EVENT = "http://jabber.org/protocol/pubsub#event";
+const OWNER = "http://jabber.org/protocol/pubsub#owner";
+const ERRORS = "http://jabber.org/protocol/pubsub#errors";
+const TUNE = "http://jabber.org/protocol/tune";
+const NICK = "http://jabber.org/protocol/nick";
+
+let h: Harness;
+let seq = 0;
+
+before(async () => {
+  h = await startHarness({
+    modules: [message, roster, presence, disco, pep] as ModuleDefinition<unknown>[],
+    config: { modules: { pep: { maxNodes: 3, maxItems: 5 } } },
+  });
+});
+after(() => h.stop());
+
+/** Fresh accounts; `contacts` pairs get a mutual ("both") subscription. */
+async function accounts(...prefixes: string[]): Promise<string[]> {
+  const n = ++seq;
+  const names = prefixes.map((p) => `${p}${n}`);
+  for (const name of names) await h.createUser(name);
+  return names;
+}
+
+async function befriend(a: string, b: string): Promise<void> {
+  const item = (jid: string) => ({
+    jid,
+    subscription: "both" as const,
+    ask: false,
+    approved: false,
+    groups: [],
+  });
+  await h.server.services.storage.roster.setItem(a, item(`${b}@${D}`));
+  await h.server.services.storage.roster.setItem(b, item(`${a}@${D}`));
+}
+
+/** A client's disco#info; each test's clients have their own name, so their capabilities are new to the server. */
+const capsInfo = (notify: string[], name = `Test ${seq}`) =>
+  x(
+    "query",
+    { xmlns: NS_DISCO_INFO },
+    x("identity", { category: "client", type: "pc", name }),
+    x("feature", { var: NS_DISCO_INFO }),
+    ...notify.map((n) => x("feature", { var: `${n}+notify` })),
+  );
+
+/**
+ * Sends available presence with capabilities and answers the server's disco#info about
+ * them, as a client does. `answer: false` leaves the question unanswered.
+ */
+async function online(s: FakeSession, notify: string[], opts: { answer?: boolean; lie?: boolean } = {}) {
+  const info = capsInfo(notify);
+  const ver = opts.lie ? capsVer(capsInfo([]), "sha-1")! : capsVer(info, "sha-1")!;
+  await s.sendStanza(
+    x("presence", null, x("c", { xmlns: NS_CAPS, hash: "sha-1", node: "https://test", ver })),
+  );
+  if (opts.answer === false) return;
+  const q = await s.nextMatching(
+    (el) => el.name === "iq" && el.getChild("query", NS_DISCO_INFO) !== undefined,
+  );
+  assert.equal(q.getChild("query")!.attrs.node, `https://test#${ver}`);
+  await s.sendStanza(x("iq", { type: "result", id: q.attrs.id, to: q.attrs.from }, info));
+}
+
+const publishIq = (node: string, payload: XmlElement, id?: string, options?: Record<string, string>) =>
+  x(
+    "iq",
+    { type: "set" },
+    x(
+      "pubsub",
+      { xmlns: PUBSUB },
+      x("publish", { node }, x("item", { id }, payload)),
+      options &&
+        x(
+          "publish-options",
+          null,
+          x(
+            "x",
+            { xmlns: NS_DATA, type: "submit" },
+            x(
+              "field",
+              { var: "FORM_TYPE", type: "hidden" },
+              x("value", null, "http://jabber.org/protocol/pubsub#publish-options"),
+            ),
+            ...Object.entries(options).map(([k, v]) => x("field", { var: k }, x("value", null, v))),
+          ),
+        ),
+    ),
+  );
+
+const itemsIq = (to: string, node: string, attrs: Record<string, string> = {}) =>
+  x("iq", { type: "get", to }, x("pubsub", { xmlns: PUBSUB }, x("items", { node, ...attrs })));
+
+const tune = (title: string) => x("tune", { xmlns: TUNE }, x("title", null, title));
+const titles = (reply: XmlElement) =>
+  reply
+    .getChild("pubsub", PUBSUB)!
+    .getChild("items")!
+    .getChildren("item")
+    .map((i) => i.getChild("tune", TUNE)?.getChildText("title"));
+const appCondition = (el: XmlElement) =>
+  el
+    .getChild("error")
+    ?.elements()
+    .find((e) => e.attrs.xmlns === ERRORS)?.name;
+const isEvent = (el: XmlElement) => el.name === "message" && el.getChild("event", EVENT) !== undefined;
+
+test("the account advertises a PEP service", async () => {
+  const [alice] = await accounts("alice");
+  const a = await h.connect(alice!, "r");
+  const info = await a.iq(
+    x("iq", { type: "get", to: `${alice}@${D}` }, x("query", { xmlns: NS_DISCO_INFO })),
+  );
+  const q = info.getChild("query", NS_DISCO_INFO)!;
+  assert.ok(q.getChildren("identity").some((i) => i.attrs.category === "pubsub" && i.attrs.type === "pep"));
+  const features = q.getChildren("feature").map((f) => f.attrs.var);
+  for (const f of [
+    "",
+    "#publish",
+    "#publish-options",
+    "#auto-create",
+    "#filtered-notifications",
+    "#access-whitelist",
+  ])
+    assert.ok(features.includes(`${PUBSUB}${f}`), `${PUBSUB}${f}`);
+  await a.disconnect();
+});
+
+test("publishing creates the node; the owner and a contact retrieve the item, a stranger may not", async () => {
+  const [alice, bob, eve] = await accounts("alice", "bob", "eve");
+  await befriend(alice!, bob!);
+  const a = await h.connect(alice!, "r");
+  const published = await a.iq(publishIq(TUNE, tune("Song one"), "current"));
+  assert.equal(published.attrs.type, "result", published.toString());
+  assert.equal(published.getChild("pubsub")!.getChild("publish")!.getChild("item")!.attrs.id, "current");
+  const own = await a.iq(itemsIq(`${alice}@${D}`, TUNE));
+  assert.deepEqual(titles(own), ["Song one"]);
+
+  const b = await h.connect(bob!, "r");
+  assert.deepEqual(titles(await b.iq(itemsIq(`${alice}@${D}`, TUNE))), ["Song one"]);
+  const e = await h.connect(eve!, "r");
+  const refused = await e.iq(itemsIq(`${alice}@${D}`, TUNE));
+  assert.equal(errorCondition(refused), "not-authorized");
+  assert.equal(appCondition(refused), "presence-subscription-required");
+  const missing = await b.iq(itemsIq(`${alice}@${D}`, "urn:nothing"));
+  assert.equal(errorCondition(missing), "item-not-found");
+  const forged = await b.iq(
+    x("iq", { type: "set", to: `${alice}@${D}` }, publishIq(TUNE, tune("x")).getChild("pubsub")!),
+  );
+  assert.equal(errorCondition(forged), "forbidden");
+  for (const s of [a, b, e]) await s.disconnect();
+});
+
+test("publish-options configure a new node and are preconditions on an existing one (XEP-0223)", async () => {
+  const [alice, bob] = await accounts("alice", "bob");
+  await befriend(alice!, bob!);
+  const a = await h.connect(alice!, "r");
+  const secret = x("storage", { xmlns: "storage:bookmarks" });
+  const privateOptions = { "pubsub#persist_items": "true", "pubsub#access_model": "whitelist" };
+  assert.equal(
+    (await a.iq(publishIq("storage:bookmarks", secret, "current", privateOptions))).attrs.type,
+    "result",
+  );
+  const b = await h.connect(bob!, "r");
+  const closed = await b.iq(itemsIq(`${alice}@${D}`, "storage:bookmarks"));
+  assert.equal(errorCondition(closed), "not-allowed");
+  assert.equal(appCondition(closed), "closed-node");
+  const clash = await a.iq(
+    publishIq("storage:bookmarks", secret, "current", { "pubsub#access_model": "open" }),
+  );
+  assert.equal(errorCondition(clash), "conflict");
+  assert.equal(appCondition(clash), "precondition-not-met");
+  const config = await a.iq(
+    x("iq", { type: "get" }, x("pubsub", { xmlns: OWNER }, x("configure", { node: "storage:bookmarks" }))),
+  );
+  const field = config
+    .getChild("pubsub", OWNER)!
+    .getChild("configure")!
+    .getChild("x", NS_DATA)!
+    .getChildren("field")
+    .find((f) => f.attrs.var === "pubsub#access_model");
+  assert.equal(field?.getChildText("value"), "whitelist");
+  await a.disconnect();
+  await b.disconnect();
+});
+
+test("a node keeps max_items items, newest last, and max_items/item ids select on retrieval", async () => {
+  const [alice] = await accounts("alice");
+  const a = await h.connect(alice!, "r");
+  for (const n of [1, 2, 3, 4, 5, 6, 7])
+    await a.iq(publishIq(TUNE, tune(`t${n}`), `i${n}`, { "pubsub#max_items": "max" }));
+  assert.deepEqual(
+    titles(await a.iq(itemsIq(`${alice}@${D}`, TUNE))),
+    ["t3", "t4", "t5", "t6", "t7"],
+    "capped at the server's 5",
+  );
+  assert.deepEqual(titles(await a.iq(itemsIq(`${alice}@${D}`, TUNE, { max_items: "2" }))), ["t6", "t7"]);
+  const byId = await a.iq(
+    x(
+      "iq",
+      { type: "get" },
+      x("pubsub", { xmlns: PUBSUB }, x("items", { node: TUNE }, x("item", { id: "i4" }))),
+    ),
+  );
+  assert.deepEqual(titles(byId), ["t4"]);
+  await a.iq(publishIq(TUNE, tune("t4 again"), "i4"));
+  assert.deepEqual(
+    titles(await a.iq(itemsIq(`${alice}@${D}`, TUNE))),
+    ["t3", "t5", "t6", "t7", "t4 again"],
+    "same id replaces and moves last",
+  );
+  await a.disconnect();
+});
+
+test("notifications go to contacts whose capabilities ask for the node, and the last item arrives with their presence", async () => {
+  const [alice, bob, carol] = await accounts("alice", "bob", "carol");
+  await befriend(alice!, bob!);
+  await befriend(alice!, carol!);
+  const a = await h.connect(alice!, "r");
+  await a.iq(publishIq(TUNE, tune("Before")));
+  await online(a, []);
+  const b = await h.connect(bob!, "phone");
+  await online(b, [TUNE]);
+  const last = await b.nextMatching(isEvent);
+  assert.equal(last.attrs.from, `${alice}@${D}`);
+  assert.equal(last.attrs.type, "headline");
+  assert.equal(last.getChild("event", EVENT)!.getChild("items")!.attrs.node, TUNE);
+  const c = await h.connect(carol!, "desk");
+  await online(c, [NICK]);
+
+  await a.iq(publishIq(TUNE, tune("Now playing"), "current"));
+  const event = await b.nextMatching(isEvent);
+  const item = event.getChild("event", EVENT)!.getChild("items")!.getChild("item")!;
+  assert.equal(item.attrs.id, "current");
+  assert.equal(item.getChild("tune", TUNE)!.getChildText("title"), "Now playing");
+  await new Promise((r) => setTimeout(r, 100));
+  assert.ok(!c.pending().some(isEvent), "carol did not ask for tunes");
+  assert.ok(!a.pending().some(isEvent), "alice's own resource did not ask for tunes");
+
+  await a.iq(
+    x(
+      "iq",
+      { type: "set" },
+      x(
+        "pubsub",
+        { xmlns: PUBSUB },
+        x("retract", { node: TUNE, notify: "true" }, x("item", { id: "current" })),
+      ),
+    ),
+  );
+  const retraction = await b.nextMatching(isEvent);
+  assert.equal(
+    retraction.getChild("event", EVENT)!.getChild("items")!.getChild("retract")!.attrs.id,
+    "current",
+  );
+
+  await b.sendStanza(x("presence", { type: "unavailable" }));
+  await new Promise((r) => setTimeout(r, 50));
+  const before = b.pending().filter(isEvent).length;
+  await a.iq(publishIq(TUNE, tune("After bob left")));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(b.pending().filter(isEvent).length, before, "no notifications after unavailable");
+  for (const s of [a, b, c]) await s.disconnect();
+});
+
+test("capabilities whose hash does not match are used for that entity only, never cached for others", async () => {
+  const [alice, bob, dave] = await accounts("alice", "bob", "dave");
+  await befriend(alice!, bob!);
+  await befriend(alice!, dave!);
+  const a = await h.connect(alice!, "r");
+  const b = await h.connect(bob!, "r");
+  // Bob claims the verification string of an empty feature set but answers with tune+notify.
+  await online(b, [TUNE], { lie: true });
+  const d = await h.connect(dave!, "r");
+  const ver = capsVer(capsInfo([]), "sha-1")!;
+  await d.sendStanza(
+    x("presence", null, x("c", { xmlns: NS_CAPS, hash: "sha-1", node: "https://test", ver })),
+  );
+  const asked = await d.nextMatching(
+    (el) => el.name === "iq" && el.getChild("query", NS_DISCO_INFO) !== undefined,
+  );
+  assert.ok(asked, "the unverified answer was not cached: dave is asked himself");
+  await d.sendStanza(x("iq", { type: "result", id: asked.attrs.id, to: asked.attrs.from }, capsInfo([])));
+  await a.iq(publishIq(TUNE, tune("x")));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.ok(!d.pending().some(isEvent));
+  for (const s of [a, b, d]) await s.disconnect();
+});
+
+test("deleting a node notifies and removes it; node limits and payload rules are enforced", async () => {
+  const [alice, bob] = await accounts("alice", "bob");
+  await befriend(alice!, bob!);
+  const a = await h.connect(alice!, "r");
+  const b = await h.connect(bob!, "r");
+  await online(b, [TUNE]);
+  await a.iq(publishIq(TUNE, tune("x")));
+  await b.nextMatching(isEvent);
+  const del = await a.iq(
+    x("iq", { type: "set" }, x("pubsub", { xmlns: OWNER }, x("delete", { node: TUNE }))),
+  );
+  assert.equal(del.attrs.type, "result");
+  const deleted = await b.nextMatching(isEvent);
+  assert.equal(deleted.getChild("event", EVENT)!.getChild("delete")!.attrs.node, TUNE);
+  assert.equal(errorCondition(await a.iq(itemsIq(`${alice}@${D}`, TUNE))), "item-not-found");
+
+  for (const n of ["n1", "n2", "n3"]) assert.equal((await a.iq(publishIq(n, tune(n)))).attrs.type, "result");
+  assert.equal(errorCondition(await a.iq(publishIq("n4", tune("n4")))), "resource-constraint");
+  const empty = await a.iq(
+    x("iq", { type: "set" }, x("pubsub", { xmlns: PUBSUB }, x("publish", { node: "n1" }, x("item")))),
+  );
+  assert.equal(appCondition(empty), "payload-required");
+  const noNode = await a.iq(
+    x("iq", { type: "set" }, x("pubsub", { xmlns: PUBSUB }, x("publish", {}, x("item", {}, tune("x"))))),
+  );
+  assert.equal(appCondition(noNode), "nodeid-required");
+  const big = await a.iq(publishIq("n1", x("blob", { xmlns: "urn:big" }, "x".repeat(70_000))));
+  assert.equal(appCondition(big), "payload-too-big");
+
+  await h.server.services.hooks.fireAsync("account/deleted", { username: alice! });
+  assert.deepEqual(await h.server.services.storage.keyValue("pep").keys(alice!), []);
+  await a.disconnect();
+  await b.disconnect();
+});
+
+test("the XEP-0115 verification string of the specification's simple example", () => {
+  const info = x(
+    "query",
+    { xmlns: NS_DISCO_INFO },
+    x("identity", { category: "client", type: "pc", name: "Exodus 0.9.1" }),
+    x("feature", { var: "http://jabber.org/protocol/caps" }),
+    x("feature", { var: "http://jabber.org/protocol/disco#info" }),
+    x("feature", { var: "http://jabber.org/protocol/disco#items" }),
+    x("feature", { var: "http://jabber.org/protocol/muc" }),
+  );
+  assert.equal(capsVer(info, "sha-1"), "QgayPKawpkPSDYmwT/WM94uAlu0=");
+});
