@@ -30,7 +30,7 @@ let seq = 0;
 before(async () => {
   h = await startHarness({
     modules: [message, roster, presence, disco, pep] as ModuleDefinition<unknown>[],
-    config: { modules: { pep: { maxNodes: 3, maxItems: 5 } } },
+    config: { modules: { pep: { maxNodes: 3, maxItems: 5, maxPayloadBytes: 65_536 } } },
   });
 });
 after(() => h.stop());

@@ -92,12 +92,12 @@ export default defineModule({
     maxNodes: z.number().int().min(1).default(128),
     /** Items a node keeps at most (what max_items "max" means). */
     maxItems: z.number().int().min(1).default(256),
-    /** Largest item payload, in bytes of serialized XML. */
+    /** Largest item payload, in bytes of serialized XML (avatars, XEP-0084, are the big ones). */
     maxPayloadBytes: z
       .number()
       .int()
       .min(1024)
-      .default(64 * 1024),
+      .default(192 * 1024),
     /** Verification strings of entity capabilities remembered. */
     capsCacheSize: z.number().int().min(10).default(10_000),
   }),
