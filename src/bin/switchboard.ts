@@ -73,6 +73,8 @@ withConfigOptions(program.command("start").description("Run the server"))
   .option("--allow-plaintext", "let clients log in without TLS (loopback tests only)")
   .option("--allow-registration", "open in-band registration (XEP-0077)")
   .option("--max-stanza-size <bytes>", "largest stanza accepted", int)
+  .option("--cluster <url>", "join a cluster through NATS: nats://HOST:PORT (needs --storage postgres://…)")
+  .option("--node <name>", "this node's name in the cluster (default: the host name)")
   .addOption(
     new Option("--log-level <level>", "log level").choices([
       "trace",
@@ -99,6 +101,9 @@ withConfigOptions(program.command("start").description("Run the server"))
       allowRegistration: opts.allowRegistration,
       logLevel: opts.logLevel,
       ...(opts.maxStanzaSize !== undefined ? { limits: { maxStanzaBytes: opts.maxStanzaSize } } : {}),
+      ...(opts.cluster !== undefined || opts.node !== undefined
+        ? { cluster: { url: opts.cluster, node: opts.node } }
+        : {}),
     });
     const server = await SwitchboardServer.start(config, {
       modules: standardModules,
@@ -172,6 +177,8 @@ async function printSummary(server: SwitchboardServer, config: ServerConfig): Pr
       `  Certificate: ${tls.certFile}${tls.selfSigned ? " (self-signed: accept it in your client)" : ""}`,
     tls && `  SHA-256 fingerprint: ${tls.fingerprint}`,
     `  Storage: ${storageName}`,
+    server.cluster &&
+      `  Cluster: node ${server.cluster.node} on ${config.cluster.url} (${count(server.cluster.liveNodes().length, "node")} live; ${cli(`cluster status --cluster ${config.cluster.url}`)})`,
     ...(accounts === 0
       ? [
           `  Create an account: ${cli("user add alice --password 'a-long-secret'")}`,

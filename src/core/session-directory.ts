@@ -32,12 +32,32 @@ export interface SessionDirectory {
   /** The sessions that get a message addressed to the bare JID (RFC 6121 §8.5.2.1.1). */
   messageTargets(username: string, domain?: string): ClientSession[];
   isOnline(username: string, domain?: string): boolean;
-  /** Bound sessions in all. */
+  /**
+   * A bound session's presence, priority or interest changed (the presence and roster modules
+   * call it after changing them), so a cluster-wide directory tells the other nodes before any
+   * stanza that follows from the change.
+   */
+  updated(session: ClientSession): void;
+  /** Bound sessions held by this process. */
   readonly count: number;
   /** Accounts with a bound session (bare JIDs' localparts on the primary domain, else "local@domain"). */
   accounts(): IterableIterator<string>;
   /** The sessions held by this process (what it closes at shutdown, counts in its metrics). */
   all(): IterableIterator<ClientSession>;
+}
+
+/**
+ * The resource a bind gets: the client's wish normalised (an invalid one is bad-request), or a
+ * random one when it asked for none.
+ */
+export function chooseResource(requested: string | undefined): string {
+  if (requested === undefined || requested === "") return randomBytes(6).toString("base64url");
+  try {
+    return normalizeResource(requested);
+  } catch (err) {
+    if (err instanceof JidError) throw new StanzaError("bad-request", err.message);
+    throw err;
+  }
 }
 
 /** The in-memory directory of one process. */
@@ -58,17 +78,7 @@ export class LocalSessionDirectory implements SessionDirectory {
   async bind(session: ClientSession, requested: string | undefined, domain?: string): Promise<Jid> {
     const username = session.username;
     if (!username) throw new StanzaError("not-allowed", "not authenticated");
-    let resource: string;
-    if (requested !== undefined && requested !== "") {
-      try {
-        resource = normalizeResource(requested);
-      } catch (err) {
-        if (err instanceof JidError) throw new StanzaError("bad-request", err.message);
-        throw err;
-      }
-    } else {
-      resource = randomBytes(6).toString("base64url");
-    }
+    const resource = chooseResource(requested);
     const key = this.key(username, domain);
     let resources = this.byAccount.get(key);
     if (!resources) {
@@ -136,6 +146,10 @@ export class LocalSessionDirectory implements SessionDirectory {
 
   isOnline(username: string, domain?: string): boolean {
     return this.byAccount.has(this.key(username, domain));
+  }
+
+  updated(_session: ClientSession): void {
+    // Nothing to tell: the sessions are the entries.
   }
 
   get count(): number {

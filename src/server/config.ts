@@ -2,6 +2,7 @@
  * The configuration of a standard server: the core's settings and the sections of its
  * parts (transports, certificates, storage, HTTP, mail, and the modules' own keys).
  */
+import { clusterConfigSection } from "../cluster/index.js";
 import { type ConfigSection, loadConfig, type ServerConfig } from "../core/config.js";
 import type { ModuleDefinition } from "../core/module.js";
 import { httpConfigSection } from "../http/config.js";
@@ -17,6 +18,7 @@ export function configSections(modules: readonly ModuleDefinition<unknown>[]): C
     tcpConfigSection,
     tlsConfigSection,
     storageConfigSection,
+    clusterConfigSection,
     httpConfigSection,
     mailConfigSection,
     ...modules.flatMap((m) => (m.config ? [m.config] : [])),

@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { type Logger, pino } from "pino";
+import { type ClusterNode, checkClusterConfig, joinCluster } from "../cluster/index.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { CommandDefinition } from "../core/commands.js";
 import type { ServerConfig } from "../core/config.js";
@@ -21,7 +22,7 @@ import { MetricRegistry } from "../core/metrics.js";
 import { type ModuleDefinition, ModuleHost, type ModuleListener } from "../core/module.js";
 import { Router } from "../core/router.js";
 import type { CoreServices } from "../core/services.js";
-import { LocalSessionDirectory } from "../core/session-directory.js";
+import { LocalSessionDirectory, type SessionDirectory } from "../core/session-directory.js";
 import { StanzaFilters } from "../core/stanza-filters.js";
 import type { Storage } from "../core/storage/types.js";
 import { newStreamCounters } from "../core/stream/counters.js";
@@ -72,6 +73,8 @@ export class SwitchboardServer {
     readonly tls: TlsMaterial | undefined,
     /** The HTTP listener, when one runs. */
     readonly http: HttpServer | undefined,
+    /** This node's part in a cluster, when `cluster.url` is set. */
+    readonly cluster: ClusterNode | undefined,
   ) {}
 
   get log(): Logger {
@@ -81,6 +84,7 @@ export class SwitchboardServer {
   static async start(config: ServerConfig, opts: StartOptions): Promise<SwitchboardServer> {
     const log = opts.logger ?? pino({ level: config.logLevel, base: { domain: config.domain } });
     const clock = opts.clock ?? systemClock;
+    checkClusterConfig(config);
     mkdirSync(config.dataDir, { recursive: true });
     const opened: Storage = await openStorage(storageOptionsFrom(config));
     // Storage latency is measured for the metrics of the HTTP listener.
@@ -96,7 +100,14 @@ export class SwitchboardServer {
       }
       log.warn({ err }, "TLS is unavailable; serving plaintext streams only");
     }
-    const services = coreServices(config, log, clock, storage);
+    let cluster: ClusterNode | undefined;
+    try {
+      cluster = await joinCluster(config, log);
+    } catch (err) {
+      await storage.close();
+      throw err;
+    }
+    const services = coreServices(config, log, clock, storage, cluster?.directory);
     installCoreHandlers(services);
     const streams = new ClientStreams(
       services,
@@ -125,11 +136,13 @@ export class SwitchboardServer {
       for (const l of started.reverse()) await l.stop().catch(() => undefined);
       await tcp.stopAccepting();
       await modules.unloadAll();
+      await cluster?.stop();
       await storage.close();
     };
     let addresses: ListeningAddresses;
     try {
       await modules.loadAll(opts.modules, config.disabledModules);
+      await cluster?.start(services.router, services.metrics);
       addresses = { ...(await tcp.listen()) };
       for (const listener of modules.listeners()) {
         Object.assign(addresses, await listener.start());
@@ -164,7 +177,17 @@ export class SwitchboardServer {
       await undo();
       throw err;
     }
-    const server = new SwitchboardServer(services, modules, streams, tcp, started, addresses, tls, http);
+    const server = new SwitchboardServer(
+      services,
+      modules,
+      streams,
+      tcp,
+      started,
+      addresses,
+      tls,
+      http,
+      cluster,
+    );
     await services.hooks.fireAsync("server/started", {});
     return server;
   }
@@ -190,13 +213,21 @@ export class SwitchboardServer {
     for (const l of [...this.moduleListeners].reverse()) await l.stop();
     await httpClosed;
     await this.modules.unloadAll();
+    // The sessions' removals from the cluster directory are written before NATS is left.
+    await this.cluster?.stop();
     await storage.close();
     log.info("stopped");
   }
 }
 
 /** The core's services over the opened storage. */
-function coreServices(config: ServerConfig, log: Logger, clock: Clock, storage: Storage): CoreServices {
+function coreServices(
+  config: ServerConfig,
+  log: Logger,
+  clock: Clock,
+  storage: Storage,
+  sessions?: SessionDirectory,
+): CoreServices {
   const hooks = new HookBus<ServerEvents>();
   const limits = config.limits;
   return {
@@ -206,7 +237,7 @@ function coreServices(config: ServerConfig, log: Logger, clock: Clock, storage: 
     clock,
     storage,
     hooks,
-    sessions: new LocalSessionDirectory(config.domain, limits.maxResourcesPerAccount),
+    sessions: sessions ?? new LocalSessionDirectory(config.domain, limits.maxResourcesPerAccount),
     router: new Router(config.domain, hooks, log),
     iq: new IqRegistry(),
     disco: new DiscoRegistry(),

@@ -104,6 +104,7 @@ export class PresenceBroker {
     delete presence.attrs.to;
     session.presence = presence;
     session.priority = priority;
+    this.svc.sessions.updated(session);
 
     // The account's own resources, this one included: an entity is subscribed to itself (§4.2.2).
     for (const s of this.svc.sessions.availableOf(username)) s.send(addressed(presence, jid, bare));
@@ -153,6 +154,7 @@ export class PresenceBroker {
     delete presence.attrs.to;
     session.presence = undefined;
     session.priority = 0;
+    this.svc.sessions.updated(session);
 
     const targets = new Map<string, Jid>();
     if (wasAvailable) {

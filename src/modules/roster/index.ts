@@ -51,7 +51,10 @@ export default defineModule({
     ctx.handleIq({ target: "bare", type: "get", xmlns: NS_ROSTER, name: "query" }, async (req) => {
       // Someone else's roster does not exist as far as they can tell (RFC 6121 §8.5.2.1.3).
       if (!fromOwner(req)) throw new StanzaError("service-unavailable");
-      if (req.origin) req.origin.rosterRequested = true;
+      if (req.origin && !req.origin.rosterRequested) {
+        req.origin.rosterRequested = true;
+        ctx.sessions.updated(req.origin);
+      }
       const { version, items } = await service.get(req.to.local);
       const ver = String(version);
       // RFC 6121 §2.6.3: nothing changed since the client's version → empty result, changes come as pushes.

@@ -1,0 +1,56 @@
+/**
+ * The NATS server (with JetStream) the cluster tests use: SWITCHBOARD_TEST_NATS_URL, or the local
+ * one on 127.0.0.1:4222. Each test run uses a prefix of its own for the cluster's subjects and
+ * buckets, and removes the buckets afterwards. Without a reachable server the tests skip
+ * (requirePeer: a failure with SWITCHBOARD_REQUIRE_SERVICES=1).
+ */
+import { randomBytes } from "node:crypto";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { connect } from "@nats-io/transport-node";
+import { requirePeer } from "./services.js";
+
+export const NATS_URL = process.env.SWITCHBOARD_TEST_NATS_URL ?? "nats://127.0.0.1:4222";
+
+const START_HINT =
+  "start it with: start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- " +
+  "-a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log " +
+  "(or point SWITCHBOARD_TEST_NATS_URL at a server)";
+
+/** False when NATS with JetStream answers, else the skip message (throws with SWITCHBOARD_REQUIRE_SERVICES=1). */
+export function natsSkip(): Promise<false | string> {
+  return requirePeer(`NATS with JetStream at ${NATS_URL}`, async () => {
+    try {
+      const nc = await connect({ servers: NATS_URL, timeout: 3_000, maxReconnectAttempts: 0 });
+      try {
+        await (await jetstreamManager(nc)).getAccountInfo();
+        return true;
+      } finally {
+        await nc.close();
+      }
+    } catch (error) {
+      return `${(error as Error).message}; ${START_HINT}`;
+    }
+  });
+}
+
+/** A prefix for one test run's subjects and buckets. */
+export function clusterPrefix(label: string): string {
+  return `sbtest_${label}_${randomBytes(4).toString("hex")}`;
+}
+
+/** Removes the buckets a cluster with this prefix made. */
+export async function removeClusterBuckets(prefix: string): Promise<void> {
+  const nc = await connect({ servers: NATS_URL, timeout: 3_000, maxReconnectAttempts: 0 });
+  try {
+    const kvm = new Kvm(nc);
+    for (const name of [`${prefix}_sessions`, `${prefix}_nodes`]) {
+      await kvm
+        .open(name)
+        .then((kv) => kv.destroy())
+        .catch(() => undefined);
+    }
+  } finally {
+    await nc.close();
+  }
+}
