@@ -54,3 +54,29 @@ export async function removeClusterBuckets(prefix: string): Promise<void> {
     await nc.close();
   }
 }
+
+/** What a cluster's buckets hold now: the nodes with a live heartbeat, and the session entries per node. */
+export async function readClusterBuckets(
+  prefix: string,
+): Promise<{ nodes: string[]; sessions: Record<string, number> }> {
+  const nc = await connect({ servers: NATS_URL, timeout: 3_000, maxReconnectAttempts: 0 });
+  try {
+    const kvm = new Kvm(nc);
+    const read = async (bucket: string) => {
+      const kv = await kvm.open(bucket);
+      const values: Record<string, unknown>[] = [];
+      for await (const key of await kv.keys()) {
+        const e = await kv.get(key);
+        if (e?.operation === "PUT") values.push(e.json<Record<string, unknown>>());
+      }
+      return values;
+    };
+    const nodes = (await read(`${prefix}_nodes`)).map((n) => String(n.node)).sort();
+    const sessions: Record<string, number> = {};
+    for (const s of await read(`${prefix}_sessions`))
+      sessions[String(s.node)] = (sessions[String(s.node)] ?? 0) + 1;
+    return { nodes, sessions };
+  } finally {
+    await nc.close();
+  }
+}
