@@ -31,6 +31,7 @@ export {
   LicenceRefusedError,
   licenceRefusal,
   type RefusalCondition,
+  refusalFromSaslFailure,
   refusalFromStreamError,
 } from "./refusal.js";
 export { startOnline } from "./start-online.js";

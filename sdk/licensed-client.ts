@@ -31,7 +31,12 @@ import {
   type ProofInput,
   ticketProof,
 } from "./proof.js";
-import { type LicenceRefusedError, licenceRefusal, refusalFromStreamError } from "./refusal.js";
+import {
+  type LicenceRefusedError,
+  licenceRefusal,
+  refusalFromSaslFailure,
+  refusalFromStreamError,
+} from "./refusal.js";
 import { startOnline } from "./start-online.js";
 
 const NS_STREAM = "http://etherx.jabber.org/streams";
@@ -352,9 +357,10 @@ export function licensedClient(options: LicensedClientOptions): LicensedClient {
       // The ticket that rode inside <authenticate/> is no longer accepted: sign from now on.
       tickets?.set(undefined);
       ticketRefusedInline = true;
-    } else if (el.is("error", NS_STREAM)) {
-      const refused = refusalFromStreamError(el);
-      if (refused) {
+    } else if (el.is("error", NS_STREAM) || el.is("failure", NS_SASL2)) {
+      const refused = el.is("failure", NS_SASL2) ? refusalFromSaslFailure(el) : refusalFromStreamError(el);
+      // A SASL failure with the condition is followed by the stream error: one event.
+      if (refused && !state.refused) {
         state.refused = refused;
         entity.reconnect.stop();
         entity.emit("licence-refused", refused);

@@ -4,13 +4,16 @@
  *     <text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>…</text>
  *     <version-too-old xmlns='urn:switchboard:client-licence:0' minimum='5.0' upgrade-url='…'/>
  *   </stream:error>
- * at login or later, on a live session. This turns that into an Error an
- * application can act on (show the upgrade link, stop reconnecting).
+ * at login or later, on a live session. A client that sent no proof is refused at SASL
+ * with a <failure/> first (docs/licensing-protocol.md §3.2), which in SASL2 carries the
+ * same condition. This turns either into an Error an application can act on (show the
+ * upgrade link, stop reconnecting).
  */
 import type { Element } from "@xmpp/client";
 import { LICENCE_NS } from "./proof.js";
 
 const NS_STREAMS = "urn:ietf:params:xml:ns:xmpp-streams";
+const NS_SASL2 = "urn:xmpp:sasl:2";
 
 /** The application conditions the server uses (docs/licensing-protocol.md lists their meaning). */
 export type RefusalCondition =
@@ -71,13 +74,28 @@ export function refusalFromStreamError(error: Element): LicenceRefusedError | un
 }
 
 /**
+ * Reads a SASL2 <failure/> (XEP-0388); undefined when it carries no refusal condition in the
+ * licence namespace (a refused ticket, <ticket-refused/>, is not a refusal: the client signs).
+ */
+export function refusalFromSaslFailure(failure: Element): LicenceRefusedError | undefined {
+  const app = failure.getChildElements().find((c) => c.getNS() === LICENCE_NS && c.name !== "ticket-refused");
+  if (!app) return undefined;
+  const details: Record<string, string> = {};
+  for (const [k, v] of Object.entries(app.attrs)) if (k !== "xmlns" && v !== undefined) details[k] = v;
+  // The stream error that follows the failure is policy-violation.
+  return new LicenceRefusedError(app.name, failure.getChildText("text") ?? "", details);
+}
+
+/**
  * The licence refusal behind an error thrown or emitted by @xmpp/client (its
- * StreamError keeps the element), or undefined when the error is something else.
+ * StreamError, or the SASLError of a SASL2 failure, keeps the element), or undefined
+ * when the error is something else.
  */
 export function licenceRefusal(err: unknown): LicenceRefusedError | undefined {
   if (err instanceof LicenceRefusedError) return err;
   const element = (err as { element?: Element } | null)?.element;
   if (!element || typeof element.is !== "function") return undefined;
-  if (!element.is("error", "http://etherx.jabber.org/streams")) return undefined;
-  return refusalFromStreamError(element);
+  if (element.is("error", "http://etherx.jabber.org/streams")) return refusalFromStreamError(element);
+  if (element.is("failure", NS_SASL2)) return refusalFromSaslFailure(element);
+  return undefined;
 }

@@ -1,4 +1,5 @@
 /** The typed event map of the server: every hook a module can register for. */
+import type { StreamError } from "./errors.js";
 import type { Jid } from "./jid.js";
 import type { ClientSession } from "./session.js";
 import type { XmlElement } from "./xml/element.js";
@@ -32,17 +33,43 @@ export interface SessionEndedEvent {
   reason: string;
 }
 
+/** The SASL failure conditions a login may be refused with (RFC 6120 §6.5). */
+export type SaslRefusalCondition =
+  | "account-disabled"
+  | "credentials-expired"
+  | "not-authorized"
+  | "temporary-auth-failure";
+
+/**
+ * A login refused in the SASL exchange itself: a <failure/> with a human text, which
+ * mainstream clients show their users (a stream error's text most of them do not show),
+ * then, when `streamError` is given, the stream closed with it (its application condition
+ * stays machine-readable for clients that read stream errors).
+ */
+export interface SaslRefusal {
+  condition: SaslRefusalCondition;
+  text: string;
+  /** An application element for the failure; only SASL2 (XEP-0388) carries one. */
+  element?: XmlElement;
+  /** Closes the stream after the failure; without it the client may try again on the stream. */
+  streamError?: StreamError;
+}
+
 export interface PreAuthEvent {
   session: ClientSession;
   /** The SASL mechanism the client chose. */
   mechanism: string;
   /** The account named in the initial response, not yet verified (undefined if none could be read). */
   claimedUsername: string | undefined;
+  /** Refuses this attempt with a SASL failure before the mechanism starts (the first refusal counts). */
+  refuse(refusal: SaslRefusal): void;
 }
 
 export interface AuthenticatedEvent {
   session: ClientSession;
   username: string;
+  /** Refuses the login with a SASL failure instead of success (the first refusal counts). */
+  refuse(refusal: SaslRefusal): void;
 }
 
 /**
@@ -66,14 +93,14 @@ export interface ServerEvents {
   "iq/full": StanzaEvent;
   /** A stream was opened (before any negotiation). */
   "c2s/opened": SessionEvent;
-  /** The client started SASL; a handler may refuse the stream by closing the session. */
+  /** The client started SASL; a handler may refuse the attempt (`refuse`) or close the session. */
   "c2s/pre-sasl": PreAuthEvent;
   /**
    * An IQ on a stream that is not authenticated yet (e.g. in-band registration, XEP-0077).
    * The claiming handler answers through `session.send`; unclaimed, the stream is closed.
    */
   "c2s/unauthenticated-iq": { session: ClientSession; stanza: XmlElement };
-  /** SASL succeeded; a handler may still refuse the stream by closing the session. */
+  /** SASL succeeded; a handler may still refuse the login (`refuse`) or close the session. */
   "c2s/authenticated": AuthenticatedEvent;
   /** A resource was bound: the session can send and receive stanzas. */
   "session/bound": SessionEvent;

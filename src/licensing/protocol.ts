@@ -175,9 +175,38 @@ export interface Refusal {
   details?: Record<string, string | undefined>;
 }
 
+/** A refusal's machine-readable part: the condition element in the licence namespace. */
+export function refusalCondition(r: Refusal): XmlElement {
+  return x(r.reason, { xmlns: NS_LICENCE, ...r.details });
+}
+
 /** The stream error that carries a refusal: policy-violation, the text, and the licence condition. */
 export function refusalError(r: Refusal): StreamError {
-  return new StreamError("policy-violation", r.text, x(r.reason, { xmlns: NS_LICENCE, ...r.details }));
+  return new StreamError("policy-violation", r.text, refusalCondition(r));
+}
+
+/**
+ * The SASL failure condition of a login refused for want of a licence: the one that
+ * mainstream clients show with the server's text (or, Conversations, with a link to the
+ * address in it) and after which they do not retry at once (docs/licensing-protocol.md §3.2).
+ */
+export const REFUSAL_SASL_CONDITION = "account-disabled";
+
+/**
+ * The message a live session of a client that proved no licence gets just before it is
+ * closed: mainstream clients do not show a stream error's text, but they show a headline
+ * from their server (docs/licensing-protocol.md §3.2). The body stands on its own (some
+ * clients show only the body) and ends with the refusal's text, whose address is last;
+ * the condition is the stream error's, for programs.
+ */
+export function refusalNotice(domain: string, to: string, r: Refusal, id: string): XmlElement {
+  return x(
+    "message",
+    { type: "headline", from: domain, to, id },
+    x("subject", null, "Disconnected: this client is not admitted on this network"),
+    x("body", null, `You have been disconnected, and the same client will be refused again. ${r.text}`),
+    refusalCondition(r),
+  );
 }
 
 /** A warning headline's machine-readable part, beside its human body. */

@@ -241,9 +241,13 @@ describe("licensed client access (e2e)", () => {
       assert.equal(right.condition, "unlicensed-client");
     });
 
-    test("slixmpp without a proof is refused with policy-violation", { skip: slixSkip }, async () => {
+    test("slixmpp without a proof is refused: the SASL failure's text, then policy-violation", {
+      skip: slixSkip,
+    }, async () => {
       const outcome = await slixOutcome(server, { ...login("erin"), resource: "slix" });
       assert.equal(outcome.sessionStarted, false, "slixmpp logged in under enforce");
+      assert.equal(outcome.authFailures[0]?.condition, "account-disabled");
+      assert.ok(outcome.authFailures[0]?.text.includes(INFO_URL), JSON.stringify(outcome.authFailures));
       assert.deepEqual(outcome.streamErrors, ["policy-violation"]);
     });
 

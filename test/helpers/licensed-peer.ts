@@ -240,6 +240,8 @@ export class PlainPeer extends JsPeer {
 export interface SlixOutcome {
   sessionStarted: boolean;
   streamErrors: string[];
+  /** SASL failures, with the server's text. */
+  authFailures: { condition: string; text: string }[];
   event: string;
 }
 
@@ -268,10 +270,15 @@ export async function slixOutcome(server: TestServer, login: SlixLogin): Promise
     server.logFile.replace(/\.log$/, ".slixmpp.log"),
   );
   const outcome = await peer.loginOutcome(LOGIN_TIMEOUT_MS);
+  // A refusal may come in parts (a SASL failure, then a stream error): wait for the end.
+  if (outcome.event !== "session_start") {
+    await Promise.race([peer.ended, new Promise((r) => setTimeout(r, LOGIN_TIMEOUT_MS))]);
+  }
   peer.kill();
   return {
     sessionStarted: outcome.event === "session_start",
     streamErrors: peer.streamErrors.all(),
+    authFailures: [...peer.authFailures],
     event: outcome.event,
   };
 }

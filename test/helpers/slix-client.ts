@@ -55,6 +55,12 @@ type DriverEvent =
 export class SlixPeer extends BasePeer {
   /** The TLS protocol version of the connection ("TLSv1.3"), as slixmpp reports it. */
   tls: string | null = null;
+  /** Every SASL failure slixmpp reported, with the server's text. */
+  readonly authFailures: { condition: string; text: string }[] = [];
+  /** Every stream error with its text (streamErrors holds the conditions). */
+  readonly streamErrorTexts: { condition: string; text: string }[] = [];
+  /** What the driver reported, in order: "stanza", "auth_failed", "stream_error", … */
+  readonly timeline: string[] = [];
   private nextCommand = 1;
   private readonly pending = new Map<
     number,
@@ -96,12 +102,17 @@ export class SlixPeer extends BasePeer {
     } catch {
       return;
     }
+    if (ev.event !== "reply") this.timeline.push(ev.event);
     switch (ev.event) {
       case "stanza":
         this.stanzas.push(parseXml(ev.xml));
         break;
       case "stream_error":
+        this.streamErrorTexts.push({ condition: ev.condition, text: ev.text });
         this.streamErrors.push(ev.condition);
+        break;
+      case "auth_failed":
+        this.authFailures.push({ condition: ev.condition, text: ev.text });
         break;
       case "reply": {
         const p = this.pending.get(ev.id);

@@ -12,6 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
 import type { Clock } from "../../src/core/clock.js";
+import type { SaslRefusal } from "../../src/core/events.js";
 import type { StreamFeatureProvider } from "../../src/core/features.js";
 import type { ModuleDefinition } from "../../src/core/module.js";
 import { deriveCredentials } from "../../src/core/sasl/credentials.js";
@@ -287,15 +288,40 @@ export async function prove(h: LicensingHarness, s: FakeSession, t: TestApp, opt
   return s;
 }
 
-/** SASL start with the claimed account, then authentication; false when the stream was closed. */
+const saslRefusals = new WeakMap<ClientSession, SaslRefusal>();
+
+/**
+ * The `refuse` of the SASL hooks for a fake session, doing what the stream engine does: the
+ * first refusal counts (kept for saslRefusalOf), and one with a stream error closes the session.
+ */
+export function refuser(s: FakeSession): (r: SaslRefusal) => void {
+  return (r) => {
+    if (saslRefusals.has(s)) return;
+    saslRefusals.set(s, r);
+    if (r.streamError) s.close(r.streamError);
+  };
+}
+
+/** The SASL failure a hook refused the session's login with, if any. */
+export function saslRefusalOf(s: FakeSession): SaslRefusal | undefined {
+  return saslRefusals.get(s);
+}
+
+/** SASL start with the claimed account, then authentication; false when refused or closed. */
 export async function authenticate(h: Harness, s: FakeSession, username: string): Promise<boolean> {
   const hooks = h.server.services.hooks;
-  await hooks.fireAsync("c2s/pre-sasl", { session: s, mechanism: "PLAIN", claimedUsername: username });
-  if (s.closed) return false;
+  const refuse = refuser(s);
+  await hooks.fireAsync("c2s/pre-sasl", {
+    session: s,
+    mechanism: "PLAIN",
+    claimedUsername: username,
+    refuse,
+  });
+  if (s.closed || saslRefusals.has(s)) return false;
   s.username = username;
   s.authenticated = true;
-  await hooks.fireAsync("c2s/authenticated", { session: s, username });
-  return !s.closed;
+  await hooks.fireAsync("c2s/authenticated", { session: s, username, refuse });
+  return !s.closed && !saslRefusals.has(s);
 }
 
 export async function bind(h: Harness, s: FakeSession, resource?: string): Promise<boolean> {

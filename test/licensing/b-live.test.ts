@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { after, test } from "node:test";
-import { LicensingRegistry } from "../../src/licensing/index.js";
+import { LicensingRegistry, NS_LICENCE } from "../../src/licensing/index.js";
 import { openStorage } from "../../src/storage/index.js";
 import {
   ACTOR,
@@ -65,10 +65,19 @@ test("the scheduled cutoff closes live unlicensed sessions at its instant and re
     const r = refusalOf(s);
     assert.equal(r.condition, "policy-violation");
     assert.equal(r.reason, "unlicensed-client");
+    // Before the stream error, which most clients do not show: a headline they do show.
+    const notice = s.received.at(-1)!;
+    assert.equal(notice.name, "message");
+    assert.equal(notice.attrs.type, "headline");
+    assert.equal(notice.attrs.from, h.domain);
+    assert.equal(notice.attrs.to, s.jid?.toString());
+    assert.match(notice.getChildText("body") ?? "", /disconnected.*licensed client software only/);
+    assert.equal(notice.getChild("unlicensed-client", NS_LICENCE)?.name, "unlicensed-client");
   }
   assert.ok(live(support), "exempt accounts are never closed");
   assert.ok(live(licensed), "licensed clients stay");
   assert.equal(h.api.counters().sessionsClosed["unlicensed-client"], 2);
+  assert.equal(h.api.counters().refusalNotices, 2);
   assert.equal(h.api.nextCheckAt(), undefined, "nothing else is scheduled");
 
   assert.equal(refusalOf(await login(h, "dave")).reason, "unlicensed-client", "new ones are refused");
@@ -120,6 +129,10 @@ test("revoking or suspending a licence closes its live sessions within one secon
   await waitUntil(() => a.closed && b.closed, 1000, "sessions of the revoked licence closed");
   assert.ok(Date.now() - began < 1000);
   assert.equal(refusalOf(a).reason, "licence-revoked");
+  assert.ok(
+    !a.received.some((el) => el.name === "message" && el.attrs.type === "headline"),
+    "a client that proved its licence reads the stream error: no notice",
+  );
   assert.equal(refusalOf(b).reason, "licence-revoked");
   assert.ok(live(support), "exempt");
   assert.ok(live(o), "another app's licence is untouched");

@@ -22,7 +22,9 @@ import {
   proofFor,
   prove,
   refusalOf,
+  refuser,
   registerApp,
+  saslRefusalOf,
   setPolicy,
   startLicensing,
   licenceSuccess as successOf,
@@ -449,13 +451,23 @@ test("enforce mode refuses unlicensed clients at SASL start (before the password
 
   const s = newSession(h);
   assert.equal((await offer(h, s)).mode, "enforce");
-  assert.equal(await authenticate(h, s, "alice"), false, "closed in the pre-SASL hook");
+  assert.equal(await authenticate(h, s, "alice"), false, "refused in the pre-SASL hook");
   assert.equal(s.username, undefined, "authentication never ran");
+  // What mainstream clients show: a SASL failure with the text (account-disabled, see §3.2) ...
+  const failure = saslRefusalOf(s);
+  assert.equal(failure?.condition, "account-disabled");
+  assert.match(
+    failure?.text ?? "",
+    /licensed client software only.*https:\/\/example\.net\/licensed-clients/,
+  );
+  assert.equal(failure?.element?.name, "unlicensed-client", "the condition rides in a SASL2 failure");
+  assert.equal(failure?.element?.attrs.xmlns, NS_LICENCE);
+  // ... then the stream closes with the machine-readable refusal.
   const r = refusalOf(s);
   assert.equal(r.condition, "policy-violation");
   assert.equal(r.reason, "unlicensed-client");
   assert.equal(r.attrs["info-url"], "https://example.net/licensed-clients");
-  assert.match(r.text, /licensed client software only/);
+  assert.equal(r.text, failure?.text);
 
   const noName = newSession(h);
   const hooks = h.server.services.hooks;
@@ -463,6 +475,7 @@ test("enforce mode refuses unlicensed clients at SASL start (before the password
     session: noName,
     mechanism: "EXTERNAL",
     claimedUsername: undefined,
+    refuse: refuser(noName),
   });
   assert.equal(
     refusalOf(noName).reason,
@@ -506,9 +519,16 @@ test("the authenticated account is checked again when it differs from the claime
   const s = newSession(h);
   await offer(h, s);
   const hooks = h.server.services.hooks;
-  await hooks.fireAsync("c2s/pre-sasl", { session: s, mechanism: "PLAIN", claimedUsername: "support" });
+  const refuse = refuser(s);
+  await hooks.fireAsync("c2s/pre-sasl", {
+    session: s,
+    mechanism: "PLAIN",
+    claimedUsername: "support",
+    refuse,
+  });
   assert.equal(s.closed, false);
-  await hooks.fireAsync("c2s/authenticated", { session: s, username: "alice" });
+  await hooks.fireAsync("c2s/authenticated", { session: s, username: "alice", refuse });
+  assert.equal(saslRefusalOf(s)?.condition, "account-disabled", "a failure instead of success");
   assert.equal(refusalOf(s).reason, "unlicensed-client");
 });
 

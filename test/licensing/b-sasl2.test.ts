@@ -69,7 +69,13 @@ test("enforce: SASL2 without a proof is refused before the password is used", as
   await setPolicy(h.registry, { mode: "enforce" });
   await h.api.recheck();
   const c = await tlsStream(h, port);
-  assert.equal(await c.authenticate2("alice", "not the password"), "stream-error");
+  const failure = await c.authenticate2("alice", "not the password");
+  assert.notEqual(failure, "stream-error", "a SASL2 failure comes first");
+  if (failure === "stream-error") return;
+  assert.equal(failure.name, "failure");
+  assert.ok(failure.getChild("account-disabled", "urn:ietf:params:xml:ns:xmpp-sasl"), failure.toString());
+  assert.match(failure.getChildText("text") ?? "", /licensed client software only/);
+  assert.ok(failure.getChild("unlicensed-client", NS_LICENCE), "XEP-0388 carries the application condition");
   const err = await c.streamError();
   assert.equal(err.condition, "policy-violation");
   assert.equal(err.licence?.name, "unlicensed-client");

@@ -163,8 +163,13 @@ export class SocketClient {
       this.conn.unread(m[0].length);
       return "stream-error";
     }
-    return m[0].startsWith("<success") ? "success" : "failure";
+    if (m[0].startsWith("<success")) return "success";
+    this.lastFailure = parseXml(m[0]);
+    return "failure";
   }
+
+  /** The last RFC 6120 SASL <failure/> auth() read. */
+  lastFailure: Element | undefined;
 
   async bind(domain: string, resource: string): Promise<string> {
     await this.open(domain);
@@ -222,11 +227,10 @@ export async function socketLogin(opts: {
   }
   const outcome = await c.auth(opts.user, opts.password);
   if (outcome !== "success") {
-    let err = "SASL failure";
-    if (outcome === "stream-error") {
-      const e = await c.streamError();
-      err = `${e.condition} ${e.licence?.name ?? ""}: ${e.text ?? ""}`;
-    }
+    let err = `SASL failure ${c.lastFailure?.getChildElements()[0]?.name ?? ""}`;
+    // A licence refusal closes the stream with its condition, after a SASL failure or not.
+    const e = await c.streamError(outcome === "stream-error" ? undefined : 1000).catch(() => undefined);
+    if (e) err += `; ${e.condition} ${e.licence?.name ?? ""}: ${e.text ?? ""}`;
     c.destroy();
     throw new Error(`login refused: ${err}`);
   }

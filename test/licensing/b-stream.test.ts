@@ -130,10 +130,21 @@ test("enforce refuses an unlicensed client at <auth/> without checking the passw
   await c.open(h.domain);
   await c.startTls(h.domain);
   assert.equal(c.licenceFeature().attrs.mode, "enforce");
-  // A wrong password: a SASL failure would mean it was checked; a stream error means it was not.
-  assert.equal(await c.auth("alice", "not the password"), "stream-error");
+  // A wrong password: not-authorized would mean it was checked. The refusal is a failure that
+  // clients show (account-disabled, with the text), then the machine-readable stream error.
+  assert.equal(await c.auth("alice", "not the password"), "failure");
+  const failure = c.lastFailure!;
+  assert.ok(failure.getChild("account-disabled"), failure.toString());
+  assert.match(failure.getChildText("text") ?? "", /licensed client software only/);
+  assert.equal(
+    failure.getChildElements().length,
+    2,
+    "RFC 6120's <failure/> holds a condition and a text, nothing else",
+  );
   const err = await c.streamError();
+  assert.equal(err.condition, "policy-violation");
   assert.equal(err.licence?.name, "unlicensed-client");
+  assert.equal(err.text, failure.getChildText("text"));
   await waitClosed(c);
   assert.equal(h.server.services.loginGuard.failuresRemembered, 0, "no failed authentication was recorded");
 

@@ -8,6 +8,7 @@
  */
 
 import { StreamError } from "../errors.js";
+import type { SaslRefusal } from "../events.js";
 import { channelBindingFeature } from "../sasl/channel-binding.js";
 import { claimedAccount } from "../sasl/identity.js";
 import type { SaslContext, SaslExchange, SaslMechanism, SaslResult } from "../sasl/mechanism.js";
@@ -23,13 +24,15 @@ const MAX_FAILURES_PER_STREAM = 5;
 
 export type FailureCondition =
   | Extract<SaslResult, { kind: "failure" }>["condition"]
+  | SaslRefusal["condition"]
   | "aborted"
   | "incorrect-encoding";
 
 /** How one SASL profile puts the exchange on the wire. */
 export interface SaslFraming {
   challenge(data: Buffer): XmlElement;
-  failure(condition: FailureCondition, text: string | undefined): XmlElement;
+  /** `element`: an application element, where the profile has room for one (SASL2 only). */
+  failure(condition: FailureCondition, text: string | undefined, element?: XmlElement): XmlElement;
   /** Tells the client it is authenticated, and completes the authentication of the stream. */
   succeed(username: string, additionalData: Buffer | undefined): void;
 }
@@ -159,12 +162,17 @@ export class SaslNegotiator {
       );
     }
     this.attemptOpen = true;
+    let refusal: SaslRefusal | undefined;
     await svc.hooks.fireAsync("c2s/pre-sasl", {
       session: conn.session,
       mechanism,
       claimedUsername: claimedAccount(mechanism, initial),
+      refuse: (r) => {
+        refusal ??= r;
+      },
     });
     if (conn.closed) return;
+    if (refusal) return this.refuseLogin(refusal);
     this.exchange = mech.start(this.ctx);
     return this.step(initial);
   }
@@ -173,10 +181,10 @@ export class SaslNegotiator {
    * Fails an attempt before its mechanism started, when a SASL2 inline step refuses it
    * (e.g. an expired licence ticket): not a failed password, so not counted as one.
    */
-  refuse(condition: FailureCondition, text: string, framing: SaslFraming): void {
+  refuse(condition: FailureCondition, text: string, framing: SaslFraming, element?: XmlElement): void {
     this.endAttempt();
     this.framing = framing;
-    this.send(framing.failure(condition, text));
+    this.send(framing.failure(condition, text, element));
   }
 
   /** The stream is gone: an attempt in progress no longer counts as one in flight. */
@@ -211,10 +219,30 @@ export class SaslNegotiator {
     const { username } = result;
     loginGuard.succeeded(username, address);
     this.endAttempt();
-    await this.svc.hooks.fireAsync("c2s/authenticated", { session: this.conn.session, username });
+    let refusal: SaslRefusal | undefined;
+    await this.svc.hooks.fireAsync("c2s/authenticated", {
+      session: this.conn.session,
+      username,
+      refuse: (r) => {
+        refusal ??= r;
+      },
+    });
     if (this.conn.closed) return;
+    if (refusal) return this.refuseLogin(refusal);
     this.svc.log.debug({ session: this.conn.session.id, username }, "authenticated");
     this.framing.succeed(username, result.data);
+  }
+
+  /**
+   * A login a hook refused (a policy, not a wrong password: the login guard does not count
+   * it): the failure with its text, then the stream error when the refusal closes the stream.
+   */
+  private refuseLogin(refusal: SaslRefusal): void {
+    this.endAttempt();
+    this.send(this.framing.failure(refusal.condition, refusal.text, refusal.element));
+    const counts = this.svc.counters.authFailures;
+    counts[refusal.condition] = (counts[refusal.condition] ?? 0) + 1;
+    if (refusal.streamError) this.conn.close(refusal.streamError);
   }
 
   private endAttempt(): void {

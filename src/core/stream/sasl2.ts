@@ -31,7 +31,7 @@ export class Sasl2Negotiator {
   ) {
     this.framing = {
       challenge: (data) => x("challenge", { xmlns: NS_SASL2 }, data.toString("base64")),
-      failure: (condition, text) => failureElement(condition, text),
+      failure: (condition, text, element) => failureElement(condition, text, element),
       succeed: (username, data) => {
         const answers = this.inlineAnswers;
         this.inlineAnswers = [];
@@ -90,10 +90,12 @@ export class Sasl2Negotiator {
       const outcome = await provider.authenticate(conn.session, child);
       if (conn.closed) return;
       if (outcome?.refused) {
-        return this.sasl.refuse("not-authorized", outcome.refused.text, {
-          ...this.framing,
-          failure: (condition, text) => failureElement(condition, text, outcome.refused?.element),
-        });
+        return this.sasl.refuse(
+          "not-authorized",
+          outcome.refused.text,
+          this.framing,
+          outcome.refused.element,
+        );
       }
       if (outcome?.answer) this.inlineAnswers.push(outcome.answer);
     }

@@ -9,6 +9,7 @@
  */
 import type { Logger } from "pino";
 import type { Clock } from "../../core/clock.js";
+import type { SaslRefusal } from "../../core/events.js";
 import { FailureLimiter } from "../../core/rate-limit.js";
 import type { ClientSession } from "../../core/session.js";
 import type { SessionDirectory } from "../../core/session-directory.js";
@@ -30,9 +31,12 @@ import {
   licensedStanding,
   nextChangeAt,
   type ProofInput,
+  REFUSAL_SASL_CONDITION,
   type Refusal,
   recommendedFor,
+  refusalCondition,
   refusalError,
+  refusalNotice,
   sessionLimitRefusal,
   sessionRefusal,
   UNLICENSED,
@@ -80,6 +84,8 @@ export interface LicensingCounters {
   /** Sessions closed after login (at binding, at a cutoff, after a registry change), by condition. */
   sessionsClosed: Partial<Record<RefusalReason, number>>;
   warningsSent: number;
+  /** Notices sent to sessions of clients without a proven licence just before they were closed. */
+  refusalNotices: number;
   /** Times one app key passed the configured number of distinct addresses in a window. */
   keyAddressAlerts: number;
   snapshotReloads: number;
@@ -88,6 +94,8 @@ export interface LicensingCounters {
 }
 
 export interface EnforcementDeps {
+  /** The server's domain: the sender of the notice a closed session gets. */
+  domain: string;
   clock: Clock;
   sessions: SessionDirectory;
   log: Logger;
@@ -151,6 +159,7 @@ export class Enforcement {
     unlicensedRefused: 0,
     sessionsClosed: {},
     warningsSent: 0,
+    refusalNotices: 0,
     keyAddressAlerts: 0,
     snapshotReloads: 0,
     rechecks: 0,
@@ -164,6 +173,7 @@ export class Enforcement {
   /** Refusals waiting for the account to be known (see SPARED_FOR_EXEMPT). */
   private readonly deferred = new WeakMap<ClientSession, Refusal>();
   private seq = 0;
+  private noticeSeq = 0;
   private timer: NodeJS.Timeout | undefined;
   private nextAt: Instant | undefined;
   private reloading: Promise<boolean> | undefined;
@@ -323,8 +333,17 @@ export class Enforcement {
    * At the start of SASL, before the password is used: a client without a verified licence
    * is refused when the claimed account is in enforce mode (`verified`: the account is the
    * authenticated one, not a claim). Returns false when refused.
+   *
+   * A client that proved a licence knows the protocol and gets the stream error; any other
+   * client gets a SASL failure with the text first (`refuse`), which is what mainstream
+   * clients show, then the same stream error.
    */
-  checkBeforeAuth(session: ClientSession, username: string | undefined, verified = false): boolean {
+  checkBeforeAuth(
+    session: ClientSession,
+    username: string | undefined,
+    refuse: (refusal: SaslRefusal) => void,
+    verified = false,
+  ): boolean {
     if (session.closed) return true;
     const deferred = this.deferred.get(session);
     if (deferred && !isExempt(this.snap.policy, username)) {
@@ -341,7 +360,13 @@ export class Enforcement {
     }
     if (accountMode(this.snap.policy, this.now(), username) !== "enforce") return true;
     this.counters.unlicensedRefused++;
-    session.close(refusalError(unlicensedRefusal(this.snap.policy)));
+    const refusal = unlicensedRefusal(this.snap.policy);
+    refuse({
+      condition: REFUSAL_SASL_CONDITION,
+      text: refusal.text,
+      element: refusalCondition(refusal),
+      streamError: refusalError(refusal),
+    });
     return false;
   }
 
@@ -434,6 +459,13 @@ export class Enforcement {
       "closing a session refused by the licensing policy",
     );
     this.untrack(session);
+    // A client that proved no licence may not read the stream error: it gets a notice first.
+    const info = clientInfoOf(session);
+    if (session.jid && !isLicensed(info)) {
+      const id = `licence-refused-${this.now().toString(36)}-${++this.noticeSeq}`;
+      session.send(refusalNotice(this.deps.domain, session.jid.toString(), refusal, id));
+      this.counters.refusalNotices++;
+    }
     session.close(refusalError(refusal));
   }
 

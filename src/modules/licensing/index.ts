@@ -163,6 +163,7 @@ export default defineModule<LicensingOptions>({
       },
     });
     const enforcement = new Enforcement({
+      domain: ctx.domain,
       clock,
       sessions: ctx.sessions,
       log,
@@ -190,14 +191,14 @@ export default defineModule<LicensingOptions>({
     ctx.addStreamFeature(licenceStreamFeature(enforcement, ctx.domain));
 
     // Before the password is used: the claimed account decides the rollout and exemptions.
-    ctx.hook("c2s/pre-sasl", ({ session, claimedUsername }) => {
-      enforcement.checkBeforeAuth(session, claimedUsername);
+    ctx.hook("c2s/pre-sasl", ({ session, claimedUsername, refuse }) => {
+      enforcement.checkBeforeAuth(session, claimedUsername, refuse);
     });
     // The authenticated account may differ from the claimed one (or none was readable).
     ctx.hook(
       "c2s/authenticated",
-      ({ session, username }) => {
-        enforcement.checkBeforeAuth(session, username, true);
+      ({ session, username, refuse }) => {
+        enforcement.checkBeforeAuth(session, username, refuse, true);
       },
       100,
     );

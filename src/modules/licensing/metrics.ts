@@ -142,5 +142,11 @@ export function licensingMetrics(src: LicensingMetricSources): MetricDefinition[
       type: "counter",
       collect: () => src.counters().warningsSent,
     },
+    {
+      name: "switchboard_licence_refusal_notices_total",
+      help: "Headlines sent to sessions of clients without a proven licence just before the policy closed them",
+      type: "counter",
+      collect: () => src.counters().refusalNotices,
+    },
   ];
 }
