@@ -5,7 +5,7 @@
  *     <version-too-old xmlns='urn:switchboard:client-licence:0' minimum='5.0' upgrade-url='…'/>
  *   </stream:error>
  * at login or later, on a live session. A client that sent no proof is refused at SASL
- * with a <failure/> first (docs/licensing-protocol.md §3.2), which in SASL2 carries the
+ * with a <failure/> first (docs/licensing-protocol.md §3.1), which in SASL2 carries the
  * same condition. This turns either into an Error an application can act on (show the
  * upgrade link, stop reconnecting).
  */

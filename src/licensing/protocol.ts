@@ -188,14 +188,14 @@ export function refusalError(r: Refusal): StreamError {
 /**
  * The SASL failure condition of a login refused for want of a licence: the one that
  * mainstream clients show with the server's text (or, Conversations, with a link to the
- * address in it) and after which they do not retry at once (docs/licensing-protocol.md §3.2).
+ * address in it) and after which they do not retry at once (docs/licensing-protocol.md §3.1).
  */
 export const REFUSAL_SASL_CONDITION = "account-disabled";
 
 /**
  * The message a live session of a client that proved no licence gets just before it is
  * closed: mainstream clients do not show a stream error's text, but they show a headline
- * from their server (docs/licensing-protocol.md §3.2). The body stands on its own (some
+ * from their server (docs/licensing-protocol.md §3.1). The body stands on its own (some
  * clients show only the body) and ends with the refusal's text, whose address is last;
  * the condition is the stream error's, for programs.
  */

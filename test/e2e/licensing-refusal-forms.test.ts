@@ -1,6 +1,6 @@
 /**
  * What users of mainstream clients see when the licensing policy refuses them
- * (docs/licensing-protocol.md §3.2), with real clients at their defaults:
+ * (docs/licensing-protocol.md §3.1), with real clients at their defaults:
  *
  * - a live session at a cutoff gets a headline from the server before the stream
  *   error; profanity (in tmux: what its screen shows) prints it before "Lost
@@ -8,7 +8,7 @@
  * - a new login under enforce gets a SASL failure (account-disabled) with the
  *   server's text, then the stream error: slixmpp reports the text; profanity
  *   shows "Login failed." (profanity 0.13 shows no server text at login, from any
- *   element: the table in §3.2).
+ *   element: the table in §3.1).
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";

@@ -453,7 +453,7 @@ test("enforce mode refuses unlicensed clients at SASL start (before the password
   assert.equal((await offer(h, s)).mode, "enforce");
   assert.equal(await authenticate(h, s, "alice"), false, "refused in the pre-SASL hook");
   assert.equal(s.username, undefined, "authentication never ran");
-  // What mainstream clients show: a SASL failure with the text (account-disabled, see §3.2) ...
+  // What mainstream clients show: a SASL failure with the text (account-disabled, see §3.1) ...
   const failure = saslRefusalOf(s);
   assert.equal(failure?.condition, "account-disabled");
   assert.match(
