@@ -19,6 +19,7 @@ import pep from "./pep/index.js";
 import ping from "./ping/index.js";
 import presence from "./presence/index.js";
 import privateStorage from "./private/index.js";
+import push from "./push/index.js";
 import register from "./register/index.js";
 import roster from "./roster/index.js";
 import s2s from "./s2s/index.js";
@@ -53,4 +54,5 @@ export const standardModules: ModuleDefinition<unknown>[] = [
   s2s,
   streamManagement,
   interconnect,
+  push,
 ] as ModuleDefinition<unknown>[];

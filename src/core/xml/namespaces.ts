@@ -75,6 +75,10 @@ export const NS_RSM = "http://jabber.org/protocol/rsm";
 /** XEP-0352 client state indication. */
 export const NS_CSI = "urn:xmpp:csi:0";
 export const NS_SM = "urn:xmpp:sm:3";
+/** XEP-0357 push notifications, and its summary form. */
+export const NS_PUSH = "urn:xmpp:push:0";
+export const NS_PUSH_SUMMARY = "urn:xmpp:push:summary";
+export const NS_PUBSUB_PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options";
 
 // Switchboard's own.
 /** Application conditions of federation refusals (a stream error's policy-violation). */

@@ -29,6 +29,18 @@ import { HandledCountTooHigh, parseH, UnackedQueue } from "./queue.js";
 
 export type { StreamManagementApi } from "./api.js";
 
+/** A hibernated (or still attached) session was taken over by a new stream of its client. */
+export interface SessionResumedEvent {
+  session: ClientSession;
+}
+
+declare module "../../core/events.js" {
+  interface ServerEvents {
+    /** XEP-0198: a session was resumed on a new stream (it stays bound and available throughout). */
+    "session/resumed": SessionResumedEvent;
+  }
+}
+
 /** Runs after every other outbound filter: what is queued is what is written. */
 const OUTBOUND_PRIORITY = -1_000_000;
 /** Runs before every other inbound filter: a stanza a filter takes was still received. */
@@ -236,6 +248,9 @@ export default defineModule({
       for (const entry of st.queue.pending()) write(kept, entry.stanza);
       if (st.queue.length > 0) scheduleRequest(st);
       log.debug({ session: kept.id, resent: st.queue.length }, "session resumed");
+      ctx
+        .fire("session/resumed", { session: kept })
+        .catch((err) => log.error({ err }, "session/resumed handler failed"));
     }
 
     function sameAccount(a: ClientSession, b: ClientSession): boolean {
