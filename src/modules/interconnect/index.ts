@@ -1,29 +1,23 @@
 /**
  * Interconnection licences on live links. A component (XEP-0114 gateway) needs, besides its
  * secret, a gateway licence for its domain wherever the licensing schedule puts that domain in
- * `enforce`; the same schedule warns an unlicensed gateway first (once a day a headline to
- * the component: "this link stops on …") and detaches it at its cutoff. A suspended, revoked or
- * expired licence detaches the component in every mode. Decisions are re-applied whenever the
- * licensing module re-evaluates its sessions (a registry change — also one made by the CLI in
- * another process — within its polling interval, and every scheduled instant), so a live link
- * goes within a second without a restart. Peering (federation) follows in peering.ts.
+ * `enforce`; under the `licensed` federation policy a remote server's domain needs a peering
+ * licence the same way. The schedule warns first (a gateway, or a remote server's users, get a
+ * headline once a day: "this link stops on …") and cuts the link at its cutoff; a suspended,
+ * revoked or expired licence closes the link in every mode. Decisions are re-applied whenever
+ * the licensing module re-evaluates its sessions (a registry change — also one made by the CLI
+ * in another process — within its polling interval, and every scheduled instant), so a live
+ * link goes within a second without a restart.
  */
 import { z } from "zod";
 import type { CommandDefinition } from "../../core/commands.js";
 import { defineModule } from "../../core/module.js";
-import { x } from "../../core/xml/element.js";
-import type { InterconnectDecision, InterconnectScope, Refusal } from "../../licensing/index.js";
-import {
-  domainLicenceStanding,
-  interconnectDecision,
-  interconnectWarningElement,
-  interconnectWarningText,
-  NS_LICENCE,
-} from "../../licensing/index.js";
-import type { ComponentRefusal, ComponentsApi } from "../components/index.js";
 import type { LicensingApi } from "../licensing/index.js";
-import type { InterconnectApi, LinkLicence, LinkView } from "./api.js";
+import type { InterconnectApi, LinkView } from "./api.js";
 import { linkCommands } from "./commands.js";
+import { installGateways } from "./gateways.js";
+import { installPeering } from "./peering.js";
+import { bump, Interconnect } from "./shared.js";
 import { WarningLedger } from "./warnings.js";
 
 export type { InterconnectApi, LinkKind, LinkLicence, LinkView } from "./api.js";
@@ -36,149 +30,37 @@ export const InterconnectOptions = z.object({
 });
 export type InterconnectOptions = z.infer<typeof InterconnectOptions>;
 
-/** The application condition of a refusal, in the licensing namespace (docs/licensing-protocol.md §10). */
-export function refusalCondition(r: Refusal): ComponentRefusal {
-  return { text: r.text, condition: x(r.reason, { xmlns: NS_LICENCE, ...r.details }) };
-}
-
 export default defineModule<InterconnectOptions>({
   name: "interconnect",
   description:
-    "Interconnection licences: gateway licences for components, warnings and cutoffs on live links",
+    "Interconnection licences: gateway licences for components and peering licences for federation, with warnings and cutoffs on live links",
   options: InterconnectOptions,
   commands: linkCommands as CommandDefinition<never>[],
   setup(ctx) {
-    const { clock, log, options, router } = ctx;
+    const { clock, log, options } = ctx;
     const licensing = ctx.api<LicensingApi>("licensing");
-    const components = () => ctx.api<ComponentsApi>("components");
-    const counters = {
-      refused: new Map<string, number>(),
-      detached: new Map<string, number>(),
-      warnings: new Map<InterconnectScope, number>(),
-    };
-    const bump = <K>(m: Map<K, number>, k: K) => m.set(k, (m.get(k) ?? 0) + 1);
-
-    const decide = (scope: InterconnectScope, domain: string): InterconnectDecision | undefined =>
-      licensing && interconnectDecision(licensing.snapshot(), scope, domain, clock.now());
-
-    const standing = (scope: InterconnectScope, domain: string, applies: boolean): LinkLicence => {
-      const now = clock.now();
-      const snapshot = licensing?.snapshot();
-      const s = snapshot && domainLicenceStanding(snapshot, scope, domain, now);
-      const d = decide(scope, domain);
-      return {
-        scope,
-        applies: applies && licensing !== undefined,
-        status: s?.status ?? "none",
-        ...(s ? { licenceId: s.licence.id } : {}),
-        mode: d?.admitted ? d.mode : "enforce",
-        ...(d?.admitted && d.cutoff !== undefined ? { cutoff: d.cutoff } : {}),
-      };
-    };
-
-    const ledger = new WarningLedger(ctx.storage, clock, options.warnIntervalHours * 3_600_000);
-
-    /** A headline from `from` to `to` saying when the link stops. */
-    const warning = (
-      scope: InterconnectScope,
-      domain: string,
-      from: string,
-      to: string,
-      d: InterconnectDecision & { admitted: true },
-    ) => {
-      const infoUrl = licensing?.snapshot().policy.infoUrl;
-      return x(
-        "message",
-        { type: "headline", from, to, id: `interconnect-warning-${clock.now().toString(36)}` },
-        x(
-          "subject",
-          null,
-          scope === "peering" ? "This federation link is not licensed" : "This gateway is not licensed",
-        ),
-        x("body", null, interconnectWarningText(scope, domain, from, d.cutoff, infoUrl)),
-        interconnectWarningElement({
-          reason: scope === "peering" ? "unlicensed-peer" : "unlicensed-gateway",
-          domain,
-          cutoff: d.cutoff,
-          infoUrl,
-        }),
-      );
-    };
-
-    /** An attached component without a licence in warn mode: told once per interval, and logged. */
-    const warnGateway = (domain: string) => {
-      const d = decide("gateway", domain);
-      if (!d?.admitted || d.licenceId !== undefined || d.mode !== "warn") return;
-      ledger
-        .maybeWarn(`gateway:${domain}`, () => {
-          bump(counters.warnings, "gateway");
-          log.warn(
-            { domain, cutoff: d.cutoff === undefined ? undefined : new Date(d.cutoff).toISOString() },
-            "a gateway without a gateway licence is attached; it is detached at the cutoff",
-          );
-          const sent = router.send(warning("gateway", domain, ctx.domain, domain, d));
-          if (sent) sent.catch((err) => log.warn({ err, domain }, "could not warn a gateway"));
-        })
-        .catch((err) => log.warn({ err, domain }, "could not record a gateway warning"));
-    };
-
-    if (licensing) {
-      // After the secret: the licence and the schedule decide whether the component may attach.
-      ctx.hook("component/authorize", async (ev) => {
-        if (ev.refusal) return true;
-        // A licence granted or revoked a moment ago counts (the poll may not have seen it yet).
-        await licensing.refresh();
-        const d = decide("gateway", ev.domain);
-        if (d && !d.admitted) {
-          bump(counters.refused, `gateway\n${d.reason}`);
-          ev.refuse(refusalCondition(d));
-          return true;
-        }
-        return undefined;
-      });
-      ctx.hook("component/attached", ({ domain }) => {
-        warnGateway(domain);
-      });
-    } else {
+    if (!licensing) {
+      // Federation under `licensed` then admits nobody (the s2s module's own rule); components attach by secret.
       log.warn("the licensing module is not loaded: gateway and peering licences are not applied");
+      ctx.provide<InterconnectApi>({ links: () => [] });
+      return;
     }
+    const ledger = new WarningLedger(ctx.storage, clock, options.warnIntervalHours * 3_600_000);
+    const ic = new Interconnect(licensing, ledger, clock, log);
+    const gateways = installGateways(ctx, ic);
+    const peering = installPeering(ctx, ic);
 
-    /** Applies the decisions in force to every live link (and sends the warnings that are due). */
     const evaluate = () => {
-      const api = components();
-      for (const link of api?.links() ?? []) {
-        const d = decide("gateway", link.domain);
-        if (!d) continue;
-        if (!d.admitted) {
-          bump(counters.detached, `gateway\n${d.reason}`);
-          log.info(
-            { domain: link.domain, reason: d.reason },
-            "detaching a gateway refused by the licensing policy",
-          );
-          api!.detach(link.domain, refusalCondition(d));
-        } else warnGateway(link.domain);
-      }
+      gateways.evaluate();
+      peering.evaluate();
     };
-    if (licensing) {
-      ctx.onUnload(licensing.onEvaluated(evaluate));
-      ctx.setInterval(evaluate, options.sweepIntervalMs);
-    }
+    ctx.onUnload(licensing.onEvaluated(evaluate));
+    ctx.setInterval(evaluate, options.sweepIntervalMs);
 
-    const links = (): LinkView[] =>
-      (components()?.links() ?? []).map((l) => ({
-        kind: "component" as const,
-        domain: l.domain,
-        localDomain: ctx.domain,
-        direction: "in" as const,
-        method: "secret",
-        since: l.since,
-        stanzasIn: l.stanzasIn,
-        stanzasOut: l.stanzasOut,
-        address: l.address,
-        licence: standing("gateway", l.domain, true),
-      }));
+    const links = (): LinkView[] => [...gateways.links(), ...peering.links()];
     ctx.provide<InterconnectApi>({ links });
 
+    const { counters } = ic;
     const split = (key: string) => key.split("\n") as [string, string];
     ctx.metric({
       name: "switchboard_interconnect_refused_total",
@@ -204,7 +86,7 @@ export default defineModule<InterconnectOptions>({
     });
     ctx.metric({
       name: "switchboard_interconnect_warnings_total",
-      help: "Warnings sent to unlicensed links in warn mode, by scope",
+      help: "Warnings sent to unlicensed links in warn mode (to a gateway, or to a remote server's user), by scope",
       type: "counter",
       labelNames: ["scope"],
       collect: () => [...counters.warnings].map(([scope, n]) => [{ scope }, n] as const),
