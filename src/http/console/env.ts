@@ -33,6 +33,7 @@ export const CONSOLE_NAV: readonly NavLink[] = [
   { id: "applications", href: `${CONSOLE}/applications`, label: "Applications" },
   { id: "apps", href: `${CONSOLE}/apps`, label: "Apps & keys" },
   { id: "licences", href: `${CONSOLE}/licences`, label: "Licences" },
+  { id: "links", href: `${CONSOLE}/links`, label: "Links" },
   { id: "policy", href: `${CONSOLE}/policy`, label: "Policy" },
   { id: "notices", href: `${CONSOLE}/notices`, label: "Notices" },
   { id: "accounts", href: `${CONSOLE}/accounts`, label: "Accounts" },

@@ -21,6 +21,7 @@ import { registerAudit } from "./audit.js";
 import { registerDashboard } from "./dashboard.js";
 import { CONSOLE, CONSOLE_NAV, type ConsoleDeps, ConsoleEnv } from "./env.js";
 import { registerLicences } from "./licences.js";
+import { registerLinks } from "./links.js";
 import { registerLogin } from "./login.js";
 import { registerMail } from "./mail.js";
 import { registerNotices } from "./notices.js";
@@ -135,6 +136,7 @@ export function consolePages(options: { deps?: (ctx: HttpContext) => ConsoleDeps
       registerApplications(app, env);
       registerApps(app, env);
       registerLicences(app, env);
+      registerLinks(app, env);
       registerPolicy(app, env);
       registerNotices(app, env);
       registerAccounts(app, env);
