@@ -283,6 +283,7 @@ class Driver:
                 plugin.send_active()
             else:
                 plugin.send_inactive()
+            return None
         if op == "pep":
             # XEP-0163 through slixmpp's plugins: entity capabilities (XEP-0115) and user nicknames
             # (XEP-0172), whose registration adds the nick+notify interest to the capabilities.
