@@ -85,7 +85,7 @@ export const LicensingOptions = z.object({
    * the number of addresses the app's users come from in a window.
    */
   keyAddressAlert: z.number().int().min(0).default(0),
-  /** Names this server's live figures (default: the host name). */
+  /** Names this server's live figures (default: cluster.node, else the host name). */
   nodeId: z.string().min(1).optional(),
 });
 export type LicensingOptions = z.infer<typeof LicensingOptions>;
@@ -203,6 +203,8 @@ export default defineModule<LicensingOptions>({
       100,
     );
 
+    // Each node of a cluster writes its own live figures (the readers add them up).
+    const nodeId = options.nodeId ?? ctx.config.cluster?.node;
     const stats = new LicensingStats({
       storage: ctx.storage,
       clock,
@@ -210,7 +212,7 @@ export default defineModule<LicensingOptions>({
       snapshot: () => enforcement.snapshot(),
       intervalMs: options.statsIntervalMs,
       retentionDays: options.statsRetentionDays,
-      ...(options.nodeId !== undefined ? { nodeId: options.nodeId } : {}),
+      ...(nodeId !== undefined ? { nodeId } : {}),
       log,
     });
     stats.install(ctx);
