@@ -1,8 +1,8 @@
 /**
  * `npm run bench [-- --quick] [-- --only switchboard|prosody|storage]`: measures Switchboard and
- * Prosody one after the other under the same load, each pinned to its own CPU, then Switchboard
- * on its two storage backends (SQLite, PostgreSQL), prints the figures with the ratios and
- * writes them to .bench/latest.json.
+ * Prosody one after the other under the same load, each pinned to its own CPU, over plaintext,
+ * STARTTLS and direct TLS, then Switchboard on its two storage backends (SQLite, PostgreSQL),
+ * prints the figures with the ratios and writes them to .bench/latest.json.
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -15,7 +15,7 @@ import { ProsodyServer } from "./lib/prosody.js";
 import { figures, formatTable, notes } from "./lib/report.js";
 import { benchServer, type ServerResults } from "./lib/scenario.js";
 import type { BenchServer } from "./lib/server.js";
-import { FULL, QUICK } from "./lib/settings.js";
+import { FULL, PHASES, type Phase, QUICK, TRANSPORTS, type Transport } from "./lib/settings.js";
 import {
   benchStorageLogins,
   createBenchDatabase,
@@ -23,13 +23,13 @@ import {
   storageLoginLines,
 } from "./lib/storage-logins.js";
 import { benchStorageOps, type StorageOpFigure, storageOpLines } from "./lib/storage-ops.js";
-import { SwitchboardServer } from "./lib/switchboard.js";
+import { SwitchboardServer, type SwitchboardVariant } from "./lib/switchboard.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const OUT = path.join(ROOT, ".bench", "latest.json");
 const LOGS = path.join(ROOT, ".bench", "logs");
 /** Hard limits on a whole run; past them everything started is killed. */
-const DEADLINE_MINUTES = { full: 20, quick: 6 };
+const DEADLINE_MINUTES = { full: 50, quick: 12 };
 
 interface Options {
   quick: boolean;
@@ -38,20 +38,68 @@ interface Options {
   waitQuiet: number;
   /** Niceness of the servers and the load generator (negative: ahead of other work). */
   nice: number;
+  transports: Transport[] | undefined;
+  /** Switchboard on the system's malloc too (what `npm start` gets without jemalloc). */
+  systemMalloc: boolean;
+  /** Another checkout's build measured beside this one (e.g. the commit before a change). */
+  baseline: string | undefined;
+  phases: Phase[] | undefined;
+  /** Switchboard variants with more environment, e.g. another malloc configuration. */
+  variants: SwitchboardVariant[];
 }
 
 const USAGE =
-  "usage: npm run bench [-- [--quick] [--only switchboard|prosody|storage] [--wait-quiet SECONDS] [--nice N]]";
+  "usage: npm run bench [-- [--quick] [--only switchboard|prosody|storage] [--transports plaintext,starttls,tls]\n" +
+  "                        [--phases memory,logins,messages] [--system-malloc] [--baseline CHECKOUT]\n" +
+  "                        [--variant 'NAME:VAR=VALUE;…'] [--wait-quiet SECONDS] [--nice N]]";
+
+/** `NAME:VAR=VALUE;VAR=VALUE` (a value may not hold a semicolon). */
+function parseVariant(spec: string): SwitchboardVariant {
+  const colon = spec.indexOf(":");
+  const name = colon < 0 ? spec : spec.slice(0, colon);
+  const env: Record<string, string> = {};
+  for (const pair of colon < 0 ? [] : spec.slice(colon + 1).split(";")) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) {
+      console.error(`--variant ${spec}: expected NAME:VAR=VALUE;…`);
+      process.exit(2);
+    }
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return { name, env };
+}
 
 function parseArgs(argv: string[]): Options {
   let quick = false;
   let only: string | undefined;
   let waitQuiet = 0;
   let nice = 0;
+  let transports: Transport[] | undefined;
+  let systemMalloc = false;
+  let baseline: string | undefined;
+  let phases: Phase[] | undefined;
+  const variants: SwitchboardVariant[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--quick") quick = true;
-    else if (a === "--wait-quiet") waitQuiet = Number(argv[++i]);
+    else if (a === "--system-malloc") systemMalloc = true;
+    else if (a === "--baseline") baseline = argv[++i];
+    else if (a === "--variant") variants.push(parseVariant(argv[++i] ?? ""));
+    else if (a === "--phases") {
+      const list = (argv[++i] ?? "").split(",");
+      if (!list.every((p): p is Phase => (PHASES as string[]).includes(p))) {
+        console.error(`--phases takes a comma-separated list of ${PHASES.join(", ")}`);
+        process.exit(2);
+      }
+      phases = list;
+    } else if (a === "--transports") {
+      const list = (argv[++i] ?? "").split(",");
+      if (!list.every((t): t is Transport => (TRANSPORTS as string[]).includes(t))) {
+        console.error(`--transports takes a comma-separated list of ${TRANSPORTS.join(", ")}`);
+        process.exit(2);
+      }
+      transports = list;
+    } else if (a === "--wait-quiet") waitQuiet = Number(argv[++i]);
     else if (a === "--nice") nice = Number(argv[++i]);
     else if (a === "--only") only = argv[++i];
     else if (a.startsWith("--only=")) only = a.slice("--only=".length);
@@ -75,7 +123,7 @@ function parseArgs(argv: string[]): Options {
     console.error("--nice takes an integer from -20 to 19");
     process.exit(2);
   }
-  return { quick, only, waitQuiet, nice };
+  return { quick, only, waitQuiet, nice, transports, systemMalloc, baseline, phases, variants };
 }
 
 /** CPU share below which the machine counts as quiet. */
@@ -95,9 +143,15 @@ async function machineBusy(cpus: number[], maxSeconds: number): Promise<number[]
 }
 
 async function main(): Promise<void> {
-  const { quick, only, waitQuiet, nice } = parseArgs(process.argv.slice(2));
+  const { quick, only, waitQuiet, nice, transports, systemMalloc, baseline, phases, variants } = parseArgs(
+    process.argv.slice(2),
+  );
   setNiceness(nice);
-  const settings = quick ? QUICK : FULL;
+  const settings = {
+    ...(quick ? QUICK : FULL),
+    ...(transports ? { transports } : {}),
+    ...(phases ? { phases } : {}),
+  };
   const deadline = DEADLINE_MINUTES[settings.mode] + waitQuiet / 60;
   setTimeout(() => {
     console.error(`bench: still running after ${deadline.toFixed(0)} minutes; stopping everything`);
@@ -122,7 +176,12 @@ async function main(): Promise<void> {
 
   rmSync(LOGS, { recursive: true, force: true }); // logs of the previous run
   const runs: BenchServer[] = [];
-  if (only === undefined || only === "switchboard") runs.push(switchboard);
+  if (only === undefined || only === "switchboard") {
+    runs.push(switchboard);
+    if (systemMalloc) runs.push(new SwitchboardServer({ name: "sb-system-malloc", allocator: "system" }));
+    if (baseline) runs.push(new SwitchboardServer({ name: "sb-baseline", root: baseline }));
+    for (const v of variants) runs.push(new SwitchboardServer(v));
+  }
   if ((only === undefined || only === "prosody") && !prosodyMissing) runs.push(prosody);
   const results = new Map<string, ServerResults>();
   for (const server of runs) {
@@ -144,15 +203,16 @@ async function main(): Promise<void> {
   }
 
   // The licence proof's cost at login: open without a proof vs enforce with one, same run.
+  const partial = phases !== undefined || transports !== undefined;
   const licensing =
-    (only !== undefined && only !== "switchboard") || switchboard.unavailable()
+    partial || (only !== undefined && only !== "switchboard") || switchboard.unavailable()
       ? undefined
       : await benchLicensedLogins(settings, (cpu) => new LoadGenerator(cpu));
 
   // The storage backends: operations in one process, then logins on a server on each.
   let storageOps: StorageOpFigure[] | undefined;
   let storageLogins: StorageLoginResults | undefined;
-  if ((only === undefined || only === "storage") && !switchboard.unavailable()) {
+  if (!partial && (only === undefined || only === "storage") && !switchboard.unavailable()) {
     const database = await createBenchDatabase();
     if (typeof database === "string") console.error(`bench: storage operations on SQLite only (${database})`);
     try {
@@ -167,9 +227,7 @@ async function main(): Promise<void> {
     storageLogins = await benchStorageLogins(settings, (cpu) => new LoadGenerator(cpu));
   }
 
-  const sb = results.get("switchboard");
-  const pr = results.get("prosody");
-  const rows = figures(settings, sb, pr);
+  const rows = figures(settings, [...results.values()]);
   console.log("");
   console.log(
     `${results.size > 0 ? "Switchboard vs Prosody" : "Switchboard"} — ${settings.mode} run, server on CPU ${settings.serverCpu}, load generator on CPU ${settings.loadCpu}` +

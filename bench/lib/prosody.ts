@@ -14,6 +14,7 @@ import { runPool } from "../loadgen/pool.js";
 import { spawnPinned, waitForPort } from "./processes.js";
 import { scramServerKeys } from "./scram-keys.js";
 import type { BenchServer, ServerSetup } from "./server.js";
+import type { Transport } from "./settings.js";
 
 const PROSODY = "/usr/bin/prosody";
 const VERSION_FILE = "/usr/lib/prosody/prosody.version";
@@ -30,8 +31,9 @@ function luaString(s: string): string {
   return JSON.stringify(s); // the values used here are ASCII without escapes Lua reads differently
 }
 
-export function prosodyConfig(setup: ServerSetup, port: number): string {
+export function prosodyConfig(setup: ServerSetup, port: number, transport: Transport = "plaintext"): string {
   const p = (name: string) => luaString(path.join(setup.dir, name));
+  const tls = transport !== "plaintext";
   return `-- Written by the Switchboard bench for one run; not a production config.
 run_as_root = true -- the bench may run as root; Prosody refuses to otherwise
 daemonize = false
@@ -40,8 +42,8 @@ data_path = ${p("data")}
 log = { { levels = { min = "warn" }, to = "file", filename = ${p("prosody.log")} } }
 
 interfaces = { "${setup.host}" }
-c2s_ports = { ${port} }
-c2s_direct_tls_ports = { }
+c2s_ports = { ${transport === "tls" ? "" : port} }
+c2s_direct_tls_ports = { ${transport === "tls" ? port : ""} }
 legacy_ssl_ports = { }
 s2s_ports = { }
 component_ports = { }
@@ -52,14 +54,16 @@ network_settings = { tcp_backlog = 511 } -- as Node's default listen backlog
 authentication = "internal_hashed" -- SCRAM-SHA-1 (password_hash default), default_iteration_count below
 default_iteration_count = ${PROSODY_ITERATIONS}
 storage = "internal"
-c2s_require_encryption = false
+c2s_require_encryption = ${tls} -- required on the TLS transports, as in production
+${tls ? `ssl = { certificate = ${luaString(setup.certFile)}; key = ${luaString(setup.keyFile)}; } -- Prosody's own TLS defaults otherwise` : ""}
 allow_registration = false
 
 -- Roughly what Switchboard runs: roster, presence, messages, offline, disco, ping, version,
--- time, last activity, vCard, private XML, blocking. No TLS (plaintext loopback), no s2s.
+-- time, last activity, vCard, private XML, blocking; STARTTLS (mod_tls) on the TLS transports;
+-- no s2s.
 modules_enabled = {
   "roster"; "saslauth"; "disco"; "ping"; "version"; "time"; "lastactivity";
-  "vcard"; "private"; "blocklist"; "limits";
+  "vcard"; "private"; "blocklist"; "limits";${tls ? ' "tls";' : ""}
 }
 modules_disabled = { "s2s"; "s2s_auth_certs" }
 
@@ -107,7 +111,7 @@ export class ProsodyServer implements BenchServer {
 
   async prepare(setup: ServerSetup): Promise<void> {
     this.setup = setup;
-    // Prosody indexes certs/ next to its config at start; none are used (no TLS listener).
+    // Prosody indexes certs/ next to its config at start; the certificate is configured by path.
     await mkdir(path.join(setup.dir, "certs"), { recursive: true });
     const accountsDir = path.join(setup.dir, "data", encodePathPart(setup.domain), "accounts");
     await mkdir(accountsDir, { recursive: true });
@@ -125,9 +129,9 @@ export class ProsodyServer implements BenchServer {
     });
   }
 
-  async start(cpu: number, port: number): Promise<ChildProcess> {
+  async start(cpu: number, port: number, transport: Transport): Promise<ChildProcess> {
     const setup = this.requireSetup();
-    await writeFile(path.join(setup.dir, "prosody.cfg.lua"), prosodyConfig(setup, port));
+    await writeFile(path.join(setup.dir, "prosody.cfg.lua"), prosodyConfig(setup, port, transport));
     const child = spawnPinned(PROSODY, ["-F", "--config", path.join(setup.dir, "prosody.cfg.lua")], {
       cpu,
       cwd: setup.dir,

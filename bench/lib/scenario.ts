@@ -1,11 +1,12 @@
 /**
- * The measurement sequence for one server: start it pinned, then memory per idle session,
- * login rate, message throughput and latency, then stop it. Each phase's failure is recorded
+ * The measurement sequence for one server, for each transport (plaintext, STARTTLS, direct
+ * TLS): start it pinned, then memory per idle session, login rate, message throughput and
+ * latency, then stop it. Each phase's failure is recorded
  * and the sequence goes on where it still makes sense; the server and the load generator are
  * always stopped and the temp dir removed.
  */
 import type { ChildProcess } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type {
@@ -15,6 +16,7 @@ import type {
   LoginsResult,
   ThroughputResult,
 } from "../loadgen/protocol.js";
+import { writeBenchCertificate } from "./certificate.js";
 import { LoadGenerator } from "./load-generator.js";
 import {
   cpuBusyMs,
@@ -30,7 +32,7 @@ import {
   stopProcess,
 } from "./processes.js";
 import type { BenchServer } from "./server.js";
-import { accountCount, type BenchSettings } from "./settings.js";
+import { accountCount, type BenchSettings, type Phase, TRANSPORT_NAMES, type Transport } from "./settings.js";
 
 export interface MemoryPoint {
   sessions: number;
@@ -56,16 +58,23 @@ export interface ServerCpu {
   otherOnLoadCpuPct: number;
 }
 
-export interface ServerResults {
-  server: string;
-  version: string;
-  passwordStorage: string;
-  prepareSeconds?: number;
+/** The figures of one transport. */
+export interface TransportResults {
   baselineRssBytes?: number;
   memory: MemoryPoint[];
   logins?: LoginsResult & ServerCpu;
   throughput?: ThroughputResult & ServerCpu;
   latency?: LatencyResult & ServerCpu;
+}
+
+export interface ServerResults {
+  server: string;
+  version: string;
+  passwordStorage: string;
+  /** The malloc the server process ran on (read from its memory map). */
+  allocator?: string;
+  prepareSeconds?: number;
+  transports: Partial<Record<Transport, TransportResults>>;
   /** How busy each CPU was (other work) just before this server's run, in %. */
   busyBeforePct?: number[];
   /** Copies of the server's logs (they outlive the temp dir). */
@@ -134,7 +143,7 @@ export async function benchServer(
     server: server.name,
     version: server.version(),
     passwordStorage: server.passwordStorage,
-    memory: [],
+    transports: {},
     errors: [],
   };
   const fail = (message: string): void => {
@@ -149,18 +158,30 @@ export async function benchServer(
    * behind (Prosody, for one, routes messages markedly slower after 10,000 sessions came and went).
    */
   const life = async (
-    name: string,
+    transport: Transport,
+    phase: Phase,
     run: (pid: number, lg: LoadGenerator) => Promise<void>,
   ): Promise<void> => {
-    if (!loadgen) return;
+    if (!loadgen || !s.phases.includes(phase)) return;
+    const name = `${TRANSPORT_NAMES[transport]} ${phase}`;
     const lg = loadgen;
     const port = await freePort();
     let child: ChildProcess | undefined;
     let cause: string | undefined;
     const alive = (): boolean => child !== undefined && child.exitCode === null && child.signalCode === null;
     try {
-      child = await server.start(s.serverCpu, port);
-      await lg.configure({ host: s.host, port, domain: s.domain }, { ...ACCOUNTS, count: accountCount(s) });
+      child = await server.start(s.serverCpu, port, transport);
+      results.allocator ??= allocatorOf(child.pid as number);
+      await lg.configure(
+        {
+          host: s.host,
+          port,
+          domain: s.domain,
+          tls: transport === "starttls",
+          directTls: transport === "tls",
+        },
+        { ...ACCOUNTS, count: accountCount(s) },
+      );
       await run(child.pid as number, lg);
     } catch (err) {
       await sleep(500); // a server that just died may not have been reaped yet
@@ -190,7 +211,8 @@ export async function benchServer(
     const accounts: AccountSet = { ...ACCOUNTS, count: accountCount(s) };
     log(server.name, `creating ${accounts.count} accounts…`);
     const t0 = performance.now();
-    await server.prepare({ dir, domain: s.domain, host: s.host, accounts });
+    const certificate = await writeBenchCertificate(dir, s.domain);
+    await server.prepare({ dir, domain: s.domain, host: s.host, accounts, ...certificate });
     results.prepareSeconds = (performance.now() - t0) / 1000;
     log(
       server.name,
@@ -201,62 +223,70 @@ export async function benchServer(
     pinSelf(String(s.loadCpu));
     loadgen = new LoadGenerator(s.loadCpu);
 
-    await life("memory", async (pid, lg) => {
-      await sleep(1_000);
-      const baseline = await settledRss(pid, s.settleMs);
-      results.baselineRssBytes = baseline;
-      log(server.name, `RSS before logins: ${mb(baseline)}`);
-      for (const sessions of s.memorySessions) {
-        const held = await lg.hold(sessions, s.holdConcurrency);
-        checkHold(held, sessions);
-        const rss = await settledRss(pid, s.settleMs);
-        const point = {
-          sessions,
-          rssBytes: rss,
-          bytesPerSession: (rss - baseline) / sessions,
-          loginSeconds: held.wallMs / 1000,
-        };
-        results.memory.push(point);
+    for (const transport of s.transports) {
+      const r: TransportResults = { memory: [] };
+      results.transports[transport] = r;
+      const tn = TRANSPORT_NAMES[transport];
+      await life(transport, "memory", async (pid, lg) => {
+        await sleep(1_000);
+        const baseline = await settledRss(pid, s.settleMs);
+        r.baselineRssBytes = baseline;
+        log(server.name, `${tn}: RSS before logins: ${mb(baseline)}`);
+        for (const sessions of s.memorySessions) {
+          const held = await lg.hold(sessions, s.holdConcurrency);
+          checkHold(held, sessions);
+          const rss = await settledRss(pid, s.settleMs);
+          const point = {
+            sessions,
+            rssBytes: rss,
+            bytesPerSession: (rss - baseline) / sessions,
+            loginSeconds: held.wallMs / 1000,
+          };
+          r.memory.push(point);
+          log(
+            server.name,
+            `${tn}: ${sessions} idle sessions: RSS ${mb(rss)}, ${kb(point.bytesPerSession)} per session`,
+          );
+        }
+      });
+
+      await life(transport, "logins", async (pid, lg) => {
+        const { warmup, count, concurrency } = s.logins;
+        const accountsUsed = Math.min(count, accountCount(s));
+        await lg.logins(warmup, concurrency, accountsUsed);
+        const p0 = probe({ server: pid, loadgen: lg.pid }, s);
+        const l = await lg.logins(count, concurrency, accountsUsed);
+        r.logins = { ...l, ...cpuShare({ server: pid, loadgen: lg.pid }, s, p0, l.cpuMs) };
         log(
           server.name,
-          `${sessions} idle sessions: RSS ${mb(rss)}, ${kb(point.bytesPerSession)} per session`,
+          `${tn}: logins: ${l.perSecond.toFixed(0)}/s (${l.completed} done, ${l.failures} failed)`,
         );
-      }
-    });
+        if (l.failures > 0) throw new Error(`${l.failures} logins failed, e.g. ${l.errors.join("; ")}`);
+      });
 
-    await life("logins", async (pid, lg) => {
-      const { warmup, count, concurrency } = s.logins;
-      const accountsUsed = Math.min(count, accountCount(s));
-      await lg.logins(warmup, concurrency, accountsUsed);
-      const p0 = probe({ server: pid, loadgen: lg.pid }, s);
-      const r = await lg.logins(count, concurrency, accountsUsed);
-      results.logins = { ...r, ...cpuShare({ server: pid, loadgen: lg.pid }, s, p0, r.cpuMs) };
-      log(server.name, `logins: ${r.perSecond.toFixed(0)}/s (${r.completed} done, ${r.failures} failed)`);
-      if (r.failures > 0) throw new Error(`${r.failures} logins failed, e.g. ${r.errors.join("; ")}`);
-    });
-
-    await life("messages", async (pid, lg) => {
-      const m = s.messaging;
-      checkHold(await lg.hold(m.users, s.holdConcurrency), m.users);
-      const warm = await lg.throughput(m.warmupMessages, m.window);
-      log(server.name, `warm-up: ${warm.perSecond.toFixed(0)} msg/s, ${warm.lost} lost`);
-      const pids = { server: pid, loadgen: lg.pid };
-      let p0 = probe(pids, s);
-      const t = await lg.throughput(m.messages, m.window);
-      results.throughput = { ...t, ...cpuShare(pids, s, p0, t.cpuMs) };
-      log(
-        server.name,
-        `throughput: ${t.perSecond.toFixed(0)} msg/s, ${t.lost} lost, ${t.dropped} sessions dropped`,
-      );
-      p0 = probe(pids, s);
-      const l = await lg.latency(s.latency.rate, s.latency.durationMs);
-      results.latency = { ...l, ...cpuShare(pids, s, p0, l.cpuMs) };
-      log(
-        server.name,
-        `latency at ${l.achievedRate.toFixed(0)} msg/s: p50 ${l.p50Ms.toFixed(2)} ms, p99 ${l.p99Ms.toFixed(2)} ms, ${l.lost} lost`,
-      );
-      log(server.name, `RSS at the end: ${mb(rssBytes(pid))}`);
-    });
+      await life(transport, "messages", async (pid, lg) => {
+        const m = s.messaging;
+        checkHold(await lg.hold(m.users, s.holdConcurrency), m.users);
+        const warm = await lg.throughput(m.warmupMessages, m.window);
+        log(server.name, `${tn}: warm-up: ${warm.perSecond.toFixed(0)} msg/s, ${warm.lost} lost`);
+        const pids = { server: pid, loadgen: lg.pid };
+        let p0 = probe(pids, s);
+        const t = await lg.throughput(m.messages, m.window);
+        r.throughput = { ...t, ...cpuShare(pids, s, p0, t.cpuMs) };
+        log(
+          server.name,
+          `${tn}: throughput: ${t.perSecond.toFixed(0)} msg/s, ${t.lost} lost, ${t.dropped} sessions dropped`,
+        );
+        p0 = probe(pids, s);
+        const l = await lg.latency(s.latency.rate, s.latency.durationMs);
+        r.latency = { ...l, ...cpuShare(pids, s, p0, l.cpuMs) };
+        log(
+          server.name,
+          `${tn}: latency at ${l.achievedRate.toFixed(0)} msg/s: p50 ${l.p50Ms.toFixed(2)} ms, p99 ${l.p99Ms.toFixed(2)} ms, ${l.lost} lost`,
+        );
+        log(server.name, `${tn}: RSS at the end: ${mb(rssBytes(pid))}`);
+      });
+    }
   } catch (err) {
     fail((err as Error).message);
   } finally {
@@ -266,6 +296,16 @@ export async function benchServer(
     removeTempDir(dir);
   }
   return results;
+}
+
+/** "jemalloc" when the process has it mapped, else the system's malloc. */
+function allocatorOf(pid: number): string {
+  try {
+    const maps = readFileSync(`/proc/${pid}/maps`, "utf8");
+    return /libjemalloc/.test(maps) ? "jemalloc" : "system malloc";
+  } catch {
+    return "unknown";
+  }
 }
 
 function checkHold(r: HoldResult, wanted: number): void {

@@ -1,6 +1,7 @@
 /** What the bench needs from a server under test. */
 import type { ChildProcess } from "node:child_process";
 import type { AccountSet } from "../loadgen/protocol.js";
+import type { Transport } from "./settings.js";
 
 export interface ServerSetup {
   /** Private directory for config, data and logs (removed after the run). */
@@ -8,6 +9,9 @@ export interface ServerSetup {
   domain: string;
   host: string;
   accounts: AccountSet;
+  /** The certificate both servers serve (PEM files; EC P-256, self-signed for the domain). */
+  certFile: string;
+  keyFile: string;
 }
 
 export interface BenchServer {
@@ -19,8 +23,11 @@ export interface BenchServer {
   readonly passwordStorage: string;
   /** Writes the configuration and creates the accounts (not measured). */
   prepare(setup: ServerSetup): Promise<void>;
-  /** Starts the server pinned to `cpu`, c2s on `port`; resolves once that port accepts connections. */
-  start(cpu: number, port: number): Promise<ChildProcess>;
+  /**
+   * Starts the server pinned to `cpu` with clients on `port` over `transport` (TLS required on
+   * the TLS transports, as in production); resolves once that port accepts connections.
+   */
+  start(cpu: number, port: number, transport: Transport): Promise<ChildProcess>;
   /** Last lines of the server's log, for error reports. */
   logTail(lines: number): string;
   /** The server's log files, to keep after the temp dir is gone. */

@@ -1,3 +1,22 @@
+/**
+ * How the clients connect: plaintext (loopback only), STARTTLS on the client port (RFC 6120), or
+ * direct TLS on its own port (XEP-0368). Every real client uses one of the two TLS ways.
+ */
+export type Transport = "plaintext" | "starttls" | "tls";
+
+export const TRANSPORTS: Transport[] = ["plaintext", "starttls", "tls"];
+
+/** Memory per idle session; login rate; routed messages (throughput and latency). */
+export type Phase = "memory" | "logins" | "messages";
+
+export const PHASES: Phase[] = ["memory", "logins", "messages"];
+
+export const TRANSPORT_NAMES: Record<Transport, string> = {
+  plaintext: "plaintext",
+  starttls: "STARTTLS",
+  tls: "direct TLS",
+};
+
 /** The load of one bench run; both servers get exactly the same. */
 export interface BenchSettings {
   mode: "full" | "quick";
@@ -6,6 +25,10 @@ export interface BenchSettings {
   /** CPU the server under test is pinned to, and the CPU of the load generator (and orchestrator). */
   serverCpu: number;
   loadCpu: number;
+  /** Each transport gets every phase, on servers started for it. */
+  transports: Transport[];
+  /** The phases run (all by default). */
+  phases: Phase[];
   /** Idle sessions at which memory is measured, in increasing order (the largest sets the account count). */
   memorySessions: number[];
   /** Least time to let RSS settle after logins before reading it. */
@@ -26,7 +49,15 @@ export interface BenchSettings {
   latency: { rate: number; durationMs: number };
 }
 
-const common = { domain: "bench.local", host: "127.0.0.1", serverCpu: 0, loadCpu: 1, holdConcurrency: 100 };
+const common = {
+  domain: "bench.local",
+  host: "127.0.0.1",
+  serverCpu: 0,
+  loadCpu: 1,
+  holdConcurrency: 100,
+  transports: TRANSPORTS,
+  phases: PHASES,
+};
 
 export const FULL: BenchSettings = {
   ...common,

@@ -1,8 +1,13 @@
 /**
- * Switchboard as the server under test, started from the build in dist/ the way an operator
- * would: a data dir of its own, accounts created with `user import`, c2s in plaintext on
- * loopback (no TLS listener), the same SCRAM iteration count as Prosody, and per-connection
- * rate limits raised out of the way, as they are for Prosody.
+ * Switchboard as the server under test, started from the build the way an operator would: with
+ * the `bin/switchboard` launcher (docs/operations.md), a data dir of its own, accounts created
+ * with `user import`, clients on loopback in plaintext, STARTTLS or direct TLS, the same SCRAM
+ * iteration count as Prosody, and per-connection rate limits raised out of the way, as they are
+ * for Prosody.
+ *
+ * Variants measured beside it in the same run: the launcher told to use the system's malloc
+ * (what `npm start` gets where jemalloc is not installed), and another checkout's build (the
+ * commit before a change), started the way that checkout starts.
  */
 import { type ChildProcess, execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -14,38 +19,71 @@ import { SERVER_NODE_FLAGS } from "../../src/bin/node-flags.js";
 import { spawnPinned, waitForPort } from "./processes.js";
 import { PROSODY_ITERATIONS } from "./prosody.js";
 import type { BenchServer, ServerSetup } from "./server.js";
+import type { Transport } from "./settings.js";
 
 const execFileAsync = promisify(execFile);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-const CLI = path.join(ROOT, "dist", "src", "bin", "switchboard.js");
 
-export function switchboardConfig(): string {
+export function switchboardConfig(tls?: { certFile: string; keyFile: string }): string {
   return `# Written by the Switchboard bench for one run.
 scramIterations: ${PROSODY_ITERATIONS}
 limits:
   # Far above what the bench sends, as Prosody's mod_limits is configured.
   bytesPerSecond: 104857600
   burstBytes: 1048576000
-`;
+${
+  tls
+    ? `tls:
+  certFile: ${JSON.stringify(tls.certFile)}
+  keyFile: ${JSON.stringify(tls.keyFile)}
+`
+    : ""
+}`;
+}
+
+export interface SwitchboardVariant {
+  /** Name in the report. */
+  name: string;
+  /** Checkout whose build runs (default: this one). */
+  root?: string;
+  /** SWITCHBOARD_ALLOCATOR for the launcher (default: its own default, auto). */
+  allocator?: "auto" | "system";
+  /** More environment for the server (e.g. MALLOC_CONF, GLIBC_TUNABLES). */
+  env?: Record<string, string>;
 }
 
 export class SwitchboardServer implements BenchServer {
-  readonly name = "switchboard";
+  readonly name: string;
   readonly passwordStorage =
     `SCRAM-SHA-1 and SCRAM-SHA-256 keys, ${PROSODY_ITERATIONS} iterations (login uses SCRAM-SHA-1)`;
   private setup: ServerSetup | undefined;
+  private readonly root: string;
+  private readonly cli: string;
+  /** The checkout's launcher; an older checkout without one is started with node and the flags. */
+  private readonly launcher: string;
+
+  constructor(private readonly variant: SwitchboardVariant = { name: "switchboard" }) {
+    this.name = variant.name;
+    this.root = variant.root ? path.resolve(variant.root) : ROOT;
+    this.cli = path.join(this.root, "dist", "src", "bin", "switchboard.js");
+    this.launcher = path.join(this.root, "bin", "switchboard");
+  }
 
   unavailable(): string | undefined {
-    return existsSync(CLI) ? undefined : `${path.relative(process.cwd(), CLI)} not built`;
+    return existsSync(this.cli) ? undefined : `${path.relative(process.cwd(), this.cli)} not built`;
   }
 
   version(): string {
+    let version = "unknown";
     try {
-      const pkg = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version?: string };
-      return pkg.version ?? "unknown";
+      const pkg = JSON.parse(readFileSync(path.join(this.root, "package.json"), "utf8")) as {
+        version?: string;
+      };
+      version = pkg.version ?? "unknown";
     } catch {
-      return "unknown";
+      // unknown
     }
+    return this.root === ROOT ? version : `${version} (${this.root})`;
   }
 
   private configFile(): string {
@@ -58,13 +96,22 @@ export class SwitchboardServer implements BenchServer {
 
   async prepare(setup: ServerSetup): Promise<void> {
     this.setup = setup;
-    await writeFile(this.configFile(), switchboardConfig());
+    await writeFile(this.configFile(), switchboardConfig(setup));
     const { prefix, passwordPrefix, count } = setup.accounts;
     const lines: string[] = [];
     for (let i = 1; i <= count; i++) lines.push(`${prefix}${i},${passwordPrefix}${i}`);
     const file = path.join(setup.dir, "accounts.csv");
     await writeFile(file, `${lines.join("\n")}\n`);
-    const args = [CLI, "user", "import", file, "--config", this.configFile(), "--data-dir", this.dataDir()];
+    const args = [
+      this.cli,
+      "user",
+      "import",
+      file,
+      "--config",
+      this.configFile(),
+      "--data-dir",
+      this.dataDir(),
+    ];
     args.push("--domain", setup.domain);
     try {
       await execFileAsync(process.execPath, args, { cwd: setup.dir, maxBuffer: 16 * 1024 * 1024 });
@@ -74,10 +121,13 @@ export class SwitchboardServer implements BenchServer {
     }
   }
 
-  async start(cpu: number, port: number): Promise<ChildProcess> {
+  async start(cpu: number, port: number, transport: Transport): Promise<ChildProcess> {
     const setup = this.requireSetup();
+    const ports =
+      transport === "tls"
+        ? ["--c2s-port", "0", "--c2s-tls-port", String(port)]
+        : ["--c2s-port", String(port), "--c2s-tls-port", "0"];
     const args = [
-      CLI,
       "start",
       "--config",
       this.configFile(),
@@ -87,23 +137,30 @@ export class SwitchboardServer implements BenchServer {
       this.dataDir(),
       "--bind",
       setup.host,
-      "--c2s-port",
-      String(port),
-      "--c2s-tls-port",
-      "0",
+      ...ports,
       "--http-port",
       "0",
       "--component-port",
       "0",
       "--s2s-port",
       "0",
-      "--allow-plaintext",
+      // TLS is required on the TLS transports, as in production.
+      ...(transport === "plaintext" ? ["--allow-plaintext"] : []),
       "--log-level",
       "warn",
     ];
-    const child = spawnPinned(process.execPath, [...SERVER_NODE_FLAGS, ...args], {
+    const env = { ...process.env };
+    delete env.SWITCHBOARD_ALLOCATOR;
+    if (this.variant.allocator) env.SWITCHBOARD_ALLOCATOR = this.variant.allocator;
+    Object.assign(env, this.variant.env);
+    // The launcher execs node, so the pid is the server's either way.
+    const [command, argv] = existsSync(this.launcher)
+      ? [this.launcher, args]
+      : [process.execPath, [...SERVER_NODE_FLAGS, this.cli, ...args]];
+    const child = spawnPinned(command, argv, {
       cpu,
       cwd: setup.dir,
+      env,
       logFile: path.join(setup.dir, "switchboard.log"),
     });
     await waitForPort(setup.host, port, child, 30_000);

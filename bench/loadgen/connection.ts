@@ -1,5 +1,5 @@
 /**
- * One benchmark client connection over plain TCP: stream open, SASL SCRAM-SHA-1, stream restart,
+ * One benchmark client connection over plain TCP, STARTTLS or direct TLS (XEP-0368): stream open, SASL SCRAM-SHA-1, stream restart,
  * resource bind, initial presence, then a ping round trip as a barrier (the server handles a
  * stream's stanzas in order, so its answer proves the presence was processed). After that it
  * sends whatever it is given and reports each received <message/>.
@@ -16,6 +16,8 @@ export interface ConnectionTarget {
   domain: string;
   /** Negotiate STARTTLS before authenticating. */
   tls?: boolean;
+  /** TLS from the first byte (XEP-0368, ALPN "xmpp-client"). */
+  directTls?: boolean;
 }
 
 type Phase =
@@ -89,7 +91,12 @@ export class BenchConnection {
 
   private startTls(): void {
     this.socket.removeAllListeners("data");
-    const secure = tls.connect({ socket: this.socket, rejectUnauthorized: false });
+    const secure = tls.connect({
+      socket: this.socket,
+      servername: this.target.domain,
+      rejectUnauthorized: false,
+      ...(this.target.directTls ? { ALPNProtocols: ["xmpp-client"] } : {}),
+    });
     this.out = secure;
     secure.setEncoding("utf8");
     secure.on("data", (chunk: string) => {
@@ -129,6 +136,11 @@ export class BenchConnection {
         },
       };
       this.socket.connect(this.target.port, this.target.host, () => {
+        if (this.target.directTls) {
+          this.phase = "starttls";
+          this.startTls();
+          return;
+        }
         this.phase = "features";
         this.openStream();
       });

@@ -17,6 +17,7 @@ import { SwitchboardServer } from "../server/server.js";
 import { storageOverride } from "../storage/config.js";
 import { SchemaTooNewError, StorageUnavailableError } from "../storage/errors.js";
 import { describeStorage, openStorage, storageOptionsFrom } from "../storage/index.js";
+import { allocatorInUse, allocatorLogLine } from "./allocator.js";
 
 const program = new Command("switchboard")
   .description("Switchboard: an XMPP instant-messaging network server")
@@ -109,6 +110,8 @@ withConfigOptions(program.command("start").description("Run the server"))
       modules: standardModules,
       http: { plugins: standardHttpPlugins, commands: allCommands },
     });
+    const allocator = allocatorInUse();
+    if (allocator) server.log.info({ ...allocator }, allocatorLogLine(allocator));
     await printSummary(server, config);
     let stopping = false;
     const stop = (signal: string) => {

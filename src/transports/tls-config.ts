@@ -7,6 +7,11 @@ export const TlsSchema = z
     /** PEM certificate chain and key files; when absent a self-signed pair is generated in dataDir/tls. */
     certFile: z.string().optional(),
     keyFile: z.string().optional(),
+    /**
+     * TLS session tickets (resumption). Off by default, as in Prosody: issuing them after the
+     * handshake leaves each connection holding a 16 KiB output buffer in Node for its whole life.
+     */
+    sessionTickets: z.boolean().default(false),
   })
   .prefault({});
 

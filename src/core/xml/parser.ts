@@ -58,10 +58,16 @@ const STREAM_END = Symbol("stream end");
 /** Thrown from inside tokenizer callbacks to stop it mid-chunk; never escapes write(). */
 const ABORT = Symbol("abort");
 
+/**
+ * One decoder for every stream: it is only used without `stream: true` (split characters are
+ * carried by the parser itself), so it keeps no state between calls, and a fatal UTF-8 decoder
+ * holds a native converter that each of thousands of idle streams would otherwise keep.
+ */
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
 export class StreamParser {
   private readonly handlers: StreamParserHandlers;
   private readonly limits: StreamParserLimits;
-  private readonly decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
   private state: State = "prolog";
   private sax: SaxesParser | undefined;
@@ -228,7 +234,7 @@ export class StreamParser {
       }
       let piece: string;
       try {
-        piece = this.decoder.decode(off === 0 && end === buf.length ? buf : buf.subarray(off, end));
+        piece = UTF8.decode(off === 0 && end === buf.length ? buf : buf.subarray(off, end));
       } catch {
         this.fail(new StreamError("not-well-formed", "invalid UTF-8"));
         return;

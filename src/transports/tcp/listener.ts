@@ -36,9 +36,7 @@ export class TcpClientListener {
     if (opts.c2sTlsPort > 0 && opts.tls) {
       const server = tls.createServer(
         {
-          cert: opts.tls.certPem,
-          key: opts.tls.keyPem,
-          minVersion: "TLSv1.2",
+          secureContext: opts.tls.context,
           ALPNProtocols: ["xmpp-client"],
           noDelay: true,
         },
