@@ -8,8 +8,8 @@ export const TlsSchema = z
     certFile: z.string().optional(),
     keyFile: z.string().optional(),
     /**
-     * TLS session tickets (resumption). Off by default, as in Prosody: issuing them after the
-     * handshake leaves each connection holding a 16 KiB output buffer in Node for its whole life.
+     * Stateless TLS session tickets (resumption). Off by default, as in Prosody: they cost
+     * memory per idle connection in Node (docs/benchmarks.md).
      */
     sessionTickets: z.boolean().default(false),
   })

@@ -12,8 +12,10 @@ import { serverEndPoint } from "../../sdk/tls-end-point.js";
 import type { ServerConfig } from "../core/config.js";
 
 export interface TlsMaterial {
-  /** One context for every TLS connection (STARTTLS and direct TLS). */
+  /** The context STARTTLS connections use. */
   context: tls.SecureContext;
+  /** The options it was made with besides the certificate (the direct TLS listener's too). */
+  contextOptions: tls.SecureContextOptions;
   certPem: string;
   keyPem: string;
   /** SHA-256 fingerprint, printed at startup so people can check what their client shows. */
@@ -63,19 +65,21 @@ export async function loadTls(config: ServerConfig, log: Logger): Promise<TlsMat
   }
   const certPem = readFileSync(certFile, "utf8");
   const keyPem = readFileSync(keyFile, "utf8");
-  const context = tls.createSecureContext({
-    cert: certPem,
-    key: keyPem,
+  const contextOptions: tls.SecureContextOptions = {
     minVersion: "TLSv1.2",
-    // Node keeps a connection's TLS output buffer at the largest size it ever needed: the two
-    // TLS 1.3 session tickets written after the handshake grow it from 1 to 16 KiB for good
-    // (measured: 17 KiB more resident memory per idle session, docs/benchmarks.md). Node has no
-    // server-side session cache either, so without tickets there is no resumption.
+    // No stateless session tickets, as in Prosody. Node keeps a connection's TLS output
+    // buffer at the largest size it ever needed (1 KiB at first, then 16 KiB), and the tickets
+    // written after the handshake are one of the things that grow it: a bare Node TLS server
+    // holds 30 KiB per idle connection without them, 47 KiB with (docs/benchmarks.md). OpenSSL
+    // then sends small stateful tickets, which Node, having no server-side session cache,
+    // never resumes: every connection makes a full handshake.
     ...(config.tls.sessionTickets ? {} : { secureOptions: constants.SSL_OP_NO_TICKET }),
-  });
+  };
+  const context = tls.createSecureContext({ cert: certPem, key: keyPem, ...contextOptions });
   const leaf = new X509Certificate(certPem);
   return {
     context,
+    contextOptions,
     certPem,
     keyPem,
     fingerprint: leaf.fingerprint256,

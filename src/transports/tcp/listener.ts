@@ -36,7 +36,10 @@ export class TcpClientListener {
     if (opts.c2sTlsPort > 0 && opts.tls) {
       const server = tls.createServer(
         {
-          secureContext: opts.tls.context,
+          // tls.Server builds its own context from these (it takes no secureContext).
+          cert: opts.tls.certPem,
+          key: opts.tls.keyPem,
+          ...opts.tls.contextOptions,
           ALPNProtocols: ["xmpp-client"],
           noDelay: true,
         },
