@@ -12,12 +12,12 @@ import { recordAudit } from "../commands/audit.js";
 import type { Clock } from "../core/clock.js";
 import { CommandError } from "../core/commands.js";
 import type { DocumentStore, Storage } from "../core/storage/types.js";
-import type { Actor, Instant, Licence, LicenceScope } from "../licensing/index.js";
+import type { Actor, Instant, Licence } from "../licensing/index.js";
 import {
   CLIENT_ID_SYNTAX,
   checkClientId,
+  checkDomain,
   checkUrl,
-  LICENCE_SCOPES,
   type LicensingRegistry,
 } from "../licensing/index.js";
 import { isId, newId } from "./ids.js";
@@ -28,12 +28,13 @@ import {
   type MailContent,
   type MailContext,
 } from "./mail-templates.js";
-import type { Application, ApplicationForm, ApplicationStatus } from "./model.js";
+import type { Application, ApplicationForm, ApplicationScope, ApplicationStatus } from "./model.js";
 import type { Outbox } from "./outbox.js";
 import type { PortalAccounts } from "./portal-accounts.js";
 import { cleanMultiline, emailProblem, normaliseEmail, textProblem, ValidationError } from "./validation.js";
 
 export const APPLICATIONS_STORE = "applications";
+export const APPLICATION_SCOPES: readonly ApplicationScope[] = ["client", "gateway"];
 export const APPLICATION_STATUSES: readonly ApplicationStatus[] = [
   "submitted",
   "under-review",
@@ -70,8 +71,23 @@ export function parseApplicationForm(raw: Record<string, unknown>): ApplicationF
   const description = text("description", 5000, true);
   const emailIssue = emailProblem(raw.contactEmail);
   if (emailIssue) errors.contactEmail = emailIssue;
+  const scope = String(raw.scope ?? "") as ApplicationScope;
+  if (!APPLICATION_SCOPES.includes(scope)) errors.scope = "must be client or gateway";
+  let domain: string | undefined;
+  if (scope === "gateway") {
+    const given = typeof raw.domain === "string" ? raw.domain.trim() : "";
+    if (given === "") errors.domain = "a gateway application names the gateway's domain";
+    else {
+      try {
+        domain = checkDomain(given);
+      } catch {
+        errors.domain = `"${given}" is not a domain name`;
+      }
+    }
+  }
   const platforms = [...new Set(list(raw.platforms).map((p) => p.toLowerCase()))].sort();
-  if (platforms.length === 0) errors.platforms = "name at least one platform";
+  // A gateway runs beside a server, not on people's devices: platforms are optional for it.
+  if (platforms.length === 0 && scope !== "gateway") errors.platforms = "name at least one platform";
   else if (platforms.length > 32) errors.platforms = "at most 32 platforms";
   else {
     const bad = platforms.find((p) => !PLATFORM_SYNTAX.test(p));
@@ -89,8 +105,6 @@ export function parseApplicationForm(raw: Record<string, unknown>): ApplicationF
   const expectedUsers = typeof users === "number" ? users : users === "" ? Number.NaN : Number(users);
   if (!Number.isInteger(expectedUsers) || expectedUsers < 0 || expectedUsers > MAX_EXPECTED_USERS)
     errors.expectedUsers = "must be a whole number";
-  const scope = String(raw.scope ?? "") as LicenceScope;
-  if (!LICENCE_SCOPES.includes(scope)) errors.scope = "must be client, gateway or federation";
   const accepted = raw.termsAccepted === true || TRUE.has(String(raw.termsAccepted ?? "").toLowerCase());
   if (!accepted) errors.termsAccepted = "the terms must be accepted";
   if (Object.keys(errors).length > 0) throw new ValidationError(errors);
@@ -104,6 +118,7 @@ export function parseApplicationForm(raw: Record<string, unknown>): ApplicationF
     ...(website !== undefined ? { website } : {}),
     expectedUsers,
     scope,
+    ...(domain !== undefined ? { domain } : {}),
     termsAccepted: true,
   };
 }
@@ -257,6 +272,13 @@ export class Applications {
     if (terms.termsRef !== undefined && textProblem(terms.termsRef, 500))
       throw new CommandError(`terms reference ${textProblem(terms.termsRef, 500)}`, 400);
     if (terms.clientId !== undefined) checkClientId(terms.clientId);
+    const pending = await this.require(id);
+    if (pending.scope === "gateway") {
+      if (terms.clientId !== undefined)
+        throw new CommandError("a gateway licence is for the gateway's domain: it has no client id", 400);
+      if (terms.maxSessions !== undefined)
+        throw new CommandError("session limits are for client licences", 400);
+    }
 
     // Claim the application, so a second click on "approve" cannot create a second app.
     let application = await this.#change(id, (a) => {
@@ -284,35 +306,18 @@ export class Applications {
         await this.#o.accounts.linkPublisher(account.id, publisherId);
       application = await this.#change(id, (a) => ({ ...a, publisherId }));
 
-      // An earlier approval that failed after registering the app left its client id here.
-      let clientId = application.clientId;
-      const existing = clientId !== undefined ? await registry.getApp(clientId) : undefined;
-      if (
-        !existing ||
-        existing.publisherId !== publisherId ||
-        (terms.clientId && terms.clientId !== clientId)
-      ) {
-        const apps = (await registry.snapshot()).apps;
-        if (terms.clientId !== undefined && apps.has(terms.clientId))
-          throw new CommandError(`client id ${terms.clientId} is already registered`, 409);
-        clientId =
-          terms.clientId ?? deriveClientId(application.appName, application.website, (c) => apps.has(c));
-        await registry.registerApp(actor, {
-          clientId,
-          name: application.appName,
-          publisherId,
-          platforms: application.platforms,
-        });
-        application = await this.#change(id, (a) => ({ ...a, clientId }));
-      }
-      const licence = await registry.grantLicence(actor, {
-        clientId: clientId!,
-        scope: application.scope,
-        validFrom,
-        ...(terms.validUntil !== undefined ? { validUntil: terms.validUntil } : {}),
-        ...(terms.maxSessions !== undefined ? { maxSessions: terms.maxSessions } : {}),
-        ...(terms.termsRef !== undefined ? { termsRef: terms.termsRef.trim() } : {}),
-      });
+      const licence =
+        application.scope === "gateway"
+          ? await registry.grantLicence(actor, {
+              scope: "gateway",
+              domain: application.domain!,
+              publisherId,
+              validFrom,
+              ...(terms.validUntil !== undefined ? { validUntil: terms.validUntil } : {}),
+              ...(terms.termsRef !== undefined ? { termsRef: terms.termsRef.trim() } : {}),
+            })
+          : await this.#grantAppLicence(application, publisherId, actor, validFrom, terms);
+      application = (await this.get(id))!;
       const decidedAt = clock.now();
       application = await this.#change(id, (a) => {
         const { approvingSince: _claim, ...rest } = a;
@@ -332,7 +337,8 @@ export class Applications {
         application,
         { status: "under-review" },
         {
-          clientId: application.clientId,
+          ...(application.clientId !== undefined ? { clientId: application.clientId } : {}),
+          ...(application.domain !== undefined ? { domain: application.domain } : {}),
           publisherId: application.publisherId,
           licenceId: licence.id,
         },
@@ -351,6 +357,46 @@ export class Applications {
       }).catch(() => undefined);
       throw err;
     }
+  }
+
+  /** Registers the app of a client application (unless an earlier attempt did) and grants its licence. */
+  async #grantAppLicence(
+    application: Application,
+    publisherId: string,
+    actor: Actor,
+    validFrom: Instant,
+    terms: ApprovalTerms,
+  ): Promise<Licence> {
+    const { registry } = this.#o;
+    // An earlier approval that failed after registering the app left its client id here.
+    let clientId = application.clientId;
+    const existing = clientId !== undefined ? await registry.getApp(clientId) : undefined;
+    if (
+      !existing ||
+      existing.publisherId !== publisherId ||
+      (terms.clientId && terms.clientId !== clientId)
+    ) {
+      const apps = (await registry.snapshot()).apps;
+      if (terms.clientId !== undefined && apps.has(terms.clientId))
+        throw new CommandError(`client id ${terms.clientId} is already registered`, 409);
+      clientId =
+        terms.clientId ?? deriveClientId(application.appName, application.website, (c) => apps.has(c));
+      await registry.registerApp(actor, {
+        clientId,
+        name: application.appName,
+        publisherId,
+        platforms: application.platforms,
+      });
+      application = await this.#change(application.id, (a) => ({ ...a, clientId }));
+    }
+    return registry.grantLicence(actor, {
+      clientId: clientId!,
+      scope: "client",
+      validFrom,
+      ...(terms.validUntil !== undefined ? { validUntil: terms.validUntil } : {}),
+      ...(terms.maxSessions !== undefined ? { maxSessions: terms.maxSessions } : {}),
+      ...(terms.termsRef !== undefined ? { termsRef: terms.termsRef.trim() } : {}),
+    });
   }
 
   async reject(id: string, actor: Actor, reason: string): Promise<Application> {

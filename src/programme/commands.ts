@@ -38,7 +38,7 @@ function applicationText(a: Application): string {
     ["organisation", a.organisation],
     ["contact", `${a.contactName} <${a.contactEmail}>`],
     ["app", a.appName],
-    ["platforms", a.platforms.join(", ")],
+    a.scope === "gateway" ? ["domain", a.domain ?? "-"] : ["platforms", a.platforms.join(", ")],
     ["website", a.website ?? "-"],
     ["expected users", String(a.expectedUsers)],
     ["scope", a.scope],
@@ -95,7 +95,7 @@ export const applicationReview = defineCommand({
 export const applicationApprove = defineCommand({
   name: ["application", "approve"],
   description:
-    "Approve an application: creates the publisher (if needed), the app and its licence, and mails the publisher",
+    "Approve an application: creates the publisher (if needed), the app and its licence (a gateway: its gateway licence), and mails the publisher",
   args: [
     { name: "id", description: "application id", positional: true },
     { name: "clientId", description: "the app's client id (default: derived from the app's name)" },
@@ -125,7 +125,7 @@ export const applicationApprove = defineCommand({
       ...(input.terms !== undefined ? { termsRef: input.terms } : {}),
     });
     return {
-      message: `approved ${application.id}: app ${application.clientId} of publisher ${application.publisherId}, licence ${licence.id}`,
+      message: `approved ${application.id}: ${application.scope === "gateway" ? `gateway ${application.domain}` : `app ${application.clientId}`} of publisher ${application.publisherId}, licence ${licence.id}`,
       data: { application, licence },
     };
   },

@@ -126,7 +126,7 @@ function applicationSummary(a: Application): string {
     `App:         ${a.appName}`,
     `Organisation: ${a.organisation}`,
     `Scope:       ${a.scope}`,
-    `Platforms:   ${a.platforms.join(", ")}`,
+    a.scope === "gateway" ? `Domain:      ${a.domain}` : `Platforms:   ${a.platforms.join(", ")}`,
   ]
     .map(indent)
     .join("\n");
@@ -147,7 +147,7 @@ export function applicationApprovedMail(ctx: MailContext, a: Application, licenc
     ? `from ${when(licence.validFrom)} until ${when(licence.validUntil)}`
     : `from ${when(licence.validFrom)}, without an end date`;
   const terms = [
-    `Client id:   ${a.clientId}`,
+    a.scope === "gateway" ? `Domain:      ${a.domain}` : `Client id:   ${a.clientId}`,
     `Licence:     ${licence.id} (scope ${licence.scope})`,
     `Valid:       ${validity}`,
     licence.maxSessions !== undefined && `Sessions:    at most ${licence.maxSessions} at a time`,
@@ -156,6 +156,16 @@ export function applicationApprovedMail(ctx: MailContext, a: Application, licenc
     .filter((l): l is string => typeof l === "string")
     .map(indent)
     .join("\n");
+  if (a.scope === "gateway") {
+    return mail(ctx, `Licence application approved: ${a.appName}`, [
+      "Hello,",
+      `your application for the gateway ${a.appName} has been approved, and a gateway licence has been issued:`,
+      terms,
+      `The network's operators configure the component's secret for ${a.domain} with you; the gateway then ` +
+        "attaches to the server under that domain. You can follow the application here:",
+      indent(`${ctx.publicUrl}/portal/applications/${a.id}`),
+    ]);
+  }
   return mail(ctx, `Licence application approved: ${a.appName}`, [
     "Hello,",
     `your application for ${a.appName} has been approved, and a licence has been issued:`,

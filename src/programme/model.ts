@@ -3,7 +3,7 @@
  * publishers, licence applications, notices with per-publisher delivery and acknowledgement,
  * and the outbox of mails. All are JSON documents in storage (see each service for its store).
  */
-import type { Instant, LicenceScope } from "../licensing/index.js";
+import type { Instant } from "../licensing/index.js";
 
 /** A publisher's user of the web portal. */
 export interface PortalAccount {
@@ -40,6 +40,12 @@ export interface TokenRecord {
   expiresAt: Instant;
 }
 
+/**
+ * What an application asks for: a client licence for an app people chat with, or a gateway
+ * licence for a component (a bridge to another network) attached under its own domain.
+ */
+export type ApplicationScope = "client" | "gateway";
+
 /** The fields of the application form, as validated (see applications.ts). */
 export interface ApplicationForm {
   organisation: string;
@@ -47,11 +53,13 @@ export interface ApplicationForm {
   contactEmail: string;
   appName: string;
   description: string;
-  /** Lower case, e.g. ["android", "linux"]. */
+  /** Lower case, e.g. ["android", "linux"]; may be empty for a gateway. */
   platforms: string[];
   website?: string;
   expectedUsers: number;
-  scope: LicenceScope;
+  scope: ApplicationScope;
+  /** A gateway's component domain (the subject of its gateway licence), normalised. */
+  domain?: string;
   termsAccepted: true;
 }
 

@@ -57,6 +57,29 @@ describe("application form", () => {
     );
   });
 
+  it("a gateway application names its domain; platforms are optional for it", () => {
+    const form = parseApplicationForm(
+      applicationForm({ scope: "gateway", domain: " IRC.gw.Example.org ", platforms: "" }),
+    );
+    assert.equal(form.scope, "gateway");
+    assert.equal(form.domain, "irc.gw.example.org");
+    assert.deepEqual(form.platforms, []);
+    for (const domain of [undefined, "", "not a domain", "x@y.example"]) {
+      assert.throws(
+        () => parseApplicationForm(applicationForm({ scope: "gateway", domain })),
+        (err: unknown) => err instanceof ValidationError && Object.keys(err.fields).join() === "domain",
+        String(domain),
+      );
+    }
+    // A client application ignores a domain and still needs its platforms; peering is not applied for here.
+    assert.equal(parseApplicationForm(applicationForm({ domain: "x.example" })).domain, undefined);
+    assert.throws(() => parseApplicationForm(applicationForm({ platforms: "" })), ValidationError);
+    assert.throws(
+      () => parseApplicationForm(applicationForm({ scope: "peering", domain: "x.example" })),
+      ValidationError,
+    );
+  });
+
   it("derives client ids from the app name and website, unique", () => {
     const taken = new Set(["com.example.example-chat"]);
     assert.equal(
@@ -192,6 +215,49 @@ describe("licence applications", () => {
       kit.programme.applications.reject(application.id, ADMIN, "late"),
       /already approved/,
     );
+  });
+
+  it("approving a gateway application grants a gateway licence for its domain to the publisher, and registers no app", async () => {
+    const application = await submit({
+      scope: "gateway",
+      appName: "Example IRC bridge",
+      domain: "irc.gw.example.org",
+      platforms: "",
+    });
+    assert.match(kit.smtp.mails.at(-1)!.text, /Domain: +irc\.gw\.example\.org/);
+    await assert.rejects(
+      kit.programme.applications.approve(application.id, ADMIN, { clientId: "com.example.irc" }),
+      /no client id/,
+    );
+    await assert.rejects(
+      kit.programme.applications.approve(application.id, ADMIN, { maxSessions: 3 }),
+      /session limits/,
+    );
+    const { application: approved, licence } = await kit.programme.applications.approve(
+      application.id,
+      ADMIN,
+      {
+        termsRef: "gateway terms 2",
+      },
+    );
+    assert.equal(approved.status, "approved");
+    assert.equal(approved.clientId, undefined);
+    assert.equal(approved.licenceId, licence.id);
+    assert.ok(licence.scope === "gateway" && licence.domain === "irc.gw.example.org");
+    assert.equal(licence.publisherId, approved.publisherId);
+    const snapshot = await registry.snapshot();
+    assert.equal(snapshot.apps.size, 0);
+    assert.deepEqual(
+      snapshot.domainLicences.gateway.get("irc.gw.example.org")?.map((l) => l.id),
+      [licence.id],
+    );
+    const audit = await registry.audit({ kind: "application.approve" });
+    assert.equal((audit[0]!.data.after as { domain?: string }).domain, "irc.gw.example.org");
+    await kit.smtp.waitFor(3);
+    const mail = kit.smtp.mails[2]!;
+    assert.match(mail.subject, /approved: Example IRC bridge/);
+    assert.match(mail.text, new RegExp(`Licence: +${licence.id} \\(scope gateway\\)`));
+    assert.match(mail.text, /component's\s+secret\s+for\s+irc\.gw\.example\.org/);
   });
 
   it("a second application of the same publisher reuses its publisher; a chosen client id must be free", async () => {

@@ -65,13 +65,18 @@ function decisionForms(
   const path = applicationPath(a.id);
   const av = forms.approve?.values ?? {};
   const rv = forms.reject?.values ?? {};
+  const gateway = a.scope === "gateway";
   return html`<div class="grid-2">
     <form ${htmxFormAttrs("approve-form", `${path}/approve`)} class="stack card" novalidate>
       <h2>Approve</h2>
-      <p class="hint">Creates the publisher (unless you pick one), the app and its licence, and mails the publisher.</p>
+      <p class="hint">${
+        gateway
+          ? `Creates the publisher (unless you pick one) and a gateway licence for ${a.domain}, and mails the publisher. Add the component's secret with component add.`
+          : "Creates the publisher (unless you pick one), the app and its licence, and mails the publisher."
+      }</p>
       ${errorSummary(forms.approve?.errors)}
       ${csrfField(csrf)}
-      ${input({ name: "clientId", label: "Client id", value: field(av, "clientId"), errors: forms.approve?.errors, hint: "Lower case, e.g. com.example.chat. Empty: derived from the app name and website." })}
+      ${gateway ? "" : input({ name: "clientId", label: "Client id", value: field(av, "clientId"), errors: forms.approve?.errors, hint: "Lower case, e.g. com.example.chat. Empty: derived from the app name and website." })}
       ${select({
         name: "publisherId",
         label: "Publisher",
@@ -83,7 +88,7 @@ function decisionForms(
         ],
       })}
       ${input({ name: "validUntil", label: "Licence valid until (UTC, optional)", type: "datetime-local", value: field(av, "validUntil"), errors: forms.approve?.errors })}
-      ${input({ name: "maxSessions", label: "Most concurrent sessions (optional)", type: "number", min: 1, value: field(av, "maxSessions"), errors: forms.approve?.errors })}
+      ${gateway ? "" : input({ name: "maxSessions", label: "Most concurrent sessions (optional)", type: "number", min: 1, value: field(av, "maxSessions"), errors: forms.approve?.errors })}
       ${input({ name: "terms", label: "Terms reference (optional)", value: field(av, "terms"), errors: forms.approve?.errors })}
       <div class="actions"><button type="submit" data-testid="approve-submit">Approve and create the licence</button></div>
     </form>
@@ -113,7 +118,12 @@ function applicationPage(
         ["Application id", html`<code>${a.id}</code>`],
         ["Contact", `${a.contactName} <${a.contactEmail}>`],
         ["App", a.appName],
-        ["Platforms", a.platforms.join(", ")],
+        a.scope === "gateway"
+          ? [
+              "Gateway domain",
+              html`<span class="mono" data-testid="gateway-domain">${a.domain ?? "—"}</span>`,
+            ]
+          : ["Platforms", a.platforms.join(", ")],
         [
           "Website",
           a.website ? html`<a href="${a.website}" rel="noopener noreferrer">${a.website}</a>` : "—",
@@ -182,13 +192,13 @@ export function registerApplications(app: FastifyInstance, env: ConsoleEnv): voi
         ${table({
           caption: current.label,
           captionHidden: true,
-          head: ["App", "Organisation", "Submitted", "Scope", "Platforms", "Status"],
+          head: ["App", "Organisation", "Submitted", "Scope", "Platforms or domain", "Status"],
           rows: shown.map((a) => [
             html`<a href="${applicationPath(a.id)}" data-testid="application-link">${a.appName}</a>`,
             a.organisation,
             instant(a.submittedAt),
             a.scope,
-            a.platforms.join(", "),
+            a.scope === "gateway" ? (a.domain ?? "—") : a.platforms.join(", "),
             applicationBadge(a.status),
           ]),
           empty:
@@ -250,7 +260,7 @@ export function registerApplications(app: FastifyInstance, env: ConsoleEnv): voi
       const { application } = result.data as { application: Application };
       return redirect(request, reply, applicationPath(request.params.id), {
         kind: "success",
-        text: `Approved: app ${application.clientId}, licence ${application.licenceId}. The publisher has been mailed.`,
+        text: `Approved: ${application.scope === "gateway" ? `gateway ${application.domain}` : `app ${application.clientId}`}, licence ${application.licenceId}. The publisher has been mailed.`,
       });
     } catch (err) {
       const errors = formErrors(err);

@@ -1,6 +1,7 @@
 /**
  * Applying for a licence and following the applications: the form (organisation, contact,
- * app, platforms, website, expected users, scope, terms), the list with each status, and
+ * app, platforms, website, expected users, scope — a client app, or a gateway with its
+ * component domain — terms), the list with each status, and
  * one application with its history, the reason of a rejection, or the way to the app once
  * approved. The programme's Applications service validates and stores them.
  */
@@ -42,6 +43,7 @@ const LABELS: Record<string, string> = {
   website: "Website",
   expectedUsers: "Expected number of users",
   scope: "Scope",
+  domain: "Gateway domain",
   termsAccepted: "Terms",
 };
 
@@ -89,10 +91,13 @@ function applyForm(
         errors,
         options: [
           { value: "client", label: "client: an app people chat with" },
-          { value: "gateway", label: "gateway: a bridge to another network" },
-          { value: "federation", label: "federation: a server that exchanges messages with ours" },
+          {
+            value: "gateway",
+            label: "gateway: a bridge to another network, attached to our server as a component",
+          },
         ],
       })}
+      ${input({ name: "domain", label: `${LABELS.domain} (gateways only)`, value: v("domain"), errors, placeholder: "irc.gw.example.org", hint: "The domain your gateway's component uses; its users appear as addresses at it. Platforms are optional for a gateway." })}
     </fieldset>
     ${checkbox({ name: "termsAccepted", label: "I accept the licensing programme's terms for client apps", required: true, checked: v("termsAccepted") !== "", errors, hint: html`Read the <a href="${termsLink}" target="_blank" rel="noopener" data-testid="terms-link">terms of the licensing programme</a> (opens in a new tab).` })}
     <div class="actions"><button type="submit" data-testid="apply-submit">Submit the application</button></div>
@@ -109,16 +114,18 @@ function applicationPage(a: Application): SafeHtml {
     ${
       a.status === "rejected"
         ? html`<div class="flash flash-error" data-testid="rejection-reason"><strong>Reason:</strong> <span class="notice-body">${a.rejectionReason ?? "none given"}</span></div>`
-        : a.status === "approved" && a.clientId
-          ? html`<div class="flash flash-success"><p>Approved. Your app's client id is <strong class="mono">${a.clientId}</strong>.</p>
+        : a.status === "approved" && a.scope === "gateway"
+          ? html`<div class="flash flash-success"><p>Approved. The gateway licence <strong class="mono">${a.licenceId}</strong> is for <strong class="mono">${a.domain}</strong>; the network's operators configure its component secret with you.</p></div>`
+          : a.status === "approved" && a.clientId
+            ? html`<div class="flash flash-success"><p>Approved. Your app's client id is <strong class="mono">${a.clientId}</strong>.</p>
               <p><a href="${PORTAL}/apps/${encodeURIComponent(a.clientId)}" class="button" data-testid="open-app">Open the app: keys, licence and usage</a></p></div>`
-          : html`<p class="muted">The network's operators review applications in the order they arrive. We mail you when it is decided.</p>`
+            : html`<p class="muted">The network's operators review applications in the order they arrive. We mail you when it is decided.</p>`
     }
     ${facts(
       [
         ["Organisation", a.organisation],
         ["Contact", `${a.contactName} <${a.contactEmail}>`],
-        ["Platforms", a.platforms.join(", ")],
+        a.scope === "gateway" ? ["Gateway domain", a.domain ?? "—"] : ["Platforms", a.platforms.join(", ")],
         ["Website", a.website ?? "—"],
         ["Expected users", a.expectedUsers.toLocaleString("en")],
         ["Scope", a.scope],
