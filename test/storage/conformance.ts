@@ -844,6 +844,33 @@ export function runStorageConformance(
         assert.deepEqual(ids(await rooms.query({ owner: "room@conference.example.com" })), ["r1"]);
       });
 
+      it("keeps an owner's appends in call order, seen by reads made before they resolve", async () => {
+        const mam = storage.messages("mam", { ownedByAccounts: true });
+        // Not awaited, with times going backwards: the order is the order of the calls.
+        const writes = Array.from({ length: 30 }, (_, i) =>
+          mam.append(message(`n${i}`, 100_000 - i, { owner: i % 3 === 0 ? "bob" : "alice" })),
+        );
+        const expected = (owner: string) =>
+          Array.from({ length: 30 }, (_, i) => i)
+            .filter((i) => (i % 3 === 0) === (owner === "bob"))
+            .map((i) => `n${i}`);
+        assert.deepEqual(ids(await mam.query({ owner: "alice" })), expected("alice"));
+        assert.equal(await mam.count({ owner: "bob" }), 10);
+        assert.deepEqual(ids(await mam.query({ owner: "bob", limit: 3, newestFirst: true })), [
+          "n27",
+          "n24",
+          "n21",
+        ]);
+        assert.deepEqual(await Promise.all(writes), Array(30).fill(true));
+        const late = mam.append(message("last", 0));
+        assert.equal((await mam.get("alice", "last"))?.id, "last", "get sees an append made before it");
+        assert.equal(await late, true);
+        const failing = mam.append(message("gone", 1, { owner: "nobody" }));
+        const after = mam.append(message("after-failure", 2));
+        await assert.rejects(failing);
+        assert.equal(await after, true, "a failed append does not stop the owner's next ones");
+      });
+
       it("keeps appends from two handles, each id once, in one archive order for paging", async () => {
         const other = await another();
         const mine = storage.messages("mam", { ownedByAccounts: true });

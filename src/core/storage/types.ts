@@ -212,7 +212,13 @@ export class ArchiveIdNotFound extends Error {
   }
 }
 
-/** Append-and-query history of messages by owner (message archives, room history). */
+/**
+ * Append-and-query history of messages by owner (message archives, room history).
+ *
+ * A caller need not wait for an append before going on: an owner's appends are stored in
+ * the order they were made, and every read or removal sees the appends made before it in
+ * this process. (Backends batch or queue appends accordingly.)
+ */
 export interface MessageArchiveStore {
   /** Adds a message; an id the owner already has is refused (returns false). */
   append(message: ArchivedMessage): Promise<boolean>;

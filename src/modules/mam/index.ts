@@ -8,7 +8,8 @@
  * carbons, group chat, headlines or errors. A message is archived once per account: for
  * the sender as it leaves (`pre-message`), for the recipient as it arrives
  * (`message/bare|full`), after blocking and before carbons and delivery; a message an
- * account sends to itself is archived once, as sent. The archive id is the message's
+ * account sends to itself is archived once, as sent. The message does not wait for the
+ * write (its stanza-id is given first); the storage shows the write to any later query. The archive id is the message's
  * XEP-0359 stanza-id (`by` = the account): the recipient's copy carries it, and so do the
  * carbons of both sides; the sender's id is stripped before the message leaves (§3.5).
  *
@@ -102,78 +103,113 @@ export default defineModule({
 
     const prefsCache = new Map<string, ArchivePrefs>();
     const defaults = (): ArchivePrefs => ({ default: settings.defaultMode, always: [], never: [] });
-    const prefsOf = async (username: string): Promise<ArchivePrefs> => {
-      const cached = prefsCache.get(username);
+    /** Synchronous when the account's preferences are cached (the common case on the message path). */
+    /** Reads in progress, so messages arriving meanwhile wait for the same one, in order. */
+    const loading = new Map<string, Promise<ArchivePrefs>>();
+    const prefsOf = (username: string): ArchivePrefs | Promise<ArchivePrefs> => {
+      const cached = prefsCache.get(username) ?? loading.get(username);
       if (cached) return cached;
-      const prefs = parseStoredPrefs(await prefsStore.get(username, PREFS_KEY)) ?? defaults();
-      if (prefsCache.size >= PREFS_CACHE_SIZE) prefsCache.clear();
-      prefsCache.set(username, prefs);
-      return prefs;
+      const load = prefsStore
+        .get(username, PREFS_KEY)
+        .then((json) => {
+          const prefs = parseStoredPrefs(json) ?? defaults();
+          if (prefsCache.size >= PREFS_CACHE_SIZE) prefsCache.clear();
+          prefsCache.set(username, prefs);
+          return prefs;
+        })
+        .finally(() => loading.delete(username));
+      loading.set(username, load);
+      return load;
     };
     ctx.hook("account/deleted", ({ username }) => {
       prefsCache.delete(username);
     });
 
     /** Does the owner's archive take a message with `peer`? */
-    const archives = async (owner: string, peer: Jid): Promise<boolean> => {
-      const mode = modeFor(await prefsOf(owner), peer.bareString, peer.toString());
-      if (mode !== "roster") return mode === "always";
-      const roster = ctx.api<RosterApi>("roster");
-      const item = roster
-        ? await roster.getItem(owner, peer.bareString)
-        : await storage.roster.getItem(owner, peer.bareString);
-      return item !== undefined;
+    const archives = (owner: string, peer: Jid): boolean | Promise<boolean> => {
+      const decide = (prefs: ArchivePrefs): boolean | Promise<boolean> => {
+        const mode = modeFor(prefs, peer.bareString, peer.toString());
+        if (mode !== "roster") return mode === "always";
+        const roster = ctx.api<RosterApi>("roster");
+        const item = roster
+          ? roster.getItem(owner, peer.bareString)
+          : storage.roster.getItem(owner, peer.bareString);
+        return item.then((i) => i !== undefined);
+      };
+      const prefs = prefsOf(owner);
+      return prefs instanceof Promise ? prefs.then(decide) : decide(prefs);
     };
 
     // ---- archiving ----
 
-    const append = async (
+    /**
+     * Archives the message. The message goes on at once (its stanza-id is given before the
+     * write): the storage keeps an owner's appends in the order they are made and shows them
+     * to every later query, so the archive follows the order of delivery (§3.1).
+     */
+    const record = (
       owner: string,
       ownerBare: string,
       stanza: XmlElement,
       peer: Jid,
       direction: "in" | "out",
-    ): Promise<void> => {
-      const id = stanzaIds.assign(stanza, ownerBare);
-      const ok = await archive.append({
-        id,
-        owner,
-        peer: peer.bareString,
-        peerResource: peer.resource,
-        at: clock.now(),
-        direction,
-        stanza: stanza.toString(),
-        text: stanza.getChildText("body") ?? "",
-      });
-      if (ok) stats.archived++;
+    ) => {
+      archive
+        .append({
+          id: stanzaIds.assign(stanza, ownerBare),
+          owner,
+          peer: peer.bareString,
+          peerResource: peer.resource,
+          at: clock.now(),
+          direction,
+          stanza: stanza.toString(),
+          text: stanza.getChildText("body") ?? "",
+        })
+        .then(
+          (ok) => {
+            if (ok) stats.archived++;
+          },
+          async (err: unknown) => {
+            // A message for an account that does not exist is bounced by the message module.
+            if (await storage.accounts.exists(owner).catch(() => true))
+              log.error({ err, owner }, "archiving a message failed");
+          },
+        );
+    };
+
+    /** Archives when the preferences say so; synchronous when they are cached. */
+    const maybeRecord = (
+      owner: string,
+      ownerBare: string,
+      stanza: XmlElement,
+      peer: Jid,
+      direction: "in" | "out",
+    ) => {
+      const yes = archives(owner, peer);
+      if (yes === true) record(owner, ownerBare, stanza, peer, direction);
+      else if (yes instanceof Promise)
+        return yes.then((y) => {
+          if (y) record(owner, ownerBare, stanza, peer, direction);
+          return false;
+        });
+      return false;
     };
 
     ctx.hook(
       "pre-message",
-      async ({ stanza, session, from, to }: ClientStanzaEvent) => {
+      ({ stanza, session, from, to }: ClientStanzaEvent) => {
         const owner = session.username;
         if (!owner || !worthArchiving(stanza)) return false;
-        const peer = to ?? from.bare();
-        if (!(await archives(owner, peer))) return false;
-        await append(owner, from.bareString, stanza, peer, "out");
-        return false;
+        return maybeRecord(owner, from.bareString, stanza, to ?? from.bare(), "out");
       },
       ARCHIVE_PRIORITY,
     );
 
-    const received = async ({ stanza, from, to, origin }: StanzaEvent): Promise<false> => {
+    const received = ({ stanza, from, to, origin }: StanzaEvent) => {
       if (to.local === "" || !worthArchiving(stanza)) return false;
       // Sent by the account itself: archived once already, as it left.
       if (origin && origin.username === to.local && from.domain === to.domain) return false;
-      if (!(await archives(to.local, from))) return false;
-      try {
-        await append(to.local, to.bareString, stanza, from, "in");
-      } catch (err) {
-        // No such account: the message module answers the sender.
-        if (!(await storage.accounts.exists(to.local))) return false;
-        throw err;
-      }
-      return false;
+      return maybeRecord(to.local, to.bareString, stanza, from, "in");
     };
     ctx.hook("message/bare", received, ARCHIVE_PRIORITY);
     ctx.hook("message/full", received, ARCHIVE_PRIORITY);

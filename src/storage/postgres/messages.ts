@@ -62,6 +62,8 @@ export class PostgresMessageArchiveStore implements MessageArchiveStore {
   readonly #append: Statement;
   readonly #seqOf: Statement;
   readonly #get: Statement;
+  /** The last append of each owner, settled either way. */
+  readonly #tails = new Map<string, Promise<void>>();
 
   constructor(
     private readonly db: PostgresDatabase,
@@ -88,7 +90,31 @@ export class PostgresMessageArchiveStore implements MessageArchiveStore {
     );
   }
 
-  async append(m: ArchivedMessage): Promise<boolean> {
+  /**
+   * An owner's appends run one after another, in the order they were made (a caller need not
+   * wait for one before making the next), and reads of that owner wait for them.
+   */
+  append(m: ArchivedMessage): Promise<boolean> {
+    const previous = this.#tails.get(m.owner) ?? Promise.resolve();
+    const write = previous.then(() => this.#write(m));
+    const tail = write.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#tails.set(m.owner, tail);
+    void tail.then(() => {
+      if (this.#tails.get(m.owner) === tail) this.#tails.delete(m.owner);
+    });
+    return write;
+  }
+
+  /** Waits for the appends made so far (of one owner, or of all). */
+  async #settled(owner?: string): Promise<void> {
+    if (owner !== undefined) await this.#tails.get(owner);
+    else await Promise.all([...this.#tails.values()]);
+  }
+
+  async #write(m: ArchivedMessage): Promise<boolean> {
     const values = [
       this.store,
       m.owner,
@@ -107,6 +133,7 @@ export class PostgresMessageArchiveStore implements MessageArchiveStore {
   }
 
   async query(q: MessageQuery): Promise<{ messages: ArchivedMessage[]; complete: boolean }> {
+    await this.#settled(q.owner);
     const after = q.afterId === undefined ? undefined : await this.#seq(q.owner, q.afterId);
     const before = q.beforeId === undefined ? undefined : await this.#seq(q.owner, q.beforeId);
     const used = FILTERS.filter((f) => f.use(q));
@@ -135,6 +162,7 @@ export class PostgresMessageArchiveStore implements MessageArchiveStore {
   }
 
   async count(q: MessageQuery): Promise<number> {
+    await this.#settled(q.owner);
     const used = FILTERS.filter((f) => f.use(q));
     const statement = this.#statement(
       `count:${this.#mask(q)}`,
@@ -149,11 +177,13 @@ export class PostgresMessageArchiveStore implements MessageArchiveStore {
   }
 
   async get(owner: string, id: string): Promise<ArchivedMessage | undefined> {
+    await this.#settled(owner);
     const [row] = await this.db.query<MessageRow>(this.#get, [this.store, owner, id]);
     return row && toMessage(row);
   }
 
   async remove(owner: string, ids?: string[]): Promise<number> {
+    await this.#settled(owner);
     if (ids === undefined) {
       const all = this.#statement(
         "remove-all",
@@ -170,6 +200,7 @@ export class PostgresMessageArchiveStore implements MessageArchiveStore {
   }
 
   async prune(before: number, owner?: string): Promise<number> {
+    await this.#settled(owner);
     if (owner === undefined) {
       const all = this.#statement(
         "prune-all",

@@ -43,7 +43,7 @@ export class SqliteStorage implements Storage {
   readonly #keyValueStores = new Map<string, KeyValueStore>();
   readonly #documentStores = new Map<string, DocumentStore<unknown>>();
   readonly #archiveStores = new Map<string, ArchiveStore<unknown>>();
-  readonly #messageStores = new Map<string, MessageArchiveStore>();
+  readonly #messageStores = new Map<string, SqliteMessageArchiveStore>();
   readonly #guard: AccountGuard;
 
   constructor(db: Database.Database, now: () => number = Date.now) {
@@ -105,6 +105,7 @@ export class SqliteStorage implements Storage {
 
   async close(): Promise<void> {
     if (!this.#db.open) return;
+    for (const m of this.#messageStores.values()) m.flush();
     // synchronous=NORMAL defers fsync to checkpoints. Copy what we can into the database file
     // (PASSIVE never waits), then fsync whatever another connection (the CLI) keeps in the WAL.
     this.#db.pragma("wal_checkpoint(PASSIVE)");

@@ -33,15 +33,20 @@ export class SqliteMessageArchiveStore implements MessageArchiveStore {
   readonly #db: Database.Database;
   readonly #table: string;
   readonly #store: string;
-  readonly #guard: AccountGuard | undefined;
   readonly #insert: Database.Statement<unknown[], unknown>;
   readonly #seqOf: Database.Statement<[string, string, string], number>;
   readonly #get: Database.Statement<[string, string, string], MessageRow>;
+  readonly #pending: {
+    owner: string;
+    row: unknown[];
+    resolve: (written: boolean) => void;
+    reject: (err: unknown) => void;
+  }[] = [];
+  #scheduled = false;
 
   constructor(db: Database.Database, store: string, guard: AccountGuard | undefined) {
     this.#db = db;
     this.#store = store;
-    this.#guard = guard;
     this.#table = guard ? "account_messages" : "room_messages";
     this.#insert = db.prepare(
       `INSERT INTO ${this.#table} (store, ${COLUMNS}, folded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -55,28 +60,65 @@ export class SqliteMessageArchiveStore implements MessageArchiveStore {
     this.#get = db.prepare(`SELECT ${COLUMNS} FROM ${this.#table} WHERE store = ? AND owner = ? AND id = ?`);
   }
 
+  /**
+   * Appends wait for the end of the current turn of the event loop and are written together,
+   * in one transaction (a commit costs far more than an insert). Every read and removal
+   * writes what is waiting first, so it sees every append made before it.
+   */
   async append(m: ArchivedMessage): Promise<boolean> {
-    const write = () =>
-      (
-        this.#insert.run(
-          this.#store,
-          m.id,
-          m.owner,
-          m.peer,
-          m.peerResource,
-          m.at,
-          m.direction,
-          m.stanza,
-          m.text,
-          foldText(m.text),
-        ) as Database.RunResult
-      ).changes === 1;
-    if (!this.#guard) return write();
-    this.#guard.require(m.owner);
-    return forAccount(m.owner, write);
+    // No account check here: the foreign key refuses a missing account when the batch is
+    // written, and that row alone then fails with UnknownAccountError (see flush).
+    const row = [
+      this.#store,
+      m.id,
+      m.owner,
+      m.peer,
+      m.peerResource,
+      m.at,
+      m.direction,
+      m.stanza,
+      m.text,
+      foldText(m.text),
+    ];
+    return new Promise<boolean>((resolve, reject) => {
+      this.#pending.push({ owner: m.owner, row, resolve, reject });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Writes the waiting appends now (reads, removals and closing the storage call it). */
+  flush(): void {
+    this.#scheduled = false;
+    if (this.#pending.length === 0) return;
+    const batch = this.#pending.splice(0);
+    let written: boolean[];
+    try {
+      written = this.#db.transaction(() =>
+        batch.map((p) => (this.#insert.run(...p.row) as Database.RunResult).changes === 1),
+      )();
+    } catch {
+      // One failing row (its account deleted meanwhile) must not cost the others.
+      for (const p of batch) {
+        try {
+          p.resolve(
+            forAccount(p.owner, () => (this.#insert.run(...p.row) as Database.RunResult).changes === 1),
+          );
+        } catch (err) {
+          p.reject(err);
+        }
+      }
+      return;
+    }
+    batch.forEach((p, i) => {
+      p.resolve(written[i]!);
+    });
   }
 
   async query(q: MessageQuery): Promise<{ messages: ArchivedMessage[]; complete: boolean }> {
+    this.flush();
     const { where, params } = this.#filters(q, true);
     const limit = q.limit ?? -1;
     const sql = `SELECT ${COLUMNS} FROM ${this.#table} WHERE ${where.join(" AND ")}
@@ -89,6 +131,7 @@ export class SqliteMessageArchiveStore implements MessageArchiveStore {
   }
 
   async count(q: MessageQuery): Promise<number> {
+    this.flush();
     const { where, params } = this.#filters(q, false);
     return this.#db
       .prepare(`SELECT count(*) FROM ${this.#table} WHERE ${where.join(" AND ")}`)
@@ -97,11 +140,13 @@ export class SqliteMessageArchiveStore implements MessageArchiveStore {
   }
 
   async get(owner: string, id: string): Promise<ArchivedMessage | undefined> {
+    this.flush();
     const row = this.#get.get(this.#store, owner, id);
     return row ? toMessage(row) : undefined;
   }
 
   async remove(owner: string, ids?: string[]): Promise<number> {
+    this.flush();
     if (ids === undefined) {
       return this.#db
         .prepare(`DELETE FROM ${this.#table} WHERE store = ? AND owner = ?`)
@@ -115,6 +160,7 @@ export class SqliteMessageArchiveStore implements MessageArchiveStore {
   }
 
   async prune(before: number, owner?: string): Promise<number> {
+    this.flush();
     if (owner === undefined) {
       return this.#db
         .prepare(`DELETE FROM ${this.#table} WHERE store = ? AND at < ?`)
