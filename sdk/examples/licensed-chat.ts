@@ -11,7 +11,10 @@
  * Incoming messages print as "< from: text", presence as "* from is available",
  * server notices (headlines) as "! notice: …". When the network refuses this
  * build the client prints the reason, the minimum version and the upgrade link,
- * and exits with status 3.
+ * and exits with status 3. It exits with 0 after /quit (or the end of its input),
+ * and with 1, after "! cannot connect: <why>", when it cannot log in. Against a
+ * server with a self-signed certificate (the default of `switchboard start`), add
+ * --insecure (never on a real network).
  */
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
@@ -20,11 +23,21 @@ import { type Element, xml } from "@xmpp/client";
 import { type LicensedClient, licensedClient } from "../licensed-client.js";
 import { type LicenceRefusedError, licenceRefusal } from "../refusal.js";
 
+/** Exit statuses: 0 after /quit or the end of input, 1 when the client cannot connect, 2 on bad usage. */
+const EXIT_FAILED = 1;
 const EXIT_REFUSED = 3;
 
 const USAGE = `usage: licensed-chat --jid USER@DOMAIN (--password-file FILE | env CHAT_PASSWORD)
          --key PRIVATE_KEY.pem --client-id ID --key-id ID --version X.Y.Z
-         [--platform NAME] [--service xmpp://HOST:PORT] [--resource NAME] [--to JID] [--insecure]`;
+         [--platform NAME] [--service xmpp://HOST:PORT] [--resource NAME] [--to JID]
+         [--timeout SECONDS] [--insecure]
+
+  --insecure   accept the server's certificate unchecked: for a test server whose
+               certificate is self-signed (switchboard start makes one), never on a real network
+  --timeout    how long to wait for each answer of the server (default 10)
+
+Exit status: 0 after /quit or the end of input, 1 when it cannot connect, 2 on bad
+usage, 3 when the network refuses this build.`;
 
 function platformName(): string {
   const names: Record<string, string> = { darwin: "macos", win32: "windows" };
@@ -45,6 +58,7 @@ function options() {
       resource: { type: "string" },
       to: { type: "string" },
       insecure: { type: "boolean", default: false },
+      timeout: { type: "string", default: "10" },
       help: { type: "boolean", default: false },
     },
   });
@@ -61,6 +75,10 @@ function options() {
   if (password === undefined) missing.push("password-file");
   if (missing.length) {
     process.stderr.write(`missing: ${missing.map((m) => `--${m}`).join(", ")}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (!/^\d+(\.\d+)?$/.test(values.timeout) || Number(values.timeout) <= 0) {
+    process.stderr.write(`--timeout: ${values.timeout} is not a number of seconds\n`);
     process.exit(2);
   }
   const jid = values.jid!;
@@ -108,6 +126,20 @@ function showStanza(el: Element): void {
   }
 }
 
+/**
+ * An error as one line of text. Node's connection errors may carry an empty message (an
+ * AggregateError of every address tried, for one): their code, or the inner errors, say it.
+ */
+function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err) || "unknown error";
+  const inner = err instanceof AggregateError ? err.errors.map(describeError) : [];
+  const code = (err as { code?: unknown }).code;
+  const parts = [err.message, inner.length ? [...new Set(inner)].join("; ") : ""].filter(Boolean);
+  if (parts.length === 0 && typeof code === "string") parts.push(code);
+  if (parts.length === 0 && err.name === "TimeoutError") parts.push("no answer from the server in time");
+  return parts.join(": ") || err.name || "unknown error";
+}
+
 async function main(): Promise<void> {
   const opts = options();
   if (opts.insecure) {
@@ -120,6 +152,8 @@ async function main(): Promise<void> {
     username: opts.username,
     password: opts.password,
     ...(opts.resource ? { resource: opts.resource } : {}),
+    // Each step's wait for the server (@xmpp/client's default is 2 s, short for a busy server).
+    timeout: Number(opts.timeout) * 1000,
     licence: {
       clientId: opts["client-id"]!,
       keyId: opts["key-id"]!,
@@ -130,6 +164,25 @@ async function main(): Promise<void> {
   });
   let recipient = opts.to;
   let refused = false;
+  let online = false;
+
+  // One way out, whatever asks for it first (/quit, the end of input, a refusal, Ctrl-C):
+  // @xmpp/client's stop() must not run twice at once (a second call detaches the XML parser
+  // while the server's answer to the first is still arriving).
+  let quitting: Promise<never> | undefined;
+  const quit = (code: number): Promise<never> => {
+    quitting ??= (async () => {
+      client.reconnect.stop();
+      try {
+        await client.stop();
+      } catch {
+        // The connection is going away anyway; what matters is the exit status.
+      }
+      if (code === 0) say("* disconnected");
+      process.exit(code);
+    })();
+    return quitting;
+  };
 
   client.on("licence-refused", (r: LicenceRefusedError) => {
     refused = true;
@@ -141,44 +194,38 @@ async function main(): Promise<void> {
       say(`! version ${accepted.recommended.version} is recommended: get it${url}`);
     }
   });
+  // Before the client is online, start() rejects with the same error and it is reported there.
   client.on("error", (err: Error) => {
-    if (!licenceRefusal(err)) say(`! error: ${err.message}`);
+    if (online && !licenceRefusal(err)) say(`! error: ${describeError(err)}`);
   });
   client.on("stanza", showStanza);
-  client.on("offline", () => {
-    say("* disconnected");
-    process.exit(refused ? EXIT_REFUSED : 0);
-  });
   client.on("disconnect", () => {
-    if (refused) process.exit(EXIT_REFUSED);
+    if (refused) void quit(EXIT_REFUSED);
+    else if (online && !quitting) say("* connection lost, reconnecting");
   });
 
   try {
     const jid = await client.start();
+    online = true;
     say(`* connected as ${jid.toString()} (mode ${client.licence.offer?.mode ?? "not offered"})`);
   } catch (err) {
     const r = licenceRefusal(err);
-    if (!r) say(`! cannot connect: ${(err as Error).message}`);
+    if (!r) say(`! cannot connect: ${describeError(err)}`);
     else if (!refused) say(refusalNotice(r));
-    await client.stop().catch(() => undefined);
-    process.exit(r ? EXIT_REFUSED : 1);
+    return quit(r ? EXIT_REFUSED : EXIT_FAILED);
   }
   await client.send(xml("presence"));
 
   const input = createInterface({ input: process.stdin });
   input.on("line", (line) => {
-    void command(line.trim()).catch((err: Error) => say(`! ${err.message}`));
+    void command(line.trim()).catch((err: unknown) => say(`! ${describeError(err)}`));
   });
-  input.on("close", () => {
-    void client.stop().catch(() => process.exit(0));
-  });
+  input.on("close", () => void quit(0));
+  process.once("SIGINT", () => void quit(0));
 
   async function command(line: string): Promise<void> {
     if (line === "") return;
-    if (line === "/quit") {
-      await client.stop();
-      return;
-    }
+    if (line === "/quit") return quit(0);
     if (line.startsWith("/to ")) {
       recipient = line.slice(4).trim();
       say(`* talking to ${recipient}`);
@@ -208,7 +255,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: Error) => {
-  process.stderr.write(`licensed-chat: ${err.stack ?? err.message}\n`);
-  process.exit(1);
+main().catch((err: unknown) => {
+  process.stderr.write(
+    `licensed-chat: ${err instanceof Error ? (err.stack ?? describeError(err)) : describeError(err)}\n`,
+  );
+  process.exit(EXIT_FAILED);
 });

@@ -42,8 +42,9 @@ export class ExampleProcess {
       appendFileSync(logFile, `[${label} stderr] ${d}`);
     });
     proc.stdin!.on("error", () => undefined);
+    // "close", not "exit": by then everything it printed has been read.
     this.exited = new Promise((resolve) => {
-      proc.once("exit", (code) => {
+      proc.once("close", (code) => {
         running.delete(proc);
         this.lines.close(`exited with code ${code}`);
         resolve(code);
@@ -58,6 +59,11 @@ export class ExampleProcess {
 
   write(line: string): void {
     this.proc.stdin!.write(line + "\n");
+  }
+
+  /** Ends its input (what Ctrl-D does in a terminal, or the end of a piped script). */
+  endInput(): void {
+    this.proc.stdin!.end();
   }
 
   /** The exit code, waiting at most `timeoutMs`. */
@@ -96,6 +102,10 @@ export function startChatExample(
     version: string;
     resource?: string;
     to?: string;
+    /** Default true: the test server's certificate is self-signed. */
+    insecure?: boolean;
+    /** Default: the server's STARTTLS port. */
+    service?: string;
   },
 ): ExampleProcess {
   const args = [
@@ -115,11 +125,11 @@ export function startChatExample(
     "--platform",
     "linux",
     "--service",
-    `xmpp://${server.host}:${server.c2sPort}`,
+    opts.service ?? `xmpp://${server.host}:${server.c2sPort}`,
     "--resource",
     opts.resource ?? "cli",
-    "--insecure",
   ];
+  if (opts.insecure ?? true) args.push("--insecure");
   if (opts.to) args.push("--to", opts.to);
   const proc = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ["pipe", "pipe", "pipe"] });
   return new ExampleProcess(proc, `licensed-chat ${opts.user} ${opts.version}`, server.logFile);
