@@ -79,6 +79,12 @@ export const CoreConfigSchema = z.object({
     .default(["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"]),
   /** Offers XEP-0388 SASL2 beside RFC 6120 SASL (same mechanisms; no stream restart). */
   sasl2: z.boolean().default(true),
+  /**
+   * XEP-0386 Bind 2 inside SASL2: bind, resume and enable session features in the
+   * authentication round trip. Off by default: clients that offer it then get resources of
+   * the form `tag/id` instead of the one they asked for.
+   */
+  bind2: z.boolean().default(false),
   limits: LimitsSchema,
   /** Names of modules not to load. */
   disabledModules: z.array(z.string()).default([]),

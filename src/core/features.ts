@@ -81,10 +81,43 @@ export interface Sasl2InlineOutcome {
 export interface Sasl2Inline {
   /** Advertised inside <authentication/>'s <inline/>; nothing: not on this session. */
   offer?(session: ClientSession): XmlElement | undefined | Promise<XmlElement | undefined>;
-  authenticate(
+  /** Before the mechanism starts (the password is not checked yet). */
+  authenticate?(
     session: ClientSession,
     element: XmlElement,
   ): Sasl2InlineOutcome | undefined | Promise<Sasl2InlineOutcome | undefined>;
+  /**
+   * After the mechanism succeeded, before <success/> is written and before any Bind 2 request
+   * (XEP-0198 inline resumption). `resumed`: the stream took over an existing session, so
+   * there is nothing to bind and no features follow; `afterSuccess` runs once <success/> is written.
+   */
+  authenticated?(
+    session: ClientSession,
+    element: XmlElement,
+  ): Sasl2AfterAuthOutcome | undefined | Promise<Sasl2AfterAuthOutcome | undefined>;
+}
+
+export interface Sasl2AfterAuthOutcome {
+  /** Goes into the SASL2 <success/>. */
+  answer?: XmlElement;
+  resumed?: boolean;
+  afterSuccess?: () => void;
+}
+
+/**
+ * XEP-0386 Bind 2: a session feature a client may enable inside its <bind/> request, listed
+ * as <feature var/> in the bind feature's <inline/>. `enable` runs on the freshly bound
+ * session before <success/> is written; its answer goes into <bound/>.
+ */
+export interface Bind2Inline {
+  /** The feature's disco name or namespace (the `var`). */
+  var: string;
+  /** The element names it takes (default: any in `var`'s namespace). */
+  elements?: string[];
+  enable(
+    session: ClientSession,
+    element: XmlElement,
+  ): XmlElement | undefined | Promise<XmlElement | undefined>;
 }
 
 export interface StreamFeatureProvider {
@@ -100,6 +133,8 @@ export interface StreamFeatureProvider {
   handle?(session: ClientSession, element: XmlElement): void | Promise<void>;
   /** Pre-auth only: the same feature inside a SASL2 <authenticate/>, its element in one of `namespaces`. */
   sasl2?: Sasl2Inline;
+  /** Post-auth only: the same feature enabled inside a Bind 2 request (XEP-0386). */
+  bind2?: Bind2Inline;
 }
 
 export class StreamFeatureRegistry {

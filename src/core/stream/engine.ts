@@ -345,11 +345,38 @@ export class ClientStream implements SessionStream, TransportSink {
    * SASL2 it does not, and the post-authentication features follow at once.
    */
   completeAuthentication(username: string, { restart }: { restart: boolean }): void {
+    this.authenticated(username);
+    if (restart) this.transport.restartStream();
+    else void this.sendFeatures();
+  }
+
+  /** SASL succeeded: the session has its account (SASL2 may bind or resume before answering). */
+  authenticated(username: string): void {
     this.session.username = username;
     this.session.authenticated = true;
     this.phase = "post-auth";
-    if (restart) this.transport.restartStream();
-    else void this.sendFeatures();
+  }
+
+  /** After SASL2 without Bind 2 or resumption: the post-authentication features. */
+  offerPostAuthFeatures(): void {
+    void this.sendFeatures();
+  }
+
+  /**
+   * Binds a resource to this stream's authenticated session (RFC 6120 bind IQ, XEP-0386 Bind 2).
+   * The caller fires `session/bound` once its answer is written. StanzaError when refused.
+   */
+  async bindResource(requested: string | undefined): Promise<Jid | undefined> {
+    const jid = await this.svc.sessions.bind(this.session, requested);
+    if (this.closed) {
+      this.svc.sessions.unbind(this.session);
+      return undefined;
+    }
+    this.session.bound = true;
+    this.phase = "bound";
+    clearTimeout(this.authTimer);
+    this.armIdleTimeout();
+    return jid;
   }
 
   /**
@@ -393,22 +420,15 @@ export class ClientStream implements SessionStream, TransportSink {
     const fail = (err: StanzaError) =>
       this.writeStanza(x("iq", { type: "error", id: iq.attrs.id }, payload, err.toElement()));
     if (type === "set" && payload?.name === "bind" && payload.attrs.xmlns === NS_BIND) {
-      let jid: Jid;
+      let jid: Jid | undefined;
       try {
         if (iq.attrs.id === undefined) throw new StanzaError("bad-request", "IQ without id");
-        jid = await this.svc.sessions.bind(this.session, payload.getChildText("resource"));
+        jid = await this.bindResource(payload.getChildText("resource"));
       } catch (err) {
         if (err instanceof StanzaError) return fail(err);
         throw err;
       }
-      if (this.closed) {
-        this.svc.sessions.unbind(this.session);
-        return;
-      }
-      this.session.bound = true;
-      this.phase = "bound";
-      clearTimeout(this.authTimer);
-      this.armIdleTimeout();
+      if (!jid) return;
       reply(x("bind", { xmlns: NS_BIND }, x("jid", null, jid.toString())));
       await this.svc.hooks.fireAsync("session/bound", { session: this.session });
       return;

@@ -34,7 +34,7 @@ export interface SaslFraming {
   /** `element`: an application element, where the profile has room for one (SASL2 only). */
   failure(condition: FailureCondition, text: string | undefined, element?: XmlElement): XmlElement;
   /** Tells the client it is authenticated, and completes the authentication of the stream. */
-  succeed(username: string, additionalData: Buffer | undefined): void;
+  succeed(username: string, additionalData: Buffer | undefined): void | Promise<void>;
 }
 
 /** RFC 6120 §6.4: the client restarts the stream after <success/>. */
@@ -230,7 +230,7 @@ export class SaslNegotiator {
     if (this.conn.closed) return;
     if (refusal) return this.refuseLogin(refusal);
     this.svc.log.debug({ session: this.conn.session.id, username }, "authenticated");
-    this.framing.succeed(username, result.data);
+    await this.framing.succeed(username, result.data);
   }
 
   /**

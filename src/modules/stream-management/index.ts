@@ -102,7 +102,7 @@ export default defineModule({
       xep: "0198",
       version: "1.6.3",
       status: "complete",
-      notes: "resumption on any transport; no 'location'; SASL2/Bind2 inline forms not yet",
+      notes: "resumption on any transport, also inside SASL2; enabled inside Bind 2; no 'location'",
     },
   ],
   dependencies: ["message"],
@@ -135,6 +135,29 @@ export default defineModule({
       offer: () => x("sm", { xmlns: NS_SM }),
       namespaces: [NS_SM],
       handle: (session, el) => handle(session, el),
+      // XEP-0198 §7.1: <enable/> inside a Bind 2 request; its answer goes into <bound/>.
+      bind2: { var: NS_SM, elements: ["enable"], enable: (session, el) => enabling(session, el) },
+    });
+
+    // XEP-0198 §7.2: <resume/> inside a SASL2 <authenticate/>, handled once the account is proven.
+    ctx.addStreamFeature({
+      name: "stream-management-sasl2",
+      stage: "pre-auth",
+      offer: () => undefined,
+      namespaces: [NS_SM],
+      sasl2: {
+        offer: () => x("sm", { xmlns: NS_SM }),
+        authenticated: (session, el) => {
+          if (el.name !== "resume") return undefined;
+          const outcome = resuming(session, el);
+          const resumed = outcome.resumed;
+          return {
+            answer: outcome.answer,
+            resumed: resumed !== undefined,
+            ...(resumed ? { afterSuccess: () => resend(resumed) } : {}),
+          };
+        },
+      },
     });
 
     const write = (session: ClientSession, el: XmlElement) => sessionControl.write(session, el);
@@ -165,14 +188,12 @@ export default defineModule({
     }
 
     function enable(session: ClientSession, el: XmlElement): void {
-      if (!session.bound) {
-        write(session, failed("unexpected-request"));
-        return;
-      }
-      if (state.get(session)) {
-        write(session, failed("unexpected-request"));
-        return;
-      }
+      write(session, enabling(session, el));
+    }
+
+    /** <enable/> (on the stream or inside a Bind 2 request): the <enabled/> or <failed/> to answer. */
+    function enabling(session: ClientSession, el: XmlElement): XmlElement {
+      if (!session.bound || state.get(session)) return failed("unexpected-request");
       const wantsResume = el.attrs.resume === "true" || el.attrs.resume === "1";
       const asked = Number(el.attrs.max);
       const resumeSeconds =
@@ -195,36 +216,42 @@ export default defineModule({
       state.set(session, st);
       if (id) byId.set(id, st);
       stats.enabled++;
-      write(
-        session,
-        x("enabled", {
-          xmlns: NS_SM,
-          id,
-          resume: resumable ? "true" : undefined,
-          max: resumable ? String(resumeSeconds) : undefined,
-        }),
-      );
+      return x("enabled", {
+        xmlns: NS_SM,
+        id,
+        resume: resumable ? "true" : undefined,
+        max: resumable ? String(resumeSeconds) : undefined,
+      });
     }
 
     function resume(session: ClientSession, el: XmlElement): void {
-      if (session.bound || state.get(session)) {
-        write(session, failed("unexpected-request"));
+      const outcome = resuming(session, el);
+      if (!outcome.resumed) {
+        write(session, outcome.answer);
         return;
       }
+      write(outcome.resumed.session, outcome.answer);
+      resend(outcome.resumed);
+    }
+
+    /**
+     * <resume/> (on the stream, or inside a SASL2 <authenticate/>): takes the kept session
+     * over, or says why not. The caller writes the answer, then `resend`s what is unacknowledged.
+     */
+    function resuming(session: ClientSession, el: XmlElement): { answer: XmlElement; resumed?: SmState } {
+      if (session.bound || state.get(session)) return { answer: failed("unexpected-request") };
       const h = parseH(el.attrs.h);
       const previd = el.attrs.previd;
       if (h === undefined || !previd) {
         stats.failedResumptions++;
-        write(session, failed("bad-request"));
-        return;
+        return { answer: failed("bad-request") };
       }
       const st = byId.get(previd);
       if (!st || !sameAccount(st.session, session)) {
         stats.failedResumptions++;
         const gone = ended.get(previd);
         const known = gone !== undefined && gone.username === session.username;
-        write(session, failed("item-not-found", known ? gone.h : undefined));
-        return;
+        return { answer: failed("item-not-found", known ? gone.h : undefined) };
       }
       // Throws HandledCountTooHigh before anything changed: the kept session stays as it was.
       let acked: Entry[];
@@ -244,7 +271,12 @@ export default defineModule({
       sessionControl.resume(kept, session);
       stats.resumed++;
       st.requestedAt = undefined;
-      write(kept, x("resumed", { xmlns: NS_SM, previd, h: String(st.inbound) }));
+      return { answer: x("resumed", { xmlns: NS_SM, previd, h: String(st.inbound) }), resumed: st };
+    }
+
+    /** After <resumed/>: what the client has not acknowledged, again, and the news for other modules. */
+    function resend(st: SmState): void {
+      const kept = st.session;
       for (const entry of st.queue.pending()) write(kept, entry.stanza);
       if (st.queue.length > 0) scheduleRequest(st);
       log.debug({ session: kept.id, resent: st.queue.length }, "session resumed");
