@@ -2,16 +2,18 @@
  * A real gateway into another network: Biboumi (Debian's XMPP↔IRC gateway) attached as a
  * component, ngIRCd (Debian) as the IRC network, both started here on loopback. A
  * Switchboard user joins an IRC channel through the gateway and talks with an IRC client.
+ * Under `enforce` the gateway needs a gateway licence: without one it is detached and cannot
+ * attach again; with one it attaches; revoking it detaches Biboumi within a second.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { connectJs, type JsPeer } from "../helpers/js-client.js";
-import { cli } from "../helpers/licensed-setup.js";
+import { cli, policySet } from "../helpers/licensed-setup.js";
 import { freePorts, startServer, type TestServer } from "../helpers/server.js";
 import { commandSucceeds, requirePeer } from "../helpers/services.js";
 import { xml } from "../helpers/stanza.js";
@@ -120,6 +122,44 @@ describe("an IRC gateway (Biboumi) as a component, with ngIRCd", { skip }, () =>
   let alice: JsPeer;
   let bob: IrcClient;
 
+  let biboumiRuns = 0;
+  function startBiboumi(): void {
+    biboumi = run("biboumi", [path.join(dir, "biboumi.cfg")], path.join(dir, `biboumi-${++biboumiRuns}.log`));
+  }
+  const running = (p: ChildProcess) => p.exitCode === null && p.signalCode === null;
+  const refusals = () =>
+    (readFileSync(server.logFile, "utf8").match(/"msg":"component refused"/g) ?? []).length;
+
+  /** Is the gateway attached, as the server's disco#items says? */
+  async function attached(): Promise<boolean> {
+    const items = await alice.iq(
+      xml(
+        "iq",
+        { type: "get", to: "localhost" },
+        xml("query", { xmlns: "http://jabber.org/protocol/disco#items" }),
+      ),
+    );
+    return (
+      items
+        .getChild("query")
+        ?.getChildren("item")
+        .some((i) => i.attrs.jid === GATEWAY) === true
+    );
+  }
+
+  /** Waits until the gateway is (or is no longer) attached; resolves with the time it took. */
+  async function waitAttached(want: boolean, timeoutMs: number): Promise<number> {
+    const start = Date.now();
+    for (;;) {
+      if ((await attached()) === want) return Date.now() - start;
+      if (Date.now() - start > timeoutMs)
+        throw new Error(
+          `biboumi is ${want ? "not " : "still "}attached after ${timeoutMs} ms; server log:\n${server.logTail()}`,
+        );
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), "switchboard-gateway-"));
     writeFileSync(
@@ -165,29 +205,11 @@ describe("an IRC gateway (Biboumi) as a component, with ngIRCd", { skip }, () =>
         "",
       ].join("\n"),
     );
-    biboumi = run("biboumi", [path.join(dir, "biboumi.cfg")], path.join(dir, "biboumi.log"));
+    startBiboumi();
     // The gateway is attached when the server lists it.
     alice = await connectJs(server, { user: "alice", password: PW.alice, resource: "desk" });
     await alice.send(xml("presence"));
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const items = await alice.iq(
-        xml(
-          "iq",
-          { type: "get", to: "localhost" },
-          xml("query", { xmlns: "http://jabber.org/protocol/disco#items" }),
-        ),
-      );
-      if (
-        items
-          .getChild("query")
-          ?.getChildren("item")
-          .some((i) => i.attrs.jid === GATEWAY)
-      )
-        break;
-      if (Date.now() > deadline) throw new Error(`biboumi did not attach; server log:\n${server.logTail()}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await waitAttached(true, 15_000);
     bob = await IrcClient.connect("ircbob");
     bob.send("JOIN #switchboard");
     await bob.waitFor(/ JOIN :?#switchboard/, "bob's own join");
@@ -237,5 +259,40 @@ describe("an IRC gateway (Biboumi) as a component, with ngIRCd", { skip }, () =>
     );
     assert.equal(got.attrs.from, `${CHANNEL}/ircbob`);
     assert.equal(got.attrs.type, "groupchat");
+  });
+
+  test("under enforce Biboumi needs a gateway licence: detached and refused without one, attached with one, detached when it is revoked", async () => {
+    // alice's own client proves no licence: she is exempt, so that only the gateway is under the policy.
+    await policySet(server, "--mode", "enforce", "--exempt", "alice");
+    await waitAttached(false, 5000);
+    // Biboumi retries (or is restarted): every attempt is refused at its handshake.
+    const refusedBefore = refusals();
+    if (!running(biboumi)) startBiboumi();
+    const deadline = Date.now() + 20_000;
+    while (refusals() === refusedBefore && Date.now() < deadline) {
+      if (!running(biboumi)) startBiboumi();
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.match(
+      server.logTail(),
+      /holds no gateway licence/,
+      "Biboumi's attempt refused for want of a licence",
+    );
+    assert.equal(await attached(), false);
+
+    const granted = (await cli(server, ["licence", "grant", GATEWAY, "--scope", "gateway"])) as {
+      licence: { id: string };
+    };
+    const attachBy = Date.now() + 30_000;
+    while (!(await attached())) {
+      if (Date.now() > attachBy)
+        throw new Error(`biboumi did not attach with a licence:\n${server.logTail()}`);
+      if (!running(biboumi)) startBiboumi();
+      await new Promise((r) => setTimeout(r, 250));
+    }
+
+    await cli(server, ["licence", "revoke", granted.licence.id]);
+    const took = await waitAttached(false, 5000);
+    assert.ok(took < 1500, `detached ${took} ms after the command returned`);
   });
 });
