@@ -7,6 +7,7 @@
  * that cannot be reached.
  */
 import assert from "node:assert/strict";
+import net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { chatBothWays, LINK_WAIT_MS, metricValues, subscribe } from "../helpers/federation.js";
 import { connectJs, type JsPeer } from "../helpers/js-client.js";
@@ -129,6 +130,35 @@ describe("two Switchboard servers federating with Server Dialback (self-signed c
     assert.ok(got.getChild("delay", "urn:xmpp:delay"), "stored messages carry a delay stamp");
   });
 
+  test("blocking works for a contact on the other server (XEP-0191)", async () => {
+    await alice.iq(
+      xml(
+        "iq",
+        { type: "set" },
+        xml("block", { xmlns: "urn:xmpp:blocking" }, xml("item", { jid: "bob@b.test" })),
+      ),
+    );
+    await bob.send(
+      xml("message", { to: "alice@a.test", type: "chat", id: "m-blocked" }, xml("body", {}, "blocked?")),
+    );
+    const refused = await bob.next(
+      (el) => el.attrs.id === "m-blocked",
+      "the error for a blocked sender",
+      LINK_WAIT_MS,
+    );
+    assert.equal(stanzaError(refused)?.condition, "service-unavailable");
+    await alice.none(is.message({ body: "blocked?" }), "a message from a blocked remote contact");
+    await alice.iq(
+      xml(
+        "iq",
+        { type: "set" },
+        xml("unblock", { xmlns: "urn:xmpp:blocking" }, xml("item", { jid: "bob@b.test" })),
+      ),
+    );
+    await bob.send(xml("message", { to: "alice@a.test", type: "chat" }, xml("body", {}, "unblocked")));
+    await alice.next(is.message({ body: "unblocked" }), "a message once unblocked", LINK_WAIT_MS);
+  });
+
   test("a message to an unknown account on the other server comes back as an error", async () => {
     await alice.send(
       xml("message", { to: "nobody@b.test", type: "chat", id: "m-nobody" }, xml("body", {}, "anyone?")),
@@ -220,6 +250,88 @@ describe("two Switchboard servers federating with SASL EXTERNAL (certificates fr
     const spoofed = await metricValues(pair.metricsA, "switchboard_s2s_spoofed_total");
     assert.equal(spoofed.get('domain="evil.test"'), 1);
     c.destroy();
+  });
+});
+
+describe("links: queues, timeouts, idle closing and reconnection", () => {
+  let pair: Pair;
+  let alice: JsPeer;
+  let bob: JsPeer;
+  let silent: net.Server;
+  const silentSockets = new Set<net.Socket>();
+
+  before(async () => {
+    // A host that accepts connections and never answers: links to it time out.
+    silent = net.createServer((socket) => {
+      silentSockets.add(socket);
+      socket.on("error", () => undefined);
+      socket.on("close", () => silentSockets.delete(socket));
+    });
+    await new Promise<void>((r) => silent.listen(0, HOST_A, () => r()));
+    const silentPort = (silent.address() as net.AddressInfo).port;
+    pair = await startPair("federation-links", {
+      configA: {
+        modules: {
+          s2s: {
+            maxQueuedStanzas: 2,
+            connectTimeoutSeconds: 2,
+            connectAttempts: 2,
+            backoffSeconds: 0.5,
+            idleTimeoutSeconds: 2,
+          },
+        },
+      },
+      extraA: ["--s2s-route", `silent.test=${HOST_A}:${silentPort}`],
+    });
+    alice = await connectJs(pair.a, { user: "alice", password: PW.alice, resource: "desk" });
+    bob = await connectJs(pair.b, { user: "bob", password: PW.bob, resource: "phone" });
+    await bob.send(xml("presence"));
+  });
+  after(async () => {
+    await alice?.close();
+    await bob?.close();
+    await pair?.a.stop();
+    await pair?.b.stop();
+    for (const s of silentSockets) s.destroy();
+    await new Promise<void>((r) => silent.close(() => r()));
+  });
+
+  test("stanzas wait in a bounded queue and come back with remote-server-timeout", async () => {
+    const started = Date.now();
+    for (const id of ["q1", "q2", "q3"])
+      await alice.send(xml("message", { to: "someone@silent.test", type: "chat", id }, xml("body", {}, id)));
+    const overflow = await alice.next((el) => el.attrs.id === "q3", "the stanza over the queue's bound");
+    assert.equal(stanzaError(overflow)?.condition, "resource-constraint");
+    for (const id of ["q1", "q2"]) {
+      const bounced = await alice.next((el) => el.attrs.id === id, `the bounce of ${id}`, 30_000);
+      assert.equal(stanzaError(bounced)?.condition, "remote-server-timeout");
+    }
+    // Two attempts of two seconds with half a second between them.
+    assert.ok(Date.now() - started >= 4000, `bounced after ${Date.now() - started} ms`);
+    const bouncedTotal = await metricValues(pair.metricsA, "switchboard_s2s_bounced_total");
+    assert.equal(bouncedTotal.get('condition="remote-server-timeout"'), 2);
+    assert.equal(bouncedTotal.get('condition="resource-constraint"'), 1);
+  });
+
+  test("an idle link closes and the next stanza opens a new one", async () => {
+    await alice.send(xml("message", { to: "bob@b.test", type: "chat" }, xml("body", {}, "first")));
+    await bob.next(is.message({ body: "first" }), "the first message", LINK_WAIT_MS);
+    const linksOut = async () =>
+      (await metricValues(pair.metricsA, "switchboard_s2s_links")).get('direction="out"') ?? 0;
+    assert.equal(await linksOut(), 1);
+    const deadline = Date.now() + 15_000;
+    while ((await linksOut()) !== 0) {
+      assert.ok(Date.now() < deadline, "the idle link was not closed");
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    await alice.send(xml("message", { to: "bob@b.test", type: "chat" }, xml("body", {}, "second")));
+    await bob.next(is.message({ body: "second" }), "the message over a new link", LINK_WAIT_MS);
+    const auth = await metricValues(pair.metricsA, "switchboard_s2s_authenticated_total");
+    assert.equal(
+      auth.get('method="dialback",direction="out"'),
+      2,
+      "a second outbound link was authenticated",
+    );
   });
 });
 
