@@ -35,6 +35,13 @@ function installHooks(): void {
   }
 }
 
+/** Counts `child` among the processes killed however the run ends (e.g. a long `user import`). */
+export function trackChild(child: ChildProcess): void {
+  installHooks();
+  children.add(child);
+  child.on("exit", () => children.delete(child));
+}
+
 export function makeTempDir(label: string): string {
   installHooks();
   const dir = mkdtempSync(path.join(os.tmpdir(), `switchboard-bench-${label}-`));

@@ -16,7 +16,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { SERVER_NODE_FLAGS } from "../../src/bin/node-flags.js";
-import { spawnPinned, waitForPort } from "./processes.js";
+import { spawnPinned, trackChild, waitForPort } from "./processes.js";
 import { PROSODY_ITERATIONS } from "./prosody.js";
 import type { BenchServer, ServerSetup } from "./server.js";
 import type { Transport } from "./settings.js";
@@ -114,7 +114,9 @@ export class SwitchboardServer implements BenchServer {
     ];
     args.push("--domain", setup.domain);
     try {
-      await execFileAsync(process.execPath, args, { cwd: setup.dir, maxBuffer: 16 * 1024 * 1024 });
+      const running = execFileAsync(process.execPath, args, { cwd: setup.dir, maxBuffer: 16 * 1024 * 1024 });
+      trackChild(running.child);
+      await running;
     } catch (err) {
       const e = err as { stderr?: string; stdout?: string; message: string };
       throw new Error(`switchboard user import failed: ${e.stderr || e.stdout || e.message}`);
