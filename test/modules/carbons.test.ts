@@ -289,3 +289,18 @@ describe("which messages are copied (§6.1, §9)", () => {
     assert.equal(desk.pending().length, 0);
   });
 });
+
+describe("Bind 2 (XEP-0386)", () => {
+  test("carbons are a Bind 2 inline feature: <enable/> inside <bind/> turns them on for the session", async () => {
+    const feature = h.server.services.streamFeatures.forStage("post-auth").find((p) => p.bind2?.var === NS);
+    assert.ok(feature?.bind2, "listed for Bind 2 under urn:xmpp:carbons:2");
+    const phone = await connect("alice", "phone", 5, false);
+    const desk = await connect("alice", "desk", 1, false);
+    const bob = await connect("bob", "work");
+    assert.equal(await feature.bind2.enable(desk, x("enable", { xmlns: NS })), undefined);
+    await bob.sendStanza(chat("alice@example.test", "after bind"));
+    await settle();
+    await phone.next();
+    unwrap(await desk.next(), "received", "alice@example.test", "alice@example.test/desk");
+  });
+});

@@ -163,3 +163,15 @@ test("a session resumed on another stream is active again, what was held first",
   assert.deepEqual(drain(s), ["presence carol@example.test/x"]);
   await s.disconnect();
 });
+
+test("Bind 2 (XEP-0386): <inactive/> inside <bind/> starts the session inactive", async () => {
+  const feature = h.server.services.streamFeatures.forStage("post-auth").find((p) => p.bind2?.var === NS);
+  assert.ok(feature?.bind2, "listed for Bind 2 under urn:xmpp:csi:0");
+  const s = await phone();
+  await feature.bind2.enable(s, x("inactive", { xmlns: NS }));
+  s.send(presence("bob@example.test/a", "away"));
+  assert.deepEqual(drain(s), []);
+  say(s, "active");
+  assert.deepEqual(drain(s), ["presence bob@example.test/a away"]);
+  await s.disconnect();
+});

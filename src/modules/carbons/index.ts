@@ -12,7 +12,8 @@
  *   that sent it (§7).
  *
  * Only eligible messages are copied (rules.ts, §6.1); <private/> and <no-copy/> keep a
- * message to its addressee (§9). Copies go straight to the sessions, so a copy that cannot
+ * message to its addressee (§9). A client binding with Bind 2 (XEP-0386) may send the
+ * <enable/> inside its <bind/> request instead of an IQ. Copies go straight to the sessions, so a copy that cannot
  * be delivered never bounces to the original sender (§10.3). Copies carry the stanza-id the
  * archive gave the message (XEP-0313 §3.5), since the archive runs first.
  */
@@ -41,6 +42,21 @@ export default defineModule({
     if (!message) throw new Error("the message module publishes no API");
 
     ctx.addFeature(NS_CARBONS);
+
+    // XEP-0386: a client binding with Bind 2 may enable carbons inside its <bind/>.
+    ctx.addStreamFeature({
+      name: "carbons",
+      stage: "post-auth",
+      offer: () => undefined,
+      bind2: {
+        var: NS_CARBONS,
+        elements: ["enable"],
+        enable: (session) => {
+          enabled.set(session, true);
+          return undefined;
+        },
+      },
+    });
 
     ctx.handleIq({ target: "both", type: "set", xmlns: NS_CARBONS }, ({ payload, origin, from, to }) => {
       // §4.1, §5.1: only a client of this server, for itself (to its own account or the server).

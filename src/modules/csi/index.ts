@@ -18,7 +18,8 @@
  * filter sees that the stream changed and writes what it held before anything else.
  * `<active/>` is handled before the client's next element (the engine handles a
  * stream's elements in order), so everything held is written before the answer to
- * whatever follows it (§5.1).
+ * whatever follows it (§5.1). A client binding with Bind 2 (XEP-0386) may say
+ * <inactive/> inside its <bind/> request.
  *
  * The filter runs early (priority 100): filters that count what a client is sent
  * (stream management) must run after it, so held presences are counted when written.
@@ -94,16 +95,29 @@ export default defineModule({
       state.delete(session);
     };
 
+    /** Nonzas with no answer (§4.2); anything else in the namespace is ignored likewise. */
+    const indicate = (session: ClientSession, element: XmlElement): void => {
+      if (element.name === "active") activate(session);
+      else if (element.name === "inactive" && !state.get(session))
+        state.set(session, { streamId: session.streamId, held: new Map(), flushing: false });
+    };
+
     ctx.addStreamFeature({
       name: "csi",
       stage: "post-auth",
       offer: () => x("csi", { xmlns: NS_CSI }),
       namespaces: [NS_CSI],
       handle(session, element) {
-        // Nonzas with no answer (§4.2); anything else in the namespace is ignored likewise.
-        if (element.name === "active") activate(session);
-        else if (element.name === "inactive" && !state.get(session))
-          state.set(session, { streamId: session.streamId, held: new Map(), flushing: false });
+        indicate(session, element);
+      },
+      // XEP-0386: a client binding with Bind 2 may say <inactive/> inside its <bind/>.
+      bind2: {
+        var: NS_CSI,
+        elements: ["active", "inactive"],
+        enable: (session, element) => {
+          indicate(session, element);
+          return undefined;
+        },
       },
     });
 
