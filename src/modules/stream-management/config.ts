@@ -13,7 +13,7 @@ export const StreamManagementConfig = z
      * Stanzas sent to a client and not yet acknowledged that a session may hold; one more
      * ends it with a `resource-constraint` stream error (its stanzas go to offline storage).
      */
-    maxUnackedStanzas: z.number().int().min(10).max(100_000).default(500),
+    maxUnackedStanzas: z.number().int().min(10).max(100_000).default(5000),
     /** Resumption ids remembered after their session ended, so `<failed/>` can say the `h` it reached. */
     rememberEndedSessions: z.number().int().min(0).max(1_000_000).default(10_000),
   })
