@@ -133,6 +133,17 @@ describe("gateway licences for components", () => {
     assert.equal(link.method, "secret");
     assert.equal(link.licence.status, "active");
     assert.equal(link.licence.licenceId, id);
+    // From the CLI (another process), the links the server wrote a moment ago.
+    let fromCli: { domain: string; licence: { status: string } }[] = [];
+    for (let i = 0; i < 30 && !fromCli.some((l) => l.domain === GATEWAY); i++) {
+      fromCli = ((await cli(server, ["link", "list"])) as { links: typeof fromCli }).links;
+      if (!fromCli.some((l) => l.domain === GATEWAY)) await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(
+      fromCli.find((l) => l.domain === GATEWAY)?.licence.status,
+      "active",
+      JSON.stringify(fromCli),
+    );
     // The console's Links page shows the same link with its licence.
     const page = await fetch(`${base}/console/links`, {
       headers: { authorization: `Bearer ${token}`, accept: "text/html" },

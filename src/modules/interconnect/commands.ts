@@ -3,6 +3,16 @@ import { z } from "zod";
 import { CommandError, defineCommand } from "../../core/commands.js";
 import type { InterconnectApi, LinkView } from "./api.js";
 
+/** documents(LINKS_STORE): each running server's live links, by node, rewritten every few seconds. */
+export const LINKS_STORE = "interconnect-links";
+
+export interface PublishedLinks {
+  node: string;
+  at: number;
+  intervalMs: number;
+  links: LinkView[];
+}
+
 const iso = (t: number | undefined) =>
   t === undefined ? "" : new Date(t).toISOString().replace(/\.\d{3}Z$/, "Z");
 
@@ -24,18 +34,21 @@ export const linkList = defineCommand({
   input: z.object({ kind: z.enum(["component", "s2s"]).optional(), subject: z.string().min(1).optional() }),
   mutates: false,
   async run(ctx, input) {
-    const api = ctx.live?.api<InterconnectApi>("interconnect");
-    if (!api) {
-      throw new CommandError(
-        ctx.live
-          ? "the interconnect module is not loaded"
-          : "links are known to the running server only: use its HTTP API (GET /api/v1/link/list) or the console's Links page",
-        409,
-      );
+    let all: LinkView[];
+    if (ctx.live) {
+      const api = ctx.live.api<InterconnectApi>("interconnect");
+      if (!api) throw new CommandError("the interconnect module is not loaded", 409);
+      all = api.links();
+    } else {
+      // From the CLI: what the running servers wrote lately (a server that stopped writing is left out).
+      const now = ctx.clock.now();
+      all = (await ctx.storage.documents<PublishedLinks>(LINKS_STORE).list())
+        .map((e) => e.value)
+        .filter((p) => now - p.at <= 3 * p.intervalMs + 1000)
+        .flatMap((p) => p.links);
     }
     const domain = input.subject?.toLowerCase();
-    const links = api
-      .links()
+    const links = all
       .filter(
         (l) =>
           (input.kind === undefined || l.kind === input.kind) &&

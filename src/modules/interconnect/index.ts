@@ -9,12 +9,13 @@
  * in another process — within its polling interval, and every scheduled instant), so a live
  * link goes within a second without a restart.
  */
+import os from "node:os";
 import { z } from "zod";
 import type { CommandDefinition } from "../../core/commands.js";
 import { defineModule } from "../../core/module.js";
 import type { LicensingApi } from "../licensing/index.js";
 import type { InterconnectApi, LinkView } from "./api.js";
-import { linkCommands } from "./commands.js";
+import { LINKS_STORE, linkCommands, type PublishedLinks } from "./commands.js";
 import { installGateways } from "./gateways.js";
 import { installPeering } from "./peering.js";
 import { bump, Interconnect } from "./shared.js";
@@ -27,6 +28,8 @@ export const InterconnectOptions = z.object({
   warnIntervalHours: z.number().positive().default(24),
   /** How often live links are checked for warnings that are due again. */
   sweepIntervalMs: z.number().int().min(100).max(3_600_000).default(60_000),
+  /** How often this server writes its live links for `switchboard link list` run from the CLI. */
+  publishIntervalMs: z.number().int().min(100).max(60_000).default(2000),
 });
 export type InterconnectOptions = z.infer<typeof InterconnectOptions>;
 
@@ -59,6 +62,24 @@ export default defineModule<InterconnectOptions>({
 
     const links = (): LinkView[] => [...gateways.links(), ...peering.links()];
     ctx.provide<InterconnectApi>({ links });
+
+    // The CLI has no live server: it reads what each server last wrote here.
+    const published = ctx.storage.documents<PublishedLinks>(LINKS_STORE);
+    const node = `${os.hostname()}:${process.pid}`;
+    let publishing = false;
+    ctx.setInterval(() => {
+      if (publishing) return;
+      publishing = true;
+      published
+        .put(node, { node, at: clock.now(), intervalMs: options.publishIntervalMs, links: links() })
+        .catch((err) => log.warn({ err }, "could not write the live links"))
+        .finally(() => {
+          publishing = false;
+        });
+    }, options.publishIntervalMs);
+    ctx.onUnload(async () => {
+      await published.delete(node).catch(() => undefined);
+    });
 
     const { counters } = ic;
     const split = (key: string) => key.split("\n") as [string, string];
