@@ -105,9 +105,12 @@ export class ClusterNode implements ClusterLink {
   /** Other nodes by name: when their heartbeat was last seen here, and their incarnation. */
   private readonly lastSeen = new Map<string, { at: number; inc: string }>();
   private startedAt = Date.now();
+  /** Entries of nodes not heard from since this instant (start, reconnection) are kept a node timeout. */
+  private graceFrom = Date.now();
   private lastHeartbeat = 0;
   private readonly redelivered = new WeakSet<XmlElement>();
   private stopped = false;
+  private nodesWatch: { stop(): void } | undefined;
   private resyncing: Promise<void> | undefined;
 
   private constructor(
@@ -173,6 +176,7 @@ export class ClusterNode implements ClusterLink {
     // The subscriptions are in place before the snapshot is read: nothing falls between.
     await this.nc.flush();
     this.startedAt = Date.now();
+    this.graceFrom = this.startedAt;
     await this.heartbeat();
     await this.watchNodes();
     await this.loadSnapshot();
@@ -191,6 +195,7 @@ export class ClusterNode implements ClusterLink {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     for (const undo of this.cleanups) undo();
+    this.nodesWatch?.stop();
     await this.directory.flush();
     await this.nodesKv.delete(this.node).catch(() => undefined);
     await this.nc.drain().catch(() => undefined);
@@ -247,7 +252,9 @@ export class ClusterNode implements ClusterLink {
   }
 
   private async watchNodes(): Promise<void> {
+    this.nodesWatch?.stop();
     const watch = await this.nodesKv.watch();
+    this.nodesWatch = watch;
     (async () => {
       for await (const e of watch) {
         if (e.key === this.node) continue;
@@ -269,6 +276,8 @@ export class ClusterNode implements ClusterLink {
   }
 
   private checkNodes(): void {
+    // Cut off from NATS, this node cannot tell who is alive: it judges again once reconnected.
+    if (this.disconnected) return;
     const now = Date.now();
     for (const [node, seen] of this.lastSeen) {
       if (now - seen.at > this.timeoutMs) {
@@ -277,7 +286,7 @@ export class ClusterNode implements ClusterLink {
       }
     }
     // Entries of nodes never heard from since this node started (read from the bucket).
-    if (now - this.startedAt > this.timeoutMs) {
+    if (now - this.graceFrom > this.timeoutMs) {
       for (const node of this.directory.remoteNodes()) {
         if (node !== this.node && !this.lastSeen.has(node)) this.forgetNode(node, "silent", undefined, true);
       }
@@ -320,6 +329,11 @@ export class ClusterNode implements ClusterLink {
         } else if (s.type === "reconnect") {
           this.disconnected = false;
           this.log.info({ server: s.server }, "reconnected to NATS");
+          // The others get a node timeout from now to be heard from again.
+          const now = Date.now();
+          this.graceFrom = now;
+          for (const seen of this.lastSeen.values()) seen.at = now;
+          this.watchNodes().catch((err) => this.onError(err, "watching the cluster's nodes again"));
           this.resync("reconnected to NATS");
         }
       }

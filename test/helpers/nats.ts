@@ -58,8 +58,9 @@ export async function removeClusterBuckets(prefix: string): Promise<void> {
 /** What a cluster's buckets hold now: the nodes with a live heartbeat, and the session entries per node. */
 export async function readClusterBuckets(
   prefix: string,
+  url = NATS_URL,
 ): Promise<{ nodes: string[]; sessions: Record<string, number> }> {
-  const nc = await connect({ servers: NATS_URL, timeout: 3_000, maxReconnectAttempts: 0 });
+  const nc = await connect({ servers: url, timeout: 3_000, maxReconnectAttempts: 0 });
   try {
     const kvm = new Kvm(nc);
     const read = async (bucket: string) => {
