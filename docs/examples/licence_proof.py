@@ -4,8 +4,11 @@
 The protocol is in docs/licensing-protocol.md. This client logs in, proves its
 licence before SASL, prints what happened and disconnects:
 
-    python3 licence_proof.py --jid alice@example.net --password-file pw.txt \\
-        --key example-chat.key --client-id com.example.chat --key-id k1 --version 5.0.1
+    python3 docs/examples/licence_proof.py --jid alice@localhost --password-file alice.password \\
+        --key example-chat-linux.key --client-id com.example.chat --key-id linux-2026 --version 5.0.1 --insecure
+
+(--insecure accepts the self-signed certificate of a test server such as `npm start`'s.)
+Exit status: 0 logged in, 3 refused, 1 anything else.
 
 Needs slixmpp and cryptography (Debian: python3-slixmpp, python3-cryptography).
 
@@ -88,7 +91,10 @@ class LicensedClient(slixmpp.ClientXMPP):
         named = f" channel-binding='{binding_type}'" if binding_type else ""
         self.send_raw(f"<proof xmlns='{NS}' client-id='{lic['client_id']}' version='{lic['version']}' "
                       f"platform='{lic['platform']}' key-id='{lic['key_id']}'{named}>{signature}</proof>")
-        await self.answer  # <success/>, or a stream error that ends the connection
+        try:
+            await self.answer  # <success/>, or a stream error that cancels the wait
+        except asyncio.CancelledError:
+            return True  # refused: the server closes the stream; stop negotiating
         return False  # go on with the next feature: SASL
 
     def on_success(self, stanza):
@@ -108,6 +114,8 @@ class LicensedClient(slixmpp.ClientXMPP):
         else:
             print(f"stream error: {error['condition']} ({error['text']})")
         self.outcome = "refused" if app else "stream error"
+        if self.answer is not None and not self.answer.done():
+            self.answer.cancel()  # the stream ends: no <success/> will come
 
 
 def main():
@@ -154,7 +162,13 @@ def main():
     client.add_event_handler("connection_failed", lambda e: (print(f"connection failed: {e}"), done.set()))
     address = (args.host, args.port) if args.host else None
     client.connect(address, force_starttls=True)
-    asyncio.get_event_loop().run_until_complete(done.wait())
+    loop = asyncio.get_event_loop()
+    loop.run_until_complete(done.wait())
+    # slixmpp leaves its stanza filter task running: end it before the program does.
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
     sys.exit({"ok": 0, "refused": 3}.get(client.outcome, 1))
 
 

@@ -17,6 +17,7 @@ import { SwitchboardServer } from "../server/server.js";
 import { storageOverride } from "../storage/config.js";
 import { SchemaTooNewError, StorageUnavailableError } from "../storage/errors.js";
 import { describeStorage, openStorage, storageOptionsFrom } from "../storage/index.js";
+import { hostForUrl } from "../transports/listen.js";
 import { allocatorInUse, allocatorLogLine } from "./allocator.js";
 
 const program = new Command("switchboard")
@@ -52,7 +53,10 @@ const int = (v: string) => {
 };
 
 withConfigOptions(program.command("start").description("Run the server"))
-  .option("--bind <address>", "listen address")
+  .option(
+    "--bind <addresses>",
+    "listen addresses of the client and HTTP ports, separated by commas (default 127.0.0.1,::1)",
+  )
   .option("--c2s-port <port>", "client port with STARTTLS (0 disables)", int)
   .option("--c2s-tls-port <port>", "client port with direct TLS, XEP-0368 (0 disables)", int)
   .option("--http-port <port>", "HTTP port (admin API, WebSocket)", int)
@@ -155,19 +159,20 @@ async function printSummary(server: SwitchboardServer, config: ServerConfig): Pr
     "switchboard ready",
   );
   const web = server.http?.url;
+  // "127.0.0.1 and [::1] port 5222": every listen address takes the same port.
+  const at = (port: number) => `${config.bind.map(hostForUrl).join(" and ")} port ${port}`;
   const lines = [
     "",
     `Switchboard is serving ${config.domain}`,
     addresses.c2sPort !== undefined &&
-      `  XMPP clients: ${config.bind}:${addresses.c2sPort} (STARTTLS${config.allowPlaintext ? " optional" : " required"})`,
-    addresses.c2sTlsPort !== undefined &&
-      `  XMPP clients, direct TLS: ${config.bind}:${addresses.c2sTlsPort}`,
+      `  XMPP clients: ${at(addresses.c2sPort)} (STARTTLS${config.allowPlaintext ? " optional" : " required"})`,
+    addresses.c2sTlsPort !== undefined && `  XMPP clients, direct TLS: ${at(addresses.c2sTlsPort)}`,
     addresses.componentPort !== undefined &&
       `  Gateways (XEP-0114 components): port ${addresses.componentPort} on modules.components.bind (loopback); switchboard component add DOMAIN`,
     (addresses.s2sPort !== undefined || addresses.s2sTlsPort !== undefined) &&
       `  Other servers (federation, ${config.federation.policy}): ${[
-        addresses.s2sPort !== undefined && `${config.bind}:${addresses.s2sPort}`,
-        addresses.s2sTlsPort !== undefined && `${config.bind}:${addresses.s2sTlsPort} (direct TLS)`,
+        addresses.s2sPort !== undefined && at(addresses.s2sPort),
+        addresses.s2sTlsPort !== undefined && `${at(addresses.s2sTlsPort)} (direct TLS)`,
       ]
         .filter(Boolean)
         .join(", ")}`,
@@ -185,7 +190,7 @@ async function printSummary(server: SwitchboardServer, config: ServerConfig): Pr
     ...(accounts === 0
       ? [
           `  Create an account: ${cli("user add alice --password 'a-long-secret'")}`,
-          `  Then log in as alice@${config.domain} with any XMPP client (server ${config.bind}, port ${addresses.c2sPort ?? addresses.c2sTlsPort}).`,
+          `  Then log in as alice@${config.domain} with any XMPP client (server ${config.bind[0]}, port ${addresses.c2sPort ?? addresses.c2sTlsPort}).`,
         ]
       : [
           `  Accounts: ${count(accounts, "account")} (${cli("user list")}); more with ${cli("user add NAME --password PW")}`,

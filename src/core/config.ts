@@ -65,8 +65,17 @@ export const CoreConfigSchema = z.object({
   /** The XMPP domain served (the domainpart of every local JID). */
   domain: z.string().min(1).default("localhost"),
   dataDir: z.string().default("./data"),
-  /** Listen address for every listener. */
-  bind: z.string().default("127.0.0.1"),
+  /**
+   * Listen addresses of the client and HTTP listeners, each on the same ports: a list, or one
+   * string of addresses separated by commas (the form of --bind and SWITCHBOARD_BIND). Both
+   * loopbacks by default, so that `localhost` works whether a client resolves it to 127.0.0.1
+   * or ::1.
+   */
+  bind: z
+    .union([z.string(), z.array(z.string())])
+    .default(["127.0.0.1", "::1"])
+    .transform((v) => (typeof v === "string" ? v.split(",") : v).map((a) => a.trim()).filter((a) => a !== ""))
+    .pipe(z.array(z.string()).min(1, "bind needs at least one address")),
   /** Allows clients to authenticate without TLS (loopback tests and benchmarks only). */
   allowPlaintext: z.boolean().default(false),
   allowRegistration: z.boolean().default(false),

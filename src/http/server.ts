@@ -5,12 +5,15 @@
  * (`tls.certFile`/`keyFile`; `http.tls` overrides), plain HTTP otherwise. Started and
  * stopped by SwitchboardServer.
  */
+
+import net from "node:net";
 import cookie from "@fastify/cookie";
 import formbody from "@fastify/formbody";
 import rateLimit from "@fastify/rate-limit";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import type { CommandDefinition } from "../core/commands.js";
 import type { CoreServices } from "../core/services.js";
+import { hostForUrl, listenOnAddresses } from "../transports/listen.js";
 import { AdminAuth } from "./admin-auth.js";
 import { AdminStore } from "./admin-store.js";
 import { findCommand, runCommand } from "./api/run.js";
@@ -52,6 +55,10 @@ export class HttpServer {
   private pruneTimer?: NodeJS.Timeout;
   private port?: number;
   private baseUrl = "";
+  /** The addresses listening, the first one Fastify's own server's. */
+  private bound: string[] = [];
+  /** Listeners on the further addresses of `bind`, handing their connections to Fastify's server. */
+  private readonly extraListeners: net.Server[] = [];
 
   constructor(private readonly opts: HttpServerOptions) {
     const { services } = opts;
@@ -167,31 +174,56 @@ export class HttpServer {
     this.pruneTimer.unref();
   }
 
-  /** Listens on `httpPort` at `bind`; returns the port (useful when 0 asked for a free one in tests). */
+  /**
+   * Listens on `httpPort` at every `bind` address; returns the port (useful when 0 asked for
+   * a free one in tests). Fastify's server listens on the first address; the others accept
+   * connections and hand them to it, so every request (and WebSocket upgrade) is served the same.
+   */
   async listen(port: number): Promise<number> {
     await this.ready();
-    const { config } = this.opts.services;
-    await this.app.listen({ port, host: config.bind });
-    const address = this.app.server.address();
-    this.port = typeof address === "object" && address ? address.port : port;
+    const { config, log } = this.opts.services;
+    const listening = await listenOnAddresses(
+      config.bind,
+      port,
+      async (host, p) => {
+        if (!this.app.server.listening) {
+          await this.app.listen({ port: p, host });
+          return (this.app.server.address() as net.AddressInfo).port;
+        }
+        const extra = net.createServer((socket) => this.app.server.emit("connection", socket));
+        await new Promise<void>((resolve, reject) => {
+          extra.once("error", reject);
+          extra.listen({ port: p, host }, () => {
+            extra.off("error", reject);
+            resolve();
+          });
+        });
+        this.extraListeners.push(extra);
+        return p;
+      },
+      log,
+      "HTTP",
+    );
+    this.port = listening.port;
+    this.bound = listening.addresses;
     const base =
-      config.http.publicUrl ?? defaultPublicUrl(this.context.secure, config.domain, config.bind, this.port);
+      config.http.publicUrl ?? defaultPublicUrl(this.context.secure, config.domain, this.bound, this.port);
     this.baseUrl = base.replace(/\/+$/, "");
     return this.port;
   }
 
-  /** The URL of the listener as bound (scheme, bind address, port). */
+  /** The URL of the listener as bound (scheme, first listen address, port). */
   get url(): string | undefined {
     if (this.port === undefined) return undefined;
-    const host = this.opts.services.config.bind.includes(":")
-      ? `[${this.opts.services.config.bind}]`
-      : this.opts.services.config.bind;
-    return `${this.context.secure ? "https" : "http"}://${host}:${this.port}`;
+    return `${this.context.secure ? "https" : "http"}://${hostForUrl(this.bound[0]!)}:${this.port}`;
   }
 
   async close(): Promise<void> {
     clearInterval(this.pruneTimer);
+    // A listener's close waits for the connections it accepted, which Fastify's own close ends.
+    const extras = this.extraListeners.splice(0).map((s) => new Promise<void>((r) => s.close(() => r())));
     await this.app.close();
+    await Promise.all(extras);
   }
 }
 
@@ -202,10 +234,16 @@ function useHttps(mode: "auto" | "on" | "off", tls: { selfSigned: boolean } | un
 }
 
 /** The URL people reach a listener at when `http.publicUrl` is not configured. */
-export function defaultPublicUrl(secure: boolean, domain: string, bind: string, port: number): string {
+export function defaultPublicUrl(
+  secure: boolean,
+  domain: string,
+  bind: readonly string[],
+  port: number,
+): string {
   const scheme = secure ? "https" : "http";
   const standard = (secure && port === 443) || (!secure && port === 80);
-  // Served on loopback only, the domain name would not reach it.
-  const host = bind === "127.0.0.1" || bind === "::1" ? (bind.includes(":") ? `[${bind}]` : bind) : domain;
+  // Served on loopback, the domain name would not reach it: the first listen address does.
+  const first = bind[0] ?? "";
+  const host = first === "127.0.0.1" || first === "::1" ? hostForUrl(first) : domain;
   return `${scheme}://${host}${standard ? "" : `:${port}`}`;
 }

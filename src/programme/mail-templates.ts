@@ -29,7 +29,8 @@ const WILDCARD = new Set(["0.0.0.0", "::", "[::]", ""]);
 export function publicUrlOf(config: Pick<ServerConfig, "http" | "bind" | "httpPort" | "domain">): string {
   if (config.http.publicUrl) return config.http.publicUrl.replace(/\/+$/, "");
   // A wildcard listen address is no place to send a browser; the domain usually is.
-  const host = WILDCARD.has(config.bind) ? config.domain : config.bind;
+  const first = config.bind[0] ?? "";
+  const host = WILDCARD.has(first) ? config.domain : first;
   const shown = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
   return `http://${shown}:${config.httpPort}`;
 }

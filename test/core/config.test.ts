@@ -17,6 +17,21 @@ test("defaults describe a localhost server with TLS required", () => {
   assert.equal(c.allowRegistration, false);
   assert.equal(c.limits.maxStanzaBytes, 262144);
   assert.ok(path.isAbsolute(c.dataDir));
+  assert.deepEqual(c.bind, ["127.0.0.1", "::1"], "both loopbacks, so localhost works over IPv4 and IPv6");
+});
+
+test("bind: a list in the file, addresses separated by commas on the command line and in the environment", () => {
+  assert.deepEqual(loadServerConfig({ overrides: { bind: "127.0.0.1" } }).bind, ["127.0.0.1"]);
+  assert.deepEqual(loadServerConfig({ overrides: { bind: " ::1 , 127.0.0.2" } }).bind, ["::1", "127.0.0.2"]);
+  assert.deepEqual(loadServerConfig({ env: { SWITCHBOARD_BIND: "0.0.0.0,::" } }).bind, ["0.0.0.0", "::"]);
+  const dir = mkdtempSync(path.join(os.tmpdir(), "sb-config-"));
+  const file = path.join(dir, "switchboard.yaml");
+  writeFileSync(file, "bind:\n  - 127.0.0.1\n  - '::1'\n");
+  assert.deepEqual(loadServerConfig({ file }).bind, ["127.0.0.1", "::1"]);
+  assert.throws(
+    () => loadServerConfig({ overrides: { bind: " , " } }),
+    (e: unknown) => e instanceof ConfigError && /bind/.test(e.message),
+  );
 });
 
 test("file < environment < command line, and relative dataDir follows the file", () => {

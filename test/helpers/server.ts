@@ -37,6 +37,8 @@ export interface ServerOptions {
   /** The domain served (default localhost) and the loopback address listened on (default 127.0.0.1). */
   domain?: string;
   host?: string;
+  /** No --bind: the server listens on its default addresses (127.0.0.1 and ::1). */
+  defaultBind?: boolean;
 }
 
 export class TestServer {
@@ -213,8 +215,7 @@ export async function startServer(opts: ServerOptions): Promise<TestServer> {
     opts.domain ?? "localhost",
     "--data-dir",
     dataDir,
-    "--bind",
-    opts.host ?? "127.0.0.1",
+    ...(opts.defaultBind ? [] : ["--bind", opts.host ?? "127.0.0.1"]),
     "--c2s-port",
     String(c2sPort),
     "--c2s-tls-port",

@@ -127,7 +127,7 @@ export const appRegister = defineCommand({
   args: [
     { name: "clientId", description: "stable client id, e.g. com.example.chat", positional: true },
     { name: "name", description: "display name" },
-    { name: "publisher", description: "publisher id (see publisher list)" },
+    { name: "publisher", description: "publisher id (see publisher list), or its contact email" },
     {
       name: "platform",
       description: "platform (repeatable or comma-separated): linux, android, …",
@@ -156,7 +156,7 @@ export const appRegister = defineCommand({
     const app = await registry.registerApp(actorOf(ctx), {
       clientId: input.clientId,
       name: input.name,
-      publisherId: input.publisher,
+      publisherId: await publisherIdOf(registry, input.publisher),
       platforms: input.platform,
     });
     let key: AppKey | undefined;
@@ -169,6 +169,22 @@ export const appRegister = defineCommand({
     };
   },
 });
+
+/** A publisher named by its id, or by its contact email when exactly one publisher has it. */
+async function publisherIdOf(registry: LicensingRegistry, given: string): Promise<string> {
+  const { publishers } = await registry.snapshot();
+  if (publishers.has(given) || !given.includes("@")) return given;
+  const email = given.toLowerCase();
+  const matching = [...publishers.values()].filter((p) => p.contactEmail.toLowerCase() === email);
+  if (matching.length > 1) {
+    throw new CommandError(
+      `${matching.length} publishers have the email ${given} (${matching.map((p) => p.id).join(", ")}): give the id`,
+      409,
+    );
+  }
+  if (matching.length === 0) throw new CommandError(`no publisher ${given}`, 404);
+  return matching[0]!.id;
+}
 
 /** So that a key already in use cannot leave a half-registered app behind. */
 async function refuseKnownKey(registry: LicensingRegistry, publicKey: string): Promise<void> {

@@ -16,6 +16,7 @@ import { StreamError } from "../../core/errors.js";
 import { defineModule } from "../../core/module.js";
 import { x } from "../../core/xml/element.js";
 import { NS_FEDERATION } from "../../core/xml/namespaces.js";
+import { listenOnAddresses } from "../../transports/listen.js";
 import { SocketTransport } from "../../transports/tcp/socket-transport.js";
 import { loadTls } from "../../transports/tls.js";
 import type { S2SApi, S2SAuthMethod, S2SAuthorizeEvent, S2SDirection, S2SRefusal } from "./api.js";
@@ -187,43 +188,50 @@ export default defineModule<S2SOptions>({
     );
 
     const servers: net.Server[] = [];
-    const listen = (server: net.Server, port: number) =>
+    const listenOne = (server: net.Server, host: string, port: number) =>
       new Promise<number>((resolve, reject) => {
         server.once("error", reject);
-        server.listen({ port, host: config.bind }, () => {
+        server.listen({ port, host }, () => {
           server.off("error", reject);
           server.on("error", (err) => log.error({ err }, "server-to-server listener error"));
           servers.push(server);
           resolve((server.address() as net.AddressInfo).port);
         });
       });
+    // One server per listen address (`bind`), all on the same port.
+    const listen = async (make: () => net.Server, port: number) =>
+      (await listenOnAddresses(config.bind, port, (host, p) => listenOne(make(), host, p), log, "s2s")).port;
     ctx.listen({
       name: "s2s",
       async start() {
         const ports: Record<string, number> = {};
         if (config.s2sPort > 0) {
-          const server = net.createServer({ noDelay: true }, (socket) =>
-            federation.accept(new SocketTransport(socket, undefined, false), false),
-          );
-          ports.s2sPort = await listen(server, config.s2sPort);
+          const plain = () =>
+            net.createServer({ noDelay: true }, (socket) =>
+              federation.accept(new SocketTransport(socket, undefined, false), false),
+            );
+          ports.s2sPort = await listen(plain, config.s2sPort);
         }
         if (config.s2sTlsPort > 0) {
-          const server = tls.createServer(
-            {
-              cert: material.certPem,
-              key: material.keyPem,
-              ca: trusted,
-              minVersion: "TLSv1.2",
-              ...peerCertificate,
-              ALPNProtocols: ["xmpp-server"],
-              noDelay: true,
-            },
-            (socket) => federation.accept(new SocketTransport(socket, undefined, true), true),
-          );
-          server.on("tlsClientError", (err) =>
-            log.debug({ err: err.message }, "server-to-server TLS handshake failed"),
-          );
-          ports.s2sTlsPort = await listen(server, config.s2sTlsPort);
+          const direct = () => {
+            const server = tls.createServer(
+              {
+                cert: material.certPem,
+                key: material.keyPem,
+                ca: trusted,
+                minVersion: "TLSv1.2",
+                ...peerCertificate,
+                ALPNProtocols: ["xmpp-server"],
+                noDelay: true,
+              },
+              (socket) => federation.accept(new SocketTransport(socket, undefined, true), true),
+            );
+            server.on("tlsClientError", (err) =>
+              log.debug({ err: err.message }, "server-to-server TLS handshake failed"),
+            );
+            return server;
+          };
+          ports.s2sTlsPort = await listen(direct, config.s2sTlsPort);
         }
         return ports;
       },

@@ -8,12 +8,14 @@ import net from "node:net";
 import tls from "node:tls";
 import type { Logger } from "pino";
 import type { ClientStreams } from "../../core/stream/streams.js";
+import { listenOnAddresses } from "../listen.js";
 import type { TlsMaterial } from "../tls.js";
 import { SocketTransport } from "./socket-transport.js";
 
 export interface TcpListenerOptions {
   streams: ClientStreams;
-  bind: string;
+  /** Listen addresses; every port is opened on each. */
+  bind: readonly string[];
   c2sPort: number;
   c2sTlsPort: number;
   /** Undefined when TLS is not available (plaintext-only test setups). */
@@ -30,31 +32,46 @@ export class TcpClientListener {
     const { opts } = this;
     const out: { c2sPort?: number; c2sTlsPort?: number } = {};
     if (opts.c2sPort > 0) {
-      const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket, false));
-      out.c2sPort = await this.bind(server, opts.c2sPort);
+      const plain = () => net.createServer({ noDelay: true }, (socket) => this.accept(socket, false));
+      out.c2sPort = await this.bindAll(plain, opts.c2sPort, "c2s");
     }
-    if (opts.c2sTlsPort > 0 && opts.tls) {
-      const server = tls.createServer(
-        {
-          // tls.Server builds its own context from these (it takes no secureContext).
-          cert: opts.tls.certPem,
-          key: opts.tls.keyPem,
-          ...opts.tls.contextOptions,
-          ALPNProtocols: ["xmpp-client"],
-          noDelay: true,
-        },
-        (socket) => this.accept(socket, true),
-      );
-      server.on("tlsClientError", (err) => opts.log.debug({ err: err.message }, "TLS handshake failed"));
-      out.c2sTlsPort = await this.bind(server, opts.c2sTlsPort);
+    const material = opts.tls;
+    if (opts.c2sTlsPort > 0 && material) {
+      const direct = () => {
+        const server = tls.createServer(
+          {
+            // tls.Server builds its own context from these (it takes no secureContext).
+            cert: material.certPem,
+            key: material.keyPem,
+            ...material.contextOptions,
+            ALPNProtocols: ["xmpp-client"],
+            noDelay: true,
+          },
+          (socket) => this.accept(socket, true),
+        );
+        server.on("tlsClientError", (err) => opts.log.debug({ err: err.message }, "TLS handshake failed"));
+        return server;
+      };
+      out.c2sTlsPort = await this.bindAll(direct, opts.c2sTlsPort, "c2s direct TLS");
     }
     return out;
   }
 
-  private bind(server: net.Server, port: number): Promise<number> {
+  private async bindAll(make: () => net.Server, port: number, what: string): Promise<number> {
+    const listening = await listenOnAddresses(
+      this.opts.bind,
+      port,
+      (host, p) => this.bind(make(), host, p),
+      this.opts.log,
+      what,
+    );
+    return listening.port;
+  }
+
+  private bind(server: net.Server, host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
       server.once("error", reject);
-      server.listen({ port, host: this.opts.bind, backlog: 4096 }, () => {
+      server.listen({ port, host, backlog: 4096 }, () => {
         server.off("error", reject);
         server.on("error", (err) => this.opts.log.error({ err }, "listener error"));
         this.servers.push(server);
