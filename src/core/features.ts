@@ -4,6 +4,7 @@
  */
 import type { ClientSession } from "./session.js";
 import type { XmlElement } from "./xml/element.js";
+import type { StreamError } from "./xml/stream-error.js";
 
 export type DiscoTarget = "host" | "account";
 
@@ -135,6 +136,12 @@ export interface StreamFeatureProvider {
   sasl2?: Sasl2Inline;
   /** Post-auth only: the same feature enabled inside a Bind 2 request (XEP-0386). */
   bind2?: Bind2Inline;
+  /**
+   * The stream error for an element in one of `namespaces` sent where the feature is not
+   * offered (before TLS, or after its stage), when the feature has a more telling one than the
+   * engine's generic `policy-violation` / `not-authorized` / `unsupported-stanza-type`.
+   */
+  outOfStage?(session: ClientSession, element: XmlElement): StreamError | undefined;
 }
 
 export class StreamFeatureRegistry {
@@ -150,6 +157,22 @@ export class StreamFeatureRegistry {
 
   forStage(stage: StreamFeatureStage): StreamFeatureProvider[] {
     return this.providers.filter((p) => p.stage === stage);
+  }
+
+  /** A feature's own refusal of its element outside its stage (see StreamFeatureProvider.outOfStage). */
+  outOfStageError(
+    stage: StreamFeatureStage | "pre-tls",
+    session: ClientSession,
+    element: XmlElement,
+  ): StreamError | undefined {
+    const xmlns = element.attrs.xmlns;
+    if (xmlns === undefined) return undefined;
+    for (const p of this.providers) {
+      if (p.stage === stage || !p.outOfStage || !p.namespaces?.includes(xmlns)) continue;
+      const error = p.outOfStage(session, element);
+      if (error) return error;
+    }
+    return undefined;
   }
 
   handlerFor(stage: StreamFeatureStage, xmlns: string | undefined): StreamFeatureProvider | undefined {

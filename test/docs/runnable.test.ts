@@ -31,6 +31,8 @@ import { type RunnableBlock, runnableBlocks } from "./snippets.js";
 
 const ARTIFACTS = path.join(REPO_ROOT, "test-artifacts/docs");
 const BLOCK_TIMEOUT_MS = 120_000;
+/** The first `npx switchboard` of a checkout has npm prepare the package (a build) first. */
+const CHECKOUT_BLOCK_TIMEOUT_MS = 420_000;
 const READY_TIMEOUT_MS = 60_000;
 
 const documents = [
@@ -116,7 +118,7 @@ for (const [file, blocks] of blocksOf) {
     const runShell = async (code: string, cwd: string, what: string): Promise<Run> => {
       const run = await finished(
         inNamespace("bash", ["-c", `set -eo pipefail\n${code}`], cwd),
-        BLOCK_TIMEOUT_MS,
+        cwd === REPO_ROOT ? CHECKOUT_BLOCK_TIMEOUT_MS : BLOCK_TIMEOUT_MS,
         what,
       );
       log.write(`\n[docs] ${what}\n${code}${run.output}[docs] exit ${run.code}\n`);
@@ -186,7 +188,7 @@ for (const [file, blocks] of blocksOf) {
 
     for (const block of blocks) {
       const name = `${file}:${block.line} ${block.saveAs ? `(saved as ${block.saveAs})` : block.code.split("\n")[0]}`;
-      test(name, async () => {
+      test(name, { timeout: CHECKOUT_BLOCK_TIMEOUT_MS + 10_000 }, async () => {
         if (block.saveAs) {
           writeFileSync(path.join(workdir, block.saveAs), block.code);
           return;

@@ -49,12 +49,12 @@ export interface LicensingHarness extends Harness {
 /** `listen`: also accept client connections on a free loopback port (`server.addresses.c2sPort`). */
 export async function startLicensing(
   options: Record<string, unknown> = {},
-  opts: { listen?: boolean } = {},
+  opts: { listen?: boolean; config?: Record<string, unknown> } = {},
 ): Promise<LicensingHarness> {
   const ports = opts.listen ? { c2sPort: (await freePorts(1))[0] } : {};
   const h = await startHarness({
     modules: [licensing] as ModuleDefinition<unknown>[],
-    config: { ...moduleConfig(options), ...ports },
+    config: { ...moduleConfig(options), ...ports, ...opts.config },
   });
   return withLicensing(h);
 }

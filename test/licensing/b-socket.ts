@@ -245,8 +245,9 @@ export async function socketLogin(opts: {
 export async function startSocketServer(
   harnesses: LicensingHarness[],
   users: Record<string, string>,
+  config: Record<string, unknown> = {},
 ): Promise<{ h: LicensingHarness; port: number; t: TestApp }> {
-  const h = await startLicensing({}, { listen: true });
+  const h = await startLicensing({}, { listen: true, config });
   harnesses.push(h);
   for (const [user, password] of Object.entries(users)) await h.createUser(user, password);
   const t = await registerApp(h.registry);

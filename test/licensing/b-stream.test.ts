@@ -188,3 +188,52 @@ async function waitClosed(c: SocketClient): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+test("a proof where no nonce is offered is refused as bad-proof: before TLS, and once authenticated", async () => {
+  // TLS required: before STARTTLS the stream offers no <licence/> feature, so no nonce.
+  const { h, port, t } = await startSocketServer(
+    harnesses,
+    { alice: "wonderland" },
+    { allowPlaintext: false },
+  );
+  const early = await SocketClient.connect(port);
+  const features = await early.open(h.domain);
+  assert.equal(features.getChild("licence", NS_LICENCE), undefined, "not offered before TLS");
+  early.write(
+    `<proof xmlns='${NS_LICENCE}' client-id='${t.app.clientId}' version='5.0.1' platform='linux' key-id='${t.keyId}'>AAAA</proof>`,
+  );
+  const before = await early.streamError();
+  assert.equal(before.condition, "policy-violation");
+  assert.equal(before.licence?.name, "bad-proof");
+  assert.match(before.text ?? "", /no licence nonce was offered on this stream.*after TLS/);
+  early.destroy();
+
+  // Authenticated and bound: the proof's place has passed.
+  const late = await socketLogin({
+    port,
+    domain: h.domain,
+    user: "alice",
+    password: "wonderland",
+    tls: true,
+  });
+  late.write(
+    `<proof xmlns='${NS_LICENCE}' client-id='${t.app.clientId}' version='5.0.1' platform='linux' key-id='${t.keyId}'>AAAA</proof>`,
+  );
+  const after = await late.streamError();
+  assert.equal(after.condition, "policy-violation");
+  assert.equal(after.licence?.name, "bad-proof");
+  assert.match(after.text ?? "", /before authentication/);
+  late.destroy();
+
+  // Between authentication and binding too.
+  const unbound = await SocketClient.connect(port);
+  await unbound.open(h.domain);
+  await unbound.startTls(h.domain);
+  assert.equal(await unbound.auth("alice", "wonderland"), "success");
+  await unbound.open(h.domain);
+  unbound.write(
+    `<proof xmlns='${NS_LICENCE}' client-id='${t.app.clientId}' version='5.0.1' platform='linux' key-id='${t.keyId}'>AAAA</proof>`,
+  );
+  assert.equal((await unbound.streamError()).licence?.name, "bad-proof");
+  unbound.destroy();
+});

@@ -306,12 +306,18 @@ export class ClientStream implements SessionStream, TransportSink {
       }
       const p = svc.streamFeatures.handlerFor("post-auth", el.attrs.xmlns);
       if (p) return p.handle!(this.session, el);
-      throw new StreamError("unsupported-stanza-type", `<${el.name}/> in ${el.attrs.xmlns ?? NS_CLIENT}`);
+      throw (
+        svc.streamFeatures.outOfStageError("post-auth", this.session, el) ??
+        new StreamError("unsupported-stanza-type", `<${el.name}/> in ${el.attrs.xmlns ?? NS_CLIENT}`)
+      );
     }
     const ns = el.attrs.xmlns;
     if (ns === NS_TLS && el.name === "starttls") return this.startTls();
     if (this.phase === "pre-tls" && !svc.config.allowPlaintext) {
-      throw new StreamError("policy-violation", "TLS is required: use STARTTLS first");
+      throw (
+        svc.streamFeatures.outOfStageError("pre-tls", this.session, el) ??
+        new StreamError("policy-violation", "TLS is required: use STARTTLS first")
+      );
     }
     if (this.phase === "pre-auth" || this.phase === "pre-tls") {
       if (ns === NS_SASL) return this.sasl.handle(el);
@@ -325,7 +331,10 @@ export class ClientStream implements SessionStream, TransportSink {
     if (isStanza(el) && el.name === "iq") return this.handleBindPhaseIq(el);
     const p = svc.streamFeatures.handlerFor("post-auth", ns);
     if (p) return p.handle!(this.session, el);
-    throw new StreamError("not-authorized", "bind a resource first");
+    throw (
+      svc.streamFeatures.outOfStageError("post-auth", this.session, el) ??
+      new StreamError("not-authorized", "bind a resource first")
+    );
   }
 
   private startTls(): void {

@@ -135,6 +135,19 @@ export function licenceStreamFeature(enforcement: Enforcement, domain: string): 
       if (judgement.kind === "refused") return refuse(session, judgement.refusal);
       session.send(judgement.kind === "accepted" ? judgement.answer : ticketRefusedElement(judgement.text));
     },
+    // A <proof/> where no nonce is offered — before TLS, or once authenticated — is a refused
+    // proof like any other (protocol §2.4), so the client sees the licensing condition.
+    outOfStage(session, el) {
+      if (el.name !== "proof") return undefined;
+      const refusal: Refusal = {
+        reason: "bad-proof",
+        text: session.authenticated
+          ? "no licence nonce was offered on this stream: the proof comes after TLS and before authentication"
+          : "no licence nonce was offered on this stream: the proof comes after TLS (use STARTTLS first)",
+      };
+      enforcement.proofFailed(session.remoteAddress, refusal);
+      return refusalError(refusal);
+    },
     // The second carrier (protocol §2.6): the same <proof/> inside a SASL2 <authenticate/>,
     // judged before the mechanism starts; the answer rides in the SASL2 <success/>.
     sasl2: {

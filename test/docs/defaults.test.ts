@@ -1,0 +1,64 @@
+/**
+ * The defaults the documents state are the defaults the server has: every
+ * `modules.licensing.*` row of docs/configuration.md against the module's option schema,
+ * and what docs/licensing-protocol.md says is on or off by default.
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+import { LicensingOptions } from "../../src/modules/licensing/index.js";
+import { REPO_ROOT } from "../helpers/server.js";
+
+const read = (file: string) => readFileSync(path.join(REPO_ROOT, file), "utf8");
+const defaults = LicensingOptions.parse({}) as Record<string, unknown>;
+
+/** A documented default as a value: `250` → 250, `false` → false; undefined for prose. */
+function documented(cell: string): unknown {
+  const m = /^`([^`]*)`$/.exec(cell.trim());
+  if (!m) return undefined;
+  const text = m[1]!;
+  if (text === "true" || text === "false") return text === "true";
+  if (/^-?\d+(\.\d+)?$/.test(text)) return Number(text);
+  return text;
+}
+
+test("docs/configuration.md states the licensing module's defaults", () => {
+  const rows = read("docs/configuration.md")
+    .split("\n")
+    .filter((l) => l.startsWith("| `modules.licensing."));
+  assert.ok(rows.length >= 8, "the licensing rows are in the table");
+  let compared = 0;
+  for (const row of rows) {
+    const [, keys, values] = row.split("|").map((c) => c.trim()) as [string, string, string];
+    const names = keys.split("/").map((k) =>
+      k
+        .trim()
+        .replace(/`/g, "")
+        .replace(/^modules\.licensing\./, ""),
+    );
+    const cells = values.split("/");
+    names.forEach((name, i) => {
+      const stated = documented(cells[i] ?? "");
+      if (stated === undefined) return;
+      assert.ok(name in defaults, `${name} is documented but is not an option`);
+      assert.deepEqual(
+        stated,
+        defaults[name],
+        `modules.licensing.${name}: the documentation says ${cells[i]}`,
+      );
+      compared++;
+    });
+  }
+  assert.ok(compared >= 8, `only ${compared} defaults compared`);
+});
+
+test("docs/licensing-protocol.md says queryClientVersion is on or off as it is", () => {
+  const text = read("docs/licensing-protocol.md").replace(/\s+/g, " ");
+  const m =
+    /(on|off) by default,? `modules\.licensing\.queryClientVersion|queryClientVersion`?,? (on|off) by default/.exec(
+      text,
+    );
+  assert.ok(m, "the protocol says whether the server asks unlicensed clients their version");
+  assert.equal(m[1] ?? m[2], defaults.queryClientVersion ? "on" : "off");
+});
