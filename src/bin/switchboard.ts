@@ -243,8 +243,11 @@ function addAdminCommand(def: CommandDefinition<never>): void {
   const options = def.args.filter((a) => !a.positional);
   for (const a of options) {
     const flags = a.flag ? `--${optionName(a.name)}` : `--${optionName(a.name)} <value>`;
-    if (a.repeatable && !a.flag) cmd.option(flags, a.description, collect);
-    else cmd.option(flags, a.description);
+    const description = a.deprecatedFor
+      ? `deprecated, the same as --${optionName(a.deprecatedFor)}`
+      : a.description;
+    if (a.repeatable && !a.flag) cmd.option(flags, description, collect);
+    else cmd.option(flags, description);
   }
   cmd.option("--json", "print the result as JSON");
   cmd.action(async (...argv: unknown[]) => {
@@ -255,6 +258,13 @@ function addAdminCommand(def: CommandDefinition<never>): void {
     });
     // Commander stores --min-version as minVersion: the argument's own name.
     for (const a of options) if (opts[a.name] !== undefined) raw[a.name] = opts[a.name];
+    for (const a of options) {
+      if (a.deprecatedFor && opts[a.name] !== undefined) {
+        process.stderr.write(
+          `switchboard: --${optionName(a.name)} is deprecated: use --${optionName(a.deprecatedFor)}\n`,
+        );
+      }
+    }
     const parsed = def.input.safeParse(raw);
     if (!parsed.success) {
       throw new CommandError(

@@ -52,6 +52,11 @@ export interface CommandArg {
   flag?: boolean;
   /** For the CLI: the option may be given several times; the input receives an array of the values. */
   repeatable?: boolean;
+  /**
+   * A former name kept working: the argument that replaces it (its camelCase name). The CLI
+   * says so in --help and warns when it is used; the OpenAPI document marks it deprecated.
+   */
+  deprecatedFor?: string;
 }
 
 export interface CommandResult {

@@ -296,10 +296,10 @@ describe("admin console pages", () => {
       assert.match(suspended.body, /badge-warn">suspended</);
       await admin.postAndFollow(`/console/licences/${id}/reinstate`, {});
       const extended = await admin.postAndFollow(`/console/licences/${id}/extend`, {
-        until: "2031-06-30T12:00",
+        validUntil: "2031-06-30T12:00",
       });
       assert.match(extended.body, /now ends 2031-06-30T12:00:00Z/);
-      const badDate = await admin.postAndFollow(`/console/licences/${id}/extend`, { until: "someday" });
+      const badDate = await admin.postAndFollow(`/console/licences/${id}/extend`, { validUntil: "someday" });
       assert.match(badDate.body, /flash-error/);
       const filtered = await admin.get("/console/licences?status=active&q=evil");
       assert.match(filtered.body, new RegExp(id));

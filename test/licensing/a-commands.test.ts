@@ -504,4 +504,82 @@ describe("licensing commands on the command line", () => {
       },
     );
   });
+
+  it("licence extend takes --valid-until like licence grant; --until still works, with a warning", async () => {
+    const common = ["--data-dir", join(dir, "cli-extend"), "--json"];
+    await cli("keygen", "--out", join(dir, "extend.key"));
+    await cli("publisher", "add", "--organisation", "Org", "--email", "x@example.org", ...common);
+    await cli(
+      "app",
+      "register",
+      "org.extend",
+      "--name",
+      "E",
+      "--publisher",
+      "x@example.org",
+      "--platform",
+      "linux",
+      "--public-key-file",
+      join(dir, "extend.key.pub"),
+      ...common,
+    );
+    const granted = await cli(
+      "licence",
+      "grant",
+      "org.extend",
+      "--valid-until",
+      "2030-01-01T00:00:00Z",
+      ...common,
+    );
+    const id = (JSON.parse(granted.stdout) as { licence: Licence }).licence.id;
+    const renamed = await cli("licence", "extend", id, "--valid-until", "2031-01-01T00:00:00Z", ...common);
+    assert.equal(
+      (JSON.parse(renamed.stdout) as { licence: Licence }).licence.validUntil,
+      Date.UTC(2031, 0, 1),
+    );
+    assert.equal(renamed.stderr, "");
+    const old = await cli("licence", "extend", id, "--until", "2032-01-01T00:00:00Z", ...common);
+    assert.equal((JSON.parse(old.stdout) as { licence: Licence }).licence.validUntil, Date.UTC(2032, 0, 1));
+    assert.match(old.stderr, /--until is deprecated: use --valid-until/);
+    await assert.rejects(
+      cli("licence", "extend", id, ...common),
+      (err: { code?: number; stderr?: string }) => {
+        assert.equal(err.code, 2);
+        assert.match(err.stderr ?? "", /validUntil: give the new end with --valid-until/);
+        return true;
+      },
+    );
+    const help = await cli("licence", "extend", "--help");
+    assert.match(help.stdout, /--valid-until <value> +new end/);
+    assert.match(help.stdout, /--until <value> +deprecated, the same as --valid-until/);
+  });
+
+  it("policy set: --unexempt of an account that is not exempt exits 2 and says so; --clear-stages keeps exemptions", async () => {
+    const common = ["--data-dir", join(dir, "cli-policy")];
+    await cli("policy", "set", "--exempt", "support", "--stage", "2030-01-01T00:00:00Z=warn", ...common);
+    await assert.rejects(
+      cli("policy", "set", "--unexempt", "support", "--unexempt", "nobody", ...common),
+      (err: { code?: number; stderr?: string }) => {
+        assert.equal(err.code, 2);
+        assert.equal(
+          err.stderr,
+          "switchboard: --unexempt nobody: nobody is not exempt, so nothing was changed (exempt accounts: support)\n",
+        );
+        return true;
+      },
+    );
+    const cleared = await cli("policy", "set", "--clear-stages", ...common, "--json");
+    const policy = (JSON.parse(cleared.stdout) as { policy: AccessPolicy }).policy;
+    assert.deepEqual(policy.stages, []);
+    assert.deepEqual(
+      policy.exemptions,
+      ["support"],
+      "the failed --unexempt changed nothing; --clear-stages kept it",
+    );
+    const help = await cli("policy", "set", "--help");
+    assert.match(
+      help.stdout.replace(/\s+/g, " "),
+      /--clear-stages remove every stage first \(keeps the base mode, exemptions/,
+    );
+  });
 });

@@ -4,12 +4,20 @@
  * equals what the server exports on the same connection (RFC 9266).
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { createHash, X509Certificate } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
 import { describe, test } from "node:test";
 import tls from "node:tls";
+import pino from "pino";
 import { generate } from "selfsigned";
 import { certificateSignatureOid, channelBindingData, serverEndPoint } from "../../sdk/binding.js";
+import { loadServerConfig } from "../../src/server/config.js";
+import { loadTls, tlsChannelBinding } from "../../src/transports/tls.js";
+import { requirePeer } from "../helpers/services.js";
 
 async function cert(opts: { keyType: "ec" | "rsa"; algorithm: string; curve?: "P-256" | "P-384" }) {
   const pems = await generate([{ name: "commonName", value: "localhost" }], opts);
@@ -102,6 +110,56 @@ describe("channel binding", () => {
       );
     } finally {
       p.close();
+    }
+  });
+});
+
+describe("tls-server-end-point with an Ed25519 certificate", () => {
+  test("SHA-256, as for other signature algorithms without a hash of their own; both ends agree", async (t) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "sb-ed25519-cert-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const made = spawnSync(
+      "openssl",
+      ["req", "-x509", "-newkey", "ed25519", "-nodes", "-subj", "/CN=localhost", "-days", "1"].concat([
+        "-keyout",
+        path.join(dir, "key.pem"),
+        "-out",
+        path.join(dir, "cert.pem"),
+      ]),
+      { encoding: "utf8" },
+    );
+    if (made.error || made.status !== 0) {
+      const skip = await requirePeer(
+        "openssl",
+        () => `openssl cannot make an Ed25519 certificate: ${made.stderr}`,
+      );
+      if (skip) return t.skip(skip);
+    }
+    const pem = readFileSync(path.join(dir, "cert.pem"), "utf8");
+    const key = readFileSync(path.join(dir, "key.pem"), "utf8");
+    const der = Buffer.from(new X509Certificate(pem).raw);
+    assert.equal(certificateSignatureOid(der), "1.3.101.112", "id-Ed25519");
+    const expected = createHash("sha256").update(der).digest();
+    assert.deepEqual(serverEndPoint(der), expected);
+    // Over a TLS 1.3 connection with that certificate: the client's computation and the server's.
+    const pair = await tlsPair({ pem, key }, "TLSv1.3");
+    try {
+      assert.deepEqual(channelBindingData(pair.client, "tls-server-end-point"), expected);
+      // The server's own value, from its certificate as configured (tls.certFile, tls.keyFile).
+      const config = loadServerConfig({
+        overrides: {
+          dataDir: dir,
+          tls: { certFile: path.join(dir, "cert.pem"), keyFile: path.join(dir, "key.pem") },
+        },
+      });
+      const material = await loadTls(config, pino({ level: "silent" }));
+      assert.deepEqual(material.serverEndPoint, expected);
+      assert.deepEqual(
+        tlsChannelBinding(pair.server, material.serverEndPoint, "tls-server-end-point"),
+        expected,
+      );
+    } finally {
+      pair.close();
     }
   });
 });

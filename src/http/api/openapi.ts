@@ -32,6 +32,10 @@ export function inputSchema(def: CommandDefinition<never>): Json {
   for (const arg of def.args) {
     const p = properties[arg.name];
     if (p && p.description === undefined) p.description = arg.description;
+    if (p && arg.deprecatedFor) {
+      p.deprecated = true;
+      p.description = `Deprecated: the same as \`${arg.deprecatedFor}\`.`;
+    }
   }
   return schema;
 }

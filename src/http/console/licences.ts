@@ -87,7 +87,7 @@ export function licenceActions(l: LicenceView, csrfToken: string | undefined, ba
     buttons.push(html`<form method="post" action="${licencePath(l.id)}/extend" class="inline-form">
       ${csrfField(csrfToken)}<input type="hidden" name="back" value="${back}">
       <div class="field"><label for="until-${l.id}">Valid until (UTC)</label>
-        <input type="datetime-local" id="until-${l.id}" name="until" value="${utcInputValue(l.validUntil)}"></div>
+        <input type="datetime-local" id="until-${l.id}" name="validUntil" value="${utcInputValue(l.validUntil)}"></div>
       <button type="submit" class="secondary" data-testid="extend-${l.id}">Set end</button>
       <button type="submit" class="link" name="never" value="1">No end</button>
     </form>`);
@@ -178,10 +178,13 @@ export function registerLicences(app: FastifyInstance, env: ConsoleEnv): void {
   app.post<{ Params: { id: string } }>(route(`${CONSOLE}/licences/:id/extend`), async (request, reply) => {
     const body = formBody(request);
     const never = field(body, "never") !== "";
-    const until = field(body, "until");
+    const until = field(body, "validUntil");
     return act(env, request, reply, {
       command: "licence extend",
-      input: { licenceId: request.params.id, until: never ? "never" : until === "" ? "" : utcInstant(until) },
+      input: {
+        licenceId: request.params.id,
+        validUntil: never ? "never" : until === "" ? "" : utcInstant(until),
+      },
       back: `${CONSOLE}/licences`,
       success: () =>
         never

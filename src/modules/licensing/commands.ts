@@ -405,15 +405,29 @@ export const licenceReinstate = statusCommand("reinstate", "active", "Reinstate 
 
 export const licenceExtend = defineCommand({
   name: ["licence", "extend"],
-  description: "Set the end of a licence's validity",
+  description: "Set the end of a licence's validity (live sessions are closed when it passes)",
   args: [
     { name: "licenceId", description: "licence id", positional: true },
-    { name: "until", description: "new end, ISO-8601 with time zone, or never" },
+    {
+      name: "validUntil",
+      description: "new end, ISO-8601 with time zone, or never (as licence grant --valid-until)",
+    },
+    { name: "until", description: "the former name of --valid-until", deprecatedFor: "validUntil" },
   ],
-  input: z.object({ licenceId: z.string().min(1), until: z.string().min(1) }),
+  input: z
+    .object({
+      licenceId: z.string().min(1),
+      validUntil: z.string().min(1).optional(),
+      until: z.string().min(1).optional(),
+    })
+    .refine((i) => (i.validUntil === undefined) !== (i.until === undefined), {
+      message: "give the new end with --valid-until (once)",
+      path: ["validUntil"],
+    }),
   mutates: true,
   async run(ctx, input) {
-    const until = input.until === "never" ? undefined : parseInstant("until", input.until);
+    const given = (input.validUntil ?? input.until)!;
+    const until = given === "never" ? undefined : parseInstant("valid-until", given);
     const licence = await registryOf(ctx).extendLicence(actorOf(ctx), input.licenceId, until);
     const view = withState(licence, ctx.clock.now());
     return { message: `extended ${licenceLine(view)}`, data: { licence: view } };

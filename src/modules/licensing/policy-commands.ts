@@ -138,7 +138,11 @@ export const policySet = defineCommand({
       name: "cutoff",
       description: "shorthand for --stage INSTANT=enforce: every unlicensed client refused from then on",
     },
-    { name: "clearStages", description: "remove every stage first", flag: true },
+    {
+      name: "clearStages",
+      description: "remove every stage first (keeps the base mode, exemptions, version rules and URLs)",
+      flag: true,
+    },
     { name: "app", description: "client id the version options below apply to" },
     { name: "minVersion", description: "with --app: minimum version (none removes it)" },
     { name: "recommended", description: "with --app: recommended version (none removes it)" },
@@ -236,8 +240,15 @@ export const policySet = defineCommand({
         p.upgradeUrl = setting(input.upgradeUrl);
       }
       if (input.infoUrl !== undefined) p.infoUrl = setting(input.infoUrl);
+      const exemptBefore = p.exemptions.join(", ") || "none";
       for (const name of unexempt) {
-        if (!p.exemptions.includes(name)) throw new CommandError(`${name} is not exempt`, 404);
+        if (!p.exemptions.includes(name)) {
+          const exempt = exemptBefore;
+          throw new CommandError(
+            `--unexempt ${name}: ${name} is not exempt, so nothing was changed (exempt accounts: ${exempt})`,
+            404,
+          );
+        }
         p.exemptions = p.exemptions.filter((e) => e !== name);
       }
       p.exemptions = [...p.exemptions, ...exempt];
