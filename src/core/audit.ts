@@ -26,3 +26,20 @@ export async function recordAudit(
 ): Promise<void> {
   await storage.archive<AuditData>(AUDIT_ARCHIVE).append({ at: clock.now(), kind, data });
 }
+
+/** Keys whose numbers are instants (epoch milliseconds) in audit records' before/after values. */
+const INSTANT_KEY = /^(at|validFrom|validUntil|since|until|expires|[a-z]+At)$/;
+
+/**
+ * One value of an audit record as people read it: JSON, with the instants in ISO-8601 UTC
+ * rather than epoch milliseconds (`"validUntil", 1830297600000` → `"2028-01-01T00:00:00.000Z"`,
+ * and so in nested values such as a policy's stages). "—" for no value.
+ */
+export function auditValueText(key: string, value: unknown): string {
+  if (value === undefined) return "—";
+  return JSON.stringify(value, (k: string, v: unknown) =>
+    typeof v === "number" && INSTANT_KEY.test(k === "" ? key : k) && Number.isFinite(v)
+      ? new Date(v).toISOString()
+      : v,
+  );
+}

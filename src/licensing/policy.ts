@@ -8,7 +8,7 @@
 
 import type { ClientInfo } from "./client-info.js";
 import { isLicensed } from "./client-info.js";
-import type { AccessPolicy, AppKey, ClientApp, Instant, Licence, PolicyMode } from "./model.js";
+import type { AccessPolicy, AppKey, ClientApp, Instant, Licence, PolicyMode, PolicyStage } from "./model.js";
 import { isoInstant, type Refusal } from "./protocol.js";
 import {
   allLicences,
@@ -222,4 +222,49 @@ export function nextChangeAt(snapshot: LicensingSnapshot, now: Instant): Instant
   }
   for (const keys of snapshot.keys.values()) for (const k of keys.values()) consider(k.revokedAt);
   return next;
+}
+
+const STRICTNESS: Record<PolicyMode, number> = { open: 0, warn: 1, enforce: 2 };
+
+/** A stage that loosens what an earlier stage (or the base mode) imposed on some accounts. */
+export interface ScheduleRelaxation {
+  stage: PolicyStage;
+  /** The strictest mode some of the stage's accounts were in just before it. */
+  before: PolicyMode;
+  /** One line for the operator. */
+  text: string;
+}
+
+/**
+ * The stages of a schedule that relax enforcement: an `enforce` stage followed by `warn`
+ * or `open` (or a `warn` one by `open`) for accounts the earlier stage covered. Allowed —
+ * a trial cutoff may end — but worth a warning: the cutoff announced to clients then lies
+ * after a time of enforcement, and accounts go back and forth.
+ */
+export function scheduleRelaxations(policy: AccessPolicy): ScheduleRelaxation[] {
+  const stages = [...policy.stages].sort((a, b) => a.at - b.at);
+  const out: ScheduleRelaxation[] = [];
+  // An account's mode before stage i: the last earlier stage that covers its bucket, else the base mode.
+  const modeBefore = (i: number, bucket: number): PolicyMode => {
+    for (let j = i - 1; j >= 0; j--) if (bucket < (stages[j]!.percentage ?? 100)) return stages[j]!.mode;
+    return policy.mode;
+  };
+  stages.forEach((stage, i) => {
+    const share = stage.percentage ?? 100;
+    // The mode is constant between the earlier stages' percentages: one bucket per interval.
+    const buckets = [0, ...stages.slice(0, i).map((s) => s.percentage ?? 100)].filter((b) => b < share);
+    const before = buckets
+      .map((b) => modeBefore(i, b))
+      .reduce<PolicyMode>((a, m) => (STRICTNESS[m] > STRICTNESS[a] ? m : a), "open");
+    if (STRICTNESS[stage.mode] < STRICTNESS[before]) {
+      out.push({
+        stage,
+        before,
+        text:
+          `the stage of ${isoInstant(stage.at)} (${stage.mode}${share < 100 ? ` for ${share} % of accounts` : ""}) ` +
+          `relaxes enforcement: accounts in ${before} before it go back to ${stage.mode}`,
+      });
+    }
+  });
+  return out;
 }

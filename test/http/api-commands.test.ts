@@ -176,6 +176,13 @@ describe("admin API: one success per command", () => {
     const show = await ok("GET", "policy show");
     assert.deepEqual(show.json.data.policy.exemptions, ["alice"]);
     assert.equal(show.json.data.policy.apps["com.example.chat"].minVersion, "2.0");
+    assert.deepEqual(policy.json.data.warnings, [], "a schedule that only tightens");
+    // A stage that relaxes enforcement is accepted, with a warning in the answer.
+    const relaxing = await ok("POST", "policy set", { stage: ["2027-02-01T00:00:00Z=open@10"] });
+    assert.deepEqual(relaxing.json.data.warnings, [
+      "the stage of 2027-02-01T00:00:00Z (open for 10 % of accounts) relaxes enforcement: accounts in enforce before it go back to open",
+    ]);
+    await ok("POST", "policy set", { stage: ["2027-02-01T00:00:00Z=enforce@10"] });
 
     // Every change above was made by the API token.
     const audit = await ok("GET", "audit list", { limit: "100" });

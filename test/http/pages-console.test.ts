@@ -393,6 +393,31 @@ describe("admin console pages", () => {
       const shown = (await kit.run("policy show", {})) as { policy: AccessPolicy };
       assert.equal(shown.policy.mode, "warn");
       assert.equal(shown.policy.stages.length, 1);
+      // A warn stage after the enforce one relaxes enforcement: the preview says so before saving.
+      const relaxing = await admin.post("/console/policy", {
+        section: "schedule",
+        intent: "preview",
+        mode: "warn",
+        stageAt: "2031-02-01T00:00",
+        stageMode: "warn",
+      });
+      assert.match(relaxing.body, /data-testid="preview-relaxation"/);
+      assert.match(
+        relaxing.body,
+        /the stage of <time datetime="2031-02-01T00:00:00.000Z">2031-02-01 00:00 UTC<\/time> \(warn\) puts accounts that were in enforce back to warn/,
+      );
+      const tightening = await admin.post("/console/policy", {
+        section: "schedule",
+        intent: "preview",
+        mode: "warn",
+        stageAt: "2031-02-01T00:00",
+        stageMode: "enforce",
+      });
+      assert.doesNotMatch(tightening.body, /preview-relaxation/);
+      // The audit log shows the stage's instant in ISO-8601, not in epoch milliseconds.
+      const stagedAudit = await admin.get("/console/audit?kind=policy.set");
+      assert.match(stagedAudit.body, /2031-01-15T00:00:00\.000Z/);
+      assert.doesNotMatch(stagedAudit.body, /&quot;at&quot;:\d|"at":\d/);
       await admin.postAndFollow("/console/policy", {
         section: "exemptions",
         intent: "save",

@@ -582,4 +582,37 @@ describe("licensing commands on the command line", () => {
       /--clear-stages remove every stage first \(keeps the base mode, exemptions/,
     );
   });
+
+  it("policy set warns about a schedule that relaxes enforcement; the audit list shows instants in ISO-8601", async () => {
+    const common = ["--data-dir", join(dir, "cli-relax")];
+    const set = await cli(
+      "policy",
+      "set",
+      "--stage",
+      "2030-01-01T00:00:00Z=enforce",
+      "--stage",
+      "2030-02-01T00:00:00Z=warn",
+      ...common,
+    );
+    assert.match(
+      set.stdout,
+      /^warning: the stage of 2030-02-01T00:00:00Z \(warn\) relaxes enforcement: accounts in enforce before it go back to warn$/m,
+    );
+    const shown = await cli("policy", "show", ...common, "--json");
+    assert.deepEqual((JSON.parse(shown.stdout) as { warnings: string[] }).warnings, [
+      "the stage of 2030-02-01T00:00:00Z (warn) relaxes enforcement: accounts in enforce before it go back to warn",
+    ]);
+    const tightened = await cli(
+      "policy",
+      "set",
+      "--stage",
+      "2030-02-01T00:00:00Z=enforce",
+      ...common,
+      "--json",
+    );
+    assert.deepEqual((JSON.parse(tightened.stdout) as { warnings: string[] }).warnings, []);
+    const audit = await cli("audit", "list", ...common);
+    assert.match(audit.stdout, /stages: \[\{"at":"2030-01-01T00:00:00\.000Z","mode":"enforce"\}/);
+    assert.doesNotMatch(audit.stdout, /"at":\d/, "no epoch milliseconds");
+  });
 });

@@ -15,6 +15,7 @@ import {
   nextEnforceStage,
   nextStageAfter,
   type PolicyMode,
+  scheduleRelaxations,
   stageAt,
 } from "../../src/licensing/index.js";
 
@@ -206,5 +207,87 @@ describe("mode for an account", () => {
   it("buckets the normalised name, so case does not move an account", () => {
     const a = accounts.find((x) => accountBucket(x) < 25)!;
     assert.equal(modeFor(rollout, T0 + 2 * DAY, a.toUpperCase()), "enforce");
+  });
+});
+
+describe("schedules that relax enforcement", () => {
+  const policy = (mode: PolicyMode, stages: AccessPolicy["stages"]): AccessPolicy => ({
+    ...DEFAULT_POLICY,
+    mode,
+    stages,
+  });
+  const relaxed = (p: AccessPolicy) =>
+    scheduleRelaxations(p).map((r) => `${r.stage.mode}@${r.stage.at}<${r.before}`);
+
+  it("flags a stage looser than what came before it for some of its accounts", () => {
+    assert.deepEqual(
+      relaxed(
+        policy("open", [
+          { at: T0, mode: "enforce" },
+          { at: T0 + DAY, mode: "warn" },
+        ]),
+      ),
+      [`warn@${T0 + DAY}<enforce`],
+    );
+    assert.deepEqual(
+      relaxed(policy("enforce", [{ at: T0, mode: "open" }])),
+      [`open@${T0}<enforce`],
+      "the base mode",
+    );
+    // Unsorted input: stages apply in time order.
+    assert.deepEqual(
+      relaxed(
+        policy("open", [
+          { at: T0 + DAY, mode: "open" },
+          { at: T0, mode: "warn" },
+        ]),
+      ),
+      [`open@${T0 + DAY}<warn`],
+    );
+    // enforce for the first 10 %, then warn for everyone: the first 10 % are relaxed.
+    assert.deepEqual(
+      relaxed(
+        policy("open", [
+          { at: T0, mode: "enforce", percentage: 10 },
+          { at: T0 + DAY, mode: "warn" },
+        ]),
+      ),
+      [`warn@${T0 + DAY}<enforce`],
+    );
+    const [r] = scheduleRelaxations(
+      policy("open", [
+        { at: T0, mode: "enforce" },
+        { at: T0 + DAY, mode: "warn", percentage: 50 },
+      ]),
+    );
+    assert.equal(
+      r?.text,
+      "the stage of 2027-01-02T00:00:00Z (warn for 50 % of accounts) relaxes enforcement: accounts in enforce before it go back to warn",
+    );
+  });
+
+  it("leaves schedules that only tighten, and narrower stages of the same mode, alone", () => {
+    assert.deepEqual(relaxed(policy("open", [])), []);
+    assert.deepEqual(
+      relaxed(
+        policy("open", [
+          { at: T0, mode: "warn" },
+          { at: T0 + DAY, mode: "enforce", percentage: 10 },
+          { at: T0 + 2 * DAY, mode: "enforce", percentage: 50 },
+          { at: T0 + 3 * DAY, mode: "enforce" },
+        ]),
+      ),
+      [],
+    );
+    // A narrower enforce stage after a wider one: the other accounts stay in enforce.
+    assert.deepEqual(
+      relaxed(
+        policy("warn", [
+          { at: T0, mode: "enforce", percentage: 10 },
+          { at: T0 + DAY, mode: "enforce", percentage: 5 },
+        ]),
+      ),
+      [],
+    );
   });
 });

@@ -1,5 +1,6 @@
 /** The audit log (`audit list`): every change, who made it and when, newest first, with filters. */
 import type { FastifyInstance } from "fastify";
+import { auditValueText } from "../../core/audit.js";
 import type { ArchiveEntry } from "../../core/storage/types.js";
 import type { AuditRecord } from "../../licensing/index.js";
 import { input, instant, searchForm, table } from "../assets/components.js";
@@ -21,12 +22,13 @@ function change(record: AuditRecord): SafeHtml {
           (k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]),
         )
       : [];
-  const show = (v: unknown) => (v === undefined ? "—" : JSON.stringify(v));
+
   return html`<details><summary>${keys.length > 0 ? keys.join(", ") : "details"}</summary>
     ${
       keys.length > 0
-        ? html`<ul>${keys.map((k) => html`<li><code>${k}</code>: ${show(before[k])} → ${show(after[k])}</li>`)}</ul>`
-        : html`<pre class="block">${JSON.stringify({ before: record.before, after: record.after }, null, 2)}</pre>`
+        ? html`<ul>${keys.map((k) => html`<li><code>${k}</code>: ${auditValueText(k, before[k])} → ${auditValueText(k, after[k])}</li>`)}</ul>`
+        : html`<pre class="block">before: ${auditValueText("before", record.before)}
+after: ${auditValueText("after", record.after)}</pre>`
     }
   </details>`;
 }

@@ -8,6 +8,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { count } from "../../commands/plural.js";
 import type { AccessPolicy, ClientApp, CutoffPreview, PolicyStage } from "../../licensing/index.js";
+import { scheduleRelaxations } from "../../licensing/index.js";
 import {
   choices,
   csrfField,
@@ -53,12 +54,27 @@ interface EditorState {
   previewFailed?: boolean;
 }
 
+/** Stages that relax enforcement after an earlier one: allowed, but the operator should see it. */
+function relaxationWarnings(policy: AccessPolicy, testid: string): SafeHtml {
+  const relaxations = scheduleRelaxations(policy);
+  if (relaxations.length === 0) return html``;
+  return html`<div class="flash flash-warning" role="status" data-testid="${testid}">
+    <p><strong>This schedule relaxes enforcement after it began.</strong> Clients are told the next cutoff, which then lies after a time of enforcement, and accounts go back and forth:</p>
+    <ul>${relaxations.map(
+      (r) =>
+        html`<li>the stage of ${instant(r.stage.at)} (${r.stage.mode}${
+          r.stage.percentage === undefined ? "" : ` for ${r.stage.percentage} % of accounts`
+        }) puts accounts that were in ${r.before} back to ${r.stage.mode}</li>`,
+    )}</ul>
+  </div>`;
+}
+
 const stageLabel = (s: PolicyStage) =>
   html`${s.mode} from ${instant(s.at)}${s.percentage === undefined ? "" : ` for ${s.percentage} % of accounts`}`;
 
 function summary(show: PolicyShow): SafeHtml {
   const p = show.policy;
-  return html`${facts(
+  return html`${relaxationWarnings(p, "policy-relaxation")}${facts(
     [
       [
         "In force now",
@@ -127,7 +143,7 @@ function scheduleForm(p: AccessPolicy, now: number, state: EditorState, csrf: st
   const val = (name: string, fallback: string) => (mine ? field(v, name) : fallback);
   const stageOptions = p.stages.map((s) => ({
     value: String(s.at),
-    label: `${s.at <= now ? "done" : "scheduled"}: ${s.mode} from ${new Date(s.at).toISOString()}${
+    label: `${s.at <= now ? "done" : "scheduled"}: ${s.mode} from ${new Date(s.at).toISOString().slice(0, 16).replace("T", " ")} UTC${
       s.percentage === undefined ? "" : ` (${s.percentage} %)`
     }`,
   }));
@@ -290,6 +306,7 @@ function previewSection(state: EditorState): SafeHtml {
       Object.keys(preview.policy.apps).length,
       "app",
     )} with version rules, ${count(preview.policy.exemptions.length, "exemption")}.</p>
+    ${relaxationWarnings(preview.policy, "preview-relaxation")}
     <div class="sections">
       <div>
         <h3>Live sessions, right after saving</h3>

@@ -5,6 +5,7 @@
  */
 import { chmod, readFile, writeFile } from "node:fs/promises";
 import { z } from "zod";
+import { auditValueText } from "../../core/audit.js";
 import { CommandError, defineCommand } from "../../core/commands.js";
 import type { AppKey, Licence } from "../../licensing/index.js";
 import {
@@ -525,9 +526,8 @@ function describeChange(record: { before?: unknown; after?: unknown }): string {
   const changed = [...new Set([...Object.keys(before), ...Object.keys(after)])].filter(
     (k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]),
   );
-  const show = (v: unknown) => (v === undefined ? "–" : JSON.stringify(v));
   return changed.length
-    ? `  (${changed.map((k) => `${k}: ${show(before[k])} → ${show(after[k])}`).join("; ")})`
+    ? `  (${changed.map((k) => `${k}: ${auditValueText(k, before[k])} → ${auditValueText(k, after[k])}`).join("; ")})`
     : "";
 }
 

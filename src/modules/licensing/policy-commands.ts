@@ -17,6 +17,7 @@ import {
   nextStageAfter,
   POLICY_MODES,
   parseVersionRange,
+  scheduleRelaxations,
   stageAt,
   VersionError,
 } from "../../licensing/index.js";
@@ -90,6 +91,7 @@ export function describePolicy(policy: AccessPolicy, now: Instant): string {
     ...(Object.keys(policy.apps).length
       ? Object.entries(policy.apps).map(([id, r]) => `  ${id}: ${rulesText(r)}`)
       : ["  (no version rules)"]),
+    ...scheduleRelaxations(policy).map((r) => `warning: ${r.text}`),
   ];
   return lines.join("\n");
 }
@@ -103,6 +105,8 @@ function policyData(policy: AccessPolicy, now: Instant, revision: number) {
     effective: { mode: effective.mode, percentage: effective.percentage, stage: effective.stage ?? null },
     next: nextStageAfter(policy, now) ?? null,
     cutoff: nextEnforceStage(policy, now) ?? null,
+    /** Stages that relax enforcement after an earlier one (allowed, but rarely meant). */
+    warnings: scheduleRelaxations(policy).map((r) => r.text),
   };
 }
 
