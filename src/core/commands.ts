@@ -59,14 +59,14 @@ export interface CommandArg {
   deprecatedFor?: string;
 }
 
-export interface CommandResult {
+export interface CommandResult<Data = unknown> {
   /** One line for people. */
   message: string;
   /** Structured result for the API and `--json`. */
-  data?: unknown;
+  data?: Data;
 }
 
-export interface CommandDefinition<Input = unknown> {
+export interface CommandDefinition<Input = unknown, Output = unknown> {
   /** Words, e.g. ["user", "add"]. */
   name: string[];
   description: string;
@@ -81,10 +81,18 @@ export interface CommandDefinition<Input = unknown> {
    * (HTTP API, console) do not offer it.
    */
   local?: boolean;
-  run(ctx: CommandContext, input: Input): Promise<CommandResult>;
+  /**
+   * The layout of the result's `data` (what `--json` prints and the API answers): the JSON
+   * Schema published at /api/v1/schemas/<words joined by ->.json and in the OpenAPI
+   * document is generated from it, and `run` must return data of its type.
+   */
+  output?: z.ZodType<Output>;
+  run(ctx: CommandContext, input: Input): Promise<CommandResult<Output>>;
 }
 
-export function defineCommand<Input>(def: CommandDefinition<Input>): CommandDefinition<Input> {
+export function defineCommand<Input, Output = unknown>(
+  def: CommandDefinition<Input, Output>,
+): CommandDefinition<Input, Output> {
   return def;
 }
 

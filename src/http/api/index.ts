@@ -10,7 +10,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { CommandDefinition } from "../../core/commands.js";
 import type { HttpContext, HttpPlugin } from "../context.js";
 import { ProblemError, sendProblem } from "../problem.js";
-import { API_PREFIX, openApiDocument } from "./openapi.js";
+import { API_PREFIX, openApiDocument, outputSchema, outputSchemaName, outputSchemaPath } from "./openapi.js";
 import { rawInput, runCommand } from "./run.js";
 
 function commandRoute(ctx: HttpContext, def: CommandDefinition<never>) {
@@ -94,6 +94,26 @@ export function adminApi(): HttpPlugin {
       app.get("/openapi.json", async () => {
         document ??= openApiDocument(ctx.commands, ctx.publicUrl || undefined);
         return document;
+      });
+
+      // The layout of every command's --json output (and its API answer's data), beside the
+      // OpenAPI document, which refers to them.
+      const schemas = new Map(
+        ctx.commands.flatMap((def) => {
+          const schema = outputSchema(def);
+          return schema ? [[outputSchemaName(def), schema] as const] : [];
+        }),
+      );
+      app.get("/schemas", async () => ({
+        schemas: ctx.commands
+          .filter((def) => schemas.has(outputSchemaName(def)))
+          .map((def) => ({ command: def.name.join(" "), href: outputSchemaPath(def) })),
+      }));
+      app.get<{ Params: { name: string } }>("/schemas/:name", async (request) => {
+        const name = request.params.name.replace(/\.json$/, "");
+        const schema = schemas.get(name);
+        if (!schema) throw new ProblemError(404, "not-found", `no output schema ${request.params.name}`);
+        return schema;
       });
 
       app.get("/health", async (request, reply) => {

@@ -40,6 +40,36 @@ export function inputSchema(def: CommandDefinition<never>): Json {
   return schema;
 }
 
+/** Where a command's output schema is published: /api/v1/schemas/stats-clients.json. */
+export function outputSchemaName(def: CommandDefinition<never>): string {
+  return def.name.join("-");
+}
+
+export function outputSchemaPath(def: CommandDefinition<never>): string {
+  return `${API_PREFIX}/schemas/${outputSchemaName(def)}.json`;
+}
+
+/** The command's output schema among the document's components: statsClientsOutput. */
+function outputComponentName(def: CommandDefinition<never>): string {
+  return `${operationId(def)}Output`;
+}
+
+/**
+ * The JSON Schema (2020-12) of what a command's `--json` prints and its API answer's `data`
+ * holds, from the command's output schema; undefined for a command that declares none.
+ */
+export function outputSchema(def: CommandDefinition<never>): Json | undefined {
+  if (!def.output) return undefined;
+  const schema = z.toJSONSchema(def.output as z.ZodType, { io: "output", unrepresentable: "any" }) as Json;
+  return {
+    $schema: "https://json-schema.org/draft/2020-12/schema",
+    $id: outputSchemaPath(def),
+    title: `switchboard ${def.name.join(" ")} --json`,
+    description: `The result of \`switchboard ${def.name.join(" ")} --json\`, and the \`data\` of ${def.mutates ? "POST" : "GET"} ${commandPath(def)}. Instants are milliseconds since 1970-01-01T00:00:00Z.`,
+    ...schema,
+  };
+}
+
 const problemResponse = (description: string) => ({
   description,
   content: { [PROBLEM_CONTENT_TYPE]: { schema: { $ref: "#/components/schemas/Problem" } } },
@@ -74,6 +104,23 @@ function queryParameters(schema: Json): Json[] {
 
 function commandOperation(def: CommandDefinition<never>): Json {
   const schema = inputSchema(def);
+  const output = outputSchema(def);
+  const result = output
+    ? {
+        allOf: [
+          { $ref: "#/components/schemas/CommandResult" },
+          {
+            type: "object",
+            properties: {
+              data: {
+                $ref: `#/components/schemas/${outputComponentName(def)}`,
+                description: `Also published at ${outputSchemaPath(def)}`,
+              },
+            },
+          },
+        ],
+      }
+    : { $ref: "#/components/schemas/CommandResult" };
   const op: Json = {
     operationId: operationId(def),
     summary: def.description,
@@ -83,7 +130,7 @@ function commandOperation(def: CommandDefinition<never>): Json {
     responses: {
       "200": {
         description: "Done",
-        content: { "application/json": { schema: { $ref: "#/components/schemas/CommandResult" } } },
+        content: { "application/json": { schema: result } },
       },
       ...ERROR_RESPONSES,
     },
@@ -204,6 +251,14 @@ export function openApiDocument(commands: readonly CommandDefinition<never>[], s
         consoleSession: { type: "apiKey", in: "cookie", name: "sb_session" },
       },
       schemas: {
+        ...Object.fromEntries(
+          commands.flatMap((def) => {
+            const schema = outputSchema(def);
+            if (!schema) return [];
+            const { $schema: _dialect, $id: _id, ...body } = schema;
+            return [[outputComponentName(def), body]];
+          }),
+        ),
         CommandResult: {
           type: "object",
           properties: {

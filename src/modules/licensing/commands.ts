@@ -24,6 +24,15 @@ import {
   publicKeyFromInput,
 } from "../../licensing/index.js";
 import { actorOf, flagInput, iso, listInput, parseInstant, registryOf, table } from "./command-input.js";
+import {
+  appRulesSchema,
+  appSchema,
+  auditOutput,
+  keySchema,
+  licenceOutput,
+  licenceViewSchema,
+  publisherSchema,
+} from "./output-schemas.js";
 import { policyCommands } from "./policy-commands.js";
 
 export const keygen = defineCommand({
@@ -34,6 +43,7 @@ export const keygen = defineCommand({
     { name: "force", description: "overwrite existing files", flag: true },
   ],
   input: z.object({ out: z.string().min(1), force: flagInput }),
+  output: z.object({ privateKeyFile: z.string(), publicKeyFile: z.string(), publicKey: z.string() }),
   mutates: false,
   local: true,
   async run(_ctx, input) {
@@ -69,6 +79,7 @@ export const publisherAdd = defineCommand({
     { name: "email", description: "contact email address" },
   ],
   input: z.object({ organisation: z.string().min(1), email: z.string().min(1) }),
+  output: z.object({ publisher: publisherSchema }),
   mutates: true,
   async run(ctx, input) {
     const publisher = await registryOf(ctx).addPublisher(actorOf(ctx), {
@@ -84,6 +95,7 @@ export const publisherList = defineCommand({
   description: "List publishers",
   args: [],
   input: z.object({}),
+  output: z.object({ publishers: z.array(publisherSchema) }),
   mutates: false,
   async run(ctx) {
     const s = await registryOf(ctx).snapshot();
@@ -145,6 +157,7 @@ export const appRegister = defineCommand({
     publicKey: z.string().optional(),
     publicKeyFile: z.string().optional(),
   }),
+  output: z.object({ app: appSchema, keys: z.array(keySchema) }),
   mutates: true,
   async run(ctx, input) {
     checkClientId(input.clientId);
@@ -203,6 +216,7 @@ export const appList = defineCommand({
   description: "List client apps",
   args: [{ name: "publisher", description: "only this publisher's apps" }],
   input: z.object({ publisher: z.string().optional() }),
+  output: z.object({ apps: z.array(appSchema) }),
   mutates: false,
   async run(ctx, input) {
     const s = await registryOf(ctx).snapshot();
@@ -232,6 +246,13 @@ export const appShow = defineCommand({
   description: "Show an app: publisher, keys, licences and version rules",
   args: [{ name: "clientId", description: "client id", positional: true }],
   input: z.object({ clientId: z.string() }),
+  output: z.object({
+    app: appSchema,
+    publisher: publisherSchema.optional(),
+    keys: z.array(keySchema),
+    licences: z.array(licenceViewSchema),
+    rules: appRulesSchema,
+  }),
   mutates: false,
   async run(ctx, input) {
     checkClientId(input.clientId);
@@ -274,6 +295,7 @@ export const appKeyAdd = defineCommand({
     publicKey: z.string().optional(),
     publicKeyFile: z.string().optional(),
   }),
+  output: z.object({ key: keySchema }),
   mutates: true,
   async run(ctx, input) {
     const publicKey = await keyInput(input);
@@ -291,6 +313,7 @@ export const appKeyRevoke = defineCommand({
     { name: "keyId", description: "key id", positional: true },
   ],
   input: z.object({ clientId: z.string(), keyId: z.string() }),
+  output: z.object({ key: keySchema }),
   mutates: true,
   async run(ctx, input) {
     const key = await registryOf(ctx).revokeKey(actorOf(ctx), input.clientId, input.keyId);
@@ -349,6 +372,7 @@ export const licenceGrant = defineCommand({
       message: "name the licence's subject once: the client id or the domain",
       path: ["subject"],
     }),
+  output: licenceOutput,
   mutates: true,
   async run(ctx, input) {
     const scope = input.scope ?? (input.domain !== undefined ? undefined : "client");
@@ -383,6 +407,7 @@ function statusCommand(
     description,
     args: [{ name: "licenceId", description: "licence id (see licence list)", positional: true }],
     input: z.object({ licenceId: z.string().min(1) }),
+    output: licenceOutput,
     mutates: true,
     async run(ctx, input) {
       const licence = await registryOf(ctx).setLicenceStatus(actorOf(ctx), input.licenceId, status);
@@ -425,6 +450,7 @@ export const licenceExtend = defineCommand({
       message: "give the new end with --valid-until (once)",
       path: ["validUntil"],
     }),
+  output: licenceOutput,
   mutates: true,
   async run(ctx, input) {
     const given = (input.validUntil ?? input.until)!;
@@ -452,6 +478,7 @@ export const licenceList = defineCommand({
     scope: scopeInput.optional(),
     status: z.enum(LICENCE_STATES).optional(),
   }),
+  output: z.object({ licences: z.array(licenceViewSchema) }),
   mutates: false,
   async run(ctx, input) {
     const s = await registryOf(ctx).snapshot();
@@ -495,6 +522,7 @@ export const auditList = defineCommand({
     since: z.string().optional(),
     limit: z.coerce.number().int().min(1).max(100_000).default(50),
   }),
+  output: auditOutput,
   mutates: false,
   async run(ctx, input) {
     const entries = (
@@ -537,6 +565,7 @@ export const licenceTicketsRotate = defineCommand({
     "Replace the licence ticket key: every ticket issued so far is refused, clients sign their next proof",
   args: [],
   input: z.object({}),
+  output: z.object({ rotatedAt: z.number().int() }),
   mutates: true,
   async run(ctx) {
     const { rotatedAt } = await registryOf(ctx).rotateTicketKey(actorOf(ctx));

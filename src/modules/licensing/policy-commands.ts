@@ -22,6 +22,7 @@ import {
   VersionError,
 } from "../../licensing/index.js";
 import { actorOf, flagInput, iso, listInput, parseInstant, registryOf, table } from "./command-input.js";
+import { policyOutput } from "./output-schemas.js";
 
 const modeInput = z.enum(POLICY_MODES as [PolicyMode, ...PolicyMode[]]);
 
@@ -115,6 +116,7 @@ export const policyShow = defineCommand({
   description: "Show the access policy, the stage in force now and the next scheduled one",
   args: [],
   input: z.object({}),
+  output: policyOutput,
   mutates: false,
   async run(ctx) {
     const s = await registryOf(ctx).snapshot();
@@ -182,6 +184,7 @@ export const policySet = defineCommand({
     exempt: listInput,
     unexempt: listInput,
   }),
+  output: policyOutput,
   mutates: true,
   async run(ctx, input) {
     const appOptions = [input.minVersion, input.recommended, input.blockReason].some((v) => v !== undefined);

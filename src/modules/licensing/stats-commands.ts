@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { CommandError, defineCommand } from "../../core/commands.js";
 import { clientStatsReport, formatClientStats, utcDay } from "../../licensing/index.js";
+import { statsClientsOutput } from "./output-schemas.js";
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
@@ -18,6 +19,7 @@ export const statsClients = defineCommand({
     "share on supported clients; what enforcement would cut off now",
   args: [{ name: "day", description: "UTC day of the daily figures, YYYY-MM-DD (default: today)" }],
   input: z.object({ day: z.string().regex(DAY, "expected YYYY-MM-DD").optional() }),
+  output: statsClientsOutput,
   mutates: false,
   async run(ctx, input) {
     if (input.day !== undefined && !isCalendarDay(input.day))
