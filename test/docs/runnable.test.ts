@@ -5,12 +5,11 @@
  * default ports of both loopbacks — one server per document, in a network namespace of its
  * own so the default ports are free. Shell blocks run with bash (errexit, pipefail) and a
  * Debian user's PATH, on which `switchboard` is the installed command (a checkout's
- * dist/src/bin/switchboard.js) and `python3` is Debian's, with python3-slixmpp.
+ * bin/switchboard) and `python3` is Debian's, with python3-slixmpp.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawnSync } from "node:child_process";
 import {
-  chmodSync,
   createWriteStream,
   mkdirSync,
   mkdtempSync,
@@ -65,16 +64,10 @@ test("the documents that explain how to run things carry runnable blocks", () =>
   assert.equal(python?.saveAs, "licensed_client.py", "§7.3's Python program is saved and run");
 });
 
-/** The `switchboard` command of an installation: the checkout's launcher. */
+/** The `switchboard` command of an installation: the checkout's launcher (bin/switchboard). */
 function installSwitchboard(binDir: string): void {
   mkdirSync(binDir, { recursive: true });
-  const launcher = path.join(binDir, "switchboard");
-  const cli = path.join(REPO_ROOT, "dist/src/bin/switchboard.js");
-  writeFileSync(
-    launcher,
-    `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --max-semi-space-size=4 ${JSON.stringify(cli)} "$@"\n`,
-  );
-  chmodSync(launcher, 0o755);
+  symlinkSync(path.join(REPO_ROOT, "bin/switchboard"), path.join(binDir, "switchboard"));
 }
 
 interface Run {
@@ -150,12 +143,8 @@ for (const [file, blocks] of blocksOf) {
         // npx of a checkout installs the checkout into its cache: a fresh one, as on a new machine.
         npm_config_cache: path.join(binDir, "npm-cache"),
       };
-      // As `npm start`: the launcher's Node flag, `start`, every default.
-      server = inNamespace(
-        process.execPath,
-        ["--max-semi-space-size=4", path.join(REPO_ROOT, "dist/src/bin/switchboard.js"), "start"],
-        workdir,
-      );
+      // As `npm start`: the launcher, `start`, every default.
+      server = inNamespace(path.join(REPO_ROOT, "bin/switchboard"), ["start"], workdir);
       server.stdout!.pipe(log, { end: false });
       server.stderr!.pipe(log, { end: false });
       const proc = server;
