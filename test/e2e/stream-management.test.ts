@@ -374,3 +374,74 @@ describe("stream management: a client that never acknowledges", () => {
     }
   });
 });
+
+describe("stream management (XEP-0198): a request left unanswered", () => {
+  let server: TestServer;
+  const ACK_TIMEOUT_S = 1;
+  before(async () => {
+    server = await startServer({
+      name: "stream-management-ack-timeout",
+      users: PW,
+      config: { streamManagement: { ackTimeoutSeconds: ACK_TIMEOUT_S } },
+    });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  test("no <a/> within ackTimeoutSeconds: the connection is dropped, the session hibernates and resumes with what it missed", async () => {
+    const alice = await SmRaw.login(server, "alice", PW.alice, "tunnel");
+    const bob = await SmRaw.login(server, "bob", PW.bob, "desk");
+    try {
+      const { id } = await alice.enable({ resume: true });
+      bob.raw.write(chat("alice@localhost/tunnel", "into-the-tunnel"));
+      await alice.raw.waitFor(/into-the-tunnel/, "the message");
+      await alice.request();
+      const requested = Date.now();
+      // Alice's client reads nothing more and answers nothing (a dead network, as seen by the server).
+      await alice.raw.waitClosed("the server drops the connection whose client does not answer <r/>");
+      const after = alice.raw.closedTime - requested;
+      assert.ok(after >= ACK_TIMEOUT_S * 1000 - 100, `dropped after the timeout, not before (${after} ms)`);
+      assert.ok(after < ACK_TIMEOUT_S * 1000 + 3000, `dropped soon after the timeout (${after} ms)`);
+      assert.doesNotMatch(alice.raw.received, /<stream:error/, "dropped, not closed with an error");
+      // The session was kept: a message sent now waits for the resumption.
+      bob.raw.write(chat("alice@localhost/tunnel", "while-dropped"));
+      await bob.sync();
+      const back = await SmRaw.authenticate(server, "alice", PW.alice, "alice back");
+      try {
+        const r = await back.resume(id!, 0);
+        assert.ok(r.resumed, `resumed: ${r.failed}`);
+        await back.raw.waitFor(/into-the-tunnel/, "the unacknowledged message, again");
+        await back.raw.waitFor(/while-dropped/, "the message sent while the session hibernated");
+        back.ack();
+        assert.equal(back.count("<body>into-the-tunnel</body>"), 1);
+        assert.equal(back.count("<body>while-dropped</body>"), 1);
+      } finally {
+        back.cut();
+      }
+    } finally {
+      alice.cut();
+      bob.cut();
+    }
+  });
+
+  test("a client that answers <r/> stays connected past the timeout", async () => {
+    const carol = await SmRaw.login(server, "carol", PW.carol, "steady");
+    const dave = await SmRaw.login(server, "dave", PW.dave, "desk");
+    try {
+      await carol.enable({ resume: true });
+      for (let i = 0; i < 3; i++) {
+        dave.raw.write(chat("carol@localhost/steady", `steady-${i}`));
+        await carol.raw.waitFor(new RegExp(`steady-${i}`), `message ${i}`);
+        await carol.request();
+        carol.ack();
+        await new Promise((r) => setTimeout(r, ACK_TIMEOUT_S * 1000));
+      }
+      assert.equal(carol.raw.closed, false, "still connected");
+      await carol.sync();
+    } finally {
+      carol.cut();
+      dave.cut();
+    }
+  });
+});

@@ -404,13 +404,17 @@ export class ClientStream implements SessionStream, TransportSink {
 
   private armIdleTimeout(): void {
     const idle = this.svc.config.limits.idleTimeoutSeconds;
-    this.transport.setIdleTimeout(idle * 1000, () => {
-      // Idle: the connection counts as lost (a kept session may be resumed on another one).
-      this.endReason = "connection-timeout";
-      this.lost = true;
-      this.transport.destroy();
-      this.cleanup();
-    });
+    // Idle: the connection counts as lost (a kept session may be resumed on another one).
+    this.transport.setIdleTimeout(idle * 1000, () => this.drop("connection-timeout"));
+  }
+
+  /** The connection is dead: nothing more is written, and the stream ends as a lost one. */
+  drop(reason: string): void {
+    if (this.closed) return;
+    this.endReason = reason;
+    this.lost = true;
+    this.transport.destroy();
+    this.cleanup();
   }
 
   private async handleUnauthenticatedIq(iq: XmlElement): Promise<void> {

@@ -25,6 +25,12 @@ export interface SessionStream {
   /** Writes a stanza that already passed the outbound filters. */
   writeStanza(stanza: XmlElement): void;
   close(error?: StreamError): void;
+  /**
+   * The connection is dead though the transport has not noticed (a module found out, e.g. an
+   * unanswered XEP-0198 request): it is destroyed and ends like a lost connection, so a
+   * module may keep the session (`session/stream-lost`).
+   */
+  drop(reason: string): void;
 }
 
 /** What a session needs from the server. */
@@ -170,6 +176,12 @@ export interface SessionControl {
   /** Ends a kept session (its resumption window passed). */
   end(session: ClientSession, reason: string): void;
   /**
+   * The session's connection is dead though nothing closed it: it is dropped like a lost
+   * connection (`session/stream-lost` fires, so the session may be kept). False when no
+   * stream is attached.
+   */
+  drop(session: ClientSession, reason: string): boolean;
+  /**
    * Writes an element to the session's stream past the outbound filters: stream management's
    * own elements, and stanzas sent again after a resumption (they passed the filters once).
    * False when no stream is attached.
@@ -201,6 +213,13 @@ export const sessionControl: SessionControl = {
   end(session, reason) {
     if (!(session instanceof LocalClientSession)) throw new Error("not a session of this process");
     session.end(reason);
+  },
+  drop(session, reason) {
+    if (!(session instanceof LocalClientSession)) throw new Error("not a session of this process");
+    const stream = session.stream;
+    if (!stream || stream.closed) return false;
+    stream.drop(reason);
+    return true;
   },
   write(session, element) {
     if (!(session instanceof LocalClientSession)) throw new Error("not a session of this process");

@@ -14,6 +14,12 @@ export const StreamManagementConfig = z
      * ends it with a `resource-constraint` stream error (its stanzas go to offline storage).
      */
     maxUnackedStanzas: z.number().int().min(10).max(100_000).default(5000),
+    /**
+     * Seconds the server waits for the `<a/>` answering its `<r/>`; without one the
+     * connection counts as dead: it is dropped and a resumable session hibernates (waits
+     * for its client to resume it) instead of being written to. 0 waits forever.
+     */
+    ackTimeoutSeconds: z.number().int().min(0).max(3600).default(60),
     /** Resumption ids remembered after their session ended, so `<failed/>` can say the `h` it reached. */
     rememberEndedSessions: z.number().int().min(0).max(1_000_000).default(10_000),
   })

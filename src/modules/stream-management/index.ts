@@ -6,6 +6,8 @@
  *   counters; an inbound filter that runs first counts what the client sends, an outbound
  *   filter that runs last keeps every stanza written to the client in an unacknowledged
  *   queue until an `<a/>` covers it. The server asks with `<r/>` once per burst.
+ * - An `<r/>` unanswered for `ackTimeoutSeconds` marks the connection dead: it is dropped,
+ *   which counts as a lost connection.
  * - When the connection of a resumable session is lost (`session/stream-lost`), the session
  *   is hibernated: it stays bound and available, and what is sent to it joins the queue.
  *   A `<resume/>` on any new authenticated stream of the same account, on any transport,
@@ -69,6 +71,8 @@ interface SmState {
   hibernation: NodeJS.Timeout | undefined;
   /** `sent` when the outstanding <r/> was written; undefined when none is outstanding. */
   requestedAt: number | undefined;
+  /** Runs out when the outstanding <r/> stays unanswered (`ackTimeoutSeconds`). */
+  ackTimer: NodeJS.Timeout | undefined;
   requestScheduled: boolean;
   overflowed: boolean;
 }
@@ -124,6 +128,7 @@ export default defineModule({
       failedResumptions: 0,
       expired: 0,
       overflows: 0,
+      ackTimeouts: 0,
       requeued: { offline: 0, resource: 0, bounced: 0, dropped: 0 },
     };
     /** Set by sendAcknowledged for the stanza it is sending; taken by the outbound filter. */
@@ -210,6 +215,7 @@ export default defineModule({
         resumeSeconds,
         hibernation: undefined,
         requestedAt: undefined,
+        ackTimer: undefined,
         requestScheduled: false,
         overflowed: false,
       };
@@ -271,6 +277,7 @@ export default defineModule({
       sessionControl.resume(kept, session);
       stats.resumed++;
       st.requestedAt = undefined;
+      stopAckTimer(st);
       return { answer: x("resumed", { xmlns: NS_SM, previd, h: String(st.inbound) }), resumed: st };
     }
 
@@ -306,6 +313,7 @@ export default defineModule({
         throw err;
       }
       settle(acked);
+      stopAckTimer(st);
       if (st.requestedAt !== undefined) {
         st.requestedAt = undefined;
         // Stanzas written after the request are still unacknowledged: ask about them too.
@@ -325,8 +333,37 @@ export default defineModule({
       setImmediate(() => {
         st.requestScheduled = false;
         if (st.session.closed || st.queue.length === 0) return;
-        if (write(st.session, x("r", { xmlns: NS_SM }))) st.requestedAt = st.queue.sent;
+        if (write(st.session, x("r", { xmlns: NS_SM }))) {
+          st.requestedAt = st.queue.sent;
+          startAckTimer(st);
+        }
       });
+    }
+
+    /**
+     * XEP-0198 §4: an unanswered request means the connection is most likely dead, though the
+     * socket may take many minutes to tell. The deadline runs from the first unanswered <r/>.
+     */
+    function startAckTimer(st: SmState): void {
+      if (st.ackTimer || settings.ackTimeoutSeconds === 0) return;
+      st.ackTimer = setTimeout(() => {
+        st.ackTimer = undefined;
+        const session = st.session;
+        if (session.closed || !session.attached || st.requestedAt === undefined) return;
+        stats.ackTimeouts++;
+        log.info(
+          { session: session.id, jid: session.jid?.toString(), unacked: st.queue.length },
+          "no acknowledgement in time: connection dropped",
+        );
+        sessionControl.drop(session, "ack-timeout");
+      }, settings.ackTimeoutSeconds * 1000);
+      st.ackTimer.unref();
+    }
+
+    function stopAckTimer(st: SmState): void {
+      if (!st.ackTimer) return;
+      clearTimeout(st.ackTimer);
+      st.ackTimer = undefined;
     }
 
     // ---- counting ----
@@ -390,6 +427,7 @@ export default defineModule({
       });
       stats.hibernated++;
       st.requestedAt = undefined;
+      stopAckTimer(st);
       st.hibernation = setTimeout(() => {
         st.hibernation = undefined;
         stats.hibernated--;
@@ -409,6 +447,7 @@ export default defineModule({
         const st = state.get(session);
         if (!st) return false;
         state.delete(session);
+        stopAckTimer(st);
         if (st.hibernation) {
           clearTimeout(st.hibernation);
           st.hibernation = undefined;
@@ -555,6 +594,12 @@ export default defineModule({
       collect: () => stats.overflows,
     });
     ctx.metric({
+      name: "switchboard_sm_ack_timeouts_total",
+      help: "Connections dropped because the client did not answer a request for acknowledgement in time",
+      type: "counter",
+      collect: () => stats.ackTimeouts,
+    });
+    ctx.metric({
       name: "switchboard_sm_requeued_stanzas_total",
       help: "Unacknowledged stanzas of ended sessions, by what became of them",
       type: "counter",
@@ -563,7 +608,10 @@ export default defineModule({
     });
 
     ctx.onUnload(async () => {
-      for (const st of byId.values()) if (st.hibernation) clearTimeout(st.hibernation);
+      for (const st of byId.values()) {
+        if (st.hibernation) clearTimeout(st.hibernation);
+        stopAckTimer(st);
+      }
       while (pending.size > 0) await Promise.all([...pending]);
     });
   },
