@@ -14,6 +14,7 @@ import last from "./last/index.js";
 import licensing from "./licensing/index.js";
 import mam from "./mam/index.js";
 import message from "./message/index.js";
+import muc from "./muc/index.js";
 import offline from "./offline/index.js";
 import pep from "./pep/index.js";
 import ping from "./ping/index.js";
@@ -55,4 +56,5 @@ export const standardModules: ModuleDefinition<unknown>[] = [
   streamManagement,
   interconnect,
   push,
+  muc,
 ] as ModuleDefinition<unknown>[];

@@ -62,7 +62,11 @@ export const NS_FORWARD = "urn:xmpp:forward:0";
 export const NS_CARBONS = "urn:xmpp:carbons:2";
 export const NS_RECEIPTS = "urn:xmpp:receipts";
 export const NS_CHAT_MARKERS = "urn:xmpp:chat-markers:0";
+/** XEP-0045 multi-user chat: joining, and the user, admin and owner protocols. */
+export const NS_MUC = "http://jabber.org/protocol/muc";
 export const NS_MUC_USER = "http://jabber.org/protocol/muc#user";
+export const NS_MUC_ADMIN = "http://jabber.org/protocol/muc#admin";
+export const NS_MUC_OWNER = "http://jabber.org/protocol/muc#owner";
 /** XEP-0249 direct MUC invitations. */
 export const NS_CONFERENCE = "jabber:x:conference";
 /** XEP-0313 message archive management (and XEP-0441 preferences). */

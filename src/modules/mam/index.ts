@@ -51,6 +51,9 @@ const PREFS_KEY = "prefs";
 /** Accounts whose preferences are kept in memory (cleared when full). */
 const PREFS_CACHE_SIZE = 10_000;
 
+/** The query reading and the form of XEP-0313, for other archives served over it (group chat rooms). */
+export { type ArchiveQuery, parseQuery, queryForm } from "./query.js";
+
 export const NS_MAM_EXTENDED = `${NS_MAM}#extended`;
 export const NS_MAM_GROUPCHAT_FIELD = `${NS_MAM}#groupchat-field`;
 

@@ -1,0 +1,1220 @@
+/**
+ * The multi-user chat service (XEP-0045) behind the route of its domain: every stanza to
+ * the service, a room or an occupant comes through `deliver`, and everything the rooms send
+ * goes out through the router (to local sessions, other services, or federation).
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { Clock } from "../../core/clock.js";
+import { StanzaError } from "../../core/errors.js";
+import { type Jid, JidError, parseJid } from "../../core/jid.js";
+import type { Router } from "../../core/router.js";
+import {
+  type ArchivedMessage,
+  ArchiveIdNotFound,
+  type DocumentStore,
+  type MessageArchiveStore,
+  type MessageQuery,
+} from "../../core/storage/types.js";
+import { type XmlElement, x } from "../../core/xml/element.js";
+import { parseElement } from "../../core/xml/fragment.js";
+import {
+  NS_CLIENT,
+  NS_CONFERENCE,
+  NS_DATA,
+  NS_DELAY,
+  NS_DISCO_INFO,
+  NS_DISCO_ITEMS,
+  NS_FORWARD,
+  NS_MAM,
+  NS_MUC,
+  NS_MUC_ADMIN,
+  NS_MUC_OWNER,
+  NS_MUC_USER,
+  NS_PING,
+  NS_RSM,
+  NS_SID,
+  NS_STANZAS,
+} from "../../core/xml/namespaces.js";
+import { parseQuery, queryForm } from "../mam/index.js";
+import type { MucConfig } from "./config.js";
+import { applyConfigForm, configForm, roomFeatures, roomInfoForm } from "./forms.js";
+import {
+  AFFILIATIONS,
+  type Affiliation,
+  affiliationRank,
+  checkAffiliationChange,
+  checkRoleChange,
+  defaultConfig,
+  type HistoryEntry,
+  type Occupant,
+  ROLES,
+  type Role,
+  Room,
+  type RoomConfig,
+  type StoredRoom,
+} from "./room.js";
+
+export interface MucServiceDeps {
+  /** The service's domain. */
+  domain: string;
+  settings: MucConfig;
+  router: Router;
+  clock: Clock;
+  log: Logger;
+  rooms: DocumentStore<StoredRoom>;
+  archive: MessageArchiveStore;
+  /** Holds the server's admin role (a local account) or is listed in muc.admins. */
+  isServiceAdmin(user: Jid): Promise<boolean>;
+}
+
+/** Errors from an occupant's own address that mean it is gone (it is then removed, status 333). */
+const GONE_CONDITIONS = new Set<string>([
+  "gone",
+  "item-not-found",
+  "recipient-unavailable",
+  "redirect",
+  "remote-server-not-found",
+  "remote-server-timeout",
+  "service-unavailable",
+]);
+
+const PAGE_DEFAULT = 50;
+const PAGE_MAX = 250;
+const FORWARDED_IQ_TIMEOUT_MS = 60_000;
+
+function stamp(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.000Z$/, "Z");
+}
+
+/** A presence as the room keeps it: its payload, without MUC elements and addresses. */
+function cleanPresence(stanza: XmlElement): XmlElement {
+  const p = x("presence");
+  for (const c of stanza.children) {
+    if (typeof c === "string") continue;
+    const ns = c.attrs.xmlns;
+    if (c.name === "x" && (ns === NS_MUC || ns === NS_MUC_USER)) continue;
+    p.children.push(c.clone());
+  }
+  return p;
+}
+
+function int(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value.trim())) throw new StanzaError("bad-request", `history ${name}: not a number`);
+  return Number(value.trim());
+}
+
+interface PresenceDetails {
+  type?: "unavailable";
+  codes?: number[];
+  /** The new nick (303). */
+  nick?: string;
+  actor?: string;
+  reason?: string;
+  destroy?: XmlElement;
+}
+
+export class MucService {
+  readonly rooms = new Map<string, Room>();
+  /** Full JID of a joined session → the rooms it is in. */
+  private readonly joined = new Map<string, Set<Room>>();
+  /** IQs forwarded between occupants, by the id the room gave them. */
+  private readonly forwarded = new Map<
+    string,
+    { asker: Jid; askerId: string; target: string; from: Jid; timer: NodeJS.Timeout }
+  >();
+  readonly stats = { messages: 0, joins: 0, created: 0, destroyed: 0 };
+  private readonly serviceJid: Jid;
+
+  constructor(private readonly d: MucServiceDeps) {
+    this.serviceJid = parseJid(d.domain);
+  }
+
+  /** Reads the persistent rooms. */
+  async load(): Promise<void> {
+    const defaults = this.newConfig();
+    for (const { key, value } of await this.d.rooms.list()) {
+      try {
+        const jid = parseJid(key);
+        this.rooms.set(jid.local, Room.fromStored(jid.toString(), value, defaults));
+      } catch (err) {
+        this.d.log.warn({ err, room: key }, "a stored room could not be read");
+      }
+    }
+  }
+
+  /** Waits for the room writes in flight. */
+  async flush(): Promise<void> {
+    await Promise.all([...this.rooms.values()].map((r) => r.saving));
+  }
+
+  occupantCount(): number {
+    let n = 0;
+    for (const r of this.rooms.values()) n += r.occupants.size;
+    return n;
+  }
+
+  private newConfig(): RoomConfig {
+    const s = this.d.settings;
+    return defaultConfig(
+      s.roomDefaults,
+      s.maxOccupantsPerRoom,
+      Math.min(s.defaultHistoryLength, s.maxHistoryLength),
+    );
+  }
+
+  // ---- sending ----
+
+  private send(stanza: XmlElement, from: Jid, to: Jid): Promise<void> {
+    stanza.attrs.from = from.toString();
+    stanza.attrs.to = to.toString();
+    try {
+      const r = this.d.router.deliver(stanza, from, to);
+      return r
+        ? r.catch((err: unknown) => this.d.log.error({ err }, "delivering a room stanza failed"))
+        : Promise.resolve();
+    } catch (err) {
+      this.d.log.error({ err }, "delivering a room stanza failed");
+      return Promise.resolve();
+    }
+  }
+
+  private roomJid(room: Room): Jid {
+    return parseJid(room.jid);
+  }
+
+  private occupantJid(room: Room, nick: string): Jid {
+    return this.roomJid(room).withResource(nick);
+  }
+
+  // ---- the route ----
+
+  deliver(stanza: XmlElement, from: Jid, to: Jid): void | Promise<void> {
+    if (to.local === "") return this.toService(stanza, from);
+    if (to.resource === "") return this.toRoom(stanza, from, to);
+    return this.toOccupant(stanza, from, to);
+  }
+
+  private async toService(stanza: XmlElement, from: Jid): Promise<void> {
+    if (stanza.name !== "iq") {
+      if (stanza.name === "message" && stanza.attrs.type !== "error" && stanza.attrs.type !== "groupchat")
+        throw new StanzaError("service-unavailable");
+      return;
+    }
+    const type = stanza.attrs.type;
+    if (type !== "get" && type !== "set") return this.forwardedReply(stanza, from);
+    const payload = stanza.firstElement();
+    if (!payload) throw new StanzaError("bad-request", "an IQ needs a payload");
+    let answer: XmlElement | undefined;
+    if (type === "get" && payload.attrs.xmlns === NS_DISCO_INFO && payload.name === "query") {
+      if (payload.attrs.node !== undefined) throw new StanzaError("item-not-found", "no such node");
+      answer = x(
+        "query",
+        { xmlns: NS_DISCO_INFO },
+        x("identity", { category: "conference", type: "text", name: this.d.settings.name }),
+        ...[NS_MUC, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING].map((f) => x("feature", { var: f })),
+      );
+    } else if (type === "get" && payload.attrs.xmlns === NS_DISCO_ITEMS && payload.name === "query") {
+      if (payload.attrs.node !== undefined) throw new StanzaError("item-not-found", "no such node");
+      answer = x(
+        "query",
+        { xmlns: NS_DISCO_ITEMS },
+        ...this.publicRooms().map((r) => x("item", { jid: r.jid, name: r.config.name || r.localpart })),
+      );
+    } else if (type === "get" && payload.attrs.xmlns === NS_PING && payload.name === "ping") {
+      answer = undefined;
+    } else {
+      throw new StanzaError("service-unavailable");
+    }
+    await this.result(stanza, this.serviceJid, from, answer);
+  }
+
+  /** Rooms listed in the directory: public and configured. */
+  publicRooms(): Room[] {
+    return [...this.rooms.values()]
+      .filter((r) => r.config.public && !r.locked)
+      .sort((a, b) => a.jid.localeCompare(b.jid));
+  }
+
+  private result(iq: XmlElement, from: Jid, to: Jid, payload?: XmlElement): Promise<void> {
+    return this.send(x("iq", { type: "result", id: iq.attrs.id }, payload), from, to);
+  }
+
+  private async toRoom(stanza: XmlElement, from: Jid, to: Jid): Promise<void> {
+    const room = this.rooms.get(to.local);
+    const type = stanza.attrs.type;
+    if (stanza.name === "presence") {
+      // A presence without a nick is no join (§7.2.1): only an available one gets an error.
+      if (type === undefined) throw new StanzaError("jid-malformed", "a room nickname is needed to join");
+      return;
+    }
+    if (stanza.name === "message") {
+      if (type === "error") {
+        if (room) await this.errorFrom(room, from, stanza);
+        return;
+      }
+      if (!room) throw new StanzaError("item-not-found", "no such room");
+      if (type === "groupchat") return this.groupchat(room, from, stanza);
+      const user = stanza.getChild("x", NS_MUC_USER);
+      if (user && (user.getChild("invite") || user.getChild("decline")))
+        return this.invitations(room, from, user);
+      throw new StanzaError("bad-request", "a message to a room is of type groupchat, or an invitation");
+    }
+    // iq
+    if (type !== "get" && type !== "set") return this.forwardedReply(stanza, from);
+    if (!room) throw new StanzaError("item-not-found", "no such room");
+    const payload = stanza.firstElement();
+    if (!payload) throw new StanzaError("bad-request", "an IQ needs a payload");
+    const answer = await this.roomIq(room, type, payload, from, stanza);
+    if (answer !== null) await this.result(stanza, this.roomJid(room), from, answer);
+  }
+
+  private async toOccupant(stanza: XmlElement, from: Jid, to: Jid): Promise<void> {
+    if (stanza.name === "presence") return this.presence(stanza, from, to);
+    const room = this.rooms.get(to.local);
+    const type = stanza.attrs.type;
+    if (stanza.name === "message") {
+      if (type === "error") {
+        if (room) await this.errorFrom(room, from, stanza);
+        return;
+      }
+      if (!room) throw new StanzaError("item-not-found", "no such room");
+      return this.privateMessage(room, from, to.resource, stanza);
+    }
+    if (type !== "get" && type !== "set") return this.forwardedReply(stanza, from);
+    return this.occupantIq(room, from, to.resource, stanza);
+  }
+
+  // ---- presence: join, change, leave ----
+
+  private async presence(stanza: XmlElement, from: Jid, to: Jid): Promise<void> {
+    const type = stanza.attrs.type;
+    const room = this.rooms.get(to.local);
+    if (type === "error") {
+      if (room) await this.errorFrom(room, from, stanza);
+      return;
+    }
+    if (type === "unavailable") {
+      if (room) await this.leave(room, from, stanza);
+      return;
+    }
+    // Subscriptions and probes mean nothing to a room.
+    if (type !== undefined) return;
+    const occupant = room?.occupantOf(from.toString());
+    if (room && occupant) {
+      if (occupant.nick !== to.resource) return this.changeNick(room, occupant, from, to.resource, stanza);
+      occupant.sessions.get(from.toString())!.presence = cleanPresence(stanza);
+      await this.broadcastPresence(room, occupant, {});
+      return;
+    }
+    return this.join(stanza, from, to);
+  }
+
+  private async mayCreate(from: Jid, admin: boolean): Promise<void> {
+    const s = this.d.settings;
+    if (admin) return;
+    const local = this.d.router.isLocalDomain(from.domain);
+    if (s.roomCreation === "admins" || (s.roomCreation === "local" && !local))
+      throw new StanzaError("not-allowed", "you may not create rooms on this service");
+    if (s.maxRoomsPerUser > 0) {
+      const bare = from.bareString;
+      let owned = 0;
+      for (const r of this.rooms.values()) if (r.affiliationOf(bare) === "owner") owned++;
+      if (owned >= s.maxRoomsPerUser)
+        throw new StanzaError("resource-constraint", `you own ${owned} rooms, the most allowed`, {
+          type: "wait",
+        });
+    }
+  }
+
+  private async join(stanza: XmlElement, from: Jid, to: Jid): Promise<void> {
+    const nick = to.resource;
+    const bare = from.bareString;
+    const admin = await this.d.isServiceAdmin(from);
+    const existing = this.rooms.get(to.local);
+    if (existing) await this.loadHistory(existing);
+    else await this.mayCreate(from, admin);
+
+    // From here on nothing waits, so concurrent joins see each other.
+    let room = this.rooms.get(to.local);
+    let created = false;
+    if (!room) {
+      room = new Room(to.bareString, this.newConfig(), this.d.clock.now());
+      room.setAffiliation(bare, "owner");
+      room.locked = this.d.settings.lockNewRooms;
+      room.historyReady = Promise.resolve();
+      this.rooms.set(to.local, room);
+      created = true;
+      this.stats.created++;
+      if (!room.locked) this.save(room);
+    }
+    const affiliation: Affiliation = admin ? "owner" : room.affiliationOf(bare);
+    const join = stanza.getChild("x", NS_MUC);
+    const holder = room.occupants.get(nick);
+    if (room.locked && affiliation !== "owner")
+      throw new StanzaError("item-not-found", "the room is locked until its owner configures it");
+    if (affiliation === "outcast") throw new StanzaError("forbidden", "you are banned from this room");
+    if (room.config.membersOnly && affiliationRank(affiliation) < 2)
+      throw new StanzaError("registration-required", "this room is for members only");
+    if (room.config.password !== "" && affiliation !== "owner") {
+      const given = join?.getChildText("password");
+      if (given !== room.config.password)
+        throw new StanzaError("not-authorized", "a password is needed to enter this room");
+    }
+    if (holder && holder.bare !== bare) throw new StanzaError("conflict", "that nickname is taken");
+    if (!holder && affiliationRank(affiliation) < 3 && room.occupants.size >= room.config.maxOccupants)
+      throw new StanzaError("service-unavailable", "the room is full", { type: "wait" });
+
+    const history = join?.getChild("history");
+    const limits = history
+      ? {
+          maxstanzas: int(history.attrs.maxstanzas, "maxstanzas"),
+          maxchars: int(history.attrs.maxchars, "maxchars"),
+          seconds: int(history.attrs.seconds, "seconds"),
+          since: history.attrs.since !== undefined ? Date.parse(history.attrs.since) : undefined,
+        }
+      : {};
+    if (limits.since !== undefined && Number.isNaN(limits.since))
+      throw new StanzaError("bad-request", "history since: not a XEP-0082 DateTime");
+
+    const occupant: Occupant = holder ?? {
+      nick,
+      bare,
+      role: room.defaultRole(affiliation),
+      serviceAdmin: admin,
+      sessions: new Map(),
+    };
+    room.occupants.set(nick, occupant);
+    occupant.sessions.set(from.toString(), { jid: from, presence: cleanPresence(stanza) });
+    room.byRealJid.set(from.toString(), nick);
+    const rooms = this.joined.get(from.toString()) ?? new Set<Room>();
+    this.joined.set(from.toString(), rooms);
+    rooms.add(room);
+    this.stats.joins++;
+
+    // The others' presence first, then one's own, then the history, then the subject (§7.2.3–§7.2.16).
+    for (const other of room.occupants.values()) {
+      if (other === occupant) continue;
+      await this.send(this.presenceOf(room, other, occupant, {}), this.occupantJid(room, other.nick), from);
+    }
+    const selfCodes = [110];
+    if (room.config.whois === "anyone") selfCodes.push(100);
+    if (room.config.archive) selfCodes.push(170);
+    if (created) selfCodes.push(201);
+    await this.broadcastPresence(room, occupant, {}, { jid: from, codes: selfCodes });
+    const roomJid = this.roomJid(room);
+    for (const entry of room.historyFor(limits, this.d.clock.now())) {
+      const m = entry.stanza.clone();
+      m.children.push(x("delay", { xmlns: NS_DELAY, from: room.jid, stamp: stamp(entry.at) }));
+      await this.send(m, parseJid(m.attrs.from!), from);
+    }
+    const subject = room.subject;
+    const subjectFrom = subject?.by ? this.occupantJid(room, subject.by) : roomJid;
+    await this.send(
+      x(
+        "message",
+        { type: "groupchat", id: randomBytes(6).toString("base64url") },
+        x("subject", null, subject?.text ?? ""),
+        subject ? x("delay", { xmlns: NS_DELAY, from: room.jid, stamp: stamp(subject.at) }) : undefined,
+      ),
+      subjectFrom,
+      from,
+    );
+  }
+
+  /** Reads back the archived history of a room after a restart, once. */
+  private loadHistory(room: Room): Promise<void> {
+    room.historyReady ??= (async () => {
+      if (!room.config.archive || room.config.historyLength === 0) return;
+      const { messages } = await this.d.archive.query({
+        owner: room.jid,
+        limit: room.config.historyLength,
+        newestFirst: true,
+      });
+      const entries: HistoryEntry[] = [];
+      for (const m of messages.reverse()) {
+        const stanza = parseElement(m.stanza);
+        if (stanza) entries.push({ stanza, at: m.at, chars: m.stanza.length });
+      }
+      room.history = [...entries, ...room.history];
+    })().catch((err: unknown) =>
+      this.d.log.error({ err, room: room.jid }, "reading a room's history failed"),
+    );
+    return room.historyReady;
+  }
+
+  /**
+   * The presence of `subject` as `viewer` sees it: from the occupant JID, with the muc#user
+   * item (the real JID only to those who may see it) and status codes.
+   */
+  private presenceOf(
+    room: Room,
+    subject: Occupant,
+    viewer: Occupant | undefined,
+    d: PresenceDetails,
+  ): XmlElement {
+    let p: XmlElement;
+    if (d.type === "unavailable") p = x("presence", { type: "unavailable" });
+    else {
+      const last = [...subject.sessions.values()].at(-1);
+      p = last ? last.presence.clone() : x("presence");
+    }
+    const first = [...subject.sessions.values()][0];
+    const item = x("item", {
+      affiliation: room.effectiveAffiliation(subject),
+      role: d.type === "unavailable" && d.nick === undefined ? "none" : subject.role,
+      ...(first && room.seesRealJids(viewer) ? { jid: first.jid.toString() } : {}),
+      ...(d.nick !== undefined ? { nick: d.nick } : {}),
+    });
+    if (d.actor !== undefined) item.append(x("actor", { nick: d.actor }));
+    if (d.reason !== undefined && d.reason !== "") item.append(x("reason", null, d.reason));
+    const ux = x("x", { xmlns: NS_MUC_USER }, item);
+    if (d.destroy) ux.append(d.destroy.clone());
+    for (const code of d.codes ?? []) ux.append(x("status", { code: String(code) }));
+    p.children.push(ux);
+    return p;
+  }
+
+  /**
+   * Sends `subject`'s presence to every occupant; its own sessions get status 110 too, and
+   * the session `self.jid` (a joining one) the codes in `self.codes` instead.
+   */
+  private async broadcastPresence(
+    room: Room,
+    subject: Occupant,
+    d: PresenceDetails,
+    self?: { jid: Jid; codes: number[] },
+    extraRecipients: Occupant[] = [],
+  ): Promise<void> {
+    const from = this.occupantJid(room, subject.nick);
+    const sends: Promise<void>[] = [];
+    for (const viewer of [...room.occupants.values(), ...extraRecipients]) {
+      for (const s of viewer.sessions.values()) {
+        let codes = d.codes ?? [];
+        if (viewer === subject)
+          codes = self && s.jid.equals(self.jid) ? [...codes, ...self.codes] : [...codes, 110];
+        sends.push(this.send(this.presenceOf(room, subject, viewer, { ...d, codes }), from, s.jid));
+      }
+    }
+    await Promise.all(sends);
+  }
+
+  private forgetSession(room: Room, jid: string): void {
+    room.byRealJid.delete(jid);
+    const rooms = this.joined.get(jid);
+    if (rooms) {
+      rooms.delete(room);
+      if (rooms.size === 0) this.joined.delete(jid);
+    }
+  }
+
+  private async leave(room: Room, from: Jid, stanza?: XmlElement): Promise<void> {
+    const occupant = room.occupantOf(from.toString());
+    if (!occupant) return;
+    const session = from.toString();
+    if (occupant.sessions.size > 1) {
+      // One resource of several leaves: only it is told; the nick stays.
+      occupant.sessions.delete(session);
+      this.forgetSession(room, session);
+      await this.send(
+        this.presenceOf(room, occupant, occupant, { type: "unavailable", codes: [110] }),
+        this.occupantJid(room, occupant.nick),
+        from,
+      );
+      return;
+    }
+    const status = stanza?.getChild("status");
+    await this.removeOccupant(room, occupant, { type: "unavailable" }, status);
+  }
+
+  /**
+   * Removes an occupant (all its sessions): everyone, itself included (with 110), gets its
+   * unavailable presence with the given details; an empty temporary room goes away.
+   */
+  private async removeOccupant(
+    room: Room,
+    occupant: Occupant,
+    d: PresenceDetails,
+    status?: XmlElement,
+  ): Promise<void> {
+    room.occupants.delete(occupant.nick);
+    for (const jid of occupant.sessions.keys()) this.forgetSession(room, jid);
+    const from = this.occupantJid(room, occupant.nick);
+    const sends: Promise<void>[] = [];
+    for (const viewer of [...room.occupants.values(), occupant]) {
+      for (const s of viewer.sessions.values()) {
+        const p = this.presenceOf(room, occupant, viewer, {
+          ...d,
+          type: "unavailable",
+          codes: viewer === occupant ? [...(d.codes ?? []), 110] : (d.codes ?? []),
+        });
+        if (status) p.children.splice(0, 0, status.clone());
+        sends.push(this.send(p, from, s.jid));
+      }
+    }
+    await Promise.all(sends);
+    this.dropIfEmpty(room);
+  }
+
+  /** A temporary room, or one never configured, ends with its last occupant. */
+  private dropIfEmpty(room: Room): void {
+    if (room.occupants.size > 0) return;
+    if (room.config.persistent && !room.locked) return;
+    this.rooms.delete(room.localpart);
+    this.stats.destroyed++;
+    this.forgetArchive(room);
+  }
+
+  private async changeNick(room: Room, occupant: Occupant, from: Jid, nick: string, stanza: XmlElement) {
+    const holder = room.occupants.get(nick);
+    if (holder && holder !== occupant) throw new StanzaError("conflict", "that nickname is taken");
+    // §7.6: unavailable from the old nick with 303 and the new nick, then available from the new one.
+    await this.broadcastPresence(room, occupant, { type: "unavailable", codes: [303], nick });
+    room.occupants.delete(occupant.nick);
+    occupant.nick = nick;
+    room.occupants.set(nick, occupant);
+    for (const jid of occupant.sessions.keys()) room.byRealJid.set(jid, nick);
+    occupant.sessions.get(from.toString())!.presence = cleanPresence(stanza);
+    await this.broadcastPresence(room, occupant, {});
+  }
+
+  /** An error from an occupant's own address that says it is gone removes it (status 333). */
+  private async errorFrom(room: Room, from: Jid, stanza: XmlElement): Promise<void> {
+    const occupant = room.occupantOf(from.toString());
+    if (!occupant) return;
+    const condition = stanza
+      .getChild("error")
+      ?.elements()
+      .find((c) => c.attrs.xmlns === NS_STANZAS)?.name;
+    if (condition === undefined || !GONE_CONDITIONS.has(condition)) return;
+    if (occupant.sessions.size > 1) {
+      occupant.sessions.delete(from.toString());
+      this.forgetSession(room, from.toString());
+      return;
+    }
+    await this.removeOccupant(room, occupant, { codes: [333] });
+  }
+
+  /** A local session ended: it leaves every room it was in (the presence module normally said so already). */
+  async sessionEnded(jid: Jid): Promise<void> {
+    const rooms = this.joined.get(jid.toString());
+    if (!rooms) return;
+    for (const room of [...rooms]) await this.leave(room, jid);
+  }
+
+  // ---- messages ----
+
+  private async groupchat(room: Room, from: Jid, stanza: XmlElement): Promise<void> {
+    const occupant = room.occupantOf(from.toString());
+    if (!occupant) throw new StanzaError("not-acceptable", "only occupants may send messages to the room");
+    if (occupant.role === "visitor")
+      throw new StanzaError("forbidden", "visitors have no voice in this room");
+    const body = stanza.getChild("body");
+    const subject = stanza.getChild("subject");
+    if (subject && !body) {
+      if (!room.config.changeSubject && occupant.role !== "moderator")
+        throw new StanzaError("forbidden", "only moderators may change the subject");
+      room.subject = { text: subject.text(), by: occupant.nick, at: this.d.clock.now() };
+      this.save(room);
+    }
+    const out = stanza.clone();
+    delete out.attrs.to;
+    delete out.attrs.from;
+    // §3 rule 2 of XEP-0359: an id claiming the room is the room's to give.
+    out.children = out.children.filter(
+      (c) =>
+        typeof c === "string" ||
+        !(c.name === "stanza-id" && c.attrs.xmlns === NS_SID && c.attrs.by === room.jid),
+    );
+    const from_ = this.occupantJid(room, occupant.nick);
+    out.attrs.from = from_.toString();
+    const now = this.d.clock.now();
+    if (body) {
+      const id = randomUUID();
+      out.children.push(x("stanza-id", { xmlns: NS_SID, id, by: room.jid }));
+      const serialized = out.toString();
+      if (room.config.historyLength > 0)
+        room.addHistory({ stanza: out.clone(), at: now, chars: serialized.length });
+      if (room.config.archive) {
+        this.d.archive
+          .append({
+            id,
+            owner: room.jid,
+            peer: room.jid,
+            peerResource: occupant.nick,
+            at: now,
+            direction: "in",
+            stanza: serialized,
+            text: body.text(),
+          })
+          .catch((err: unknown) =>
+            this.d.log.error({ err, room: room.jid }, "archiving a room message failed"),
+          );
+      }
+      this.stats.messages++;
+    }
+    const sends: Promise<void>[] = [];
+    for (const o of room.occupants.values())
+      for (const s of o.sessions.values()) sends.push(this.send(out.clone(), from_, s.jid));
+    await Promise.all(sends);
+  }
+
+  private async privateMessage(room: Room, from: Jid, nick: string, stanza: XmlElement): Promise<void> {
+    const sender = room.occupantOf(from.toString());
+    if (!sender) throw new StanzaError("not-acceptable", "only occupants may send private messages");
+    if (stanza.attrs.type === "groupchat")
+      throw new StanzaError("bad-request", "a groupchat message goes to the room, not to an occupant");
+    const allow = room.config.allowPm;
+    if (
+      allow === "none" ||
+      (allow === "moderators" && sender.role !== "moderator") ||
+      (allow === "participants" && sender.role === "visitor")
+    )
+      throw new StanzaError("forbidden", "private messages are not allowed in this room");
+    const target = room.occupants.get(nick);
+    if (!target) throw new StanzaError("item-not-found", "no occupant with that nickname");
+    const from_ = this.occupantJid(room, sender.nick);
+    const sends: Promise<void>[] = [];
+    for (const s of target.sessions.values()) {
+      const m = stanza.clone();
+      if (!m.getChild("x", NS_MUC_USER)) m.children.push(x("x", { xmlns: NS_MUC_USER }));
+      sends.push(this.send(m, from_, s.jid));
+    }
+    await Promise.all(sends);
+  }
+
+  /** Mediated invitations and declines (§7.8.2). */
+  private async invitations(room: Room, from: Jid, user: XmlElement): Promise<void> {
+    const parse = (raw: string | undefined, what: string): Jid => {
+      if (raw === undefined) throw new StanzaError("bad-request", `${what} needs a 'to' address`);
+      try {
+        return parseJid(raw);
+      } catch (err) {
+        if (err instanceof JidError) throw new StanzaError("jid-malformed", err.message);
+        throw err;
+      }
+    };
+    const roomJid = this.roomJid(room);
+    for (const invite of user.getChildren("invite")) {
+      const invitee = parse(invite.attrs.to, "an invitation");
+      const inviter = room.occupantOf(from.toString());
+      if (!inviter) throw new StanzaError("not-acceptable", "only occupants may invite");
+      const rank = affiliationRank(room.effectiveAffiliation(inviter));
+      if (room.config.membersOnly) {
+        if (rank < 3 && !(room.config.allowInvites && rank >= 2))
+          throw new StanzaError("forbidden", "you may not invite into this members-only room");
+        if (
+          affiliationRank(room.affiliationOf(invitee.bareString)) < 2 &&
+          room.affiliationOf(invitee.bareString) !== "outcast"
+        ) {
+          room.setAffiliation(invitee.bareString, "member");
+          this.save(room);
+        }
+      }
+      const reason = invite.getChildText("reason");
+      await this.send(
+        x(
+          "message",
+          { id: randomBytes(6).toString("base64url") },
+          x(
+            "x",
+            { xmlns: NS_MUC_USER },
+            x(
+              "invite",
+              { from: from.toString() },
+              reason !== undefined ? x("reason", null, reason) : undefined,
+            ),
+            room.config.password !== "" ? x("password", null, room.config.password) : undefined,
+          ),
+          x("x", { xmlns: NS_CONFERENCE, jid: room.jid, ...(reason ? { reason } : {}) }),
+        ),
+        roomJid,
+        invitee,
+      );
+    }
+    for (const decline of user.getChildren("decline")) {
+      const inviter = parse(decline.attrs.to, "a decline");
+      const reason = decline.getChildText("reason");
+      await this.send(
+        x(
+          "message",
+          { id: randomBytes(6).toString("base64url") },
+          x(
+            "x",
+            { xmlns: NS_MUC_USER },
+            x(
+              "decline",
+              { from: from.bareString },
+              reason !== undefined ? x("reason", null, reason) : undefined,
+            ),
+          ),
+        ),
+        roomJid,
+        inviter,
+      );
+    }
+  }
+
+  // ---- IQs ----
+
+  /** IQs to an occupant: self-ping (XEP-0410) is answered; others go to the occupant's client. */
+  private async occupantIq(
+    room: Room | undefined,
+    from: Jid,
+    nick: string,
+    stanza: XmlElement,
+  ): Promise<void> {
+    const sender = room?.occupantOf(from.toString());
+    // XEP-0410 §3: not-acceptable tells a client it is no longer joined.
+    if (!room || !sender) throw new StanzaError("not-acceptable", "you are not an occupant of this room");
+    const payload = stanza.firstElement();
+    if (nick === sender.nick && payload?.name === "ping" && payload.attrs.xmlns === NS_PING) {
+      await this.result(stanza, this.occupantJid(room, nick), from);
+      return;
+    }
+    const target = room.occupants.get(nick);
+    if (!target) throw new StanzaError("item-not-found", "no occupant with that nickname");
+    const session = [...target.sessions.values()].at(-1)!;
+    const id = `muc-${randomBytes(9).toString("base64url")}`;
+    const timer = setTimeout(() => this.forwarded.delete(id), FORWARDED_IQ_TIMEOUT_MS);
+    timer.unref();
+    this.forwarded.set(id, {
+      asker: from,
+      askerId: stanza.attrs.id ?? "",
+      target: session.jid.toString(),
+      from: this.occupantJid(room, nick),
+      timer,
+    });
+    const iq = stanza.clone();
+    iq.attrs.id = id;
+    await this.send(iq, this.occupantJid(room, sender.nick), session.jid);
+  }
+
+  /** The answer to an IQ the room forwarded goes back to whoever asked. */
+  private async forwardedReply(stanza: XmlElement, from: Jid): Promise<void> {
+    const id = stanza.attrs.id;
+    const pending = id === undefined ? undefined : this.forwarded.get(id);
+    if (!pending || pending.target !== from.toString()) return;
+    this.forwarded.delete(id!);
+    clearTimeout(pending.timer);
+    const reply = stanza.clone();
+    reply.attrs.id = pending.askerId;
+    await this.send(reply, pending.from, pending.asker);
+  }
+
+  /** Answers an IQ to the room; null when the answer was sent already. */
+  private async roomIq(
+    room: Room,
+    type: "get" | "set",
+    payload: XmlElement,
+    from: Jid,
+    iq: XmlElement,
+  ): Promise<XmlElement | undefined | null> {
+    const ns = payload.attrs.xmlns;
+    if (type === "get" && ns === NS_DISCO_INFO) return this.roomInfo(room, payload);
+    if (type === "get" && ns === NS_DISCO_ITEMS) {
+      const asker = room.occupantOf(from.toString());
+      const visible = room.config.public && asker !== undefined;
+      return x(
+        "query",
+        { xmlns: NS_DISCO_ITEMS, ...(payload.attrs.node ? { node: payload.attrs.node } : {}) },
+        ...(visible ? [...room.occupants.keys()].map((n) => x("item", { jid: `${room.jid}/${n}` })) : []),
+      );
+    }
+    if (type === "get" && ns === NS_PING) return undefined;
+    if (ns === NS_MUC_OWNER) return this.ownerIq(room, type, payload, from);
+    if (ns === NS_MUC_ADMIN)
+      return type === "get" ? this.adminGet(room, payload, from) : this.adminSet(room, payload, from);
+    if (ns === NS_MAM) return this.mam(room, type, payload, from, iq);
+    throw new StanzaError("service-unavailable");
+  }
+
+  private roomInfo(room: Room, payload: XmlElement): XmlElement {
+    const node = payload.attrs.node;
+    // §7.2.? reserved nick discovery: no nicks are reserved here.
+    if (node === "x-roomuser-item") return x("query", { xmlns: NS_DISCO_INFO, node });
+    if (node !== undefined) throw new StanzaError("item-not-found", "no such node");
+    return x(
+      "query",
+      { xmlns: NS_DISCO_INFO },
+      x("identity", { category: "conference", type: "text", name: room.config.name || room.localpart }),
+      ...roomFeatures(room.config).map((f) => x("feature", { var: f })),
+      roomInfoForm(room),
+    );
+  }
+
+  /** The affiliation a user acts with in a room (service admins: owner). */
+  private async affiliationFor(room: Room, user: Jid): Promise<Affiliation> {
+    if (await this.d.isServiceAdmin(user)) return "owner";
+    return room.affiliationOf(user.bareString);
+  }
+
+  private async ownerIq(room: Room, type: "get" | "set", payload: XmlElement, from: Jid) {
+    if ((await this.affiliationFor(room, from)) !== "owner")
+      throw new StanzaError("forbidden", "only owners configure the room");
+    const s = this.d.settings;
+    if (type === "get")
+      return x(
+        "query",
+        { xmlns: NS_MUC_OWNER },
+        configForm(room.config, { maxOccupants: s.maxOccupantsPerRoom, maxHistory: s.maxHistoryLength }),
+      );
+    const destroy = payload.getChild("destroy");
+    if (destroy) {
+      await this.destroy(room, destroy);
+      return undefined;
+    }
+    const form = payload.getChild("x", NS_DATA);
+    if (!form) throw new StanzaError("bad-request", "expected a data form or <destroy/>");
+    if (form.attrs.type === "cancel") {
+      // Cancelling the configuration of a new room destroys it (§10.1.3).
+      if (room.locked) await this.destroy(room, x("destroy"));
+      return undefined;
+    }
+    if (form.attrs.type !== "submit")
+      throw new StanzaError("bad-request", "the form must be submitted or cancelled");
+    const old = room.config;
+    const next = applyConfigForm(form, old, {
+      maxOccupants: s.maxOccupantsPerRoom,
+      maxHistory: s.maxHistoryLength,
+      maxNameLength: s.maxRoomNameLength,
+    });
+    room.config = next;
+    const wasLocked = room.locked;
+    room.locked = false;
+    if (room.history.length > next.historyLength)
+      room.history.splice(0, room.history.length - next.historyLength);
+    if (next.persistent) this.save(room);
+    else if (old.persistent) this.unsave(room);
+    // Status codes of the configuration change (§10.2.1).
+    const codes = [104];
+    if (next.whois !== old.whois) codes.push(next.whois === "anyone" ? 172 : 173);
+    if (next.archive !== old.archive) codes.push(next.archive ? 170 : 171);
+    if (!wasLocked) {
+      const roomJid = this.roomJid(room);
+      const sends: Promise<void>[] = [];
+      for (const o of room.occupants.values())
+        for (const sess of o.sessions.values())
+          sends.push(
+            this.send(
+              x(
+                "message",
+                { type: "groupchat", id: randomBytes(6).toString("base64url") },
+                x("x", { xmlns: NS_MUC_USER }, ...codes.map((c) => x("status", { code: String(c) }))),
+              ),
+              roomJid,
+              sess.jid,
+            ),
+          );
+      await Promise.all(sends);
+    }
+    // Becoming members-only removes those without membership (§9.5, status 322).
+    if (next.membersOnly && !old.membersOnly) {
+      for (const o of [...room.occupants.values()])
+        if (affiliationRank(room.effectiveAffiliation(o)) < 2)
+          await this.removeOccupant(room, o, { codes: [322] });
+    }
+    this.dropIfEmpty(room);
+    return undefined;
+  }
+
+  /** Destroys a room (§10.9): every occupant leaves with the <destroy/>; its records go. */
+  private async destroy(room: Room, destroy: XmlElement): Promise<void> {
+    const d = x("destroy", destroy.attrs.jid !== undefined ? { jid: destroy.attrs.jid } : {});
+    const reason = destroy.getChildText("reason");
+    if (reason !== undefined) d.append(x("reason", null, reason));
+    const occupants = [...room.occupants.values()];
+    room.occupants.clear();
+    const sends: Promise<void>[] = [];
+    for (const o of occupants) {
+      for (const jid of o.sessions.keys()) this.forgetSession(room, jid);
+      const p = x(
+        "presence",
+        { type: "unavailable" },
+        x("x", { xmlns: NS_MUC_USER }, x("item", { affiliation: "none", role: "none" }), d),
+      );
+      for (const s of o.sessions.values())
+        sends.push(this.send(p.clone(), this.occupantJid(room, o.nick), s.jid));
+    }
+    await Promise.all(sends);
+    this.rooms.delete(room.localpart);
+    this.stats.destroyed++;
+    this.unsave(room);
+    this.forgetArchive(room);
+  }
+
+  private adminItems(payload: XmlElement): XmlElement[] {
+    const items = payload.getChildren("item");
+    if (items.length === 0) throw new StanzaError("bad-request", "expected <item/> elements");
+    return items;
+  }
+
+  private async adminGet(room: Room, payload: XmlElement, from: Jid): Promise<XmlElement> {
+    const [item] = this.adminItems(payload);
+    const affiliation = item!.attrs.affiliation;
+    const role = item!.attrs.role;
+    const out = x("query", { xmlns: NS_MUC_ADMIN });
+    if (affiliation !== undefined) {
+      if (!AFFILIATIONS.includes(affiliation as Affiliation) || affiliation === "none")
+        throw new StanzaError("bad-request", `no list of affiliation ${affiliation}`);
+      if (affiliationRank(await this.affiliationFor(room, from)) < 3)
+        throw new StanzaError("forbidden", "only admins and owners see affiliation lists");
+      for (const [jid, a] of room.affiliations)
+        if (a === affiliation) out.append(x("item", { affiliation: a, jid }));
+      return out;
+    }
+    if (role !== undefined) {
+      if (!ROLES.includes(role as Role) || role === "none")
+        throw new StanzaError("bad-request", `no list of role ${role}`);
+      const asker = room.occupantOf(from.toString());
+      if (asker?.role !== "moderator") throw new StanzaError("forbidden", "only moderators see role lists");
+      for (const o of room.occupants.values())
+        if (o.role === role)
+          out.append(
+            x("item", {
+              role: o.role,
+              nick: o.nick,
+              affiliation: room.effectiveAffiliation(o),
+              jid: [...o.sessions.values()][0]!.jid.toString(),
+            }),
+          );
+      return out;
+    }
+    throw new StanzaError("bad-request", "an item names an affiliation or a role");
+  }
+
+  private async adminSet(room: Room, payload: XmlElement, from: Jid): Promise<undefined> {
+    const items = this.adminItems(payload);
+    const actorAffiliation = await this.affiliationFor(room, from);
+    const actor = room.occupantOf(from.toString());
+    // Check every change before making any (§9.5: the list is changed as a whole).
+    type Change =
+      | { kind: "role"; target: Occupant; role: Role; reason: string | undefined }
+      | { kind: "affiliation"; bare: string; affiliation: Affiliation; reason: string | undefined };
+    const changes: Change[] = [];
+    for (const item of items) {
+      const reason = item.getChildText("reason");
+      if (item.attrs.role !== undefined && item.attrs.affiliation === undefined) {
+        const role = item.attrs.role as Role;
+        if (!ROLES.includes(role)) throw new StanzaError("bad-request", `unknown role ${item.attrs.role}`);
+        const nick = item.attrs.nick;
+        if (nick === undefined) throw new StanzaError("bad-request", "a role change names a nick");
+        const target = room.occupants.get(nick);
+        if (!target) throw new StanzaError("item-not-found", "no occupant with that nickname");
+        const actorRole: Role =
+          actor?.role ?? (affiliationRank(actorAffiliation) >= 3 ? "moderator" : "none");
+        checkRoleChange(
+          { affiliation: actorAffiliation, role: actorRole },
+          { affiliation: room.effectiveAffiliation(target), role: target.role },
+          role,
+        );
+        changes.push({ kind: "role", target, role, reason });
+      } else if (item.attrs.affiliation !== undefined) {
+        const affiliation = item.attrs.affiliation as Affiliation;
+        if (!AFFILIATIONS.includes(affiliation))
+          throw new StanzaError("bad-request", `unknown affiliation ${item.attrs.affiliation}`);
+        let bare: string;
+        if (item.attrs.jid !== undefined) {
+          try {
+            bare = parseJid(item.attrs.jid).bareString;
+          } catch (err) {
+            if (err instanceof JidError) throw new StanzaError("jid-malformed", err.message);
+            throw err;
+          }
+        } else if (item.attrs.nick !== undefined) {
+          const target = room.occupants.get(item.attrs.nick);
+          if (!target) throw new StanzaError("item-not-found", "no occupant with that nickname");
+          bare = target.bare;
+        } else throw new StanzaError("bad-request", "an affiliation change names a jid");
+        checkAffiliationChange(actorAffiliation, room.affiliationOf(bare), affiliation);
+        changes.push({ kind: "affiliation", bare, affiliation, reason });
+      } else throw new StanzaError("bad-request", "an item names a role or an affiliation");
+    }
+    // The room keeps an owner (§10.6: the last owner cannot give up ownership).
+    const owners = new Set(room.owners());
+    for (const c of changes)
+      if (c.kind === "affiliation") {
+        if (c.affiliation === "owner") owners.add(c.bare);
+        else owners.delete(c.bare);
+      }
+    if (owners.size === 0) throw new StanzaError("conflict", "a room keeps at least one owner");
+
+    const actorNick = actor?.nick;
+    for (const c of changes) {
+      if (c.kind === "role") {
+        if (!room.occupants.has(c.target.nick)) continue;
+        if (c.role === "none") {
+          await this.removeOccupant(room, c.target, {
+            codes: [307],
+            ...(actorNick !== undefined ? { actor: actorNick } : {}),
+            ...(c.reason !== undefined ? { reason: c.reason } : {}),
+          });
+        } else {
+          c.target.role = c.role;
+          await this.broadcastPresence(room, c.target, {
+            ...(actorNick !== undefined ? { actor: actorNick } : {}),
+            ...(c.reason !== undefined ? { reason: c.reason } : {}),
+          });
+        }
+        continue;
+      }
+      room.setAffiliation(c.bare, c.affiliation);
+      for (const o of [...room.occupants.values()]) {
+        if (o.bare !== c.bare) continue;
+        const details = {
+          ...(actorNick !== undefined ? { actor: actorNick } : {}),
+          ...(c.reason !== undefined ? { reason: c.reason } : {}),
+        };
+        if (c.affiliation === "outcast") await this.removeOccupant(room, o, { ...details, codes: [301] });
+        else if (room.config.membersOnly && affiliationRank(room.effectiveAffiliation(o)) < 2)
+          await this.removeOccupant(room, o, { ...details, codes: [321] });
+        else {
+          o.role = room.defaultRole(room.effectiveAffiliation(o));
+          await this.broadcastPresence(room, o, details);
+        }
+      }
+    }
+    this.save(room);
+    return undefined;
+  }
+
+  // ---- the room archive (XEP-0313 on the room JID) ----
+
+  private async mam(
+    room: Room,
+    type: "get" | "set",
+    payload: XmlElement,
+    from: Jid,
+    iq: XmlElement,
+  ): Promise<XmlElement | null> {
+    if (!room.config.archive) throw new StanzaError("feature-not-implemented", "this room keeps no archive");
+    const affiliation = await this.affiliationFor(room, from);
+    const occupant = room.occupantOf(from.toString());
+    // An open room's archive is open to all but outcasts; a members-only room's to its members (§6.1).
+    if (
+      affiliation === "outcast" ||
+      ((room.config.membersOnly || !room.config.public) && affiliationRank(affiliation) < 2 && !occupant)
+    )
+      throw new StanzaError("forbidden", "the archive of this room is not open to you");
+    if (type === "get") {
+      if (payload.name === "query") return x("query", { xmlns: NS_MAM }, queryForm());
+      if (payload.name === "metadata") {
+        const [first] = (await this.d.archive.query({ owner: room.jid, limit: 1 })).messages;
+        const [last] = (await this.d.archive.query({ owner: room.jid, limit: 1, newestFirst: true }))
+          .messages;
+        const el = x("metadata", { xmlns: NS_MAM });
+        if (first && last)
+          el.append(
+            x("start", { id: first.id, timestamp: stamp(first.at) }),
+            x("end", { id: last.id, timestamp: stamp(last.at) }),
+          );
+        return el;
+      }
+      throw new StanzaError("feature-not-implemented", `<${payload.name}/> is not served`);
+    }
+    if (payload.name !== "query")
+      throw new StanzaError("feature-not-implemented", `<${payload.name}/> is not served`);
+    const q = parseQuery(payload);
+    const owner = room.jid;
+    const filters: MessageQuery = {
+      owner,
+      ...(q.peer !== undefined ? { peer: q.peer } : {}),
+      ...(q.peerResource !== undefined ? { peerResource: q.peerResource } : {}),
+      ...(q.start !== undefined ? { start: q.start } : {}),
+      ...(q.end !== undefined ? { end: q.end } : {}),
+      ...(q.ids !== undefined ? { ids: q.ids } : {}),
+      ...(q.text !== undefined ? { text: q.text } : {}),
+    };
+    const backwards = q.before !== undefined;
+    const page: MessageQuery = {
+      ...filters,
+      limit: Math.min(q.max ?? PAGE_DEFAULT, PAGE_MAX),
+      ...(backwards ? { newestFirst: true } : {}),
+    };
+    // A cursor (RSM) narrows the range the form gave; without one the form's bounds apply.
+    const afterId = q.after ?? q.afterId;
+    const beforeId = q.before || q.beforeId;
+    if (afterId !== undefined) page.afterId = afterId;
+    if (beforeId !== undefined) page.beforeId = beforeId;
+    let messages: ArchivedMessage[];
+    let complete: boolean;
+    try {
+      if (page.limit === 0) {
+        await this.d.archive.query({ ...page, limit: 1 });
+        messages = [];
+        complete = false;
+      } else {
+        const r = await this.d.archive.query(page);
+        messages = backwards ? r.messages.reverse() : r.messages;
+        complete = r.complete;
+      }
+    } catch (err) {
+      if (err instanceof ArchiveIdNotFound)
+        throw new StanzaError("item-not-found", `${err.id} is not in the archive`);
+      throw err;
+    }
+    const count =
+      q.afterId === undefined && q.beforeId === undefined ? await this.d.archive.count(filters) : undefined;
+    if (count === 0) complete = true;
+    const roomJid = this.roomJid(room);
+    for (const m of q.flip ? [...messages].reverse() : messages) {
+      const original = parseElement(m.stanza);
+      if (original) original.attrs.xmlns = NS_CLIENT;
+      await this.send(
+        x(
+          "message",
+          { id: randomBytes(6).toString("base64url") },
+          x(
+            "result",
+            { xmlns: NS_MAM, id: m.id, ...(q.queryId !== undefined ? { queryid: q.queryId } : {}) },
+            x(
+              "forwarded",
+              { xmlns: NS_FORWARD },
+              x("delay", { xmlns: NS_DELAY, stamp: stamp(m.at) }),
+              original,
+            ),
+          ),
+        ),
+        roomJid,
+        from,
+      );
+    }
+    const set = x("set", { xmlns: NS_RSM });
+    if (messages.length > 0)
+      set.append(x("first", null, messages[0]!.id), x("last", null, messages.at(-1)!.id));
+    if (count !== undefined) set.append(x("count", null, String(count)));
+    await this.result(
+      iq,
+      roomJid,
+      from,
+      x("fin", { xmlns: NS_MAM, ...(complete ? { complete: "true" } : {}) }, set),
+    );
+    return null;
+  }
+
+  // ---- storage ----
+
+  private save(room: Room): void {
+    if (!room.config.persistent || room.locked) return;
+    const data = room.stored();
+    room.saving = room.saving
+      .then(() => this.d.rooms.put(room.jid, data))
+      .catch((err: unknown) => this.d.log.error({ err, room: room.jid }, "storing a room failed"));
+  }
+
+  private unsave(room: Room): void {
+    room.saving = room.saving
+      .then(async () => {
+        await this.d.rooms.delete(room.jid);
+      })
+      .catch((err: unknown) => this.d.log.error({ err, room: room.jid }, "removing a stored room failed"));
+  }
+
+  /** A room that is gone takes its archive with it (a new room of that name starts afresh). */
+  private forgetArchive(room: Room): void {
+    this.d.archive
+      .remove(room.jid)
+      .catch((err: unknown) => this.d.log.error({ err, room: room.jid }, "removing a room archive failed"));
+  }
+}
