@@ -248,12 +248,46 @@ class Driver:
                 c.register_plugin("xep_0313")
             found = []
             async for msg in c["xep_0313"].iterate(
+                jid=slixmpp.JID(cmd["archive"]) if cmd.get("archive") else None,
                 with_jid=slixmpp.JID(cmd["with"]) if cmd.get("with") else None,
                 reverse=cmd.get("reverse", False),
                 rsm={"max": cmd.get("max", 50)},
             ):
                 found.append([msg["mam_result"]["id"], msg["mam_result"]["forwarded"]["stanza"]["body"]])
             return json.dumps(found)
+        if op == "muc_join":
+            # XEP-0045 through slixmpp's plugin: {"room", "nick", "maxstanzas"?} -> JSON of what
+            # join_muc_wait returned: own presence, subject, occupants seen, history bodies
+            plugin = self.muc()
+            history = {"maxstanzas": cmd["maxstanzas"]} if "maxstanzas" in cmd else {}
+            pres, subject, occupants, history_msgs = await plugin.join_muc_wait(
+                slixmpp.JID(cmd["room"]), cmd["nick"], timeout=timeout, **history
+            )
+            return json.dumps(
+                {
+                    "presence": xml_of(pres),
+                    "subject": subject["subject"],
+                    "occupants": [str(p["from"]) for p in occupants],
+                    "history": [m["body"] for m in history_msgs],
+                    "roster": plugin.get_roster(slixmpp.JID(cmd["room"])),
+                }
+            )
+        if op == "muc_configure":
+            # The owner fetches the configuration form, sets {"fields": {var: value}} and submits it.
+            plugin = self.muc()
+            form = await plugin.get_room_config(slixmpp.JID(cmd["room"]), timeout=timeout)
+            for var, value in cmd.get("fields", {}).items():
+                form.get_fields()[var]["value"] = value
+            await plugin.set_room_config(slixmpp.JID(cmd["room"]), form, timeout=timeout)
+            return None
+        if op == "muc_message":
+            c.send_message(mto=cmd["room"], mbody=cmd["body"], mtype="groupchat")
+            return None
+        if op == "muc_leave":
+            self.muc().leave_muc(slixmpp.JID(cmd["room"]), cmd["nick"])
+            return None
+        if op == "muc_roster":
+            return json.dumps(self.muc().get_roster(slixmpp.JID(cmd["room"])))
         if op == "cut":
             # The network goes away: no </stream:stream>, nothing flushed, no unavailable presence.
             self.reconnecting = True
@@ -299,6 +333,11 @@ class Driver:
             await c.disconnect(wait=cmd.get("wait", 2.0))
             return None
         raise ValueError("unknown op " + op)
+
+    def muc(self):
+        if "xep_0045" not in self.client.plugin:
+            self.client.register_plugin("xep_0045")
+        return self.client["xep_0045"]
 
     async def ping(self, to, timeout):
         iq = self.client.Iq()
