@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { LicensingOptions } from "../../src/modules/licensing/index.js";
+import { MucSchema } from "../../src/modules/muc/config.js";
 import { REPO_ROOT } from "../helpers/server.js";
 
 const read = (file: string) => readFileSync(path.join(REPO_ROOT, file), "utf8");
@@ -61,4 +62,39 @@ test("docs/licensing-protocol.md says queryClientVersion is on or off as it is",
     );
   assert.ok(m, "the protocol says whether the server asks unlicensed clients their version");
   assert.equal(m[1] ?? m[2], defaults.queryClientVersion ? "on" : "off");
+});
+
+test("docs/configuration.md states the group chat defaults", () => {
+  const defaults = MucSchema.parse(undefined) as Record<string, unknown>;
+  const rows = read("docs/configuration.md")
+    .split("\n")
+    .filter((l) => l.startsWith("| `muc.") && !l.startsWith("| `muc.roomDefaults"));
+  let compared = 0;
+  for (const row of rows) {
+    const [, key, value] = row.split("|").map((c) => c.trim()) as [string, string, string];
+    const name = key.replace(/`/g, "").replace(/^muc\./, "");
+    const m = /^`([^`]*)`$/.exec(value);
+    assert.ok(m, `muc.${name}: the default is not stated`);
+    let stated: unknown;
+    try {
+      stated = JSON.parse(m[1]!);
+    } catch {
+      stated = m[1];
+    }
+    assert.ok(name in defaults, `muc.${name} is documented but is not an option`);
+    assert.deepEqual(stated, defaults[name], `muc.${name}: the documentation says ${value}`);
+    compared++;
+  }
+  const documented = new Set(
+    rows.map((r) =>
+      r
+        .split("|")[1]!
+        .trim()
+        .replace(/`/g, "")
+        .replace(/^muc\./, ""),
+    ),
+  );
+  for (const name of Object.keys(defaults))
+    if (name !== "roomDefaults") assert.ok(documented.has(name), `muc.${name} is not documented`);
+  assert.ok(compared >= 10, `only ${compared} defaults compared`);
 });

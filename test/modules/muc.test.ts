@@ -475,6 +475,25 @@ describe("a room's life", () => {
     await erin2.disconnect();
   });
 
+  test("an error from an occupant's address that says it is gone removes it (333)", async () => {
+    const { alice, bob } = users;
+    const room = await createRoom(alice!, "Alice");
+    await join(bob!, room, "Bob");
+    await bob!.sendStanza(
+      x(
+        "message",
+        { to: room, type: "error" },
+        x(
+          "error",
+          { type: "cancel" },
+          x("service-unavailable", { xmlns: "urn:ietf:params:xml:ns:xmpp-stanzas" }),
+        ),
+      ),
+    );
+    const gone = await waitFor(alice!, presenceFrom(`${room}/Bob`, "unavailable"), "Bob removed");
+    assert.deepEqual(codes(gone), [333]);
+  });
+
   test("self-ping (XEP-0410): joined gets a result, not joined gets not-acceptable", async () => {
     const { alice, bob } = users;
     const room = await createRoom(alice!, "Alice");

@@ -56,7 +56,18 @@ export default defineModule({
       rooms: ctx.storage.documents<StoredRoom>("muc-rooms"),
       archive: ctx.storage.messages("muc", { ownedByAccounts: false }),
       isServiceAdmin,
+      // Room archives page like account archives (the `archive` section), when it is there.
+      pageSizes: {
+        default: ctx.config.archive?.defaultPageSize ?? 50,
+        max: ctx.config.archive?.maxPageSize ?? 250,
+      },
     });
+    // Rooms live in the memory of the node that serves them: nodes of a cluster do not share them.
+    if ((ctx.config as { cluster?: { url?: string } }).cluster?.url)
+      ctx.log.warn(
+        { domain },
+        "group chat rooms are not shared between cluster nodes: each node serves its own",
+      );
     await service.load();
     ctx.addRoute(domain, {
       kind: "service",

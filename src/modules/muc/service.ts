@@ -66,6 +66,8 @@ export interface MucServiceDeps {
   archive: MessageArchiveStore;
   /** Holds the server's admin role (a local account) or is listed in muc.admins. */
   isServiceAdmin(user: Jid): Promise<boolean>;
+  /** Archive results per page: without RSM <max/>, and at most. */
+  pageSizes: { default: number; max: number };
 }
 
 /** Errors from an occupant's own address that mean it is gone (it is then removed, status 333). */
@@ -79,8 +81,6 @@ const GONE_CONDITIONS = new Set<string>([
   "service-unavailable",
 ]);
 
-const PAGE_DEFAULT = 50;
-const PAGE_MAX = 250;
 const FORWARDED_IQ_TIMEOUT_MS = 60_000;
 
 function stamp(ms: number): string {
@@ -1129,7 +1129,7 @@ export class MucService {
     const backwards = q.before !== undefined;
     const page: MessageQuery = {
       ...filters,
-      limit: Math.min(q.max ?? PAGE_DEFAULT, PAGE_MAX),
+      limit: Math.min(q.max ?? this.d.pageSizes.default, this.d.pageSizes.max),
       ...(backwards ? { newestFirst: true } : {}),
     };
     // A cursor (RSM) narrows the range the form gave; without one the form's bounds apply.
