@@ -3,7 +3,8 @@
  * Two users join a room (the first creates and configures it persistent), exchange groupchat
  * messages carrying the room's stanza-ids, one changes nick and leaves; the room survives a
  * restart of the server with its configuration and history, and slixmpp's xep_0313 plugin
- * reads the room's archive on the room JID before and after the restart.
+ * reads the room's archive on the room JID before and after the restart. An occupant whose
+ * connection drops leaves the room.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -192,5 +193,15 @@ describe("group chat with slixmpp", { skip: slixSkip }, () => {
     const stranger = parseXml((await bob.command("ping", { to: `${ROOM}/Nobody` }))!);
     // Not Bob's nick: the ping goes to that occupant, which is not there.
     assert.equal(stranger.attrs.type, "error");
+  });
+
+  test("an occupant whose connection drops leaves the room", async () => {
+    bob.kill();
+    const gone = await alice.next(
+      (e) => e.name === "presence" && e.attrs.from === `${ROOM}/Bob` && e.attrs.type === "unavailable",
+      "Bob's dropped connection ending his presence in the room",
+    );
+    assert.equal(gone.getChild("x", USER)!.getChild("item")!.attrs.role, "none");
+    assert.deepEqual(JSON.parse((await alice.command("muc_roster", { room: ROOM }))!), ["Alice"]);
   });
 });

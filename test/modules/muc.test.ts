@@ -14,7 +14,7 @@ import type { ModuleDefinition } from "../../src/core/module.js";
 import { type XmlElement, x } from "../../src/core/xml/element.js";
 import disco from "../../src/modules/disco/index.js";
 import message from "../../src/modules/message/index.js";
-import muc from "../../src/modules/muc/index.js";
+import muc, { type MucApi } from "../../src/modules/muc/index.js";
 import type { StoredRoom } from "../../src/modules/muc/room.js";
 import presence from "../../src/modules/presence/index.js";
 import roster from "../../src/modules/roster/index.js";
@@ -931,6 +931,32 @@ describe("creation policy and room limits per user", () => {
       .documents("admin-roles")
       .put("staff", { grantedAt: 0, grantedBy: "test" });
     await join(staff, `c@${SVC}`, "S");
+  });
+
+  test("room messages expire with archive.retentionDays", async () => {
+    const h4 = await startHarness({ modules: MODULES, config: { archive: { retentionDays: 1 } } });
+    try {
+      await h4.createUser("u");
+      const u = await h4.connect("u", "r");
+      const room = `kept@${SVC}`;
+      await join(u, room, "U");
+      await iq(u, submit(room, {}));
+      await u.sendStanza(x("message", { to: room, type: "groupchat" }, x("body", null, "old")));
+      await waitFor(u, groupchatFrom(`${room}/U`));
+      h4.clock.advance(2 * 86_400_000);
+      await u.sendStanza(x("message", { to: room, type: "groupchat" }, x("body", null, "new")));
+      await waitFor(u, (e) => groupchatFrom(`${room}/U`)(e) && e.getChildText("body") === "new");
+      const api = h4.server.services.apis.get("muc") as MucApi;
+      assert.equal(await api.pruneExpired(), 1);
+      const archive = h4.server.services.storage.messages("muc", { ownedByAccounts: false });
+      const left = await archive.query({ owner: room });
+      assert.deepEqual(
+        left.messages.map((m) => m.text),
+        ["new"],
+      );
+    } finally {
+      await h4.stop();
+    }
   });
 
   test("max rooms per user", async () => {

@@ -25,6 +25,8 @@ export interface MucApi {
   readonly domain: string;
   /** Rooms and occupants now. */
   counts(): { rooms: number; occupants: number };
+  /** Removes room messages older than `archive.retentionDays` now (the scheduled cleanup's work); returns how many. */
+  pruneExpired(): Promise<number>;
 }
 
 export default defineModule({
@@ -47,6 +49,7 @@ export default defineModule({
       if (!ctx.router.isLocalDomain(user.domain) || user.local === "") return false;
       return (await adminRoles.get(user.local)) !== undefined;
     };
+    const archive = ctx.storage.messages("muc", { ownedByAccounts: false });
     const service = new MucService({
       domain,
       settings,
@@ -54,7 +57,7 @@ export default defineModule({
       clock: ctx.clock,
       log: ctx.log,
       rooms: ctx.storage.documents<StoredRoom>("muc-rooms"),
-      archive: ctx.storage.messages("muc", { ownedByAccounts: false }),
+      archive,
       isServiceAdmin,
       // Room archives page like account archives (the `archive` section), when it is there.
       pageSizes: {
@@ -75,6 +78,24 @@ export default defineModule({
     });
     ctx.onUnload(() => service.flush());
 
+    // Room messages expire like account messages (`archive.retentionDays`).
+    const retentionDays = ctx.config.archive?.retentionDays ?? 0;
+    const pruneExpired = async (): Promise<number> => {
+      if (retentionDays <= 0) return 0;
+      const n = await archive.prune(ctx.clock.now() - retentionDays * 86_400_000);
+      if (n > 0) ctx.log.info({ removed: n, retentionDays }, "expired room messages removed");
+      return n;
+    };
+    if (retentionDays > 0) {
+      const prune = () => {
+        pruneExpired().catch((err: unknown) =>
+          ctx.log.error({ err }, "removing expired room messages failed"),
+        );
+      };
+      ctx.setTimeout(prune, 5_000);
+      ctx.setInterval(prune, (ctx.config.archive?.cleanupIntervalMinutes ?? 60) * 60_000);
+    }
+
     const disco = ctx.api<DiscoApi>("disco");
     if (disco) {
       const remove = disco.addItems("host", () => [{ jid: domain, name: settings.name }]);
@@ -88,6 +109,7 @@ export default defineModule({
     ctx.provide<MucApi>({
       domain,
       counts: () => ({ rooms: service.rooms.size, occupants: service.occupantCount() }),
+      pruneExpired,
     });
 
     ctx.metric({
