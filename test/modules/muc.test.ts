@@ -419,6 +419,14 @@ describe("a room's life", () => {
       ["two", "three"],
     );
     assert.equal(await joinError(bob!, room, "Bob", x("history", { maxstanzas: "many" })), "bad-request");
+    // A bad request to a room that does not exist creates nothing.
+    const never = newRoom();
+    assert.equal(await joinError(bob!, never, "Bob", x("history", { since: "yesterday" })), "bad-request");
+    const none = await iq(
+      bob!,
+      x("iq", { to: never, type: "get" }, x("query", { xmlns: "http://jabber.org/protocol/disco#info" })),
+    );
+    assert.equal(errorCondition(none), "item-not-found");
   });
 
   test("private messages go between occupants from their occupant JIDs", async () => {

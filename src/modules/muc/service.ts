@@ -331,6 +331,20 @@ export class MucService {
   private async join(stanza: XmlElement, from: Jid, to: Jid): Promise<void> {
     const nick = to.resource;
     const bare = from.bareString;
+    // What is asked is checked before anything is created.
+    const join = stanza.getChild("x", NS_MUC);
+    const history = join?.getChild("history");
+    const limits = history
+      ? {
+          maxstanzas: int(history.attrs.maxstanzas, "maxstanzas"),
+          maxchars: int(history.attrs.maxchars, "maxchars"),
+          seconds: int(history.attrs.seconds, "seconds"),
+          since: history.attrs.since !== undefined ? Date.parse(history.attrs.since) : undefined,
+        }
+      : {};
+    if (limits.since !== undefined && Number.isNaN(limits.since))
+      throw new StanzaError("bad-request", "history since: not a XEP-0082 DateTime");
+
     const admin = await this.d.isServiceAdmin(from);
     const existing = this.rooms.get(to.local);
     if (existing) await this.loadHistory(existing);
@@ -339,6 +353,8 @@ export class MucService {
     // From here on nothing waits, so concurrent joins see each other.
     let room = this.rooms.get(to.local);
     let created = false;
+    // Destroyed while this join waited: creating it again was not checked.
+    if (!room && existing) throw new StanzaError("item-not-found", "the room was just destroyed");
     if (!room) {
       room = new Room(to.bareString, this.newConfig(), this.d.clock.now());
       room.setAffiliation(bare, "owner");
@@ -350,7 +366,6 @@ export class MucService {
       if (!room.locked) this.save(room);
     }
     const affiliation: Affiliation = admin ? "owner" : room.affiliationOf(bare);
-    const join = stanza.getChild("x", NS_MUC);
     const holder = room.occupants.get(nick);
     if (room.locked && affiliation !== "owner")
       throw new StanzaError("item-not-found", "the room is locked until its owner configures it");
@@ -365,18 +380,6 @@ export class MucService {
     if (holder && holder.bare !== bare) throw new StanzaError("conflict", "that nickname is taken");
     if (!holder && affiliationRank(affiliation) < 3 && room.occupants.size >= room.config.maxOccupants)
       throw new StanzaError("service-unavailable", "the room is full", { type: "wait" });
-
-    const history = join?.getChild("history");
-    const limits = history
-      ? {
-          maxstanzas: int(history.attrs.maxstanzas, "maxstanzas"),
-          maxchars: int(history.attrs.maxchars, "maxchars"),
-          seconds: int(history.attrs.seconds, "seconds"),
-          since: history.attrs.since !== undefined ? Date.parse(history.attrs.since) : undefined,
-        }
-      : {};
-    if (limits.since !== undefined && Number.isNaN(limits.since))
-      throw new StanzaError("bad-request", "history since: not a XEP-0082 DateTime");
 
     const occupant: Occupant = holder ?? {
       nick,
