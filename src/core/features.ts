@@ -2,6 +2,7 @@
  * What the server advertises: service discovery features and identities
  * (XEP-0030) and stream features, both registered by modules.
  */
+import type { SaslMechanism } from "./sasl/mechanism.js";
 import type { ClientSession } from "./session.js";
 import type { XmlElement } from "./xml/element.js";
 import type { StreamError } from "./xml/stream-error.js";
@@ -87,6 +88,13 @@ export interface Sasl2Inline {
     session: ClientSession,
     element: XmlElement,
   ): Sasl2InlineOutcome | undefined | Promise<Sasl2InlineOutcome | undefined>;
+  /**
+   * Mechanisms the feature brings to this <authenticate/> only (XEP-0484 FAST's token
+   * mechanisms), beside the configured ones. They are not listed among <authentication/>'s
+   * mechanisms: the feature's own `offer` names them. Called once per <authenticate/>, with
+   * the whole request, before any inline element is handled.
+   */
+  mechanisms?(session: ClientSession, request: XmlElement): SaslMechanism[];
   /**
    * After the mechanism succeeded, before <success/> is written and before any Bind 2 request
    * (XEP-0198 inline resumption). `resumed`: the stream took over an existing session, so

@@ -9,6 +9,7 @@ import carbons from "./carbons/index.js";
 import components from "./components/index.js";
 import csi from "./csi/index.js";
 import disco from "./disco/index.js";
+import fast from "./fast/index.js";
 import interconnect from "./interconnect/index.js";
 import last from "./last/index.js";
 import licensing from "./licensing/index.js";
@@ -54,6 +55,7 @@ export const standardModules: ModuleDefinition<unknown>[] = [
   components,
   s2s,
   streamManagement,
+  fast,
   interconnect,
   push,
   muc,

@@ -55,6 +55,15 @@ declare module "@xmpp/client" {
     password?: string;
     credentials?: (authenticate: Authenticate, mechanisms: string[]) => Promise<void>;
     timeout?: number;
+    /** The SASL2 <user-agent/> (default: one with a random id per client object). */
+    userAgent?: Element;
+  }
+
+  /** A FAST token as the client keeps it (XEP-0484). */
+  export interface FastToken {
+    mechanism: string;
+    token: string;
+    expiry: string;
   }
 
   export interface Client extends EventEmitter {
@@ -72,6 +81,12 @@ declare module "@xmpp/client" {
     /** XEP-0198, on by default: enables after binding, resumes after a reconnection. */
     streamManagement: EventEmitter & { enabled: boolean; id: string; inbound: number; outbound: number };
     iqCaller: { request(iq: Element, timeout?: number): Promise<Element> };
+    /** XEP-0484: where the client keeps its token (in memory unless these are replaced). */
+    fast: {
+      saveToken(token: FastToken): Promise<void>;
+      fetchToken(): Promise<FastToken | undefined>;
+      deleteToken(): Promise<void>;
+    };
     iqCallee: {
       get(xmlns: string, name: string, handler: (ctx: unknown) => unknown): void;
       set(xmlns: string, name: string, handler: (ctx: unknown) => unknown): void;

@@ -39,6 +39,11 @@ export function claimedAccount(mechanism: string, initial: Buffer): string | und
       const n = bare && /^n=([^,]*)/.exec(bare)?.[1];
       return n ? accountName(n.replace(/=2C/g, ",").replace(/=3D/g, "=")) : undefined;
     }
+    if (mechanism.startsWith("HT-")) {
+      // The HT family (draft-schmaus-kitten-sasl-ht): authcid NUL hashed token.
+      const end = initial.indexOf(0);
+      return end > 0 ? accountName(initial.subarray(0, end).toString("utf8")) : undefined;
+    }
     if (mechanism === "PLAIN") {
       const parts = initial.toString("utf8").split("\0");
       return parts.length === 3 && parts[1] ? accountName(parts[1]) : undefined;

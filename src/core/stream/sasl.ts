@@ -144,12 +144,20 @@ export class SaslNegotiator {
     this.fail("aborted");
   }
 
-  /** Starts an exchange with `mechanism` and the client's initial response (base64 text). */
-  async start(mechanism: string, initialText: string, framing: SaslFraming): Promise<void> {
+  /**
+   * Starts an exchange with `mechanism` and the client's initial response (base64 text);
+   * `extra`: mechanisms offered to this attempt only (SASL2 inline features, e.g. FAST).
+   */
+  async start(
+    mechanism: string,
+    initialText: string,
+    framing: SaslFraming,
+    extra: readonly SaslMechanism[] = [],
+  ): Promise<void> {
     const { svc, conn } = this;
     this.endAttempt();
     this.framing = framing;
-    const mech = this.mechanisms().find((m) => m.name === mechanism);
+    const mech = [...this.mechanisms(), ...extra].find((m) => m.name === mechanism && m.available(this.ctx));
     if (!mech) return this.fail("invalid-mechanism", `mechanism ${mechanism} is not offered`);
     const initial = decodeSaslData(initialText);
     if (!initial) return this.fail("incorrect-encoding");

@@ -11,6 +11,7 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { StanzaError, StreamError } from "../errors.js";
 import type { Bind2Inline, Sasl2Inline, UserAgent } from "../features.js";
+import type { SaslMechanism } from "../sasl/mechanism.js";
 import { type XmlElement, x } from "../xml/element.js";
 import { NS_BIND2, NS_SASL2 } from "../xml/namespaces.js";
 import type { ClientStream } from "./engine.js";
@@ -87,6 +88,8 @@ export class Sasl2Negotiator {
     const agent = el.getChild("user-agent");
     if (agent) conn.session.userAgent = userAgentOf(agent);
     const providers = this.inlineProviders();
+    const extra: SaslMechanism[] = [];
+    for (const p of providers) if (p.mechanisms) extra.push(...p.mechanisms(conn.session, el));
     for (const child of el.children) {
       if (typeof child === "string") continue;
       const ns = child.attrs.xmlns;
@@ -107,7 +110,7 @@ export class Sasl2Negotiator {
       if (outcome?.answer) this.inlineAnswers.push(outcome.answer);
     }
     const initial = el.getChild("initial-response");
-    return this.sasl.start(el.attrs.mechanism ?? "", initial?.text() ?? "", this.framing);
+    return this.sasl.start(el.attrs.mechanism ?? "", initial?.text() ?? "", this.framing, extra);
   }
 
   /**

@@ -23,6 +23,8 @@ export const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
 /** RFC 3921 session establishment, kept for old clients (RFC 6121 appendix E). */
 export const NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session";
 export const NS_SASL2 = "urn:xmpp:sasl:2";
+/** XEP-0484 Fast Authentication Streamlining Tokens. */
+export const NS_FAST = "urn:xmpp:fast:0";
 /** XEP-0386 Bind 2. */
 export const NS_BIND2 = "urn:xmpp:bind:0";
 export const NS_SASL_CB = "urn:xmpp:sasl-cb:0";

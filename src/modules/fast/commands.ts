@@ -1,0 +1,94 @@
+/** Admin commands for FAST tokens (XEP-0484): the clients of an account holding one, and revoking them. */
+import { z } from "zod";
+import { accountName, noAccount } from "../../commands/account-names.js";
+import { auditCommand } from "../../commands/audit.js";
+import {
+  type CommandContext,
+  type CommandDefinition,
+  CommandError,
+  defineCommand,
+} from "../../core/commands.js";
+import { FAST_STORE, FastTokens } from "./tokens.js";
+
+const tokensOf = (ctx: CommandContext) => new FastTokens(ctx.storage.keyValue(FAST_STORE));
+const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+
+const FastClientView = z.object({
+  client: z.string().describe("the client's SASL2 user-agent id"),
+  software: z.string().optional(),
+  device: z.string().optional(),
+  mechanism: z.string().optional(),
+  expires: z.string().optional().describe("when the latest token expires (ISO 8601)"),
+  lastUsed: z.string().optional().describe("the last login with a token (ISO 8601)"),
+});
+
+export const fastList = defineCommand({
+  name: ["fast", "list"],
+  description: "The clients of an account that hold FAST tokens (XEP-0484), with their expiry",
+  args: [{ name: "name", description: "account name", positional: true }],
+  input: z.object({ name: z.string().min(1) }),
+  output: z.object({ clients: z.array(FastClientView) }),
+  mutates: false,
+  async run(ctx, input) {
+    const name = accountName(input.name);
+    if (!(await ctx.storage.accounts.exists(name))) throw noAccount(ctx, name);
+    const now = ctx.clock.now();
+    const clients = (await tokensOf(ctx).list(name))
+      .map((t) => {
+        const live = [t.next, t.current].filter((s) => s !== undefined && s.expiresAt > now);
+        const latest = live.sort((a, b) => b!.expiresAt - a!.expiresAt)[0];
+        return {
+          client: t.agentId,
+          software: t.software,
+          device: t.device,
+          mechanism: latest?.mechanism,
+          expires: iso(latest?.expiresAt),
+          lastUsed: iso(t.lastUsedAt),
+        };
+      })
+      .filter((c) => c.expires !== undefined);
+    const lines = clients.map(
+      (c) =>
+        `${c.client}  ${[c.software, c.device].filter(Boolean).join(" / ") || "-"}  ${c.mechanism}  expires ${c.expires}  last used ${c.lastUsed ?? "never"}`,
+    );
+    return { message: lines.join("\n") || "(no FAST tokens)", data: { clients } };
+  },
+});
+
+export const fastRevoke = defineCommand({
+  name: ["fast", "revoke"],
+  description:
+    "Revoke an account's FAST tokens: one client's (--client) or all; the client must log in with its password again",
+  args: [
+    { name: "name", description: "account name", positional: true },
+    {
+      name: "client",
+      description: "the client's user-agent id (as `fast list` shows it); default: every client",
+    },
+  ],
+  input: z.object({ name: z.string().min(1), client: z.string().min(1).optional() }),
+  output: z.object({ revoked: z.number().int() }),
+  mutates: true,
+  async run(ctx, input) {
+    const name = accountName(input.name);
+    if (!(await ctx.storage.accounts.exists(name))) throw noAccount(ctx, name);
+    const store = tokensOf(ctx);
+    let revoked: number;
+    if (input.client !== undefined) {
+      if (!(await store.get(name, input.client)))
+        throw new CommandError(
+          `no FAST token of client ${input.client} for ${name}@${ctx.config.domain}`,
+          404,
+        );
+      await store.delete(name, input.client);
+      revoked = 1;
+    } else revoked = await store.deleteAll(name);
+    await auditCommand(ctx, "fast.revoke", `account:${name}`, { before: { client: input.client ?? "all" } });
+    return {
+      message: `revoked the FAST tokens of ${revoked} client${revoked === 1 ? "" : "s"} of ${name}@${ctx.config.domain}`,
+      data: { revoked },
+    };
+  },
+});
+
+export const fastCommands = [fastList, fastRevoke] as CommandDefinition<never>[];
