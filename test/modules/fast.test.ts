@@ -11,10 +11,10 @@ import { createHash, createHmac, randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { isBindingType } from "../../sdk/binding.js";
 import type { CommandContext } from "../../src/core/commands.js";
-import { deriveCredentials } from "../../src/core/sasl/credentials.js";
 import type { ModuleDefinition } from "../../src/core/module.js";
-import fast from "../../src/modules/fast/index.js";
+import { deriveCredentials } from "../../src/core/sasl/credentials.js";
 import { fastList, fastRevoke } from "../../src/modules/fast/commands.js";
+import fast from "../../src/modules/fast/index.js";
 import licensing from "../../src/modules/licensing/index.js";
 import { freePorts } from "../helpers/server.js";
 import { type Element, parseXml } from "../helpers/stanza.js";
@@ -37,7 +37,12 @@ async function tlsClient(h: Harness, port: number): Promise<SocketClient> {
 }
 
 /** Sends one SASL2 <authenticate/> and reads its <success/> or <failure/>. */
-async function authenticate(c: SocketClient, mechanism: string, initial: Buffer, inner: string): Promise<Outcome> {
+async function authenticate(
+  c: SocketClient,
+  mechanism: string,
+  initial: Buffer,
+  inner: string,
+): Promise<Outcome> {
   c.write(
     `<authenticate xmlns='${NS_SASL2}' mechanism='${mechanism}'><initial-response>${initial.toString("base64")}</initial-response>${inner}</authenticate>`,
   );
@@ -48,7 +53,8 @@ async function authenticate(c: SocketClient, mechanism: string, initial: Buffer,
   return m[0].startsWith("<stream:error") ? "stream-error" : parseXml(m[0]);
 }
 
-const agentXml = (id: string) => `<user-agent id='${id}'><software>fast test</software><device>rig</device></user-agent>`;
+const agentXml = (id: string) =>
+  `<user-agent id='${id}'><software>fast test</software><device>rig</device></user-agent>`;
 
 /** A password login (PLAIN) asking for a token; the token. */
 async function passwordLogin(
@@ -100,7 +106,11 @@ interface FastLogin {
 }
 
 /** A login with a token on a new connection; the outcome and the connection (left open). */
-async function fastLogin(h: Harness, port: number, login: FastLogin): Promise<{ outcome: Outcome; c: SocketClient }> {
+async function fastLogin(
+  h: Harness,
+  port: number,
+  login: FastLogin,
+): Promise<{ outcome: Outcome; c: SocketClient }> {
   const c = await tlsClient(h, port);
   const mechanism = login.mechanism ?? "HT-SHA-256-NONE";
   let cbData: Buffer = Buffer.alloc(0);
@@ -187,7 +197,11 @@ describe("FAST (XEP-0484) on SASL2", () => {
       "without <fast/>",
     );
     assert.match(noFast.getChildText("text") ?? "", /<fast/);
-    assert.equal(h.server.services.loginGuard.failuresRemembered, 0, "a refused token is not a guessed password");
+    assert.equal(
+      h.server.services.loginGuard.failuresRemembered,
+      0,
+      "a refused token is not a guessed password",
+    );
     // Still valid after the refusals.
     named("success", await fastOutcome(h, port, { user: "alice", token, agentId }));
   });
@@ -202,9 +216,15 @@ describe("FAST (XEP-0484) on SASL2", () => {
       "the same count again",
     );
     assert.match(replay.getChildText("text") ?? "", /count/);
-    assertRefused(await fastOutcome(h, port, { user: "bob", token, agentId, fast: withCount("4") }), "a lower count");
+    assertRefused(
+      await fastOutcome(h, port, { user: "bob", token, agentId, fast: withCount("4") }),
+      "a lower count",
+    );
     named("success", await fastOutcome(h, port, { user: "bob", token, agentId, fast: withCount("6") }));
-    const bad = named("failure", await fastOutcome(h, port, { user: "bob", token, agentId, fast: withCount("x") }));
+    const bad = named(
+      "failure",
+      await fastOutcome(h, port, { user: "bob", token, agentId, fast: withCount("x") }),
+    );
     assert.ok(bad.getChild("malformed-request", NS_SASL), bad.toString());
   });
 
@@ -223,13 +243,19 @@ describe("FAST (XEP-0484) on SASL2", () => {
     named("success", await fastOutcome(h, port, { user: "carol", token: fresh.token, agentId }));
   });
 
-  test("a disabled account cannot log in with its token", async () => {
+  test("a disabled account cannot log in with its token; a deleted one loses its tokens", async () => {
     const agentId = randomUUID();
     const { token } = await passwordLogin(h, port, "hank", "hank-pw", agentId);
     await h.server.services.storage.accounts.setDisabled("hank", true);
     assertRefused(await fastOutcome(h, port, { user: "hank", token, agentId }), "disabled");
     await h.server.services.storage.accounts.setDisabled("hank", false);
     assertRefused(await fastOutcome(h, port, { user: "hank", token, agentId }), "removed while disabled");
+    // Deleted with the account: a new account of the same name gets none of them.
+    const again = await passwordLogin(h, port, "hank", "hank-pw", agentId);
+    await h.server.services.storage.accounts.delete("hank");
+    await h.createUser("hank", "hank-pw");
+    assert.deepEqual(await h.server.services.storage.keyValue("fast-tokens").keys("hank"), []);
+    assertRefused(await fastOutcome(h, port, { user: "hank", token: again.token, agentId }), "deleted");
   });
 
   test("a token expires; one near its expiry is rotated, and the old one works until the new one is used", async () => {
@@ -253,7 +279,10 @@ describe("FAST (XEP-0484) on SASL2", () => {
       "a rotated token replaced by a newer one before it was used",
     );
     named("success", await fastOutcome(h, port, { user: "dave", token: newest, agentId }));
-    assertRefused(await fastOutcome(h, port, { user: "dave", token, agentId }), "the old token once the new one was used");
+    assertRefused(
+      await fastOutcome(h, port, { user: "dave", token, agentId }),
+      "the old token once the new one was used",
+    );
     // And the new one expires after its own lifetime.
     h.clock.advance(21 * DAY + 1000);
     assertRefused(await fastOutcome(h, port, { user: "dave", token: newest, agentId }), "expired");
@@ -306,7 +335,10 @@ describe("FAST (XEP-0484) on SASL2", () => {
     });
     const ok = named("success", outcome);
     const cb = c.bindingData("tls-server-end-point")!;
-    const expected = createHmac("sha256", Buffer.from(endp.token)).update("Responder").update(cb).digest("base64");
+    const expected = createHmac("sha256", Buffer.from(endp.token))
+      .update("Responder")
+      .update(cb)
+      .digest("base64");
     assert.equal(ok.getChildText("additional-data"), expected, "HMAC(token, 'Responder' || cb-data)");
     c.destroy();
     // -EXPR: the TLS exporter of this very connection (TLS 1.3).
@@ -324,7 +356,12 @@ describe("FAST (XEP-0484) on SASL2", () => {
     );
     // The proof of -NONE (no channel data) does not pass for -ENDP.
     assertRefused(
-      await fastOutcome(h, port, { user: "frank", token: endp.token, agentId: agent2, mechanism: "HT-SHA-256-ENDP" }),
+      await fastOutcome(h, port, {
+        user: "frank",
+        token: endp.token,
+        agentId: agent2,
+        mechanism: "HT-SHA-256-ENDP",
+      }),
       "-ENDP without the channel's data",
     );
   });
@@ -399,4 +436,3 @@ describe("FAST and the client licence policy", () => {
     }
   });
 });
-

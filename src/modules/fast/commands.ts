@@ -11,15 +11,15 @@ import {
 import { FAST_STORE, FastTokens } from "./tokens.js";
 
 const tokensOf = (ctx: CommandContext) => new FastTokens(ctx.storage.keyValue(FAST_STORE));
-const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+const iso = (ms: number) => new Date(ms).toISOString();
 
 const FastClientView = z.object({
   client: z.string().describe("the client's SASL2 user-agent id"),
   software: z.string().optional(),
   device: z.string().optional(),
-  mechanism: z.string().optional(),
-  expires: z.string().optional().describe("when the latest token expires (ISO 8601)"),
-  lastUsed: z.string().optional().describe("the last login with a token (ISO 8601)"),
+  mechanism: z.string(),
+  expiresAt: z.number().int().describe("when its latest token expires (ms since 1970)"),
+  lastUsedAt: z.number().int().optional().describe("its last login with a token (ms since 1970)"),
 });
 
 export const fastList = defineCommand({
@@ -33,23 +33,25 @@ export const fastList = defineCommand({
     const name = accountName(input.name);
     if (!(await ctx.storage.accounts.exists(name))) throw noAccount(ctx, name);
     const now = ctx.clock.now();
-    const clients = (await tokensOf(ctx).list(name))
-      .map((t) => {
-        const live = [t.next, t.current].filter((s) => s !== undefined && s.expiresAt > now);
-        const latest = live.sort((a, b) => b!.expiresAt - a!.expiresAt)[0];
-        return {
-          client: t.agentId,
-          software: t.software,
-          device: t.device,
-          mechanism: latest?.mechanism,
-          expires: iso(latest?.expiresAt),
-          lastUsed: iso(t.lastUsedAt),
-        };
-      })
-      .filter((c) => c.expires !== undefined);
+    const clients: z.infer<typeof FastClientView>[] = [];
+    for (const t of await tokensOf(ctx).list(name)) {
+      const live = [t.next, t.current].filter(
+        (s): s is NonNullable<typeof s> => s !== undefined && s.expiresAt > now,
+      );
+      const latest = live.sort((a, b) => b.expiresAt - a.expiresAt)[0];
+      if (!latest) continue;
+      clients.push({
+        client: t.agentId,
+        software: t.software,
+        device: t.device,
+        mechanism: latest.mechanism,
+        expiresAt: latest.expiresAt,
+        lastUsedAt: t.lastUsedAt,
+      });
+    }
     const lines = clients.map(
       (c) =>
-        `${c.client}  ${[c.software, c.device].filter(Boolean).join(" / ") || "-"}  ${c.mechanism}  expires ${c.expires}  last used ${c.lastUsed ?? "never"}`,
+        `${c.client}  ${[c.software, c.device].filter(Boolean).join(" / ") || "-"}  ${c.mechanism}  expires ${iso(c.expiresAt)}  last used ${c.lastUsedAt === undefined ? "never" : iso(c.lastUsedAt)}`,
     );
     return { message: lines.join("\n") || "(no FAST tokens)", data: { clients } };
   },
