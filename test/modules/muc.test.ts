@@ -638,6 +638,55 @@ describe("moderation and affiliations", () => {
     assert.equal(errorCondition(bad), "bad-request");
   });
 
+  test("voice requests (§7.13): a visitor asks, moderators get the form, an approval gives voice", async () => {
+    const { alice, bob } = users;
+    const room = await createRoom(alice!, "Alice", { "muc#roomconfig_moderatedroom": "1" });
+    await join(bob!, room, "Bob");
+    const form = (fields: Record<string, string>) =>
+      x(
+        "x",
+        { xmlns: DATA, type: "submit" },
+        x("field", { var: "FORM_TYPE" }, x("value", null, `${MUC}#request`)),
+        ...Object.entries(fields).map(([k, v]) => x("field", { var: k }, x("value", null, v))),
+      );
+    await bob!.sendStanza(x("message", { to: room }, form({ "muc#role": "participant" })));
+    const request = await waitFor(
+      alice!,
+      (e) => e.name === "message" && e.attrs.from === room && !!e.getChild("x", DATA),
+    );
+    const fields = new Map(
+      request
+        .getChild("x", DATA)!
+        .getChildren("field")
+        .map((f) => [f.attrs.var, f.getChildText("value")]),
+    );
+    assert.equal(fields.get("muc#roomnick"), "Bob");
+    assert.equal(fields.get("muc#jid"), bob!.jid!.toString());
+    // A participant cannot approve; the moderator can.
+    await bob!.sendStanza(
+      x("message", { to: room }, form({ "muc#roomnick": "Bob", "muc#request_allow": "true" })),
+    );
+    const refused = await waitFor(bob!, (e) => e.attrs.type === "error" && e.attrs.from === room);
+    assert.equal(errorCondition(refused), "forbidden");
+    await alice!.sendStanza(
+      x(
+        "message",
+        { to: room },
+        form({
+          "muc#role": "participant",
+          "muc#jid": bob!.jid!.toString(),
+          "muc#roomnick": "Bob",
+          "muc#request_allow": "true",
+        }),
+      ),
+    );
+    const voiced = await waitFor(
+      bob!,
+      (e) => presenceFrom(`${room}/Bob`)(e) && itemOf(e)?.attrs.role === "participant",
+    );
+    assert.equal(itemOf(voiced)!.getChild("actor")!.attrs.nick, "Alice");
+  });
+
   test("members-only: non-members are refused (registration-required) and removed when it is switched on (322, 321)", async () => {
     const { alice, bob, carol, dave } = users;
     const room = await createRoom(alice!, "Alice");

@@ -99,6 +99,21 @@ function cleanPresence(stanza: XmlElement): XmlElement {
   return p;
 }
 
+/** XEP-0045 §7.13: the form of a voice request. */
+const NS_MUC_REQUEST = "http://jabber.org/protocol/muc#request";
+
+/** A data form's values by field. */
+function formValues(form: XmlElement): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const f of form.getChildren("field"))
+    if (f.attrs.var !== undefined)
+      out.set(
+        f.attrs.var,
+        f.getChildren("value").map((v) => v.text()),
+      );
+  return out;
+}
+
 function int(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value.trim())) throw new StanzaError("bad-request", `history ${name}: not a number`);
@@ -259,7 +274,13 @@ export class MucService {
       const user = stanza.getChild("x", NS_MUC_USER);
       if (user && (user.getChild("invite") || user.getChild("decline")))
         return this.invitations(room, from, user);
-      throw new StanzaError("bad-request", "a message to a room is of type groupchat, or an invitation");
+      const form = stanza.getChild("x", NS_DATA);
+      if (form && formValues(form).get("FORM_TYPE")?.[0] === NS_MUC_REQUEST)
+        return this.voiceRequest(room, from, form);
+      throw new StanzaError(
+        "bad-request",
+        "a message to a room is of type groupchat, an invitation or a voice request",
+      );
     }
     // iq
     if (type !== "get" && type !== "set") return this.forwardedReply(stanza, from);
@@ -757,6 +778,58 @@ export class MucService {
         inviter,
       );
     }
+  }
+
+  /**
+   * Voice requests (§7.13, §8.6): a visitor's request goes to the moderators as a form; a
+   * moderator's answer with muc#request_allow grants the voice.
+   */
+  private async voiceRequest(room: Room, from: Jid, form: XmlElement): Promise<void> {
+    const sender = room.occupantOf(from.toString());
+    if (!sender) throw new StanzaError("not-acceptable", "only occupants may ask for voice");
+    const values = formValues(form);
+    const one = (v: string) => values.get(v)?.[0];
+    const allow = one("muc#request_allow");
+    if (allow !== undefined) {
+      if (sender.role !== "moderator") throw new StanzaError("forbidden", "only moderators grant voice");
+      if (allow !== "1" && allow !== "true") return;
+      const nick = one("muc#roomnick");
+      const target = nick === undefined ? undefined : room.occupants.get(nick);
+      if (!target) throw new StanzaError("item-not-found", "no occupant with that nickname");
+      if (target.role !== "visitor") return;
+      target.role = "participant";
+      await this.broadcastPresence(room, target, { actor: sender.nick });
+      return;
+    }
+    if (one("muc#role") !== "participant")
+      throw new StanzaError("bad-request", "a voice request asks for the participant role");
+    // Only visitors lack a voice; anyone else's request changes nothing.
+    if (sender.role !== "visitor") return;
+    const field = (v: string, type: string, label: string, value: string) =>
+      x("field", { var: v, type, label }, x("value", null, value));
+    const request = x(
+      "x",
+      { xmlns: NS_DATA, type: "form" },
+      x("title", null, "Voice request"),
+      field("FORM_TYPE", "hidden", "", NS_MUC_REQUEST),
+      field("muc#role", "list-single", "Requested role", "participant"),
+      field("muc#jid", "jid-single", "User ID", [...sender.sessions.values()][0]!.jid.toString()),
+      field("muc#roomnick", "text-single", "Room nickname", sender.nick),
+      field("muc#request_allow", "boolean", "Grant voice to this person?", "false"),
+    );
+    const roomJid = this.roomJid(room);
+    const sends: Promise<void>[] = [];
+    for (const o of room.occupants.values())
+      if (o.role === "moderator")
+        for (const sess of o.sessions.values())
+          sends.push(
+            this.send(
+              x("message", { id: randomBytes(6).toString("base64url") }, request.clone()),
+              roomJid,
+              sess.jid,
+            ),
+          );
+    await Promise.all(sends);
   }
 
   // ---- IQs ----
