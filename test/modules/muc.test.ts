@@ -687,6 +687,81 @@ describe("moderation and affiliations", () => {
     assert.equal(itemOf(voiced)!.getChild("actor")!.attrs.nick, "Alice");
   });
 
+  test("nick registration (§7.10): the nick is reserved, the user a member; cancelling ends both", async () => {
+    const { alice, bob, carol } = users;
+    const room = await createRoom(alice!, "Alice");
+    const REG = "jabber:iq:register";
+    const form = await iq(bob!, x("iq", { to: room, type: "get" }, x("query", { xmlns: REG })));
+    assert.ok(
+      form
+        .getChild("query")!
+        .getChild("x", DATA)!
+        .getChildren("field")
+        .some((f) => f.attrs.var === "muc#register_roomnick"),
+    );
+    const register = (s: FakeSession, nick: string) =>
+      iq(
+        s,
+        x(
+          "iq",
+          { to: room, type: "set" },
+          x(
+            "query",
+            { xmlns: REG },
+            x(
+              "x",
+              { xmlns: DATA, type: "submit" },
+              x("field", { var: "FORM_TYPE" }, x("value", null, `${MUC}#register`)),
+              x("field", { var: "muc#register_roomnick" }, x("value", null, nick)),
+            ),
+          ),
+        ),
+      );
+    assert.equal((await register(bob!, "Bobby")).attrs.type, "result");
+    assert.equal(errorCondition(await register(carol!, "Bobby")), "conflict");
+    assert.equal(await joinError(carol!, room, "Bobby"), "conflict", "a registered nick is its owner's");
+    const again = await iq(bob!, x("iq", { to: room, type: "get" }, x("query", { xmlns: REG })));
+    assert.ok(again.getChild("query")!.getChild("registered"));
+    assert.equal(again.getChild("query")!.getChildText("username"), "Bobby");
+    const reserved = await iq(
+      bob!,
+      x(
+        "iq",
+        { to: room, type: "get" },
+        x("query", { xmlns: "http://jabber.org/protocol/disco#info", node: "x-roomuser-item" }),
+      ),
+    );
+    assert.equal(reserved.getChild("query")!.getChild("identity")!.attrs.name, "Bobby");
+    const self = await join(bob!, room, "Bobby");
+    assert.equal(itemOf(self)!.attrs.affiliation, "member");
+    const members = await iq(
+      alice!,
+      x("iq", { to: room, type: "get" }, x("query", { xmlns: ADMIN }, x("item", { affiliation: "member" }))),
+    );
+    assert.deepEqual(
+      members
+        .getChild("query")!
+        .getChildren("item")
+        .map((i) => [i.attrs.jid, i.attrs.nick]),
+      [[bob!.jid!.bareString, "Bobby"]],
+    );
+    const cancel = await iq(
+      bob!,
+      x("iq", { to: room, type: "set" }, x("query", { xmlns: REG }, x("remove"))),
+    );
+    assert.equal(cancel.attrs.type, "result");
+    const demoted = await waitFor(
+      bob!,
+      (e) => presenceFrom(`${room}/Bobby`)(e) && itemOf(e)?.attrs.affiliation === "none",
+    );
+    assert.ok(demoted);
+    await join(carol!, room, "Carol");
+    await carol!.sendStanza(x("presence", { to: `${room}/Bobby2` }));
+    await waitFor(carol!, presenceFrom(`${room}/Bobby2`));
+    const bad = await register(carol!, "");
+    assert.equal(errorCondition(bad), "not-acceptable");
+  });
+
   test("members-only: non-members are refused (registration-required) and removed when it is switched on (322, 321)", async () => {
     const { alice, bob, carol, dave } = users;
     const room = await createRoom(alice!, "Alice");

@@ -171,6 +171,7 @@ export function roomFeatures(c: RoomConfig): string[] {
     NS_SID,
     NS_SELF_PING_OPTIMIZATION,
     "jabber:x:conference",
+    "jabber:iq:register",
     c.persistent ? "muc_persistent" : "muc_temporary",
     c.membersOnly ? "muc_membersonly" : "muc_open",
     c.public ? "muc_public" : "muc_hidden",

@@ -33,7 +33,12 @@ export default defineModule({
   name: "muc",
   description: "Multi-user chat rooms on a service domain (XEP-0045, XEP-0313 on rooms, XEP-0410)",
   xeps: [
-    { xep: "0045", version: "1.34.5", status: "partial", notes: "no nick registration" },
+    {
+      xep: "0045",
+      version: "1.34.5",
+      status: "partial",
+      notes: "status 210 is never sent: the service does not change nicks",
+    },
     { xep: "0249", version: "1.2", status: "complete", notes: "invitations are routed as they are" },
     { xep: "0410", version: "1.1.0", status: "complete" },
   ],

@@ -65,6 +65,8 @@ export interface StoredRoom {
   /** Bare JID → affiliation other than none. */
   affiliations: Record<string, Affiliation>;
   subject?: Subject;
+  /** Registered nicks (§7.10): bare JID → nick. */
+  nicks?: Record<string, string>;
   createdAt: number;
 }
 
@@ -99,6 +101,8 @@ export class Room {
   /** Full JID of a joined session → nick. */
   readonly byRealJid = new Map<string, string>();
   readonly affiliations = new Map<string, Affiliation>();
+  /** Registered nicks (§7.10): bare JID → nick. */
+  readonly nicks = new Map<string, string>();
   history: HistoryEntry[] = [];
   /** The archived history read back after a restart (once, on first need). */
   historyReady: Promise<void> | undefined;
@@ -131,6 +135,14 @@ export class Room {
   setAffiliation(bare: string, a: Affiliation): void {
     if (a === "none") this.affiliations.delete(bare);
     else this.affiliations.set(bare, a);
+    // A registered nick belongs to a member of the room (§7.10).
+    if (a === "none" || a === "outcast") this.nicks.delete(bare);
+  }
+
+  /** Who registered this nick, if anyone. */
+  nickHolder(nick: string): string | undefined {
+    for (const [bare, n] of this.nicks) if (n === nick) return bare;
+    return undefined;
   }
 
   owners(): string[] {
@@ -159,6 +171,7 @@ export class Room {
       config: { ...this.config },
       affiliations: Object.fromEntries(this.affiliations),
       ...(this.subject ? { subject: this.subject } : {}),
+      ...(this.nicks.size > 0 ? { nicks: Object.fromEntries(this.nicks) } : {}),
       createdAt: this.createdAt,
     };
   }
@@ -168,6 +181,7 @@ export class Room {
     for (const [bare, a] of Object.entries(s.affiliations))
       if (AFFILIATIONS.includes(a)) room.setAffiliation(bare, a);
     if (s.subject) room.subject = s.subject;
+    for (const [bare, nick] of Object.entries(s.nicks ?? {})) room.nicks.set(bare, nick);
     return room;
   }
 

@@ -101,6 +101,9 @@ function cleanPresence(stanza: XmlElement): XmlElement {
 
 /** XEP-0045 §7.13: the form of a voice request. */
 const NS_MUC_REQUEST = "http://jabber.org/protocol/muc#request";
+/** XEP-0045 §7.10: nick registration (jabber:iq:register on the room) and its form. */
+const NS_REGISTER = "jabber:iq:register";
+const NS_MUC_REGISTER = "http://jabber.org/protocol/muc#register";
 
 /** A data form's values by field. */
 function formValues(form: XmlElement): Map<string, string[]> {
@@ -399,6 +402,9 @@ export class MucService {
         throw new StanzaError("not-authorized", "a password is needed to enter this room");
     }
     if (holder && holder.bare !== bare) throw new StanzaError("conflict", "that nickname is taken");
+    const registrant = room.nickHolder(nick);
+    if (registrant !== undefined && registrant !== bare)
+      throw new StanzaError("conflict", "that nickname is registered to someone else");
     if (!holder && affiliationRank(affiliation) < 3 && room.occupants.size >= room.config.maxOccupants)
       throw new StanzaError("service-unavailable", "the room is full", { type: "wait" });
 
@@ -593,6 +599,9 @@ export class MucService {
   private async changeNick(room: Room, occupant: Occupant, from: Jid, nick: string, stanza: XmlElement) {
     const holder = room.occupants.get(nick);
     if (holder && holder !== occupant) throw new StanzaError("conflict", "that nickname is taken");
+    const registrant = room.nickHolder(nick);
+    if (registrant !== undefined && registrant !== occupant.bare)
+      throw new StanzaError("conflict", "that nickname is registered to someone else");
     // §7.6: unavailable from the old nick with 303 and the new nick, then available from the new one.
     await this.broadcastPresence(room, occupant, { type: "unavailable", codes: [303], nick });
     room.occupants.delete(occupant.nick);
@@ -888,7 +897,8 @@ export class MucService {
     iq: XmlElement,
   ): Promise<XmlElement | undefined | null> {
     const ns = payload.attrs.xmlns;
-    if (type === "get" && ns === NS_DISCO_INFO) return this.roomInfo(room, payload);
+    if (type === "get" && ns === NS_DISCO_INFO) return this.roomInfo(room, payload, from);
+    if (ns === NS_REGISTER) return this.register(room, type, payload, from);
     if (type === "get" && ns === NS_DISCO_ITEMS) {
       const asker = room.occupantOf(from.toString());
       const visible = room.config.public && asker !== undefined;
@@ -906,10 +916,17 @@ export class MucService {
     throw new StanzaError("service-unavailable");
   }
 
-  private roomInfo(room: Room, payload: XmlElement): XmlElement {
+  private roomInfo(room: Room, payload: XmlElement, from: Jid): XmlElement {
     const node = payload.attrs.node;
-    // §7.2.? reserved nick discovery: no nicks are reserved here.
-    if (node === "x-roomuser-item") return x("query", { xmlns: NS_DISCO_INFO, node });
+    // §7.12: the nick the asker registered, if any.
+    if (node === "x-roomuser-item") {
+      const nick = room.nicks.get(from.bareString);
+      return x(
+        "query",
+        { xmlns: NS_DISCO_INFO, node },
+        nick !== undefined ? x("identity", { category: "conference", type: "text", name: nick }) : undefined,
+      );
+    }
     if (node !== undefined) throw new StanzaError("item-not-found", "no such node");
     return x(
       "query",
@@ -918,6 +935,76 @@ export class MucService {
       ...roomFeatures(room.config).map((f) => x("feature", { var: f })),
       roomInfoForm(room),
     );
+  }
+
+  /**
+   * Nick registration (§7.10): the form, registering (which makes the user a member) and
+   * cancelling (§7.10.2, <remove/>, which ends the membership).
+   */
+  private async register(room: Room, type: "get" | "set", payload: XmlElement, from: Jid) {
+    const bare = from.bareString;
+    const affiliation = await this.affiliationFor(room, from);
+    if (affiliation === "outcast") throw new StanzaError("forbidden", "you are banned from this room");
+    const registered = room.nicks.get(bare);
+    if (type === "get") {
+      if (registered !== undefined)
+        return x("query", { xmlns: NS_REGISTER }, x("registered"), x("username", null, registered));
+      if (room.config.membersOnly && affiliationRank(affiliation) < 2)
+        throw new StanzaError("registration-required", "only members register in a members-only room");
+      return x(
+        "query",
+        { xmlns: NS_REGISTER },
+        x("instructions", null, "Register a nickname in this room"),
+        x(
+          "x",
+          { xmlns: NS_DATA, type: "form" },
+          x("field", { var: "FORM_TYPE", type: "hidden" }, x("value", null, NS_MUC_REGISTER)),
+          x("field", { var: "muc#register_roomnick", type: "text-single", label: "Nickname" }, x("required")),
+        ),
+      );
+    }
+    if (payload.getChild("remove")) {
+      if (registered === undefined) throw new StanzaError("item-not-found", "no nickname registered");
+      room.nicks.delete(bare);
+      if (room.affiliationOf(bare) === "member") {
+        room.setAffiliation(bare, "none");
+        for (const o of [...room.occupants.values()])
+          if (o.bare === bare) {
+            if (room.config.membersOnly && !o.serviceAdmin)
+              await this.removeOccupant(room, o, { codes: [321] });
+            else await this.broadcastPresence(room, o, {});
+          }
+      }
+      this.save(room);
+      return undefined;
+    }
+    const form = payload.getChild("x", NS_DATA);
+    if (form?.attrs.type !== "submit") throw new StanzaError("bad-request", "expected a submitted form");
+    const values = formValues(form);
+    if (values.get("FORM_TYPE")?.[0] !== NS_MUC_REGISTER)
+      throw new StanzaError("bad-request", `FORM_TYPE must be ${NS_MUC_REGISTER}`);
+    const raw = values.get("muc#register_roomnick")?.[0]?.trim() ?? "";
+    if (raw === "") throw new StanzaError("not-acceptable", "a nickname is needed");
+    let nick: string;
+    try {
+      nick = this.roomJid(room).withResource(raw).resource;
+    } catch (err) {
+      if (err instanceof JidError) throw new StanzaError("jid-malformed", `not a nickname: ${err.message}`);
+      throw err;
+    }
+    if (room.config.membersOnly && affiliationRank(affiliation) < 2)
+      throw new StanzaError("registration-required", "only members register in a members-only room");
+    const holder = room.nickHolder(nick);
+    const present = room.occupants.get(nick);
+    if ((holder !== undefined && holder !== bare) || (present && present.bare !== bare))
+      throw new StanzaError("conflict", "that nickname is someone else's");
+    room.nicks.set(bare, nick);
+    if (room.affiliationOf(bare) === "none") {
+      room.setAffiliation(bare, "member");
+      for (const o of room.occupants.values()) if (o.bare === bare) await this.broadcastPresence(room, o, {});
+    }
+    this.save(room);
+    return undefined;
   }
 
   /** The affiliation a user acts with in a room (service admins: owner). */
@@ -1037,7 +1124,10 @@ export class MucService {
       if (affiliationRank(await this.affiliationFor(room, from)) < 3)
         throw new StanzaError("forbidden", "only admins and owners see affiliation lists");
       for (const [jid, a] of room.affiliations)
-        if (a === affiliation) out.append(x("item", { affiliation: a, jid }));
+        if (a === affiliation) {
+          const nick = room.nicks.get(jid);
+          out.append(x("item", { affiliation: a, jid, ...(nick !== undefined ? { nick } : {}) }));
+        }
       return out;
     }
     if (role !== undefined) {
