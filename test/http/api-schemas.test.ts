@@ -120,6 +120,29 @@ describe("published output schemas", () => {
     await runJson(["stats", "clients"]);
   });
 
+  test("the FAST token commands' --json output follows the published schemas", async () => {
+    await exec(
+      process.execPath,
+      [
+        CLI,
+        "user",
+        "add",
+        "fastuser",
+        "--password",
+        "fast-user-pw",
+        "--data-dir",
+        web.dataDir,
+        "--domain",
+        web.domain,
+      ],
+      { cwd: REPO_ROOT },
+    );
+    const listed = await runJson(["fast", "list"], ["fastuser"]);
+    assert.deepEqual(listed.clients, []);
+    const revoked = await runJson(["fast", "revoke"], ["fastuser"]);
+    assert.equal(revoked.revoked, 0);
+  });
+
   test("every command that declares an output schema was checked, the licensing and statistics ones all do", () => {
     const declared = allCommands.filter((c) => c.output).map((c) => c.name.join(" "));
     assert.deepEqual([...validated].sort(), [...new Set(declared)].sort());
