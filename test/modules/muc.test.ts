@@ -978,6 +978,23 @@ describe("limits and policy", () => {
       "muc#roomconfig_roomname": "Kept",
     });
     await iq(alice!, adminSet(room, x("item", { jid: bob!.jid!.bareString, affiliation: "member" })));
+    await iq(
+      bob!,
+      x(
+        "iq",
+        { to: room, type: "set" },
+        x(
+          "query",
+          { xmlns: "jabber:iq:register" },
+          x(
+            "x",
+            { xmlns: DATA, type: "submit" },
+            x("field", { var: "FORM_TYPE" }, x("value", null, `${MUC}#register`)),
+            x("field", { var: "muc#register_roomnick" }, x("value", null, "Bee")),
+          ),
+        ),
+      ),
+    );
     await alice!.sendStanza(x("message", { to: room, type: "groupchat" }, x("subject", null, "stays")));
     await waitFor(alice!, (e) => e.name === "message" && e.getChildText("subject") === "stays");
     await new Promise((r) => setTimeout(r, 50));
@@ -986,6 +1003,7 @@ describe("limits and policy", () => {
     assert.equal(stored.affiliations[bob!.jid!.bareString], "member");
     assert.equal(stored.affiliations[alice!.jid!.bareString], "owner");
     assert.equal(stored.subject!.text, "stays");
+    assert.deepEqual(stored.nicks, { [bob!.jid!.bareString]: "Bee" });
     // Still there when everyone left.
     await alice!.sendStanza(x("presence", { to: `${room}/Alice`, type: "unavailable" }));
     await waitFor(alice!, presenceFrom(`${room}/Alice`, "unavailable"));
@@ -1089,6 +1107,18 @@ describe("creation policy and room limits per user", () => {
     } finally {
       await h4.stop();
     }
+  });
+
+  test("a shutdown tells every occupant it left (332)", async () => {
+    const h5 = await startHarness({ modules: MODULES });
+    await h5.createUser("u");
+    const u = await h5.connect("u", "r");
+    const room = `closing@${SVC}`;
+    await join(u, room, "U");
+    await h5.stop();
+    const gone = u.received.find(presenceFrom(`${room}/U`, "unavailable"));
+    assert.ok(gone, "an unavailable presence before the stream closed");
+    assert.deepEqual(codes(gone).sort(), [110, 332]);
   });
 
   test("max rooms per user", async () => {

@@ -107,6 +107,11 @@ export default defineModule({
       ctx.onUnload(remove);
     }
 
+    // Occupants, remote ones too, learn that they left before the connections close (332).
+    ctx.hook("server/stopping", async () => {
+      await service.shutdown();
+    });
+
     ctx.hook("session/ended", async ({ session }) => {
       if (session.jid) await service.sessionEnded(session.jid);
     });

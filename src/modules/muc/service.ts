@@ -629,6 +629,36 @@ export class MucService {
     await this.removeOccupant(room, occupant, { codes: [333] });
   }
 
+  /**
+   * The service is shutting down (status 332): every occupant is told it left; the
+   * rooms are empty afterwards (persistent ones stay stored).
+   */
+  async shutdown(): Promise<void> {
+    const sends: Promise<void>[] = [];
+    for (const room of [...this.rooms.values()]) {
+      const occupants = [...room.occupants.values()];
+      room.occupants.clear();
+      for (const o of occupants) {
+        for (const jid of o.sessions.keys()) this.forgetSession(room, jid);
+        const p = x(
+          "presence",
+          { type: "unavailable" },
+          x(
+            "x",
+            { xmlns: NS_MUC_USER },
+            x("item", { affiliation: room.effectiveAffiliation(o), role: "none" }),
+            x("status", { code: "110" }),
+            x("status", { code: "332" }),
+          ),
+        );
+        for (const s of o.sessions.values())
+          sends.push(this.send(p.clone(), this.occupantJid(room, o.nick), s.jid));
+      }
+      if (!room.config.persistent || room.locked) this.rooms.delete(room.localpart);
+    }
+    await Promise.all(sends);
+  }
+
   /** A local session ended: it leaves every room it was in (the presence module normally said so already). */
   async sessionEnded(jid: Jid): Promise<void> {
     const rooms = this.joined.get(jid.toString());
