@@ -14,7 +14,7 @@
  *   survivors clean when a node dies.
  */
 import { StanzaError, StreamError } from "../core/errors.js";
-import { Jid, tryParseJid } from "../core/jid.js";
+import { accountJid, accountKey, Jid, tryParseJid } from "../core/jid.js";
 import { type ClientSession, isAvailable } from "../core/session.js";
 import { chooseResource, LocalSessionDirectory, type SessionDirectory } from "../core/session-directory.js";
 import type { XmlElement } from "../core/xml/element.js";
@@ -60,9 +60,10 @@ export class RemoteSession implements ClientSession {
     public entry: SessionEntry,
     jid: Jid,
     private readonly link: ClusterLink,
+    primaryDomain: string,
   ) {
     this.jid = jid;
-    this.username = jid.local;
+    this.username = accountKey(jid.local, jid.domain, primaryDomain);
     this.resource = jid.resource;
     this.refresh(entry);
   }
@@ -162,22 +163,25 @@ export class ClusterSessionDirectory implements SessionDirectory {
   }
 
   private accountKey(username: string, domain: string | undefined): string {
-    return domain === undefined || domain === this.primaryDomain ? username : `${username}@${domain}`;
+    return domain === undefined ? username : accountKey(username, domain, this.primaryDomain);
   }
 
   async bind(session: ClientSession, requested: string | undefined, domain?: string): Promise<Jid> {
     const username = session.username;
     if (!username) throw new StanzaError("not-allowed", "not authenticated");
     const resource = chooseResource(requested);
-    const d = domain ?? this.primaryDomain;
-    const acct = this.accountKey(username, d);
+    // `username` is the account key, or the localpart on `domain`.
+    const account =
+      domain === undefined ? accountJid(username, this.primaryDomain) : Jid.trusted(username, domain);
+    const d = account.domain;
+    const acct = this.accountKey(account.local, d);
     const others =
-      this.local.resourcesOf(username, d).filter((s) => s.resource !== resource).length +
+      this.local.resourcesOf(account.local, d).filter((s) => s.resource !== resource).length +
       [...(this.remote.get(acct)?.keys() ?? [])].filter((r) => r !== resource).length;
     if (others >= this.maxResourcesPerAccount) {
       throw new StanzaError("resource-constraint", "too many resources bound for this account");
     }
-    const jid = Jid.trusted(username, d, resource);
+    const jid = Jid.trusted(account.local, d, resource);
     const key = entryKey(jid);
     const entry = this.entryOf(session, jid, 0, 0);
     let revision: number;
@@ -188,7 +192,7 @@ export class ClusterSessionDirectory implements SessionDirectory {
       throw new StanzaError("resource-constraint", "the cluster directory is unavailable; try again");
     }
     entry.bind = revision;
-    const sameHere = this.local.get(username, resource, d);
+    const sameHere = this.local.get(account.local, resource, d);
     const heldThere = sameHere ? this.held.get(sameHere) : undefined;
     if (sameHere && sameHere !== session && heldThere && heldThere.entry.bind > revision) {
       // A bind of the same resource on this node claimed it after us: it wins.
@@ -198,7 +202,7 @@ export class ClusterSessionDirectory implements SessionDirectory {
     if (older && older.entry.bind < revision) this.dropRemote(older);
     // A session of this node holding the resource is replaced here (conflict); one on another
     // node is closed by its node when it sees this bind.
-    const bound = await this.local.bind(session, resource, d);
+    const bound = await this.local.bind(session, resource, domain);
     this.held.set(session, { key, entry, revision, chain: Promise.resolve() });
     this.link.announce({ op: "bind", entry });
     return bound;
@@ -307,7 +311,7 @@ export class ClusterSessionDirectory implements SessionDirectory {
       resources = new Map();
       this.remote.set(acct, resources);
     }
-    const added = new RemoteSession(entry, jid, this.link);
+    const added = new RemoteSession(entry, jid, this.link, this.primaryDomain);
     resources.set(jid.resource, added);
     this.remoteCount++;
     if (entry.presence !== undefined) this.becameAvailable(added);
@@ -322,7 +326,7 @@ export class ClusterSessionDirectory implements SessionDirectory {
   private becameAvailable(remote: RemoteSession): void {
     if (!remote.presence) return;
     const knew = new Set(remote.entry.knew ?? []);
-    for (const mine of this.local.availableOf(remote.username, remote.jid.domain)) {
+    for (const mine of this.local.availableOf(remote.username)) {
       if (knew.has(mine.id) || !mine.presence || !mine.jid) continue;
       mine.send(addressed(remote.presence, remote.jid, remote.jid.bare()));
       remote.send(addressed(mine.presence, mine.jid, mine.jid.bare()));
@@ -340,7 +344,7 @@ export class ClusterSessionDirectory implements SessionDirectory {
 
   /** Removes a remote session from this node's view; true when it was there with that bind. */
   dropRemote(s: RemoteSession): boolean {
-    const acct = this.accountKey(s.username, s.jid.domain);
+    const acct = s.username;
     const resources = this.remote.get(acct);
     if (resources?.get(s.resource) !== s) return false;
     resources.delete(s.resource);

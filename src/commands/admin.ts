@@ -6,7 +6,7 @@ import { z } from "zod";
 import { type CommandContext, defineCommand } from "../core/commands.js";
 import { AdminStore } from "../http/admin-store.js";
 import { SessionStore } from "../http/sessions.js";
-import { accountName, noAccount } from "./account-names.js";
+import { accountAddress, accountName, noAccount } from "./account-names.js";
 
 function store(ctx: CommandContext): AdminStore {
   return new AdminStore(ctx.storage, ctx.clock);
@@ -85,11 +85,11 @@ export const adminGrant = defineCommand({
   input: z.object({ name: z.string().min(1) }),
   mutates: true,
   async run(ctx, input) {
-    const name = accountName(input.name);
+    const name = accountName(input.name, ctx.config);
     if (!(await ctx.storage.accounts.exists(name))) throw noAccount(ctx, name);
     const role = await store(ctx).grantAdmin(name, actor(ctx));
     return {
-      message: `${name}@${ctx.config.domain} is now an administrator`,
+      message: `${accountAddress(name, ctx.config)} is now an administrator`,
       data: { name, grantedAt: iso(role.grantedAt) },
     };
   },
@@ -102,13 +102,13 @@ export const adminRevoke = defineCommand({
   input: z.object({ name: z.string().min(1) }),
   mutates: true,
   async run(ctx, input) {
-    const name = accountName(input.name);
+    const name = accountName(input.name, ctx.config);
     await store(ctx).revokeAdmin(name, actor(ctx));
     // The console checks the role on every request; ending the sessions also forgets them.
     const sessions = new SessionStore({ storage: ctx.storage, clock: ctx.clock, idleMs: 0, maxMs: 0 });
     const ended = await sessions.endFor({ kind: "console", id: name });
     return {
-      message: `${name}@${ctx.config.domain} is no longer an administrator`,
+      message: `${accountAddress(name, ctx.config)} is no longer an administrator`,
       data: { name, endedSessions: ended },
     };
   },

@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { recordAccountChange } from "../core/account-changes.js";
 import { type CommandContext, CommandError, defineCommand, type LiveServer } from "../core/commands.js";
-import { accountName, noAccount } from "./account-names.js";
+import { accountAddress, accountName, noAccount } from "./account-names.js";
 import { auditCommand } from "./audit.js";
 
 function live(ctx: CommandContext): LiveServer {
@@ -25,7 +25,7 @@ export const userSessions = defineCommand({
   input: z.object({ name: z.string().min(1) }),
   mutates: false,
   async run(ctx, input) {
-    const name = accountName(input.name);
+    const name = accountName(input.name, ctx.config);
     const server = live(ctx);
     if (!(await ctx.storage.accounts.exists(name))) throw noAccount(ctx, name);
     const sessions = server
@@ -33,7 +33,7 @@ export const userSessions = defineCommand({
       .map((s) => ({ ...s, connectedAt: new Date(s.connectedAt).toISOString() }));
     const lines = sessions.map(
       (s) =>
-        `${name}@${ctx.config.domain}/${s.resource}  from ${s.address} (${s.transport}${s.secure ? ", encrypted" : ""}) since ${s.connectedAt}` +
+        `${accountAddress(name, ctx.config)}/${s.resource}  from ${s.address} (${s.transport}${s.secure ? ", encrypted" : ""}) since ${s.connectedAt}` +
         (s.client
           ? `  ${s.client.clientId ?? "?"} ${s.client.version ?? ""}${s.client.verified ? " (licensed)" : ""}`
           : ""),
@@ -58,20 +58,26 @@ export const userKick = defineCommand({
   }),
   mutates: true,
   async run(ctx, input) {
-    const name = accountName(input.name);
+    const name = accountName(input.name, ctx.config);
     const server = live(ctx);
     const reason = input.reason ?? "disconnected by an administrator";
     if (input.resource !== undefined) {
       if (!server.kick(name, input.resource, reason))
-        throw new CommandError(`${name}@${ctx.config.domain}/${input.resource} has no live session`, 404);
+        throw new CommandError(
+          `${accountAddress(name, ctx.config)}/${input.resource} has no live session`,
+          404,
+        );
       await auditCommand(ctx, "user.kick", `account:${name}`, {
         after: { resource: input.resource, reason },
       });
-      return { message: `closed ${name}@${ctx.config.domain}/${input.resource}`, data: { closed: 1 } };
+      return { message: `closed ${accountAddress(name, ctx.config)}/${input.resource}`, data: { closed: 1 } };
     }
     const closed = server.disconnectAccount(name, reason);
     await auditCommand(ctx, "user.kick", `account:${name}`, { after: { closed, reason } });
-    return { message: `closed ${closed} session(s) of ${name}@${ctx.config.domain}`, data: { closed } };
+    return {
+      message: `closed ${closed} session(s) of ${accountAddress(name, ctx.config)}`,
+      data: { closed },
+    };
   },
 });
 
@@ -85,7 +91,7 @@ function setDisabled(disabled: boolean) {
     input: z.object({ name: z.string().min(1) }),
     mutates: true,
     async run(ctx, input) {
-      const name = accountName(input.name);
+      const name = accountName(input.name, ctx.config);
       if (!(await ctx.storage.accounts.setDisabled(name, disabled))) throw noAccount(ctx, name);
       await auditCommand(ctx, disabled ? "user.disable" : "user.enable", `account:${name}`, {
         after: { disabled },
@@ -98,7 +104,7 @@ function setDisabled(disabled: boolean) {
       }
       const note = disabled && !ctx.live ? " (a running server closes its sessions within a second)" : "";
       return {
-        message: `${disabled ? "disabled" : "enabled"} ${name}@${ctx.config.domain}${note}`,
+        message: `${disabled ? "disabled" : "enabled"} ${accountAddress(name, ctx.config)}${note}`,
         data: { name, disabled, closedSessions: closed },
       };
     },

@@ -6,7 +6,7 @@ import { recordAccountChange } from "../core/account-changes.js";
 import { CommandError, defineCommand } from "../core/commands.js";
 import { deriveCredentials, deriveCredentialsAsync, PasswordError } from "../core/sasl/credentials.js";
 import type { ScramCredential, ScramHash } from "../core/storage/types.js";
-import { accountName, noAccount } from "./account-names.js";
+import { accountAddress, accountName, noAccount } from "./account-names.js";
 import { auditCommand } from "./audit.js";
 
 const HASHES: ScramHash[] = ["SHA-1", "SHA-256"];
@@ -30,14 +30,17 @@ export const userAdd = defineCommand({
   input: z.object({ name: z.string().min(1), password: z.string().min(1) }),
   mutates: true,
   async run(ctx, input) {
-    const name = accountName(input.name);
+    const name = accountName(input.name, ctx.config);
     const created = await ctx.storage.accounts.create(
       name,
       credentials(input.password, ctx.config.scramIterations),
     );
-    if (!created) throw new CommandError(`account ${name}@${ctx.config.domain} already exists`, 409);
+    if (!created) throw new CommandError(`account ${accountAddress(name, ctx.config)} already exists`, 409);
     await auditCommand(ctx, "user.add", `account:${name}`);
-    return { message: `created ${name}@${ctx.config.domain}`, data: { jid: `${name}@${ctx.config.domain}` } };
+    return {
+      message: `created ${accountAddress(name, ctx.config)}`,
+      data: { jid: accountAddress(name, ctx.config) },
+    };
   },
 });
 
@@ -48,10 +51,10 @@ export const userShow = defineCommand({
   input: z.object({ name: z.string().min(1) }),
   mutates: false,
   async run(ctx, input) {
-    const name = accountName(input.name);
+    const name = accountName(input.name, ctx.config);
     const account = await ctx.storage.accounts.get(name);
     if (!account) throw noAccount(ctx, name);
-    const jid = `${name}@${ctx.config.domain}`;
+    const jid = accountAddress(name, ctx.config);
     const createdAt = new Date(account.createdAt).toISOString();
     return {
       message: `${jid}\ncreated ${createdAt}\n${account.disabled ? "disabled" : "enabled"}`,
@@ -70,14 +73,14 @@ export const userPasswd = defineCommand({
   input: z.object({ name: z.string().min(1), password: z.string().min(1) }),
   mutates: true,
   async run(ctx, input) {
-    const name = accountName(input.name);
+    const name = accountName(input.name, ctx.config);
     const ok = await ctx.storage.accounts.setCredentials(
       name,
       credentials(input.password, ctx.config.scramIterations),
     );
     if (!ok) throw noAccount(ctx, name);
     await auditCommand(ctx, "user.passwd", `account:${name}`);
-    return { message: `password changed for ${name}@${ctx.config.domain}` };
+    return { message: `password changed for ${accountAddress(name, ctx.config)}` };
   },
 });
 
@@ -88,7 +91,7 @@ export const userDelete = defineCommand({
   input: z.object({ name: z.string().min(1) }),
   mutates: true,
   async run(ctx, input) {
-    const name = accountName(input.name);
+    const name = accountName(input.name, ctx.config);
     const ok = await ctx.storage.accounts.delete(name);
     if (!ok) throw noAccount(ctx, name);
     await auditCommand(ctx, "user.delete", `account:${name}`);
@@ -96,7 +99,7 @@ export const userDelete = defineCommand({
     // Running servers (this one too) close the sessions and drop what they cached about the account.
     await recordAccountChange(ctx.storage, ctx.clock, "deleted", { username: name, reason });
     const kicked = ctx.live?.disconnectAccount(name, reason) ?? 0;
-    return { message: `deleted ${name}@${ctx.config.domain}`, data: { disconnectedSessions: kicked } };
+    return { message: `deleted ${accountAddress(name, ctx.config)}`, data: { disconnectedSessions: kicked } };
   },
 });
 
@@ -142,7 +145,7 @@ export const userImport = defineCommand({
       const comma = line.indexOf(",");
       if (comma <= 0 || comma === line.length - 1)
         throw new CommandError(`line ${i + 1}: expected name,password`);
-      const name = accountName(line.slice(0, comma));
+      const name = accountName(line.slice(0, comma), ctx.config);
       if (seen.has(name)) throw new CommandError(`line ${i + 1}: ${name} appears twice`);
       seen.add(name);
       entries.push({ name, password: line.slice(comma + 1), line: i + 1 });

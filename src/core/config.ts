@@ -61,9 +61,32 @@ export const LimitsSchema = z
   })
   .prefault({});
 
+/** A served domain besides the primary one (a virtual host), with its own certificate. */
+const HostSchema = z.object({
+  domain: z.string().min(1),
+  /** PEM certificate chain and key; without them a self-signed pair is generated for the domain. */
+  tls: z.object({ certFile: z.string().optional(), keyFile: z.string().optional() }).prefault({}),
+});
+
+export type HostConfig = z.infer<typeof HostSchema>;
+
 export const CoreConfigSchema = z.object({
-  /** The XMPP domain served (the domainpart of every local JID). */
+  /** The primary XMPP domain served (server-generated stanzas come from it). */
   domain: z.string().min(1).default("localhost"),
+  /**
+   * Further served domains (virtual hosts), each with its own accounts and certificate: a
+   * list of `{ domain, tls: { certFile, keyFile } }`, or of domain names (self-signed
+   * certificates), or one string of names separated by commas (SWITCHBOARD_HOSTS).
+   */
+  hosts: z
+    .union([z.string(), z.array(z.union([z.string(), HostSchema]))])
+    .default([])
+    .transform((v): HostConfig[] =>
+      (typeof v === "string" ? v.split(",") : v)
+        .map((h) => (typeof h === "string" ? { domain: h, tls: {} } : h))
+        .map((h) => ({ ...h, domain: h.domain.trim().toLowerCase() }))
+        .filter((h) => h.domain !== ""),
+    ),
   dataDir: z.string().default("./data"),
   /**
    * Listen addresses of the client and HTTP listeners, each on the same ports: a list, or one
@@ -130,6 +153,7 @@ export interface ConfigSection {
 /** Environment variables that map onto top-level options (SWITCHBOARD_C2S_PORT → c2sPort). */
 const CORE_ENV_KEYS: Record<string, "string" | "number" | "boolean"> = {
   domain: "string",
+  hosts: "string",
   dataDir: "string",
   bind: "string",
   allowPlaintext: "boolean",
@@ -213,6 +237,13 @@ export function loadConfig(opts: {
     fileValues = readConfigFile(opts.file);
     const base = path.dirname(path.resolve(opts.file));
     if (typeof fileValues.dataDir === "string") fileValues.dataDir = path.resolve(base, fileValues.dataDir);
+    if (Array.isArray(fileValues.hosts)) {
+      for (const host of fileValues.hosts) {
+        const tls = isPlainObject(host) && isPlainObject(host.tls) ? host.tls : undefined;
+        for (const k of ["certFile", "keyFile"])
+          if (tls && typeof tls[k] === "string") tls[k] = path.resolve(base, tls[k]);
+      }
+    }
     for (const sec of opts.sections) sec.resolveFilePaths?.(fileValues, base);
   }
   const envKeys = Object.assign({}, CORE_ENV_KEYS, ...opts.sections.map((sec) => sec.env ?? {}));

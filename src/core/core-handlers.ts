@@ -57,7 +57,7 @@ export function installCoreHandlers(svc: CoreServices): void {
   hooks.on("iq/bare", dispatch("bare"));
 
   hooks.on("iq/full", (ev) => {
-    const session = sessions.get(ev.to.local, ev.to.resource);
+    const session = sessions.get(ev.to.local, ev.to.resource, ev.to.domain);
     if (session && !session.closed) {
       session.send(ev.stanza);
       return true;

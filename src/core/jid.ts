@@ -168,3 +168,19 @@ export function tryParseJid(input: string | undefined): Jid | undefined {
     return undefined;
   }
 }
+
+/**
+ * The key of a local account in storage, sessions and commands: the bare localpart on the
+ * primary domain (so a server that served one domain keeps its data as it was), and
+ * "local@domain" on another served domain (a virtual host). A localpart never contains '@'
+ * (RFC 7622 §3.3.1), so the two forms cannot collide. Every account key is built here.
+ */
+export function accountKey(local: string, domain: string, primaryDomain: string): string {
+  return domain === primaryDomain ? local : `${local}@${domain}`;
+}
+
+/** The bare JID of the account an accountKey() names. */
+export function accountJid(key: string, primaryDomain: string): Jid {
+  const at = key.indexOf("@");
+  return at < 0 ? Jid.trusted(key, primaryDomain) : Jid.trusted(key.slice(0, at), key.slice(at + 1));
+}

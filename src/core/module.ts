@@ -18,6 +18,7 @@ import type { ServerEvents } from "./events.js";
 import type { DiscoIdentity, DiscoTarget, StreamFeatureProvider } from "./features.js";
 import type { HookHandler } from "./hooks.js";
 import type { IqHandler, IqSpec } from "./iq.js";
+import { accountJid, accountKey, type Jid } from "./jid.js";
 import type { MetricDefinition } from "./metrics.js";
 import type { Route, Router } from "./router.js";
 import type { CoreServices } from "./services.js";
@@ -100,6 +101,13 @@ export interface ModuleContext<Options> {
   readonly config: ServerConfig;
   /** The primary served domain. */
   readonly domain: string;
+  /**
+   * The storage key of a local account (any served domain): what storage, the session
+   * directory and commands name it by (core/jid.ts accountKey()).
+   */
+  accountKey(account: Jid): string;
+  /** The bare JID of the account an account key names. */
+  accountJid(key: string): Jid;
   readonly log: Logger;
   readonly clock: Clock;
   readonly storage: Storage;
@@ -245,6 +253,8 @@ export class ModuleHost {
       options,
       config: s.config,
       domain: s.domain,
+      accountKey: (account) => accountKey(account.local, account.domain, s.domain),
+      accountJid: (key) => accountJid(key, s.domain),
       log: s.log.child({ module: name }),
       clock: s.clock,
       storage: s.storage,

@@ -10,12 +10,14 @@
  */
 import { randomBytes } from "node:crypto";
 import { StanzaError, StreamError } from "./errors.js";
-import { Jid, JidError, normalizeResource } from "./jid.js";
+import { accountJid, accountKey, Jid, JidError, normalizeResource } from "./jid.js";
 import { type ClientSession, isAvailable } from "./session.js";
 
 export interface SessionDirectory {
   /**
-   * Binds a resource for an authenticated session on `domain`. `requested` is the client's
+   * Binds a resource for an authenticated session: its `username` is the account key
+   * (accountKey()), or its localpart on `domain`. Elsewhere `username` is an account key, or a
+   * localpart when `domain` is given. `requested` is the client's
    * wish (may be undefined): it is normalised; an invalid one is bad-request, one too many
    * is resource-constraint.
    */
@@ -71,8 +73,9 @@ export class LocalSessionDirectory implements SessionDirectory {
     private readonly maxResourcesPerAccount: number,
   ) {}
 
+  /** `username` is an account key (accountKey()), or a localpart when its domain is given. */
   private key(username: string, domain: string | undefined): string {
-    return domain === undefined || domain === this.primaryDomain ? username : `${username}@${domain}`;
+    return domain === undefined ? username : accountKey(username, domain, this.primaryDomain);
   }
 
   async bind(session: ClientSession, requested: string | undefined, domain?: string): Promise<Jid> {
@@ -96,15 +99,16 @@ export class LocalSessionDirectory implements SessionDirectory {
     }
     resources.set(resource, session);
     this.boundCount++;
-    const jid = Jid.trusted(username, domain ?? this.primaryDomain, resource);
+    const account = accountJid(key, this.primaryDomain);
+    const jid = Jid.trusted(account.local, account.domain, resource);
     session.resource = resource;
     session.jid = jid;
     return jid;
   }
 
   unbind(session: ClientSession): void {
-    if (!session.username || session.resource === undefined) return;
-    const key = this.key(session.username, session.jid?.domain);
+    if (!session.username || session.resource === undefined || !session.jid) return;
+    const key = this.key(session.jid.local, session.jid.domain);
     const resources = this.byAccount.get(key);
     if (!resources || resources.get(session.resource) !== session) return;
     resources.delete(session.resource);

@@ -31,7 +31,15 @@ export interface ClientSession {
 
   /** What the client said of itself in a SASL2 <user-agent/>, unverified. */
   userAgent?: UserAgent;
-  /** Set by SASL success (normalised localpart). */
+  /**
+   * The served domain the stream is for (its 'to': the primary domain or a virtual host);
+   * set when the stream opens.
+   */
+  domain?: string;
+  /**
+   * Set by SASL success: the account key (accountKey(): the normalised localpart on the
+   * primary domain, "local@domain" on a virtual host).
+   */
   username?: string;
   /** Set by resource binding; `jid` is then the full JID. */
   resource?: string;

@@ -7,6 +7,7 @@
  */
 
 import net from "node:net";
+import type { SecureContext } from "node:tls";
 import cookie from "@fastify/cookie";
 import formbody from "@fastify/formbody";
 import rateLimit from "@fastify/rate-limit";
@@ -32,7 +33,15 @@ export interface HttpServerOptions {
   /** The admin commands offered (local-only ones are left out). */
   commands: readonly CommandDefinition<never>[];
   /** The certificate served over HTTPS. */
-  tls?: { certPem: string; keyPem: string; selfSigned: boolean } | undefined;
+  tls?:
+    | {
+        certPem: string;
+        keyPem: string;
+        selfSigned: boolean;
+        /** Each served domain's certificate for the name the client asks for (SNI). */
+        SNICallback?: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;
+      }
+    | undefined;
   storageTiming?: StorageTiming;
 }
 
@@ -70,7 +79,14 @@ export class HttpServer {
       logController: new LogController({ disableRequestLogging: true }),
       trustProxy: config.http.trustProxy,
       ...(secure && opts.tls
-        ? { https: { cert: opts.tls.certPem, key: opts.tls.keyPem, minVersion: "TLSv1.2" as const } }
+        ? {
+            https: {
+              cert: opts.tls.certPem,
+              key: opts.tls.keyPem,
+              minVersion: "TLSv1.2" as const,
+              ...(opts.tls.SNICallback ? { SNICallback: opts.tls.SNICallback } : {}),
+            },
+          }
         : {}),
     }) as unknown as FastifyInstance;
 

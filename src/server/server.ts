@@ -10,13 +10,14 @@ import { type Logger, pino } from "pino";
 import { type ClusterNode, checkClusterConfig, joinCluster } from "../cluster/index.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { CommandDefinition } from "../core/commands.js";
-import type { ServerConfig } from "../core/config.js";
+import { ConfigError, type ServerConfig } from "../core/config.js";
 import { installCoreHandlers } from "../core/core-handlers.js";
 import { StreamError } from "../core/errors.js";
 import type { ServerEvents } from "../core/events.js";
 import { DiscoRegistry, StreamFeatureRegistry } from "../core/features.js";
 import { HookBus } from "../core/hooks.js";
 import { IqRegistry } from "../core/iq.js";
+import { normalizeDomain } from "../core/jid.js";
 import { LoginGuard } from "../core/login-guard.js";
 import { MetricRegistry } from "../core/metrics.js";
 import { type ModuleDefinition, ModuleHost, type ModuleListener } from "../core/module.js";
@@ -85,6 +86,7 @@ export class SwitchboardServer {
     const log = opts.logger ?? pino({ level: config.logLevel, base: { domain: config.domain } });
     const clock = opts.clock ?? systemClock;
     checkClusterConfig(config);
+    checkHosts(config);
     mkdirSync(config.dataDir, { recursive: true });
     const opened: Storage = await openStorage(storageOptionsFrom(config));
     // Storage latency is measured for the metrics of the HTTP listener.
@@ -164,7 +166,7 @@ export class SwitchboardServer {
           http.register(
             websocketEndpoint({
               streams,
-              serverEndPoint: tls?.serverEndPoint,
+              serverEndPoint: tls?.serverEndPointFor,
               ...(chat ? { onConnection: chat.recognise } : {}),
             }),
           );
@@ -220,6 +222,22 @@ export class SwitchboardServer {
   }
 }
 
+/** The virtual hosts are valid domain names, each served once, none of them the primary domain. */
+function checkHosts(config: ServerConfig): void {
+  const seen = new Set([config.domain]);
+  for (const host of config.hosts) {
+    let domain: string;
+    try {
+      domain = normalizeDomain(host.domain);
+    } catch (err) {
+      throw new ConfigError(`hosts: "${host.domain}" is not a domain name: ${(err as Error).message}`);
+    }
+    if (domain !== host.domain) throw new ConfigError(`hosts: write ${host.domain} as ${domain}`);
+    if (seen.has(domain)) throw new ConfigError(`hosts: ${domain} is served already`);
+    seen.add(domain);
+  }
+}
+
 /** The core's services over the opened storage. */
 function coreServices(
   config: ServerConfig,
@@ -230,6 +248,9 @@ function coreServices(
 ): CoreServices {
   const hooks = new HookBus<ServerEvents>();
   const limits = config.limits;
+  const router = new Router(config.domain, hooks, log);
+  // The virtual hosts: served like the primary domain, their accounts keyed "local@domain".
+  for (const host of config.hosts) router.addHost(host.domain);
   return {
     config,
     domain: config.domain,
@@ -238,7 +259,7 @@ function coreServices(
     storage,
     hooks,
     sessions: sessions ?? new LocalSessionDirectory(config.domain, limits.maxResourcesPerAccount),
-    router: new Router(config.domain, hooks, log),
+    router,
     iq: new IqRegistry(),
     disco: new DiscoRegistry(),
     streamFeatures: new StreamFeatureRegistry(),

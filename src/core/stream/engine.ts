@@ -11,8 +11,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { StanzaError, StreamError } from "../errors.js";
-import type { Jid } from "../jid.js";
-import { isStanza } from "../router.js";
+import { type Jid, JidError, normalizeDomain } from "../jid.js";
+import { isStanza, type Router } from "../router.js";
 import { serialize, type XmlElement, x } from "../xml/element.js";
 import { NS_BIND, NS_CLIENT, NS_SASL, NS_SASL2, NS_SESSION, NS_TLS } from "../xml/namespaces.js";
 import { LocalClientSession, type SessionHost, type SessionStream } from "./local-session.js";
@@ -143,7 +143,7 @@ export class ClientStream implements SessionStream, TransportSink {
   private openStream(): void {
     this.transport.openStream({
       id: this.currentStreamId,
-      from: this.svc.domain,
+      from: this.session.domain ?? this.svc.domain,
       xmlns: NS_CLIENT,
       version: "1.0",
     });
@@ -156,14 +156,18 @@ export class ClientStream implements SessionStream, TransportSink {
       // A restart (after TLS or SASL) gets a fresh stream id.
       this.currentStreamId = newStreamId();
     }
+    // The stream's 'to' selects the served domain; it stays the same across restarts.
+    const to = servedDomainOf(attrs.to, this.svc.router);
+    const host = this.session.domain;
+    if (host === undefined && to !== undefined) this.session.domain = to;
     this.openStream();
     if (attrs.xmlns !== undefined && attrs.xmlns !== NS_CLIENT) {
       this.close(new StreamError("invalid-namespace", "this port serves jabber:client streams"));
       return;
     }
-    const to = attrs.to;
-    if (to === undefined || !this.svc.router.isLocalDomain(to.toLowerCase())) {
-      this.close(new StreamError("host-unknown", `this server serves ${this.svc.domain}`));
+    if (to === undefined || (host !== undefined && to !== host)) {
+      const served = host ?? this.svc.router.servedDomains().join(", ");
+      this.close(new StreamError("host-unknown", `this server serves ${served}`));
       return;
     }
     if (attrs.version === undefined || !/^1\.\d+$/.test(attrs.version)) {
@@ -457,4 +461,17 @@ export class ClientStream implements SessionStream, TransportSink {
 function asArray(v: XmlElement | XmlElement[] | undefined): XmlElement[] {
   if (v === undefined) return [];
   return Array.isArray(v) ? v : [v];
+}
+
+/** The served domain a stream header's 'to' names, normalised; undefined when it names none. */
+function servedDomainOf(to: string | undefined, router: Router): string | undefined {
+  if (to === undefined) return undefined;
+  let domain: string;
+  try {
+    domain = normalizeDomain(to);
+  } catch (err) {
+    if (err instanceof JidError) return undefined;
+    throw err;
+  }
+  return router.isLocalDomain(domain) ? domain : undefined;
 }

@@ -48,6 +48,7 @@ export class LocalClientSession implements ClientSession {
   readonly directedPresence = new Set<string>();
   readonly data = new Map<string | symbol, unknown>();
   userAgent?: UserAgent;
+  domain?: string;
   username?: string;
   resource?: string;
   jid?: Jid;

@@ -9,6 +9,7 @@
 
 import { StreamError } from "../errors.js";
 import type { SaslRefusal } from "../events.js";
+import { accountKey } from "../jid.js";
 import { channelBindingFeature } from "../sasl/channel-binding.js";
 import { claimedAccount } from "../sasl/identity.js";
 import type { SaslContext, SaslExchange, SaslMechanism, SaslResult } from "../sasl/mechanism.js";
@@ -81,12 +82,15 @@ export class SaslNegotiator {
     private readonly svc: StreamServices,
     private readonly conn: ClientStream,
   ) {
+    const accountOf = (local: string) => this.accountOf(local);
     this.ctx = {
-      domain: svc.domain,
+      get domain() {
+        return conn.session.domain ?? svc.domain;
+      },
       decoySecret: svc.saslDecoySecret,
       iterations: svc.config.scramIterations,
       getCredential: async (username: string, hash: ScramHash) => {
-        const account = await svc.storage.accounts.get(username);
+        const account = await svc.storage.accounts.get(accountOf(username));
         if (!account || account.disabled) return undefined;
         return account.credentials.find((c) => c.hash === hash);
       },
@@ -98,6 +102,11 @@ export class SaslNegotiator {
     };
     this.rfc6120 = rfc6120Framing(conn);
     this.framing = this.rfc6120;
+  }
+
+  /** The account key of a localpart the client names, on the domain its stream is for. */
+  private accountOf(local: string): string {
+    return accountKey(local, this.ctx.domain, this.svc.domain);
   }
 
   /** The mechanisms offered on this connection, in preference order. */
@@ -174,7 +183,7 @@ export class SaslNegotiator {
     await svc.hooks.fireAsync("c2s/pre-sasl", {
       session: conn.session,
       mechanism,
-      claimedUsername: claimedAccount(mechanism, initial),
+      claimedUsername: mapDefined(claimedAccount(mechanism, initial), (local) => this.accountOf(local)),
       refuse: (r) => {
         refusal ??= r;
       },
@@ -211,7 +220,7 @@ export class SaslNegotiator {
     this.exchange = undefined;
     const { loginGuard } = this.svc;
     const address = this.conn.remoteAddress;
-    const account = result.username;
+    const account = mapDefined(result.username, (local) => this.accountOf(local));
     if (result.kind === "success" || result.passwordChecked) {
       // An account under attack answers late, right or wrong, so waiting tells a guesser nothing.
       const delay = account === undefined ? 0 : loginGuard.delayMs(account, address);
@@ -224,7 +233,7 @@ export class SaslNegotiator {
       if (result.passwordChecked) loginGuard.failed(account, address);
       return this.fail(result.condition, result.text);
     }
-    const { username } = result;
+    const username = this.accountOf(result.username);
     loginGuard.succeeded(username, address);
     this.endAttempt();
     let refusal: SaslRefusal | undefined;
@@ -277,3 +286,7 @@ export class SaslNegotiator {
 }
 
 export { NS_SASL } from "../xml/namespaces.js";
+
+function mapDefined<T, U>(value: T | undefined, fn: (v: T) => U): U | undefined {
+  return value === undefined ? undefined : fn(value);
+}

@@ -11,6 +11,7 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { StanzaError, StreamError } from "../errors.js";
 import type { Bind2Inline, Sasl2Inline, UserAgent } from "../features.js";
+import { accountJid } from "../jid.js";
 import type { SaslMechanism } from "../sasl/mechanism.js";
 import { type XmlElement, x } from "../xml/element.js";
 import { NS_BIND2, NS_SASL2 } from "../xml/namespaces.js";
@@ -153,7 +154,7 @@ export class Sasl2Negotiator {
         "success",
         { xmlns: NS_SASL2 },
         data && data.length > 0 && x("additional-data", {}, data.toString("base64")),
-        x("authorization-identifier", {}, jid ?? `${username}@${svc.domain}`),
+        x("authorization-identifier", {}, jid ?? accountJid(username, svc.domain).toString()),
         ...answers,
       ),
     );

@@ -86,7 +86,7 @@ export default defineModule({
       const names = Array.isArray(name) ? name : [name];
       if (!names.includes(req.payload.name))
         throw new StanzaError("bad-request", `unexpected <${req.payload.name}/>`);
-      if (!isSelf(req.to.local, domain, req.from))
+      if (!isSelf(ctx.accountKey(req.to), domain, req.from))
         throw new StanzaError("forbidden", "a blocklist is its owner's only");
     };
 
@@ -154,7 +154,7 @@ export default defineModule({
 
     ctx.handleIq({ target: "bare", type: "get", xmlns: NS_BLOCKING }, async (req) => {
       ownRequest(req, "blocklist");
-      const list = await cache.get(req.to.local);
+      const list = await cache.get(ctx.accountKey(req.to));
       // This resource now gets pushes (XEP-0191 §3.3: "resources that have requested the blocklist").
       req.origin?.data.set(ctx.name, true);
       return x("blocklist", { xmlns: NS_BLOCKING }, ...[...list].sort().map((jid) => x("item", { jid })));
@@ -162,7 +162,7 @@ export default defineModule({
 
     ctx.handleIq({ target: "bare", type: "set", xmlns: NS_BLOCKING }, async (req) => {
       ownRequest(req, ["block", "unblock"]);
-      const username = req.to.local;
+      const username = ctx.accountKey(req.to);
       const jids = itemJids(req.payload);
       const list = await cache.get(username);
 
@@ -198,11 +198,11 @@ export default defineModule({
     const inbound = (ev: StanzaEvent): Maybe<HookResult> => {
       const { stanza, from, to } = ev;
       if (from.local === to.local && from.domain === to.domain) return false;
-      return then(isBlocked(to.local, from), (blocked) => {
+      return then(isBlocked(ctx.accountKey(to), from), (blocked) => {
         if (blocked) return refuseInbound(stanza);
         // Presence the server sends on behalf of a local user who blocks the recipient (e.g. a broadcast).
-        if (stanza.name === "presence" && from.domain === domain && from.local !== "") {
-          return isBlocked(from.local, to);
+        if (stanza.name === "presence" && router.isLocalDomain(from.domain) && from.local !== "") {
+          return isBlocked(ctx.accountKey(from), to);
         }
         return false;
       });

@@ -146,7 +146,7 @@ export default defineModule({
     };
 
     const visible = (req: IqRequest): Promise<boolean> =>
-      accountVisibleTo(storage, domain, req.to.local, req.from);
+      accountVisibleTo(storage, domain, ctx.accountKey(req.to), req.from);
 
     ctx.handleIq({ target: "host", type: "get", xmlns: NS_DISCO_INFO }, (req) =>
       info("host", req, requestedNode(req)),
@@ -166,7 +166,7 @@ export default defineModule({
       const node = requestedNode(req);
       // XEP-0030 §8: unknown accounts and unauthorised requesters get an empty result, not an error.
       if (!(await visible(req))) return itemsQuery(node, []);
-      const resources = sessions.availableOf(req.to.local).map((s) => ({ jid: s.jid!.toString() }));
+      const resources = sessions.availableOf(ctx.accountKey(req.to)).map((s) => ({ jid: s.jid!.toString() }));
       return items("account", req, node, resources);
     });
 

@@ -61,7 +61,7 @@ export default defineModule({
 
     ctx.handleIq({ target: "bare", type: "get", xmlns: NS_LAST }, async (req) => {
       checkPayload(req);
-      const username = req.to.local;
+      const username = ctx.accountKey(req.to);
       if (!(await storage.accounts.exists(username))) throw new StanzaError("service-unavailable");
       if (!(await mayReceivePresence(storage, domain, username, req.from)))
         throw new StanzaError("forbidden");
@@ -76,7 +76,7 @@ export default defineModule({
       "iq/full",
       ({ stanza, from, to }) => {
         if (stanza.attrs.type !== "get" || stanza.firstElement()?.attrs.xmlns !== NS_LAST) return false;
-        return mayReceivePresence(storage, domain, to.local, from).then((allowed) => {
+        return mayReceivePresence(storage, domain, ctx.accountKey(to), from).then((allowed) => {
           if (!allowed) throw new StanzaError("forbidden");
           return false;
         });

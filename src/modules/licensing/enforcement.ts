@@ -463,7 +463,7 @@ export class Enforcement {
     const info = clientInfoOf(session);
     if (session.jid && !isLicensed(info)) {
       const id = `licence-refused-${this.now().toString(36)}-${++this.noticeSeq}`;
-      session.send(refusalNotice(this.deps.domain, session.jid.toString(), refusal, id));
+      session.send(refusalNotice(session.jid.domain, session.jid.toString(), refusal, id));
       this.counters.refusalNotices++;
     }
     session.close(refusalError(refusal));

@@ -82,7 +82,8 @@ export function licenceStreamFeature(enforcement: Enforcement, domain: string): 
       return { kind: "refused", refusal };
     }
     const admission = enforcement.admitProof(session, {
-      domain,
+      // A proof signs the served domain the client's stream is for.
+      domain: session.domain ?? domain,
       streamId: state.streamId,
       nonce: state.nonce,
       bindingType,

@@ -51,7 +51,7 @@ export class UnlicensedWarnings {
       "message",
       {
         type: "headline",
-        from: this.deps.domain,
+        from: session.jid!.domain,
         to: session.jid!.toString(),
         id: `licence-warning-${now.toString(36)}-${++this.seq}`,
       },

@@ -211,8 +211,9 @@ export default defineModule({
     const received = ({ stanza, from, to, origin }: StanzaEvent) => {
       if (to.local === "" || !worthArchiving(stanza)) return false;
       // Sent by the account itself: archived once already, as it left.
-      if (origin && origin.username === to.local && from.domain === to.domain) return false;
-      return maybeRecord(to.local, to.bareString, stanza, from, "in");
+      const owner = ctx.accountKey(to);
+      if (origin && origin.username === owner && from.bareString === to.bareString) return false;
+      return maybeRecord(owner, to.bareString, stanza, from, "in");
     };
     ctx.hook("message/bare", received, ARCHIVE_PRIORITY);
     ctx.hook("message/full", received, ARCHIVE_PRIORITY);
@@ -223,7 +224,7 @@ export default defineModule({
     const ownerOf = (req: IqRequest): string => {
       if (req.to.local === "" || req.from.bareString !== req.to.bareString)
         throw new StanzaError("forbidden", "an archive is open to its owner only");
-      return req.to.local;
+      return ctx.accountKey(req.to);
     };
 
     /** The message that carries one result to the client (§4.2). */

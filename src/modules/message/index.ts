@@ -42,13 +42,13 @@ export default defineModule({
       const type = ev.stanza.attrs.type ?? "normal";
       if (type === "error") return true; // §8.5.2.1.1: silently ignored
       if (type === "groupchat") throw new StanzaError("service-unavailable");
-      const username = ev.to.local;
+      const username = ctx.accountKey(ev.to);
       if (type === "headline") {
         // Headlines go to every available non-negative resource, and nowhere when there is none.
         for (const s of sessions.availableOf(username)) if (s.priority >= 0) s.send(ev.stanza);
         return true;
       }
-      const targets = sessions.messageTargets(username, ev.to.domain);
+      const targets = sessions.messageTargets(username);
       if (targets.length > 0) {
         for (const s of targets) s.send(ev.stanza);
         return true;
@@ -57,7 +57,8 @@ export default defineModule({
     };
 
     const offline = async (ev: StanzaEvent): Promise<boolean> => {
-      if (!(await storage.accounts.exists(ev.to.local))) throw new StanzaError("service-unavailable");
+      if (!(await storage.accounts.exists(ctx.accountKey(ev.to))))
+        throw new StanzaError("service-unavailable");
       if (await ctx.fire("message/offline", ev)) return true;
       throw new StanzaError("service-unavailable", "the recipient is offline");
     };

@@ -53,7 +53,7 @@ export default defineModule({
     quota: z.number().int().min(0).default(500),
   }),
   setup(ctx) {
-    const { storage, domain, clock } = ctx;
+    const { storage, clock } = ctx;
     ctx.addFeature("msgoffline");
 
     ctx.hook("message/offline", async (ev: OfflineMessageEvent) => {
@@ -69,11 +69,11 @@ export default defineModule({
       stored.children.push(
         x(
           "delay",
-          { xmlns: NS_DELAY, from: domain, stamp: xmppStamp(ev.delayedSince ?? clock.now()) },
+          { xmlns: NS_DELAY, from: ev.to.domain, stamp: xmppStamp(ev.delayedSince ?? clock.now()) },
           "Offline Storage",
         ),
       );
-      return storage.offline.push(ev.to.local, stored.toString(), ctx.options.quota);
+      return storage.offline.push(ctx.accountKey(ev.to), stored.toString(), ctx.options.quota);
     });
 
     /**

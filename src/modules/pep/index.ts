@@ -112,10 +112,10 @@ export default defineModule({
     ctx.addFeature(NS_PUBSUB, "account");
     for (const f of PUBSUB_FEATURES) ctx.addFeature(`${NS_PUBSUB}#${f}`, "account");
 
-    /** The storage key of a local account ("name" on the primary domain, "name@domain" on another). */
+    /** The storage key of a local account; undefined for any other address. */
     const accountOf = (jid: Jid): string | undefined => {
       if (jid.local === "" || !router.isLocalDomain(jid.domain)) return undefined;
-      return jid.domain === ctx.domain ? jid.local : `${jid.local}@${jid.domain}`;
+      return ctx.accountKey(jid);
     };
     const isOwner = (owner: Jid, requester: Jid) =>
       requester.local === owner.local && requester.domain === owner.domain;
@@ -125,9 +125,8 @@ export default defineModule({
       if (isOwner(owner, requester)) return true;
       if (config.accessModel === "open") return true;
       if (config.accessModel === "whitelist") return false;
-      return owner.domain === ctx.domain
-        ? mayReceivePresence(ctx.storage, ctx.domain, owner.local, requester)
-        : false;
+      const key = accountOf(owner);
+      return key !== undefined ? mayReceivePresence(ctx.storage, ctx.domain, key, requester) : false;
     };
 
     const refuseAccess = (config: NodeConfig): StanzaError =>

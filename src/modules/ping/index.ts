@@ -20,7 +20,7 @@ export default defineModule({
 
     ctx.handleIq({ target: "both", type: "get", xmlns: NS_PING }, async ({ payload, from, to }) => {
       if (payload.name !== "ping") throw new StanzaError("bad-request", "expected a <ping/> element");
-      if (to.local !== "" && !(await accountVisibleTo(storage, domain, to.local, from))) {
+      if (to.local !== "" && !(await accountVisibleTo(storage, domain, ctx.accountKey(to), from))) {
         throw new StanzaError("service-unavailable");
       }
     });

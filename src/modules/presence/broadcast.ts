@@ -19,8 +19,12 @@ import { NS_DELAY } from "../../core/xml/namespaces.js";
 import type { RosterApi } from "../roster/api.js";
 import { hasFrom, hasTo } from "./subscription.js";
 
+/** `username` below is an account key (accountKey()). */
 export interface PresenceServices {
+  /** The primary domain. */
   domain: string;
+  accountKey(account: Jid): string;
+  accountJid(key: string): Jid;
   clock: Clock;
   storage: Storage;
   sessions: SessionDirectory;
@@ -165,7 +169,7 @@ export class PresenceBroker {
       if (this.svc.sessions.availableOf(username).length === 0) {
         const last = presence.clone();
         last.children.push(
-          x("delay", { xmlns: NS_DELAY, from: this.svc.domain, stamp: stamp(this.svc.clock.now()) }),
+          x("delay", { xmlns: NS_DELAY, from: jid.domain, stamp: stamp(this.svc.clock.now()) }),
         );
         this.lastUnavailable.set(username, last);
       }
@@ -192,7 +196,7 @@ export class PresenceBroker {
       return;
     }
     const username = session.username!;
-    if (to.local === username && to.domain === this.svc.domain) return; // own resources get broadcasts
+    if (to.local !== "" && to.bareString === session.jid?.bareString) return; // own resources get broadcasts
     if (isAvailable(session)) {
       const item = await this.roster.getItem(username, to.bareString);
       if (item && hasFrom(item.subscription)) return;
@@ -202,8 +206,8 @@ export class PresenceBroker {
 
   /** Answers a presence probe to a local account (§4.3.2) without telling non-subscribers anything. */
   async answerProbe(from: Jid, user: Jid): Promise<void> {
-    const username = user.local;
-    const self = from.local === username && from.domain === user.domain;
+    const username = this.svc.accountKey(user);
+    const self = from.local === user.local && from.domain === user.domain;
     if (!self) {
       const item = await this.roster.getItem(username, from.bareString);
       if (!item || !hasFrom(item.subscription)) {
@@ -254,7 +258,7 @@ export class PresenceBroker {
 
   /** Presence to a full JID: that resource if it is connected, otherwise nothing (§8.5.3). */
   deliverToResource(stanza: XmlElement, to: Jid): void {
-    const s = this.svc.sessions.get(to.local, to.resource);
+    const s = this.svc.sessions.get(to.local, to.resource, to.domain);
     if (s && !s.closed) s.send(stanza);
   }
 

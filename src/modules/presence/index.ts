@@ -29,8 +29,6 @@ export default defineModule({
     if (!roster) throw new Error("the roster module is not loaded");
     const broker = new PresenceBroker(ctx, roster, ctx.options);
     const subscriptions = new SubscriptionProcessor(ctx, roster, broker);
-    const { domain } = ctx;
-
     // RFC 6121 §3.4: pre-approved subscription requests are supported.
     ctx.addStreamFeature({
       name: "pre-approval",
@@ -52,7 +50,11 @@ export default defineModule({
       if (SUBSCRIPTION_TYPES.has(type)) {
         if (to === undefined)
           throw new StanzaError("bad-request", "a subscription stanza needs a 'to' address");
-        if (to.local === session.username && to.domain === domain) {
+        if (
+          to.local !== "" &&
+          ctx.router.isLocalDomain(to.domain) &&
+          ctx.accountKey(to) === session.username
+        ) {
           throw new StanzaError("not-allowed", "an account is always subscribed to itself");
         }
         await subscriptions.outbound(session.username!, type as SubscriptionType, stanza, to.bare());
@@ -81,7 +83,7 @@ export default defineModule({
       if (await forAccount(ev)) return true;
       const type = ev.stanza.attrs.type;
       if (type === undefined || type === "unavailable" || type === "error")
-        broker.deliverToAccount(ev.stanza, ev.to.local);
+        broker.deliverToAccount(ev.stanza, ctx.accountKey(ev.to));
       return true;
     });
 

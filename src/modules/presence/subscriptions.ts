@@ -6,7 +6,7 @@
  * pending-subscription store ("Pending In"); every change of a roster item is
  * pushed to the interested resources.
  */
-import { Jid } from "../../core/jid.js";
+import type { Jid } from "../../core/jid.js";
 import type { RosterItem } from "../../core/storage/types.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
 import type { RosterApi } from "../roster/api.js";
@@ -29,7 +29,7 @@ export class SubscriptionProcessor {
 
   /** A subscription stanza from a client of `username` to `contact` (a bare JID). */
   async outbound(username: string, type: SubscriptionType, stanza: XmlElement, contact: Jid): Promise<void> {
-    const user = Jid.trusted(username, this.svc.domain);
+    const user = this.svc.accountJid(username);
     const jid = contact.bareString;
     const result = await this.roster.exclusive(username, async () => {
       const { item, state } = await this.load(username, jid);
@@ -49,7 +49,7 @@ export class SubscriptionProcessor {
 
   /** A subscription stanza from `from` (any domain) to the local account `to`. */
   async inbound(type: SubscriptionType, stanza: XmlElement, from: Jid, to: Jid): Promise<void> {
-    const username = to.local;
+    const username = this.svc.accountKey(to);
     const user = to.bare();
     const contact = from.bare();
     if (!(await this.exists(username))) {

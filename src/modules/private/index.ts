@@ -53,7 +53,7 @@ export default defineModule({
     /** The child elements of a valid request from the owner. */
     const children = (req: IqRequest): XmlElement[] => {
       if (req.payload.name !== "query") throw new StanzaError("bad-request", "expected a <query/> element");
-      if (!isSelf(req.to.local, domain, req.from)) {
+      if (!isSelf(ctx.accountKey(req.to), domain, req.from)) {
         throw new StanzaError("forbidden", "private data belongs to its account only");
       }
       const elements = req.payload.elements();
@@ -69,7 +69,7 @@ export default defineModule({
       const elements = children(req);
       if (elements.length > 1) throw new StanzaError("bad-request", "ask for one element at a time");
       const wanted = elements[0]!;
-      const raw = await store.get(req.to.local, keyOf(wanted));
+      const raw = await store.get(ctx.accountKey(req.to), keyOf(wanted));
       const stored = raw === undefined ? undefined : parseElement(raw);
       if (raw !== undefined && !stored)
         ctx.log.warn({ key: keyOf(wanted) }, "stored private XML is unreadable");
@@ -79,7 +79,7 @@ export default defineModule({
 
     ctx.handleIq({ target: "bare", type: "set", xmlns: NS_PRIVATE }, async (req) => {
       const elements = children(req);
-      const username = req.to.local;
+      const username = ctx.accountKey(req.to);
       const writes = new Map<string, string>();
       for (const el of elements) {
         const xml = el.toString();

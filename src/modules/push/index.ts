@@ -170,7 +170,7 @@ export default defineModule({
     ctx.hook("session/resumed", connected);
 
     ctx.hook("account/deleted", async ({ username }) => {
-      const account = `${username}@${ctx.domain}`;
+      const account = ctx.accountJid(username).bareString;
       cache.delete(account);
       counts.delete(account);
       await store.delete(account);

@@ -15,7 +15,7 @@
 import { z } from "zod";
 import { StanzaError, StreamError } from "../../core/errors.js";
 import type { IqRequest } from "../../core/iq.js";
-import { JidError, normalizeLocal, tryParseJid } from "../../core/jid.js";
+import { Jid, JidError, normalizeLocal, tryParseJid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
 import { FailureLimiter } from "../../core/rate-limit.js";
 import { deriveCredentialsAsync, PasswordError } from "../../core/sasl/credentials.js";
@@ -100,14 +100,16 @@ export default defineModule({
       const password = submission.fields.get("password") ?? "";
       if (rawUsername === "" || password === "")
         throw new StanzaError("not-acceptable", "username and password are required");
-      let username: string;
+      let local: string;
       try {
-        username = normalizeLocal(rawUsername);
+        local = normalizeLocal(rawUsername);
       } catch (err) {
         if (err instanceof JidError)
           throw new StanzaError("jid-malformed", `invalid username: ${err.message}`);
         throw err;
       }
+      // The account is on the served domain the stream is for.
+      const username = ctx.accountKey(Jid.trusted(local, session.domain ?? domain));
       // Checked before the (deliberately slow) key derivation; create() below settles any race.
       if (await storage.accounts.exists(username))
         throw new StanzaError("conflict", "this username is taken");
@@ -148,21 +150,22 @@ export default defineModule({
     /** The local account the request is about: the requester's own (forbidden for anyone else's). */
     const account = (req: IqRequest): string => {
       if (req.payload.name !== "query") throw new StanzaError("bad-request", "expected a <query/> element");
-      if (req.from.domain !== domain || req.from.local === "") throw new StanzaError("service-unavailable");
-      if (req.to.local !== "" && !isSelf(req.to.local, domain, req.from)) {
+      if (!router.isLocalDomain(req.from.domain) || req.from.local === "")
+        throw new StanzaError("service-unavailable");
+      if (req.to.local !== "" && !isSelf(ctx.accountKey(req.to), domain, req.from)) {
         throw new StanzaError("forbidden", "only the account itself may manage its registration");
       }
-      return req.from.local;
+      return ctx.accountKey(req.from);
     };
 
     ctx.handleIq({ target: "both", type: "get", xmlns: NS_REGISTER }, (req) => {
-      const username = account(req);
+      account(req);
       return x(
         "query",
         { xmlns: NS_REGISTER },
         x("registered"),
-        x("instructions", null, `You are registered as ${username}@${domain}.`),
-        x("username", null, username),
+        x("instructions", null, `You are registered as ${req.from.bareString}.`),
+        x("username", null, req.from.local),
         x("password"),
       );
     });
@@ -191,7 +194,7 @@ export default defineModule({
 
     /** Does a submitted username ("alice" or "alice@domain") name this account? */
     const namesAccount = (named: string, username: string): boolean => {
-      const jid = tryParseJid(named.includes("@") ? named : `${named}@${domain}`);
+      const jid = tryParseJid(named.includes("@") ? named : `${named}@${ctx.accountJid(username).domain}`);
       return jid !== undefined && jid.resource === "" && isSelf(username, domain, jid);
     };
 

@@ -5,7 +5,7 @@
  * itself and entities allowed to see its presence, i.e. contacts whose roster item in the
  * account's roster has a subscription of "from" or "both". The server itself is trusted.
  */
-import type { Jid } from "../../core/jid.js";
+import { accountJid, accountKey, type Jid } from "../../core/jid.js";
 import type { RosterItem, Storage } from "../../core/storage/types.js";
 
 export interface RosterApi {
@@ -36,9 +36,12 @@ export interface RosterApi {
   removeContact(username: string, contact: Jid): Promise<boolean>;
 }
 
-/** Is `requester` the account `username` of `domain` (any of its resources)? */
+/**
+ * Is `requester` the local account `username` (any of its resources)? `username` is an account
+ * key (accountKey()) and `domain` the primary domain, here and below.
+ */
 export function isSelf(username: string, domain: string, requester: Jid): boolean {
-  return requester.local === username && requester.domain === domain;
+  return requester.local !== "" && accountKey(requester.local, requester.domain, domain) === username;
 }
 
 /** May `requester` receive the presence of the local account `username`? */
@@ -49,7 +52,7 @@ export async function mayReceivePresence(
   requester: Jid,
 ): Promise<boolean> {
   if (isSelf(username, domain, requester)) return true;
-  if (requester.isDomain && requester.domain === domain) return true;
+  if (requester.isDomain && requester.domain === accountJid(username, domain).domain) return true;
   const item = await storage.roster.getItem(username, requester.bareString);
   return item !== undefined && (item.subscription === "from" || item.subscription === "both");
 }

@@ -55,7 +55,7 @@ export default defineModule({
         req.origin.rosterRequested = true;
         ctx.sessions.updated(req.origin);
       }
-      const { version, items } = await service.get(req.to.local);
+      const { version, items } = await service.get(ctx.accountKey(req.to));
       const ver = String(version);
       // RFC 6121 §2.6.3: nothing changed since the client's version → empty result, changes come as pushes.
       if (req.payload.attrs.ver === ver) return undefined;
@@ -65,7 +65,7 @@ export default defineModule({
     ctx.handleIq({ target: "bare", type: "set", xmlns: NS_ROSTER, name: "query" }, async (req) => {
       // RFC 6121 §2.3.3: only the account itself may change its roster.
       if (!fromOwner(req)) throw new StanzaError("forbidden");
-      const username = req.to.local;
+      const username = ctx.accountKey(req.to);
       const request = parseRosterSet(req.payload, options);
       if (request.kind === "remove") {
         if (!(await service.removeContact(username, request.jid))) {
@@ -73,7 +73,7 @@ export default defineModule({
         }
         return undefined;
       }
-      if (request.jid.local === username && request.jid.domain === ctx.domain) {
+      if (request.jid.equals(req.to.bare())) {
         throw new StanzaError("not-allowed", "an account cannot be in its own roster");
       }
       const jid = request.jid.bareString;

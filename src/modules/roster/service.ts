@@ -6,7 +6,7 @@
  * of rosters.
  */
 import { StanzaError } from "../../core/errors.js";
-import { Jid } from "../../core/jid.js";
+import { accountJid, type Jid } from "../../core/jid.js";
 import { KeyedLock } from "../../core/keyed-lock.js";
 import type { Router } from "../../core/router.js";
 import type { SessionDirectory } from "../../core/session-directory.js";
@@ -15,7 +15,9 @@ import { type XmlElement, x } from "../../core/xml/element.js";
 import type { RosterApi } from "./api.js";
 import { itemElement, NS_ROSTER, removedItemElement } from "./items.js";
 
+/** `username` below is an account key (accountKey()). */
 export interface RosterServices {
+  /** The primary domain. */
   domain: string;
   storage: Storage;
   sessions: SessionDirectory;
@@ -101,7 +103,7 @@ export class RosterService implements RosterApi {
     item: RosterItem,
     pendingIn: boolean,
   ): Promise<void> {
-    const user = Jid.trusted(username, this.svc.domain);
+    const user = accountJid(username, this.svc.domain);
     const hadTo = item.subscription === "to" || item.subscription === "both";
     const hadFrom = item.subscription === "from" || item.subscription === "both";
     const out: { stanza: XmlElement; from: Jid }[] = [];

@@ -509,13 +509,11 @@ export default defineModule({
           stats.requeued.dropped++;
           continue;
         }
-        const targets = sessions
-          .messageTargets(username, jid.domain)
-          .filter((s) => s !== session && !s.closed);
+        const targets = sessions.messageTargets(username).filter((s) => s !== session && !s.closed);
         if (targets.length > 0) {
           const copy = stanza.clone();
           if (!copy.getChild("delay", NS_DELAY))
-            copy.children.push(x("delay", { xmlns: NS_DELAY, from: domain, stamp: stamp(entry.at) }));
+            copy.children.push(x("delay", { xmlns: NS_DELAY, from: jid.domain, stamp: stamp(entry.at) }));
           for (const t of targets) t.send(copy);
           stats.requeued.resource++;
           continue;

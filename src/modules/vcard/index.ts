@@ -50,7 +50,7 @@ export default defineModule({
 
     ctx.handleIq({ target: "bare", type: "get", xmlns: NS_VCARD }, async (req) => {
       checkPayload(req);
-      const username = req.to.local;
+      const username = ctx.accountKey(req.to);
       const own = isSelf(username, domain, req.from);
       const vcard = own || (await storage.accounts.exists(username)) ? await load(username) : undefined;
       if (vcard) return vcard;
@@ -60,7 +60,7 @@ export default defineModule({
 
     ctx.handleIq({ target: "bare", type: "set", xmlns: NS_VCARD }, async (req) => {
       checkPayload(req);
-      const username = req.to.local;
+      const username = ctx.accountKey(req.to);
       if (!isSelf(username, domain, req.from))
         throw new StanzaError("forbidden", "only the owner may set a vCard");
       if (req.payload.elements().length === 0) {

@@ -44,6 +44,8 @@ export class TcpClientListener {
             cert: material.certPem,
             key: material.keyPem,
             ...material.contextOptions,
+            // Each served domain's certificate for the name the client asks for.
+            SNICallback: material.SNICallback,
             ALPNProtocols: ["xmpp-client"],
             noDelay: true,
           },

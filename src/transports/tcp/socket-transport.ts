@@ -16,13 +16,17 @@ import type {
 import { escapeAttr } from "../../core/xml/element.js";
 import { NS_STREAM } from "../../core/xml/namespaces.js";
 import { StreamParser } from "../../core/xml/parser.js";
-import { tlsChannelBinding, tlsChannelBindingTypes } from "../tls.js";
+import { type ServerEndPoint, tlsChannelBinding, tlsChannelBindingTypes } from "../tls.js";
 
 /** What the socket transport needs of the server's TLS setup. */
 export interface SocketTlsMaterial {
   context: tls.SecureContext;
+  /** Chooses the certificate of the served domain the client names (SNI); else `context`'s is served. */
+  SNICallback?: (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => void;
   /** tls-server-end-point data (RFC 5929 §4.1) of the certificate served. */
   serverEndPoint: Buffer;
+  /** The same for the certificate an SNI name chose, when there are several. */
+  serverEndPointFor?: (servername: string | undefined) => Buffer;
 }
 
 export class SocketTransport implements StreamTransport {
@@ -152,7 +156,12 @@ export class SocketTransport implements StreamTransport {
     const material = this.tlsMaterial;
     if (!material) throw new Error("STARTTLS without TLS material");
     this.upgradeTls(
-      (raw) => new tls.TLSSocket(raw, { isServer: true, secureContext: material.context }),
+      (raw) =>
+        new tls.TLSSocket(raw, {
+          isServer: true,
+          secureContext: material.context,
+          ...(material.SNICallback ? { SNICallback: material.SNICallback } : {}),
+        }),
       "secure",
       () => done(),
     );
@@ -195,8 +204,12 @@ export class SocketTransport implements StreamTransport {
 
   channelBinding(type: string): Buffer | undefined {
     return this.tlsMaterial
-      ? tlsChannelBinding(this.socket, this.tlsMaterial.serverEndPoint, type)
+      ? tlsChannelBinding(this.socket, this.serverEndPoint(this.tlsMaterial), type)
       : undefined;
+  }
+
+  private serverEndPoint(material: SocketTlsMaterial): ServerEndPoint {
+    return material.serverEndPointFor ?? material.serverEndPoint;
   }
 
   channelBindingTypes(): string[] {

@@ -20,7 +20,7 @@ import type {
 import type { XmlElement } from "../../core/xml/element.js";
 import { NS_CLIENT, NS_FRAMING, NS_STREAM } from "../../core/xml/namespaces.js";
 import { StreamParser } from "../../core/xml/parser.js";
-import { tlsChannelBinding, tlsChannelBindingTypes } from "../tls.js";
+import { type ServerEndPoint, tlsChannelBinding, tlsChannelBindingTypes } from "../tls.js";
 import { CLOSE_ELEMENT, declareNamespaces, openElement } from "./framing.js";
 
 /** The implicit stream every message is parsed in: its elements default to jabber:client. */
@@ -36,7 +36,7 @@ export interface WebSocketConnection {
   /** See StreamTransport.secure; decided by the endpoint (wss, https at a trusted proxy, loopback). */
   secure: boolean;
   /** tls-server-end-point data of the certificate, when the listener itself serves wss. */
-  serverEndPoint: Buffer | undefined;
+  serverEndPoint: ServerEndPoint | undefined;
 }
 
 export class WebSocketTransport implements StreamTransport {
@@ -46,7 +46,7 @@ export class WebSocketTransport implements StreamTransport {
   readonly remoteAddress: string;
   private readonly ws: WebSocket;
   private readonly socket: net.Socket;
-  private readonly serverEndPoint: Buffer | undefined;
+  private readonly serverEndPoint: ServerEndPoint | undefined;
   private sink?: TransportSink;
   private parser?: StreamParser;
   private inbound?: TokenBucket;
