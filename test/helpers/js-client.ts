@@ -17,6 +17,8 @@ process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
 export interface JsLogin {
   user: string;
   password: string;
+  /** The served domain to log in to (default: the server's primary domain). */
+  domain?: string;
   resource?: string;
   /** XEP-0368 direct TLS on the c2s-tls port instead of STARTTLS on the c2s port. */
   directTls?: boolean;
@@ -94,7 +96,7 @@ function makeClient(server: TestServer, login: JsLogin, onOffer: (m: string[]) =
     : `xmpp://${server.host}:${server.c2sPort}`;
   return client({
     service,
-    domain: server.domain,
+    domain: login.domain ?? server.domain,
     ...(login.resource !== undefined ? { resource: login.resource } : {}),
     timeout: 10_000,
     credentials: async (authenticate, mechanisms) => {

@@ -26,6 +26,8 @@ export const slixSkip = await requirePeer("python3-slixmpp", () =>
 export interface SlixLogin {
   user: string;
   password: string;
+  /** The served domain to log in to (default: the server's primary domain). */
+  domain?: string;
   resource: string;
   directTls?: boolean;
   /**
@@ -253,7 +255,7 @@ function spawnDriver(
   const args = [
     DRIVER,
     "--jid",
-    `${login.user}@${server.domain}/${login.resource}`,
+    `${login.user}@${login.domain ?? server.domain}/${login.resource}`,
     "--password",
     login.password,
     "--host",
