@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
+  accountJid,
+  accountKey,
   Jid,
   JidError,
   normalizeDomain,
@@ -194,5 +196,21 @@ describe("Jid", () => {
     assert.equal(tryParseJid("not valid@example.com"), undefined);
     assert.equal(tryParseJid(undefined), undefined);
     assert.equal(tryParseJid("romeo@example.com")?.local, "romeo");
+  });
+});
+
+describe("account keys", () => {
+  test("the localpart on the primary domain, local@domain on another served domain", () => {
+    assert.equal(accountKey("alice", "public.example", "public.example"), "alice");
+    assert.equal(accountKey("alice", "corp.example", "public.example"), "alice@corp.example");
+  });
+  test("accountJid() reverses accountKey()", () => {
+    for (const [local, domain] of [
+      ["alice", "public.example"],
+      ["alice", "corp.example"],
+    ] as const) {
+      const jid = accountJid(accountKey(local, domain, "public.example"), "public.example");
+      assert.equal(jid.toString(), `${local}@${domain}`);
+    }
   });
 });

@@ -139,3 +139,26 @@ test("storage: contradictory or incomplete settings are refused with the option'
   );
   refused({ url: "postgres://db/x", poolSize: 0 }, /storage\.poolSize/);
 });
+
+test("hosts: objects with their certificates in a file (paths relative to it), or domain names", () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "switchboard-config-hosts-"));
+  const file = path.join(dir, "config.yaml");
+  writeFileSync(
+    file,
+    "domain: public.example\nhosts:\n  - domain: Corp.Example\n    tls: { certFile: certs/corp.crt, keyFile: certs/corp.key }\n  - chat.example\n",
+  );
+  const c = loadServerConfig({ file });
+  assert.equal(c.domain, "public.example");
+  assert.deepEqual(c.hosts, [
+    {
+      domain: "corp.example",
+      tls: { certFile: path.join(dir, "certs/corp.crt"), keyFile: path.join(dir, "certs/corp.key") },
+    },
+    { domain: "chat.example", tls: {} },
+  ]);
+  assert.deepEqual(loadServerConfig({}).hosts, []);
+  assert.deepEqual(
+    loadServerConfig({ env: { SWITCHBOARD_HOSTS: "a.example, b.example" } }).hosts.map((h) => h.domain),
+    ["a.example", "b.example"],
+  );
+});

@@ -101,7 +101,11 @@ describe("virtual hosts", () => {
     runCli([...args, ...server.storageArgs(), "--config", configFile], server.logFile);
 
   before(async () => {
-    server = await startServer({ name: "virtual-hosts", domain: PRIMARY, config: { domain: PRIMARY, hosts: [CORP] } });
+    server = await startServer({
+      name: "virtual-hosts",
+      domain: PRIMARY,
+      config: { domain: PRIMARY, hosts: [CORP] },
+    });
     configFile = path.join(server.dataDir, "e2e-config.yaml");
     await cli("user", "add", "alice", "--password", PW.alicePublic);
     await cli("user", "add", `alice@${CORP}`, "--password", PW.aliceCorp);

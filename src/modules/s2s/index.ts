@@ -80,12 +80,16 @@ export default defineModule<S2SOptions>({
     const material = await loadTls(config, log);
     const trust = new PeerTrust(config.s2sCa);
     const trusted = trust.pems;
-    const serverContext = tls.createSecureContext({
-      cert: material.certPem,
-      key: material.keyPem,
-      ca: trusted,
-      minVersion: "TLSv1.2",
-    });
+    // Each served domain's certificate, chosen by the peer's SNI name (the primary's without one).
+    const serverContexts = new Map(
+      [...material.hosts].map(([domain, c]) => [
+        domain,
+        tls.createSecureContext({ cert: c.certPem, key: c.keyPem, ca: trusted, minVersion: "TLSv1.2" }),
+      ]),
+    );
+    const serverContext = serverContexts.get(config.domain)!;
+    const SNICallback = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) =>
+      cb(null, serverContexts.get(servername.toLowerCase()) ?? serverContext);
     // Peers are asked for a certificate (SASL EXTERNAL) but not refused without one (dialback).
     const peerCertificate = { requestCert: true, rejectUnauthorized: false } as const;
 
@@ -161,13 +165,19 @@ export default defineModule<S2SOptions>({
       resolver: new TargetResolver(config.s2sRoutes, options.dnsServers, 5000),
       dialbackSecret: loadOrCreateSecret(path.join(config.dataDir, "secrets", "dialback")),
       wrapServerTls: (raw) =>
-        new tls.TLSSocket(raw, { isServer: true, secureContext: serverContext, ...peerCertificate }),
+        new tls.TLSSocket(raw, {
+          isServer: true,
+          secureContext: serverContext,
+          SNICallback,
+          ...peerCertificate,
+        }),
       certificateAuthenticates: (socket, domain) => trust.authenticates(socket, domain),
-      clientTls: (_local, remote) => ({
+      // The local domain's certificate authenticates it to the peer (SASL EXTERNAL).
+      clientTls: (local, remote) => ({
         servername: remote,
         ca: trusted,
-        cert: material.certPem,
-        key: material.keyPem,
+        cert: material.certificateFor(local).certPem,
+        key: material.certificateFor(local).keyPem,
         rejectUnauthorized: false,
         minVersion: "TLSv1.2",
       }),
@@ -220,6 +230,7 @@ export default defineModule<S2SOptions>({
                 key: material.keyPem,
                 ca: trusted,
                 minVersion: "TLSv1.2",
+                SNICallback,
                 ...peerCertificate,
                 ALPNProtocols: ["xmpp-server"],
                 noDelay: true,
