@@ -52,7 +52,7 @@ export default defineModule({
     const isServiceAdmin = async (user: Jid): Promise<boolean> => {
       if (admins.has(user.bareString)) return true;
       if (!ctx.router.isLocalDomain(user.domain) || user.local === "") return false;
-      return (await adminRoles.get(user.local)) !== undefined;
+      return (await adminRoles.get(ctx.accountKey(user))) !== undefined;
     };
     const archive = ctx.storage.messages("muc", { ownedByAccounts: false });
     const service = new MucService({
