@@ -28,6 +28,7 @@ export function fakeContext(
     domain: opts.domain ?? "example.com",
     decoySecret: opts.decoySecret,
     iterations: opts.iterations,
+    accountKey: (local) => local,
     async getCredential(username: string, hash: ScramHash) {
       lookups.push(username);
       return accounts[username]?.find((c) => c.hash === hash);

@@ -10,6 +10,11 @@ import { scramSha256, scramSha256NoPlusOffered } from "./scram-sha-256.js";
 import { scramSha256Plus } from "./scram-sha-256-plus.js";
 
 export interface SaslContext {
+  /**
+   * The account key (core/jid.ts accountKey()) of a localpart on the served domain of this
+   * stream: what getCredential takes and what a result's `username` is.
+   */
+  accountKey(local: string): string;
   /** Looks up the account's credentials for one hash; undefined when the account does not exist or is disabled. */
   getCredential(username: string, hash: ScramHash): Promise<ScramCredential | undefined>;
   /**

@@ -38,10 +38,10 @@ class PlainExchange implements SaslExchange {
     const fields = splitMessage(response);
     if (typeof fields === "string") return failure("malformed-request", fields);
     const [authzid, authcid, password] = fields;
-    const username = accountName(authcid);
-    if (username === undefined) return failure("not-authorized");
-    if (authzid !== "" && !isOwnBareJid(authzid, username, this.ctx.domain))
-      return failure("invalid-authzid");
+    const local = accountName(authcid);
+    if (local === undefined) return failure("not-authorized");
+    if (authzid !== "" && !isOwnBareJid(authzid, local, this.ctx.domain)) return failure("invalid-authzid");
+    const username = this.ctx.accountKey(local);
     let stored: ScramCredential | undefined;
     try {
       stored = await this.credentialFor(username);

@@ -114,9 +114,10 @@ class ScramExchange implements SaslExchange {
     const msg = parseClientFirst(text);
     const binding = this.channelBindingData(msg.flag);
     if (!Buffer.isBuffer(binding)) return binding;
-    const username = accountName(msg.username);
-    if (username === undefined) return failure("not-authorized");
-    if (msg.authzid !== undefined && !isOwnBareJid(msg.authzid, username, this.ctx.domain)) {
+    const local = accountName(msg.username);
+    if (local === undefined) return failure("not-authorized");
+    const username = this.ctx.accountKey(local);
+    if (msg.authzid !== undefined && !isOwnBareJid(msg.authzid, local, this.ctx.domain)) {
       return failure("invalid-authzid");
     }
     let stored: ScramCredential | undefined;

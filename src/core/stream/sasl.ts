@@ -82,15 +82,15 @@ export class SaslNegotiator {
     private readonly svc: StreamServices,
     private readonly conn: ClientStream,
   ) {
-    const accountOf = (local: string) => this.accountOf(local);
     this.ctx = {
+      accountKey: (local) => this.accountOf(local),
       get domain() {
         return conn.session.domain ?? svc.domain;
       },
       decoySecret: svc.saslDecoySecret,
       iterations: svc.config.scramIterations,
       getCredential: async (username: string, hash: ScramHash) => {
-        const account = await svc.storage.accounts.get(accountOf(username));
+        const account = await svc.storage.accounts.get(username);
         if (!account || account.disabled) return undefined;
         return account.credentials.find((c) => c.hash === hash);
       },
@@ -220,7 +220,7 @@ export class SaslNegotiator {
     this.exchange = undefined;
     const { loginGuard } = this.svc;
     const address = this.conn.remoteAddress;
-    const account = mapDefined(result.username, (local) => this.accountOf(local));
+    const account = result.username;
     if (result.kind === "success" || result.passwordChecked) {
       // An account under attack answers late, right or wrong, so waiting tells a guesser nothing.
       const delay = account === undefined ? 0 : loginGuard.delayMs(account, address);
@@ -233,7 +233,7 @@ export class SaslNegotiator {
       if (result.passwordChecked) loginGuard.failed(account, address);
       return this.fail(result.condition, result.text);
     }
-    const username = this.accountOf(result.username);
+    const { username } = result;
     loginGuard.succeeded(username, address);
     this.endAttempt();
     let refusal: SaslRefusal | undefined;

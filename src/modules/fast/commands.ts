@@ -1,6 +1,6 @@
 /** Admin commands for FAST tokens (XEP-0484): the clients of an account holding one, and revoking them. */
 import { z } from "zod";
-import { accountName, noAccount } from "../../commands/account-names.js";
+import { accountAddress, accountName, noAccount } from "../../commands/account-names.js";
 import { auditCommand } from "../../commands/audit.js";
 import {
   type CommandContext,
@@ -30,7 +30,7 @@ export const fastList = defineCommand({
   output: z.object({ clients: z.array(FastClientView) }),
   mutates: false,
   async run(ctx, input) {
-    const name = accountName(input.name);
+    const name = accountName(input.name, ctx.config);
     if (!(await ctx.storage.accounts.exists(name))) throw noAccount(ctx, name);
     const now = ctx.clock.now();
     const clients: z.infer<typeof FastClientView>[] = [];
@@ -72,14 +72,14 @@ export const fastRevoke = defineCommand({
   output: z.object({ revoked: z.number().int() }),
   mutates: true,
   async run(ctx, input) {
-    const name = accountName(input.name);
+    const name = accountName(input.name, ctx.config);
     if (!(await ctx.storage.accounts.exists(name))) throw noAccount(ctx, name);
     const store = tokensOf(ctx);
     let revoked: number;
     if (input.client !== undefined) {
       if (!(await store.get(name, input.client)))
         throw new CommandError(
-          `no FAST token of client ${input.client} for ${name}@${ctx.config.domain}`,
+          `no FAST token of client ${input.client} for ${accountAddress(name, ctx.config)}`,
           404,
         );
       await store.delete(name, input.client);
@@ -87,7 +87,7 @@ export const fastRevoke = defineCommand({
     } else revoked = await store.deleteAll(name);
     await auditCommand(ctx, "fast.revoke", `account:${name}`, { before: { client: input.client ?? "all" } });
     return {
-      message: `revoked the FAST tokens of ${revoked} client${revoked === 1 ? "" : "s"} of ${name}@${ctx.config.domain}`,
+      message: `revoked the FAST tokens of ${revoked} client${revoked === 1 ? "" : "s"} of ${accountAddress(name, ctx.config)}`,
       data: { revoked },
     };
   },

@@ -94,8 +94,10 @@ class HtExchange implements SaslExchange {
     const authcid = decodeUtf8(response.subarray(0, sep));
     if (authcid === undefined) return failure("malformed-request", "authcid is not UTF-8");
     const proof = response.subarray(sep + 1);
-    const username = accountName(authcid);
-    if (username === undefined) return failure("not-authorized");
+    const local = accountName(authcid);
+    if (local === undefined) return failure("not-authorized");
+    // Tokens and accounts are the served domain's this stream is for.
+    const username = this.ctx.accountKey(local);
     const { fast, agentId } = this.attempt;
     if (fast === "malformed")
       return failure("malformed-request", "<fast/>'s count must be a positive integer");
