@@ -15,7 +15,16 @@ import { ProsodyServer } from "./lib/prosody.js";
 import { figures, formatTable, notes } from "./lib/report.js";
 import { benchServer, type ServerResults } from "./lib/scenario.js";
 import type { BenchServer } from "./lib/server.js";
-import { FULL, PHASES, type Phase, QUICK, TRANSPORTS, type Transport } from "./lib/settings.js";
+import {
+  FEATURE_SETS,
+  type FeatureSet,
+  FULL,
+  PHASES,
+  type Phase,
+  QUICK,
+  TRANSPORTS,
+  type Transport,
+} from "./lib/settings.js";
 import {
   benchStorageLogins,
   createBenchDatabase,
@@ -46,11 +55,12 @@ interface Options {
   phases: Phase[] | undefined;
   /** Switchboard variants with more environment, e.g. another malloc configuration. */
   variants: SwitchboardVariant[];
+  features: FeatureSet | undefined;
 }
 
 const USAGE =
   "usage: npm run bench [-- [--quick] [--only switchboard|prosody|storage] [--transports plaintext,starttls,tls]\n" +
-  "                        [--phases memory,logins,messages] [--system-malloc] [--baseline CHECKOUT]\n" +
+  "                        [--phases memory,logins,messages] [--features mobile|im] [--system-malloc] [--baseline CHECKOUT]\n" +
   "                        [--variant 'NAME:VAR=VALUE;…'] [--wait-quiet SECONDS] [--nice N]]";
 
 /** `NAME:VAR=VALUE;VAR=VALUE` (a value may not hold a semicolon). */
@@ -78,6 +88,7 @@ function parseArgs(argv: string[]): Options {
   let systemMalloc = false;
   let baseline: string | undefined;
   let phases: Phase[] | undefined;
+  let features: FeatureSet | undefined;
   const variants: SwitchboardVariant[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -85,7 +96,14 @@ function parseArgs(argv: string[]): Options {
     else if (a === "--system-malloc") systemMalloc = true;
     else if (a === "--baseline") baseline = argv[++i];
     else if (a === "--variant") variants.push(parseVariant(argv[++i] ?? ""));
-    else if (a === "--phases") {
+    else if (a === "--features") {
+      const f = argv[++i] ?? "";
+      if (!(FEATURE_SETS as string[]).includes(f)) {
+        console.error(`--features takes one of ${FEATURE_SETS.join(", ")}`);
+        process.exit(2);
+      }
+      features = f as FeatureSet;
+    } else if (a === "--phases") {
       const list = (argv[++i] ?? "").split(",");
       if (!list.every((p): p is Phase => (PHASES as string[]).includes(p))) {
         console.error(`--phases takes a comma-separated list of ${PHASES.join(", ")}`);
@@ -123,7 +141,7 @@ function parseArgs(argv: string[]): Options {
     console.error("--nice takes an integer from -20 to 19");
     process.exit(2);
   }
-  return { quick, only, waitQuiet, nice, transports, systemMalloc, baseline, phases, variants };
+  return { quick, only, waitQuiet, nice, transports, systemMalloc, baseline, phases, variants, features };
 }
 
 /** CPU share below which the machine counts as quiet. */
@@ -143,14 +161,14 @@ async function machineBusy(cpus: number[], maxSeconds: number): Promise<number[]
 }
 
 async function main(): Promise<void> {
-  const { quick, only, waitQuiet, nice, transports, systemMalloc, baseline, phases, variants } = parseArgs(
-    process.argv.slice(2),
-  );
+  const { quick, only, waitQuiet, nice, transports, systemMalloc, baseline, phases, variants, features } =
+    parseArgs(process.argv.slice(2));
   setNiceness(nice);
   const settings = {
     ...(quick ? QUICK : FULL),
     ...(transports ? { transports } : {}),
     ...(phases ? { phases } : {}),
+    ...(features ? { features } : {}),
   };
   const deadline = DEADLINE_MINUTES[settings.mode] + waitQuiet / 60;
   setTimeout(() => {
@@ -230,7 +248,7 @@ async function main(): Promise<void> {
   const rows = figures(settings, [...results.values()]);
   console.log("");
   console.log(
-    `${results.size > 0 ? "Switchboard vs Prosody" : "Switchboard"} — ${settings.mode} run, server on CPU ${settings.serverCpu}, load generator on CPU ${settings.loadCpu}` +
+    `${results.size > 0 ? "Switchboard vs Prosody" : "Switchboard"} — ${settings.mode} run, ${settings.features} features, server on CPU ${settings.serverCpu}, load generator on CPU ${settings.loadCpu}` +
       (nice !== 0 ? `, both at niceness ${nice}` : ""),
   );
   console.log(

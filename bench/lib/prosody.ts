@@ -63,8 +63,16 @@ allow_registration = false
 -- no s2s.
 modules_enabled = {
   "roster"; "saslauth"; "disco"; "ping"; "version"; "time"; "lastactivity";
-  "vcard"; "private"; "blocklist"; "limits";${tls ? ' "tls";' : ""}
+  "vcard"; "private"; "blocklist"; "limits";${tls ? ' "tls";' : ""}${
+    setup.features === "mobile"
+      ? `
+  -- The mobile feature set, as Switchboard runs it by default: stream management, carbons,
+  -- the message archive (every message, as Switchboard's default), client state indication.
+  "smacks"; "carbons"; "mam"; "csi_simple";`
+      : ""
+  }
 }
+${setup.features === "mobile" ? "default_archive_policy = true\n" : ""}
 modules_disabled = { "s2s"; "s2s_auth_certs" }
 
 -- mod_limits stays loaded (as in a real deployment) but far above what the bench sends.

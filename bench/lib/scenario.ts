@@ -179,6 +179,7 @@ export async function benchServer(
           domain: s.domain,
           tls: transport === "starttls",
           directTls: transport === "tls",
+          mobile: s.features === "mobile",
         },
         { ...ACCOUNTS, count: accountCount(s) },
       );
@@ -212,7 +213,14 @@ export async function benchServer(
     log(server.name, `creating ${accounts.count} accounts…`);
     const t0 = performance.now();
     const certificate = await writeBenchCertificate(dir, s.domain);
-    await server.prepare({ dir, domain: s.domain, host: s.host, accounts, ...certificate });
+    await server.prepare({
+      dir,
+      domain: s.domain,
+      host: s.host,
+      accounts,
+      features: s.features,
+      ...certificate,
+    });
     results.prepareSeconds = (performance.now() - t0) / 1000;
     log(
       server.name,

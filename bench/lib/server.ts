@@ -1,7 +1,7 @@
 /** What the bench needs from a server under test. */
 import type { ChildProcess } from "node:child_process";
 import type { AccountSet } from "../loadgen/protocol.js";
-import type { Transport } from "./settings.js";
+import type { FeatureSet, Transport } from "./settings.js";
 
 export interface ServerSetup {
   /** Private directory for config, data and logs (removed after the run). */
@@ -12,6 +12,8 @@ export interface ServerSetup {
   /** The certificate both servers serve (PEM files; EC P-256, self-signed for the domain). */
   certFile: string;
   keyFile: string;
+  /** Which optional features the server runs (see FeatureSet). */
+  features: FeatureSet;
 }
 
 export interface BenchServer {

@@ -6,6 +6,17 @@ export type Transport = "plaintext" | "starttls" | "tls";
 
 export const TRANSPORTS: Transport[] = ["plaintext", "starttls", "tls"];
 
+/**
+ * What the servers run and the clients ask for. `mobile`: what a phone client gets today — stream
+ * management enabled by every client (acks answered), carbons enabled, the message archive,
+ * stanza ids and client state indication on both servers (Switchboard's defaults; Prosody with
+ * mod_smacks, mod_carbons, mod_mam and mod_csi_simple). `im`: the instant-messaging core alone
+ * (Switchboard without those modules, Prosody without them, clients not asking for them).
+ */
+export type FeatureSet = "mobile" | "im";
+
+export const FEATURE_SETS: FeatureSet[] = ["mobile", "im"];
+
 /** Memory per idle session; login rate; routed messages (throughput and latency). */
 export type Phase = "memory" | "logins" | "messages";
 
@@ -29,6 +40,8 @@ export interface BenchSettings {
   transports: Transport[];
   /** The phases run (all by default). */
   phases: Phase[];
+  /** Features on both servers and in the clients (mobile by default). */
+  features: FeatureSet;
   /** Idle sessions at which memory is measured, in increasing order (the largest sets the account count). */
   memorySessions: number[];
   /** Least time to let RSS settle after logins before reading it. */
@@ -57,6 +70,7 @@ const common = {
   holdConcurrency: 100,
   transports: TRANSPORTS,
   phases: PHASES,
+  features: "mobile" as FeatureSet,
 };
 
 export const FULL: BenchSettings = {

@@ -19,14 +19,22 @@ import { SERVER_NODE_FLAGS } from "../../src/bin/node-flags.js";
 import { spawnPinned, trackChild, waitForPort } from "./processes.js";
 import { PROSODY_ITERATIONS } from "./prosody.js";
 import type { BenchServer, ServerSetup } from "./server.js";
-import type { Transport } from "./settings.js";
+import type { FeatureSet, Transport } from "./settings.js";
 
 const execFileAsync = promisify(execFile);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 
-export function switchboardConfig(tls?: { certFile: string; keyFile: string }): string {
+/** The modules the `im` feature set runs without (see FeatureSet). */
+export const MOBILE_MODULES = ["stanza-id", "mam", "carbons", "csi", "stream-management", "push"];
+
+export function switchboardConfig(tls?: {
+  certFile: string;
+  keyFile: string;
+  features?: FeatureSet;
+}): string {
   return `# Written by the Switchboard bench for one run.
 scramIterations: ${PROSODY_ITERATIONS}
+${tls?.features === "im" ? `disabledModules: [${MOBILE_MODULES.join(", ")}]\n` : ""}
 limits:
   # Far above what the bench sends, as Prosody's mod_limits is configured.
   bytesPerSecond: 104857600

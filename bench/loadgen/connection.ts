@@ -18,7 +18,14 @@ export interface ConnectionTarget {
   tls?: boolean;
   /** TLS from the first byte (XEP-0368, ALPN "xmpp-client"). */
   directTls?: boolean;
+  /**
+   * Behave as a phone client: enable stream management (XEP-0198, answering the server's
+   * `<r/>`) and message carbons (XEP-0280) after binding, before the initial presence.
+   */
+  mobile?: boolean;
 }
+
+const SM_NS = "urn:xmpp:sm:3";
 
 type Phase =
   | "connecting"
@@ -57,6 +64,8 @@ export class BenchConnection {
   private closing = false;
   private ended = false;
   private lostReported = false;
+  /** Stanzas received since stream management was enabled (`h`, modulo 2^32), or undefined before. */
+  private handled: number | undefined;
 
   constructor(
     private readonly target: ConnectionTarget,
@@ -176,6 +185,11 @@ export class BenchConnection {
   }
 
   private onStanza(name: string, openTag: string, text: string): void {
+    if (name === "r" || name === "a" || name === "enabled" || name === "failed") {
+      this.onStreamManagement(name, text);
+      return;
+    }
+    if (this.handled !== undefined) this.handled = (this.handled + 1) % 2 ** 32;
     if (name === "message") {
       this.onMessage?.(openTag);
       return;
@@ -274,6 +288,10 @@ export class BenchConnection {
         }
         this.jid = childText(text, "jid") ?? "";
         this.phase = "ready";
+        if (this.target.mobile)
+          this.send(
+            `<enable xmlns='${SM_NS}'/><iq type='set' id='carbons'><enable xmlns='urn:xmpp:carbons:2'/></iq>`,
+          );
         this.send(
           `<presence/><iq type='get' id='barrier' to='${this.target.domain}'><ping xmlns='urn:xmpp:ping'/></iq>`,
         );
@@ -291,6 +309,13 @@ export class BenchConnection {
       default:
         return;
     }
+  }
+
+  private onStreamManagement(name: string, text: string): void {
+    if (name === "enabled") this.handled = 0;
+    else if (name === "failed") this.fail(`stream management refused: ${text}`);
+    else if (name === "r" && this.handled !== undefined)
+      this.send(`<a xmlns='${SM_NS}' h='${this.handled}'/>`);
   }
 
   private startSasl(): void {

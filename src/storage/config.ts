@@ -26,6 +26,10 @@ export const StorageSchema = z
     sqlitePath: z.string().default("switchboard.sqlite"),
     /** PostgreSQL: connections in the pool. */
     poolSize: z.number().int().min(1).max(1000).default(10),
+    /** SQLite: longest time a message-archive append waits to be written with others (0: end of the event-loop turn). */
+    archiveWriteDelayMs: z.number().int().min(0).max(10_000).default(250),
+    /** SQLite: archive appends waiting at which they are written at once. */
+    archiveWriteBatch: z.number().int().min(1).max(100_000).default(5000),
   })
   .prefault({})
   .superRefine((s, ctx) => {

@@ -5,9 +5,10 @@ import type { Storage } from "../core/storage/types.js";
 import { storageBackendOf } from "./config.js";
 import { redactUrl } from "./postgres/url.js";
 import { openSqliteStorage } from "./sqlite/index.js";
+import type { ArchiveWriteWindow } from "./sqlite/messages.js";
 
 export type StorageOptions =
-  | { backend: "sqlite"; path: string }
+  | { backend: "sqlite"; path: string; archiveWrites?: ArchiveWriteWindow }
   | { backend: "postgres"; url: string; schema?: string; poolSize?: number };
 
 /** Opens the configured storage backend; the rest of the server only sees the Storage interface. */
@@ -15,7 +16,10 @@ export async function openStorage(opts: StorageOptions): Promise<Storage> {
   switch (opts.backend) {
     case "sqlite":
       mkdirSync(path.dirname(opts.path), { recursive: true });
-      return openSqliteStorage({ path: opts.path });
+      return openSqliteStorage({
+        path: opts.path,
+        ...(opts.archiveWrites ? { archiveWrites: opts.archiveWrites } : {}),
+      });
     case "postgres": {
       // Loaded on demand: a server or command on SQLite does not load the PostgreSQL driver.
       const { openPostgresStorage } = await import("./postgres/index.js");
@@ -47,11 +51,12 @@ export function parseStorageUrl(url: string, baseDir = process.cwd()): StorageOp
 /** The storage of a server's configuration: storage.url, or the SQLite file in dataDir. */
 export function storageOptionsFrom(config: ServerConfig): StorageOptions {
   const { storage } = config;
+  const archiveWrites = { delayMs: storage.archiveWriteDelayMs, maxRows: storage.archiveWriteBatch };
   if (storage.url !== undefined) {
     const opts = parseStorageUrl(storage.url, config.dataDir);
-    return opts.backend === "postgres" ? { ...opts, poolSize: storage.poolSize } : opts;
+    return opts.backend === "postgres" ? { ...opts, poolSize: storage.poolSize } : { ...opts, archiveWrites };
   }
-  return { backend: "sqlite", path: path.resolve(config.dataDir, storage.sqlitePath) };
+  return { backend: "sqlite", path: path.resolve(config.dataDir, storage.sqlitePath), archiveWrites };
 }
 
 /** Where the storage is, for logs and messages: never a password. */

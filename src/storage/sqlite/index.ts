@@ -19,7 +19,7 @@ import { SqliteBlocklistStore } from "./blocklist.js";
 import { type OpenDatabaseOptions, openDatabase } from "./database.js";
 import { SqliteArchiveStore, SqliteDocumentStore } from "./documents.js";
 import { SqliteKeyValueStore, SqliteKeyValueTable } from "./key-value.js";
-import { SqliteMessageArchiveStore } from "./messages.js";
+import { type ArchiveWriteWindow, DEFAULT_ARCHIVE_WRITES, SqliteMessageArchiveStore } from "./messages.js";
 import { SqliteOfflineStore } from "./offline.js";
 import { SqliteRosterStore } from "./roster.js";
 import { SqliteTransfer } from "./transfer.js";
@@ -30,7 +30,17 @@ export interface SqliteStorageOptions extends OpenDatabaseOptions {
   path: string;
   /** Time source for created_at / stored_at; tests inject a fixed clock. */
   now?: () => number;
+  /** How message-archive appends are batched (default: up to 250 ms or 5,000 rows). */
+  archiveWrites?: ArchiveWriteWindow;
 }
+
+/**
+ * Open storages, written out when the process exits (better-sqlite3 is synchronous, so an
+ * `exit` listener can still write): appends waiting in a write window survive a crash that
+ * goes through process exit; only a kill or power loss can lose that window.
+ */
+const openStorages = new Set<SqliteStorage>();
+let exitListener: (() => void) | undefined;
 
 /** The embedded backend: one SQLite file, all statements prepared once at open. */
 export class SqliteStorage implements Storage {
@@ -45,9 +55,20 @@ export class SqliteStorage implements Storage {
   readonly #archiveStores = new Map<string, ArchiveStore<unknown>>();
   readonly #messageStores = new Map<string, SqliteMessageArchiveStore>();
   readonly #guard: AccountGuard;
+  readonly #archiveWrites: ArchiveWriteWindow;
 
-  constructor(db: Database.Database, now: () => number = Date.now) {
+  constructor(
+    db: Database.Database,
+    now: () => number = Date.now,
+    archiveWrites: ArchiveWriteWindow = DEFAULT_ARCHIVE_WRITES,
+  ) {
     this.#db = db;
+    this.#archiveWrites = archiveWrites;
+    openStorages.add(this);
+    exitListener ??= () => {
+      for (const s of openStorages) s.flushArchives();
+    };
+    if (openStorages.size === 1) process.on("exit", exitListener);
     const guard = new AccountGuard(db);
     this.#guard = guard;
     this.accounts = new SqliteAccountStore(db, guard, now);
@@ -97,15 +118,28 @@ export class SqliteStorage implements Storage {
     const key = `${opts.ownedByAccounts ? "account" : "room"}:${store}`;
     let m = this.#messageStores.get(key);
     if (!m) {
-      m = new SqliteMessageArchiveStore(this.#db, store, opts.ownedByAccounts ? this.#guard : undefined);
+      m = new SqliteMessageArchiveStore(
+        this.#db,
+        store,
+        opts.ownedByAccounts ? this.#guard : undefined,
+        this.#archiveWrites,
+      );
       this.#messageStores.set(key, m);
     }
     return m;
   }
 
-  async close(): Promise<void> {
+  /** Writes the message-archive appends waiting in their write window. */
+  flushArchives(): void {
     if (!this.#db.open) return;
     for (const m of this.#messageStores.values()) m.flush();
+  }
+
+  async close(): Promise<void> {
+    openStorages.delete(this);
+    if (openStorages.size === 0 && exitListener) process.off("exit", exitListener);
+    if (!this.#db.open) return;
+    this.flushArchives();
     // synchronous=NORMAL defers fsync to checkpoints. Copy what we can into the database file
     // (PASSIVE never waits), then fsync whatever another connection (the CLI) keeps in the WAL.
     this.#db.pragma("wal_checkpoint(PASSIVE)");
@@ -130,5 +164,5 @@ function syncIfPresent(path: string): void {
 }
 
 export async function openSqliteStorage(opts: SqliteStorageOptions): Promise<SqliteStorage> {
-  return new SqliteStorage(openDatabase(opts.path, opts), opts.now);
+  return new SqliteStorage(openDatabase(opts.path, opts), opts.now, opts.archiveWrites);
 }

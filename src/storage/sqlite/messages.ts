@@ -22,6 +22,16 @@ interface MessageRow {
 
 const COLUMNS = "id, owner, peer, peer_resource, at, direction, stanza, text";
 
+/** How long appends may wait to be written together (`storage.archiveWriteDelayMs`, `archiveWriteBatch`). */
+export interface ArchiveWriteWindow {
+  /** Longest wait of an append; 0: the end of the current turn of the event loop. */
+  delayMs: number;
+  /** Appends waiting at which they are written at once. */
+  maxRows: number;
+}
+
+export const DEFAULT_ARCHIVE_WRITES: ArchiveWriteWindow = { delayMs: 250, maxRows: 5000 };
+
 export { foldText } from "../fold.js";
 
 /**
@@ -42,10 +52,18 @@ export class SqliteMessageArchiveStore implements MessageArchiveStore {
     resolve: (written: boolean) => void;
     reject: (err: unknown) => void;
   }[] = [];
+  readonly #writes: ArchiveWriteWindow;
+  #timer: NodeJS.Timeout | undefined;
   #scheduled = false;
 
-  constructor(db: Database.Database, store: string, guard: AccountGuard | undefined) {
+  constructor(
+    db: Database.Database,
+    store: string,
+    guard: AccountGuard | undefined,
+    writes: ArchiveWriteWindow = DEFAULT_ARCHIVE_WRITES,
+  ) {
     this.#db = db;
+    this.#writes = writes;
     this.#store = store;
     this.#table = guard ? "account_messages" : "room_messages";
     this.#insert = db.prepare(
@@ -61,9 +79,10 @@ export class SqliteMessageArchiveStore implements MessageArchiveStore {
   }
 
   /**
-   * Appends wait for the end of the current turn of the event loop and are written together,
-   * in one transaction (a commit costs far more than an insert). Every read and removal
-   * writes what is waiting first, so it sees every append made before it.
+   * Appends wait up to `delayMs` (or until `maxRows` are waiting) and are written together, in
+   * one transaction: a commit rewrites every index page the batch touched, so a row costs about
+   * a third as much in batches of thousands as in batches of tens (measured; docs/benchmarks.md).
+   * Every read and removal writes what is waiting first, so it sees every append made before it.
    */
   async append(m: ArchivedMessage): Promise<boolean> {
     // No account check here: the foreign key refuses a missing account when the batch is
@@ -82,16 +101,30 @@ export class SqliteMessageArchiveStore implements MessageArchiveStore {
     ];
     return new Promise<boolean>((resolve, reject) => {
       this.#pending.push({ owner: m.owner, row, resolve, reject });
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => this.flush());
-      }
+      this.#schedule();
     });
+  }
+
+  #schedule(): void {
+    if (this.#pending.length >= this.#writes.maxRows || this.#writes.delayMs === 0) {
+      if (this.#scheduled) return;
+      this.#scheduled = true;
+      setImmediate(() => this.flush());
+    } else if (this.#timer === undefined) {
+      this.#timer = setTimeout(() => this.flush(), this.#writes.delayMs);
+      // A pending write must not keep a stopping process alive: closing the storage (and the
+      // process's exit) writes it.
+      this.#timer.unref();
+    }
   }
 
   /** Writes the waiting appends now (reads, removals and closing the storage call it). */
   flush(): void {
     this.#scheduled = false;
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
     if (this.#pending.length === 0) return;
     const batch = this.#pending.splice(0);
     let written: boolean[];
