@@ -4,8 +4,8 @@ import type { ServerConfig } from "../core/config.js";
 import type { Storage } from "../core/storage/types.js";
 import { storageBackendOf } from "./config.js";
 import { redactUrl } from "./postgres/url.js";
+import type { ArchiveWriteWindow } from "./sqlite/archive-writes.js";
 import { openSqliteStorage } from "./sqlite/index.js";
-import type { ArchiveWriteWindow } from "./sqlite/messages.js";
 
 export type StorageOptions =
   | { backend: "sqlite"; path: string; archiveWrites?: ArchiveWriteWindow }
@@ -51,7 +51,11 @@ export function parseStorageUrl(url: string, baseDir = process.cwd()): StorageOp
 /** The storage of a server's configuration: storage.url, or the SQLite file in dataDir. */
 export function storageOptionsFrom(config: ServerConfig): StorageOptions {
   const { storage } = config;
-  const archiveWrites = { delayMs: storage.archiveWriteDelayMs, maxRows: storage.archiveWriteBatch };
+  const archiveWrites = {
+    delayMs: storage.archiveWriteDelayMs,
+    maxRows: storage.archiveWriteBatch,
+    worker: storage.archiveWriter === "thread",
+  };
   if (storage.url !== undefined) {
     const opts = parseStorageUrl(storage.url, config.dataDir);
     return opts.backend === "postgres" ? { ...opts, poolSize: storage.poolSize } : { ...opts, archiveWrites };

@@ -39,6 +39,111 @@ runStorageConformance(
   { openAnother: () => openStorage({ backend: "sqlite", path: lastPath }) },
 );
 
+// The server's way: archive appends written by a thread of their own, in a window.
+let threadPath = "";
+const THREAD_WRITES = { delayMs: 50, maxRows: 100, worker: true };
+runStorageConformance(
+  "sqlite, archive written by its thread",
+  () => {
+    threadPath = freshPath();
+    return openStorage({ backend: "sqlite", path: threadPath, archiveWrites: THREAD_WRITES });
+  },
+  { openAnother: () => openStorage({ backend: "sqlite", path: threadPath, archiveWrites: THREAD_WRITES }) },
+);
+
+function archived(i: number) {
+  return {
+    id: `m${i}`,
+    owner: "alice",
+    peer: "bob@example.com",
+    peerResource: "phone",
+    at: 1_700_000_000_000 + i,
+    direction: "in" as const,
+    stanza: `<message><body>${i}</body></message>`,
+    text: String(i),
+  };
+}
+
+describe("sqlite storage: archive writes on a thread", () => {
+  it("keeps appends nobody waited for when the storage is closed", async () => {
+    const path = freshPathWithDir();
+    const first = await openSqliteStorage({
+      path,
+      archiveWrites: { delayMs: 5000, maxRows: 10_000, worker: true },
+    });
+    await first.accounts.create("alice", credentials(1));
+    const mam = first.messages("mam", { ownedByAccounts: true });
+    const appends = Array.from({ length: 300 }, (_, i) => mam.append(archived(i)));
+    await first.close();
+    assert.deepEqual(await Promise.all(appends), Array(300).fill(true));
+    const second = await openSqliteStorage({ path });
+    try {
+      const { messages } = await second.messages("mam", { ownedByAccounts: true }).query({ owner: "alice" });
+      assert.deepEqual(
+        messages.map((m) => m.id),
+        Array.from({ length: 300 }, (_, i) => `m${i}`),
+        "all of them, in the order they were appended",
+      );
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("a read sees every append made before it, however long the window", async () => {
+    const storage = await openSqliteStorage({
+      path: freshPathWithDir(),
+      archiveWrites: { delayMs: 60_000, maxRows: 100_000, worker: true },
+    });
+    try {
+      await storage.accounts.create("alice", credentials(1));
+      const mam = storage.messages("mam", { ownedByAccounts: true });
+      for (let i = 0; i < 50; i++) void mam.append(archived(i));
+      assert.equal(await mam.count({ owner: "alice" }), 50);
+      assert.equal((await mam.get("alice", "m49"))?.text, "49");
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it("refuses an append for an account that does not exist, and only that one", async () => {
+    const storage = await openSqliteStorage({ path: freshPathWithDir(), archiveWrites: THREAD_WRITES });
+    try {
+      await storage.accounts.create("alice", credentials(1));
+      const mam = storage.messages("mam", { ownedByAccounts: true });
+      const good = mam.append(archived(1));
+      const bad = mam.append({ ...archived(2), owner: "nobody" });
+      assert.equal(await good, true);
+      await assert.rejects(bad, UnknownAccountError);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it("writes what the thread had not committed when the process exits", async () => {
+    const path = freshPathWithDir();
+    const setup = await openSqliteStorage({ path });
+    await setup.accounts.create("alice", credentials(1));
+    await setup.close();
+    // A child process appends 200 messages in a long window and exits without closing.
+    const storageModule = new URL("../../src/storage/sqlite/index.js", import.meta.url).href;
+    const script = `
+      const { openSqliteStorage } = await import(${JSON.stringify(storageModule)});
+      const s = await openSqliteStorage({ path: ${JSON.stringify(path)}, archiveWrites: { delayMs: 60000, maxRows: 100000, worker: true } });
+      const mam = s.messages("mam", { ownedByAccounts: true });
+      for (let i = 0; i < 200; i++) void mam.append({ id: "x" + i, owner: "alice", peer: "bob@example.com", peerResource: "", at: i, direction: "out", stanza: "<message/>", text: "" });
+      setTimeout(() => process.exit(0), 200);
+    `;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: "inherit" });
+    assert.equal(await new Promise((resolve) => child.once("exit", resolve)), 0);
+    const after = await openSqliteStorage({ path });
+    try {
+      assert.equal(await after.messages("mam", { ownedByAccounts: true }).count({ owner: "alice" }), 200);
+    } finally {
+      await after.close();
+    }
+  });
+});
+
 const ACCOUNT_TABLES = [
   "accounts",
   "scram_credentials",

@@ -15,11 +15,18 @@ import type {
 import type { StorageTransfer } from "../transfer/types.js";
 import { AccountGuard } from "./account-guard.js";
 import { SqliteAccountStore } from "./accounts.js";
+import {
+  type ArchiveWrites,
+  type ArchiveWriteWindow,
+  INLINE_ARCHIVE_WRITES,
+  InlineArchiveWrites,
+  WorkerArchiveWrites,
+} from "./archive-writes.js";
 import { SqliteBlocklistStore } from "./blocklist.js";
 import { type OpenDatabaseOptions, openDatabase } from "./database.js";
 import { SqliteArchiveStore, SqliteDocumentStore } from "./documents.js";
 import { SqliteKeyValueStore, SqliteKeyValueTable } from "./key-value.js";
-import { type ArchiveWriteWindow, DEFAULT_ARCHIVE_WRITES, SqliteMessageArchiveStore } from "./messages.js";
+import { SqliteMessageArchiveStore } from "./messages.js";
 import { SqliteOfflineStore } from "./offline.js";
 import { SqliteRosterStore } from "./roster.js";
 import { SqliteTransfer } from "./transfer.js";
@@ -30,7 +37,10 @@ export interface SqliteStorageOptions extends OpenDatabaseOptions {
   path: string;
   /** Time source for created_at / stored_at; tests inject a fixed clock. */
   now?: () => number;
-  /** How message-archive appends are batched (default: up to 250 ms or 5,000 rows). */
+  /**
+   * How message-archive appends are written: the server configures a writer thread
+   * (storage.archiveWrite*); without this, on the main thread at the end of each turn.
+   */
   archiveWrites?: ArchiveWriteWindow;
 }
 
@@ -55,15 +65,20 @@ export class SqliteStorage implements Storage {
   readonly #archiveStores = new Map<string, ArchiveStore<unknown>>();
   readonly #messageStores = new Map<string, SqliteMessageArchiveStore>();
   readonly #guard: AccountGuard;
-  readonly #archiveWrites: ArchiveWriteWindow;
+  readonly #archiveWrites: ArchiveWrites;
 
   constructor(
     db: Database.Database,
     now: () => number = Date.now,
-    archiveWrites: ArchiveWriteWindow = DEFAULT_ARCHIVE_WRITES,
+    archiveWrites: ArchiveWriteWindow = INLINE_ARCHIVE_WRITES,
+    busyTimeoutMs = 5000,
   ) {
     this.#db = db;
-    this.#archiveWrites = archiveWrites;
+    // A worker needs a file it can open too.
+    this.#archiveWrites =
+      archiveWrites.worker && !db.memory
+        ? new WorkerArchiveWrites(db, archiveWrites, busyTimeoutMs)
+        : new InlineArchiveWrites(db, archiveWrites);
     openStorages.add(this);
     exitListener ??= () => {
       for (const s of openStorages) s.flushArchives();
@@ -129,17 +144,16 @@ export class SqliteStorage implements Storage {
     return m;
   }
 
-  /** Writes the message-archive appends waiting in their write window. */
+  /** Writes the message-archive appends not yet committed, on this thread, now. */
   flushArchives(): void {
-    if (!this.#db.open) return;
-    for (const m of this.#messageStores.values()) m.flush();
+    this.#archiveWrites.writeNowInline();
   }
 
   async close(): Promise<void> {
     openStorages.delete(this);
     if (openStorages.size === 0 && exitListener) process.off("exit", exitListener);
     if (!this.#db.open) return;
-    this.flushArchives();
+    await this.#archiveWrites.close();
     // synchronous=NORMAL defers fsync to checkpoints. Copy what we can into the database file
     // (PASSIVE never waits), then fsync whatever another connection (the CLI) keeps in the WAL.
     this.#db.pragma("wal_checkpoint(PASSIVE)");
@@ -164,5 +178,5 @@ function syncIfPresent(path: string): void {
 }
 
 export async function openSqliteStorage(opts: SqliteStorageOptions): Promise<SqliteStorage> {
-  return new SqliteStorage(openDatabase(opts.path, opts), opts.now, opts.archiveWrites);
+  return new SqliteStorage(openDatabase(opts.path, opts), opts.now, opts.archiveWrites, opts.busyTimeoutMs);
 }

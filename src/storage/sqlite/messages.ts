@@ -7,7 +7,7 @@ import {
 } from "../../core/storage/types.js";
 import { foldText } from "../fold.js";
 import type { AccountGuard } from "./account-guard.js";
-import { forAccount } from "./errors.js";
+import type { ArchiveWrites, MessageTable } from "./archive-writes.js";
 
 interface MessageRow {
   id: string;
@@ -22,16 +22,6 @@ interface MessageRow {
 
 const COLUMNS = "id, owner, peer, peer_resource, at, direction, stanza, text";
 
-/** How long appends may wait to be written together (`storage.archiveWriteDelayMs`, `archiveWriteBatch`). */
-export interface ArchiveWriteWindow {
-  /** Longest wait of an append; 0: the end of the current turn of the event loop. */
-  delayMs: number;
-  /** Appends waiting at which they are written at once. */
-  maxRows: number;
-}
-
-export const DEFAULT_ARCHIVE_WRITES: ArchiveWriteWindow = { delayMs: 250, maxRows: 5000 };
-
 export { foldText } from "../fold.js";
 
 /**
@@ -41,35 +31,19 @@ export { foldText } from "../fold.js";
  */
 export class SqliteMessageArchiveStore implements MessageArchiveStore {
   readonly #db: Database.Database;
-  readonly #table: string;
+  readonly #table: MessageTable;
   readonly #store: string;
-  readonly #insert: Database.Statement<unknown[], unknown>;
+  readonly #writes: ArchiveWrites;
+  readonly #guarded: boolean;
   readonly #seqOf: Database.Statement<[string, string, string], number>;
   readonly #get: Database.Statement<[string, string, string], MessageRow>;
-  readonly #pending: {
-    owner: string;
-    row: unknown[];
-    resolve: (written: boolean) => void;
-    reject: (err: unknown) => void;
-  }[] = [];
-  readonly #writes: ArchiveWriteWindow;
-  #timer: NodeJS.Timeout | undefined;
-  #scheduled = false;
 
-  constructor(
-    db: Database.Database,
-    store: string,
-    guard: AccountGuard | undefined,
-    writes: ArchiveWriteWindow = DEFAULT_ARCHIVE_WRITES,
-  ) {
+  constructor(db: Database.Database, store: string, guard: AccountGuard | undefined, writes: ArchiveWrites) {
     this.#db = db;
     this.#writes = writes;
     this.#store = store;
+    this.#guarded = guard !== undefined;
     this.#table = guard ? "account_messages" : "room_messages";
-    this.#insert = db.prepare(
-      `INSERT INTO ${this.#table} (store, ${COLUMNS}, folded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (store, owner, id) DO NOTHING`,
-    );
     this.#seqOf = db
       .prepare<[string, string, string], number>(
         `SELECT seq FROM ${this.#table} WHERE store = ? AND owner = ? AND id = ?`,
@@ -79,79 +53,31 @@ export class SqliteMessageArchiveStore implements MessageArchiveStore {
   }
 
   /**
-   * Appends wait up to `delayMs` (or until `maxRows` are waiting) and are written together, in
-   * one transaction: a commit rewrites every index page the batch touched, so a row costs about
-   * a third as much in batches of thousands as in batches of tens (measured; docs/benchmarks.md).
-   * Every read and removal writes what is waiting first, so it sees every append made before it.
+   * Written in batches (archive-writes.ts); every read and removal first waits for the appends
+   * made before it, so it sees them.
    */
   async append(m: ArchivedMessage): Promise<boolean> {
     // No account check here: the foreign key refuses a missing account when the batch is
-    // written, and that row alone then fails with UnknownAccountError (see flush).
-    const row = [
-      this.#store,
-      m.id,
-      m.owner,
-      m.peer,
-      m.peerResource,
-      m.at,
-      m.direction,
-      m.stanza,
-      m.text,
-      foldText(m.text),
-    ];
-    return new Promise<boolean>((resolve, reject) => {
-      this.#pending.push({ owner: m.owner, row, resolve, reject });
-      this.#schedule();
-    });
-  }
-
-  #schedule(): void {
-    if (this.#pending.length >= this.#writes.maxRows || this.#writes.delayMs === 0) {
-      if (this.#scheduled) return;
-      this.#scheduled = true;
-      setImmediate(() => this.flush());
-    } else if (this.#timer === undefined) {
-      this.#timer = setTimeout(() => this.flush(), this.#writes.delayMs);
-      // A pending write must not keep a stopping process alive: closing the storage (and the
-      // process's exit) writes it.
-      this.#timer.unref();
-    }
-  }
-
-  /** Writes the waiting appends now (reads, removals and closing the storage call it). */
-  flush(): void {
-    this.#scheduled = false;
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
-    if (this.#pending.length === 0) return;
-    const batch = this.#pending.splice(0);
-    let written: boolean[];
-    try {
-      written = this.#db.transaction(() =>
-        batch.map((p) => (this.#insert.run(...p.row) as Database.RunResult).changes === 1),
-      )();
-    } catch {
-      // One failing row (its account deleted meanwhile) must not cost the others.
-      for (const p of batch) {
-        try {
-          p.resolve(
-            forAccount(p.owner, () => (this.#insert.run(...p.row) as Database.RunResult).changes === 1),
-          );
-        } catch (err) {
-          p.reject(err);
-        }
-      }
-      return;
-    }
-    batch.forEach((p, i) => {
-      p.resolve(written[i]!);
+    // written, and that row alone then fails with UnknownAccountError.
+    return this.#writes.append({
+      table: this.#guarded ? "account_messages" : "room_messages",
+      row: [
+        this.#store,
+        m.id,
+        m.owner,
+        m.peer,
+        m.peerResource,
+        m.at,
+        m.direction,
+        m.stanza,
+        m.text,
+        foldText(m.text),
+      ],
     });
   }
 
   async query(q: MessageQuery): Promise<{ messages: ArchivedMessage[]; complete: boolean }> {
-    this.flush();
+    await this.#writes.drain();
     const { where, params } = this.#filters(q, true);
     const limit = q.limit ?? -1;
     const sql = `SELECT ${COLUMNS} FROM ${this.#table} WHERE ${where.join(" AND ")}
@@ -164,7 +90,7 @@ export class SqliteMessageArchiveStore implements MessageArchiveStore {
   }
 
   async count(q: MessageQuery): Promise<number> {
-    this.flush();
+    await this.#writes.drain();
     const { where, params } = this.#filters(q, false);
     return this.#db
       .prepare(`SELECT count(*) FROM ${this.#table} WHERE ${where.join(" AND ")}`)
@@ -173,13 +99,13 @@ export class SqliteMessageArchiveStore implements MessageArchiveStore {
   }
 
   async get(owner: string, id: string): Promise<ArchivedMessage | undefined> {
-    this.flush();
+    await this.#writes.drain();
     const row = this.#get.get(this.#store, owner, id);
     return row ? toMessage(row) : undefined;
   }
 
   async remove(owner: string, ids?: string[]): Promise<number> {
-    this.flush();
+    await this.#writes.drain();
     if (ids === undefined) {
       return this.#db
         .prepare(`DELETE FROM ${this.#table} WHERE store = ? AND owner = ?`)
@@ -193,7 +119,7 @@ export class SqliteMessageArchiveStore implements MessageArchiveStore {
   }
 
   async prune(before: number, owner?: string): Promise<number> {
-    this.flush();
+    await this.#writes.drain();
     if (owner === undefined) {
       return this.#db
         .prepare(`DELETE FROM ${this.#table} WHERE store = ? AND at < ?`)

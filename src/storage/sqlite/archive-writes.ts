@@ -1,0 +1,308 @@
+/**
+ * How message-archive appends reach the SQLite file. A commit rewrites every index page its
+ * rows touched, so a row costs about a third as much in batches of thousands as in batches
+ * of tens (measured; docs/benchmarks.md) — but a batch written on the main thread stops
+ * every stream for as long as it takes. So by default appends are written by a worker
+ * thread with its own connection, in large batches, while the main thread goes on; where no
+ * worker can be used (an in-memory database) they are written on the main thread in a
+ * short window.
+ *
+ * Either way a caller need not wait for an append, and `drain()` resolves once everything
+ * appended before it is committed, so every read sees every earlier append.
+ */
+import { Worker } from "node:worker_threads";
+import type Database from "better-sqlite3";
+import { UnknownAccountError } from "./errors.js";
+
+/** The message tables: accounts' archives (deleted with them) and free owners' (rooms). */
+export type MessageTable = "account_messages" | "room_messages";
+
+/** Values of one row, in INSERT_COLUMNS order. */
+export type MessageRow = [
+  store: string,
+  id: string,
+  owner: string,
+  peer: string,
+  peerResource: string,
+  at: number,
+  direction: "in" | "out",
+  stanza: string,
+  text: string,
+  folded: string,
+];
+
+export interface PendingAppend {
+  table: MessageTable;
+  row: MessageRow;
+}
+
+/** Outcome of one row: written, already there (same id), its account missing, or another failure. */
+export type AppendOutcome = "written" | "duplicate" | "unknown-account" | { error: string };
+
+/** How long appends may wait to be written together (`storage.archiveWriteDelayMs`, `archiveWriteBatch`). */
+export interface ArchiveWriteWindow {
+  /** Longest wait of an append; 0: the end of the current turn of the event loop. */
+  delayMs: number;
+  /** Appends waiting at which they are written at once (also the most one transaction holds). */
+  maxRows: number;
+  /** Write on a worker thread (file databases only); false: on the main thread. */
+  worker: boolean;
+}
+
+export const DEFAULT_ARCHIVE_WRITES: ArchiveWriteWindow = { delayMs: 250, maxRows: 5000, worker: true };
+
+/** The main thread's window when appends are written inline (short: the write stops every stream). */
+export const INLINE_ARCHIVE_WRITES: ArchiveWriteWindow = { delayMs: 0, maxRows: 500, worker: false };
+
+const INSERT_COLUMNS = "store, id, owner, peer, peer_resource, at, direction, stanza, text, folded";
+
+/**
+ * Writes rows in one transaction; if that fails (one row's account deleted meanwhile), row by
+ * row, so one bad row does not cost the others.
+ */
+export function writeAppends(db: Database.Database, appends: readonly PendingAppend[]): AppendOutcome[] {
+  const statements = new Map<MessageTable, Database.Statement<unknown[], unknown>>();
+  const insert = (a: PendingAppend): boolean => {
+    let s = statements.get(a.table);
+    if (!s) {
+      s = db.prepare(
+        `INSERT INTO ${a.table} (${INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (store, owner, id) DO NOTHING`,
+      );
+      statements.set(a.table, s);
+    }
+    return (s.run(...a.row) as Database.RunResult).changes === 1;
+  };
+  try {
+    return db.transaction(() => appends.map((a): AppendOutcome => (insert(a) ? "written" : "duplicate")))();
+  } catch {
+    return appends.map((a): AppendOutcome => {
+      try {
+        return insert(a) ? "written" : "duplicate";
+      } catch (error) {
+        if ((error as { code?: unknown }).code === "SQLITE_CONSTRAINT_FOREIGNKEY") return "unknown-account";
+        return { error: (error as Error).message };
+      }
+    });
+  }
+}
+
+interface Waiting {
+  append: PendingAppend;
+  resolve: (written: boolean) => void;
+  reject: (err: unknown) => void;
+}
+
+function settle(w: Waiting, outcome: AppendOutcome): void {
+  if (outcome === "written") w.resolve(true);
+  else if (outcome === "duplicate") w.resolve(false);
+  else if (outcome === "unknown-account") w.reject(new UnknownAccountError(w.append.row[2]));
+  else w.reject(new Error(`archiving failed: ${outcome.error}`));
+}
+
+export interface ArchiveWrites {
+  append(append: PendingAppend): Promise<boolean>;
+  /** Resolves once every append made before it is committed. */
+  drain(): Promise<void>;
+  /** Writes what is waiting on the calling thread, now (process exit, closing). */
+  writeNowInline(): void;
+  close(): Promise<void>;
+}
+
+/** Appends written on the main thread, in a short window. */
+export class InlineArchiveWrites implements ArchiveWrites {
+  readonly #db: Database.Database;
+  readonly #window: ArchiveWriteWindow;
+  readonly #pending: Waiting[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #immediate: NodeJS.Immediate | undefined;
+
+  constructor(db: Database.Database, window: ArchiveWriteWindow) {
+    this.#db = db;
+    this.#window = window;
+  }
+
+  append(append: PendingAppend): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.#pending.push({ append, resolve, reject });
+      if (this.#pending.length >= this.#window.maxRows || this.#window.delayMs === 0) {
+        this.#immediate ??= setImmediate(() => this.writeNowInline());
+      } else if (this.#timer === undefined) {
+        this.#timer = setTimeout(() => this.writeNowInline(), this.#window.delayMs);
+        this.#timer.unref();
+      }
+    });
+  }
+
+  async drain(): Promise<void> {
+    this.writeNowInline();
+  }
+
+  writeNowInline(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#immediate !== undefined) clearImmediate(this.#immediate);
+    this.#timer = undefined;
+    this.#immediate = undefined;
+    if (this.#pending.length === 0 || !this.#db.open) return;
+    const batch = this.#pending.splice(0);
+    const outcomes = writeAppends(
+      this.#db,
+      batch.map((w) => w.append),
+    );
+    batch.forEach((w, i) => {
+      settle(w, outcomes[i]!);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.writeNowInline();
+  }
+}
+
+/** Messages between the main thread and the archive writer thread. */
+export type ToWriter =
+  | { op: "append"; batch: number; appends: PendingAppend[] }
+  | { op: "drain"; token: number }
+  | { op: "close" };
+
+export type FromWriter =
+  | { op: "written"; batch: number; outcomes: AppendOutcome[] }
+  | { op: "drained"; token: number }
+  | { op: "failed"; error: string };
+
+export interface WriterData {
+  path: string;
+  busyTimeoutMs: number;
+  delayMs: number;
+  maxRows: number;
+}
+
+/**
+ * Appends written by a worker thread with its own connection to the same file. The main
+ * thread keeps each append until the writer reports it written, so what the writer has not
+ * committed when the process exits is written by `writeNowInline` (from an `exit` listener).
+ */
+export class WorkerArchiveWrites implements ArchiveWrites {
+  readonly #db: Database.Database;
+  readonly #worker: Worker;
+  /** Appends of this turn, posted together at its end. */
+  #turn: Waiting[] = [];
+  #posting: NodeJS.Immediate | undefined;
+  readonly #sent = new Map<number, Waiting[]>();
+  readonly #drains = new Map<number, () => void>();
+  #next = 1;
+  #failed: Error | undefined;
+  #closed = false;
+
+  constructor(db: Database.Database, window: ArchiveWriteWindow, busyTimeoutMs: number) {
+    this.#db = db;
+    const data: WriterData = {
+      path: db.name,
+      busyTimeoutMs,
+      delayMs: window.delayMs,
+      maxRows: window.maxRows,
+    };
+    this.#worker = new Worker(new URL("./archive-writer.js", import.meta.url), { workerData: data });
+    // An idle writer must not keep the process alive; closing the storage ends it.
+    this.#worker.unref();
+    this.#worker.on("message", (m: FromWriter) => this.#received(m));
+    this.#worker.on("error", (err) => this.#fail(err));
+    this.#worker.on("exit", (code) => {
+      if (!this.#closed) this.#fail(new Error(`the archive writer thread stopped (code ${code})`));
+    });
+  }
+
+  append(append: PendingAppend): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.#turn.push({ append, resolve, reject });
+      this.#posting ??= setImmediate(() => this.#post());
+    });
+  }
+
+  #post(): void {
+    this.#posting = undefined;
+    if (this.#turn.length === 0) return;
+    const waiting = this.#turn;
+    this.#turn = [];
+    if (this.#failed) {
+      // The writer is gone: write here rather than lose the rows.
+      this.#writeInline(waiting);
+      return;
+    }
+    const batch = this.#next++;
+    this.#sent.set(batch, waiting);
+    this.#worker.postMessage({
+      op: "append",
+      batch,
+      appends: waiting.map((w) => w.append),
+    } satisfies ToWriter);
+  }
+
+  #received(m: FromWriter): void {
+    if (m.op === "written") {
+      const waiting = this.#sent.get(m.batch);
+      this.#sent.delete(m.batch);
+      waiting?.forEach((w, i) => {
+        settle(w, m.outcomes[i]!);
+      });
+    } else if (m.op === "drained") {
+      this.#drains.get(m.token)?.();
+      this.#drains.delete(m.token);
+    } else {
+      this.#fail(new Error(m.error));
+    }
+  }
+
+  #fail(err: Error): void {
+    if (this.#failed) return;
+    this.#failed = err;
+    // Everything the writer had not confirmed is written here, once (ids make it idempotent).
+    this.writeNowInline();
+    for (const done of this.#drains.values()) done();
+    this.#drains.clear();
+  }
+
+  drain(): Promise<void> {
+    this.#post();
+    if (this.#failed || (this.#sent.size === 0 && this.#turn.length === 0)) return Promise.resolve();
+    const token = this.#next++;
+    return new Promise<void>((resolve) => {
+      this.#drains.set(token, resolve);
+      this.#worker.postMessage({ op: "drain", token } satisfies ToWriter);
+    });
+  }
+
+  writeNowInline(): void {
+    const waiting = [...this.#sent.values()].flat().concat(this.#turn);
+    this.#sent.clear();
+    this.#turn = [];
+    this.#writeInline(waiting);
+  }
+
+  #writeInline(waiting: Waiting[]): void {
+    if (waiting.length === 0 || !this.#db.open) return;
+    const outcomes = writeAppends(
+      this.#db,
+      waiting.map((w) => w.append),
+    );
+    waiting.forEach((w, i) => {
+      settle(w, outcomes[i]!);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.drain();
+    this.#closed = true;
+    this.#worker.postMessage({ op: "close" } satisfies ToWriter);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        void this.#worker.terminate().then(() => resolve());
+      }, 5000);
+      this.#worker.once("exit", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    this.writeNowInline();
+  }
+}
