@@ -366,7 +366,7 @@ describe("FAST (XEP-0484) on SASL2", () => {
     );
   });
 
-  test("fast list shows an account's clients with tokens; fast revoke removes them", async () => {
+  test("fast list shows an account's clients with usable tokens; fast revoke removes them", async () => {
     const agentId = randomUUID();
     const { token } = await passwordLogin(h, port, "gina", "gina-pw", agentId);
     const ctx: CommandContext = {
@@ -380,10 +380,20 @@ describe("FAST (XEP-0484) on SASL2", () => {
     assert.equal(listed.data?.clients[0]?.client, agentId);
     assert.equal(listed.data?.clients[0]?.software, "fast test");
     assert.equal(listed.data?.clients[0]?.mechanism, "HT-SHA-256-NONE");
+    // A second client; then a new password: neither client's token is listed any more.
+    await passwordLogin(h, port, "gina", "gina-pw", randomUUID());
+    assert.equal((await fastList.run(ctx, { name: "gina" })).data?.clients.length, 2);
+    const { credentials } = (await h.server.services.storage.accounts.get("gina"))!;
+    await h.server.services.storage.accounts.setCredentials(
+      "gina",
+      deriveCredentials("gina-new-pw", { iterations: 4096, hashes: ["SHA-1"] }),
+    );
+    assert.equal((await fastList.run(ctx, { name: "gina" })).data?.clients.length, 0);
+    await h.server.services.storage.accounts.setCredentials("gina", credentials);
     const revoked = await fastRevoke.run(ctx, { name: "gina", client: agentId });
     assert.equal(revoked.data?.revoked, 1);
     assertRefused(await fastOutcome(h, port, { user: "gina", token, agentId }), "revoked");
-    assert.equal((await fastList.run(ctx, { name: "gina" })).data?.clients.length, 0);
+    assert.equal((await fastList.run(ctx, { name: "gina" })).data?.clients.length, 1, "the other client's");
     await assert.rejects(fastRevoke.run(ctx, { name: "gina", client: agentId }), /no FAST token/);
   });
 

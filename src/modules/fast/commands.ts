@@ -8,7 +8,7 @@ import {
   CommandError,
   defineCommand,
 } from "../../core/commands.js";
-import { FAST_STORE, FastTokens } from "./tokens.js";
+import { credentialTag, FAST_STORE, FastTokens } from "./tokens.js";
 
 const tokensOf = (ctx: CommandContext) => new FastTokens(ctx.storage.keyValue(FAST_STORE));
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -31,10 +31,14 @@ export const fastList = defineCommand({
   mutates: false,
   async run(ctx, input) {
     const name = accountName(input.name, ctx.config);
-    if (!(await ctx.storage.accounts.exists(name))) throw noAccount(ctx, name);
+    const account = await ctx.storage.accounts.get(name);
+    if (!account) throw noAccount(ctx, name);
     const now = ctx.clock.now();
+    const tag = credentialTag(account.credentials);
     const clients: z.infer<typeof FastClientView>[] = [];
     for (const t of await tokensOf(ctx).list(name)) {
+      // Tokens from before the current password, or of a disabled account, no longer log in.
+      if (account.disabled || t.credentialTag !== tag) continue;
       const live = [t.next, t.current].filter(
         (s): s is NonNullable<typeof s> => s !== undefined && s.expiresAt > now,
       );
