@@ -623,6 +623,12 @@ describe("moderation and affiliations", () => {
       (e) => presenceFrom(`${room}/Carol`)(e) && itemOf(e)?.attrs.affiliation === "admin",
     );
     assert.equal(itemOf(admin)!.attrs.role, "moderator");
+    // As a moderator of a semi-anonymous room Carol now sees the others' real JIDs.
+    const revealed = await waitFor(
+      carol!,
+      (e) => presenceFrom(`${room}/Bob`)(e) && itemOf(e)?.attrs.jid !== undefined,
+    );
+    assert.equal(itemOf(revealed)!.attrs.jid, bob!.jid!.toString());
     // An admin cannot take the owner's affiliation; the last owner cannot leave ownership.
     const noOwner = await iq(
       carol!,

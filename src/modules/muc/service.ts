@@ -530,6 +530,17 @@ export class MucService {
     await Promise.all(sends);
   }
 
+  /** A new moderator of a semi-anonymous room gets everyone's presence again, now with real JIDs. */
+  private async revealTo(room: Room, moderator: Occupant): Promise<void> {
+    if (room.config.whois === "anyone") return;
+    for (const other of room.occupants.values()) {
+      if (other === moderator) continue;
+      const from = this.occupantJid(room, other.nick);
+      for (const s of moderator.sessions.values())
+        await this.send(this.presenceOf(room, other, moderator, {}), from, s.jid);
+    }
+  }
+
   private forgetSession(room: Room, jid: string): void {
     room.byRealJid.delete(jid);
     const rooms = this.joined.get(jid);
@@ -1247,11 +1258,13 @@ export class MucService {
             ...(c.reason !== undefined ? { reason: c.reason } : {}),
           });
         } else {
+          const was = c.target.role;
           c.target.role = c.role;
           await this.broadcastPresence(room, c.target, {
             ...(actorNick !== undefined ? { actor: actorNick } : {}),
             ...(c.reason !== undefined ? { reason: c.reason } : {}),
           });
+          if (was !== "moderator" && c.role === "moderator") await this.revealTo(room, c.target);
         }
         continue;
       }
@@ -1266,8 +1279,10 @@ export class MucService {
         else if (room.config.membersOnly && affiliationRank(room.effectiveAffiliation(o)) < 2)
           await this.removeOccupant(room, o, { ...details, codes: [321] });
         else {
+          const was = o.role;
           o.role = room.defaultRole(room.effectiveAffiliation(o));
           await this.broadcastPresence(room, o, details);
+          if (was !== "moderator" && o.role === "moderator") await this.revealTo(room, o);
         }
       }
     }
