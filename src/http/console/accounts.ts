@@ -149,14 +149,15 @@ export function registerAccounts(app: FastifyInstance, env: ConsoleEnv): void {
     password?: FormState,
   ) => {
     const name = request.params.name;
-    const [{ name: normalised, disabled, createdAt }, { sessions }, { admins }] = await Promise.all([
-      env.data<{ name: string; disabled: boolean; createdAt: string }>(request, "user show", { name }),
+    const [{ name: normalised, jid, disabled, createdAt }, { sessions }, { admins }] = await Promise.all([
+      env.data<{ name: string; jid: string; disabled: boolean; createdAt: string }>(request, "user show", {
+        name,
+      }),
       env.data<{ sessions: LiveSession[] }>(request, "user sessions", { name }),
       env.data<{ admins: { name: string }[] }>(request, "admin list"),
     ]);
     const csrf = request.session?.csrfToken;
     const isAdmin = admins.some((a) => a.name === normalised);
-    const jid = `${normalised}@${env.deps.config.domain}`;
     return env.page(request, reply, {
       title: `Account ${normalised}`,
       current: "accounts",
