@@ -86,6 +86,14 @@ test("the licensing domain has one front door and knows nothing of streams, comm
   assert.deepEqual(domain, [], `the licensing domain depends on:\n${show(domain)}`);
 });
 
+test("the programme's services raise their own refusals: only its command files know the command layer", () => {
+  const faces = new Set(["src/programme/commands.ts", "src/programme/mail-commands.ts"]);
+  const bad = importsOf("src/programme").filter(
+    (i) => inside(i.to, "src/core/commands.ts") && !faces.has(i.from),
+  );
+  assert.deepEqual(bad, [], `programme services importing the command layer:\n${show(bad)}`);
+});
+
 test("the SDK imports nothing of the server", () => {
   const bad = importsOf("sdk").filter((i) => !inside(i.to, "sdk"));
   assert.deepEqual(bad, [], `the SDK depends on the server:\n${show(bad)}`);

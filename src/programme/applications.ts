@@ -10,7 +10,6 @@
 
 import { recordAudit } from "../commands/audit.js";
 import type { Clock } from "../core/clock.js";
-import { CommandError } from "../core/commands.js";
 import type { DocumentStore, Storage } from "../core/storage/types.js";
 import type { Actor, Instant, Licence } from "../licensing/index.js";
 import {
@@ -20,6 +19,7 @@ import {
   checkUrl,
   type LicensingRegistry,
 } from "../licensing/index.js";
+import { ProgrammeError } from "./errors.js";
 import { isId, newId } from "./ids.js";
 import {
   applicationApprovedMail,
@@ -196,7 +196,7 @@ export class Applications {
 
   async require(id: string): Promise<Application> {
     const a = await this.get(id);
-    if (!a) throw new CommandError(`no application ${id}`, 404);
+    if (!a) throw new ProgrammeError(`no application ${id}`, "not-found");
     return a;
   }
 
@@ -214,9 +214,10 @@ export class Applications {
   /** A confirmed portal account submits the form (raw as posted; validated here). */
   async submit(accountId: string, raw: Record<string, unknown>): Promise<Application> {
     const account = await this.#o.accounts.get(accountId);
-    if (!account) throw new CommandError(`no portal account ${accountId}`, 404);
-    if (!account.emailVerified) throw new CommandError("confirm your email address before applying", 409);
-    if (account.disabled) throw new CommandError("this portal account is disabled", 409);
+    if (!account) throw new ProgrammeError(`no portal account ${accountId}`, "not-found");
+    if (!account.emailVerified)
+      throw new ProgrammeError("confirm your email address before applying", "conflict");
+    if (account.disabled) throw new ProgrammeError("this portal account is disabled", "conflict");
     const form = parseApplicationForm(raw);
     const now = this.#o.clock.now();
     const application: Application = {
@@ -245,7 +246,8 @@ export class Applications {
     const application = await this.#change(id, (a) => {
       if (a.status === "under-review") return a;
       changed = true;
-      if (a.status !== "submitted") throw new CommandError(`application ${id} is already ${a.status}`, 409);
+      if (a.status !== "submitted")
+        throw new ProgrammeError(`application ${id} is already ${a.status}`, "conflict");
       return {
         ...a,
         status: "under-review",
@@ -266,26 +268,29 @@ export class Applications {
     const now = clock.now();
     const validFrom = terms.validFrom ?? now;
     if (terms.validUntil !== undefined && terms.validUntil <= validFrom)
-      throw new CommandError("valid-until must be after valid-from", 400);
+      throw new ProgrammeError("valid-until must be after valid-from", "invalid");
     if (terms.maxSessions !== undefined && (!Number.isInteger(terms.maxSessions) || terms.maxSessions < 1))
-      throw new CommandError("max sessions must be a whole number of at least 1", 400);
+      throw new ProgrammeError("max sessions must be a whole number of at least 1", "invalid");
     if (terms.termsRef !== undefined && textProblem(terms.termsRef, 500))
-      throw new CommandError(`terms reference ${textProblem(terms.termsRef, 500)}`, 400);
+      throw new ProgrammeError(`terms reference ${textProblem(terms.termsRef, 500)}`, "invalid");
     if (terms.clientId !== undefined) checkClientId(terms.clientId);
     const pending = await this.require(id);
     if (pending.scope === "gateway") {
       if (terms.clientId !== undefined)
-        throw new CommandError("a gateway licence is for the gateway's domain: it has no client id", 400);
+        throw new ProgrammeError(
+          "a gateway licence is for the gateway's domain: it has no client id",
+          "invalid",
+        );
       if (terms.maxSessions !== undefined)
-        throw new CommandError("session limits are for client licences", 400);
+        throw new ProgrammeError("session limits are for client licences", "invalid");
     }
 
     // Claim the application, so a second click on "approve" cannot create a second app.
     let application = await this.#change(id, (a) => {
       if (a.status === "approved" || a.status === "rejected")
-        throw new CommandError(`application ${id} is already ${a.status}`, 409);
+        throw new ProgrammeError(`application ${id} is already ${a.status}`, "conflict");
       if (a.approvingSince !== undefined && now - a.approvingSince < APPROVAL_TIMEOUT_MS)
-        throw new CommandError(`application ${id} is being approved`, 409);
+        throw new ProgrammeError(`application ${id} is being approved`, "conflict");
       return { ...a, approvingSince: now };
     });
     try {
@@ -293,7 +298,7 @@ export class Applications {
       let publisherId = terms.publisherId ?? account?.publisherId ?? application.publisherId;
       if (publisherId !== undefined) {
         if (!(await registry.getPublisher(publisherId)))
-          throw new CommandError(`no publisher ${publisherId}`, 404);
+          throw new ProgrammeError(`no publisher ${publisherId}`, "not-found");
       } else {
         publisherId = (
           await registry.addPublisher(actor, {
@@ -378,7 +383,7 @@ export class Applications {
     ) {
       const apps = (await registry.snapshot()).apps;
       if (terms.clientId !== undefined && apps.has(terms.clientId))
-        throw new CommandError(`client id ${terms.clientId} is already registered`, 409);
+        throw new ProgrammeError(`client id ${terms.clientId} is already registered`, "conflict");
       clientId =
         terms.clientId ?? deriveClientId(application.appName, application.website, (c) => apps.has(c));
       await registry.registerApp(actor, {
@@ -405,9 +410,9 @@ export class Applications {
     const now = this.#o.clock.now();
     const application = await this.#change(id, (a) => {
       if (a.status === "approved" || a.status === "rejected")
-        throw new CommandError(`application ${id} is already ${a.status}`, 409);
+        throw new ProgrammeError(`application ${id} is already ${a.status}`, "conflict");
       if (a.approvingSince !== undefined && now - a.approvingSince < APPROVAL_TIMEOUT_MS)
-        throw new CommandError(`application ${id} is being approved`, 409);
+        throw new ProgrammeError(`application ${id} is being approved`, "conflict");
       const { approvingSince: _claim, ...rest } = a;
       return {
         ...rest,
@@ -449,9 +454,9 @@ export class Applications {
   }
 
   async #change(id: string, fn: (a: Application) => Application): Promise<Application> {
-    if (!isId("apl", id)) throw new CommandError(`no application ${id}`, 404);
+    if (!isId("apl", id)) throw new ProgrammeError(`no application ${id}`, "not-found");
     const updated = await this.#docs.update(`application:${id}`, (cur) => {
-      if (!cur) throw new CommandError(`no application ${id}`, 404);
+      if (!cur) throw new ProgrammeError(`no application ${id}`, "not-found");
       return fn(cur);
     });
     return updated!;

@@ -12,10 +12,10 @@
 
 import { recordAudit } from "../commands/audit.js";
 import type { Clock } from "../core/clock.js";
-import { CommandError, commandErrorOf } from "../core/commands.js";
 import type { DocumentStore, Storage } from "../core/storage/types.js";
 import type { Actor, LicensingRegistry, LiveRow, Publisher } from "../licensing/index.js";
 import { affectedPublishers, type PolicyChange, reasonLines } from "./audience.js";
+import { isRefusal, ProgrammeError } from "./errors.js";
 import { isId, newId } from "./ids.js";
 import { type MailContext, noticeMail, reminderMail } from "./mail-templates.js";
 import type { Notice, NoticeAudience, NoticeRecipient, OutboxMail, RecipientMail } from "./model.js";
@@ -113,7 +113,7 @@ export class Notices {
     }
     const id = audience.slice("publisher:".length);
     const publisher = snapshot.publishers.get(id);
-    if (!publisher) throw new CommandError(`no publisher ${id}`, 404);
+    if (!publisher) throw new ProgrammeError(`no publisher ${id}`, "not-found");
     return [{ publisher }];
   }
 
@@ -128,11 +128,11 @@ export class Notices {
     const audience = parseAudience(draft.audience);
     const addressees = await this.addressees(audience, draft.policyChange);
     if (addressees.length === 0)
-      throw new CommandError(
+      throw new ProgrammeError(
         audience === "affected"
           ? "the policy change affects no publisher"
           : "there are no publishers to notify",
-        409,
+        "conflict",
       );
     const now = this.#o.clock.now();
     const notice: Notice = {
@@ -205,7 +205,7 @@ export class Notices {
 
   async require(id: string): Promise<NoticeDetail> {
     const detail = await this.get(id);
-    if (!detail) throw new CommandError(`no notice ${id}`, 404);
+    if (!detail) throw new ProgrammeError(`no notice ${id}`, "not-found");
     return detail;
   }
 
@@ -245,7 +245,7 @@ export class Notices {
   async remind(noticeId: string, actor: Actor): Promise<NoticeRecipient[]> {
     const detail = await this.require(noticeId);
     if (!detail.notice.requiresAck)
-      throw new CommandError(`notice ${noticeId} does not ask for acknowledgement`, 409);
+      throw new ProgrammeError(`notice ${noticeId} does not ask for acknowledgement`, "conflict");
     const reminded: NoticeRecipient[] = [];
     for (const r of detail.recipients) {
       if (r.acknowledgedAt !== undefined) continue;
@@ -286,7 +286,7 @@ export class Notices {
     await this.#changeRecipient(ref.noticeId, ref.publisherId, (r) => applyResult(r, mail)).catch(
       (err: unknown) => {
         // The notice may have been removed by hand; nothing to record then.
-        if (commandErrorOf(err)?.status !== 404) throw err;
+        if (!isRefusal(err, "not-found")) throw err;
       },
     );
   }
@@ -323,9 +323,10 @@ export class Notices {
     publisherId: string,
     fn: (r: NoticeRecipient) => NoticeRecipient,
   ): Promise<NoticeRecipient> {
-    if (!isId("ntc", noticeId)) throw new CommandError(`no notice ${noticeId}`, 404);
+    if (!isId("ntc", noticeId)) throw new ProgrammeError(`no notice ${noticeId}`, "not-found");
     const updated = await this.#docs.update(recipientKey(noticeId, publisherId), (cur) => {
-      if (!cur) throw new CommandError(`notice ${noticeId} was not sent to publisher ${publisherId}`, 404);
+      if (!cur)
+        throw new ProgrammeError(`notice ${noticeId} was not sent to publisher ${publisherId}`, "not-found");
       return fn(cur as NoticeRecipient);
     });
     return updated as NoticeRecipient;

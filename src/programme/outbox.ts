@@ -9,9 +9,9 @@
  */
 import { EventEmitter } from "node:events";
 import type { Clock } from "../core/clock.js";
-import { CommandError } from "../core/commands.js";
 import type { DocumentStore, Storage } from "../core/storage/types.js";
 import type { Instant } from "../licensing/index.js";
+import { ProgrammeError } from "./errors.js";
 import { isId, newId } from "./ids.js";
 import type { MailStatus, OutboxMail, OutgoingMail } from "./model.js";
 
@@ -125,8 +125,8 @@ export class Outbox {
         return due;
       });
     }
-    if (busy) throw new CommandError(`mail ${id} is being sent right now`, 409);
-    if (!due) throw new CommandError(`no mail ${id} in the outbox`, 404);
+    if (busy) throw new ProgrammeError(`mail ${id} is being sent right now`, "conflict");
+    if (!due) throw new ProgrammeError(`no mail ${id} in the outbox`, "not-found");
     outboxSignal(this.#storage).emit("enqueued", id);
     return { mail: due, copy: false };
   }

@@ -10,9 +10,9 @@
  */
 
 import type { Clock } from "../core/clock.js";
-import { CommandError } from "../core/commands.js";
 import type { DocumentStore, Storage } from "../core/storage/types.js";
 import type { Instant } from "../licensing/index.js";
+import { ProgrammeError } from "./errors.js";
 import { isId, newId } from "./ids.js";
 import {
   alreadyRegisteredMail,
@@ -87,7 +87,7 @@ export function accountView(a: PortalAccount): PortalAccountView {
   return view;
 }
 
-const invalidLink = () => new CommandError("this link is invalid or has expired", 400);
+const invalidLink = () => new ProgrammeError("this link is invalid or has expired", "invalid");
 
 export class PortalAccounts {
   readonly #accounts: DocumentStore<PortalAccount>;
@@ -218,9 +218,9 @@ export class PortalAccounts {
    */
   async reissueVerification(accountId: string): Promise<OutboxMail> {
     const account = await this.#get(accountId);
-    if (!account) throw new CommandError(`no portal account ${accountId}`, 404);
-    if (account.emailVerified) throw new CommandError(`${account.email} is already confirmed`, 409);
-    if (account.disabled) throw new CommandError(`${account.email} is disabled`, 409);
+    if (!account) throw new ProgrammeError(`no portal account ${accountId}`, "not-found");
+    if (account.emailVerified) throw new ProgrammeError(`${account.email} is already confirmed`, "conflict");
+    if (account.disabled) throw new ProgrammeError(`${account.email} is disabled`, "conflict");
     return this.#mailVerification(account.id, account.email);
   }
 
@@ -306,7 +306,7 @@ export class PortalAccounts {
   /** Changes the password of a logged-in account, which must give its current one. */
   async changePassword(accountId: string, current: string, next: string): Promise<PortalAccountView> {
     const account = await this.#get(accountId);
-    if (!account) throw new CommandError(`no portal account ${accountId}`, 404);
+    if (!account) throw new ProgrammeError(`no portal account ${accountId}`, "not-found");
     if (!(await verifyPassword(String(current ?? ""), account.passwordHash)))
       throw new ValidationError({ currentPassword: "is not your current password" });
     const problem = passwordProblem(next);
@@ -323,11 +323,11 @@ export class PortalAccounts {
   /** Records the licensing publisher the account acts for (set by an approval). */
   async linkPublisher(accountId: string, publisherId: string): Promise<PortalAccountView> {
     const updated = await this.#accounts.update(`account:${accountId}`, (cur) => {
-      if (!cur) throw new CommandError(`no portal account ${accountId}`, 404);
+      if (!cur) throw new ProgrammeError(`no portal account ${accountId}`, "not-found");
       if (cur.publisherId !== undefined && cur.publisherId !== publisherId)
-        throw new CommandError(
+        throw new ProgrammeError(
           `portal account ${cur.email} already acts for publisher ${cur.publisherId}`,
-          409,
+          "conflict",
         );
       return { ...cur, publisherId };
     });
@@ -336,7 +336,7 @@ export class PortalAccounts {
 
   async setDisabled(accountId: string, disabled: boolean): Promise<PortalAccountView> {
     const updated = await this.#accounts.update(`account:${accountId}`, (cur) => {
-      if (!cur) throw new CommandError(`no portal account ${accountId}`, 404);
+      if (!cur) throw new ProgrammeError(`no portal account ${accountId}`, "not-found");
       const { disabled: _d, ...rest } = cur;
       return disabled ? { ...rest, disabled: true } : rest;
     });

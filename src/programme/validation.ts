@@ -1,18 +1,23 @@
-/** Checks of user-supplied text shared by the programme's services; failures are 400 CommandErrors. */
-import { CommandError, commandErrorOf } from "../core/commands.js";
+/** Checks of user-supplied text shared by the programme's services; failures are "invalid" refusals. */
 import { checkEmail } from "../licensing/index.js";
+import { isRefusal, ProgrammeError } from "./errors.js";
 
 /** Invalid input with a message per form field, so a page can show each next to its field. */
-export class ValidationError extends CommandError {
+export class ValidationError extends ProgrammeError {
   constructor(readonly fields: Record<string, string>) {
     super(
       Object.entries(fields)
         .map(([f, m]) => `${f}: ${m}`)
         .join("; "),
-      400,
+      "invalid",
     );
     this.name = "ValidationError";
   }
+}
+
+/** The per-field messages of a refusal, when it has them (a ValidationError). */
+export function fieldsOf(err: unknown): Record<string, string> | undefined {
+  return err instanceof ValidationError && Object.keys(err.fields).length > 0 ? err.fields : undefined;
 }
 
 /** Control characters other than line breaks and tabs (allowed in multi-line text). */
@@ -38,7 +43,7 @@ export function emailProblem(email: unknown): string | undefined {
     normaliseEmail(String(email ?? ""));
     return undefined;
   } catch (err) {
-    if (commandErrorOf(err)) return "is not a valid email address";
+    if (isRefusal(err, "invalid")) return "is not a valid email address";
     throw err;
   }
 }

@@ -1,7 +1,7 @@
 /** Portal accounts against a real local SMTP server: sign-up and verification, login, password reset, limits. */
 import assert from "node:assert/strict";
 import { after, afterEach, beforeEach, describe, it } from "node:test";
-import { CommandError } from "../../src/core/commands.js";
+import { ProgrammeError } from "../../src/programme/errors.js";
 import { ACCOUNTS_STORE, TOKENS_STORE } from "../../src/programme/portal-accounts.js";
 import { RateLimited } from "../../src/programme/rate-limits.js";
 import { hashPassword, verifyPassword } from "../../src/programme/secrets.js";
@@ -77,11 +77,11 @@ describe("portal accounts", () => {
     await accounts.resendVerification(EMAIL);
     await kit.smtp.waitFor(2);
     const [first, second] = kit.smtp.mails.map((m) => linkIn(m, "/portal/verify").searchParams.get("token")!);
-    await assert.rejects(accounts.verifyEmail(first!), CommandError);
+    await assert.rejects(accounts.verifyEmail(first!), ProgrammeError);
     kit.clock.advance(48 * 3_600_000);
     await assert.rejects(accounts.verifyEmail(second!), /expired/);
     assert.equal(await kit.programme.housekeeping().then((r) => r.tokens), 1, "the expired token is pruned");
-    await assert.rejects(accounts.verifyEmail("not-a-token"), CommandError);
+    await assert.rejects(accounts.verifyEmail("not-a-token"), ProgrammeError);
   });
 
   it("stores scrypt hashes with a salt per user and checks them", async () => {

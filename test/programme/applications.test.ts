@@ -1,9 +1,9 @@
 /** Licence applications: the form, review, approval through the licensing registry, rejection; mails checked. */
 import assert from "node:assert/strict";
 import { after, afterEach, beforeEach, describe, it } from "node:test";
-import { CommandError } from "../../src/core/commands.js";
 import { LicensingRegistry } from "../../src/licensing/index.js";
 import { deriveClientId, parseApplicationForm } from "../../src/programme/applications.js";
+import { isRefusal, ProgrammeError } from "../../src/programme/errors.js";
 import type { Application, PortalAccountView } from "../../src/programme/model.js";
 import { ValidationError } from "../../src/programme/validation.js";
 import { ADMIN, applicationForm, type Kit, PUBLIC_URL, removeTempDirs, startKit } from "./kit.js";
@@ -51,7 +51,7 @@ describe("application form", () => {
           "termsAccepted",
           "website",
         ]);
-        assert.equal(err.status, 400);
+        assert.equal(err.refusal, "invalid");
         return true;
       },
     );
@@ -266,7 +266,7 @@ describe("licence applications", () => {
     const second = await submit({ appName: "Example Chat Lite", organisation: "Example Software Ltd" });
     await assert.rejects(
       kit.programme.applications.approve(second.id, ADMIN, { clientId: "com.example.chat" }),
-      (err: unknown) => err instanceof CommandError && err.status === 409,
+      (err: unknown) => isRefusal(err, "conflict"),
     );
     // The failed attempt released the application: it can be approved now.
     const { application } = await kit.programme.applications.approve(second.id, ADMIN);
@@ -310,7 +310,7 @@ describe("licence applications", () => {
     assert.match(shown.message, /expected users +25000/);
     await assert.rejects(
       kit.run("application show", { id: "apl_nothing" }),
-      (e: unknown) => e instanceof CommandError && e.status === 404,
+      (e: unknown) => e instanceof ProgrammeError && e.refusal === "not-found",
     );
 
     const approved = await kit.run("application approve", {

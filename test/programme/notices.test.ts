@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { after, afterEach, beforeEach, describe, it } from "node:test";
-import { CommandError } from "../../src/core/commands.js";
 import type { LiveRow, Publisher } from "../../src/licensing/index.js";
 import { LicensingRegistry, writeLiveSnapshot } from "../../src/licensing/index.js";
+import { ProgrammeError } from "../../src/programme/errors.js";
 import type { NoticeRecipient } from "../../src/programme/model.js";
 import type { NoticeDetail } from "../../src/programme/notices.js";
 import { ADMIN, eventually, type Kit, PUBLIC_URL, removeTempDirs, startKit } from "./kit.js";
@@ -109,7 +109,7 @@ describe("notices", () => {
     );
     await assert.rejects(
       kit.programme.notices.acknowledge(notice.id, "pub_unknown", "x"),
-      (e: unknown) => e instanceof CommandError && e.status === 404,
+      (e: unknown) => e instanceof ProgrammeError && e.refusal === "not-found",
     );
 
     const shown = await kit.run("notice show", { id: notice.id });
@@ -142,7 +142,7 @@ describe("notices", () => {
     );
     await assert.rejects(
       kit.run("notice send", { subject: "s", body: "b", audience: "publisher:pub_00000000" }),
-      (e: unknown) => e instanceof CommandError && e.status === 404,
+      (e: unknown) => e instanceof ProgrammeError && e.refusal === "not-found",
     );
     await assert.rejects(
       kit.run("notice send", { subject: "s", body: "b", audience: "everyone" }),

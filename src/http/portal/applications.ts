@@ -6,8 +6,9 @@
  * approved. The programme's Applications service validates and stores them.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { type CommandError, commandErrorOf } from "../../core/commands.js";
+import { commandErrorOf } from "../../core/commands.js";
 import type { Application, ApplicationStatus } from "../../programme/model.js";
+import { fieldsOf } from "../../programme/validation.js";
 import {
   badge,
   checkbox,
@@ -201,8 +202,7 @@ export function registerApplications(app: FastifyInstance, env: PortalEnv): void
     } catch (err) {
       const refused = commandErrorOf(err);
       if (!refused) throw err;
-      const f = (refused as CommandError & { fields?: FieldErrors }).fields;
-      const errors = humanize(f && Object.keys(f).length > 0 ? f : { [FORM_ERROR]: refused.message }, LABELS);
+      const errors = humanize(fieldsOf(err) ?? { [FORM_ERROR]: refused.message }, LABELS);
       return env.page(request, reply, {
         title: "Apply for a licence",
         current: "apply",

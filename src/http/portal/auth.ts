@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { CommandError, commandErrorOf } from "../../core/commands.js";
 import type { LoginResult } from "../../programme/portal-accounts.js";
 import { RateLimited } from "../../programme/rate-limits.js";
-import { ValidationError } from "../../programme/validation.js";
+import { fieldsOf, ValidationError } from "../../programme/validation.js";
 import {
   csrfField,
   errorSummary,
@@ -31,11 +31,7 @@ export const LABELS = {
 export function refusal(err: unknown): FieldErrors | undefined {
   const refused = commandErrorOf(err);
   if (!refused) return undefined;
-  const fields = (refused as CommandError & { fields?: Record<string, string> }).fields;
-  return humanize(
-    fields && Object.keys(fields).length > 0 ? fields : { [FORM_ERROR]: refused.message },
-    LABELS,
-  );
+  return humanize(fieldsOf(err) ?? { [FORM_ERROR]: refused.message }, LABELS);
 }
 
 export const password = (
