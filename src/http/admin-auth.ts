@@ -14,8 +14,10 @@
  * status: 401 | 429, message, retryAfterSeconds? }` to show on the form.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { accountName } from "../commands/account-names.js";
 import type { Clock } from "../core/clock.js";
-import { JidError, normalizeLocal } from "../core/jid.js";
+import { CommandError } from "../core/commands.js";
+import type { ServerConfig } from "../core/config.js";
 import { deriveCredentials, verifyPasswordAsync } from "../core/sasl/credentials.js";
 import type { ScramCredential, Storage } from "../core/storage/types.js";
 import type { AdminStore } from "./admin-store.js";
@@ -56,6 +58,8 @@ export interface AdminAuthOptions {
   /** Called for every refused console login (wrong credentials or throttled), for the metrics. */
   loginRefused?: () => void;
   scramIterations: number;
+  /** The served domains: a console login names "alice" on the primary domain or "alice@host". */
+  domains: Pick<ServerConfig, "domain" | "hosts">;
 }
 
 export class AdminAuth {
@@ -152,9 +156,9 @@ export class AdminAuth {
     const address = request.ip;
     let username: string | undefined;
     try {
-      username = normalizeLocal(rawUsername.trim());
+      username = accountName(rawUsername.trim(), this.opts.domains);
     } catch (err) {
-      if (!(err instanceof JidError)) throw err;
+      if (!(err instanceof CommandError)) throw err;
     }
     const wait = this.throttle.retryAfterMs(address, username);
     if (wait > 0) {

@@ -112,6 +112,7 @@ export class HttpServer {
       throttle: logins,
       loginRefused: () => metrics.webLoginFailures.inc({ face: "console" }),
       scramIterations: config.scramIterations,
+      domains: config,
     });
     const live = new Live(services.sessions, services.apis);
     const commands = opts.commands.filter((c) => !c.local);

@@ -139,7 +139,8 @@ export interface PagesKit {
   stop(): Promise<void>;
 }
 
-export async function startPages(): Promise<PagesKit> {
+/** `overrides`: more configuration (e.g. `hosts`). */
+export async function startPages(overrides: Record<string, unknown> = {}): Promise<PagesKit> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "sb-pages-"));
   const config = loadServerConfig({
     overrides: {
@@ -154,6 +155,7 @@ export async function startPages(): Promise<PagesKit> {
       logLevel: "silent",
       scramIterations: 4096,
       allowPlaintext: true,
+      ...overrides,
     },
   });
   const server = await SwitchboardServer.start(config, {

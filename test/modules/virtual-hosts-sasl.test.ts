@@ -1,13 +1,15 @@
 /**
  * Logins on a virtual host over the real stream engine: the stream's 'to' chooses whose
  * account a name is. alice@example.test and alice@corp.test are two accounts with their own
- * passwords, and a FAST token (XEP-0484) issued to one never opens the other.
+ * passwords, a FAST token (XEP-0484) issued to one never opens the other, and in-band
+ * registration (XEP-0077) creates the account on the stream's domain.
  */
 import assert from "node:assert/strict";
 import { createHmac, randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import type { ModuleDefinition } from "../../src/core/module.js";
 import fast from "../../src/modules/fast/index.js";
+import register from "../../src/modules/register/index.js";
 import { freePorts } from "../helpers/server.js";
 import { type Element, parseXml } from "../helpers/stanza.js";
 import { type Harness, startHarness } from "../kit/harness.js";
@@ -65,8 +67,8 @@ describe("logins on a virtual host", () => {
   before(async () => {
     [port] = await freePorts(1);
     h = await startHarness({
-      modules: [fast] as ModuleDefinition<unknown>[],
-      config: { c2sPort: port, hosts: [CORP] },
+      modules: [fast, register] as ModuleDefinition<unknown>[],
+      config: { c2sPort: port, hosts: [CORP], allowRegistration: true },
     });
     await h.createUser("alice", "alice-primary-pw");
     await h.createUser(`alice@${CORP}`, "alice-corp-pw");
@@ -105,5 +107,32 @@ describe("logins on a virtual host", () => {
     const onPrimary = await tokenLogin(port, h.domain, "alice", token, agentId);
     assert.equal(onPrimary.name, "success", `the token on ${h.domain}: ${onPrimary}`);
     assert.equal(onPrimary.getChildText("authorization-identifier"), `alice@${h.domain}`);
+  });
+
+  test("in-band registration creates the account on the stream's domain", async () => {
+    const c = await SocketClient.connect(port);
+    try {
+      await c.open(CORP);
+      await c.startTls(CORP);
+      c.write(
+        "<iq type='set' id='reg1'><query xmlns='jabber:iq:register'><username>erin</username><password>erin-corp-pw</password></query></iq>",
+      );
+      const m = await c.waitFor(
+        /<iq[^>]*id="reg1"[^>]*>|<iq[^>]*id='reg1'[^>]*>/,
+        "the registration's answer",
+      );
+      assert.match(m[0], /type=["']result["']/, m[0]);
+    } finally {
+      c.destroy();
+    }
+    const accounts = h.server.services.storage.accounts;
+    assert.equal(
+      await accounts.exists(`erin@${CORP}`),
+      true,
+      "erin@corp.test is stored under its account key",
+    );
+    assert.equal(await accounts.exists("erin"), false, "no erin on the primary domain");
+    const login = await plain(port, CORP, "erin", "erin-corp-pw");
+    assert.equal(login.getChildText("authorization-identifier"), `erin@${CORP}`);
   });
 });

@@ -14,7 +14,7 @@ function loginForm(csrfToken: string, values: { username?: string; next?: string
       ${errorSummary(errors, { username: "Account", password: "Password" })}
       ${csrfField(csrfToken)}
       ${values.next ? html`<input type="hidden" name="next" value="${values.next}">` : ""}
-      ${input({ name: "username", label: "Account", autocomplete: "username", required: true, value: values.username ?? "", errors, hint: "The name before the @, e.g. alice" })}
+      ${input({ name: "username", label: "Account", autocomplete: "username", required: true, value: values.username ?? "", errors, hint: "The name before the @ (e.g. alice), or the whole address on another domain this server serves" })}
       ${input({ name: "password", label: "Password", type: "password", autocomplete: "current-password", required: true, errors })}
       <div class="actions"><button type="submit" data-testid="login-submit">Log in</button></div>
     </form>`;
