@@ -4,8 +4,9 @@
  *
  * Subjects and buckets (PREFIX is `cluster.prefix`):
  * - `PREFIX.node.NAME`: stanzas (a request each, answered "ok" or "gone") and close orders
- *   for sessions on node NAME. One connection per node publishes everything, so stanzas
- *   from one node to another keep their order;
+ *   for sessions on node NAME, and the replies to IQ requests node NAME sent (their ids name
+ *   the node; the client answering may be bound anywhere). One connection per node publishes
+ *   everything, so stanzas from one node to another keep their order;
  * - `PREFIX.directory`: binds, presence changes and unbinds (DirectoryDelta, JSON);
  * - KV `PREFIX_sessions`: full JID → SessionEntry, the directory's durable copy;
  * - KV `PREFIX_nodes`: node name → NodeInfo, rewritten every heartbeat; entries expire after
@@ -92,6 +93,7 @@ export class ClusterNode implements ClusterLink {
     redelivered: 0,
     deliveryTimeouts: 0,
     nodesLost: 0,
+    responsesRelayed: 0,
   };
   private readonly names: ClusterNames;
   private readonly timeoutMs: number;
@@ -162,6 +164,7 @@ export class ClusterNode implements ClusterLink {
 
   async start(router: Router, metrics: MetricRegistry): Promise<void> {
     this.router = router;
+    this.cleanups.push(router.relayResponses(this.node, (node, reply) => this.relayResponse(node, reply)));
     await this.refuseDuplicateName();
     this.nc.subscribe(this.names.directorySubject, {
       callback: (err, msg) => {
@@ -489,6 +492,18 @@ export class ClusterNode implements ClusterLink {
     }
   }
 
+  /** A client's answer to an IQ request another node sent: to that node, which waits for it. */
+  private relayResponse(node: string, reply: XmlElement): void {
+    const h = headers();
+    h.set("op", "iq-response");
+    this.stats.responsesRelayed++;
+    try {
+      this.nc.publish(this.names.nodeSubject(node), reply.toString(), { headers: h });
+    } catch (err) {
+      this.onError(err, "relaying an IQ response to the node that asked");
+    }
+  }
+
   onError(err: unknown, what: string): void {
     if (this.stopped) return;
     this.log.error({ err }, `cluster: ${what} failed`);
@@ -535,6 +550,11 @@ export class ClusterNode implements ClusterLink {
 
   private onNodeMessage(msg: Msg): void {
     const op = msg.headers?.get("op");
+    if (op === "iq-response") {
+      const reply = parseElement(msg.string());
+      if (reply?.name === "iq") this.router?.resolveResponse(reply);
+      return;
+    }
     const jid = tryParseJid(msg.headers?.get("jid"));
     const sessionId = msg.headers?.get("session") || undefined;
     const session = jid ? this.directory.localSession(jid, sessionId) : undefined;
@@ -600,6 +620,12 @@ export class ClusterNode implements ClusterLink {
       help: "Stanzas another node did not confirm within cluster.deliveryTimeoutSeconds",
       type: "counter",
       collect: () => s.deliveryTimeouts,
+    });
+    add({
+      name: "switchboard_cluster_iq_responses_relayed_total",
+      help: "Replies to IQ requests another node sent, answered by a client of this node and sent back to that node",
+      type: "counter",
+      collect: () => s.responsesRelayed,
     });
     add({
       name: "switchboard_cluster_nodes_lost_total",

@@ -59,6 +59,11 @@ export class Router {
     { to: string; resolve: (r: XmlElement) => void; timer: NodeJS.Timeout }
   >();
   private iqSeq = 0;
+  /**
+   * In a cluster: this node's name, put into the ids of the server's requests, and where a
+   * reply to another node's request goes (the client that answers may be bound on any node).
+   */
+  private requestNode: { name: string; relay(node: string, reply: XmlElement): void } | undefined;
   /** Counters read by metrics and the admin console. */
   readonly stats = { routedLocal: 0, routedRemote: 0, errors: 0 };
 
@@ -199,7 +204,8 @@ export class Router {
    * error), or with undefined after `timeoutMs`. Used e.g. to ask a client its software version.
    */
   request(iq: XmlElement, to: Jid, timeoutMs = 10_000): Promise<XmlElement | undefined> {
-    const id = `sb-${(++this.iqSeq).toString(36)}-${randomBytes(4).toString("hex")}`;
+    const seq = `${(++this.iqSeq).toString(36)}-${randomBytes(4).toString("hex")}`;
+    const id = this.requestNode ? `sb.${this.requestNode.name}.${seq}` : `sb-${seq}`;
     iq.attrs.id = id;
     iq.attrs.from = this.domain;
     iq.attrs.to = to.toString();
@@ -215,10 +221,33 @@ export class Router {
     });
   }
 
-  /** Hands a result/error IQ addressed to the domain to the request waiting for it; false if none. */
+  /**
+   * Names this node in the ids of the server's requests (node names hold no '.'), and hands
+   * replies to requests another node made to `relay`; returns the function that stops it.
+   */
+  relayResponses(node: string, relay: (node: string, reply: XmlElement) => void): () => void {
+    const entry = { name: node, relay };
+    this.requestNode = entry;
+    return () => {
+      if (this.requestNode === entry) this.requestNode = undefined;
+    };
+  }
+
+  /**
+   * Hands a result/error IQ addressed to the domain to the request waiting for it, or to the
+   * node that made the request; false if nothing waits for it.
+   */
   resolveResponse(stanza: XmlElement): boolean {
     const id = stanza.attrs.id;
     const pending = id === undefined ? undefined : this.pendingIq.get(id);
+    if (!pending && id !== undefined && this.requestNode) {
+      const asker = /^sb\.([A-Za-z0-9_-]+)\./.exec(id)?.[1];
+      if (asker !== undefined && asker !== this.requestNode.name) {
+        // The asking node checks that the answer comes from the entity it asked.
+        this.requestNode.relay(asker, stanza);
+        return true;
+      }
+    }
     // Only the entity that was asked may answer (ids alone are guessable).
     if (!pending || stanza.attrs.from !== pending.to) return false;
     this.pendingIq.delete(id!);

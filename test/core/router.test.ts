@@ -144,3 +144,39 @@ test("a server request is resolved only by the entity it was sent to", async () 
   removeRoute();
   await a.disconnect();
 });
+
+test("in a cluster, request ids name the node, and an answer to another node's request goes to that node", async () => {
+  const relayed: { node: string; reply: XmlElement }[] = [];
+  const stop = router().relayResponses("n1", (node, reply) => void relayed.push({ node, reply }));
+  try {
+    const a = await h.connect("alice", "r7");
+    const pending = router().request(
+      x("iq", { type: "get" }, x("ping", { xmlns: "urn:xmpp:ping" })),
+      a.jid!,
+      2000,
+    );
+    const asked = await a.nextMatching((el) => el.name === "iq" && el.attrs.type === "get");
+    assert.match(asked.attrs.id!, /^sb\.n1\./, "the id names the asking node");
+    // A client of this node answers a request node n2 sent: it goes to n2, unread here.
+    const forN2 = x("iq", { type: "result", id: "sb.n2.5-abcd", from: a.jid!.toString() });
+    assert.equal(router().resolveResponse(forN2), true);
+    assert.deepEqual(
+      relayed.map((r) => [r.node, r.reply]),
+      [["n2", forN2]],
+    );
+    // The client answers this node's own request through the hooks, as any client does.
+    await a.sendStanza(x("iq", { type: "result", id: asked.attrs.id, to: "example.test" }));
+    assert.equal((await pending)?.attrs.from, a.jid!.toString());
+    assert.equal(relayed.length, 1, "an answer to this node's own request is not relayed");
+    // Ids nobody made in the cluster's form are not relayed.
+    assert.equal(router().resolveResponse(x("iq", { type: "result", id: "other", from: "x@y" })), false);
+    await a.disconnect();
+  } finally {
+    stop();
+  }
+  const plain = router().request(
+    x("iq", { type: "get" }, x("ping", { xmlns: "urn:xmpp:ping" })),
+    parseJid("alice@example.test/none"),
+  );
+  assert.equal((await plain)?.attrs.type, "error");
+});
