@@ -4,11 +4,11 @@
  * the CLI, the HTTP API and the console like every command.
  */
 import { Kvm } from "@nats-io/kv";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { type NatsConnection, headers as natsHeaders, RequestError } from "@nats-io/transport-node";
 import { z } from "zod";
 import { CommandError, defineCommand } from "../core/commands.js";
-import { decodeJson, type NodeInfo, type SessionEntry } from "./entry.js";
-import { clusterNames, connectNats } from "./node.js";
+import { decodeJson, encodeJson, type NodeInfo, type SessionEntry } from "./entry.js";
+import { clusterNames, connectNats, type DrainReport } from "./node.js";
 
 export interface ClusterStatus {
   prefix: string;
@@ -22,6 +22,10 @@ export interface ClusterStatus {
     startedAt: string;
     pid: number;
     domain: string;
+    /** Where its clients connect (host:port). */
+    advertise?: string;
+    /** Draining: taking no new connections, about to leave. */
+    draining: boolean;
   }[];
   sessions: number;
   /** Entries of nodes that are not alive (removed by the live nodes within the node timeout). */
@@ -91,7 +95,9 @@ export const clusterStatusCommand = defineCommand({
         (status.staleSessions > 0 ? ` (and ${status.staleSessions} of nodes gone, being removed)` : ""),
       ...status.nodes.map(
         (n) =>
-          `  ${n.name}  ${n.sessions} session${n.sessions === 1 ? "" : "s"}  heartbeat ${ms(n.heartbeatAgeMs)} ago  since ${n.startedAt}  pid ${n.pid}`,
+          `  ${n.name}  ${n.sessions} session${n.sessions === 1 ? "" : "s"}  heartbeat ${ms(n.heartbeatAgeMs)} ago  since ${n.startedAt}  pid ${n.pid}` +
+          (n.advertise !== undefined ? `  clients at ${n.advertise}` : "") +
+          (n.draining ? "  DRAINING" : ""),
       ),
     ];
     return { message: lines.join("\n"), data: status };
@@ -126,6 +132,8 @@ async function readBuckets(nc: NatsConnection, prefix: string, status: ClusterSt
         startedAt: new Date(info.startedAt).toISOString(),
         pid: info.pid,
         domain: info.domain,
+        ...(info.advertise !== undefined ? { advertise: info.advertise } : {}),
+        draining: info.draining === true,
       });
     }
   }
@@ -136,3 +144,97 @@ async function readBuckets(nc: NatsConnection, prefix: string, status: ClusterSt
     else status.staleSessions += n;
   }
 }
+
+/**
+ * `cluster drain`: asks a running node (over NATS, so the CLI, the HTTP API and the console
+ * reach any node) to stop taking connections, send its clients to another live node
+ * (`see-other-host`, or `system-shutdown` when it is the last), keep the sessions with
+ * resumable stream management for `grace` seconds so their clients resume them elsewhere,
+ * and leave the cluster. `wait`: returns once the node has left.
+ */
+export const clusterDrainCommand = defineCommand({
+  name: ["cluster", "drain"],
+  description:
+    "Drain a node: no new connections, its clients sent to another node (see-other-host), then it leaves the cluster",
+  args: [
+    {
+      name: "node",
+      description: "the node to drain (default: cluster.node, the node this runs on)",
+      positional: true,
+    },
+    { name: "cluster", description: "the cluster's NATS URL (default: cluster.url)" },
+    {
+      name: "grace",
+      description:
+        "seconds the node keeps sessions for their clients to resume elsewhere (default: cluster.drainGraceSeconds)",
+    },
+    { name: "wait", description: "return only once the node has left the cluster", flag: true },
+  ],
+  input: z.object({
+    node: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, "a node name")
+      .optional(),
+    cluster: z
+      .string()
+      .regex(/^nats:\/\//, "expected nats://host:port")
+      .optional(),
+    grace: z.coerce.number().min(0).max(3600).optional(),
+    wait: z.boolean().optional(),
+  }),
+  mutates: true,
+  async run(ctx, input) {
+    const url = input.cluster ?? ctx.config.cluster.url;
+    if (url === undefined)
+      throw new CommandError("no cluster given: --cluster nats://HOST:PORT (or cluster.url)");
+    const node = input.node ?? ctx.config.cluster.node;
+    if (node === undefined) throw new CommandError("which node? give its name (cluster drain NAME)");
+    const grace = input.grace ?? ctx.config.cluster.drainGraceSeconds;
+    const names = clusterNames(ctx.config.cluster.prefix);
+    let nc: NatsConnection | undefined;
+    try {
+      nc = await connectNats(url, "switchboard cluster drain", { reconnect: false });
+      const h = natsHeaders();
+      h.set("op", "drain");
+      h.set("grace", String(grace));
+      let reply: Uint8Array;
+      try {
+        reply = (await nc.request(names.nodeSubject(node), encodeJson({}), { timeout: 30_000, headers: h }))
+          .data;
+      } catch (err) {
+        if (err instanceof RequestError && err.isNoResponders())
+          throw new CommandError(`no node called ${node} is running in the cluster`, 404);
+        throw err;
+      }
+      const report = decodeJson<DrainReport & { error?: string }>(reply);
+      if (!report || report.error !== undefined)
+        throw new CommandError(`${node} could not drain: ${report?.error ?? "no answer"}`, 409);
+      let left = false;
+      if (input.wait) {
+        const deadline = Date.now() + (grace + 15) * 1000;
+        const kv = await new Kvm(nc).open(names.nodesBucket);
+        while (Date.now() < deadline) {
+          const e = await kv.get(node);
+          if (e?.operation !== "PUT") {
+            left = true;
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        if (!left)
+          throw new CommandError(`${node} sent its clients away but has not left the cluster yet`, 409);
+      }
+      const where =
+        report.condition === "see-other-host"
+          ? `sent to ${report.redirectedTo} (${report.address})`
+          : "told system-shutdown (no other node)";
+      const message =
+        `${node} drains: ${report.streams} stream${report.streams === 1 ? "" : "s"} closed, clients ${where}; ` +
+        `${report.awaitingResumption} session${report.awaitingResumption === 1 ? "" : "s"} kept ${report.graceSeconds} s for resumption elsewhere` +
+        (input.wait ? "; it has left the cluster" : "");
+      return { message, data: { ...report, left } };
+    } finally {
+      await nc?.close().catch(() => undefined);
+    }
+  },
+});

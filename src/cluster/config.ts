@@ -26,6 +26,17 @@ export const ClusterSchema = z
       .default("switchboard"),
     /** Seconds without a heartbeat after which a node is dead and its sessions leave the directory. */
     nodeTimeoutSeconds: z.number().min(1).max(60).default(5),
+    /**
+     * Where clients reach this node (host:port, `[IPv6]:port`): the address a draining node
+     * sends its clients to (`see-other-host`). Default: the first --bind address when it is
+     * not a wildcard, else the host name, with the c2s port.
+     */
+    advertise: z
+      .string()
+      .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/, "expected host:port or [IPv6]:port")
+      .optional(),
+    /** Seconds a draining node keeps the sessions it sent away for their clients to resume elsewhere. */
+    drainGraceSeconds: z.number().min(0).max(3600).default(30),
     /** Seconds a node waits for another to take a stanza before counting it as undelivered. */
     deliveryTimeoutSeconds: z.number().min(0.1).max(60).default(5),
   })
@@ -42,6 +53,18 @@ export function defaultNodeName(): string {
   return name === "" ? "node" : name;
 }
 
+/** This node's client address for see-other-host: `cluster.advertise`, else derived from --bind and the c2s port. */
+export function advertisedAddress(
+  cluster: { advertise?: string | undefined },
+  bind: string[],
+  c2sPort: number,
+): string {
+  if (cluster.advertise !== undefined) return cluster.advertise;
+  const first = bind.find((b) => b !== "0.0.0.0" && b !== "::" && b !== "*");
+  const host = first ?? os.hostname();
+  return `${host.includes(":") ? `[${host}]` : host}:${c2sPort}`;
+}
+
 export const clusterConfigSection: ConfigSection = {
   keys: { cluster: ClusterSchema },
   environment(env) {
@@ -49,6 +72,7 @@ export const clusterConfigSection: ConfigSection = {
     if (env.SWITCHBOARD_CLUSTER) cluster.url = env.SWITCHBOARD_CLUSTER;
     if (env.SWITCHBOARD_NODE) cluster.node = env.SWITCHBOARD_NODE;
     if (env.SWITCHBOARD_CLUSTER_PREFIX) cluster.prefix = env.SWITCHBOARD_CLUSTER_PREFIX;
+    if (env.SWITCHBOARD_CLUSTER_ADVERTISE) cluster.advertise = env.SWITCHBOARD_CLUSTER_ADVERTISE;
     return Object.keys(cluster).length > 0 ? { cluster } : {};
   },
 };

@@ -49,6 +49,10 @@ export interface NodeInfo {
   sessions: number;
   pid: number;
   domain: string;
+  /** Where clients reach the node (host:port). */
+  advertise?: string;
+  /** The node is draining: it takes no new connections and is about to leave. */
+  draining?: boolean;
 }
 
 /** KV keys admit [-/_=.a-zA-Z0-9]: the bare JID and the resource, each base64url, so an account's keys share a prefix. */

@@ -5,10 +5,10 @@
  */
 import type { Logger } from "pino";
 import { ConfigError, type ServerConfig } from "../core/config.js";
-import { defaultNodeName } from "./config.js";
+import { advertisedAddress, defaultNodeName } from "./config.js";
 import { ClusterNode } from "./node.js";
 
-export { clusterStatusCommand } from "./commands.js";
+export { clusterDrainCommand, clusterStatusCommand } from "./commands.js";
 export { ClusterSchema, clusterConfigSection } from "./config.js";
 export { ClusterNode } from "./node.js";
 
@@ -33,6 +33,7 @@ export async function joinCluster(config: ServerConfig, log: Logger): Promise<Cl
       config: { ...config.cluster, url },
       domain: config.domain,
       maxResourcesPerAccount: config.limits.maxResourcesPerAccount,
+      advertise: advertisedAddress(config.cluster, config.bind, config.c2sPort),
       log,
     },
     node,

@@ -6,7 +6,9 @@
  * - `PREFIX.node.NAME`: stanzas (a request each, answered "ok" or "gone") and close orders
  *   for sessions on node NAME, and the replies to IQ requests node NAME sent (their ids name
  *   the node; the client answering may be bound anywhere). One connection per node publishes
- *   everything, so stanzas from one node to another keep their order;
+ *   everything, so stanzas from one node to another keep their order; requests between
+ *   modules of two nodes (NodeBus: `call`, e.g. a stream management handover); and the
+ *   order to drain (`cluster drain`);
  * - `PREFIX.directory`: binds, presence changes and unbinds (DirectoryDelta, JSON);
  * - KV `PREFIX_sessions`: full JID → SessionEntry, the directory's durable copy;
  * - KV `PREFIX_nodes`: node name → NodeInfo, rewritten every heartbeat; entries expire after
@@ -21,6 +23,7 @@ import { ConfigError } from "../core/config.js";
 import { StreamError, type StreamErrorCondition } from "../core/errors.js";
 import { tryParseJid } from "../core/jid.js";
 import type { MetricRegistry } from "../core/metrics.js";
+import type { NodeBus, NodeMessage } from "../core/nodes.js";
 import type { Router } from "../core/router.js";
 import type { XmlElement } from "../core/xml/element.js";
 import { parseElement } from "../core/xml/fragment.js";
@@ -79,10 +82,29 @@ export interface ClusterNodeOptions {
   config: ClusterConfig & { url: string };
   domain: string;
   maxResourcesPerAccount: number;
+  /** Where clients reach this node (host:port), for the see-other-host of a draining node. */
+  advertise: string;
   log: Logger;
 }
 
-export class ClusterNode implements ClusterLink {
+/** What the server does when its node drains: take no more connections, close every stream with `error`. */
+export type DrainStreams = (error: StreamError) => Promise<{ streams: number }>;
+
+/** What a drain did, as `cluster drain` reports it. */
+export interface DrainReport {
+  node: string;
+  /** The node clients were sent to (see-other-host), or none (system-shutdown). */
+  redirectedTo?: string;
+  address?: string;
+  condition: "see-other-host" | "system-shutdown";
+  /** Client streams closed. */
+  streams: number;
+  /** Sessions kept for their clients to resume on another node (stream management). */
+  awaitingResumption: number;
+  graceSeconds: number;
+}
+
+export class ClusterNode implements ClusterLink, NodeBus {
   readonly node: string;
   readonly inc = randomBytes(6).toString("hex");
   readonly directory: ClusterSessionDirectory;
@@ -94,7 +116,15 @@ export class ClusterNode implements ClusterLink {
     deliveryTimeouts: 0,
     nodesLost: 0,
     responsesRelayed: 0,
+    calls: 0,
   };
+  /** Handlers of other nodes' requests, by kind (NodeBus). */
+  private readonly served = new Map<string, (body: NodeMessage) => NodeMessage | Promise<NodeMessage>>();
+  private drainStreams: DrainStreams | undefined;
+  private draining: Promise<DrainReport> | undefined;
+  private drainStarted = false;
+  /** Resolves once a drained node has left the cluster. */
+  left: Promise<void> | undefined;
   private readonly names: ClusterNames;
   private readonly timeoutMs: number;
   private readonly heartbeatMs: number;
@@ -105,7 +135,7 @@ export class ClusterNode implements ClusterLink {
   /** Removes what start() registered (metrics). */
   private readonly cleanups: (() => void)[] = [];
   /** Other nodes by name: when their heartbeat was last seen here, and their incarnation. */
-  private readonly lastSeen = new Map<string, { at: number; inc: string }>();
+  private readonly lastSeen = new Map<string, { at: number; inc: string; info: NodeInfo }>();
   private startedAt = Date.now();
   /** Entries of nodes not heard from since this instant (start, reconnection) are kept a node timeout. */
   private graceFrom = Date.now();
@@ -245,6 +275,8 @@ export class ClusterNode implements ClusterLink {
       sessions: this.directory.count,
       pid: process.pid,
       domain: this.opts.domain,
+      advertise: this.opts.advertise,
+      ...(this.drainStarted ? { draining: true } : {}),
     };
     const before = this.lastHeartbeat;
     await this.nodesKv.put(this.node, encodeJson(info));
@@ -267,7 +299,7 @@ export class ClusterNode implements ClusterLink {
           const prev = this.lastSeen.get(e.key);
           // Restarted under the same name: the sessions of its previous run are gone.
           if (prev && prev.inc !== info.inc) this.forgetNode(e.key, "restarted", info.inc);
-          this.lastSeen.set(e.key, { at: Date.now(), inc: info.inc });
+          this.lastSeen.set(e.key, { at: Date.now(), inc: info.inc, info });
         } else {
           this.lastSeen.delete(e.key);
           this.forgetNode(e.key, "left");
@@ -550,6 +582,21 @@ export class ClusterNode implements ClusterLink {
 
   private onNodeMessage(msg: Msg): void {
     const op = msg.headers?.get("op");
+    if (op === "call") {
+      this.onCall(msg);
+      return;
+    }
+    if (op === "drain") {
+      const grace = Number(msg.headers?.get("grace"));
+      this.drain(Number.isFinite(grace) && grace >= 0 ? grace : this.opts.config.drainGraceSeconds).then(
+        (report) => msg.respond(encodeJson(report)),
+        (err: unknown) => {
+          this.onError(err, "draining");
+          msg.respond(encodeJson({ error: (err as Error).message }));
+        },
+      );
+      return;
+    }
     if (op === "iq-response") {
       const reply = parseElement(msg.string());
       if (reply?.name === "iq") this.router?.resolveResponse(reply);
@@ -576,6 +623,127 @@ export class ClusterNode implements ClusterLink {
       const text = msg.headers?.get("text") || undefined;
       session.close(condition ? new StreamError(condition, text) : undefined);
     }
+  }
+
+  // ---- NodeBus: requests between the modules of two nodes
+
+  serve(kind: string, handler: (body: NodeMessage) => NodeMessage | Promise<NodeMessage>): () => void {
+    this.served.set(kind, handler);
+    return () => {
+      if (this.served.get(kind) === handler) this.served.delete(kind);
+    };
+  }
+
+  async ask(
+    node: string,
+    kind: string,
+    body: NodeMessage,
+    timeoutMs = 5_000,
+  ): Promise<NodeMessage | undefined> {
+    const h = headers();
+    h.set("op", "call");
+    h.set("kind", kind);
+    this.stats.calls++;
+    try {
+      const reply = await this.nc.request(this.names.nodeSubject(node), encodeJson(body), {
+        timeout: timeoutMs,
+        headers: h,
+      });
+      return reply.data.length === 0 ? undefined : decodeJson<NodeMessage>(reply.data);
+    } catch (err) {
+      if (!(err instanceof RequestError && err.isNoResponders()))
+        this.onError(err, `asking ${node} (${kind})`);
+      return undefined;
+    }
+  }
+
+  private onCall(msg: Msg): void {
+    const handler = this.served.get(msg.headers?.get("kind") ?? "");
+    const body = decodeJson<NodeMessage>(msg.data);
+    if (!handler || body === undefined) {
+      msg.respond(new Uint8Array());
+      return;
+    }
+    Promise.resolve()
+      .then(() => handler(body))
+      .then(
+        (answer) => msg.respond(encodeJson(answer)),
+        (err: unknown) => {
+          this.onError(err, "answering another node's request");
+          msg.respond(new Uint8Array());
+        },
+      );
+  }
+
+  // ---- draining
+
+  /** What the server does to drain (set by the composition root, which owns the listeners). */
+  onDrain(drain: DrainStreams): void {
+    this.drainStreams = drain;
+  }
+
+  /**
+   * Drains this node: it takes no more connections and tells its clients to reconnect to the
+   * live node with the fewest sessions (`see-other-host`), or, with none, `system-shutdown`.
+   * Sessions with resumable stream management are kept `graceSeconds` for their clients to
+   * resume them on another node (they move there); those left then end (their unacknowledged
+   * messages go to offline storage), and the node leaves the cluster. Resolves once the
+   * streams are closed; `left` resolves when the node has left.
+   */
+  drain(graceSeconds: number): Promise<DrainReport> {
+    this.drainStarted = true;
+    this.draining ??= this.doDrain(graceSeconds);
+    return this.draining;
+  }
+
+  private async doDrain(graceSeconds: number): Promise<DrainReport> {
+    if (!this.drainStreams) throw new Error("this node cannot drain (no server attached)");
+    // Other nodes stop sending clients here before this node sends its own away.
+    await this.heartbeat();
+    const target = this.drainTarget();
+    const error = target
+      ? StreamError.seeOtherHost(target.advertise!, `This node is draining; connect to ${target.node}`)
+      : new StreamError("system-shutdown", "This node is leaving the cluster; connect again");
+    const { streams } = await this.drainStreams(error);
+    const awaitingResumption = this.directory.count;
+    this.log.info(
+      { redirectedTo: target?.node, streams, awaitingResumption, graceSeconds },
+      "draining: clients sent away",
+    );
+    this.left = this.leave(graceSeconds * 1000, error);
+    this.left.catch((err) => this.onError(err, "leaving the cluster"));
+    return {
+      node: this.node,
+      ...(target ? { redirectedTo: target.node, address: target.advertise! } : {}),
+      condition: error.condition as DrainReport["condition"],
+      streams,
+      awaitingResumption,
+      graceSeconds,
+    };
+  }
+
+  /** The live node, not draining, with the fewest sessions, that says where its clients connect. */
+  private drainTarget(): NodeInfo | undefined {
+    const candidates = [...this.lastSeen.values()]
+      .map((s) => s.info)
+      .filter((info) => info.advertise !== undefined && !info.draining);
+    candidates.sort((a, b) => a.sessions - b.sessions || a.node.localeCompare(b.node));
+    return candidates[0];
+  }
+
+  private async leave(graceMs: number, error: StreamError): Promise<void> {
+    const deadline = Date.now() + graceMs;
+    while (this.directory.count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const rest = [...this.directory.local.all()];
+    for (const s of rest) s.close(error);
+    // Their unacknowledged messages go to other nodes' sessions or offline storage first.
+    if (rest.length > 0) await new Promise((r) => setTimeout(r, 500));
+    await this.stop();
+    this.opts.log.info({ node: this.node, ended: rest.length }, "drained: left the cluster");
+  }
+
+  get isDraining(): boolean {
+    return this.drainStarted;
   }
 
   private declareMetrics(metrics: MetricRegistry): void {

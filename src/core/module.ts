@@ -20,6 +20,7 @@ import type { HookHandler } from "./hooks.js";
 import type { IqHandler, IqSpec } from "./iq.js";
 import { accountJid, accountKey, type Jid } from "./jid.js";
 import type { MetricDefinition } from "./metrics.js";
+import type { NodeBus } from "./nodes.js";
 import type { Route, Router } from "./router.js";
 import type { CoreServices } from "./services.js";
 import type { ClientSession } from "./session.js";
@@ -118,6 +119,8 @@ export interface ModuleContext<Options> {
   readonly advertised: AdvertisedFeatures;
   /** Keeping sessions whose stream was lost and resuming them on another stream (stream management). */
   readonly sessionControl: SessionControl;
+  /** The cluster's other nodes (request and answer by kind); undefined on a single server. */
+  readonly nodes: NodeBus | undefined;
 
   hook<K extends keyof ServerEvents>(
     event: K,
@@ -261,6 +264,7 @@ export class ModuleHost {
       sessions: s.sessions,
       router: s.router,
       sessionControl,
+      nodes: s.nodes,
       advertised: {
         features: (target) => s.disco.getFeatures(target),
         identities: (target) => s.disco.getIdentities(target),

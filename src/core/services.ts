@@ -7,6 +7,7 @@ import type { ServerConfig } from "./config.js";
 import type { DiscoRegistry } from "./features.js";
 import type { IqRegistry } from "./iq.js";
 import type { MetricRegistry } from "./metrics.js";
+import type { NodeBus } from "./nodes.js";
 import type { StreamServices } from "./stream/services.js";
 
 export interface CoreServices extends StreamServices {
@@ -17,4 +18,6 @@ export interface CoreServices extends StreamServices {
   readonly metrics: MetricRegistry;
   /** Other loaded modules' public APIs, by module name (see ModuleContext.provide). */
   readonly apis: Map<string, unknown>;
+  /** The other nodes of the cluster this server is a node of; absent on a single server. */
+  readonly nodes?: NodeBus;
 }

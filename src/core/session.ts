@@ -71,6 +71,8 @@ export interface ClientSession {
   readonly closed: boolean;
   /** A stream is attached to the session now (false while hibernated). */
   readonly attached: boolean;
+  /** In a cluster: the node holding the session, when it is another one than this. */
+  readonly node?: string;
 }
 
 /** Is the session available for delivery of stanzas addressed to the bare JID (RFC 6121 §8.5.2.1.1)? */

@@ -3,7 +3,7 @@
  * CLI receive: the modules, the HTTP faces, and every admin command (the core's, the
  * modules', the programme's), in the order `switchboard --help` lists them.
  */
-import { clusterStatusCommand } from "../cluster/index.js";
+import { clusterDrainCommand, clusterStatusCommand } from "../cluster/index.js";
 import { accountCommands, adminCommands, storageCommands } from "../commands/index.js";
 import type { CommandDefinition } from "../core/commands.js";
 import type { ModuleDefinition } from "../core/module.js";
@@ -22,6 +22,7 @@ export function commandsOf(modules: readonly ModuleDefinition<unknown>[]): Comma
     ...adminCommands,
     ...storageCommands,
     clusterStatusCommand as CommandDefinition<never>,
+    clusterDrainCommand as CommandDefinition<never>,
   ];
 }
 

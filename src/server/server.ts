@@ -23,7 +23,7 @@ import { MetricRegistry } from "../core/metrics.js";
 import { type ModuleDefinition, ModuleHost, type ModuleListener } from "../core/module.js";
 import { Router } from "../core/router.js";
 import type { CoreServices } from "../core/services.js";
-import { LocalSessionDirectory, type SessionDirectory } from "../core/session-directory.js";
+import { LocalSessionDirectory } from "../core/session-directory.js";
 import { StanzaFilters } from "../core/stanza-filters.js";
 import type { Storage } from "../core/storage/types.js";
 import { newStreamCounters } from "../core/stream/counters.js";
@@ -109,7 +109,7 @@ export class SwitchboardServer {
       await storage.close();
       throw err;
     }
-    const services = coreServices(config, log, clock, storage, cluster?.directory);
+    const services = coreServices(config, log, clock, storage, cluster);
     installCoreHandlers(services);
     const streams = new ClientStreams(
       services,
@@ -145,6 +145,15 @@ export class SwitchboardServer {
     try {
       await modules.loadAll(opts.modules, config.disabledModules);
       await cluster?.start(services.router, services.metrics);
+      cluster?.onDrain(async (error) => {
+        // No new connections on any transport; the listeners close once their connections are gone.
+        streams.stopAccepting();
+        const listening = tcp.stopAccepting();
+        const count = streams.open.size;
+        streams.closeAll(error, { resumable: true });
+        listening.catch((err) => log.warn({ err }, "closing the listeners while draining"));
+        return { streams: count };
+      });
       addresses = { ...(await tcp.listen()) };
       for (const listener of modules.listeners()) {
         Object.assign(addresses, await listener.start());
@@ -244,7 +253,7 @@ function coreServices(
   log: Logger,
   clock: Clock,
   storage: Storage,
-  sessions?: SessionDirectory,
+  cluster?: ClusterNode,
 ): CoreServices {
   const hooks = new HookBus<ServerEvents>();
   const limits = config.limits;
@@ -258,7 +267,8 @@ function coreServices(
     clock,
     storage,
     hooks,
-    sessions: sessions ?? new LocalSessionDirectory(config.domain, limits.maxResourcesPerAccount),
+    sessions: cluster?.directory ?? new LocalSessionDirectory(config.domain, limits.maxResourcesPerAccount),
+    ...(cluster ? { nodes: cluster } : {}),
     router,
     iq: new IqRegistry(),
     disco: new DiscoRegistry(),

@@ -45,7 +45,7 @@ type DriverEvent =
   | { event: "auth_failed"; condition: string; text: string }
   | { event: "auth_exhausted" }
   | { event: "stanza"; xml: string }
-  | { event: "stream_error"; condition: string; text: string }
+  | { event: "stream_error"; condition: string; text: string; other_host?: string | null }
   | { event: "disconnected"; reason: string | null }
   | { event: "connection_failed"; reason: string }
   | { event: "reply"; id: number; ok: true; xml: string | null }
@@ -72,6 +72,8 @@ export class SlixPeer extends BasePeer {
   private exited = false;
   private readonly loginWaiters: ((e: DriverEvent) => void)[] = [];
   private cutting = false;
+  /** The address of the last see-other-host stream error: slixmpp follows it by itself. */
+  redirectedTo: string | undefined;
 
   constructor(
     readonly proc: ChildProcess,
@@ -111,6 +113,7 @@ export class SlixPeer extends BasePeer {
         break;
       case "stream_error":
         this.streamErrorTexts.push({ condition: ev.condition, text: ev.text });
+        if (ev.condition === "see-other-host" && ev.other_host) this.redirectedTo = ev.other_host;
         this.streamErrors.push(ev.condition);
         break;
       case "auth_failed":
@@ -126,7 +129,8 @@ export class SlixPeer extends BasePeer {
       }
       case "disconnected":
         // After cut() the driver stays for reconnect(): the peer has not ended.
-        if (!this.cutting) this.markEnded(`disconnected${ev.reason ? `: ${ev.reason}` : ""}`);
+        if (!this.cutting && this.redirectedTo === undefined)
+          this.markEnded(`disconnected${ev.reason ? `: ${ev.reason}` : ""}`);
         break;
       default:
         break;

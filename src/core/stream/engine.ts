@@ -29,6 +29,9 @@ function newStreamId(): string {
   return randomBytes(9).toString("base64url") + (++streamCounter).toString(36);
 }
 
+/** How long a stream the server closed waits for the client's closing before ending the connection. */
+const LINGER_MS = 2_000;
+
 export class ClientStream implements SessionStream, TransportSink {
   /** Unique per connection (the first stream's id). */
   readonly id = newStreamId();
@@ -205,7 +208,11 @@ export class ClientStream implements SessionStream, TransportSink {
   }
 
   streamEnd(): void {
-    if (this.closed) return;
+    if (this.closed) {
+      // The client's answer to our closing: the connection may go now.
+      this.lingering?.();
+      return;
+    }
     this.endReason = "closed";
     this.lost = false;
     this.close();
@@ -220,12 +227,16 @@ export class ClientStream implements SessionStream, TransportSink {
     this.cleanup();
   }
 
-  /** Closes the stream: optional stream error, our closing, then the connection. Idempotent. */
-  close(error?: StreamError): void {
+  /**
+   * Closes the stream: optional stream error, our closing, then the connection. Idempotent.
+   * `resumable`: the server sends the client elsewhere (a cluster node draining), and its
+   * session ends as if the connection were lost — a module may keep it for resumption.
+   */
+  close(error?: StreamError, opts?: { resumable?: boolean }): void {
     if (this.closed || this.closing) return;
     // Writes below may find the send buffer full and abandon the stream instead.
     this.closing = true;
-    this.lost = false;
+    this.lost = opts?.resumable === true;
     if (error) {
       this.endReason = error.condition;
       if (!this.headerSent) this.openStream();
@@ -238,9 +249,22 @@ export class ClientStream implements SessionStream, TransportSink {
     if (this.closed) return;
     this.transport.closeStream();
     this.closed = true;
-    this.transport.end();
+    if (opts?.resumable) {
+      // A client sent elsewhere answers with its own closing before it follows (RFC 6120 §4.4):
+      // ending the connection at once makes that write fail, and some clients then give up.
+      const end = () => {
+        clearTimeout(timer);
+        this.lingering = undefined;
+        this.transport.end();
+      };
+      const timer = setTimeout(end, LINGER_MS);
+      timer.unref();
+      this.lingering = end;
+    } else this.transport.end();
     this.cleanup();
   }
+  /** Ends the connection of a stream closed by the server that waits for the client's closing. */
+  private lingering: (() => void) | undefined;
 
   private cleanup(): void {
     if (this.cleanupDone) return;

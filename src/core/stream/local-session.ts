@@ -183,6 +183,13 @@ export interface SessionControl {
    */
   drop(session: ClientSession, reason: string): boolean;
   /**
+   * Binds `current` (authenticated, not bound) to `resource` without a bind request: a
+   * session its client brings over from another node of the cluster. Resolves with the full
+   * JID, or undefined when the stream closed meanwhile; a StanzaError when refused. The
+   * caller fires `session/bound`.
+   */
+  bind(current: ClientSession, resource: string): Promise<Jid | undefined>;
+  /**
    * Writes an element to the session's stream past the outbound filters: stream management's
    * own elements, and stanzas sent again after a resumption (they passed the filters once).
    * False when no stream is attached.
@@ -193,6 +200,7 @@ export interface SessionControl {
 /** The stream a session is served by, when it is held by this process. */
 export interface ResumableStream extends SessionStream {
   adopt(session: LocalClientSession): void;
+  bindResource(requested: string | undefined): Promise<Jid | undefined>;
 }
 
 export const sessionControl: SessionControl = {
@@ -221,6 +229,12 @@ export const sessionControl: SessionControl = {
     if (!stream || stream.closed) return false;
     stream.drop(reason);
     return true;
+  },
+  async bind(current, resource) {
+    if (!(current instanceof LocalClientSession)) throw new Error("not a session of this process");
+    const stream = current.stream as ResumableStream | undefined;
+    if (!stream || stream.closed || current.bound) return undefined;
+    return stream.bindResource(resource);
   },
   write(session, element) {
     if (!(session instanceof LocalClientSession)) throw new Error("not a session of this process");

@@ -12,6 +12,8 @@ export class ClientStreams {
   readonly open = new Set<ClientStream>();
   /** Open connections by remote address, over every transport (limits.maxConnectionsPerAddress). */
   private readonly perAddress = new Map<string, number>();
+  /** False once the server stopped taking connections (a cluster node draining). */
+  private accepting = true;
 
   constructor(
     private readonly svc: StreamServices,
@@ -25,6 +27,7 @@ export class ClientStreams {
    * resources the limits protect.
    */
   admits(address: string): boolean {
+    if (!this.accepting) return false;
     const { maxConnections, maxConnectionsPerAddress } = this.svc.config.limits;
     if (maxConnections > 0 && this.open.size >= maxConnections) return false;
     return maxConnectionsPerAddress <= 0 || (this.perAddress.get(address) ?? 0) < maxConnectionsPerAddress;
@@ -45,8 +48,16 @@ export class ClientStreams {
     return stream;
   }
 
-  /** Closes every stream (e.g. with system-shutdown). */
-  closeAll(error: StreamError): void {
-    for (const s of [...this.open]) s.close(error);
+  /** Admits no more connections, over any transport. */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  /**
+   * Closes every stream (e.g. with system-shutdown). `resumable`: their sessions may be kept
+   * for resumption (elsewhere), as when a connection is lost.
+   */
+  closeAll(error: StreamError, opts?: { resumable?: boolean }): void {
+    for (const s of [...this.open]) s.close(error, opts);
   }
 }

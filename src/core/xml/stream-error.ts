@@ -37,6 +37,8 @@ export class StreamError extends Error {
   readonly condition: StreamErrorCondition;
   readonly text?: string;
   readonly appCondition?: XmlElement;
+  /** `see-other-host`: where the client should connect instead (RFC 6120 §4.9.3.19), host or host:port. */
+  readonly otherHost?: string;
 
   constructor(condition: StreamErrorCondition, text?: string, appCondition?: XmlElement) {
     super(text ?? condition);
@@ -46,11 +48,18 @@ export class StreamError extends Error {
     if (appCondition) this.appCondition = appCondition;
   }
 
+  /** `see-other-host` naming the address to connect to instead (IPv6 literals in brackets). */
+  static seeOtherHost(address: string, text?: string): StreamError {
+    const error = new StreamError("see-other-host", text);
+    (error as { otherHost?: string }).otherHost = address;
+    return error;
+  }
+
   toElement(): XmlElement {
     return x(
       "stream:error",
       null,
-      x(this.condition, { xmlns: NS_STREAM_ERRORS }),
+      x(this.condition, { xmlns: NS_STREAM_ERRORS }, this.otherHost),
       this.text !== undefined && x("text", { xmlns: NS_STREAM_ERRORS, "xml:lang": "en" }, this.text),
       this.appCondition,
     );

@@ -11,7 +11,9 @@
  * - When the connection of a resumable session is lost (`session/stream-lost`), the session
  *   is hibernated: it stays bound and available, and what is sent to it joins the queue.
  *   A `<resume/>` on any new authenticated stream of the same account, on any transport,
- *   within the timeout takes it over; the queue is sent again after the client's `h`.
+ *   within the timeout takes it over; the queue is sent again after the client's `h`. In a
+ *   cluster, a `<resume/>` on another node than the one holding the session moves the
+ *   session to that node first (handover.ts).
  * - A session that ends otherwise (resumption timeout, clean close, stream error) hands back
  *   what its client never acknowledged: messages go to the account's other resources or to
  *   offline storage with a XEP-0203 stamp of their first delivery; IQ requests are answered
@@ -21,13 +23,22 @@ import { randomBytes } from "node:crypto";
 import { StanzaError, StreamError } from "../../core/errors.js";
 import { type Jid, tryParseJid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
+import type { NodeMessage } from "../../core/nodes.js";
 import type { ClientSession } from "../../core/session.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
+import { parseElement } from "../../core/xml/fragment.js";
 import { NS_CLIENT, NS_DELAY, NS_SM, NS_STANZAS } from "../../core/xml/namespaces.js";
 import type { OfflineMessageEvent } from "../message/index.js";
 import type { StreamManagementApi } from "./api.js";
 import { streamManagementConfigSection } from "./config.js";
-import { HandledCountTooHigh, parseH, UnackedQueue } from "./queue.js";
+import {
+  HANDOVER_KIND,
+  type HandoverAnswer,
+  type MovedSession,
+  parseHandoverAnswer,
+  parseHandoverRequest,
+} from "./handover.js";
+import { HandledCountTooHigh, parseH, restoredQueue, UnackedQueue } from "./queue.js";
 
 export type { StreamManagementApi } from "./api.js";
 
@@ -49,6 +60,15 @@ const OUTBOUND_PRIORITY = -1_000_000;
 const INBOUND_PRIORITY = 1_000_000;
 /** With a request outstanding, ask again after this many more stanzas. */
 const REREQUEST_EVERY = 100;
+/** How long a node waits for another to hand a session over. */
+const HANDOVER_TIMEOUT_MS = 5_000;
+
+interface ResumeOutcome {
+  answer: XmlElement;
+  resumed?: SmState;
+  /** The session came from another node: it is new here (`session/bound` fires for it). */
+  arrived?: boolean;
+}
 
 interface Entry {
   stanza: XmlElement;
@@ -106,7 +126,8 @@ export default defineModule({
       xep: "0198",
       version: "1.6.3",
       status: "complete",
-      notes: "resumption on any transport, also inside SASL2; enabled inside Bind 2; no 'location'",
+      notes:
+        "resumption on any transport, also inside SASL2, and on any node of a cluster (the session moves); enabled inside Bind 2; no 'location'",
     },
   ],
   dependencies: ["message"],
@@ -125,6 +146,8 @@ export default defineModule({
       enabled: 0,
       hibernated: 0,
       resumed: 0,
+      movedIn: 0,
+      movedOut: 0,
       failedResumptions: 0,
       expired: 0,
       overflows: 0,
@@ -152,14 +175,14 @@ export default defineModule({
       namespaces: [NS_SM],
       sasl2: {
         offer: () => x("sm", { xmlns: NS_SM }),
-        authenticated: (session, el) => {
+        authenticated: async (session, el) => {
           if (el.name !== "resume") return undefined;
-          const outcome = resuming(session, el);
+          const outcome = await resuming(session, el);
           const resumed = outcome.resumed;
           return {
             answer: outcome.answer,
             resumed: resumed !== undefined,
-            ...(resumed ? { afterSuccess: () => resend(resumed) } : {}),
+            ...(resumed ? { afterSuccess: () => resend(resumed, outcome.arrived) } : {}),
           };
         },
       },
@@ -230,21 +253,24 @@ export default defineModule({
       });
     }
 
-    function resume(session: ClientSession, el: XmlElement): void {
+    function resume(session: ClientSession, el: XmlElement): void | Promise<void> {
+      const answered = (outcome: ResumeOutcome) => {
+        if (!outcome.resumed) {
+          write(session, outcome.answer);
+          return;
+        }
+        write(outcome.resumed.session, outcome.answer);
+        resend(outcome.resumed, outcome.arrived);
+      };
       const outcome = resuming(session, el);
-      if (!outcome.resumed) {
-        write(session, outcome.answer);
-        return;
-      }
-      write(outcome.resumed.session, outcome.answer);
-      resend(outcome.resumed);
+      return outcome instanceof Promise ? outcome.then(answered) : answered(outcome);
     }
 
     /**
      * <resume/> (on the stream, or inside a SASL2 <authenticate/>): takes the kept session
      * over, or says why not. The caller writes the answer, then `resend`s what is unacknowledged.
      */
-    function resuming(session: ClientSession, el: XmlElement): { answer: XmlElement; resumed?: SmState } {
+    function resuming(session: ClientSession, el: XmlElement): ResumeOutcome | Promise<ResumeOutcome> {
       if (session.bound || state.get(session)) return { answer: failed("unexpected-request") };
       const h = parseH(el.attrs.h);
       const previd = el.attrs.previd;
@@ -253,6 +279,11 @@ export default defineModule({
         return { answer: failed("bad-request") };
       }
       const st = byId.get(previd);
+      if (!st) {
+        // Held by another node of the cluster? The nodes holding the account's sessions are asked.
+        const holders = nodesHolding(session);
+        if (holders.length > 0) return resumeFrom(holders, session, previd, h);
+      }
       if (!st || !sameAccount(st.session, session)) {
         stats.failedResumptions++;
         const gone = ended.get(previd);
@@ -282,14 +313,168 @@ export default defineModule({
     }
 
     /** After <resumed/>: what the client has not acknowledged, again, and the news for other modules. */
-    function resend(st: SmState): void {
+    function resend(st: SmState, arrived = false): void {
       const kept = st.session;
+      if (arrived) {
+        ctx
+          .fire("session/bound", { session: kept })
+          .catch((err) => log.error({ err }, "session/bound handler failed"));
+      }
       for (const entry of st.queue.pending()) write(kept, entry.stanza);
       if (st.queue.length > 0) scheduleRequest(st);
       log.debug({ session: kept.id, resent: st.queue.length }, "session resumed");
       ctx
         .fire("session/resumed", { session: kept })
         .catch((err) => log.error({ err }, "session/resumed handler failed"));
+    }
+
+    // ---- across the nodes of a cluster (handover.ts) ----
+
+    /** Other nodes holding sessions of the stream's account (a resumable session stays bound while hibernated). */
+    function nodesHolding(session: ClientSession): string[] {
+      if (!ctx.nodes || !session.username) return [];
+      const nodes = new Set<string>();
+      for (const s of sessions.resourcesOf(session.username)) if (s.node !== undefined) nodes.add(s.node);
+      return [...nodes];
+    }
+
+    /** Asks the nodes holding the account's sessions for the one with `previd`, and takes it over here. */
+    async function resumeFrom(
+      holders: string[],
+      session: ClientSession,
+      previd: string,
+      h: number,
+    ): Promise<ResumeOutcome> {
+      let endedAt: number | undefined;
+      for (const node of holders) {
+        const answer = parseHandoverAnswer(
+          await ctx.nodes!.ask(
+            node,
+            HANDOVER_KIND,
+            { previd, username: session.username!, h },
+            HANDOVER_TIMEOUT_MS,
+          ),
+        );
+        if (!answer || answer.outcome === "unknown") continue;
+        if (answer.outcome === "ended") {
+          endedAt = answer.h;
+          break;
+        }
+        if (answer.outcome === "too-high") throw tooHigh(new HandledCountTooHigh(answer.h, answer.sendCount));
+        return arrive(session, previd, answer);
+      }
+      stats.failedResumptions++;
+      return { answer: failed("item-not-found", endedAt) };
+    }
+
+    /** The session another node handed over becomes this stream's: same resource, presence and counters. */
+    async function arrive(
+      session: ClientSession,
+      previd: string,
+      moved: MovedSession,
+    ): Promise<ResumeOutcome> {
+      const entries: Entry[] = [];
+      for (const q of moved.queue) {
+        const stanza = parseElement(q.xml);
+        if (stanza) entries.push({ stanza, at: q.at });
+      }
+      let jid: Jid | undefined;
+      try {
+        jid = await sessionControl.bind(session, moved.resource);
+      } catch (err) {
+        if (!(err instanceof StanzaError)) throw err;
+      }
+      if (!jid) {
+        // The old node let the session go: what it held goes back as for any session that ends.
+        const account = tryParseJid(`${session.username}@${domain}/${moved.resource}`);
+        if (account) track(requeue(undefined, account, entries));
+        stats.failedResumptions++;
+        return { answer: failed("item-not-found", moved.inbound) };
+      }
+      if (moved.presence !== undefined) session.presence = parseElement(moved.presence);
+      session.priority = moved.priority;
+      session.rosterRequested = moved.interested;
+      for (const d of moved.directed) session.directedPresence.add(d);
+      sessions.updated(session);
+      const st: SmState = {
+        session,
+        queue: restoredQueue(moved.acked, entries),
+        inbound: moved.inbound,
+        id: previd,
+        resumeSeconds: moved.resumeSeconds,
+        hibernation: undefined,
+        requestedAt: undefined,
+        requestScheduled: false,
+        overflowed: false,
+      };
+      state.set(session, st);
+      byId.set(previd, st);
+      stats.resumed++;
+      stats.movedIn++;
+      log.debug({ session: session.id, jid: jid.toString(), unacked: entries.length }, "session moved here");
+      return {
+        answer: x("resumed", { xmlns: NS_SM, previd, h: String(moved.inbound) }),
+        resumed: st,
+        arrived: true,
+      };
+    }
+
+    /** Another node's client resumes a session of this node: it is handed over and ends here, silently. */
+    function handOver(previd: string, username: string, h: number): HandoverAnswer {
+      const st = byId.get(previd);
+      if (!st || st.session.username !== username || st.session.closed) {
+        const gone = ended.get(previd);
+        return gone && gone.username === username ? { outcome: "ended", h: gone.h } : { outcome: "unknown" };
+      }
+      let acked: Entry[];
+      try {
+        acked = st.queue.ack(h);
+      } catch (err) {
+        if (err instanceof HandledCountTooHigh)
+          return { outcome: "too-high", h: err.h, sendCount: err.sendCount };
+        throw err;
+      }
+      settle(acked);
+      const session = st.session;
+      const rest = st.queue.pending();
+      // Whoever waits for an acknowledgement is told it was delivered: the stanza is in the
+      // moved queue, and goes back to offline storage from there if the client never acknowledges it.
+      settle(rest);
+      const moved: MovedSession = {
+        outcome: "moved",
+        resource: session.resource ?? "",
+        ...(session.presence ? { presence: session.presence.toString() } : {}),
+        priority: session.priority,
+        interested: session.rosterRequested,
+        directed: [...session.directedPresence],
+        inbound: st.inbound,
+        acked: st.queue.acked,
+        resumeSeconds: st.resumeSeconds,
+        queue: rest.map((e) => ({ xml: e.stanza.toString(), at: e.at })),
+      };
+      state.delete(session);
+      byId.delete(previd);
+      if (st.hibernation) {
+        clearTimeout(st.hibernation);
+        st.hibernation = undefined;
+        stats.hibernated--;
+      }
+      stats.movedOut++;
+      // It stays available on its new node: no unavailable presence goes out from here.
+      session.presence = undefined;
+      session.directedPresence.clear();
+      if (session.attached) session.close(new StreamError("conflict", "Replaced by a resumed stream"));
+      else sessionControl.end(session, "resumed on another node");
+      return moved;
+    }
+
+    if (ctx.nodes) {
+      const stop = ctx.nodes.serve(HANDOVER_KIND, (body) => {
+        const req = parseHandoverRequest(body);
+        if (!req) return { outcome: "unknown" };
+        return handOver(req.previd, req.username, req.h) as unknown as NodeMessage;
+      });
+      ctx.onUnload(stop);
     }
 
     function sameAccount(a: ClientSession, b: ClientSession): boolean {
@@ -458,14 +643,7 @@ export default defineModule({
           remember(st.id, session.username ?? "", st.inbound);
         }
         const rest = st.queue.drain();
-        if (rest.length > 0) {
-          const p = requeue(session, rest)
-            .catch((err) =>
-              log.error({ err, session: session.id }, "re-queueing unacknowledged stanzas failed"),
-            )
-            .finally(() => pending.delete(p));
-          pending.add(p);
-        }
+        if (rest.length > 0 && session.jid) track(requeue(session, session.jid, rest));
         return false;
       },
       100,
@@ -477,9 +655,16 @@ export default defineModule({
       if (ended.size > settings.rememberEndedSessions) ended.delete(ended.keys().next().value!);
     }
 
-    async function requeue(session: ClientSession, entries: Entry[]): Promise<void> {
-      const jid = session.jid;
-      const username = session.username;
+    function track(p: Promise<void>): void {
+      const t = p
+        .catch((err) => log.error({ err }, "re-queueing unacknowledged stanzas failed"))
+        .finally(() => pending.delete(t));
+      pending.add(t);
+    }
+
+    /** What `session` (`jid`; none when it never got bound here) held unacknowledged goes back. */
+    async function requeue(session: ClientSession | undefined, jid: Jid, entries: Entry[]): Promise<void> {
+      const username = jid.local;
       for (const entry of entries) {
         if (entry.outcome) {
           entry.outcome(false);
@@ -504,7 +689,7 @@ export default defineModule({
           stats.requeued.bounced++;
           continue;
         }
-        if ((kind !== "chat" && kind !== "normal") || !jid || !username) {
+        if (kind !== "chat" && kind !== "normal") {
           // RFC 6121 §8.5.3.2.1: headlines and errors for a resource that is gone are dropped.
           stats.requeued.dropped++;
           continue;
@@ -572,6 +757,16 @@ export default defineModule({
       help: "Sessions resumed on a new stream",
       type: "counter",
       collect: () => stats.resumed,
+    });
+    ctx.metric({
+      name: "switchboard_sm_moved_sessions_total",
+      help: "Sessions resumed on another node of the cluster than the one holding them, by direction",
+      type: "counter",
+      labelNames: ["direction"],
+      collect: () => [
+        [{ direction: "in" }, stats.movedIn],
+        [{ direction: "out" }, stats.movedOut],
+      ],
     });
     ctx.metric({
       name: "switchboard_sm_failed_resumptions_total",

@@ -91,3 +91,12 @@ export class UnackedQueue<T> {
     return rest;
   }
 }
+
+/** A queue taken over from elsewhere: `acked` stanzas acknowledged, then `items` unacknowledged. */
+export function restoredQueue<T>(acked: number, items: T[]): UnackedQueue<T> {
+  const queue = new UnackedQueue<T>();
+  queue.acked = acked;
+  queue.sent = acked;
+  for (const item of items) queue.push(item);
+  return queue;
+}

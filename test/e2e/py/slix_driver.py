@@ -60,6 +60,11 @@ class Driver:
         # Set by "cut": the connection goes away on purpose and the driver stays for "reconnect".
         self.reconnecting = False
         self.login_waiters = []
+        # slixmpp 1.8 answers see-other-host by reconnecting to the JID's domain on port 5222,
+        # not to the address the server named: its own handling is off, and the driver follows
+        # the redirect as an application does (on_stream_error, on_disconnected).
+        c.max_redirects = -1
+        self.redirect = None
         # Subscription requests are answered by the test, never automatically.
         c.auto_authorize = None
         c.auto_subscribe = False
@@ -114,6 +119,7 @@ class Driver:
         return obj.version() if obj is not None else None
 
     def on_session_resumed(self, _event):
+        self.reconnecting = False
         emit({"event": "session_resumed"})
         self.wake_login_waiters("resumed")
 
@@ -127,6 +133,7 @@ class Driver:
         self.login_waiters = []
 
     def on_session_start(self, _event):
+        self.reconnecting = False
         self.wake_login_waiters("started")
         mech = self.client["feature_mechanisms"].mech
         emit(
@@ -146,10 +153,28 @@ class Driver:
         self.client.disconnect()
 
     def on_stream_error(self, error):
-        emit({"event": "stream_error", "condition": error["condition"], "text": error["text"]})
+        emit(
+            {
+                "event": "stream_error",
+                "condition": error["condition"],
+                "text": error["text"],
+                "other_host": error["see_other_host"] or None,
+            }
+        )
+        other = error["see_other_host"]
+        if error["condition"] == "see-other-host" and other:
+            # Connect there once this connection is gone; the driver stays.
+            host, _, port = other.rpartition(":")
+            self.redirect = (host.strip("[]"), int(port) if port else 5222)
+            self.reconnecting = True
 
     def on_disconnected(self, reason):
         emit({"event": "disconnected", "reason": str(reason) if reason else None})
+        if self.redirect is not None:
+            self.args.host, self.args.port = self.redirect
+            self.redirect = None
+            self.connect()
+            return
         if not self.reconnecting:
             self.done.set()
 
