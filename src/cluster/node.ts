@@ -10,6 +10,8 @@
  *   modules of two nodes (NodeBus: `call`, e.g. a stream management handover); and the
  *   order to drain (`cluster drain`);
  * - `PREFIX.directory`: binds, presence changes and unbinds (DirectoryDelta, JSON);
+ * - `PREFIX.logins`: every node's failed and successful logins, counted by every node's
+ *   login guard (a guesser gets one budget for the whole cluster);
  * - KV `PREFIX_sessions`: full JID → SessionEntry, the directory's durable copy;
  * - KV `PREFIX_nodes`: node name → NodeInfo, rewritten every heartbeat; entries expire after
  *   the node timeout, and a node not heard from for that long is dead: its sessions leave
@@ -22,6 +24,7 @@ import type { Logger } from "pino";
 import { ConfigError } from "../core/config.js";
 import { StreamError, type StreamErrorCondition } from "../core/errors.js";
 import { tryParseJid } from "../core/jid.js";
+import type { LoginGuard, LoginOutcome } from "../core/login-guard.js";
 import type { MetricRegistry } from "../core/metrics.js";
 import type { NodeBus, NodeMessage } from "../core/nodes.js";
 import type { Router } from "../core/router.js";
@@ -35,6 +38,7 @@ export interface ClusterNames {
   sessionsBucket: string;
   nodesBucket: string;
   directorySubject: string;
+  loginsSubject: string;
   nodeSubject(node: string): string;
 }
 
@@ -43,6 +47,7 @@ export function clusterNames(prefix: string): ClusterNames {
     sessionsBucket: `${prefix}_sessions`,
     nodesBucket: `${prefix}_nodes`,
     directorySubject: `${prefix}.directory`,
+    loginsSubject: `${prefix}.logins`,
     nodeSubject: (node) => `${prefix}.node.${node}`,
   };
 }
@@ -623,6 +628,40 @@ export class ClusterNode implements ClusterLink, NodeBus {
       const text = msg.headers?.get("text") || undefined;
       session.close(condition ? new StreamError(condition, text) : undefined);
     }
+  }
+
+  // ---- login limits counted across the cluster
+
+  /** Makes `guard` count the other nodes' logins, and tells them this node's. */
+  shareLogins(guard: LoginGuard): void {
+    const subject = this.names.loginsSubject;
+    const sub = this.nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return;
+        const o = decodeJson<LoginOutcome & { node?: string }>(msg.data);
+        if (!o || o.node === this.node || typeof o.address !== "string") return;
+        if (o.outcome === "failed")
+          guard.apply({
+            outcome: "failed",
+            address: o.address,
+            ...(typeof o.account === "string" ? { account: o.account } : {}),
+          });
+        else if (o.outcome === "succeeded" && typeof o.account === "string")
+          guard.apply({ outcome: "succeeded", account: o.account, address: o.address });
+      },
+    });
+    const unshare = guard.share((outcome) => {
+      if (this.stopped) return;
+      try {
+        this.nc.publish(subject, encodeJson({ ...outcome, node: this.node }));
+      } catch (err) {
+        this.onError(err, "telling the other nodes of a login");
+      }
+    });
+    this.cleanups.push(() => {
+      unshare();
+      sub.unsubscribe();
+    });
   }
 
   // ---- NodeBus: requests between the modules of two nodes

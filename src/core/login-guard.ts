@@ -13,6 +13,9 @@
  *
  * Only a checked password that was wrong counts as a failure: a refused mechanism or
  * channel-binding type says nothing about the password. Crossing a threshold is logged once.
+ *
+ * In a cluster every node's guard sees every node's outcomes (`share` and `apply`), so a
+ * guesser cannot spread attempts over the nodes to get each node's budget.
  */
 import type { Logger } from "pino";
 import { FailureLimiter } from "./rate-limit.js";
@@ -33,6 +36,11 @@ export interface LoginGuardOptions {
   maxKeys?: number;
 }
 
+/** A login outcome as one guard tells the others (the nodes of a cluster). */
+export type LoginOutcome =
+  | { outcome: "failed"; account?: string; address: string }
+  | { outcome: "succeeded"; account: string; address: string };
+
 /** The verdict before a password is checked. */
 export type LoginVerdict = { refused: true; retryAfterMs: number } | { refused: false };
 
@@ -49,6 +57,8 @@ export class LoginGuard {
   /** Keys already reported as throttled in their current episode (cleared when they recover). */
   private readonly reported = new Set<string>();
   private readonly maxKeys: number;
+  /** Where this guard's outcomes go (the other nodes), when shared. */
+  private publish: ((outcome: LoginOutcome) => void) | undefined;
 
   constructor(private readonly opts: LoginGuardOptions) {
     this.maxKeys = opts.maxKeys ?? 100_000;
@@ -105,12 +115,38 @@ export class LoginGuard {
 
   /** A checked password was wrong. */
   failed(account: string | undefined, address: string): void {
-    this.byAddress.record(address);
-    if (account !== undefined) this.byAccount.record(account);
+    this.recordFailure(account, address);
+    this.publish?.(
+      account === undefined ? { outcome: "failed", address } : { outcome: "failed", account, address },
+    );
   }
 
   /** A password was right: the address becomes trusted for the account. */
   succeeded(account: string, address: string): void {
+    this.recordSuccess(account, address);
+    this.publish?.({ outcome: "succeeded", account, address });
+  }
+
+  /** Tells `publish` every outcome from now on (a cluster node sends them to the other nodes). */
+  share(publish: (outcome: LoginOutcome) => void): () => void {
+    this.publish = publish;
+    return () => {
+      if (this.publish === publish) this.publish = undefined;
+    };
+  }
+
+  /** Counts an outcome another guard saw (another node's login). */
+  apply(o: LoginOutcome): void {
+    if (o.outcome === "failed") this.recordFailure(o.account, o.address);
+    else this.recordSuccess(o.account, o.address);
+  }
+
+  private recordFailure(account: string | undefined, address: string): void {
+    this.byAddress.record(address);
+    if (account !== undefined) this.byAccount.record(account);
+  }
+
+  private recordSuccess(account: string, address: string): void {
     const key = `${account}\u0000${address}`;
     this.trusted.delete(key);
     this.trusted.set(key, this.opts.now());

@@ -145,6 +145,7 @@ export class SwitchboardServer {
     try {
       await modules.loadAll(opts.modules, config.disabledModules);
       await cluster?.start(services.router, services.metrics);
+      cluster?.shareLogins(services.loginGuard);
       cluster?.onDrain(async (error) => {
         // No new connections on any transport; the listeners close once their connections are gone.
         streams.stopAccepting();

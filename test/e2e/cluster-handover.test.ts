@@ -20,13 +20,16 @@ import {
   removeClusterBuckets,
 } from "../helpers/nats.js";
 import { createTestDatabase, postgresSkip, type TestDatabase } from "../helpers/postgres.js";
+import { RawConnection } from "../helpers/raw-client.js";
 import { runCli, startServer, type TestServer } from "../helpers/server.js";
 import { connectSlix, type SlixPeer, slixSkip } from "../helpers/slix-client.js";
 import { SmRaw } from "../helpers/sm-raw.js";
 import { type Element, is, xml } from "../helpers/stanza.js";
 
 const PW = "cluster-handover-pw";
-const USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "gina"];
+const USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank"];
+const PER_ADDRESS = 4;
+const PER_ACCOUNT = 3;
 const jid = (user: string) => `${user}@localhost`;
 const NICK = "http://jabber.org/protocol/nick";
 const EVENT = "http://jabber.org/protocol/pubsub#event";
@@ -56,7 +59,15 @@ describe("two cluster nodes: IQ results, stream management across nodes, drain",
       name: `cluster-handover-${name}`,
       storage: database.url,
       extraArgs: ["--cluster", NATS_URL, "--node", name],
-      config: { cluster: { prefix }, streamManagement: { resumeTimeoutSeconds: 60 } },
+      config: {
+        cluster: { prefix },
+        streamManagement: { resumeTimeoutSeconds: 60 },
+        limits: {
+          authFailuresPerAddress: PER_ADDRESS,
+          authFailuresPerAccount: PER_ACCOUNT,
+          authSlowdownMaxSeconds: 2,
+        },
+      },
     });
   }
 
@@ -170,6 +181,49 @@ describe("two cluster nodes: IQ results, stream management across nodes, drain",
     assert.ok(back.resumed, `moved back to h1: ${back.failed}`);
     await late.raw.waitFor(/after the move/, "the unacknowledged message, on h1 again");
     await second.raw.waitFor(/<conflict xmlns=['"]urn:ietf:params:xml:ns:xmpp-streams['"]/, "conflict on h2");
+  });
+
+  /** One PLAIN login attempt on node `node` from the loopback address `from`. */
+  async function attempt(node: number, from: string, user: string, password: string) {
+    const c = await RawConnection.open(nodes[node]!, {
+      label: `${user} from ${from} on h${node + 1}`,
+      localAddress: from,
+    });
+    try {
+      const start = Date.now();
+      const r = await c.tryPlain("localhost", user, password);
+      return { ...r, ms: Date.now() - start };
+    } finally {
+      c.destroy();
+    }
+  }
+
+  test("failed logins count across the cluster: a guesser spreading its attempts over both nodes is refused on both", async () => {
+    const guesser = "127.0.0.77";
+    for (let i = 0; i < PER_ADDRESS; i++) {
+      const r = await attempt(i % 2, guesser, "hank", `wrong-${i}`);
+      assert.equal(r.outcome, "not-authorized", `guess ${i} on h${(i % 2) + 1}`);
+    }
+    // Two failures on each node: each node alone would still take more.
+    await new Promise((r) => setTimeout(r, 200));
+    for (const node of [0, 1]) {
+      const refused = await attempt(node, guesser, "hank", PW);
+      assert.equal(refused.outcome, "temporary-auth-failure", `refused on h${node + 1}`);
+      assert.match(refused.text, /too many failed attempts from this address/);
+    }
+    // An account guessed at through both nodes from many addresses is slowed on both for new addresses.
+    for (let i = 0; i < PER_ACCOUNT + 1; i++) {
+      assert.equal(
+        (await attempt(i % 2, `127.0.0.${110 + i}`, "alice", `guess-${i}`)).outcome,
+        "not-authorized",
+      );
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    for (const node of [0, 1]) {
+      const fresh = await attempt(node, `127.0.0.${130 + node}`, "alice", PW);
+      assert.equal(fresh.outcome, "success");
+      assert.ok(fresh.ms >= 900, `a new address is slowed on h${node + 1} too (${fresh.ms} ms)`);
+    }
   });
 
   test("cluster drain sends a node's clients to the other node; slixmpp follows and resumes there; the node leaves", async () => {

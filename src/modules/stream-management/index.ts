@@ -406,6 +406,7 @@ export default defineModule({
         requestedAt: undefined,
         requestScheduled: false,
         overflowed: false,
+        ackTimer: undefined,
       };
       state.set(session, st);
       byId.set(previd, st);
@@ -454,6 +455,7 @@ export default defineModule({
       };
       state.delete(session);
       byId.delete(previd);
+      stopAckTimer(st);
       if (st.hibernation) {
         clearTimeout(st.hibernation);
         st.hibernation = undefined;
