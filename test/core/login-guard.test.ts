@@ -99,3 +99,29 @@ describe("LoginGuard", () => {
     assert.ok(g.delayMs("alice", "198.51.100.7") > 0);
   });
 });
+
+describe("login guards shared between cluster nodes", () => {
+  test("each guard counts the other's outcomes, without telling them back", () => {
+    const a = guard({ perAddress: 4, perAccount: 3 });
+    const b = guard({ perAddress: 4, perAccount: 3 });
+    const fromA: unknown[] = [];
+    const fromB: unknown[] = [];
+    a.g.share((o) => {
+      fromA.push(o);
+      b.g.apply(o);
+    });
+    b.g.share((o) => {
+      fromB.push(o);
+      a.g.apply(o);
+    });
+    for (let i = 0; i < 4; i++) fail(i % 2 ? b.g : a.g, "carol", "192.0.2.9");
+    assert.equal(fromA.length, 2);
+    assert.equal(fromB.length, 2, "applied outcomes are not published again");
+    assert.equal(a.g.begin("192.0.2.9").refused, true, "refused on the first node");
+    assert.equal(b.g.begin("192.0.2.9").refused, true, "refused on the second node");
+    // A success on one node makes the address trusted for the account on both.
+    b.g.succeeded("carol", "198.51.100.1");
+    assert.equal(a.g.delayMs("carol", "198.51.100.1"), 0);
+    assert.ok(a.g.delayMs("carol", "198.51.100.2") > 0, "carol is under attack on both nodes");
+  });
+});
