@@ -21,7 +21,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { StanzaError, StreamError } from "../../core/errors.js";
-import { type Jid, tryParseJid } from "../../core/jid.js";
+import { accountJid, Jid, tryParseJid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
 import type { NodeMessage } from "../../core/nodes.js";
 import type { ClientSession } from "../../core/session.js";
@@ -386,8 +386,9 @@ export default defineModule({
       }
       if (!jid) {
         // The old node let the session go: what it held goes back as for any session that ends.
-        const account = tryParseJid(`${session.username}@${domain}/${moved.resource}`);
-        if (account) track(requeue(undefined, account, entries));
+        const username = session.username!;
+        const bare = accountJid(username, domain);
+        track(requeue(undefined, username, Jid.trusted(bare.local, bare.domain, moved.resource), entries));
         stats.failedResumptions++;
         return { answer: failed("item-not-found", moved.inbound) };
       }
@@ -645,7 +646,8 @@ export default defineModule({
           remember(st.id, session.username ?? "", st.inbound);
         }
         const rest = st.queue.drain();
-        if (rest.length > 0 && session.jid) track(requeue(session, session.jid, rest));
+        if (rest.length > 0 && session.jid && session.username)
+          track(requeue(session, session.username, session.jid, rest));
         return false;
       },
       100,
@@ -664,9 +666,16 @@ export default defineModule({
       pending.add(t);
     }
 
-    /** What `session` (`jid`; none when it never got bound here) held unacknowledged goes back. */
-    async function requeue(session: ClientSession | undefined, jid: Jid, entries: Entry[]): Promise<void> {
-      const username = jid.local;
+    /**
+     * What a session of account `username` (account key), bound as `jid`, held unacknowledged
+     * goes back; `session` is undefined when it never got bound here (a failed move).
+     */
+    async function requeue(
+      session: ClientSession | undefined,
+      username: string,
+      jid: Jid,
+      entries: Entry[],
+    ): Promise<void> {
       for (const entry of entries) {
         if (entry.outcome) {
           entry.outcome(false);
