@@ -28,6 +28,7 @@ import s2s from "./s2s/index.js";
 import stanzaId from "./stanza-id/index.js";
 import streamManagement from "./stream-management/index.js";
 import time from "./time/index.js";
+import upload from "./upload/index.js";
 import vcard from "./vcard/index.js";
 import version from "./version/index.js";
 
@@ -59,4 +60,5 @@ export const standardModules: ModuleDefinition<unknown>[] = [
   interconnect,
   push,
   muc,
+  upload,
 ] as ModuleDefinition<unknown>[];

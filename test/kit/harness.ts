@@ -17,6 +17,7 @@ import type { ClientSession } from "../../src/core/session.js";
 import type { XmlElement } from "../../src/core/xml/element.js";
 import { loadServerConfig } from "../../src/server/config.js";
 import { SwitchboardServer } from "../../src/server/server.js";
+import { freePorts } from "../helpers/server.js";
 
 /** A clock tests move by hand. */
 export class ManualClock implements Clock {
@@ -154,8 +155,11 @@ export interface Harness {
 export async function startHarness(opts: {
   modules: ModuleDefinition<unknown>[];
   config?: Record<string, unknown>;
+  /** Also run the HTTP listener on a free loopback port, with the routes the modules contribute. */
+  http?: boolean;
 }): Promise<Harness> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "sb-harness-"));
+  const httpPort = opts.http ? (await freePorts(1))[0] : undefined;
   const config = loadServerConfig({
     overrides: {
       domain: "example.test",
@@ -167,6 +171,7 @@ export async function startHarness(opts: {
       allowPlaintext: true,
       logLevel: "silent",
       scramIterations: 4096,
+      ...(httpPort !== undefined ? { httpPort, bind: "127.0.0.1", http: { websocket: false } } : {}),
       ...opts.config,
     },
   });
@@ -174,6 +179,7 @@ export async function startHarness(opts: {
   const server = await SwitchboardServer.start(config, {
     clock,
     modules: opts.modules,
+    ...(opts.http ? { http: { plugins: [], commands: [] } } : {}),
     logger: pino({ level: process.env.HARNESS_LOG ?? "silent" }),
   });
   const services = server.services;

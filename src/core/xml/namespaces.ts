@@ -93,3 +93,6 @@ export const NS_PUBSUB_PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publ
 export const NS_FEDERATION = "urn:switchboard:federation:0";
 /** Client-licence proofs (docs/licensing-protocol.md). */
 export const NS_LICENCE = "urn:switchboard:client-licence:0";
+
+// XEP-0363: HTTP file upload.
+export const NS_HTTP_UPLOAD = "urn:xmpp:http:upload:0";

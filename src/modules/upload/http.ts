@@ -1,0 +1,112 @@
+/**
+ * The upload service's face on the HTTP listener, under /upload: PUT stores a file into a
+ * slot (checked by UploadStore.put), GET and HEAD serve it. Files are served as what they
+ * were uploaded as, but only raster images are shown inline: anything else is an
+ * attachment, with nosniff and a sandboxing Content-Security-Policy, so an uploaded page
+ * or SVG cannot run in the server's origin.
+ */
+import { createReadStream } from "node:fs";
+import type { FastifyReply } from "fastify";
+import type { HttpPlugin } from "../../http/context.js";
+import { ProblemError, type ProblemType } from "../../http/problem.js";
+import { mediaType, UploadRefused, type UploadStore } from "./store.js";
+
+export const UPLOAD_PATH = "/upload";
+
+const INLINE_TYPES = new Set([
+  "image/png",
+  "image/jpeg",
+  "image/gif",
+  "image/webp",
+  "image/avif",
+  "image/bmp",
+]);
+
+const PROBLEMS: Record<number, ProblemType> = {
+  400: "bad-request",
+  403: "forbidden",
+  404: "not-found",
+  409: "conflict",
+  411: "bad-request",
+  413: "payload-too-large",
+};
+
+/** The Authorization header's secret: `Bearer <secret>` (the header the slot hands out). */
+function secretOf(header: string | undefined): string | undefined {
+  const m = /^Bearer\s+(\S+)$/i.exec(header ?? "");
+  return m?.[1];
+}
+
+function contentDisposition(type: string, filename: string): string {
+  const kind = INLINE_TYPES.has(mediaType(type)) ? "inline" : "attachment";
+  const ascii = filename.replace(/[^\x20-\x7e]|["\\]/g, "_");
+  return `${kind}; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename)}`;
+}
+
+/**
+ * The plugin; `listening` receives the listener's public URL once it is known, so slots
+ * can point at it.
+ */
+export function uploadHttp(store: UploadStore, listening: (publicUrl: () => string) => void): HttpPlugin {
+  return {
+    name: "upload",
+    prefix: UPLOAD_PATH,
+    register(app, ctx) {
+      listening(() => ctx.publicUrl);
+      // The body is the file, whatever its type: it is streamed to disk, never parsed.
+      app.removeAllContentTypeParsers();
+      app.addContentTypeParser("*", (_request, _payload, done) => done(null));
+
+      app.put<{ Params: { id: string; name: string } }>(
+        "/:id/:name",
+        // The slot's secret authenticates the request (no browser session, no CSRF token).
+        { config: { csrf: false } },
+        async (request, reply) => {
+          const length = request.headers["content-length"];
+          try {
+            await store.put(
+              request.params.id,
+              request.params.name,
+              {
+                secret: secretOf(request.headers.authorization),
+                length: length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined,
+                contentType: request.headers["content-type"],
+              },
+              request.raw,
+            );
+          } catch (err) {
+            if (err instanceof UploadRefused)
+              throw new ProblemError(err.status, PROBLEMS[err.status] ?? "bad-request", err.message);
+            throw err;
+          }
+          return reply.code(201).send();
+        },
+      );
+
+      const serve = async (id: string, name: string, reply: FastifyReply, body: boolean) => {
+        const record = await store.get(id);
+        if (record?.state !== "stored" || record.filename !== name)
+          throw new ProblemError(404, "not-found", "no such file");
+        const type = record.servedType ?? "application/octet-stream";
+        reply
+          .header("content-type", type)
+          .header("content-length", String(record.size))
+          .header("content-disposition", contentDisposition(type, record.filename))
+          .header("x-content-type-options", "nosniff")
+          .header("content-security-policy", "default-src 'none'; sandbox")
+          .header("cache-control", "private, max-age=86400")
+          .header("access-control-allow-origin", "*");
+        if (!body) return reply.send();
+        return reply.send(createReadStream(store.filePath(id, record)));
+      };
+      app.get<{ Params: { id: string; name: string } }>(
+        "/:id/:name",
+        { exposeHeadRoute: false },
+        (request, reply) => serve(request.params.id, request.params.name, reply, true),
+      );
+      app.head<{ Params: { id: string; name: string } }>("/:id/:name", (request, reply) =>
+        serve(request.params.id, request.params.name, reply, false),
+      );
+    },
+  };
+}

@@ -1,0 +1,270 @@
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import http from "node:http";
+import path from "node:path";
+import { after, test } from "node:test";
+import { parseJid } from "../../src/core/jid.js";
+import type { ModuleDefinition } from "../../src/core/module.js";
+import { type XmlElement, x } from "../../src/core/xml/element.js";
+import { NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_HTTP_UPLOAD } from "../../src/core/xml/namespaces.js";
+import disco from "../../src/modules/disco/index.js";
+import upload, { type UploadApi } from "../../src/modules/upload/index.js";
+import { errorCondition, type FakeSession, type Harness, startHarness } from "../kit/harness.js";
+
+const SERVICE = "upload.example.test";
+
+const harnesses: Harness[] = [];
+after(async () => {
+  for (const h of harnesses) await h.stop();
+});
+
+async function start(config?: Record<string, unknown>): Promise<Harness> {
+  const h = await startHarness({
+    modules: [disco, upload] as ModuleDefinition<unknown>[],
+    http: true,
+    ...(config ? { config } : {}),
+  });
+  harnesses.push(h);
+  await h.createUser("alice");
+  await h.createUser("bob");
+  return h;
+}
+
+interface Response {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** An HTTP request with exactly the headers given (no length or type added). */
+function request(
+  method: string,
+  url: string,
+  headers: Record<string, string>,
+  body?: Buffer,
+): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () =>
+        resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }),
+      );
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+const askSlot = (attrs: Record<string, string>) =>
+  x("iq", { type: "get", to: SERVICE }, x("request", { xmlns: NS_HTTP_UPLOAD, ...attrs }));
+
+interface Slot {
+  put: string;
+  get: string;
+  headers: Record<string, string>;
+}
+
+async function slotFor(s: FakeSession, filename: string, size: number, contentType?: string): Promise<Slot> {
+  const reply = await s.iq(
+    askSlot({ filename, size: String(size), ...(contentType ? { "content-type": contentType } : {}) }),
+  );
+  assert.equal(reply.attrs.type, "result", reply.toString());
+  assert.equal(reply.attrs.from, SERVICE);
+  const slot = reply.getChild("slot", NS_HTTP_UPLOAD)!;
+  const put = slot.getChild("put")!;
+  const headers: Record<string, string> = {};
+  for (const h of put.getChildren("header")) headers[h.attrs.name!] = h.text();
+  return { put: put.attrs.url!, get: slot.getChild("get")!.attrs.url!, headers };
+}
+
+const putFile = (slot: Slot, body: Buffer, contentType: string, extra: Record<string, string> = {}) =>
+  request(
+    "PUT",
+    slot.put,
+    { ...slot.headers, "content-type": contentType, "content-length": String(body.length), ...extra },
+    body,
+  );
+
+function uploadError(reply: XmlElement): { condition?: string; type?: string; max?: string } {
+  const error = reply.getChild("error");
+  return {
+    ...(errorCondition(reply) ? { condition: errorCondition(reply)! } : {}),
+    ...(error?.attrs.type ? { type: error.attrs.type } : {}),
+    ...(error?.getChild("file-too-large", NS_HTTP_UPLOAD)
+      ? { max: error.getChild("file-too-large", NS_HTTP_UPLOAD)!.getChildText("max-file-size")! }
+      : {}),
+  };
+}
+
+test("the service is listed by the server and describes itself with its size limit", async () => {
+  const h = await start({ upload: { maxFileBytes: 5000 } });
+  const a = await h.connect("alice");
+  const items = await a.iq(x("iq", { type: "get", to: h.domain }, x("query", { xmlns: NS_DISCO_ITEMS })));
+  assert.ok(
+    items
+      .getChild("query")!
+      .getChildren("item")
+      .some((i) => i.attrs.jid === SERVICE),
+    items.toString(),
+  );
+  const info = (
+    await a.iq(x("iq", { type: "get", to: SERVICE }, x("query", { xmlns: NS_DISCO_INFO })))
+  ).getChild("query", NS_DISCO_INFO)!;
+  const identity = info.getChild("identity")!;
+  assert.deepEqual([identity.attrs.category, identity.attrs.type], ["store", "file"]);
+  assert.ok(info.getChildren("feature").some((f) => f.attrs.var === NS_HTTP_UPLOAD));
+  const form = info.getChild("x", NS_DATA)!;
+  const value = (v: string) =>
+    form
+      .getChildren("field")
+      .find((f) => f.attrs.var === v)
+      ?.getChildText("value");
+  assert.equal(value("FORM_TYPE"), NS_HTTP_UPLOAD);
+  assert.equal(value("max-file-size"), "5000");
+  await a.disconnect();
+});
+
+test("a slot, a PUT and a GET give the file back as it was uploaded", async () => {
+  const h = await start();
+  const a = await h.connect("alice");
+  const text = Buffer.from("hello, upload ✓\n");
+  const slot = await slotFor(a, "notes é.txt", text.length, "text/plain");
+  const base = h.server.http!.url!;
+  assert.ok(slot.put.startsWith(`${base}/upload/`), slot.put);
+  assert.equal(slot.get, slot.put);
+  assert.match(slot.headers.Authorization ?? "", /^Bearer \S+$/);
+
+  // Before the upload there is nothing to get.
+  assert.equal((await request("GET", slot.get, {})).status, 404);
+  assert.equal((await putFile(slot, text, "text/plain")).status, 201);
+  const got = await request("GET", slot.get, {});
+  assert.equal(got.status, 200);
+  assert.deepEqual(got.body, text);
+  assert.equal(got.headers["content-type"], "text/plain");
+  assert.equal(got.headers["x-content-type-options"], "nosniff");
+  assert.match(String(got.headers["content-disposition"]), /^attachment;/);
+  assert.ok(existsSync(path.join(h.dataDir, "uploads")));
+
+  // A slot is used once.
+  assert.equal((await putFile(slot, text, "text/plain")).status, 409);
+
+  // Images are shown inline.
+  const png = Buffer.from("89504e470d0a1a0a0000000d49484452", "hex");
+  const image = await slotFor(a, "pic.png", png.length, "image/png");
+  assert.equal((await putFile(image, png, "image/png")).status, 201);
+  const shown = await request("GET", image.get, {});
+  assert.deepEqual(shown.body, png);
+  assert.equal(shown.headers["content-type"], "image/png");
+  assert.match(String(shown.headers["content-disposition"]), /^inline;/);
+  await a.disconnect();
+});
+
+test("a PUT that does not match its slot is refused and stores nothing", async () => {
+  const h = await start();
+  const a = await h.connect("alice");
+  const body = Buffer.from("0123456789");
+
+  const wrongSize = await slotFor(a, "a.bin", 20, "application/octet-stream");
+  assert.equal((await putFile(wrongSize, body, "application/octet-stream")).status, 400);
+  const longer = await slotFor(a, "b.bin", 5, "application/octet-stream");
+  assert.equal((await putFile(longer, body, "application/octet-stream")).status, 413);
+
+  const slot = await slotFor(a, "c.bin", body.length, "application/octet-stream");
+  const noToken = { ...slot, headers: {} };
+  assert.equal((await putFile(noToken, body, "application/octet-stream")).status, 403);
+  const wrongToken = { ...slot, headers: { Authorization: "Bearer not-the-secret" } };
+  assert.equal((await putFile(wrongToken, body, "application/octet-stream")).status, 403);
+  // Another slot's secret does not open this one.
+  assert.equal(
+    (await putFile({ ...slot, headers: longer.headers }, body, "application/octet-stream")).status,
+    403,
+  );
+  assert.equal((await putFile(slot, body, "text/html")).status, 400);
+  // Still usable after the refusals.
+  assert.equal((await putFile(slot, body, "application/octet-stream")).status, 201);
+  for (const s of [wrongSize, longer]) assert.equal((await request("GET", s.get, {})).status, 404);
+
+  // A slot not used in time is void.
+  const late = await slotFor(a, "d.bin", body.length);
+  h.clock.advance(301_000);
+  assert.equal((await putFile(late, body, "application/octet-stream")).status, 403);
+  assert.equal((await request("GET", late.get, {})).status, 404);
+  await a.disconnect();
+});
+
+test("requests outside the limits get the XEP-0363 errors", async () => {
+  const h = await start({ upload: { maxFileBytes: 1000, quotaBytesPerUser: 1500 } });
+  const a = await h.connect("alice");
+
+  const tooLarge = await a.iq(askSlot({ filename: "big.bin", size: "1001" }));
+  assert.deepEqual(uploadError(tooLarge), { condition: "not-acceptable", type: "modify", max: "1000" });
+  for (const filename of ["", "../etc/passwd", "a/b.txt", "..", ".hidden", "a\\b", "x".repeat(256)]) {
+    const bad = await a.iq(askSlot({ filename, size: "10" }));
+    assert.deepEqual(uploadError(bad), { condition: "not-acceptable", type: "modify" }, filename);
+  }
+  assert.equal(errorCondition(await a.iq(askSlot({ filename: "a.txt", size: "-1" }))), "bad-request");
+  assert.equal(errorCondition(await a.iq(askSlot({ filename: "a.txt" }))), "bad-request");
+  assert.equal(
+    errorCondition(await a.iq(askSlot({ filename: "a.txt", size: "1", "content-type": "not a type" }))),
+    "bad-request",
+  );
+
+  // The quota counts pending slots and stored files; another account has its own.
+  await slotFor(a, "one.bin", 1000);
+  const over = await a.iq(askSlot({ filename: "two.bin", size: "600" }));
+  assert.deepEqual(uploadError(over), { condition: "resource-constraint", type: "wait" });
+  await slotFor(a, "two.bin", 500);
+  const b = await h.connect("bob");
+  await slotFor(b, "two.bin", 1000);
+  // Unused slots stop counting when they expire.
+  h.clock.advance(301_000);
+  await slotFor(a, "three.bin", 1000);
+  await a.disconnect();
+  await b.disconnect();
+});
+
+test("only accounts of the server may ask for slots", async () => {
+  const h = await start();
+  const router = h.server.services.router;
+  const sent: XmlElement[] = [];
+  router.addRemoteRoute({
+    kind: "test",
+    priority: 1,
+    canRoute: (d) => d === "remote.test",
+    send: (s) => sent.push(s),
+  });
+  const iq = askSlot({ filename: "a.txt", size: "10" });
+  iq.attrs.id = "r1";
+  iq.attrs.from = "mallory@remote.test/x";
+  await router.deliver(iq, parseJid("mallory@remote.test/x"), parseJid(SERVICE));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(sent.length, 1);
+  assert.equal(sent[0]!.attrs.type, "error");
+  assert.equal(errorCondition(sent[0]!), "forbidden");
+});
+
+test("files are removed after the expiry, and the service can be turned off", async () => {
+  const h = await start({ upload: { expiryDays: 2 } });
+  const a = await h.connect("alice");
+  const body = Buffer.from("short-lived");
+  const slot = await slotFor(a, "x.txt", body.length, "text/plain");
+  assert.equal((await putFile(slot, body, "text/plain")).status, 201);
+  const api = h.server.services.apis.get("upload") as UploadApi;
+  h.clock.advance(86_400_000);
+  assert.equal(await api.removeExpired(), 0);
+  assert.equal((await request("GET", slot.get, {})).status, 200);
+  h.clock.advance(86_400_000);
+  assert.equal(await api.removeExpired(), 1);
+  assert.equal((await request("GET", slot.get, {})).status, 404);
+  await a.disconnect();
+
+  const off = await start({ upload: { enabled: false } });
+  const c = await off.connect("alice");
+  assert.equal(
+    errorCondition(await c.iq(askSlot({ filename: "a.txt", size: "1" }))),
+    "remote-server-not-found",
+  );
+  await c.disconnect();
+});
