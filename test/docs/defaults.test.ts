@@ -9,6 +9,7 @@ import path from "node:path";
 import { test } from "node:test";
 import { LicensingOptions } from "../../src/modules/licensing/index.js";
 import { MucSchema } from "../../src/modules/muc/config.js";
+import { UploadSchema } from "../../src/modules/upload/config.js";
 import { REPO_ROOT } from "../helpers/server.js";
 
 const read = (file: string) => readFileSync(path.join(REPO_ROOT, file), "utf8");
@@ -97,4 +98,29 @@ test("docs/configuration.md states the group chat defaults", () => {
   for (const name of Object.keys(defaults))
     if (name !== "roomDefaults") assert.ok(documented.has(name), `muc.${name} is not documented`);
   assert.ok(compared >= 10, `only ${compared} defaults compared`);
+});
+
+test("docs/configuration.md states the file upload defaults", () => {
+  const defaults = UploadSchema.parse(undefined) as Record<string, unknown>;
+  const rows = read("docs/configuration.md")
+    .split("\n")
+    .filter((l) => l.startsWith("| `upload."));
+  const documented = new Set<string>();
+  for (const row of rows) {
+    const [, key, value] = row.split("|").map((c) => c.trim()) as [string, string, string];
+    const name = key.replace(/`/g, "").replace(/^upload\./, "");
+    const m = /^`([^`]*)`$/.exec(value);
+    assert.ok(m, `upload.${name}: the default is not stated`);
+    let stated: unknown;
+    try {
+      stated = JSON.parse(m[1]!);
+    } catch {
+      stated = m[1];
+    }
+    assert.ok(name in defaults, `upload.${name} is documented but is not an option`);
+    assert.deepEqual(stated, defaults[name], `upload.${name}: the documentation says ${value}`);
+    documented.add(name);
+  }
+  for (const name of Object.keys(defaults))
+    assert.ok(documented.has(name), `upload.${name} is not documented`);
 });

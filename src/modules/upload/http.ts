@@ -6,6 +6,7 @@
  * or SVG cannot run in the server's origin.
  */
 import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
 import type { FastifyReply } from "fastify";
 import type { HttpPlugin } from "../../http/context.js";
 import { ProblemError, type ProblemType } from "../../http/problem.js";
@@ -87,6 +88,10 @@ export function uploadHttp(store: UploadStore, listening: (publicUrl: () => stri
         const record = await store.get(id);
         if (record?.state !== "stored" || record.filename !== name)
           throw new ProblemError(404, "not-found", "no such file");
+        // Another node of a cluster may have stored it, or it was removed by hand.
+        const file = store.filePath(id, record);
+        if (!(await stat(file).catch(() => undefined))?.isFile())
+          throw new ProblemError(404, "not-found", "the file is not on this server");
         const type = record.servedType ?? "application/octet-stream";
         reply
           .header("content-type", type)
@@ -97,7 +102,7 @@ export function uploadHttp(store: UploadStore, listening: (publicUrl: () => stri
           .header("cache-control", "private, max-age=86400")
           .header("access-control-allow-origin", "*");
         if (!body) return reply.send();
-        return reply.send(createReadStream(store.filePath(id, record)));
+        return reply.send(createReadStream(file));
       };
       app.get<{ Params: { id: string; name: string } }>(
         "/:id/:name",
