@@ -104,6 +104,16 @@ export const clusterStatusCommand = defineCommand({
   },
 });
 
+/**
+ * A bucket's keys, each once: the listing follows the bucket's stream, so a key written again
+ * while it runs (a node's heartbeat, every second) can come twice.
+ */
+async function distinctKeys(kv: { keys(): Promise<AsyncIterable<string>> }): Promise<Set<string>> {
+  const keys = new Set<string>();
+  for await (const key of await kv.keys()) keys.add(key);
+  return keys;
+}
+
 async function readBuckets(nc: NatsConnection, prefix: string, status: ClusterStatus): Promise<void> {
   const names = clusterNames(prefix);
   const kvm = new Kvm(nc);
@@ -112,7 +122,7 @@ async function readBuckets(nc: NatsConnection, prefix: string, status: ClusterSt
   const counts = new Map<string, number>();
   if (exists.has(names.sessionsBucket)) {
     const kv = await kvm.open(names.sessionsBucket);
-    for await (const key of await kv.keys()) {
+    for (const key of await distinctKeys(kv)) {
       const e = await kv.get(key);
       const entry = e?.operation === "PUT" ? decodeJson<SessionEntry>(e.value) : undefined;
       if (entry) counts.set(entry.node, (counts.get(entry.node) ?? 0) + 1);
@@ -121,7 +131,7 @@ async function readBuckets(nc: NatsConnection, prefix: string, status: ClusterSt
   if (exists.has(names.nodesBucket)) {
     const kv = await kvm.open(names.nodesBucket);
     const now = Date.now();
-    for await (const key of await kv.keys()) {
+    for (const key of await distinctKeys(kv)) {
       const e = await kv.get(key);
       const info = e?.operation === "PUT" ? decodeJson<NodeInfo>(e.value) : undefined;
       if (!info) continue;
