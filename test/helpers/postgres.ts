@@ -36,6 +36,11 @@ export interface TestDatabase {
   url: string;
   /** Drops the database, ending what is still connected to it. */
   drop(): Promise<void>;
+  /**
+   * Ends every connection to this database (pg_terminate_backend): what a PostgreSQL restart
+   * does to its clients, without restarting a server other databases share. Returns how many.
+   */
+  terminateConnections(): Promise<number>;
 }
 
 async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -58,5 +63,12 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
     name,
     url: url.toString(),
     drop: () => admin((c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)).then(() => {}),
+    terminateConnections: () =>
+      admin((c) =>
+        c.query(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+          [name],
+        ),
+      ).then((r) => r.rowCount ?? 0),
   };
 }
