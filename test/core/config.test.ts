@@ -79,6 +79,7 @@ test("storage: SQLite under dataDir by default, a URL names the backend, file < 
   assert.deepEqual(storageOptionsFrom(defaults), {
     backend: "sqlite",
     path: path.join(defaults.dataDir, "switchboard.sqlite"),
+    archiveWrites: { delayMs: 250, maxRows: 5000, worker: true },
   });
 
   const dir = mkdtempSync(path.join(os.tmpdir(), "sb-config-"));
@@ -100,6 +101,7 @@ test("storage: SQLite under dataDir by default, a URL names the backend, file < 
   assert.deepEqual(storageOptionsFrom(fromEnv), {
     backend: "sqlite",
     path: path.resolve("relative/sb.sqlite"),
+    archiveWrites: { delayMs: 250, maxRows: 5000, worker: true },
   });
 
   const fromCli = loadServerConfig({
@@ -114,6 +116,23 @@ test("storage: SQLite under dataDir by default, a URL names the backend, file < 
   });
 });
 
+test("storage: archive writes configured from the file (writer thread or main thread, window, batch)", () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "sb-config-"));
+  const file = path.join(dir, "switchboard.yaml");
+  writeFileSync(
+    file,
+    "storage:\n  archiveWriter: main\n  archiveWriteDelayMs: 0\n  archiveWriteBatch: 200\n",
+  );
+  const opts = storageOptionsFrom(loadServerConfig({ file }));
+  assert.deepEqual(opts.backend === "sqlite" ? opts.archiveWrites : undefined, {
+    delayMs: 0,
+    maxRows: 200,
+    worker: false,
+  });
+  writeFileSync(file, "storage:\n  archiveWriter: elsewhere\n");
+  assert.throws(() => loadServerConfig({ file }), /archiveWriter/);
+});
+
 test("storage: a sqlite: path in a file is relative to the file", () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "sb-config-"));
   const file = path.join(dir, "switchboard.yaml");
@@ -121,6 +140,7 @@ test("storage: a sqlite: path in a file is relative to the file", () => {
   assert.deepEqual(storageOptionsFrom(loadServerConfig({ file })), {
     backend: "sqlite",
     path: path.join(dir, "db", "sb.sqlite"),
+    archiveWrites: { delayMs: 250, maxRows: 5000, worker: true },
   });
 });
 
