@@ -353,6 +353,25 @@ class Driver:
             if cmd["action"] == "publish_nick":
                 return await self.remote(c["xep_0172"].publish_nick(cmd["nick"], timeout=timeout))
             return None
+        if op == "upload":
+            # XEP-0363 through slixmpp's plugin at its defaults: it finds the service among the
+            # server's disco#items, reads its max-file-size, asks for a slot and PUTs the file
+            # with aiohttp. {"path": "/tmp/…"} → the file's GET URL
+            if "xep_0363" not in c.plugin:
+                c.register_plugin("xep_0363")
+            # Debian's slixmpp 1.8.3 hands coroutines to asyncio.wait in
+            # xep_0030.get_info_from_domain, which Python 3.11 refuses: the same disco#items
+            # and disco#info requests are made here, one after the other, and left in the
+            # plugin's cache, where the upload plugin's own discovery reads them.
+            disco = c["xep_0030"]
+            domain = c.boundjid.domain
+            if domain not in disco.domain_infos:
+                items = (await disco.get_items(domain, timeout=timeout))["disco_items"]["items"]
+                infos = [await disco.get_info(domain, timeout=timeout)]
+                for item in items:
+                    infos.append(await disco.get_info(item[0], timeout=timeout))
+                disco.domain_infos[domain] = infos
+            return await c["xep_0363"].upload_file(cmd["path"], timeout=timeout)
         if op == "disconnect":
             # A clean close: unavailable presence is the server's job, then </stream:stream>.
             await c.disconnect(wait=cmd.get("wait", 2.0))
