@@ -138,7 +138,7 @@ describe("two cluster nodes: IQ results, stream management across nodes, drain",
     await bob.close();
   });
 
-  test("a stream management session resumes on the other node with what its client had not acknowledged", async () => {
+  test("a stream management session resumes on the other node with what its client had not acknowledged", async (t) => {
     const first = await SmRaw.login(nodes[0]!, "carol", PW, "phone");
     raws.push(first);
     const enabled = await first.enable({ resume: true });
@@ -159,7 +159,9 @@ describe("two cluster nodes: IQ results, stream management across nodes, drain",
 
     const second = await SmRaw.authenticate(nodes[1]!, "carol", PW, "carol resuming on h2");
     raws.push(second);
+    const movedAt = performance.now();
     const outcome = await second.resume(enabled.id!, h);
+    const movedMs = performance.now() - movedAt;
     assert.ok(outcome.resumed, `resumed on h2: ${outcome.failed}`);
     assert.equal(outcome.resumed.previd, enabled.id);
     await second.raw.waitFor(/while away/, "the unacknowledged message, again, on h2");
@@ -181,6 +183,18 @@ describe("two cluster nodes: IQ results, stream management across nodes, drain",
     assert.ok(back.resumed, `moved back to h1: ${back.failed}`);
     await late.raw.waitFor(/after the move/, "the unacknowledged message, on h1 again");
     await second.raw.waitFor(/<conflict xmlns=['"]urn:ietf:params:xml:ns:xmpp-streams['"]/, "conflict on h2");
+    // Resumption on the node holding the session, for comparison, in the same run.
+    late.cut();
+    await new Promise((r) => setTimeout(r, 300));
+    const local = await SmRaw.authenticate(nodes[0]!, "carol", PW, "carol resuming on h1 again");
+    raws.push(local);
+    const localAt = performance.now();
+    const here = await local.resume(enabled.id!, late.handled);
+    const localMs = performance.now() - localAt;
+    assert.ok(here.resumed, `resumed on the node holding it: ${here.failed}`);
+    t.diagnostic(
+      `<resume/> answered in ${movedMs.toFixed(1)} ms on another node (the session moves) vs ${localMs.toFixed(1)} ms on the node holding it (${(movedMs / localMs).toFixed(1)}x)`,
+    );
   });
 
   /** One PLAIN login attempt on node `node` from the loopback address `from`. */
