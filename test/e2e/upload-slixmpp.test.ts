@@ -13,6 +13,7 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { freePorts, startServer, type TestServer } from "../helpers/server.js";
+import { commandSucceeds, requirePeer } from "../helpers/services.js";
 import { connectSlix, type SlixPeer, slixSkip } from "../helpers/slix-client.js";
 import { xml } from "../helpers/stanza.js";
 
@@ -21,9 +22,11 @@ const MAX = 64 * 1024;
 
 const aiohttpSkip =
   slixSkip ||
-  ((await import("node:child_process")).spawnSync("/usr/bin/python3", ["-c", "import aiohttp"]).status === 0
-    ? false
-    : "slixmpp's xep_0363 plugin needs aiohttp (Debian package python3-aiohttp)");
+  (await requirePeer("python3-aiohttp", () =>
+    commandSucceeds("/usr/bin/python3", ["-c", "import aiohttp"]) === true
+      ? true
+      : "slixmpp's xep_0363 plugin needs it: install the Debian package python3-aiohttp",
+  ));
 
 describe("file upload with slixmpp", { skip: aiohttpSkip }, () => {
   let server: TestServer;
