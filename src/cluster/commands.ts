@@ -32,6 +32,44 @@ export interface ClusterStatus {
   staleSessions: number;
 }
 
+const clusterStatusOutput: z.ZodType<ClusterStatus> = z.object({
+  prefix: z.string().describe("the cluster's name prefix (cluster.prefix): its NATS subjects and buckets"),
+  nats: z.object({
+    url: z.string(),
+    ok: z.boolean().describe("connected and answered"),
+    error: z.string().optional().describe("why not, when not ok"),
+    server: z.string().optional().describe("the NATS server's version"),
+    rttMs: z.number().min(0).optional().describe("round trip to NATS, in milliseconds"),
+  }),
+  storage: z.object({
+    backend: z.string().describe("sqlite or postgres"),
+    ok: z.boolean().describe("a query on the storage the command was given succeeded"),
+    error: z.string().optional().describe("why not, when not ok"),
+    ms: z.number().min(0).optional().describe("how long that query took, in milliseconds"),
+  }),
+  nodes: z
+    .array(
+      z.object({
+        name: z.string().describe("the node's name"),
+        sessions: z.number().int().min(0).describe("its sessions in the cluster's session directory"),
+        heartbeatAgeMs: z
+          .number()
+          .min(0)
+          .describe("milliseconds since its last heartbeat, by this machine's clock"),
+        startedAt: z.string().describe("when the node started, ISO 8601 (UTC)"),
+        pid: z.number().int(),
+        domain: z.string().describe("the domain it serves"),
+      }),
+    )
+    .describe("the nodes with a live heartbeat entry, by name"),
+  sessions: z.number().int().min(0).describe("sessions of those nodes"),
+  staleSessions: z
+    .number()
+    .int()
+    .min(0)
+    .describe("entries of nodes that are gone, which the live nodes remove within the node timeout"),
+});
+
 const ms = (n: number) => (n < 1000 ? `${Math.round(n)} ms` : `${(n / 1000).toFixed(1)} s`);
 
 export const clusterStatusCommand = defineCommand({
@@ -44,6 +82,7 @@ export const clusterStatusCommand = defineCommand({
       .regex(/^nats:\/\//, "expected nats://host:port")
       .optional(),
   }),
+  output: clusterStatusOutput,
   mutates: false,
   async run(ctx, input) {
     const url = input.cluster ?? ctx.config.cluster.url;

@@ -7,6 +7,11 @@ import { type CommandContext, defineCommand } from "../core/commands.js";
 import { AdminStore } from "../http/admin-store.js";
 import { SessionStore } from "../http/sessions.js";
 import { accountAddress, accountName, noAccount } from "./account-names.js";
+import { accountLocalpart, count, isoInstant } from "./output-schemas.js";
+
+const tokenName = z.string().describe("the token's name (audit logs record its requests as api:<name>)");
+const actorField = (what: string) =>
+  z.string().describe(`who ${what}: "cli:<os user>", "api:<token name>" or "console:<account>"`);
 
 function store(ctx: CommandContext): AdminStore {
   return new AdminStore(ctx.storage, ctx.clock);
@@ -16,7 +21,11 @@ function actor(ctx: CommandContext): string {
   return ctx.actor ?? "unknown";
 }
 
-const iso = (t: number | undefined) => (t === undefined ? undefined : new Date(t).toISOString());
+function iso(t: number): string;
+function iso(t: number | undefined): string | undefined;
+function iso(t: number | undefined): string | undefined {
+  return t === undefined ? undefined : new Date(t).toISOString();
+}
 
 export const tokenCreate = defineCommand({
   name: ["token", "create"],
@@ -28,6 +37,11 @@ export const tokenCreate = defineCommand({
     },
   ],
   input: z.object({ name: z.string().min(1) }),
+  output: z.object({
+    name: tokenName,
+    token: z.string().describe("the secret, for Authorization: Bearer …; shown only this once"),
+    createdAt: isoInstant,
+  }),
   mutates: true,
   async run(ctx, input) {
     const { secret, record } = await store(ctx).createToken(input.name, actor(ctx));
@@ -43,6 +57,18 @@ export const tokenList = defineCommand({
   description: "List API tokens (names and dates; secrets are never stored)",
   args: [],
   input: z.object({}),
+  output: z.object({
+    tokens: z.array(
+      z.object({
+        name: tokenName,
+        createdAt: isoInstant,
+        createdBy: actorField("created it"),
+        lastUsedAt: isoInstant.optional().describe("its last accepted request; absent: never used"),
+        revokedAt: isoInstant.optional().describe("absent: not revoked"),
+        revokedBy: actorField("revoked it").optional(),
+      }),
+    ),
+  }),
   mutates: false,
   async run(ctx) {
     const tokens = (await store(ctx).listTokens()).map((t) => ({
@@ -68,6 +94,7 @@ export const tokenRevoke = defineCommand({
   description: "Revoke an API token (requests with it are refused from now on)",
   args: [{ name: "name", description: "the token's name", positional: true }],
   input: z.object({ name: z.string().min(1) }),
+  output: z.object({ name: tokenName, revokedAt: isoInstant }),
   mutates: true,
   async run(ctx, input) {
     const record = await store(ctx).revokeToken(input.name, actor(ctx));
@@ -83,6 +110,7 @@ export const adminGrant = defineCommand({
   description: "Let an XMPP account log in to the web console as an administrator",
   args: [{ name: "name", description: "account name (localpart)", positional: true }],
   input: z.object({ name: z.string().min(1) }),
+  output: z.object({ name: accountLocalpart, grantedAt: isoInstant }),
   mutates: true,
   async run(ctx, input) {
     const name = accountName(input.name, ctx.config);
@@ -100,6 +128,10 @@ export const adminRevoke = defineCommand({
   description: "Take the admin role from an account (its console sessions end)",
   args: [{ name: "name", description: "account name", positional: true }],
   input: z.object({ name: z.string().min(1) }),
+  output: z.object({
+    name: accountLocalpart,
+    endedSessions: count("console sessions of the account that were ended"),
+  }),
   mutates: true,
   async run(ctx, input) {
     const name = accountName(input.name, ctx.config);
@@ -119,6 +151,15 @@ export const adminList = defineCommand({
   description: "List the accounts that hold the admin role",
   args: [],
   input: z.object({}),
+  output: z.object({
+    admins: z.array(
+      z.object({
+        name: accountLocalpart,
+        grantedAt: isoInstant,
+        grantedBy: actorField("granted the role"),
+      }),
+    ),
+  }),
   mutates: false,
   async run(ctx) {
     const admins = (await store(ctx).listAdmins()).map((a) => ({

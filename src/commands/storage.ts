@@ -14,6 +14,28 @@ import {
   TargetNotEmptyError,
 } from "../storage/transfer/copy.js";
 import { openForTransfer } from "../storage/transfer/open.js";
+import { TRANSFER_TABLES, type TransferTable } from "../storage/transfer/types.js";
+import { count } from "./output-schemas.js";
+
+const storageMigrateOutput = z.object({
+  from: z.string().describe("the source, sqlite:PATH or its postgres:// URL without the password"),
+  to: z.string().describe("the target, written the same way"),
+  replaced: z.boolean().describe("the target's previous data was deleted first (--replace)"),
+  tables: z
+    .record(z.enum(TRANSFER_TABLES as [TransferTable, ...TransferTable[]]), count("rows"))
+    .describe("rows copied per table, as verified in the target"),
+  stores: z
+    .record(z.string(), count("rows"))
+    .describe('rows per named store, e.g. "keyValues:vcard", "documents:licensing", "archive:audit"'),
+  counters: z
+    .object({
+      rosterVersion: count("the largest roster version ever given"),
+      offlineMessageId: count("the largest offline message id ever given"),
+      archiveId: count("the largest archive entry id ever given"),
+    })
+    .describe("the target's high-water marks after the copy (at least the source's)"),
+  seconds: z.number().min(0).describe("how long the copy took"),
+});
 
 function storageArg(name: string, url: string): StorageOptions {
   try {
@@ -47,6 +69,7 @@ export const storageMigrate = defineCommand({
     to: z.string().min(1),
     replace: z.boolean().optional(),
   }),
+  output: storageMigrateOutput,
   mutates: true,
   local: true,
   async run(_ctx, input) {

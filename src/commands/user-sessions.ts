@@ -8,6 +8,24 @@ import { recordAccountChange } from "../core/account-changes.js";
 import { type CommandContext, CommandError, defineCommand, type LiveServer } from "../core/commands.js";
 import { accountAddress, accountName, noAccount } from "./account-names.js";
 import { auditCommand } from "./audit.js";
+import { accountLocalpart, count, isoInstant } from "./output-schemas.js";
+
+const liveSession = z.object({
+  resource: z.string().describe("the bound resource"),
+  address: z.string().describe("the client's network address"),
+  transport: z.string().describe("how it connected: tcp, tls, websocket, …"),
+  secure: z.boolean().describe("the connection is encrypted"),
+  connectedAt: isoInstant.describe("when the session was established"),
+  client: z
+    .object({
+      clientId: z.string().optional().describe("the client's licensed id or self-described name"),
+      version: z.string().optional(),
+      platform: z.string().optional(),
+      verified: z.boolean().describe("the client proved a licence at login"),
+    })
+    .optional()
+    .describe("the client as recorded at login; absent when unknown"),
+});
 
 function live(ctx: CommandContext): LiveServer {
   if (!ctx.live) {
@@ -23,6 +41,7 @@ export const userSessions = defineCommand({
   description: "List the live sessions of an account (running server only)",
   args: [{ name: "name", description: "account name", positional: true }],
   input: z.object({ name: z.string().min(1) }),
+  output: z.object({ name: accountLocalpart, sessions: z.array(liveSession) }),
   mutates: false,
   async run(ctx, input) {
     const name = accountName(input.name, ctx.config);
@@ -56,6 +75,7 @@ export const userKick = defineCommand({
     resource: z.string().min(1).optional(),
     reason: z.string().max(500).optional(),
   }),
+  output: z.object({ closed: count("sessions closed") }),
   mutates: true,
   async run(ctx, input) {
     const name = accountName(input.name, ctx.config);
@@ -89,6 +109,11 @@ function setDisabled(disabled: boolean) {
       : "Enable a disabled account again",
     args: [{ name: "name", description: "account name", positional: true }],
     input: z.object({ name: z.string().min(1) }),
+    output: z.object({
+      name: accountLocalpart,
+      disabled: z.boolean().describe("the account's state now"),
+      closedSessions: count("live sessions this server closed (0 from the CLI, and when enabling)"),
+    }),
     mutates: true,
     async run(ctx, input) {
       const name = accountName(input.name, ctx.config);

@@ -8,6 +8,7 @@ import { deriveCredentials, deriveCredentialsAsync, PasswordError } from "../cor
 import type { ScramCredential, ScramHash } from "../core/storage/types.js";
 import { accountAddress, accountName, noAccount } from "./account-names.js";
 import { auditCommand } from "./audit.js";
+import { accountJid, accountLocalpart, count, isoInstant } from "./output-schemas.js";
 
 const HASHES: ScramHash[] = ["SHA-1", "SHA-256"];
 
@@ -28,6 +29,7 @@ export const userAdd = defineCommand({
     { name: "password", description: "its password" },
   ],
   input: z.object({ name: z.string().min(1), password: z.string().min(1) }),
+  output: z.object({ jid: accountJid.describe("the new account's bare JID") }),
   mutates: true,
   async run(ctx, input) {
     const name = accountName(input.name, ctx.config);
@@ -49,6 +51,12 @@ export const userShow = defineCommand({
   description: "Show an account: when it was created, and whether it is disabled",
   args: [{ name: "name", description: "account name", positional: true }],
   input: z.object({ name: z.string().min(1) }),
+  output: z.object({
+    name: accountLocalpart,
+    jid: accountJid,
+    createdAt: isoInstant.describe("when the account was created"),
+    disabled: z.boolean().describe("true: it cannot log in (`user disable`)"),
+  }),
   mutates: false,
   async run(ctx, input) {
     const name = accountName(input.name, ctx.config);
@@ -71,6 +79,7 @@ export const userPasswd = defineCommand({
     { name: "password", description: "the new password" },
   ],
   input: z.object({ name: z.string().min(1), password: z.string().min(1) }),
+  output: z.object({}).describe("nothing beyond the message"),
   mutates: true,
   async run(ctx, input) {
     const name = accountName(input.name, ctx.config);
@@ -89,6 +98,11 @@ export const userDelete = defineCommand({
   description: "Delete an account and all its data",
   args: [{ name: "name", description: "account name", positional: true }],
   input: z.object({ name: z.string().min(1) }),
+  output: z.object({
+    disconnectedSessions: count(
+      "live sessions this server closed (0 from the CLI: running servers close theirs)",
+    ),
+  }),
   mutates: true,
   async run(ctx, input) {
     const name = accountName(input.name, ctx.config);
@@ -116,6 +130,12 @@ export const userList = defineCommand({
     limit: z.coerce.number().int().min(1).max(100_000).default(1000),
     offset: z.coerce.number().int().min(0).default(0),
   }),
+  output: z.object({
+    accounts: z
+      .array(accountLocalpart)
+      .describe("account names in order, within --prefix, --offset and --limit"),
+    total: count("how many accounts the server has, whatever the filter"),
+  }),
   mutates: false,
   async run(ctx, input) {
     const names = await ctx.storage.accounts.list(input);
@@ -129,6 +149,11 @@ export const userImport = defineCommand({
   description: "Create accounts from a file of name,password lines (existing names are skipped)",
   args: [{ name: "file", description: "path of the file", positional: true }],
   input: z.object({ file: z.string().min(1) }),
+  output: z.object({
+    created: count("accounts created"),
+    skipped: count("names in the file that already had an account"),
+    seconds: z.number().min(0).describe("how long the import took"),
+  }),
   mutates: true,
   async run(ctx, input) {
     let text: string;

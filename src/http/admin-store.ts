@@ -102,7 +102,7 @@ export class AdminStore {
     return rows.map((r) => r.value as TokenRecord).sort((a, b) => b.createdAt - a.createdAt);
   }
 
-  async revokeToken(name: string, actor: string): Promise<TokenRecord> {
+  async revokeToken(name: string, actor: string): Promise<TokenRecord & { revokedAt: number }> {
     let hash: string | undefined;
     await this.tokens.update(`name:${name}`, (current) => {
       const entry = current as NameEntry | undefined;
@@ -115,7 +115,7 @@ export class AdminStore {
       ...((current as TokenRecord | undefined) ?? { name, createdAt: now, createdBy: "unknown" }),
       revokedAt: now,
       revokedBy: actor,
-    }))) as TokenRecord;
+    }))) as TokenRecord & { revokedAt: number };
     await this.log("token.revoke", actor, `token:${name}`, undefined, { revokedAt: now });
     return updated;
   }

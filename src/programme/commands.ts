@@ -11,6 +11,17 @@ import { APPLICATION_STATUSES } from "./applications.js";
 import { mailCommands } from "./mail-commands.js";
 import type { Application, Notice, NoticeRecipient, OutboxMail, PortalAccountView } from "./model.js";
 import type { NoticeSummary } from "./notices.js";
+import {
+  addresseeSchema,
+  applicationSchema,
+  licenceSchema,
+  noticeDetailSchema,
+  noticeSchema,
+  policyChangeRef,
+  portalAccountSchema,
+  recipientSchema,
+  summarySchema,
+} from "./output-schemas.js";
 import { policyChangeFromAudit } from "./policy-change.js";
 import type { MailLink } from "./portal-accounts.js";
 import { createServices, type ProgrammeServices } from "./services.js";
@@ -25,6 +36,8 @@ const instant = (what: string) =>
     .string()
     .optional()
     .transform((v) => (v === undefined ? undefined : parseInstant(what, v)));
+
+const applicationOutput = z.object({ application: applicationSchema });
 
 function applicationLine(a: Application): string {
   return `${a.id}  ${a.status.padEnd(12)}  ${iso(a.submittedAt).slice(0, 10)}  ${a.appName} (${a.organisation})`;
@@ -56,6 +69,7 @@ export const applicationList = defineCommand({
   description: "List licence applications, oldest first (the review queue)",
   args: [{ name: "status", description: "only this status: submitted, under-review, approved, rejected" }],
   input: z.object({ status: z.enum(APPLICATION_STATUSES as [string, ...string[]]).optional() }),
+  output: z.object({ applications: z.array(applicationSchema).describe("oldest first") }),
   mutates: false,
   async run(ctx, input) {
     const applications = await servicesOf(ctx).applications.list(
@@ -73,6 +87,7 @@ export const applicationShow = defineCommand({
   description: "Show a licence application",
   args: [{ name: "id", description: "application id", positional: true }],
   input: z.object({ id }),
+  output: applicationOutput,
   mutates: false,
   async run(ctx, input) {
     const application = await servicesOf(ctx).applications.require(input.id);
@@ -85,6 +100,7 @@ export const applicationReview = defineCommand({
   description: "Take a submitted application into review (its status becomes under-review)",
   args: [{ name: "id", description: "application id", positional: true }],
   input: z.object({ id }),
+  output: applicationOutput,
   mutates: true,
   async run(ctx, input) {
     const application = await servicesOf(ctx).applications.startReview(input.id, actorOf(ctx));
@@ -114,6 +130,10 @@ export const applicationApprove = defineCommand({
     maxSessions: z.coerce.number().int().min(1).optional(),
     terms: z.string().trim().min(1).optional(),
   }),
+  output: z.object({
+    application: applicationSchema,
+    licence: licenceSchema.describe("the licence granted: the app's client licence, or the gateway licence"),
+  }),
   mutates: true,
   async run(ctx, input) {
     const { application, licence } = await servicesOf(ctx).applications.approve(input.id, actorOf(ctx), {
@@ -139,6 +159,7 @@ export const applicationReject = defineCommand({
     { name: "reason", description: "why (the publisher reads it)" },
   ],
   input: z.object({ id, reason: z.string().min(1) }),
+  output: applicationOutput,
   mutates: true,
   async run(ctx, input) {
     const application = await servicesOf(ctx).applications.reject(input.id, actorOf(ctx), input.reason);
@@ -188,6 +209,10 @@ export const noticeAudience = defineCommand({
   description: "Show who a notice to this audience would go to (and why, for an affected audience)",
   args: audienceArgs,
   input: z.object(audienceInput),
+  output: z.object({
+    addressees: z.array(addresseeSchema).describe("the publishers, by organisation"),
+    policyChange: policyChangeRef.optional(),
+  }),
   mutates: false,
   async run(ctx, input) {
     const change = await changeFor(ctx, input.audience, input.policyChange);
@@ -220,6 +245,7 @@ export const noticeSend = defineCommand({
     ...audienceInput,
     informational: flagInput,
   }),
+  output: noticeDetailSchema,
   mutates: true,
   async run(ctx, input) {
     const change = await changeFor(ctx, input.audience, input.policyChange);
@@ -242,6 +268,11 @@ export const noticeList = defineCommand({
   description: "List notices, newest first, with delivery and acknowledgement counts",
   args: [],
   input: z.object({}),
+  output: z.object({
+    notices: z
+      .array(z.object({ notice: noticeSchema, summary: summarySchema }))
+      .describe("newest first, with delivery and acknowledgement counts"),
+  }),
   mutates: false,
   async run(ctx) {
     const { notices } = servicesOf(ctx);
@@ -269,6 +300,7 @@ export const noticeShow = defineCommand({
     "Show a notice and, per publisher, when it was emailed, delivered or bounced, read and acknowledged",
   args: [{ name: "id", description: "notice id", positional: true }],
   input: z.object({ id }),
+  output: noticeDetailSchema,
   mutates: false,
   async run(ctx, input) {
     const detail = await servicesOf(ctx).notices.require(input.id);
@@ -291,6 +323,9 @@ export const noticeRemind = defineCommand({
   description: "Mail a reminder to every publisher who has not acknowledged a notice",
   args: [{ name: "id", description: "notice id", positional: true }],
   input: z.object({ id }),
+  output: z.object({
+    reminded: z.array(recipientSchema).describe("the recipients reminded, as recorded after the reminder"),
+  }),
   mutates: true,
   async run(ctx, input) {
     const reminded = await servicesOf(ctx).notices.remind(input.id, actorOf(ctx));
@@ -320,6 +355,7 @@ export const portalUserList = defineCommand({
     { name: "unconfirmed", description: "only accounts whose address is not confirmed yet", flag: true },
   ],
   input: z.object({ search: z.string().optional(), unconfirmed: flagInput }),
+  output: z.object({ accounts: z.array(portalAccountSchema) }),
   mutates: false,
   async run(ctx, input) {
     const services = servicesOf(ctx);

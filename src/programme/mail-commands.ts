@@ -9,6 +9,13 @@ import { iso } from "../commands/input.js";
 import { count } from "../commands/plural.js";
 import { type CommandContext, CommandError, defineCommand } from "../core/commands.js";
 import type { MailStatus, OutboxMail } from "./model.js";
+import {
+  listedMailSchema,
+  mailCountsSchema,
+  mailLinkSchema,
+  outboxMailSchema,
+  relaySchema,
+} from "./output-schemas.js";
 import type { MailLink } from "./portal-accounts.js";
 import { createServices, type ProgrammeServices } from "./services.js";
 
@@ -76,6 +83,11 @@ export const mailList = defineCommand({
     status: z.enum(STATUSES).optional(),
     limit: z.coerce.number().int().min(1).max(10_000).default(50),
   }),
+  output: z.object({
+    relay: relaySchema,
+    counts: mailCountsSchema,
+    mails: z.array(listedMailSchema).describe("newest first, within --status and --limit"),
+  }),
   mutates: false,
   async run(ctx, input) {
     const services = servicesOf(ctx);
@@ -102,6 +114,7 @@ export const mailShow = defineCommand({
   description: "Show one mail of the outbox with its text",
   args: [{ name: "id", description: "mail id (mail_…)", positional: true }],
   input: z.object({ id: z.string().trim().min(1) }),
+  output: z.object({ mail: outboxMailSchema, link: mailLinkSchema.optional(), relay: relaySchema }),
   mutates: false,
   async run(ctx, input) {
     const services = servicesOf(ctx);
@@ -121,6 +134,12 @@ export const mailResend = defineCommand({
     "Send a mail again: a waiting one now, a sent or bounced one as a copy; a confirmation mail whose link no longer works gets a new link",
   args: [{ name: "id", description: "mail id (mail_…)", positional: true }],
   input: z.object({ id: z.string().trim().min(1) }),
+  output: z.object({
+    mail: listedMailSchema.describe(
+      "the mail queued: the same one (a waiting mail), a copy, or a new confirmation mail",
+    ),
+    relay: relaySchema,
+  }),
   mutates: true,
   async run(ctx, input) {
     const services = servicesOf(ctx);

@@ -2,9 +2,12 @@
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { auditCommand } from "../../commands/audit.js";
+import { isoInstant } from "../../commands/output-schemas.js";
 import { type CommandContext, CommandError, defineCommand } from "../../core/commands.js";
 import { JidError, normalizeDomain } from "../../core/jid.js";
 import { ComponentRegistry, componentKey, sealSecret } from "./registry.js";
+
+const componentDomainField = z.string().describe("the component's domain, normalised");
 
 /** The normalised domain, or a 400 saying why it cannot be a component's. */
 function componentDomain(ctx: CommandContext, raw: string): string {
@@ -30,6 +33,14 @@ export const componentAdd = defineCommand({
     },
   ],
   input: z.object({ domain: z.string().min(1), secret: z.string().min(16).optional() }),
+  output: z.object({
+    domain: componentDomainField,
+    replaced: z.boolean().describe("the domain was accepted before: its secret was replaced"),
+    secret: z
+      .string()
+      .optional()
+      .describe("the generated secret, shown only this once; absent when --secret was given"),
+  }),
   mutates: true,
   async run(ctx, input) {
     const domain = componentDomain(ctx, input.domain);
@@ -55,6 +66,7 @@ export const componentRemove = defineCommand({
   description: "Stop accepting a component; a connected one is disconnected within a second",
   args: [{ name: "domain", description: "the component's domain", positional: true }],
   input: z.object({ domain: z.string().min(1) }),
+  output: z.object({ domain: componentDomainField }),
   mutates: true,
   async run(ctx, input) {
     const domain = componentDomain(ctx, input.domain);
@@ -70,6 +82,14 @@ export const componentList = defineCommand({
   description: "The components this server accepts",
   args: [],
   input: z.object({}),
+  output: z.object({
+    components: z.array(
+      z.object({
+        domain: componentDomainField,
+        createdAt: isoInstant.describe("when it was added or its secret last replaced"),
+      }),
+    ),
+  }),
   mutates: false,
   async run(ctx) {
     const list = await new ComponentRegistry(ctx.storage).list();

@@ -3,6 +3,40 @@ import { z } from "zod";
 import { CommandError, defineCommand } from "../../core/commands.js";
 import type { InterconnectApi, LinkView } from "./api.js";
 
+const linkView: z.ZodType<LinkView> = z.object({
+  kind: z.enum(["component", "s2s"]),
+  domain: z.string().describe("the component's or the remote server's domain"),
+  localDomain: z
+    .string()
+    .describe("our served domain (server-to-server), or this server's domain (components)"),
+  direction: z.enum(["in", "out"]).describe("who opened the stream: in, the other side; out, this server"),
+  method: z.string().describe('how it authenticated: "secret" (XEP-0114), "sasl-external" or "dialback"'),
+  since: z.number().int().describe("when it was authenticated, in milliseconds since 1970-01-01T00:00:00Z"),
+  stanzasIn: z.number().int().min(0).describe("stanzas received on the link"),
+  stanzasOut: z.number().int().min(0).describe("stanzas sent on it"),
+  address: z.string().describe("the other side's network address"),
+  licence: z
+    .object({
+      scope: z.enum(["peering", "gateway"]).describe("gateway for components, peering for server-to-server"),
+      applies: z
+        .boolean()
+        .describe(
+          "licences decide for this link: always for components; for federation under the licensed policy",
+        ),
+      status: z
+        .enum(["active", "suspended", "revoked", "expired", "pending", "none"])
+        .describe("the standing of the domain's licence of that scope; none: it never had one"),
+      licenceId: z.string().optional(),
+      mode: z.enum(["open", "warn", "enforce"]).describe("the domain's mode under the schedule now"),
+      cutoff: z
+        .number()
+        .int()
+        .optional()
+        .describe("under warn: when the link stops unless a licence is granted (ms since 1970)"),
+    })
+    .describe("how the link's licence stands now"),
+});
+
 /** documents(LINKS_STORE): each running server's live links, by node, rewritten every few seconds. */
 export const LINKS_STORE = "interconnect-links";
 
@@ -32,6 +66,7 @@ export const linkList = defineCommand({
     { name: "subject", description: "only links with this domain" },
   ],
   input: z.object({ kind: z.enum(["component", "s2s"]).optional(), subject: z.string().min(1).optional() }),
+  output: z.object({ links: z.array(linkView).describe("by domain, then oldest first") }),
   mutates: false,
   async run(ctx, input) {
     let all: LinkView[];
