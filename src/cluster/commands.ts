@@ -59,6 +59,8 @@ const clusterStatusOutput: z.ZodType<ClusterStatus> = z.object({
         startedAt: z.string().describe("when the node started, ISO 8601 (UTC)"),
         pid: z.number().int(),
         domain: z.string().describe("the domain it serves"),
+        advertise: z.string().optional().describe("where its clients connect (host:port), when configured"),
+        draining: z.boolean().describe("taking no new connections, about to leave (`cluster drain`)"),
       }),
     )
     .describe("the nodes with a live heartbeat entry, by name"),
@@ -201,6 +203,25 @@ async function readBuckets(nc: NatsConnection, prefix: string, status: ClusterSt
  * resumable stream management for `grace` seconds so their clients resume them elsewhere,
  * and leave the cluster. `wait`: returns once the node has left.
  */
+const clusterDrainOutput: z.ZodType<DrainReport & { left: boolean }> = z.object({
+  node: z.string().describe("the node drained"),
+  redirectedTo: z.string().optional().describe("the node its clients were sent to; absent: none was left"),
+  address: z.string().optional().describe("where they were sent (host:port), with redirectedTo"),
+  condition: z
+    .enum(["see-other-host", "system-shutdown"])
+    .describe(
+      "the stream error its clients got: see-other-host, or system-shutdown when it was the last node",
+    ),
+  streams: z.number().int().min(0).describe("client streams closed"),
+  awaitingResumption: z
+    .number()
+    .int()
+    .min(0)
+    .describe("sessions kept for their clients to resume on another node (stream management)"),
+  graceSeconds: z.number().min(0).describe("how long those sessions are kept"),
+  left: z.boolean().describe("the node has left the cluster (only waited for with --wait; false without)"),
+});
+
 export const clusterDrainCommand = defineCommand({
   name: ["cluster", "drain"],
   description:
@@ -231,6 +252,7 @@ export const clusterDrainCommand = defineCommand({
     grace: z.coerce.number().min(0).max(3600).optional(),
     wait: z.boolean().optional(),
   }),
+  output: clusterDrainOutput,
   mutates: true,
   async run(ctx, input) {
     const url = input.cluster ?? ctx.config.cluster.url;

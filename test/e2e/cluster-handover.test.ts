@@ -10,7 +10,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { client } from "@xmpp/client";
+import { Ajv2020 } from "ajv/dist/2020.js";
 import { startOnline } from "../../sdk/start-online.js";
+import { outputSchema } from "../../src/http/api/openapi.js";
+import { allCommands } from "../../src/server/parts.js";
 import { connectJs } from "../helpers/js-client.js";
 import {
   clusterPrefix,
@@ -33,6 +36,13 @@ const PER_ACCOUNT = 3;
 const jid = (user: string) => `${user}@localhost`;
 const NICK = "http://jabber.org/protocol/nick";
 const EVENT = "http://jabber.org/protocol/pubsub#event";
+
+/** Fails unless `cluster drain --json` printed what its published output schema describes. */
+function assertDrainReport(report: unknown): void {
+  const def = allCommands.find((c) => c.name.join(" ") === "cluster drain");
+  const validate = new Ajv2020({ strict: false, allErrors: true }).compile(outputSchema(def!)!);
+  assert.ok(validate(report), `cluster drain --json: ${JSON.stringify(validate.errors)}`);
+}
 
 const skip = (await postgresSkip()) || (await natsSkip()) || slixSkip;
 
@@ -302,6 +312,7 @@ describe("two cluster nodes: IQ results, stream management across nodes, drain",
       left: boolean;
       streams: number;
     };
+    assertDrainReport(report);
     const h1Address = `127.0.0.1:${nodes[0]!.c2sPort}`;
     assert.equal(report.condition, "see-other-host");
     assert.equal(report.redirectedTo, "h1");
@@ -368,6 +379,7 @@ describe("two cluster nodes: IQ results, stream management across nodes, drain",
       condition: string;
       redirectedTo?: string;
     };
+    assertDrainReport(report);
     assert.equal(report.condition, "system-shutdown");
     assert.equal(report.redirectedTo, undefined);
     await last.raw.waitFor(

@@ -28,6 +28,11 @@ import { startWebServer, type WebServer } from "./api-kit.js";
 
 const exec = promisify(execFile);
 
+/** Commands that need more than one server to succeed: their output is checked where they run. */
+const CHECKED_ELSEWHERE: Record<string, string> = {
+  "cluster drain": "test/e2e/cluster-handover.test.ts (two cluster nodes)",
+};
+
 describe("published output schemas", () => {
   let web: WebServer;
   let dir: string;
@@ -353,7 +358,9 @@ describe("published output schemas", () => {
   });
 
   test("every command declares an output schema, and every one was checked", () => {
-    const names = [...new Set(allCommands.map((c) => c.name.join(" ")))].sort();
+    const names = [...new Set(allCommands.map((c) => c.name.join(" ")))]
+      .filter((n) => !(n in CHECKED_ELSEWHERE))
+      .sort();
     assert.deepEqual(
       allCommands.filter((c) => !c.output).map((c) => c.name.join(" ")),
       [],
