@@ -161,6 +161,31 @@ test("a slot, a PUT and a GET give the file back as it was uploaded", async () =
   await a.disconnect();
 });
 
+test("a deleted account's files and slots go with it; other accounts' stay", async () => {
+  const h = await start();
+  const a = await h.connect("alice");
+  const b = await h.connect("bob");
+  const body = Buffer.from("kept or not\n");
+  const alices = await slotFor(a, "a.txt", body.length, "text/plain");
+  const pending = await slotFor(a, "later.txt", 10, "text/plain");
+  const bobs = await slotFor(b, "b.txt", body.length, "text/plain");
+  assert.equal((await putFile(alices, body, "text/plain")).status, 201);
+  assert.equal((await putFile(bobs, body, "text/plain")).status, 201);
+  await a.disconnect();
+
+  await h.server.services.hooks.fire("account/deleted", { username: "alice" });
+  assert.equal((await request("GET", alices.get, {})).status, 404);
+  assert.equal(
+    (await putFile(pending, Buffer.alloc(10), "text/plain")).status,
+    404,
+    "the unused slot is gone",
+  );
+  const kept = await request("GET", bobs.get, {});
+  assert.equal(kept.status, 200);
+  assert.deepEqual(kept.body, body);
+  await b.disconnect();
+});
+
 test("a PUT that does not match its slot is refused and stores nothing", async () => {
   const h = await start();
   const a = await h.connect("alice");

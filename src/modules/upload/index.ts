@@ -158,6 +158,12 @@ export default defineModule({
     const disco = ctx.api<DiscoApi>("disco");
     if (disco) ctx.onUnload(disco.addItems("host", () => [{ jid: domain, name: settings.name }]));
 
+    // A deleted account's files go with it (its key may be given to a new account later).
+    ctx.hook("account/deleted", async ({ username }) => {
+      const n = await store.removeOwnedBy(username);
+      if (n > 0) ctx.log.info({ account: username, removed: n }, "uploads of a deleted account removed");
+    });
+
     const maxAgeMs = settings.expiryDays * 86_400_000;
     const removeExpired = async (): Promise<number> => {
       const n = await store.removeExpired(maxAgeMs);

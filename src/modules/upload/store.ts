@@ -171,6 +171,18 @@ export class UploadStore {
     return stored;
   }
 
+  /** Removes every slot and file of an account (it was deleted). */
+  async removeOwnedBy(owner: string): Promise<number> {
+    let removed = 0;
+    for (const { key, value } of await this.docs.list()) {
+      if (value.owner !== owner) continue;
+      await rm(path.join(this.dir, key), { recursive: true, force: true });
+      await this.docs.delete(key);
+      removed++;
+    }
+    return removed;
+  }
+
   /** Removes unused slots past their expiry and files older than `maxAgeMs` (0: keeps files). */
   async removeExpired(maxAgeMs: number): Promise<number> {
     const now = this.clock.now();
