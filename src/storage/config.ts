@@ -26,12 +26,15 @@ export const StorageSchema = z
     sqlitePath: z.string().default("switchboard.sqlite"),
     /** PostgreSQL: connections in the pool. */
     poolSize: z.number().int().min(1).max(1000).default(10),
-    /** SQLite: message-archive appends written by a thread of their own, or on the main thread. */
-    archiveWriter: z.enum(["thread", "main"]).default("thread"),
-    /** SQLite: longest time an archive append waits to be written with others (0: at once). */
-    archiveWriteDelayMs: z.number().int().min(0).max(10_000).default(250),
+    /**
+     * SQLite: message-archive appends written on the main thread at the end of each turn (the
+     * default: the least memory under a flood), or by a thread of their own in larger batches.
+     */
+    archiveWriter: z.enum(["thread", "main"]).default("main"),
+    /** SQLite: longest time an archive append waits to be written with others (0: end of the turn). */
+    archiveWriteDelayMs: z.number().int().min(0).max(10_000).default(0),
     /** SQLite: archive appends waiting at which they are written at once (and most per transaction). */
-    archiveWriteBatch: z.number().int().min(1).max(100_000).default(5000),
+    archiveWriteBatch: z.number().int().min(1).max(100_000).default(500),
   })
   .prefault({})
   .superRefine((s, ctx) => {

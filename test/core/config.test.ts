@@ -79,7 +79,7 @@ test("storage: SQLite under dataDir by default, a URL names the backend, file < 
   assert.deepEqual(storageOptionsFrom(defaults), {
     backend: "sqlite",
     path: path.join(defaults.dataDir, "switchboard.sqlite"),
-    archiveWrites: { delayMs: 250, maxRows: 5000, worker: true },
+    archiveWrites: { delayMs: 0, maxRows: 500, worker: false },
   });
 
   const dir = mkdtempSync(path.join(os.tmpdir(), "sb-config-"));
@@ -101,7 +101,7 @@ test("storage: SQLite under dataDir by default, a URL names the backend, file < 
   assert.deepEqual(storageOptionsFrom(fromEnv), {
     backend: "sqlite",
     path: path.resolve("relative/sb.sqlite"),
-    archiveWrites: { delayMs: 250, maxRows: 5000, worker: true },
+    archiveWrites: { delayMs: 0, maxRows: 500, worker: false },
   });
 
   const fromCli = loadServerConfig({
@@ -121,13 +121,13 @@ test("storage: archive writes configured from the file (writer thread or main th
   const file = path.join(dir, "switchboard.yaml");
   writeFileSync(
     file,
-    "storage:\n  archiveWriter: main\n  archiveWriteDelayMs: 0\n  archiveWriteBatch: 200\n",
+    "storage:\n  archiveWriter: thread\n  archiveWriteDelayMs: 250\n  archiveWriteBatch: 200\n",
   );
   const opts = storageOptionsFrom(loadServerConfig({ file }));
   assert.deepEqual(opts.backend === "sqlite" ? opts.archiveWrites : undefined, {
-    delayMs: 0,
+    delayMs: 250,
     maxRows: 200,
-    worker: false,
+    worker: true,
   });
   writeFileSync(file, "storage:\n  archiveWriter: elsewhere\n");
   assert.throws(() => loadServerConfig({ file }), /archiveWriter/);
@@ -140,7 +140,7 @@ test("storage: a sqlite: path in a file is relative to the file", () => {
   assert.deepEqual(storageOptionsFrom(loadServerConfig({ file })), {
     backend: "sqlite",
     path: path.join(dir, "db", "sb.sqlite"),
-    archiveWrites: { delayMs: 250, maxRows: 5000, worker: true },
+    archiveWrites: { delayMs: 0, maxRows: 500, worker: false },
   });
 });
 
