@@ -49,6 +49,16 @@ async function unlicensedRefusal(web: WsServer, user: string): Promise<string> {
   try {
     await startOnline(xmpp);
   } catch (err) {
+    // The server closes the stream after its refusal. @xmpp/client's stop() detaches its
+    // parser at once, and the server's <close/> arriving after that throws inside the
+    // library (`this.parser` is null): let the server's close arrive first.
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 2000);
+      xmpp.once("disconnect", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
     await xmpp.stop().catch(() => undefined);
     const refusal = licenceRefusal(err);
     if (refusal) return refusal.condition;
