@@ -6,6 +6,7 @@
 import { Kvm } from "@nats-io/kv";
 import { type NatsConnection, headers as natsHeaders, RequestError } from "@nats-io/transport-node";
 import { z } from "zod";
+import { auditCommand } from "../commands/audit.js";
 import { CommandError, defineCommand } from "../core/commands.js";
 import { decodeJson, encodeJson, type NodeInfo, type SessionEntry } from "./entry.js";
 import { clusterNames, connectNats, type DrainReport } from "./node.js";
@@ -280,6 +281,9 @@ export const clusterDrainCommand = defineCommand({
       const report = decodeJson<DrainReport & { error?: string }>(reply);
       if (!report || report.error !== undefined)
         throw new CommandError(`${node} could not drain: ${report?.error ?? "no answer"}`, 409);
+      await auditCommand(ctx, "cluster.drain", `node:${node}`, {
+        after: { graceSeconds: report.graceSeconds, condition: report.condition, streams: report.streams },
+      });
       let left = false;
       if (input.wait) {
         const deadline = Date.now() + (grace + 15) * 1000;

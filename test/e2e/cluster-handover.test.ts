@@ -313,6 +313,14 @@ describe("two cluster nodes: IQ results, stream management across nodes, drain",
       streams: number;
     };
     assertDrainReport(report);
+    // Recorded in the audit log like every state-changing command.
+    const audit = (await cli(["audit", "list", "--kind", "cluster.drain"])) as {
+      entries?: { data: { subject: string } }[];
+    };
+    assert.ok(
+      JSON.stringify(audit).includes("node:h2"),
+      `cluster drain left no audit record: ${JSON.stringify(audit)}`,
+    );
     const h1Address = `127.0.0.1:${nodes[0]!.c2sPort}`;
     assert.equal(report.condition, "see-other-host");
     assert.equal(report.redirectedTo, "h1");

@@ -136,6 +136,7 @@ describe("audit log of console actions", () => {
       "component.remove",
     ]);
 
+    assert.deepEqual(kinds(await asConsole("fast revoke", { name: "zed" })), ["fast.revoke"]);
     await asConsole("token create", { name: "audit-bot" });
     await asConsole("token revoke", { name: "audit-bot" });
     await asConsole("admin grant", { name: "zed" });
@@ -144,8 +145,10 @@ describe("audit log of console actions", () => {
 
   it("lists every state-changing command of the web faces above", () => {
     const mutating = kit.http.context.commands.filter((c) => c.mutates).map((c) => c.name.join(" "));
+    // Needs a running cluster: its audit record is checked in test/e2e/cluster-handover.test.ts.
+    const elsewhere = new Set(["cluster drain"]);
     assert.deepEqual(
-      mutating.filter((c) => !covered.has(c)),
+      mutating.filter((c) => !covered.has(c) && !elsewhere.has(c)),
       [],
       "commands this test does not run (add each with an input that succeeds)",
     );
