@@ -60,16 +60,27 @@ const INSERT_COLUMNS = "store, id, owner, peer, peer_resource, at, direction, st
  * Writes rows in one transaction; if that fails (one row's account deleted meanwhile), row by
  * row, so one bad row does not cost the others.
  */
+/** Insert statements per connection and table, prepared once (a flush runs every turn under load). */
+const insertStatements = new WeakMap<
+  Database.Database,
+  Map<MessageTable, Database.Statement<unknown[], unknown>>
+>();
+
 export function writeAppends(db: Database.Database, appends: readonly PendingAppend[]): AppendOutcome[] {
-  const statements = new Map<MessageTable, Database.Statement<unknown[], unknown>>();
+  let statements = insertStatements.get(db);
+  if (!statements) {
+    statements = new Map();
+    insertStatements.set(db, statements);
+  }
+  const prepared = statements;
   const insert = (a: PendingAppend): boolean => {
-    let s = statements.get(a.table);
+    let s = prepared.get(a.table);
     if (!s) {
       s = db.prepare(
         `INSERT INTO ${a.table} (${INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (store, owner, id) DO NOTHING`,
       );
-      statements.set(a.table, s);
+      prepared.set(a.table, s);
     }
     return (s.run(...a.row) as Database.RunResult).changes === 1;
   };
