@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- --quick] [-- --only switchboard|prosody|storage]`: measures Switchboard and
  * Prosody one after the other under the same load, each pinned to its own CPU, over plaintext,
- * STARTTLS and direct TLS, then Switchboard on its two storage backends (SQLite, PostgreSQL),
+ * STARTTLS, direct TLS and WebSocket, then Switchboard on its two storage backends (SQLite, PostgreSQL),
  * prints the figures with the ratios and writes them to .bench/latest.json.
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
@@ -37,8 +37,13 @@ import { SwitchboardServer, type SwitchboardVariant } from "./lib/switchboard.js
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const OUT = path.join(ROOT, ".bench", "latest.json");
 const LOGS = path.join(ROOT, ".bench", "logs");
-/** Hard limits on a whole run; past them everything started is killed. */
+/**
+ * Hard limits on a whole run of three transports with three phases each (memory, logins,
+ * messages); a run of more or fewer gets proportionally more or less. Past the limit
+ * everything started is killed.
+ */
 const DEADLINE_MINUTES = { full: 50, quick: 12 };
+const DEADLINE_LIVES = 9;
 
 interface Options {
   quick: boolean;
@@ -59,8 +64,8 @@ interface Options {
 }
 
 const USAGE =
-  "usage: npm run bench [-- [--quick] [--only switchboard|prosody|storage] [--transports plaintext,starttls,tls]\n" +
-  "                        [--phases memory,logins,messages] [--features mobile|im] [--system-malloc] [--baseline CHECKOUT]\n" +
+  "usage: npm run bench [-- [--quick] [--only switchboard|prosody|storage] [--transports plaintext,starttls,tls,websocket]\n" +
+  "                        [--phases memory,memory-no-sm,logins,messages] [--features mobile|im] [--system-malloc] [--baseline CHECKOUT]\n" +
   "                        [--variant 'NAME:VAR=VALUE;…'] [--wait-quiet SECONDS] [--nice N]]";
 
 /** `NAME:VAR=VALUE;VAR=VALUE` (a value may not hold a semicolon). */
@@ -170,11 +175,20 @@ async function main(): Promise<void> {
     ...(phases ? { phases } : {}),
     ...(features ? { features } : {}),
   };
-  const deadline = DEADLINE_MINUTES[settings.mode] + waitQuiet / 60;
+  const lives =
+    settings.transports.length *
+    settings.phases.filter((p) => p !== "memory-no-sm" || settings.features === "mobile").length;
+  const deadline =
+    (DEADLINE_MINUTES[settings.mode] * Math.max(lives, DEADLINE_LIVES)) / DEADLINE_LIVES + waitQuiet / 60;
   setTimeout(() => {
     console.error(`bench: still running after ${deadline.toFixed(0)} minutes; stopping everything`);
     process.exit(1); // the exit hook kills every child and removes the temp dirs
   }, deadline * 60_000).unref();
+  if (settings.features !== "mobile" && phases?.includes("memory-no-sm")) {
+    console.error(
+      "bench: memory-no-sm is measured with --features mobile only (no client enables stream management otherwise)",
+    );
+  }
   if (!tasksetAvailable()) {
     console.error("bench: taskset (util-linux) is needed to pin the server and the load generator to CPUs");
     process.exit(1);

@@ -33,7 +33,8 @@ function luaString(s: string): string {
 
 export function prosodyConfig(setup: ServerSetup, port: number, transport: Transport = "plaintext"): string {
   const p = (name: string) => luaString(path.join(setup.dir, name));
-  const tls = transport !== "plaintext";
+  const tls = transport === "starttls" || transport === "tls";
+  const websocket = transport === "websocket";
   return `-- Written by the Switchboard bench for one run; not a production config.
 run_as_root = true -- the bench may run as root; Prosody refuses to otherwise
 daemonize = false
@@ -42,19 +43,27 @@ data_path = ${p("data")}
 log = { { levels = { min = "warn" }, to = "file", filename = ${p("prosody.log")} } }
 
 interfaces = { "${setup.host}" }
-c2s_ports = { ${transport === "tls" ? "" : port} }
+c2s_ports = { ${transport === "plaintext" || transport === "starttls" ? port : ""} }
 c2s_direct_tls_ports = { ${transport === "tls" ? port : ""} }
 legacy_ssl_ports = { }
 s2s_ports = { }
 component_ports = { }
-http_ports = { }
-https_ports = { }
+http_ports = { ${websocket ? port : ""} }
+http_interfaces = { "${setup.host}" }
+https_ports = { }${
+    websocket
+      ? `
+-- XMPP over WebSocket (mod_websocket) at /xmpp-websocket on the HTTP port; loopback clients
+-- count as secure, as Switchboard counts them (as behind a TLS-terminating proxy).
+consider_websocket_secure = true`
+      : ""
+  }
 network_settings = { tcp_backlog = 511 } -- as Node's default listen backlog
 
 authentication = "internal_hashed" -- SCRAM-SHA-1 (password_hash default), default_iteration_count below
 default_iteration_count = ${PROSODY_ITERATIONS}
 storage = "internal"
-c2s_require_encryption = ${tls} -- required on the TLS transports, as in production
+c2s_require_encryption = ${tls || websocket} -- required on the TLS transports (and met by WebSocket, above), as in production
 ${tls ? `ssl = { certificate = ${luaString(setup.certFile)}; key = ${luaString(setup.keyFile)}; } -- Prosody's own TLS defaults otherwise` : ""}
 allow_registration = false
 
@@ -63,7 +72,7 @@ allow_registration = false
 -- no s2s.
 modules_enabled = {
   "roster"; "saslauth"; "disco"; "ping"; "version"; "time"; "lastactivity";
-  "vcard"; "private"; "blocklist"; "limits";${tls ? ' "tls";' : ""}${
+  "vcard"; "private"; "blocklist"; "limits";${tls ? ' "tls";' : ""}${websocket ? ' "websocket";' : ""}${
     setup.features === "mobile"
       ? `
   -- The mobile feature set, as Switchboard runs it by default: stream management, carbons,

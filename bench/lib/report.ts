@@ -2,7 +2,7 @@
  * Turns the two servers' results into figures (value for each, ratio Switchboard/Prosody,
  * target and whether it is met) and prints them as a table.
  */
-import type { ServerResults, TransportResults } from "./scenario.js";
+import type { MemoryPoint, ServerResults, TransportResults } from "./scenario.js";
 import { type BenchSettings, TRANSPORT_NAMES, type Transport } from "./settings.js";
 
 export interface Figure {
@@ -21,7 +21,8 @@ export interface Figure {
   variants: Record<string, { value: number | null; ratio: number | null }>;
 }
 
-type Compare = "le-prosody" | "ge-prosody" | "zero" | "none";
+/** `le-limit`: Switchboard's value at most `factor` (a figure in its unit, not a ratio). */
+type Compare = "le-prosody" | "ge-prosody" | "le-limit" | "zero" | "none";
 
 /** Above this the load generator, not the server, may be what limits a rate. */
 const LOADGEN_BUSY_PCT = 90;
@@ -29,6 +30,8 @@ const LOADGEN_BUSY_PCT = 90;
 const WAIT_PCT = 5;
 /** Memory per idle TLS session: at most this share of Prosody's. */
 export const TLS_MEMORY_TARGET = 0.75;
+/** What stream management may add to an idle session's memory, in KiB (same transport, same run). */
+export const SM_MEMORY_TARGET_KIB = 2;
 
 type Pick = (r: TransportResults) => number | undefined;
 
@@ -46,8 +49,9 @@ function figure(
     return t ? (pick(t) ?? null) : null;
   };
   const pr = value(servers.find((r) => r.server === "prosody"));
+  // A difference (le-limit) has no meaningful ratio: it may be near zero or negative.
   const ratioOf = (v: number | null): number | null =>
-    v !== null && pr !== null && pr !== 0 ? v / pr : null;
+    compare !== "le-limit" && v !== null && pr !== null && pr !== 0 ? v / pr : null;
   const a = value(servers.find((r) => r.server === "switchboard"));
   let met: boolean | null = null;
   let target = "—";
@@ -58,6 +62,9 @@ function figure(
   } else if (compare === "ge-prosody") {
     target = `≥ ${times}Prosody`;
     met = a !== null && pr !== null ? a >= factor * pr : null;
+  } else if (compare === "le-limit") {
+    target = `≤ ${factor} ${unit}`;
+    met = a !== null ? a <= factor : null;
   } else if (compare === "zero") {
     target = "0";
     met = a !== null ? a === 0 : null;
@@ -77,17 +84,43 @@ export function figures(s: BenchSettings, servers: ServerResults[]): Figure[] {
     const tn = TRANSPORT_NAMES[transport];
     const f = (label: string, unit: string, compare: Compare, pick: Pick, factor = 1) =>
       figure(transport, `${tn}: ${label}`, unit, compare, pick, servers, factor);
+    // ws:// on loopback carries no TLS: the plaintext target.
+    const memoryFactor = transport === "starttls" || transport === "tls" ? TLS_MEMORY_TARGET : 1;
+    const perSession = (points: MemoryPoint[] | undefined, sessions: number): number | undefined => {
+      const p = points?.find((m) => m.sessions === sessions);
+      return p ? p.bytesPerSession / 1024 : undefined;
+    };
+    const smCompared = servers.some((r) => r.transports[transport]?.memoryNoSm !== undefined);
     for (const sessions of s.memorySessions) {
+      const at = sessions.toLocaleString("en-US");
       out.push(
         f(
-          `memory per idle session @ ${sessions.toLocaleString("en-US")}`,
+          `memory per idle session @ ${at}`,
           "KiB",
           "le-prosody",
+          (r) => perSession(r.memory, sessions),
+          memoryFactor,
+        ),
+      );
+      if (!smCompared) continue;
+      out.push(
+        f(
+          `  … without stream management @ ${at}`,
+          "KiB",
+          "le-prosody",
+          (r) => perSession(r.memoryNoSm, sessions),
+          memoryFactor,
+        ),
+        f(
+          `  … stream management's part @ ${at}`,
+          "KiB",
+          "le-limit",
           (r) => {
-            const p = r.memory.find((m) => m.sessions === sessions);
-            return p ? p.bytesPerSession / 1024 : undefined;
+            const on = perSession(r.memory, sessions);
+            const off = perSession(r.memoryNoSm, sessions);
+            return on !== undefined && off !== undefined ? on - off : undefined;
           },
-          transport === "plaintext" ? 1 : TLS_MEMORY_TARGET,
+          SM_MEMORY_TARGET_KIB,
         ),
       );
     }

@@ -1,7 +1,8 @@
 /**
  * The measurement sequence for one server, for each transport (plaintext, STARTTLS, direct
- * TLS): start it pinned, then memory per idle session, login rate, message throughput and
- * latency, then stop it. Each phase's failure is recorded
+ * TLS, WebSocket): start it pinned, then memory per idle session (with the mobile features:
+ * once with clients enabling stream management, once with clients that do not), login rate,
+ * message throughput and latency, then stop it. Each phase's failure is recorded
  * and the sequence goes on where it still makes sense; the server and the load generator are
  * always stopped and the temp dir removed.
  */
@@ -9,6 +10,7 @@ import type { ChildProcess } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import type { ConnectionTarget } from "../loadgen/connection.js";
 import type {
   AccountSet,
   HoldResult,
@@ -32,7 +34,14 @@ import {
   stopProcess,
 } from "./processes.js";
 import type { BenchServer } from "./server.js";
-import { accountCount, type BenchSettings, type Phase, TRANSPORT_NAMES, type Transport } from "./settings.js";
+import {
+  accountCount,
+  type BenchSettings,
+  type Phase,
+  TRANSPORT_NAMES,
+  type Transport,
+  WEBSOCKET_PATH,
+} from "./settings.js";
 
 export interface MemoryPoint {
   sessions: number;
@@ -61,7 +70,11 @@ export interface ServerCpu {
 /** The figures of one transport. */
 export interface TransportResults {
   baselineRssBytes?: number;
+  /** Idle sessions as the feature set has them (mobile: stream management enabled). */
   memory: MemoryPoint[];
+  /** Mobile feature set only: the same with clients that do not enable stream management. */
+  memoryNoSm?: MemoryPoint[];
+  baselineRssNoSmBytes?: number;
   logins?: LoginsResult & ServerCpu;
   throughput?: ThroughputResult & ServerCpu;
   latency?: LatencyResult & ServerCpu;
@@ -172,17 +185,7 @@ export async function benchServer(
     try {
       child = await server.start(s.serverCpu, port, transport);
       results.allocator ??= allocatorOf(child.pid as number);
-      await lg.configure(
-        {
-          host: s.host,
-          port,
-          domain: s.domain,
-          tls: transport === "starttls",
-          directTls: transport === "tls",
-          mobile: s.features === "mobile",
-        },
-        { ...ACCOUNTS, count: accountCount(s) },
-      );
+      await lg.configure(clientTarget(s, port, transport, phase), { ...ACCOUNTS, count: accountCount(s) });
       await run(child.pid as number, lg);
     } catch (err) {
       await sleep(500); // a server that just died may not have been reaped yet
@@ -235,11 +238,16 @@ export async function benchServer(
       const r: TransportResults = { memory: [] };
       results.transports[transport] = r;
       const tn = TRANSPORT_NAMES[transport];
-      await life(transport, "memory", async (pid, lg) => {
+      /** RSS before the first login, then at each count of idle sessions. */
+      const memory = async (
+        pid: number,
+        lg: LoadGenerator,
+        what: string,
+      ): Promise<[number, MemoryPoint[]]> => {
         await sleep(1_000);
         const baseline = await settledRss(pid, s.settleMs);
-        r.baselineRssBytes = baseline;
-        log(server.name, `${tn}: RSS before logins: ${mb(baseline)}`);
+        log(server.name, `${tn}${what}: RSS before logins: ${mb(baseline)}`);
+        const points: MemoryPoint[] = [];
         for (const sessions of s.memorySessions) {
           const held = await lg.hold(sessions, s.holdConcurrency);
           checkHold(held, sessions);
@@ -250,13 +258,23 @@ export async function benchServer(
             bytesPerSession: (rss - baseline) / sessions,
             loginSeconds: held.wallMs / 1000,
           };
-          r.memory.push(point);
+          points.push(point);
           log(
             server.name,
-            `${tn}: ${sessions} idle sessions: RSS ${mb(rss)}, ${kb(point.bytesPerSession)} per session`,
+            `${tn}${what}: ${sessions} idle sessions: RSS ${mb(rss)}, ${kb(point.bytesPerSession)} per session`,
           );
         }
+        return [baseline, points];
+      };
+      await life(transport, "memory", async (pid, lg) => {
+        [r.baselineRssBytes, r.memory] = await memory(pid, lg, "");
       });
+      // Without the mobile features no client enables stream management in either phase.
+      if (s.features === "mobile") {
+        await life(transport, "memory-no-sm", async (pid, lg) => {
+          [r.baselineRssNoSmBytes, r.memoryNoSm] = await memory(pid, lg, " without stream management");
+        });
+      }
 
       await life(transport, "logins", async (pid, lg) => {
         const { warmup, count, concurrency } = s.logins;
@@ -304,6 +322,26 @@ export async function benchServer(
     removeTempDir(dir);
   }
   return results;
+}
+
+/** How the load generator's clients connect and what they enable, for one phase. */
+export function clientTarget(
+  s: BenchSettings,
+  port: number,
+  transport: Transport,
+  phase: Phase,
+): ConnectionTarget {
+  const mobile = s.features === "mobile";
+  return {
+    host: s.host,
+    port,
+    domain: s.domain,
+    tls: transport === "starttls",
+    directTls: transport === "tls",
+    ...(transport === "websocket" ? { websocketPath: WEBSOCKET_PATH } : {}),
+    streamManagement: mobile && phase !== "memory-no-sm",
+    carbons: mobile,
+  };
 }
 
 /** "jemalloc" when the process has it mapped, else the system's malloc. */

@@ -1,10 +1,15 @@
 /**
- * How the clients connect: plaintext (loopback only), STARTTLS on the client port (RFC 6120), or
- * direct TLS on its own port (XEP-0368). Every real client uses one of the two TLS ways.
+ * How the clients connect: plaintext (loopback only), STARTTLS on the client port (RFC 6120),
+ * direct TLS on its own port (XEP-0368), or XMPP over WebSocket (RFC 7395, `ws://` on the HTTP
+ * listener at /xmpp-websocket, loopback only), what web clients use. Every real client uses TLS
+ * (a web client wss://, usually ended at a reverse proxy).
  */
-export type Transport = "plaintext" | "starttls" | "tls";
+export type Transport = "plaintext" | "starttls" | "tls" | "websocket";
 
-export const TRANSPORTS: Transport[] = ["plaintext", "starttls", "tls"];
+export const TRANSPORTS: Transport[] = ["plaintext", "starttls", "tls", "websocket"];
+
+/** Where both servers serve XMPP over WebSocket on their HTTP listener. */
+export const WEBSOCKET_PATH = "/xmpp-websocket";
 
 /**
  * What the servers run and the clients ask for. `mobile`: what a phone client gets today — stream
@@ -17,15 +22,20 @@ export type FeatureSet = "mobile" | "im";
 
 export const FEATURE_SETS: FeatureSet[] = ["mobile", "im"];
 
-/** Memory per idle session; login rate; routed messages (throughput and latency). */
-export type Phase = "memory" | "logins" | "messages";
+/**
+ * Memory per idle session; the same with clients that do not enable stream management (the
+ * mobile feature set only: what stream management costs a session); login rate; routed
+ * messages (throughput and latency).
+ */
+export type Phase = "memory" | "memory-no-sm" | "logins" | "messages";
 
-export const PHASES: Phase[] = ["memory", "logins", "messages"];
+export const PHASES: Phase[] = ["memory", "memory-no-sm", "logins", "messages"];
 
 export const TRANSPORT_NAMES: Record<Transport, string> = {
   plaintext: "plaintext",
   starttls: "STARTTLS",
   tls: "direct TLS",
+  websocket: "WebSocket",
 };
 
 /** The load of one bench run; both servers get exactly the same. */

@@ -1,7 +1,8 @@
 /**
  * Switchboard as the server under test, started from the build the way an operator would: with
  * the `bin/switchboard` launcher (docs/operations.md), a data dir of its own, accounts created
- * with `user import`, clients on loopback in plaintext, STARTTLS or direct TLS, the same SCRAM
+ * with `user import`, clients on loopback in plaintext, STARTTLS, direct TLS or over WebSocket
+ * (ws:// on its HTTP listener), the same SCRAM
  * iteration count as Prosody, and per-connection rate limits raised out of the way, as they are
  * for Prosody.
  *
@@ -35,6 +36,10 @@ export function switchboardConfig(tls?: {
   return `# Written by the Switchboard bench for one run.
 scramIterations: ${PROSODY_ITERATIONS}
 ${tls?.features === "im" ? `disabledModules: [${MOBILE_MODULES.join(", ")}]\n` : ""}
+# The HTTP listener (open for the WebSocket transport only) serves ws:// as Prosody's does:
+# plain HTTP on loopback, as behind a TLS-terminating proxy (RFC 7395 over wss:// otherwise).
+http:
+  tls: "off"
 limits:
   # Far above what the bench sends, as Prosody's mod_limits is configured.
   bytesPerSecond: 104857600
@@ -133,10 +138,14 @@ export class SwitchboardServer implements BenchServer {
 
   async start(cpu: number, port: number, transport: Transport): Promise<ChildProcess> {
     const setup = this.requireSetup();
+    // The clients' port; every other listener closed. WebSocket: the HTTP listener (where
+    // /xmpp-websocket is, on by default), no client port.
     const ports =
       transport === "tls"
-        ? ["--c2s-port", "0", "--c2s-tls-port", String(port)]
-        : ["--c2s-port", String(port), "--c2s-tls-port", "0"];
+        ? ["--c2s-port", "0", "--c2s-tls-port", String(port), "--http-port", "0"]
+        : transport === "websocket"
+          ? ["--c2s-port", "0", "--c2s-tls-port", "0", "--http-port", String(port)]
+          : ["--c2s-port", String(port), "--c2s-tls-port", "0", "--http-port", "0"];
     const args = [
       "start",
       "--config",
@@ -148,13 +157,12 @@ export class SwitchboardServer implements BenchServer {
       "--bind",
       setup.host,
       ...ports,
-      "--http-port",
-      "0",
       "--component-port",
       "0",
       "--s2s-port",
       "0",
-      // TLS is required on the TLS transports, as in production.
+      // TLS is required on the TLS transports, as in production. WebSocket clients on loopback
+      // count as secure (as behind a TLS-terminating proxy), so they need no exception either.
       ...(transport === "plaintext" ? ["--allow-plaintext"] : []),
       "--log-level",
       "warn",

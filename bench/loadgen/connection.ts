@@ -1,13 +1,15 @@
 /**
- * One benchmark client connection over plain TCP, STARTTLS or direct TLS (XEP-0368): stream open, SASL SCRAM-SHA-1, stream restart,
+ * One benchmark client connection over plain TCP, STARTTLS, direct TLS (XEP-0368) or WebSocket
+ * (RFC 7395, with the `ws` package): stream open, SASL SCRAM-SHA-1, stream restart,
  * resource bind, initial presence, then a ping round trip as a barrier (the server handles a
  * stream's stanzas in order, so its answer proves the presence was processed). After that it
  * sends whatever it is given and reports each received <message/>.
  */
 import net from "node:net";
 import tls from "node:tls";
+import { WebSocket } from "ws";
 import { isLicenceSuccess, type LicenceProver } from "./licence-proof.js";
-import { attr, childText, StreamScanner } from "./scanner.js";
+import { attr, childText, type ScannerSink, StreamScanner, scanFrame } from "./scanner.js";
 import { type ScramKeyCache, ScramSha1Client } from "./scram.js";
 
 export interface ConnectionTarget {
@@ -19,13 +21,21 @@ export interface ConnectionTarget {
   /** TLS from the first byte (XEP-0368, ALPN "xmpp-client"). */
   directTls?: boolean;
   /**
-   * Behave as a phone client: enable stream management (XEP-0198, answering the server's
-   * `<r/>`) and message carbons (XEP-0280) after binding, before the initial presence.
+   * XMPP over WebSocket (RFC 7395): `ws://host:port` + this path, subprotocol `xmpp`, one
+   * element per message, `<open/>` and `<close/>` for the stream's ends.
    */
-  mobile?: boolean;
+  websocketPath?: string;
+  /**
+   * Enable stream management after binding (XEP-0198, answering the server's `<r/>`), as a
+   * phone client does, before the initial presence.
+   */
+  streamManagement?: boolean;
+  /** Enable message carbons (XEP-0280) after binding, before the initial presence. */
+  carbons?: boolean;
 }
 
 const SM_NS = "urn:xmpp:sm:3";
+const FRAMING_NS = "urn:ietf:params:xml:ns:xmpp-framing";
 
 type Phase =
   | "connecting"
@@ -51,9 +61,13 @@ export class BenchConnection {
   /** Full JID the server bound. */
   jid = "";
 
-  private readonly socket: net.Socket;
+  /** The TCP connection (undefined over WebSocket). */
+  private readonly socket: net.Socket | undefined;
   /** Where stanzas are written: the TCP socket, or the TLS socket over it after STARTTLS. */
-  private out: net.Socket | tls.TLSSocket;
+  private out: net.Socket | tls.TLSSocket | undefined;
+  /** The WebSocket connection (over WebSocket only, once login() opened it). */
+  private ws: WebSocket | undefined;
+  private readonly sink: ScannerSink;
   private readonly scanner: StreamScanner;
   private phase: Phase = "connecting";
   private scram: ScramSha1Client;
@@ -76,13 +90,15 @@ export class BenchConnection {
     private readonly licence?: LicenceProver,
   ) {
     this.scram = new ScramSha1Client(username, password, cache);
-    this.scanner = new StreamScanner({
+    this.sink = {
       streamOpen: (openTag) => {
         this.streamId = attr(openTag, "id") ?? "";
       },
       stanza: (name, openTag, text) => this.onStanza(name, openTag, text),
       streamClose: () => this.onStreamClose(),
-    });
+    };
+    this.scanner = new StreamScanner(this.sink);
+    if (target.websocketPath !== undefined) return; // the WebSocket is opened by login()
     this.socket = new net.Socket();
     this.socket.setNoDelay(true);
     this.socket.setEncoding("utf8");
@@ -99,9 +115,10 @@ export class BenchConnection {
   }
 
   private startTls(): void {
-    this.socket.removeAllListeners("data");
+    const socket = this.socket as net.Socket;
+    socket.removeAllListeners("data");
     const secure = tls.connect({
-      socket: this.socket,
+      socket,
       servername: this.target.domain,
       rejectUnauthorized: false,
       ...(this.target.directTls ? { ALPNProtocols: ["xmpp-client"] } : {}),
@@ -144,7 +161,11 @@ export class BenchConnection {
           reject(e);
         },
       };
-      this.socket.connect(this.target.port, this.target.host, () => {
+      if (this.target.websocketPath !== undefined) {
+        this.openWebSocket(this.target.websocketPath);
+        return;
+      }
+      (this.socket as net.Socket).connect(this.target.port, this.target.host, () => {
         if (this.target.directTls) {
           this.phase = "starttls";
           this.startTls();
@@ -161,7 +182,51 @@ export class BenchConnection {
   }
 
   send(text: string): void {
-    this.out.write(text);
+    if (this.ws) this.ws.send(withContentNamespace(text));
+    else this.out?.write(text);
+  }
+
+  /** Several elements: one write over TCP, one message each over WebSocket (RFC 7395). */
+  private sendAll(elements: string[]): void {
+    if (this.ws) for (const e of elements) this.ws.send(withContentNamespace(e));
+    else this.out?.write(elements.join(""));
+  }
+
+  private openWebSocket(pathname: string): void {
+    const url = `ws://${this.target.host.includes(":") ? `[${this.target.host}]` : this.target.host}:${this.target.port}${pathname}`;
+    // No compression (neither server offers it); UTF-8 is checked by the XML reading anyway.
+    const ws = new WebSocket(url, "xmpp", { perMessageDeflate: false, skipUTF8Validation: true });
+    this.ws = ws;
+    ws.on("open", () => {
+      if (ws.protocol !== "xmpp") {
+        this.fail(`WebSocket subprotocol "${ws.protocol}" instead of "xmpp"`);
+        return;
+      }
+      this.phase = "features";
+      this.openStream();
+    });
+    ws.on("message", (data: Buffer, isBinary: boolean) => {
+      if (isBinary) {
+        this.fail("binary WebSocket message from the server (RFC 7395 uses text)");
+        return;
+      }
+      try {
+        scanFrame(data.toString("utf8"), this.sink);
+      } catch (err) {
+        this.fail((err as Error).message);
+      }
+    });
+    ws.on("unexpected-response", (_req, res) =>
+      this.fail(`WebSocket upgrade refused: HTTP ${res.statusCode}`),
+    );
+    ws.on("error", (err) => this.fail(`WebSocket error: ${err.message}`));
+    ws.on("close", () => this.onSocketClose());
+  }
+
+  /** Drops the connection at once. */
+  private destroy(): void {
+    if (this.ws) this.ws.terminate();
+    else this.socket?.destroy();
   }
 
   /** Closes the stream and waits for the server to close its side (or a timeout). */
@@ -169,17 +234,21 @@ export class BenchConnection {
     if (this.ended) return Promise.resolve();
     this.closing = true;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => this.socket.destroy(), CLOSE_TIMEOUT_MS);
+      const timer = setTimeout(() => this.destroy(), CLOSE_TIMEOUT_MS);
       this.closeDone = () => {
         clearTimeout(timer);
         resolve();
       };
-      this.out.write("</stream:stream>");
+      this.send(this.ws ? `<close xmlns='${FRAMING_NS}'/>` : "</stream:stream>");
     });
   }
 
   private openStream(): void {
-    this.out.write(
+    if (this.ws) {
+      this.send(`<open xmlns='${FRAMING_NS}' to='${this.target.domain}' version='1.0'/>`);
+      return;
+    }
+    this.send(
       `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${this.target.domain}' version='1.0'>`,
     );
   }
@@ -268,7 +337,7 @@ export class BenchConnection {
           return;
         }
         this.phase = "bound-features";
-        this.scanner.restart();
+        if (!this.ws) this.scanner.restart();
         this.openStream();
         return;
       case "bound-features":
@@ -288,13 +357,14 @@ export class BenchConnection {
         }
         this.jid = childText(text, "jid") ?? "";
         this.phase = "ready";
-        if (this.target.mobile)
-          this.send(
-            `<enable xmlns='${SM_NS}'/><iq type='set' id='carbons'><enable xmlns='urn:xmpp:carbons:2'/></iq>`,
-          );
-        this.send(
-          `<presence/><iq type='get' id='barrier' to='${this.target.domain}'><ping xmlns='urn:xmpp:ping'/></iq>`,
-        );
+        this.sendAll([
+          ...(this.target.streamManagement ? [`<enable xmlns='${SM_NS}'/>`] : []),
+          ...(this.target.carbons
+            ? [`<iq type='set' id='carbons'><enable xmlns='urn:xmpp:carbons:2'/></iq>`]
+            : []),
+          "<presence/>",
+          `<iq type='get' id='barrier' to='${this.target.domain}'><ping xmlns='urn:xmpp:ping'/></iq>`,
+        ]);
         return;
       case "ready":
         if (name !== "iq" || attr(openTag, "id") !== "barrier") return;
@@ -338,7 +408,12 @@ export class BenchConnection {
 
   private onStreamClose(): void {
     if (!this.closing) this.fail("server closed the stream");
-    this.socket.end();
+    if (this.ws) {
+      // RFC 7395: a close the server started is answered with <close/>; the server then closes
+      // the WebSocket connection.
+      if (!this.closing && this.ws.readyState === WebSocket.OPEN) this.send(`<close xmlns='${FRAMING_NS}'/>`);
+      this.ws.close(1000);
+    } else this.socket?.end();
   }
 
   private onSocketClose(): void {
@@ -364,10 +439,24 @@ export class BenchConnection {
       const done = this.loginDone;
       this.loginDone = undefined;
       done.reject(new Error(`${this.username}: ${reason}`));
-      this.socket.destroy();
+      this.destroy();
     } else if (!this.closing && !this.ended) {
       this.reportLost(reason);
-      this.socket.destroy();
+      this.destroy();
     }
   }
+}
+
+/**
+ * Over WebSocket every message is a whole element with no stream header around it to inherit
+ * a namespace from (RFC 7395): a stanza written without one gets `xmlns='jabber:client'`.
+ * Only the start tag is read (no '>' in the attribute values the generator writes).
+ */
+export function withContentNamespace(element: string): string {
+  const gt = element.indexOf(">");
+  const startTag = gt < 0 ? element : element.slice(0, gt);
+  if (/\sxmlns=/.test(startTag)) return element;
+  const nameEnd = element.search(/[\s/>]/);
+  if (nameEnd < 0) return element;
+  return `${element.slice(0, nameEnd)} xmlns='jabber:client'${element.slice(nameEnd)}`;
 }

@@ -114,6 +114,31 @@ export class StreamScanner {
   }
 }
 
+const FRAMING_NS = "urn:ietf:params:xml:ns:xmpp-framing";
+
+/**
+ * One WebSocket message of an RFC 7395 stream: a single complete element, `<open/>` and
+ * `<close/>` (framing namespace) standing for the stream header and its end. Tells `sink` what
+ * a TCP stream would have; a message of whitespace alone is ignored.
+ */
+export function scanFrame(text: string, sink: ScannerSink): void {
+  const lt = text.indexOf("<");
+  if (lt < 0) {
+    if (text.trim() === "") return;
+    throw new Error(`not an element from server: ${text.slice(0, 40)}`);
+  }
+  const gt = findTagEnd(text, lt + 1, text.length);
+  if (gt < 0) throw new Error(`incomplete element from server: ${text.slice(0, 80)}`);
+  const openTag = text.slice(lt, gt + 1);
+  const name = tagName(openTag);
+  if ((name === "open" || name === "close") && attr(openTag, "xmlns") === FRAMING_NS) {
+    if (name === "open") sink.streamOpen(openTag);
+    else sink.streamClose();
+    return;
+  }
+  sink.stanza(name, openTag, text.slice(lt).trimEnd());
+}
+
 /** Index of the '>' closing the tag whose name starts at `from`, skipping quoted values; -1 if incomplete. */
 function findTagEnd(buf: string, from: number, len: number): number {
   for (let i = from; i < len; i++) {
