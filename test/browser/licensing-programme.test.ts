@@ -308,6 +308,13 @@ describe("licensing programme in the browser (Chromium, real server)", { skip: c
       true,
       "Chart.js drew the sessions-by-version chart",
     );
+    // The live panel refreshes every 10 s by swapping itself with the chart Chart.js styled;
+    // the swap must not trip the CSP (checked with every console error at the end).
+    await adm.evaluate(`new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("the live panel did not refresh in 15 s")), 15000);
+      document.body.addEventListener("htmx:afterSettle", () => { clearTimeout(timer); resolve(); });
+    })`);
+    await adm.locator("#versions-chart").waitFor({ state: "visible" });
     await screenshot(adm, "console-dashboard");
 
     // The publisher sees the session among the app's live usage.

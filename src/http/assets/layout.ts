@@ -52,11 +52,15 @@ const SCRIPT_FILES: Record<PageScript, string[]> = {
 };
 
 /**
- * htmx settings: no inline indicator styles (they would need 'unsafe-inline'), and error
- * replies are swapped too, because they carry the form with its messages.
+ * htmx settings: no inline indicator styles (they would need 'unsafe-inline'); `style` is not
+ * among the attributes carried over while a swap settles, because htmx carries it with
+ * setAttribute, which the CSP refuses (the dashboard's refresh swapped charts whose canvas
+ * Chart.js had styled); error replies are swapped too, because they carry the form with its
+ * messages.
  */
 const HTMX_CONFIG = JSON.stringify({
   includeIndicatorStyles: false,
+  attributesToSettle: ["class", "width", "height"],
   allowEval: false,
   allowScriptTags: false,
   responseHandling: [
