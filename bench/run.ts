@@ -1,12 +1,14 @@
 /**
- * `npm run bench [-- --quick] [-- --only switchboard|prosody|storage]`: measures Switchboard and
- * Prosody one after the other under the same load, each pinned to its own CPU, over plaintext,
- * STARTTLS, direct TLS and WebSocket, then Switchboard on its two storage backends (SQLite, PostgreSQL),
- * prints the figures with the ratios and writes them to .bench/latest.json.
+ * `npm run bench [-- --quick] [-- --only switchboard|prosody|storage|cluster]`: measures
+ * Switchboard and Prosody one after the other under the same load, each pinned to its own CPU,
+ * over plaintext, STARTTLS, direct TLS and WebSocket, then Switchboard on its two storage
+ * backends (SQLite, PostgreSQL), then routing between two nodes of a cluster against one, prints
+ * the figures with the ratios and writes them to .bench/latest.json.
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { benchClusterRouting, clusterRoutingLines } from "./lib/cluster-routing.js";
 import { benchLicensedLogins, licensingLoginLines } from "./lib/licensing-logins.js";
 import { LoadGenerator } from "./lib/load-generator.js";
 import { machineFacts } from "./lib/machine.js";
@@ -44,6 +46,9 @@ const LOGS = path.join(ROOT, ".bench", "logs");
  */
 const DEADLINE_MINUTES = { full: 50, quick: 12 };
 const DEADLINE_LIVES = 9;
+/** Added to the limit when the cluster phase runs (minutes). */
+const CLUSTER_DEADLINE_MINUTES = { full: 12, quick: 5 };
+const ONLY = ["switchboard", "prosody", "storage", "cluster"];
 
 interface Options {
   quick: boolean;
@@ -64,7 +69,7 @@ interface Options {
 }
 
 const USAGE =
-  "usage: npm run bench [-- [--quick] [--only switchboard|prosody|storage] [--transports plaintext,starttls,tls,websocket]\n" +
+  "usage: npm run bench [-- [--quick] [--only switchboard|prosody|storage|cluster] [--transports plaintext,starttls,tls,websocket]\n" +
   "                        [--phases memory,memory-no-sm,logins,messages] [--features mobile|im] [--system-malloc] [--baseline CHECKOUT]\n" +
   "                        [--variant 'NAME:VAR=VALUE;…'] [--wait-quiet SECONDS] [--nice N]]";
 
@@ -134,8 +139,8 @@ function parseArgs(argv: string[]): Options {
       process.exit(2);
     }
   }
-  if (only !== undefined && only !== "switchboard" && only !== "prosody" && only !== "storage") {
-    console.error("--only takes switchboard, prosody or storage");
+  if (only !== undefined && !ONLY.includes(only)) {
+    console.error(`--only takes one of ${ONLY.join(", ")}`);
     process.exit(2);
   }
   if (!(waitQuiet >= 0)) {
@@ -178,8 +183,12 @@ async function main(): Promise<void> {
   const lives =
     settings.transports.length *
     settings.phases.filter((p) => p !== "memory-no-sm" || settings.features === "mobile").length;
+  const clusterPhase =
+    phases === undefined && transports === undefined && (only === undefined || only === "cluster");
   const deadline =
-    (DEADLINE_MINUTES[settings.mode] * Math.max(lives, DEADLINE_LIVES)) / DEADLINE_LIVES + waitQuiet / 60;
+    (DEADLINE_MINUTES[settings.mode] * Math.max(lives, DEADLINE_LIVES)) / DEADLINE_LIVES +
+    (clusterPhase ? CLUSTER_DEADLINE_MINUTES[settings.mode] : 0) +
+    waitQuiet / 60;
   setTimeout(() => {
     console.error(`bench: still running after ${deadline.toFixed(0)} minutes; stopping everything`);
     process.exit(1); // the exit hook kills every child and removes the temp dirs
@@ -259,6 +268,12 @@ async function main(): Promise<void> {
     storageLogins = await benchStorageLogins(settings, (cpu) => new LoadGenerator(cpu));
   }
 
+  // Routing between two nodes of a cluster against one node, and a node outside any cluster.
+  const cluster =
+    clusterPhase && !switchboard.unavailable()
+      ? await benchClusterRouting(settings, (cpu) => new LoadGenerator(cpu), LOGS)
+      : undefined;
+
   const rows = figures(settings, [...results.values()]);
   console.log("");
   console.log(
@@ -282,6 +297,7 @@ async function main(): Promise<void> {
   if (licensing) console.log(["", ...licensingLoginLines(licensing)].join("\n"));
   if (storageOps) console.log(["", ...storageOpLines(storageOps)].join("\n"));
   if (storageLogins) console.log(["", ...storageLoginLines(storageLogins)].join("\n"));
+  if (cluster) console.log(["", ...clusterRoutingLines(cluster)].join("\n"));
 
   mkdirSync(path.dirname(OUT), { recursive: true });
   writeFileSync(
@@ -297,6 +313,7 @@ async function main(): Promise<void> {
         licensing,
         storageOps,
         storageLogins,
+        cluster,
       },
       null,
       2,
@@ -308,7 +325,8 @@ async function main(): Promise<void> {
   const failed =
     [...results.values()].some((r) => r.errors.length > 0) ||
     (licensing?.errors.length ?? 0) > 0 ||
-    (storageLogins?.errors.length ?? 0) > 0;
+    (storageLogins?.errors.length ?? 0) > 0 ||
+    (cluster?.errors.length ?? 0) > 0;
   process.exitCode = failed ? 1 : 0;
 }
 

@@ -14,6 +14,7 @@ import type {
   LoadCommand,
   LoadReply,
   LoginsResult,
+  SecondTarget,
   ThroughputResult,
 } from "../loadgen/protocol.js";
 import { spawnPinned, stopProcess } from "./processes.js";
@@ -55,8 +56,9 @@ export class LoadGenerator {
     return reply.result as T;
   }
 
-  configure(target: ConnectionTarget, accounts: AccountSet): Promise<void> {
-    return this.call({ op: "configure", target, accounts });
+  /** Sessions of accounts from `second.from` on connect to `second.target` (another cluster node). */
+  configure(target: ConnectionTarget, accounts: AccountSet, second?: SecondTarget): Promise<void> {
+    return this.call({ op: "configure", target, accounts, ...(second ? { second } : {}) });
   }
 
   hold(count: number, concurrency: number): Promise<HoldResult> {
@@ -71,8 +73,9 @@ export class LoadGenerator {
     return this.call({ op: "logins", count, concurrency, accounts });
   }
 
-  throughput(messages: number, window: number): Promise<ThroughputResult> {
-    return this.call({ op: "throughput", messages, window });
+  /** With `recipientsFrom`, held sessions below it send and those from it on receive. */
+  throughput(messages: number, window: number, recipientsFrom?: number): Promise<ThroughputResult> {
+    return this.call({ op: "throughput", messages, window, ...(recipientsFrom ? { recipientsFrom } : {}) });
   }
 
   latency(rate: number, durationMs: number): Promise<LatencyResult> {

@@ -70,6 +70,12 @@ export interface BenchSettings {
     window: number;
   };
   latency: { rate: number; durationMs: number };
+  /**
+   * Routing between two cluster nodes against one (bench/lib/cluster-routing.ts): users online
+   * (half send, half receive), unmeasured messages per placement, messages per round, messages
+   * in flight per sender, groups of six rounds.
+   */
+  cluster: { users: number; warmupMessages: number; messages: number; window: number; groups: number };
 }
 
 const common = {
@@ -91,6 +97,7 @@ export const FULL: BenchSettings = {
   logins: { warmup: 300, count: 3_000, concurrency: 50 },
   messaging: { users: 1_000, warmupMessages: 20_000, messages: 200_000, window: 5 },
   latency: { rate: 2_000, durationMs: 10_000 },
+  cluster: { users: 1_000, warmupMessages: 10_000, messages: 60_000, window: 5, groups: 3 },
 };
 
 export const QUICK: BenchSettings = {
@@ -101,6 +108,7 @@ export const QUICK: BenchSettings = {
   logins: { warmup: 100, count: 1_000, concurrency: 50 },
   messaging: { users: 500, warmupMessages: 5_000, messages: 30_000, window: 5 },
   latency: { rate: 1_000, durationMs: 3_000 },
+  cluster: { users: 500, warmupMessages: 5_000, messages: 20_000, window: 5, groups: 2 },
 };
 
 export function accountCount(s: BenchSettings): number {

@@ -101,7 +101,7 @@ function log(text: string): void {
 }
 
 /** Sum of the CPU time of every process named "postgres" (the server and its backends). */
-function postgresCpuMs(): number {
+export function postgresCpuMs(): number {
   let total = 0;
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
@@ -169,7 +169,8 @@ async function startServer(
   const port = await freePort();
   // biome-ignore format: option and value side by side
   const args = [CLI, "start", ...common, "--bind", s.host, "--c2s-port", String(port),
-    "--c2s-tls-port", "0", "--http-port", "0", "--s2s-port", "0", "--allow-plaintext", "--log-level", "warn"];
+    "--c2s-tls-port", "0", "--http-port", "0", "--component-port", "0", "--s2s-port", "0", "--allow-plaintext",
+    "--log-level", "warn"];
   const child = spawnPinned(process.execPath, [...SERVER_NODE_FLAGS, ...args], {
     cpu: s.serverCpu,
     cwd: dir,

@@ -28,9 +28,10 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", ".
 /** The modules the `im` feature set runs without (see FeatureSet). */
 export const MOBILE_MODULES = ["stanza-id", "mam", "carbons", "csi", "stream-management", "push"];
 
+/** The bench's configuration file, with a certificate when `tls` names one. */
 export function switchboardConfig(tls?: {
-  certFile: string;
-  keyFile: string;
+  certFile?: string;
+  keyFile?: string;
   features?: FeatureSet;
 }): string {
   return `# Written by the Switchboard bench for one run.
@@ -45,7 +46,7 @@ limits:
   bytesPerSecond: 104857600
   burstBytes: 1048576000
 ${
-  tls
+  tls?.certFile && tls.keyFile
     ? `tls:
   certFile: ${JSON.stringify(tls.certFile)}
   keyFile: ${JSON.stringify(tls.keyFile)}

@@ -32,7 +32,7 @@ async function handle(cmd: LoadCommand): Promise<LoadReply> {
   switch (cmd.op) {
     case "configure":
       if (pool) await pool.release();
-      pool = new SessionPool(cmd.target, cmd.accounts, cache);
+      pool = new SessionPool(cmd.target, cmd.accounts, cache, cmd.second);
       return { ok: true, result: null };
     case "hold": {
       const p = requirePool();
@@ -47,7 +47,10 @@ async function handle(cmd: LoadCommand): Promise<LoadReply> {
     }
     case "throughput": {
       const p = requirePool();
-      return { ok: true, result: await measured(() => throughput(p, cmd.messages, cmd.window)) };
+      return {
+        ok: true,
+        result: await measured(() => throughput(p, cmd.messages, cmd.window, cmd.recipientsFrom)),
+      };
     }
     case "latency": {
       const p = requirePool();

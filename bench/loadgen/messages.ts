@@ -20,6 +20,12 @@ const LATENCY_DRAIN_MS = 5_000;
 
 type Counts = Omit<ThroughputResult, "wallMs" | "cpuMs" | "perSecond">;
 
+/**
+ * Runs so far: each run's ids carry its number, so a message of an earlier run that arrives late
+ * (kept offline, or queued for a session that has since closed) is not counted as one of this run's.
+ */
+let runs = 0;
+
 function stanza(toJid: string, id: string): string {
   return `<message to='${toJid}' type='chat' id='${id}'><body>${BODY}</body></message>`;
 }
@@ -51,20 +57,34 @@ function attach(
   };
 }
 
+/**
+ * `recipientsFrom` splits the held sessions: those below it send, each to random sessions from
+ * it on, which only receive (senders on one node of a cluster, recipients on another). Without
+ * it every session sends to random other sessions.
+ */
 export async function throughput(
   pool: SessionPool,
   messages: number,
   window: number,
+  recipientsFrom?: number,
 ): Promise<Omit<ThroughputResult, "wallMs" | "cpuMs">> {
   const sessions = pool.held;
   const n = sessions.length;
   if (n < 2) throw new Error("throughput needs at least 2 held sessions");
+  if (recipientsFrom !== undefined && !(recipientsFrom >= 1 && recipientsFrom < n))
+    throw new Error(`recipientsFrom must leave senders and recipients among ${n} held sessions`);
+  const senders = recipientsFrom ?? n;
+  const pickTarget =
+    recipientsFrom === undefined
+      ? (i: number) => randomOther(n, i)
+      : () => recipientsFrom + Math.floor(Math.random() * (n - recipientsFrom));
   pool.takeDropped();
+  const tag = `t${++runs}_`;
   // Sender i sends quota[i] messages, numbered from offset[i] in the flat per-message arrays.
   const quota = new Int32Array(n);
   const offset = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    quota[i] = Math.floor(messages / n) + (i < messages % n ? 1 : 0);
+  for (let i = 0; i < senders; i++) {
+    quota[i] = Math.floor(messages / senders) + (i < messages % senders ? 1 : 0);
     offset[i] = i === 0 ? 0 : offset[i - 1]! + quota[i - 1]!;
   }
   const sentBy = new Int32Array(n);
@@ -77,10 +97,10 @@ export async function throughput(
     const seq = sentBy[i]!;
     if (seq >= quota[i]!) return;
     sentBy[i] = seq + 1;
-    const to = randomOther(n, i);
+    const to = pickTarget(i);
     targetOf[offset[i]! + seq] = to;
     counts.sent++;
-    sessions[i]!.send(stanza(jids[to]!, `t${i}.${seq}`));
+    sessions[i]!.send(stanza(jids[to]!, `${tag}${i}.${seq}`));
   };
 
   const ids: [number, number] = [0, 0];
@@ -90,7 +110,7 @@ export async function throughput(
     finish = resolve;
   });
   const detach = attach(sessions, (receiver, openTag) => {
-    if (!parseId(attr(openTag, "id"), "t", ids)) return;
+    if (!parseId(attr(openTag, "id"), tag, ids)) return;
     const [sender, seq] = ids;
     if (sender < 0 || sender >= n || seq < 0 || seq >= quota[sender]!) return;
     const k = offset[sender]! + seq;
@@ -107,7 +127,7 @@ export async function throughput(
   });
 
   const t0 = performance.now();
-  for (let w = 0; w < window; w++) for (let i = 0; i < n; i++) sendNext(i);
+  for (let w = 0; w < window; w++) for (let i = 0; i < senders; i++) sendNext(i);
   const watchdog = setInterval(() => {
     if (performance.now() - lastArrival > STALL_MS) finish();
   }, 500);
@@ -130,6 +150,7 @@ export async function latency(
   const n = sessions.length;
   if (n < 2) throw new Error("latency needs at least 2 held sessions");
   pool.takeDropped();
+  const tag = `l${++runs}_`;
   const total = Math.round((rate * durationMs) / 1000);
   const sentAt = new Float64Array(total);
   const targetOf = new Int32Array(total);
@@ -145,7 +166,7 @@ export async function latency(
   });
   const detach = attach(sessions, (receiver, openTag) => {
     const now = performance.now();
-    if (!parseId(attr(openTag, "id"), "l", ids)) return;
+    if (!parseId(attr(openTag, "id"), tag, ids)) return;
     const seq = ids[1];
     if (seq < 0 || seq >= total) return;
     if (got[seq]) {
@@ -170,7 +191,7 @@ export async function latency(
         const to = randomOther(n, sender);
         targetOf[seq] = to;
         sentAt[seq] = performance.now();
-        sessions[sender]!.send(stanza(jids[to]!, `l${sender}.${seq}`));
+        sessions[sender]!.send(stanza(jids[to]!, `${tag}${sender}.${seq}`));
         sender = (sender + 1) % n;
       }
       if (counts.sent >= total) resolve();

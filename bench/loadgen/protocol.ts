@@ -12,16 +12,26 @@ export interface AccountSet {
   count: number;
 }
 
+/** Accounts numbered `from` and above connect to `target` instead (a second node of a cluster). */
+export interface SecondTarget {
+  from: number;
+  target: ConnectionTarget;
+}
+
 export type LoadCommand =
-  | { op: "configure"; target: ConnectionTarget; accounts: AccountSet }
+  | { op: "configure"; target: ConnectionTarget; accounts: AccountSet; second?: SecondTarget }
   /** Keeps accounts 1..count logged in and idle (logs in the missing ones). */
   | { op: "hold"; count: number; concurrency: number }
   /** Closes every held session. */
   | { op: "release" }
   /** `count` full logins (login then disconnect), `concurrency` at a time, cycling over accounts 1..accounts. */
   | { op: "logins"; count: number; concurrency: number; accounts: number }
-  /** Each held session sends its share of `messages` to random other held sessions, `window` in flight each. */
-  | { op: "throughput"; messages: number; window: number }
+  /**
+   * Each held session sends its share of `messages` to random other held sessions, `window` in
+   * flight each. With `recipientsFrom`, only held sessions 0 … recipientsFrom − 1 send, each to
+   * random sessions from recipientsFrom on (which only receive).
+   */
+  | { op: "throughput"; messages: number; window: number; recipientsFrom?: number }
   /** Messages at a fixed total `rate` per second for `durationMs` between random held sessions. */
   | { op: "latency"; rate: number; durationMs: number }
   /** The following logins prove this client licence (null: no proof). */

@@ -5,7 +5,7 @@
 import { BenchConnection, type ConnectionTarget } from "./connection.js";
 import { type LicenceCredentials, LicenceProver } from "./licence-proof.js";
 import { runPool } from "./pool.js";
-import type { AccountSet, HoldResult, LoginsResult } from "./protocol.js";
+import type { AccountSet, HoldResult, LoginsResult, SecondTarget } from "./protocol.js";
 import type { ScramKeyCache } from "./scram.js";
 
 const MAX_ERRORS_KEPT = 5;
@@ -24,6 +24,8 @@ export class SessionPool {
     private readonly target: ConnectionTarget,
     private readonly accounts: AccountSet,
     private readonly cache: ScramKeyCache,
+    /** Accounts from `second.from` on log in at another address (another node of the same cluster). */
+    private readonly second?: SecondTarget,
   ) {}
 
   /** Makes the following logins prove this client licence (null: no proof). */
@@ -35,7 +37,7 @@ export class SessionPool {
 
   connection(account: number): BenchConnection {
     return new BenchConnection(
-      this.target,
+      this.second && account >= this.second.from ? this.second.target : this.target,
       `${this.accounts.prefix}${account}`,
       `${this.accounts.passwordPrefix}${account}`,
       this.cache,
