@@ -27,7 +27,7 @@
 import type { ChildProcess } from "node:child_process";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -46,6 +46,8 @@ import {
   freePort,
   makeTempDir,
   pinSelf,
+  processCpu,
+  processCpuSince,
   removeTempDir,
   sleep,
   spawnPinned,
@@ -54,7 +56,7 @@ import {
   waitForPort,
 } from "./processes.js";
 import type { BenchSettings, FeatureSet } from "./settings.js";
-import { createBenchDatabase, postgresCpuMs } from "./storage-logins.js";
+import { createBenchDatabase } from "./storage-logins.js";
 import { switchboardConfig } from "./switchboard.js";
 
 const execFileAsync = promisify(execFile);
@@ -152,21 +154,6 @@ export interface ClusterRoutingResults {
 
 function log(text: string): void {
   console.error(`[cluster] ${text}`);
-}
-
-/** Sum of the CPU time of processes named `comm`, or null when there is none. */
-function cpuOfProcesses(comm: string): number | null {
-  let total: number | null = null;
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() !== comm) continue;
-      total = (total ?? 0) + cpuTimeMs(Number(entry));
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return total;
 }
 
 /** Undefined when NATS with JetStream answers, else why not. */
@@ -430,10 +417,13 @@ export async function benchClusterRouting(
         const pids = measured.map((n) => n.child.pid as number);
         const crossed0 = placement === "single" ? [] : await crossings(a);
         const cpu0 = pids.map(cpuTimeMs);
-        const [nats0, pg0, busy0] = [cpuOfProcesses("nats-server"), postgresCpuMs(), cpuBusyMs(s.serverCpu)];
+        const [nats0, pg0, busy0] = [
+          processCpu("nats-server"),
+          processCpu("postgres"),
+          cpuBusyMs(s.serverCpu),
+        ];
         const t = await driver.throughput(messages, c.window, half);
         const nodeCpuMs = pids.map((pid, i) => cpuTimeMs(pid) - cpu0[i]!);
-        const nats1 = cpuOfProcesses("nats-server");
         const crossed = placement === "single" ? [] : (await crossings(a)).map((v, i) => v - crossed0[i]!);
         const round: ClusterRound = {
           placement,
@@ -448,8 +438,8 @@ export async function benchClusterRouting(
           perSecond: t.perSecond,
           nodeCpuMs,
           perServerCpuSecond: t.received / (nodeCpuMs.reduce((x, y) => x + y, 0) / 1000),
-          natsCpuMs: nats0 === null || nats1 === null ? null : nats1 - nats0,
-          postgresCpuMs: postgresCpuMs() - pg0,
+          natsCpuMs: nats0.size === 0 ? null : processCpuSince(nats0, "nats-server"),
+          postgresCpuMs: processCpuSince(pg0, "postgres"),
           otherOnServerCpuPct: Math.max(
             0,
             ((cpuBusyMs(s.serverCpu) - busy0 - nodeCpuMs.reduce((x, y) => x + y, 0)) / t.wallMs) * 100,

@@ -4,7 +4,7 @@
  * Also: CPU pinning, waiting for a port, and reading a process's RSS and CPU time from /proc.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -193,6 +193,32 @@ export function cpuTimeMs(pid: number): number {
   // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+
+/** CPU time (ms) of every process named `comm` (as /proc/PID/comm has it), by pid. */
+export function processCpu(comm: string): Map<number, number> {
+  const cpu = new Map<number, number>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() === comm)
+        cpu.set(Number(entry), cpuTimeMs(Number(entry)));
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return cpu;
+}
+
+/**
+ * CPU time the processes named like those in `before` used since it was read: of those still
+ * there, and all of those started since. A process that ended meanwhile takes its share with it
+ * (summing totals instead would count its whole life against the interval, negatively).
+ */
+export function processCpuSince(before: Map<number, number>, comm: string): number {
+  let total = 0;
+  for (const [pid, ms] of processCpu(comm)) total += ms - (before.get(pid) ?? 0);
+  return total;
 }
 
 /**

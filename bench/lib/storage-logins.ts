@@ -14,7 +14,6 @@
 import type { ChildProcess } from "node:child_process";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -31,6 +30,8 @@ import {
   freePort,
   makeTempDir,
   pinSelf,
+  processCpu,
+  processCpuSince,
   removeTempDir,
   spawnPinned,
   stopProcess,
@@ -98,21 +99,6 @@ export interface StorageLoginResults {
 
 function log(text: string): void {
   console.error(`[storage] ${text}`);
-}
-
-/** Sum of the CPU time of every process named "postgres" (the server and its backends). */
-export function postgresCpuMs(): number {
-  let total = 0;
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() !== "postgres") continue;
-      total += cpuTimeMs(Number(entry));
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return total;
 }
 
 /** Creates a database for the run, or says why PostgreSQL cannot be used. */
@@ -237,7 +223,7 @@ export async function benchStorageLogins(
         const server = servers.find((x) => x.backend === backend)!;
         await lg.configure(target(server), ACCOUNT_SET);
         const pid = server.child.pid as number;
-        const [cpu0, pg0, busy0] = [cpuTimeMs(pid), postgresCpuMs(), cpuBusyMs(s.serverCpu)];
+        const [cpu0, pg0, busy0] = [cpuTimeMs(pid), processCpu("postgres"), cpuBusyMs(s.serverCpu)];
         const r = await lg.logins(results.loginsPerRound, s.logins.concurrency, ACCOUNTS);
         const serverMs = cpuTimeMs(pid) - cpu0;
         const round: StorageRound = {
@@ -248,7 +234,7 @@ export async function benchStorageLogins(
           wallMs: r.wallMs,
           perSecond: r.perSecond,
           serverCpuMsPerLogin: r.completed > 0 ? serverMs / r.completed : 0,
-          postgresCpuMsPerLogin: r.completed > 0 ? (postgresCpuMs() - pg0) / r.completed : 0,
+          postgresCpuMsPerLogin: r.completed > 0 ? processCpuSince(pg0, "postgres") / r.completed : 0,
           otherOnServerCpuPct: Math.max(0, ((cpuBusyMs(s.serverCpu) - busy0 - serverMs) / r.wallMs) * 100),
           loadgenCpuPct: (r.cpuMs / r.wallMs) * 100,
         };
