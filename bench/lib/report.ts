@@ -91,7 +91,8 @@ export function figures(s: BenchSettings, servers: ServerResults[]): Figure[] {
       return p ? p.bytesPerSession / 1024 : undefined;
     };
     const smCompared = servers.some((r) => r.transports[transport]?.memoryNoSm !== undefined);
-    for (const sessions of s.memorySessions) {
+    // Only the figures of the phases run (a partial run prints no rows of n/a).
+    for (const sessions of s.phases.includes("memory") ? s.memorySessions : []) {
       const at = sessions.toLocaleString("en-US");
       out.push(
         f(
@@ -124,16 +125,21 @@ export function figures(s: BenchSettings, servers: ServerResults[]): Figure[] {
         ),
       );
     }
+    if (s.phases.includes("logins")) {
+      out.push(
+        f(
+          `logins per second (${s.logins.concurrency} in flight)`,
+          "/s",
+          "ge-prosody",
+          (r) => r.logins?.perSecond,
+        ),
+        f("  … per second of server CPU", "/CPU-s", "ge-prosody", (r) =>
+          r.logins ? r.logins.completed / (r.logins.serverCpuMs / 1000) : undefined,
+        ),
+      );
+    }
+    if (!s.phases.includes("messages")) continue;
     out.push(
-      f(
-        `logins per second (${s.logins.concurrency} in flight)`,
-        "/s",
-        "ge-prosody",
-        (r) => r.logins?.perSecond,
-      ),
-      f("  … per second of server CPU", "/CPU-s", "ge-prosody", (r) =>
-        r.logins ? r.logins.completed / (r.logins.serverCpuMs / 1000) : undefined,
-      ),
       f(
         `routed messages per second (${s.messaging.users.toLocaleString("en-US")} users)`,
         "msg/s",

@@ -178,3 +178,22 @@ test("without the comparison measured the report has no stream management rows",
   ]);
   assert.equal(rows.filter((f) => f.label.includes("stream management")).length, 0);
 });
+
+test("a run of some phases reports the figures of those phases only", () => {
+  const s = {
+    ...QUICK,
+    transports: ["websocket" as const],
+    phases: ["memory" as const, "memory-no-sm" as const],
+  };
+  const rows = figures(s, []);
+  assert.ok(rows.length > 0);
+  assert.ok(
+    rows.every((f) => f.label.includes("memory") || f.label.includes("stream management")),
+    rows.map((f) => f.label).join(" | "),
+  );
+  const logins = figures({ ...s, phases: ["logins"] }, []);
+  assert.deepEqual(
+    logins.map((f) => f.label),
+    ["WebSocket: logins per second (50 in flight)", "WebSocket:   … per second of server CPU"],
+  );
+});

@@ -85,6 +85,21 @@ describe("the unacknowledged queue", () => {
     assert.ok(items.length <= 64, `${items.length} items kept`);
   });
 
+  test("a queue acknowledged to the end keeps none of its stanzas (an idle session holds none)", () => {
+    const q = new UnackedQueue<{ stanza: string }>();
+    for (const s of ["iq result", "presence", "ping result"]) q.push({ stanza: s });
+    q.ack(2);
+    const items = (): unknown[] => (q as unknown as { items: unknown[] }).items;
+    assert.equal(items().length - q.length, 2, "a partly acknowledged queue may keep its prefix");
+    q.ack(3);
+    assert.equal(q.length, 0);
+    assert.equal(items().length, 0);
+    q.push({ stanza: "message" });
+    assert.deepEqual(q.pending(), [{ stanza: "message" }]);
+    assert.equal(q.sent, 4);
+    assert.equal(q.acked, 3);
+  });
+
   test("drain hands back everything unacknowledged", () => {
     const q = new UnackedQueue<string>();
     q.push("x");

@@ -69,8 +69,13 @@ export class UnackedQueue<T> {
     const done = this.items.slice(this.head, this.head + n);
     this.head += n;
     this.acked = h;
-    // Compact once the dropped prefix dominates, so memory follows what is unacknowledged.
-    if (this.head > 32 && this.head * 2 > this.items.length) {
+    // Memory follows what is unacknowledged: everything acknowledged lets go of every item
+    // at once (an idle session would otherwise hold the stanzas of its login for its whole
+    // life), and a dominating acknowledged prefix is compacted.
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    } else if (this.head > 32 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
