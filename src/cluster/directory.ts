@@ -15,11 +15,13 @@
  */
 import { StanzaError, StreamError } from "../core/errors.js";
 import { accountJid, accountKey, Jid, tryParseJid } from "../core/jid.js";
+import type { PeerSession, SessionClient } from "../core/peer-sessions.js";
 import { type ClientSession, isAvailable } from "../core/session.js";
 import { chooseResource, LocalSessionDirectory, type SessionDirectory } from "../core/session-directory.js";
 import type { XmlElement } from "../core/xml/element.js";
 import { parseElement } from "../core/xml/fragment.js";
 import { type DirectoryDelta, entryKey, type SessionEntry } from "./entry.js";
+import { PeerIndex } from "./peers.js";
 
 /** What the directory needs from the node's NATS side. */
 export interface ClusterLink {
@@ -41,7 +43,7 @@ export interface ClusterLink {
 }
 
 /** A session bound on another node, as this node sees it. */
-export class RemoteSession implements ClientSession {
+export class RemoteSession implements ClientSession, PeerSession {
   readonly directedPresence = new Set<string>();
   readonly data = new Map<string | symbol, unknown>();
   readonly authenticated = true;
@@ -89,6 +91,12 @@ export class RemoteSession implements ClientSession {
   get closed(): boolean {
     return this.ended;
   }
+  get bindOrder(): number {
+    return this.entry.bind;
+  }
+  get client(): SessionClient | undefined {
+    return this.entry.client;
+  }
 
   refresh(entry: SessionEntry): void {
     this.entry = entry;
@@ -116,6 +124,10 @@ export class RemoteSession implements ClientSession {
   markEnded(): void {
     this.ended = true;
   }
+}
+
+function sameClient(a: SessionClient | undefined, b: SessionClient | undefined): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 function jidOf(session: ClientSession): Jid {
@@ -150,12 +162,24 @@ export class ClusterSessionDirectory implements SessionDirectory {
   private remoteCount = 0;
   private readonly tombstones = new Map<string, { bind: number; at: number }>();
   private link!: ClusterLink;
+  /** The remote sessions as modules count them (by licence, by account). */
+  readonly peers: PeerIndex<RemoteSession>;
 
   constructor(
     private readonly primaryDomain: string,
     private readonly maxResourcesPerAccount: number,
   ) {
     this.local = new LocalSessionDirectory(primaryDomain, maxResourcesPerAccount);
+    this.peers = new PeerIndex<RemoteSession>({
+      node: () => this.link.node,
+      bindOrderOf: (session) => this.held.get(session)?.entry.bind,
+      ofAccount: (username) => [...(this.remote.get(username)?.values() ?? [])],
+      all: () => this.remoteAll(),
+    });
+  }
+
+  private *remoteAll(): IterableIterator<RemoteSession> {
+    for (const resources of this.remote.values()) yield* resources.values();
   }
 
   connect(link: ClusterLink): void {
@@ -228,7 +252,8 @@ export class ClusterSessionDirectory implements SessionDirectory {
     if (
       next.priority === h.entry.priority &&
       next.interested === h.entry.interested &&
-      next.presence === h.entry.presence
+      next.presence === h.entry.presence &&
+      sameClient(next.client, h.entry.client)
     ) {
       return;
     }
@@ -258,7 +283,7 @@ export class ClusterSessionDirectory implements SessionDirectory {
   }
 
   private entryOf(session: ClientSession, jid: Jid, bind: number, seq: number): SessionEntry {
-    return {
+    const entry: SessionEntry = {
       jid: jid.toString(),
       node: this.link.node,
       inc: this.link.inc,
@@ -273,6 +298,9 @@ export class ClusterSessionDirectory implements SessionDirectory {
       secure: session.secure,
       connectedAt: session.connectedAt,
     };
+    const client = this.peers.clientOf(session);
+    if (client) entry.client = client;
+    return entry;
   }
 
   // ---- what other nodes announce
@@ -300,7 +328,9 @@ export class ClusterSessionDirectory implements SessionDirectory {
       const e = existing.entry;
       if (e.bind > entry.bind || (e.bind === entry.bind && e.seq >= entry.seq)) return;
       if (e.bind === entry.bind) {
+        const licence = existing.client?.licenceId;
         existing.refresh(entry);
+        this.peers.changed(existing, licence);
         if (!wasAvailable && entry.presence !== undefined) this.becameAvailable(existing);
         return;
       }
@@ -314,6 +344,7 @@ export class ClusterSessionDirectory implements SessionDirectory {
     const added = new RemoteSession(entry, jid, this.link, this.primaryDomain);
     resources.set(jid.resource, added);
     this.remoteCount++;
+    this.peers.added(added);
     if (entry.presence !== undefined) this.becameAvailable(added);
   }
 
@@ -351,6 +382,7 @@ export class ClusterSessionDirectory implements SessionDirectory {
     if (resources.size === 0) this.remote.delete(acct);
     this.remoteCount--;
     s.markEnded();
+    this.peers.dropped(s);
     return true;
   }
 

@@ -3,6 +3,7 @@
  * and announced to the other nodes, and the key it is stored under.
  */
 import type { Jid } from "../core/jid.js";
+import type { SessionClient } from "../core/peer-sessions.js";
 
 export interface SessionEntry {
   /** The full JID. */
@@ -33,6 +34,11 @@ export interface SessionEntry {
   address: string;
   secure: boolean;
   connectedAt: number;
+  /**
+   * Its client as the licensing module recorded it (app, version, licence): what per-licence
+   * session limits and client statistics count across the cluster. Absent until known.
+   */
+  client?: SessionClient;
 }
 
 /** A change of the directory that a node announces to the others. */

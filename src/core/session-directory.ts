@@ -11,6 +11,7 @@
 import { randomBytes } from "node:crypto";
 import { StanzaError, StreamError } from "./errors.js";
 import { accountJid, accountKey, Jid, JidError, normalizeResource } from "./jid.js";
+import type { PeerSessions } from "./peer-sessions.js";
 import { type ClientSession, isAvailable } from "./session.js";
 
 export interface SessionDirectory {
@@ -46,6 +47,8 @@ export interface SessionDirectory {
   accounts(): IterableIterator<string>;
   /** The sessions held by this process (what it closes at shutdown, counts in its metrics). */
   all(): IterableIterator<ClientSession>;
+  /** The sessions of the other nodes of a cluster; undefined on a single server. */
+  readonly peers?: PeerSessions;
 }
 
 /**

@@ -2,8 +2,9 @@
  * Live snapshots: each server node writes its live figures to `documents("licensing-stats")`,
  * key `live:<nodeId>`, every few seconds, so another process (the CLI) can read them. A
  * snapshot older than the staleness limit belongs to a node that stopped or crashed and is
- * ignored. Figures of several nodes are added up; an account with sessions on two nodes counts
- * once on each.
+ * ignored. Figures of several nodes are added up: in a cluster each node counts the accounts
+ * whose sessions on the first node by name are its own (all their sessions, on every node), so
+ * an account with sessions on two nodes counts once.
  */
 import type { DocumentStore, Storage } from "../core/storage/types.js";
 import type { Instant } from "./model.js";

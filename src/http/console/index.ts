@@ -32,15 +32,20 @@ import { MessageRate } from "./rates.js";
 const PUBLIC_ROUTES = new Set(["/login", "/logout"]);
 
 /**
- * What the licensing rules would cut off among this server's bound sessions now, under
- * `policy`, against the registry snapshot enforcement applies (the statistics' own evaluation).
+ * What the licensing rules would cut off among the bound sessions now (in a cluster, every
+ * node's: what their nodes told the directory of their clients), under `policy`, against the
+ * registry snapshot enforcement applies (the statistics' own evaluation).
  */
 function livePreview(ctx: HttpContext, snapshot: () => LicensingSnapshot) {
   return (policy: AccessPolicy): CutoffPreview => {
+    const { sessions } = ctx.services;
     const entries: SessionEntry[] = [];
-    for (const s of ctx.services.sessions.all()) {
+    for (const s of sessions.all()) {
       if (s.username !== undefined && !s.closed)
         entries.push({ account: s.username, client: observedClient(s) });
+    }
+    for (const p of sessions.peers?.all() ?? []) {
+      entries.push({ account: p.username, client: { verified: false, ...p.client } });
     }
     return previewCutoff(entries, snapshot(), policy, ctx.services.clock.now());
   };

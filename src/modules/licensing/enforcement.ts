@@ -10,6 +10,7 @@
 import type { Logger } from "pino";
 import type { Clock } from "../../core/clock.js";
 import type { SaslRefusal } from "../../core/events.js";
+import type { PeerSession } from "../../core/peer-sessions.js";
 import { FailureLimiter } from "../../core/rate-limit.js";
 import type { ClientSession } from "../../core/session.js";
 import type { SessionDirectory } from "../../core/session-directory.js";
@@ -45,7 +46,7 @@ import {
   versionRefusal,
   WEB_CHAT_CLIENT_ID,
 } from "../../licensing/index.js";
-import { clientInfoOf, setClientInfo } from "./session-info.js";
+import { clientInfoOf, setClientInfo, unprovenClient } from "./session-info.js";
 
 /** Proof refusals that suggest forgery or a leaked key; these count against the address. */
 const SUSPICIOUS: ReadonlySet<RefusalReason> = new Set(["bad-proof", "unknown-key", "key-revoked"]);
@@ -63,6 +64,8 @@ const SPARED_FOR_EXEMPT: ReadonlySet<RefusalReason> = new Set([
   "version-blocked",
   "too-many-sessions",
 ]);
+/** No sessions of other nodes (a single server). */
+const NO_PEERS: ReadonlySet<PeerSession> = new Set();
 /** Node timers hold at most 2^31-1 ms; a later instant is reached in several waits. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -178,6 +181,10 @@ export class Enforcement {
   private nextAt: Instant | undefined;
   private reloading: Promise<boolean> | undefined;
   private stopped = false;
+  private unwatchPeers: (() => void) | undefined;
+  /** Licences whose sessions on other nodes changed, checked against their limit at the next turn. */
+  private readonly limitsToCheck = new Set<string>();
+  private limitCheck: NodeJS.Immediate | undefined;
 
   constructor(private readonly deps: EnforcementDeps) {
     this.failures = new FailureLimiter({
@@ -191,11 +198,14 @@ export class Enforcement {
   async start(): Promise<void> {
     this.snap = await this.deps.registry.snapshot();
     this.arm();
+    this.unwatchPeers = this.deps.sessions.peers?.onLicenceChange((id) => this.peersChanged(id));
   }
 
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearImmediate(this.limitCheck);
+    this.unwatchPeers?.();
   }
 
   snapshot(): LicensingSnapshot {
@@ -377,9 +387,7 @@ export class Enforcement {
   onBound(session: ClientSession): boolean {
     let info = clientInfoOf(session);
     if (!info) {
-      // Without a proof, the software a SASL2 <user-agent/> named is kept, as unverified.
-      const software = session.userAgent?.software;
-      info = software ? { ...UNLICENSED, clientId: software, source: "sasl2" } : { ...UNLICENSED };
+      info = unprovenClient(session);
       setClientInfo(session, info);
     }
     this.bindSeq.set(session, ++this.seq);
@@ -392,7 +400,11 @@ export class Enforcement {
       const standing = licensedStanding(snap, info, now);
       if (standing.ok) {
         licenceId = info.licenceId = standing.licence.id;
-        refusal = sessionLimitRefusal(standing.app, standing.licence, this.liveUsing(standing.licence));
+        refusal = sessionLimitRefusal(
+          standing.app,
+          standing.licence,
+          this.boundBefore(session, standing.licence),
+        );
       } else refusal = standing;
     } else {
       refusal = sessionRefusal(snap, info, session.username, now);
@@ -406,6 +418,8 @@ export class Enforcement {
       return false;
     }
     if (licenceId !== undefined) this.track(session, licenceId);
+    // The other nodes of a cluster learn what the session runs (a no-op when its entry says it already).
+    this.deps.sessions.updated(session);
     return true;
   }
 
@@ -421,12 +435,15 @@ export class Enforcement {
   private readonly licenceOf = new WeakMap<ClientSession, string>();
 
   private track(session: ClientSession, licenceId: string): void {
-    if (this.licenceOf.get(session) === licenceId) return;
+    const before = this.licenceOf.get(session);
+    if (before === licenceId) return;
     this.untrack(session);
     const set = this.byLicence.get(licenceId) ?? new Set();
     set.add(session);
     this.byLicence.set(licenceId, set);
     this.licenceOf.set(session, licenceId);
+    // Moved to another licence (a renewal): the other nodes count it under the new one.
+    if (before !== undefined) this.deps.sessions.updated(session);
   }
 
   private untrack(session: ClientSession): void {
@@ -438,18 +455,107 @@ export class Enforcement {
     if (set?.size === 0) this.byLicence.delete(id);
   }
 
+  /** The sessions of other nodes of the cluster running under a licence (none on a single server). */
+  private peersUsing(licenceId: string): ReadonlySet<PeerSession> {
+    return this.deps.sessions.peers?.underLicence(licenceId) ?? NO_PEERS;
+  }
+
   /**
-   * Live sessions running under a licence, as far as its session limit needs to know: a
-   * popular licence has many sessions, and a login must not walk them all. The tracked set
-   * holds sessions closed but not yet ended too, so only a set at the limit is counted.
+   * Live sessions running under a licence, on this node and the cluster's others, as far as
+   * its session limit needs to know: a popular licence has many sessions, and a login must not
+   * walk them all. The tracked set holds sessions closed but not yet ended too, so only a set
+   * at the limit is counted.
    */
   private liveUsing(licence: Licence): number {
     const set = this.byLicence.get(licence.id);
-    if (!set) return 0;
-    if (licence.maxSessions === undefined || set.size < licence.maxSessions) return set.size;
-    let n = 0;
+    const remote = this.peersUsing(licence.id).size;
+    if (!set) return remote;
+    if (licence.maxSessions === undefined || set.size + remote < licence.maxSessions)
+      return set.size + remote;
+    let n = remote;
     for (const s of set) if (!s.closed) n++;
     return n;
+  }
+
+  /**
+   * The sessions under a licence bound before `session`, which has just been bound. On a single
+   * server that is every live one (`session` is not tracked yet). In a cluster, binds are
+   * ordered by their claim in the directory bucket: a login racing one on another node is
+   * admitted when it claimed first, whichever node learns of the other first, so every node
+   * keeps the same sessions (limitOrder).
+   */
+  private boundBefore(session: ClientSession, licence: Licence): number {
+    const peers = this.deps.sessions.peers;
+    const mine = peers?.bindOrderOf(session);
+    const all = this.liveUsing(licence);
+    if (peers === undefined || mine === undefined || licence.maxSessions === undefined) return all;
+    if (all < licence.maxSessions) return all;
+    let n = 0;
+    for (const s of this.byLicence.get(licence.id) ?? []) {
+      if (s !== session && !s.closed && (peers.bindOrderOf(s) ?? Infinity) < mine) n++;
+    }
+    for (const p of this.peersUsing(licence.id)) if (p.bindOrder < mine) n++;
+    return n;
+  }
+
+  /**
+   * A session of another node started or stopped running under a licence: a login that raced
+   * one here may have put it over its limit. Checked once per turn, whatever the number of changes.
+   */
+  private peersChanged(licenceId: string): void {
+    if (this.stopped || !this.byLicence.has(licenceId)) return;
+    this.limitsToCheck.add(licenceId);
+    this.limitCheck ??= setImmediate(() => {
+      this.limitCheck = undefined;
+      const ids = [...this.limitsToCheck];
+      this.limitsToCheck.clear();
+      for (const id of ids) this.checkLimit(id);
+    });
+  }
+
+  /** Closes this node's sessions of a licence that are beyond its limit cluster-wide. */
+  private checkLimit(licenceId: string): void {
+    if (this.stopped) return;
+    const sessions = [...(this.byLicence.get(licenceId) ?? [])].filter((s) => !s.closed);
+    const info = sessions.map(clientInfoOf).find(isLicensed);
+    if (!info) return;
+    const standing = licensedStanding(this.snap, info, this.now());
+    // A licence no longer in force is the next re-evaluation's (it closes them all).
+    if (!standing.ok || standing.licence.id !== licenceId) return;
+    this.closeBeyondLimit(standing.app, standing.licence, sessions);
+  }
+
+  /**
+   * Closes, among this node's `sessions` under a licence, those beyond its limit: the sessions
+   * of every node are ranked by when they were bound (the cluster-wide order of binds; on a
+   * single server, this node's), and the newest beyond the limit go, never an exempt
+   * account's. Every node ranks the same sessions the same way, so together they close exactly
+   * the newest beyond the limit, each its own.
+   */
+  private closeBeyondLimit(app: ClientApp, licence: Licence, sessions: ClientSession[]): void {
+    const max = licence.maxSessions;
+    const remote = this.peersUsing(licence.id);
+    if (max === undefined || sessions.length + remote.size <= max) return;
+    const ranked = [
+      ...sessions.map((s) => ({ order: this.limitOrder(s), session: s as ClientSession | undefined })),
+      ...[...remote].map((p) => ({ order: p.bindOrder, session: undefined })),
+    ];
+    ranked.sort((a, b) => a.order - b.order || this.seqOf(a.session) - this.seqOf(b.session));
+    for (const { session } of ranked.slice(max)) {
+      if (!session || isExempt(this.snap.policy, session.username)) continue;
+      this.close(session, sessionLimitRefusal(app, licence, max)!);
+    }
+  }
+
+  /** Where a session of this node ranks among a licence's sessions (lower: bound earlier). */
+  private limitOrder(session: ClientSession): number {
+    const peers = this.deps.sessions.peers;
+    if (!peers) return this.seqOf(session);
+    return peers.bindOrderOf(session) ?? Infinity;
+  }
+
+  private seqOf(session: ClientSession | undefined): number {
+    return session === undefined ? 0 : (this.bindSeq.get(session) ?? 0);
   }
 
   private close(session: ClientSession, refusal: Refusal): void {
@@ -526,15 +632,7 @@ export class Enforcement {
         if (refusal) this.close(s, refusal);
       }
     }
-    for (const { licence, app, sessions } of groups.values()) {
-      const max = licence.maxSessions;
-      if (max === undefined || sessions.length <= max) continue;
-      sessions.sort((a, b) => (this.bindSeq.get(a) ?? 0) - (this.bindSeq.get(b) ?? 0));
-      for (const s of sessions.slice(max)) {
-        if (isExempt(snap.policy, s.username)) continue;
-        this.close(s, sessionLimitRefusal(app, licence, max)!);
-      }
-    }
+    for (const { licence, app, sessions } of groups.values()) this.closeBeyondLimit(app, licence, sessions);
   }
 
   /** Loads a new snapshot when the stored revision changed; true when it did. */

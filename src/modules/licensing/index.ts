@@ -30,7 +30,7 @@ import { askClientVersion } from "./client-version.js";
 import { licensingCommands } from "./commands.js";
 import { type Admission, Enforcement, type FirstPartyGrant, type LicensingCounters } from "./enforcement.js";
 import { licensingMetrics } from "./metrics.js";
-import { clientInfoOf, setClientInfo } from "./session-info.js";
+import { clientInfoOf, describeClient, setClientInfo } from "./session-info.js";
 import { LicensingStats } from "./stats.js";
 import { statsCommands } from "./stats-commands.js";
 import { licenceStreamFeature } from "./stream-feature.js";
@@ -178,6 +178,9 @@ export default defineModule<LicensingOptions>({
           }
         : {}),
     });
+    // In a cluster, every session's directory entry says what it runs (its licence among it):
+    // session limits count every node's sessions, statistics every node's clients.
+    ctx.sessions.peers?.describeClients(describeClient);
     await enforcement.start();
     ctx.onUnload(() => enforcement.stop());
     const warnings = new UnlicensedWarnings({
@@ -230,6 +233,7 @@ export default defineModule<LicensingOptions>({
         ok: false,
       });
       stats.onClientInfo(session);
+      ctx.sessions.updated(session);
     };
 
     // High priority: a refused session is closed before other modules act on it.

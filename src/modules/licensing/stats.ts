@@ -8,11 +8,17 @@
  *   them to `documents("licensing-stats")` under `live:<nodeId>` with a timestamp;
  * - once a day prunes daily documents older than `retentionDays`.
  * Live figures are computed from the session list each time, never from counters, so they
- * always agree with the sessions actually open.
+ * always agree with the sessions actually open. In a cluster each node's figures cover the
+ * accounts it counts: those with a session here and none on a node earlier by name, with all
+ * their sessions, this node's and the others' (what their nodes told the directory of their
+ * clients). The readers add the nodes' figures up, so an account with sessions on two nodes
+ * counts once, and whether every session of an account runs a supported client is judged on
+ * all of them.
  */
 import os from "node:os";
 import type { Clock } from "../../core/clock.js";
 import type { ModuleContext } from "../../core/module.js";
+import type { PeerSessions } from "../../core/peer-sessions.js";
 import type { ClientSession } from "../../core/session.js";
 import type { Storage } from "../../core/storage/types.js";
 import type {
@@ -40,12 +46,13 @@ import {
   utcDay,
   writeLiveSnapshot,
 } from "../../licensing/index.js";
+import { observedPeerClient } from "./session-info.js";
 
 export interface LicensingStatsOptions {
   storage: Storage;
   clock: Clock;
-  /** The bound sessions (the server's SessionDirectory). */
-  sessions: { all(): Iterable<ClientSession> };
+  /** The bound sessions (the server's SessionDirectory), and in a cluster the other nodes'. */
+  sessions: { all(): Iterable<ClientSession>; readonly peers?: PeerSessions | undefined };
   /** The registry snapshot the module enforces now (undefined before the first load). */
   snapshot: () => LicensingSnapshot | undefined;
   /** Names this server's live snapshot; defaults to the host name. */
@@ -106,7 +113,7 @@ export class LicensingStats {
     return this.opts.snapshot() ?? emptySnapshot();
   }
 
-  /** The bound sessions with their clients. */
+  /** The bound sessions of this node with their clients. */
   entries(): SessionEntry[] {
     const out: SessionEntry[] = [];
     for (const s of this.opts.sessions.all()) {
@@ -116,11 +123,44 @@ export class LicensingStats {
     return out;
   }
 
+  /** The bound sessions of every node of the cluster with their clients (this node's alone on a single server). */
+  clusterEntries(): SessionEntry[] {
+    const out = this.entries();
+    for (const p of this.opts.sessions.peers?.all() ?? []) {
+      out.push({ account: p.username, client: observedPeerClient(p.client) });
+    }
+    return out;
+  }
+
+  /**
+   * The sessions this node's live figures count: on a single server, its own; in a cluster,
+   * every session of the accounts it counts (see the top of this file).
+   */
+  countedEntries(): SessionEntry[] {
+    const own = this.entries();
+    const peers = this.opts.sessions.peers;
+    if (!peers) return own;
+    const out: SessionEntry[] = [];
+    const byAccount = new Map<string, SessionEntry[]>();
+    for (const e of own) {
+      const list = byAccount.get(e.account);
+      if (list) list.push(e);
+      else byAccount.set(e.account, [e]);
+    }
+    for (const [account, entries] of byAccount) {
+      const others = peers.ofAccount(account);
+      if (others.some((p) => p.node < peers.node)) continue;
+      out.push(...entries);
+      for (const p of others) out.push({ account, client: observedPeerClient(p.client) });
+    }
+    return out;
+  }
+
   /** Live figures now, against the policy in force. */
   live(): LiveSnapshot {
     const now = this.opts.clock.now();
     const snap = this.snapshot();
-    const entries = this.entries();
+    const entries = this.countedEntries();
     const byAccount = new Map<string, ObservedClient[]>();
     for (const e of entries) {
       const list = byAccount.get(e.account);
@@ -140,12 +180,17 @@ export class LicensingStats {
   }
 
   /**
-   * What `policy` would cut off among the live sessions now; without a policy, what enforcement
-   * for every account starting now would. For the policy editor's preview of a change.
+   * What `policy` would cut off among the live sessions of every node now; without a policy,
+   * what enforcement for every account starting now would. For the policy editor's preview of a change.
    */
   previewCutoff(policy?: AccessPolicy): CutoffPreview {
     const snap = this.snapshot();
-    return previewCutoff(this.entries(), snap, policy ?? enforcementNow(snap.policy), this.opts.clock.now());
+    return previewCutoff(
+      this.clusterEntries(),
+      snap,
+      policy ?? enforcementNow(snap.policy),
+      this.opts.clock.now(),
+    );
   }
 
   private record(session: ClientSession): void {
