@@ -298,3 +298,64 @@ describe("cluster session directory", () => {
     assert.deepEqual([...dir.remoteNodes()], ["elsewhere"]);
   });
 });
+
+describe("what modules count of the other nodes' sessions (peers)", () => {
+  const client = (licenceId: string) => ({
+    clientId: "com.example.chat",
+    version: "1.0",
+    licenceId,
+    verified: true,
+  });
+
+  test("entries carry the client the module describes; a change of it is announced", async () => {
+    const { link, dir } = setup();
+    const described = new Map<ClientSession, ReturnType<typeof client>>();
+    dir.peers.describeClients((s) => described.get(s));
+    const s = new TestSession("alice");
+    described.set(s, client("L1"));
+    await dir.bind(s, "phone");
+    const bound = link.announced[0] as { entry: SessionEntry };
+    assert.deepEqual(bound.entry.client, client("L1"), "the bind's entry already says what it runs");
+    dir.updated(s);
+    assert.equal(link.announced.length, 1, "nothing changed, nothing announced");
+    described.set(s, client("L2"));
+    dir.updated(s);
+    const update = link.announced[1] as { op: string; entry: SessionEntry };
+    assert.equal(update.op, "update");
+    assert.equal(update.entry.client?.licenceId, "L2");
+    assert.equal(dir.peers.bindOrderOf(s), 101, "its place in the cluster-wide order of binds");
+  });
+
+  test("other nodes' sessions by licence: counted without a scan, changes told, gone when they end", () => {
+    const { dir } = setup();
+    const told: string[] = [];
+    dir.peers.onLicenceChange((id) => told.push(id));
+    dir.apply(remoteEntry("bob@example.org/a", { bind: 5, client: client("L1") }));
+    dir.apply(remoteEntry("carol@example.org/b", { bind: 6, client: client("L1") }));
+    dir.apply(remoteEntry("dave@example.org/c", { bind: 7 }));
+    assert.equal(dir.peers.underLicence("L1").size, 2);
+    assert.deepEqual(
+      [...dir.peers.underLicence("L1")].map((p) => [p.username, p.node, p.bindOrder]),
+      [
+        ["bob", "there", 5],
+        ["carol", "there", 6],
+      ],
+    );
+    assert.deepEqual(told, ["L1", "L1"]);
+    // A renewal moved carol's session to another licence.
+    dir.apply(remoteEntry("carol@example.org/b", { bind: 6, seq: 1, client: client("L2") }));
+    assert.equal(dir.peers.underLicence("L1").size, 1);
+    assert.equal(dir.peers.underLicence("L2").size, 1);
+    assert.deepEqual(told, ["L1", "L1", "L1", "L2"]);
+    dir.applyUnbind("bob@example.org/a", 5);
+    assert.equal(dir.peers.underLicence("L1").size, 0);
+    assert.deepEqual(
+      dir.peers.ofAccount("carol").map((p) => p.client?.licenceId),
+      ["L2"],
+    );
+    assert.equal([...dir.peers.all()].length, 2);
+    dir.dropNode("there");
+    assert.equal(dir.peers.underLicence("L2").size, 0);
+    assert.deepEqual(told.slice(4), ["L1", "L2"]);
+  });
+});
