@@ -15,7 +15,9 @@
  * - KV `PREFIX_sessions`: full JID → SessionEntry, the directory's durable copy;
  * - KV `PREFIX_nodes`: node name → NodeInfo, rewritten every heartbeat; entries expire after
  *   the node timeout, and a node not heard from for that long is dead: its sessions leave
- *   every node's view, and the first live node by name deletes them from the bucket.
+ *   every node's view, and the first live node by name deletes them from the bucket;
+ * - KV `PREFIX_owners`: what one node owns at a time (a group chat room) → its node and
+ *   incarnation (owners.ts); a dead node's claims are taken over by the next node to need them.
  */
 import { randomBytes } from "node:crypto";
 import { type KV, Kvm } from "@nats-io/kv";
@@ -33,10 +35,12 @@ import { parseElement } from "../core/xml/fragment.js";
 import type { ClusterConfig } from "./config.js";
 import { type ClusterLink, ClusterSessionDirectory, type RemoteSession } from "./directory.js";
 import { type DirectoryDelta, decodeJson, encodeJson, type NodeInfo, type SessionEntry } from "./entry.js";
+import { type Liveness, OwnerRegistry } from "./owners.js";
 
 export interface ClusterNames {
   sessionsBucket: string;
   nodesBucket: string;
+  ownersBucket: string;
   directorySubject: string;
   loginsSubject: string;
   nodeSubject(node: string): string;
@@ -46,6 +50,7 @@ export function clusterNames(prefix: string): ClusterNames {
   return {
     sessionsBucket: `${prefix}_sessions`,
     nodesBucket: `${prefix}_nodes`,
+    ownersBucket: `${prefix}_owners`,
     directorySubject: `${prefix}.directory`,
     loginsSubject: `${prefix}.logins`,
     nodeSubject: (node) => `${prefix}.node.${node}`,
@@ -109,7 +114,7 @@ export interface DrainReport {
   graceSeconds: number;
 }
 
-export class ClusterNode implements ClusterLink, NodeBus {
+export class ClusterNode implements ClusterLink, NodeBus, Liveness {
   readonly node: string;
   readonly inc = randomBytes(6).toString("hex");
   readonly directory: ClusterSessionDirectory;
@@ -149,11 +154,15 @@ export class ClusterNode implements ClusterLink, NodeBus {
   private stopped = false;
   private nodesWatch: { stop(): void } | undefined;
   private resyncing: Promise<void> | undefined;
+  private readonly owners: OwnerRegistry;
+  private readonly goneListeners = new Set<(node: string) => void>();
+  private readonly lostListeners = new Set<(scope: string, name: string) => void>();
 
   private constructor(
     private readonly nc: NatsConnection,
     private readonly sessionsKv: KV,
     private readonly nodesKv: KV,
+    ownersKv: KV,
     private readonly opts: ClusterNodeOptions,
     node: string,
   ) {
@@ -165,6 +174,7 @@ export class ClusterNode implements ClusterLink, NodeBus {
     this.log = opts.log.child({ part: "cluster", node });
     this.directory = new ClusterSessionDirectory(opts.domain, opts.maxResourcesPerAccount);
     this.directory.connect(this);
+    this.owners = new OwnerRegistry(ownersKv, this);
   }
 
   /** Connects to NATS and opens the buckets; `start` then takes part in the cluster. */
@@ -180,7 +190,8 @@ export class ClusterNode implements ClusterLink, NodeBus {
         { ttl: opts.config.nodeTimeoutSeconds * 1000 },
         opts.log,
       );
-      return new ClusterNode(nc, sessions, nodes, opts, node);
+      const owners = await bucket(kvm, names.ownersBucket, {}, opts.log);
+      return new ClusterNode(nc, sessions, nodes, owners, opts, node);
     } catch (err) {
       await nc.close().catch(() => undefined);
       throw err;
@@ -235,6 +246,8 @@ export class ClusterNode implements ClusterLink, NodeBus {
     for (const undo of this.cleanups) undo();
     this.nodesWatch?.stop();
     await this.directory.flush();
+    // What this node owned is free at once for the next node that needs it.
+    await this.owners.disownAll().catch(() => undefined);
     await this.nodesKv.delete(this.node).catch(() => undefined);
     await this.nc.drain().catch(() => undefined);
   }
@@ -339,9 +352,22 @@ export class ClusterNode implements ClusterLink, NodeBus {
     if (dead) this.stats.nodesLost++;
     if (gone.length > 0 || dead)
       this.log.warn({ peer: node, why, sessions: gone.length }, "node gone from the cluster");
-    // One node cleans the bucket: the first live one by name.
+    // One node cleans the buckets: the first live one by name.
     if (dead && this.liveNodes()[0] === this.node) {
       this.deleteEntriesOf(node).catch((err) => this.onError(err, "removing a dead node's sessions"));
+      this.owners
+        .deleteClaimsOf(node, () => !this.lastSeen.has(node))
+        .catch((err) => this.onError(err, "removing a dead node's claims"));
+    }
+    // A node NATS found no listener for may be back in a moment; the others have left.
+    if (why === "unreachable") return;
+    this.owners.forgetNode(node);
+    for (const listener of [...this.goneListeners]) {
+      try {
+        listener(node);
+      } catch (err) {
+        this.onError(err, "telling a module a node left");
+      }
     }
   }
 
@@ -404,6 +430,11 @@ export class ClusterNode implements ClusterLink, NodeBus {
         const revision = await this.claim(key, entry);
         this.directory.reclaimed(session, revision);
         this.announce({ op: "bind", entry: { ...entry, bind: revision } });
+      }
+      // Taken for dead meanwhile, this node may have lost what it owned to another.
+      for (const [scope, name] of await this.owners.verify()) {
+        this.log.warn({ scope, name }, "another node took over what this node owned while it was cut off");
+        for (const listener of [...this.lostListeners]) listener(scope!, name!);
       }
     })()
       .catch((err) => this.onError(err, "resynchronising the cluster directory"))
@@ -694,6 +725,46 @@ export class ClusterNode implements ClusterLink, NodeBus {
         this.onError(err, `asking ${node} (${kind})`);
       return undefined;
     }
+  }
+
+  // ---- NodeBus: what one node owns at a time
+
+  owner(scope: string, name: string): Promise<string> {
+    return this.owners.owner(scope, name);
+  }
+
+  ownerNow(scope: string, name: string): string | undefined {
+    return this.owners.ownerNow(scope, name);
+  }
+
+  disown(scope: string, name: string): Promise<void> {
+    return this.owners.disown(scope, name);
+  }
+
+  onNodeGone(listener: (node: string) => void): () => void {
+    this.goneListeners.add(listener);
+    return () => this.goneListeners.delete(listener);
+  }
+
+  onOwnershipLost(listener: (scope: string, name: string) => void): () => void {
+    this.lostListeners.add(listener);
+    return () => this.lostListeners.delete(listener);
+  }
+
+  // ---- Liveness, for the owners' registry
+
+  knownAlive(node: string, inc: string): boolean {
+    if (node === this.node) return inc === this.inc;
+    return this.lastSeen.get(node)?.inc === inc;
+  }
+
+  /** Asks the nodes bucket when this node has not heard of `node` yet (it started a moment ago). */
+  async alive(node: string, inc: string): Promise<boolean> {
+    if (this.knownAlive(node, inc)) return true;
+    if (node === this.node || this.lastSeen.has(node)) return false;
+    const e = await this.nodesKv.get(node);
+    const info = e?.operation === "PUT" ? decodeJson<NodeInfo>(e.value) : undefined;
+    return info?.inc === inc && Date.now() - info.at < this.timeoutMs;
   }
 
   private onCall(msg: Msg): void {

@@ -1,8 +1,10 @@
 /**
  * The other nodes of a cluster, as the core and modules may use them: request and answer
- * between two nodes, by kind. Absent on a single server. The cluster (src/cluster) provides
- * it over NATS; a module that keeps state a client may take to another node (stream
- * management's sessions) serves a kind and asks for it.
+ * between two nodes, by kind, and things one node owns at a time. Absent on a single
+ * server. The cluster (src/cluster) provides it over NATS; a module that keeps state a
+ * client may take to another node (stream management's sessions) serves a kind and asks
+ * for it; one whose state lives on one node (a group chat room) claims its name and sends
+ * what concerns it to the owner (core/owned-route.ts).
  */
 
 /** JSON values: what a request and its answer may carry. */
@@ -18,4 +20,24 @@ export interface NodeBus {
    * node is gone, serves no such kind, or does not answer within `timeoutMs`.
    */
   ask(node: string, kind: string, body: NodeMessage, timeoutMs?: number): Promise<NodeMessage | undefined>;
+  /**
+   * The node owning `name` in `scope` (one node at a time, cluster-wide); this node claims it
+   * when no live node does: nobody has, or its owner died, restarted or stopped.
+   */
+  owner(scope: string, name: string): Promise<string>;
+  /** The owner when this node knows it without asking (itself, or a node it knows alive). */
+  ownerNow(scope: string, name: string): string | undefined;
+  /** Gives up this node's claim of `name` (what it named ended here). */
+  disown(scope: string, name: string): Promise<void>;
+  /**
+   * Calls `listener` with each node that leaves the cluster: stopped, drained, restarted, or
+   * silent past the node timeout (its sessions have left the directory by then). Returns
+   * the function that stops it.
+   */
+  onNodeGone(listener: (node: string) => void): () => void;
+  /**
+   * Calls `listener` with the names this node owned and finds claimed by another node: it
+   * was cut off from the cluster long enough to be taken for dead. Returns the removal.
+   */
+  onOwnershipLost(listener: (scope: string, name: string) => void): () => void;
 }

@@ -44,7 +44,7 @@ export async function removeClusterBuckets(prefix: string): Promise<void> {
   const nc = await connect({ servers: NATS_URL, timeout: 3_000, maxReconnectAttempts: 0 });
   try {
     const kvm = new Kvm(nc);
-    for (const name of [`${prefix}_sessions`, `${prefix}_nodes`]) {
+    for (const name of [`${prefix}_sessions`, `${prefix}_nodes`, `${prefix}_owners`]) {
       await kvm
         .open(name)
         .then((kv) => kv.destroy())
@@ -77,6 +77,28 @@ export async function readClusterBuckets(
     for (const s of await read(`${prefix}_sessions`))
       sessions[String(s.node)] = (sessions[String(s.node)] ?? 0) + 1;
     return { nodes, sessions };
+  } finally {
+    await nc.close();
+  }
+}
+
+/** The claims of a cluster's owners bucket in one scope: name → owning node. */
+export async function readOwners(
+  prefix: string,
+  scope: string,
+  url = NATS_URL,
+): Promise<Record<string, string>> {
+  const nc = await connect({ servers: url, timeout: 3_000, maxReconnectAttempts: 0 });
+  try {
+    const kv = await new Kvm(nc).open(`${prefix}_owners`);
+    const out: Record<string, string> = {};
+    for await (const key of await kv.keys(`${scope}.>`)) {
+      const e = await kv.get(key);
+      if (e?.operation !== "PUT") continue;
+      const name = Buffer.from(key.slice(scope.length + 1), "base64url").toString("utf8");
+      out[name] = String(e.json<{ node: string }>().node);
+    }
+    return out;
   } finally {
     await nc.close();
   }

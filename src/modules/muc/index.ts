@@ -9,10 +9,13 @@
  * from the archive. An occupant whose session ends leaves its rooms (the presence module
  * sends unavailable presence to the rooms it joined; `session/ended` makes sure).
  * XEP-0249 direct invitations are messages between users: the server routes them as they are.
+ * In a cluster each room is served by one node at a time, and taken over when that node
+ * leaves (cluster.ts).
  */
 import type { Jid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
 import type { DiscoApi } from "../disco/index.js";
+import { ClusterRooms } from "./cluster.js";
 import { mucConfigSection } from "./config.js";
 import type { StoredRoom } from "./room.js";
 import { MucService } from "./service.js";
@@ -55,6 +58,7 @@ export default defineModule({
       return (await adminRoles.get(ctx.accountKey(user))) !== undefined;
     };
     const archive = ctx.storage.messages("muc", { ownedByAccounts: false });
+    let cluster: ClusterRooms | undefined;
     const service = new MucService({
       domain,
       settings,
@@ -69,18 +73,31 @@ export default defineModule({
         default: ctx.config.archive?.defaultPageSize ?? 50,
         max: ctx.config.archive?.maxPageSize ?? 250,
       },
+      ended: (room) => cluster?.ended(room),
     });
-    // Rooms live in the memory of the node that serves them: nodes of a cluster do not share them.
-    if ((ctx.config as { cluster?: { url?: string } }).cluster?.url)
-      ctx.log.warn(
-        { domain },
-        "group chat rooms are not shared between cluster nodes: each node serves its own",
-      );
     await service.load();
-    ctx.addRoute(domain, {
-      kind: "service",
-      deliver: (stanza, from, to) => service.deliver(stanza, from, to),
-    });
+    if (ctx.nodes) {
+      const rooms = new ClusterRooms({
+        domain,
+        nodes: ctx.nodes,
+        router: ctx.router,
+        sessions: ctx.sessions,
+        service,
+        onError: (err, what) => ctx.log.error({ err }, `group chat in the cluster: ${what} failed`),
+      });
+      cluster = rooms;
+      ctx.addRoute(domain, rooms.route);
+      ctx.filter("outbound", (session, stanza) => {
+        rooms.outbound(session, stanza);
+        return stanza;
+      });
+      ctx.onUnload(() => rooms.stop());
+    } else {
+      ctx.addRoute(domain, {
+        kind: "service",
+        deliver: (stanza, from, to) => service.deliver(stanza, from, to),
+      });
+    }
     ctx.onUnload(() => service.flush());
 
     // Room messages expire like account messages (`archive.retentionDays`).
@@ -113,7 +130,9 @@ export default defineModule({
     });
 
     ctx.hook("session/ended", async ({ session }) => {
-      if (session.jid) await service.sessionEnded(session.jid);
+      if (!session.jid) return;
+      cluster?.sessionEnded(session.jid);
+      await service.sessionEnded(session.jid);
     });
 
     ctx.provide<MucApi>({

@@ -68,6 +68,8 @@ export interface MucServiceDeps {
   isServiceAdmin(user: Jid): Promise<boolean>;
   /** Archive results per page: without RSM <max/>, and at most. */
   pageSizes: { default: number; max: number };
+  /** A room ended here (a temporary one emptied, one destroyed): in a cluster, its name is free again. */
+  ended?(room: string): void;
 }
 
 /** Errors from an occupant's own address that mean it is gone (it is then removed, status 333). */
@@ -123,6 +125,24 @@ function int(value: string | undefined, name: string): number | undefined {
   return Number(value.trim());
 }
 
+/**
+ * What an occupant gets when the room goes because its service does (XEP-0045 status 332):
+ * its own unavailable presence, sent from its occupant JID.
+ */
+export function serviceGonePresence(affiliation: Affiliation): XmlElement {
+  return x(
+    "presence",
+    { type: "unavailable" },
+    x(
+      "x",
+      { xmlns: NS_MUC_USER },
+      x("item", { affiliation, role: "none" }),
+      x("status", { code: "110" }),
+      x("status", { code: "332" }),
+    ),
+  );
+}
+
 interface PresenceDetails {
   type?: "unavailable";
   codes?: number[];
@@ -158,6 +178,62 @@ export class MucService {
         this.rooms.set(jid.local, Room.fromStored(jid.toString(), value, defaults));
       } catch (err) {
         this.d.log.warn({ err, room: key }, "a stored room could not be read");
+      }
+    }
+  }
+
+  /**
+   * This node now serves the room `localpart` (in a cluster: it claimed the room, or took it
+   * over from a node that died): a persistent room is read again from storage, as its last
+   * owner left it, and its history again from the archive; one not stored starts afresh.
+   */
+  async adopt(localpart: string): Promise<void> {
+    const held = this.rooms.get(localpart);
+    // Already served here with occupants (this node created it a moment ago).
+    if (held && held.occupants.size > 0) return;
+    const jid = parseJid(`${localpart}@${this.d.domain}`).toString();
+    const stored = await this.d.rooms.get(jid);
+    if (this.rooms.get(localpart)?.occupants.size) return;
+    if (stored) this.rooms.set(localpart, Room.fromStored(jid, stored, this.newConfig()));
+    else this.rooms.delete(localpart);
+  }
+
+  /**
+   * Another node serves the room now (this node was cut off from the cluster long enough to
+   * be taken for dead): its occupants are told they left because the service went (332), as
+   * at a shutdown, and this node forgets the room; a persistent one stays stored.
+   */
+  async evict(localpart: string): Promise<void> {
+    const room = this.rooms.get(localpart);
+    if (!room) return;
+    this.rooms.delete(localpart);
+    const sends: Promise<void>[] = [];
+    for (const o of room.occupants.values()) {
+      for (const jid of o.sessions.keys()) this.forgetSession(room, jid);
+      for (const s of o.sessions.values())
+        sends.push(
+          this.send(serviceGonePresence(room.effectiveAffiliation(o)), this.occupantJid(room, o.nick), s.jid),
+        );
+    }
+    room.occupants.clear();
+    await Promise.all(sends);
+  }
+
+  /**
+   * Occupants' sessions that ended without a word (their cluster node died) leave their
+   * rooms: an occupant with no session left is removed with status 333, as for an occupant
+   * whose address reports it gone.
+   */
+  async dropSessions(gone: (jid: Jid) => boolean): Promise<void> {
+    for (const room of [...this.rooms.values()]) {
+      for (const occupant of [...room.occupants.values()]) {
+        const dead = [...occupant.sessions.values()].filter((s) => gone(s.jid));
+        if (dead.length === 0) continue;
+        for (const s of dead) {
+          occupant.sessions.delete(s.jid.toString());
+          this.forgetSession(room, s.jid.toString());
+        }
+        if (occupant.sessions.size === 0) await this.removeOccupant(room, occupant, { codes: [333] });
       }
     }
   }
@@ -605,6 +681,7 @@ export class MucService {
     this.rooms.delete(room.localpart);
     this.stats.destroyed++;
     this.forgetArchive(room);
+    this.d.ended?.(room.jid);
   }
 
   private async changeNick(room: Room, occupant: Occupant, from: Jid, nick: string, stanza: XmlElement) {
@@ -651,17 +728,7 @@ export class MucService {
       room.occupants.clear();
       for (const o of occupants) {
         for (const jid of o.sessions.keys()) this.forgetSession(room, jid);
-        const p = x(
-          "presence",
-          { type: "unavailable" },
-          x(
-            "x",
-            { xmlns: NS_MUC_USER },
-            x("item", { affiliation: room.effectiveAffiliation(o), role: "none" }),
-            x("status", { code: "110" }),
-            x("status", { code: "332" }),
-          ),
-        );
+        const p = serviceGonePresence(room.effectiveAffiliation(o));
         for (const s of o.sessions.values())
           sends.push(this.send(p.clone(), this.occupantJid(room, o.nick), s.jid));
       }
@@ -1146,6 +1213,7 @@ export class MucService {
     this.stats.destroyed++;
     this.unsave(room);
     this.forgetArchive(room);
+    this.d.ended?.(room.jid);
   }
 
   private adminItems(payload: XmlElement): XmlElement[] {

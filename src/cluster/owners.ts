@@ -1,0 +1,193 @@
+/**
+ * Things one node of the cluster owns at a time (a group chat room): a claim in the JetStream
+ * KV bucket `PREFIX_owners`, key `SCOPE.base64url(name)` → { node, incarnation }.
+ *
+ * - A node asking who owns a name reads the claim; without one it creates its own
+ *   (create-if-absent: of two nodes racing, one wins and the other reads the winner).
+ * - A claim names the owner's incarnation: a claim of a node that is not alive with that
+ *   incarnation (dead past the node timeout, restarted, stopped) is taken over by an update
+ *   at the revision read, so again one node wins.
+ * - Answers are cached while the owner is alive; a node drops its cache of a dead owner's
+ *   names with it, so the next stanza reads the bucket again and takes the name over.
+ * - A node cut off from NATS may have had its names taken over meanwhile: `verify` reads its
+ *   claims again and reports those it lost.
+ */
+import type { KV } from "@nats-io/kv";
+import { decodeJson, encodeJson } from "./entry.js";
+
+/** A claim as stored. */
+export interface OwnerClaim {
+  node: string;
+  inc: string;
+  at: number;
+}
+
+/** What the registry needs to know of the cluster's nodes. */
+export interface Liveness {
+  readonly node: string;
+  readonly inc: string;
+  /** Is `node` alive in incarnation `inc` as far as this node already knows (no I/O)? */
+  knownAlive(node: string, inc: string): boolean;
+  /** The same, asking the nodes bucket when this node does not know (it started a moment ago). */
+  alive(node: string, inc: string): Promise<boolean>;
+}
+
+function isWrongSequence(err: unknown): boolean {
+  return err instanceof Error && /wrong last sequence/i.test(err.message);
+}
+
+/** KV keys admit [-/_=.a-zA-Z0-9]: the name in base64url after its scope. */
+export function ownerKey(scope: string, name: string): string {
+  return `${scope}.${Buffer.from(name, "utf8").toString("base64url") || "_"}`;
+}
+
+export class OwnerRegistry {
+  /** Claims as last read or made, by key; `revision` is the claim's KV revision. */
+  private readonly known = new Map<string, { claim: OwnerClaim; revision: number }>();
+  private readonly pending = new Map<string, Promise<string>>();
+  readonly stats = { claimed: 0, takenOver: 0 };
+
+  constructor(
+    private readonly kv: KV,
+    private readonly nodes: Liveness,
+  ) {}
+
+  /** The owner of `name` when this node knows it without asking (itself, or a node it knows alive). */
+  ownerNow(scope: string, name: string): string | undefined {
+    const k = this.known.get(ownerKey(scope, name));
+    if (!k) return undefined;
+    const { node, inc } = k.claim;
+    if (node === this.nodes.node) return inc === this.nodes.inc ? node : undefined;
+    return this.nodes.knownAlive(node, inc) ? node : undefined;
+  }
+
+  /** The node owning `name`; this node claims it when no live node does. */
+  owner(scope: string, name: string): Promise<string> {
+    const now = this.ownerNow(scope, name);
+    if (now !== undefined) return Promise.resolve(now);
+    const key = ownerKey(scope, name);
+    let p = this.pending.get(key);
+    if (!p) {
+      p = this.resolve(key).finally(() => this.pending.delete(key));
+      this.pending.set(key, p);
+    }
+    return p;
+  }
+
+  private async resolve(key: string): Promise<string> {
+    const mine: OwnerClaim = { node: this.nodes.node, inc: this.nodes.inc, at: Date.now() };
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const e = await this.kv.get(key);
+      const current = e?.operation === "PUT" ? decodeJson<OwnerClaim>(e.value) : undefined;
+      try {
+        if (!e || !current) {
+          const revision = e
+            ? await this.kv.update(key, encodeJson(mine), e.revision)
+            : await this.kv.create(key, encodeJson(mine));
+          this.known.set(key, { claim: mine, revision });
+          this.stats.claimed++;
+          return mine.node;
+        }
+        const self = current.node === mine.node && current.inc === mine.inc;
+        if (self || (current.node !== mine.node && (await this.nodes.alive(current.node, current.inc)))) {
+          this.known.set(key, { claim: current, revision: e.revision });
+          return current.node;
+        }
+        // Its owner is gone (dead, stopped, or this node's own previous run): taken over.
+        const revision = await this.kv.update(key, encodeJson(mine), e.revision);
+        this.known.set(key, { claim: mine, revision });
+        this.stats.takenOver++;
+        return mine.node;
+      } catch (err) {
+        if (!isWrongSequence(err)) throw err;
+      }
+    }
+    throw new Error("the claim kept changing under concurrent claims");
+  }
+
+  /** Gives up this node's claim of `name` (the thing ended here); the next node to need it claims it. */
+  async disown(scope: string, name: string): Promise<void> {
+    const key = ownerKey(scope, name);
+    const k = this.known.get(key);
+    this.known.delete(key);
+    if (!k || k.claim.node !== this.nodes.node || k.claim.inc !== this.nodes.inc) return;
+    try {
+      await this.kv.delete(key, { previousSeq: k.revision });
+    } catch (err) {
+      if (!isWrongSequence(err)) throw err;
+    }
+  }
+
+  /** Gives up every claim of this node (it stops or leaves the cluster). */
+  async disownAll(): Promise<void> {
+    const mine = [...this.known].filter(
+      ([, k]) => k.claim.node === this.nodes.node && k.claim.inc === this.nodes.inc,
+    );
+    this.known.clear();
+    for (const [key, k] of mine) {
+      await this.kv.delete(key, { previousSeq: k.revision }).catch(() => undefined);
+    }
+  }
+
+  /** Forgets what this node knew of `node`'s claims (it left): the next use reads the bucket. */
+  forgetNode(node: string): void {
+    for (const [key, k] of this.known) if (k.claim.node === node) this.known.delete(key);
+  }
+
+  /**
+   * After this node was cut off: reads its claims again; returns the keys' [scope, name]s
+   * another node holds now (it took them over while this node seemed dead).
+   */
+  async verify(): Promise<string[][]> {
+    const lost: string[][] = [];
+    for (const [key, k] of [...this.known]) {
+      if (k.claim.node !== this.nodes.node) continue;
+      const e = await this.kv.get(key);
+      const current = e?.operation === "PUT" ? decodeJson<OwnerClaim>(e.value) : undefined;
+      if (current?.node === this.nodes.node && current.inc === this.nodes.inc) continue;
+      if (!current && e) {
+        // Deleted (the first live node cleaned a node it took for dead): claimed again.
+        try {
+          const revision = await this.kv.update(key, encodeJson(k.claim), e.revision);
+          this.known.set(key, { claim: k.claim, revision });
+          continue;
+        } catch (err) {
+          if (!isWrongSequence(err)) throw err;
+        }
+      }
+      this.known.delete(key);
+      lost.push(splitKey(key));
+    }
+    return lost;
+  }
+
+  /** Names this node owns now, by scope. */
+  owned(scope: string): string[] {
+    const out: string[] = [];
+    for (const [key, k] of this.known) {
+      if (k.claim.node !== this.nodes.node || k.claim.inc !== this.nodes.inc) continue;
+      const [s, name] = splitKey(key);
+      if (s === scope) out.push(name!);
+    }
+    return out;
+  }
+
+  /** Deletes the claims of a dead node from the bucket (read there: other nodes may have taken some over). */
+  async deleteClaimsOf(node: string, stillDead: () => boolean): Promise<void> {
+    const keys: string[] = [];
+    for await (const k of await this.kv.keys()) keys.push(k);
+    for (const key of keys) {
+      const e = await this.kv.get(key);
+      if (e?.operation !== "PUT") continue;
+      if (decodeJson<OwnerClaim>(e.value)?.node !== node || !stillDead()) continue;
+      await this.kv.delete(key, { previousSeq: e.revision }).catch((err) => {
+        if (!isWrongSequence(err)) throw err;
+      });
+    }
+  }
+}
+
+function splitKey(key: string): string[] {
+  const dot = key.indexOf(".");
+  return [key.slice(0, dot), Buffer.from(key.slice(dot + 1), "base64url").toString("utf8")];
+}
