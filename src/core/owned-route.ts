@@ -17,6 +17,12 @@ import { parseElement } from "./xml/fragment.js";
 
 /** A stanza goes from the node that received it to the owner, and at most once more if ownership moved meanwhile. */
 const MAX_HOPS = 2;
+/**
+ * How long a node waits for the owner to have handled a stanza. A node that is gone answers
+ * at once (NATS has no responder for it); this bounds a live owner that is slow, after which
+ * the sender is told to try again although the owner may still handle it.
+ */
+const FORWARD_TIMEOUT_MS = 15_000;
 
 export interface OwnedRouteOptions {
   /** The service's domain (the route is registered for it). */
@@ -77,12 +83,17 @@ export function ownedRoute(o: OwnedRouteOptions): OwnedRoute {
         type: "wait",
       });
     o.forwarding?.(name, owner, stanza, from);
-    const answer = await o.nodes.ask(owner, kind, {
-      stanza: stanza.toString(),
-      from: from.toString(),
-      to: to.toString(),
-      hops: crossed + 1,
-    });
+    const answer = await o.nodes.ask(
+      owner,
+      kind,
+      {
+        stanza: stanza.toString(),
+        from: from.toString(),
+        to: to.toString(),
+        hops: crossed + 1,
+      },
+      FORWARD_TIMEOUT_MS,
+    );
     // Unreachable: it died (another node takes over once the cluster counts it dead) or is stopping.
     if (answer !== "ok")
       throw new StanzaError(
