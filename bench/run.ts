@@ -1,14 +1,16 @@
 /**
- * `npm run bench [-- --quick] [-- --only switchboard|prosody|storage|cluster]`: measures
- * Switchboard and Prosody one after the other under the same load, each pinned to its own CPU,
- * over plaintext, STARTTLS, direct TLS and WebSocket, then Switchboard on its two storage
- * backends (SQLite, PostgreSQL), then routing between two nodes of a cluster against one, prints
- * the figures with the ratios and writes them to .bench/latest.json.
+ * `npm run bench [-- --quick] [-- --only switchboard|prosody|storage|cluster|federation]`:
+ * measures Switchboard and Prosody one after the other under the same load, each pinned to its
+ * own CPU, over plaintext, STARTTLS, direct TLS and WebSocket, then Switchboard on its two
+ * storage backends (SQLite, PostgreSQL), then routing between two nodes of a cluster against
+ * one, then messages across a server-to-server link between Switchboard and Prosody
+ * (federation), prints the figures with the ratios and writes them to .bench/latest.json.
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { benchClusterRouting, clusterRoutingLines } from "./lib/cluster-routing.js";
+import { benchFederation, type FederationResults, federationLines } from "./lib/federation.js";
 import { benchLicensedLogins, licensingLoginLines } from "./lib/licensing-logins.js";
 import { LoadGenerator } from "./lib/load-generator.js";
 import { machineFacts } from "./lib/machine.js";
@@ -48,7 +50,9 @@ const DEADLINE_MINUTES = { full: 50, quick: 12 };
 const DEADLINE_LIVES = 9;
 /** Added to the limit when the cluster phase runs (minutes). */
 const CLUSTER_DEADLINE_MINUTES = { full: 12, quick: 5 };
-const ONLY = ["switchboard", "prosody", "storage", "cluster"];
+/** Added to the limit when the federation phases run (minutes). */
+const FEDERATION_MINUTES = { full: 25, quick: 15 };
+const ONLY = ["switchboard", "prosody", "storage", "cluster", "federation"];
 
 interface Options {
   quick: boolean;
@@ -69,7 +73,7 @@ interface Options {
 }
 
 const USAGE =
-  "usage: npm run bench [-- [--quick] [--only switchboard|prosody|storage|cluster] [--transports plaintext,starttls,tls,websocket]\n" +
+  "usage: npm run bench [-- [--quick] [--only switchboard|prosody|storage|cluster|federation] [--transports plaintext,starttls,tls,websocket]\n" +
   "                        [--phases memory,memory-no-sm,logins,messages] [--features mobile|im] [--system-malloc] [--baseline CHECKOUT]\n" +
   "                        [--variant 'NAME:VAR=VALUE;…'] [--wait-quiet SECONDS] [--nice N]]";
 
@@ -185,9 +189,14 @@ async function main(): Promise<void> {
     settings.phases.filter((p) => p !== "memory-no-sm" || settings.features === "mobile").length;
   const clusterPhase =
     phases === undefined && transports === undefined && (only === undefined || only === "cluster");
+  const partial = phases !== undefined || transports !== undefined;
+  const federation = !partial && (only === undefined || only === "federation");
   const deadline =
-    (DEADLINE_MINUTES[settings.mode] * Math.max(lives, DEADLINE_LIVES)) / DEADLINE_LIVES +
+    (only === "federation"
+      ? 0
+      : (DEADLINE_MINUTES[settings.mode] * Math.max(lives, DEADLINE_LIVES)) / DEADLINE_LIVES) +
     (clusterPhase ? CLUSTER_DEADLINE_MINUTES[settings.mode] : 0) +
+    (federation ? FEDERATION_MINUTES[settings.mode] : 0) +
     waitQuiet / 60;
   setTimeout(() => {
     console.error(`bench: still running after ${deadline.toFixed(0)} minutes; stopping everything`);
@@ -244,7 +253,6 @@ async function main(): Promise<void> {
   }
 
   // The licence proof's cost at login: open without a proof vs enforce with one, same run.
-  const partial = phases !== undefined || transports !== undefined;
   const licensing =
     partial || (only !== undefined && only !== "switchboard") || switchboard.unavailable()
       ? undefined
@@ -273,6 +281,22 @@ async function main(): Promise<void> {
     clusterPhase && !switchboard.unavailable()
       ? await benchClusterRouting(settings, (cpu) => new LoadGenerator(cpu), LOGS)
       : undefined;
+  // Messages across one server-to-server link, each pair of servers; memory per idle link.
+  let federationResults: FederationResults | undefined;
+  if (federation) {
+    const missing = switchboard.unavailable() ?? prosodyMissing;
+    if (missing) console.error(`bench: skipping the federation phases: ${missing}`);
+    else {
+      const busy = await machineBusy([settings.serverCpu, settings.loadCpu], waitQuiet);
+      if (busy.some((b) => b >= QUIET_PCT)) {
+        console.error(
+          `bench: other work keeps the CPUs busy (${busy.map((b) => `${b.toFixed(0)} %`).join(", ")}): federation figures will be disturbed`,
+        );
+      }
+      federationResults = await benchFederation(settings, (cpu) => new LoadGenerator(cpu), LOGS);
+      federationResults.busyBeforePct = busy;
+    }
+  }
 
   const rows = figures(settings, [...results.values()]);
   console.log("");
@@ -298,6 +322,7 @@ async function main(): Promise<void> {
   if (storageOps) console.log(["", ...storageOpLines(storageOps)].join("\n"));
   if (storageLogins) console.log(["", ...storageLoginLines(storageLogins)].join("\n"));
   if (cluster) console.log(["", ...clusterRoutingLines(cluster)].join("\n"));
+  if (federationResults) console.log(["", ...federationLines(settings, federationResults)].join("\n"));
 
   mkdirSync(path.dirname(OUT), { recursive: true });
   writeFileSync(
@@ -314,6 +339,7 @@ async function main(): Promise<void> {
         storageOps,
         storageLogins,
         cluster,
+        federation: federationResults,
       },
       null,
       2,
@@ -326,7 +352,8 @@ async function main(): Promise<void> {
     [...results.values()].some((r) => r.errors.length > 0) ||
     (licensing?.errors.length ?? 0) > 0 ||
     (storageLogins?.errors.length ?? 0) > 0 ||
-    (cluster?.errors.length ?? 0) > 0;
+    (cluster?.errors.length ?? 0) > 0 ||
+    (federationResults?.errors.length ?? 0) > 0;
   process.exitCode = failed ? 1 : 0;
 }
 

@@ -11,6 +11,7 @@ import type {
   AccountSet,
   HoldResult,
   LatencyResult,
+  LinksResult,
   LoadCommand,
   LoadReply,
   LoginsResult,
@@ -63,6 +64,23 @@ export class LoadGenerator {
 
   hold(count: number, concurrency: number): Promise<HoldResult> {
     return this.call({ op: "hold", count, concurrency });
+  }
+
+  /** The recipients' server of the federated phases. */
+  configurePeer(target: ConnectionTarget, accounts: AccountSet): Promise<void> {
+    return this.call({ op: "configure-peer", target, accounts });
+  }
+
+  holdPeer(count: number, concurrency: number): Promise<HoldResult> {
+    return this.call({ op: "hold-peer", count, concurrency });
+  }
+
+  federated(messages: number, window: number): Promise<ThroughputResult> {
+    return this.call({ op: "federated", messages, window });
+  }
+
+  links(domains: string[], concurrency: number): Promise<LinksResult> {
+    return this.call({ op: "links", domains, concurrency });
   }
 
   release(): Promise<void> {

@@ -76,6 +76,17 @@ export interface BenchSettings {
    * in flight per sender, groups of six rounds.
    */
   cluster: { users: number; warmupMessages: number; messages: number; window: number; groups: number };
+  /** The federation phases (see bench/lib/federation.ts). */
+  federation: {
+    /** Senders on one server, each writing to its own recipient on the other. */
+    pairs: number;
+    warmupMessages: number;
+    messages: number;
+    /** Messages in flight per sender. */
+    window: number;
+    /** Idle links opened into the receiving server for the memory figure (one per domain). */
+    idleLinks: number;
+  };
 }
 
 const common = {
@@ -98,6 +109,7 @@ export const FULL: BenchSettings = {
   messaging: { users: 1_000, warmupMessages: 20_000, messages: 200_000, window: 5 },
   latency: { rate: 2_000, durationMs: 10_000 },
   cluster: { users: 1_000, warmupMessages: 10_000, messages: 60_000, window: 5, groups: 3 },
+  federation: { pairs: 500, warmupMessages: 10_000, messages: 100_000, window: 5, idleLinks: 300 },
 };
 
 export const QUICK: BenchSettings = {
@@ -109,6 +121,7 @@ export const QUICK: BenchSettings = {
   messaging: { users: 500, warmupMessages: 5_000, messages: 30_000, window: 5 },
   latency: { rate: 1_000, durationMs: 3_000 },
   cluster: { users: 500, warmupMessages: 5_000, messages: 20_000, window: 5, groups: 2 },
+  federation: { pairs: 100, warmupMessages: 1_000, messages: 10_000, window: 5, idleLinks: 100 },
 };
 
 export function accountCount(s: BenchSettings): number {

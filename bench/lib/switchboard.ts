@@ -23,7 +23,8 @@ import type { BenchServer, ServerSetup } from "./server.js";
 import type { FeatureSet, Transport } from "./settings.js";
 
 const execFileAsync = promisify(execFile);
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+/** The checkout whose build the bench measures. */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 
 /** The modules the `im` feature set runs without (see FeatureSet). */
 export const MOBILE_MODULES = ["stanza-id", "mam", "carbons", "csi", "stream-management", "push"];

@@ -2,8 +2,10 @@
  * Load generator process: started by the bench orchestrator with an IPC channel, it runs one
  * command at a time and replies with its result and its own CPU cost.
  */
+import type { ConnectionTarget } from "./connection.js";
+import { federatedThroughput, openLinks } from "./federated.js";
 import { latency, throughput } from "./messages.js";
-import type { LoadCommand, LoadReply, PhaseCost } from "./protocol.js";
+import type { AccountSet, LoadCommand, LoadReply, PhaseCost } from "./protocol.js";
 import { ScramKeyCache } from "./scram.js";
 import { SessionPool } from "./sessions.js";
 
@@ -14,10 +16,23 @@ if (!process.send) {
 
 const cache = new ScramKeyCache();
 let pool: SessionPool | undefined;
+/** What `pool` was configured with (the links phase logs in to other domains of that server). */
+let configured: { target: ConnectionTarget; accounts: AccountSet } | undefined;
+/** The recipients' pool of the federated phases. */
+let peer: SessionPool | undefined;
 
 function requirePool(): SessionPool {
   if (!pool) throw new Error("not configured");
   return pool;
+}
+
+function requirePeer(): SessionPool {
+  if (!peer) throw new Error("no peer configured");
+  return peer;
+}
+
+async function releaseAll(): Promise<void> {
+  await Promise.all([pool?.release(), peer?.release()]);
 }
 
 async function measured<T extends object>(work: () => Promise<T>): Promise<T & PhaseCost> {
@@ -33,13 +48,36 @@ async function handle(cmd: LoadCommand): Promise<LoadReply> {
     case "configure":
       if (pool) await pool.release();
       pool = new SessionPool(cmd.target, cmd.accounts, cache, cmd.second);
+      configured = { target: cmd.target, accounts: cmd.accounts };
       return { ok: true, result: null };
+    case "configure-peer":
+      if (peer) await peer.release();
+      peer = new SessionPool(cmd.target, cmd.accounts, cache);
+      return { ok: true, result: null };
+    case "hold-peer": {
+      const p = requirePeer();
+      return { ok: true, result: await measured(() => p.hold(cmd.count, cmd.concurrency)) };
+    }
+    case "federated": {
+      const [p, q] = [requirePool(), requirePeer()];
+      return { ok: true, result: await measured(() => federatedThroughput(p, q, cmd.messages, cmd.window)) };
+    }
+    case "links": {
+      const q = requirePeer();
+      const c = configured;
+      if (!c) throw new Error("not configured");
+      return {
+        ok: true,
+        result: await measured(() => openLinks(c.target, c.accounts, cmd.domains, cmd.concurrency, q, cache)),
+      };
+    }
     case "hold": {
       const p = requirePool();
       return { ok: true, result: await measured(() => p.hold(cmd.count, cmd.concurrency)) };
     }
     case "release":
-      await requirePool().release();
+      requirePool();
+      await releaseAll();
       return { ok: true, result: null };
     case "logins": {
       const p = requirePool();
@@ -60,7 +98,7 @@ async function handle(cmd: LoadCommand): Promise<LoadReply> {
       requirePool().setLicence(cmd.credentials);
       return { ok: true, result: null };
     case "exit":
-      if (pool) await pool.release();
+      await releaseAll();
       return { ok: true, result: null };
   }
 }

@@ -26,7 +26,7 @@ type Counts = Omit<ThroughputResult, "wallMs" | "cpuMs" | "perSecond">;
  */
 let runs = 0;
 
-function stanza(toJid: string, id: string): string {
+export function stanza(toJid: string, id: string): string {
   return `<message to='${toJid}' type='chat' id='${id}'><body>${BODY}</body></message>`;
 }
 
@@ -45,7 +45,7 @@ function parseId(id: string | undefined, tag: string, out: [number, number]): bo
   return Number.isInteger(out[0]) && Number.isInteger(out[1]);
 }
 
-function attach(
+export function attach(
   sessions: BenchConnection[],
   onMessage: (receiver: number, openTag: string) => void,
 ): () => void {
@@ -78,29 +78,63 @@ export async function throughput(
     recipientsFrom === undefined
       ? (i: number) => randomOther(n, i)
       : () => recipientsFrom + Math.floor(Math.random() * (n - recipientsFrom));
-  pool.takeDropped();
+  return routedThroughput(
+    {
+      senders: sessions.slice(0, senders),
+      receivers: sessions,
+      receiverJids: sessions.map((_, i) => pool.jidOf(i)),
+      recipientOf: pickTarget,
+      takeDropped: () => pool.takeDropped(),
+    },
+    messages,
+    window,
+  );
+}
+
+/** Who sends, who receives, and to whom each sender's next message goes. */
+export interface Routes {
+  senders: BenchConnection[];
+  receivers: BenchConnection[];
+  receiverJids: string[];
+  /** Index in `receivers` of the recipient of `sender`'s next message. */
+  recipientOf: (sender: number) => number;
+  /** Sessions the servers closed since the last call. */
+  takeDropped: () => number;
+}
+
+/**
+ * Every sender sends its share of `messages`, at most `window` in flight, each next one when
+ * one of its messages arrives at its recipient.
+ */
+export async function routedThroughput(
+  routes: Routes,
+  messages: number,
+  window: number,
+): Promise<Omit<ThroughputResult, "wallMs" | "cpuMs">> {
+  const { senders, receivers, receiverJids: jids, recipientOf } = routes;
+  const n = senders.length;
+  routes.takeDropped();
   const tag = `t${++runs}_`;
   // Sender i sends quota[i] messages, numbered from offset[i] in the flat per-message arrays.
   const quota = new Int32Array(n);
   const offset = new Int32Array(n);
-  for (let i = 0; i < senders; i++) {
-    quota[i] = Math.floor(messages / senders) + (i < messages % senders ? 1 : 0);
+  for (let i = 0; i < n; i++) {
+    quota[i] = Math.floor(messages / n) + (i < messages % n ? 1 : 0);
     offset[i] = i === 0 ? 0 : offset[i - 1]! + quota[i - 1]!;
   }
   const sentBy = new Int32Array(n);
   const targetOf = new Int32Array(messages);
   const got = new Uint8Array(messages);
-  const jids = sessions.map((_, i) => pool.jidOf(i));
   const counts: Counts = { sent: 0, received: 0, lost: 0, duplicates: 0, misrouted: 0, dropped: 0 };
 
   const sendNext = (i: number): void => {
     const seq = sentBy[i]!;
     if (seq >= quota[i]!) return;
     sentBy[i] = seq + 1;
-    const to = pickTarget(i);
+    const to = recipientOf(i);
     targetOf[offset[i]! + seq] = to;
     counts.sent++;
-    sessions[i]!.send(stanza(jids[to]!, `${tag}${i}.${seq}`));
+    senders[i]!.send(stanza(jids[to]!, `${tag}${i}.${seq}`));
   };
 
   const ids: [number, number] = [0, 0];
@@ -109,7 +143,7 @@ export async function throughput(
   const done = new Promise<void>((resolve) => {
     finish = resolve;
   });
-  const detach = attach(sessions, (receiver, openTag) => {
+  const detach = attach(receivers, (receiver, openTag) => {
     if (!parseId(attr(openTag, "id"), tag, ids)) return;
     const [sender, seq] = ids;
     if (sender < 0 || sender >= n || seq < 0 || seq >= quota[sender]!) return;
@@ -127,7 +161,7 @@ export async function throughput(
   });
 
   const t0 = performance.now();
-  for (let w = 0; w < window; w++) for (let i = 0; i < senders; i++) sendNext(i);
+  for (let w = 0; w < window; w++) for (let i = 0; i < n; i++) sendNext(i);
   const watchdog = setInterval(() => {
     if (performance.now() - lastArrival > STALL_MS) finish();
   }, 500);
@@ -137,7 +171,7 @@ export async function throughput(
   clearInterval(watchdog);
   detach();
   counts.lost = counts.sent - counts.received;
-  counts.dropped = pool.takeDropped();
+  counts.dropped = routes.takeDropped();
   return { ...counts, perSecond: counts.received / seconds };
 }
 

@@ -20,9 +20,17 @@ export interface SecondTarget {
 
 export type LoadCommand =
   | { op: "configure"; target: ConnectionTarget; accounts: AccountSet; second?: SecondTarget }
+  /** The recipients' server of the federated phases (another pool, with its own accounts). */
+  | { op: "configure-peer"; target: ConnectionTarget; accounts: AccountSet }
   /** Keeps accounts 1..count logged in and idle (logs in the missing ones). */
   | { op: "hold"; count: number; concurrency: number }
-  /** Closes every held session. */
+  /** Keeps accounts 1..count of the peer logged in and idle. */
+  | { op: "hold-peer"; count: number; concurrency: number }
+  /** Held session i sends its share of `messages` to the peer's held session i, `window` in flight each. */
+  | { op: "federated"; messages: number; window: number }
+  /** Account 1 of each domain of the configured server sends one message to the peer's first held session. */
+  | { op: "links"; domains: string[]; concurrency: number }
+  /** Closes every held session (of the peer too). */
   | { op: "release" }
   /** `count` full logins (login then disconnect), `concurrency` at a time, cycling over accounts 1..accounts. */
   | { op: "logins"; count: number; concurrency: number; accounts: number }
@@ -72,6 +80,13 @@ export interface ThroughputResult extends PhaseCost {
   perSecond: number;
 }
 
+export interface LinksResult extends PhaseCost {
+  /** Domains whose message crossed to the peer. */
+  opened: number;
+  failures: number;
+  errors: string[];
+}
+
 export interface LatencyResult extends PhaseCost {
   sent: number;
   received: number;
@@ -87,5 +102,5 @@ export interface LatencyResult extends PhaseCost {
 }
 
 export type LoadReply =
-  | { ok: true; result: HoldResult | LoginsResult | ThroughputResult | LatencyResult | null }
+  | { ok: true; result: HoldResult | LoginsResult | ThroughputResult | LatencyResult | LinksResult | null }
   | { ok: false; error: string };
