@@ -226,15 +226,15 @@ export async function benchFederation(
       running.push(await startFederationServer(specB, s.serverCpu));
       running.push(await startFederationServer(specA, s.serverCpu));
       const [b, a] = running as [RunningFederationServer, RunningFederationServer];
+      // Clients as in the other phases: a phone client's stream management and carbons with the mobile set.
+      const mobile = s.features === "mobile";
+      const client = { streamManagement: mobile, carbons: mobile };
       await lg.configure(
-        { host: net.a, port: c2sA, domain: SENDING_DOMAIN, mobile: s.features === "mobile" },
-        {
-          ...ACCOUNTS,
-          count: f.pairs,
-        },
+        { host: net.a, port: c2sA, domain: SENDING_DOMAIN, ...client },
+        { ...ACCOUNTS, count: f.pairs },
       );
       await lg.configurePeer(
-        { host: net.b, port: c2sB, domain: RECEIVING_DOMAIN, mobile: s.features === "mobile" },
+        { host: net.b, port: c2sB, domain: RECEIVING_DOMAIN, ...client },
         { ...ACCOUNTS, count: f.pairs },
       );
       await run({ a, b }, lg);

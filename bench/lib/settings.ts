@@ -109,7 +109,7 @@ export const FULL: BenchSettings = {
   messaging: { users: 1_000, warmupMessages: 20_000, messages: 200_000, window: 5 },
   latency: { rate: 2_000, durationMs: 10_000 },
   cluster: { users: 1_000, warmupMessages: 10_000, messages: 60_000, window: 5, groups: 3 },
-  federation: { pairs: 500, warmupMessages: 10_000, messages: 100_000, window: 5, idleLinks: 300 },
+  federation: { pairs: 500, warmupMessages: 10_000, messages: 100_000, window: 5, idleLinks: 200 },
 };
 
 export const QUICK: BenchSettings = {
@@ -121,7 +121,7 @@ export const QUICK: BenchSettings = {
   messaging: { users: 500, warmupMessages: 5_000, messages: 30_000, window: 5 },
   latency: { rate: 1_000, durationMs: 3_000 },
   cluster: { users: 500, warmupMessages: 5_000, messages: 20_000, window: 5, groups: 2 },
-  federation: { pairs: 100, warmupMessages: 1_000, messages: 10_000, window: 5, idleLinks: 100 },
+  federation: { pairs: 100, warmupMessages: 1_000, messages: 10_000, window: 5, idleLinks: 50 },
 };
 
 export function accountCount(s: BenchSettings): number {
