@@ -454,11 +454,20 @@ export function federationLines(s: BenchSettings, r: FederationResults): string[
   );
   const sb = r.memory.find((m) => m.server === "switchboard");
   const pr = r.memory.find((m) => m.server === "prosody");
-  const kib = (m: LinkMemory | undefined) =>
-    m?.bytesPerLink == null ? "n/a" : `${(m.bytesPerLink / 1024).toFixed(1)} KiB`;
+  // RSS can fall while links are opened (the heap shrinking after a collection): then the
+  // links' memory is within the noise of the count, and no figure is given.
+  const perLink = (m: LinkMemory | undefined) =>
+    m?.bytesPerLink != null && m.bytesPerLink > 0 ? m.bytesPerLink : null;
+  const kib = (m: LinkMemory | undefined) => {
+    const v = perLink(m);
+    if (v !== null) return `${(v / 1024).toFixed(1)} KiB`;
+    return m ? `n/a (RSS ${mib(m.rssBeforeBytes)} → ${mib(m.rssAfterBytes)}: within the noise)` : "n/a";
+  };
+  const sbLink = perLink(sb);
+  const prLink = perLink(pr);
   out.push(
     `Memory per idle s2s link (${r.idleLinks} links into the receiving server): Switchboard ${kib(sb)}, Prosody ${kib(pr)}, ratio ${
-      sb?.bytesPerLink != null && pr?.bytesPerLink ? (sb.bytesPerLink / pr.bytesPerLink).toFixed(2) : "n/a"
+      sbLink !== null && prLink !== null ? (sbLink / prLink).toFixed(2) : "n/a"
     }`,
   );
   for (const t of r.throughput) {
