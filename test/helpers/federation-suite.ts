@@ -6,12 +6,16 @@
  * `--s2s-route` in the certificate run. Subscription and chat both ways and offline delivery
  * for a federated sender, once over Server Dialback (Switchboard's self-signed certificate,
  * trusted by nobody, and the peer's not trusted by Switchboard) and once over SASL EXTERNAL
- * (both certificates from the test CA and trusted both ways).
+ * (both certificates from the test CA and trusted both ways). Switchboard federates under
+ * `--federation licensed` with the default (open) licensing policy, so the peer needs no licence
+ * until the peering scenarios (helpers/peering-scenarios.ts) change the policy at the end.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { chatBothWays, LINK_WAIT_MS, metricValues, subscribe } from "./federation.js";
 import { connectJs, type JsPeer } from "./js-client.js";
+import { cli } from "./licensed-setup.js";
+import { licenceRevoked, type PeeringSetup, warnHeadline } from "./peering-scenarios.js";
 import { freePorts, startServer, type TestServer } from "./server.js";
 import { is, xml } from "./stanza.js";
 import { TestCa } from "./test-ca.js";
@@ -48,6 +52,7 @@ interface Setup {
   metrics: string;
   alice: JsPeer;
   bob: JsPeer;
+  peering: PeeringSetup;
 }
 
 interface SuiteOptions {
@@ -110,9 +115,14 @@ async function setUp(o: SuiteOptions, name: string, mode: "dialback" | "certific
       String(sbHttp),
       "--log-level",
       "info",
+      "--federation",
+      "licensed",
       ...(mode === "certificates" ? ["--s2s-ca", ca.caFile, "--s2s-route", `${PD}=${PR_HOST}:${prS2s}`] : []),
     ],
   });
+  // The API token for the peering scenarios, made while the clients log in.
+  const created = cli(sb, ["token", "create", "--name", "federation-test"]);
+  created.catch(() => undefined); // awaited below; a failed login first must not leave it unhandled
   const alice = await connectJs(sb, { user: "alice", password: PW.alice, resource: "desk" });
   const bob = await connectJs(peer.endpoint as unknown as TestServer, {
     user: "bob",
@@ -121,7 +131,10 @@ async function setUp(o: SuiteOptions, name: string, mode: "dialback" | "certific
   });
   await alice.send(xml("presence"));
   await bob.send(xml("presence"));
-  return { sb, peer, dns, metrics: `http://${SB_HOST}:${sbHttp}/metrics`, alice, bob };
+  const base = `http://${SB_HOST}:${sbHttp}`;
+  const { token } = (await created) as { token: string };
+  const peering = { sb, base, token, domain: PD, alice, bob, peerLog: () => peer.logTail() };
+  return { sb, peer, dns, metrics: `${base}/metrics`, alice, bob, peering };
 }
 
 async function tearDown(s: Setup | undefined): Promise<void> {
@@ -187,6 +200,15 @@ export function federationSuite(o: SuiteOptions): void {
         } finally {
           await dave.close();
         }
+      });
+
+      // These change the licensing policy: they run last, on the same servers.
+      test("under warn, the peer's user gets one headline naming the cutoff", async () => {
+        await warnHeadline(s.peering, `${o.peerName}, ${mode}`);
+      });
+
+      test("with a peering licence chat works; revoking it closes the links within a second and the peer's next attempt is refused", async () => {
+        await licenceRevoked(s.peering, `${o.peerName}, ${mode}`);
       });
     });
   }

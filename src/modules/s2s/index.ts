@@ -140,8 +140,15 @@ export default defineModule<S2SOptions>({
       const d = decision as S2SAuthorizeEvent["decision"];
       if (d?.allowed) return undefined;
       const refusal = d?.refusal ?? { text: `federation with ${domain} is not allowed` };
+      // Inbound the refusal is a stream error, outbound a bounce of what was queued: policy-violation both.
       log.info(
-        { remote: domain, local: localDomain, direction, reason: refusal.text },
+        {
+          remote: domain,
+          local: localDomain,
+          direction,
+          condition: "policy-violation",
+          reason: refusal.text,
+        },
         "server-to-server link refused",
       );
       return refusal;
