@@ -215,6 +215,59 @@ describe("publisher portal pages", () => {
     assert.ok(!peek.body.includes("Evil"));
   });
 
+  it("takes an application for a gateway licence; once approved the page names the licence and its domain", async () => {
+    const b = await portalUser(kit, "bridges@irc.example");
+    const form = await b.get("/portal/apply");
+    assert.match(form.body, /name="scope" value="gateway"/);
+    assert.match(form.body, /name="domain"/);
+    const noDomain = await b.post(
+      "/portal/apply",
+      applicationForm({
+        organisation: "Bridges Ltd",
+        appName: "IRC bridge",
+        scope: "gateway",
+        platforms: [],
+        domain: "",
+      }),
+    );
+    assert.equal(noDomain.status, 422);
+    assert.match(noDomain.body, /data-testid="error-domain"/);
+    assert.doesNotMatch(
+      noDomain.body,
+      /data-testid="error-platforms"/,
+      "platforms are optional for a gateway",
+    );
+    const sent = await b.post(
+      "/portal/apply",
+      applicationForm({
+        organisation: "Bridges Ltd",
+        appName: "IRC bridge",
+        scope: "gateway",
+        platforms: [],
+        domain: "IRC.gw.Example.org",
+      }),
+    );
+    assert.equal(sent.status, 303);
+    const id = sent.location!.split("/").pop()!;
+    const submitted = await b.get(sent.location!);
+    assert.match(submitted.body, /Gateway domain[\s\S]*?irc\.gw\.example\.org/);
+    const approved = (await kit.run("application approve", { id })) as {
+      application: Application;
+      licence: { id: string; scope: string; domain?: string };
+    };
+    assert.equal(approved.licence.scope, "gateway");
+    assert.equal(approved.licence.domain, "irc.gw.example.org");
+    const page = await b.get(`/portal/applications/${id}`);
+    assert.match(page.body, /badge-ok">approved</);
+    assert.match(
+      page.body,
+      new RegExp(
+        `gateway licence <strong class="mono">${approved.licence.id}</strong> is for <strong class="mono">irc\\.gw\\.example\\.org<`,
+      ),
+    );
+    assert.doesNotMatch(page.body, /data-testid="open-app"/, "a gateway licence registers no app");
+  });
+
   describe("after approval", () => {
     let b: Browser;
     let application: Application;
