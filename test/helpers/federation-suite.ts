@@ -68,6 +68,22 @@ interface SuiteOptions {
 }
 
 async function setUp(o: SuiteOptions, name: string, mode: "dialback" | "certificates"): Promise<Setup> {
+  // What is running so far, stopped if a later step fails (a peer left running keeps the test process alive).
+  const started: (() => Promise<unknown>)[] = [];
+  try {
+    return await startAll(o, name, mode, started);
+  } catch (err) {
+    for (const stop of started.reverse()) await stop().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function startAll(
+  o: SuiteOptions,
+  name: string,
+  mode: "dialback" | "certificates",
+  started: (() => Promise<unknown>)[],
+): Promise<Setup> {
   const sub = 100 + Math.floor(Math.random() * 150);
   const SB_HOST = `127.${o.net}.${sub}.1`;
   const DNS_HOST = `127.${o.net}.${sub}.53`;
@@ -76,6 +92,7 @@ async function setUp(o: SuiteOptions, name: string, mode: "dialback" | "certific
   const ca = new TestCa();
   const [sbS2s, sbHttp, prC2s, prS2s] = (await freePorts(4)) as [number, number, number, number];
   const dns = await TestDns.start(DNS_HOST);
+  started.push(() => dns.stop());
   dns
     .addSrv("_xmpp-server._tcp.sb.test", { priority: 0, weight: 5, port: sbS2s, target: "sb.test" })
     .addA("sb.test", SB_HOST);
@@ -95,6 +112,7 @@ async function setUp(o: SuiteOptions, name: string, mode: "dialback" | "certific
     resolvConf: dns.resolvConf(ca.dir),
     secureAuth: mode === "certificates",
   });
+  started.push(() => peer.stop());
   peer.register("bob", PW.bob);
   const sbCert = mode === "certificates" ? ca.issue("sb.test") : undefined;
   const sb = await startServer({
@@ -120,10 +138,12 @@ async function setUp(o: SuiteOptions, name: string, mode: "dialback" | "certific
       ...(mode === "certificates" ? ["--s2s-ca", ca.caFile, "--s2s-route", `${PD}=${PR_HOST}:${prS2s}`] : []),
     ],
   });
+  started.push(() => sb.stop());
   // The API token for the peering scenarios, made while the clients log in.
   const created = cli(sb, ["token", "create", "--name", "federation-test"]);
   created.catch(() => undefined); // awaited below; a failed login first must not leave it unhandled
   const alice = await connectJs(sb, { user: "alice", password: PW.alice, resource: "desk" });
+  started.push(() => alice.close());
   const bob = await connectJs(peer.endpoint as unknown as TestServer, {
     user: "bob",
     password: PW.bob,
