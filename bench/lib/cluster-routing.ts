@@ -33,10 +33,8 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
-import { connect } from "@nats-io/transport-node";
 import { SERVER_NODE_FLAGS } from "../../src/bin/node-flags.js";
+import { jetStreamProblem, removeClusterBuckets } from "../../test/helpers/nats.js";
 import type { ConnectionTarget } from "../loadgen/connection.js";
 import type { AccountSet, HoldResult, SecondTarget, ThroughputResult } from "../loadgen/protocol.js";
 import { median } from "./licensing-logins.js";
@@ -154,37 +152,6 @@ export interface ClusterRoutingResults {
 
 function log(text: string): void {
   console.error(`[cluster] ${text}`);
-}
-
-/** Undefined when NATS with JetStream answers, else why not. */
-async function natsMissing(): Promise<string | undefined> {
-  try {
-    const nc = await connect({ servers: BENCH_NATS_URL, timeout: 3_000, maxReconnectAttempts: 0 });
-    try {
-      await (await jetstreamManager(nc)).getAccountInfo();
-      return undefined;
-    } finally {
-      await nc.close();
-    }
-  } catch (error) {
-    return `NATS with JetStream at ${BENCH_NATS_URL}: ${(error as Error).message}`;
-  }
-}
-
-/** Removes the buckets the run's cluster made. */
-async function removeBuckets(prefix: string): Promise<void> {
-  const nc = await connect({ servers: BENCH_NATS_URL, timeout: 3_000, maxReconnectAttempts: 0 });
-  try {
-    const kvm = new Kvm(nc);
-    for (const name of [`${prefix}_sessions`, `${prefix}_nodes`]) {
-      await kvm
-        .open(name)
-        .then((kv) => kv.destroy())
-        .catch(() => undefined);
-    }
-  } finally {
-    await nc.close();
-  }
 }
 
 interface Node {
@@ -333,7 +300,8 @@ export async function benchClusterRouting(
     medianOneVsSingleCpuPct: null,
     errors: [],
   };
-  const nats = await natsMissing();
+  const natsProblem = await jetStreamProblem(BENCH_NATS_URL);
+  const nats = natsProblem && `NATS with JetStream at ${BENCH_NATS_URL}: ${natsProblem}`;
   if (nats) {
     results.skipped = nats;
     log(`skipped: ${nats}`);
@@ -514,7 +482,7 @@ export async function benchClusterRouting(
     keepLogs(dir, logDir);
     pinSelf(`0-${os.cpus().length - 1}`);
     removeTempDir(dir);
-    await removeBuckets(prefix).catch((e: Error) =>
+    await removeClusterBuckets(prefix, BENCH_NATS_URL).catch((e: Error) =>
       results.errors.push(`removing the NATS buckets: ${e.message}`),
     );
     await database

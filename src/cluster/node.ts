@@ -57,6 +57,12 @@ export function clusterNames(prefix: string): ClusterNames {
   };
 }
 
+/** Every KV bucket a cluster with this prefix makes (what removing a cluster removes). */
+export function clusterBuckets(prefix: string): string[] {
+  const names = clusterNames(prefix);
+  return [names.sessionsBucket, names.nodesBucket, names.ownersBucket];
+}
+
 /** Connects to the cluster's NATS servers (a comma-separated list of nats:// URLs). */
 export function connectNats(
   url: string,

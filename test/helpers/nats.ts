@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
+import { clusterBuckets } from "../../src/cluster/node.js";
 import { requirePeer } from "./services.js";
 
 export const NATS_URL = process.env.SWITCHBOARD_TEST_NATS_URL ?? "nats://127.0.0.1:4222";
@@ -20,18 +21,24 @@ const START_HINT =
 /** False when NATS with JetStream answers, else the skip message (throws with SWITCHBOARD_REQUIRE_SERVICES=1). */
 export function natsSkip(): Promise<false | string> {
   return requirePeer(`NATS with JetStream at ${NATS_URL}`, async () => {
-    try {
-      const nc = await connect({ servers: NATS_URL, timeout: 3_000, maxReconnectAttempts: 0 });
-      try {
-        await (await jetstreamManager(nc)).getAccountInfo();
-        return true;
-      } finally {
-        await nc.close();
-      }
-    } catch (error) {
-      return `${(error as Error).message}; ${START_HINT}`;
-    }
+    const problem = await jetStreamProblem(NATS_URL);
+    return problem === undefined ? true : `${problem}; ${START_HINT}`;
   });
+}
+
+/** Undefined when NATS with JetStream answers at `url`, else why not. */
+export async function jetStreamProblem(url: string): Promise<string | undefined> {
+  try {
+    const nc = await connect({ servers: url, timeout: 3_000, maxReconnectAttempts: 0 });
+    try {
+      await (await jetstreamManager(nc)).getAccountInfo();
+      return undefined;
+    } finally {
+      await nc.close();
+    }
+  } catch (error) {
+    return (error as Error).message;
+  }
 }
 
 /** A prefix for one test run's subjects and buckets. */
@@ -40,11 +47,11 @@ export function clusterPrefix(label: string): string {
 }
 
 /** Removes the buckets a cluster with this prefix made. */
-export async function removeClusterBuckets(prefix: string): Promise<void> {
-  const nc = await connect({ servers: NATS_URL, timeout: 3_000, maxReconnectAttempts: 0 });
+export async function removeClusterBuckets(prefix: string, url = NATS_URL): Promise<void> {
+  const nc = await connect({ servers: url, timeout: 3_000, maxReconnectAttempts: 0 });
   try {
     const kvm = new Kvm(nc);
-    for (const name of [`${prefix}_sessions`, `${prefix}_nodes`, `${prefix}_owners`]) {
+    for (const name of clusterBuckets(prefix)) {
       await kvm
         .open(name)
         .then((kv) => kv.destroy())
