@@ -3,6 +3,7 @@
  * figures (live, daily, headline, cutoff preview) shared by the server, the CLI and the
  * HTTP API.
  */
+import type { SessionClient } from "../core/peer-sessions.js";
 import type { ClientSession } from "../core/session.js";
 import type { Instant, RefusalReason } from "./model.js";
 
@@ -15,15 +16,11 @@ export const CLIENT_INFO_KEY = "licensing";
  */
 export type VerificationStatus = "verified" | "unverified" | "unknown";
 
-/** What is known about one session's client, read from the module's ClientInfo. */
-export interface ObservedClient {
-  clientId?: string;
-  version?: string;
-  platform?: string;
-  keyId?: string;
-  licenceId?: string;
-  verified: boolean;
-}
+/**
+ * What is known about one session's client, read from the module's ClientInfo: the same record
+ * the other nodes of a cluster are told.
+ */
+export type ObservedClient = SessionClient;
 
 const UNKNOWN: ObservedClient = { verified: false };
 
