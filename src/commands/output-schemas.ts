@@ -21,3 +21,30 @@ export const count = (what: string) => z.number().int().min(0).describe(what);
 
 export const accountJid = z.string().describe("the account's bare JID, name@domain");
 export const accountLocalpart = z.string().describe("the account's name (the JID's localpart)");
+
+const licenceTerms = {
+  id: z.string().describe("lic_…"),
+  status: z.enum(["active", "suspended", "revoked"]).describe("the stored status"),
+  validFrom: epochInstant,
+  validUntil: epochInstant.optional().describe("absent: no end"),
+  maxSessions: z.number().int().optional().describe("absent: unlimited"),
+  termsRef: z.string().optional(),
+  createdAt: epochInstant,
+};
+
+/**
+ * A licence as the registry stores it (a client licence names its app, a peering or gateway
+ * licence its domain), with the `extra` fields a command adds to its view of one.
+ */
+export function licenceSchemaWith<Extra extends z.ZodRawShape>(extra: Extra) {
+  return z.union([
+    z.object({ ...licenceTerms, ...extra, scope: z.literal("client"), clientId: z.string() }),
+    z.object({
+      ...licenceTerms,
+      ...extra,
+      scope: z.enum(["peering", "gateway"]),
+      domain: z.string(),
+      publisherId: z.string().optional(),
+    }),
+  ]);
+}

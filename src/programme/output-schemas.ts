@@ -4,7 +4,7 @@
  * published schemas do not follow fails to compile. Instants are epoch milliseconds (UTC).
  */
 import { z } from "zod";
-import { epochInstant as instant } from "../commands/output-schemas.js";
+import { epochInstant as instant, licenceSchemaWith } from "../commands/output-schemas.js";
 import type { Licence, Publisher } from "../licensing/index.js";
 import type {
   Application,
@@ -60,25 +60,7 @@ export const applicationSchema: z.ZodType<Application> = z.object({
   history: z.array(applicationEvent).describe("every change of status, oldest first"),
 });
 
-const licenceTerms = {
-  id: z.string().describe("lic_…"),
-  status: z.enum(["active", "suspended", "revoked"]).describe("the stored status"),
-  validFrom: instant,
-  validUntil: instant.optional().describe("absent: no end"),
-  maxSessions: z.number().int().optional().describe("absent: unlimited"),
-  termsRef: z.string().optional(),
-  createdAt: instant,
-};
-
-export const licenceSchema: z.ZodType<Licence> = z.union([
-  z.object({ ...licenceTerms, scope: z.literal("client"), clientId: z.string() }),
-  z.object({
-    ...licenceTerms,
-    scope: z.enum(["peering", "gateway"]),
-    domain: z.string(),
-    publisherId: z.string().optional(),
-  }),
-]);
+export const licenceSchema: z.ZodType<Licence> = licenceSchemaWith({});
 
 const publisherSchema: z.ZodType<Publisher> = z.object({
   id: z.string().describe("pub_…"),

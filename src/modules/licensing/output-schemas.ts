@@ -5,6 +5,7 @@
  * milliseconds (UTC); the human output shows them in ISO-8601.
  */
 import { z } from "zod";
+import { licenceSchemaWith } from "../../commands/output-schemas.js";
 import type {
   AccessPolicy,
   AppKey,
@@ -47,27 +48,10 @@ const state: z.ZodType<LicenceState> = z
   .enum(["active", "suspended", "revoked", "expired", "pending"])
   .describe("the licence's standing now: pending before validFrom, expired after validUntil");
 
-const licenceTerms = {
-  id: z.string().describe("lic_…"),
-  status: z.enum(["active", "suspended", "revoked"]).describe("the stored status"),
-  validFrom: instant,
-  validUntil: instant.optional().describe("absent: no end"),
-  maxSessions: z.number().int().optional().describe("absent: unlimited"),
-  termsRef: z.string().optional(),
-  createdAt: instant,
+export const licenceViewSchema = licenceSchemaWith({
   subject: z.string().describe("the app's client id, or the domain"),
   state,
-};
-
-export const licenceViewSchema = z.union([
-  z.object({ ...licenceTerms, scope: z.literal("client"), clientId: z.string() }),
-  z.object({
-    ...licenceTerms,
-    scope: z.enum(["peering", "gateway"]),
-    domain: z.string(),
-    publisherId: z.string().optional(),
-  }),
-]);
+});
 
 const stageSchema: z.ZodType<PolicyStage> = z.object({
   at: instant,
