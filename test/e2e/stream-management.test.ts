@@ -110,6 +110,27 @@ describe("stream management (XEP-0198), raw client", () => {
     }
   });
 
+  test("an h behind one already acknowledged is ignored: the stream stays and counting goes on", async () => {
+    const c = await SmRaw.login(server, "alice", PW.alice, "stale-h", { presence: false });
+    try {
+      await c.enable();
+      for (let i = 1; i <= 2; i++)
+        c.raw.write(`<iq type='get' id='stale${i}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+      await eventually(() => c.handled === 2, "two results counted by the client");
+      // @xmpp/client's order when results came with <enabled/>: its count restarts after them.
+      c.ack(2);
+      c.ack(0);
+      c.raw.write(`<iq type='get' id='stale3' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+      assert.equal(await c.askAck(), 3, "the stream is still open and counts the third IQ");
+      await eventually(() => c.handled === 3, "the third result");
+      c.ack(3);
+      assert.equal(await c.askAck(), 3);
+      assert.doesNotMatch(c.raw.received, /stream:error/);
+    } finally {
+      c.cut();
+    }
+  });
+
   test("resuming an unknown id fails with item-not-found, and the client can still bind", async () => {
     const c = await SmRaw.authenticate(server, "alice", PW.alice);
     try {

@@ -7,6 +7,7 @@ import {
   H_MODULUS,
   HandledCountTooHigh,
   parseH,
+  restoredQueue,
   UnackedQueue,
 } from "../../src/modules/stream-management/queue.js";
 
@@ -56,10 +57,37 @@ describe("the unacknowledged queue", () => {
       () => q.ack(3),
       (e: unknown) => e instanceof HandledCountTooHigh && e.h === 3 && e.sendCount === 2,
     );
-    // An h lower than the last acknowledged one is a wrap-around distance: too high as well.
     q.ack(2);
-    assert.throws(() => q.ack(1), HandledCountTooHigh);
+    assert.throws(() => q.ack(2 + 1), HandledCountTooHigh);
     assert.equal(q.acked, 2);
+  });
+
+  test("an h behind the last acknowledged one acknowledges nothing and changes nothing", () => {
+    const q = new UnackedQueue<string>();
+    for (const s of ["a", "b", "c"]) q.push(s);
+    assert.deepEqual(q.ack(1), ["a"]);
+    // @xmpp/client sends <a h='1'/> then <a h='0'/> when stanzas came with <enabled/>.
+    assert.deepEqual(q.ack(0), []);
+    assert.equal(q.acked, 1);
+    assert.deepEqual(q.pending(), ["b", "c"]);
+    assert.deepEqual(q.ack(3), ["b", "c"], "later acknowledgements count from the last good h");
+  });
+
+  test("an h further behind than everything ever acknowledged is too high (a wrap-around distance)", () => {
+    const q = new UnackedQueue<number>();
+    for (let i = 0; i < 3; i++) q.push(i);
+    q.ack(2);
+    assert.throws(
+      () => q.ack(MAX),
+      (e: unknown) => e instanceof HandledCountTooHigh && e.h === MAX && e.sendCount === 3,
+    );
+    assert.equal(q.acked, 2);
+  });
+
+  test("a resumed queue knows what was acknowledged before it (stale h across a resumption)", () => {
+    const q = restoredQueue(5, ["f", "g"]);
+    assert.deepEqual(q.ack(3), [], "behind the 5 acknowledged before the resumption");
+    assert.deepEqual(q.ack(6), ["f"]);
   });
 
   test("counting continues across 2^32", () => {

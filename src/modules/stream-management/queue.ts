@@ -43,10 +43,17 @@ export class UnackedQueue<T> {
   private items: T[] = [];
   /** Index of the oldest unacknowledged item in `items` (acknowledged ones are dropped lazily). */
   private head = 0;
+  /** `ackedBefore`: stanzas acknowledged before this queue took over (a resumed session's). */
+  constructor(ackedBefore = 0) {
+    this.ackedTotal = ackedBefore;
+  }
+
   /** Stanzas sent, modulo 2^32. */
   sent = 0;
   /** The last `h` the peer acknowledged. */
   acked = 0;
+  /** Stanzas acknowledged in all (not wrapped): how far back a stale `h` may reach. */
+  private ackedTotal = 0;
 
   get length(): number {
     return this.items.length - this.head;
@@ -59,16 +66,23 @@ export class UnackedQueue<T> {
   }
 
   /**
-   * Applies the peer's `h`: the items it acknowledges now, oldest first. An `h` that
-   * acknowledges more than was sent throws HandledCountTooHigh and changes nothing.
+   * Applies the peer's `h`: the items it acknowledges now, oldest first. An `h` behind one
+   * the peer already sent acknowledges nothing new and changes nothing: @xmpp/client, for
+   * one, restarts its count when <enabled/> is handled, after stanzas that arrived with it,
+   * and Prosody and ejabberd ignore such an `h` too. An `h` that acknowledges more than was
+   * sent throws HandledCountTooHigh and changes nothing.
    */
   ack(h: number): T[] {
     const n = distance(this.acked, h);
     if (n === 0) return [];
-    if (n > this.length) throw new HandledCountTooHigh(h, this.sent);
+    if (n > this.length) {
+      if (distance(h, this.acked) <= this.ackedTotal) return [];
+      throw new HandledCountTooHigh(h, this.sent);
+    }
     const done = this.items.slice(this.head, this.head + n);
     this.head += n;
     this.acked = h;
+    this.ackedTotal += n;
     // Memory follows what is unacknowledged: everything acknowledged lets go of every item
     // at once (an idle session would otherwise hold the stanzas of its login for its whole
     // life), and a dominating acknowledged prefix is compacted.
@@ -92,6 +106,7 @@ export class UnackedQueue<T> {
     const rest = this.items.slice(this.head);
     this.items = [];
     this.head = 0;
+    this.ackedTotal += rest.length;
     this.acked = this.sent;
     return rest;
   }
@@ -99,7 +114,7 @@ export class UnackedQueue<T> {
 
 /** A queue taken over from elsewhere: `acked` stanzas acknowledged, then `items` unacknowledged. */
 export function restoredQueue<T>(acked: number, items: T[]): UnackedQueue<T> {
-  const queue = new UnackedQueue<T>();
+  const queue = new UnackedQueue<T>(acked);
   queue.acked = acked;
   queue.sent = acked;
   for (const item of items) queue.push(item);
