@@ -21,7 +21,14 @@ import {
 import { cli, settle } from "../helpers/licensed-setup.js";
 import { connectSlix, type SlixPeer, slixSkip } from "../helpers/slix-client.js";
 import { is } from "../helpers/stanza.js";
-import { connectWs, RawWs, startWsServer, type WsServer, wsClient } from "../helpers/ws-client.js";
+import {
+  connectWs,
+  RawWs,
+  startWsServer,
+  stopAfterRefusal,
+  type WsServer,
+  wsClient,
+} from "../helpers/ws-client.js";
 
 const PW = { alice: "alice-webchat-pw", bob: "bob-webchat-pw", carol: "carol-webchat-pw" };
 const FRAMING = "urn:ietf:params:xml:ns:xmpp-framing";
@@ -147,7 +154,7 @@ describe("web chat in Chromium", { skip: chromiumSkip || slixSkip }, () => {
       () => "logged in",
       (err: unknown) => licenceRefusal(err)?.condition ?? received ?? String(err),
     );
-    await xmpp.stop().catch(() => undefined);
+    await stopAfterRefusal(xmpp);
     assert.equal(outcome, "unlicensed-client");
   });
 });

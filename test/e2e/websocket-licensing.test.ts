@@ -13,7 +13,7 @@ import { licenceRefusal } from "../../sdk/refusal.js";
 import { startOnline } from "../../sdk/start-online.js";
 import { type AppCredentials, cli, registerApp, settle } from "../helpers/licensed-setup.js";
 import type { Element } from "../helpers/stanza.js";
-import { startWsServer, type WsServer, wsClient } from "../helpers/ws-client.js";
+import { startWsServer, stopAfterRefusal, type WsServer, wsClient } from "../helpers/ws-client.js";
 
 const PW = "ws-licensing-pw";
 
@@ -49,17 +49,7 @@ async function unlicensedRefusal(web: WsServer, user: string): Promise<string> {
   try {
     await startOnline(xmpp);
   } catch (err) {
-    // The server closes the stream after its refusal. @xmpp/client's stop() detaches its
-    // parser at once, and the server's <close/> arriving after that throws inside the
-    // library (`this.parser` is null): let the server's close arrive first.
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, 2000);
-      xmpp.once("disconnect", () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    await xmpp.stop().catch(() => undefined);
+    await stopAfterRefusal(xmpp);
     const refusal = licenceRefusal(err);
     if (refusal) return refusal.condition;
     throw new Error(`expected a licence refusal, got ${(err as Error).message}`);

@@ -95,12 +95,31 @@ export async function connectWs(wsUrl: string, login: WsLogin): Promise<JsPeer> 
     const jid = await withTimeout(startOnline(xmpp), 20_000, `${peer.label}: login`);
     peer.jid = jid.toString();
   } catch (err) {
-    await xmpp.stop().catch(() => undefined);
+    await stopAfterRefusal(xmpp);
     throw new Error(`${peer.label}: login failed: ${(err as Error).message}`);
   }
   peer.mechanism = login.mechanism ?? "SCRAM-SHA-1";
   peer.offeredMechanisms = offered;
   return peer;
+}
+
+/**
+ * Stops a client whose login the server refused. The server closes the stream after its
+ * refusal (the SASL failure, then the stream error and <close/>). @xmpp/client 0.14's stop()
+ * in between makes it detach its parser, and the server's <close/> arriving after that throws
+ * inside the library (`this.parser` is null): let the server's close arrive first.
+ */
+export async function stopAfterRefusal(xmpp: Client, waitMs = 2000): Promise<void> {
+  if (xmpp.status !== "offline" && xmpp.status !== "disconnect") {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, waitMs);
+      xmpp.once("disconnect", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+  await xmpp.stop().catch(() => undefined);
 }
 
 /** A WebSocket speaking raw text messages: what the server sends is kept in order. */
