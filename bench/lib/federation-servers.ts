@@ -65,8 +65,17 @@ export function switchboardFederationConfig(spec: FederationServerSpec): string 
   const hosts = spec.hosts.map((d) => `  - { domain: ${d}, tls: ${tls} }`).join("\n");
   return `${switchboardConfig({ certFile: spec.certFile, keyFile: spec.keyFile, features: spec.features })}${
     spec.hosts.length > 0 ? `hosts:\n${hosts}\n` : ""
-  }s2sRoutes:\n${routesYaml(spec.peer)}\n`;
+  }s2sRoutes:\n${routesYaml(spec.peer)}\n${S2S_LIMITS_OFF}`;
 }
+
+/**
+ * The bench measures what one link carries: the per-domain rate limits (1,000 stanzas/s by
+ * default) are lifted, as the c2s limits are (Prosody has no such limit without mod_limits).
+ */
+const S2S_LIMITS_OFF = `modules:
+  s2s:
+    domainRate: { stanzasPerSecond: 0, bytesPerSecond: 0 }
+`;
 
 async function prepareSwitchboard(spec: FederationServerSpec): Promise<string> {
   const config = path.join(spec.dir, "switchboard.yaml");

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import { after, before, describe, test } from "node:test";
-import { chatBothWays, LINK_WAIT_MS, metricValues, subscribe } from "../helpers/federation.js";
+import { chatBothWays, LINK_WAIT_MS, metricValues, subscribe, sumWhere } from "../helpers/federation.js";
 import { connectJs, type JsPeer } from "../helpers/js-client.js";
 import { RawConnection } from "../helpers/raw-client.js";
 import { freePorts, startServer, type TestServer } from "../helpers/server.js";
@@ -105,11 +105,11 @@ describe("two Switchboard servers federating with Server Dialback (self-signed c
   test("the links authenticated with dialback, counted per domain", async () => {
     const authA = await metricValues(pair.metricsA, "switchboard_s2s_authenticated_total");
     assert.ok(
-      (authA.get('method="dialback",direction="out"') ?? 0) >= 1,
+      sumWhere(authA, { domain: "b.test", method: "dialback", direction: "out" }) >= 1,
       `a.test's outbound link used dialback: ${[...authA]}`,
     );
     assert.ok(
-      (authA.get('method="dialback",direction="in"') ?? 0) >= 1,
+      sumWhere(authA, { domain: "b.test", method: "dialback", direction: "in" }) >= 1,
       `b.test's link to a.test used dialback: ${[...authA]}`,
     );
     const stanzas = await metricValues(pair.metricsA, "switchboard_s2s_stanzas_total");
@@ -210,10 +210,13 @@ describe("two Switchboard servers federating with SASL EXTERNAL (certificates fr
     await chatBothWays(alice, bob, "sasl-external");
     const authA = await metricValues(pair.metricsA, "switchboard_s2s_authenticated_total");
     const authB = await metricValues(pair.metricsB, "switchboard_s2s_authenticated_total");
-    assert.ok((authA.get('method="sasl-external",direction="out"') ?? 0) >= 1, `a.test out: ${[...authA]}`);
-    assert.ok((authB.get('method="sasl-external",direction="in"') ?? 0) >= 1, `b.test in: ${[...authB]}`);
+    assert.ok(
+      sumWhere(authA, { method: "sasl-external", direction: "out" }) >= 1,
+      `a.test out: ${[...authA]}`,
+    );
+    assert.ok(sumWhere(authB, { method: "sasl-external", direction: "in" }) >= 1, `b.test in: ${[...authB]}`);
     assert.equal(
-      authA.get('method="dialback",direction="out"') ?? 0,
+      sumWhere(authA, { method: "dialback", direction: "out" }),
       0,
       "no dialback where certificates authenticate",
     );
@@ -317,7 +320,7 @@ describe("links: queues, timeouts, idle closing and reconnection", () => {
     await alice.send(xml("message", { to: "bob@b.test", type: "chat" }, xml("body", {}, "first")));
     await bob.next(is.message({ body: "first" }), "the first message", LINK_WAIT_MS);
     const linksOut = async () =>
-      (await metricValues(pair.metricsA, "switchboard_s2s_links")).get('direction="out"') ?? 0;
+      sumWhere(await metricValues(pair.metricsA, "switchboard_s2s_links"), { direction: "out" });
     assert.equal(await linksOut(), 1);
     const deadline = Date.now() + 15_000;
     while ((await linksOut()) !== 0) {
@@ -328,10 +331,67 @@ describe("links: queues, timeouts, idle closing and reconnection", () => {
     await bob.next(is.message({ body: "second" }), "the message over a new link", LINK_WAIT_MS);
     const auth = await metricValues(pair.metricsA, "switchboard_s2s_authenticated_total");
     assert.equal(
-      auth.get('method="dialback",direction="out"'),
+      sumWhere(auth, { method: "dialback", direction: "out" }),
       2,
       "a second outbound link was authenticated",
     );
+  });
+});
+
+describe("per-domain rate limits", () => {
+  let pair: Pair;
+  let alice: JsPeer;
+  let bob: JsPeer;
+  const RATE = 20;
+  const BURST = 10;
+  const COUNT = 60;
+
+  before(async () => {
+    pair = await startPair("federation-rates", {
+      configA: {
+        modules: { s2s: { domainRates: { "b.test": { stanzasPerSecond: RATE, burstStanzas: BURST } } } },
+      },
+    });
+    alice = await connectJs(pair.a, { user: "alice", password: PW.alice, resource: "desk" });
+    bob = await connectJs(pair.b, { user: "bob", password: PW.bob, resource: "phone" });
+    await alice.send(xml("presence"));
+    await bob.send(xml("presence"));
+  });
+  after(async () => {
+    await alice?.close();
+    await bob?.close();
+    await pair?.a.stop();
+    await pair?.b.stop();
+  });
+
+  test("a domain over its stanza rate is slowed down, not cut off: everything arrives, in order", async () => {
+    // The link first: its set-up is not what is measured.
+    await bob.send(xml("message", { to: "alice@a.test", type: "chat" }, xml("body", {}, "warm-up")));
+    await alice.next(is.message({ body: "warm-up" }), "the first message over the link", LINK_WAIT_MS);
+    await new Promise((r) => setTimeout(r, 1000)); // the bucket fills again
+    const started = Date.now();
+    for (let i = 0; i < COUNT; i++)
+      await bob.send(xml("message", { to: "alice@a.test", type: "chat" }, xml("body", {}, `flood ${i}`)));
+    for (let i = 0; i < COUNT; i++)
+      await alice.next(is.message({ body: `flood ${i}` }), `message ${i} of the flood`, 30_000);
+    const seconds = (Date.now() - started) / 1000;
+    const least = (COUNT - BURST) / RATE;
+    assert.ok(seconds >= least * 0.8, `${COUNT} stanzas at ${RATE}/s (burst ${BURST}) took ${seconds} s`);
+    const throttled = await metricValues(pair.metricsA, "switchboard_s2s_throttled_total");
+    assert.ok(sumWhere(throttled, { domain: "b.test" }) >= 1, `throttled: ${[...throttled]}`);
+    assert.match(pair.a.logTail(), /server-to-server input throttled/);
+  });
+
+  test("the other direction keeps the default limit", async () => {
+    const started = Date.now();
+    for (let i = 0; i < COUNT; i++)
+      await alice.send(xml("message", { to: "bob@b.test", type: "chat" }, xml("body", {}, `back ${i}`)));
+    for (let i = 0; i < COUNT; i++)
+      await bob.next(is.message({ body: `back ${i}` }), `message ${i} back`, LINK_WAIT_MS);
+    const seconds = (Date.now() - started) / 1000;
+    assert.ok(seconds < (COUNT - BURST) / RATE, `${COUNT} stanzas took ${seconds} s`);
+    const throttled = await metricValues(pair.metricsB, "switchboard_s2s_throttled_total");
+    assert.equal(sumWhere(throttled, { domain: "a.test" }), 0);
   });
 });
 

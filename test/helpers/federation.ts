@@ -50,6 +50,17 @@ export async function chatBothWays(a: Peer, b: Peer, tag: string): Promise<void>
 }
 
 /** Values of one metric from a /metrics text, by their labels as written ('method="dialback",direction="out"'). */
+/** The sum of the series whose labels include all of `labels` (from metricValues). */
+export function sumWhere(values: Map<string, number>, labels: Record<string, string>): number {
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  let sum = 0;
+  for (const [key, n] of values) {
+    const have = new Set(key.split(","));
+    if (wanted.every((w) => have.has(w))) sum += n;
+  }
+  return sum;
+}
+
 export async function metricValues(url: string, name: string): Promise<Map<string, number>> {
   const text = await (await fetch(url)).text();
   const out = new Map<string, number>();

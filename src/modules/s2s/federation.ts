@@ -13,6 +13,7 @@ import type { TransportLimits } from "../../core/stream/transport.js";
 import { serialize, type XmlElement } from "../../core/xml/element.js";
 import type { S2SAuthMethod, S2SDirection, S2SLinkInfo, S2SRefusal } from "./api.js";
 import type { FederationPolicy } from "./config.js";
+import type { DomainRateLimits } from "./domain-rates.js";
 import { type DialbackOutcome, type InboundDeps, InboundStream, policyError } from "./inbound.js";
 import { type OutboundDeps, OutboundStream } from "./outbound.js";
 import type { TargetResolver } from "./resolve.js";
@@ -32,6 +33,8 @@ export interface FederationDeps {
   router: Router;
   log: Logger;
   limits: TransportLimits;
+  /** Each remote domain's allowance of stanzas and bytes in (all its inbound streams together). */
+  rates: DomainRateLimits;
   options: FederationOptions;
   policy: FederationPolicy;
   resolver: TargetResolver;
@@ -99,6 +102,7 @@ export class Federation {
     };
     this.inboundDeps = {
       limits: deps.limits,
+      rates: deps.rates,
       requireTls: options.requireTls,
       idleTimeoutMs: options.idleTimeoutMs,
       servedDomain: ours,
@@ -118,7 +122,7 @@ export class Federation {
       verifyDialback: (localDomain, remoteDomain, streamId, key) =>
         this.verifyDialback(localDomain, remoteDomain, streamId, key),
       authenticated: (stream, domain, method) => {
-        counter(this.stats.authenticated, `${method}\nin`);
+        counter(this.stats.authenticated, `${domain}\n${method}\nin`);
         log.info(
           { remote: domain, local: stream.localDomain, method, address: stream.remoteAddress },
           "server-to-server stream in authenticated",
@@ -249,7 +253,7 @@ export class Federation {
       stream.close();
       return;
     }
-    counter(this.stats.authenticated, `${stream.method}\nout`);
+    counter(this.stats.authenticated, `${link.remoteDomain}\n${stream.method}\nout`);
     this.deps.log.info(
       {
         remote: link.remoteDomain,

@@ -27,6 +27,7 @@ import {
 } from "../../core/xml/namespaces.js";
 import type { SocketTransport } from "../../transports/tcp/socket-transport.js";
 import type { S2SAuthMethod, S2SRefusal } from "./api.js";
+import type { DomainRateLimits } from "./domain-rates.js";
 
 export type DialbackOutcome = "valid" | "invalid" | StanzaErrorCondition;
 
@@ -55,6 +56,8 @@ export interface InboundDeps {
   ): Promise<DialbackOutcome>;
   /** A remote domain authenticated on this stream. */
   authenticated(stream: InboundStream, domain: string, method: S2SAuthMethod): void;
+  /** Each remote domain's allowance of stanzas and bytes, shared by all its streams. */
+  rates: DomainRateLimits;
   stanza(stream: InboundStream, stanza: XmlElement, from: Jid, to: Jid): void | Promise<void>;
   /** A stanza claimed a sender domain this stream did not authenticate. */
   spoofed(stream: InboundStream, claimed: string): void;
@@ -232,6 +235,9 @@ export class InboundStream implements TransportSink {
   }
 
   private admit(domain: string, method: S2SAuthMethod): void {
+    // The bytes of a stream count against the first domain it authenticated (its own; the
+    // others a peer multiplexes on it are usually its subdomains).
+    if (this.domains.size === 0) this.transport.meterInput((n) => this.deps.rates.bytes(domain, n));
     this.domains.set(domain, { method, since: Date.now() });
     this.deps.authenticated(this, domain, method);
   }
@@ -319,7 +325,14 @@ export class InboundStream implements TransportSink {
     this.stanzasIn++;
     stanza.attrs.from = from.toString();
     stanza.attrs.to = to.toString();
-    return this.deps.stanza(this, stanza, from, to);
+    // Over the domain's rate: this stanza and the ones after it wait (reading stops meanwhile,
+    // so at most what was already read waits with them).
+    const waitMs = this.deps.rates.stanza(from.domain);
+    if (waitMs <= 0) return this.deps.stanza(this, stanza, from, to);
+    this.transport.pauseInput(waitMs);
+    return new Promise<void>((resolve) => setTimeout(resolve, waitMs)).then(() =>
+      this.closed ? undefined : this.deps.stanza(this, stanza, from, to),
+    );
   }
 
   streamEnd(): void {

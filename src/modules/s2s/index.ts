@@ -21,11 +21,31 @@ import { SocketTransport } from "../../transports/tcp/socket-transport.js";
 import { loadTls } from "../../transports/tls.js";
 import type { S2SApi, S2SAuthMethod, S2SAuthorizeEvent, S2SDirection, S2SRefusal } from "./api.js";
 import { s2sConfigSection } from "./config.js";
+import { DomainRateLimits } from "./domain-rates.js";
 import { Federation } from "./federation.js";
 import { PeerTrust } from "./peer-tls.js";
 import { TargetResolver } from "./resolve.js";
 
 export type { S2SApi } from "./api.js";
+
+const DomainRateSchema = z.object({
+  /** Sustained stanzas per second from one remote domain (0: unlimited). */
+  stanzasPerSecond: z.number().min(0).default(1000),
+  /** Stanzas a domain may send at once above the sustained rate. */
+  burstStanzas: z.number().int().min(1).default(5000),
+  /** Sustained bytes per second from one remote domain (0: unlimited). */
+  bytesPerSecond: z
+    .number()
+    .int()
+    .min(0)
+    .default(1024 * 1024),
+  /** Bytes a domain may send at once above the sustained rate. */
+  burstBytes: z
+    .number()
+    .int()
+    .min(1)
+    .default(4 * 1024 * 1024),
+});
 
 export const S2SOptions = z.object({
   /** Stanzas waiting for one remote domain while its link is set up; more are bounced. */
@@ -55,6 +75,13 @@ export const S2SOptions = z.object({
     .int()
     .min(10_000)
     .default(512 * 1024),
+  /**
+   * What one remote domain may send, all its streams together; above it its streams stop
+   * reading until the rate is back under the limit (nothing is dropped). 0: unlimited.
+   */
+  domainRate: DomainRateSchema.prefault({}),
+  /** Other limits for some remote domains (a busy peer, a gateway), by domain; unset keys keep `domainRate`'s. */
+  domainRates: z.record(z.string().min(1).toLowerCase(), DomainRateSchema.partial()).default({}),
 });
 export type S2SOptions = z.infer<typeof S2SOptions>;
 
@@ -154,9 +181,16 @@ export default defineModule<S2SOptions>({
       return refusal;
     };
 
+    const rates = new DomainRateLimits(options.domainRate, options.domainRates, (domain, what, pauseMs) =>
+      log.info(
+        { remote: domain, over: what, pauseMs, rate: rates.rateOf(domain) },
+        "server-to-server input throttled: the remote domain sends faster than its limit",
+      ),
+    );
     const federation = new Federation({
       router,
       log,
+      rates,
       limits: { ...config.limits, maxStanzaBytes: options.maxStanzaBytes, bytesPerSecond: 0 },
       options: {
         maxQueuedStanzas: options.maxQueuedStanzas,
@@ -270,16 +304,27 @@ export default defineModule<S2SOptions>({
     const { stats } = federation;
     ctx.metric({
       name: "switchboard_s2s_links",
-      help: "Authenticated server-to-server links, by direction",
+      help: "Authenticated server-to-server links, by remote domain and direction",
       type: "gauge",
-      labelNames: ["direction"],
+      labelNames: ["domain", "direction"],
       collect: () => {
-        const links = federation.listLinks();
-        return (["in", "out"] as const).map((direction) => [
-          { direction },
-          links.filter((l) => l.direction === direction).length,
-        ]);
+        const counts = new Map<string, number>();
+        for (const l of federation.listLinks()) {
+          const key = `${l.domain}\n${l.direction}`;
+          counts.set(key, (counts.get(key) ?? 0) + 1);
+        }
+        return [...counts].map(([key, n]) => {
+          const [domain, direction] = key.split("\n");
+          return [{ domain: domain!, direction: direction! }, n] as const;
+        });
       },
+    });
+    ctx.metric({
+      name: "switchboard_s2s_throttled_total",
+      help: "Times a remote domain's input was paused for sending faster than its limit (modules.s2s.domainRate), by domain",
+      type: "counter",
+      labelNames: ["domain"],
+      collect: () => rates.throttledCounts().map(([domain, n]) => [{ domain }, n] as const),
     });
     ctx.metric({
       name: "switchboard_s2s_stanzas_total",
@@ -311,13 +356,13 @@ export default defineModule<S2SOptions>({
     });
     ctx.metric({
       name: "switchboard_s2s_authenticated_total",
-      help: "Server-to-server streams authenticated, by method and direction",
+      help: "Server-to-server streams authenticated, by remote domain, method and direction",
       type: "counter",
-      labelNames: ["method", "direction"],
+      labelNames: ["domain", "method", "direction"],
       collect: () =>
         [...stats.authenticated].map(([key, n]) => {
-          const [method, direction] = key.split("\n");
-          return [{ method: method!, direction: direction! }, n] as const;
+          const [domain, method, direction] = key.split("\n");
+          return [{ domain: domain!, method: method!, direction: direction! }, n] as const;
         }),
     });
     ctx.metric({

@@ -91,19 +91,39 @@ export class SocketTransport implements StreamTransport {
   }
 
   private onData(chunk: Buffer): void {
-    const debtMs = this.inbound ? this.inbound.consume(chunk.length) : 0;
-    if (debtMs > 0) {
-      // Over the sustained rate: stop reading until the debt is paid (throttle, not disconnect).
-      this.socket.pause();
-      clearTimeout(this.resumeTimer);
-      const socket = this.socket;
-      this.resumeTimer = setTimeout(() => {
-        if (!socket.destroyed) socket.resume();
-      }, debtMs);
-      this.resumeTimer.unref();
-    }
+    const debtMs = Math.max(
+      this.inbound ? this.inbound.consume(chunk.length) : 0,
+      this.inputMeter ? this.inputMeter(chunk.length) : 0,
+    );
+    if (debtMs > 0) this.pauseInput(debtMs);
     this.parser!.write(chunk);
   }
+
+  /** A limit shared beyond this connection (a remote domain's): `meter` charges each chunk read. */
+  private inputMeter: ((bytes: number) => number) | undefined;
+  meterInput(meter: ((bytes: number) => number) | undefined): void {
+    this.inputMeter = meter;
+  }
+
+  /**
+   * Over a sustained rate: stops reading for `ms` (throttle, not disconnect); what was read
+   * is still handled. A later, longer pause extends it.
+   */
+  pauseInput(ms: number): void {
+    if (ms <= 0 || this.closedNotified) return;
+    const until = Date.now() + ms;
+    if (this.pausedUntil >= until) return;
+    this.pausedUntil = until;
+    this.socket.pause();
+    clearTimeout(this.resumeTimer);
+    const socket = this.socket;
+    this.resumeTimer = setTimeout(() => {
+      this.pausedUntil = 0;
+      if (!socket.destroyed) socket.resume();
+    }, ms);
+    this.resumeTimer.unref();
+  }
+  private pausedUntil = 0;
 
   private notifyClosed(): void {
     if (this.closedNotified) return;
