@@ -6,10 +6,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
-import type { Storage } from "../../src/core/storage/types.js";
+import type { ArchivedMessage, Storage } from "../../src/core/storage/types.js";
 import { SchemaTooNewError, UnknownAccountError } from "../../src/storage/errors.js";
 import { openStorage } from "../../src/storage/index.js";
 import { openPostgresStorage, type PostgresStorage } from "../../src/storage/postgres/index.js";
+import type { MessageAppendLimits } from "../../src/storage/postgres/message-appends.js";
+import type { PostgresMessageArchiveStore } from "../../src/storage/postgres/messages.js";
 import { POSTGRES_MIGRATIONS, type PostgresMigration } from "../../src/storage/postgres/migrations.js";
 import { createTestDatabase, postgresSkip, type TestDatabase } from "../helpers/postgres.js";
 import { credentials, runStorageConformance } from "./conformance.js";
@@ -26,8 +28,10 @@ after(async () => {
   await database?.drop();
 });
 
-const open = (schema: string, extra: { poolSize?: number; now?: () => number } = {}) =>
-  openPostgresStorage({ url: database!.url, schema, ...extra });
+const open = (
+  schema: string,
+  extra: { poolSize?: number; now?: () => number; messageAppends?: Partial<MessageAppendLimits> } = {},
+) => openPostgresStorage({ url: database!.url, schema, ...extra });
 
 let lastSchema = "";
 runStorageConformance(
@@ -382,5 +386,219 @@ describe("postgres storage: message archive text search", { skip }, () => {
     } finally {
       await storage.close();
     }
+  });
+});
+
+describe("postgres storage: batched message archive appends", { skip }, () => {
+  const message = (owner: string, id: string, at: number, extra: Partial<ArchivedMessage> = {}) => ({
+    id,
+    owner,
+    peer: "peer@example.com",
+    peerResource: "",
+    at,
+    direction: "in" as const,
+    stanza: `<message id='${id}'><body>${id}</body></message>`,
+    text: id,
+    ...extra,
+  });
+  const mamOf = (storage: Storage) =>
+    storage.messages("mam", { ownedByAccounts: true }) as PostgresMessageArchiveStore;
+  const owners = (n: number) => Array.from({ length: n }, (_, i) => `u${i}`);
+  const createAccounts = (storage: Storage, names: string[]) =>
+    storage.accounts.createMany(names.map((username) => ({ username, credentials: [] })));
+  /** Every id of an owner's archive, in archive order. */
+  const archived = async (mam: PostgresMessageArchiveStore, owner: string) =>
+    (await mam.query({ owner })).messages.map((m) => m.id);
+
+  it("answers each of many concurrent appends and keeps every owner's append order", async () => {
+    const storage = await open(freshSchema(), { messageAppends: { batchRows: 20, inFlight: 2 } });
+    try {
+      const names = owners(40);
+      await createAccounts(storage, names);
+      const mam = mamOf(storage);
+      assert.equal(await mam.append(message("u3", "stored", 0)), true);
+      const expectedResult: boolean[] = [];
+      const expectedOrder = new Map<string, string[]>(names.map((n) => [n, []]));
+      expectedOrder.get("u3")!.push("stored");
+      const writes: Promise<boolean>[] = [];
+      for (let i = 0; i < 2_000; i++) {
+        const owner = names[(i * 7) % names.length]!;
+        const seen = expectedOrder.get(owner)!;
+        // Every ninth append repeats an id its owner already has: a duplicate, refused.
+        const repeat = i % 9 === 8 && seen.length > 0;
+        const id = repeat ? seen[i % seen.length]! : `m${i}`;
+        if (!repeat) seen.push(id);
+        expectedResult.push(!repeat);
+        // Times going backwards: the order is the calls', not the times'.
+        writes.push(mam.append(message(owner, id, 1_000_000 - i)));
+      }
+      writes.push(mam.append(message("u3", "stored", 1)));
+      expectedResult.push(false);
+      assert.deepEqual(await Promise.all(writes), expectedResult);
+      for (const owner of names)
+        assert.deepEqual(await archived(mam, owner), expectedOrder.get(owner), owner);
+      const stats = mam.appendStats;
+      assert.equal(stats.peakRunning, 2, "two writes ran at once, for different owners");
+      assert.equal(stats.largestBatch, 20, "rows went in batches of up to batchRows");
+      assert.ok(stats.batches < 2_000 / 10, `${stats.batches} writes for 2,001 rows`);
+      assert.deepEqual([stats.queuedRows, stats.queuedBytes, stats.running], [0, 0, 0]);
+
+      // One owner's rows are never in two writes at once: one write after the other.
+      const solo = storage.messages("solo", { ownedByAccounts: true }) as PostgresMessageArchiveStore;
+      const soloIds = Array.from({ length: 200 }, (_, i) => `s${i}`);
+      assert.deepEqual(
+        await Promise.all(soloIds.map((id, i) => solo.append(message("u0", id, -i)))),
+        Array(200).fill(true),
+      );
+      assert.deepEqual(await archived(solo, "u0"), soloIds);
+      assert.deepEqual([solo.appendStats.peakRunning, solo.appendStats.batches], [1, 10]);
+
+      // An id repeated within one turn: the second is a duplicate even when both wait together.
+      assert.deepEqual(
+        await Promise.all([
+          solo.append(message("u1", "twice", 1)),
+          solo.append(message("u1", "twice", 2)),
+          solo.append(message("u1", "after", 3)),
+        ]),
+        [true, false, true],
+      );
+      assert.deepEqual(await archived(solo, "u1"), ["twice", "after"]);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it("refuses only the row of a missing account (or a refused value) in a batch; the others are stored", async () => {
+    const storage = await open(freshSchema());
+    try {
+      await createAccounts(storage, ["alice", "bob"]);
+      const mam = mamOf(storage);
+      const results = await Promise.allSettled([
+        mam.append(message("alice", "a1", 1)),
+        mam.append(message("nobody", "n1", 2)),
+        mam.append(message("bob", "b1", 3)),
+        mam.append(message("alice", "a2", 4)),
+      ]);
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ["fulfilled", "rejected", "fulfilled", "fulfilled"],
+      );
+      const refused = results[1] as PromiseRejectedResult;
+      assert.ok(refused.reason instanceof UnknownAccountError, String(refused.reason));
+      assert.equal(refused.reason.username, "nobody");
+      assert.deepEqual(
+        results.filter((r) => r.status === "fulfilled").map((r) => r.value),
+        [true, true, true],
+      );
+      assert.deepEqual(await archived(mam, "alice"), ["a1", "a2"]);
+      assert.deepEqual(await archived(mam, "bob"), ["b1"]);
+      assert.deepEqual(
+        [mam.appendStats.batches, mam.appendStats.rowByRow],
+        [1, 1],
+        "one batch, then row by row",
+      );
+      assert.equal(await mam.append(message("alice", "a3", 5)), true);
+      assert.deepEqual(
+        [mam.appendStats.batches, mam.appendStats.rowByRow],
+        [2, 1],
+        "the next batch is whole",
+      );
+
+      const rooms = storage.messages("muc", { ownedByAccounts: false }) as PostgresMessageArchiveStore;
+      const room = "room@conference.example.com";
+      const roomResults = await Promise.allSettled([
+        rooms.append(message(room, "r1", 1)),
+        rooms.append(message(room, "r2", 2, { direction: "sideways" as "in" })),
+        rooms.append(message(room, "r3", 3)),
+      ]);
+      assert.deepEqual(
+        roomResults.map((r) => r.status),
+        ["fulfilled", "rejected", "fulfilled"],
+      );
+      assert.match(String((roomResults[1] as PromiseRejectedResult).reason), /check constraint/);
+      assert.deepEqual(await archived(rooms, room), ["r1", "r3"]);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it("takes a flood larger than its bound without losing a row, never holding more than the bound", async () => {
+    const queueRows = 100;
+    const queueBytes = 64 * 1024;
+    const storage = await open(freshSchema(), { messageAppends: { batchRows: 25, queueRows, queueBytes } });
+    try {
+      const names = owners(10);
+      await createAccounts(storage, names);
+      const mam = mamOf(storage);
+      const body = "x".repeat(1_000);
+      const count = 3_000;
+      const writes = Array.from({ length: count }, (_, i) =>
+        mam.append(message(names[i % names.length]!, `f${i}`, i, { text: body })),
+      );
+      const atOnce = mam.appendStats;
+      assert.ok(atOnce.queuedBytes <= queueBytes && atOnce.queuedRows <= queueRows, JSON.stringify(atOnce));
+      assert.equal(atOnce.waitingForRoom, count - atOnce.queuedRows, "the rest wait for room");
+      // Sampled while the flood drains: the bound holds throughout, not only at the end.
+      let samples = 0;
+      const sampler = setInterval(() => {
+        const now = mam.appendStats;
+        samples++;
+        assert.ok(now.queuedRows <= queueRows && now.queuedBytes <= queueBytes, JSON.stringify(now));
+      }, 1);
+      const counted = mam.count({ owner: "u0" }); // made after the flood: it sees all of it
+      try {
+        assert.deepEqual(await Promise.all(writes), Array(count).fill(true));
+      } finally {
+        clearInterval(sampler);
+      }
+      assert.equal(await counted, count / names.length);
+      const stats = mam.appendStats;
+      assert.ok(stats.peakQueuedBytes <= queueBytes, `peak ${stats.peakQueuedBytes} bytes`);
+      assert.ok(stats.peakQueuedRows <= queueRows, `peak ${stats.peakQueuedRows} rows`);
+      assert.ok(stats.peakQueuedBytes > queueBytes - 2_500, "the bytes bound was reached");
+      assert.equal(stats.waitingForRoom, 0);
+      assert.ok(samples > 0);
+      for (const owner of names) {
+        const ids = await archived(mam, owner);
+        const expected = Array.from({ length: count }, (_, i) => i)
+          .filter((i) => names[i % names.length] === owner)
+          .map((i) => `f${i}`);
+        assert.deepEqual(ids, expected, owner);
+      }
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it("writes a flood of appends with at most inFlight connections of a larger pool", async () => {
+    const schema = freshSchema();
+    const storage = await open(schema, { poolSize: 10, messageAppends: { batchRows: 10, inFlight: 2 } });
+    try {
+      const names = owners(50);
+      await createAccounts(storage, names);
+      const mam = mamOf(storage);
+      const writes = Array.from({ length: 1_000 }, (_, i) =>
+        mam.append(message(names[i % names.length]!, `p${i}`, i)),
+      );
+      assert.deepEqual(await Promise.all(writes), Array(1_000).fill(true));
+      const [row] = await raw<{ n: number }>(
+        schema,
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'switchboard'",
+      );
+      assert.ok(row!.n <= 2, `the appends opened ${row!.n} connections`);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  it("closing writes the appends still waiting", async () => {
+    const schema = freshSchema();
+    const storage = await open(schema);
+    await createAccounts(storage, ["alice"]);
+    const writes = Array.from({ length: 50 }, (_, i) => mamOf(storage).append(message("alice", `c${i}`, i)));
+    await storage.close();
+    assert.deepEqual(await Promise.all(writes), Array(50).fill(true));
+    const [row] = await raw<{ n: number }>(schema, "SELECT count(*)::int AS n FROM account_messages");
+    assert.equal(row!.n, 50);
   });
 });

@@ -45,10 +45,15 @@ export interface PostgresConnectionOptions {
 const DEFAULT_POOL_SIZE = 10;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /** Attempts of a transaction that PostgreSQL aborted to resolve a conflict with another one. */
-const TRANSACTION_ATTEMPTS = 5;
+export const TRANSACTION_ATTEMPTS = 5;
 
 /** SQLSTATEs of transactions aborted by a conflict: running them again is the documented remedy. */
 const RETRYABLE = new Set(["40001", "40P01"]); // serialization_failure, deadlock_detected
+
+/** Whether PostgreSQL aborted the transaction to resolve a conflict with another one. */
+export function abortedByConflict(error: unknown): boolean {
+  return RETRYABLE.has(errorCode(error) ?? "");
+}
 
 /** bigint (int8) columns hold milliseconds and ids, far below 2^53: read them as numbers. */
 const INT8_OID = 20;
@@ -155,7 +160,7 @@ export class PostgresDatabase implements Queryable {
         } catch (rollbackError) {
           broken = rollbackError as Error; // the connection is unusable: the pool must not reuse it
         }
-        if (!broken && attempt < TRANSACTION_ATTEMPTS && RETRYABLE.has(errorCode(error) ?? "")) {
+        if (!broken && attempt < TRANSACTION_ATTEMPTS && abortedByConflict(error)) {
           await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
           continue;
         }

@@ -17,6 +17,7 @@ import { PostgresBlocklistStore } from "./blocklist.js";
 import { type PostgresConnectionOptions, PostgresDatabase } from "./database.js";
 import { PostgresDocumentStore } from "./documents.js";
 import { PostgresKeyValueStore } from "./key-value.js";
+import { DEFAULT_MESSAGE_APPEND_LIMITS, type MessageAppendLimits } from "./message-appends.js";
 import { PostgresMessageArchiveStore } from "./messages.js";
 import { migratePostgres } from "./migrate.js";
 import type { PostgresMigration } from "./migrations.js";
@@ -29,6 +30,8 @@ export interface PostgresStorageOptions extends PostgresConnectionOptions {
   now?: () => number;
   /** Overrides the schema history; only tests need this. */
   migrations?: readonly PostgresMigration[];
+  /** Bounds of the message archives' batched appends (message-appends.ts); tests make them small. */
+  messageAppends?: Partial<MessageAppendLimits>;
 }
 
 /**
@@ -45,10 +48,16 @@ export class PostgresStorage implements Storage {
   readonly #keyValueStores = new Map<string, KeyValueStore>();
   readonly #documentStores = new Map<string, DocumentStore<unknown>>();
   readonly #archiveStores = new Map<string, ArchiveStore<unknown>>();
-  readonly #messageStores = new Map<string, MessageArchiveStore>();
+  readonly #messageStores = new Map<string, PostgresMessageArchiveStore>();
+  readonly #appendLimits: MessageAppendLimits;
 
-  constructor(db: PostgresDatabase, now: () => number = Date.now) {
+  constructor(
+    db: PostgresDatabase,
+    now: () => number = Date.now,
+    appendLimits: Partial<MessageAppendLimits> = {},
+  ) {
     this.#db = db;
+    this.#appendLimits = { ...DEFAULT_MESSAGE_APPEND_LIMITS, ...appendLimits };
     this.accounts = new PostgresAccountStore(db, now);
     this.roster = new PostgresRosterStore(db);
     this.offline = new PostgresOfflineStore(db, now);
@@ -101,14 +110,19 @@ export class PostgresStorage implements Storage {
     const key = `${table}:${store}`;
     let m = this.#messageStores.get(key);
     if (!m) {
-      m = new PostgresMessageArchiveStore(this.#db, store, table);
+      m = new PostgresMessageArchiveStore(this.#db, store, table, this.#appendLimits);
       this.#messageStores.set(key, m);
     }
     return m;
   }
 
-  /** Every write is committed when its promise resolves; closing waits for the pool to drain. */
+  /**
+   * Every write is committed when its promise resolves; closing first writes the archive
+   * appends still waiting, then waits for the pool to drain.
+   */
   async close(): Promise<void> {
+    if (this.#db.closed) return;
+    await Promise.all([...this.#messageStores.values()].map((m) => m.drain()));
     await this.#db.close();
   }
 }
@@ -122,5 +136,5 @@ export async function openPostgresStorage(opts: PostgresStorageOptions): Promise
     await db.close();
     throw error;
   }
-  return new PostgresStorage(db, opts.now);
+  return new PostgresStorage(db, opts.now, opts.messageAppends);
 }

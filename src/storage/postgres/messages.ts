@@ -6,7 +6,12 @@ import {
 } from "../../core/storage/types.js";
 import { foldText } from "../fold.js";
 import { type PostgresDatabase, type Statement, sql } from "./database.js";
-import { forAccount } from "./errors.js";
+import {
+  type MessageAppendLimits,
+  MessageAppendQueue,
+  type MessageAppendStats,
+  type MessageTable,
+} from "./message-appends.js";
 
 interface MessageRow {
   id: string;
@@ -20,9 +25,6 @@ interface MessageRow {
 }
 
 const COLUMNS = "id, owner, peer, peer_resource, at, direction, stanza, text";
-
-/** Advisory lock class of message appends (the second key is the store and owner hashed). */
-const APPEND_LOCK = 0x5357_4d41; // "SWMA"
 
 /** `LIKE` pattern for "contains", with the text's own % _ \ taken literally. */
 function containsPattern(text: string): string {
@@ -59,7 +61,7 @@ const FILTERS: Filter[] = [
  */
 export class PostgresMessageArchiveStore implements MessageArchiveStore {
   readonly #statements = new Map<string, Statement>();
-  readonly #append: Statement;
+  readonly #appends: MessageAppendQueue;
   readonly #seqOf: Statement;
   readonly #get: Statement;
   /** The last append of each owner, settled either way. */
@@ -68,18 +70,10 @@ export class PostgresMessageArchiveStore implements MessageArchiveStore {
   constructor(
     private readonly db: PostgresDatabase,
     private readonly store: string,
-    private readonly table: "account_messages" | "room_messages",
+    private readonly table: MessageTable,
+    appendLimits: MessageAppendLimits,
   ) {
-    // Identity values are taken at insert, not at commit: without the lock two concurrent
-    // appends could become visible out of seq order, and a client paging "after id X" could
-    // step past the one that commits later. The lock, per owner, is held until commit.
-    this.#append = sql(
-      `${table}.append`,
-      `WITH serialised AS (SELECT pg_advisory_xact_lock(${APPEND_LOCK}, hashtext($1 || ':' || $2)))
-       INSERT INTO ${table} (store, owner, id, peer, peer_resource, at, direction, stanza, text, folded)
-       SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM serialised
-       ON CONFLICT (store, owner, id) DO NOTHING`,
-    );
+    this.#appends = new MessageAppendQueue(db, store, table, appendLimits);
     this.#seqOf = sql(
       `${table}.seq-of`,
       `SELECT seq FROM ${table} WHERE store = $1 AND owner = $2 AND id = $3`,
@@ -91,12 +85,11 @@ export class PostgresMessageArchiveStore implements MessageArchiveStore {
   }
 
   /**
-   * An owner's appends run one after another, in the order they were made (a caller need not
-   * wait for one before making the next), and reads of that owner wait for them.
+   * Written in batches (message-appends.ts), an owner's appends in the order they were made (a
+   * caller need not wait for one before making the next); reads of that owner wait for them.
    */
   append(m: ArchivedMessage): Promise<boolean> {
-    const previous = this.#tails.get(m.owner) ?? Promise.resolve();
-    const write = previous.then(() => this.#write(m));
+    const write = this.#appends.append(m);
     const tail = write.then(
       () => undefined,
       () => undefined,
@@ -108,28 +101,20 @@ export class PostgresMessageArchiveStore implements MessageArchiveStore {
     return write;
   }
 
+  /** The appends' queue and writes, now and at their most (what tests and diagnosis look at). */
+  get appendStats(): MessageAppendStats {
+    return this.#appends.stats;
+  }
+
+  /** Resolves once every append made before it is written (or has failed). */
+  drain(): Promise<void> {
+    return this.#settled();
+  }
+
   /** Waits for the appends made so far (of one owner, or of all). */
   async #settled(owner?: string): Promise<void> {
     if (owner !== undefined) await this.#tails.get(owner);
     else await Promise.all([...this.#tails.values()]);
-  }
-
-  async #write(m: ArchivedMessage): Promise<boolean> {
-    const values = [
-      this.store,
-      m.owner,
-      m.id,
-      m.peer,
-      m.peerResource,
-      m.at,
-      m.direction,
-      m.stanza,
-      m.text,
-      foldText(m.text),
-    ];
-    const write = () => this.db.execute(this.#append, values);
-    const inserted = this.table === "account_messages" ? await forAccount(m.owner, write) : await write();
-    return inserted === 1;
   }
 
   async query(q: MessageQuery): Promise<{ messages: ArchivedMessage[]; complete: boolean }> {
