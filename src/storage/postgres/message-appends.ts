@@ -45,8 +45,9 @@ export interface MessageAppendLimits {
 }
 
 /**
- * Two writes at once let one batch fill while the other commits; 5,000 rows are a few
- * seconds of the heaviest archive load measured (docs/benchmarks.md) at a few megabytes.
+ * Two writes at once let other owners' rows go while one commits (a pool of 10 keeps 6 for
+ * the rest with both archives busy); 5,000 rows are five seconds of the archive load that
+ * filled a pool before (1,000 rows/s, docs/benchmarks.md), and a few megabytes.
  */
 export const DEFAULT_MESSAGE_APPEND_LIMITS: MessageAppendLimits = {
   batchRows: 500,
