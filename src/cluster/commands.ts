@@ -10,6 +10,7 @@ import { auditCommand } from "../commands/audit.js";
 import { CommandError, defineCommand } from "../core/commands.js";
 import { decodeJson, encodeJson, type NodeInfo, type SessionEntry } from "./entry.js";
 import { clusterNames, connectNats, type DrainReport } from "./node.js";
+import type { OwnerClaim } from "./owners.js";
 
 export interface ClusterStatus {
   prefix: string;
@@ -27,10 +28,14 @@ export interface ClusterStatus {
     advertise?: string;
     /** Draining: taking no new connections, about to leave. */
     draining: boolean;
+    /** What it owns, by kind (`muc`: group chat rooms). */
+    owns: Record<string, number>;
   }[];
   sessions: number;
   /** Entries of nodes that are not alive (removed by the live nodes within the node timeout). */
   staleSessions: number;
+  /** Claims of nodes that are gone (or restarted): a live node takes each over when it is next used. */
+  orphanedClaims: number;
 }
 
 const clusterStatusOutput: z.ZodType<ClusterStatus> = z.object({
@@ -62,6 +67,9 @@ const clusterStatusOutput: z.ZodType<ClusterStatus> = z.object({
         domain: z.string().describe("the domain it serves"),
         advertise: z.string().optional().describe("where its clients connect (host:port), when configured"),
         draining: z.boolean().describe("taking no new connections, about to leave (`cluster drain`)"),
+        owns: z
+          .record(z.string(), z.number().int().min(0))
+          .describe("what the node owns, by kind (muc: group chat rooms), from the cluster's owners bucket"),
       }),
     )
     .describe("the nodes with a live heartbeat entry, by name"),
@@ -71,6 +79,13 @@ const clusterStatusOutput: z.ZodType<ClusterStatus> = z.object({
     .int()
     .min(0)
     .describe("entries of nodes that are gone, which the live nodes remove within the node timeout"),
+  orphanedClaims: z
+    .number()
+    .int()
+    .min(0)
+    .describe(
+      "ownership claims of nodes that are gone or restarted; a live node takes each over when it is next used",
+    ),
 });
 
 const ms = (n: number) => (n < 1000 ? `${Math.round(n)} ms` : `${(n / 1000).toFixed(1)} s`);
@@ -99,6 +114,7 @@ export const clusterStatusCommand = defineCommand({
       nodes: [],
       sessions: 0,
       staleSessions: 0,
+      orphanedClaims: 0,
     };
 
     const t0 = performance.now();
@@ -134,10 +150,13 @@ export const clusterStatusCommand = defineCommand({
     const lines = [
       `cluster ${prefix} at ${url}: ${health}`,
       `${status.nodes.length} node${status.nodes.length === 1 ? "" : "s"}, ${status.sessions} session${status.sessions === 1 ? "" : "s"}` +
-        (status.staleSessions > 0 ? ` (and ${status.staleSessions} of nodes gone, being removed)` : ""),
+        (status.staleSessions > 0 ? ` (and ${status.staleSessions} of nodes gone, being removed)` : "") +
+        (status.orphanedClaims > 0
+          ? `; ${status.orphanedClaims} claim${status.orphanedClaims === 1 ? "" : "s"} of nodes gone, taken over when next used`
+          : ""),
       ...status.nodes.map(
         (n) =>
-          `  ${n.name}  ${n.sessions} session${n.sessions === 1 ? "" : "s"}  heartbeat ${ms(n.heartbeatAgeMs)} ago  since ${n.startedAt}  pid ${n.pid}` +
+          `  ${n.name}  ${n.sessions} session${n.sessions === 1 ? "" : "s"}${ownsText(n.owns)}  heartbeat ${ms(n.heartbeatAgeMs)} ago  since ${n.startedAt}  pid ${n.pid}` +
           (n.advertise !== undefined ? `  clients at ${n.advertise}` : "") +
           (n.draining ? "  DRAINING" : ""),
       ),
@@ -145,6 +164,18 @@ export const clusterStatusCommand = defineCommand({
     return { message: lines.join("\n"), data: status };
   },
 });
+
+/** What a kind of claim is called in the status text. */
+const OWNED_NAMES: Record<string, [one: string, many: string]> = { muc: ["room", "rooms"] };
+
+function ownsText(owns: Record<string, number>): string {
+  return Object.entries(owns)
+    .map(([kind, n]) => {
+      const [one, many] = OWNED_NAMES[kind] ?? [`${kind} claim`, `${kind} claims`];
+      return `  owns ${n} ${n === 1 ? one : many}`;
+    })
+    .join("");
+}
 
 /**
  * A bucket's keys, each once: the listing follows the bucket's stream, so a key written again
@@ -162,6 +193,7 @@ async function readBuckets(nc: NatsConnection, prefix: string, status: ClusterSt
   const exists = new Set<string>();
   for await (const b of kvm.list()) exists.add(b.bucket);
   const counts = new Map<string, number>();
+  const incarnations = new Map<string, string>();
   if (exists.has(names.sessionsBucket)) {
     const kv = await kvm.open(names.sessionsBucket);
     for (const key of await distinctKeys(kv)) {
@@ -186,7 +218,26 @@ async function readBuckets(nc: NatsConnection, prefix: string, status: ClusterSt
         domain: info.domain,
         ...(info.advertise !== undefined ? { advertise: info.advertise } : {}),
         draining: info.draining === true,
+        owns: {},
       });
+      incarnations.set(info.node, info.inc);
+    }
+  }
+  if (exists.has(names.ownersBucket)) {
+    const kv = await kvm.open(names.ownersBucket);
+    const byName = new Map(status.nodes.map((n) => [n.name, n]));
+    for (const key of await distinctKeys(kv)) {
+      const e = await kv.get(key);
+      const claim = e?.operation === "PUT" ? decodeJson<OwnerClaim>(e.value) : undefined;
+      if (!claim) continue;
+      const node = byName.get(claim.node);
+      // A claim made by an earlier run of a node that has since restarted is not its own.
+      if (!node || incarnations.get(claim.node) !== claim.inc) {
+        status.orphanedClaims++;
+        continue;
+      }
+      const kind = key.slice(0, key.indexOf("."));
+      node.owns[kind] = (node.owns[kind] ?? 0) + 1;
     }
   }
   status.nodes.sort((a, b) => a.name.localeCompare(b.name));

@@ -19,7 +19,7 @@ import {
   removeClusterBuckets,
 } from "../helpers/nats.js";
 import { createTestDatabase, postgresSkip, type TestDatabase } from "../helpers/postgres.js";
-import { startServer, type TestServer } from "../helpers/server.js";
+import { runCli, startServer, type TestServer } from "../helpers/server.js";
 import { connectSlix, type SlixPeer, slixSkip } from "../helpers/slix-client.js";
 import { type Element, is, xml } from "../helpers/stanza.js";
 
@@ -70,6 +70,16 @@ describe("group chat rooms in a two-node cluster", { skip }, () => {
     });
   }
 
+  /** `cluster status --json`: what each node owns. */
+  async function owns(): Promise<Record<string, Record<string, number>>> {
+    const out = await runCli(
+      ["cluster", "status", "--cluster", NATS_URL, "--storage", database.url, "--json"],
+      nodes[1]!.logFile,
+    );
+    const status = JSON.parse(out) as { nodes: { name: string; owns: Record<string, number> }[] };
+    return Object.fromEntries(status.nodes.map((n) => [n.name, n.owns]));
+  }
+
   async function bothNodesUp(): Promise<void> {
     const deadline = Date.now() + 10_000;
     while ((await readClusterBuckets(prefix)).nodes.length < 2) {
@@ -106,6 +116,7 @@ describe("group chat rooms in a two-node cluster", { skip }, () => {
       fields: { "muc#roomconfig_persistentroom": true, "muc#roomconfig_roomname": "Across nodes" },
     });
     assert.deepEqual(await readOwners(prefix, "muc"), { [ROOM]: "m1" }, "the room is claimed by m1");
+    assert.deepEqual(await owns(), { m1: { muc: 1 }, m2: {} }, "cluster status: m1 owns the room");
 
     bob = await js(1, "bob", "b1");
     await bob.send(joinPresence(`${ROOM}/Bob`));
@@ -211,6 +222,7 @@ describe("group chat rooms in a two-node cluster", { skip }, () => {
     );
     assert.ok(joinedMs > 0 && joinedMs <= TAKEOVER_WITHIN_MS, `joined at ${joinedMs} ms`);
     assert.deepEqual(await readOwners(prefix, "muc"), { [ROOM]: "m2" }, "m2 took the room over");
+    assert.deepEqual(await owns(), { m2: { muc: 1 } }, "cluster status: m2 owns the room, m1 is gone");
 
     // The persistent room came back from storage with its configuration.
     const info = await bob.iq(xml("iq", { type: "get", to: ROOM }, xml("query", { xmlns: NS_DISCO_INFO })));
