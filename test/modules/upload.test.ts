@@ -161,6 +161,64 @@ test("a slot, a PUT and a GET give the file back as it was uploaded", async () =
   await a.disconnect();
 });
 
+test("web clients on other origins: the PUT's preflight is answered and every answer allows any origin", async () => {
+  const h = await start();
+  const a = await h.connect("alice");
+  const body = Buffer.from("from a page elsewhere");
+  const slot = await slotFor(a, "page.txt", body.length, "text/plain");
+  const preflight = await request("OPTIONS", slot.put, {
+    origin: "https://chat.elsewhere.example",
+    "access-control-request-method": "PUT",
+    "access-control-request-headers": "authorization,content-type",
+  });
+  assert.equal(preflight.status, 204);
+  assert.equal(preflight.headers["access-control-allow-origin"], "*");
+  assert.match(String(preflight.headers["access-control-allow-methods"]), /\bPUT\b/);
+  assert.match(String(preflight.headers["access-control-allow-headers"]), /authorization/i);
+  assert.match(String(preflight.headers["access-control-allow-headers"]), /content-type/i);
+  const stored = await putFile(slot, body, "text/plain", { origin: "https://chat.elsewhere.example" });
+  assert.equal(stored.status, 201);
+  assert.equal(stored.headers["access-control-allow-origin"], "*");
+  const again = await putFile(slot, body, "text/plain", { origin: "https://chat.elsewhere.example" });
+  assert.equal(again.status, 409);
+  assert.equal(again.headers["access-control-allow-origin"], "*", "a refusal is readable by the page too");
+  const got = await request("GET", slot.get, { origin: "https://chat.elsewhere.example" });
+  assert.equal(got.headers["access-control-allow-origin"], "*");
+  await a.disconnect();
+});
+
+test("GET and HEAD serve byte ranges (audio and video in browsers, resumed downloads)", async () => {
+  const h = await start();
+  const a = await h.connect("alice");
+  const body = Buffer.from("0123456789abcdef");
+  const slot = await slotFor(a, "clip.bin", body.length, "application/octet-stream");
+  assert.equal((await putFile(slot, body, "application/octet-stream")).status, 201);
+  const whole = await request("GET", slot.get, {});
+  assert.equal(whole.status, 200);
+  assert.equal(whole.headers["accept-ranges"], "bytes");
+  const cases: [string, number, string, string | undefined][] = [
+    ["bytes=0-4", 206, "01234", "bytes 0-4/16"],
+    ["bytes=10-", 206, "abcdef", "bytes 10-15/16"],
+    ["bytes=-3", 206, "def", "bytes 13-15/16"],
+    ["bytes=12-99", 206, "cdef", "bytes 12-15/16"],
+    ["bytes=16-", 416, "", "bytes */16"],
+    ["bytes=0-1,4-5", 200, body.toString(), undefined],
+    ["lines=1-2", 200, body.toString(), undefined],
+  ];
+  for (const [range, status, text, contentRange] of cases) {
+    const got = await request("GET", slot.get, { range });
+    assert.equal(got.status, status, range);
+    assert.equal(got.body.toString(), text, range);
+    assert.equal(got.headers["content-range"], contentRange, range);
+    if (status === 206) assert.equal(got.headers["content-length"], String(text.length), range);
+  }
+  const head = await request("HEAD", slot.get, { range: "bytes=2-5" });
+  assert.equal(head.status, 206);
+  assert.equal(head.headers["content-length"], "4");
+  assert.equal(head.body.length, 0);
+  await a.disconnect();
+});
+
 test("a deleted account's files and slots go with it; other accounts' stay", async () => {
   const h = await start();
   const a = await h.connect("alice");

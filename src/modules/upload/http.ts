@@ -4,6 +4,11 @@
  * were uploaded as, but only raster images are shown inline: anything else is an
  * attachment, with nosniff and a sandboxing Content-Security-Policy, so an uploaded page
  * or SVG cannot run in the server's origin.
+ *
+ * Web clients on other origins upload and show files too: every answer allows any origin
+ * (the slot's secret, not a cookie, authorizes a PUT), and OPTIONS answers the preflight of
+ * a PUT with its Authorization and Content-Type headers. GET serves byte ranges (RFC 9110
+ * §14), which browsers need to play audio and video and to resume downloads.
  */
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
@@ -57,6 +62,19 @@ export function uploadHttp(store: UploadStore, listening: (publicUrl: () => stri
       // The body is the file, whatever its type: it is streamed to disk, never parsed.
       app.removeAllContentTypeParsers();
       app.addContentTypeParser("*", (_request, _payload, done) => done(null));
+      // Every answer of the service, problems included, so a page on another origin can read it.
+      app.addHook("onSend", async (_request, reply, payload) => {
+        reply.header("access-control-allow-origin", "*");
+        return payload;
+      });
+      app.options("/:id/:name", { config: { csrf: false } }, (_request, reply) =>
+        reply
+          .code(204)
+          .header("access-control-allow-methods", "GET, HEAD, PUT, OPTIONS")
+          .header("access-control-allow-headers", "Authorization, Content-Type")
+          .header("access-control-max-age", "86400")
+          .send(),
+      );
 
       app.put<{ Params: { id: string; name: string } }>(
         "/:id/:name",
@@ -84,7 +102,13 @@ export function uploadHttp(store: UploadStore, listening: (publicUrl: () => stri
         },
       );
 
-      const serve = async (id: string, name: string, reply: FastifyReply, body: boolean) => {
+      const serve = async (
+        id: string,
+        name: string,
+        range: string | undefined,
+        reply: FastifyReply,
+        body: boolean,
+      ) => {
         const record = await store.get(id);
         if (record?.state !== "stored" || record.filename !== name)
           throw new ProblemError(404, "not-found", "no such file");
@@ -95,23 +119,57 @@ export function uploadHttp(store: UploadStore, listening: (publicUrl: () => stri
         const type = record.servedType ?? "application/octet-stream";
         reply
           .header("content-type", type)
-          .header("content-length", String(record.size))
           .header("content-disposition", contentDisposition(type, record.filename))
           .header("x-content-type-options", "nosniff")
           .header("content-security-policy", "default-src 'none'; sandbox")
           .header("cache-control", "private, max-age=86400")
-          .header("access-control-allow-origin", "*");
-        if (!body) return reply.send();
-        return reply.send(createReadStream(file));
+          .header("accept-ranges", "bytes")
+          .header("access-control-expose-headers", "Content-Length, Content-Range, Accept-Ranges");
+        const wanted = range === undefined ? undefined : byteRange(range, record.size);
+        if (wanted === "unsatisfiable")
+          return reply.code(416).header("content-range", `bytes */${record.size}`).send();
+        if (wanted === undefined) {
+          reply.header("content-length", String(record.size));
+          return body ? reply.send(createReadStream(file)) : reply.send();
+        }
+        const { start, end } = wanted;
+        reply
+          .code(206)
+          .header("content-range", `bytes ${start}-${end}/${record.size}`)
+          .header("content-length", String(end - start + 1));
+        return body ? reply.send(createReadStream(file, { start, end })) : reply.send();
       };
       app.get<{ Params: { id: string; name: string } }>(
         "/:id/:name",
         { exposeHeadRoute: false },
-        (request, reply) => serve(request.params.id, request.params.name, reply, true),
+        (request, reply) => serve(request.params.id, request.params.name, request.headers.range, reply, true),
       );
       app.head<{ Params: { id: string; name: string } }>("/:id/:name", (request, reply) =>
-        serve(request.params.id, request.params.name, reply, false),
+        serve(request.params.id, request.params.name, request.headers.range, reply, false),
       );
     },
   };
+}
+
+/**
+ * The one range of a `Range: bytes=…` header (first-last, first-, or -suffix) within a file of
+ * `size` bytes. Several ranges, other units and malformed headers are served whole (RFC 9110
+ * §14.2 lets a server ignore Range); a range that starts past the end is unsatisfiable (416).
+ */
+export function byteRange(
+  header: string,
+  size: number,
+): { start: number; end: number } | "unsatisfiable" | undefined {
+  const m = /^bytes=\s*(\d*)\s*-\s*(\d*)\s*$/.exec(header);
+  if (!m || (m[1] === "" && m[2] === "")) return undefined;
+  if (m[1] === "") {
+    const suffix = Number(m[2]);
+    if (suffix === 0) return "unsatisfiable";
+    return size === 0 ? "unsatisfiable" : { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (m[2] !== "" && Number(m[2]) < start) return undefined;
+  if (start >= size) return "unsatisfiable";
+  return { start, end };
 }
