@@ -88,7 +88,9 @@ export class SwitchboardServer {
     checkClusterConfig(config);
     checkHosts(config);
     mkdirSync(config.dataDir, { recursive: true });
-    const opened: Storage = await openStorage(storageOptionsFrom(config));
+    const storageOptions = storageOptionsFrom(config);
+    if (storageOptions.backend === "sqlite") storageOptions.checkpointThread = true;
+    const opened: Storage = await openStorage(storageOptions);
     // Storage latency is measured for the metrics of the HTTP listener.
     const storageTiming = opts.http && config.httpPort > 0 ? new StorageTiming() : undefined;
     const storage = storageTiming ? timedStorage(opened, storageTiming) : opened;

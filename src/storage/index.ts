@@ -8,7 +8,13 @@ import type { ArchiveWriteWindow } from "./sqlite/archive-writes.js";
 import { openSqliteStorage } from "./sqlite/index.js";
 
 export type StorageOptions =
-  | { backend: "sqlite"; path: string; archiveWrites?: ArchiveWriteWindow }
+  | {
+      backend: "sqlite";
+      path: string;
+      archiveWrites?: ArchiveWriteWindow;
+      /** A server's storage: WAL checkpoints on a thread of their own (see sqlite/wal-checkpoints.ts). */
+      checkpointThread?: boolean;
+    }
   | { backend: "postgres"; url: string; schema?: string; poolSize?: number };
 
 /** Opens the configured storage backend; the rest of the server only sees the Storage interface. */
@@ -19,6 +25,7 @@ export async function openStorage(opts: StorageOptions): Promise<Storage> {
       return openSqliteStorage({
         path: opts.path,
         ...(opts.archiveWrites ? { archiveWrites: opts.archiveWrites } : {}),
+        ...(opts.checkpointThread ? { checkpointThread: true } : {}),
       });
     case "postgres": {
       // Loaded on demand: a server or command on SQLite does not load the PostgreSQL driver.

@@ -30,6 +30,7 @@ import { SqliteMessageArchiveStore } from "./messages.js";
 import { SqliteOfflineStore } from "./offline.js";
 import { SqliteRosterStore } from "./roster.js";
 import { SqliteTransfer } from "./transfer.js";
+import { WalCheckpointer } from "./wal-checkpoints.js";
 
 export { SchemaTooNewError, UnknownAccountError } from "./errors.js";
 
@@ -42,6 +43,11 @@ export interface SqliteStorageOptions extends OpenDatabaseOptions {
    * (storage.archiveWrite*); without this, on the main thread at the end of each turn.
    */
   archiveWrites?: ArchiveWriteWindow;
+  /**
+   * Checkpoint the WAL from a thread of its own instead of from commits on this thread (a
+   * server's storage; a command's short run leaves it to SQLite's automatic checkpoints).
+   */
+  checkpointThread?: boolean;
 }
 
 /**
@@ -66,14 +72,17 @@ export class SqliteStorage implements Storage {
   readonly #messageStores = new Map<string, SqliteMessageArchiveStore>();
   readonly #guard: AccountGuard;
   readonly #archiveWrites: ArchiveWrites;
+  readonly #checkpointer: WalCheckpointer | undefined;
 
   constructor(
     db: Database.Database,
     now: () => number = Date.now,
     archiveWrites: ArchiveWriteWindow = INLINE_ARCHIVE_WRITES,
     busyTimeoutMs = 5000,
+    checkpointThread = false,
   ) {
     this.#db = db;
+    this.#checkpointer = checkpointThread && !db.memory ? new WalCheckpointer(db, busyTimeoutMs) : undefined;
     // A worker needs a file it can open too.
     this.#archiveWrites =
       archiveWrites.worker && !db.memory
@@ -154,6 +163,7 @@ export class SqliteStorage implements Storage {
     if (openStorages.size === 0 && exitListener) process.off("exit", exitListener);
     if (!this.#db.open) return;
     await this.#archiveWrites.close();
+    await this.#checkpointer?.close();
     // synchronous=NORMAL defers fsync to checkpoints. Copy what we can into the database file
     // (PASSIVE never waits), then fsync whatever another connection (the CLI) keeps in the WAL.
     this.#db.pragma("wal_checkpoint(PASSIVE)");
@@ -178,5 +188,11 @@ function syncIfPresent(path: string): void {
 }
 
 export async function openSqliteStorage(opts: SqliteStorageOptions): Promise<SqliteStorage> {
-  return new SqliteStorage(openDatabase(opts.path, opts), opts.now, opts.archiveWrites, opts.busyTimeoutMs);
+  return new SqliteStorage(
+    openDatabase(opts.path, opts),
+    opts.now,
+    opts.archiveWrites,
+    opts.busyTimeoutMs,
+    opts.checkpointThread,
+  );
 }
