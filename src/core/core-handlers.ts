@@ -28,7 +28,10 @@ export function installCoreHandlers(svc: CoreServices): void {
     const payload = iqPayload(ev);
     const handler = iq.find(target, type, payload.attrs.xmlns);
     if (!handler) return false;
+    let replied = false;
     const answer = (result: XmlElement | undefined | void) => {
+      if (replied) return;
+      replied = true;
       const reply = x("iq", {
         type: "result",
         id: stanza.attrs.id,
@@ -42,14 +45,29 @@ export function installCoreHandlers(svc: CoreServices): void {
         ev.origin.send(reply);
       } else return router.deliver(reply, ev.to, ev.from);
     };
-    const r = handler({
-      stanza,
-      payload,
-      from: ev.from,
-      to: ev.to,
-      ...(ev.origin ? { origin: ev.origin } : {}),
-    });
-    if (r instanceof Promise) return r.then(answer).then(() => true);
+    // Once the result is out, a later failure cannot become a second answer.
+    const failedAfterReply = (err: unknown) => {
+      if (!replied) throw err;
+      svc.log.error({ err, id: stanza.attrs.id }, "an IQ handler failed after its result was sent");
+    };
+    let r: ReturnType<typeof handler>;
+    try {
+      r = handler({
+        stanza,
+        payload,
+        from: ev.from,
+        to: ev.to,
+        ...(ev.origin ? { origin: ev.origin } : {}),
+        reply: (result) => {
+          const sent = answer(result);
+          if (sent) sent.catch((err: unknown) => svc.log.error({ err }, "delivering an IQ result failed"));
+        },
+      });
+    } catch (err) {
+      failedAfterReply(err);
+      return true;
+    }
+    if (r instanceof Promise) return r.then(answer, failedAfterReply).then(() => true);
     answer(r);
     return true;
   };

@@ -22,6 +22,12 @@ export interface IqRequest {
   to: Jid;
   /** The local session the IQ came from, when it came from one. */
   origin?: ClientSession;
+  /**
+   * Sends the result now, before what the handler sends next (e.g. a roster push after the
+   * result of the roster set, in the order clients expect); the handler's return value is
+   * then not sent again.
+   */
+  reply(result?: XmlElement): void;
 }
 
 /** Return the payload of the result (or nothing for an empty result); throw StanzaError to refuse. */

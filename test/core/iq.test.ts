@@ -11,6 +11,7 @@ const req = (payload: ReturnType<typeof x>): IqRequest => ({
   payload,
   from: parseJid("alice@example.test/r"),
   to: parseJid("example.test"),
+  reply: () => undefined,
 });
 
 test("finds a handler by target, type and namespace, and only that one", () => {

@@ -183,6 +183,24 @@ test("a roster set is pushed, with the new version, to interested resources only
   for (const s of [a, b, quiet]) await s.disconnect();
 });
 
+test("the result of a roster set reaches its sender before the push, for an addition and a removal", async () => {
+  const s = await interested(await newUser(), "desk");
+  for (const change of [item("nurse@example.test"), item("nurse@example.test", { subscription: "remove" })]) {
+    await take(s);
+    const stanza = rosterSet(change);
+    stanza.attrs.id = `order${Math.random().toString(36).slice(2)}`;
+    await s.sendStanza(stanza);
+    const got = await take(s);
+    assert.deepEqual(
+      got.map((el) =>
+        el.attrs.id === stanza.attrs.id ? `result:${el.attrs.type}` : `push:${el.attrs.type}`,
+      ),
+      ["result:result", "push:set"],
+    );
+  }
+  await s.disconnect();
+});
+
 test("updating an item replaces its name and groups and keeps its subscription state", async () => {
   const u = await newUser();
   await h.server.services.storage.roster.setItem(u, {

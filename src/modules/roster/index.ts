@@ -67,8 +67,10 @@ export default defineModule({
       if (!fromOwner(req)) throw new StanzaError("forbidden");
       const username = ctx.accountKey(req.to);
       const request = parseRosterSet(req.payload, options);
+      // RFC 6121 §2.3.2 allows either order; the result first is what clients (and Prosody) expect.
+      const replyFirst = () => req.reply();
       if (request.kind === "remove") {
-        if (!(await service.removeContact(username, request.jid))) {
+        if (!(await service.removeContact(username, request.jid, replyFirst))) {
           throw new StanzaError("item-not-found", "no such item in the roster");
         }
         return undefined;
@@ -88,7 +90,7 @@ export default defineModule({
           groups: request.groups,
         };
         if (request.name !== undefined) item.name = request.name;
-        await service.store(username, item);
+        await service.store(username, item, replyFirst);
       });
       return undefined;
     });

@@ -45,7 +45,8 @@ export class RosterService implements RosterApi {
     return this.svc.storage.roster.getItem(username, contact);
   }
 
-  async store(username: string, item: RosterItem): Promise<number> {
+  /** `beforePush` runs once the item is stored, before the push (the roster set's result goes first). */
+  async store(username: string, item: RosterItem, beforePush?: () => void): Promise<number> {
     const roster = this.svc.storage.roster;
     if (!(await roster.getItem(username, item.jid))) {
       const { items } = await roster.get(username);
@@ -54,6 +55,7 @@ export class RosterService implements RosterApi {
       }
     }
     const version = await roster.setItem(username, item);
+    beforePush?.();
     this.pushItem(username, item, version);
     return version;
   }
@@ -75,7 +77,7 @@ export class RosterService implements RosterApi {
     }
   }
 
-  async removeContact(username: string, contact: Jid): Promise<boolean> {
+  async removeContact(username: string, contact: Jid, beforePush?: () => void): Promise<boolean> {
     const jid = contact.bareString;
     const removed = await this.exclusive(username, async () => {
       const roster = this.svc.storage.roster;
@@ -84,6 +86,7 @@ export class RosterService implements RosterApi {
       const pendingIn = (await roster.getPending(username)).some((p) => p.from === jid);
       if (pendingIn) await roster.removePending(username, jid);
       const version = await roster.removeItem(username, jid);
+      beforePush?.();
       this.pushItem(username, { jid, subscription: "remove" }, version);
       return { item, pendingIn };
     });
