@@ -380,6 +380,43 @@ describe("a room's life", () => {
     assert.equal(subject.attrs.from, `${room}/Alice`);
   });
 
+  test("a join from a session already in the room gets the room again: others, itself, history, subject (§7.2.1)", async () => {
+    const { alice, bob } = users;
+    const room = await createRoom(alice!, "Alice");
+    await join(bob!, room, "Bob");
+    await waitFor(alice!, presenceFrom(`${room}/Bob`));
+    await alice!.sendStanza(x("message", { to: room, type: "groupchat" }, x("body", null, "before")));
+    await waitFor(bob!, groupchatFrom(`${room}/Alice`));
+    const start = bob!.received.length;
+    await join(bob!, room, "Bob");
+    const seen = bob!.received.slice(start);
+    const aliceAt = seen.findIndex(presenceFrom(`${room}/Alice`));
+    const selfAt = seen.findIndex((e) => presenceFrom(`${room}/Bob`)(e) && codes(e).includes(110));
+    const historyAt = seen.findIndex(
+      (e) => e.getChildText("body") === "before" && e.getChild("delay", "urn:xmpp:delay") !== undefined,
+    );
+    const subjectAt = seen.findIndex((e) => e.name === "message" && !!e.getChild("subject"));
+    assert.ok(
+      aliceAt >= 0 && aliceAt < selfAt && selfAt < historyAt && historyAt < subjectAt,
+      `occupants, self, history, subject in order: ${[aliceAt, selfAt, historyAt, subjectAt]}`,
+    );
+    assert.ok(!codes(seen[selfAt]!).includes(201), "the room is not new");
+    // The others see a presence update of the same occupant.
+    const update = await waitFor(alice!, presenceFrom(`${room}/Bob`));
+    assert.equal(itemOf(update)!.attrs.role, "participant");
+    const list = await iq(
+      alice!,
+      x("iq", { to: room, type: "get" }, x("query", { xmlns: ADMIN }, x("item", { role: "participant" }))),
+    );
+    assert.deepEqual(
+      list
+        .getChild("query", ADMIN)!
+        .getChildren("item")
+        .map((i) => i.attrs.nick),
+      ["Bob"],
+    );
+  });
+
   test("history on join: maxstanzas, maxchars, seconds and since, with delay stamps", async () => {
     const { alice, bob } = users;
     const room = await createRoom(alice!, "Alice");

@@ -125,6 +125,23 @@ function int(value: string | undefined, name: string): number | undefined {
   return Number(value.trim());
 }
 
+type HistoryLimits = Parameters<Room["historyFor"]>[0];
+
+/** The history a joiner asks for (§7.2.15), from the <history/> of its join's <x/>. */
+function historyLimits(join: XmlElement | undefined): HistoryLimits {
+  const history = join?.getChild("history");
+  if (!history) return {};
+  const since = history.attrs.since !== undefined ? Date.parse(history.attrs.since) : undefined;
+  if (since !== undefined && Number.isNaN(since))
+    throw new StanzaError("bad-request", "history since: not a XEP-0082 DateTime");
+  return {
+    maxstanzas: int(history.attrs.maxstanzas, "maxstanzas"),
+    maxchars: int(history.attrs.maxchars, "maxchars"),
+    seconds: int(history.attrs.seconds, "seconds"),
+    since,
+  };
+}
+
 /**
  * What an occupant gets when the room goes because its service does (XEP-0045 status 332):
  * its own unavailable presence, sent from its occupant JID.
@@ -404,7 +421,12 @@ export class MucService {
     const occupant = room?.occupantOf(from.toString());
     if (room && occupant) {
       if (occupant.nick !== to.resource) return this.changeNick(room, occupant, from, to.resource, stanza);
+      const join = stanza.getChild("x", NS_MUC);
+      const limits = historyLimits(join);
       occupant.sessions.get(from.toString())!.presence = cleanPresence(stanza);
+      // §7.2.1: a join from a session already in the room is a client that lost track of it;
+      // it gets what a joiner gets (the others see the presence update).
+      if (join) return this.enter(room, occupant, from, limits, false);
       await this.broadcastPresence(room, occupant, {});
       return;
     }
@@ -433,17 +455,7 @@ export class MucService {
     const bare = from.bareString;
     // What is asked is checked before anything is created.
     const join = stanza.getChild("x", NS_MUC);
-    const history = join?.getChild("history");
-    const limits = history
-      ? {
-          maxstanzas: int(history.attrs.maxstanzas, "maxstanzas"),
-          maxchars: int(history.attrs.maxchars, "maxchars"),
-          seconds: int(history.attrs.seconds, "seconds"),
-          since: history.attrs.since !== undefined ? Date.parse(history.attrs.since) : undefined,
-        }
-      : {};
-    if (limits.since !== undefined && Number.isNaN(limits.since))
-      throw new StanzaError("bad-request", "history since: not a XEP-0082 DateTime");
+    const limits = historyLimits(join);
 
     const admin = await this.d.isServiceAdmin(from);
     const existing = this.rooms.get(to.local);
@@ -498,8 +510,20 @@ export class MucService {
     this.joined.set(from.toString(), rooms);
     rooms.add(room);
     this.stats.joins++;
+    await this.enter(room, occupant, from, limits, created);
+  }
 
-    // The others' presence first, then one's own, then the history, then the subject (§7.2.3–§7.2.16).
+  /**
+   * What a session entering the room gets: the others' presence first, then its own (to
+   * everyone), then the history, then the subject (§7.2.3–§7.2.16).
+   */
+  private async enter(
+    room: Room,
+    occupant: Occupant,
+    from: Jid,
+    limits: HistoryLimits,
+    created: boolean,
+  ): Promise<void> {
     for (const other of room.occupants.values()) {
       if (other === occupant) continue;
       await this.send(this.presenceOf(room, other, occupant, {}), this.occupantJid(room, other.nick), from);
