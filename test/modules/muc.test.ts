@@ -380,6 +380,42 @@ describe("a room's life", () => {
     assert.equal(subject.attrs.from, `${room}/Alice`);
   });
 
+  test("a message with a subject and a body or a thread is a message, not a subject change (§8.1)", async () => {
+    const { alice, bob, carol } = users;
+    const room = await createRoom(alice!, "Alice");
+    await join(bob!, room, "Bob");
+    await alice!.sendStanza(
+      x(
+        "message",
+        { to: room, type: "groupchat" },
+        x("subject", null, "Greetings"),
+        x("body", null, "Hello"),
+      ),
+    );
+    await alice!.sendStanza(
+      x(
+        "message",
+        { to: room, type: "groupchat" },
+        x("subject", null, "New thread"),
+        x("thread", null, "t-1"),
+      ),
+    );
+    for (const subject of ["Greetings", "New thread"])
+      await waitFor(bob!, (e) => e.attrs.from === `${room}/Alice` && e.getChildText("subject") === subject);
+    await carol!.sendStanza(joinStanza(room, "Carol"));
+    // The subject comes after the history, which holds the message with a body.
+    const current = await waitFor(
+      carol!,
+      (e) =>
+        e.name === "message" &&
+        e.attrs.from?.startsWith(room) === true &&
+        !!e.getChild("subject") &&
+        !e.getChild("body"),
+    );
+    assert.equal(current.getChildText("subject"), "", "the room's subject is still unset");
+    assert.equal(current.attrs.from, room);
+  });
+
   test("a join from a session already in the room gets the room again: others, itself, history, subject (§7.2.1)", async () => {
     const { alice, bob } = users;
     const room = await createRoom(alice!, "Alice");

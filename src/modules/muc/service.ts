@@ -777,7 +777,8 @@ export class MucService {
       throw new StanzaError("forbidden", "visitors have no voice in this room");
     const body = stanza.getChild("body");
     const subject = stanza.getChild("subject");
-    if (subject && !body) {
+    // §8.1: with a body or a thread it is a message that happens to carry a subject.
+    if (subject && !body && !stanza.getChild("thread")) {
       if (!room.config.changeSubject && occupant.role !== "moderator")
         throw new StanzaError("forbidden", "only moderators may change the subject");
       room.subject = { text: subject.text(), by: occupant.nick, at: this.d.clock.now() };
