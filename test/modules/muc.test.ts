@@ -875,6 +875,39 @@ describe("moderation and affiliations", () => {
     assert.deepEqual(codes(out).sort(), [110, 321]);
   });
 
+  test("the member list: members see it in a non-anonymous room, in it or not, and only there (§9.5)", async () => {
+    const { alice, bob, carol } = users;
+    const memberList = (s: FakeSession, room: string) =>
+      iq(
+        s,
+        x(
+          "iq",
+          { to: room, type: "get" },
+          x("query", { xmlns: ADMIN }, x("item", { affiliation: "member" })),
+        ),
+      );
+    const open = await createRoom(alice!, "Alice", { "muc#roomconfig_whois": "anyone" });
+    const semi = await createRoom(alice!, "Alice");
+    for (const room of [open, semi])
+      await iq(alice!, adminSet(room, x("item", { jid: bob!.jid!.bareString, affiliation: "member" })));
+    const list = await memberList(bob!, open);
+    assert.equal(list.attrs.type, "result", list.toString());
+    assert.deepEqual(
+      list
+        .getChild("query", ADMIN)!
+        .getChildren("item")
+        .map((i) => [i.attrs.jid, i.attrs.affiliation]),
+      [[bob!.jid!.bareString, "member"]],
+    );
+    assert.equal(errorCondition(await memberList(carol!, open)), "forbidden", "not a member");
+    assert.equal(errorCondition(await memberList(bob!, semi)), "forbidden", "semi-anonymous");
+    const outcasts = await iq(
+      bob!,
+      x("iq", { to: open, type: "get" }, x("query", { xmlns: ADMIN }, x("item", { affiliation: "outcast" }))),
+    );
+    assert.equal(errorCondition(outcasts), "forbidden", "other lists stay with admins and owners");
+  });
+
   test("a password-protected room wants the password", async () => {
     const { alice, bob } = users;
     const room = await createRoom(alice!, "Alice", {

@@ -1255,7 +1255,10 @@ export class MucService {
     if (affiliation !== undefined) {
       if (!AFFILIATIONS.includes(affiliation as Affiliation) || affiliation === "none")
         throw new StanzaError("bad-request", `no list of affiliation ${affiliation}`);
-      if (affiliationRank(await this.affiliationFor(room, from)) < 3)
+      const rank = affiliationRank(await this.affiliationFor(room, from));
+      // §9.5: in a non-anonymous room members see the member list too, in the room or not.
+      const memberMayRead = affiliation === "member" && room.config.whois === "anyone" && rank >= 2;
+      if (rank < 3 && !memberMayRead)
         throw new StanzaError("forbidden", "only admins and owners see affiliation lists");
       for (const [jid, a] of room.affiliations)
         if (a === affiliation) {
