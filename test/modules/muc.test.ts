@@ -610,6 +610,7 @@ describe("a room's life", () => {
     );
     assert.equal(done.attrs.type, "result");
     const p = await waitFor(bob!, presenceFrom(`${room}/Bob`, "unavailable"));
+    assert.deepEqual(codes(p), [110], "self-presence");
     const d = p.getChild("x", USER)!.getChild("destroy")!;
     assert.equal(d.attrs.jid, `new@${SVC}`);
     assert.equal(d.getChildText("reason"), "moving");

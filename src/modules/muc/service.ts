@@ -1225,10 +1225,17 @@ export class MucService {
     const sends: Promise<void>[] = [];
     for (const o of occupants) {
       for (const jid of o.sessions.keys()) this.forgetSession(room, jid);
+      // Each occupant is told only of itself, so the presence is self-presence (110).
       const p = x(
         "presence",
         { type: "unavailable" },
-        x("x", { xmlns: NS_MUC_USER }, x("item", { affiliation: "none", role: "none" }), d),
+        x(
+          "x",
+          { xmlns: NS_MUC_USER },
+          x("item", { affiliation: "none", role: "none" }),
+          d,
+          x("status", { code: "110" }),
+        ),
       );
       for (const s of o.sessions.values())
         sends.push(this.send(p.clone(), this.occupantJid(room, o.nick), s.jid));
