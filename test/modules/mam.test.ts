@@ -187,6 +187,20 @@ for (const backend of ["sqlite", "postgres"] as const) {
         assert.equal(alices.results[0]!.message.attrs.to, jid(bob!));
       });
 
+      test("a message to an account that does not exist bounces without an archive id of that account", async () => {
+        const [alice] = await users("alice");
+        const a = await online(alice!);
+        await a.sendStanza(chat(jid("nobody"), "anyone?"));
+        const bounce = await a.next();
+        assert.equal(errorCondition(bounce), "service-unavailable");
+        assert.equal(bounce.getChildText("body"), "anyone?", "the original payload comes back");
+        assert.deepEqual(
+          bounce.getChildren("stanza-id", SID).map((e) => e.attrs.by),
+          [],
+          `no stanza-id: ${bounce}`,
+        );
+      });
+
       test("only messages with a body (or a <store/> hint) of type chat or normal are archived", async () => {
         const [alice, bob] = await users("alice", "bob");
         const a = await online(alice!);

@@ -10,6 +10,7 @@ import type { StanzaEvent } from "../../core/events.js";
 import type { Jid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
 import { type ClientSession, isAvailable } from "../../core/session.js";
+import { stripStanzaIds } from "../stanza-id/api.js";
 import type { MessageApi } from "./api.js";
 
 /** Delivery runs after every module that looks at, archives or copies a message (higher priorities). */
@@ -57,10 +58,16 @@ export default defineModule({
     };
 
     const offline = async (ev: StanzaEvent): Promise<boolean> => {
+      // A bounce carries the message back: not the id the recipient's archive gave it (or
+      // would have, for an account that does not exist).
+      const bounce = (error: StanzaError) => {
+        stripStanzaIds(ev.stanza, ev.to.bareString);
+        return error;
+      };
       if (!(await storage.accounts.exists(ctx.accountKey(ev.to))))
-        throw new StanzaError("service-unavailable");
+        throw bounce(new StanzaError("service-unavailable"));
       if (await ctx.fire("message/offline", ev)) return true;
-      throw new StanzaError("service-unavailable", "the recipient is offline");
+      throw bounce(new StanzaError("service-unavailable", "the recipient is offline"));
     };
 
     const boundSession = (to: Jid): ClientSession | undefined => {
