@@ -12,9 +12,9 @@ import { type Element, parseXml } from "./stanza.js";
 
 export const STREAM_NS = "urn:ietf:params:xml:ns:xmpp-streams";
 
-export function streamHeader(domain: string): string {
+export function streamHeader(domain: string, lang = "en"): string {
   return (
-    `<?xml version='1.0'?><stream:stream to='${domain}' version='1.0' xml:lang='en' ` +
+    `<?xml version='1.0'?><stream:stream to='${domain}' version='1.0' xml:lang='${lang}' ` +
     `xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`
   );
 }
@@ -219,8 +219,8 @@ export class RawConnection {
   }
 
   /** Sends a stream header and waits for the server's (keeping its stream id), then its features. */
-  async openStream(domain: string): Promise<string> {
-    this.write(streamHeader(domain));
+  async openStream(domain: string, lang?: string): Promise<string> {
+    this.write(streamHeader(domain, lang));
     const header = await this.waitFor(/<stream:stream\b[^>]*>/, "the stream header");
     this.streamId = /\bid=['"]([^'"]+)['"]/.exec(header[0])?.[1] ?? "";
     const m = await this.waitFor(
@@ -231,9 +231,9 @@ export class RawConnection {
   }
 
   /** STARTTLS on a plain connection, then a new stream; returns the features. */
-  async startTls(domain: string): Promise<string> {
+  async startTls(domain: string, lang?: string): Promise<string> {
     await this.upgradeTls(domain);
-    return this.openStream(domain);
+    return this.openStream(domain, lang);
   }
 
   /** STARTTLS and the TLS handshake; the caller opens the new stream. */
@@ -277,14 +277,23 @@ export class RawConnection {
     return { outcome: condition, text };
   }
 
-  /** STARTTLS (unless direct TLS), SASL PLAIN, resource binding. Returns the bound JID. */
-  async login(server: TestServer, user: string, password: string, resource: string): Promise<string> {
-    const first = await this.openStream(server.domain);
-    if (/<starttls/.test(first)) await this.startTls(server.domain);
+  /**
+   * STARTTLS (unless direct TLS), SASL PLAIN, resource binding. Returns the bound JID.
+   * `lang` is the xml:lang of the stream headers (default en).
+   */
+  async login(
+    server: TestServer,
+    user: string,
+    password: string,
+    resource: string,
+    lang?: string,
+  ): Promise<string> {
+    const first = await this.openStream(server.domain, lang);
+    if (/<starttls/.test(first)) await this.startTls(server.domain, lang);
     const creds = Buffer.from(`\0${user}\0${password}`).toString("base64");
     this.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${creds}</auth>`);
     await this.waitFor(/<success[^>]*(\/>|>[\s\S]*?<\/success>)/, "SASL <success/>");
-    await this.openStream(server.domain);
+    await this.openStream(server.domain, lang);
     this.write(
       `<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`,
     );

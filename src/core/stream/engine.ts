@@ -31,6 +31,8 @@ function newStreamId(): string {
 
 /** How long a stream the server closed waits for the client's closing before ending the connection. */
 const LINGER_MS = 2_000;
+/** A language tag (BCP 47 shape, as xml:lang takes it); anything else is not copied onto stanzas. */
+const LANGUAGE_TAG = /^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$/;
 
 export class ClientStream implements SessionStream, TransportSink {
   /** Unique per connection (the first stream's id). */
@@ -43,6 +45,8 @@ export class ClientStream implements SessionStream, TransportSink {
   private phase: Phase;
   private headerSent = false;
   private currentStreamId = this.id;
+  /** The language the client's stream header declared (RFC 6120 §4.7.4), for its stanzas without one. */
+  private lang?: string;
   /** Elements waiting while an earlier one is still being handled (keeps per-session order). */
   private readonly queue: XmlElement[] = [];
   private busy = false;
@@ -159,6 +163,8 @@ export class ClientStream implements SessionStream, TransportSink {
       // A restart (after TLS or SASL) gets a fresh stream id.
       this.currentStreamId = newStreamId();
     }
+    const lang = attrs["xml:lang"];
+    if (lang !== undefined && LANGUAGE_TAG.test(lang)) this.lang = lang;
     // The stream's 'to' selects the served domain; it stays the same across restarts.
     const to = servedDomainOf(attrs.to, this.svc.router);
     const host = this.session.domain;
@@ -327,6 +333,8 @@ export class ClientStream implements SessionStream, TransportSink {
     if (this.phase === "bound") {
       if (isStanza(el)) {
         svc.counters.stanzasIn[el.name]++;
+        // RFC 6120 §4.7.4: a stanza without xml:lang is in the language of the client's stream.
+        if (this.lang !== undefined && el.attrs["xml:lang"] === undefined) el.attrs["xml:lang"] = this.lang;
         const session = this.session;
         const passed = svc.filters.run("inbound", session, el);
         if (passed === undefined) return;
