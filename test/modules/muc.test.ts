@@ -842,6 +842,67 @@ describe("moderation and affiliations", () => {
     assert.equal(errorCondition(bad), "not-acceptable");
   });
 
+  test("an admin reserves, changes and unsets a member's nick with the member list (§9.5)", async () => {
+    const { alice, bob, carol } = users;
+    const room = await createRoom(alice!, "Alice");
+    const member = (jid: string, attrs: Record<string, string> = {}) =>
+      x("item", { jid, affiliation: "member", ...attrs });
+    const memberList = async () =>
+      (
+        await iq(
+          alice!,
+          x(
+            "iq",
+            { to: room, type: "get" },
+            x("query", { xmlns: ADMIN }, x("item", { affiliation: "member" })),
+          ),
+        )
+      )
+        .getChild("query", ADMIN)!
+        .getChildren("item")
+        .map((i) => [i.attrs.jid, i.attrs.nick]);
+    const bobJid = bob!.jid!.bareString;
+    const carolJid = carol!.jid!.bareString;
+    assert.equal((await iq(alice!, adminSet(room, member(bobJid, { nick: "Bobby" })))).attrs.type, "result");
+    assert.deepEqual(await memberList(), [[bobJid, "Bobby"]]);
+    assert.equal(await joinError(carol!, room, "Bobby"), "conflict", "the nick is reserved for bob");
+    assert.equal(
+      errorCondition(await iq(alice!, adminSet(room, member(carolJid, { nick: "Bobby" })))),
+      "conflict",
+      "someone else's nick",
+    );
+    assert.equal(
+      errorCondition(
+        await iq(
+          alice!,
+          adminSet(room, member(carolJid, { nick: "Twin" }), member(bobJid, { nick: "Twin" })),
+        ),
+      ),
+      "conflict",
+      "one nick for two in one request",
+    );
+    const nickOf = async (s: FakeSession) =>
+      (
+        await iq(
+          s,
+          x(
+            "iq",
+            { to: room, type: "get" },
+            x("query", { xmlns: "http://jabber.org/protocol/disco#info", node: "x-roomuser-item" }),
+          ),
+        )
+      )
+        .getChild("query")!
+        .getChild("identity")?.attrs.name;
+    assert.equal(await nickOf(bob!), "Bobby");
+    await iq(alice!, adminSet(room, member(bobJid, { nick: "Robert" })));
+    assert.equal(await nickOf(bob!), "Robert");
+    await join(carol!, room, "Bobby");
+    await iq(alice!, adminSet(room, member(bobJid, { nick: "" })));
+    assert.deepEqual(await memberList(), [[bobJid, undefined]], "unset, still a member");
+    assert.equal(await nickOf(bob!), undefined);
+  });
+
   test("members-only: non-members are refused (registration-required) and removed when it is switched on (322, 321)", async () => {
     const { alice, bob, carol, dave } = users;
     const room = await createRoom(alice!, "Alice");

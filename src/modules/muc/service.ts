@@ -1301,8 +1301,17 @@ export class MucService {
     // Check every change before making any (§9.5: the list is changed as a whole).
     type Change =
       | { kind: "role"; target: Occupant; role: Role; reason: string | undefined }
-      | { kind: "affiliation"; bare: string; affiliation: Affiliation; reason: string | undefined };
+      | {
+          kind: "affiliation";
+          bare: string;
+          affiliation: Affiliation;
+          reason: string | undefined;
+          /** The reserved nick given with the JID: "" unsets it (§9.5). */
+          nick: string | undefined;
+        };
     const changes: Change[] = [];
+    /** Nicks reserved by this request so far: nick → bare JID. */
+    const reserved = new Map<string, string>();
     for (const item of items) {
       const reason = item.getChildText("reason");
       if (item.attrs.role !== undefined && item.attrs.affiliation === undefined) {
@@ -1325,6 +1334,7 @@ export class MucService {
         if (!AFFILIATIONS.includes(affiliation))
           throw new StanzaError("bad-request", `unknown affiliation ${item.attrs.affiliation}`);
         let bare: string;
+        let nick: string | undefined;
         if (item.attrs.jid !== undefined) {
           try {
             bare = parseJid(item.attrs.jid).bareString;
@@ -1332,13 +1342,15 @@ export class MucService {
             if (err instanceof JidError) throw new StanzaError("jid-malformed", err.message);
             throw err;
           }
+          if (item.attrs.nick !== undefined)
+            nick = this.reservableNick(room, bare, affiliation, item.attrs.nick, reserved);
         } else if (item.attrs.nick !== undefined) {
           const target = room.occupants.get(item.attrs.nick);
           if (!target) throw new StanzaError("item-not-found", "no occupant with that nickname");
           bare = target.bare;
         } else throw new StanzaError("bad-request", "an affiliation change names a jid");
         checkAffiliationChange(actorAffiliation, room.affiliationOf(bare), affiliation);
-        changes.push({ kind: "affiliation", bare, affiliation, reason });
+        changes.push({ kind: "affiliation", bare, affiliation, reason, nick });
       } else throw new StanzaError("bad-request", "an item names a role or an affiliation");
     }
     // The room keeps an owner (§10.6: the last owner cannot give up ownership).
@@ -1372,6 +1384,8 @@ export class MucService {
         continue;
       }
       room.setAffiliation(c.bare, c.affiliation);
+      if (c.nick === "") room.nicks.delete(c.bare);
+      else if (c.nick !== undefined) room.nicks.set(c.bare, c.nick);
       for (const o of [...room.occupants.values()]) {
         if (o.bare !== c.bare) continue;
         const details = {
@@ -1391,6 +1405,35 @@ export class MucService {
     }
     this.save(room);
     return undefined;
+  }
+
+  /**
+   * The nick an admin reserves for `bare` with its affiliation (§9.5: 'nick' beside 'jid'
+   * changes the reserved nick, "" unsets it), checked as a registration is (§7.10).
+   */
+  private reservableNick(
+    room: Room,
+    bare: string,
+    affiliation: Affiliation,
+    raw: string,
+    taken: Map<string, string>,
+  ): string | undefined {
+    // Outcasts and those without an affiliation keep no reserved nick: theirs goes with it.
+    if (affiliationRank(affiliation) < 2) return undefined;
+    if (raw === "") return "";
+    let nick: string;
+    try {
+      nick = this.roomJid(room).withResource(raw).resource;
+    } catch (err) {
+      if (err instanceof JidError) throw new StanzaError("jid-malformed", `not a nickname: ${err.message}`);
+      throw err;
+    }
+    const holder = taken.get(nick) ?? room.nickHolder(nick);
+    const present = room.occupants.get(nick);
+    if ((holder !== undefined && holder !== bare) || (present && present.bare !== bare))
+      throw new StanzaError("conflict", "that nickname is someone else's");
+    taken.set(nick, bare);
+    return nick;
   }
 
   // ---- the room archive (XEP-0313 on the room JID) ----
