@@ -35,6 +35,8 @@ const login = (user: string, resource = "r1") => ({ user, password: PW, resource
 const OPTIONS: Omit<ServerOptions, "users"> = {
   name: "licensing-cutoff",
   config: { modules: { licensing: { pollIntervalMs: 250 } } },
+  // The log says when the policy closed which session: what a missed instant needs to be read.
+  extraArgs: ["--log-level", "info"],
 };
 
 /** Checks that a plain session was closed by the cutoff, at its instant. */
