@@ -291,6 +291,16 @@ export class MucService {
     }
   }
 
+  /** A nickname as the room's occupant JIDs take it; a malformed one is jid-malformed. */
+  private nicknameOf(room: Room, raw: string): string {
+    try {
+      return this.roomJid(room).withResource(raw).resource;
+    } catch (err) {
+      if (err instanceof JidError) throw new StanzaError("jid-malformed", `not a nickname: ${err.message}`);
+      throw err;
+    }
+  }
+
   private roomJid(room: Room): Jid {
     return parseJid(room.jid);
   }
@@ -1118,13 +1128,7 @@ export class MucService {
       throw new StanzaError("bad-request", `FORM_TYPE must be ${NS_MUC_REGISTER}`);
     const raw = values.get("muc#register_roomnick")?.[0]?.trim() ?? "";
     if (raw === "") throw new StanzaError("not-acceptable", "a nickname is needed");
-    let nick: string;
-    try {
-      nick = this.roomJid(room).withResource(raw).resource;
-    } catch (err) {
-      if (err instanceof JidError) throw new StanzaError("jid-malformed", `not a nickname: ${err.message}`);
-      throw err;
-    }
+    const nick = this.nicknameOf(room, raw);
     if (room.config.membersOnly && affiliationRank(affiliation) < 2)
       throw new StanzaError("registration-required", "only members register in a members-only room");
     const holder = room.nickHolder(nick);
@@ -1421,13 +1425,7 @@ export class MucService {
     // Outcasts and those without an affiliation keep no reserved nick: theirs goes with it.
     if (affiliationRank(affiliation) < 2) return undefined;
     if (raw === "") return "";
-    let nick: string;
-    try {
-      nick = this.roomJid(room).withResource(raw).resource;
-    } catch (err) {
-      if (err instanceof JidError) throw new StanzaError("jid-malformed", `not a nickname: ${err.message}`);
-      throw err;
-    }
+    const nick = this.nicknameOf(room, raw);
     const holder = taken.get(nick) ?? room.nickHolder(nick);
     const present = room.occupants.get(nick);
     if ((holder !== undefined && holder !== bare) || (present && present.bare !== bare))
