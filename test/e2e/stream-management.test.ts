@@ -131,6 +131,21 @@ describe("stream management (XEP-0198), raw client", () => {
     }
   });
 
+  test("an <a/> sent after the client's closing (answering an <r/> that crossed it) gets a clean close", async () => {
+    const c = await SmRaw.login(server, "alice", PW.alice, "late-a", { presence: false });
+    try {
+      await c.enable();
+      c.raw.write(`<iq type='get' id='late1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+      await eventually(() => c.handled === 1, "the result counted by the client");
+      c.raw.write(`</stream:stream><a xmlns='urn:xmpp:sm:3' h='1'/>`);
+      await c.raw.waitFor(/<\/stream:stream>/, "the server's closing");
+      await c.raw.waitClosed("the connection closed");
+      assert.doesNotMatch(c.raw.received, /stream:error/);
+    } finally {
+      c.cut();
+    }
+  });
+
   test("resuming an unknown id fails with item-not-found, and the client can still bind", async () => {
     const c = await SmRaw.authenticate(server, "alice", PW.alice);
     try {

@@ -520,8 +520,6 @@ describe("StreamParser: ill-formed XML", () => {
     ["two colons in a name", "<a:b:c xmlns:a='u'/>"],
     ["local part starting with a digit", "<a:1b xmlns:a='u'/>"],
     ["second stream header", `<stream:stream xmlns:stream='${NS_STREAMS}'>`],
-    ["content after </stream:stream>", "</stream:stream><message/>"],
-    ["text after </stream:stream>", "</stream:stream>junk"],
   ];
   for (const [name, body] of cases) {
     it(`refuses ${name}`, () => {
@@ -544,6 +542,24 @@ describe("StreamParser: ill-formed XML", () => {
   it("refuses garbage before the stream", () => {
     assert.equal(errorOf("GET / HTTP/1.1\r\n\r\n"), "not-well-formed");
     assert.equal(errorOf("hello" + HEADER), "not-well-formed");
+  });
+
+  it("ends the stream and drops whatever follows </stream:stream> (RFC 6120 §4.4)", () => {
+    for (const chunks of [
+      ["</stream:stream><a xmlns='urn:xmpp:sm:3' h='3'/>"],
+      ["</stream:stream>", "<message/>"],
+      ["</stream:stream>junk"],
+      ["</stream:stream> ", "junk", "<message><body>x</body></message>"],
+    ]) {
+      const r = recorder();
+      r.parser.write(HEADER);
+      for (const c of chunks) r.parser.write(c);
+      assert.deepEqual(
+        r.events.map((e) => e.type),
+        ["start", "end"],
+        chunks.join(""),
+      );
+    }
   });
 
   it("accepts whitespace after </stream:stream>", () => {

@@ -21,6 +21,12 @@ import { NamespaceError, type NsScope, ROOT_SCOPE, resolveElement } from "./pars
 import { charBoundary, skipWhitespace, skipWhitespaceChars } from "./parser-utf8.js";
 import { StreamError, type StreamErrorCondition } from "./stream-error.js";
 
+/** What saxes throws for anything but whitespace after a well-formed closing of the root. */
+const AFTER_ROOT_ERRORS = new Set([
+  "documents may contain only one root.",
+  "text data outside of root node.",
+]);
+
 /** Content namespaces whose top-level elements are delivered without an xmlns attribute. */
 const CONTENT_NAMESPACES = new Set(["jabber:client", "jabber:server", "jabber:component:accept"]);
 
@@ -88,6 +94,8 @@ export class StreamParser {
   private carry: Buffer | undefined;
   /** the high surrogate that ended the previous string write */
   private carrySurrogate: string | undefined;
+  /** the peer closed its stream and then sent more: everything from now on is ignored */
+  private droppingInput = false;
   /** the top-level element (or stream end) completed by the last close tag, not yet delivered */
   private completed: XmlElement | typeof STREAM_END | undefined;
   private writing = false;
@@ -176,6 +184,7 @@ export class StreamParser {
   reset(): void {
     if (this.state === "failed" || this.state === "ended") return;
     this.state = "prolog";
+    this.droppingInput = false;
     this.stack = [];
     this.completed = undefined;
     this.streamScope = ROOT_SCOPE;
@@ -199,6 +208,7 @@ export class StreamParser {
   // ---- feeding ----
 
   private feed(input: Buffer): void {
+    if (this.droppingInput) return;
     const sax = this.sax!;
     let buf = input;
     if (this.carry !== undefined) {
@@ -247,6 +257,11 @@ export class StreamParser {
       try {
         sax.write(piece);
       } catch (err) {
+        if (err !== ABORT && this.sax === sax && this.afterPeerClosing(err)) {
+          this.droppingInput = true;
+          this.flush(); // the stream end; what followed it is dropped
+          return;
+        }
         // saxes reports ill-formed input by throwing a plain Error (it has no error handler).
         if (err !== ABORT && this.sax === sax && err instanceof Error && err.constructor === Error)
           this.onTokenizerError(err);
@@ -257,6 +272,16 @@ export class StreamParser {
       this.account(piece, pieceStart, end - off);
       off = end;
     }
+  }
+
+  /**
+   * The peer's closing tag has been read (not a mismatched one), and anything after it is
+   * dropped. RFC 6120 §4.4 forbids sending it, but a peer may still do so without meaning
+   * harm (an `<a/>` answering an `<r/>` that crossed its closing), and its stream ends as it
+   * asked rather than with a `not-well-formed` error, as other servers treat it.
+   */
+  private afterPeerClosing(err: unknown): boolean {
+    return this.state === "closed" && err instanceof Error && AFTER_ROOT_ERRORS.has(err.message);
   }
 
   /** Updates the byte count of the unfinished top-level element after a piece was parsed. */
