@@ -179,7 +179,7 @@ export class Enforcement {
   private noticeSeq = 0;
   private timer: NodeJS.Timeout | undefined;
   private nextAt: Instant | undefined;
-  private reloading: Promise<boolean> | undefined;
+  private reloading: Promise<void> | undefined;
   private stopped = false;
   private unwatchPeers: (() => void) | undefined;
   /** Licences whose sessions on other nodes changed, checked against their limit at the next turn. */
@@ -635,39 +635,68 @@ export class Enforcement {
     for (const { licence, app, sessions } of groups.values()) this.closeBeyondLimit(app, licence, sessions);
   }
 
-  /** Loads a new snapshot when the stored revision changed; true when it did. */
-  private reload(): Promise<boolean> {
+  /**
+   * Loads a new snapshot when the stored revision changed. A failure of `onRegistryChange`
+   * is logged and retried at the next round; it does not hold back the new snapshot.
+   */
+  private reload(): Promise<void> {
     this.reloading ??= (async () => {
       try {
         const rev = await this.deps.registry.revision();
-        if (rev === this.snap.revision) return false;
-        this.snap = await this.deps.registry.snapshot();
-        await this.deps.onRegistryChange?.();
-        this.counters.snapshotReloads++;
-        return true;
+        if (rev !== this.snap.revision) {
+          this.snap = await this.deps.registry.snapshot();
+          this.counters.snapshotReloads++;
+          this.changeHookDue = true;
+        }
+        if (this.changeHookDue && this.deps.onRegistryChange) {
+          try {
+            await this.deps.onRegistryChange();
+            this.changeHookDue = false;
+          } catch (err) {
+            this.deps.log.error(
+              { err },
+              "applying a licensing registry change failed; retrying at the next poll",
+            );
+          }
+        }
       } finally {
         this.reloading = undefined;
       }
     })();
     return this.reloading;
   }
+  /** `onRegistryChange` has not yet run (successfully) for the current snapshot. */
+  private changeHookDue = false;
 
-  /** One polling round: re-evaluates when the registry changed or a scheduled instant has come. */
+  /**
+   * One polling round: re-evaluates when the registry changed or a scheduled instant has
+   * come — also when the reload failed after taking a new snapshot, whose instants must be
+   * armed (otherwise no later round would see a change and its cutoff would never come).
+   */
   async poll(): Promise<void> {
     if (this.stopped) return;
-    const changed = await this.reload();
-    if (this.stopped) return;
-    if (changed || (this.nextAt !== undefined && this.now() >= this.nextAt)) {
-      this.evaluateAll();
-      this.arm();
+    const before = this.snap;
+    try {
+      await this.reload();
+    } finally {
+      if (
+        !this.stopped &&
+        (this.snap !== before || (this.nextAt !== undefined && this.now() >= this.nextAt))
+      ) {
+        this.evaluateAll();
+        this.arm();
+      }
     }
   }
 
   /** Reloads the registry if it changed and re-evaluates every live session now. */
   async recheck(): Promise<void> {
-    await this.reload();
-    this.evaluateAll();
-    this.arm();
+    try {
+      await this.reload();
+    } finally {
+      this.evaluateAll();
+      this.arm();
+    }
   }
 
   /** Sets the timer for the next instant at which a decision can change by itself. */

@@ -1,0 +1,55 @@
+/**
+ * Reloading the registry, on the enforcement alone: a new snapshot whose follow-up work
+ * (`onRegistryChange`, e.g. reloading the ticket key) fails is still armed — its scheduled
+ * cutoff comes at its instant — and the follow-up is retried at the next poll.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { pino } from "pino";
+import type { SessionDirectory } from "../../src/core/session-directory.js";
+import { emptySnapshot, type LicensingSnapshot } from "../../src/licensing/index.js";
+import { Enforcement } from "../../src/modules/licensing/enforcement.js";
+import { ManualClock } from "../kit/harness.js";
+
+test("a registry change whose follow-up fails is armed anyway, and the follow-up is retried", async () => {
+  const clock = new ManualClock();
+  let snap: LicensingSnapshot = emptySnapshot();
+  let hookCalls = 0;
+  let hookFails = 1;
+  const logged: string[] = [];
+  const log = pino({ level: "error" }, { write: (line: string) => logged.push(line) });
+  const enforcement = new Enforcement({
+    domain: "example.org",
+    clock,
+    sessions: { all: () => [][Symbol.iterator](), updated: () => undefined } as unknown as SessionDirectory,
+    log,
+    registry: { revision: async () => snap.revision, snapshot: async () => snap },
+    maxProofFailuresPerAddress: 10,
+    proofFailureWindowMs: 60_000,
+    onRegistryChange: async () => {
+      hookCalls++;
+      if (hookFails-- > 0) throw new Error("storage busy");
+    },
+  });
+  await enforcement.start();
+  try {
+    assert.equal(enforcement.nextCheckAt(), undefined);
+    const cutoff = clock.now() + 8000;
+    snap = { ...emptySnapshot(), revision: 1 };
+    snap.policy = { mode: "warn", stages: [{ at: cutoff, mode: "enforce" }], apps: {}, exemptions: [] };
+
+    await enforcement.poll();
+    assert.equal(hookCalls, 1);
+    assert.equal(enforcement.snapshot().revision, 1, "the new snapshot is in use");
+    assert.equal(enforcement.nextCheckAt(), cutoff, "and its cutoff is armed although the follow-up failed");
+    assert.match(logged.join(""), /retrying at the next poll/);
+
+    await enforcement.poll();
+    assert.equal(hookCalls, 2, "the follow-up is retried");
+    await enforcement.poll();
+    assert.equal(hookCalls, 2, "and not run again once it succeeded");
+    assert.equal(enforcement.nextCheckAt(), cutoff);
+  } finally {
+    enforcement.stop();
+  }
+});
