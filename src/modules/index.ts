@@ -9,6 +9,7 @@ import carbons from "./carbons/index.js";
 import components from "./components/index.js";
 import csi from "./csi/index.js";
 import disco from "./disco/index.js";
+import externalServices from "./external-services/index.js";
 import fast from "./fast/index.js";
 import interconnect from "./interconnect/index.js";
 import last from "./last/index.js";
@@ -46,6 +47,7 @@ export const standardModules: ModuleDefinition<unknown>[] = [
   version,
   time,
   last,
+  externalServices,
   vcard,
   privateStorage,
   pep,

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
+import { ExternalServicesSchema } from "../../src/modules/external-services/config.js";
 import { LicensingOptions } from "../../src/modules/licensing/index.js";
 import { MucSchema } from "../../src/modules/muc/config.js";
 import { UploadSchema } from "../../src/modules/upload/config.js";
@@ -123,4 +124,27 @@ test("docs/configuration.md states the file upload defaults", () => {
   }
   for (const name of Object.keys(defaults))
     assert.ok(documented.has(name), `upload.${name} is not documented`);
+});
+
+test("docs/configuration.md states the external services defaults", () => {
+  const defaults = ExternalServicesSchema.parse(undefined) as Record<string, unknown>;
+  const rows = read("docs/configuration.md")
+    .split("\n")
+    .filter((l) => l.startsWith("| `externalServices."));
+  const documented = new Set<string>();
+  for (const row of rows) {
+    const [, key, value] = row.split("|").map((c) => c.trim()) as [string, string, string];
+    const name = key.replace(/`/g, "").replace(/^externalServices\./, "");
+    const m = /^`([^`]*)`$/.exec(value);
+    assert.ok(m, `externalServices.${name}: the default is not stated`);
+    assert.ok(name in defaults, `externalServices.${name} is documented but is not an option`);
+    assert.deepEqual(
+      JSON.parse(m[1]!),
+      defaults[name],
+      `externalServices.${name}: the documentation says ${value}`,
+    );
+    documented.add(name);
+  }
+  for (const name of Object.keys(defaults))
+    assert.ok(documented.has(name), `externalServices.${name} is not documented`);
 });

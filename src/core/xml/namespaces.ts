@@ -94,5 +94,8 @@ export const NS_FEDERATION = "urn:switchboard:federation:0";
 /** Client-licence proofs (docs/licensing-protocol.md). */
 export const NS_LICENCE = "urn:switchboard:client-licence:0";
 
+// XEP-0215: external service discovery (STUN and TURN servers for calls).
+export const NS_EXTDISCO = "urn:xmpp:extdisco:2";
+
 // XEP-0363: HTTP file upload.
 export const NS_HTTP_UPLOAD = "urn:xmpp:http:upload:0";
