@@ -11,12 +11,10 @@
  * - one node: the same users and load, all on node A of the same cluster (node B idle);
  * - single: the same on the SQLite node outside any cluster.
  *
- * Every server runs the instant-messaging core (the `im` feature set, whatever the run's): this
- * phase measures routing. With the mobile set every message also writes two archive rows, which on
- * the cluster go to PostgreSQL, and on this 2-core machine PostgreSQL could not keep up with them
- * (the nodes' pools timed out, archive rows were dropped and logins refused in the next round):
- * the archive's cost is the storage phase's subject (docs/scaling.md: the cluster's first
- * bottleneck).
+ * Every server runs the run's feature set, and the clients ask for what it includes (stream
+ * management and carbons with `mobile`). With the mobile set every message also writes two
+ * archive rows, which on the cluster nodes go to PostgreSQL (in batches) and on the single node
+ * to SQLite: `--features im` measures routing alone.
  *
  * Rounds alternate in groups (single, one, two, two, one, single), so drift within a group falls
  * on every placement alike; the median over the groups of each ratio is the result. The server
@@ -53,7 +51,7 @@ import {
   trackChild,
   waitForPort,
 } from "./processes.js";
-import type { BenchSettings, FeatureSet } from "./settings.js";
+import type { BenchSettings } from "./settings.js";
 import { createBenchDatabase } from "./storage-logins.js";
 import { switchboardConfig } from "./switchboard.js";
 
@@ -66,8 +64,6 @@ export const BENCH_NATS_URL = process.env.SWITCHBOARD_BENCH_NATS_URL ?? "nats://
 const ACCOUNTS: Omit<AccountSet, "count"> = { prefix: "cl", passwordPrefix: "bench-secret-" };
 /** How long the nodes may take to see each other's sessions after the logins. */
 const VIEW_TIMEOUT_MS = 30_000;
-/** See the head of this file. */
-const FEATURES: FeatureSet = "im";
 
 export type Placement = "single" | "one-node" | "two-nodes";
 const ORDER: Placement[] = ["single", "one-node", "two-nodes", "two-nodes", "one-node", "single"];
@@ -289,7 +285,7 @@ export async function benchClusterRouting(
     messagesPerRound: c.messages,
     window: c.window,
     groups: c.groups,
-    features: FEATURES,
+    features: s.features,
     rounds: [],
     placements: [],
     twoVsOneCpuPct: [],
@@ -321,7 +317,7 @@ export async function benchClusterRouting(
   try {
     const clusterConfig = path.join(dir, "cluster.yaml");
     const singleConfig = path.join(dir, "single.yaml");
-    const base = switchboardConfig({ features: FEATURES });
+    const base = switchboardConfig({ features: s.features });
     await writeFile(singleConfig, base);
     await writeFile(clusterConfig, `${base}\ncluster:\n  prefix: ${prefix}\n`);
     log(
@@ -365,8 +361,8 @@ export async function benchClusterRouting(
       host: s.host,
       port: node.port,
       domain: s.domain,
-      streamManagement: false,
-      carbons: false,
+      streamManagement: s.features === "mobile",
+      carbons: s.features === "mobile",
     });
     const accounts: AccountSet = { ...ACCOUNTS, count: c.users };
 
