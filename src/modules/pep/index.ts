@@ -11,6 +11,9 @@
  * "<node>+notify"; such an entity gets the last item of each node it wants when its
  * presence arrives. Capabilities are learned with one disco#info per verification string
  * and trusted only when their hash checks out.
+ *
+ * Other modules read items and publish on an account's behalf through the API (api.ts);
+ * every publication, the client's or a module's, fires "pep/published".
  */
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
@@ -30,6 +33,7 @@ import {
   NS_PUBSUB_OWNER,
 } from "../../core/xml/namespaces.js";
 import { mayReceivePresence } from "../roster/api.js";
+import type { PepApi } from "./api.js";
 import { type Caps, CapsCache, capsVer, Interest, notifyNodes } from "./caps.js";
 import {
   applyForm,
@@ -294,6 +298,50 @@ export default defineModule({
       return { config, items: [] };
     };
 
+    /**
+     * Stores an item (creating the node with `create` when it does not exist, checking
+     * `preconditions` when it does), notifies it and announces it to other modules.
+     */
+    const store = async (
+      owner: Jid,
+      account: string,
+      name: string,
+      id: string,
+      payload: XmlElement,
+      opts: { create: NodeConfig; preconditions?: Map<string, string[]>; origin: string | undefined },
+    ): Promise<void> => {
+      const serialized = payload.toString();
+      if (Buffer.byteLength(serialized) > options.maxPayloadBytes)
+        throw pubsubError("not-acceptable", "payload-too-big");
+      const { node, fresh } = await lock.run(account, async () => {
+        let node = await nodes.get(account, name);
+        const fresh = node === undefined;
+        if (!node) node = await newNode(account, opts.create);
+        else if (opts.preconditions && !meetsPreconditions(node.config, opts.preconditions))
+          throw pubsubError("conflict", "precondition-not-met");
+        node.items = node.items.filter((i) => i.id !== id);
+        node.items.push({ id, payload: serialized, at: ctx.clock.now() });
+        await nodes.put(account, name, node);
+        return { node, fresh };
+      });
+      ctx.log.debug({ account, node: name, fresh, origin: opts.origin }, "PEP item published");
+      const event = x(
+        "event",
+        { xmlns: NS_PUBSUB_EVENT },
+        x("items", { node: name }, x("item", { id }, payload.clone())),
+      );
+      await notify(owner, name, node.config, event);
+      await ctx.fire("pep/published", {
+        owner,
+        account,
+        node: name,
+        id,
+        payload: payload.clone(),
+        accessModel: node.config.accessModel,
+        origin: opts.origin,
+      });
+    };
+
     const publish = async (req: IqRequest, account: string, el: XmlElement): Promise<XmlElement> => {
       const name = nodeName(el);
       const items = el.getChildren("item");
@@ -302,29 +350,13 @@ export default defineModule({
       const payloads = item.elements();
       if (payloads.length === 0) throw pubsubError("bad-request", "payload-required");
       if (payloads.length > 1) throw pubsubError("bad-request", "invalid-payload", "one payload per item");
-      const payload = payloads[0]!.toString();
-      if (Buffer.byteLength(payload) > options.maxPayloadBytes)
-        throw pubsubError("not-acceptable", "payload-too-big");
       const id = item.attrs.id || randomBytes(12).toString("base64url");
       const preconditions = optionsForm(req.payload.getChild("publish-options"), PUBLISH_OPTIONS_FORM);
-      const { node, fresh } = await lock.run(account, async () => {
-        let node = await nodes.get(account, name);
-        const fresh = node === undefined;
-        if (!node) node = await newNode(account, applyForm(DEFAULT_CONFIG, preconditions ?? new Map()));
-        else if (preconditions && !meetsPreconditions(node.config, preconditions))
-          throw pubsubError("conflict", "precondition-not-met");
-        node.items = node.items.filter((i) => i.id !== id);
-        node.items.push({ id, payload, at: ctx.clock.now() });
-        await nodes.put(account, name, node);
-        return { node, fresh };
+      await store(req.to.bare(), account, name, id, payloads[0]!, {
+        create: applyForm(DEFAULT_CONFIG, preconditions ?? new Map()),
+        preconditions,
+        origin: undefined,
       });
-      ctx.log.debug({ account, node: name, fresh }, "PEP item published");
-      const event = x(
-        "event",
-        { xmlns: NS_PUBSUB_EVENT },
-        x("items", { node: name }, x("item", { id }, payloads[0]!.clone())),
-      );
-      await notify(req.to.bare(), name, node.config, event);
       return x("pubsub", { xmlns: NS_PUBSUB }, x("publish", { node: name }, x("item", { id })));
     };
 
@@ -487,8 +519,27 @@ export default defineModule({
       }
       throw pubsubError("feature-not-implemented", "unsupported");
     });
+
+    ctx.provide<PepApi>({
+      async item(owner, name, id) {
+        const account = accountOf(owner);
+        const node = account ? await nodes.get(account, name) : undefined;
+        const found = id === undefined ? node?.items.at(-1) : node?.items.find((i) => i.id === id);
+        const payload = found ? parseElement(found.payload) : undefined;
+        if (!node || !found || !payload) return undefined;
+        return { id: found.id, payload, accessModel: node.config.accessModel };
+      },
+      async publish(owner, name, id, payload, opts) {
+        const account = accountOf(owner);
+        if (!account) throw new StanzaError("service-unavailable");
+        const create = { ...DEFAULT_CONFIG, ...(opts.accessModel ? { accessModel: opts.accessModel } : {}) };
+        await store(owner.bare(), account, name, id, payload, { create, origin: opts.origin });
+      },
+    });
   },
 });
+
+export type { PepAccessModel, PepApi, PepItem, PepPublishedEvent } from "./api.js";
 
 function safeJid(s: string): Jid | undefined {
   try {
