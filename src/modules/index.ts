@@ -4,6 +4,7 @@
  */
 import type { ModuleDefinition } from "../core/module.js";
 import accountChanges from "./account-changes/index.js";
+import avatarConversion from "./avatar-conversion/index.js";
 import blocking from "./blocking/index.js";
 import carbons from "./carbons/index.js";
 import components from "./components/index.js";
@@ -51,6 +52,7 @@ export const standardModules: ModuleDefinition<unknown>[] = [
   vcard,
   privateStorage,
   pep,
+  avatarConversion,
   blocking,
   register,
   licensing,

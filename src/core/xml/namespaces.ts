@@ -46,6 +46,13 @@ export const NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items";
 export const NS_PRIVATE = "jabber:iq:private";
 export const NS_LAST = "jabber:iq:last";
 export const NS_VCARD = "vcard-temp";
+/** XEP-0153 vCard-based avatars: the photo hash in presence. */
+export const NS_VCARD_UPDATE = "vcard-temp:x:update";
+/** XEP-0084 user avatar nodes. */
+export const NS_AVATAR_DATA = "urn:xmpp:avatar:data";
+export const NS_AVATAR_METADATA = "urn:xmpp:avatar:metadata";
+/** XEP-0398: the server converts between the two. */
+export const NS_PEP_VCARD_CONVERSION = "urn:xmpp:pep-vcard-conversion:0";
 export const NS_REGISTER = "jabber:iq:register";
 export const NS_REGISTER_FEATURE = "http://jabber.org/features/iq-register";
 export const NS_VERSION = "jabber:iq:version";
