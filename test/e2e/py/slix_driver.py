@@ -20,6 +20,7 @@ Assertions live in the tests; this script only reports what it saw.
 """
 
 import argparse
+import base64
 import asyncio
 import json
 import logging
@@ -352,6 +353,36 @@ class Driver:
                     c.register_plugin(name)
             if cmd["action"] == "publish_nick":
                 return await self.remote(c["xep_0172"].publish_nick(cmd["nick"], timeout=timeout))
+            return None
+        if op == "avatar":
+            # User avatars through slixmpp's plugins: XEP-0084 (whose registration adds the
+            # metadata+notify interest to the capabilities) and XEP-0153 (vCard PHOTO).
+            # {"action": "interest"}
+            # {"action": "publish", "data": base64, "type": MIME, "open": bool}: data, then metadata
+            # {"action": "retrieve", "to": JID, "item": id} -> the items reply
+            # {"action": "vcard_photo", "data": base64, "type": MIME}: set_avatar on the own vCard
+            for name in ("xep_0115", "xep_0163", "xep_0084", "xep_0153"):
+                if name not in c.plugin:
+                    c.register_plugin(name)
+            action = cmd["action"]
+            if action == "publish":
+                data = base64.b64decode(cmd["data"])
+                options = None
+                if cmd.get("open"):
+                    options = c["xep_0004"].make_form(ftype="submit")
+                    options.add_field(
+                        var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/pubsub#publish-options"
+                    )
+                    options.add_field(var="pubsub#access_model", value="open")
+                avatar = c["xep_0084"]
+                await self.remote(avatar.publish_avatar(data, options=options, timeout=timeout))
+                info = {"id": avatar.generate_id(data), "type": cmd["type"], "bytes": len(data)}
+                return await self.remote(avatar.publish_avatar_metadata(info, options=options, timeout=timeout))
+            if action == "retrieve":
+                return await self.remote(c["xep_0084"].retrieve_avatar(cmd["to"], cmd["item"], timeout=timeout))
+            if action == "vcard_photo":
+                await c["xep_0153"].set_avatar(avatar=base64.b64decode(cmd["data"]), mtype=cmd["type"], timeout=timeout)
+                return None
             return None
         if op == "upload":
             # XEP-0363 through slixmpp's plugin at its defaults: it finds the service among the
