@@ -210,6 +210,28 @@ test("a public PEP avatar becomes the vCard PHOTO, the rest of the vCard kept, o
   await b.disconnect();
 });
 
+test("of several infos in the metadata, the one the data node holds is copied, not the one by URL", async () => {
+  const [alice] = await accounts("alice");
+  const a = await h.connect(alice!, "r");
+  const id = sha1(GIF);
+  const data = await a.iq(publishIq(DATA, id, x("data", { xmlns: DATA }, GIF.toString("base64")), "open"));
+  assert.equal(data.attrs.type, "result");
+  const metadata = x(
+    "metadata",
+    { xmlns: METADATA },
+    x("info", {
+      id: sha1(PNG),
+      url: "https://example.com/a.png",
+      type: "image/png",
+      bytes: String(PNG.length),
+    }),
+    x("info", { id, type: "image/gif", bytes: String(GIF.length) }),
+  );
+  assert.equal((await a.iq(publishIq(METADATA, id, metadata, "open"))).attrs.type, "result");
+  assert.deepEqual(photoOf(await readVcard(a)), { type: "image/gif", bytes: GIF });
+  await a.disconnect();
+});
+
 test("a PEP avatar only contacts may see is not copied into the world-readable vCard", async () => {
   const [alice] = await accounts("alice");
   const a = await h.connect(alice!, "r");
