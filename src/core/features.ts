@@ -43,6 +43,15 @@ export class DiscoRegistry {
     };
   }
 
+  /** Adds an extension form (XEP-0128) to the host's disco#info; returns its removal. */
+  addExtension(form: XmlElement): () => void {
+    this.extensions.push(form);
+    return () => {
+      const i = this.extensions.indexOf(form);
+      if (i >= 0) this.extensions.splice(i, 1);
+    };
+  }
+
   getFeatures(target: DiscoTarget): string[] {
     return [...this.features[target].keys()].sort();
   }

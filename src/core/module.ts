@@ -132,6 +132,8 @@ export interface ModuleContext<Options> {
   handleIq(spec: IqSpec, handler: IqHandler): void;
   addFeature(xmlns: string, target?: DiscoTarget): void;
   addIdentity(identity: DiscoIdentity, target?: DiscoTarget): void;
+  /** An extension form (XEP-0128) in the host's disco#info, e.g. contact addresses. */
+  addDiscoExtension(form: XmlElement): void;
   addStreamFeature(provider: StreamFeatureProvider): void;
   /** A filter on every client session's stanzas (stanza-filters.ts); higher priority runs first. */
   filter(direction: FilterDirection, filter: StanzaFilter, priority?: number): void;
@@ -275,6 +277,7 @@ export class ModuleHost {
       handleIq: (spec, handler) => cleanups.push(s.iq.register(spec, handler)),
       addFeature: (xmlns, target) => cleanups.push(s.disco.addFeature(xmlns, target)),
       addIdentity: (identity, target) => cleanups.push(s.disco.addIdentity(identity, target)),
+      addDiscoExtension: (form) => cleanups.push(s.disco.addExtension(form)),
       addStreamFeature: (provider) => cleanups.push(s.streamFeatures.add(provider)),
       filter: (direction, filter, priority) => cleanups.push(s.filters.add(direction, filter, priority)),
       addRoute: (domain, route) => cleanups.push(s.router.addRoute(domain, route)),

@@ -8,6 +8,7 @@ import avatarConversion from "./avatar-conversion/index.js";
 import blocking from "./blocking/index.js";
 import carbons from "./carbons/index.js";
 import components from "./components/index.js";
+import contactAddresses from "./contact-addresses/index.js";
 import csi from "./csi/index.js";
 import disco from "./disco/index.js";
 import externalServices from "./external-services/index.js";
@@ -44,6 +45,7 @@ export const standardModules: ModuleDefinition<unknown>[] = [
   roster,
   presence,
   disco,
+  contactAddresses,
   ping,
   version,
   time,
