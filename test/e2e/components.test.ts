@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, describe, test } from "node:test";
+import { metricValues, sumWhere } from "../helpers/federation.js";
 import { connectJs, type JsPeer } from "../helpers/js-client.js";
 import { cli, cliFails } from "../helpers/licensed-setup.js";
 import { RawConnection } from "../helpers/raw-client.js";
@@ -151,5 +152,79 @@ describe("external components (XEP-0114)", () => {
       await cliFails(server, ["component", "add", "localhost", "--secret", SECRET]),
       /domain this server serves/,
     );
+  });
+});
+
+describe("a component's rate limit (modules.components.rates)", () => {
+  const RATE = { stanzasPerSecond: 20, burstStanzas: 10 };
+  const COUNT = 60;
+  let server: TestServer;
+  let port: number;
+  let httpPort: number;
+  let alice: JsPeer;
+  let gw: RawConnection | undefined;
+
+  before(async () => {
+    [port, httpPort] = (await freePorts(2)) as [number, number];
+    server = await startServer({
+      name: "components-rate",
+      users: PW,
+      config: { modules: { components: { rates: { [GATEWAY]: RATE } } } },
+      extraArgs: ["--component-port", String(port), "--http-port", String(httpPort), "--log-level", "info"],
+    });
+    await cli(server, ["component", "add", GATEWAY, "--secret", SECRET]);
+    alice = await connectJs(server, { user: "alice", password: PW.alice, resource: "desk" });
+    await alice.send(xml("presence"));
+  });
+  after(async () => {
+    gw?.destroy();
+    await alice?.close();
+    await server.stop();
+  });
+
+  test("a component over its rate is slowed down, nothing is dropped, and it shows in the log and /metrics", async () => {
+    gw = await RawConnection.connect({ host: server.host, port, label: "rate-limited component" });
+    gw.write(componentHeader(GATEWAY));
+    const m = await gw.waitFor(
+      /<stream:stream[^>]*\bid=['"]([^'"]+)['"][^>]*>/,
+      "the server's stream header",
+    );
+    gw.write(
+      `<handshake>${createHash("sha1")
+        .update(m[1]! + SECRET)
+        .digest("hex")}</handshake>`,
+    );
+    await gw.waitFor(/<handshake\s*\/>|<handshake><\/handshake>/, "the handshake's answer");
+
+    const bodies: string[] = [];
+    const all = (async () => {
+      while (bodies.length < COUNT) {
+        const got = await alice.next(is.message(), "the gateway's messages", 15_000);
+        bodies.push(got.getChildText("body") ?? "");
+      }
+    })();
+    const started = Date.now();
+    gw.write(
+      Array.from(
+        { length: COUNT },
+        (_, i) =>
+          `<message from='bob%irc.example@${GATEWAY}/irc' to='alice@localhost' type='chat'><body>n${i}</body></message>`,
+      ).join(""),
+    );
+    await all;
+    const took = Date.now() - started;
+    // 10 at once, then 20 per second: the last one no sooner than (60 - 10) / 20 = 2.5 s.
+    assert.ok(took >= 2200, `60 stanzas at 20/s with a burst of 10 took only ${took} ms`);
+    assert.deepEqual(
+      bodies,
+      Array.from({ length: COUNT }, (_, i) => `n${i}`),
+      "all arrive, in order",
+    );
+    assert.match(server.logTail(200), /component input throttled/);
+    const throttled = await metricValues(
+      `http://${server.host}:${httpPort}/metrics`,
+      "switchboard_component_throttled_total",
+    );
+    assert.ok(sumWhere(throttled, { domain: GATEWAY }) >= 1, [...throttled].join(" "));
   });
 });

@@ -1,7 +1,7 @@
-/** Per remote domain rate limits of federation (modules/s2s/domain-rates.ts). */
+/** Per remote domain rate limits of federation (core/domain-rates.ts). */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { DomainRateLimits } from "../../src/modules/s2s/domain-rates.js";
+import { DomainRateLimits } from "../../src/core/domain-rates.js";
 
 const DEFAULTS = { stanzasPerSecond: 10, burstStanzas: 5, bytesPerSecond: 1000, burstBytes: 2000 };
 

@@ -10,6 +10,7 @@
 import net from "node:net";
 import { z } from "zod";
 import type { CommandDefinition } from "../../core/commands.js";
+import { DomainRateLimits, DomainRateSchema, DomainRatesSchema } from "../../core/domain-rates.js";
 import { StanzaError, StreamError } from "../../core/errors.js";
 import { normalizeDomain, tryParseJid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
@@ -40,6 +41,13 @@ export const ComponentsOptions = z.object({
     .int()
     .min(10_000)
     .default(1024 * 1024),
+  /**
+   * What one component may send; above it its stream stops reading until the rate is back
+   * under the limit (nothing is dropped). 0: unlimited.
+   */
+  rate: DomainRateSchema.prefault({}),
+  /** Other limits for some components (a busy gateway), by domain; unset keys keep `rate`'s. */
+  rates: DomainRatesSchema,
 });
 export type ComponentsOptions = z.infer<typeof ComponentsOptions>;
 
@@ -64,9 +72,17 @@ export default defineModule<ComponentsOptions>({
       bytesPerSecond: 0,
     };
 
+    const rates = new DomainRateLimits(options.rate, options.rates, (domain, what, pauseMs) =>
+      log.info(
+        { domain, over: what, pauseMs, rate: rates.rateOf(domain) },
+        "component input throttled: the component sends faster than its limit",
+      ),
+    );
+
     const deps = {
       limits,
       log,
+      rates,
       normalizeDomain(raw: string) {
         try {
           const domain = normalizeDomain(raw);
@@ -251,6 +267,13 @@ export default defineModule<ComponentsOptions>({
           [{ domain, direction: "out" }, t.out] as const,
         ]);
       },
+    });
+    ctx.metric({
+      name: "switchboard_component_throttled_total",
+      help: "Times a component's input was paused for sending faster than its rate limit, by domain",
+      type: "counter",
+      labelNames: ["domain"],
+      collect: () => rates.throttledCounts().map(([domain, n]) => [{ domain }, n] as const),
     });
     ctx.metric({
       name: "switchboard_component_refused_total",

@@ -5,14 +5,18 @@
  * stanzas for its domain. Elements are handled one at a time, in order.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { DomainRateLimits } from "../../core/domain-rates.js";
 import { StreamError } from "../../core/errors.js";
 import { isStanza } from "../../core/router.js";
-import type { StreamTransport, TransportLimits, TransportSink } from "../../core/stream/transport.js";
+import type { TransportLimits, TransportSink } from "../../core/stream/transport.js";
 import { serialize, type XmlElement, x } from "../../core/xml/element.js";
 import { NS_COMPONENT } from "../../core/xml/namespaces.js";
+import type { SocketTransport } from "../../transports/tcp/socket-transport.js";
 
 export interface ComponentStreamDeps {
   limits: TransportLimits;
+  /** The per-component rate limits (stanzas and bytes), charged once the stream is authenticated. */
+  rates: DomainRateLimits;
   /** The normalised domain, or undefined when it is not a valid domain. */
   normalizeDomain(domain: string): string | undefined;
   /** The component's secret, when the domain is registered. */
@@ -45,7 +49,7 @@ export class ComponentStream implements TransportSink {
   private reason = "disconnected";
 
   constructor(
-    readonly transport: StreamTransport,
+    readonly transport: SocketTransport,
     private readonly deps: ComponentStreamDeps,
   ) {
     transport.start(this, deps.limits);
@@ -109,7 +113,13 @@ export class ComponentStream implements TransportSink {
     }
     if (isStanza(el)) {
       this.stanzasIn++;
-      return this.deps.stanza(this, el);
+      // Over the component's rate: this stanza and the ones after it wait (reading stops
+      // meanwhile, so at most what was already read waits with them).
+      const waitMs = this.deps.rates.stanza(this.domain!);
+      if (waitMs <= 0) return this.deps.stanza(this, el);
+      this.transport.pauseInput(waitMs);
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+      return this.closed ? undefined : this.deps.stanza(this, el);
     }
     throw new StreamError("unsupported-stanza-type", `<${el.name}/> on a component stream`);
   }
@@ -138,6 +148,7 @@ export class ComponentStream implements TransportSink {
     }
     this.authenticated = true;
     this.authenticatedAt = Date.now();
+    this.transport.meterInput((n) => this.deps.rates.bytes(domain!, n));
     this.transport.write(serialize(x("handshake")));
   }
 

@@ -6,6 +6,7 @@
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type tls from "node:tls";
 import type { Logger } from "pino";
+import type { DomainRateLimits } from "../../core/domain-rates.js";
 import { StanzaError, type StanzaErrorCondition } from "../../core/errors.js";
 import type { Jid } from "../../core/jid.js";
 import type { Router } from "../../core/router.js";
@@ -13,7 +14,6 @@ import type { TransportLimits } from "../../core/stream/transport.js";
 import { serialize, type XmlElement } from "../../core/xml/element.js";
 import type { S2SAuthMethod, S2SDirection, S2SLinkInfo, S2SRefusal } from "./api.js";
 import type { FederationPolicy } from "./config.js";
-import type { DomainRateLimits } from "./domain-rates.js";
 import { type DialbackOutcome, type InboundDeps, InboundStream, policyError } from "./inbound.js";
 import { type OutboundDeps, OutboundStream } from "./outbound.js";
 import type { TargetResolver } from "./resolve.js";

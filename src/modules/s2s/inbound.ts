@@ -10,6 +10,7 @@
 import { randomBytes } from "node:crypto";
 import type net from "node:net";
 import type tls from "node:tls";
+import type { DomainRateLimits } from "../../core/domain-rates.js";
 import type { StanzaErrorCondition } from "../../core/errors.js";
 import { StreamError } from "../../core/errors.js";
 import { type Jid, tryParseJid } from "../../core/jid.js";
@@ -27,7 +28,6 @@ import {
 } from "../../core/xml/namespaces.js";
 import type { SocketTransport } from "../../transports/tcp/socket-transport.js";
 import type { S2SAuthMethod, S2SRefusal } from "./api.js";
-import type { DomainRateLimits } from "./domain-rates.js";
 
 export type DialbackOutcome = "valid" | "invalid" | StanzaErrorCondition;
 

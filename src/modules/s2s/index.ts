@@ -12,6 +12,7 @@ import net from "node:net";
 import path from "node:path";
 import tls from "node:tls";
 import { z } from "zod";
+import { DomainRateLimits, DomainRateSchema, DomainRatesSchema } from "../../core/domain-rates.js";
 import { StreamError } from "../../core/errors.js";
 import { defineModule } from "../../core/module.js";
 import { x } from "../../core/xml/element.js";
@@ -21,31 +22,11 @@ import { SocketTransport } from "../../transports/tcp/socket-transport.js";
 import { loadTls } from "../../transports/tls.js";
 import type { S2SApi, S2SAuthMethod, S2SAuthorizeEvent, S2SDirection, S2SRefusal } from "./api.js";
 import { s2sConfigSection } from "./config.js";
-import { DomainRateLimits } from "./domain-rates.js";
 import { Federation } from "./federation.js";
 import { PeerTrust } from "./peer-tls.js";
 import { TargetResolver } from "./resolve.js";
 
 export type { S2SApi } from "./api.js";
-
-const DomainRateSchema = z.object({
-  /** Sustained stanzas per second from one remote domain (0: unlimited). */
-  stanzasPerSecond: z.number().min(0).default(1000),
-  /** Stanzas a domain may send at once above the sustained rate. */
-  burstStanzas: z.number().int().min(1).default(5000),
-  /** Sustained bytes per second from one remote domain (0: unlimited). */
-  bytesPerSecond: z
-    .number()
-    .int()
-    .min(0)
-    .default(1024 * 1024),
-  /** Bytes a domain may send at once above the sustained rate. */
-  burstBytes: z
-    .number()
-    .int()
-    .min(1)
-    .default(4 * 1024 * 1024),
-});
 
 export const S2SOptions = z.object({
   /** Stanzas waiting for one remote domain while its link is set up; more are bounced. */
@@ -81,7 +62,7 @@ export const S2SOptions = z.object({
    */
   domainRate: DomainRateSchema.prefault({}),
   /** Other limits for some remote domains (a busy peer, a gateway), by domain; unset keys keep `domainRate`'s. */
-  domainRates: z.record(z.string().min(1).toLowerCase(), DomainRateSchema.partial()).default({}),
+  domainRates: DomainRatesSchema,
 });
 export type S2SOptions = z.infer<typeof S2SOptions>;
 

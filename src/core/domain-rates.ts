@@ -1,11 +1,37 @@
 /**
- * Rate limits per remote domain: one allowance of stanzas and one of bytes per second for
- * everything a domain sends, however many streams it opens (a peer cannot multiply its
- * allowance by connecting more often). Above it the domain's streams stop reading until
- * the debt is paid — TCP pushes back on the peer, nothing is dropped — as the c2s byte
- * limit does for one connection.
+ * Rate limits per remote domain (a federated server, a gateway component): one allowance
+ * of stanzas and one of bytes per second for everything a domain sends, however many
+ * streams it opens (a peer cannot multiply its allowance by connecting more often). Above
+ * it the domain's streams stop reading until the debt is paid — TCP pushes back on the
+ * peer, nothing is dropped — as the c2s byte limit does for one connection.
  */
-import { TokenBucket } from "../../core/rate-limit.js";
+import { z } from "zod";
+import { TokenBucket } from "./rate-limit.js";
+
+/** A domain's limits in the configuration; 0 means unlimited. */
+export const DomainRateSchema = z.object({
+  /** Sustained stanzas per second from one domain (0: unlimited). */
+  stanzasPerSecond: z.number().min(0).default(1000),
+  /** Stanzas a domain may send at once above the sustained rate. */
+  burstStanzas: z.number().int().min(1).default(5000),
+  /** Sustained bytes per second from one domain (0: unlimited). */
+  bytesPerSecond: z
+    .number()
+    .int()
+    .min(0)
+    .default(1024 * 1024),
+  /** Bytes a domain may send at once above the sustained rate. */
+  burstBytes: z
+    .number()
+    .int()
+    .min(1)
+    .default(4 * 1024 * 1024),
+});
+
+/** Per-domain overrides of the limits, keyed by domain; unset keys keep the defaults. */
+export const DomainRatesSchema = z
+  .record(z.string().min(1).toLowerCase(), DomainRateSchema.partial())
+  .default({});
 
 export interface DomainRate {
   /** Sustained stanzas per second (0: unlimited). */
