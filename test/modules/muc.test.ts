@@ -641,6 +641,37 @@ describe("moderation and affiliations", () => {
     assert.equal(errorCondition(owner), "not-allowed");
   });
 
+  test("the affiliation change of a user not in the room is told to the occupants who see real JIDs, before the result", async () => {
+    const { alice, bob, carol } = users;
+    const room = await createRoom(alice!, "Alice");
+    await join(bob!, room, "Bob");
+    const notice = (e: XmlElement) =>
+      e.name === "message" && e.attrs.from === room && itemOf(e)?.attrs.jid === "dave@example.test";
+    const reply = iq(alice!, adminSet(room, x("item", { jid: "dave@example.test", affiliation: "member" })));
+    const told = await waitFor(alice!, notice, "the affiliation notice");
+    assert.equal(itemOf(told)!.attrs.affiliation, "member");
+    assert.notEqual(told.attrs.type, "groupchat");
+    const result = await reply;
+    assert.equal(result.attrs.type, "result");
+    assert.ok(alice!.received.indexOf(told) < alice!.received.indexOf(result), "the notice comes first");
+    // Bob is no moderator of this semi-anonymous room: he is not told the JID.
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(bob!.received.filter(notice).length, 0);
+    // Carol in the room: her presence says it, no message.
+    await join(carol!, room, "Carol");
+    await iq(alice!, adminSet(room, x("item", { jid: carol!.jid!.bareString, affiliation: "member" })));
+    await waitFor(
+      alice!,
+      (e) => presenceFrom(`${room}/Carol`)(e) && itemOf(e)?.attrs.affiliation === "member",
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(
+      alice!.received.filter((e) => e.name === "message" && itemOf(e)?.attrs.jid === carol!.jid!.bareString)
+        .length,
+      0,
+    );
+  });
+
   test("ban (301): the banned user is removed, listed as outcast and cannot come back", async () => {
     const { alice, bob } = users;
     const room = await createRoom(alice!, "Alice");

@@ -1390,6 +1390,10 @@ export class MucService {
       room.setAffiliation(c.bare, c.affiliation);
       if (c.nick === "") room.nicks.delete(c.bare);
       else if (c.nick !== undefined) room.nicks.set(c.bare, c.nick);
+      if (![...room.occupants.values()].some((o) => o.bare === c.bare)) {
+        await this.announceAffiliation(room, c.bare, c.affiliation, c.reason);
+        continue;
+      }
       for (const o of [...room.occupants.values()]) {
         if (o.bare !== c.bare) continue;
         const details = {
@@ -1409,6 +1413,39 @@ export class MucService {
     }
     this.save(room);
     return undefined;
+  }
+
+  /**
+   * The affiliation change of a user who is not in the room, told to the occupants by a
+   * message from the room (XEP-0045 §9 "Notifications of Changes": MAY), so that their
+   * member lists stay current; in a semi-anonymous room only moderators see the JID.
+   */
+  private async announceAffiliation(
+    room: Room,
+    bare: string,
+    affiliation: Affiliation,
+    reason: string | undefined,
+  ): Promise<void> {
+    const item = x("item", { jid: bare, affiliation });
+    if (reason !== undefined && reason !== "") item.append(x("reason", null, reason));
+    const roomJid = this.roomJid(room);
+    const sends: Promise<void>[] = [];
+    for (const o of room.occupants.values()) {
+      if (!room.seesRealJids(o)) continue;
+      for (const sess of o.sessions.values())
+        sends.push(
+          this.send(
+            x(
+              "message",
+              { id: randomBytes(6).toString("base64url") },
+              x("x", { xmlns: NS_MUC_USER }, item.clone()),
+            ),
+            roomJid,
+            sess.jid,
+          ),
+        );
+    }
+    await Promise.all(sends);
   }
 
   /**
