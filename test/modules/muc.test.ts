@@ -28,6 +28,7 @@ const OWNER = `${MUC}#owner`;
 const DATA = "jabber:x:data";
 const SID = "urn:xmpp:sid:0";
 const MAM = "urn:xmpp:mam:2";
+const REG = "jabber:iq:register";
 const SVC = "conference.example.test";
 const MODULES = [message, stanzaId, roster, presence, disco, muc] as ModuleDefinition<unknown>[];
 
@@ -654,6 +655,22 @@ describe("moderation and affiliations", () => {
     const result = await reply;
     assert.equal(result.attrs.type, "result");
     assert.ok(alice!.received.indexOf(told) < alice!.received.indexOf(result), "the notice comes first");
+    assert.deepEqual(codes(told), []);
+    const ban = iq(
+      alice!,
+      adminSet(
+        room,
+        x("item", { jid: "erin@example.test", affiliation: "outcast" }, x("reason", null, "rude")),
+      ),
+    );
+    const banned = await waitFor(
+      alice!,
+      (e) => e.name === "message" && itemOf(e)?.attrs.jid === "erin@example.test",
+      "the ban notice",
+    );
+    assert.deepEqual(codes(banned), [301]);
+    assert.equal(itemOf(banned)!.getChildText("reason"), "rude");
+    await ban;
     // Bob is no moderator of this semi-anonymous room: he is not told the JID.
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(bob!.received.filter(notice).length, 0);
@@ -785,7 +802,6 @@ describe("moderation and affiliations", () => {
         { to: room },
         form({
           "muc#role": "participant",
-          "muc#jid": bob!.jid!.toString(),
           "muc#roomnick": "Bob",
           "muc#request_allow": "true",
         }),
@@ -871,6 +887,26 @@ describe("moderation and affiliations", () => {
     await waitFor(carol!, presenceFrom(`${room}/Bobby2`));
     const bad = await register(carol!, "");
     assert.equal(errorCondition(bad), "not-acceptable");
+  });
+
+  test("a member made by an admin, with no reserved nick, cancels the membership with <remove/>; a non-member cannot", async () => {
+    const { alice, bob, carol } = users;
+    const room = await createRoom(alice!, "Alice", { "muc#roomconfig_membersonly": "1" });
+    await iq(alice!, adminSet(room, x("item", { jid: bob!.jid!.bareString, affiliation: "member" })));
+    await join(bob!, room, "Bob");
+    const cancel = await iq(
+      bob!,
+      x("iq", { to: room, type: "set" }, x("query", { xmlns: REG }, x("remove"))),
+    );
+    assert.equal(cancel.attrs.type, "result", cancel.toString());
+    const gone = await waitFor(bob!, presenceFrom(`${room}/Bob`, "unavailable"));
+    assert.deepEqual(codes(gone).sort(), [110, 321]);
+    assert.ok(bob!.received.indexOf(gone) < bob!.received.indexOf(cancel), "removed before the result");
+    const none = await iq(
+      carol!,
+      x("iq", { to: room, type: "set" }, x("query", { xmlns: REG }, x("remove"))),
+    );
+    assert.equal(errorCondition(none), "item-not-found");
   });
 
   test("an admin reserves, changes and unsets a member's nick with the member list (§9.5)", async () => {

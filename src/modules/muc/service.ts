@@ -1107,7 +1107,9 @@ export class MucService {
       );
     }
     if (payload.getChild("remove")) {
-      if (registered === undefined) throw new StanzaError("item-not-found", "no nickname registered");
+      // A member cancels the membership, reserved nick or not: registering is becoming a member.
+      if (registered === undefined && room.affiliationOf(bare) !== "member")
+        throw new StanzaError("item-not-found", "no registration in this room");
       room.nicks.delete(bare);
       if (room.affiliationOf(bare) === "member") {
         room.setAffiliation(bare, "none");
@@ -1428,6 +1430,13 @@ export class MucService {
   ): Promise<void> {
     const item = x("item", { jid: bare, affiliation });
     if (reason !== undefined && reason !== "") item.append(x("reason", null, reason));
+    // As the presence of an occupant removed by the change would say: banned, or no longer a member.
+    const status =
+      affiliation === "outcast"
+        ? 301
+        : room.config.membersOnly && affiliationRank(affiliation) < 2
+          ? 321
+          : undefined;
     const roomJid = this.roomJid(room);
     const sends: Promise<void>[] = [];
     for (const o of room.occupants.values()) {
@@ -1438,7 +1447,12 @@ export class MucService {
             x(
               "message",
               { id: randomBytes(6).toString("base64url") },
-              x("x", { xmlns: NS_MUC_USER }, item.clone()),
+              x(
+                "x",
+                { xmlns: NS_MUC_USER },
+                ...(status !== undefined ? [x("status", { code: String(status) })] : []),
+                item.clone(),
+              ),
             ),
             roomJid,
             sess.jid,
