@@ -3,12 +3,14 @@ import { after, before, test } from "node:test";
 import type { ModuleDefinition } from "../../src/core/module.js";
 import { x } from "../../src/core/xml/element.js";
 import last, { NS_LAST } from "../../src/modules/last/index.js";
+import presence from "../../src/modules/presence/index.js";
+import roster from "../../src/modules/roster/index.js";
 import { errorCondition, type Harness, startHarness } from "../kit/harness.js";
 
 let h: Harness;
 
 before(async () => {
-  h = await startHarness({ modules: [last] as ModuleDefinition<unknown>[] });
+  h = await startHarness({ modules: [roster, presence, last] as ModuleDefinition<unknown>[] });
   for (const u of ["alice", "bob", "carol", "dave"]) await h.createUser(u);
   // alice may see bob's presence; carol only has bob in her own roster.
   await h.server.services.storage.roster.setItem("bob", {
@@ -58,13 +60,15 @@ test("a subscriber learns the seconds since the last logout and its status", asy
   assert.equal(q.text(), "Heading Home");
   // The account may ask about itself too (no 'to': its own bare JID).
   const d = await h.connect("bob", "again");
+  await d.sendStanza(x("presence"));
   assert.equal((await d.iq(ask())).getChild("query")!.attrs.seconds, "0");
   await d.disconnect();
   await a.disconnect();
 });
 
-test("an account with a connected resource is reported as active now", async () => {
+test("an account with an available resource is reported as active now", async () => {
   const b = await h.connect("bob", "online");
+  await b.sendStanza(x("presence"));
   const a = await h.connect("alice", "watcher2");
   const q = (await a.iq(ask("bob@example.test"))).getChild("query")!;
   assert.equal(q.attrs.seconds, "0");
@@ -75,6 +79,24 @@ test("an account with a connected resource is reported as active now", async () 
   const after = (await a.iq(ask("bob@example.test"))).getChild("query")!;
   assert.equal(after.attrs.seconds, "5");
   assert.equal(after.text(), "");
+  await a.disconnect();
+});
+
+test("a resource still connected but unavailable is not active: the time and status of its unavailable presence", async () => {
+  const b = await h.connect("bob", "quiet");
+  const a = await h.connect("alice", "watcher4");
+  // Connected without initial presence: not available either (RFC 6121 §4.2).
+  assert.notEqual((await a.iq(ask("bob@example.test"))).getChild("query")!.attrs.seconds, "0");
+  await b.sendStanza(x("presence"));
+  assert.equal((await a.iq(ask("bob@example.test"))).getChild("query")!.attrs.seconds, "0");
+  await b.sendStanza(x("presence", { type: "unavailable" }, x("status", null, "Goodbye")));
+  h.clock.advance(7_000);
+  const q = (await a.iq(ask("bob@example.test"))).getChild("query")!;
+  assert.equal(q.attrs.seconds, "7");
+  assert.equal(q.text(), "Goodbye");
+  const self = (await b.iq(ask())).getChild("query")!;
+  assert.equal(self.text(), "Goodbye");
+  await b.disconnect();
   await a.disconnect();
 });
 

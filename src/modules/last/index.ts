@@ -2,9 +2,10 @@
  * Last Activity (XEP-0012).
  * - To the domain: the server's uptime in seconds.
  * - To an account's bare JID: seconds since its last logout and the status of
- *   its last unavailable presence, recorded when a session ends. The server
- *   answers itself (it does not ask the account's clients): 0 while the account
- *   has a connected resource (XEP-0012 §3), item-not-found when no logout was
+ *   its last unavailable presence, recorded when a client sends it and when a
+ *   session ends. The server answers itself (it does not ask the account's
+ *   clients): 0 while the account has an available resource (XEP-0012 §4; a
+ *   connected one that sent unavailable presence is not), item-not-found when no logout was
  *   ever recorded. Only the account and those allowed to see its presence
  *   (subscription "from" or "both") get an answer; others get forbidden, and
  *   unknown accounts service-unavailable (RFC 6121 §8.5.1).
@@ -65,7 +66,7 @@ export default defineModule({
       if (!(await storage.accounts.exists(username))) throw new StanzaError("service-unavailable");
       if (!(await mayReceivePresence(storage, domain, username, req.from)))
         throw new StanzaError("forbidden");
-      if (sessions.isOnline(username)) return x("query", { xmlns: NS_LAST, seconds: "0" });
+      if (sessions.availableOf(username).length > 0) return x("query", { xmlns: NS_LAST, seconds: "0" });
       const last = parseLogout(await store.get(username, KEY));
       if (!last) throw new StanzaError("item-not-found", "no logout recorded for this account");
       return x("query", { xmlns: NS_LAST, seconds: String(seconds(last.at)) }, last.status);
@@ -88,9 +89,18 @@ export default defineModule({
     // of the presence module, which claims broadcasts; this hook only looks.
     ctx.hook(
       "pre-presence",
-      ({ stanza, session, to }) => {
+      async ({ stanza, session, to }) => {
         if (to === undefined && stanza.attrs.type === "unavailable") {
-          session.data.set(ctx.name, stanza.getChildText("status") ?? "");
+          const status = stanza.getChildText("status") ?? "";
+          session.data.set(ctx.name, status);
+          // Recorded now, not only when the session ends: a client still connected but
+          // unavailable has gone as far as its contacts can tell.
+          if (session.username && (await storage.accounts.exists(session.username)))
+            await store.set(
+              session.username,
+              KEY,
+              JSON.stringify({ at: clock.now(), status } satisfies Logout),
+            );
         }
         return false;
       },
