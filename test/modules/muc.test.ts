@@ -302,6 +302,11 @@ describe("a room's life", () => {
       "semi-anonymous: no real JID to a participant",
     );
     assert.equal(itemOf(seen[selfAt]!)!.attrs.role, "participant");
+    assert.equal(
+      itemOf(seen[selfAt]!)!.attrs.jid,
+      bob!.jid!.toString(),
+      "its own real JID to the occupant itself",
+    );
     const bobSeen = await waitFor(alice!, presenceFrom(`${room}/Bob`));
     assert.equal(itemOf(bobSeen)!.attrs.jid, bob!.jid!.toString(), "a moderator sees the real JID");
     assert.deepEqual(codes(bobSeen), []);

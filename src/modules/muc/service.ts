@@ -604,7 +604,8 @@ export class MucService {
     const item = x("item", {
       affiliation: room.effectiveAffiliation(subject),
       role: d.type === "unavailable" && d.nick === undefined ? "none" : subject.role,
-      ...(first && room.seesRealJids(viewer) ? { jid: first.jid.toString() } : {}),
+      // One's own real JID is no secret to oneself, whatever the room's anonymity.
+      ...(first && (room.seesRealJids(viewer) || viewer === subject) ? { jid: first.jid.toString() } : {}),
       ...(d.nick !== undefined ? { nick: d.nick } : {}),
     });
     if (d.actor !== undefined) item.append(x("actor", { nick: d.actor }));
