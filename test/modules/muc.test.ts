@@ -579,6 +579,33 @@ describe("a room's life", () => {
     );
     const gone = await waitFor(alice!, presenceFrom(`${room}/Bob`, "unavailable"), "Bob removed");
     assert.deepEqual(codes(gone), [333]);
+    assert.equal(gone.getChildText("status"), "Kicked: service unavailable");
+  });
+
+  test("unavailable or error presence to the room's bare JID from an occupant: it leaves, or is gone (333)", async () => {
+    const { alice, bob, carol } = users;
+    const room = await createRoom(alice!, "Alice");
+    await join(bob!, room, "Bob");
+    await join(carol!, room, "Carol");
+    await bob!.sendStanza(x("presence", { to: room, type: "unavailable" }, x("status", null, "Farewell")));
+    const left = await waitFor(alice!, presenceFrom(`${room}/Bob`, "unavailable"), "Bob leaving");
+    assert.equal(left.getChildText("status"), "Farewell");
+    assert.deepEqual(codes(left), []);
+    await carol!.sendStanza(
+      x(
+        "presence",
+        { to: room, type: "error" },
+        x(
+          "error",
+          { type: "cancel" },
+          x("service-unavailable", { xmlns: "urn:ietf:params:xml:ns:xmpp-stanzas" }),
+          x("text", { xmlns: "urn:ietf:params:xml:ns:xmpp-stanzas" }, "Test error"),
+        ),
+      ),
+    );
+    const gone = await waitFor(alice!, presenceFrom(`${room}/Carol`, "unavailable"), "Carol removed");
+    assert.deepEqual(codes(gone), [333]);
+    assert.equal(gone.getChildText("status"), "Kicked: service unavailable: Test error");
   });
 
   test("self-ping (XEP-0410): joined gets a result, not joined gets not-acceptable", async () => {

@@ -368,6 +368,10 @@ export class MucService {
     if (stanza.name === "presence") {
       // A presence without a nick is no join (§7.2.1): only an available one gets an error.
       if (type === undefined) throw new StanzaError("jid-malformed", "a room nickname is needed to join");
+      // Unavailable or error presence from an occupant's session says the same to the room
+      // as to its occupant JID: it leaves, or it is gone.
+      if (room && type === "unavailable") await this.leave(room, from, stanza);
+      else if (room && type === "error") await this.errorFrom(room, from, stanza);
       return;
     }
     if (stanza.name === "message") {
@@ -739,17 +743,18 @@ export class MucService {
   private async errorFrom(room: Room, from: Jid, stanza: XmlElement): Promise<void> {
     const occupant = room.occupantOf(from.toString());
     if (!occupant) return;
-    const condition = stanza
-      .getChild("error")
-      ?.elements()
-      .find((c) => c.attrs.xmlns === NS_STANZAS)?.name;
+    const error = stanza.getChild("error");
+    const condition = error?.elements().find((c) => c.attrs.xmlns === NS_STANZAS && c.name !== "text")?.name;
     if (condition === undefined || !GONE_CONDITIONS.has(condition)) return;
     if (occupant.sessions.size > 1) {
       occupant.sessions.delete(from.toString());
       this.forgetSession(room, from.toString());
       return;
     }
-    await this.removeOccupant(room, occupant, { codes: [333] });
+    // The others see why it went: the error's condition and text.
+    const text = error?.getChild("text", NS_STANZAS)?.text();
+    const why = `Kicked: ${condition.replaceAll("-", " ")}${text ? `: ${text}` : ""}`;
+    await this.removeOccupant(room, occupant, { codes: [333] }, x("status", null, why));
   }
 
   /**
