@@ -459,6 +459,34 @@ describe("a room's life", () => {
     );
   });
 
+  test("history keeps what an archive keeps: a body, or a store hint; not a no-store one, nor a subject change", async () => {
+    const { alice, bob } = users;
+    const room = await createRoom(alice!, "Alice");
+    const HINTS = "urn:xmpp:hints";
+    const send = (...children: XmlElement[]) =>
+      alice!.sendStanza(x("message", { to: room, type: "groupchat" }, ...children));
+    await send(x("subject", null, "New thread"), x("thread", null, "t1"), x("store", { xmlns: HINTS }));
+    await send(x("body", null, "kept"));
+    await send(x("body", null, "not kept"), x("no-store", { xmlns: HINTS }));
+    await send(x("active", { xmlns: "http://jabber.org/protocol/chatstates" }));
+    await send(x("subject", null, "Topic"));
+    const start = bob!.received.length;
+    await join(bob!, room, "Bob");
+    const history = bob!.received
+      .slice(start)
+      .filter(
+        (e) =>
+          e.name === "message" && e.attrs.from === `${room}/Alice` && e.getChild("delay", "urn:xmpp:delay"),
+      );
+    // The last is the room's subject, which a joiner gets after the history.
+    assert.deepEqual(
+      history.map((e) => e.getChildText("body") ?? e.getChildText("subject")),
+      ["New thread", "kept", "Topic"],
+    );
+    assert.equal(history[2]!.getChild("stanza-id", SID), undefined);
+    assert.ok(history[0]!.getChild("stanza-id", SID), "a kept message has the room's stanza-id");
+  });
+
   test("history on join: maxstanzas, maxchars, seconds and since, with delay stamps", async () => {
     const { alice, bob } = users;
     const room = await createRoom(alice!, "Alice");

@@ -26,6 +26,7 @@ import {
   NS_DISCO_INFO,
   NS_DISCO_ITEMS,
   NS_FORWARD,
+  NS_HINTS,
   NS_MAM,
   NS_MUC,
   NS_MUC_ADMIN,
@@ -794,7 +795,8 @@ export class MucService {
     const body = stanza.getChild("body");
     const subject = stanza.getChild("subject");
     // §8.1: with a body or a thread it is a message that happens to carry a subject.
-    if (subject && !body && !stanza.getChild("thread")) {
+    const subjectChange = subject !== undefined && !body && !stanza.getChild("thread");
+    if (subjectChange) {
       if (!room.config.changeSubject && occupant.role !== "moderator")
         throw new StanzaError("forbidden", "only moderators may change the subject");
       room.subject = { text: subject.text(), by: occupant.nick, at: this.d.clock.now() };
@@ -812,7 +814,18 @@ export class MucService {
     const from_ = this.occupantJid(room, occupant.nick);
     out.attrs.from = from_.toString();
     const now = this.d.clock.now();
-    if (body) {
+    // Kept in the history and the archive as a user's archive keeps messages: those with a
+    // body, or a store hint (XEP-0334), unless they say not to; a subject change is the subject.
+    const hints = stanza
+      .elements()
+      .filter((c) => c.attrs.xmlns === NS_HINTS)
+      .map((c) => c.name);
+    const keep =
+      !subjectChange &&
+      !hints.includes("no-store") &&
+      !hints.includes("no-permanent-store") &&
+      (body !== undefined || hints.includes("store"));
+    if (keep) {
       const id = randomUUID();
       out.children.push(x("stanza-id", { xmlns: NS_SID, id, by: room.jid }));
       const serialized = out.toString();
@@ -828,7 +841,7 @@ export class MucService {
             at: now,
             direction: "in",
             stanza: serialized,
-            text: body.text(),
+            text: body?.text() ?? "",
           })
           .catch((err: unknown) =>
             this.d.log.error({ err, room: room.jid }, "archiving a room message failed"),
