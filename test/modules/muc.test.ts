@@ -775,6 +775,8 @@ describe("moderation and affiliations", () => {
         .map((i) => i.attrs.jid),
       [bob!.jid!.bareString],
     );
+    // §9.2: the ban list says why.
+    assert.equal(list.getChild("query")!.getChild("item")!.getChildText("reason"), "out");
     const notAdmin = await iq(
       bob!,
       x("iq", { to: room, type: "get" }, x("query", { xmlns: ADMIN }, x("item", { affiliation: "owner" }))),

@@ -67,6 +67,8 @@ export interface StoredRoom {
   subject?: Subject;
   /** Registered nicks (§7.10): bare JID → nick. */
   nicks?: Record<string, string>;
+  /** The reason given with an affiliation (a ban's, §9.1): bare JID → reason. */
+  reasons?: Record<string, string>;
   createdAt: number;
 }
 
@@ -103,6 +105,8 @@ export class Room {
   readonly affiliations = new Map<string, Affiliation>();
   /** Registered nicks (§7.10): bare JID → nick. */
   readonly nicks = new Map<string, string>();
+  /** The reason given with each affiliation, listed with it (§9.2): bare JID → reason. */
+  readonly reasons = new Map<string, string>();
   history: HistoryEntry[] = [];
   /** The archived history read back after a restart (once, on first need). */
   historyReady: Promise<void> | undefined;
@@ -132,9 +136,12 @@ export class Room {
     return o.serviceAdmin ? "owner" : this.affiliationOf(o.bare);
   }
 
-  setAffiliation(bare: string, a: Affiliation): void {
+  setAffiliation(bare: string, a: Affiliation, reason?: string): void {
     if (a === "none") this.affiliations.delete(bare);
     else this.affiliations.set(bare, a);
+    // The reason goes with the affiliation it was given for.
+    if (a !== "none" && reason) this.reasons.set(bare, reason);
+    else this.reasons.delete(bare);
     // A registered nick belongs to a member of the room (§7.10).
     if (a === "none" || a === "outcast") this.nicks.delete(bare);
   }
@@ -172,6 +179,7 @@ export class Room {
       affiliations: Object.fromEntries(this.affiliations),
       ...(this.subject ? { subject: this.subject } : {}),
       ...(this.nicks.size > 0 ? { nicks: Object.fromEntries(this.nicks) } : {}),
+      ...(this.reasons.size > 0 ? { reasons: Object.fromEntries(this.reasons) } : {}),
       createdAt: this.createdAt,
     };
   }
@@ -179,7 +187,7 @@ export class Room {
   static fromStored(jid: string, s: StoredRoom, defaults: RoomConfig): Room {
     const room = new Room(jid, { ...defaults, ...s.config }, s.createdAt);
     for (const [bare, a] of Object.entries(s.affiliations))
-      if (AFFILIATIONS.includes(a)) room.setAffiliation(bare, a);
+      if (AFFILIATIONS.includes(a)) room.setAffiliation(bare, a, s.reasons?.[bare]);
     if (s.subject) room.subject = s.subject;
     for (const [bare, nick] of Object.entries(s.nicks ?? {})) room.nicks.set(bare, nick);
     return room;

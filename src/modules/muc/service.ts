@@ -1295,7 +1295,14 @@ export class MucService {
       for (const [jid, a] of room.affiliations)
         if (a === affiliation) {
           const nick = room.nicks.get(jid);
-          out.append(x("item", { affiliation: a, jid, ...(nick !== undefined ? { nick } : {}) }));
+          const reason = room.reasons.get(jid);
+          out.append(
+            x(
+              "item",
+              { affiliation: a, jid, ...(nick !== undefined ? { nick } : {}) },
+              ...(reason !== undefined ? [x("reason", null, reason)] : []),
+            ),
+          );
         }
       return out;
     }
@@ -1408,7 +1415,7 @@ export class MucService {
         }
         continue;
       }
-      room.setAffiliation(c.bare, c.affiliation);
+      room.setAffiliation(c.bare, c.affiliation, c.reason);
       if (c.nick === "") room.nicks.delete(c.bare);
       else if (c.nick !== undefined) room.nicks.set(c.bare, c.nick);
       if (![...room.occupants.values()].some((o) => o.bare === c.bare)) {
