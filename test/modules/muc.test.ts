@@ -1038,12 +1038,20 @@ describe("moderation and affiliations", () => {
     await join(bob!, room, "Bob");
     await join(carol!, room, "Carol");
     await iq(alice!, adminSet(room, x("item", { jid: carol!.jid!.bareString, affiliation: "member" })));
-    await iq(alice!, submit(room, { "muc#roomconfig_membersonly": "1" }));
+    const done = await iq(alice!, submit(room, { "muc#roomconfig_membersonly": "1" }));
     const change = await waitFor(
       carol!,
       (e) => e.name === "message" && e.attrs.from === room && codes(e).includes(104),
     );
     assert.ok(change);
+    const ownCopy = await waitFor(
+      alice!,
+      (e) => e.name === "message" && e.attrs.from === room && codes(e).includes(104),
+    );
+    assert.ok(
+      alice!.received.indexOf(done) < alice!.received.indexOf(ownCopy),
+      "the result comes first (§10.2)",
+    );
     const removed = await waitFor(bob!, presenceFrom(`${room}/Bob`, "unavailable"));
     assert.deepEqual(codes(removed).sort(), [110, 322]);
     assert.equal(await joinError(dave!, room, "Dave"), "registration-required");

@@ -1071,7 +1071,7 @@ export class MucService {
       );
     }
     if (type === "get" && ns === NS_PING) return undefined;
-    if (ns === NS_MUC_OWNER) return this.ownerIq(room, type, payload, from);
+    if (ns === NS_MUC_OWNER) return this.ownerIq(room, type, payload, from, iq);
     if (ns === NS_MUC_ADMIN)
       return type === "get" ? this.adminGet(room, payload, from) : this.adminSet(room, payload, from);
     if (ns === NS_MAM) return this.mam(room, type, payload, from, iq);
@@ -1171,7 +1171,7 @@ export class MucService {
     return room.affiliationOf(user.bareString);
   }
 
-  private async ownerIq(room: Room, type: "get" | "set", payload: XmlElement, from: Jid) {
+  private async ownerIq(room: Room, type: "get" | "set", payload: XmlElement, from: Jid, iq: XmlElement) {
     if ((await this.affiliationFor(room, from)) !== "owner")
       throw new StanzaError("forbidden", "only owners configure the room");
     const s = this.d.settings;
@@ -1208,6 +1208,8 @@ export class MucService {
       room.history.splice(0, room.history.length - next.historyLength);
     if (next.persistent) this.save(room);
     else if (old.persistent) this.unsave(room);
+    // The owner learns of its success first, then everyone of the change (§10.2, §10.2.1).
+    await this.result(iq, this.roomJid(room), from);
     // Status codes of the configuration change (§10.2.1).
     const codes = [104];
     if (next.whois !== old.whois) codes.push(next.whois === "anyone" ? 172 : 173);
@@ -1237,7 +1239,7 @@ export class MucService {
           await this.removeOccupant(room, o, { codes: [322] });
     }
     this.dropIfEmpty(room);
-    return undefined;
+    return null;
   }
 
   /** Destroys a room (§10.9): every occupant leaves with the <destroy/>; its records go. */
