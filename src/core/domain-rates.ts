@@ -77,6 +77,18 @@ export class DomainRateLimits {
     return this.charge(domain, "stanzas", 1);
   }
 
+  /**
+   * One stanza from `domain` read from `input`: undefined when it may go on now; otherwise
+   * `input` stops reading and the stanza (and those after it) waits for the returned
+   * promise, so at most what was already read waits with it.
+   */
+  admit(domain: string, input: { pauseInput(ms: number): void }): Promise<void> | undefined {
+    const waitMs = this.stanza(domain);
+    if (waitMs <= 0) return undefined;
+    input.pauseInput(waitMs);
+    return new Promise((resolve) => setTimeout(resolve, waitMs));
+  }
+
   /** `n` bytes from `domain`: milliseconds its streams should stop reading (0: none). */
   bytes(domain: string, n: number): number {
     return this.charge(domain, "bytes", n);

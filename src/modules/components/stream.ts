@@ -113,13 +113,12 @@ export class ComponentStream implements TransportSink {
     }
     if (isStanza(el)) {
       this.stanzasIn++;
-      // Over the component's rate: this stanza and the ones after it wait (reading stops
-      // meanwhile, so at most what was already read waits with them).
-      const waitMs = this.deps.rates.stanza(this.domain!);
-      if (waitMs <= 0) return this.deps.stanza(this, el);
-      this.transport.pauseInput(waitMs);
-      await new Promise((resolve) => setTimeout(resolve, waitMs));
-      return this.closed ? undefined : this.deps.stanza(this, el);
+      const wait = this.deps.rates.admit(this.domain!, this.transport);
+      if (wait) {
+        await wait;
+        if (this.closed) return;
+      }
+      return this.deps.stanza(this, el);
     }
     throw new StreamError("unsupported-stanza-type", `<${el.name}/> on a component stream`);
   }

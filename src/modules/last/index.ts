@@ -85,6 +85,12 @@ export default defineModule({
       10,
     );
 
+    const recordLogout = async (username: string, status: string): Promise<void> => {
+      // The session of a deleted account ends after its data is gone: nothing to record then.
+      if (!(await storage.accounts.exists(username))) return;
+      await store.set(username, KEY, JSON.stringify({ at: clock.now(), status } satisfies Logout));
+    };
+
     // The status of the unavailable presence a client sends before it goes (no 'to': a broadcast). Ahead
     // of the presence module, which claims broadcasts; this hook only looks.
     ctx.hook(
@@ -95,12 +101,7 @@ export default defineModule({
           session.data.set(ctx.name, status);
           // Recorded now, not only when the session ends: a client still connected but
           // unavailable has gone as far as its contacts can tell.
-          if (session.username && (await storage.accounts.exists(session.username)))
-            await store.set(
-              session.username,
-              KEY,
-              JSON.stringify({ at: clock.now(), status } satisfies Logout),
-            );
+          if (session.username) await recordLogout(session.username, status);
         }
         return false;
       },
@@ -110,11 +111,7 @@ export default defineModule({
     ctx.hook("session/ended", async ({ session }) => {
       if (!session.username) return;
       const status = session.data.get(ctx.name);
-      const record: Logout = { at: clock.now(), status: typeof status === "string" ? status : "" };
-      // The session of a deleted account ends after its data is gone: nothing to record then.
-      if (await storage.accounts.exists(session.username)) {
-        await store.set(session.username, KEY, JSON.stringify(record));
-      }
+      await recordLogout(session.username, typeof status === "string" ? status : "");
     });
   },
 });

@@ -325,14 +325,9 @@ export class InboundStream implements TransportSink {
     this.stanzasIn++;
     stanza.attrs.from = from.toString();
     stanza.attrs.to = to.toString();
-    // Over the domain's rate: this stanza and the ones after it wait (reading stops meanwhile,
-    // so at most what was already read waits with them).
-    const waitMs = this.deps.rates.stanza(from.domain);
-    if (waitMs <= 0) return this.deps.stanza(this, stanza, from, to);
-    this.transport.pauseInput(waitMs);
-    return new Promise<void>((resolve) => setTimeout(resolve, waitMs)).then(() =>
-      this.closed ? undefined : this.deps.stanza(this, stanza, from, to),
-    );
+    const wait = this.deps.rates.admit(from.domain, this.transport);
+    if (!wait) return this.deps.stanza(this, stanza, from, to);
+    return wait.then(() => (this.closed ? undefined : this.deps.stanza(this, stanza, from, to)));
   }
 
   streamEnd(): void {
