@@ -29,15 +29,8 @@ import { defineModule } from "../../core/module.js";
 import { type ArchivedMessage, ArchiveIdNotFound, type MessageQuery } from "../../core/storage/types.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
 import { parseElement } from "../../core/xml/fragment.js";
-import {
-  NS_CARBONS,
-  NS_CLIENT,
-  NS_DELAY,
-  NS_FORWARD,
-  NS_HINTS,
-  NS_MAM,
-  NS_RSM,
-} from "../../core/xml/namespaces.js";
+import { NS_CARBONS, NS_CLIENT, NS_DELAY, NS_FORWARD, NS_MAM, NS_RSM } from "../../core/xml/namespaces.js";
+import { storageHint } from "../../core/xml/storage-hints.js";
 import type { RosterApi } from "../roster/api.js";
 import type { StanzaIdApi } from "../stanza-id/api.js";
 import type { MamApi } from "./api.js";
@@ -61,18 +54,16 @@ export const NS_MAM_GROUPCHAT_FIELD = `${NS_MAM}#groupchat-field`;
 export function worthArchiving(stanza: XmlElement): boolean {
   const type = stanza.attrs.type ?? "normal";
   if (type !== "chat" && type !== "normal") return false;
+  const hint = storageHint(stanza);
+  if (hint === "no-store") return false;
   let body = false;
-  let store = false;
   for (const c of stanza.children) {
     if (typeof c === "string") continue;
     const ns = c.attrs.xmlns;
-    if (ns === NS_HINTS) {
-      if (c.name === "no-store" || c.name === "no-permanent-store") return false;
-      if (c.name === "store") store = true;
-    } else if (ns === NS_CARBONS) return false;
-    else if (c.name === "body" && ns === undefined) body = true;
+    if (ns === NS_CARBONS) return false;
+    if (c.name === "body" && ns === undefined) body = true;
   }
-  return body || store;
+  return body || hint === "store";
 }
 
 /** XEP-0082 date-time in UTC, with milliseconds when they are not zero. */

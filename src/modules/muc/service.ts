@@ -26,7 +26,6 @@ import {
   NS_DISCO_INFO,
   NS_DISCO_ITEMS,
   NS_FORWARD,
-  NS_HINTS,
   NS_MAM,
   NS_MUC,
   NS_MUC_ADMIN,
@@ -37,6 +36,7 @@ import {
   NS_SID,
   NS_STANZAS,
 } from "../../core/xml/namespaces.js";
+import { storageHint } from "../../core/xml/storage-hints.js";
 import { parseQuery, queryForm } from "../mam/index.js";
 import type { MucConfig } from "./config.js";
 import { applyConfigForm, configForm, roomFeatures, roomInfoForm } from "./forms.js";
@@ -816,15 +816,8 @@ export class MucService {
     const now = this.d.clock.now();
     // Kept in the history and the archive as a user's archive keeps messages: those with a
     // body, or a store hint (XEP-0334), unless they say not to; a subject change is the subject.
-    const hints = stanza
-      .elements()
-      .filter((c) => c.attrs.xmlns === NS_HINTS)
-      .map((c) => c.name);
-    const keep =
-      !subjectChange &&
-      !hints.includes("no-store") &&
-      !hints.includes("no-permanent-store") &&
-      (body !== undefined || hints.includes("store"));
+    const hint = storageHint(stanza);
+    const keep = !subjectChange && hint !== "no-store" && (body !== undefined || hint === "store");
     if (keep) {
       const id = randomUUID();
       out.children.push(x("stanza-id", { xmlns: NS_SID, id, by: room.jid }));

@@ -13,6 +13,7 @@ import type { ClientSession } from "../../core/session.js";
 import type { XmlElement } from "../../core/xml/element.js";
 import { x } from "../../core/xml/element.js";
 import { NS_CHATSTATES, NS_DELAY, NS_HINTS } from "../../core/xml/namespaces.js";
+import { storageHint } from "../../core/xml/storage-hints.js";
 import type { OfflineMessageEvent } from "../message/index.js";
 import type { StanzaIdApi } from "../stanza-id/api.js";
 import type { StreamManagementApi } from "../stream-management/api.js";
@@ -20,15 +21,9 @@ import { parseStoredStanza } from "./stored.js";
 
 /** XEP-0334 hints and XEP-0085: chat-state-only messages and no-store hints are not kept. */
 export function worthStoring(stanza: XmlElement): boolean {
+  const hint = storageHint(stanza);
+  if (hint !== undefined) return hint === "store";
   const children = stanza.elements();
-  if (
-    children.some(
-      (c) => c.attrs.xmlns === NS_HINTS && (c.name === "no-store" || c.name === "no-permanent-store"),
-    )
-  ) {
-    return false;
-  }
-  if (children.some((c) => c.attrs.xmlns === NS_HINTS && c.name === "store")) return true;
   if (stanza.getChild("body")) return true;
   return children.some(
     (c) => c.attrs.xmlns !== NS_CHATSTATES && c.attrs.xmlns !== NS_HINTS && c.name !== "thread",
