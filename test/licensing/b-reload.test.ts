@@ -1,7 +1,8 @@
 /**
  * Reloading the registry, on the enforcement alone: a new snapshot whose follow-up work
  * (`onRegistryChange`, e.g. reloading the ticket key) fails is still armed — its scheduled
- * cutoff comes at its instant — and the follow-up is retried at the next poll.
+ * cutoff comes at its instant — and the follow-up is retried at the next poll. A
+ * re-evaluation that throws leaves the next instant armed too.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -49,6 +50,41 @@ test("a registry change whose follow-up fails is armed anyway, and the follow-up
     await enforcement.poll();
     assert.equal(hookCalls, 2, "and not run again once it succeeded");
     assert.equal(enforcement.nextCheckAt(), cutoff);
+  } finally {
+    enforcement.stop();
+  }
+});
+
+test("a re-evaluation that throws still arms the next scheduled instant", async () => {
+  const clock = new ManualClock();
+  let snap: LicensingSnapshot = emptySnapshot();
+  let walkFails = 0;
+  const logged: string[] = [];
+  const enforcement = new Enforcement({
+    domain: "example.org",
+    clock,
+    sessions: {
+      all: () => {
+        if (walkFails-- > 0) throw new Error("a session in a bad state");
+        return [][Symbol.iterator]();
+      },
+      updated: () => undefined,
+    } as unknown as SessionDirectory,
+    log: pino({ level: "info" }, { write: (line: string) => logged.push(line) }),
+    registry: { revision: async () => snap.revision, snapshot: async () => snap },
+    maxProofFailuresPerAddress: 10,
+    proofFailureWindowMs: 60_000,
+  });
+  await enforcement.start();
+  try {
+    const cutoff = clock.now() + 8000;
+    snap = { ...emptySnapshot(), revision: 1 };
+    snap.policy = { mode: "warn", stages: [{ at: cutoff, mode: "enforce" }], apps: {}, exemptions: [] };
+    walkFails = 1;
+    await assert.rejects(enforcement.poll(), /a session in a bad state/);
+    assert.equal(enforcement.nextCheckAt(), cutoff, "the cutoff is armed although the evaluation threw");
+    assert.match(logged.join(""), /licensing registry change loaded/);
+    assert.match(logged.join(""), /next scheduled licensing change/);
   } finally {
     enforcement.stop();
   }

@@ -647,6 +647,7 @@ export class Enforcement {
           this.snap = await this.deps.registry.snapshot();
           this.counters.snapshotReloads++;
           this.changeHookDue = true;
+          this.deps.log.info({ revision: this.snap.revision }, "licensing registry change loaded");
         }
         if (this.changeHookDue && this.deps.onRegistryChange) {
           try {
@@ -679,13 +680,17 @@ export class Enforcement {
     try {
       await this.reload();
     } finally {
-      if (
-        !this.stopped &&
-        (this.snap !== before || (this.nextAt !== undefined && this.now() >= this.nextAt))
-      ) {
-        this.evaluateAll();
-        this.arm();
-      }
+      if (!this.stopped && (this.snap !== before || (this.nextAt !== undefined && this.now() >= this.nextAt)))
+        this.evaluateAndArm();
+    }
+  }
+
+  /** Re-evaluates every live session, then arms the timer, also when the evaluation threw. */
+  private evaluateAndArm(): void {
+    try {
+      this.evaluateAll();
+    } finally {
+      this.arm();
     }
   }
 
@@ -694,8 +699,7 @@ export class Enforcement {
     try {
       await this.reload();
     } finally {
-      this.evaluateAll();
-      this.arm();
+      this.evaluateAndArm();
     }
   }
 
@@ -705,12 +709,18 @@ export class Enforcement {
     this.timer = undefined;
     if (this.stopped) return;
     const now = this.now();
+    const before = this.nextAt;
     this.nextAt = nextChangeAt(this.snap, now);
+    if (this.nextAt !== before)
+      this.deps.log.info(
+        { at: this.nextAt === undefined ? undefined : new Date(this.nextAt).toISOString() },
+        "next scheduled licensing change",
+      );
     if (this.nextAt === undefined) return;
     const wait = Math.min(Math.max(this.nextAt - now, 0), MAX_TIMER_MS);
     this.timer = setTimeout(() => {
-      if (this.nextAt !== undefined && this.now() >= this.nextAt) this.evaluateAll();
-      this.arm();
+      if (this.nextAt !== undefined && this.now() >= this.nextAt) this.evaluateAndArm();
+      else this.arm();
     }, wait);
     this.timer.unref();
   }
