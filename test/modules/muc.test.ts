@@ -1118,6 +1118,31 @@ describe("moderation and affiliations", () => {
     await join(bob!, room, "Bob", x("password", null, "pass"));
   });
 
+  test("errors a room returns name the room in 'by' (RFC 6120 §8.3.2, XEP-0045 examples)", async () => {
+    const { alice, bob } = users;
+    const room = await createRoom(alice!, "Alice", {
+      "muc#roomconfig_passwordprotectedroom": "1",
+      "muc#roomconfig_roomsecret": "pass",
+    });
+    await bob!.sendStanza(joinStanza(room, "Bob"));
+    const joinErr = await waitFor(bob!, presenceFrom(`${room}/Bob`, "error"), "a presence error");
+    assert.equal(errorCondition(joinErr), "not-authorized");
+    assert.equal(joinErr.getChild("error")?.attrs.by, room);
+    const pm = await iq(
+      bob!,
+      x("iq", { to: `${room}/Nobody`, type: "get" }, x("query", { xmlns: "jabber:iq:version" })),
+    );
+    assert.equal(pm.attrs.type, "error");
+    assert.equal(pm.getChild("error")?.attrs.by, room);
+    // The service's own errors are not the room's.
+    const svc = await iq(
+      bob!,
+      x("iq", { to: SVC, type: "get" }, x("query", { xmlns: "urn:example:unknown" })),
+    );
+    assert.equal(errorCondition(svc), "service-unavailable");
+    assert.equal(svc.getChild("error")?.attrs.by, undefined);
+  });
+
   test("a non-anonymous room shows real JIDs to everyone (status 100)", async () => {
     const { alice, bob } = users;
     const room = await createRoom(alice!, "Alice", { "muc#roomconfig_whois": "anyone" });

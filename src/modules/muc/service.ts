@@ -314,8 +314,15 @@ export class MucService {
 
   deliver(stanza: XmlElement, from: Jid, to: Jid): void | Promise<void> {
     if (to.local === "") return this.toService(stanza, from);
-    if (to.resource === "") return this.toRoom(stanza, from, to);
-    return this.toOccupant(stanza, from, to);
+    // The room generates the errors for its own and its occupants' addresses, and says so
+    // with 'by' (XEP-0045's error examples, RFC 6120 §8.3.2).
+    const room = to.bare().toString();
+    const byRoom = (err: unknown): never => {
+      throw err instanceof StanzaError ? err.generatedBy(room) : err;
+    };
+    return (to.resource === "" ? this.toRoom(stanza, from, to) : this.toOccupant(stanza, from, to)).catch(
+      byRoom,
+    );
   }
 
   private async toService(stanza: XmlElement, from: Jid): Promise<void> {
