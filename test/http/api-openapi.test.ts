@@ -69,6 +69,8 @@ describe("OpenAPI document", () => {
         const schema = op.requestBody.content["application/json"].schema;
         assert.equal(schema.type, "object");
         for (const arg of def.args) assert.ok(schema.properties[arg.name], `${p}: body property ${arg.name}`);
+        // The API refuses any other field.
+        assert.equal(schema.additionalProperties, false, `${p}: unknown fields are refused`);
       } else {
         const names = op.parameters.map((x: { name: string }) => x.name);
         for (const arg of def.args) assert.ok(names.includes(arg.name), `${p}: query parameter ${arg.name}`);

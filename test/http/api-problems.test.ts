@@ -61,6 +61,41 @@ describe("problem details", () => {
     assert.deepEqual(problemOf(array, 400).errors, [{ path: "", message: "expected an object" }]);
   });
 
+  test("unknown fields are refused with their path, and nothing is changed", async () => {
+    const before = await web.call("GET", "/api/v1/policy/show", { token: web.token });
+    assert.equal(before.status, 200);
+    // `stages` for `stage`: the mode beside it must not be applied either.
+    const misspelt = await web.call("POST", "/api/v1/policy/set", {
+      token: web.token,
+      body: { mode: "enforce", stages: ["2027-01-01T00:00:00Z=enforce"] },
+    });
+    const p = problemOf(misspelt, 400);
+    assert.equal(p.type, "/problems/validation-error");
+    assert.deepEqual(
+      p.errors.map((e: { path: string }) => e.path),
+      ["stages"],
+    );
+    assert.match(p.errors[0].message, /unknown field: policy set takes .*\bstage\b/);
+    const after = await web.call("GET", "/api/v1/policy/show", { token: web.token });
+    assert.equal(after.json.data.policy.mode, before.json.data.policy.mode);
+    assert.equal(after.json.data.revision, before.json.data.revision);
+
+    const query = await web.call("GET", "/api/v1/licence/list", {
+      token: web.token,
+      query: { application: "com.example.chat" },
+    });
+    assert.deepEqual(
+      problemOf(query, 400).errors.map((e: { path: string }) => e.path),
+      ["application"],
+    );
+    // The CSRF field of a console session is not a command field.
+    const ok = await web.call("GET", "/api/v1/licence/list", {
+      token: web.token,
+      query: { scope: "client" },
+    });
+    assert.equal(ok.status, 200);
+  });
+
   test("CommandError statuses: 404 for a missing object, 409 for a conflict, 400 for a refusal", async () => {
     const missing = await web.call("POST", "/api/v1/user/delete", {
       token: web.token,

@@ -11,11 +11,20 @@ import type { CommandDefinition } from "../../core/commands.js";
 import type { HttpContext, HttpPlugin } from "../context.js";
 import { ProblemError, sendProblem } from "../problem.js";
 import { API_PREFIX, openApiDocument, outputSchema, outputSchemaName, outputSchemaPath } from "./openapi.js";
-import { rawInput, runCommand } from "./run.js";
+import { rawInput, runCommand, unknownFields } from "./run.js";
 
 function commandRoute(ctx: HttpContext, def: CommandDefinition<never>) {
   return async (request: FastifyRequest) => {
     const raw = rawInput(def.mutates ? request.body : request.query);
+    const unknown = unknownFields(def, raw);
+    if (unknown.length > 0) {
+      throw new ProblemError(
+        400,
+        "validation-error",
+        unknown.map((e) => `${e.path}: ${e.message}`).join("; "),
+        { errors: unknown },
+      );
+    }
     const admin = request.admin!;
     const { config, storage, clock } = ctx.services;
     const result = await runCommand({ config, storage, clock, live: ctx.live }, def, raw, admin.actor);

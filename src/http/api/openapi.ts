@@ -136,7 +136,9 @@ function commandOperation(def: CommandDefinition<never>): Json {
     },
   };
   if (def.mutates) {
-    op.requestBody = { required: true, content: { "application/json": { schema } } };
+    // Unknown fields are refused (400), as the CLI refuses unknown options.
+    const body = { ...schema, additionalProperties: false };
+    op.requestBody = { required: true, content: { "application/json": { schema: body } } };
     op.parameters = [
       {
         name: "X-CSRF-Token",

@@ -12,6 +12,7 @@ import type { ServerConfig } from "../../core/config.js";
 import type { Storage } from "../../core/storage/types.js";
 import { type FieldError, ProblemError } from "../problem.js";
 import { CSRF_FIELD } from "../sessions.js";
+import { inputSchema } from "./openapi.js";
 
 export interface CommandHost {
   config: ServerConfig;
@@ -38,6 +39,32 @@ export function rawInput(source: unknown): Record<string, unknown> {
   const out: Record<string, unknown> = { ...(source as Record<string, unknown>) };
   delete out[CSRF_FIELD];
   return out;
+}
+
+/**
+ * Fields the command does not take, as validation errors. The API refuses them rather than
+ * dropping them, as the CLI refuses an unknown option: a misspelt field (`stages` for
+ * `stage`) would otherwise leave the change half made under a "done" answer.
+ */
+export function unknownFields(def: CommandDefinition<never>, raw: Record<string, unknown>): FieldError[] {
+  const names = fieldNames(def);
+  const taken = [...names].join(", ") || "no fields";
+  return Object.keys(raw)
+    .filter((k) => !names.has(k))
+    .map((path) => ({ path, message: `unknown field: ${def.name.join(" ")} takes ${taken}` }));
+}
+
+const fieldNamesOf = new WeakMap<CommandDefinition<never>, ReadonlySet<string>>();
+
+/** The fields a command's input takes: the properties of its input schema (its arguments, and any alias). */
+function fieldNames(def: CommandDefinition<never>): ReadonlySet<string> {
+  let names = fieldNamesOf.get(def);
+  if (!names) {
+    const properties = (inputSchema(def).properties ?? {}) as Record<string, unknown>;
+    names = new Set([...def.args.map((a) => a.name), ...Object.keys(properties)]);
+    fieldNamesOf.set(def, names);
+  }
+  return names;
 }
 
 /** Validates and runs a command; throws ProblemError (invalid input) or CommandError (refused). */
