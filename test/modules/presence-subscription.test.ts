@@ -316,6 +316,10 @@ for (const [type, rows] of Object.entries(INBOUND) as [Type, InRow[]][]) {
         assert.equal(presences[0]!.attrs.type, type);
         assert.equal(presences[0]!.attrs.from, f.contact);
         assert.equal(presences[0]!.getChildText("status"), "hello");
+        // §3.1.6, §3.2.3, §3.3.3: delivered before the roster push of the new state.
+        const push = got.findIndex((el) => el.name === "iq" && el.attrs.type === "set");
+        if (push !== -1)
+          assert.ok(got.indexOf(presences[0]!) < push, "the stanza comes before the roster push");
       } else {
         assert.equal(presences.length, 0);
       }

@@ -65,10 +65,10 @@ export class SubscriptionProcessor {
     await this.roster.exclusive(username, async () => {
       const { item, state } = await this.load(username, contact.bareString);
       const r = inbound(type, state);
-      await this.save(username, contact.bareString, item, state, r.next, delivered);
       // §3.1.3: a request goes to every available resource, not only the most available one;
       // §3.1.6, §3.2.3, §3.3.3: approvals and cancellations go to the interested resources
-      // (those that asked for the roster), whether or not they sent presence.
+      // (those that asked for the roster), whether or not they sent presence, and before the
+      // roster push of the new state, which gives the clients its context.
       if (r.deliver) {
         const targets =
           type === "subscribe"
@@ -76,6 +76,7 @@ export class SubscriptionProcessor {
             : this.svc.sessions.interestedOf(username);
         for (const s of targets) s.send(delivered);
       }
+      await this.save(username, contact.bareString, item, state, r.next, delivered);
       effect = r.presence;
       reply = r.reply;
     });
