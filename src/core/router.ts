@@ -10,7 +10,9 @@ import { errorReply, StanzaError } from "./errors.js";
 import type { ServerEvents, StanzaKind } from "./events.js";
 import type { HookBus } from "./hooks.js";
 import { type Jid, JidError, parseJid } from "./jid.js";
+import { failureKind, LogThrottle } from "./log-throttle.js";
 import type { ClientSession } from "./session.js";
+import { isStorageFull, storageFullError } from "./storage/full.js";
 import type { XmlElement } from "./xml/element.js";
 
 /**
@@ -65,7 +67,9 @@ export class Router {
    */
   private requestNode: { name: string; relay(node: string, reply: XmlElement): void } | undefined;
   /** Counters read by metrics and the admin console. */
-  readonly stats = { routedLocal: 0, routedRemote: 0, errors: 0 };
+  readonly stats = { routedLocal: 0, routedRemote: 0, errors: 0, storageFull: 0 };
+  /** Handler failures come in floods when storage fails: each kind is logged once per window. */
+  private readonly failures: LogThrottle;
 
   constructor(
     /** The primary served domain (server-generated stanzas come from it). */
@@ -74,6 +78,7 @@ export class Router {
     private readonly log: Logger,
   ) {
     this.hosts.add(domain);
+    this.failures = new LogThrottle(log);
   }
 
   /** Serves another domain (a virtual host) locally; returns the function that stops it. */
@@ -315,7 +320,21 @@ export class Router {
       this.bounce(stanza, err, from);
       return;
     }
-    this.log.error({ err, stanza: stanza.toString().slice(0, 500) }, "stanza handler failed");
+    if (isStorageFull(err)) {
+      this.stats.storageFull++;
+      this.failures.error(
+        "storage-full",
+        { err },
+        "the storage is full: stanzas that need a write are refused (resource-constraint)",
+      );
+      this.bounce(stanza, storageFullError(), from);
+      return;
+    }
+    this.failures.error(
+      `handler:${failureKind(err)}`,
+      { err, stanza: stanza.toString().slice(0, 500) },
+      "stanza handler failed",
+    );
     this.bounce(stanza, new StanzaError("internal-server-error"), from);
   }
 }

@@ -134,6 +134,14 @@ export class ServerMetrics {
       },
     });
     new Counter({
+      name: "switchboard_storage_full_refusals_total",
+      help: "Stanzas refused with resource-constraint because a write they needed found the storage full",
+      registers: r,
+      collect() {
+        setCounter(this, [[{}, svc.router.stats.storageFull]]);
+      },
+    });
+    new Counter({
       name: "switchboard_auth_failures_total",
       help: "Failed SASL authentications of client streams, by condition",
       labelNames: ["condition"],

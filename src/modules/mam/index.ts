@@ -25,6 +25,7 @@ import { StanzaError } from "../../core/errors.js";
 import type { ClientStanzaEvent, StanzaEvent } from "../../core/events.js";
 import type { IqRequest } from "../../core/iq.js";
 import type { Jid } from "../../core/jid.js";
+import { failureKind, LogThrottle } from "../../core/log-throttle.js";
 import { defineModule } from "../../core/module.js";
 import { type ArchivedMessage, ArchiveIdNotFound, type MessageQuery } from "../../core/storage/types.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
@@ -88,7 +89,10 @@ export default defineModule({
     const prefsStore = storage.keyValue("mam-prefs");
     const stanzaIds = ctx.api<StanzaIdApi>("stanza-id");
     if (!stanzaIds) throw new Error("the stanza-id module publishes no API");
-    const stats = { archived: 0, pruned: 0, queries: 0 };
+    const stats = { archived: 0, failed: 0, pruned: 0, queries: 0 };
+    /** A full disk fails every append: one line per kind of failure and window. */
+    const failures = new LogThrottle(log);
+    ctx.onUnload(() => failures.stop());
 
     for (const feature of [NS_MAM, NS_MAM_EXTENDED, NS_MAM_GROUPCHAT_FIELD])
       ctx.addFeature(feature, "account");
@@ -165,8 +169,10 @@ export default defineModule({
           },
           async (err: unknown) => {
             // A message for an account that does not exist is bounced by the message module.
-            if (await storage.accounts.exists(owner).catch(() => true))
-              log.error({ err, owner }, "archiving a message failed");
+            if (await storage.accounts.exists(owner).catch(() => true)) {
+              stats.failed++;
+              failures.error(failureKind(err), { err, owner }, "archiving a message failed");
+            }
           },
         );
     };
@@ -403,6 +409,12 @@ export default defineModule({
       help: "Messages archived (XEP-0313), one per account archive they went into",
       type: "counter",
       collect: () => stats.archived,
+    });
+    ctx.metric({
+      name: "switchboard_archive_failures_total",
+      help: "Messages delivered but not archived because the archive write failed (a full disk, a database that is down)",
+      type: "counter",
+      collect: () => stats.failed,
     });
     ctx.metric({
       name: "switchboard_archive_queries_total",

@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import type { Clock } from "../../core/clock.js";
 import { StanzaError } from "../../core/errors.js";
 import { type Jid, JidError, parseJid } from "../../core/jid.js";
+import { failureKind, LogThrottle } from "../../core/log-throttle.js";
 import type { Router } from "../../core/router.js";
 import {
   type ArchivedMessage,
@@ -182,9 +183,12 @@ export class MucService {
   >();
   readonly stats = { messages: 0, joins: 0, created: 0, destroyed: 0 };
   private readonly serviceJid: Jid;
+  /** A full disk fails every archive append: one line per kind of failure and window. */
+  private readonly archiveFailures: LogThrottle;
 
   constructor(private readonly d: MucServiceDeps) {
     this.serviceJid = parseJid(d.domain);
+    this.archiveFailures = new LogThrottle(d.log);
   }
 
   /** Reads the persistent rooms. */
@@ -844,7 +848,11 @@ export class MucService {
             text: body?.text() ?? "",
           })
           .catch((err: unknown) =>
-            this.d.log.error({ err, room: room.jid }, "archiving a room message failed"),
+            this.archiveFailures.error(
+              failureKind(err),
+              { err, room: room.jid },
+              "archiving a room message failed",
+            ),
           );
       }
       this.stats.messages++;

@@ -37,7 +37,7 @@ export interface PendingAppend {
 }
 
 /** Outcome of one row: written, already there (same id), its account missing, or another failure. */
-export type AppendOutcome = "written" | "duplicate" | "unknown-account" | { error: string };
+export type AppendOutcome = "written" | "duplicate" | "unknown-account" | { error: string; code?: string };
 
 /** How long appends may wait to be written together (`storage.archiveWriteDelayMs`, `archiveWriteBatch`). */
 export interface ArchiveWriteWindow {
@@ -92,7 +92,8 @@ export function writeAppends(db: Database.Database, appends: readonly PendingApp
         return insert(a) ? "written" : "duplicate";
       } catch (error) {
         if ((error as { code?: unknown }).code === "SQLITE_CONSTRAINT_FOREIGNKEY") return "unknown-account";
-        return { error: (error as Error).message };
+        const code = (error as { code?: unknown }).code;
+        return { error: (error as Error).message, ...(typeof code === "string" ? { code } : {}) };
       }
     });
   }
@@ -108,7 +109,8 @@ function settle(w: Waiting, outcome: AppendOutcome): void {
   if (outcome === "written") w.resolve(true);
   else if (outcome === "duplicate") w.resolve(false);
   else if (outcome === "unknown-account") w.reject(new UnknownAccountError(w.append.row[2]));
-  else w.reject(new Error(`archiving failed: ${outcome.error}`));
+  // The driver's code goes along: a full disk is told apart from other failures (core/storage/full.ts).
+  else w.reject(Object.assign(new Error(`archiving failed: ${outcome.error}`), { code: outcome.code }));
 }
 
 export interface ArchiveWrites {

@@ -166,7 +166,13 @@ export class SqliteStorage implements Storage {
     await this.#checkpointer?.close();
     // synchronous=NORMAL defers fsync to checkpoints. Copy what we can into the database file
     // (PASSIVE never waits), then fsync whatever another connection (the CLI) keeps in the WAL.
-    this.#db.pragma("wal_checkpoint(PASSIVE)");
+    // A checkpoint that fails (a full disk cannot grow the database file) loses nothing: the
+    // commits stay in the WAL, which is synced here and copied at the next open.
+    try {
+      this.#db.pragma("wal_checkpoint(PASSIVE)");
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== "SQLITE_FULL") throw error;
+    }
     if (!this.#db.memory) syncIfPresent(`${this.#db.name}-wal`);
     this.#db.close();
   }
