@@ -1032,6 +1032,24 @@ describe("moderation and affiliations", () => {
     assert.equal(await nickOf(bob!), undefined);
   });
 
+  test("the first configuration of a new room notifies the owner of what it changed (§10.2.1: 104, 172); an instant room gets no notice", async () => {
+    const { alice } = users;
+    const room = await createRoom(alice!, "Alice", { "muc#roomconfig_whois": "anyone" });
+    const notice = await waitFor(
+      alice!,
+      (e) => e.name === "message" && e.attrs.from === room && codes(e).length > 0,
+    );
+    assert.deepEqual(codes(notice).sort(), [104, 172]);
+    assert.equal(notice.attrs.type, "groupchat");
+    const instant = await createRoom(alice!, "Alice");
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(
+      alice!.received.filter((e) => e.name === "message" && e.attrs.from === instant && codes(e).length > 0)
+        .length,
+      0,
+    );
+  });
+
   test("members-only: non-members are refused (registration-required) and removed when it is switched on (322, 321)", async () => {
     const { alice, bob, carol, dave } = users;
     const room = await createRoom(alice!, "Alice");

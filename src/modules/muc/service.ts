@@ -4,6 +4,7 @@
  * goes out through the router (to local sessions, other services, or federation).
  */
 import { randomBytes, randomUUID } from "node:crypto";
+import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "pino";
 import type { Clock } from "../../core/clock.js";
 import { StanzaError } from "../../core/errors.js";
@@ -1222,7 +1223,10 @@ export class MucService {
     const codes = [104];
     if (next.whois !== old.whois) codes.push(next.whois === "anyone" ? 172 : 173);
     if (next.archive !== old.archive) codes.push(next.archive ? 170 : 171);
-    if (!wasLocked) {
+    // The first configuration of a new room notifies its occupant (the owner) too when it changes
+    // the defaults, e.g. makes the room non-anonymous (172): §10.2.1 asks for a notice of every
+    // change that affects privacy. Submitting the defaults unchanged (an instant room) is no change.
+    if (!wasLocked || !isDeepStrictEqual(old, next)) {
       const roomJid = this.roomJid(room);
       const sends: Promise<void>[] = [];
       for (const o of room.occupants.values())
