@@ -11,6 +11,7 @@ import { openStorage } from "../../src/storage/index.js";
 import { openDatabase } from "../../src/storage/sqlite/database.js";
 import { SchemaTooNewError, UnknownAccountError } from "../../src/storage/sqlite/errors.js";
 import { openSqliteStorage } from "../../src/storage/sqlite/index.js";
+import { REMOVAL_BATCH_ROWS } from "../../src/storage/sqlite/messages.js";
 import { migrate } from "../../src/storage/sqlite/migrate.js";
 import { MIGRATIONS, type Migration } from "../../src/storage/sqlite/migrations.js";
 import { credentials, runStorageConformance } from "./conformance.js";
@@ -508,3 +509,62 @@ function holdWriteLock(
   const exitCode = new Promise<number | null>((resolve) => child.once("exit", resolve));
   return { locked, exitCode };
 }
+
+describe("sqlite: large archive removals", () => {
+  it("prune and owner removal run in batches, letting other work run between them", async () => {
+    const storage = await openSqliteStorage({ path: freshPathWithDir() });
+    try {
+      const rooms = storage.messages("muc", { ownedByAccounts: false });
+      const rows = REMOVAL_BATCH_ROWS * 2 + 500;
+      for (let i = 0; i < rows; i++)
+        void rooms.append({
+          id: `m${i}`,
+          owner: i % 2 === 0 ? "a@conference.example" : "b@conference.example",
+          peer: "x@conference.example",
+          peerResource: "nick",
+          at: 1000 + i,
+          direction: "in",
+          stanza: "<message/>",
+          text: "",
+        });
+      // Counts the turns of the event loop while a removal runs.
+      const turnsDuring = async (work: () => Promise<number>) => {
+        let turns = 0;
+        let running = true;
+        const turn = () => {
+          turns++;
+          if (running) setImmediate(turn);
+        };
+        setImmediate(turn);
+        const n = await work();
+        running = false;
+        return { n, turns };
+      };
+      // Keeps the newest 100 rows.
+      const pruned = await turnsDuring(() => rooms.prune(1000 + rows - 100));
+      assert.equal(pruned.n, rows - 100);
+      assert.ok(pruned.turns >= 2, `the event loop turned ${pruned.turns} times during the prune`);
+      const left = await rooms.query({ owner: "a@conference.example", limit: 1000 });
+      assert.equal(left.messages.length, 50);
+      assert.ok(left.messages.every((m) => m.at >= 1000 + rows - 100));
+
+      for (let i = 0; i < REMOVAL_BATCH_ROWS + 10; i++)
+        void rooms.append({
+          id: `n${i}`,
+          owner: "c@conference.example",
+          peer: "x@conference.example",
+          peerResource: "nick",
+          at: 5_000_000 + i,
+          direction: "in",
+          stanza: "<message/>",
+          text: "",
+        });
+      const removed = await turnsDuring(() => rooms.remove("c@conference.example"));
+      assert.equal(removed.n, REMOVAL_BATCH_ROWS + 10);
+      assert.ok(removed.turns >= 1);
+      assert.equal((await rooms.query({ owner: "b@conference.example", limit: 1000 })).messages.length, 50);
+    } finally {
+      await storage.close();
+    }
+  });
+});
