@@ -116,7 +116,10 @@ withConfigOptions(program.command("start").description("Run the server"))
     });
     const allocator = allocatorInUse();
     if (allocator) server.log.info({ ...allocator }, allocatorLogLine(allocator));
-    await printSummary(server, config);
+    await printSummary(server, config, {
+      configFile: typeof opts.config === "string" ? opts.config : undefined,
+      domainGiven: opts.domain !== undefined || process.env.SWITCHBOARD_DOMAIN !== undefined,
+    });
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
@@ -134,13 +137,40 @@ withConfigOptions(program.command("start").description("Run the server"))
     process.on("SIGINT", () => stop("SIGINT"));
   });
 
-async function printSummary(server: SwitchboardServer, config: ServerConfig): Promise<void> {
+/** How the server was started, for the admin commands the banner suggests. */
+interface StartedWith {
+  /** The --config file, as given. */
+  configFile: string | undefined;
+  /** The domain came from --domain or SWITCHBOARD_DOMAIN rather than the file or the default. */
+  domainGiven: boolean;
+}
+
+/** A path as the banner prints it: relative to the current directory when under it. */
+function shownPath(file: string): string {
+  const relative = path.relative(process.cwd(), path.resolve(file));
+  return relative === "" ? "." : relative.startsWith("..") ? path.resolve(file) : relative;
+}
+
+async function printSummary(
+  server: SwitchboardServer,
+  config: ServerConfig,
+  started: StartedWith,
+): Promise<void> {
   const { addresses, tls } = server;
-  const relative = path.relative(process.cwd(), config.dataDir);
-  const dataDir = relative === "" ? "." : relative.startsWith("..") ? config.dataDir : relative;
   const storageName = describeStorage(storageOptionsFrom(config));
-  // The admin commands must open the same storage as the server.
-  const target = config.storage.url === undefined ? `--data-dir ${dataDir}` : `--storage '${storageName}'`;
+  // The admin commands must open the same storage as the server, and know its domain and
+  // hosts (an account's address, licences, policy): the same file, then what overrode it.
+  const target = [
+    started.configFile !== undefined && `--config ${shownPath(started.configFile)}`,
+    (started.configFile === undefined || started.domainGiven) &&
+      config.domain !== "localhost" &&
+      `--domain ${config.domain}`,
+    config.storage.url === undefined
+      ? `--data-dir ${shownPath(config.dataDir)}`
+      : `--storage '${storageName}'`,
+  ]
+    .filter(Boolean)
+    .join(" ");
   const cli = (args: string) => `npx switchboard ${args} ${target}`;
   const storage = server.services.storage;
   const accounts = await storage.accounts.count();

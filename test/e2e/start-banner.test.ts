@@ -2,13 +2,16 @@
  * Out of the box (`switchboard start` with no mail relay): the banner points at the web
  * front page and says how mail works; a publisher's sign-up leaves its confirmation link in
  * the log (info level), `mail list` gives it too, and the link confirms the address. Started
- * again once accounts exist, the banner no longer asks to create one.
+ * again once accounts exist, the banner no longer asks to create one. Started with a
+ * configuration file and a domain, the commands it suggests name them, so that they act on
+ * that server's domain and hosts.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import { cli } from "../helpers/licensed-setup.js";
-import { freePorts, startServer, type TestServer } from "../helpers/server.js";
+import { CLI, freePorts, startServer, type TestServer } from "../helpers/server.js";
 
 async function waitForLog(
   server: TestServer,
@@ -101,5 +104,35 @@ describe("switchboard start out of the box", () => {
     assert.doesNotMatch(second, /Create an account/);
     assert.match(second, /Accounts: 1 account \(npx switchboard user list/);
     assert.match(second, new RegExp(`Console: log in at ${base}/console as alice`));
+  });
+
+  test("the commands the banner suggests carry the server's configuration file and domain", async () => {
+    if (server?.running) await server.stop();
+    server = await startServer({
+      name: "start-banner-config",
+      domain: "banner.test",
+      config: { hosts: ["corp.banner.test"] },
+    });
+    const banner = (await waitForLog(server, /Switchboard is serving.*(?:\n {2}.*)+/, "the banner"))[0];
+    const line = /Create an account: npx switchboard (user add alice --password 'a-long-secret' (.*))$/m.exec(
+      banner,
+    );
+    assert.ok(line, banner);
+    const target = line[2]!;
+    assert.match(target, /--config \S+e2e-config\.yaml/);
+    assert.match(target, /--domain banner\.test/);
+    // Run as printed (no argument holds a space but the quoted password).
+    const run = (args: string) => {
+      const argv = args.match(/'[^']*'|\S+/g)!.map((a) => a.replace(/^'(.*)'$/, "$1"));
+      return spawnSync(process.execPath, [CLI, ...argv], { encoding: "utf8" });
+    };
+    const alice = run(line[1]!);
+    assert.equal(alice.status, 0, alice.stderr);
+    assert.match(alice.stdout, /created alice@banner\.test/);
+    // The file names the hosts: an account of another served domain needs it.
+    const bob = run(`user add bob@corp.banner.test --password 'b-long-secret' ${target}`);
+    assert.equal(bob.status, 0, bob.stderr);
+    assert.match(bob.stdout, /created bob@corp\.banner\.test/);
+    await server.stop();
   });
 });
