@@ -680,7 +680,7 @@ describe("a room's life", () => {
 });
 
 describe("moderation and affiliations", () => {
-  test("kick (307) with actor and reason; participants may not kick", async () => {
+  test("kick (307) with actor (its real JID to moderators) and reason; participants may not kick", async () => {
     const { alice, bob, carol } = users;
     const room = await createRoom(alice!, "Alice");
     await join(bob!, room, "Bob");
@@ -698,6 +698,12 @@ describe("moderation and affiliations", () => {
     assert.equal(itemOf(kicked)!.getChildText("reason"), "spam");
     const seen = await waitFor(carol!, presenceFrom(`${room}/Bob`, "unavailable"));
     assert.deepEqual(codes(seen), [307]);
+    // The actor's real JID goes only to those who see real JIDs (a semi-anonymous room: moderators).
+    assert.equal(itemOf(kicked)!.getChild("actor")!.attrs.jid, undefined);
+    assert.equal(itemOf(seen)!.getChild("actor")!.attrs.jid, undefined);
+    const moderatorView = await waitFor(alice!, presenceFrom(`${room}/Bob`, "unavailable"));
+    assert.equal(itemOf(moderatorView)!.getChild("actor")!.attrs.nick, "Alice");
+    assert.equal(itemOf(moderatorView)!.getChild("actor")!.attrs.jid, alice!.jid!.toString());
     const owner = await iq(alice!, adminSet(room, x("item", { nick: "Alice", role: "none" })));
     assert.equal(errorCondition(owner), "not-allowed");
   });

@@ -168,7 +168,8 @@ interface PresenceDetails {
   codes?: number[];
   /** The new nick (303). */
   nick?: string;
-  actor?: string;
+  /** Who made the change: its nick, and the real JID of the session, shown to those who see real JIDs. */
+  actor?: { nick: string; jid: string };
   reason?: string;
   destroy?: XmlElement;
 }
@@ -625,7 +626,10 @@ export class MucService {
       ...(first && (room.seesRealJids(viewer) || viewer === subject) ? { jid: first.jid.toString() } : {}),
       ...(d.nick !== undefined ? { nick: d.nick } : {}),
     });
-    if (d.actor !== undefined) item.append(x("actor", { nick: d.actor }));
+    if (d.actor !== undefined)
+      item.append(
+        x("actor", { nick: d.actor.nick, ...(room.seesRealJids(viewer) ? { jid: d.actor.jid } : {}) }),
+      );
     if (d.reason !== undefined && d.reason !== "") item.append(x("reason", null, d.reason));
     const ux = x("x", { xmlns: NS_MUC_USER }, item);
     if (d.destroy) ux.append(d.destroy.clone());
@@ -978,7 +982,7 @@ export class MucService {
       if (!target) throw new StanzaError("item-not-found", "no occupant with that nickname");
       if (target.role !== "visitor") return;
       target.role = "participant";
-      await this.broadcastPresence(room, target, { actor: sender.nick });
+      await this.broadcastPresence(room, target, { actor: { nick: sender.nick, jid: from.toString() } });
       return;
     }
     if (one("muc#role") !== "participant")
@@ -1408,21 +1412,21 @@ export class MucService {
       }
     if (owners.size === 0) throw new StanzaError("conflict", "a room keeps at least one owner");
 
-    const actorNick = actor?.nick;
+    const byActor = actor ? { actor: { nick: actor.nick, jid: from.toString() } } : {};
     for (const c of changes) {
       if (c.kind === "role") {
         if (!room.occupants.has(c.target.nick)) continue;
         if (c.role === "none") {
           await this.removeOccupant(room, c.target, {
             codes: [307],
-            ...(actorNick !== undefined ? { actor: actorNick } : {}),
+            ...byActor,
             ...(c.reason !== undefined ? { reason: c.reason } : {}),
           });
         } else {
           const was = c.target.role;
           c.target.role = c.role;
           await this.broadcastPresence(room, c.target, {
-            ...(actorNick !== undefined ? { actor: actorNick } : {}),
+            ...byActor,
             ...(c.reason !== undefined ? { reason: c.reason } : {}),
           });
           if (was !== "moderator" && c.role === "moderator") await this.revealTo(room, c.target);
@@ -1439,7 +1443,7 @@ export class MucService {
       for (const o of [...room.occupants.values()]) {
         if (o.bare !== c.bare) continue;
         const details = {
-          ...(actorNick !== undefined ? { actor: actorNick } : {}),
+          ...byActor,
           ...(c.reason !== undefined ? { reason: c.reason } : {}),
         };
         if (c.affiliation === "outcast") await this.removeOccupant(room, o, { ...details, codes: [301] });
