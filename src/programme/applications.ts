@@ -283,6 +283,18 @@ export class Applications {
         );
       if (terms.maxSessions !== undefined)
         throw new ProgrammeError("session limits are for client licences", "invalid");
+    } else if (terms.clientId !== undefined) {
+      // A client id another app holds is refused before anything is created or linked
+      // (a publisher, the account's link to it), so a refused approval changes nothing.
+      const taken = await registry.getApp(terms.clientId);
+      const owner =
+        terms.publisherId ??
+        (await this.#o.accounts.get(pending.accountId))?.publisherId ??
+        pending.publisherId;
+      // Only an earlier attempt of this very approval may have registered it.
+      const ours = pending.clientId === terms.clientId && owner !== undefined && taken?.publisherId === owner;
+      if (taken && !ours)
+        throw new ProgrammeError(`client id ${terms.clientId} is already registered`, "conflict");
     }
 
     // Claim the application, so a second click on "approve" cannot create a second app.

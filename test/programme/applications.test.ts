@@ -276,6 +276,45 @@ describe("licence applications", () => {
     assert.equal(snapshot.apps.get("com.example.example-chat-lite")?.publisherId, application.publisherId);
   });
 
+  it("an approval refused for a client id in use creates and links nothing", async () => {
+    const operator = await registry.addPublisher(ADMIN, {
+      organisation: "Example Ltd",
+      contactEmail: "ada@example.com",
+    });
+    await registry.registerApp(ADMIN, {
+      clientId: "com.example.chat",
+      name: "Example Chat",
+      publisherId: operator.id,
+      platforms: ["linux"],
+    });
+    const application = await submit();
+    // Named publisher: the account is not linked to it.
+    await assert.rejects(
+      kit.programme.applications.approve(application.id, ADMIN, {
+        publisherId: operator.id,
+        clientId: "com.example.chat",
+      }),
+      (err: unknown) => isRefusal(err, "conflict"),
+    );
+    assert.equal((await kit.programme.accounts.get(account.id))?.publisherId, undefined);
+    // No publisher named: none is created.
+    await assert.rejects(
+      kit.programme.applications.approve(application.id, ADMIN, { clientId: "com.example.chat" }),
+      (err: unknown) => isRefusal(err, "conflict"),
+    );
+    assert.deepEqual([...(await registry.snapshot()).publishers.keys()], [operator.id]);
+    const unchanged = await kit.programme.applications.get(application.id);
+    assert.equal(unchanged?.status, "submitted");
+    assert.equal(unchanged?.publisherId, undefined);
+    // Another client id: approved, under the named publisher, and the account linked.
+    const { application: approved } = await kit.programme.applications.approve(application.id, ADMIN, {
+      publisherId: operator.id,
+      clientId: "com.example.chat2",
+    });
+    assert.equal(approved.publisherId, operator.id);
+    assert.equal((await kit.programme.accounts.get(account.id))?.publisherId, operator.id);
+  });
+
   it("rejects with a reason that the publisher reads in the mail", async () => {
     const application = await submit();
     await assert.rejects(kit.programme.applications.reject(application.id, ADMIN, "  "), ValidationError);
