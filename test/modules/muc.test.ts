@@ -672,6 +672,11 @@ describe("a room's life", () => {
     assert.equal(done.attrs.type, "result");
     const p = await waitFor(bob!, presenceFrom(`${room}/Bob`, "unavailable"));
     assert.deepEqual(codes(p), [110], "self-presence");
+    assert.equal(
+      itemOf(p)!.attrs.jid,
+      bob!.jid!.toString(),
+      "with one's own real JID, as every self-presence",
+    );
     const d = p.getChild("x", USER)!.getChild("destroy")!;
     assert.equal(d.attrs.jid, `new@${SVC}`);
     assert.equal(d.getChildText("reason"), "moving");

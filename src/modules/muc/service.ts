@@ -1268,14 +1268,16 @@ export class MucService {
     const sends: Promise<void>[] = [];
     for (const o of occupants) {
       for (const jid of o.sessions.keys()) this.forgetSession(room, jid);
-      // Each occupant is told only of itself, so the presence is self-presence (110).
+      // Each occupant is told only of itself, so the presence is self-presence (110), with its
+      // own real JID as in every self-presence.
+      const first = [...o.sessions.values()][0];
       const p = x(
         "presence",
         { type: "unavailable" },
         x(
           "x",
           { xmlns: NS_MUC_USER },
-          x("item", { affiliation: "none", role: "none" }),
+          x("item", { affiliation: "none", role: "none", ...(first ? { jid: first.jid.toString() } : {}) }),
           d,
           x("status", { code: "110" }),
         ),
