@@ -602,3 +602,27 @@ describe("postgres storage: batched message archive appends", { skip }, () => {
     assert.equal(row!.n, 50);
   });
 });
+
+describe("postgres: schema", { skip }, () => {
+  it("every foreign key has an index led by its column, so a cascading delete does not scan the table", async () => {
+    const schema = freshSchema();
+    const storage = await open(schema);
+    try {
+      const unindexed = await raw<{ key: string }>(
+        schema,
+        `SELECT c.conrelid::regclass::text || '.' || a.attname AS key
+           FROM pg_constraint c
+           JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+          WHERE c.contype = 'f' AND c.connamespace = $1::regnamespace
+            AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.conrelid AND i.indkey[0] = c.conkey[1])`,
+        [schema],
+      );
+      assert.deepEqual(
+        unindexed.map((r) => r.key),
+        [],
+      );
+    } finally {
+      await storage.close();
+    }
+  });
+});

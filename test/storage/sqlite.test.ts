@@ -568,3 +568,46 @@ describe("sqlite: large archive removals", () => {
     }
   });
 });
+
+describe("sqlite: schema", () => {
+  it("every foreign key has an index led by its column, so a cascading delete does not scan the table", () => {
+    const db = openDatabase(freshPathWithDir());
+    try {
+      const tables = db
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .pluck()
+        .all() as string[];
+      const unindexed: string[] = [];
+      for (const table of tables) {
+        // A key's columns (several for a composite key) must lead some index, in any order.
+        const keys = new Map<number, string[]>();
+        for (const k of db.prepare(`PRAGMA foreign_key_list(${table})`).all() as {
+          id: number;
+          from: string;
+        }[])
+          keys.set(k.id, [...(keys.get(k.id) ?? []), k.from]);
+        const indexes = (db.prepare(`PRAGMA index_list(${table})`).all() as { name: string }[]).map((i) =>
+          (db.prepare(`PRAGMA index_info(${i.name})`).all() as { seqno: number; name: string }[])
+            .sort((a, b) => a.seqno - b.seqno)
+            .map((c) => c.name),
+        );
+        // A rowid table's INTEGER PRIMARY KEY is the table's own order.
+        const pk = (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string; pk: number }[]).find(
+          (c) => c.pk === 1,
+        )?.name;
+        if (pk !== undefined) indexes.push([pk]);
+        for (const columns of keys.values()) {
+          const led = indexes.some(
+            (index) =>
+              columns.length <= index.length &&
+              columns.every((c) => index.slice(0, columns.length).includes(c)),
+          );
+          if (!led) unindexed.push(`${table}(${columns.join(", ")})`);
+        }
+      }
+      assert.deepEqual(unindexed, []);
+    } finally {
+      db.close();
+    }
+  });
+});

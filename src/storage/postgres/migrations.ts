@@ -156,4 +156,15 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       }
     },
   },
+  {
+    version: 3,
+    description: "account archives indexed by owner first, so deleting an account finds its messages",
+    async up(run) {
+      // As in SQLite (its migration 5): the account's foreign key cascades by owner alone.
+      await run(`
+        CREATE INDEX account_messages_by_owner_first ON account_messages (owner, store, seq);
+        DROP INDEX account_messages_by_owner;
+      `);
+    },
+  },
 ];
