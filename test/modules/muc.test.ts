@@ -1136,6 +1136,45 @@ describe("moderation and affiliations", () => {
     assert.equal(errorCondition(outcasts), "forbidden", "other lists stay with admins and owners");
   });
 
+  test("the owner and admin lists: owners only in a semi-anonymous room, members too in a non-anonymous one (§10.5, §10.8)", async () => {
+    const { alice, bob, carol } = users;
+    const listOf = (s: FakeSession, room: string, affiliation: string) =>
+      iq(s, x("iq", { to: room, type: "get" }, x("query", { xmlns: ADMIN }, x("item", { affiliation }))));
+    const semi = await createRoom(alice!, "Alice");
+    const open = await createRoom(alice!, "Alice", { "muc#roomconfig_whois": "anyone" });
+    for (const room of [semi, open]) {
+      await iq(alice!, adminSet(room, x("item", { jid: bob!.jid!.bareString, affiliation: "admin" })));
+      await iq(alice!, adminSet(room, x("item", { jid: carol!.jid!.bareString, affiliation: "member" })));
+    }
+    for (const list of ["owner", "admin"]) {
+      assert.equal(
+        (await listOf(alice!, semi, list)).attrs.type,
+        "result",
+        `the owner sees the ${list} list`,
+      );
+      assert.equal(
+        errorCondition(await listOf(bob!, semi, list)),
+        "forbidden",
+        `an admin, semi-anonymous: ${list}`,
+      );
+      assert.equal(
+        errorCondition(await listOf(carol!, semi, list)),
+        "forbidden",
+        `a member, semi-anonymous: ${list}`,
+      );
+      const seen = await listOf(carol!, open, list);
+      assert.equal(seen.attrs.type, "result", `a member, non-anonymous: ${list}`);
+      const jids = seen
+        .getChild("query", ADMIN)!
+        .getChildren("item")
+        .map((i) => i.attrs.jid);
+      assert.deepEqual(jids, [list === "owner" ? alice!.jid!.bareString : bob!.jid!.bareString]);
+    }
+    // Admins keep the member and ban lists of any room.
+    assert.equal((await listOf(bob!, semi, "member")).attrs.type, "result");
+    assert.equal((await listOf(bob!, semi, "outcast")).attrs.type, "result");
+  });
+
   test("a password-protected room wants the password", async () => {
     const { alice, bob } = users;
     const room = await createRoom(alice!, "Alice", {

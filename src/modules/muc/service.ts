@@ -1308,10 +1308,18 @@ export class MucService {
       if (!AFFILIATIONS.includes(affiliation as Affiliation) || affiliation === "none")
         throw new StanzaError("bad-request", `no list of affiliation ${affiliation}`);
       const rank = affiliationRank(await this.affiliationFor(room, from));
-      // §9.5: in a non-anonymous room members see the member list too, in the room or not.
-      const memberMayRead = affiliation === "member" && room.config.whois === "anyone" && rank >= 2;
-      if (rank < 3 && !memberMayRead)
-        throw new StanzaError("forbidden", "only admins and owners see affiliation lists");
+      const nonAnonymous = room.config.whois === "anyone";
+      if (affiliation === "owner" || affiliation === "admin") {
+        // §10.5, §10.8: the owner and admin lists are the owners' in a semi-anonymous room; a
+        // non-anonymous room, whose members see real JIDs anyway, shows them to its members too.
+        if (rank < 4 && !(nonAnonymous && rank >= 2))
+          throw new StanzaError("forbidden", `only owners see the ${affiliation} list of this room`);
+      } else {
+        // §9.5: in a non-anonymous room members see the member list too, in the room or not.
+        const memberMayRead = affiliation === "member" && nonAnonymous && rank >= 2;
+        if (rank < 3 && !memberMayRead)
+          throw new StanzaError("forbidden", "only admins and owners see this affiliation list");
+      }
       for (const [jid, a] of room.affiliations)
         if (a === affiliation) {
           const nick = room.nicks.get(jid);
