@@ -18,6 +18,7 @@ import { storageOverride } from "../storage/config.js";
 import { SchemaTooNewError, StorageUnavailableError } from "../storage/errors.js";
 import { describeStorage, openStorage, storageOptionsFrom } from "../storage/index.js";
 import { hostForUrl } from "../transports/listen.js";
+import { adminTarget, type StartedWith } from "./admin-target.js";
 import { allocatorInUse, allocatorLogLine } from "./allocator.js";
 
 const program = new Command("switchboard")
@@ -119,6 +120,7 @@ withConfigOptions(program.command("start").description("Run the server"))
     await printSummary(server, config, {
       configFile: typeof opts.config === "string" ? opts.config : undefined,
       domainGiven: opts.domain !== undefined || process.env.SWITCHBOARD_DOMAIN !== undefined,
+      storageGiven: opts.storage !== undefined || process.env.SWITCHBOARD_STORAGE_URL !== undefined,
     });
     let stopping = false;
     const stop = (signal: string) => {
@@ -137,20 +139,6 @@ withConfigOptions(program.command("start").description("Run the server"))
     process.on("SIGINT", () => stop("SIGINT"));
   });
 
-/** How the server was started, for the admin commands the banner suggests. */
-interface StartedWith {
-  /** The --config file, as given. */
-  configFile: string | undefined;
-  /** The domain came from --domain or SWITCHBOARD_DOMAIN rather than the file or the default. */
-  domainGiven: boolean;
-}
-
-/** A path as the banner prints it: relative to the current directory when under it. */
-function shownPath(file: string): string {
-  const relative = path.relative(process.cwd(), path.resolve(file));
-  return relative === "" ? "." : relative.startsWith("..") ? path.resolve(file) : relative;
-}
-
 async function printSummary(
   server: SwitchboardServer,
   config: ServerConfig,
@@ -159,18 +147,8 @@ async function printSummary(
   const { addresses, tls } = server;
   const storageName = describeStorage(storageOptionsFrom(config));
   // The admin commands must open the same storage as the server, and know its domain and
-  // hosts (an account's address, licences, policy): the same file, then what overrode it.
-  const target = [
-    started.configFile !== undefined && `--config ${shownPath(started.configFile)}`,
-    (started.configFile === undefined || started.domainGiven) &&
-      config.domain !== "localhost" &&
-      `--domain ${config.domain}`,
-    config.storage.url === undefined
-      ? `--data-dir ${shownPath(config.dataDir)}`
-      : `--storage '${storageName}'`,
-  ]
-    .filter(Boolean)
-    .join(" ");
+  // hosts (an account's address, licences, policy).
+  const target = adminTarget(config, started);
   const cli = (args: string) => `npx switchboard ${args} ${target}`;
   const storage = server.services.storage;
   const accounts = await storage.accounts.count();
@@ -214,7 +192,7 @@ async function printSummary(
     tls &&
       `  Certificate: ${tls.certFile}${tls.selfSigned ? " (self-signed: accept it in your client)" : ""}`,
     tls && `  SHA-256 fingerprint: ${tls.fingerprint}`,
-    `  Storage: ${storageName}`,
+    `  Storage: ${storageName}${target.includes("$SWITCHBOARD_STORAGE_URL") ? " (the commands below read its URL, with the password, from SWITCHBOARD_STORAGE_URL)" : ""}`,
     server.cluster &&
       `  Cluster: node ${server.cluster.node} on ${config.cluster.url} (${count(server.cluster.liveNodes().length, "node")} live; ${cli(`cluster status --cluster ${config.cluster.url}`)})`,
     ...(accounts === 0
