@@ -611,3 +611,43 @@ describe("sqlite: schema", () => {
     }
   });
 });
+
+describe("sqlite: deleting an account with a long history", () => {
+  it("removes its archive in batches, letting other work run between them, then the account", async () => {
+    const storage = await openSqliteStorage({ path: freshPathWithDir() });
+    try {
+      await storage.accounts.create("alice", credentials(1));
+      await storage.accounts.create("bob", credentials(2));
+      const mam = storage.messages("mam", { ownedByAccounts: true });
+      const append = (owner: string, i: number) =>
+        void mam.append({
+          id: `m${i}`,
+          owner,
+          peer: "x@example.org",
+          peerResource: "",
+          at: 1000 + i,
+          direction: "in",
+          stanza: "<message/>",
+          text: "",
+        });
+      for (let i = 0; i < REMOVAL_BATCH_ROWS * 2 + 10; i++) append("alice", i);
+      for (let i = 0; i < 10; i++) append("bob", i);
+      await mam.query({ owner: "alice", limit: 1 });
+      let turns = 0;
+      let running = true;
+      const turn = () => {
+        turns++;
+        if (running) setImmediate(turn);
+      };
+      setImmediate(turn);
+      assert.equal(await storage.accounts.delete("alice"), true);
+      running = false;
+      assert.ok(turns >= 2, `the event loop turned ${turns} times during the deletion`);
+      assert.equal(await storage.accounts.exists("alice"), false);
+      assert.equal((await mam.query({ owner: "alice", limit: 10 })).messages.length, 0);
+      assert.equal((await mam.query({ owner: "bob", limit: 100 })).messages.length, 10);
+    } finally {
+      await storage.close();
+    }
+  });
+});
