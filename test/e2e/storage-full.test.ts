@@ -40,6 +40,17 @@ function fill(file: string): void {
   }
 }
 
+/** Sends initial presence and returns the ids (first word of the body) of the next `count` offline messages. */
+async function offlineIds(peer: JsPeer, count: number): Promise<string[]> {
+  await peer.send(xml("presence"));
+  const got: string[] = [];
+  while (got.length < count) {
+    const m = await peer.next(is.anyChat(), `offline message ${got.length + 1} of ${count}`);
+    got.push(m.getChildText("body")!.split(" ")[0]!);
+  }
+  return got;
+}
+
 describe("a full disk", { skip: mountSkip }, () => {
   let server: TestServer;
   let alice: JsPeer;
@@ -132,13 +143,7 @@ describe("a full disk", { skip: mountSkip }, () => {
     const stored = sent.filter((id) => !refused.has(id));
     const bob = await connectJs(server, { user: "bob", password: PW.bob, resource: "b" });
     try {
-      await bob.send(xml("presence"));
-      const got: string[] = [];
-      for (const _ of stored) {
-        const m = await bob.next(is.anyChat(), `offline message ${got.length + 1} of ${stored.length}`);
-        got.push(m.getChildText("body")!.split(" ")[0]!);
-      }
-      assert.deepEqual(got, stored, "every message not refused, in order");
+      assert.deepEqual(await offlineIds(bob, stored.length), stored, "every message not refused, in order");
       await bob.none(is.anyChat(), "a message that was refused");
     } finally {
       await bob.close();
@@ -171,13 +176,7 @@ describe("a full disk", { skip: mountSkip }, () => {
     const stored = sent.filter((id) => !refused.has(id));
     const bob = await connectJs(server, { user: "bob", password: PW.bob, resource: "b2" });
     try {
-      await bob.send(xml("presence"));
-      const got: string[] = [];
-      for (const _ of stored) {
-        const m = await bob.next(is.anyChat(), `offline message ${got.length + 1} of ${stored.length}`);
-        got.push(m.getChildText("body")!.split(" ")[0]!);
-      }
-      assert.deepEqual(got, stored);
+      assert.deepEqual(await offlineIds(bob, stored.length), stored);
     } finally {
       await bob.close();
     }

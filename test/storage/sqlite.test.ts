@@ -510,6 +510,20 @@ function holdWriteLock(
   return { locked, exitCode };
 }
 
+/** Runs `work`, counting the turns of the event loop while it runs (a long synchronous write allows none). */
+async function turnsDuring<T>(work: () => Promise<T>): Promise<{ n: T; turns: number }> {
+  let turns = 0;
+  let running = true;
+  const turn = () => {
+    turns++;
+    if (running) setImmediate(turn);
+  };
+  setImmediate(turn);
+  const n = await work();
+  running = false;
+  return { n, turns };
+}
+
 describe("sqlite: large archive removals", () => {
   it("prune and owner removal run in batches, letting other work run between them", async () => {
     const storage = await openSqliteStorage({ path: freshPathWithDir() });
@@ -527,19 +541,6 @@ describe("sqlite: large archive removals", () => {
           stanza: "<message/>",
           text: "",
         });
-      // Counts the turns of the event loop while a removal runs.
-      const turnsDuring = async (work: () => Promise<number>) => {
-        let turns = 0;
-        let running = true;
-        const turn = () => {
-          turns++;
-          if (running) setImmediate(turn);
-        };
-        setImmediate(turn);
-        const n = await work();
-        running = false;
-        return { n, turns };
-      };
       // Keeps the newest 100 rows.
       const pruned = await turnsDuring(() => rooms.prune(1000 + rows - 100));
       assert.equal(pruned.n, rows - 100);
@@ -633,15 +634,8 @@ describe("sqlite: deleting an account with a long history", () => {
       for (let i = 0; i < REMOVAL_BATCH_ROWS * 2 + 10; i++) append("alice", i);
       for (let i = 0; i < 10; i++) append("bob", i);
       await mam.query({ owner: "alice", limit: 1 });
-      let turns = 0;
-      let running = true;
-      const turn = () => {
-        turns++;
-        if (running) setImmediate(turn);
-      };
-      setImmediate(turn);
-      assert.equal(await storage.accounts.delete("alice"), true);
-      running = false;
+      const { n: deleted, turns } = await turnsDuring(() => storage.accounts.delete("alice"));
+      assert.equal(deleted, true);
       assert.ok(turns >= 2, `the event loop turned ${turns} times during the deletion`);
       assert.equal(await storage.accounts.exists("alice"), false);
       assert.equal((await mam.query({ owner: "alice", limit: 10 })).messages.length, 0);
