@@ -205,6 +205,25 @@ test("publish-options configure a new node and are preconditions on an existing 
   await b.disconnect();
 });
 
+test("a publish-options field the service does not know rejects the publication (XEP-0060 §7.1.5)", async () => {
+  const [alice] = await accounts("alice");
+  const a = await h.connect(alice!, "r");
+  const options = { "pubsub#persist_items": "true", "pubsub#itemreply": "publisher" };
+  const refused = await a.iq(publishIq(TUNE, tune("first"), "current", options));
+  assert.equal(errorCondition(refused), "conflict");
+  assert.equal(appCondition(refused), "precondition-not-met");
+  assert.equal(
+    errorCondition(await a.iq(itemsIq(`${alice}@${D}`, TUNE))),
+    "item-not-found",
+    "no node was made",
+  );
+  assert.equal((await a.iq(publishIq(TUNE, tune("first"), "current"))).attrs.type, "result");
+  const again = await a.iq(publishIq(TUNE, tune("second"), "current", options));
+  assert.equal(appCondition(again), "precondition-not-met", "on an existing node too");
+  assert.deepEqual(titles(await a.iq(itemsIq(`${alice}@${D}`, TUNE))), ["first"]);
+  await a.disconnect();
+});
+
 test("a node keeps max_items items, newest last, and max_items/item ids select on retrieval", async () => {
   const [alice] = await accounts("alice");
   const a = await h.connect(alice!, "r");

@@ -37,6 +37,7 @@ import type { PepApi } from "./api.js";
 import { type Caps, CapsCache, capsVer, Interest, notifyNodes } from "./caps.js";
 import {
   applyForm,
+  CONFIG_FIELDS,
   configForm,
   DEFAULT_CONFIG,
   formFields,
@@ -352,6 +353,15 @@ export default defineModule({
       if (payloads.length > 1) throw pubsubError("bad-request", "invalid-payload", "one payload per item");
       const id = item.attrs.id || randomBytes(12).toString("base64url");
       const preconditions = optionsForm(req.payload.getChild("publish-options"), PUBLISH_OPTIONS_FORM);
+      // §7.1.5: each field is a precondition on the node configuration field of that name, and a
+      // field the service does not know rejects the publication (it cannot be met).
+      const unknown = [...(preconditions?.keys() ?? [])].find((f) => !CONFIG_FIELDS.has(f));
+      if (unknown !== undefined)
+        throw pubsubError(
+          "conflict",
+          "precondition-not-met",
+          `${unknown} is not a node option of this service`,
+        );
       await store(req.to.bare(), account, name, id, payloads[0]!, {
         create: applyForm(DEFAULT_CONFIG, preconditions ?? new Map()),
         preconditions,

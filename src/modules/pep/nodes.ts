@@ -117,6 +117,16 @@ export function applyForm(base: NodeConfig, fields: Map<string, string[]>): Node
   return config;
 }
 
+/** The node configuration fields this service has (those applyForm reads). */
+export const CONFIG_FIELDS: ReadonlySet<string> = new Set([
+  "pubsub#access_model",
+  "pubsub#max_items",
+  "pubsub#persist_items",
+  "pubsub#send_last_published_item",
+  "pubsub#notify_retract",
+  "pubsub#notify_delete",
+]);
+
 /** Does the node's configuration satisfy the publish-options preconditions (XEP-0060 §7.1.5)? */
 export function meetsPreconditions(config: NodeConfig, fields: Map<string, string[]>): boolean {
   const wanted = applyForm(config, fields);
