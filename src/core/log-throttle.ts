@@ -47,9 +47,12 @@ export class LogThrottle {
   }
 }
 
-/** What tells failures apart for throttling: a code when the error has one, else its name. */
+/**
+ * What tells failures apart for throttling: a code when the error has one, else its name and
+ * message (two different bugs must not share a window, where one would hide the other).
+ */
 export function failureKind(err: unknown): string {
   if (!(err instanceof Error)) return typeof err;
   const code = (err as { code?: unknown }).code;
-  return typeof code === "string" ? `${err.name}:${code}` : err.name;
+  return typeof code === "string" ? `${err.name}:${code}` : `${err.name}:${err.message.slice(0, 200)}`;
 }

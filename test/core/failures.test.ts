@@ -46,8 +46,10 @@ test("a failure that repeats is logged once per window, then how many more times
   }
 });
 
-test("failures are told apart by their code, else by their name", () => {
+test("failures are told apart by their code, else by their name and message", () => {
   assert.equal(failureKind(withCode("x", "SQLITE_FULL")), "Error:SQLITE_FULL");
-  assert.equal(failureKind(new TypeError("y")), "TypeError");
+  assert.equal(failureKind(withCode("y", "SQLITE_FULL")), "Error:SQLITE_FULL");
+  assert.equal(failureKind(new TypeError("y")), "TypeError:y");
+  assert.notEqual(failureKind(new Error("one bug")), failureKind(new Error("another")));
   assert.equal(failureKind("z"), "string");
 });
