@@ -1,6 +1,7 @@
 /**
  * Type declarations for the parts of @xmpp/client (and the ltx parser it is
- * built on) that the end-to-end tests use; neither package ships its own.
+ * built on) that the SDK and the tests use; neither package ships its own. A project
+ * that copies sdk/ gets them with it (keep this file where its tsconfig includes it).
  */
 
 declare module "@xmpp/client" {
