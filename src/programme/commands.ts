@@ -4,6 +4,7 @@
  * the CLI, mails are queued in the outbox and sent by the running server's worker.
  */
 import { z } from "zod";
+import { recordAudit } from "../commands/audit.js";
 import { actorOf, flagInput, iso, parseInstant, table } from "../commands/input.js";
 import { count } from "../commands/plural.js";
 import { type CommandContext, CommandError, defineCommand } from "../core/commands.js";
@@ -395,6 +396,48 @@ export const portalUserList = defineCommand({
   },
 });
 
+/**
+ * Links a portal account to a publisher registered without one (`publisher add`), so the
+ * publisher's people can read and acknowledge its notices and see its apps in the portal. An
+ * operator's decision, as an approval is: the address alone never links an account to a
+ * publisher (whoever confirms an address would otherwise reach the publisher's keys).
+ */
+export const portalUserLink = defineCommand({
+  name: ["portal-user", "link"],
+  description:
+    "Let a portal account act for a publisher (one added with `publisher add`): it then sees the publisher's apps and notices",
+  args: [
+    { name: "account", description: "the portal account: its id or its email address", positional: true },
+    { name: "publisher", description: "the publisher's id (required)" },
+  ],
+  input: z.object({ account: z.string().min(1), publisher: z.string().min(1) }),
+  output: z.object({ account: portalAccountSchema }),
+  mutates: true,
+  async run(ctx, input) {
+    const services = servicesOf(ctx);
+    const account =
+      (await services.accounts.get(input.account)) ?? (await services.accounts.byEmail(input.account));
+    if (!account) throw new CommandError(`no portal account ${input.account}`, 404);
+    if (!account.emailVerified)
+      throw new CommandError(`${account.email} has not confirmed its address yet`, 409);
+    const publisher = await services.registry.getPublisher(input.publisher);
+    if (!publisher) throw new CommandError(`no publisher ${input.publisher}`, 404);
+    const before = account.publisherId;
+    const linked = await services.accounts.linkPublisher(account.id, publisher.id);
+    if (before !== publisher.id)
+      await recordAudit(ctx.storage, ctx.clock, "portal-user.link", {
+        actor: actorOf(ctx),
+        subject: `portal-account:${account.id}`,
+        before: { publisherId: before ?? null },
+        after: { publisherId: publisher.id, email: account.email },
+      });
+    return {
+      message: `${account.email} acts for ${publisher.organisation} (${publisher.id})`,
+      data: { account: linked },
+    };
+  },
+});
+
 export const programmeCommands = [
   applicationList,
   applicationShow,
@@ -407,5 +450,6 @@ export const programmeCommands = [
   noticeShow,
   noticeRemind,
   portalUserList,
+  portalUserLink,
   ...mailCommands,
 ];

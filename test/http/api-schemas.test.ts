@@ -314,6 +314,10 @@ describe("published output schemas", () => {
     );
     assert.equal((approved.licence as { clientId: string }).clientId, "com.example.portalchat");
     await runJson(["application", "reject"], [second.id, "--reason", "no gateway yet"]);
+    // The approval linked the account; linking it again to its publisher answers the same way.
+    const publisherId = (await services.accounts.get(account.id))!.publisherId!;
+    const linked = await runJson(["portal-user", "link"], ["dev@example.com", "--publisher", publisherId]);
+    assert.equal((linked.account as { publisherId: string }).publisherId, publisherId);
 
     const mails = (await runJson(["mail", "list"], ["--limit", "100"])).mails as { id: string }[];
     assert.ok(mails.length >= 4);

@@ -6,7 +6,7 @@ import { ACCOUNTS_STORE, TOKENS_STORE } from "../../src/programme/portal-account
 import { RateLimited } from "../../src/programme/rate-limits.js";
 import { hashPassword, verifyPassword } from "../../src/programme/secrets.js";
 import { ValidationError } from "../../src/programme/validation.js";
-import { type Kit, PUBLIC_URL, removeTempDirs, startKit } from "./kit.js";
+import { ADMIN, type Kit, PUBLIC_URL, removeTempDirs, startKit } from "./kit.js";
 import { linkIn } from "./smtp-sink.js";
 
 after(removeTempDirs);
@@ -193,5 +193,45 @@ describe("portal accounts", () => {
 
     for (let i = 0; i < 3; i++) await accounts.requestPasswordReset(EMAIL);
     await assert.rejects(accounts.requestPasswordReset(EMAIL), RateLimited);
+  });
+  it("portal-user link lets a confirmed account act for a publisher added without one, audited; the address alone never links", async () => {
+    const publisher = await kit.programme.registry.addPublisher(ADMIN, {
+      organisation: "Example Apps",
+      contactEmail: EMAIL,
+    });
+    const account = await signUpAndVerify();
+    assert.equal(account.publisherId, undefined, "a confirmed matching address links nothing by itself");
+    const unconfirmed = "later@example.com";
+    await kit.programme.accounts.signUp({ email: unconfirmed, password: PASSWORD });
+    await assert.rejects(
+      kit.run("portal-user link", { account: unconfirmed, publisher: publisher.id }),
+      /has not confirmed its address/,
+    );
+    await assert.rejects(
+      kit.run("portal-user link", { account: EMAIL, publisher: "pub_missing" }),
+      /no publisher pub_missing/,
+    );
+    await assert.rejects(
+      kit.run("portal-user link", { account: "nobody@example.com", publisher: publisher.id }),
+      /no portal account/,
+    );
+    const linked = await kit.run("portal-user link", { account: EMAIL, publisher: publisher.id });
+    assert.match(linked.message, /acts for Example Apps/);
+    assert.equal((await kit.programme.accounts.get(account.id))?.publisherId, publisher.id);
+    // By id too; linking again to the same publisher changes nothing.
+    await kit.run("portal-user link", { account: account.id, publisher: publisher.id });
+    const other = await kit.programme.registry.addPublisher(ADMIN, {
+      organisation: "Other Apps",
+      contactEmail: "other@example.com",
+    });
+    await assert.rejects(
+      kit.run("portal-user link", { account: EMAIL, publisher: other.id }),
+      /already acts for publisher/,
+    );
+    const links = await kit.storage
+      .archive<{ subject: string; after?: { publisherId?: string } }>("audit")
+      .query({ kind: "portal-user.link" });
+    assert.equal(links.length, 1);
+    assert.equal(links[0]!.data.after?.publisherId, publisher.id);
   });
 });
