@@ -120,6 +120,11 @@ describe("audit log of console actions", () => {
     assert.deepEqual(kinds(await asConsole("application reject", { id: rejectId, reason: "Not for us." })), [
       "application.reject",
     ]);
+    // The rejected applicant's confirmed account comes to act for the publisher added above.
+    assert.deepEqual(
+      kinds(await asConsole("portal-user link", { account: "second@audit.example", publisher: publisherId })),
+      ["portal-user.link"],
+    );
     const sent = await asConsole("notice send", { subject: "Cutoff", body: "Soon.", audience: "all" });
     assert.deepEqual(kinds(sent), ["notice.send"]);
     const noticeId = sent[0]!.data.subject.replace(/^notice:/, "");
