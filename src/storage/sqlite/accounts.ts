@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3";
 import type { Account, AccountStore, ScramCredential, ScramHash } from "../../core/storage/types.js";
 import type { AccountGuard } from "./account-guard.js";
-import { REMOVAL_BATCH_ROWS } from "./messages.js";
+import { REMOVAL_BATCH_ROWS, removeInBatches } from "./messages.js";
 
 interface AccountRow {
   username: string;
@@ -151,8 +151,7 @@ export class SqliteAccountStore implements AccountStore {
     // them: the cascade took them in one statement, and a long history stopped every stream
     // for as long (100,000 messages: 420 ms; in batches the longest pause was 32 ms). The rest
     // of its data is small and goes with the cascade.
-    while (this.#deleteMessagesBatch.run(username).changes === REMOVAL_BATCH_ROWS)
-      await new Promise<void>((resolve) => setImmediate(resolve));
+    await removeInBatches(() => this.#deleteMessagesBatch.run(username).changes);
     return this.#deleteAccount.run(username).changes > 0;
   }
 

@@ -30,6 +30,20 @@ const COLUMNS = "id, owner, peer, peer_resource, at, direction, stanza, text";
  */
 export const REMOVAL_BATCH_ROWS = 2000;
 
+/**
+ * Runs a DELETE of at most REMOVAL_BATCH_ROWS rows until it removes fewer, letting the event
+ * loop turn between batches; returns how many rows went.
+ */
+export async function removeInBatches(removeBatch: () => number): Promise<number> {
+  let removed = 0;
+  for (;;) {
+    const n = removeBatch();
+    removed += n;
+    if (n < REMOVAL_BATCH_ROWS) return removed;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
 export { foldText } from "../fold.js";
 
 /**
@@ -139,13 +153,7 @@ export class SqliteMessageArchiveStore implements MessageArchiveStore {
       `DELETE FROM ${this.#table} WHERE seq IN
          (SELECT seq FROM ${this.#table} WHERE store = ? AND ${where} LIMIT ${REMOVAL_BATCH_ROWS})`,
     );
-    let removed = 0;
-    for (;;) {
-      const n = batch.run(this.#store, ...params).changes;
-      removed += n;
-      if (n < REMOVAL_BATCH_ROWS) return removed;
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
+    return removeInBatches(() => batch.run(this.#store, ...params).changes);
   }
 
   #filters(q: MessageQuery, paging: boolean): { where: string[]; params: (string | number)[] } {
