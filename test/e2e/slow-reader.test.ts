@@ -88,8 +88,11 @@ describe("a client that does not read its stream", () => {
 
     const growth = (peak - before) / 1024 / 1024;
     t.diagnostic(`server RSS grew by ${growth.toFixed(1)} MiB during the flood`);
-    // Before the fix the same flood took the server from ~110 MB to ~900 MB and kept the session.
-    assert.ok(growth < 96, `the server's memory grew by ${growth.toFixed(0)} MiB during the flood`);
+    // Before the fix the server grew by ~250 KB per message to the frozen client (3,150 messages took
+    // it from ~110 MB to ~900 MB) and kept the session: this flood would need well over 1 GiB. A healthy
+    // server grows by 35-50 MiB here, and by up to ~110 MiB on a machine whose cores are busy (the
+    // collector runs later; nothing is retained), so the bound sits well clear of both.
+    assert.ok(growth < 256, `the server's memory grew by ${growth.toFixed(0)} MiB during the flood`);
     assert.ok(server.running, `the server exited; log:\n${server.logTail()}`);
   });
 });
