@@ -20,6 +20,7 @@ import { describeStorage, openStorage, storageOptionsFrom } from "../storage/ind
 import { hostForUrl } from "../transports/listen.js";
 import { adminTarget, type StartedWith } from "./admin-target.js";
 import { allocatorInUse, allocatorLogLine } from "./allocator.js";
+import { listenFailureMessage } from "./listen-failure.js";
 
 const program = new Command("switchboard")
   .description("Switchboard: an XMPP instant-messaging network server")
@@ -297,6 +298,11 @@ program.parseAsync(process.argv).catch((err: unknown) => {
   if (refused) {
     process.stderr.write(`switchboard: ${refused.message}\n`);
     process.exit(2);
+  }
+  const listenFailure = listenFailureMessage(err);
+  if (listenFailure) {
+    process.stderr.write(`switchboard: ${listenFailure}\n`);
+    process.exit(1);
   }
   if (err instanceof StorageUnavailableError || err instanceof SchemaTooNewError) {
     process.stderr.write(`switchboard: ${err.message}\n`);
