@@ -13,6 +13,7 @@ import { type Jid, JidError, parseJid } from "./jid.js";
 import { failureKind, LogThrottle } from "./log-throttle.js";
 import type { ClientSession } from "./session.js";
 import { isStorageFull, storageFullError } from "./storage/full.js";
+import { isStorageUnavailable, storageUnavailableError } from "./storage/unavailable.js";
 import type { XmlElement } from "./xml/element.js";
 
 /**
@@ -67,7 +68,7 @@ export class Router {
    */
   private requestNode: { name: string; relay(node: string, reply: XmlElement): void } | undefined;
   /** Counters read by metrics and the admin console. */
-  readonly stats = { routedLocal: 0, routedRemote: 0, errors: 0, storageFull: 0 };
+  readonly stats = { routedLocal: 0, routedRemote: 0, errors: 0, storageFull: 0, storageUnavailable: 0 };
   /** Handler failures come in floods when storage fails: each kind is logged once per window. */
   private readonly failures: LogThrottle;
 
@@ -154,6 +155,7 @@ export class Router {
         if (to === undefined && stanza.name === "presence") return; // broadcast is the presence module's job
         return this.deliver(stanza, from, target, session);
       },
+      session,
     );
   }
 
@@ -193,6 +195,7 @@ export class Router {
       (claimed) => {
         if (!claimed) this.unhandled(stanza, from);
       },
+      origin,
     );
   }
 
@@ -303,21 +306,31 @@ export class Router {
     stanza: XmlElement,
     from: Jid,
     next: (claimed: boolean) => Done,
+    origin?: ClientSession,
   ): Done {
     let result: boolean | Promise<boolean>;
     try {
       result = fire();
     } catch (err) {
-      this.fail(stanza, from, err);
+      this.fail(stanza, from, err, origin);
       return;
     }
     if (typeof result === "boolean") return next(result);
-    return result.then(next).catch((err: unknown) => this.fail(stanza, from, err));
+    return result.then(next).catch((err: unknown) => this.fail(stanza, from, err, origin));
   }
 
-  fail(stanza: XmlElement, from: Jid, err: unknown): void {
+  /**
+   * Answers a stanza whose handling failed. The answer to a local client's own stanza goes
+   * straight to its session (as Prosody's origin.send does): routed, it would run the hooks
+   * that just failed (a storage that cannot be reached) and be dropped as an error on an error.
+   */
+  fail(stanza: XmlElement, from: Jid, err: unknown, origin?: ClientSession): void {
+    const answer = (error: StanzaError) => {
+      if (origin && origin.jid?.toString() === from.toString()) this.answerDirectly(origin, stanza, error);
+      else this.bounce(stanza, error, from);
+    };
     if (err instanceof StanzaError) {
-      this.bounce(stanza, err, from);
+      answer(err);
       return;
     }
     if (isStorageFull(err)) {
@@ -327,7 +340,17 @@ export class Router {
         { err },
         "the storage is full: stanzas that need a write are refused (resource-constraint)",
       );
-      this.bounce(stanza, storageFullError(), from);
+      answer(storageFullError());
+      return;
+    }
+    if (isStorageUnavailable(err)) {
+      this.stats.storageUnavailable++;
+      this.failures.error(
+        "storage-unavailable",
+        { err },
+        "the storage cannot be reached: stanzas that need it are refused (internal-server-error, type wait)",
+      );
+      answer(storageUnavailableError());
       return;
     }
     this.failures.error(
@@ -335,7 +358,17 @@ export class Router {
       { err, stanza: stanza.toString().slice(0, 500) },
       "stanza handler failed",
     );
-    this.bounce(stanza, new StanzaError("internal-server-error"), from);
+    answer(new StanzaError("internal-server-error"));
+  }
+
+  /** The error reply to a session's own stanza, sent to that session without routing. */
+  private answerDirectly(origin: ClientSession, stanza: XmlElement, error: StanzaError): void {
+    const reply = errorReply(stanza, error);
+    if (!reply) return;
+    this.stats.errors++;
+    if (reply.attrs.from === undefined) reply.attrs.from = this.domain;
+    reply.attrs.to = origin.jid!.toString();
+    origin.send(reply);
   }
 }
 

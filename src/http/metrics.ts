@@ -142,6 +142,14 @@ export class ServerMetrics {
       },
     });
     new Counter({
+      name: "switchboard_storage_unavailable_refusals_total",
+      help: "Stanzas refused with internal-server-error (type wait) because the storage they needed could not be reached",
+      registers: r,
+      collect() {
+        setCounter(this, [[{}, svc.router.stats.storageUnavailable]]);
+      },
+    });
+    new Counter({
       name: "switchboard_auth_failures_total",
       help: "Failed SASL authentications of client streams, by condition",
       labelNames: ["condition"],

@@ -22,7 +22,5 @@ export class SchemaTooNewError extends Error {
   }
 }
 
-/** The storage could not be reached or opened (a database server that is down, a wrong URL). */
-export class StorageUnavailableError extends Error {
-  override readonly name = "StorageUnavailableError";
-}
+/** Defined in the core, which recognises it on the stanza path (see core/storage/unavailable.ts). */
+export { StorageUnavailableError } from "../core/storage/unavailable.js";

@@ -187,6 +187,24 @@ for (const backend of ["sqlite", "postgres"] as const) {
         assert.equal(alices.results[0]!.message.attrs.to, jid(bob!));
       });
 
+      test("a message whose archiving preferences cannot be read is delivered, not archived", async () => {
+        const [alice, bob] = await users("alice", "bob");
+        const a = await online(alice!);
+        const b = await online(bob!);
+        // The preferences are read on the first message of each account (then cached).
+        const prefs = h.server.services.storage.keyValue("mam-prefs");
+        const read = prefs.get;
+        prefs.get = () => Promise.reject(new Error("the database cannot be reached"));
+        try {
+          await a.sendStanza(chat(jid(bob!), "through"));
+          const got = await b.next();
+          assert.equal(got.getChildText("body"), "through", `delivered: ${got}`);
+        } finally {
+          prefs.get = read;
+        }
+        assert.deepEqual((await run(b, query())).results, [], "not archived");
+      });
+
       test("a message to an account that does not exist bounces without an archive id of that account", async () => {
         const [alice] = await users("alice");
         const a = await online(alice!);

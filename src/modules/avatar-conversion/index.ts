@@ -230,7 +230,17 @@ export default defineModule({
         if (stanza.attrs.type !== undefined || !session.username) return false;
         const update = stanza.getChild("x", NS_VCARD_UPDATE);
         if (update?.getChild("photo")) return false;
-        const photo = x("photo", null, (await photoHash(session.username)) || undefined);
+        let hash: string;
+        try {
+          hash = await photoHash(session.username);
+        } catch (err) {
+          // The storage cannot be read now: the presence goes on without the hash (an empty
+          // update element says "not ready to advertise an image", XEP-0153 §3.2).
+          ctx.log.warn({ err, username: session.username }, "photo hash not added to presence");
+          if (!update) stanza.children.push(x("x", { xmlns: NS_VCARD_UPDATE }));
+          return false;
+        }
+        const photo = x("photo", null, hash || undefined);
         if (update) update.children.push(photo);
         else stanza.children.push(x("x", { xmlns: NS_VCARD_UPDATE }, photo));
         return false;

@@ -235,6 +235,17 @@ export default defineModule({
     for (const event of ["pre-message", "pre-presence", "pre-iq"] as const)
       ctx.hook(event, outbound, PRIORITY);
 
+    // Every stanza to or from a bound session consults its account's list: read it now, so
+    // the first stanzas need not wait for it, and chat between online users does not need
+    // the storage (a database that cannot be reached for a moment).
+    ctx.hook("session/bound", ({ session }) => {
+      if (session.username) {
+        const list = cache.get(session.username);
+        if (list instanceof Promise) list.catch(() => undefined); // read again on first use
+      }
+      return false;
+    });
+
     ctx.hook("account/deleted", ({ username }) => {
       cache.forget(username);
     });

@@ -188,10 +188,19 @@ export default defineModule({
       const yes = archives(owner, peer);
       if (yes === true) record(owner, ownerBare, stanza, peer, direction);
       else if (yes instanceof Promise)
-        return yes.then((y) => {
-          if (y) record(owner, ownerBare, stanza, peer, direction);
-          return false;
-        });
+        return yes.then(
+          (y) => {
+            if (y) record(owner, ownerBare, stanza, peer, direction);
+            return false;
+          },
+          (err: unknown) => {
+            // The preferences (or the roster they refer to) could not be read: the message
+            // goes on, not archived, as when the archive's own write fails.
+            stats.failed++;
+            failures.error(failureKind(err), { err, owner }, "archiving a message failed");
+            return false;
+          },
+        );
       return false;
     };
 

@@ -69,15 +69,59 @@ export function errorCode(error: unknown): string | undefined {
   return typeof code === "string" ? code : undefined;
 }
 
+/** SQLSTATEs of a server shutting down, crashed or starting (class 08, connection exceptions, too). */
+const UNREACHABLE_STATES: ReadonlySet<string> = new Set(["57P01", "57P02", "57P03"]);
+/** The system's codes for a server that cannot be reached (the driver passes them on). */
+const UNREACHABLE_SYSTEM_CODES: ReadonlySet<string> = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+/** The driver's own errors for a lost or refused connection, which carry no code. */
+const UNREACHABLE_MESSAGES =
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended)/;
+
+/**
+ * The error as the rest of the server should see it: a connection that could not be made or
+ * was lost becomes StorageUnavailableError (the driver's error its cause), which the stanza
+ * path answers as a temporary failure; any other error (a constraint, a conflict) is left
+ * as it is, with its SQLSTATE.
+ */
+export function unreachableOr(error: unknown): unknown {
+  if (!(error instanceof Error) || error instanceof StorageUnavailableError) return error;
+  const code = errorCode(error);
+  const unreachable =
+    code !== undefined
+      ? code.startsWith("08") || UNREACHABLE_STATES.has(code) || UNREACHABLE_SYSTEM_CODES.has(code)
+      : UNREACHABLE_MESSAGES.test(error.message);
+  if (!unreachable) return error;
+  return new StorageUnavailableError(`the PostgreSQL database cannot be reached: ${error.message}`, {
+    cause: error,
+  });
+}
+
 function runner(client: pg.Pool | pg.PoolClient): Queryable {
   return {
     async query<Row extends object>(statement: Statement, values: unknown[] = []) {
-      const result = await client.query<Row>({ name: statement.name, text: statement.text, values });
-      return result.rows;
+      try {
+        const result = await client.query<Row>({ name: statement.name, text: statement.text, values });
+        return result.rows;
+      } catch (error) {
+        throw unreachableOr(error);
+      }
     },
     async execute(statement: Statement, values: unknown[] = []) {
-      const result = await client.query({ name: statement.name, text: statement.text, values });
-      return result.rowCount ?? 0;
+      try {
+        const result = await client.query({ name: statement.name, text: statement.text, values });
+        return result.rowCount ?? 0;
+      } catch (error) {
+        throw unreachableOr(error);
+      }
     },
   };
 }
@@ -109,6 +153,11 @@ export class PostgresDatabase implements Queryable {
     // An idle connection that breaks (server restart, network) is dropped by the pool and the
     // next operation opens a new one; without a listener the error would end the process.
     pool.on("error", () => {});
+    // The pool listens for errors on idle connections only: a connection that breaks while
+    // checked out (a transaction between two statements) would emit an error nobody hears,
+    // which ends the process. Its statements fail instead (and it is not reused: the pool
+    // drops a connection that is no longer queryable when it comes back).
+    pool.on("connect", (client) => client.on("error", () => {}));
     const db = new PostgresDatabase(pool);
     try {
       if (opts.schema !== undefined) {
@@ -147,7 +196,7 @@ export class PostgresDatabase implements Queryable {
    */
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const client = await this.#pool.connect();
+      const client = await this.#connect();
       let broken: Error | undefined;
       try {
         await client.query("BEGIN");
@@ -164,7 +213,7 @@ export class PostgresDatabase implements Queryable {
           await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
           continue;
         }
-        throw error;
+        throw unreachableOr(error);
       } finally {
         client.release(broken);
       }
@@ -173,16 +222,24 @@ export class PostgresDatabase implements Queryable {
 
   /** Runs `fn` with one connection of the pool to itself (session-level locks, cursors). */
   async withConnection<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.#pool.connect();
+    const client = await this.#connect();
     let broken: Error | undefined;
     try {
       return await fn(client);
     } catch (error) {
       // The connection may be left inside a failed transaction or a wait: do not reuse it.
       broken = error as Error;
-      throw error;
+      throw unreachableOr(error);
     } finally {
       client.release(broken);
+    }
+  }
+
+  async #connect(): Promise<pg.PoolClient> {
+    try {
+      return await this.#pool.connect();
+    } catch (error) {
+      throw unreachableOr(error);
     }
   }
 
