@@ -1,7 +1,8 @@
 /**
  * tls-server-end-point channel-binding data (RFC 5929 §4.1): a hash of the server
- * certificate (DER) with the hash of the certificate's signature algorithm,
- * SHA-256 when that is MD5 or SHA-1 (or not a plain hash, e.g. Ed25519). Used by
+ * certificate (DER) with the hash of the certificate's signature algorithm (for RSASSA-PSS,
+ * the hash its parameters name), SHA-256 when that is MD5 or SHA-1 (or not a plain hash,
+ * e.g. Ed25519). Used by
  * the server (SCRAM -PLUS, licence proofs) and by the client SDK, so both sides
  * compute the same bytes. It lives in the SDK, which depends on nothing of the server.
  */
@@ -15,6 +16,16 @@ const SIGNATURE_HASH: Record<string, string> = {
   "1.2.840.10045.4.3.1": "sha224", // ecdsa-with-SHA224
   "1.2.840.10045.4.3.3": "sha384", // ecdsa-with-SHA384
   "1.2.840.10045.4.3.4": "sha512", // ecdsa-with-SHA512
+};
+
+const RSASSA_PSS = "1.2.840.113549.1.1.10";
+
+/** Hash algorithm OIDs, as RSASSA-PSS parameters name them (RFC 4055). */
+const HASH_OID: Record<string, string> = {
+  "2.16.840.1.101.3.4.2.4": "sha224",
+  "2.16.840.1.101.3.4.2.1": "sha256",
+  "2.16.840.1.101.3.4.2.2": "sha384",
+  "2.16.840.1.101.3.4.2.3": "sha512",
 };
 
 interface Tlv {
@@ -63,20 +74,45 @@ function oidToString(bytes: Uint8Array): string {
   return parts.join(".");
 }
 
-/** The OID of a certificate's outer signatureAlgorithm (Certificate ::= SEQUENCE { tbs, sigAlg, sig }). */
-export function certificateSignatureOid(der: Uint8Array): string {
+/** A certificate's outer signatureAlgorithm (Certificate ::= SEQUENCE { tbs, sigAlg, sig }). */
+function signatureAlgorithm(der: Uint8Array): { oid: string; sigAlg: Tlv; oidTlv: Tlv } {
   const cert = readTlv(der, 0);
   const tbs = readTlv(der, cert.start);
   const sigAlg = readTlv(der, tbs.end);
-  const oid = readTlv(der, sigAlg.start);
-  if (cert.tag !== 0x30 || tbs.tag !== 0x30 || sigAlg.tag !== 0x30 || oid.tag !== 0x06) {
+  const oidTlv = readTlv(der, sigAlg.start);
+  if (cert.tag !== 0x30 || tbs.tag !== 0x30 || sigAlg.tag !== 0x30 || oidTlv.tag !== 0x06) {
     throw new Error("not an X.509 certificate");
   }
-  return oidToString(der.subarray(oid.start, oid.end));
+  return { oid: oidToString(der.subarray(oidTlv.start, oidTlv.end)), sigAlg, oidTlv };
+}
+
+/** The OID of a certificate's outer signatureAlgorithm. */
+export function certificateSignatureOid(der: Uint8Array): string {
+  return signatureAlgorithm(der).oid;
+}
+
+/**
+ * The hash of RSASSA-PSS parameters (RFC 4055: SEQUENCE { hashAlgorithm [0] AlgorithmIdentifier
+ * DEFAULT sha1, … }): undefined for SHA-1, the default, and for hashes not listed, which
+ * RFC 5929 replaces with SHA-256.
+ */
+function pssHash(der: Uint8Array, sigAlg: Tlv, oidTlv: Tlv): string | undefined {
+  if (oidTlv.end >= sigAlg.end) return undefined;
+  const params = readTlv(der, oidTlv.end);
+  if (params.tag !== 0x30 || params.start >= params.end) return undefined;
+  const first = readTlv(der, params.start);
+  if (first.tag !== 0xa0) return undefined;
+  const algorithm = readTlv(der, first.start);
+  const oid = readTlv(der, algorithm.start);
+  if (algorithm.tag !== 0x30 || oid.tag !== 0x06) return undefined;
+  return HASH_OID[oidToString(der.subarray(oid.start, oid.end))];
 }
 
 /** RFC 5929 §4.1 tls-server-end-point data for a certificate in DER. */
 export function serverEndPoint(certDer: Uint8Array): Buffer {
-  const hash = SIGNATURE_HASH[certificateSignatureOid(certDer)] ?? "sha256";
-  return createHash(hash).update(certDer).digest();
+  const { oid, sigAlg, oidTlv } = signatureAlgorithm(certDer);
+  const named = oid === RSASSA_PSS ? pssHash(certDer, sigAlg, oidTlv) : SIGNATURE_HASH[oid];
+  return createHash(named ?? "sha256")
+    .update(certDer)
+    .digest();
 }

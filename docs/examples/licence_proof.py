@@ -48,7 +48,7 @@ class LicenceFeature(ElementBase):
 def server_end_point(cert_der):
     """RFC 5929 §4.1: the certificate hashed with its signature's hash (SHA-256 for MD5, SHA-1)."""
     algo = x509.load_der_x509_certificate(cert_der).signature_hash_algorithm
-    name = algo.name if algo is not None and algo.name in ("sha384", "sha512") else "sha256"
+    name = algo.name if algo is not None and algo.name in ("sha224", "sha384", "sha512") else "sha256"
     return hashlib.new(name, cert_der).digest()
 
 

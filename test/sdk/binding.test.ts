@@ -114,6 +114,46 @@ describe("channel binding", () => {
   });
 });
 
+/** A self-signed RSASSA-PSS certificate made by openssl, or a reason to skip. */
+async function pssCertificate(dir: string, hash: "sha256" | "sha384" | "sha512") {
+  const made = spawnSync(
+    "openssl",
+    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1"].concat([
+      `-${hash}`,
+      "-sigopt",
+      "rsa_padding_mode:pss",
+      "-sigopt",
+      "rsa_pss_saltlen:32",
+      "-keyout",
+      path.join(dir, `pss-${hash}.key`),
+      "-out",
+      path.join(dir, `pss-${hash}.pem`),
+    ]),
+    { encoding: "utf8" },
+  );
+  if (made.error || made.status !== 0) {
+    return {
+      skip: await requirePeer("openssl", () => `openssl cannot make an RSA-PSS certificate: ${made.stderr}`),
+    };
+  }
+  const pem = readFileSync(path.join(dir, `pss-${hash}.pem`), "utf8");
+  return { der: Buffer.from(new X509Certificate(pem).raw) };
+}
+
+describe("tls-server-end-point with an RSASSA-PSS certificate", () => {
+  test("the hash the PSS parameters name (RFC 5929: the signature algorithm's hash)", async (t) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "sb-pss-cert-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    for (const hash of ["sha384", "sha512", "sha256"] as const) {
+      const made = await pssCertificate(dir, hash);
+      if (made.skip) return t.skip(made.skip);
+      const der = made.der!;
+      assert.equal(certificateSignatureOid(der), "1.2.840.113549.1.1.10", "id-RSASSA-PSS");
+      assert.deepEqual(serverEndPoint(der), createHash(hash).update(der).digest(), hash);
+    }
+  });
+});
+
 describe("tls-server-end-point with an Ed25519 certificate", () => {
   test("SHA-256, as for other signature algorithms without a hash of their own; both ends agree", async (t) => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "sb-ed25519-cert-"));
