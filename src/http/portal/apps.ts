@@ -36,7 +36,7 @@ import {
 import { type FormBody, field, formBody, redirect, sendFragment } from "../assets/respond.js";
 import { html, type SafeHtml } from "../html.js";
 import { ProblemError } from "../problem.js";
-import { GUIDE_PATH, INTEGRATION_ANCHOR } from "./documents.js";
+import { GUIDE_PATH, INTEGRATION_ANCHOR, SDK_PATH } from "./documents.js";
 import { PORTAL, type PortalEnv, route } from "./env.js";
 
 const appPath = (clientId: string) => `${PORTAL}/apps/${encodeURIComponent(clientId)}`;
@@ -187,7 +187,7 @@ function keysSection(app: ClientApp, keys: AppKey[], csrf: string | undefined, f
         <a id="private-key-download" hidden data-testid="private-key-download">Download the private key again</a>
       </div>
       <p id="keygen-status" role="status" aria-live="polite" data-testid="keygen-status"></p>
-      ${textarea({ name: "publicKey", label: KEY_LABELS.publicKey, required: true, rows: 2, value: field(v, "publicKey"), errors: form?.errors, hint: "Ed25519 public key: base64 of the 32 raw bytes (from switchboard keygen, FILE.pub) or a PEM public key. Never paste a private key." })}
+      ${textarea({ name: "publicKey", label: KEY_LABELS.publicKey, required: true, rows: 2, value: field(v, "publicKey"), errors: form?.errors, hint: "Ed25519 public key: base64 of the 32 raw bytes or a PEM public key (from any Ed25519 tool: openssl pkey -in KEY -pubout, or switchboard keygen's FILE.pub). Never paste a private key." })}
       <div class="actions"><button type="submit" data-testid="register-key">Register the key</button></div>
     </form>
   </section>`;
@@ -265,7 +265,7 @@ export function registerApps(app: FastifyInstance, env: PortalEnv): void {
           ],
           "app-facts",
         )}
-        <p class="hint">Your client sends the client id, its version and platform, the key id and a signature at login; see the <a href="${GUIDE_PATH}#${INTEGRATION_ANCHOR}" data-testid="integration-guide">integration guide</a>.</p>
+        <p class="hint">Your client sends the client id, its version and platform, the key id and a signature at login; see the <a href="${GUIDE_PATH}#${INTEGRATION_ANCHOR}" data-testid="integration-guide">integration guide</a> and the <a href="${SDK_PATH}" data-testid="sdk-link">client SDK</a>.</p>
         ${licenceSection(snapshot, a.clientId, now)}
         ${keysSection(a, keys, request.session?.csrfToken, form)}
         ${usagePanel(a.clientId, await usageOf(snapshot, a.clientId))}`,

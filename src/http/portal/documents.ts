@@ -1,24 +1,34 @@
 /**
- * The two documents the portal points publishers at: the programme's terms (the page the
+ * The documents the portal points publishers at: the programme's terms (the page the
  * application form's checkbox links to; `http.termsUrl` sends it to the operator's own
- * text instead) and the integration guide — the protocol document
- * docs/licensing-protocol.md, rendered as a page so its sections can be linked to.
+ * text instead), the integration guide — the protocol document docs/licensing-protocol.md,
+ * rendered as a page so its sections can be linked to — and what the guide links to: the
+ * SDK's README as a page, and the SDK's and the examples' files (publisher-files.ts).
  */
 import { readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
+import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { emptyState } from "../assets/components.js";
 import { html, type SafeHtml } from "../html.js";
 import { PORTAL, type PortalEnv, route } from "./env.js";
 import { markdownPage } from "./markdown.js";
+import {
+  FILES_PATH,
+  GUIDE_PATH,
+  linkResolver,
+  REPOSITORY_ROOT,
+  SDK_PATH,
+  servedFiles,
+} from "./publisher-files.js";
 
+export { GUIDE_PATH, SDK_PATH };
 export const TERMS_PATH = `${PORTAL}/terms`;
-export const GUIDE_PATH = `${PORTAL}/guide`;
 /** The section of the guide on writing a client. */
 export const INTEGRATION_ANCHOR = "7-integrating-a-client";
 
-/** The protocol document, from the repository the server runs from (dist/src/http/portal → docs/). */
-const GUIDE_FILE = fileURLToPath(new URL("../../../../docs/licensing-protocol.md", import.meta.url));
+/** The documents rendered as pages, by their path in the repository the server runs from. */
+const GUIDE_FILE = "docs/licensing-protocol.md";
+const SDK_README = "sdk/README.md";
 
 /** Where the application form's terms link goes. */
 export function termsHref(termsUrl: string | undefined): string {
@@ -40,11 +50,24 @@ function defaultTerms(network: string): SafeHtml {
     <p class="muted">Questions about these terms go to the network's operators.</p>`;
 }
 
-let guide: Promise<string | undefined> | undefined;
+const texts = new Map<string, Promise<string | undefined>>();
 
-function guideText(): Promise<string | undefined> {
-  guide ??= readFile(GUIDE_FILE, "utf8").catch(() => undefined);
-  return guide;
+/** A repository file's text (read once: it ships with the server), undefined when absent. */
+function repositoryText(repoPath: string): Promise<string | undefined> {
+  let text = texts.get(repoPath);
+  if (!text) {
+    text = readFile(path.join(REPOSITORY_ROOT, repoPath), "utf8").catch(() => undefined);
+    texts.set(repoPath, text);
+  }
+  return text;
+}
+
+/** A Markdown document of the repository as the body of a page, its relative links served. */
+async function documentBody(repoPath: string, testid: string): Promise<SafeHtml | undefined> {
+  const text = await repositoryText(repoPath);
+  if (text === undefined) return undefined;
+  const link = linkResolver(path.posix.dirname(repoPath), await servedFiles());
+  return html`<article class="prose" data-testid="${testid}">${markdownPage(text, { link })}</article>`;
 }
 
 export function registerDocuments(app: FastifyInstance, env: PortalEnv): void {
@@ -56,17 +79,34 @@ export function registerDocuments(app: FastifyInstance, env: PortalEnv): void {
     return env.page(request, reply, { title: "Terms", body: defaultTerms(config.domain) });
   });
 
-  app.get(route(GUIDE_PATH), async (request, reply) => {
-    const text = await guideText();
-    return env.page(request, reply, {
-      title: "Integration guide",
-      status: text === undefined ? 404 : 200,
-      body:
-        text === undefined
-          ? emptyState(
-              "The integration guide is not installed with this server (docs/licensing-protocol.md).",
-            )
-          : html`<article class="prose" data-testid="guide">${markdownPage(text)}</article>`,
+  for (const [address, file, title, testid] of [
+    [GUIDE_PATH, GUIDE_FILE, "Integration guide", "guide"],
+    [SDK_PATH, SDK_README, "Client SDK", "sdk-readme"],
+  ] as const) {
+    app.get(route(address), async (request, reply) => {
+      const body = await documentBody(file, testid);
+      return env.page(request, reply, {
+        title,
+        status: body === undefined ? 404 : 200,
+        body: body ?? emptyState(`This document is not installed with this server (${file}).`),
+      });
     });
+  }
+
+  // The SDK's and the examples' files, as text: what the guide tells publishers to copy.
+  app.get(route(`${FILES_PATH}/*`), async (request, reply) => {
+    const repoPath = (request.params as { "*": string })["*"];
+    const text = (await servedFiles()).has(repoPath) ? await repositoryText(repoPath) : undefined;
+    if (text === undefined) {
+      return env.page(request, reply, {
+        title: "Not found",
+        status: 404,
+        body: emptyState(`The portal serves no file ${repoPath}.`),
+      });
+    }
+    return reply
+      .type("text/plain; charset=utf-8")
+      .header("content-disposition", `inline; filename="${path.posix.basename(repoPath)}"`)
+      .send(text);
   });
 }

@@ -31,6 +31,8 @@ const PUBLIC_ROUTES = new Set([
   "/reset",
   "/terms",
   "/guide",
+  "/guide/sdk",
+  "/guide/files/*",
 ]);
 
 function installGuard(app: FastifyInstance, env: PortalEnv): void {
