@@ -285,6 +285,7 @@ describe("page layout on a laptop and a phone (Chromium, real server)", { skip: 
       `/portal/apps/${CLIENT_ID}`,
       "/portal/notices",
       "/portal/guide",
+      "/portal/guide/sdk",
     ]) {
       await pub.goto(url);
       await check(pub, url);
