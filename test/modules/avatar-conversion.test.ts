@@ -465,6 +465,27 @@ test("the vCard photo hash goes into the account's available presence, broadcast
   for (const s of [a, b, c]) await s.disconnect();
 });
 
+test("a presence whose photo hash cannot be read goes out with an empty update element", async () => {
+  const [alice, bob] = await accounts("alice", "bob");
+  await befriend(alice!, bob!);
+  const b = await h.connect(bob!, "r");
+  await b.sendStanza(x("presence"));
+  const a = await h.connect(alice!, "r");
+  const hashes = h.server.services.storage.keyValue("avatar-conversion");
+  const read = hashes.get;
+  hashes.get = () => Promise.reject(new Error("the database cannot be reached"));
+  try {
+    await a.sendStanza(x("presence"));
+    const p = await b.nextMatching((el) => el.name === "presence" && el.attrs.from === `${alice}@${D}/r`);
+    const update = p.getChild("x", UPDATE);
+    assert.ok(update, `the update element: ${p}`);
+    assert.equal(update.getChild("photo"), undefined, "no hash: not ready to advertise an image");
+  } finally {
+    hashes.get = read;
+  }
+  for (const s of [a, b]) await s.disconnect();
+});
+
 test("an account's vCard from before the conversion gives its hash on first presence", async () => {
   const [alice, bob] = await accounts("alice", "bob");
   await befriend(alice!, bob!);
