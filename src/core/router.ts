@@ -46,6 +46,22 @@ export function isStanza(el: XmlElement): el is XmlElement & { name: StanzaKind 
 
 type Done = void | Promise<void>;
 
+/** Storage failures the router answers as what they are, not as an internal error. */
+const STORAGE_FAILURES = [
+  {
+    recognise: isStorageFull,
+    stat: "storageFull",
+    log: "the storage is full: stanzas that need a write are refused (resource-constraint)",
+    answer: storageFullError,
+  },
+  {
+    recognise: isStorageUnavailable,
+    stat: "storageUnavailable",
+    log: "the storage cannot be reached: stanzas that need it are refused (internal-server-error, type wait)",
+    answer: storageUnavailableError,
+  },
+] as const;
+
 /**
  * Routes by domain: the served domains (virtual hosts) deliver through the
  * `<kind>/host|bare|full` hooks; other domains through the route a module registered for
@@ -333,24 +349,11 @@ export class Router {
       answer(err);
       return;
     }
-    if (isStorageFull(err)) {
-      this.stats.storageFull++;
-      this.failures.error(
-        "storage-full",
-        { err },
-        "the storage is full: stanzas that need a write are refused (resource-constraint)",
-      );
-      answer(storageFullError());
-      return;
-    }
-    if (isStorageUnavailable(err)) {
-      this.stats.storageUnavailable++;
-      this.failures.error(
-        "storage-unavailable",
-        { err },
-        "the storage cannot be reached: stanzas that need it are refused (internal-server-error, type wait)",
-      );
-      answer(storageUnavailableError());
+    for (const storage of STORAGE_FAILURES) {
+      if (!storage.recognise(err)) continue;
+      this.stats[storage.stat]++;
+      this.failures.error(storage.stat, { err }, storage.log);
+      answer(storage.answer());
       return;
     }
     this.failures.error(

@@ -6,16 +6,13 @@
  * backend, and not as an internal error.
  */
 import { StanzaError } from "../errors.js";
+import { codeOf, hasCause } from "./causes.js";
 
 const FULL_CODES: ReadonlySet<string> = new Set(["SQLITE_FULL", "53100", "ENOSPC"]);
 
 /** Whether an error (or an error it was caused by) says the storage is full. */
 export function isStorageFull(err: unknown): boolean {
-  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && FULL_CODES.has(code)) return true;
-  }
-  return false;
+  return hasCause(err, (e) => FULL_CODES.has(codeOf(e) ?? ""));
 }
 
 /** The answer to a stanza whose handling needed a write the full storage refused. */
