@@ -88,11 +88,18 @@ function methodNames(target: object): string[] {
   return [...names];
 }
 
+/** Methods passed on untimed: they ask the store's state and do no storage call. */
+const UNTIMED = new Set(["roomToAppend"]);
+
 /** An object with the same methods as `target`, each timed into `timing` under `store`. */
 function timed<T extends object>(target: T, store: string, timing: StorageTiming): T {
   const out: Record<string, unknown> = {};
   for (const name of methodNames(target)) {
     const fn = (target as Record<string, (...a: unknown[]) => unknown>)[name]!;
+    if (UNTIMED.has(name)) {
+      out[name] = fn.bind(target);
+      continue;
+    }
     const record = timing.recorder(store, name);
     out[name] = (...args: unknown[]) => {
       const start = performance.now();
@@ -140,6 +147,7 @@ export function timedStorage(storage: Storage, timing: StorageTiming): Storage {
       feature(`messages:${opts.ownedByAccounts ? "account" : "room"}`, name, () =>
         storage.messages(name, opts),
       ),
+    ...(storage.appendQueues ? { appendQueues: () => storage.appendQueues!() } : {}),
     close: () => storage.close(),
   };
 }

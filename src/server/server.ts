@@ -25,6 +25,7 @@ import { Router } from "../core/router.js";
 import type { CoreServices } from "../core/services.js";
 import { LocalSessionDirectory } from "../core/session-directory.js";
 import { StanzaFilters } from "../core/stanza-filters.js";
+import { addAppendQueueMetrics } from "../core/storage/append-metrics.js";
 import type { Storage } from "../core/storage/types.js";
 import { newStreamCounters } from "../core/stream/counters.js";
 import { sessionHost } from "../core/stream/local-session.js";
@@ -112,6 +113,7 @@ export class SwitchboardServer {
       throw err;
     }
     const services = coreServices(config, log, clock, storage, cluster);
+    addAppendQueueMetrics(services.metrics, storage);
     installCoreHandlers(services);
     const streams = new ClientStreams(
       services,

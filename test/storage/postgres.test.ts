@@ -14,6 +14,7 @@ import type { MessageAppendLimits } from "../../src/storage/postgres/message-app
 import type { PostgresMessageArchiveStore } from "../../src/storage/postgres/messages.js";
 import { POSTGRES_MIGRATIONS, type PostgresMigration } from "../../src/storage/postgres/migrations.js";
 import { createTestDatabase, postgresSkip, type TestDatabase } from "../helpers/postgres.js";
+import { appendMetrics, flood, sleep } from "./append-backpressure.js";
 import { credentials, runStorageConformance } from "./conformance.js";
 
 const skip = await postgresSkip();
@@ -587,6 +588,58 @@ describe("postgres storage: batched message archive appends", { skip }, () => {
       );
       assert.ok(row!.n <= 2, `the appends opened ${row!.n} connections`);
     } finally {
+      await storage.close();
+    }
+  });
+
+  it("makes appends wait for room while the database is slow, then writes them all, in order", async () => {
+    const schema = freshSchema();
+    const queueRows = 20;
+    const storage = await open(schema, { messageAppends: { batchRows: 5, queueRows } });
+    const metric = appendMetrics(storage);
+    // Another connection holds a lock that every insert into the table waits for: a
+    // database slower than any flood, until it lets go.
+    const blocker = new pg.Client({ connectionString: database!.url, options: `-c search_path=${schema}` });
+    await blocker.connect();
+    let blocking = false;
+    try {
+      const names = owners(4);
+      await createAccounts(storage, names);
+      const mam = mamOf(storage);
+      await blocker.query("BEGIN");
+      await blocker.query("LOCK TABLE account_messages IN SHARE MODE");
+      blocking = true;
+      const perSender = 150;
+      const f = flood(mam, names, perSender);
+      await sleep(500);
+      const held = mam.appendStats;
+      // Each sender makes at most one append past the bound before it is told to wait.
+      assert.ok(
+        f.count() <= queueRows + names.length,
+        `${f.count()} appends made while the database was held`,
+      );
+      assert.ok(held.queuedRows <= queueRows, JSON.stringify(held));
+      assert.ok(held.waitingForRoom <= names.length, JSON.stringify(held));
+      assert.equal(held.callersWaiting, names.length, "every sender waits");
+      assert.equal(metric("switchboard_archive_append_queued_rows", "mam"), held.queuedRows);
+      assert.equal(metric("switchboard_archive_append_waiting", "mam"), held.waitingForRoom);
+      assert.equal(metric("switchboard_archive_append_callers_waiting", "mam"), names.length);
+      assert.equal(metric("switchboard_archive_append_batches_total", "mam"), 0);
+
+      await blocker.query("COMMIT");
+      blocking = false;
+      await f.done;
+      assert.deepEqual(await Promise.all(f.writes), Array(names.length * perSender).fill(true));
+      for (const owner of names) assert.deepEqual(await archived(mam, owner), f.sent.get(owner), owner);
+      const after = mam.appendStats;
+      assert.ok(after.peakQueuedRows <= queueRows, `peak ${after.peakQueuedRows} rows`);
+      assert.deepEqual([after.queuedRows, after.waitingForRoom, after.callersWaiting], [0, 0, 0]);
+      assert.equal(metric("switchboard_archive_append_callers_waiting", "mam"), 0);
+      assert.equal(metric("switchboard_archive_append_batches_total", "mam"), after.batches);
+      assert.ok(after.batches >= (names.length * perSender) / 5, `${after.batches} batches`);
+    } finally {
+      if (blocking) await blocker.query("ROLLBACK");
+      await blocker.end();
       await storage.close();
     }
   });

@@ -14,6 +14,7 @@ import { openSqliteStorage } from "../../src/storage/sqlite/index.js";
 import { REMOVAL_BATCH_ROWS } from "../../src/storage/sqlite/messages.js";
 import { migrate } from "../../src/storage/sqlite/migrate.js";
 import { MIGRATIONS, type Migration } from "../../src/storage/sqlite/migrations.js";
+import { appendMetrics, flood, sleep } from "./append-backpressure.js";
 import { credentials, runStorageConformance } from "./conformance.js";
 
 const dir = mkdtempSync(join(tmpdir(), "switchboard-sqlite-"));
@@ -87,6 +88,59 @@ describe("sqlite storage: archive writes on a thread", () => {
       );
     } finally {
       await second.close();
+    }
+  });
+
+  it("makes appends wait for room while the thread cannot write, then writes them all, in order", async () => {
+    const path = freshPathWithDir();
+    const maxRows = 10;
+    const storage = await openSqliteStorage({
+      path,
+      archiveWrites: { delayMs: 0, maxRows, worker: true },
+      // The thread waits for the lock below rather than giving its rows back.
+      busyTimeoutMs: 30_000,
+    });
+    const metric = appendMetrics(storage);
+    // Another connection holds the write lock: the thread's commits wait, as on a disk that
+    // stalls, while the main thread goes on taking messages.
+    const blocker = new Database(path);
+    let blocking = false;
+    try {
+      const names = ["alice", "bob", "carol", "dave"];
+      for (const name of names) await storage.accounts.create(name, credentials(1));
+      const mam = storage.messages("mam", { ownedByAccounts: true });
+      blocker.exec("BEGIN IMMEDIATE");
+      blocking = true;
+      const perSender = 150;
+      const f = flood(mam, names, perSender);
+      await sleep(500);
+      const bound = 2 * maxRows;
+      // Each sender makes at most one append past the bound before it is told to wait.
+      assert.ok(f.count() <= bound + names.length, `${f.count()} appends made while the thread was held`);
+      const queued = metric("switchboard_archive_append_queued_rows", "mam")!;
+      assert.ok(queued > 0 && queued <= bound + names.length, `${queued} rows queued`);
+      assert.equal(metric("switchboard_archive_append_callers_waiting", "mam"), names.length);
+      assert.equal(metric("switchboard_archive_append_waiting", "mam"), undefined, "no such figure here");
+
+      blocker.exec("COMMIT");
+      blocking = false;
+      await f.done;
+      assert.deepEqual(await Promise.all(f.writes), Array(names.length * perSender).fill(true));
+      for (const owner of names) {
+        const { messages } = await mam.query({ owner });
+        assert.deepEqual(
+          messages.map((m) => m.id),
+          f.sent.get(owner),
+          owner,
+        );
+      }
+      assert.equal(metric("switchboard_archive_append_queued_rows", "mam"), 0);
+      assert.equal(metric("switchboard_archive_append_callers_waiting", "mam"), 0);
+      assert.ok(metric("switchboard_archive_append_batches_total", "mam")! > 0);
+    } finally {
+      if (blocking) blocker.exec("ROLLBACK");
+      blocker.close();
+      await storage.close();
     }
   });
 

@@ -234,6 +234,26 @@ export interface MessageArchiveStore {
   remove(owner: string, ids?: string[]): Promise<number>;
   /** Removes messages archived before `before` (of one owner, or of every owner); returns how many. */
   prune(before: number, owner?: string): Promise<number>;
+  /**
+   * Backpressure, where the backend queues appends: undefined while the store takes appends
+   * now; when its queue is full, a promise that resolves once it takes them again. A caller
+   * that can wait (the handler of a message) waits on it before appending, so a store slower
+   * than a flood slows the flood instead of queueing it in memory. An append made without
+   * waiting is still taken, in order.
+   */
+  roomToAppend?(): Promise<void> | undefined;
+}
+
+/** Figures of a store's queue of appends (metrics): since the storage was opened, or now. */
+export interface AppendQueueFigures {
+  /** Rows taken and not yet written, now. */
+  queuedRows: number;
+  /** Appends waiting for room in the queue, now (made without waiting on `roomToAppend`); where such a wait exists. */
+  waitingForRoom?: number;
+  /** Callers waiting on `roomToAppend`, now. */
+  callersWaiting: number;
+  /** Batches written (committed or failed) so far. */
+  batches: number;
 }
 
 export interface MessageArchiveOptions {
@@ -258,6 +278,8 @@ export interface Storage {
   archive<T = unknown>(store: string): ArchiveStore<T>;
   /** A message history by owner for one feature (e.g. "mam", "muc"). */
   messages(store: string, opts: MessageArchiveOptions): MessageArchiveStore;
+  /** The queues of message-archive appends by store name, where the backend queues them. */
+  appendQueues?(): Iterable<readonly [store: string, figures: AppendQueueFigures]>;
   /** Makes sure all writes are durable and releases the backend. */
   close(): Promise<void>;
 }

@@ -1,5 +1,6 @@
 import type {
   AccountStore,
+  AppendQueueFigures,
   ArchiveStore,
   BlocklistStore,
   DocumentStore,
@@ -114,6 +115,21 @@ export class PostgresStorage implements Storage {
       this.#messageStores.set(key, m);
     }
     return m;
+  }
+
+  *appendQueues(): Iterable<readonly [string, AppendQueueFigures]> {
+    for (const m of this.#messageStores.values()) {
+      const s = m.appendStats;
+      yield [
+        m.store,
+        {
+          queuedRows: s.queuedRows,
+          waitingForRoom: s.waitingForRoom,
+          callersWaiting: s.callersWaiting,
+          batches: s.batches,
+        },
+      ];
+    }
   }
 
   /**

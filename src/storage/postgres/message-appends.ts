@@ -8,6 +8,8 @@
  * each other in a circle), then inserts every row in the order appended. A store runs at most
  * `inFlight` such writes at once, and holds at most `queueRows` rows (`queueBytes` bytes)
  * taken and not yet written; further appends wait for room, in the order they were made.
+ * Those waiting appends are not bounded here: a caller that can wait asks `roomToAppend()`
+ * first and, while the queue is full, waits for room before appending (backpressure).
  *
  * An owner's rows are in at most one running write at a time, so they become visible in the
  * order they were appended. When a write fails for a reason a row can cause (its account is
@@ -66,6 +68,8 @@ export interface MessageAppendStats {
   peakQueuedBytes: number;
   /** Appends waiting for room. */
   waitingForRoom: number;
+  /** Callers waiting on `roomToAppend()` for the queue to take appends again. */
+  callersWaiting: number;
   /** Writes running now, and the most at once. */
   running: number;
   peakRunning: number;
@@ -121,6 +125,8 @@ export class MessageAppendQueue {
   #waiting: Pending[] = [];
   /** Owners with rows in a running write. */
   readonly #busy = new Set<string>();
+  /** Resolves once the queue takes appends again: one for every caller of one full spell. */
+  #room: { promise: Promise<void>; resolve: () => void } | undefined;
   #scheduled = false;
   readonly #stats: MessageAppendStats = {
     queuedRows: 0,
@@ -128,6 +134,7 @@ export class MessageAppendQueue {
     peakQueuedRows: 0,
     peakQueuedBytes: 0,
     waitingForRoom: 0,
+    callersWaiting: 0,
     running: 0,
     peakRunning: 0,
     batches: 0,
@@ -190,6 +197,33 @@ export class MessageAppendQueue {
 
   get stats(): Readonly<MessageAppendStats> {
     return { ...this.#stats };
+  }
+
+  /**
+   * Undefined while the queue takes appends now; while it is full (or appends wait for room),
+   * a promise resolved once it is not. Every caller of one full spell gets the same promise,
+   * so they go on in the order they asked.
+   */
+  roomToAppend(): Promise<void> | undefined {
+    if (!this.#full()) return undefined;
+    this.#stats.callersWaiting++;
+    if (!this.#room) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      this.#room = { promise, resolve };
+    }
+    return this.#room.promise;
+  }
+
+  #full(): boolean {
+    const s = this.#stats;
+    return (
+      this.#waiting.length > 0 ||
+      s.queuedRows >= this.#limits.queueRows ||
+      s.queuedBytes >= this.#limits.queueBytes
+    );
   }
 
   #fits(p: Pending): boolean {
@@ -351,6 +385,11 @@ export class MessageAppendQueue {
     if (n > 0) {
       this.#waiting.splice(0, n);
       s.waitingForRoom = this.#waiting.length;
+    }
+    if (this.#room && !this.#full()) {
+      this.#room.resolve();
+      this.#room = undefined;
+      s.callersWaiting = 0;
     }
     this.#start();
   }

@@ -69,7 +69,7 @@ export class PostgresMessageArchiveStore implements MessageArchiveStore {
 
   constructor(
     private readonly db: PostgresDatabase,
-    private readonly store: string,
+    readonly store: string,
     private readonly table: MessageTable,
     appendLimits: MessageAppendLimits,
   ) {
@@ -99,6 +99,11 @@ export class PostgresMessageArchiveStore implements MessageArchiveStore {
       if (this.#tails.get(m.owner) === tail) this.#tails.delete(m.owner);
     });
     return write;
+  }
+
+  /** See MessageArchiveStore: the append queue's room (backpressure). */
+  roomToAppend(): Promise<void> | undefined {
+    return this.#appends.roomToAppend();
   }
 
   /** The appends' queue and writes, now and at their most (what tests and diagnosis look at). */

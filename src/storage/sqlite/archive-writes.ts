@@ -8,10 +8,16 @@
  * short window.
  *
  * Either way a caller need not wait for an append, and `drain()` resolves once everything
- * appended before it is committed, so every read sees every earlier append.
+ * appended before it is committed, so every read sees every earlier append. The worker's
+ * rows are kept on the main thread until written; a worker slower than a flood (a disk that
+ * stalls, another connection holding the write lock) would let them grow without bound, so
+ * past `2 × maxRows` rows not yet written `roomToAppend()` tells callers that can wait to
+ * wait (backpressure). Written inline, the rows of a turn are written at its end: nothing
+ * accumulates, and the store always has room.
  */
 import { Worker } from "node:worker_threads";
 import type Database from "better-sqlite3";
+import type { AppendQueueFigures } from "../../core/storage/types.js";
 import { UnknownAccountError } from "./errors.js";
 
 /** The message tables: accounts' archives (deleted with them) and free owners' (rooms). */
@@ -113,8 +119,53 @@ function settle(w: Waiting, outcome: AppendOutcome): void {
   else w.reject(Object.assign(new Error(`archiving failed: ${outcome.error}`), { code: outcome.code }));
 }
 
+/** Rows not yet written and batches written, by store (the metrics' figures). */
+class QueueFigures {
+  readonly #stores = new Map<string, AppendQueueFigures>();
+  /** Rows taken and not yet written, of every store. */
+  rows = 0;
+
+  of(store: string): AppendQueueFigures {
+    let f = this.#stores.get(store);
+    if (!f) {
+      f = { queuedRows: 0, callersWaiting: 0, batches: 0 };
+      this.#stores.set(store, f);
+    }
+    return f;
+  }
+
+  taken(a: PendingAppend): void {
+    this.of(a.row[0]).queuedRows++;
+    this.rows++;
+  }
+
+  /** One batch written (or failed): its rows leave the queue; each store it held counts it. */
+  written(batch: readonly Waiting[]): void {
+    const stores = new Set<AppendQueueFigures>();
+    for (const w of batch) {
+      const f = this.of(w.append.row[0]);
+      f.queuedRows--;
+      stores.add(f);
+    }
+    this.rows -= batch.length;
+    for (const f of stores) f.batches++;
+  }
+
+  waitersReleased(): void {
+    for (const f of this.#stores.values()) f.callersWaiting = 0;
+  }
+
+  entries(): [string, AppendQueueFigures][] {
+    return [...this.#stores].map(([store, f]) => [store, { ...f }]);
+  }
+}
+
 export interface ArchiveWrites {
   append(append: PendingAppend): Promise<boolean>;
+  /** Undefined while appends are taken now; else resolves once they are (see MessageArchiveStore). */
+  roomToAppend(store: string): Promise<void> | undefined;
+  /** The queue's figures by store. */
+  figures(): [string, AppendQueueFigures][];
   /** Resolves once every append made before it is committed. */
   drain(): Promise<void>;
   /** Writes what is waiting on the calling thread, now (process exit, closing). */
@@ -127,6 +178,7 @@ export class InlineArchiveWrites implements ArchiveWrites {
   readonly #db: Database.Database;
   readonly #window: ArchiveWriteWindow;
   readonly #pending: Waiting[] = [];
+  readonly #figures = new QueueFigures();
   #timer: NodeJS.Timeout | undefined;
   #immediate: NodeJS.Immediate | undefined;
 
@@ -135,9 +187,19 @@ export class InlineArchiveWrites implements ArchiveWrites {
     this.#window = window;
   }
 
+  /** Always room: what is appended is written within the window, on this thread. */
+  roomToAppend(): undefined {
+    return undefined;
+  }
+
+  figures(): [string, AppendQueueFigures][] {
+    return this.#figures.entries();
+  }
+
   append(append: PendingAppend): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
       this.#pending.push({ append, resolve, reject });
+      this.#figures.taken(append);
       if (this.#pending.length >= this.#window.maxRows || this.#window.delayMs === 0) {
         this.#immediate ??= setImmediate(() => this.writeNowInline());
       } else if (this.#timer === undefined) {
@@ -162,6 +224,7 @@ export class InlineArchiveWrites implements ArchiveWrites {
       this.#db,
       batch.map((w) => w.append),
     );
+    this.#figures.written(batch);
     batch.forEach((w, i) => {
       settle(w, outcomes[i]!);
     });
@@ -203,12 +266,18 @@ export class WorkerArchiveWrites implements ArchiveWrites {
   #posting: NodeJS.Immediate | undefined;
   readonly #sent = new Map<number, Waiting[]>();
   readonly #drains = new Map<number, () => void>();
+  readonly #figures = new QueueFigures();
+  /** Rows not yet written past which callers that can wait are told to (backpressure). */
+  readonly #queueRows: number;
+  /** Resolves once the rows not yet written are under the bound again: one per full spell. */
+  #room: { promise: Promise<void>; resolve: () => void } | undefined;
   #next = 1;
   #failed: Error | undefined;
   #closed = false;
 
   constructor(db: Database.Database, window: ArchiveWriteWindow, busyTimeoutMs: number) {
     this.#db = db;
+    this.#queueRows = 2 * window.maxRows;
     const data: WriterData = {
       path: db.name,
       busyTimeoutMs,
@@ -228,8 +297,36 @@ export class WorkerArchiveWrites implements ArchiveWrites {
   append(append: PendingAppend): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
       this.#turn.push({ append, resolve, reject });
+      this.#figures.taken(append);
       this.#posting ??= setImmediate(() => this.#post());
     });
+  }
+
+  roomToAppend(store: string): Promise<void> | undefined {
+    if (this.#figures.rows < this.#queueRows) return undefined;
+    this.#figures.of(store).callersWaiting++;
+    if (!this.#room) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      this.#room = { promise, resolve };
+    }
+    return this.#room.promise;
+  }
+
+  figures(): [string, AppendQueueFigures][] {
+    return this.#figures.entries();
+  }
+
+  /** Rows were written: callers waiting for room go on once the rows are under the bound. */
+  #wrote(batch: readonly Waiting[]): void {
+    this.#figures.written(batch);
+    if (this.#room && this.#figures.rows < this.#queueRows) {
+      this.#room.resolve();
+      this.#room = undefined;
+      this.#figures.waitersReleased();
+    }
   }
 
   #post(): void {
@@ -255,6 +352,7 @@ export class WorkerArchiveWrites implements ArchiveWrites {
     if (m.op === "written") {
       const waiting = this.#sent.get(m.batch);
       this.#sent.delete(m.batch);
+      if (waiting) this.#wrote(waiting);
       waiting?.forEach((w, i) => {
         settle(w, m.outcomes[i]!);
       });
@@ -298,6 +396,7 @@ export class WorkerArchiveWrites implements ArchiveWrites {
       this.#db,
       waiting.map((w) => w.append),
     );
+    this.#wrote(waiting);
     waiting.forEach((w, i) => {
       settle(w, outcomes[i]!);
     });

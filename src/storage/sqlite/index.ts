@@ -2,6 +2,7 @@ import { closeSync, fsyncSync, openSync } from "node:fs";
 import type Database from "better-sqlite3";
 import type {
   AccountStore,
+  AppendQueueFigures,
   ArchiveStore,
   BlocklistStore,
   DocumentStore,
@@ -151,6 +152,10 @@ export class SqliteStorage implements Storage {
       this.#messageStores.set(key, m);
     }
     return m;
+  }
+
+  appendQueues(): Iterable<readonly [string, AppendQueueFigures]> {
+    return this.#archiveWrites.figures();
   }
 
   /** Writes the message-archive appends not yet committed, on this thread, now. */

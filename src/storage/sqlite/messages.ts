@@ -98,6 +98,11 @@ export class SqliteMessageArchiveStore implements MessageArchiveStore {
     });
   }
 
+  /** See MessageArchiveStore: the writes' room (backpressure), shared by every store of the file. */
+  roomToAppend(): Promise<void> | undefined {
+    return this.#writes.roomToAppend(this.#store);
+  }
+
   async query(q: MessageQuery): Promise<{ messages: ArchivedMessage[]; complete: boolean }> {
     await this.#writes.drain();
     const { where, params } = this.#filters(q, true);
