@@ -135,6 +135,24 @@ async function converse(from: FakeSession, to: string, n: number, prefix = "msg"
   }
 }
 
+/**
+ * Makes the archive's store say it is full (its queue of appends), as a slow database does,
+ * until `open()`; `asked` counts the callers told to wait.
+ */
+function fullStore() {
+  const store = h.server.services.storage.messages("mam", { ownedByAccounts: true });
+  let open!: () => void;
+  const room = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  const full = { asked: 0, open, restore: () => delete store.roomToAppend };
+  store.roomToAppend = () => {
+    full.asked++;
+    return room;
+  };
+  return full;
+}
+
 const pgSkip = await postgresSkip();
 
 for (const backend of ["sqlite", "postgres"] as const) {
@@ -203,6 +221,50 @@ for (const backend of ["sqlite", "postgres"] as const) {
           prefs.get = read;
         }
         assert.deepEqual((await run(b, query())).results, [], "not archived");
+      });
+
+      test("while the archive's store is full, messages wait for room, then go on in the order they came", async () => {
+        const [alice, bob, carol] = await users("alice", "bob", "carol");
+        const a = await online(alice!);
+        const b = await online(bob!);
+        const c = await online(carol!);
+        // Preferences read once, so no sender waits for them below.
+        await a.sendStanza(chat(jid(bob!), "hello"));
+        await c.sendStanza(chat(jid(bob!), "hi"));
+        assert.deepEqual(
+          [(await b.next()).getChildText("body"), (await b.next()).getChildText("body")],
+          ["hello", "hi"],
+        );
+        const full = fullStore();
+        try {
+          const sent = [
+            a.sendStanza(chat(jid(bob!), "first")),
+            c.sendStanza(chat(jid(bob!), "second")),
+            a.sendStanza(chat(jid(bob!), "third")),
+          ];
+          const settled = sent.map(() => false);
+          sent.forEach((p, i) => void p.then(() => (settled[i] = true)));
+          await new Promise((r) => setTimeout(r, 50));
+          assert.deepEqual(settled, [false, false, false], "the senders are held");
+          assert.deepEqual(b.pending(), [], "nothing is delivered while the store is full");
+          assert.equal(full.asked, 3, "each message asked for room once, as it left");
+          full.open();
+          await Promise.all(sent);
+        } finally {
+          full.restore();
+        }
+        const bodies = async (n: number) =>
+          (await Promise.all(Array.from({ length: n }, () => b.next()))).map((m) => m.getChildText("body"));
+        assert.deepEqual(await bodies(3), ["first", "second", "third"]);
+        assert.deepEqual(
+          (await run(b, query())).results.map((r) => r.body),
+          ["hello", "hi", "first", "second", "third"],
+          "the recipient's archive is in the order of delivery",
+        );
+        assert.deepEqual(
+          (await run(a, query())).results.map((r) => r.body),
+          ["hello", "first", "third"],
+        );
       });
 
       test("a message to an account that does not exist bounces without an archive id of that account", async () => {

@@ -1292,6 +1292,55 @@ describe("invitations", () => {
 });
 
 describe("the room archive (XEP-0313)", () => {
+  test("while the archive's store is full, room messages wait for room, then go on in the order they came", async () => {
+    const { alice, bob } = users;
+    const room = await createRoom(alice!, "Alice");
+    await join(bob!, room, "Bob");
+    const archive = h.server.services.storage.messages("muc", { ownedByAccounts: false });
+    // The store says it is full, as a slow database's queue of appends does, until opened.
+    let open!: () => void;
+    const roomToAppend = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    let asked = 0;
+    archive.roomToAppend = () => {
+      asked++;
+      return roomToAppend;
+    };
+    try {
+      const before = bob!.received.length;
+      const sent = [
+        alice!.sendStanza(x("message", { to: room, type: "groupchat" }, x("body", null, "one"))),
+        bob!.sendStanza(x("message", { to: room, type: "groupchat" }, x("body", null, "two"))),
+      ];
+      const settled = [false, false];
+      sent.forEach((p, i) => void p.then(() => (settled[i] = true)));
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(settled, [false, false], "the senders are held");
+      assert.equal(
+        bob!.received.slice(before).filter((e) => e.name === "message").length,
+        0,
+        "nothing is delivered while the store is full",
+      );
+      assert.equal(asked, 2);
+      open();
+      await Promise.all(sent);
+    } finally {
+      delete archive.roomToAppend;
+    }
+    const one = await waitFor(bob!, groupchatFrom(`${room}/Alice`));
+    const two = await waitFor(bob!, groupchatFrom(`${room}/Bob`));
+    assert.ok(bob!.received.indexOf(one) < bob!.received.indexOf(two), "delivered in the order they came");
+    const archived = (await archive.query({ owner: room })).messages;
+    assert.deepEqual(
+      archived.map((m) => [m.text, m.id]),
+      [
+        ["one", one.getChild("stanza-id", SID)!.attrs.id],
+        ["two", two.getChild("stanza-id", SID)!.attrs.id],
+      ],
+    );
+  });
+
   test("occupants query the room's messages by the room JID, with the stanza-ids they saw", async () => {
     const { alice, bob, carol } = users;
     const room = await createRoom(alice!, "Alice");

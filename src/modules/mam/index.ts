@@ -9,7 +9,9 @@
  * the sender as it leaves (`pre-message`), for the recipient as it arrives
  * (`message/bare|full`), after blocking and before carbons and delivery; a message an
  * account sends to itself is archived once, as sent. The message does not wait for the
- * write (its stanza-id is given first); the storage shows the write to any later query. The archive id is the message's
+ * write (its stanza-id is given first); the storage shows the write to any later query. Only
+ * while the store's queue of appends is full does the message wait, for room (its sender's
+ * next stanzas wait behind it), so a flood goes at the pace of the storage. The archive id is the message's
  * XEP-0359 stanza-id (`by` = the account): the recipient's copy carries it, and so do the
  * carbons of both sides; the sender's id is stripped before the message leaves (§3.5).
  *
@@ -143,9 +145,24 @@ export default defineModule({
     /**
      * Archives the message. The message goes on at once (its stanza-id is given before the
      * write): the storage keeps an owner's appends in the order they are made and shows them
-     * to every later query, so the archive follows the order of delivery (§3.1).
+     * to every later query, so the archive follows the order of delivery (§3.1). While the
+     * store's queue is full, the append and the message wait for room (backpressure); the
+     * messages waiting go on in the order they came.
      */
     const record = (
+      owner: string,
+      ownerBare: string,
+      stanza: XmlElement,
+      peer: Jid,
+      direction: "in" | "out",
+    ): undefined | Promise<void> => {
+      const room = archive.roomToAppend?.();
+      if (room) return room.then(() => append(owner, ownerBare, stanza, peer, direction));
+      append(owner, ownerBare, stanza, peer, direction);
+      return undefined;
+    };
+
+    const append = (
       owner: string,
       ownerBare: string,
       stanza: XmlElement,
@@ -186,11 +203,14 @@ export default defineModule({
       direction: "in" | "out",
     ) => {
       const yes = archives(owner, peer);
-      if (yes === true) record(owner, ownerBare, stanza, peer, direction);
-      else if (yes instanceof Promise)
+      if (yes === true) {
+        const waited = record(owner, ownerBare, stanza, peer, direction);
+        return waited ? waited.then(() => false) : false;
+      }
+      if (yes instanceof Promise)
         return yes.then(
-          (y) => {
-            if (y) record(owner, ownerBare, stanza, peer, direction);
+          async (y) => {
+            if (y) await record(owner, ownerBare, stanza, peer, direction);
             return false;
           },
           (err: unknown) => {

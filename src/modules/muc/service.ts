@@ -827,13 +827,23 @@ export class MucService {
         typeof c === "string" ||
         !(c.name === "stanza-id" && c.attrs.xmlns === NS_SID && c.attrs.by === room.jid),
     );
-    const from_ = this.occupantJid(room, occupant.nick);
-    out.attrs.from = from_.toString();
-    const now = this.d.clock.now();
     // Kept in the history and the archive as a user's archive keeps messages: those with a
     // body, or a store hint (XEP-0334), unless they say not to; a subject change is the subject.
     const hint = storageHint(stanza);
     const keep = !subjectChange && hint !== "no-store" && (body !== undefined || hint === "store");
+    if (keep && room.config.archive) {
+      // The archive's queue is full: the message waits for room before it takes its place in
+      // the room's order (history, archive, delivery), so a flood goes at the storage's pace.
+      const wait = this.d.archive.roomToAppend?.();
+      if (wait) {
+        await wait;
+        if (room.occupantOf(from.toString()) !== occupant)
+          throw new StanzaError("not-acceptable", "only occupants may send messages to the room");
+      }
+    }
+    const from_ = this.occupantJid(room, occupant.nick);
+    out.attrs.from = from_.toString();
+    const now = this.d.clock.now();
     if (keep) {
       const id = randomUUID();
       out.children.push(x("stanza-id", { xmlns: NS_SID, id, by: room.jid }));
