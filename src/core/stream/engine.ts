@@ -31,6 +31,12 @@ function newStreamId(): string {
 
 /** How long a stream the server closed waits for the client's closing before ending the connection. */
 const LINGER_MS = 2_000;
+/**
+ * Elements read and waiting for the handler at which the connection stops being read, until
+ * half of them are handled: a handler that waits (a full archive) slows the sender there
+ * instead of its input piling up here.
+ */
+const HOLD_INPUT_AT = 32;
 /** A language tag (BCP 47 shape, as xml:lang takes it); anything else is not copied onto stanzas. */
 const LANGUAGE_TAG = /^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$/;
 
@@ -50,6 +56,8 @@ export class ClientStream implements SessionStream, TransportSink {
   /** Elements waiting while an earlier one is still being handled (keeps per-session order). */
   private readonly queue: XmlElement[] = [];
   private busy = false;
+  /** The transport was told to stop reading (holdInput). */
+  private inputHeld = false;
   private closing = false;
   private authTimer?: NodeJS.Timeout;
   private readonly sasl: SaslNegotiator;
@@ -297,6 +305,10 @@ export class ClientStream implements SessionStream, TransportSink {
     if (this.closed) return;
     this.queue.push(el);
     if (!this.busy) this.drain();
+    else if (this.queue.length >= HOLD_INPUT_AT && !this.inputHeld && this.transport.holdInput) {
+      this.inputHeld = true;
+      this.transport.holdInput(true);
+    }
   }
 
   /** Handles queued elements in order; continues asynchronously when a handler is async. */
@@ -304,6 +316,10 @@ export class ClientStream implements SessionStream, TransportSink {
     this.busy = true;
     while (this.queue.length > 0 && !this.closed) {
       const el = this.queue.shift()!;
+      if (this.inputHeld && this.queue.length <= HOLD_INPUT_AT / 2) {
+        this.inputHeld = false;
+        this.transport.holdInput?.(false);
+      }
       let r: void | Promise<void>;
       try {
         r = this.handle(el);

@@ -76,6 +76,12 @@ export interface StreamTransport {
   channelBinding(type: string): Buffer | undefined;
   /** The channel-binding types to advertise (XEP-0440), best first; empty without TLS. */
   channelBindingTypes(): string[];
+  /**
+   * Stops reading input (true) until told to read again (false), whatever the rate limit
+   * says: the engine's handlers are behind (a stanza waits for the storage). What was read
+   * already is still handed on.
+   */
+  holdInput?(held: boolean): void;
   /** Calls `onIdle` after `ms` without input (0: never). */
   setIdleTimeout(ms: number, onIdle: () => void): void;
   /** Ends the connection after the queued output (the peer gets a moment to close its side). */

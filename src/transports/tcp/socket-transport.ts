@@ -38,6 +38,8 @@ export class SocketTransport implements StreamTransport {
   private parser?: StreamParser;
   private inbound?: TokenBucket;
   private resumeTimer?: NodeJS.Timeout;
+  /** The engine asked to stop reading (holdInput). */
+  private held = false;
   private corked = false;
   private closedNotified = false;
 
@@ -119,11 +121,18 @@ export class SocketTransport implements StreamTransport {
     const socket = this.socket;
     this.resumeTimer = setTimeout(() => {
       this.pausedUntil = 0;
-      if (!socket.destroyed) socket.resume();
+      if (!socket.destroyed && !this.held) socket.resume();
     }, ms);
     this.resumeTimer.unref();
   }
   private pausedUntil = 0;
+
+  holdInput(held: boolean): void {
+    if (this.held === held) return;
+    this.held = held;
+    if (held) this.socket.pause();
+    else if (this.pausedUntil === 0 && !this.socket.destroyed) this.socket.resume();
+  }
 
   private notifyClosed(): void {
     if (this.closedNotified) return;

@@ -51,6 +51,9 @@ export class WebSocketTransport implements StreamTransport {
   private parser?: StreamParser;
   private inbound?: TokenBucket;
   private resumeTimer?: NodeJS.Timeout;
+  /** Reading stopped: by the rate limit (until its timer), by the engine (holdInput). */
+  private throttled = false;
+  private held = false;
   /** The elements of the message being parsed; handed on once the message proved to be one. */
   private readonly pending: XmlElement[] = [];
   private parseError?: StreamError;
@@ -167,9 +170,20 @@ export class WebSocketTransport implements StreamTransport {
     const debtMs = this.inbound ? this.inbound.consume(bytes) : 0;
     if (debtMs <= 0) return;
     this.ws.pause();
+    this.throttled = true;
     clearTimeout(this.resumeTimer);
-    this.resumeTimer = setTimeout(() => this.ws.resume(), debtMs);
+    this.resumeTimer = setTimeout(() => {
+      this.throttled = false;
+      if (!this.held) this.ws.resume();
+    }, debtMs);
     this.resumeTimer.unref();
+  }
+
+  holdInput(held: boolean): void {
+    if (this.held === held) return;
+    this.held = held;
+    if (held) this.ws.pause();
+    else if (!this.throttled) this.ws.resume();
   }
 
   private notifyClosed(): void {
