@@ -37,6 +37,9 @@ const FAMILIES = [
   "switchboard_licence_refusals_total",
   "switchboard_licence_proofs_total",
   "switchboard_storage_operation_seconds",
+  "switchboard_archive_append_queued_rows",
+  "switchboard_archive_append_callers_waiting",
+  "switchboard_archive_append_batches_total",
   "switchboard_http_requests_total",
 ];
 
@@ -62,6 +65,8 @@ describe("metrics", () => {
     assert.match(a.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
     for (const name of FAMILIES) assert.match(a.text, new RegExp(`^# TYPE ${name} `, "m"), name);
     assert.equal(value(a.text, "switchboard_sessions"), 0);
+    // Through the timed storage the HTTP listener wraps, the archive's queue by store.
+    assert.equal(value(a.text, 'switchboard_archive_append_queued_rows{store="mam"}'), 0);
   });
 
   test("figures move when a client logs in, exchanges stanzas and leaves", async () => {

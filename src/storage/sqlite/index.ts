@@ -154,8 +154,13 @@ export class SqliteStorage implements Storage {
     return m;
   }
 
-  appendQueues(): Iterable<readonly [string, AppendQueueFigures]> {
-    return this.#archiveWrites.figures();
+  /** Every message store made, from its first scrape (the writes know a store once it appends). */
+  *appendQueues(): Iterable<readonly [string, AppendQueueFigures]> {
+    const figures = new Map(this.#archiveWrites.figures());
+    for (const m of this.#messageStores.values()) {
+      yield [m.store, figures.get(m.store) ?? { queuedRows: 0, callersWaiting: 0, batches: 0 }];
+      figures.delete(m.store);
+    }
   }
 
   /** Writes the message-archive appends not yet committed, on this thread, now. */

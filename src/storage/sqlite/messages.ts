@@ -98,6 +98,10 @@ export class SqliteMessageArchiveStore implements MessageArchiveStore {
     });
   }
 
+  get store(): string {
+    return this.#store;
+  }
+
   /** See MessageArchiveStore: the writes' room (backpressure), shared by every store of the file. */
   roomToAppend(): Promise<void> | undefined {
     return this.#writes.roomToAppend(this.#store);
