@@ -163,7 +163,7 @@ for (const backend of ["sqlite", "postgres"] as const) {
       h = await startHarness({
         modules: [message, stanzaId, offline, mam, carbons] as ModuleDefinition<unknown>[],
         config: {
-          archive: { retentionDays: 30, maxPageSize: 100 },
+          archive: { retentionDays: 30, maxPageSize: 100, maxAppendWaitSeconds: 0.5 },
           ...(db ? { storage: { url: db.url } } : {}),
         },
       });
@@ -221,6 +221,29 @@ for (const backend of ["sqlite", "postgres"] as const) {
           prefs.get = read;
         }
         assert.deepEqual((await run(b, query())).results, [], "not archived");
+      });
+
+      test("a store that stays full holds a message for maxAppendWaitSeconds, then it goes on unarchived", async () => {
+        const [alice, bob] = await users("alice", "bob");
+        const a = await online(alice!);
+        const b = await online(bob!);
+        await a.sendStanza(chat(jid(bob!), "before"));
+        assert.equal((await b.next()).getChildText("body"), "before");
+        const full = fullStore(); // never opened
+        const started = Date.now();
+        try {
+          await a.sendStanza(chat(jid(bob!), "stuck"));
+          const got = await b.next();
+          assert.equal(got.getChildText("body"), "stuck", "delivered after the wait");
+          assert.ok(Date.now() - started >= 450, `held about 0.5 s (${Date.now() - started} ms)`);
+        } finally {
+          full.restore();
+        }
+        assert.deepEqual(
+          (await run(b, query())).results.map((r) => r.body),
+          ["before"],
+          "the message that waited in vain is not archived",
+        );
       });
 
       test("while the archive's store is full, messages wait for room, then go on in the order they came", async () => {

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import type { ConfigSection } from "../../core/config.js";
+import { DEFAULT_MAX_APPEND_WAIT_SECONDS } from "../../core/storage/append-room.js";
 
 export const ArchiveSchema = z
   .object({
@@ -20,6 +21,12 @@ export const ArchiveSchema = z
     maxPageSize: z.number().int().min(1).default(250),
     /** JIDs per preference list (<always/>, <never/>). */
     maxPreferenceJids: z.number().int().min(0).default(1000),
+    /**
+     * Longest a message waits for room while its archive's queue of appends is full (the
+     * database slower than the traffic); then it goes on without being archived (counted in
+     * switchboard_archive_failures_total). Applies to room archives too.
+     */
+    maxAppendWaitSeconds: z.number().min(0).default(DEFAULT_MAX_APPEND_WAIT_SECONDS),
   })
   .prefault({});
 

@@ -29,6 +29,7 @@ import type { IqRequest } from "../../core/iq.js";
 import type { Jid } from "../../core/jid.js";
 import { failureKind, LogThrottle } from "../../core/log-throttle.js";
 import { defineModule } from "../../core/module.js";
+import { roomWithin } from "../../core/storage/append-room.js";
 import { type ArchivedMessage, ArchiveIdNotFound, type MessageQuery } from "../../core/storage/types.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
 import { parseElement } from "../../core/xml/fragment.js";
@@ -156,8 +157,19 @@ export default defineModule({
       peer: Jid,
       direction: "in" | "out",
     ): undefined | Promise<void> => {
-      const room = archive.roomToAppend?.();
-      if (room) return room.then(() => append(owner, ownerBare, stanza, peer, direction));
+      const room = roomWithin(archive, settings.maxAppendWaitSeconds * 1000);
+      if (room)
+        return room.then((taken) => {
+          if (taken) append(owner, ownerBare, stanza, peer, direction);
+          else {
+            stats.failed++;
+            failures.error(
+              "archive-full",
+              { owner, waitedSeconds: settings.maxAppendWaitSeconds },
+              "the archive did not take appends in time: a message went on without being archived",
+            );
+          }
+        });
       append(owner, ownerBare, stanza, peer, direction);
       return undefined;
     };

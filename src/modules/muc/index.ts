@@ -12,8 +12,10 @@
  * In a cluster each room is served by one node at a time, and taken over when that node
  * leaves (cluster.ts).
  */
+
 import type { Jid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
+import { DEFAULT_MAX_APPEND_WAIT_SECONDS } from "../../core/storage/append-room.js";
 import type { DiscoApi } from "../disco/index.js";
 import { ClusterRooms } from "./cluster.js";
 import { mucConfigSection } from "./config.js";
@@ -67,6 +69,7 @@ export default defineModule({
       log: ctx.log,
       rooms: ctx.storage.documents<StoredRoom>("muc-rooms"),
       archive,
+      archiveMaxWaitMs: (ctx.config.archive?.maxAppendWaitSeconds ?? DEFAULT_MAX_APPEND_WAIT_SECONDS) * 1000,
       isServiceAdmin,
       // Room archives page like account archives (the `archive` section), when it is there.
       pageSizes: {

@@ -3,6 +3,7 @@
  * the service, a room or an occupant comes through `deliver`, and everything the rooms send
  * goes out through the router (to local sessions, other services, or federation).
  */
+
 import { randomBytes, randomUUID } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "pino";
@@ -11,6 +12,7 @@ import { StanzaError } from "../../core/errors.js";
 import { type Jid, JidError, parseJid } from "../../core/jid.js";
 import { failureKind, LogThrottle } from "../../core/log-throttle.js";
 import type { Router } from "../../core/router.js";
+import { roomWithin } from "../../core/storage/append-room.js";
 import {
   type ArchivedMessage,
   ArchiveIdNotFound,
@@ -67,6 +69,8 @@ export interface MucServiceDeps {
   log: Logger;
   rooms: DocumentStore<StoredRoom>;
   archive: MessageArchiveStore;
+  /** Longest a room message waits for room in a full archive before it goes on unarchived. */
+  archiveMaxWaitMs: number;
   /** Holds the server's admin role (a local account) or is listed in muc.admins. */
   isServiceAdmin(user: Jid): Promise<boolean>;
   /** Archive results per page: without RSM <max/>, and at most. */
@@ -831,12 +835,19 @@ export class MucService {
     // body, or a store hint (XEP-0334), unless they say not to; a subject change is the subject.
     const hint = storageHint(stanza);
     const keep = !subjectChange && hint !== "no-store" && (body !== undefined || hint === "store");
+    let archived = room.config.archive;
     if (keep && room.config.archive) {
       // The archive's queue is full: the message waits for room before it takes its place in
       // the room's order (history, archive, delivery), so a flood goes at the storage's pace.
-      const wait = this.d.archive.roomToAppend?.();
+      const wait = roomWithin(this.d.archive, this.d.archiveMaxWaitMs);
       if (wait) {
-        await wait;
+        archived = await wait;
+        if (!archived)
+          this.archiveFailures.error(
+            "archive-full",
+            { room: room.jid, waitedMs: this.d.archiveMaxWaitMs },
+            "the room archive did not take appends in time: a message went on without being archived",
+          );
         if (room.occupantOf(from.toString()) !== occupant)
           throw new StanzaError("not-acceptable", "only occupants may send messages to the room");
       }
@@ -850,7 +861,7 @@ export class MucService {
       const serialized = out.toString();
       if (room.config.historyLength > 0)
         room.addHistory({ stanza: out.clone(), at: now, chars: serialized.length });
-      if (room.config.archive) {
+      if (archived) {
         this.d.archive
           .append({
             id,
