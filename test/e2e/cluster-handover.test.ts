@@ -108,9 +108,14 @@ describe("two cluster nodes: IQ results, stream management across nodes, drain",
     await database?.drop();
   });
 
-  test("a server request to a client on the other node gets its answer: PEP learns a contact's interests across nodes", async () => {
+  test("a server request to a client on the other node gets its answer: PEP learns a contact's interests across nodes", async (t) => {
     let alice = await slix(0, "alice", "home");
     const bob = await slix(1, "bob", "work");
+    // Closed whatever happens, so the next test starts with no session of this one.
+    t.after(async () => {
+      await alice.close().catch(() => undefined);
+      await bob.close().catch(() => undefined);
+    });
     await alice.request("roster_get");
     await bob.request("roster_get");
     await alice.command("presence");
