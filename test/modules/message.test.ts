@@ -107,6 +107,21 @@ test("messages to an offline account are stored with a delay stamp and delivered
   await c.disconnect();
 });
 
+test("a message of a type nobody defined is a normal message: stored for an offline account (RFC 6121 §5.2.2)", async () => {
+  const a = await h.connect("alice", "desk");
+  await available(a);
+  await a.sendStanza(
+    x("message", { to: "carol@example.test", type: "memo", id: "u1" }, x("body", null, "odd")),
+  );
+  assert.equal(a.pending().length, 0, "no bounce");
+  assert.equal(await h.server.services.storage.offline.count("carol"), 1);
+  const c = await h.connect("carol", "home");
+  await available(c);
+  assert.equal((await c.next()).getChildText("body"), "odd");
+  await a.disconnect();
+  await c.disconnect();
+});
+
 test("a negative-priority login does not receive offline messages", async () => {
   const a = await h.connect("alice", "desk");
   await available(a);

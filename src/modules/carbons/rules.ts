@@ -3,6 +3,7 @@
  * forwarding inside <received/> or <sent/>).
  */
 import { type XmlElement, x } from "../../core/xml/element.js";
+import { messageType } from "../../core/xml/message-type.js";
 import {
   NS_CARBONS,
   NS_CHAT_MARKERS,
@@ -27,7 +28,7 @@ const IM_PAYLOADS = new Set([NS_RECEIPTS, NS_CHATSTATES, NS_CHAT_MARKERS]);
  * private message from a room occupant (the room sends those to each joined client).
  */
 export function isEligible(message: XmlElement, direction: CarbonDirection): boolean {
-  const type = message.attrs.type ?? "normal";
+  const type = messageType(message);
   if (type !== "chat" && type !== "normal") return false;
   let body = false;
   let imPayload = false;

@@ -33,6 +33,7 @@ import { roomWithin } from "../../core/storage/append-room.js";
 import { type ArchivedMessage, ArchiveIdNotFound, type MessageQuery } from "../../core/storage/types.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
 import { parseElement } from "../../core/xml/fragment.js";
+import { messageType } from "../../core/xml/message-type.js";
 import { NS_CARBONS, NS_CLIENT, NS_DELAY, NS_FORWARD, NS_MAM, NS_RSM } from "../../core/xml/namespaces.js";
 import { storageHint } from "../../core/xml/storage-hints.js";
 import type { RosterApi } from "../roster/api.js";
@@ -56,7 +57,7 @@ export const NS_MAM_GROUPCHAT_FIELD = `${NS_MAM}#groupchat-field`;
 
 /** Is the message one a user archive keeps? (See the module comment.) */
 export function worthArchiving(stanza: XmlElement): boolean {
-  const type = stanza.attrs.type ?? "normal";
+  const type = messageType(stanza);
   if (type !== "chat" && type !== "normal") return false;
   const hint = storageHint(stanza);
   if (hint === "no-store") return false;

@@ -10,6 +10,7 @@ import type { StanzaEvent } from "../../core/events.js";
 import type { Jid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
 import { type ClientSession, isAvailable } from "../../core/session.js";
+import { messageType } from "../../core/xml/message-type.js";
 import { stripStanzaIds } from "../stanza-id/api.js";
 import type { MessageApi } from "./api.js";
 
@@ -40,7 +41,7 @@ export default defineModule({
 
     /** RFC 6121 §8.5.2: bare JID of a local account. */
     const toBare = (ev: StanzaEvent): boolean | Promise<boolean> => {
-      const type = ev.stanza.attrs.type ?? "normal";
+      const type = messageType(ev.stanza);
       if (type === "error") return true; // §8.5.2.1.1: silently ignored
       if (type === "groupchat") throw new StanzaError("service-unavailable");
       const username = ctx.accountKey(ev.to);
@@ -86,7 +87,7 @@ export default defineModule({
           session.send(ev.stanza);
           return true;
         }
-        const type = ev.stanza.attrs.type ?? "normal";
+        const type = messageType(ev.stanza);
         if (type === "error" || type === "headline") return true;
         if (type === "groupchat") throw new StanzaError("service-unavailable");
         // §8.5.3.2.1: normal and chat are treated as if addressed to the bare JID.

@@ -12,6 +12,7 @@ import { defineModule } from "../../core/module.js";
 import type { ClientSession } from "../../core/session.js";
 import type { XmlElement } from "../../core/xml/element.js";
 import { x } from "../../core/xml/element.js";
+import { messageType } from "../../core/xml/message-type.js";
 import { NS_CHATSTATES, NS_DELAY, NS_HINTS } from "../../core/xml/namespaces.js";
 import { storageHint } from "../../core/xml/storage-hints.js";
 import type { OfflineMessageEvent } from "../message/index.js";
@@ -52,7 +53,7 @@ export default defineModule({
     ctx.addFeature("msgoffline");
 
     ctx.hook("message/offline", async (ev: OfflineMessageEvent) => {
-      const type = ev.stanza.attrs.type ?? "normal";
+      const type = messageType(ev.stanza);
       if (type !== "normal" && type !== "chat") return false;
       if (!worthStoring(ev.stanza)) return true; // dropped on purpose: nothing to deliver later
       const stored = ev.stanza.clone();

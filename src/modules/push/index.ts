@@ -16,6 +16,7 @@ import type { IqRequest } from "../../core/iq.js";
 import { type Jid, tryParseJid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
+import { messageType } from "../../core/xml/message-type.js";
 import {
   NS_CARBONS,
   NS_CLIENT,
@@ -302,7 +303,7 @@ function publishOptionsOf(el: XmlElement): PushRegistration["options"] {
 function notifiable(stanza: XmlElement): boolean {
   if (stanza.name !== "message" || (stanza.attrs.xmlns !== undefined && stanza.attrs.xmlns !== NS_CLIENT))
     return false;
-  const type = stanza.attrs.type ?? "normal";
+  const type = messageType(stanza);
   if (type !== "chat" && type !== "normal") return false;
   if (stanza.getChildByNs(NS_CARBONS)) return false;
   return (stanza.getChildText("body") ?? "") !== "";

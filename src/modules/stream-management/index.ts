@@ -27,6 +27,7 @@ import type { NodeMessage } from "../../core/nodes.js";
 import type { ClientSession } from "../../core/session.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
 import { parseElement } from "../../core/xml/fragment.js";
+import { messageType } from "../../core/xml/message-type.js";
 import { NS_CLIENT, NS_DELAY, NS_SM, NS_STANZAS } from "../../core/xml/namespaces.js";
 import type { OfflineMessageEvent } from "../message/index.js";
 import type { StreamManagementApi } from "./api.js";
@@ -694,7 +695,7 @@ export default defineModule({
           stats.requeued.dropped++;
           continue;
         }
-        const kind = type ?? "normal";
+        const kind = messageType(stanza);
         if (kind === "groupchat") {
           router.bounce(stanza, new StanzaError("service-unavailable", "the recipient's session ended"));
           stats.requeued.bounced++;
