@@ -78,7 +78,14 @@ export class IqRegistry {
 
 /** Validates an incoming IQ's shape (RFC 6120 §8.2.3); returns the payload or throws bad-request. */
 export function iqPayload(ev: StanzaEvent): XmlElement {
-  const { stanza } = ev;
+  return iqRequestPayload(ev.stanza);
+}
+
+/**
+ * The same check for an IQ get/set that reaches a service's own route (rooms, upload) rather
+ * than the registry: exactly one child element, and an id to answer.
+ */
+export function iqRequestPayload(stanza: XmlElement): XmlElement {
   if (stanza.attrs.id === undefined) throw new StanzaError("bad-request", "IQ without id");
   const elements = stanza.elements();
   if (elements.length !== 1)

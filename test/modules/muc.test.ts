@@ -239,6 +239,23 @@ describe("discovery", () => {
     );
     assert.equal(errorCondition(missing), "item-not-found");
   });
+
+  test("an IQ to the service or a room with two payloads is a bad request (RFC 6120 §8.2.3)", async () => {
+    const alice = users.alice!;
+    const room = await createRoom(alice, "A");
+    for (const to of [SVC, room]) {
+      const two = await iq(
+        alice,
+        x(
+          "iq",
+          { to, type: "get" },
+          x("query", { xmlns: "http://jabber.org/protocol/disco#info" }),
+          x("ping", { xmlns: "urn:xmpp:ping" }),
+        ),
+      );
+      assert.equal(errorCondition(two), "bad-request", to);
+    }
+  });
 });
 
 describe("a room's life", () => {

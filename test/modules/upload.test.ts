@@ -308,6 +308,16 @@ test("requests outside the limits get the XEP-0363 errors", async () => {
   await b.disconnect();
 });
 
+test("an IQ without exactly one payload is a bad request (RFC 6120 §8.2.3), not answered from its first child", async () => {
+  const h = await start();
+  const a = await h.connect("alice");
+  const two = askSlot({ filename: "a.txt", size: "10" });
+  two.children.push(x("request", { xmlns: NS_HTTP_UPLOAD, filename: "b.txt", size: "10" }));
+  assert.equal(errorCondition(await a.iq(two)), "bad-request");
+  assert.equal(errorCondition(await a.iq(x("iq", { type: "get", to: SERVICE }))), "bad-request");
+  await a.disconnect();
+});
+
 test("only accounts of the server may ask for slots", async () => {
   const h = await start();
   const router = h.server.services.router;

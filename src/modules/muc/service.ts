@@ -9,6 +9,7 @@ import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "pino";
 import type { Clock } from "../../core/clock.js";
 import { StanzaError } from "../../core/errors.js";
+import { iqRequestPayload } from "../../core/iq.js";
 import { type Jid, JidError, parseJid } from "../../core/jid.js";
 import { failureKind, LogThrottle } from "../../core/log-throttle.js";
 import type { Router } from "../../core/router.js";
@@ -343,8 +344,7 @@ export class MucService {
     }
     const type = stanza.attrs.type;
     if (type !== "get" && type !== "set") return this.forwardedReply(stanza, from);
-    const payload = stanza.firstElement();
-    if (!payload) throw new StanzaError("bad-request", "an IQ needs a payload");
+    const payload = iqRequestPayload(stanza);
     let answer: XmlElement | undefined;
     if (type === "get" && payload.attrs.xmlns === NS_DISCO_INFO && payload.name === "query") {
       if (payload.attrs.node !== undefined) throw new StanzaError("item-not-found", "no such node");
@@ -413,8 +413,7 @@ export class MucService {
     // iq
     if (type !== "get" && type !== "set") return this.forwardedReply(stanza, from);
     if (!room) throw new StanzaError("item-not-found", "no such room");
-    const payload = stanza.firstElement();
-    if (!payload) throw new StanzaError("bad-request", "an IQ needs a payload");
+    const payload = iqRequestPayload(stanza);
     const answer = await this.roomIq(room, type, payload, from, stanza);
     if (answer !== null) await this.result(stanza, this.roomJid(room), from, answer);
   }

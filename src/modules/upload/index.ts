@@ -10,6 +10,7 @@
  */
 import path from "node:path";
 import { StanzaError } from "../../core/errors.js";
+import { iqRequestPayload } from "../../core/iq.js";
 import type { Jid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
@@ -133,7 +134,7 @@ export default defineModule({
         const type = stanza.attrs.type;
         if (type !== "get" && type !== "set") return;
         if (to.local !== "" || to.resource !== "") throw new StanzaError("service-unavailable");
-        const payload = stanza.firstElement();
+        const payload = iqRequestPayload(stanza);
         let answer: XmlElement | undefined;
         if (type === "get" && payload?.name === "query" && payload.attrs.xmlns === NS_DISCO_INFO) {
           if (payload.attrs.node !== undefined) throw new StanzaError("item-not-found", "no such node");
