@@ -252,6 +252,52 @@ test("a node keeps max_items items, newest last, and max_items/item ids select o
   await a.disconnect();
 });
 
+test("a configuration form read back can be submitted back: max_items beyond a safe integer is not-acceptable", async () => {
+  const [alice] = await accounts("alice");
+  const a = await h.connect(alice!, "r");
+  assert.equal((await a.iq(publishIq(TUNE, tune("one"), "current"))).attrs.type, "result");
+  const submit = (maxItems: string) =>
+    a.iq(
+      x(
+        "iq",
+        { type: "set" },
+        x(
+          "pubsub",
+          { xmlns: OWNER },
+          x(
+            "configure",
+            { node: TUNE },
+            x(
+              "x",
+              { xmlns: NS_DATA, type: "submit" },
+              x(
+                "field",
+                { var: "FORM_TYPE", type: "hidden" },
+                x("value", null, "http://jabber.org/protocol/pubsub#node_config"),
+              ),
+              x("field", { var: "pubsub#max_items" }, x("value", null, maxItems)),
+            ),
+          ),
+        ),
+      ),
+    );
+  assert.equal(errorCondition(await submit("1000000000000000000000000")), "not-acceptable");
+  assert.equal((await submit("9007199254740991")).attrs.type, "result");
+  const config = await a.iq(
+    x("iq", { type: "get" }, x("pubsub", { xmlns: OWNER }, x("configure", { node: TUNE }))),
+  );
+  const shown = config
+    .getChild("pubsub", OWNER)!
+    .getChild("configure")!
+    .getChild("x", NS_DATA)!
+    .getChildren("field")
+    .find((f) => f.attrs.var === "pubsub#max_items")!
+    .getChildText("value")!;
+  assert.equal(shown, "9007199254740991");
+  assert.equal((await submit(shown)).attrs.type, "result", "the value shown is accepted back");
+  await a.disconnect();
+});
+
 test("notifications go to contacts whose capabilities ask for the node, and the last item arrives with their presence", async () => {
   const [alice, bob, carol] = await accounts("alice", "bob", "carol");
   await befriend(alice!, bob!);

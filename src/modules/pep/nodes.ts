@@ -92,7 +92,10 @@ export function applyForm(base: NodeConfig, fields: Map<string, string[]>): Node
         break;
       case "pubsub#max_items":
         if (v === "max") config.maxItems = "max";
-        else if (/^\d+$/.test(v) && Number(v) >= 1) config.maxItems = Number(v);
+        // A safe integer only: a larger one would be stored as a float and shown as "1e+24",
+        // which this same check refuses when a client submits the form back unchanged.
+        else if (/^\d+$/.test(v) && Number(v) >= 1 && Number.isSafeInteger(Number(v)))
+          config.maxItems = Number(v);
         else
           throw new StanzaError("not-acceptable", `pubsub#max_items: ${v} is not a positive number or "max"`);
         break;
