@@ -6,6 +6,7 @@
  * subprotocol and the TLS rule (loopback, a trusted proxy's X-Forwarded-Proto).
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import type { JsPeer } from "../helpers/js-client.js";
 import { freePorts, startServer, type TestServer } from "../helpers/server.js";
@@ -199,8 +200,13 @@ describe("XMPP over WebSocket", () => {
   test("a message far beyond the limit is cut off by the WebSocket layer (1009) without being buffered", async () => {
     const raw = await RawWs.open(web.wsUrl);
     await raw.openStream();
+    const logFrom = readFileSync(web.server.logFile, "utf8").length;
     raw.send(`<message xmlns='jabber:client'><body>${"x".repeat(MAX_STANZA * 3)}</body></message>`);
     assert.equal((await raw.closed).code, 1009);
+    // The client's fault: no error (level 50) with a stack trace in the server's log.
+    await new Promise((r) => setTimeout(r, 200));
+    const logged = readFileSync(web.server.logFile, "utf8").slice(logFrom);
+    assert.doesNotMatch(logged, /"level":50/, logged);
   });
 
   const framingErrors: [string, string, (raw: RawWs) => void][] = [

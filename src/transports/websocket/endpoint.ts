@@ -34,6 +34,12 @@ export interface WebSocketEndpointOptions {
   onConnection?: (request: FastifyRequest, session: ClientSession) => void;
 }
 
+/** An error of the connection or of the peer's frames (ws's WS_ERR_* codes, socket errors), not of this server. */
+function isClientSocketError(error: Error): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return typeof code === "string" && (code.startsWith("WS_ERR_") || code.startsWith("E"));
+}
+
 export function isLoopbackAddress(ip: string): boolean {
   return ip === "::1" || ip.startsWith("127.") || ip.startsWith("::ffff:127.");
 }
@@ -62,6 +68,14 @@ export function websocketEndpoint(opts: WebSocketEndpointOptions): HttpPlugin {
         // are not dropped before that.
         preClose(done) {
           done();
+        },
+        // The plugin's default logs every socket error at error level with its stack. What a
+        // client causes (a frame over maxPayload, invalid UTF-8, a reset) ends in a close the
+        // stream hears of, as on TCP; only a failure of the handler itself is the server's.
+        errorHandler(error, socket, request) {
+          if (isClientSocketError(error)) request.log.debug({ err: error }, "WebSocket connection failed");
+          else request.log.error({ err: error }, "WebSocket handler failed");
+          socket.terminate();
         },
       });
       app.get(
