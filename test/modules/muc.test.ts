@@ -678,6 +678,13 @@ describe("a room's life", () => {
       x("iq", { to: room, type: "set" }, x("query", { xmlns: OWNER }, x("destroy"))),
     );
     assert.equal(errorCondition(refused), "forbidden");
+    // An alternate venue that is no JID is refused, and the room stays with its occupants.
+    const malformed = await iq(
+      alice!,
+      x("iq", { to: room, type: "set" }, x("query", { xmlns: OWNER }, x("destroy", { jid: "@@" }))),
+    );
+    assert.equal(errorCondition(malformed), "jid-malformed");
+    assert.notEqual(await h.server.services.storage.documents("muc-rooms").get(room), undefined);
     const done = await iq(
       alice!,
       x(

@@ -1278,9 +1278,23 @@ export class MucService {
     return null;
   }
 
-  /** Destroys a room (§10.9): every occupant leaves with the <destroy/>; its records go. */
+  /**
+   * Destroys a room (§10.9): every occupant leaves with the <destroy/>; its records go. An
+   * alternate venue must be a JID (jid-malformed otherwise, and the room stays): occupants'
+   * clients are sent it to join.
+   */
   private async destroy(room: Room, destroy: XmlElement): Promise<void> {
-    const d = x("destroy", destroy.attrs.jid !== undefined ? { jid: destroy.attrs.jid } : {});
+    let venue: string | undefined;
+    if (destroy.attrs.jid !== undefined) {
+      try {
+        venue = parseJid(destroy.attrs.jid).toString();
+      } catch (err) {
+        if (err instanceof JidError)
+          throw new StanzaError("jid-malformed", `alternate venue: ${err.message}`);
+        throw err;
+      }
+    }
+    const d = x("destroy", venue !== undefined ? { jid: venue } : {});
     const reason = destroy.getChildText("reason");
     if (reason !== undefined) d.append(x("reason", null, reason));
     const occupants = [...room.occupants.values()];
