@@ -226,6 +226,23 @@ test("an account's own resources are never blocked from one another", async () =
   await closeAll(a1, a2, e);
 });
 
+test("with its own domain blocked, an account still gets the server's errors for its requests (RFC 6120 §8.2.3)", async () => {
+  const a = await online("alice", "one");
+  const e = await online("erin", "other");
+  await a.iq(blockIq("example.test"));
+  try {
+    const failed = await a.iq(x("iq", { type: "get" }, x("query", { xmlns: "urn:example:unknown" })));
+    assert.equal(failed.attrs.type, "error");
+    assert.equal(condition(failed), "service-unavailable");
+    // Other users of the domain stay blocked.
+    await e.sendStanza(chat("alice@example.test/one", "hi"));
+    assert.equal(condition(await e.next()), "service-unavailable");
+  } finally {
+    await a.iq(unblockIq()).catch(() => undefined);
+    await closeAll(a, e);
+  }
+});
+
 test("blocking sends unavailable presence to contacts allowed to see it; unblocking sends the current presence", async () => {
   const { roster } = h.server.services.storage;
   const item = (jid: string, subscription: "from" | "to" | "both") => ({

@@ -11,7 +11,8 @@
  * - Blocking sends unavailable presence from each available resource to the
  *   newly blocked JIDs that may see the user's presence (roster "from"/"both",
  *   or a directed presence); unblocking sends them the current presence.
- * An account's own resources are never blocked from one another.
+ * An account's own resources are never blocked from one another, and errors and IQ results
+ * from the account's own server (answers to its requests) always reach it.
  */
 import { z } from "zod";
 import { errorReply, StanzaError } from "../../core/errors.js";
@@ -187,6 +188,17 @@ export default defineModule({
       await notify(username, removed, "current");
     });
 
+    /**
+     * An error, or an IQ result, from the account's own server: the answer to a request of the
+     * user's (an IQ to their own account is answered from the domain when it fails). Blocking
+     * the domain JID must not swallow it: RFC 6120 §8.2.3 wants every request answered.
+     */
+    const isOwnServerReply = (stanza: XmlElement, from: Jid, to: Jid): boolean =>
+      from.local === "" &&
+      from.resource === "" &&
+      from.domain === to.domain &&
+      (stanza.attrs.type === "error" || (stanza.name === "iq" && stanza.attrs.type === "result"));
+
     /** XEP-0191 §3.3: what the server does with a stanza from a JID the recipient blocks. */
     const refuseInbound = (stanza: XmlElement): true => {
       const type = stanza.attrs.type;
@@ -198,6 +210,7 @@ export default defineModule({
     const inbound = (ev: StanzaEvent): Maybe<HookResult> => {
       const { stanza, from, to } = ev;
       if (from.local === to.local && from.domain === to.domain) return false;
+      if (isOwnServerReply(stanza, from, to)) return false;
       return then(isBlocked(ctx.accountKey(to), from), (blocked) => {
         if (blocked) return refuseInbound(stanza);
         // Presence the server sends on behalf of a local user who blocks the recipient (e.g. a broadcast).
