@@ -16,6 +16,8 @@
  * gone, a value the table refuses), its rows are written again one by one, so only the rows
  * at fault fail.
  */
+
+import { RoomSignal } from "../../core/storage/room-signal.js";
 import type { ArchivedMessage } from "../../core/storage/types.js";
 import { foldText } from "../fold.js";
 import {
@@ -126,7 +128,7 @@ export class MessageAppendQueue {
   /** Owners with rows in a running write. */
   readonly #busy = new Set<string>();
   /** Resolves once the queue takes appends again: one for every caller of one full spell. */
-  #room: { promise: Promise<void>; resolve: () => void } | undefined;
+  readonly #room = new RoomSignal();
   #scheduled = false;
   readonly #stats: MessageAppendStats = {
     queuedRows: 0,
@@ -207,14 +209,7 @@ export class MessageAppendQueue {
   roomToAppend(): Promise<void> | undefined {
     if (!this.#full()) return undefined;
     this.#stats.callersWaiting++;
-    if (!this.#room) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => {
-        resolve = r;
-      });
-      this.#room = { promise, resolve };
-    }
-    return this.#room.promise;
+    return this.#room.wait();
   }
 
   #full(): boolean {
@@ -386,11 +381,7 @@ export class MessageAppendQueue {
       this.#waiting.splice(0, n);
       s.waitingForRoom = this.#waiting.length;
     }
-    if (this.#room && !this.#full()) {
-      this.#room.resolve();
-      this.#room = undefined;
-      s.callersWaiting = 0;
-    }
+    if (!this.#full() && this.#room.open()) s.callersWaiting = 0;
     this.#start();
   }
 }

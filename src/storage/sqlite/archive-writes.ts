@@ -15,8 +15,10 @@
  * wait (backpressure). Written inline, the rows of a turn are written at its end: nothing
  * accumulates, and the store always has room.
  */
+
 import { Worker } from "node:worker_threads";
 import type Database from "better-sqlite3";
+import { RoomSignal } from "../../core/storage/room-signal.js";
 import type { AppendQueueFigures } from "../../core/storage/types.js";
 import { UnknownAccountError } from "./errors.js";
 
@@ -270,7 +272,7 @@ export class WorkerArchiveWrites implements ArchiveWrites {
   /** Rows not yet written past which callers that can wait are told to (backpressure). */
   readonly #queueRows: number;
   /** Resolves once the rows not yet written are under the bound again: one per full spell. */
-  #room: { promise: Promise<void>; resolve: () => void } | undefined;
+  readonly #room = new RoomSignal();
   #next = 1;
   #failed: Error | undefined;
   #closed = false;
@@ -305,14 +307,7 @@ export class WorkerArchiveWrites implements ArchiveWrites {
   roomToAppend(store: string): Promise<void> | undefined {
     if (this.#figures.rows < this.#queueRows) return undefined;
     this.#figures.of(store).callersWaiting++;
-    if (!this.#room) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => {
-        resolve = r;
-      });
-      this.#room = { promise, resolve };
-    }
-    return this.#room.promise;
+    return this.#room.wait();
   }
 
   figures(): [string, AppendQueueFigures][] {
@@ -322,11 +317,7 @@ export class WorkerArchiveWrites implements ArchiveWrites {
   /** Rows were written: callers waiting for room go on once the rows are under the bound. */
   #wrote(batch: readonly Waiting[]): void {
     this.#figures.written(batch);
-    if (this.#room && this.#figures.rows < this.#queueRows) {
-      this.#room.resolve();
-      this.#room = undefined;
-      this.#figures.waitersReleased();
-    }
+    if (this.#figures.rows < this.#queueRows && this.#room.open()) this.#figures.waitersReleased();
   }
 
   #post(): void {
