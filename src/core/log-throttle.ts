@@ -4,6 +4,7 @@
  * would bury the first one, and fill the disk the log goes to.
  */
 import type { Logger } from "pino";
+import { errorCode } from "./storage/causes.js";
 
 /** Kinds of failure followed at once; past it, failures are logged as they come. */
 const MAX_KINDS = 1000;
@@ -53,6 +54,6 @@ export class LogThrottle {
  */
 export function failureKind(err: unknown): string {
   if (!(err instanceof Error)) return typeof err;
-  const code = (err as { code?: unknown }).code;
-  return typeof code === "string" ? `${err.name}:${code}` : `${err.name}:${err.message.slice(0, 200)}`;
+  const code = errorCode(err);
+  return code !== undefined ? `${err.name}:${code}` : `${err.name}:${err.message.slice(0, 200)}`;
 }

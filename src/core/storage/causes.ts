@@ -7,7 +7,7 @@ export function hasCause(err: unknown, test: (e: Error) => boolean): boolean {
 }
 
 /** The error's `code`, when it has a string one (drivers and the system set it). */
-export function codeOf(e: Error): string | undefined {
-  const code = (e as { code?: unknown }).code;
+export function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
   return typeof code === "string" ? code : undefined;
 }

@@ -6,13 +6,13 @@
  * backend, and not as an internal error.
  */
 import { StanzaError } from "../errors.js";
-import { codeOf, hasCause } from "./causes.js";
+import { errorCode, hasCause } from "./causes.js";
 
 const FULL_CODES: ReadonlySet<string> = new Set(["SQLITE_FULL", "53100", "ENOSPC"]);
 
 /** Whether an error (or an error it was caused by) says the storage is full. */
 export function isStorageFull(err: unknown): boolean {
-  return hasCause(err, (e) => FULL_CODES.has(codeOf(e) ?? ""));
+  return hasCause(err, (e) => FULL_CODES.has(errorCode(e) ?? ""));
 }
 
 /** The answer to a stanza whose handling needed a write the full storage refused. */

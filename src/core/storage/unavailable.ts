@@ -6,7 +6,7 @@
  * wait, with a text — so the client may try again, and the operator's log says what it is.
  */
 import { StanzaError } from "../errors.js";
-import { codeOf, hasCause } from "./causes.js";
+import { errorCode, hasCause } from "./causes.js";
 
 /** The storage could not be reached or opened (a database server that is down, a wrong URL). */
 export class StorageUnavailableError extends Error {
@@ -18,7 +18,10 @@ const UNAVAILABLE_CODES: ReadonlySet<string> = new Set(["SQLITE_BUSY"]);
 
 /** Whether an error (or an error it was caused by) says the storage cannot be reached now. */
 export function isStorageUnavailable(err: unknown): boolean {
-  return hasCause(err, (e) => e instanceof StorageUnavailableError || UNAVAILABLE_CODES.has(codeOf(e) ?? ""));
+  return hasCause(
+    err,
+    (e) => e instanceof StorageUnavailableError || UNAVAILABLE_CODES.has(errorCode(e) ?? ""),
+  );
 }
 
 /** The answer to a stanza whose handling needed a storage that cannot be reached now. */

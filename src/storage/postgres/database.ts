@@ -1,4 +1,5 @@
 import pg from "pg";
+import { errorCode } from "../../core/storage/causes.js";
 import { StorageUnavailableError } from "../errors.js";
 import { redactUrl } from "./url.js";
 
@@ -64,10 +65,8 @@ const types = {
       : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 };
 
-export function errorCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown }).code;
-  return typeof code === "string" ? code : undefined;
-}
+/** The driver's SQLSTATE (or the system's code) of an error: the core's reading of `code`. */
+export { errorCode };
 
 /** SQLSTATEs of a server shutting down, crashed or starting (class 08, connection exceptions, too). */
 const UNREACHABLE_STATES: ReadonlySet<string> = new Set(["57P01", "57P02", "57P03"]);
