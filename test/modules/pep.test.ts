@@ -1,13 +1,14 @@
 /**
  * Personal eventing (XEP-0163): publishing with auto-create and publish-options, retrieval
  * under each access model, filtered notifications driven by verified entity capabilities,
- * the last item on presence, retraction, configuration, deletion and the limits.
+ * the last item on presence, retraction, configuration, deletion, the nodes in disco#items
+ * and the limits.
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { ModuleDefinition } from "../../src/core/module.js";
 import { type XmlElement, x } from "../../src/core/xml/element.js";
-import { NS_CAPS, NS_DATA, NS_DISCO_INFO } from "../../src/core/xml/namespaces.js";
+import { NS_CAPS, NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS } from "../../src/core/xml/namespaces.js";
 import disco from "../../src/modules/disco/index.js";
 import message from "../../src/modules/message/index.js";
 import { capsVer } from "../../src/modules/pep/caps.js";
@@ -222,6 +223,43 @@ test("a publish-options field the service does not know rejects the publication 
   assert.equal(appCondition(again), "precondition-not-met", "on an existing node too");
   assert.deepEqual(titles(await a.iq(itemsIq(`${alice}@${D}`, TUNE))), ["first"]);
   await a.disconnect();
+});
+
+test("the account's disco#items list its nodes, each to those its access model lets retrieve it (XEP-0060 §5.2)", async () => {
+  const [alice, bob, eve] = await accounts("alice", "bob", "eve");
+  // Bob sees Alice's presence ("from" on her side) without her seeing his.
+  await h.server.services.storage.roster.setItem(alice!, {
+    jid: `${bob}@${D}`,
+    subscription: "from",
+    ask: false,
+    approved: false,
+    groups: [],
+  });
+  const a = await h.connect(alice!, "r");
+  const open = { "pubsub#access_model": "open" };
+  const closed = { "pubsub#access_model": "whitelist" };
+  for (const [node, options] of [
+    [TUNE, undefined],
+    ["urn:open", open],
+    ["urn:closed", closed],
+  ] as const)
+    assert.equal((await a.iq(publishIq(node, tune(node), "current", options))).attrs.type, "result");
+  const nodesSeenBy = async (s: FakeSession) => {
+    const reply = await s.iq(
+      x("iq", { type: "get", to: `${alice}@${D}` }, x("query", { xmlns: NS_DISCO_ITEMS })),
+    );
+    assert.equal(reply.attrs.type, "result", reply.toString());
+    const items = reply.getChild("query", NS_DISCO_ITEMS)!.getChildren("item");
+    const nodeItems = items.filter((i) => i.attrs.node !== undefined);
+    for (const i of nodeItems) assert.equal(i.attrs.jid, `${alice}@${D}`);
+    return nodeItems.map((i) => i.attrs.node);
+  };
+  assert.deepEqual(await nodesSeenBy(a), [TUNE, "urn:closed", "urn:open"].sort(), "the owner sees all");
+  const b = await h.connect(bob!, "r");
+  assert.deepEqual(await nodesSeenBy(b), [TUNE, "urn:open"].sort(), "a contact: presence and open");
+  const e = await h.connect(eve!, "r");
+  assert.deepEqual(await nodesSeenBy(e), [], "a stranger is not told of the account (XEP-0030 §8)");
+  for (const s of [a, b, e]) await s.disconnect();
 });
 
 test("a node keeps max_items items, newest last, and max_items/item ids select on retrieval", async () => {

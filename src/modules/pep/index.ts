@@ -12,6 +12,9 @@
  * presence arrives. Capabilities are learned with one disco#info per verification string
  * and trusted only when their hash checks out.
  *
+ * The account's disco#items list its nodes (XEP-0060 §5.2), each only to those its access
+ * model lets retrieve it.
+ *
  * Other modules read items and publish on an account's behalf through the API (api.ts);
  * every publication, the client's or a module's, fires "pep/published".
  */
@@ -32,6 +35,7 @@ import {
   NS_PUBSUB_EVENT,
   NS_PUBSUB_OWNER,
 } from "../../core/xml/namespaces.js";
+import type { DiscoApi, DiscoItem } from "../disco/index.js";
 import { mayReceivePresence } from "../roster/api.js";
 import type { PepApi } from "./api.js";
 import { type Caps, CapsCache, capsVer, Interest, notifyNodes } from "./caps.js";
@@ -133,6 +137,24 @@ export default defineModule({
       const key = accountOf(owner);
       return key !== undefined ? mayReceivePresence(ctx.storage, ctx.domain, key, requester) : false;
     };
+
+    // XEP-0060 §5.2 (XEP-0163 §7): the nodes are the items of the account's bare JID, and
+    // a node is listed only to whoever may retrieve its items.
+    const disco = ctx.api<DiscoApi>("disco");
+    if (disco)
+      ctx.onUnload(
+        disco.addItems("account", async ({ from, to }) => {
+          const account = accountOf(to);
+          if (!account) return [];
+          const listed: DiscoItem[] = [];
+          for (const name of (await nodes.names(account)).sort()) {
+            const node = await nodes.get(account, name);
+            if (node && (await mayAccess(to, node.config, from)))
+              listed.push({ jid: to.bareString, node: name });
+          }
+          return listed;
+        }),
+      );
 
     const refuseAccess = (config: NodeConfig): StanzaError =>
       config.accessModel === "whitelist"
