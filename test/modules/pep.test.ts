@@ -336,6 +336,83 @@ test("a configuration form read back can be submitted back: max_items beyond a s
   await a.disconnect();
 });
 
+test("a configuration is a submitted form whose booleans are 0, 1, false or true (XEP-0004 §3.1, §3.3)", async () => {
+  const [alice] = await accounts("alice");
+  const a = await h.connect(alice!, "r");
+  assert.equal((await a.iq(publishIq(TUNE, tune("one"), "current"))).attrs.type, "result");
+  const form = (type: string | undefined, fields: Record<string, string[]>) =>
+    x(
+      "x",
+      { xmlns: NS_DATA, type },
+      x(
+        "field",
+        { var: "FORM_TYPE", type: "hidden" },
+        x("value", null, "http://jabber.org/protocol/pubsub#node_config"),
+      ),
+      ...Object.entries(fields).map(([k, vs]) =>
+        x("field", { var: k }, ...vs.map((v) => x("value", null, v))),
+      ),
+    );
+  const configure = (type: string | undefined, fields: Record<string, string[]>) =>
+    a.iq(
+      x(
+        "iq",
+        { type: "set" },
+        x("pubsub", { xmlns: OWNER }, x("configure", { node: TUNE }, form(type, fields))),
+      ),
+    );
+  const shown = async (name: string) => {
+    const config = await a.iq(
+      x("iq", { type: "get" }, x("pubsub", { xmlns: OWNER }, x("configure", { node: TUNE }))),
+    );
+    return config
+      .getChild("pubsub", OWNER)!
+      .getChild("configure")!
+      .getChild("x", NS_DATA)!
+      .getChildren("field")
+      .find((f) => f.attrs.var === name)!
+      .getChildText("value");
+  };
+  const off = { "pubsub#notify_retract": ["0"] };
+  for (const type of ["result", "form", undefined])
+    assert.equal(errorCondition(await configure(type, off)), "bad-request", `a form of type ${type}`);
+  for (const values of [[""], ["yes"], [], ["0", "1"]])
+    assert.equal(
+      errorCondition(await configure("submit", { "pubsub#notify_retract": values })),
+      "not-acceptable",
+      `boolean values ${JSON.stringify(values)}`,
+    );
+  assert.equal(await shown("pubsub#notify_retract"), "1", "nothing refused was applied");
+  assert.equal((await configure("cancel", off)).attrs.type, "result");
+  assert.equal(await shown("pubsub#notify_retract"), "1", "a cancelled form changes nothing");
+  assert.equal((await configure("submit", { "pubsub#notify_retract": ["false"] })).attrs.type, "result");
+  assert.equal(await shown("pubsub#notify_retract"), "0");
+  assert.equal((await configure("submit", { "pubsub#notify_retract": [" true "] })).attrs.type, "result");
+  assert.equal(await shown("pubsub#notify_retract"), "1");
+
+  const unsubmitted = publishIq(NICK, x("nick", { xmlns: NICK }, "A"), "current", {
+    "pubsub#persist_items": "1",
+  });
+  unsubmitted.getChild("pubsub")!.getChild("publish-options")!.getChild("x", NS_DATA)!.attrs.type = "form";
+  assert.equal(errorCondition(await a.iq(unsubmitted)), "bad-request", "publish-options are submitted too");
+  const emptyBool = publishIq(NICK, x("nick", { xmlns: NICK }, "A"), "current", {
+    "pubsub#persist_items": "",
+  });
+  assert.equal(errorCondition(await a.iq(emptyBool)), "not-acceptable");
+  const createWithResult = x(
+    "iq",
+    { type: "set" },
+    x("pubsub", { xmlns: PUBSUB }, x("create", { node: NICK }), x("configure", null, form("result", off))),
+  );
+  assert.equal(errorCondition(await a.iq(createWithResult)), "bad-request", "create-and-configure too");
+  assert.equal(
+    errorCondition(await a.iq(itemsIq(`${alice}@${D}`, NICK))),
+    "item-not-found",
+    "no node was made",
+  );
+  await a.disconnect();
+});
+
 test("notifications go to contacts whose capabilities ask for the node, and the last item arrives with their presence", async () => {
   const [alice, bob, carol] = await accounts("alice", "bob", "carol");
   await befriend(alice!, bob!);

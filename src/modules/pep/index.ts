@@ -304,9 +304,14 @@ export default defineModule({
       return account;
     };
 
+    /** The fields of the form submitted in `el`, without FORM_TYPE; undefined when there is none. */
     const optionsForm = (el: XmlElement | undefined, formType: string): Map<string, string[]> | undefined => {
       const form = el?.getChild("x", NS_DATA);
       if (!form) return undefined;
+      // XEP-0004 §3.1: what a client hands in is a form of type submit (a cancel is handled
+      // by the configure request, the only one that can be cancelled).
+      if (form.attrs.type !== "submit")
+        throw new StanzaError("bad-request", "expected a form of type submit");
       const fields = formFields(form);
       const type = fields.get("FORM_TYPE")?.[0];
       if (type !== undefined && type !== formType)

@@ -69,12 +69,22 @@ export function formFields(form: XmlElement): Map<string, string[]> {
   return fields;
 }
 
-const bool = (v: string) => v === "1" || v === "true";
+/**
+ * The value of a boolean field: one <value/> of "0", "1", "false" or "true" (XEP-0004 §3.3;
+ * white space around it is collapsed, as for xs:boolean). Anything else, an empty value too,
+ * is invalid data, which is not-acceptable (XEP-0004 §3.4, XEP-0060 §8.2.5), not false.
+ */
+function bool(name: string, values: string[]): boolean {
+  const v = values.length === 1 ? values[0]!.trim() : undefined;
+  if (v === "1" || v === "true") return true;
+  if (v === "0" || v === "false") return false;
+  throw new StanzaError("not-acceptable", `${name}: a boolean is 0, 1, false or true`);
+}
 
 /**
  * Applies the known fields of a form to a configuration. Unknown fields are ignored (a
  * client may send options this server has no use for); a known field with a value outside
- * its range is not-acceptable.
+ * its range or of the wrong type is not-acceptable.
  */
 export function applyForm(base: NodeConfig, fields: Map<string, string[]>): NodeConfig {
   const config = { ...base };
@@ -100,7 +110,7 @@ export function applyForm(base: NodeConfig, fields: Map<string, string[]>): Node
           throw new StanzaError("not-acceptable", `pubsub#max_items: ${v} is not a positive number or "max"`);
         break;
       case "pubsub#persist_items":
-        config.persistItems = bool(v);
+        config.persistItems = bool(name, values);
         break;
       case "pubsub#send_last_published_item":
         if (!(SEND_LAST as readonly string[]).includes(v))
@@ -108,10 +118,10 @@ export function applyForm(base: NodeConfig, fields: Map<string, string[]>): Node
         config.sendLastPublishedItem = v as SendLast;
         break;
       case "pubsub#notify_retract":
-        config.notifyRetract = bool(v);
+        config.notifyRetract = bool(name, values);
         break;
       case "pubsub#notify_delete":
-        config.notifyDelete = bool(v);
+        config.notifyDelete = bool(name, values);
         break;
       default:
         break;
