@@ -138,7 +138,7 @@ export default defineModule({
       return key !== undefined ? mayReceivePresence(ctx.storage, ctx.domain, key, requester) : false;
     };
 
-    // XEP-0060 §5.2 (XEP-0163 §7): the nodes are the items of the account's bare JID, and
+    // XEP-0060 §5.2, XEP-0163 §6.2: the nodes are the items of the account's bare JID, and
     // a node is listed only to whoever may retrieve its items.
     const disco = ctx.api<DiscoApi>("disco");
     if (disco)
