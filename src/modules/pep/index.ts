@@ -309,8 +309,10 @@ export default defineModule({
       const form = el?.getChild("x", NS_DATA);
       if (!form) return undefined;
       // XEP-0004 §3.1: what a client hands in is a form of type submit (a cancel is handled
-      // by the configure request, the only one that can be cancelled).
-      if (form.attrs.type !== "submit")
+      // by the configure request, the only one that can be cancelled). A form without a type
+      // is read as submitted, as other servers do, so a client that leaves it out still works.
+      const formKind = form.attrs.type;
+      if (formKind !== undefined && formKind !== "submit")
         throw new StanzaError("bad-request", "expected a form of type submit");
       const fields = formFields(form);
       const type = fields.get("FORM_TYPE")?.[0];
