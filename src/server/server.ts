@@ -90,7 +90,11 @@ export class SwitchboardServer {
     checkHosts(config);
     mkdirSync(config.dataDir, { recursive: true });
     const storageOptions = storageOptionsFrom(config);
-    if (storageOptions.backend === "sqlite") storageOptions.checkpointThread = true;
+    if (storageOptions.backend === "sqlite") {
+      storageOptions.checkpointThread = true;
+      // A command waits the default for a lock; the server's main thread must not stop as long.
+      storageOptions.busyTimeoutMs = config.storage.busyTimeoutMs;
+    }
     const opened: Storage = await openStorage(storageOptions);
     // Storage latency is measured for the metrics of the HTTP listener.
     const storageTiming = opts.http && config.httpPort > 0 ? new StorageTiming() : undefined;

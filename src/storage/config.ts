@@ -35,6 +35,12 @@ export const StorageSchema = z
     archiveWriteDelayMs: z.number().int().min(0).max(10_000).default(0),
     /** SQLite: archive appends waiting at which they are written at once (and most per transaction). */
     archiveWriteBatch: z.number().int().min(1).max(100_000).default(500),
+    /**
+     * SQLite: how long a write of the server waits for a lock another process holds (a backup,
+     * a command, a shell) before it fails as a temporary error. The server's main thread, and
+     * with it every stream, stops while it waits: short by default.
+     */
+    busyTimeoutMs: z.number().int().min(0).max(60_000).default(250),
   })
   .prefault({})
   .superRefine((s, ctx) => {

@@ -14,6 +14,8 @@ export type StorageOptions =
       archiveWrites?: ArchiveWriteWindow;
       /** A server's storage: WAL checkpoints on a thread of their own (see sqlite/wal-checkpoints.ts). */
       checkpointThread?: boolean;
+      /** How long a statement waits for a lock another process holds (the busy timeout). */
+      busyTimeoutMs?: number;
     }
   | { backend: "postgres"; url: string; schema?: string; poolSize?: number };
 
@@ -26,6 +28,7 @@ export async function openStorage(opts: StorageOptions): Promise<Storage> {
         path: opts.path,
         ...(opts.archiveWrites ? { archiveWrites: opts.archiveWrites } : {}),
         ...(opts.checkpointThread ? { checkpointThread: true } : {}),
+        ...(opts.busyTimeoutMs !== undefined ? { busyTimeoutMs: opts.busyTimeoutMs } : {}),
       });
     case "postgres": {
       // Loaded on demand: a server or command on SQLite does not load the PostgreSQL driver.

@@ -64,16 +64,35 @@ export const INLINE_ARCHIVE_WRITES: ArchiveWriteWindow = { delayMs: 0, maxRows: 
 
 const INSERT_COLUMNS = "store, id, owner, peer, peer_resource, at, direction, stanza, text, folded";
 
-/**
- * Writes rows in one transaction; if that fails (one row's account deleted meanwhile), row by
- * row, so one bad row does not cost the others.
- */
 /** Insert statements per connection and table, prepared once (a flush runs every turn under load). */
 const insertStatements = new WeakMap<
   Database.Database,
   Map<MessageTable, Database.Statement<unknown[], unknown>>
 >();
 
+const errorCodeOf = (error: unknown): string | undefined => {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" ? code : undefined;
+};
+
+/** Another connection holds the lock: every row waits for the next try, none is written. */
+const isBusy = (code: string | undefined): boolean => code === "SQLITE_BUSY" || code === "SQLITE_LOCKED";
+
+function failure(error: unknown): AppendOutcome {
+  const code = errorCodeOf(error);
+  return { error: (error as Error).message, ...(code !== undefined ? { code } : {}) };
+}
+
+/** Whether an outcome is a lock another connection held (the rows can be tried again). */
+export function isBusyOutcome(outcome: AppendOutcome): boolean {
+  return typeof outcome === "object" && isBusy(outcome.code);
+}
+
+/**
+ * Writes rows in one transaction; if that fails (one row's account deleted meanwhile), row by
+ * row, so one bad row does not cost the others. A lock held by another connection fails
+ * them all at once: row by row, each would wait the busy timeout again.
+ */
 export function writeAppends(db: Database.Database, appends: readonly PendingAppend[]): AppendOutcome[] {
   let statements = insertStatements.get(db);
   if (!statements) {
@@ -94,14 +113,18 @@ export function writeAppends(db: Database.Database, appends: readonly PendingApp
   };
   try {
     return db.transaction(() => appends.map((a): AppendOutcome => (insert(a) ? "written" : "duplicate")))();
-  } catch {
+  } catch (error) {
+    if (isBusy(errorCodeOf(error))) return appends.map(() => failure(error));
+    let busy: AppendOutcome | undefined;
     return appends.map((a): AppendOutcome => {
+      if (busy) return busy;
       try {
         return insert(a) ? "written" : "duplicate";
       } catch (error) {
-        if ((error as { code?: unknown }).code === "SQLITE_CONSTRAINT_FOREIGNKEY") return "unknown-account";
-        const code = (error as { code?: unknown }).code;
-        return { error: (error as Error).message, ...(typeof code === "string" ? { code } : {}) };
+        const code = errorCodeOf(error);
+        if (code === "SQLITE_CONSTRAINT_FOREIGNKEY") return "unknown-account";
+        if (isBusy(code)) busy = failure(error);
+        return failure(error);
       }
     });
   }
@@ -175,23 +198,35 @@ export interface ArchiveWrites {
   close(): Promise<void>;
 }
 
-/** Appends written on the main thread, in a short window. */
+/**
+ * Appends written on the main thread, in a short window. While another connection holds the
+ * database's lock (a backup, a command, a shell) the rows are kept and tried again, without
+ * waiting for the lock, every 100 ms to 2 s; past twice `maxRows` rows kept, callers that can
+ * wait are told to (backpressure), so the main thread neither stops nor loses the rows.
+ */
 export class InlineArchiveWrites implements ArchiveWrites {
   readonly #db: Database.Database;
   readonly #window: ArchiveWriteWindow;
-  readonly #pending: Waiting[] = [];
+  /** Appends not yet written, in order: those a lock held back first. */
+  #pending: Waiting[] = [];
   readonly #figures = new QueueFigures();
+  readonly #room = new RoomSignal();
   #timer: NodeJS.Timeout | undefined;
   #immediate: NodeJS.Immediate | undefined;
+  /** The next try while a lock holds rows back; undefined when none are held. */
+  #retry: NodeJS.Timeout | undefined;
+  #retryDelayMs = 0;
 
   constructor(db: Database.Database, window: ArchiveWriteWindow) {
     this.#db = db;
     this.#window = window;
   }
 
-  /** Always room: what is appended is written within the window, on this thread. */
-  roomToAppend(): undefined {
-    return undefined;
+  /** Room unless a lock has held back more rows than the bound. */
+  roomToAppend(store: string): Promise<void> | undefined {
+    if (this.#retry === undefined || this.#pending.length < 2 * this.#window.maxRows) return undefined;
+    this.#figures.of(store).callersWaiting++;
+    return this.#room.wait();
   }
 
   figures(): [string, AppendQueueFigures][] {
@@ -202,6 +237,8 @@ export class InlineArchiveWrites implements ArchiveWrites {
     return new Promise<boolean>((resolve, reject) => {
       this.#pending.push({ append, resolve, reject });
       this.#figures.taken(append);
+      // Held back by a lock: the next try writes these too.
+      if (this.#retry !== undefined) return;
       if (this.#pending.length >= this.#window.maxRows || this.#window.delayMs === 0) {
         this.#immediate ??= setImmediate(() => this.writeNowInline());
       } else if (this.#timer === undefined) {
@@ -216,24 +253,69 @@ export class InlineArchiveWrites implements ArchiveWrites {
   }
 
   writeNowInline(): void {
+    // While a lock holds rows back, a drain or an exit tries without waiting for it either.
+    this.#write(this.#retry !== undefined);
+  }
+
+  /** `retry`: a lock held rows back before, so this try does not wait for it. */
+  #write(retry: boolean): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     if (this.#immediate !== undefined) clearImmediate(this.#immediate);
+    if (this.#retry !== undefined) clearTimeout(this.#retry);
     this.#timer = undefined;
     this.#immediate = undefined;
+    this.#retry = undefined;
     if (this.#pending.length === 0 || !this.#db.open) return;
-    const batch = this.#pending.splice(0);
-    const outcomes = writeAppends(
-      this.#db,
-      batch.map((w) => w.append),
-    );
-    this.#figures.written(batch);
+    const batch = this.#pending;
+    this.#pending = [];
+    const appends = batch.map((w) => w.append);
+    const outcomes = retry
+      ? withoutWaiting(this.#db, () => writeAppends(this.#db, appends))
+      : writeAppends(this.#db, appends);
+    const done: [Waiting, AppendOutcome][] = [];
     batch.forEach((w, i) => {
-      settle(w, outcomes[i]!);
+      const outcome = outcomes[i]!;
+      if (isBusyOutcome(outcome)) this.#pending.push(w);
+      else done.push([w, outcome]);
     });
+    if (done.length > 0) this.#figures.written(done.map(([w]) => w));
+    for (const [w, outcome] of done) settle(w, outcome);
+    if (this.#pending.length > 0) {
+      this.#retryDelayMs = Math.min(Math.max(2 * this.#retryDelayMs, 100), 2000);
+      // Not unref'd: rows wait for it, and closing the storage ends it.
+      this.#retry = setTimeout(() => this.#write(true), this.#retryDelayMs);
+    } else {
+      this.#retryDelayMs = 0;
+      if (this.#room.open()) this.#figures.waitersReleased();
+    }
+  }
+
+  /** Writes what waits; what a lock still holds back then fails (the process is stopping). */
+  #writeLast(): void {
+    this.writeNowInline();
+    if (this.#retry !== undefined) clearTimeout(this.#retry);
+    this.#retry = undefined;
+    const left = this.#pending;
+    this.#pending = [];
+    if (left.length > 0) this.#figures.written(left);
+    for (const w of left)
+      settle(w, { error: "the database stayed locked by another connection", code: "SQLITE_BUSY" });
+    if (this.#room.open()) this.#figures.waitersReleased();
   }
 
   async close(): Promise<void> {
-    this.writeNowInline();
+    this.#writeLast();
+  }
+}
+
+/** Runs `write` with the connection's busy timeout off: a lock fails it at once. */
+function withoutWaiting<T>(db: Database.Database, write: () => T): T {
+  const timeout = db.pragma("busy_timeout", { simple: true }) as number;
+  db.pragma("busy_timeout = 0");
+  try {
+    return write();
+  } finally {
+    db.pragma(`busy_timeout = ${timeout}`);
   }
 }
 
