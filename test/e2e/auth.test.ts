@@ -59,6 +59,41 @@ describe("login: TLS + SCRAM", () => {
     }
   });
 
+  test("an empty, missing or unknown mechanism is invalid-mechanism, with a text that says which (SASL and SASL2)", async () => {
+    const attempts = [
+      {
+        auth: "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism=''>=</auth>",
+        text: "no mechanism named",
+      },
+      { auth: "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>=</auth>", text: "no mechanism named" },
+      {
+        auth: "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-NONE'>=</auth>",
+        text: "mechanism X-NONE is not offered",
+      },
+      {
+        auth: "<authenticate xmlns='urn:xmpp:sasl:2' mechanism=''><initial-response>=</initial-response></authenticate>",
+        text: "no mechanism named",
+      },
+      {
+        auth: "<authenticate xmlns='urn:xmpp:sasl:2'><initial-response>=</initial-response></authenticate>",
+        text: "no mechanism named",
+      },
+    ];
+    for (const { auth, text } of attempts) {
+      const raw = await RawConnection.open(server);
+      try {
+        await raw.openStream(server.domain);
+        await raw.startTls(server.domain);
+        raw.write(auth);
+        const m = await raw.waitFor(/<failure[^>]*>([\s\S]*?)<\/failure>/, `the failure for ${auth}`);
+        assert.match(m[1]!, /<invalid-mechanism[\s/]/, m[0]);
+        assert.equal(/<text[^>]*>([^<]*)<\/text>/.exec(m[1]!)?.[1], text, m[0]);
+      } finally {
+        raw.destroy();
+      }
+    }
+  });
+
   test("@xmpp/client: STARTTLS on the c2s port, SCRAM-SHA-1, resource bound", async () => {
     const alice = await connectJs(server, { ...ALICE, resource: "laptop", mechanism: "SCRAM-SHA-1" });
     try {

@@ -167,7 +167,11 @@ export class SaslNegotiator {
     this.endAttempt();
     this.framing = framing;
     const mech = [...this.mechanisms(), ...extra].find((m) => m.name === mechanism && m.available(this.ctx));
-    if (!mech) return this.fail("invalid-mechanism", `mechanism ${mechanism} is not offered`);
+    if (!mech) {
+      // An empty or missing mechanism attribute names nothing to quote back.
+      const text = mechanism === "" ? "no mechanism named" : `mechanism ${mechanism} is not offered`;
+      return this.fail("invalid-mechanism", text);
+    }
     const initial = decodeSaslData(initialText);
     if (!initial) return this.fail("incorrect-encoding");
     const verdict = svc.loginGuard.begin(conn.remoteAddress);
