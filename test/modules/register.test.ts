@@ -31,6 +31,17 @@ let seq = 0;
 const iq = (type: string, payload?: XmlElement, attrs: Record<string, string> = {}) =>
   x("iq", { type, id: `reg${++seq}`, ...attrs }, payload);
 
+/** A submitted registration form: each field is its name then its values. */
+const dataForm = (...fields: [string, ...string[]][]) =>
+  x(
+    "x",
+    { xmlns: NS_DATA, type: "submit" },
+    x("field", { var: "FORM_TYPE" }, x("value", null, NS_REGISTER)),
+    ...fields.map(([name, ...values]) =>
+      x("field", { var: name }, ...values.map((v) => x("value", null, v))),
+    ),
+  );
+
 /** A stream that has not authenticated yet, from the given address. */
 function anonymous(h: Harness, address = "192.0.2.1"): FakeSession {
   const s = new FakeSession(h);
@@ -101,7 +112,7 @@ describe("registration enabled", () => {
       modules: [register, presenceDelivery] as ModuleDefinition<unknown>[],
       config: {
         allowRegistration: true,
-        modules: { register: { registrationsPerAddress: 3, windowSeconds: 600 } },
+        modules: { register: { registrationsPerAddress: 3, windowSeconds: 600, maxPasswordLength: 20 } },
       },
     });
     h.server.services.hooks.on("account/created", ({ username }) => {
@@ -173,15 +184,34 @@ describe("registration enabled", () => {
       [legacy("ctrl", "bad\u0007password"), "not-acceptable"],
       [query(x("remove")), "unexpected-request"],
       [query(x("username", null, "x"), x("remove")), "bad-request"],
+      [
+        query(x("username", null, "twice"), x("username", null, "other"), x("password", null, "pw")),
+        "bad-request",
+      ],
+      [
+        query(x("username", null, "twice"), x("password", null, "pw"), x("password", null, "pw2")),
+        "bad-request",
+      ],
+      [query(dataForm(["username", "twice"], ["username", "other"], ["password", "pw"])), "bad-request"],
+      [query(dataForm(["username", "twice", "other"], ["password", "pw"])), "bad-request"],
+      [legacy("long", "p".repeat(100_000)), "not-acceptable"],
+      [legacy("long", "\u{1F511}".repeat(21)), "not-acceptable"],
     ];
     for (const [payload, expected] of cases) {
       const reply = (await preAuth(h, anonymous(h, "192.0.2.12"), iq("set", payload)))!;
       assert.equal(condition(reply), expected, payload.toString());
       assert.equal(reply.getChild("query"), undefined, "no payload in errors");
     }
-    for (const name of ["nopass", "onlyname", "ctrl"]) {
+    for (const name of ["nopass", "onlyname", "ctrl", "twice", "other", "long"]) {
       assert.equal(await h.server.services.storage.accounts.exists(name), false, name);
     }
+  });
+
+  test("a password of maxPasswordLength characters is accepted, counted in code points", async () => {
+    const password = "\u{1F511}".repeat(20); // 40 UTF-16 code units
+    const reply = (await preAuth(h, anonymous(h, "192.0.2.14"), iq("set", legacy("longest", password))))!;
+    assert.equal(reply.attrs.type, "result");
+    assert.ok(await passwordMatches(h, "longest", password));
   });
 
   test("malformed IQs are bad requests; responses and other namespaces are left alone", async () => {
@@ -265,6 +295,8 @@ describe("registration enabled", () => {
       [legacy("taken", "stolen"), "forbidden"],
       [legacy("changer", "x"), "forbidden", { to: "taken@example.test" }],
       [legacy("changer", "bad\u0000pw"), "not-acceptable"],
+      [legacy("changer", "p".repeat(21)), "not-acceptable"],
+      [query(x("password", null, "fifth"), x("password", null, "sixth")), "bad-request"],
     ];
     for (const [payload, expected, attrs] of refused) {
       const reply = await s.iq(iq("set", payload, attrs));

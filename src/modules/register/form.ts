@@ -46,12 +46,18 @@ export function readSubmission(query: XmlElement): Submission {
     if (form.attrs.type !== "submit") throw new StanzaError("bad-request", "expected a submitted data form");
     for (const field of form.getChildren("field")) {
       const name = field.attrs.var;
-      if (name !== undefined) fields.set(name, field.getChildText("value") ?? "");
+      if (name === undefined) continue;
+      // Every registration field holds one value: a second one would leave it ambiguous which counts.
+      if (fields.has(name)) throw new StanzaError("bad-request", `field ${name} is given more than once`);
+      if (field.getChildren("value").length > 1)
+        throw new StanzaError("bad-request", `field ${name} has more than one value`);
+      fields.set(name, field.getChildText("value") ?? "");
     }
   } else {
     for (const c of children) {
-      if (c.name !== "instructions" && c.name !== "registered" && c.name !== "remove")
-        fields.set(c.name, c.text());
+      if (c.name === "instructions" || c.name === "registered" || c.name === "remove") continue;
+      if (fields.has(c.name)) throw new StanzaError("bad-request", `<${c.name}/> is given more than once`);
+      fields.set(c.name, c.text());
     }
   }
   return { remove, fields };

@@ -5,7 +5,8 @@
  *   service-unavailable as §3.1 says). Offered as the stream feature
  *   <register xmlns='http://jabber.org/features/iq-register'/> only then. A
  *   stream registers one account at most, and each address a limited number
- *   per time window. Passwords are kept only as SCRAM credentials.
+ *   per time window. Passwords are kept only as SCRAM credentials, and are at
+ *   most `maxPasswordLength` characters (here and at password change).
  * - After authentication: the account's registration (get), password change
  *   (§3.3) and account removal (§3.2: subscriptions are cancelled, the account
  *   and its data deleted, `account/deleted` fired and every session of the
@@ -35,6 +36,8 @@ export default defineModule({
     /** Account creations one IP address may attempt within windowSeconds (0: no limit). */
     registrationsPerAddress: z.number().int().min(0).default(5),
     windowSeconds: z.number().positive().default(3600),
+    /** Longest password accepted at registration and password change, in characters. */
+    maxPasswordLength: z.number().int().min(1).default(256),
     allowPasswordChange: z.boolean().default(true),
     allowRemoval: z.boolean().default(true),
   }),
@@ -74,6 +77,17 @@ export default defineModule({
       }
     };
 
+    /** Refuses a password longer than the bound before any key derivation is spent on it. */
+    const checkPasswordLength = (password: string): void => {
+      // Counted in code points, as a user counts characters; a UTF-16 length would count some twice.
+      if ([...password].length > opts.maxPasswordLength) {
+        throw new StanzaError(
+          "not-acceptable",
+          `the password must have at most ${opts.maxPasswordLength} characters`,
+        );
+      }
+    };
+
     // ---- before authentication: creating an account ----
 
     const register = async (
@@ -100,6 +114,7 @@ export default defineModule({
       const password = submission.fields.get("password") ?? "";
       if (rawUsername === "" || password === "")
         throw new StanzaError("not-acceptable", "username and password are required");
+      checkPasswordLength(password);
       let local: string;
       try {
         local = normalizeLocal(rawUsername);
@@ -186,6 +201,7 @@ export default defineModule({
       const password = fields.get("password") ?? "";
       // §3.3: an empty password never replaces the current one.
       if (password === "") throw new StanzaError("bad-request", "the new password is missing");
+      checkPasswordLength(password);
       if (!(await storage.accounts.setCredentials(username, await credentials(password)))) {
         throw new StanzaError("item-not-found", "the account no longer exists");
       }
