@@ -8,6 +8,8 @@ import type { ModuleDefinition } from "../../src/core/module.js";
 import { type XmlElement, x } from "../../src/core/xml/element.js";
 import { NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_HTTP_UPLOAD } from "../../src/core/xml/namespaces.js";
 import disco from "../../src/modules/disco/index.js";
+import { filenameProblem, shownFilename } from "../../src/modules/upload/filename.js";
+import { contentDisposition } from "../../src/modules/upload/http.js";
 import upload, { type UploadApi } from "../../src/modules/upload/index.js";
 import { errorCondition, type FakeSession, type Harness, startHarness } from "../kit/harness.js";
 
@@ -283,10 +285,26 @@ test("requests outside the limits get the XEP-0363 errors", async () => {
 
   const tooLarge = await a.iq(askSlot({ filename: "big.bin", size: "1001" }));
   assert.deepEqual(uploadError(tooLarge), { condition: "not-acceptable", type: "modify", max: "1000" });
-  for (const filename of ["", "../etc/passwd", "a/b.txt", "..", ".hidden", "a\\b", "x".repeat(256)]) {
+  const badNames = [
+    ...["", "../etc/passwd", "a/b.txt", "..", ".hidden", "a\\b", "x".repeat(256)],
+    // Names that do not show as what they are: "photo\u202Egpj.exe" reads "photoexe.jpg".
+    ...["photo\u202Egpj.exe", "a\u202Ab", "a\u2066b\u2069", "a\u200Fb", "a\u061Cb"],
+    ...["a\tb", "a\u007Fb", "a\u0085b", "a\u009Bb", "a\u2028b", "a\u2029b"],
+  ];
+  for (const filename of badNames) {
     const bad = await a.iq(askSlot({ filename, size: "10" }));
-    assert.deepEqual(uploadError(bad), { condition: "not-acceptable", type: "modify" }, filename);
+    assert.deepEqual(
+      uploadError(bad),
+      { condition: "not-acceptable", type: "modify" },
+      JSON.stringify(filename),
+    );
+    const text = bad.getChild("error")!.getChildText("text", "urn:ietf:params:xml:ns:xmpp-stanzas") ?? "";
+    assert.match(text, /^the file name /, JSON.stringify(filename));
   }
+  // Other scripts, right-to-left ones included, and emoji joined by ZWJ are names like any other
+  // (empty files, so the quota below is not touched).
+  for (const filename of ["très cool.jpg", "\u05E9\u05DC\u05D5\u05DD.txt", "\u{1F469}\u200D\u{1F4BB}.png"])
+    await slotFor(a, filename, 0);
   assert.equal(errorCondition(await a.iq(askSlot({ filename: "a.txt", size: "-1" }))), "bad-request");
   assert.equal(errorCondition(await a.iq(askSlot({ filename: "a.txt" }))), "bad-request");
   assert.equal(
@@ -360,4 +378,18 @@ test("files are removed after the expiry, and the service can be turned off", as
     "remote-server-not-found",
   );
   await c.disconnect();
+});
+
+test("a file stored under a name now refused is offered to browsers without its hidden characters", () => {
+  const name = "photo\u202Egpj.exe";
+  assert.notEqual(filenameProblem(name), undefined);
+  assert.equal(shownFilename(name), "photo_gpj.exe");
+  assert.equal(
+    contentDisposition("application/octet-stream", name),
+    `attachment; filename="photo_gpj.exe"; filename*=UTF-8''photo_gpj.exe`,
+  );
+  assert.equal(
+    contentDisposition("image/png", "très\u0085.png"),
+    `inline; filename="tr_s_.png"; filename*=UTF-8''tr%C3%A8s_.png`,
+  );
 });

@@ -15,6 +15,7 @@ import { stat } from "node:fs/promises";
 import type { FastifyReply } from "fastify";
 import type { HttpPlugin } from "../../http/context.js";
 import { ProblemError, type ProblemType } from "../../http/problem.js";
+import { shownFilename } from "./filename.js";
 import { mediaType, UploadRefused, type UploadStore } from "./store.js";
 
 export const UPLOAD_PATH = "/upload";
@@ -43,10 +44,11 @@ function secretOf(header: string | undefined): string | undefined {
   return m?.[1];
 }
 
-function contentDisposition(type: string, filename: string): string {
+export function contentDisposition(type: string, filename: string): string {
   const kind = INLINE_TYPES.has(mediaType(type)) ? "inline" : "attachment";
-  const ascii = filename.replace(/[^\x20-\x7e]|["\\]/g, "_");
-  return `${kind}; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename)}`;
+  const shown = shownFilename(filename);
+  const ascii = shown.replace(/[^\x20-\x7e]|["\\]/g, "_");
+  return `${kind}; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(shown)}`;
 }
 
 /**

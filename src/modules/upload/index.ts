@@ -17,6 +17,7 @@ import { type XmlElement, x } from "../../core/xml/element.js";
 import { NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_HTTP_UPLOAD } from "../../core/xml/namespaces.js";
 import type { DiscoApi } from "../disco/index.js";
 import { uploadConfigSection } from "./config.js";
+import { filenameProblem } from "./filename.js";
 import { UPLOAD_PATH, uploadHttp } from "./http.js";
 import { type UploadRecord, UploadStore } from "./store.js";
 
@@ -27,17 +28,8 @@ export interface UploadApi {
   removeExpired(): Promise<number>;
 }
 
-const MAX_FILENAME_BYTES = 255;
 /** type/subtype with RFC 9110 token characters, parameters allowed. */
 const CONTENT_TYPE = /^[!#$%&'*+.^_`|~0-9a-z-]+\/[!#$%&'*+.^_`|~0-9a-z-]+(\s*;.*)?$/i;
-
-/** A name that is one plain path segment: no separators, control characters, or dot names. */
-function acceptableFilename(name: string): boolean {
-  if (name === "" || name === "." || name === ".." || name.startsWith(".")) return false;
-  if (Buffer.byteLength(name) > MAX_FILENAME_BYTES) return false;
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
-  return !/[/\\\u0000-\u001f\u007f]/.test(name);
-}
 
 export default defineModule({
   name: "upload",
@@ -82,8 +74,8 @@ export default defineModule({
       const base = publicUrl?.() ?? "";
       if (base === "") throw new StanzaError("service-unavailable", "the HTTP listener is not running");
       const filename = request.attrs.filename ?? "";
-      if (!acceptableFilename(filename))
-        throw new StanzaError("not-acceptable", "the file name is not acceptable", { type: "modify" });
+      const problem = filenameProblem(filename);
+      if (problem !== undefined) throw new StanzaError("not-acceptable", problem, { type: "modify" });
       const sizeText = request.attrs.size ?? "";
       if (!/^\d{1,15}$/.test(sizeText))
         throw new StanzaError("bad-request", "size must be a number of bytes");
