@@ -131,6 +131,20 @@ describe("push notifications (XEP-0357)", () => {
     await s.disconnect();
   });
 
+  test("the account's own JID, bare or full, is not accepted as its push service", async () => {
+    const s = await h.connect("romeo", "phone");
+    for (const jid of [
+      `romeo@${h.domain}`,
+      `romeo@${h.domain}/phone`,
+      `ROMEO@${h.domain.toUpperCase()}/other`,
+    ]) {
+      const reply = await s.iq(x("iq", { type: "set" }, x("enable", { xmlns: NS_PUSH, jid, node: "n" })));
+      assert.equal(errorCondition(reply), "not-acceptable", jid);
+    }
+    assert.equal(await h.server.services.storage.documents("push").get(`romeo@${h.domain}`), undefined);
+    await s.disconnect();
+  });
+
   test("a message to an account with no connection is published with the summary form and the publish options, without the body", async () => {
     const s = await h.connect("juliet", "phone");
     assert.equal((await s.iq(enable("node-1", "s3cret"))).attrs.type, "result");

@@ -105,10 +105,15 @@ export default defineModule({
     ctx.handleIq({ target: "bare", type: "set", xmlns: NS_PUSH }, async (req) => {
       const account = ownAccount(req);
       const el = req.payload;
-      const service = serviceOf(el);
+      const serviceJid = serviceOf(el);
+      const service = serviceJid.toString();
       const node = el.attrs.node ?? "";
       if (node.length > MAX_NODE_CHARS) throw new StanzaError("not-acceptable", "node name too long");
       if (el.name === "enable") {
+        // The server publishes to the service: the account itself as the service would have the
+        // account's own notifications published to it (its PEP), never reaching an app server.
+        if (serviceJid.bareString === account)
+          throw new StanzaError("not-acceptable", "the push service cannot be the account itself");
         const options = publishOptionsOf(el);
         let full = false;
         await change(account, (regs) => {
@@ -276,12 +281,12 @@ export default defineModule({
 });
 
 /** The push service of an <enable/> or <disable/>: its 'jid', required and valid. */
-function serviceOf(el: XmlElement): string {
+function serviceOf(el: XmlElement): Jid {
   const raw = el.attrs.jid;
   if (raw === undefined) throw new StanzaError("bad-request", "the push service 'jid' is required");
   const jid = tryParseJid(raw);
   if (!jid) throw new StanzaError("jid-malformed", "the push service 'jid' is not a valid JID");
-  return jid.toString();
+  return jid;
 }
 
 /** The publish-options form of an <enable/> (XEP-0357 §5), without its FORM_TYPE. */
