@@ -14,7 +14,7 @@ import { openSqliteStorage } from "../../src/storage/sqlite/index.js";
 import { REMOVAL_BATCH_ROWS } from "../../src/storage/sqlite/messages.js";
 import { migrate } from "../../src/storage/sqlite/migrate.js";
 import { MIGRATIONS, type Migration } from "../../src/storage/sqlite/migrations.js";
-import { appendMetrics, flood, sleep } from "./append-backpressure.js";
+import { appendMetrics, type Flood, flood, sleep } from "./append-backpressure.js";
 import { credentials, runStorageConformance } from "./conformance.js";
 
 const dir = mkdtempSync(join(tmpdir(), "switchboard-sqlite-"));
@@ -66,6 +66,62 @@ function archived(i: number) {
   };
 }
 
+/**
+ * Four senders flood their archives (one append per turn each, waiting whenever told to)
+ * while another connection holds the file's write lock; `whileLocked` checks what happens
+ * meanwhile. Then the lock goes, and every append must be written, in order, the queue empty.
+ */
+async function floodUnderLock(
+  opts: { worker: boolean; busyTimeoutMs: number },
+  whileLocked: (c: {
+    f: Flood;
+    names: string[];
+    bound: number;
+    metric: ReturnType<typeof appendMetrics>;
+  }) => Promise<void>,
+): Promise<void> {
+  const path = freshPathWithDir();
+  const maxRows = 10;
+  const storage = await openSqliteStorage({
+    path,
+    archiveWrites: { delayMs: 0, maxRows, worker: opts.worker },
+    busyTimeoutMs: opts.busyTimeoutMs,
+  });
+  const metric = appendMetrics(storage);
+  const blocker = new Database(path);
+  let blocking = false;
+  try {
+    const names = ["alice", "bob", "carol", "dave"];
+    for (const name of names) await storage.accounts.create(name, credentials(1));
+    const mam = storage.messages("mam", { ownedByAccounts: true });
+    blocker.exec("BEGIN IMMEDIATE");
+    blocking = true;
+    const perSender = 150;
+    const f = flood(mam, names, perSender);
+    await whileLocked({ f, names, bound: 2 * maxRows, metric });
+
+    blocker.exec("COMMIT");
+    blocking = false;
+    await f.done;
+    assert.deepEqual(await Promise.all(f.writes), Array(names.length * perSender).fill(true));
+    for (const owner of names) {
+      const { messages } = await mam.query({ owner });
+      assert.deepEqual(
+        messages.map((m) => m.id),
+        f.sent.get(owner),
+        owner,
+      );
+    }
+    assert.equal(metric("switchboard_archive_append_queued_rows", "mam"), 0);
+    assert.equal(metric("switchboard_archive_append_callers_waiting", "mam"), 0);
+    assert.ok(metric("switchboard_archive_append_batches_total", "mam")! > 0);
+  } finally {
+    if (blocking) blocker.exec("ROLLBACK");
+    blocker.close();
+    await storage.close();
+  }
+}
+
 describe("sqlite storage: archive writes on a thread", () => {
   it("keeps appends nobody waited for when the storage is closed", async () => {
     const path = freshPathWithDir();
@@ -92,118 +148,36 @@ describe("sqlite storage: archive writes on a thread", () => {
   });
 
   it("makes appends wait for room while the thread cannot write, then writes them all, in order", async () => {
-    const path = freshPathWithDir();
-    const maxRows = 10;
-    const storage = await openSqliteStorage({
-      path,
-      archiveWrites: { delayMs: 0, maxRows, worker: true },
-      // The thread waits for the lock below rather than giving its rows back.
-      busyTimeoutMs: 30_000,
-    });
-    const metric = appendMetrics(storage);
-    // Another connection holds the write lock: the thread's commits wait, as on a disk that
-    // stalls, while the main thread goes on taking messages.
-    const blocker = new Database(path);
-    let blocking = false;
-    try {
-      const names = ["alice", "bob", "carol", "dave"];
-      for (const name of names) await storage.accounts.create(name, credentials(1));
-      const mam = storage.messages("mam", { ownedByAccounts: true });
-      blocker.exec("BEGIN IMMEDIATE");
-      blocking = true;
-      const perSender = 150;
-      const f = flood(mam, names, perSender);
+    // The thread waits for the lock rather than giving its rows back: its commits wait, as on
+    // a disk that stalls, while the main thread goes on taking messages.
+    await floodUnderLock({ worker: true, busyTimeoutMs: 30_000 }, async ({ f, names, bound, metric }) => {
       await sleep(500);
-      const bound = 2 * maxRows;
       // Each sender makes at most one append past the bound before it is told to wait.
       assert.ok(f.count() <= bound + names.length, `${f.count()} appends made while the thread was held`);
       const queued = metric("switchboard_archive_append_queued_rows", "mam")!;
       assert.ok(queued > 0 && queued <= bound + names.length, `${queued} rows queued`);
       assert.equal(metric("switchboard_archive_append_callers_waiting", "mam"), names.length);
       assert.equal(metric("switchboard_archive_append_waiting", "mam"), undefined, "no such figure here");
-
-      blocker.exec("COMMIT");
-      blocking = false;
-      await f.done;
-      assert.deepEqual(await Promise.all(f.writes), Array(names.length * perSender).fill(true));
-      for (const owner of names) {
-        const { messages } = await mam.query({ owner });
-        assert.deepEqual(
-          messages.map((m) => m.id),
-          f.sent.get(owner),
-          owner,
-        );
-      }
-      assert.equal(metric("switchboard_archive_append_queued_rows", "mam"), 0);
-      assert.equal(metric("switchboard_archive_append_callers_waiting", "mam"), 0);
-      assert.ok(metric("switchboard_archive_append_batches_total", "mam")! > 0);
-    } finally {
-      if (blocking) blocker.exec("ROLLBACK");
-      blocker.close();
-      await storage.close();
-    }
+    });
   });
 
   it("on the main thread, a lock another connection holds neither stops the thread nor loses appends", async () => {
-    const path = freshPathWithDir();
-    const maxRows = 10;
-    const storage = await openSqliteStorage({
-      path,
-      archiveWrites: { delayMs: 0, maxRows, worker: false },
-      busyTimeoutMs: 200,
-    });
-    const metric = appendMetrics(storage);
-    const blocker = new Database(path);
-    let blocking = false;
-    try {
-      const names = ["alice", "bob", "carol", "dave"];
-      for (const name of names) await storage.accounts.create(name, credentials(1));
-      const mam = storage.messages("mam", { ownedByAccounts: true });
-      blocker.exec("BEGIN IMMEDIATE");
-      blocking = true;
+    await floodUnderLock({ worker: false, busyTimeoutMs: 200 }, async ({ f, names, bound, metric }) => {
       // How late a timer of 10 ms fires while the lock is held: the thread's longest stop.
       let worstLagMs = 0;
-      let ticking = true;
-      const tick = async () => {
-        while (ticking) {
-          const t0 = performance.now();
-          await sleep(10);
-          worstLagMs = Math.max(worstLagMs, performance.now() - t0 - 10);
-        }
-      };
-      const ticker = tick();
-      const perSender = 150;
-      const f = flood(mam, names, perSender);
-      await sleep(1500);
-      ticking = false;
-      await ticker;
+      const until = performance.now() + 1500;
+      while (performance.now() < until) {
+        const t0 = performance.now();
+        await sleep(10);
+        worstLagMs = Math.max(worstLagMs, performance.now() - t0 - 10);
+      }
       // One wait of the busy timeout when the lock is first met; the tries after it do not wait.
       assert.ok(worstLagMs < 600, `the main thread stopped for ${worstLagMs.toFixed(0)} ms`);
-      const bound = 2 * maxRows;
       assert.ok(f.count() <= bound + names.length, `${f.count()} appends made while the lock was held`);
       const queued = metric("switchboard_archive_append_queued_rows", "mam")!;
       assert.ok(queued > 0 && queued <= bound + names.length, `${queued} rows kept`);
       assert.equal(metric("switchboard_archive_append_callers_waiting", "mam"), names.length);
-
-      blocker.exec("COMMIT");
-      blocking = false;
-      await f.done;
-      assert.deepEqual(await Promise.all(f.writes), Array(names.length * perSender).fill(true));
-      for (const owner of names) {
-        const { messages } = await mam.query({ owner });
-        assert.deepEqual(
-          messages.map((m) => m.id),
-          f.sent.get(owner),
-          owner,
-        );
-      }
-      assert.equal(metric("switchboard_archive_append_queued_rows", "mam"), 0);
-      assert.equal(metric("switchboard_archive_append_callers_waiting", "mam"), 0);
-    } finally {
-      if (blocking) blocker.exec("ROLLBACK");
-      blocker.close();
-      await storage.close();
-    }
+    });
   });
 
   it("a read sees every append made before it, however long the window", async () => {
