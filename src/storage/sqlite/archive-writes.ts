@@ -18,6 +18,7 @@
 
 import { Worker } from "node:worker_threads";
 import type Database from "better-sqlite3";
+import { errorCode } from "../../core/storage/causes.js";
 import { RoomSignal } from "../../core/storage/room-signal.js";
 import type { AppendQueueFigures } from "../../core/storage/types.js";
 import { UnknownAccountError } from "./errors.js";
@@ -70,16 +71,11 @@ const insertStatements = new WeakMap<
   Map<MessageTable, Database.Statement<unknown[], unknown>>
 >();
 
-const errorCodeOf = (error: unknown): string | undefined => {
-  const code = (error as { code?: unknown }).code;
-  return typeof code === "string" ? code : undefined;
-};
-
 /** Another connection holds the lock: every row waits for the next try, none is written. */
 const isBusy = (code: string | undefined): boolean => code === "SQLITE_BUSY" || code === "SQLITE_LOCKED";
 
 function failure(error: unknown): AppendOutcome {
-  const code = errorCodeOf(error);
+  const code = errorCode(error);
   return { error: (error as Error).message, ...(code !== undefined ? { code } : {}) };
 }
 
@@ -114,14 +110,14 @@ export function writeAppends(db: Database.Database, appends: readonly PendingApp
   try {
     return db.transaction(() => appends.map((a): AppendOutcome => (insert(a) ? "written" : "duplicate")))();
   } catch (error) {
-    if (isBusy(errorCodeOf(error))) return appends.map(() => failure(error));
+    if (isBusy(errorCode(error))) return appends.map(() => failure(error));
     let busy: AppendOutcome | undefined;
     return appends.map((a): AppendOutcome => {
       if (busy) return busy;
       try {
         return insert(a) ? "written" : "duplicate";
       } catch (error) {
-        const code = errorCodeOf(error);
+        const code = errorCode(error);
         if (code === "SQLITE_CONSTRAINT_FOREIGNKEY") return "unknown-account";
         if (isBusy(code)) busy = failure(error);
         return failure(error);
