@@ -16,12 +16,14 @@ export class StorageUnavailableError extends Error {
 /** SQLite's code for a database another process kept locked past the busy timeout. */
 const UNAVAILABLE_CODES: ReadonlySet<string> = new Set(["SQLITE_BUSY"]);
 
+/** Whether a driver's error code says the storage cannot be reached now (e.g. a lock held). */
+export function isUnavailableCode(code: string | undefined): boolean {
+  return code !== undefined && UNAVAILABLE_CODES.has(code);
+}
+
 /** Whether an error (or an error it was caused by) says the storage cannot be reached now. */
 export function isStorageUnavailable(err: unknown): boolean {
-  return hasCause(
-    err,
-    (e) => e instanceof StorageUnavailableError || UNAVAILABLE_CODES.has(errorCode(e) ?? ""),
-  );
+  return hasCause(err, (e) => e instanceof StorageUnavailableError || isUnavailableCode(errorCode(e)));
 }
 
 /** The answer to a stanza whose handling needed a storage that cannot be reached now. */

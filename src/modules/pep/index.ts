@@ -146,12 +146,21 @@ export default defineModule({
         disco.addItems("account", async ({ from, to }) => {
           const account = accountOf(to);
           if (!account) return [];
+          const names = (await nodes.names(account)).sort();
+          const stored = await Promise.all(names.map((name) => nodes.get(account, name)));
+          // Access depends on the node's model alone here: one check (a roster read) per model.
+          const byModel = new Map<NodeConfig["accessModel"], Promise<boolean>>();
+          const readable = (config: NodeConfig): Promise<boolean> => {
+            let allowed = byModel.get(config.accessModel);
+            if (!allowed) {
+              allowed = mayAccess(to, config, from);
+              byModel.set(config.accessModel, allowed);
+            }
+            return allowed;
+          };
           const listed: DiscoItem[] = [];
-          for (const name of (await nodes.names(account)).sort()) {
-            const node = await nodes.get(account, name);
-            if (node && (await mayAccess(to, node.config, from)))
-              listed.push({ jid: to.bareString, node: name });
-          }
+          for (const [i, node] of stored.entries())
+            if (node && (await readable(node.config))) listed.push({ jid: to.bareString, node: names[i]! });
           return listed;
         }),
       );

@@ -21,6 +21,7 @@ import type Database from "better-sqlite3";
 import { errorCode } from "../../core/storage/causes.js";
 import { RoomSignal } from "../../core/storage/room-signal.js";
 import type { AppendQueueFigures } from "../../core/storage/types.js";
+import { isUnavailableCode } from "../../core/storage/unavailable.js";
 import { UnknownAccountError } from "./errors.js";
 
 /** The message tables: accounts' archives (deleted with them) and free owners' (rooms). */
@@ -71,8 +72,8 @@ const insertStatements = new WeakMap<
   Map<MessageTable, Database.Statement<unknown[], unknown>>
 >();
 
-/** Another connection holds the lock: every row waits for the next try, none is written. */
-const isBusy = (code: string | undefined): boolean => code === "SQLITE_BUSY" || code === "SQLITE_LOCKED";
+/** Another connection holds the lock (the core's "unavailable" codes): the rows can be tried again. */
+const isBusy = isUnavailableCode;
 
 function failure(error: unknown): AppendOutcome {
   const code = errorCode(error);
