@@ -1,15 +1,18 @@
 /**
- * `cluster status`: the nodes of a cluster with their sessions, read from its NATS buckets,
- * and the health of NATS and of the storage the command was given. Defined once, offered by
- * the CLI, the HTTP API and the console like every command.
+ * `cluster status`: the nodes of a cluster with their figures (sessions, messages per
+ * minute), as each node's heartbeat in the nodes bucket carries them, what the other buckets
+ * hold of nodes that are gone, and the health of NATS and of the storage the command was
+ * given. Defined once, offered by the CLI, the HTTP API and the console like every command;
+ * the console's dashboard shows the cluster's figures from it (`quick`: the heartbeats only).
  */
 import { Kvm } from "@nats-io/kv";
 import { type NatsConnection, headers as natsHeaders, RequestError } from "@nats-io/transport-node";
 import { z } from "zod";
 import { auditCommand } from "../commands/audit.js";
+import { flagInput } from "../commands/input.js";
 import { CommandError, defineCommand } from "../core/commands.js";
 import { decodeJson, encodeJson, type NodeInfo, type SessionEntry } from "./entry.js";
-import { clusterNames, connectNats, type DrainReport } from "./node.js";
+import { clusterNames, connectNats, type DrainReport, heartbeatInterval } from "./node.js";
 import type { OwnerClaim } from "./owners.js";
 
 export interface ClusterStatus {
@@ -18,9 +21,14 @@ export interface ClusterStatus {
   storage: { backend: string; ok: boolean; error?: string; ms?: number };
   nodes: {
     name: string;
+    /** Its bound sessions, as its last heartbeat said. */
     sessions: number;
+    /** Messages its clients sent in the last minute, as its last heartbeat said; absent until measured. */
+    messagesPerMinute?: number;
     /** Milliseconds since its last heartbeat, by this machine's clock. */
     heartbeatAgeMs: number;
+    /** It missed two heartbeats: its figures are its last, it may be dying (gone after the node timeout). */
+    answering: boolean;
     startedAt: string;
     pid: number;
     domain: string;
@@ -28,14 +36,17 @@ export interface ClusterStatus {
     advertise?: string;
     /** Draining: taking no new connections, about to leave. */
     draining: boolean;
-    /** What it owns, by kind (`muc`: group chat rooms). */
-    owns: Record<string, number>;
+    /** What it owns, by kind (`muc`: group chat rooms); absent with `quick`. */
+    owns?: Record<string, number>;
   }[];
+  /** The nodes' sessions together. */
   sessions: number;
-  /** Entries of nodes that are not alive (removed by the live nodes within the node timeout). */
-  staleSessions: number;
-  /** Claims of nodes that are gone (or restarted): a live node takes each over when it is next used. */
-  orphanedClaims: number;
+  /** The nodes' messages per minute together (of those that measured it). */
+  messagesPerMinute: number;
+  /** Directory entries of nodes that are not alive (removed by the live nodes within the node timeout); absent with `quick`. */
+  staleSessions?: number;
+  /** Claims of nodes that are gone (or restarted): a live node takes each over when it is next used; absent with `quick`. */
+  orphanedClaims?: number;
 }
 
 const clusterStatusOutput: z.ZodType<ClusterStatus> = z.object({
@@ -57,11 +68,23 @@ const clusterStatusOutput: z.ZodType<ClusterStatus> = z.object({
     .array(
       z.object({
         name: z.string().describe("the node's name"),
-        sessions: z.number().int().min(0).describe("its sessions in the cluster's session directory"),
+        sessions: z.number().int().min(0).describe("its bound sessions, as its last heartbeat said"),
+        messagesPerMinute: z
+          .number()
+          .min(0)
+          .optional()
+          .describe(
+            "messages its clients sent in the last minute, as its last heartbeat said; absent until measured",
+          ),
         heartbeatAgeMs: z
           .number()
           .min(0)
           .describe("milliseconds since its last heartbeat, by this machine's clock"),
+        answering: z
+          .boolean()
+          .describe(
+            "false when it missed two heartbeats: its figures are its last, and it leaves the cluster if it stays silent for the node timeout",
+          ),
         startedAt: z.string().describe("when the node started, ISO 8601 (UTC)"),
         pid: z.number().int(),
         domain: z.string().describe("the domain it serves"),
@@ -69,36 +92,59 @@ const clusterStatusOutput: z.ZodType<ClusterStatus> = z.object({
         draining: z.boolean().describe("taking no new connections, about to leave (`cluster drain`)"),
         owns: z
           .record(z.string(), z.number().int().min(0))
-          .describe("what the node owns, by kind (muc: group chat rooms), from the cluster's owners bucket"),
+          .optional()
+          .describe(
+            "what the node owns, by kind (muc: group chat rooms), from the cluster's owners bucket; absent with quick",
+          ),
       }),
     )
     .describe("the nodes with a live heartbeat entry, by name"),
   sessions: z.number().int().min(0).describe("sessions of those nodes"),
+  messagesPerMinute: z
+    .number()
+    .min(0)
+    .describe("messages per minute of those nodes together (of those that measured it)"),
   staleSessions: z
     .number()
     .int()
     .min(0)
-    .describe("entries of nodes that are gone, which the live nodes remove within the node timeout"),
+    .optional()
+    .describe(
+      "directory entries of nodes that are gone, which the live nodes remove within the node timeout; absent with quick",
+    ),
   orphanedClaims: z
     .number()
     .int()
     .min(0)
+    .optional()
     .describe(
-      "ownership claims of nodes that are gone or restarted; a live node takes each over when it is next used",
+      "ownership claims of nodes that are gone or restarted; a live node takes each over when it is next used; absent with quick",
     ),
 });
+
+const perMinute = (n: number) => `${Math.round(n)} message${Math.round(n) === 1 ? "" : "s"}/min`;
 
 const ms = (n: number) => (n < 1000 ? `${Math.round(n)} ms` : `${(n / 1000).toFixed(1)} s`);
 
 export const clusterStatusCommand = defineCommand({
   name: ["cluster", "status"],
-  description: "The cluster's nodes and their sessions, with the health of NATS and of the storage",
-  args: [{ name: "cluster", description: "the cluster's NATS URL (default: cluster.url)" }],
+  description:
+    "The cluster's nodes with their sessions and messages per minute, with the health of NATS and of the storage",
+  args: [
+    { name: "cluster", description: "the cluster's NATS URL (default: cluster.url)" },
+    {
+      name: "quick",
+      description:
+        "the nodes' heartbeats only (their figures), without counting the entries and claims of nodes that are gone, which reads every entry",
+      flag: true,
+    },
+  ],
   input: z.object({
     cluster: z
       .string()
       .regex(/^nats:\/\//, "expected nats://host:port")
       .optional(),
+    quick: flagInput,
   }),
   output: clusterStatusOutput,
   mutates: false,
@@ -113,8 +159,8 @@ export const clusterStatusCommand = defineCommand({
       storage: { backend: ctx.config.storage.backend, ok: false },
       nodes: [],
       sessions: 0,
-      staleSessions: 0,
-      orphanedClaims: 0,
+      messagesPerMinute: 0,
+      ...(input.quick ? {} : { staleSessions: 0, orphanedClaims: 0 }),
     };
 
     const t0 = performance.now();
@@ -132,7 +178,10 @@ export const clusterStatusCommand = defineCommand({
       status.nats.rttMs = await nc.rtt();
       status.nats.ok = true;
       if (nc.info?.version) status.nats.server = nc.info.version;
-      await readBuckets(nc, prefix, status);
+      await readBuckets(nc, prefix, status, {
+        quick: input.quick,
+        heartbeatMs: heartbeatInterval(ctx.config.cluster.nodeTimeoutSeconds),
+      });
     } catch (err) {
       status.nats.error = (err as Error).message;
     } finally {
@@ -149,14 +198,20 @@ export const clusterStatusCommand = defineCommand({
     ].join(", ");
     const lines = [
       `cluster ${prefix} at ${url}: ${health}`,
-      `${status.nodes.length} node${status.nodes.length === 1 ? "" : "s"}, ${status.sessions} session${status.sessions === 1 ? "" : "s"}` +
-        (status.staleSessions > 0 ? ` (and ${status.staleSessions} of nodes gone, being removed)` : "") +
-        (status.orphanedClaims > 0
+      `${status.nodes.length} node${status.nodes.length === 1 ? "" : "s"}, ${status.sessions} session${status.sessions === 1 ? "" : "s"}, ${perMinute(status.messagesPerMinute)}` +
+        ((status.staleSessions ?? 0) > 0
+          ? ` (and ${status.staleSessions} sessions of nodes gone, being removed)`
+          : "") +
+        ((status.orphanedClaims ?? 0) > 0
           ? `; ${status.orphanedClaims} claim${status.orphanedClaims === 1 ? "" : "s"} of nodes gone, taken over when next used`
           : ""),
       ...status.nodes.map(
         (n) =>
-          `  ${n.name}  ${n.sessions} session${n.sessions === 1 ? "" : "s"}${ownsText(n.owns)}  heartbeat ${ms(n.heartbeatAgeMs)} ago  since ${n.startedAt}  pid ${n.pid}` +
+          `  ${n.name}  ${n.sessions} session${n.sessions === 1 ? "" : "s"}` +
+          (n.messagesPerMinute !== undefined ? `  ${perMinute(n.messagesPerMinute)}` : "") +
+          `${ownsText(n.owns ?? {})}  heartbeat ${ms(n.heartbeatAgeMs)} ago` +
+          (n.answering ? "" : " (NOT ANSWERING)") +
+          `  since ${n.startedAt}  pid ${n.pid}` +
           (n.advertise !== undefined ? `  clients at ${n.advertise}` : "") +
           (n.draining ? "  DRAINING" : ""),
       ),
@@ -187,21 +242,21 @@ async function distinctKeys(kv: { keys(): Promise<AsyncIterable<string>> }): Pro
   return keys;
 }
 
-async function readBuckets(nc: NatsConnection, prefix: string, status: ClusterStatus): Promise<void> {
+/** A node whose last heartbeat is older than this many of its intervals missed two: it is not answering. */
+const LATE_AFTER_BEATS = 3;
+
+async function readBuckets(
+  nc: NatsConnection,
+  prefix: string,
+  status: ClusterStatus,
+  opts: { quick: boolean; heartbeatMs: number },
+): Promise<void> {
   const names = clusterNames(prefix);
   const kvm = new Kvm(nc);
   const exists = new Set<string>();
   for await (const b of kvm.list()) exists.add(b.bucket);
-  const counts = new Map<string, number>();
+  // The nodes and their figures: each node's own heartbeat.
   const incarnations = new Map<string, string>();
-  if (exists.has(names.sessionsBucket)) {
-    const kv = await kvm.open(names.sessionsBucket);
-    for (const key of await distinctKeys(kv)) {
-      const e = await kv.get(key);
-      const entry = e?.operation === "PUT" ? decodeJson<SessionEntry>(e.value) : undefined;
-      if (entry) counts.set(entry.node, (counts.get(entry.node) ?? 0) + 1);
-    }
-  }
   if (exists.has(names.nodesBucket)) {
     const kv = await kvm.open(names.nodesBucket);
     const now = Date.now();
@@ -209,42 +264,58 @@ async function readBuckets(nc: NatsConnection, prefix: string, status: ClusterSt
       const e = await kv.get(key);
       const info = e?.operation === "PUT" ? decodeJson<NodeInfo>(e.value) : undefined;
       if (!info) continue;
+      const age = Math.max(0, now - info.at);
       status.nodes.push({
         name: info.node,
-        sessions: counts.get(info.node) ?? 0,
-        heartbeatAgeMs: Math.max(0, now - info.at),
+        sessions: info.sessions,
+        ...(info.messagesPerMinute !== undefined ? { messagesPerMinute: info.messagesPerMinute } : {}),
+        heartbeatAgeMs: age,
+        answering: age <= LATE_AFTER_BEATS * (info.heartbeatMs ?? opts.heartbeatMs),
         startedAt: new Date(info.startedAt).toISOString(),
         pid: info.pid,
         domain: info.domain,
         ...(info.advertise !== undefined ? { advertise: info.advertise } : {}),
         draining: info.draining === true,
-        owns: {},
+        ...(opts.quick ? {} : { owns: {} }),
       });
       incarnations.set(info.node, info.inc);
     }
   }
+  status.nodes.sort((a, b) => a.name.localeCompare(b.name));
+  status.sessions = status.nodes.reduce((n, node) => n + node.sessions, 0);
+  status.messagesPerMinute =
+    Math.round(status.nodes.reduce((n, node) => n + (node.messagesPerMinute ?? 0), 0) * 10) / 10;
+  if (opts.quick) return;
+
+  // What the other buckets still hold of nodes that are gone: every entry is read.
+  if (exists.has(names.sessionsBucket)) {
+    const kv = await kvm.open(names.sessionsBucket);
+    let stale = 0;
+    for (const key of await distinctKeys(kv)) {
+      const e = await kv.get(key);
+      const entry = e?.operation === "PUT" ? decodeJson<SessionEntry>(e.value) : undefined;
+      if (entry && !incarnations.has(entry.node)) stale++;
+    }
+    status.staleSessions = stale;
+  }
   if (exists.has(names.ownersBucket)) {
     const kv = await kvm.open(names.ownersBucket);
     const byName = new Map(status.nodes.map((n) => [n.name, n]));
+    let orphaned = 0;
     for (const key of await distinctKeys(kv)) {
       const e = await kv.get(key);
       const claim = e?.operation === "PUT" ? decodeJson<OwnerClaim>(e.value) : undefined;
       if (!claim) continue;
       const node = byName.get(claim.node);
       // A claim made by an earlier run of a node that has since restarted is not its own.
-      if (!node || incarnations.get(claim.node) !== claim.inc) {
-        status.orphanedClaims++;
+      if (!node?.owns || incarnations.get(claim.node) !== claim.inc) {
+        orphaned++;
         continue;
       }
       const kind = key.slice(0, key.indexOf("."));
       node.owns[kind] = (node.owns[kind] ?? 0) + 1;
     }
-  }
-  status.nodes.sort((a, b) => a.name.localeCompare(b.name));
-  const live = new Set(status.nodes.map((n) => n.name));
-  for (const [node, n] of counts) {
-    if (live.has(node)) status.sessions += n;
-    else status.staleSessions += n;
+    status.orphanedClaims = orphaned;
   }
 }
 

@@ -52,7 +52,12 @@ export interface NodeInfo {
   inc: string;
   startedAt: number;
   at: number;
+  /** How often it beats (ms): a reader tells a late heartbeat by it. Absent from older nodes. */
+  heartbeatMs?: number;
+  /** Its bound sessions. */
   sessions: number;
+  /** Messages its clients sent in the last minute; absent until measured. */
+  messagesPerMinute?: number;
   pid: number;
   domain: string;
   /** Where clients reach the node (host:port). */

@@ -27,8 +27,9 @@ import { ConfigError } from "../core/config.js";
 import { StreamError, type StreamErrorCondition } from "../core/errors.js";
 import { tryParseJid } from "../core/jid.js";
 import type { LoginGuard, LoginOutcome } from "../core/login-guard.js";
+import { MessageRate } from "../core/message-rate.js";
 import type { MetricRegistry } from "../core/metrics.js";
-import type { NodeBus, NodeMessage } from "../core/nodes.js";
+import type { NodeBus, NodeMessage, TakeoverHandler } from "../core/nodes.js";
 import type { Router } from "../core/router.js";
 import type { XmlElement } from "../core/xml/element.js";
 import { parseElement } from "../core/xml/fragment.js";
@@ -61,6 +62,11 @@ export function clusterNames(prefix: string): ClusterNames {
 export function clusterBuckets(prefix: string): string[] {
   const names = clusterNames(prefix);
   return [names.sessionsBucket, names.nodesBucket, names.ownersBucket];
+}
+
+/** How often a node with this node timeout writes its heartbeat: four times per timeout. */
+export function heartbeatInterval(nodeTimeoutSeconds: number): number {
+  return Math.max(200, Math.floor((nodeTimeoutSeconds * 1000) / 4));
 }
 
 /** Connects to the cluster's NATS servers (a comma-separated list of nats:// URLs). */
@@ -156,6 +162,7 @@ export class ClusterNode implements ClusterLink, NodeBus, Liveness {
   /** Entries of nodes not heard from since this instant (start, reconnection) are kept a node timeout. */
   private graceFrom = Date.now();
   private lastHeartbeat = 0;
+  private messageRate: MessageRate | undefined;
   private readonly redelivered = new WeakSet<XmlElement>();
   private stopped = false;
   private nodesWatch: { stop(): void } | undefined;
@@ -175,12 +182,12 @@ export class ClusterNode implements ClusterLink, NodeBus, Liveness {
     this.node = node;
     this.names = clusterNames(opts.config.prefix);
     this.timeoutMs = opts.config.nodeTimeoutSeconds * 1000;
-    this.heartbeatMs = Math.max(200, Math.floor(this.timeoutMs / 4));
+    this.heartbeatMs = heartbeatInterval(opts.config.nodeTimeoutSeconds);
     this.deliveryTimeoutMs = opts.config.deliveryTimeoutSeconds * 1000;
     this.log = opts.log.child({ part: "cluster", node });
     this.directory = new ClusterSessionDirectory(opts.domain, opts.maxResourcesPerAccount);
     this.directory.connect(this);
-    this.owners = new OwnerRegistry(ownersKv, this);
+    this.owners = new OwnerRegistry(ownersKv, this, (err, what) => this.onError(err, what));
   }
 
   /** Connects to NATS and opens the buckets; `start` then takes part in the cluster. */
@@ -214,8 +221,19 @@ export class ClusterNode implements ClusterLink, NodeBus, Liveness {
     return [this.node, ...this.lastSeen.keys()].sort();
   }
 
-  async start(router: Router, metrics: MetricRegistry): Promise<void> {
+  /**
+   * Takes part in the cluster. `messagesReceived` is the server's count of messages from its
+   * clients: the heartbeat carries their rate, so any node's `cluster status` and console
+   * show every node's.
+   */
+  async start(router: Router, metrics: MetricRegistry, messagesReceived?: () => number): Promise<void> {
     this.router = router;
+    if (messagesReceived) {
+      const rate = new MessageRate(messagesReceived, () => Date.now());
+      rate.start();
+      this.messageRate = rate;
+      this.cleanups.push(() => rate.stop());
+    }
     this.cleanups.push(router.relayResponses(this.node, (node, reply) => this.relayResponse(node, reply)));
     await this.refuseDuplicateName();
     this.nc.subscribe(this.names.directorySubject, {
@@ -235,6 +253,10 @@ export class ClusterNode implements ClusterLink, NodeBus, Liveness {
     await this.heartbeat();
     await this.watchNodes();
     await this.loadSnapshot();
+    // What this node's previous run owned when it was killed: settled now, not when next used.
+    this.owners
+      .releaseClaims((claim) => claim.node === this.node && claim.inc !== this.inc)
+      .catch((err) => this.onError(err, "settling the claims of this node's previous run"));
     this.every(this.heartbeatMs, () => this.heartbeat());
     this.every(Math.max(100, Math.floor(this.heartbeatMs / 2)), () => this.checkNodes());
     this.watchConnection();
@@ -291,12 +313,15 @@ export class ClusterNode implements ClusterLink, NodeBus, Liveness {
 
   private async heartbeat(): Promise<void> {
     if (this.stopped) return;
+    const perMinute = this.messageRate?.perMinute();
     const info: NodeInfo = {
       node: this.node,
       inc: this.inc,
       startedAt: this.startedAt,
       at: Date.now(),
+      heartbeatMs: this.heartbeatMs,
       sessions: this.directory.count,
+      ...(perMinute !== undefined ? { messagesPerMinute: Math.round(perMinute * 10) / 10 } : {}),
       pid: process.pid,
       domain: this.opts.domain,
       advertise: this.opts.advertise,
@@ -362,8 +387,8 @@ export class ClusterNode implements ClusterLink, NodeBus, Liveness {
     if (dead && this.liveNodes()[0] === this.node) {
       this.deleteEntriesOf(node).catch((err) => this.onError(err, "removing a dead node's sessions"));
       this.owners
-        .deleteClaimsOf(node, () => !this.lastSeen.has(node))
-        .catch((err) => this.onError(err, "removing a dead node's claims"));
+        .releaseClaims((claim) => claim.node === node && !this.lastSeen.has(node))
+        .catch((err) => this.onError(err, "settling a dead node's claims"));
     }
     // A node NATS found no listener for may be back in a moment; the others have left.
     if (why === "unreachable") return;
@@ -755,6 +780,10 @@ export class ClusterNode implements ClusterLink, NodeBus, Liveness {
   onOwnershipLost(listener: (scope: string, name: string) => void): () => void {
     this.lostListeners.add(listener);
     return () => this.lostListeners.delete(listener);
+  }
+
+  onTakeover(scope: string, handler: TakeoverHandler): () => void {
+    return this.owners.onTakeover(scope, handler);
   }
 
   // ---- Liveness, for the owners' registry

@@ -11,8 +11,13 @@
  *   names with it, so the next stanza reads the bucket again and takes the name over.
  * - A node cut off from NATS may have had its names taken over meanwhile: `verify` reads its
  *   claims again and reports those it lost.
+ * - A node taking a name over from a gone owner first lets the scope's module settle what the
+ *   owner left (a temporary room's archive), before it serves the name. The first live node
+ *   settles a dead node's claims: those the scope's module inherits it takes over at once,
+ *   the others it deletes, for the next node that needs them.
  */
 import type { KV } from "@nats-io/kv";
+import type { TakeoverHandler } from "../core/nodes.js";
 import { decodeJson, encodeJson } from "./entry.js";
 
 /** A claim as stored. */
@@ -46,11 +51,21 @@ export class OwnerRegistry {
   private readonly known = new Map<string, { claim: OwnerClaim; revision: number }>();
   private readonly pending = new Map<string, Promise<string>>();
   readonly stats = { claimed: 0, takenOver: 0 };
+  private readonly takeovers = new Map<string, TakeoverHandler>();
 
   constructor(
     private readonly kv: KV,
     private readonly nodes: Liveness,
+    private readonly onError: (err: unknown, what: string) => void = () => undefined,
   ) {}
+
+  /** Sets what this node does with the names of `scope` it takes over from a gone owner. */
+  onTakeover(scope: string, handler: TakeoverHandler): () => void {
+    this.takeovers.set(scope, handler);
+    return () => {
+      if (this.takeovers.get(scope) === handler) this.takeovers.delete(scope);
+    };
+  }
 
   /** The owner of `name` when this node knows it without asking (itself, or a node it knows alive). */
   ownerNow(scope: string, name: string): string | undefined {
@@ -95,8 +110,11 @@ export class OwnerRegistry {
         }
         // Its owner is gone (dead, stopped, or this node's own previous run): taken over.
         const revision = await this.kv.update(key, encodeJson(mine), e.revision);
-        this.known.set(key, { claim: mine, revision });
         this.stats.takenOver++;
+        // Until it is known here, this node's stanzas for the name wait (pending); the other
+        // nodes' come to this node, and wait too.
+        await this.settle(key);
+        this.known.set(key, { claim: mine, revision });
         return mine.node;
       } catch (err) {
         if (!isWrongSequence(err)) throw err;
@@ -172,14 +190,38 @@ export class OwnerRegistry {
     return out;
   }
 
-  /** Deletes the claims of a dead node from the bucket (read there: other nodes may have taken some over). */
-  async deleteClaimsOf(node: string, stillDead: () => boolean): Promise<void> {
+  /** What the scope's module does with a name taken over from a gone owner. */
+  private async settle(key: string): Promise<void> {
+    const [scope, name] = splitKey(key);
+    const handler = this.takeovers.get(scope!);
+    if (!handler) return;
+    try {
+      await handler.takenOver(name!);
+    } catch (err) {
+      this.onError(err, `settling ${scope} ${name} after its owner left`);
+    }
+  }
+
+  /**
+   * Settles the claims of owners that are gone (`gone`: a dead node's, this node's previous
+   * run's), as the bucket holds them (other nodes may have taken some over): a name the
+   * scope's module inherits is taken over by this node now; the other claims are deleted, for
+   * the next node that needs them.
+   */
+  async releaseClaims(gone: (claim: OwnerClaim) => boolean): Promise<void> {
     const keys: string[] = [];
     for await (const k of await this.kv.keys()) keys.push(k);
     for (const key of keys) {
       const e = await this.kv.get(key);
       if (e?.operation !== "PUT") continue;
-      if (decodeJson<OwnerClaim>(e.value)?.node !== node || !stillDead()) continue;
+      const claim = decodeJson<OwnerClaim>(e.value);
+      if (!claim || !gone(claim)) continue;
+      const [scope, name] = splitKey(key);
+      const handler = this.takeovers.get(scope!);
+      if (handler && (await handler.inherit(name!))) {
+        await this.owner(scope!, name!).catch((err) => this.onError(err, `taking ${scope} ${name} over`));
+        continue;
+      }
       await this.kv.delete(key, { previousSeq: e.revision }).catch((err) => {
         if (!isWrongSequence(err)) throw err;
       });

@@ -10,6 +10,21 @@
 /** JSON values: what a request and its answer may carry. */
 export type NodeMessage = null | boolean | number | string | NodeMessage[] | { [key: string]: NodeMessage };
 
+/** What a module does with the names of its scope that a node which is gone owned. */
+export interface TakeoverHandler {
+  /**
+   * This node has just taken `name` over from a node that is gone (died, or stopped or
+   * restarted without giving it up), and serves nothing of it yet: stanzas for it wait until
+   * this resolves. Errors are logged; the name is this node's anyway.
+   */
+  takenOver(name: string): Promise<void>;
+  /**
+   * On the node that settles the claims of a node that died: whether to take `name` over at
+   * once (then `takenOver` runs) rather than free it for the next node that needs it.
+   */
+  inherit(name: string): Promise<boolean>;
+}
+
 export interface NodeBus {
   /** This node's name. */
   readonly node: string;
@@ -40,4 +55,6 @@ export interface NodeBus {
    * was cut off from the cluster long enough to be taken for dead. Returns the removal.
    */
   onOwnershipLost(listener: (scope: string, name: string) => void): () => void;
+  /** Sets what this node does with the names of `scope` it takes over from a node that is gone; returns the removal. */
+  onTakeover(scope: string, handler: TakeoverHandler): () => void;
 }

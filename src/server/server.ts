@@ -152,7 +152,7 @@ export class SwitchboardServer {
     let addresses: ListeningAddresses;
     try {
       await modules.loadAll(opts.modules, config.disabledModules);
-      await cluster?.start(services.router, services.metrics);
+      await cluster?.start(services.router, services.metrics, () => services.counters.stanzasIn.message);
       cluster?.shareLogins(services.loginGuard);
       cluster?.onDrain(async (error) => {
         // No new connections on any transport; the listeners close once their connections are gone.

@@ -60,6 +60,7 @@ class Bus {
       },
       onNodeGone: () => () => undefined,
       onOwnershipLost: () => () => undefined,
+      onTakeover: () => () => undefined,
     };
   }
 }

@@ -2,7 +2,9 @@
  * The dashboard: sessions now, messages per minute, the supported share, the policy in
  * force, sessions by app and version (refreshed by htmx every 10 s), adoption over time
  * (Chart.js), and what enforcement would cut off if it started now. Figures come from the
- * `stats clients` command, the same report the CLI prints.
+ * `stats clients` command, the same report the CLI prints; in a cluster, sessions and
+ * messages per minute are the cluster's, with a row per node (`cluster status`, see
+ * cluster-figures.ts).
  */
 
 import type { FastifyInstance, FastifyRequest } from "fastify";
@@ -12,6 +14,7 @@ import { badge, emptyState, instant, percent, table } from "../assets/components
 import { sendFragment } from "../assets/respond.js";
 import { html, type SafeHtml } from "../html.js";
 import type { AdoptionHistory, AdoptionPoint } from "./adoption.js";
+import { type ClusterFigures, clusterFigures, nodesSection } from "./cluster-figures.js";
 import { CONSOLE, type ConsoleEnv, route } from "./env.js";
 import { noRelayWarning } from "./mail.js";
 
@@ -24,15 +27,27 @@ const clientLabel = (clientId: string | null, version: string | null) =>
 const statusBadge = (status: string) =>
   badge(status, status === "verified" ? "ok" : status === "unverified" ? "warn" : "info");
 
-function livePanel(report: ClientStatsReport, messagesPerMinute: number | undefined): SafeHtml {
+function livePanel(
+  report: ClientStatsReport,
+  messagesPerMinute: number | undefined,
+  cluster: ClusterFigures,
+): SafeHtml {
   const live = report.live;
   const next = report.policy.nextStage;
+  const whole = cluster && "status" in cluster ? cluster.status : undefined;
+  const sessions = whole ? whole.sessions : live?.sessions;
+  const online = live ? `${count(live.accounts, "account")} online` : undefined;
+  const perMinute = whole ? whole.messagesPerMinute : messagesPerMinute;
   const cards = html`<div class="cards">
-    <div class="card"><h2>Sessions now</h2><p class="figure" data-testid="sessions-now">${live ? live.sessions : "—"}</p>
-      <p class="muted">${live ? `${count(live.accounts, "account")} online` : "no live figures: is the server running?"}</p></div>
+    <div class="card"><h2>Sessions now</h2><p class="figure" data-testid="sessions-now">${sessions ?? "—"}</p>
+      <p class="muted">${
+        whole
+          ? [online, `on ${count(whole.nodes.length, "node")}`].filter((t) => t !== undefined).join(" ")
+          : (online ?? "no live figures: is the server running?")
+      }</p></div>
     <div class="card"><h2>Messages per minute</h2><p class="figure" data-testid="messages-per-minute">${
-      messagesPerMinute === undefined ? "—" : Math.round(messagesPerMinute)
-    }</p><p class="muted">messages routed, last minute</p></div>
+      perMinute === undefined ? "—" : Math.round(perMinute)
+    }</p><p class="muted">${whole ? "messages from clients, last minute, all nodes" : cluster ? "messages from clients, last minute, this node only" : "messages routed, last minute"}</p></div>
     <div class="card"><h2>Supported today</h2><p class="figure" data-testid="supported-share">${percent(
       report.daily.supported.share,
     )}</p><p class="muted">${report.daily.supported.supportedAccounts} of ${report.daily.accounts} active ${report.daily.accounts === 1 ? "account" : "accounts"} on licensed, supported clients</p></div>
@@ -61,6 +76,7 @@ function livePanel(report: ClientStatsReport, messagesPerMinute: number | undefi
   return html`<section id="live-panel" aria-labelledby="live-heading" hx-get="${CONSOLE}/live" hx-trigger="${LIVE_REFRESH}" hx-swap="outerHTML" data-testid="live-panel">
     <h2 id="live-heading" class="visually-hidden">Live figures</h2>
     ${cards}
+    ${nodesSection(cluster)}
     <div class="sections">
       <div>
         <h2>Sessions by app and version</h2>
@@ -149,14 +165,18 @@ export function registerDashboard(app: FastifyInstance, env: ConsoleEnv, history
   app.get<{ Querystring: { days?: string } }>(route(CONSOLE), async (request, reply) => {
     const requested = Number.parseInt(request.query.days ?? "", 10);
     const days = Number.isFinite(requested) ? Math.min(Math.max(requested, 7), 365) : DEFAULT_DAYS;
-    const [r, points] = await Promise.all([report(request), history.series(days)]);
+    const [r, points, cluster] = await Promise.all([
+      report(request),
+      history.series(days),
+      clusterFigures(env, request),
+    ]);
     return env.page(request, reply, {
       title: "Dashboard",
       current: "dashboard",
       scripts: ["dashboard"],
       body: html`<h1>Dashboard</h1>
         ${noRelayWarning({ configured: env.deps.config.mail.smtp.host !== undefined })}
-        ${livePanel(r, env.deps.messagesPerMinute?.())}
+        ${livePanel(r, env.deps.messagesPerMinute?.(), cluster)}
         ${adoptionSection(points)}
         <p class="muted">Figures at ${instant(r.at)}${
           r.staleNodes.length > 0 ? `; ${count(r.staleNodes.length, "server node")} stopped reporting` : ""
@@ -165,6 +185,7 @@ export function registerDashboard(app: FastifyInstance, env: ConsoleEnv, history
   });
 
   app.get(route(`${CONSOLE}/live`), async (request, reply) => {
-    return sendFragment(reply, livePanel(await report(request), env.deps.messagesPerMinute?.()));
+    const [r, cluster] = await Promise.all([report(request), clusterFigures(env, request)]);
+    return sendFragment(reply, livePanel(r, env.deps.messagesPerMinute?.(), cluster));
   });
 }

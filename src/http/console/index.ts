@@ -5,6 +5,7 @@
  * API clients get RFC 9457 problems instead of pages.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { MessageRate } from "../../core/message-rate.js";
 import type { AccessPolicy, CutoffPreview, LicensingSnapshot } from "../../licensing/index.js";
 import { observedClient, previewCutoff, type SessionEntry } from "../../licensing/index.js";
 import { licensingApi } from "../../modules/licensing/index.js";
@@ -26,7 +27,6 @@ import { registerLogin } from "./login.js";
 import { registerMail } from "./mail.js";
 import { registerNotices } from "./notices.js";
 import { registerPolicy } from "./policy.js";
-import { MessageRate } from "./rates.js";
 
 /** Routes anyone may reach (relative to /console). */
 const PUBLIC_ROUTES = new Set(["/login", "/logout"]);

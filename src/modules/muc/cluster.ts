@@ -14,6 +14,9 @@
  *   joins again to be in the room on its new node. This node learns who is in which room
  *   from the self-presences (status 110) the rooms send its sessions;
  * - the rooms this node serves drop the sessions of a node that died (status 333).
+ * A temporary room so ended leaves no archive: the node taking its name over removes it
+ * before serving the name again, and the first live node takes the temporary rooms of a
+ * node that died over at once for that (NodeBus.onTakeover); a persistent room is untouched.
  */
 import type { Jid } from "../../core/jid.js";
 import type { NodeBus } from "../../core/nodes.js";
@@ -27,6 +30,9 @@ import { type MucService, serviceGonePresence } from "./service.js";
 
 /** The claims of rooms are kept under this scope. */
 export const ROOM_SCOPE = "muc";
+
+/** A room's localpart from its bare JID (the claim's name). */
+const localpartOf = (room: string) => room.slice(0, room.indexOf("@"));
 
 /** A session of this node in a room another node serves. */
 interface Membership {
@@ -61,7 +67,7 @@ export class ClusterRooms {
       nameOf: (to) => (to.local === "" ? undefined : to.bareString),
       adopt: (room) => {
         this.servedBy.delete(room);
-        return d.service.adopt(room.slice(0, room.indexOf("@")));
+        return d.service.adopt(localpartOf(room));
       },
       forwarding: (room, node) => {
         this.servedBy.set(room, node);
@@ -72,12 +78,14 @@ export class ClusterRooms {
       d.nodes.onNodeGone((node) => {
         this.nodeGone(node).catch((err: unknown) => d.onError(err, "handling a node that left"));
       }),
+      d.nodes.onTakeover(ROOM_SCOPE, {
+        takenOver: (room) => d.service.takenOver(localpartOf(room)),
+        inherit: (room) => d.service.endedWithItsNode(localpartOf(room)),
+      }),
       d.nodes.onOwnershipLost((scope, room) => {
         if (scope !== ROOM_SCOPE) return;
         this.route.release(room);
-        d.service
-          .evict(room.slice(0, room.indexOf("@")))
-          .catch((err: unknown) => d.onError(err, "handing a room over"));
+        d.service.evict(localpartOf(room)).catch((err: unknown) => d.onError(err, "handing a room over"));
       }),
     );
   }

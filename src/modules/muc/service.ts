@@ -228,6 +228,34 @@ export class MucService {
   }
 
   /**
+   * Whether the room ended with a node that is gone, as a temporary room ends with its last
+   * occupant: it is not stored (a persistent room is, and is read back by `adopt`), and this
+   * node holds no occupants of it.
+   */
+  async endedWithItsNode(localpart: string): Promise<boolean> {
+    if (this.rooms.get(localpart)?.occupants.size) return false;
+    const jid = parseJid(`${localpart}@${this.d.domain}`).toString();
+    return (await this.d.rooms.get(jid)) === undefined;
+  }
+
+  /**
+   * This node took the room over from a node that is gone. Its occupants did not move with it
+   * (they were told they left, 332): a temporary room ended there, and its archive goes as at
+   * its normal end, before the room's next life archives anything. A persistent room keeps
+   * its archive (`adopt` reads it back).
+   */
+  async takenOver(localpart: string): Promise<void> {
+    if (!(await this.endedWithItsNode(localpart))) return;
+    const jid = parseJid(`${localpart}@${this.d.domain}`).toString();
+    const removed = await this.d.archive.remove(jid);
+    if (removed > 0)
+      this.d.log.info(
+        { room: jid, removed },
+        "the archive of a temporary room whose node is gone was removed",
+      );
+  }
+
+  /**
    * Another node serves the room now (this node was cut off from the cluster long enough to
    * be taken for dead): its occupants are told they left because the service went (332), as
    * at a shutdown, and this node forgets the room; a persistent one stays stored.
@@ -779,7 +807,8 @@ export class MucService {
 
   /**
    * The service is shutting down (status 332): every occupant is told it left; the
-   * rooms are empty afterwards (persistent ones stay stored).
+   * rooms are empty afterwards (persistent ones stay stored, temporary ones end, their
+   * archives with them).
    */
   async shutdown(): Promise<void> {
     const sends: Promise<void>[] = [];
@@ -792,7 +821,10 @@ export class MucService {
         for (const s of o.sessions.values())
           sends.push(this.send(p.clone(), this.occupantJid(room, o.nick), s.jid));
       }
-      if (!room.config.persistent || room.locked) this.rooms.delete(room.localpart);
+      if (!room.config.persistent || room.locked) {
+        this.rooms.delete(room.localpart);
+        sends.push(this.removeArchive(room));
+      }
     }
     await Promise.all(sends);
   }
@@ -1707,8 +1739,14 @@ export class MucService {
 
   /** A room that is gone takes its archive with it (a new room of that name starts afresh). */
   private forgetArchive(room: Room): void {
-    this.d.archive
-      .remove(room.jid)
-      .catch((err: unknown) => this.d.log.error({ err, room: room.jid }, "removing a room archive failed"));
+    void this.removeArchive(room);
+  }
+
+  private async removeArchive(room: Room): Promise<void> {
+    try {
+      await this.d.archive.remove(room.jid);
+    } catch (err) {
+      this.d.log.error({ err, room: room.jid }, "removing a room archive failed");
+    }
   }
 }

@@ -1,7 +1,7 @@
 /**
- * Messages per minute for the dashboard, from the server's running count of messages
- * received from clients: sampled every few seconds, the rate is the growth over the last
- * minute (or over as much of it as has been sampled since the start).
+ * Messages per minute, from the server's running count of messages received from clients
+ * (the console's dashboard, a cluster node's heartbeat): sampled every few seconds, the rate
+ * is the growth over the last minute (or over as much of it as has been sampled since the start).
  */
 export class MessageRate {
   private readonly samples: { at: number; count: number }[] = [];
