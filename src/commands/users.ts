@@ -4,6 +4,8 @@ import os from "node:os";
 import { z } from "zod";
 import { recordAccountChange } from "../core/account-changes.js";
 import { CommandError, defineCommand } from "../core/commands.js";
+import type { ServerConfig } from "../core/config.js";
+import { maxPasswordLength, passwordLengthProblem } from "../core/password-length.js";
 import { deriveCredentials, deriveCredentialsAsync, PasswordError } from "../core/sasl/credentials.js";
 import type { ScramCredential, ScramHash } from "../core/storage/types.js";
 import { accountAddress, accountName, noAccount } from "./account-names.js";
@@ -14,9 +16,16 @@ const HASHES: ScramHash[] = ["SHA-1", "SHA-256"];
 /** Accounts created per transaction by `user import`. */
 const IMPORT_BATCH = 1000;
 
-function credentials(password: string, iterations: number): ScramCredential[] {
+/** Refuses a password longer than the bound in-band registration applies, before deriving anything. */
+function checkPasswordLength(password: string, config: ServerConfig, where = ""): void {
+  const problem = passwordLengthProblem(password, maxPasswordLength(config));
+  if (problem !== undefined) throw new CommandError(`${where}invalid password: ${problem}`);
+}
+
+function credentials(password: string, config: ServerConfig): ScramCredential[] {
+  checkPasswordLength(password, config);
   try {
-    return deriveCredentials(password, { iterations, hashes: HASHES });
+    return deriveCredentials(password, { iterations: config.scramIterations, hashes: HASHES });
   } catch (err) {
     if (err instanceof PasswordError) throw new CommandError(`invalid password: ${err.message}`);
     throw err;
@@ -35,10 +44,7 @@ export const userAdd = defineCommand({
   mutates: true,
   async run(ctx, input) {
     const name = accountName(input.name, ctx.config);
-    const created = await ctx.storage.accounts.create(
-      name,
-      credentials(input.password, ctx.config.scramIterations),
-    );
+    const created = await ctx.storage.accounts.create(name, credentials(input.password, ctx.config));
     if (!created) throw new CommandError(`account ${accountAddress(name, ctx.config)} already exists`, 409);
     await auditCommand(ctx, "user.add", `account:${name}`);
     return {
@@ -85,10 +91,7 @@ export const userPasswd = defineCommand({
   mutates: true,
   async run(ctx, input) {
     const name = accountName(input.name, ctx.config);
-    const ok = await ctx.storage.accounts.setCredentials(
-      name,
-      credentials(input.password, ctx.config.scramIterations),
-    );
+    const ok = await ctx.storage.accounts.setCredentials(name, credentials(input.password, ctx.config));
     if (!ok) throw noAccount(ctx, name);
     await auditCommand(ctx, "user.passwd", `account:${name}`);
     return { message: `password changed for ${accountAddress(name, ctx.config)}` };
@@ -175,7 +178,9 @@ export const userImport = defineCommand({
       const name = accountName(line.slice(0, comma), ctx.config);
       if (seen.has(name)) throw new CommandError(`line ${i + 1}: ${name} appears twice`);
       seen.add(name);
-      entries.push({ name, password: line.slice(comma + 1), line: i + 1 });
+      const password = line.slice(comma + 1);
+      checkPasswordLength(password, ctx.config, `line ${i + 1}: `);
+      entries.push({ name, password, line: i + 1 });
     });
     const started = ctx.clock.now();
     // PBKDF2 runs in libuv's thread pool: keep every core busy, not more.

@@ -1,7 +1,8 @@
 /**
  * Every error is an RFC 9457 problem document: unknown paths (404), wrong methods (405
  * with Allow), invalid input with the field paths (400), CommandError statuses (404,
- * 409), unreadable bodies (400, 415), and the problem types resolve to a description.
+ * 409, 400 for a refused value such as a password over the length bound), unreadable
+ * bodies (400, 415), and the problem types resolve to a description.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -114,6 +115,16 @@ describe("problem details", () => {
       body: { name: "in valid@", password: "p" },
     });
     assert.match(problemOf(bad, 400).detail, /invalid account name/);
+    // The bound of in-band registration (modules.register.maxPasswordLength) applies here too.
+    for (const words of ["user/add", "user/passwd"]) {
+      const long = await web.call("POST", `/api/v1/${words}`, {
+        token: web.token,
+        body: { name: "twin", password: "p".repeat(257) },
+      });
+      const p400 = problemOf(long, 400);
+      assert.equal(p400.type, "/problems/bad-request");
+      assert.equal(p400.detail, "invalid password: the password must have at most 256 characters");
+    }
     const twice = await web.call("POST", "/api/v1/admin/grant", { token: web.token, body: { name: "twin" } });
     assert.equal(twice.status, 200);
     problemOf(

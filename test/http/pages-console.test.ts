@@ -525,6 +525,10 @@ describe("admin console pages", () => {
       assert.match(search.body, /href="\/console\/accounts\/carol"/);
       const none = await admin.get("/console/accounts?q=zz");
       assert.match(none.body, /No account starts with “zz”/);
+      // The length bound of in-band registration applies here too, as a form error.
+      const long = await admin.post("/console/accounts/carol/password", { password: "p".repeat(257) });
+      assert.equal(long.status, 422);
+      assert.match(long.body, /data-testid="error-password"[\s\S]*?at most 256 characters/);
       const pw = await admin.postAndFollow("/console/accounts/carol/password", {
         password: "new carol password",
       });

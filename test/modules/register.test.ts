@@ -305,6 +305,12 @@ describe("registration enabled", () => {
     }
     assert.ok(await passwordMatches(h, "changer", "fourth"));
     assert.ok(await passwordMatches(h, "taken", "pw"));
+    // The refusal of a long password says why (its text), as at registration.
+    const long = await s.iq(iq("set", legacy("changer", "\u{1F511}".repeat(21))));
+    assert.equal(
+      long.getChild("error")?.getChildText("text", "urn:ietf:params:xml:ns:xmpp-stanzas"),
+      "the password must have at most 20 characters",
+    );
     await s.disconnect();
   });
 

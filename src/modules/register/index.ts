@@ -18,6 +18,7 @@ import { StanzaError, StreamError } from "../../core/errors.js";
 import type { IqRequest } from "../../core/iq.js";
 import { Jid, JidError, normalizeLocal, tryParseJid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
+import { maxPasswordLengthSetting, passwordLengthProblem } from "../../core/password-length.js";
 import { FailureLimiter } from "../../core/rate-limit.js";
 import { deriveCredentialsAsync, PasswordError } from "../../core/sasl/credentials.js";
 import type { ClientSession } from "../../core/session.js";
@@ -36,8 +37,8 @@ export default defineModule({
     /** Account creations one IP address may attempt within windowSeconds (0: no limit). */
     registrationsPerAddress: z.number().int().min(0).default(5),
     windowSeconds: z.number().positive().default(3600),
-    /** Longest password accepted at registration and password change, in characters. */
-    maxPasswordLength: z.number().int().min(1).default(256),
+    /** Longest password accepted at registration and password change (and by the admin commands), in characters. */
+    maxPasswordLength: maxPasswordLengthSetting,
     allowPasswordChange: z.boolean().default(true),
     allowRemoval: z.boolean().default(true),
   }),
@@ -79,13 +80,8 @@ export default defineModule({
 
     /** Refuses a password longer than the bound before any key derivation is spent on it. */
     const checkPasswordLength = (password: string): void => {
-      // Counted in code points, as a user counts characters; a UTF-16 length would count some twice.
-      if ([...password].length > opts.maxPasswordLength) {
-        throw new StanzaError(
-          "not-acceptable",
-          `the password must have at most ${opts.maxPasswordLength} characters`,
-        );
-      }
+      const problem = passwordLengthProblem(password, opts.maxPasswordLength);
+      if (problem !== undefined) throw new StanzaError("not-acceptable", problem);
     };
 
     // ---- before authentication: creating an account ----
