@@ -290,6 +290,16 @@ test("requests outside the limits get the XEP-0363 errors", async () => {
     // Names that do not show as what they are: "photo\u202Egpj.exe" reads "photoexe.jpg".
     ...["photo\u202Egpj.exe", "a\u202Ab", "a\u2066b\u2069", "a\u200Fb", "a\u061Cb"],
     ...["a\tb", "a\u007Fb", "a\u0085b", "a\u009Bb", "a\u2028b", "a\u2029b"],
+    // Names that read as paths: slashes and backslashes of other forms.
+    ...[
+      "bank\u2215statement.pdf",
+      "1\u20442.txt",
+      "a\uFF0Fb",
+      "a\u29F8b",
+      "a\uFF3Cb",
+      "a\u2216b",
+      "a\u29F9b",
+    ],
   ];
   for (const filename of badNames) {
     const bad = await a.iq(askSlot({ filename, size: "10" }));
@@ -380,7 +390,7 @@ test("files are removed after the expiry, and the service can be turned off", as
   await c.disconnect();
 });
 
-test("a file stored under a name now refused is offered to browsers without its hidden characters", () => {
+test("a file stored under a name now refused is offered to browsers without its hidden or slash-like characters", () => {
   const name = "photo\u202Egpj.exe";
   assert.notEqual(filenameProblem(name), undefined);
   assert.equal(shownFilename(name), "photo_gpj.exe");
@@ -391,5 +401,14 @@ test("a file stored under a name now refused is offered to browsers without its 
   assert.equal(
     contentDisposition("image/png", "très\u0085.png"),
     `inline; filename="tr_s_.png"; filename*=UTF-8''tr%C3%A8s_.png`,
+  );
+  // Slashes and backslashes of other forms: not ASCII, so the plain filename had "_" already;
+  // the UTF-8 one must not carry them either.
+  const slashes = "a\u2215b\u2044c\uFF0Fd\u29F8e\uFF3Cf\u2216g\u29F9h.txt";
+  assert.notEqual(filenameProblem(slashes), undefined);
+  assert.equal(shownFilename(slashes), "a_b_c_d_e_f_g_h.txt");
+  assert.equal(
+    contentDisposition("text/plain", slashes),
+    `attachment; filename="a_b_c_d_e_f_g_h.txt"; filename*=UTF-8''a_b_c_d_e_f_g_h.txt`,
   );
 });
