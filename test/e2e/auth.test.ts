@@ -60,6 +60,8 @@ describe("login: TLS + SCRAM", () => {
   });
 
   test("an empty, missing or unknown mechanism is invalid-mechanism, with a text that says which (SASL and SASL2)", async () => {
+    // A tab, a C1 control and a right-to-left override, then a name far longer than any mechanism's.
+    const LONG_NAME = `X-&#x9;\u0085\u202E${"A".repeat(5000)}`;
     const attempts = [
       {
         auth: "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism=''>=</auth>",
@@ -77,6 +79,19 @@ describe("login: TLS + SCRAM", () => {
       {
         auth: "<authenticate xmlns='urn:xmpp:sasl:2'><initial-response>=</initial-response></authenticate>",
         text: "no mechanism named",
+      },
+      // A long name with characters that do not print: a short printable prefix is quoted.
+      {
+        auth: `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='${LONG_NAME}'>=</auth>`,
+        text: `mechanism X-${"A".repeat(30)}… is not offered`,
+      },
+      {
+        auth: `<authenticate xmlns='urn:xmpp:sasl:2' mechanism='${LONG_NAME}'><initial-response>=</initial-response></authenticate>`,
+        text: `mechanism X-${"A".repeat(30)}… is not offered`,
+      },
+      {
+        auth: "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='&#x9;\u0085\u202E'>=</auth>",
+        text: "the mechanism named is not offered",
       },
     ];
     for (const { auth, text } of attempts) {

@@ -23,6 +23,28 @@ import type { StreamServices } from "./services.js";
 /** Failed attempts on one stream before it is closed. */
 const MAX_FAILURES_PER_STREAM = 5;
 
+/** Characters of an unknown mechanism's name quoted back (registered names have at most 20). */
+const QUOTED_MECHANISM_CHARS = 32;
+const UNPRINTABLE = /[\p{C}\p{Zl}\p{Zp}]/u;
+
+/**
+ * The failure text for a mechanism not offered: it quotes a short prefix of the name, without
+ * the characters that do not print (controls, formatting, line separators), so a client cannot
+ * have the server send back a long text of its choosing.
+ */
+function mechanismNotOffered(mechanism: string): string {
+  if (mechanism === "") return "no mechanism named";
+  let quoted = "";
+  let length = 0;
+  for (const c of mechanism) {
+    if (UNPRINTABLE.test(c)) continue;
+    if (length === QUOTED_MECHANISM_CHARS) return `mechanism ${quoted}… is not offered`;
+    quoted += c;
+    length++;
+  }
+  return quoted === "" ? "the mechanism named is not offered" : `mechanism ${quoted} is not offered`;
+}
+
 export type FailureCondition =
   | Extract<SaslResult, { kind: "failure" }>["condition"]
   | SaslRefusal["condition"]
@@ -168,9 +190,7 @@ export class SaslNegotiator {
     this.framing = framing;
     const mech = [...this.mechanisms(), ...extra].find((m) => m.name === mechanism && m.available(this.ctx));
     if (!mech) {
-      // An empty or missing mechanism attribute names nothing to quote back.
-      const text = mechanism === "" ? "no mechanism named" : `mechanism ${mechanism} is not offered`;
-      return this.fail("invalid-mechanism", text);
+      return this.fail("invalid-mechanism", mechanismNotOffered(mechanism));
     }
     const initial = decodeSaslData(initialText);
     if (!initial) return this.fail("incorrect-encoding");
