@@ -6,6 +6,7 @@
 import path from "node:path";
 import { z } from "zod";
 import type { ConfigSection } from "../core/config.js";
+import { DEFAULT_MESSAGE_APPEND_LIMITS } from "./postgres/append-limits.js";
 
 export type StorageBackend = "sqlite" | "postgres";
 
@@ -26,6 +27,13 @@ export const StorageSchema = z
     sqlitePath: z.string().default("switchboard.sqlite"),
     /** PostgreSQL: connections in the pool. */
     poolSize: z.number().int().min(1).max(1000).default(10),
+    /**
+     * PostgreSQL: rows of one message archive taken and not yet written at which further
+     * appends wait for room and messages wait for the archive (backpressure).
+     */
+    archiveQueueRows: z.number().int().min(1).default(DEFAULT_MESSAGE_APPEND_LIMITS.queueRows),
+    /** PostgreSQL: the bytes those rows hold at most. */
+    archiveQueueBytes: z.number().int().min(1).default(DEFAULT_MESSAGE_APPEND_LIMITS.queueBytes),
     /**
      * SQLite: message-archive appends written on the main thread at the end of each turn (the
      * default: the least memory under a flood), or by a thread of their own in larger batches.

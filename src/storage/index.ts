@@ -3,6 +3,7 @@ import path from "node:path";
 import type { ServerConfig } from "../core/config.js";
 import type { Storage } from "../core/storage/types.js";
 import { storageBackendOf } from "./config.js";
+import type { MessageAppendLimits } from "./postgres/append-limits.js";
 import { redactUrl } from "./postgres/url.js";
 import type { ArchiveWriteWindow } from "./sqlite/archive-writes.js";
 import { openSqliteStorage } from "./sqlite/index.js";
@@ -17,7 +18,14 @@ export type StorageOptions =
       /** How long a statement waits for a lock another process holds (the busy timeout). */
       busyTimeoutMs?: number;
     }
-  | { backend: "postgres"; url: string; schema?: string; poolSize?: number };
+  | {
+      backend: "postgres";
+      url: string;
+      schema?: string;
+      poolSize?: number;
+      /** Bounds of the message archives' append queues (the rest keep their defaults). */
+      messageAppends?: Partial<MessageAppendLimits>;
+    };
 
 /** Opens the configured storage backend; the rest of the server only sees the Storage interface. */
 export async function openStorage(opts: StorageOptions): Promise<Storage> {
@@ -68,7 +76,11 @@ export function storageOptionsFrom(config: ServerConfig): StorageOptions {
   };
   if (storage.url !== undefined) {
     const opts = parseStorageUrl(storage.url, config.dataDir);
-    return opts.backend === "postgres" ? { ...opts, poolSize: storage.poolSize } : { ...opts, archiveWrites };
+    if (opts.backend === "postgres") {
+      const messageAppends = { queueRows: storage.archiveQueueRows, queueBytes: storage.archiveQueueBytes };
+      return { ...opts, poolSize: storage.poolSize, messageAppends };
+    }
+    return { ...opts, archiveWrites };
   }
   return { backend: "sqlite", path: path.resolve(config.dataDir, storage.sqlitePath), archiveWrites };
 }

@@ -91,6 +91,7 @@ test("storage: SQLite under dataDir by default, a URL names the backend, file < 
     backend: "postgres",
     url: "postgres://sb:pw@db.example:5432/switchboard",
     poolSize: 4,
+    messageAppends: { queueRows: 5_000, queueBytes: 16 * 1024 * 1024 },
   });
   assert.equal(
     describeStorage(storageOptionsFrom(fromFile)),
@@ -113,7 +114,35 @@ test("storage: SQLite under dataDir by default, a URL names the backend, file < 
     backend: "postgres",
     url: "postgresql://other@127.0.0.1/sb",
     poolSize: 4,
+    messageAppends: { queueRows: 5_000, queueBytes: 16 * 1024 * 1024 },
   });
+});
+
+test("storage: the PostgreSQL archive append queue's bounds from the file, positive integers only", () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "sb-config-"));
+  const file = path.join(dir, "switchboard.yaml");
+  writeFileSync(
+    file,
+    "storage:\n  url: postgres://db/x\n  archiveQueueRows: 200\n  archiveQueueBytes: 1048576\n",
+  );
+  const opts = storageOptionsFrom(loadServerConfig({ file }));
+  assert.deepEqual(opts.backend === "postgres" ? opts.messageAppends : undefined, {
+    queueRows: 200,
+    queueBytes: 1_048_576,
+  });
+  for (const [key, value] of [
+    ["archiveQueueRows", 0],
+    ["archiveQueueRows", 2.5],
+    ["archiveQueueRows", "100"],
+    ["archiveQueueBytes", -1],
+    ["archiveQueueBytes", 0],
+  ] as const) {
+    assert.throws(
+      () => loadServerConfig({ overrides: { storage: { url: "postgres://db/x", [key]: value } } }),
+      (e: unknown) => e instanceof ConfigError && e.message.includes(`storage.${key}`),
+      `${key}: ${JSON.stringify(value)}`,
+    );
+  }
 });
 
 test("storage: archive writes configured from the file (writer thread or main thread, window, batch)", () => {

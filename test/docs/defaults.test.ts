@@ -1,7 +1,8 @@
 /**
  * The defaults the documents state are the defaults the server has: every
- * `modules.licensing.*` row of docs/configuration.md against the module's option schema,
- * and what docs/licensing-protocol.md says is on or off by default.
+ * `modules.licensing.*` row of docs/configuration.md against the module's option schema (and
+ * likewise the group chat, upload, external services and storage rows), and what
+ * docs/licensing-protocol.md says is on or off by default.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -11,6 +12,7 @@ import { ExternalServicesSchema } from "../../src/modules/external-services/conf
 import { LicensingOptions } from "../../src/modules/licensing/index.js";
 import { MucSchema } from "../../src/modules/muc/config.js";
 import { UploadSchema } from "../../src/modules/upload/config.js";
+import { StorageSchema } from "../../src/storage/config.js";
 import { REPO_ROOT } from "../helpers/server.js";
 
 const read = (file: string) => readFileSync(path.join(REPO_ROOT, file), "utf8");
@@ -147,4 +149,27 @@ test("docs/configuration.md states the external services defaults", () => {
   }
   for (const name of Object.keys(defaults))
     assert.ok(documented.has(name), `externalServices.${name} is not documented`);
+});
+
+test("docs/configuration.md states the storage defaults", () => {
+  const defaults = StorageSchema.parse(undefined) as Record<string, unknown>;
+  const rows = read("docs/configuration.md")
+    .split("\n")
+    .filter((l) => l.startsWith("| `storage."));
+  const documentedKeys = new Set<string>();
+  let compared = 0;
+  for (const row of rows) {
+    // | key | command line | environment | default | meaning |
+    const cells = row.split("|").map((c) => c.trim());
+    const name = cells[1]!.replace(/`/g, "").replace(/^storage\./, "");
+    documentedKeys.add(name);
+    const stated = documented(cells[4]!);
+    if (stated === undefined) continue; // prose: "none", "from `storage.url`"
+    assert.ok(name in defaults, `storage.${name} is documented but is not an option`);
+    assert.deepEqual(stated, defaults[name], `storage.${name}: the documentation says ${cells[4]}`);
+    compared++;
+  }
+  for (const name of [...Object.keys(defaults), "url"])
+    assert.ok(documentedKeys.has(name), `storage.${name} is not documented`);
+  assert.ok(compared >= 8, `only ${compared} defaults compared`);
 });

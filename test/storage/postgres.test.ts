@@ -7,10 +7,11 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import type { ArchivedMessage, Storage } from "../../src/core/storage/types.js";
+import { loadServerConfig } from "../../src/server/config.js";
 import { SchemaTooNewError, UnknownAccountError } from "../../src/storage/errors.js";
-import { openStorage } from "../../src/storage/index.js";
+import { openStorage, type StorageOptions, storageOptionsFrom } from "../../src/storage/index.js";
+import type { MessageAppendLimits } from "../../src/storage/postgres/append-limits.js";
 import { openPostgresStorage, type PostgresStorage } from "../../src/storage/postgres/index.js";
-import type { MessageAppendLimits } from "../../src/storage/postgres/message-appends.js";
 import type { PostgresMessageArchiveStore } from "../../src/storage/postgres/messages.js";
 import { POSTGRES_MIGRATIONS, type PostgresMigration } from "../../src/storage/postgres/migrations.js";
 import { createTestDatabase, postgresSkip, type TestDatabase } from "../helpers/postgres.js";
@@ -653,6 +654,58 @@ describe("postgres storage: batched message archive appends", { skip }, () => {
     assert.deepEqual(await Promise.all(writes), Array(50).fill(true));
     const [row] = await raw<{ n: number }>(schema, "SELECT count(*)::int AS n FROM account_messages");
     assert.equal(row!.n, 50);
+  });
+
+  it("takes its queue bounds from storage.archiveQueueRows and storage.archiveQueueBytes", async () => {
+    const schema = freshSchema();
+    const body = "x".repeat(1_000);
+    // Rows of about 2,100 bytes (the text, and its folded form for search): the first bound
+    // holds 3 of them, the second 2.
+    for (const [bound, queued] of [
+      [{ archiveQueueRows: 3 }, 3] as const,
+      [{ archiveQueueBytes: 5_000 }, 2] as const,
+    ]) {
+      const config = loadServerConfig({ overrides: { storage: { url: database!.url, ...bound } } });
+      const opts = storageOptionsFrom(config);
+      assert.equal(opts.backend, "postgres");
+      const storage = await openStorage({ ...opts, schema } as StorageOptions);
+      const blocker = new pg.Client({ connectionString: database!.url, options: `-c search_path=${schema}` });
+      await blocker.connect();
+      let blocking = false;
+      try {
+        const names = owners(3);
+        await createAccounts(storage, names); // the second round finds them there
+        const mam = mamOf(storage);
+        // Every insert into the table waits for this lock: the rows taken stay in the queue.
+        await blocker.query("BEGIN");
+        await blocker.query("LOCK TABLE account_messages IN SHARE MODE");
+        blocking = true;
+        const round = JSON.stringify(bound);
+        const writes = names.map((owner) => mam.append(message(owner, `q${round}`, 1, { text: body })));
+        const extra = mam.append(message("u0", `extra${round}`, 2, { text: body }));
+        const held = mam.appendStats;
+        assert.equal(held.queuedRows, queued, round);
+        assert.equal(held.waitingForRoom, names.length + 1 - queued, round);
+        const room = mam.roomToAppend();
+        assert.ok(room !== undefined, `${round}: the queue reports it is full`);
+        let roomMade = false;
+        void room.then(() => {
+          roomMade = true;
+        });
+        await sleep(100);
+        assert.equal(roomMade, false, `${round}: a caller waits while the database holds the rows`);
+
+        await blocker.query("COMMIT");
+        blocking = false;
+        await room;
+        assert.deepEqual(await Promise.all([...writes, extra]), [true, true, true, true]);
+        assert.equal(mam.roomToAppend(), undefined);
+      } finally {
+        if (blocking) await blocker.query("ROLLBACK");
+        await blocker.end();
+        await storage.close();
+      }
+    }
   });
 });
 

@@ -13,12 +13,12 @@ import type {
 } from "../../core/storage/types.js";
 import type { StorageTransfer } from "../transfer/types.js";
 import { PostgresAccountStore } from "./accounts.js";
+import { DEFAULT_MESSAGE_APPEND_LIMITS, type MessageAppendLimits } from "./append-limits.js";
 import { PostgresArchiveStore } from "./archive.js";
 import { PostgresBlocklistStore } from "./blocklist.js";
 import { type PostgresConnectionOptions, PostgresDatabase } from "./database.js";
 import { PostgresDocumentStore } from "./documents.js";
 import { PostgresKeyValueStore } from "./key-value.js";
-import { DEFAULT_MESSAGE_APPEND_LIMITS, type MessageAppendLimits } from "./message-appends.js";
 import { PostgresMessageArchiveStore } from "./messages.js";
 import { migratePostgres } from "./migrate.js";
 import type { PostgresMigration } from "./migrations.js";
@@ -31,7 +31,7 @@ export interface PostgresStorageOptions extends PostgresConnectionOptions {
   now?: () => number;
   /** Overrides the schema history; only tests need this. */
   migrations?: readonly PostgresMigration[];
-  /** Bounds of the message archives' batched appends (message-appends.ts); tests make them small. */
+  /** Bounds of the message archives' batched appends (message-appends.ts): the queue's from the configuration, tests make them small. */
   messageAppends?: Partial<MessageAppendLimits>;
 }
 

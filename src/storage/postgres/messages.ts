@@ -5,13 +5,9 @@ import {
   type MessageQuery,
 } from "../../core/storage/types.js";
 import { foldText } from "../fold.js";
+import type { MessageAppendLimits } from "./append-limits.js";
 import { type PostgresDatabase, type Statement, sql } from "./database.js";
-import {
-  type MessageAppendLimits,
-  MessageAppendQueue,
-  type MessageAppendStats,
-  type MessageTable,
-} from "./message-appends.js";
+import { MessageAppendQueue, type MessageAppendStats, type MessageTable } from "./message-appends.js";
 
 interface MessageRow {
   id: string;
