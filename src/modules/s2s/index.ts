@@ -22,6 +22,7 @@ import { SocketTransport } from "../../transports/tcp/socket-transport.js";
 import { loadTls } from "../../transports/tls.js";
 import type { S2SApi, S2SAuthMethod, S2SAuthorizeEvent, S2SDirection, S2SRefusal } from "./api.js";
 import { s2sConfigSection } from "./config.js";
+import { PeerContexts } from "./contexts.js";
 import { Federation } from "./federation.js";
 import { PeerTrust } from "./peer-tls.js";
 import { TargetResolver } from "./resolve.js";
@@ -89,15 +90,9 @@ export default defineModule<S2SOptions>({
     const trust = new PeerTrust(config.s2sCa);
     const trusted = trust.pems;
     // Each served domain's certificate, chosen by the peer's SNI name (the primary's without one).
-    const serverContexts = new Map(
-      [...material.hosts].map(([domain, c]) => [
-        domain,
-        tls.createSecureContext({ cert: c.certPem, key: c.keyPem, ca: trusted, minVersion: "TLSv1.2" }),
-      ]),
-    );
-    const serverContext = serverContexts.get(config.domain)!;
+    const contexts = new PeerContexts(material, trusted);
     const SNICallback = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) =>
-      cb(null, serverContexts.get(servername.toLowerCase()) ?? serverContext);
+      cb(null, contexts.for(servername));
     // Peers are asked for a certificate (SASL EXTERNAL) but not refused without one (dialback).
     const peerCertificate = { requestCert: true, rejectUnauthorized: false } as const;
 
@@ -189,7 +184,7 @@ export default defineModule<S2SOptions>({
       wrapServerTls: (raw) =>
         new tls.TLSSocket(raw, {
           isServer: true,
-          secureContext: serverContext,
+          secureContext: contexts.for(config.domain),
           SNICallback,
           ...peerCertificate,
         }),
@@ -197,11 +192,8 @@ export default defineModule<S2SOptions>({
       // The local domain's certificate authenticates it to the peer (SASL EXTERNAL).
       clientTls: (local, remote) => ({
         servername: remote,
-        ca: trusted,
-        cert: material.certificateFor(local).certPem,
-        key: material.certificateFor(local).keyPem,
+        secureContext: contexts.for(local),
         rejectUnauthorized: false,
-        minVersion: "TLSv1.2",
       }),
       authorize,
     });
@@ -248,10 +240,10 @@ export default defineModule<S2SOptions>({
           const direct = () => {
             const server = tls.createServer(
               {
+                ...material.contextOptions,
                 cert: material.certPem,
                 key: material.keyPem,
                 ca: trusted,
-                minVersion: "TLSv1.2",
                 SNICallback,
                 ...peerCertificate,
                 ALPNProtocols: ["xmpp-server"],
