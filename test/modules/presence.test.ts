@@ -647,3 +647,57 @@ test("a second resource coming online gets its contacts' presence; the first one
   );
   for (const s of [a1, a2, b, c]) await s.disconnect();
 });
+
+test("presence sent again later carries when it was sent (XEP-0203); live broadcasts do not", async () => {
+  const [alice, bob] = await accounts("alice", "bob");
+  await mutual(alice!, bob!);
+  const delayOf = (el: XmlElement | undefined) => el?.getChild("delay", "urn:xmpp:delay")?.attrs;
+  h.clock.t = Date.UTC(2026, 4, 2, 9, 30, 0);
+  const b = await login(bob!, "b", { priority: 0, status: "bob" });
+  const echo = presencesIn(await take(b));
+  assert.equal(delayOf(echo[0]), undefined, "the echo to the sender is live");
+
+  h.clock.t = Date.UTC(2026, 4, 2, 10, 0, 0);
+  const a = await login(alice!, "a", { priority: 0 });
+  const atAlice = presencesIn(await take(a)).find((el) => el.attrs.from === `${bob}@${D}/b`);
+  assert.deepEqual(delayOf(atAlice), { xmlns: "urn:xmpp:delay", from: D, stamp: "2026-05-02T09:30:00Z" });
+  assert.equal(atAlice?.getChildText("status"), "bob");
+  const liveAtBob = presencesIn(await take(b)).find((el) => el.attrs.from === `${alice}@${D}/a`);
+  assert.equal(delayOf(liveAtBob), undefined, "a broadcast as it happens has no delay");
+
+  // The account's next resource gets the first one's kept presence.
+  const b2 = await login(bob!, "b2", { priority: 0 });
+  const own = presencesIn(await take(b2)).find((el) => el.attrs.from === `${bob}@${D}/b`);
+  assert.equal(delayOf(own)?.stamp, "2026-05-02T09:30:00Z");
+
+  // A client's own delay is replaced, never doubled.
+  await b.sendStanza(
+    x("presence", null, x("delay", { xmlns: "urn:xmpp:delay", stamp: "2000-01-01T00:00:00Z" })),
+  );
+  await take(a);
+  const a2 = await login(alice!, "a2", { priority: 0 });
+  const kept = presencesIn(await take(a2)).filter((el) => el.attrs.from === `${bob}@${D}/b`);
+  assert.equal(kept.length, 1);
+  assert.deepEqual(
+    kept[0]!.getChildren("delay", "urn:xmpp:delay").map((d) => d.attrs.stamp),
+    ["2026-05-02T10:00:00Z"],
+  );
+  for (const s of [a, a2, b, b2]) await s.disconnect();
+});
+
+test("after an approval the contact gets the approver's presence with when it was sent", async () => {
+  const [alice, bob] = await accounts("alice", "bob");
+  h.clock.t = Date.UTC(2026, 4, 3, 8, 0, 0);
+  const a = await login(alice!, "a", { priority: 0 });
+  const b = await login(bob!, "b", { priority: 0 });
+  await take(a);
+  await take(b);
+  await a.sendStanza(x("presence", { type: "subscribe", to: `${bob}@${D}` }));
+  await take(a);
+  await take(b);
+  h.clock.t = Date.UTC(2026, 4, 3, 8, 5, 0);
+  await b.sendStanza(x("presence", { type: "subscribed", to: `${alice}@${D}` }));
+  const fromBob = presencesIn(await take(a)).find((el) => el.attrs.from === `${bob}@${D}/b`);
+  assert.equal(fromBob?.getChild("delay", "urn:xmpp:delay")?.attrs.stamp, "2026-05-03T08:00:00Z");
+  for (const s of [a, b]) await s.disconnect();
+});

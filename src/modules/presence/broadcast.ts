@@ -59,6 +59,16 @@ function stamp(ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
+/**
+ * A copy of a presence to keep for sending later (answers to probes, after an approval, to the
+ * account's next resources), stamped with when it was sent (XEP-0203 §2): one delay only, ours.
+ */
+function stamped(presence: XmlElement, domain: string, ms: number): XmlElement {
+  const copy = presence.clone().removeChildren("delay", NS_DELAY);
+  copy.children.push(x("delay", { xmlns: NS_DELAY, from: domain, stamp: stamp(ms) }));
+  return copy;
+}
+
 function addressed(stanza: XmlElement, from: Jid, to: Jid): XmlElement {
   const copy = stanza.clone();
   copy.attrs.from = from.toString();
@@ -106,7 +116,8 @@ export class PresenceBroker {
     const priority = takePriority(presence);
     presence.attrs.from = jid.toString();
     delete presence.attrs.to;
-    session.presence = presence;
+    // Broadcast now as sent; the kept copy carries the time it was sent.
+    session.presence = stamped(presence, jid.domain, this.svc.clock.now());
     session.priority = priority;
     this.svc.sessions.updated(session);
 
@@ -167,11 +178,7 @@ export class PresenceBroker {
       }
       if (stanza && !session.closed) session.send(addressed(presence, jid, bare));
       if (this.svc.sessions.availableOf(username).length === 0) {
-        const last = presence.clone();
-        last.children.push(
-          x("delay", { xmlns: NS_DELAY, from: jid.domain, stamp: stamp(this.svc.clock.now()) }),
-        );
-        this.lastUnavailable.set(username, last);
+        this.lastUnavailable.set(username, stamped(presence, jid.domain, this.svc.clock.now()));
       }
       for (const item of (await this.roster.get(username)).items) {
         if (hasFrom(item.subscription)) targets.set(item.jid, storedBareJid(item.jid));
