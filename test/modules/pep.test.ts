@@ -538,3 +538,75 @@ test("the XEP-0115 verification string of the specification's simple example", (
   );
   assert.equal(capsVer(info, "sha-1"), "QgayPKawpkPSDYmwT/WM94uAlu0=");
 });
+
+test("pubsub#title and pubsub#description: configured, read back, preconditions, and the title names the node in disco#items", async () => {
+  const [alice] = await accounts("alice");
+  const a = await h.connect(alice!, "r");
+  assert.equal((await a.iq(publishIq(TUNE, tune("x"), "current"))).attrs.type, "result");
+  const configureIq = (fields: Record<string, string>) =>
+    x(
+      "iq",
+      { type: "set" },
+      x(
+        "pubsub",
+        { xmlns: OWNER },
+        x(
+          "configure",
+          { node: TUNE },
+          x(
+            "x",
+            { xmlns: NS_DATA, type: "submit" },
+            x(
+              "field",
+              { var: "FORM_TYPE" },
+              x("value", null, "http://jabber.org/protocol/pubsub#node_config"),
+            ),
+            ...Object.entries(fields).map(([k, v]) => x("field", { var: k }, x("value", null, v))),
+          ),
+        ),
+      ),
+    );
+  const readForm = async () => {
+    const reply = await a.iq(
+      x("iq", { type: "get" }, x("pubsub", { xmlns: OWNER }, x("configure", { node: TUNE }))),
+    );
+    const fields = reply.getChild("pubsub", OWNER)!.getChild("configure")!.getChild("x", NS_DATA)!;
+    const value = (v: string) =>
+      fields
+        .getChildren("field")
+        .find((f) => f.attrs.var === v)
+        ?.getChildText("value");
+    return [value("pubsub#title"), value("pubsub#description")];
+  };
+  const listedName = async () => {
+    const reply = await a.iq(
+      x("iq", { type: "get", to: `${alice}@${D}` }, x("query", { xmlns: NS_DISCO_ITEMS })),
+    );
+    return reply
+      .getChild("query", NS_DISCO_ITEMS)!
+      .getChildren("item")
+      .find((i) => i.attrs.node === TUNE)?.attrs.name;
+  };
+  assert.deepEqual(await readForm(), [undefined, undefined], "unset: fields without a value");
+  assert.equal(await listedName(), undefined);
+
+  const set = await a.iq(configureIq({ "pubsub#title": "Nice tunes", "pubsub#description": "What I hear" }));
+  assert.equal(set.attrs.type, "result", set.toString());
+  assert.deepEqual(await readForm(), ["Nice tunes", "What I hear"]);
+  assert.equal(await listedName(), "Nice tunes");
+
+  // A publish-options title is a precondition on an existing node like any other option.
+  const other = await a.iq(publishIq(TUNE, tune("y"), "current", { "pubsub#title": "Other" }));
+  assert.equal(appCondition(other), "precondition-not-met");
+  const same = await a.iq(publishIq(TUNE, tune("y"), "current", { "pubsub#title": "Nice tunes" }));
+  assert.equal(same.attrs.type, "result", same.toString());
+
+  assert.equal(
+    errorCondition(await a.iq(configureIq({ "pubsub#title": "t".repeat(1025) }))),
+    "not-acceptable",
+  );
+  assert.equal((await a.iq(configureIq({ "pubsub#title": "" }))).attrs.type, "result");
+  assert.deepEqual(await readForm(), [undefined, "What I hear"], "an empty title clears it");
+  assert.equal(await listedName(), undefined);
+  await a.disconnect();
+});

@@ -160,7 +160,13 @@ export default defineModule({
           };
           const listed: DiscoItem[] = [];
           for (const [i, node] of stored.entries())
-            if (node && (await readable(node.config))) listed.push({ jid: to.bareString, node: names[i]! });
+            if (node && (await readable(node.config)))
+              listed.push({
+                jid: to.bareString,
+                node: names[i]!,
+                // XEP-0060 §5.2: a node's title is the entry's name.
+                ...(node.config.title !== undefined ? { name: node.config.title } : {}),
+              });
           return listed;
         }),
       );

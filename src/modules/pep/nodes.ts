@@ -21,7 +21,14 @@ export interface NodeConfig {
   sendLastPublishedItem: SendLast;
   notifyRetract: boolean;
   notifyDelete: boolean;
+  /** pubsub#title, a short name for the node (the 'name' of its disco#items entry); absent when unset. */
+  title?: string;
+  /** pubsub#description, absent when unset. */
+  description?: string;
 }
+
+/** The longest pubsub#title or pubsub#description kept (characters). */
+export const MAX_TEXT_OPTION = 1024;
 
 export interface StoredItem {
   id: string;
@@ -74,6 +81,13 @@ export function formFields(form: XmlElement): Map<string, string[]> {
  * white space around it is collapsed, as for xs:boolean). Anything else, an empty value too,
  * is invalid data, which is not-acceptable (XEP-0004 §3.4, XEP-0060 §8.2.5), not false.
  */
+/** A text-single option: empty clears it; longer than MAX_TEXT_OPTION is not-acceptable. */
+function text(name: string, value: string): string | undefined {
+  if (value.length > MAX_TEXT_OPTION)
+    throw new StanzaError("not-acceptable", `${name}: longer than ${MAX_TEXT_OPTION} characters`);
+  return value === "" ? undefined : value;
+}
+
 function bool(name: string, values: string[]): boolean {
   const v = values.length === 1 ? values[0]!.trim() : undefined;
   if (v === "1" || v === "true") return true;
@@ -123,6 +137,12 @@ export function applyForm(base: NodeConfig, fields: Map<string, string[]>): Node
       case "pubsub#notify_delete":
         config.notifyDelete = bool(name, values);
         break;
+      case "pubsub#title":
+        config.title = text(name, v);
+        break;
+      case "pubsub#description":
+        config.description = text(name, v);
+        break;
       default:
         break;
     }
@@ -138,6 +158,8 @@ export const CONFIG_FIELDS: ReadonlySet<string> = new Set([
   "pubsub#send_last_published_item",
   "pubsub#notify_retract",
   "pubsub#notify_delete",
+  "pubsub#title",
+  "pubsub#description",
 ]);
 
 /** Does the node's configuration satisfy the publish-options preconditions (XEP-0060 §7.1.5)? */
@@ -149,7 +171,9 @@ export function meetsPreconditions(config: NodeConfig, fields: Map<string, strin
     wanted.persistItems === config.persistItems &&
     wanted.sendLastPublishedItem === config.sendLastPublishedItem &&
     wanted.notifyRetract === config.notifyRetract &&
-    wanted.notifyDelete === config.notifyDelete
+    wanted.notifyDelete === config.notifyDelete &&
+    wanted.title === config.title &&
+    wanted.description === config.description
   );
 }
 
@@ -162,10 +186,14 @@ export function configForm(config: NodeConfig): XmlElement {
       x("value", null, value),
       ...(options ?? []).map((o) => x("option", null, x("value", null, o))),
     );
+  const textField = (name: string, label: string, value: string | undefined) =>
+    x("field", { var: name, type: "text-single", label }, value !== undefined && x("value", null, value));
   return x(
     "x",
     { xmlns: NS_DATA, type: "form" },
     x("field", { var: "FORM_TYPE", type: "hidden" }, x("value", null, NODE_CONFIG_FORM)),
+    textField("pubsub#title", "A short name for the node", config.title),
+    textField("pubsub#description", "A description of the node", config.description),
     field(
       "pubsub#access_model",
       "list-single",
