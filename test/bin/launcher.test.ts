@@ -115,7 +115,7 @@ describe("the launcher picks the allocator", () => {
       assert.equal(s.line.msg, `memory allocator: jemalloc (${JEMALLOC})`);
       assert.ok(s.maps.includes(JEMALLOC), "jemalloc is mapped into the server process");
       assert.ok(s.environ.includes(`LD_PRELOAD=${JEMALLOC}`));
-      assert.ok(s.environ.includes("MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0,lg_tcache_max:17"));
+      assert.ok(s.environ.includes("MALLOC_CONF=dirty_decay_ms:0,muzzy_decay_ms:0"));
       // jemalloc reports settings it does not know on stderr ("<jemalloc>: Invalid conf pair").
       assert.doesNotMatch(s.output, /<jemalloc>/);
       // The launcher execs node with the server's flags: the pid is the server's own.
