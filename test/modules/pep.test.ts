@@ -294,31 +294,7 @@ test("a configuration form read back can be submitted back: max_items beyond a s
   const [alice] = await accounts("alice");
   const a = await h.connect(alice!, "r");
   assert.equal((await a.iq(publishIq(TUNE, tune("one"), "current"))).attrs.type, "result");
-  const submit = (maxItems: string) =>
-    a.iq(
-      x(
-        "iq",
-        { type: "set" },
-        x(
-          "pubsub",
-          { xmlns: OWNER },
-          x(
-            "configure",
-            { node: TUNE },
-            x(
-              "x",
-              { xmlns: NS_DATA, type: "submit" },
-              x(
-                "field",
-                { var: "FORM_TYPE", type: "hidden" },
-                x("value", null, "http://jabber.org/protocol/pubsub#node_config"),
-              ),
-              x("field", { var: "pubsub#max_items" }, x("value", null, maxItems)),
-            ),
-          ),
-        ),
-      ),
-    );
+  const submit = (maxItems: string) => a.iq(configureIq(TUNE, { "pubsub#max_items": maxItems }));
   assert.equal(errorCondition(await submit("1000000000000000000000000")), "not-acceptable");
   assert.equal((await submit("9007199254740991")).attrs.type, "result");
   const config = await a.iq(
@@ -543,29 +519,6 @@ test("pubsub#title and pubsub#description: configured, read back, preconditions,
   const [alice] = await accounts("alice");
   const a = await h.connect(alice!, "r");
   assert.equal((await a.iq(publishIq(TUNE, tune("x"), "current"))).attrs.type, "result");
-  const configureIq = (fields: Record<string, string>) =>
-    x(
-      "iq",
-      { type: "set" },
-      x(
-        "pubsub",
-        { xmlns: OWNER },
-        x(
-          "configure",
-          { node: TUNE },
-          x(
-            "x",
-            { xmlns: NS_DATA, type: "submit" },
-            x(
-              "field",
-              { var: "FORM_TYPE" },
-              x("value", null, "http://jabber.org/protocol/pubsub#node_config"),
-            ),
-            ...Object.entries(fields).map(([k, v]) => x("field", { var: k }, x("value", null, v))),
-          ),
-        ),
-      ),
-    );
   const readForm = async () => {
     const reply = await a.iq(
       x("iq", { type: "get" }, x("pubsub", { xmlns: OWNER }, x("configure", { node: TUNE }))),
@@ -590,7 +543,9 @@ test("pubsub#title and pubsub#description: configured, read back, preconditions,
   assert.deepEqual(await readForm(), [undefined, undefined], "unset: fields without a value");
   assert.equal(await listedName(), undefined);
 
-  const set = await a.iq(configureIq({ "pubsub#title": "Nice tunes", "pubsub#description": "What I hear" }));
+  const set = await a.iq(
+    configureIq(TUNE, { "pubsub#title": "Nice tunes", "pubsub#description": "What I hear" }),
+  );
   assert.equal(set.attrs.type, "result", set.toString());
   assert.deepEqual(await readForm(), ["Nice tunes", "What I hear"]);
   assert.equal(await listedName(), "Nice tunes");
@@ -602,11 +557,37 @@ test("pubsub#title and pubsub#description: configured, read back, preconditions,
   assert.equal(same.attrs.type, "result", same.toString());
 
   assert.equal(
-    errorCondition(await a.iq(configureIq({ "pubsub#title": "t".repeat(1025) }))),
+    errorCondition(await a.iq(configureIq(TUNE, { "pubsub#title": "t".repeat(1025) }))),
     "not-acceptable",
   );
-  assert.equal((await a.iq(configureIq({ "pubsub#title": "" }))).attrs.type, "result");
+  assert.equal((await a.iq(configureIq(TUNE, { "pubsub#title": "" }))).attrs.type, "result");
   assert.deepEqual(await readForm(), [undefined, "What I hear"], "an empty title clears it");
   assert.equal(await listedName(), undefined);
   await a.disconnect();
 });
+
+/** A node configuration form submitted for `node` (XEP-0060 §8.2.4), FORM_TYPE and the given fields. */
+function configureIq(node: string, fields: Record<string, string>) {
+  return x(
+    "iq",
+    { type: "set" },
+    x(
+      "pubsub",
+      { xmlns: OWNER },
+      x(
+        "configure",
+        { node },
+        x(
+          "x",
+          { xmlns: NS_DATA, type: "submit" },
+          x(
+            "field",
+            { var: "FORM_TYPE", type: "hidden" },
+            x("value", null, "http://jabber.org/protocol/pubsub#node_config"),
+          ),
+          ...Object.entries(fields).map(([k, v]) => x("field", { var: k }, x("value", null, v))),
+        ),
+      ),
+    ),
+  );
+}
