@@ -36,7 +36,7 @@ export interface ClusterStatus {
     advertise?: string;
     /** Draining: taking no new connections, about to leave. */
     draining: boolean;
-    /** What it owns, by kind (`muc`: group chat rooms); absent with `quick`. */
+    /** What it owns, by kind (`muc`: group chat rooms, `s2s`: federation links); absent with `quick`. */
     owns?: Record<string, number>;
   }[];
   /** The nodes' sessions together. */
@@ -94,7 +94,7 @@ const clusterStatusOutput: z.ZodType<ClusterStatus> = z.object({
           .record(z.string(), z.number().int().min(0))
           .optional()
           .describe(
-            "what the node owns, by kind (muc: group chat rooms), from the cluster's owners bucket; absent with quick",
+            "what the node owns, by kind (muc: group chat rooms, s2s: outbound federation links by remote domain), from the cluster's owners bucket; absent with quick",
           ),
       }),
     )
@@ -221,7 +221,10 @@ export const clusterStatusCommand = defineCommand({
 });
 
 /** What a kind of claim is called in the status text. */
-const OWNED_NAMES: Record<string, [one: string, many: string]> = { muc: ["room", "rooms"] };
+const OWNED_NAMES: Record<string, [one: string, many: string]> = {
+  muc: ["room", "rooms"],
+  s2s: ["federation link", "federation links"],
+};
 
 function ownsText(owns: Record<string, number>): string {
   return Object.entries(owns)

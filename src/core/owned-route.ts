@@ -25,8 +25,13 @@ const MAX_HOPS = 2;
 const FORWARD_TIMEOUT_MS = 15_000;
 
 export interface OwnedRouteOptions {
-  /** The service's domain (the route is registered for it). */
+  /**
+   * The service's domain (the route is registered for it); names the requests between nodes
+   * (`route:DOMAIN`) unless `requestKind` does.
+   */
   domain: string;
+  /** The requests' kind, for a route that serves many domains (server-to-server links). */
+  requestKind?: string;
   /** What ownership claims are kept under (`NodeBus.owner`'s scope). */
   scope: string;
   /** The service itself, on this node. */
@@ -52,7 +57,7 @@ export interface OwnedRoute extends Route {
 }
 
 export function ownedRoute(o: OwnedRouteOptions): OwnedRoute {
-  const kind = `route:${o.domain}`;
+  const kind = o.requestKind ?? `route:${o.domain}`;
   /** Names this node serves now (adopted). */
   const serving = new Set<string>();
   const adopting = new Map<string, Promise<void>>();

@@ -14,8 +14,9 @@ import tls from "node:tls";
 import { z } from "zod";
 import { DomainRateLimits, DomainRateSchema, DomainRatesSchema } from "../../core/domain-rates.js";
 import { StreamError } from "../../core/errors.js";
+import type { Jid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
-import { x } from "../../core/xml/element.js";
+import { type XmlElement, x } from "../../core/xml/element.js";
 import { NS_FEDERATION } from "../../core/xml/namespaces.js";
 import { listenOnAddresses } from "../../transports/listen.js";
 import { SocketTransport } from "../../transports/tcp/socket-transport.js";
@@ -24,6 +25,7 @@ import type { S2SApi, S2SAuthMethod, S2SAuthorizeEvent, S2SDirection, S2SRefusal
 import { s2sConfigSection } from "./config.js";
 import { PeerContexts } from "./contexts.js";
 import { Federation } from "./federation.js";
+import { ownedLinks } from "./owned-links.js";
 import { PeerTrust } from "./peer-tls.js";
 import { TargetResolver } from "./resolve.js";
 
@@ -198,14 +200,15 @@ export default defineModule<S2SOptions>({
       authorize,
     });
 
-    ctx.onUnload(
-      router.addRemoteRoute({
-        kind: "s2s",
-        priority: 0,
-        canRoute: () => true,
-        send: (stanza, to) => federation.send(stanza, to),
-      }),
-    );
+    const sendHere = (stanza: XmlElement, to: Jid) => federation.send(stanza, to);
+    if (ctx.nodes) {
+      // In a cluster one node holds the link to each remote domain (owned-links.ts).
+      const links = ownedLinks({ nodes: ctx.nodes, router, log, sendHere });
+      ctx.onUnload(router.addRemoteRoute(links));
+      ctx.onUnload(() => links.stop());
+    } else {
+      ctx.onUnload(router.addRemoteRoute({ kind: "s2s", priority: 0, canRoute: () => true, send: sendHere }));
+    }
     ctx.setInterval(
       () => federation.sweepIdle(),
       Math.min(30_000, Math.max(1000, (options.idleTimeoutSeconds * 1000) / 4)),
