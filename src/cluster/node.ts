@@ -760,12 +760,16 @@ export class ClusterNode implements ClusterLink, NodeBus, Liveness {
 
   // ---- NodeBus: what one node owns at a time
 
-  owner(scope: string, name: string): Promise<string> {
-    return this.owners.owner(scope, name);
+  owner(scope: string, name: string, opts?: { fresh?: boolean }): Promise<string> {
+    return this.owners.owner(scope, name, opts?.fresh);
   }
 
   ownerNow(scope: string, name: string): string | undefined {
     return this.owners.ownerNow(scope, name);
+  }
+
+  holder(scope: string, name: string): Promise<string | undefined> {
+    return this.owners.holder(scope, name);
   }
 
   disown(scope: string, name: string): Promise<void> {

@@ -76,9 +76,24 @@ export class OwnerRegistry {
     return this.nodes.knownAlive(node, inc) ? node : undefined;
   }
 
-  /** The node owning `name`; this node claims it when no live node does. */
-  owner(scope: string, name: string): Promise<string> {
-    const now = this.ownerNow(scope, name);
+  /** The live node holding `name`'s claim as the bucket has it now, without claiming it (undefined when none does). */
+  async holder(scope: string, name: string): Promise<string | undefined> {
+    const e = await this.kv.get(ownerKey(scope, name));
+    const claim = e?.operation === "PUT" ? decodeJson<OwnerClaim>(e.value) : undefined;
+    if (!claim) return undefined;
+    const alive =
+      claim.node === this.nodes.node
+        ? claim.inc === this.nodes.inc
+        : await this.nodes.alive(claim.node, claim.inc);
+    return alive ? claim.node : undefined;
+  }
+
+  /**
+   * The node owning `name`; this node claims it when no live node does. `fresh`: read the
+   * bucket even when this node knows an owner (which may have given the name up since).
+   */
+  owner(scope: string, name: string, fresh = false): Promise<string> {
+    const now = fresh ? undefined : this.ownerNow(scope, name);
     if (now !== undefined) return Promise.resolve(now);
     const key = ownerKey(scope, name);
     let p = this.pending.get(key);

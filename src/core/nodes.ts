@@ -37,11 +37,18 @@ export interface NodeBus {
   ask(node: string, kind: string, body: NodeMessage, timeoutMs?: number): Promise<NodeMessage | undefined>;
   /**
    * The node owning `name` in `scope` (one node at a time, cluster-wide); this node claims it
-   * when no live node does: nobody has, or its owner died, restarted or stopped.
+   * when no live node does: nobody has, or its owner died, restarted or stopped. `fresh`:
+   * read the claims even when this node knows an owner (one that may have given it up since).
    */
-  owner(scope: string, name: string): Promise<string>;
+  owner(scope: string, name: string, opts?: { fresh?: boolean }): Promise<string>;
   /** The owner when this node knows it without asking (itself, or a node it knows alive). */
   ownerNow(scope: string, name: string): string | undefined;
+  /**
+   * The live node holding `name` now, read from the claims (not from what this node knew)
+   * without claiming it (undefined when none does): for what only the node a client attached
+   * to can serve (a component).
+   */
+  holder(scope: string, name: string): Promise<string | undefined>;
   /** Gives up this node's claim of `name` (what it named ended here). */
   disown(scope: string, name: string): Promise<void>;
   /**

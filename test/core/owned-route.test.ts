@@ -55,6 +55,10 @@ class Bus {
         return node;
       },
       ownerNow: (scope, name) => this.believed?.[node] ?? this.claims.get(`${scope}/${name}`),
+      holder: async (scope, name) => {
+        const held = this.claims.get(`${scope}/${name}`);
+        return held !== undefined && !this.down.has(held) ? held : undefined;
+      },
       disown: async (scope, name) => {
         if (this.claims.get(`${scope}/${name}`) === node) this.claims.delete(`${scope}/${name}`);
       },

@@ -8,10 +8,6 @@
  * its route names (m1) although another node (m2) made it.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { LINK_WAIT_MS, metricValues, sumWhere } from "../helpers/federation.js";
 import { connectJs, type JsPeer } from "../helpers/js-client.js";
@@ -24,7 +20,7 @@ import {
   removeClusterBuckets,
 } from "../helpers/nats.js";
 import { createTestDatabase, postgresSkip, type TestDatabase } from "../helpers/postgres.js";
-import { freePorts, runCli, startServer, type TestServer } from "../helpers/server.js";
+import { clusterDataDirs, freePorts, runCli, startServer, type TestServer } from "../helpers/server.js";
 import { is, xml } from "../helpers/stanza.js";
 
 const NET = 100 + Math.floor(Math.random() * 150);
@@ -37,15 +33,6 @@ const NODE_TIMEOUT_S = 2;
 const TAKEOVER_WITHIN_MS = NODE_TIMEOUT_S * 1000 + 8_000;
 
 const skip = (await postgresSkip()) || (await natsSkip());
-
-/** A data directory holding the cluster's shared secrets (copied to every node before it first starts). */
-function dataDirWith(secrets: Map<string, Buffer>, name: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), `switchboard-e2e-${name}-`));
-  mkdirSync(path.join(dir, "secrets"), { mode: 0o700 });
-  for (const [file, secret] of secrets)
-    writeFileSync(path.join(dir, "secrets", file), secret, { mode: 0o600 });
-  return dir;
-}
 
 describe("federation from a two-node cluster: one node holds the link to each remote domain", {
   skip,
@@ -71,17 +58,14 @@ describe("federation from a two-node cluster: one node holds the link to each re
     // `cluster status` reads the test's buckets.
     process.env.SWITCHBOARD_CLUSTER_PREFIX = prefix;
     const [s2sM1, s2sM2, s2sB, httpM1] = (await freePorts(4)) as [number, number, number, number];
-    const secrets = new Map([
-      ["dialback", randomBytes(32)],
-      ["sasl-decoy", randomBytes(32)],
-    ]);
-    const startNode = (name: string, host: string, s2sPort: number, extra: string[]) =>
+    const [dirM1, dirM2] = clusterDataDirs(["m1", "m2"]) as [string, string];
+    const startNode = (name: string, dataDir: string, host: string, s2sPort: number, extra: string[]) =>
       startServer({
         name: `cluster-federation-${name}`,
         domain: "a.test",
         host,
         storage: database.url,
-        dataDir: dataDirWith(secrets, name),
+        dataDir,
         removeDataOnStop: true,
         config: { cluster: { prefix, nodeTimeoutSeconds: NODE_TIMEOUT_S }, http: { tls: "off" } },
         extraArgs: [
@@ -98,8 +82,8 @@ describe("federation from a two-node cluster: one node holds the link to each re
           ...extra,
         ],
       });
-    nodes.push(await startNode("m1", HOST_M1, s2sM1, ["--http-port", String(httpM1)]));
-    nodes.push(await startNode("m2", HOST_M2, s2sM2, []));
+    nodes.push(await startNode("m1", dirM1, HOST_M1, s2sM1, ["--http-port", String(httpM1)]));
+    nodes.push(await startNode("m2", dirM2, HOST_M2, s2sM2, []));
     for (const user of ["alice", "carol"]) await nodes[0]!.addUser(user, PW);
     remote = await startServer({
       name: "cluster-federation-b",

@@ -5,6 +5,7 @@
  * that checks the graceful-shutdown contract (SIGTERM → exit code 0, quickly).
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -267,4 +268,22 @@ export async function startServer(opts: ServerOptions): Promise<TestServer> {
   await waitForPort(c2sPort, server, server.host);
   for (const [name, password] of Object.entries(opts.users ?? {})) await server.addUser(name, password);
   return server;
+}
+
+/**
+ * Data directories for the nodes of one cluster, holding the same `secrets/` folder, as
+ * docs/operations.md says to set them up (the dialback secret, the SASL decoy secret, the
+ * key sealing component secrets).
+ */
+export function clusterDataDirs(names: string[]): string[] {
+  const secrets = ["dialback", "sasl-decoy", "component-secrets.key"].map(
+    (file) => [file, randomBytes(32)] as const,
+  );
+  return names.map((name) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), `switchboard-e2e-${name}-`));
+    mkdirSync(path.join(dir, "secrets"), { mode: 0o700 });
+    for (const [file, secret] of secrets)
+      writeFileSync(path.join(dir, "secrets", file), secret, { mode: 0o600 });
+    return dir;
+  });
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
+import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
 import { parseJid } from "../../src/core/jid.js";
@@ -187,6 +188,30 @@ test("web clients on other origins: the PUT's preflight is answered and every an
   const got = await request("GET", slot.get, { origin: "https://chat.elsewhere.example" });
   assert.equal(got.headers["access-control-allow-origin"], "*");
   await a.disconnect();
+});
+
+test("upload.directory: files are kept where configured (a relative path from the data directory)", async () => {
+  const shared = mkdtempSync(path.join(os.tmpdir(), "sb-uploads-"));
+  after(() => rmSync(shared, { recursive: true, force: true }));
+  for (const [directory, where] of [
+    [shared, (_h: Harness) => shared],
+    ["files/up", (h: Harness) => path.join(h.dataDir, "files/up")],
+  ] as const) {
+    const h = await start({ upload: { directory } });
+    const a = await h.connect("alice");
+    const text = Buffer.from(`kept in ${directory}\n`);
+    const slot = await slotFor(a, "kept.txt", text.length, "text/plain");
+    assert.equal((await putFile(slot, text, "text/plain")).status, 201);
+    const id = new URL(slot.put).pathname.split("/")[2]!;
+    assert.deepEqual(
+      readFileSync(path.join(where(h), id, "kept.txt")),
+      text,
+      `the file is under ${directory}`,
+    );
+    assert.ok(!existsSync(path.join(h.dataDir, "uploads", id)), "nothing under <dataDir>/uploads");
+    assert.deepEqual((await request("GET", slot.get, {})).body, text);
+    await a.disconnect();
+  }
 });
 
 test("GET and HEAD serve byte ranges (audio and video in browsers, resumed downloads)", async () => {

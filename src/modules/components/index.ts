@@ -18,6 +18,7 @@ import type { XmlElement } from "../../core/xml/element.js";
 import { SocketTransport } from "../../transports/tcp/socket-transport.js";
 import type { DiscoApi } from "../disco/index.js";
 import type { ComponentAuthorizeEvent, ComponentRefusal, ComponentsApi } from "./api.js";
+import { ClusterComponents } from "./cluster.js";
 import { componentCommands } from "./commands.js";
 import { componentsConfigSection } from "./config.js";
 import { ComponentRegistry, componentKey, openSecret } from "./registry.js";
@@ -59,7 +60,7 @@ export default defineModule<ComponentsOptions>({
   dependencies: ["disco"],
   commands: componentCommands as CommandDefinition<never>[],
   config: componentsConfigSection,
-  setup(ctx) {
+  async setup(ctx) {
     const { config, log, router, options } = ctx;
     const registry = new ComponentRegistry(ctx.storage);
     const key = componentKey(config.dataDir);
@@ -121,9 +122,17 @@ export default defineModule<ComponentsOptions>({
           log.warn({ domain }, "a component secret was sealed with another data directory's key");
         return secret;
       },
-      authenticated(stream: ComponentStream) {
+      async authenticated(stream: ComponentStream) {
         const domain = stream.domain!;
         if (connected.has(domain) || router.routeOf(domain)) return false;
+        if (elsewhere) {
+          // One node at a time serves a component's domain: the one holding its claim.
+          if ((await elsewhere.claim(domain)) === false) return false;
+          if (stream.closed || connected.has(domain)) {
+            if (!connected.has(domain)) elsewhere.release(domain);
+            return false;
+          }
+        }
         const unroute = router.addRoute(domain, {
           kind: "component",
           deliver(stanza) {
@@ -169,10 +178,26 @@ export default defineModule<ComponentsOptions>({
         if (entry?.stream === stream) {
           entry.unroute();
           connected.delete(domain!);
+          elsewhere?.release(domain!);
           log.info({ domain, reason }, "component disconnected");
         }
       },
     };
+    // In a cluster: the component's claim, and stanzas for components attached to other nodes.
+    const elsewhere = ctx.nodes
+      ? new ClusterComponents({
+          nodes: ctx.nodes,
+          router,
+          log,
+          registered: async () => (await registry.list()).map((r) => r.domain),
+          attachedHere: (domain) => connected.has(domain),
+        })
+      : undefined;
+    if (elsewhere) {
+      await elsewhere.refresh();
+      ctx.onUnload(router.addRemoteRoute(elsewhere.route));
+      ctx.onUnload(() => elsewhere.stop());
+    }
     const stats = { spoofed: 0, refused: 0 };
     /** Stanzas of earlier connections, by domain (a counter does not go down when a link drops). */
     const totals = new Map<string, { in: number; out: number }>();
@@ -208,9 +233,10 @@ export default defineModule<ComponentsOptions>({
     // Removed from the registry (by the CLI or the API): disconnected at the next poll.
     let polling = false;
     ctx.setInterval(() => {
-      if (polling || connected.size === 0) return;
+      if (polling || (connected.size === 0 && !elsewhere)) return;
       polling = true;
       (async () => {
+        await elsewhere?.refresh();
         for (const [domain, { stream }] of connected) {
           if (!(await registry.get(domain)))
             stream.close(new StreamError("not-authorized", "this component is no longer accepted"));

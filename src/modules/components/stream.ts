@@ -23,8 +23,8 @@ export interface ComponentStreamDeps {
   secretOf(domain: string): Promise<string | undefined>;
   /** The stream proved its secret: may it attach (undefined) or why not (the policy)? */
   authorize(stream: ComponentStream): Promise<StreamError | undefined>;
-  /** The stream proved its secret: take it into service; false when the domain is already connected. */
-  authenticated(stream: ComponentStream): boolean;
+  /** The stream proved its secret: take it into service; false when the domain is already connected (here or, in a cluster, on another node). */
+  authenticated(stream: ComponentStream): boolean | Promise<boolean>;
   /** A stanza from the authenticated component. */
   stanza(stream: ComponentStream, stanza: XmlElement): void | Promise<void>;
   closed(stream: ComponentStream, reason: string): void;
@@ -142,7 +142,7 @@ export class ComponentStream implements TransportSink {
     const refused = await this.deps.authorize(this);
     if (this.closed) return;
     if (refused) throw refused;
-    if (!this.deps.authenticated(this)) {
+    if (!(await this.deps.authenticated(this))) {
       throw new StreamError("conflict", `a component for ${domain} is already connected`);
     }
     this.authenticated = true;

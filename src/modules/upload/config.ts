@@ -25,6 +25,12 @@ export const UploadSchema = z
       .int()
       .min(0)
       .default(100 * 1024 * 1024),
+    /**
+     * Where uploaded files are kept; default `<dataDir>/uploads` (a relative path is taken from
+     * the data directory). In a cluster, a directory every node shares (a network filesystem):
+     * a file PUT to one node is served by GET from any.
+     */
+    directory: z.string().default(""),
     /** Files are deleted this many days after their upload; 0: kept until deleted by hand. */
     expiryDays: z.number().min(0).default(30),
     /** A slot not used within this many seconds is void. */

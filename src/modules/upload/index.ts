@@ -4,7 +4,7 @@
  * for a slot with `<request filename size content-type/>`; the answer points at the
  * server's HTTP listener (`/upload/<id>/<filename>`), with a secret for the PUT in an
  * Authorization header. The PUT is checked against the slot (secret, expiry, size,
- * content type); files are kept under `<dataDir>/uploads` and served by GET to anyone
+ * content type); files are kept under `upload.directory` (`<dataDir>/uploads`) and served by GET to anyone
  * holding the URL. A per-account quota bounds what one account keeps, and a timer removes
  * files after `expiryDays` and slots nobody used.
  */
@@ -42,7 +42,7 @@ export default defineModule({
     const domain = settings.domain !== "" ? settings.domain.toLowerCase() : `upload.${ctx.domain}`;
     const store = new UploadStore(
       ctx.storage.documents<UploadRecord>("uploads"),
-      path.join(ctx.config.dataDir, "uploads"),
+      path.resolve(ctx.config.dataDir, settings.directory || "uploads"),
       ctx.clock,
     );
     // The listener's URL is known once it listens (it may be a port chosen at start).
