@@ -1,6 +1,7 @@
 /**
  * A component (XEP-0114 gateway) in a two-node cluster (PostgreSQL, NATS): it attaches to one
- * node and users bound on either node reach it, and it reaches them; a second connection for
+ * node and users bound on either node reach it (and find it in the server's disco#items), and
+ * it reaches them; a second connection for
  * its domain on the other node is refused with `conflict`; once it has left, a message for it
  * is answered `service-unavailable` (wait) on every node; attached again to the other node,
  * it is reached from both again.
@@ -71,6 +72,18 @@ describe("a component in a two-node cluster", { skip }, () => {
     assert.match(m[0], new RegExp(`from=['"]${user.jid}['"]`));
   }
 
+  /** The items of the server's disco#items, as `user` gets them. */
+  async function discoItems(user: JsPeer): Promise<string[]> {
+    const reply = await user.iq(
+      xml(
+        "iq",
+        { type: "get", to: "localhost" },
+        xml("query", { xmlns: "http://jabber.org/protocol/disco#items" }),
+      ),
+    );
+    return (reply.getChild("query")?.getChildren("item") ?? []).map((i) => String(i.attrs.jid));
+  }
+
   before(async () => {
     database = await createTestDatabase("cluster_components");
     componentPorts.push(...(await freePorts(2)));
@@ -131,6 +144,14 @@ describe("a component in a two-node cluster", { skip }, () => {
     const got = await bob.next(is.message({ body: "to bob on m2" }), "the gateway's message at bob");
     assert.equal(got.attrs.from, `x%irc.example@${GATEWAY}/irc`);
 
+    // Listed by both nodes (m2 from the claims, at its next poll of the registry).
+    const listedBy = Date.now() + 5_000;
+    while (!(await discoItems(bob)).includes(GATEWAY)) {
+      assert.ok(Date.now() < listedBy, "m2 does not list the component attached to m1");
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok((await discoItems(alice)).includes(GATEWAY), "m1 lists its component");
+
     await assert.rejects(attach(1), "a second connection for the domain is refused");
     assert.equal(await opened.at(-1)!.streamError("a second connection on m2"), "conflict");
 
@@ -140,6 +161,11 @@ describe("a component in a two-node cluster", { skip }, () => {
     while ((await readOwners(prefix, "component"))[GATEWAY] !== undefined) {
       assert.ok(Date.now() < deadline, "the component's claim was not released");
       await new Promise((r) => setTimeout(r, 100));
+    }
+    const unlistedBy = Date.now() + 5_000;
+    while ((await discoItems(bob)).includes(GATEWAY)) {
+      assert.ok(Date.now() < unlistedBy, "m2 still lists the component that left");
+      await new Promise((r) => setTimeout(r, 200));
     }
     await bob.send(
       xml("message", { to: `bob%irc.example@${GATEWAY}`, id: "nobody-there" }, xml("body", {}, "anyone?")),

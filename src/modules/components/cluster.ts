@@ -5,7 +5,8 @@
  * domains (read from the shared registry at each poll): a stanza for a component attached to
  * another node is sent to that node (`NodeBus.holder` finds it without claiming), which hands
  * it to the component; one attached nowhere is answered `service-unavailable` (type wait)
- * rather than sent on to federation.
+ * rather than sent on to federation. Every node lists the components attached anywhere in
+ * its disco#items (as of the last poll).
  */
 import type { Logger } from "pino";
 import { StanzaError } from "../../core/errors.js";
@@ -35,6 +36,7 @@ export class ClusterComponents {
   /** The remote route for components attached to other nodes (above federation). */
   readonly route: RemoteRoute;
   private domains = new Set<string>();
+  private attachedAnywhere = new Set<string>();
   /** The node each domain's component was last found on; the lookup in flight while one is. */
   private readonly holders = new Map<string, Promise<string | undefined>>();
   private readonly stopServing: () => void;
@@ -60,9 +62,20 @@ export class ClusterComponents {
     });
   }
 
-  /** Reads the registered domains again (components added or removed anywhere). */
+  /** Reads the registered domains again (components added or removed anywhere), and where each is attached. */
   async refresh(): Promise<void> {
-    this.domains = new Set(await this.d.registered());
+    const domains = await this.d.registered();
+    this.domains = new Set(domains);
+    const attached = new Set<string>();
+    for (const domain of domains) {
+      if ((await this.d.nodes.holder(COMPONENT_SCOPE, domain)) !== undefined) attached.add(domain);
+    }
+    this.attachedAnywhere = attached;
+  }
+
+  /** The components attached to some node of the cluster, as the last refresh found them. */
+  attached(): string[] {
+    return [...this.attachedAnywhere];
   }
 
   /** Claims `domain` for a component attaching here: false when it is attached to another node. */

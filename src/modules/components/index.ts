@@ -267,7 +267,13 @@ export default defineModule<ComponentsOptions>({
 
     const disco = ctx.api<DiscoApi>("disco");
     if (disco)
-      ctx.onUnload(disco.addItems("host", () => [...connected.keys()].sort().map((jid) => ({ jid }))));
+      ctx.onUnload(
+        disco.addItems("host", () =>
+          [...new Set([...connected.keys(), ...(elsewhere?.attached() ?? [])])]
+            .sort()
+            .map((jid) => ({ jid })),
+        ),
+      );
 
     ctx.metric({
       name: "switchboard_components_connected",
