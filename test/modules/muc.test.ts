@@ -1248,8 +1248,11 @@ describe("moderation and affiliations", () => {
   test("bad configuration values are refused", async () => {
     const alice = users.alice!;
     const room = await createRoom(alice, "Alice");
+    // XEP-0045 §10.1.3: options that cannot be processed are not-acceptable, as PEP's are (XEP-0004 §3.4 booleans).
     const r1 = await iq(alice, submit(room, { "muc#roomconfig_persistentroom": "maybe" }));
-    assert.equal(errorCondition(r1), "bad-request");
+    assert.equal(errorCondition(r1), "not-acceptable");
+    const r4 = await iq(alice, submit(room, { "muc#roomconfig_maxusers": "many" }));
+    assert.equal(errorCondition(r4), "not-acceptable");
     const r2 = await iq(alice, submit(room, { "muc#roomconfig_maxusers": "100000" }));
     assert.equal(errorCondition(r2), "not-acceptable");
     const r3 = await iq(alice, submit(room, { "muc#roomconfig_passwordprotectedroom": "1" }));

@@ -65,11 +65,11 @@ export function configForm(c: RoomConfig, limits: { maxOccupants: number; maxHis
 function parseBool(v: string, name: string): boolean {
   if (v === "1" || v === "true") return true;
   if (v === "0" || v === "false") return false;
-  throw new StanzaError("bad-request", `${name}: not a boolean`);
+  throw new StanzaError("not-acceptable", `${name}: not a boolean (0, 1, false or true)`);
 }
 
 function parseCount(v: string, name: string, max: number): number {
-  if (!/^\d+$/.test(v.trim())) throw new StanzaError("bad-request", `${name}: not a number`);
+  if (!/^\d+$/.test(v.trim())) throw new StanzaError("not-acceptable", `${name}: not a number`);
   const n = Number(v.trim());
   if (n > max) throw new StanzaError("not-acceptable", `${name}: at most ${max}`);
   return n;
@@ -78,7 +78,7 @@ function parseCount(v: string, name: string, max: number): number {
 /**
  * The configuration a submitted form asks for, over the current one. Fields not given keep
  * their values; unknown fields are ignored (clients send fields of other services); a value
- * out of range is not-acceptable, a malformed one bad-request.
+ * that cannot be processed, malformed or out of range, is not-acceptable (XEP-0045 §10.1.3).
  */
 export function applyConfigForm(
   form: XmlElement,
