@@ -5,6 +5,7 @@
 import { clusterConfigSection } from "../cluster/index.js";
 import { type ConfigSection, loadConfig, type ServerConfig } from "../core/config.js";
 import type { ModuleDefinition } from "../core/module.js";
+import { maxPasswordLength } from "../core/password-length.js";
 import { httpConfigSection } from "../http/config.js";
 import { mailConfigSection } from "../programme/config.js";
 import { storageConfigSection } from "../storage/config.js";
@@ -31,5 +32,8 @@ export function loadServerConfig(opts: {
   env?: NodeJS.ProcessEnv;
   overrides?: Record<string, unknown>;
 }): ServerConfig {
-  return loadConfig({ ...opts, sections: configSections(standardModules) });
+  const config = loadConfig({ ...opts, sections: configSections(standardModules) });
+  // Read by the admin commands also where the register module, which declares it, is off.
+  maxPasswordLength(config);
+  return config;
 }

@@ -12,6 +12,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { userAdd, userImport, userPasswd } from "../../src/commands/users.js";
 import { type CommandContext, CommandError } from "../../src/core/commands.js";
+import { ConfigError } from "../../src/core/config.js";
 import { verifyPassword } from "../../src/core/sasl/credentials.js";
 import type { Storage } from "../../src/core/storage/types.js";
 import { loadServerConfig } from "../../src/server/config.js";
@@ -75,6 +76,22 @@ describe("admin commands bound the password length", () => {
     await userAdd.run(ctx, { name: "bo", password: "p".repeat(12) });
     const wider = contextWith({ register: { maxPasswordLength: 300 } });
     await userPasswd.run(wider, { name: "bo", password: "p".repeat(300) });
+  });
+
+  test("an invalid bound is a configuration error when the configuration loads, also with registration off", () => {
+    for (const disabledModules of [[], ["register"]])
+      assert.throws(
+        () =>
+          loadServerConfig({
+            overrides: {
+              domain: "example.test",
+              dataDir: dir,
+              disabledModules,
+              modules: { register: { maxPasswordLength: 0 } },
+            },
+          }),
+        (err: unknown) => err instanceof ConfigError && /maxPasswordLength/.test(err.message),
+      );
   });
 
   test("user import refuses the file, naming the line, before creating any account", async () => {

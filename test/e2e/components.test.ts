@@ -133,6 +133,13 @@ describe("external components (XEP-0114)", () => {
       xml("iq", { type: "get", to: "nobody.localhost" }, xml("query", { xmlns: "jabber:iq:version" })),
     );
     assert.equal(reply.attrs.type, "error");
+    // A registered component's domain is this server's: not looked for over federation.
+    const registered = await alice.iq(
+      xml("iq", { type: "get", to: GATEWAY }, xml("query", { xmlns: "jabber:iq:version" })),
+    );
+    assert.equal(registered.attrs.type, "error");
+    assert.equal(registered.getChild("error")?.attrs.type, "wait", registered.toString());
+    assert.equal(registered.getChild("error")?.getChildElements()[0]?.name, "service-unavailable");
   });
 
   test("`component remove` disconnects the component within a second; `component list` shows what is accepted", async () => {

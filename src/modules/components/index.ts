@@ -5,7 +5,8 @@
  * through the router like any local traffic (the `from` must be at their domain). Connected
  * components are listed in the server's disco#items. Removing a component with the CLI
  * disconnects it within a second. After the secret, a component passes `component/authorize`
- * (api.ts), where a gateway licence can be required.
+ * (api.ts), where a gateway licence can be required. Stanzas for registered components not
+ * attached here (on another node of a cluster, or not connected) go through routing.ts.
  */
 import net from "node:net";
 import { z } from "zod";
@@ -18,10 +19,10 @@ import type { XmlElement } from "../../core/xml/element.js";
 import { SocketTransport } from "../../transports/tcp/socket-transport.js";
 import type { DiscoApi } from "../disco/index.js";
 import type { ComponentAuthorizeEvent, ComponentRefusal, ComponentsApi } from "./api.js";
-import { ClusterComponents } from "./cluster.js";
 import { componentCommands } from "./commands.js";
 import { componentsConfigSection } from "./config.js";
 import { ComponentRegistry, componentKey, openSecret } from "./registry.js";
+import { ComponentRoutes } from "./routing.js";
 import { ComponentStream } from "./stream.js";
 
 export type { ComponentAuthorizeEvent, ComponentLinkInfo, ComponentRefusal, ComponentsApi } from "./api.js";
@@ -125,13 +126,11 @@ export default defineModule<ComponentsOptions>({
       async authenticated(stream: ComponentStream) {
         const domain = stream.domain!;
         if (connected.has(domain) || router.routeOf(domain)) return false;
-        if (elsewhere) {
-          // One node at a time serves a component's domain: the one holding its claim.
-          if ((await elsewhere.claim(domain)) === false) return false;
-          if (stream.closed || connected.has(domain)) {
-            if (!connected.has(domain)) elsewhere.release(domain);
-            return false;
-          }
+        // In a cluster one node at a time serves a component's domain: the one holding its claim.
+        if (!(await routes.claim(domain))) return false;
+        if (stream.closed || connected.has(domain)) {
+          if (!connected.has(domain)) routes.release(domain);
+          return false;
         }
         const unroute = router.addRoute(domain, {
           kind: "component",
@@ -178,26 +177,22 @@ export default defineModule<ComponentsOptions>({
         if (entry?.stream === stream) {
           entry.unroute();
           connected.delete(domain!);
-          elsewhere?.release(domain!);
+          routes.release(domain!);
           log.info({ domain, reason }, "component disconnected");
         }
       },
     };
-    // In a cluster: the component's claim, and stanzas for components attached to other nodes.
-    const elsewhere = ctx.nodes
-      ? new ClusterComponents({
-          nodes: ctx.nodes,
-          router,
-          log,
-          registered: async () => (await registry.list()).map((r) => r.domain),
-          attachedHere: (domain) => connected.has(domain),
-        })
-      : undefined;
-    if (elsewhere) {
-      await elsewhere.refresh();
-      ctx.onUnload(router.addRemoteRoute(elsewhere.route));
-      ctx.onUnload(() => elsewhere.stop());
-    }
+    // Registered components not attached here: on another node of a cluster, or not connected.
+    const routes = new ComponentRoutes({
+      nodes: ctx.nodes,
+      router,
+      log,
+      registered: async () => (await registry.list()).map((r) => r.domain),
+      attachedHere: (domain) => connected.has(domain),
+    });
+    await routes.refresh();
+    ctx.onUnload(router.addRemoteRoute(routes.route));
+    ctx.onUnload(() => routes.stop());
     const stats = { spoofed: 0, refused: 0 };
     /** Stanzas of earlier connections, by domain (a counter does not go down when a link drops). */
     const totals = new Map<string, { in: number; out: number }>();
@@ -233,10 +228,10 @@ export default defineModule<ComponentsOptions>({
     // Removed from the registry (by the CLI or the API): disconnected at the next poll.
     let polling = false;
     ctx.setInterval(() => {
-      if (polling || (connected.size === 0 && !elsewhere)) return;
+      if (polling) return;
       polling = true;
       (async () => {
-        await elsewhere?.refresh();
+        await routes.refresh();
         for (const [domain, { stream }] of connected) {
           if (!(await registry.get(domain)))
             stream.close(new StreamError("not-authorized", "this component is no longer accepted"));
@@ -269,9 +264,7 @@ export default defineModule<ComponentsOptions>({
     if (disco)
       ctx.onUnload(
         disco.addItems("host", () =>
-          [...new Set([...connected.keys(), ...(elsewhere?.attached() ?? [])])]
-            .sort()
-            .map((jid) => ({ jid })),
+          [...new Set([...connected.keys(), ...routes.attached()])].sort().map((jid) => ({ jid })),
         ),
       );
 

@@ -1,12 +1,15 @@
 /**
- * Components in a cluster: a component attaches to one node, which claims its domain
- * (`NodeBus.owner`, scope "component"); a second connection for the domain on any node is
- * refused with `conflict`, as on one server. Every node routes the registered component
- * domains (read from the shared registry at each poll): a stanza for a component attached to
- * another node is sent to that node (`NodeBus.holder` finds it without claiming), which hands
- * it to the component; one attached nowhere is answered `service-unavailable` (type wait)
- * rather than sent on to federation. Every node lists the components attached anywhere in
- * its disco#items (as of the last poll).
+ * Routes to the registered components (read from the registry at each poll) that are not
+ * attached to this node, above federation: a registered component's domain is never looked
+ * up as another server.
+ *
+ * On one server, a stanza for a registered component that is not connected is answered
+ * `service-unavailable` (type wait). In a cluster a component attaches to one node, which
+ * claims its domain (`NodeBus.owner`, scope "component"); a second connection for the domain
+ * on any node is refused with `conflict`, as on one server. A stanza for a component attached
+ * to another node is sent to that node (`NodeBus.holder` finds it without claiming), which
+ * hands it to the component; one attached nowhere is answered as on one server. Every node
+ * lists the components attached anywhere in its disco#items (as of the last poll).
  */
 import type { Logger } from "pino";
 import { StanzaError } from "../../core/errors.js";
@@ -22,33 +25,34 @@ const KIND = "component:deliver";
 /** How long a node waits for the component's node to have handed a stanza over. */
 const FORWARD_TIMEOUT_MS = 10_000;
 
-export interface ClusterComponentsDeps {
-  nodes: NodeBus;
+export interface ComponentRoutesDeps {
+  /** The cluster's nodes; undefined on one server. */
+  nodes: NodeBus | undefined;
   router: Router;
   log: Logger;
-  /** The registered components' domains (shared storage). */
+  /** The registered components' domains (shared storage in a cluster). */
   registered(): Promise<string[]>;
   /** Is the component of `domain` attached to this node? */
   attachedHere(domain: string): boolean;
 }
 
-export class ClusterComponents {
-  /** The remote route for components attached to other nodes (above federation). */
+export class ComponentRoutes {
+  /** The remote route for registered components not attached here. */
   readonly route: RemoteRoute;
   private domains = new Set<string>();
   private attachedAnywhere = new Set<string>();
   /** The node each domain's component was last found on; the lookup in flight while one is. */
   private readonly holders = new Map<string, Promise<string | undefined>>();
-  private readonly stopServing: () => void;
+  private readonly stopServing: (() => void) | undefined;
 
-  constructor(private readonly d: ClusterComponentsDeps) {
+  constructor(private readonly d: ComponentRoutesDeps) {
     this.route = {
       kind: "component",
       priority: 10,
       canRoute: (domain) => this.domains.has(domain),
       send: (stanza, to) => this.send(stanza, to.domain, to.toString()),
     };
-    this.stopServing = d.nodes.serve(KIND, async (body) => {
+    this.stopServing = d.nodes?.serve(KIND, async (body) => {
       if (typeof body !== "object" || body === null || Array.isArray(body)) return "bad";
       const { stanza: text, from, to } = body;
       if (typeof text !== "string" || typeof from !== "string" || typeof to !== "string") return "bad";
@@ -67,55 +71,62 @@ export class ClusterComponents {
     const domains = await this.d.registered();
     this.domains = new Set(domains);
     const attached = new Set<string>();
-    for (const domain of domains) {
-      if ((await this.d.nodes.holder(COMPONENT_SCOPE, domain)) !== undefined) attached.add(domain);
-    }
+    if (this.d.nodes)
+      for (const domain of domains) {
+        if ((await this.d.nodes.holder(COMPONENT_SCOPE, domain)) !== undefined) attached.add(domain);
+      }
     this.attachedAnywhere = attached;
   }
 
-  /** The components attached to some node of the cluster, as the last refresh found them. */
+  /** The components attached to some node of a cluster, as the last refresh found them (none on one server). */
   attached(): string[] {
     return [...this.attachedAnywhere];
   }
 
   /** Claims `domain` for a component attaching here: false when it is attached to another node. */
   async claim(domain: string): Promise<boolean> {
-    return (await this.d.nodes.owner(COMPONENT_SCOPE, domain, { fresh: true })) === this.d.nodes.node;
+    const { nodes } = this.d;
+    return !nodes || (await nodes.owner(COMPONENT_SCOPE, domain, { fresh: true })) === nodes.node;
   }
 
   /** The component of `domain` left this node: the next node it attaches to claims it. */
   release(domain: string): void {
     this.d.nodes
-      .disown(COMPONENT_SCOPE, domain)
+      ?.disown(COMPONENT_SCOPE, domain)
       .catch((err: unknown) => this.d.log.error({ err, domain }, "releasing a component's claim failed"));
   }
 
   stop(): void {
-    this.stopServing();
+    this.stopServing?.();
   }
 
   private send(stanza: XmlElement, domain: string, to: string): void {
     const from = tryParseJid(stanza.attrs.from) ?? tryParseJid(this.d.router.domain)!;
+    const notConnected = () =>
+      this.d.router.bounce(
+        stanza,
+        new StanzaError("service-unavailable", `the component ${domain} is not connected`, { type: "wait" }),
+        from,
+      );
+    const { nodes } = this.d;
+    if (!nodes) {
+      notConnected();
+      return;
+    }
     const body = { stanza: stanza.toString(), from: from.toString(), to };
     const handOver = async (node: string | undefined) =>
       node !== undefined &&
-      node !== this.d.nodes.node &&
-      (await this.d.nodes.ask(node, KIND, body, FORWARD_TIMEOUT_MS)) === "ok";
-    const lookup = this.holderOf(domain);
+      node !== nodes.node &&
+      (await nodes.ask(node, KIND, body, FORWARD_TIMEOUT_MS)) === "ok";
+    const lookup = this.holderOf(nodes, domain);
     lookup
       .then(async (node) => {
         if (await handOver(node)) return;
         // Gone from where it was (it moved, or its node left): look once more.
         this.forget(domain, lookup);
-        if (await handOver(await this.holderOf(domain))) return;
+        if (await handOver(await this.holderOf(nodes, domain))) return;
         this.forget(domain);
-        this.d.router.bounce(
-          stanza,
-          new StanzaError("service-unavailable", `the component ${domain} is not connected`, {
-            type: "wait",
-          }),
-          from,
-        );
+        notConnected();
       })
       .catch((err: unknown) => {
         this.forget(domain);
@@ -125,10 +136,10 @@ export class ClusterComponents {
   }
 
   /** Where `domain`'s component is attached; stanzas for one domain share one lookup, so they keep their order. */
-  private holderOf(domain: string): Promise<string | undefined> {
+  private holderOf(nodes: NodeBus, domain: string): Promise<string | undefined> {
     let lookup = this.holders.get(domain);
     if (!lookup) {
-      lookup = this.d.nodes.holder(COMPONENT_SCOPE, domain);
+      lookup = nodes.holder(COMPONENT_SCOPE, domain);
       this.holders.set(domain, lookup);
     }
     return lookup;
