@@ -14,9 +14,9 @@ import {
   clusterPrefix,
   NATS_URL,
   natsSkip,
-  readClusterBuckets,
   readOwners,
   removeClusterBuckets,
+  waitForNodes,
 } from "../helpers/nats.js";
 import { createTestDatabase, postgresSkip, type TestDatabase } from "../helpers/postgres.js";
 import { RawConnection } from "../helpers/raw-client.js";
@@ -114,11 +114,7 @@ describe("a component in a two-node cluster", { skip }, () => {
       ["component", "add", GATEWAY, "--secret", SECRET, ...nodes[0]!.storageArgs()],
       nodes[0]!.logFile,
     );
-    const deadline = Date.now() + 10_000;
-    while ((await readClusterBuckets(prefix)).nodes.length < 2) {
-      if (Date.now() > deadline) throw new Error("the two nodes did not both join");
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await waitForNodes(prefix, 2);
     alice = await connectJs(nodes[0]!, { user: "alice", password: PW, resource: "a1" });
     bob = await connectJs(nodes[1]!, { user: "bob", password: PW, resource: "b1" });
     peers.push(alice, bob);

@@ -15,9 +15,9 @@ import {
   clusterPrefix,
   NATS_URL,
   natsSkip,
-  readClusterBuckets,
   readOwners,
   removeClusterBuckets,
+  waitForNodes,
 } from "../helpers/nats.js";
 import { createTestDatabase, postgresSkip, type TestDatabase } from "../helpers/postgres.js";
 import { clusterDataDirs, freePorts, runCli, startServer, type TestServer } from "../helpers/server.js";
@@ -94,11 +94,7 @@ describe("federation from a two-node cluster: one node holds the link to each re
       extraArgs: ["--s2s-port", String(s2sB), "--s2s-route", `a.test=${HOST_M1}:${s2sM1}`],
     });
     metricsM1 = `http://${HOST_M1}:${httpM1}/metrics`;
-    const deadline = Date.now() + 10_000;
-    while ((await readClusterBuckets(prefix)).nodes.length < 2) {
-      if (Date.now() > deadline) throw new Error("the two nodes did not both join");
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await waitForNodes(prefix, 2);
   });
 
   after(async () => {

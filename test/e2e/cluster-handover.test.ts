@@ -21,6 +21,7 @@ import {
   natsSkip,
   readClusterBuckets,
   removeClusterBuckets,
+  waitForNodes,
 } from "../helpers/nats.js";
 import { createTestDatabase, postgresSkip, type TestDatabase } from "../helpers/postgres.js";
 import { RawConnection } from "../helpers/raw-client.js";
@@ -93,11 +94,7 @@ describe("two cluster nodes: IQ results, stream management across nodes, drain",
     nodes.push(await startNode("h1"));
     nodes.push(await startNode("h2"));
     for (const user of USERS) await nodes[0]!.addUser(user, PW);
-    const deadline = Date.now() + 10_000;
-    while ((await readClusterBuckets(prefix)).nodes.length < 2) {
-      if (Date.now() > deadline) throw new Error("the two nodes did not both join");
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await waitForNodes(prefix, 2);
   });
 
   after(async () => {

@@ -14,9 +14,9 @@ import {
   clusterPrefix,
   NATS_URL,
   natsSkip,
-  readClusterBuckets,
   readOwners,
   removeClusterBuckets,
+  waitForNodes,
 } from "../helpers/nats.js";
 import { createTestDatabase, postgresSkip, type TestDatabase } from "../helpers/postgres.js";
 import { runCli, startServer, type TestServer } from "../helpers/server.js";
@@ -80,14 +80,6 @@ describe("group chat rooms in a two-node cluster", { skip }, () => {
     return Object.fromEntries(status.nodes.map((n) => [n.name, n.owns]));
   }
 
-  async function bothNodesUp(): Promise<void> {
-    const deadline = Date.now() + 10_000;
-    while ((await readClusterBuckets(prefix)).nodes.length < 2) {
-      if (Date.now() > deadline) throw new Error("the two nodes did not both join");
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-
   before(async () => {
     database = await createTestDatabase("cluster_muc");
     process.env.SWITCHBOARD_STORAGE_URL = database.url;
@@ -95,7 +87,7 @@ describe("group chat rooms in a two-node cluster", { skip }, () => {
     nodes.push(await startNode("m1"));
     nodes.push(await startNode("m2"));
     for (const user of USERS) await nodes[0]!.addUser(user, PW);
-    await bothNodesUp();
+    await waitForNodes(prefix, 2);
   });
 
   after(async () => {
@@ -250,7 +242,7 @@ describe("group chat rooms in a two-node cluster", { skip }, () => {
 
   test("a node started again reaches the room on the node that took it over; affiliations came from storage", async () => {
     nodes[0] = await startNode("m1");
-    await bothNodesUp();
+    await waitForNodes(prefix, 2);
     const alice2 = await js(0, "alice", "a2");
     await alice2.send(joinPresence(`${ROOM}/Alice`));
     await alice2.next(is.presence({ from: `${ROOM}/Bob` }), "bob's presence at alice");

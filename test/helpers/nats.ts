@@ -62,6 +62,15 @@ export async function removeClusterBuckets(prefix: string, url = NATS_URL): Prom
   }
 }
 
+/** Waits until `count` nodes of the cluster under `prefix` have a live heartbeat (10 s at most). */
+export async function waitForNodes(prefix: string, count: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while ((await readClusterBuckets(prefix)).nodes.length < count) {
+    if (Date.now() > deadline) throw new Error(`the ${count} nodes did not all join`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /** What a cluster's buckets hold now: the nodes with a live heartbeat, and the session entries per node. */
 export async function readClusterBuckets(
   prefix: string,
