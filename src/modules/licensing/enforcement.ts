@@ -179,6 +179,13 @@ export class Enforcement {
   private noticeSeq = 0;
   private timer: NodeJS.Timeout | undefined;
   private nextAt: Instant | undefined;
+  /**
+   * The instant the live sessions were last evaluated at (at start: when nothing was live). The
+   * timer aims at the first change after it, not after the clock's latest reading, so an
+   * instant the clock passes between two readings (a timer firing a moment early) is still
+   * evaluated rather than skipped.
+   */
+  private evaluatedAt: Instant = 0;
   private reloading: Promise<void> | undefined;
   private stopped = false;
   private unwatchPeers: (() => void) | undefined;
@@ -197,6 +204,7 @@ export class Enforcement {
 
   async start(): Promise<void> {
     this.snap = await this.deps.registry.snapshot();
+    this.evaluatedAt = this.now();
     this.arm();
     this.unwatchPeers = this.deps.sessions.peers?.onLicenceChange((id) => this.peersChanged(id));
   }
@@ -606,6 +614,7 @@ export class Enforcement {
   private evaluateSessions(): void {
     this.counters.rechecks++;
     const now = this.now();
+    this.evaluatedAt = now;
     const snap = this.snap;
     const groups = new Map<string, { licence: Licence; app: ClientApp; sessions: ClientSession[] }>();
     for (const s of [...this.deps.sessions.all()]) {
@@ -710,7 +719,7 @@ export class Enforcement {
     if (this.stopped) return;
     const now = this.now();
     const before = this.nextAt;
-    this.nextAt = nextChangeAt(this.snap, now);
+    this.nextAt = nextChangeAt(this.snap, this.evaluatedAt);
     if (this.nextAt !== before)
       this.deps.log.info(
         { at: this.nextAt === undefined ? undefined : new Date(this.nextAt).toISOString() },
