@@ -84,6 +84,22 @@ async function online(s: FakeSession, notify: string[], opts: { answer?: boolean
   await s.sendStanza(x("iq", { type: "result", id: q.attrs.id, to: q.attrs.from }, info));
 }
 
+/** A data form of `formType` (its hidden FORM_TYPE first) with the given fields; submitted unless `form.type` says otherwise (undefined: no type). */
+function dataForm(
+  formType: string,
+  fields: Record<string, string | string[]>,
+  form: { type: string | undefined } = { type: "submit" },
+) {
+  return x(
+    "x",
+    { xmlns: NS_DATA, type: form.type },
+    x("field", { var: "FORM_TYPE", type: "hidden" }, x("value", null, formType)),
+    ...Object.entries(fields).map(([k, v]) =>
+      x("field", { var: k }, ...(Array.isArray(v) ? v : [v]).map((one) => x("value", null, one))),
+    ),
+  );
+}
+
 const publishIq = (node: string, payload: XmlElement, id?: string, options?: Record<string, string>) =>
   x(
     "iq",
@@ -93,20 +109,7 @@ const publishIq = (node: string, payload: XmlElement, id?: string, options?: Rec
       { xmlns: PUBSUB },
       x("publish", { node }, x("item", { id }, payload)),
       options &&
-        x(
-          "publish-options",
-          null,
-          x(
-            "x",
-            { xmlns: NS_DATA, type: "submit" },
-            x(
-              "field",
-              { var: "FORM_TYPE", type: "hidden" },
-              x("value", null, "http://jabber.org/protocol/pubsub#publish-options"),
-            ),
-            ...Object.entries(options).map(([k, v]) => x("field", { var: k }, x("value", null, v))),
-          ),
-        ),
+        x("publish-options", null, dataForm("http://jabber.org/protocol/pubsub#publish-options", options)),
     ),
   );
 
@@ -317,18 +320,7 @@ test("a configuration is a submitted form whose booleans are 0, 1, false or true
   const a = await h.connect(alice!, "r");
   assert.equal((await a.iq(publishIq(TUNE, tune("one"), "current"))).attrs.type, "result");
   const form = (type: string | undefined, fields: Record<string, string[]>) =>
-    x(
-      "x",
-      { xmlns: NS_DATA, type },
-      x(
-        "field",
-        { var: "FORM_TYPE", type: "hidden" },
-        x("value", null, "http://jabber.org/protocol/pubsub#node_config"),
-      ),
-      ...Object.entries(fields).map(([k, vs]) =>
-        x("field", { var: k }, ...vs.map((v) => x("value", null, v))),
-      ),
-    );
+    dataForm("http://jabber.org/protocol/pubsub#node_config", fields, { type });
   const configure = (type: string | undefined, fields: Record<string, string[]>) =>
     a.iq(
       x(
@@ -574,20 +566,7 @@ function configureIq(node: string, fields: Record<string, string>) {
     x(
       "pubsub",
       { xmlns: OWNER },
-      x(
-        "configure",
-        { node },
-        x(
-          "x",
-          { xmlns: NS_DATA, type: "submit" },
-          x(
-            "field",
-            { var: "FORM_TYPE", type: "hidden" },
-            x("value", null, "http://jabber.org/protocol/pubsub#node_config"),
-          ),
-          ...Object.entries(fields).map(([k, v]) => x("field", { var: k }, x("value", null, v))),
-        ),
-      ),
+      x("configure", { node }, dataForm("http://jabber.org/protocol/pubsub#node_config", fields)),
     ),
   );
 }

@@ -231,9 +231,10 @@ export default defineModule<ComponentsOptions>({
       if (polling) return;
       polling = true;
       (async () => {
+        // One read of the registry serves both: the routes and the removals.
         await routes.refresh();
         for (const [domain, { stream }] of connected) {
-          if (!(await registry.get(domain)))
+          if (!routes.isRegistered(domain))
             stream.close(new StreamError("not-authorized", "this component is no longer accepted"));
         }
       })()

@@ -49,7 +49,7 @@ export class ComponentRoutes {
     this.route = {
       kind: "component",
       priority: 10,
-      canRoute: (domain) => this.domains.has(domain),
+      canRoute: (domain) => this.isRegistered(domain),
       send: (stanza, to) => this.send(stanza, to.domain, to.toString()),
     };
     this.stopServing = d.nodes?.serve(KIND, async (body) => {
@@ -76,6 +76,11 @@ export class ComponentRoutes {
         if ((await this.d.nodes.holder(COMPONENT_SCOPE, domain)) !== undefined) attached.add(domain);
       }
     this.attachedAnywhere = attached;
+  }
+
+  /** Was `domain` registered at the last refresh? */
+  isRegistered(domain: string): boolean {
+    return this.domains.has(domain);
   }
 
   /** The components attached to some node of a cluster, as the last refresh found them (none on one server). */
