@@ -3,9 +3,7 @@
  * HTTP → commands, from the lists of parts it is given, and the graceful stop. The CLI,
  * tests and benchmarks all run the same server. Nothing in the core knows this folder.
  */
-import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import path from "node:path";
+import { mkdirSync } from "node:fs";
 import { type Logger, pino } from "pino";
 import { type ClusterNode, checkClusterConfig, joinCluster } from "../cluster/index.js";
 import { type Clock, systemClock } from "../core/clock.js";
@@ -26,6 +24,7 @@ import type { CoreServices } from "../core/services.js";
 import { LocalSessionDirectory } from "../core/session-directory.js";
 import { StanzaFilters } from "../core/stanza-filters.js";
 import { addAppendQueueMetrics } from "../core/storage/append-metrics.js";
+import { sharedSecret } from "../core/storage/shared-secret.js";
 import type { Storage } from "../core/storage/types.js";
 import { newStreamCounters } from "../core/stream/counters.js";
 import { sessionHost } from "../core/stream/local-session.js";
@@ -116,7 +115,15 @@ export class SwitchboardServer {
       await storage.close();
       throw err;
     }
-    const services = coreServices(config, log, clock, storage, cluster);
+    let saslDecoySecret: Buffer;
+    try {
+      saslDecoySecret = await sharedSecret(storage, "sasl-decoy", config.dataDir, clock.now());
+    } catch (err) {
+      await cluster?.stop();
+      await storage.close();
+      throw err;
+    }
+    const services = coreServices(config, log, clock, storage, saslDecoySecret, cluster);
     addAppendQueueMetrics(services.metrics, storage);
     installCoreHandlers(services);
     const streams = new ClientStreams(
@@ -262,6 +269,7 @@ function coreServices(
   log: Logger,
   clock: Clock,
   storage: Storage,
+  saslDecoySecret: Buffer,
   cluster?: ClusterNode,
 ): CoreServices {
   const hooks = new HookBus<ServerEvents>();
@@ -285,7 +293,7 @@ function coreServices(
     filters: new StanzaFilters(),
     metrics: new MetricRegistry(),
     apis: new Map(),
-    saslDecoySecret: loadOrCreateSecret(path.join(config.dataDir, "secrets", "sasl-decoy")),
+    saslDecoySecret,
     counters: newStreamCounters(),
     loginGuard: new LoginGuard({
       perAddress: limits.authFailuresPerAddress,
@@ -298,13 +306,4 @@ function coreServices(
       face: "xmpp",
     }),
   };
-}
-
-/** A random secret created once and kept in the data directory (mode 0600). */
-function loadOrCreateSecret(file: string): Buffer {
-  if (existsSync(file)) return readFileSync(file);
-  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const secret = randomBytes(32);
-  writeFileSync(file, secret, { mode: 0o600 });
-  return secret;
 }

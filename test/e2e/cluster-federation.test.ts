@@ -3,9 +3,9 @@
  * server serving b.test: the outbound link to b.test is held by one node at a time (a claim
  * in the cluster's owners bucket), whichever node the sender is bound on, and the other
  * node sends nothing to b.test itself; b.test's replies reach users on both nodes; when the link's node is killed
- * (SIGKILL) the other node takes the domain over and opens its own link. The nodes share the
- * secrets folder as docs/operations.md says, so b.test verifies a dialback key on the node
- * its route names (m1) although another node (m2) made it.
+ * (SIGKILL) the other node takes the domain over and opens its own link. The nodes' data
+ * directories are their own (the dialback secret is in the shared storage), and b.test
+ * verifies a dialback key on the node its route names (m1) although another node (m2) made it.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";

@@ -22,6 +22,7 @@ import {
 } from "../helpers/nats.js";
 import type { Peer } from "../helpers/peer.js";
 import { createTestDatabase, postgresSkip, type TestDatabase } from "../helpers/postgres.js";
+import { RawConnection } from "../helpers/raw-client.js";
 import { rosterGet } from "../helpers/roster.js";
 import { runCli, startServer, type TestServer } from "../helpers/server.js";
 import { connectSlix, slixSkip } from "../helpers/slix-client.js";
@@ -242,6 +243,31 @@ describe("a cluster of three nodes (PostgreSQL, NATS)", { skip }, () => {
     assert.ok(m.getChild("delay", NS.delay), "delivered from offline storage");
     await frank.none(is.message({ body: "while you were out" }), "a second copy", 1_500);
     await frank.close();
+  });
+
+  test("an unknown account gets the same SCRAM salt from every node (the nodes share the decoy secret)", async () => {
+    // The data directories are the nodes' own: the secret comes from the shared storage.
+    const salts: string[] = [];
+    for (const [i, node] of nodes.entries()) {
+      const c = await RawConnection.open(node, { label: `SCRAM on n${i + 1}` });
+      try {
+        await c.openStream(node.domain);
+        assert.match(await c.startTls(node.domain), /<mechanism>SCRAM-SHA-1<\/mechanism>/);
+        const first = Buffer.from("n,,n=nobody-here,r=cluster-salt-check").toString("base64");
+        c.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>${first}</auth>`);
+        const [, challenge = ""] = await c.waitFor(
+          /<challenge[^>]*>([^<]*)<\/challenge>/,
+          "the SCRAM challenge",
+        );
+        const salt = /(?:^|,)s=([^,]+)/.exec(Buffer.from(challenge, "base64").toString())?.[1];
+        assert.ok(salt, `a salt in the challenge from n${i + 1}`);
+        salts.push(salt);
+      } finally {
+        c.destroy();
+      }
+    }
+    assert.equal(salts.length, 3);
+    assert.equal(new Set(salts).size, 1, `one salt from the three nodes: ${salts.join(" ")}`);
   });
 
   test("a resource bound again on another node replaces the first (conflict), and gets its messages", async () => {

@@ -271,19 +271,16 @@ export async function startServer(opts: ServerOptions): Promise<TestServer> {
 }
 
 /**
- * Data directories for the nodes of one cluster, holding the same `secrets/` folder, as
- * docs/operations.md says to set them up (the dialback secret, the SASL decoy secret, the
- * key sealing component secrets).
+ * Data directories for the nodes of one cluster, holding the same key that seals component
+ * secrets, as docs/operations.md says to set them up (the other secrets the nodes must
+ * agree on are in the shared storage).
  */
 export function clusterDataDirs(names: string[]): string[] {
-  const secrets = ["dialback", "sasl-decoy", "component-secrets.key"].map(
-    (file) => [file, randomBytes(32)] as const,
-  );
+  const componentKey = randomBytes(32);
   return names.map((name) => {
     const dir = mkdtempSync(path.join(os.tmpdir(), `switchboard-e2e-${name}-`));
     mkdirSync(path.join(dir, "secrets"), { mode: 0o700 });
-    for (const [file, secret] of secrets)
-      writeFileSync(path.join(dir, "secrets", file), secret, { mode: 0o600 });
+    writeFileSync(path.join(dir, "secrets", "component-secrets.key"), componentKey, { mode: 0o600 });
     return dir;
   });
 }

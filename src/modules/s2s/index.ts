@@ -6,16 +6,14 @@
  * domain and with Server Dialback (XEP-0220) otherwise. Every link passes the `s2s/authorize`
  * step (the federation policy); other modules list and close links through api.ts.
  */
-import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
-import path from "node:path";
 import tls from "node:tls";
 import { z } from "zod";
 import { DomainRateLimits, DomainRateSchema, DomainRatesSchema } from "../../core/domain-rates.js";
 import { StreamError } from "../../core/errors.js";
 import type { Jid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
+import { sharedSecret } from "../../core/storage/shared-secret.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
 import { NS_FEDERATION } from "../../core/xml/namespaces.js";
 import { listenOnAddresses } from "../../transports/listen.js";
@@ -182,7 +180,7 @@ export default defineModule<S2SOptions>({
       },
       policy,
       resolver: new TargetResolver(config.s2sRoutes, options.dnsServers, 5000),
-      dialbackSecret: loadOrCreateSecret(path.join(config.dataDir, "secrets", "dialback")),
+      dialbackSecret: await sharedSecret(ctx.storage, "dialback", config.dataDir, ctx.clock.now()),
       wrapServerTls: (raw) =>
         new tls.TLSSocket(raw, {
           isServer: true,
@@ -356,12 +354,3 @@ export default defineModule<S2SOptions>({
     });
   },
 });
-
-/** The dialback secret: random, created once, kept in the data directory (mode 0600). */
-function loadOrCreateSecret(file: string): Buffer {
-  if (existsSync(file)) return readFileSync(file);
-  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const secret = randomBytes(32);
-  writeFileSync(file, secret, { mode: 0o600 });
-  return secret;
-}
