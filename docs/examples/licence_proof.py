@@ -27,6 +27,7 @@ import sys
 
 import slixmpp
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from slixmpp.stanza import StreamFeatures
 from slixmpp.xmlstream import ElementBase, register_stanza_plugin
@@ -46,10 +47,57 @@ class LicenceFeature(ElementBase):
 
 
 def server_end_point(cert_der):
-    """RFC 5929 §4.1: the certificate hashed with its signature's hash (SHA-256 for MD5, SHA-1)."""
-    algo = x509.load_der_x509_certificate(cert_der).signature_hash_algorithm
-    name = algo.name if algo is not None and algo.name in ("sha224", "sha384", "sha512") else "sha256"
-    return hashlib.new(name, cert_der).digest()
+    """RFC 5929 §4.1: the certificate hashed with its signature's hash (SHA-256 for MD5, SHA-1,
+    and for algorithms without a hash of their own such as Ed25519)."""
+    try:
+        algo = x509.load_der_x509_certificate(cert_der).signature_hash_algorithm
+        name = algo.name if algo is not None else None
+    except UnsupportedAlgorithm:
+        # cryptography before 40 (Debian 12 has 38) does not read RSASSA-PSS signatures.
+        name = pss_hash_name(cert_der)
+    return hashlib.new(name if name in ("sha224", "sha384", "sha512") else "sha256", cert_der).digest()
+
+
+HASH_OIDS = {"2.16.840.1.101.3.4.2.1": "sha256", "2.16.840.1.101.3.4.2.2": "sha384",
+             "2.16.840.1.101.3.4.2.3": "sha512", "2.16.840.1.101.3.4.2.4": "sha224"}
+
+
+def der_items(data):
+    """The (tag, contents) of each DER element in data, in order."""
+    at = 0
+    while at < len(data):
+        tag, length = data[at], data[at + 1]
+        at += 2
+        if length & 0x80:
+            size = length & 0x7F
+            length = int.from_bytes(data[at:at + size], "big")
+            at += size
+        yield tag, data[at:at + length]
+        at += length
+
+
+def oid_text(body):
+    parts = [body[0] // 40, body[0] % 40]
+    value = 0
+    for byte in body[1:]:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            parts.append(value)
+            value = 0
+    return ".".join(map(str, parts))
+
+
+def pss_hash_name(cert_der):
+    """The hash an RSASSA-PSS signature's parameters name (RFC 4055: SHA-1 when absent)."""
+    [(_, certificate)] = der_items(cert_der)
+    _, (_, signature_algorithm), _ = der_items(certificate)
+    _oid, *params = der_items(signature_algorithm)
+    for tag, field in der_items(params[0][1]) if params else ():
+        if tag == 0xA0:  # [0] hashAlgorithm
+            [(_, hash_algorithm)] = der_items(field)
+            (_, oid), *_ = der_items(hash_algorithm)
+            return HASH_OIDS.get(oid_text(oid), "sha1")
+    return "sha1"
 
 
 def signed_bytes(domain, stream_id, nonce, client_id, version, platform, key_id, binding_type, binding):

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash, X509Certificate } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -17,7 +17,9 @@ import { generate } from "selfsigned";
 import { certificateSignatureOid, channelBindingData, serverEndPoint } from "../../sdk/binding.js";
 import { loadServerConfig } from "../../src/server/config.js";
 import { loadTls, tlsChannelBinding } from "../../src/transports/tls.js";
+import { PYTHON_EXAMPLE } from "../helpers/licensed-chat.js";
 import { requirePeer } from "../helpers/services.js";
+import { PYTHON, slixSkip } from "../helpers/slix-client.js";
 
 async function cert(opts: { keyType: "ec" | "rsa"; algorithm: string; curve?: "P-256" | "P-384" }) {
   const pems = await generate([{ name: "commonName", value: "localhost" }], opts);
@@ -150,6 +152,30 @@ describe("tls-server-end-point with an RSASSA-PSS certificate", () => {
       const der = made.der!;
       assert.equal(certificateSignatureOid(der), "1.2.840.113549.1.1.10", "id-RSASSA-PSS");
       assert.deepEqual(serverEndPoint(der), createHash(hash).update(der).digest(), hash);
+    }
+  });
+  test("the Python example computes the same, also with a cryptography too old to read PSS", async (t) => {
+    if (slixSkip) return t.skip(slixSkip);
+    const dir = mkdtempSync(path.join(os.tmpdir(), "sb-pss-python-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    for (const hash of ["sha384", "sha512", "sha256"] as const) {
+      const made = await pssCertificate(dir, hash);
+      if (made.skip) return t.skip(made.skip);
+      const file = path.join(dir, `pss-${hash}.der`);
+      writeFileSync(file, made.der!);
+      const run = spawnSync(
+        PYTHON,
+        [
+          "-c",
+          "import sys; sys.path.insert(0, sys.argv[1]); import licence_proof; " +
+            "print(licence_proof.server_end_point(open(sys.argv[2], 'rb').read()).hex())",
+          path.dirname(PYTHON_EXAMPLE),
+          file,
+        ],
+        { encoding: "utf8", env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" } },
+      );
+      assert.equal(run.status, 0, run.stderr);
+      assert.equal(run.stdout.trim(), createHash(hash).update(made.der!).digest("hex"), hash);
     }
   });
 });
