@@ -395,6 +395,121 @@ describe("per-domain rate limits", () => {
   });
 });
 
+describe("outbound rate per remote domain", () => {
+  let pair: Pair;
+  let alice: JsPeer;
+  let bob: JsPeer;
+  const RATE = 20;
+  const BURST = 10;
+  const COUNT = 60;
+
+  before(async () => {
+    pair = await startPair("federation-outbound-rate", {
+      configA: {
+        modules: { s2s: { outboundRates: { "b.test": { stanzasPerSecond: RATE, burstStanzas: BURST } } } },
+      },
+    });
+    alice = await connectJs(pair.a, { user: "alice", password: PW.alice, resource: "desk" });
+    bob = await connectJs(pair.b, { user: "bob", password: PW.bob, resource: "phone" });
+    await bob.send(xml("presence"));
+  });
+  after(async () => {
+    await alice?.close();
+    await bob?.close();
+    await pair?.a.stop();
+    await pair?.b.stop();
+  });
+
+  test("what our users send a domain over its outbound rate waits and goes out at the rate, in order", async () => {
+    await alice.send(xml("message", { to: "bob@b.test", type: "chat" }, xml("body", {}, "warm-up")));
+    await bob.next(is.message({ body: "warm-up" }), "the first message over the link", LINK_WAIT_MS);
+    await new Promise((r) => setTimeout(r, 1000)); // the bucket fills again
+    const started = Date.now();
+    for (let i = 0; i < COUNT; i++)
+      await alice.send(xml("message", { to: "bob@b.test", type: "chat" }, xml("body", {}, `paced ${i}`)));
+    for (let i = 0; i < COUNT; i++)
+      await bob.next(is.message({ body: `paced ${i}` }), `message ${i} of the flood`, 30_000);
+    const seconds = (Date.now() - started) / 1000;
+    const least = (COUNT - BURST) / RATE;
+    assert.ok(seconds >= least * 0.8, `${COUNT} stanzas at ${RATE}/s (burst ${BURST}) took ${seconds} s`);
+    await alice.none((el) => stanzaError(el) !== undefined, "a bounce", 500);
+    const held = await metricValues(pair.metricsA, "switchboard_s2s_held_total");
+    assert.ok(
+      sumWhere(held, { domain: "b.test", reason: "rate" }) >= COUNT - BURST - 5,
+      `held: ${[...held]}`,
+    );
+    // The receiving server did not have to slow the link down: its default limit was never reached.
+    assert.equal(sumWhere(await metricValues(pair.metricsB, "switchboard_s2s_throttled_total"), {}), 0);
+    assert.match(pair.a.logTail(), /server-to-server output held/);
+  });
+});
+
+describe("a peer that stops reading", () => {
+  let pair: Pair;
+  let alice: JsPeer;
+  let bob: JsPeer;
+  const STALLED_S = 3;
+
+  before(async () => {
+    pair = await startPair("federation-stalled", {
+      configA: {
+        // Alice writes as fast as she can: what is tested is the link, not her connection.
+        limits: { bytesPerSecond: 0 },
+        modules: { s2s: { sendBufferBytes: 65_536, stalledSeconds: STALLED_S } },
+      },
+    });
+    alice = await connectJs(pair.a, { user: "alice", password: PW.alice, resource: "desk" });
+    bob = await connectJs(pair.b, { user: "bob", password: PW.bob, resource: "phone" });
+    await bob.send(xml("presence"));
+  });
+  after(async () => {
+    if (pair?.b.running) pair.b.proc.kill("SIGCONT");
+    await alice?.close();
+    await bob?.close();
+    await pair?.a.stop();
+    await pair?.b.stop();
+  });
+
+  test("stanzas wait in the bounded queue, not in memory, and the link closes after stalledSeconds", async () => {
+    await alice.send(xml("message", { to: "bob@b.test", type: "chat" }, xml("body", {}, "warm-up")));
+    await bob.next(is.message({ body: "warm-up" }), "the first message over the link", LINK_WAIT_MS);
+    pair.b.proc.kill("SIGSTOP");
+    const big = "x".repeat(200_000);
+    const COUNT = 150; // 30 MB: more than the kernel's buffers, the send buffer and the queue hold
+    for (let i = 0; i < COUNT; i++)
+      await alice.send(
+        xml("message", { to: "bob@b.test", type: "chat", id: `big-${i}` }, xml("body", {}, big)),
+      );
+    const full = await alice.next(
+      (el) => stanzaError(el)?.condition === "resource-constraint",
+      "a bounce: the queue for b.test is full",
+      20_000,
+    );
+    assert.match(full.attrs.id ?? "", /^big-/);
+    const stalled = await alice.next(
+      (el) => stanzaError(el)?.condition === "remote-server-timeout",
+      "what waited goes back when the link is closed as stalled",
+      STALLED_S * 1000 + 10_000,
+    );
+    assert.match(stalled.attrs.id ?? "", /^big-/);
+    assert.equal(
+      sumWhere(await metricValues(pair.metricsA, "switchboard_s2s_stalled_total"), { domain: "b.test" }),
+      1,
+    );
+    const held = await metricValues(pair.metricsA, "switchboard_s2s_held_total");
+    assert.ok(sumWhere(held, { domain: "b.test", reason: "congested" }) >= 1, `held: ${[...held]}`);
+    assert.match(pair.a.logTail(), /the remote server stopped reading/);
+
+    pair.b.proc.kill("SIGCONT");
+    await alice.send(xml("message", { to: "bob@b.test", type: "chat" }, xml("body", {}, "after")));
+    await bob.next(
+      is.message({ body: "after" }),
+      "a message over a new link once b.test reads again",
+      30_000,
+    );
+  });
+});
+
 describe("federation allowlist", () => {
   let pair: Pair;
   let carol: JsPeer;

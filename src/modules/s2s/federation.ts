@@ -7,7 +7,7 @@ import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type tls from "node:tls";
 import type { Logger } from "pino";
 import type { DomainRateLimits } from "../../core/domain-rates.js";
-import { StanzaError, type StanzaErrorCondition } from "../../core/errors.js";
+import { StanzaError, type StanzaErrorCondition, StreamError } from "../../core/errors.js";
 import type { Jid } from "../../core/jid.js";
 import type { Router } from "../../core/router.js";
 import type { TransportLimits } from "../../core/stream/transport.js";
@@ -27,6 +27,10 @@ export interface FederationOptions {
   backoffMs: number;
   maxBackoffMs: number;
   requireTls: boolean;
+  /** Bytes written to a link and not yet taken by the remote above which stanzas wait in the queue. */
+  sendBufferBytes: number;
+  /** How long a link may stay above sendBufferBytes before it is closed and its queue bounced. */
+  stalledMs: number;
 }
 
 export interface FederationDeps {
@@ -35,6 +39,8 @@ export interface FederationDeps {
   limits: TransportLimits;
   /** Each remote domain's allowance of stanzas and bytes in (all its inbound streams together). */
   rates: DomainRateLimits;
+  /** What our domains may send each remote domain (all links to it together). */
+  outboundRates: DomainRateLimits;
   options: FederationOptions;
   policy: FederationPolicy;
   resolver: TargetResolver;
@@ -50,6 +56,11 @@ export interface FederationDeps {
   ): Promise<S2SRefusal | undefined>;
 }
 
+/** How often a congested link's send buffer is looked at again. */
+const PUMP_POLL_MS = 50;
+
+type HoldReason = "rate" | "congested";
+
 interface Queued {
   stanza: XmlElement;
   bytes: number;
@@ -64,6 +75,14 @@ class OutboundLink {
   attempts = 0;
   retryTimer: NodeJS.Timeout | undefined;
   lastActivity = Date.now();
+  /** Over the outbound rate: the queue waits until then. */
+  heldUntil = 0;
+  /** Since when the remote has left more than sendBufferBytes unread (0: it has not). */
+  congestedSince = 0;
+  /** Why the queue waits on a ready link (undefined: it does not). */
+  held: HoldReason | undefined;
+  /** The next try to write the queue on a ready link. */
+  pumpTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly localDomain: string,
@@ -89,6 +108,10 @@ export class Federation {
     refused: new Map<string, number>(),
     bounced: new Map<StanzaErrorCondition, number>(),
     authenticated: new Map<string, number>(),
+    /** Stanzas that waited on a ready link, by "domain\nreason" (rate, congested). */
+    held: new Map<string, number>(),
+    /** Links closed because the remote stopped reading, by domain. */
+    stalled: new Map<string, number>(),
   };
   private readonly inboundDeps: InboundDeps;
   private readonly outboundDeps: OutboundDeps;
@@ -180,8 +203,11 @@ export class Federation {
     const localDomain = fromAttr?.slice(at + 1, slash < 0 ? undefined : slash) ?? this.deps.router.domain;
     const link = this.linkFor(localDomain, to.domain);
     if (link.ready) {
-      this.write(link, stanza);
-      return;
+      if (link.queue.length === 0 && this.hold(link) === undefined) {
+        this.write(link, stanza);
+        return;
+      }
+      counter(this.stats.held, `${link.remoteDomain}\n${link.held ?? "congested"}`);
     }
     const bytes = Buffer.byteLength(serialize(stanza));
     const { maxQueuedStanzas, maxQueuedBytes } = this.deps.options;
@@ -191,13 +217,80 @@ export class Federation {
     }
     link.queue.push({ stanza, bytes });
     link.queuedBytes += bytes;
-    if (!link.stream && !link.authorizing && !link.retryTimer) void this.start(link);
+    if (link.ready) this.schedulePump(link);
+    else if (!link.stream && !link.authorizing && !link.retryTimer) void this.start(link);
   }
 
   private write(link: OutboundLink, stanza: XmlElement): void {
     link.lastActivity = Date.now();
     counter(this.stats.stanzasOut, link.remoteDomain);
-    link.stream!.send(stanza);
+    const bytes = link.stream!.send(stanza);
+    const { outboundRates } = this.deps;
+    const waitMs = Math.max(
+      outboundRates.stanza(link.remoteDomain),
+      outboundRates.bytes(link.remoteDomain, bytes),
+    );
+    if (waitMs > 0) link.heldUntil = Date.now() + waitMs;
+  }
+
+  /**
+   * Why the next stanza cannot go on the link now, if it cannot: the domain is over its
+   * outbound rate, or the remote leaves more than sendBufferBytes unread (a peer that stops
+   * reading must not make our memory grow: the stanzas wait in the bounded queue instead).
+   */
+  private hold(link: OutboundLink): HoldReason | undefined {
+    const now = Date.now();
+    link.held = undefined;
+    if (link.heldUntil > now) link.held = "rate";
+    else if (link.stream!.queuedBytes > this.deps.options.sendBufferBytes) {
+      if (link.congestedSince === 0) link.congestedSince = now;
+      link.held = "congested";
+    } else link.congestedSince = 0;
+    return link.held;
+  }
+
+  /** Writes what the queue holds while the link may take it; tries again later otherwise. */
+  private pump(link: OutboundLink): void {
+    link.pumpTimer = undefined;
+    if (!link.ready) return;
+    while (link.queue.length > 0) {
+      if (this.hold(link) !== undefined) {
+        if (link.congestedSince > 0 && Date.now() - link.congestedSince >= this.deps.options.stalledMs) {
+          this.stalled(link);
+          return;
+        }
+        this.schedulePump(link);
+        return;
+      }
+      const q = link.queue.shift()!;
+      link.queuedBytes -= q.bytes;
+      this.write(link, q.stanza);
+    }
+  }
+
+  private schedulePump(link: OutboundLink): void {
+    if (link.pumpTimer) return;
+    // Over the rate: until the allowance is back; congested: a short poll of the send buffer.
+    const delay = Math.max(link.heldUntil - Date.now(), PUMP_POLL_MS);
+    link.pumpTimer = setTimeout(() => this.pump(link), delay);
+    link.pumpTimer.unref();
+  }
+
+  /** The remote took nothing for stalledMs: what waits goes back to its senders, the link closes. */
+  private stalled(link: OutboundLink): void {
+    counter(this.stats.stalled, link.remoteDomain);
+    const detail = `${link.remoteDomain} stopped reading our stream`;
+    this.deps.log.warn(
+      {
+        remote: link.remoteDomain,
+        local: link.localDomain,
+        unread: link.stream!.queuedBytes,
+        queued: link.queue.length,
+      },
+      "server-to-server link closed: the remote server stopped reading",
+    );
+    this.bounceQueue(link, "remote-server-timeout", detail);
+    link.stream!.close(new StreamError("connection-timeout", detail));
   }
 
   private linkFor(localDomain: string, remoteDomain: string): OutboundLink {
@@ -265,9 +358,7 @@ export class Federation {
       "server-to-server stream out authenticated",
     );
     link.attempts = 0;
-    const queued = link.queue.splice(0);
-    link.queuedBytes = 0;
-    for (const q of queued) this.write(link, q.stanza);
+    this.pump(link);
   }
 
   private streamEnded(
@@ -278,6 +369,9 @@ export class Federation {
     const link = this.linkOf(stream);
     if (!link) return;
     link.stream = undefined;
+    clearTimeout(link.pumpTimer);
+    link.pumpTimer = undefined;
+    link.congestedSince = 0;
     if (this.stopped) {
       this.bounceQueue(link, "remote-server-timeout", "the server is shutting down");
       this.forget(link);

@@ -45,6 +45,17 @@ export const S2SOptions = z.object({
   /** First delay between attempts; it doubles per failed attempt up to maxBackoffSeconds. */
   backoffSeconds: z.number().min(0).default(1),
   maxBackoffSeconds: z.number().min(0).default(60),
+  /**
+   * Bytes written to a link that the remote has not taken yet, above which stanzas for it
+   * wait in its queue (maxQueuedStanzas, maxQueuedBytes) instead of our memory.
+   */
+  sendBufferBytes: z
+    .number()
+    .int()
+    .min(65_536)
+    .default(1024 * 1024),
+  /** Seconds a remote may leave more than sendBufferBytes unread before the link is closed and its queue bounced. */
+  stalledSeconds: z.number().positive().default(60),
   /** Seconds without traffic after which a link is closed (reopened when needed). */
   idleTimeoutSeconds: z.number().positive().default(600),
   /** Refuse streams without TLS (RFC 6120 §13.7; off only for loopback experiments). */
@@ -64,6 +75,16 @@ export const S2SOptions = z.object({
   domainRate: DomainRateSchema.prefault({}),
   /** Other limits for some remote domains (a busy peer, a gateway), by domain; unset keys keep `domainRate`'s. */
   domainRates: DomainRatesSchema,
+  /**
+   * What our domains may send one remote domain, all links to it together (unlimited by
+   * default); above it stanzas wait in the domain's queue and go out at the rate.
+   */
+  outboundRate: DomainRateSchema.extend({
+    stanzasPerSecond: z.number().min(0).default(0),
+    bytesPerSecond: z.number().int().min(0).default(0),
+  }).prefault({}),
+  /** Other outbound limits for some remote domains, by domain; unset keys keep `outboundRate`'s. */
+  outboundRates: DomainRatesSchema,
 });
 export type S2SOptions = z.infer<typeof S2SOptions>;
 
@@ -163,10 +184,20 @@ export default defineModule<S2SOptions>({
         "server-to-server input throttled: the remote domain sends faster than its limit",
       ),
     );
+    const outboundRates = new DomainRateLimits(
+      options.outboundRate,
+      options.outboundRates,
+      (domain, what, pauseMs) =>
+        log.info(
+          { remote: domain, over: what, pauseMs, rate: outboundRates.rateOf(domain) },
+          "server-to-server output held: our users send a remote domain more than its outbound limit",
+        ),
+    );
     const federation = new Federation({
       router,
       log,
       rates,
+      outboundRates,
       limits: { ...config.limits, maxStanzaBytes: options.maxStanzaBytes, bytesPerSecond: 0 },
       options: {
         maxQueuedStanzas: options.maxQueuedStanzas,
@@ -177,6 +208,8 @@ export default defineModule<S2SOptions>({
         backoffMs: options.backoffSeconds * 1000,
         maxBackoffMs: options.maxBackoffSeconds * 1000,
         requireTls: options.requireTls,
+        sendBufferBytes: options.sendBufferBytes,
+        stalledMs: options.stalledSeconds * 1000,
       },
       policy,
       resolver: new TargetResolver(config.s2sRoutes, options.dnsServers, 5000),
@@ -299,6 +332,24 @@ export default defineModule<S2SOptions>({
       type: "counter",
       labelNames: ["domain"],
       collect: () => rates.throttledCounts().map(([domain, n]) => [{ domain }, n] as const),
+    });
+    ctx.metric({
+      name: "switchboard_s2s_held_total",
+      help: "Stanzas that waited in a remote domain's queue on a ready link, by domain and reason: over modules.s2s.outboundRate (rate) or with more than sendBufferBytes unread by the remote (congested)",
+      type: "counter",
+      labelNames: ["domain", "reason"],
+      collect: () =>
+        [...stats.held].map(([key, n]) => {
+          const [domain, reason] = key.split("\n");
+          return [{ domain: domain!, reason: reason! }, n] as const;
+        }),
+    });
+    ctx.metric({
+      name: "switchboard_s2s_stalled_total",
+      help: "Links closed because the remote server left our stanzas unread for modules.s2s.stalledSeconds, by domain",
+      type: "counter",
+      labelNames: ["domain"],
+      collect: () => [...stats.stalled].map(([domain, n]) => [{ domain }, n] as const),
     });
     ctx.metric({
       name: "switchboard_s2s_stanzas_total",

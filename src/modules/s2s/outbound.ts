@@ -153,10 +153,13 @@ export class OutboundStream implements TransportSink {
     return this.transport?.queuedBytes ?? 0;
   }
 
-  send(stanza: XmlElement): void {
+  /** Writes a stanza; returns its size in bytes. */
+  send(stanza: XmlElement): number {
     if (this.phase !== "ready") throw new Error("stream not ready");
     this.stanzasOut++;
-    this.write(stanza);
+    const text = serialize(stanza);
+    this.transport?.write(text);
+    return Buffer.byteLength(text);
   }
 
   /** Asks the remote (as the authoritative server) whether it issued `key` for stream `id`. */
