@@ -235,3 +235,79 @@ describe("a component's rate limit (modules.components.rates)", () => {
     assert.ok(sumWhere(throttled, { domain: GATEWAY }) >= 1, [...throttled].join(" "));
   });
 });
+
+describe("a component that stops reading", () => {
+  let server: TestServer;
+  let port: number;
+  let alice: JsPeer;
+  let gw: RawConnection | undefined;
+
+  before(async () => {
+    [port] = (await freePorts(1)) as [number];
+    server = await startServer({
+      name: "components-stuck",
+      users: PW,
+      // Alice writes as fast as she can; the component may leave 4 MiB unread.
+      config: { limits: { bytesPerSecond: 0, maxSendBufferBytes: 4 * 1024 * 1024 } },
+      extraArgs: ["--component-port", String(port), "--log-level", "info"],
+    });
+    await cli(server, ["component", "add", GATEWAY, "--secret", SECRET]);
+    alice = await connectJs(server, { user: "alice", password: PW.alice, resource: "desk" });
+    await alice.send(xml("presence"));
+  });
+  after(async () => {
+    gw?.destroy();
+    await alice?.close();
+    await server.stop();
+  });
+
+  test("is disconnected once its unread output passes the limit; its domain then answers service-unavailable", async () => {
+    gw = await RawConnection.connect({ host: server.host, port, label: "stuck component" });
+    gw.write(componentHeader(GATEWAY));
+    const m = await gw.waitFor(
+      /<stream:stream[^>]*\bid=['"]([^'"]+)['"][^>]*>/,
+      "the server's stream header",
+    );
+    gw.write(
+      `<handshake>${createHash("sha1")
+        .update(m[1]! + SECRET)
+        .digest("hex")}</handshake>`,
+    );
+    await gw.waitFor(/<handshake\s*\/>|<handshake><\/handshake>/, "the handshake's answer");
+    gw.stopReading();
+    const big = "x".repeat(100_000);
+    // Up to 30 MB (more than the kernel's buffers and the limit hold), a few at a time until
+    // the server says it cut the component off (the stuck client does not see its socket close).
+    const cut = () => /component disconnected: it stopped reading/.test(server.logTail(200));
+    for (let i = 0; i < 300 && !cut(); i += 5) {
+      for (let j = 0; j < 5; j++)
+        await alice.send(
+          xml("message", { to: `bob%irc.example@${GATEWAY}`, type: "chat" }, xml("body", {}, big)),
+        );
+      await alice.sync();
+    }
+    assert.ok(cut(), "the stuck component was disconnected");
+    const reply = await alice.iq(
+      xml("iq", { type: "get", to: GATEWAY }, xml("query", { xmlns: "jabber:iq:version" })),
+    );
+    assert.equal(
+      reply.getChild("error")?.getChildElements()[0]?.name,
+      "service-unavailable",
+      reply.toString(),
+    );
+    // The domain is free again: the component can come back.
+    const again = await RawConnection.connect({ host: server.host, port, label: "the component again" });
+    try {
+      again.write(componentHeader(GATEWAY));
+      const m2 = await again.waitFor(/<stream:stream[^>]*\bid=['"]([^'"]+)['"][^>]*>/, "the stream header");
+      again.write(
+        `<handshake>${createHash("sha1")
+          .update(m2[1]! + SECRET)
+          .digest("hex")}</handshake>`,
+      );
+      await again.waitFor(/<handshake\s*\/>|<handshake><\/handshake>/, "the handshake's answer");
+    } finally {
+      again.destroy();
+    }
+  });
+});

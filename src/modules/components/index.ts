@@ -83,6 +83,7 @@ export default defineModule<ComponentsOptions>({
 
     const deps = {
       limits,
+      maxSendBufferBytes: config.limits.maxSendBufferBytes,
       log,
       rates,
       normalizeDomain(raw: string) {

@@ -15,6 +15,8 @@ import type { SocketTransport } from "../../transports/tcp/socket-transport.js";
 
 export interface ComponentStreamDeps {
   limits: TransportLimits;
+  /** Bytes written to the component and not yet read, past which it is disconnected (limits.maxSendBufferBytes). */
+  maxSendBufferBytes: number;
   /** The per-component rate limits (stanzas and bytes), charged once the stream is authenticated. */
   rates: DomainRateLimits;
   /** The normalised domain, or undefined when it is not a valid domain. */
@@ -64,6 +66,23 @@ export class ComponentStream implements TransportSink {
     if (this.closed) return;
     this.stanzasOut++;
     this.transport.write(serialize(stanza));
+    if (this.transport.queuedBytes > this.deps.maxSendBufferBytes) this.abandon();
+  }
+
+  /**
+   * A component that stops reading must not make the server's memory grow: it is cut off
+   * once, without a stream error (that would go into the same full buffer); stanzas for its
+   * domain then get service-unavailable until it connects again.
+   */
+  private abandon(): void {
+    this.deps.log.warn(
+      { domain: this.domain, unread: this.transport.queuedBytes, limit: this.deps.maxSendBufferBytes },
+      "component disconnected: it stopped reading what the server sends it",
+    );
+    this.reason = "stopped reading";
+    this.closed = true;
+    this.transport.destroy();
+    this.cleanup();
   }
 
   streamStart(attrs: Record<string, string>): void {
