@@ -116,6 +116,11 @@ export class RemoteSession implements ClientSession, PeerSession {
     if (!this.ended) this.link.deliver(this, stanza);
   }
 
+  /** Written on its own node, which paces nothing here. */
+  whenWritable(): Promise<void> {
+    return Promise.resolve();
+  }
+
   close(error?: StreamError): void {
     if (!this.ended) this.link.close(this, error);
   }

@@ -65,6 +65,13 @@ export interface ClientSession {
    * holds it (stream management).
    */
   send(stanza: XmlElement): void;
+  /**
+   * Resolves once little of what was written waits for the client (at once when that is so
+   * already, when the session has no stream, or when it ends). Whoever sends many stanzas
+   * in a row (an offline backlog, an archive page) awaits it between them, so a client that
+   * reads is never cut off for a full send buffer (limits.maxSendBufferBytes).
+   */
+  whenWritable(): Promise<void>;
   /** Closes the stream, with a stream error when one is given; the session ends with it. */
   close(error?: StreamError): void;
   /** The session has ended: it takes no more stanzas. */

@@ -81,6 +81,9 @@ class TestSession implements ClientSession {
   send(stanza: XmlElement): void {
     this.received.push(stanza);
   }
+  whenWritable(): Promise<void> {
+    return Promise.resolve();
+  }
   close(error?: StreamError): void {
     this.closed = true;
     this.closedWith = error?.condition;

@@ -68,6 +68,11 @@ export class FakeSession implements ClientSession {
     return [...this.bindings.keys()];
   }
 
+  /** A fake client reads everything at once. */
+  whenWritable(): Promise<void> {
+    return Promise.resolve();
+  }
+
   send(stanza: XmlElement): void {
     if (this.closed) return;
     const out = this.harness.server.services.filters.run("outbound", this, stanza);

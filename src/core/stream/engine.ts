@@ -37,6 +37,8 @@ const LINGER_MS = 2_000;
  * instead of its input piling up here.
  */
 const HOLD_INPUT_AT = 32;
+/** How often a bulk sender waiting for the client to read looks at the send buffer again. */
+const WRITABLE_POLL_MS = 10;
 /** A language tag (BCP 47 shape, as xml:lang takes it); anything else is not copied onto stanzas. */
 const LANGUAGE_TAG = /^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$/;
 
@@ -124,6 +126,22 @@ export class ClientStream implements SessionStream, TransportSink {
   /** A negotiation element (features, SASL, bind result…). */
   send(el: XmlElement): void {
     this.write(serialize(el));
+  }
+
+  /**
+   * Resolves once at most a quarter of limits.maxSendBufferBytes waits for the client (or the
+   * stream closed), so a bulk sender leaves the rest of the buffer for everything else.
+   */
+  whenWritable(): Promise<void> {
+    const enough = this.svc.config.limits.maxSendBufferBytes / 4;
+    if (this.closed || this.transport.queuedBytes <= enough) return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.closed || this.transport.queuedBytes <= enough) resolve();
+        else setTimeout(check, WRITABLE_POLL_MS);
+      };
+      setTimeout(check, WRITABLE_POLL_MS);
+    });
   }
 
   writeStanza(stanza: XmlElement): void {

@@ -24,6 +24,8 @@ export interface SessionStream {
   channelBindingTypes(): string[];
   /** Writes a stanza that already passed the outbound filters. */
   writeStanza(stanza: XmlElement): void;
+  /** Resolves once little of what was written waits for the client (see ClientSession.whenWritable). */
+  whenWritable(): Promise<void>;
   close(error?: StreamError): void;
   /**
    * The connection is dead though the transport has not noticed (a module found out, e.g. an
@@ -110,6 +112,10 @@ export class LocalClientSession implements ClientSession {
     const stream = this.current;
     if (stream && !stream.closed) stream.writeStanza(out);
     else this.onDetachedSend?.(out);
+  }
+
+  whenWritable(): Promise<void> {
+    return this.current && !this.current.closed ? this.current.whenWritable() : Promise.resolve();
   }
 
   close(error?: StreamError): void {

@@ -345,8 +345,11 @@ export default defineModule({
         if (req.origin && !req.origin.closed) req.origin.send(el);
         else void ctx.router.deliver(el, req.to, req.from);
       };
-      for (const m of q.flip ? [...messages].reverse() : messages)
+      for (const m of q.flip ? [...messages].reverse() : messages) {
         send(resultMessage(m, archiveJid, to, q.queryId));
+        // A page of large messages goes out as fast as the client reads it.
+        if (req.origin && !req.origin.closed) await req.origin.whenWritable();
+      }
 
       const set = x("set", { xmlns: NS_RSM });
       if (messages.length > 0) {

@@ -137,10 +137,13 @@ export default defineModule({
           delivered.push(id);
           continue;
         }
-        if (sm?.sendAcknowledged(session, stanza, (acked) => settle(session, username, id, acked))) continue;
-        // Without stream management the message counts as delivered once written.
-        session.send(stanza);
-        delivered.push(id);
+        if (!sm?.sendAcknowledged(session, stanza, (acked) => settle(session, username, id, acked))) {
+          // Without stream management the message counts as delivered once written.
+          session.send(stanza);
+          delivered.push(id);
+        }
+        // A backlog larger than the send buffer goes out as fast as the client reads it.
+        await session.whenWritable();
       }
       if (delivered.length === 0) return;
       try {

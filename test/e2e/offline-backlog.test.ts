@@ -1,0 +1,110 @@
+/**
+ * An offline backlog larger than the send buffer (limits.maxSendBufferBytes, here 1 MiB)
+ * reaches a client that reads: written as fast as the client takes it, in order, the
+ * client stays connected, and nothing is left in storage or lost — with slixmpp as Debian
+ * installs it (no stream management) and with @xmpp/client (stream management).
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { connectJs, type JsPeer } from "../helpers/js-client.js";
+import type { Peer } from "../helpers/peer.js";
+import { startServer, type TestServer } from "../helpers/server.js";
+import { connectSlix, slixSkip } from "../helpers/slix-client.js";
+import { is, xml } from "../helpers/stanza.js";
+
+const PW = { alice: "alice-backlog-pw", bob: "bob-backlog-pw", carol: "carol-backlog-pw" };
+const COUNT = 40;
+/** 40 × 100 KB = 4 MB waiting: four times the send buffer. */
+const body = (i: number) => `${i} ${"y".repeat(100_000)}`;
+
+describe("an offline backlog larger than the send buffer", () => {
+  let server: TestServer;
+  let alice: JsPeer;
+
+  before(async () => {
+    server = await startServer({
+      name: "offline-backlog",
+      users: PW,
+      // Alice writes as fast as she can; a reader may have 1 MiB waiting.
+      config: { limits: { bytesPerSecond: 0, maxSendBufferBytes: 1024 * 1024 } },
+      extraArgs: ["--log-level", "info"],
+    });
+    alice = await connectJs(server, { user: "alice", password: PW.alice, resource: "desk" });
+  });
+  after(async () => {
+    await alice?.close();
+    await server?.stop();
+  });
+
+  async function fill(user: string): Promise<void> {
+    for (let i = 0; i < COUNT; i++)
+      await alice.send(xml("message", { to: `${user}@localhost`, type: "chat" }, xml("body", {}, body(i))));
+    await alice.sync();
+  }
+
+  async function receiveAll(peer: Peer): Promise<void> {
+    for (let i = 0; i < COUNT; i++) {
+      const m = await peer.next(is.message(), `offline message ${i} of ${COUNT}`, 30_000);
+      assert.equal(m.getChildText("body"), body(i), `message ${i} whole and in order`);
+    }
+  }
+
+  test("slixmpp (no stream management): all of it, once, and the client stays connected", {
+    skip: slixSkip,
+  }, async () => {
+    await fill("bob");
+    const bob = await connectSlix(server, { user: "bob", password: PW.bob, resource: "laptop" });
+    await bob.command("presence");
+    await receiveAll(bob);
+    await bob.sync();
+    await bob.close();
+    assert.doesNotMatch(server.logTail(200), /does not read its stream/);
+    const again = await connectSlix(server, { user: "bob", password: PW.bob, resource: "laptop" });
+    await again.command("presence");
+    await again.none(is.message(), "a second copy", 1_500);
+    await again.close();
+  });
+
+  test("@xmpp/client (stream management): all of it, once, and the client stays connected", async () => {
+    await fill("carol");
+    const carol = await connectJs(server, { user: "carol", password: PW.carol, resource: "phone" });
+    await carol.send(xml("presence"));
+    await receiveAll(carol);
+    await carol.sync();
+    await carol.close();
+    assert.doesNotMatch(server.logTail(200), /does not read its stream/);
+    const again = await connectJs(server, { user: "carol", password: PW.carol, resource: "phone" });
+    await again.send(xml("presence"));
+    await again.none(is.message(), "a second copy", 1_500);
+    await again.close();
+  });
+
+  test("an archive page larger than the send buffer: every result, and the client stays connected", async () => {
+    // The tests above made Alice's archive hold at least COUNT messages of 100 KB she sent.
+    const reader = await connectJs(server, { user: "alice", password: PW.alice, resource: "reader" });
+    const queryid = "large-page";
+    const reply = reader.iq(
+      xml(
+        "iq",
+        { type: "set" },
+        xml(
+          "query",
+          { xmlns: "urn:xmpp:mam:2", queryid },
+          xml("set", { xmlns: "http://jabber.org/protocol/rsm" }, xml("max", {}, String(COUNT))),
+        ),
+      ),
+      30_000,
+    );
+    for (let i = 0; i < COUNT; i++) {
+      const m = await reader.next(
+        (el) => el.getChild("result", "urn:xmpp:mam:2")?.attrs.queryid === queryid,
+        `archive result ${i} of ${COUNT}`,
+        30_000,
+      );
+      assert.match(m.toString(), /y{100000}/, `result ${i} whole`);
+    }
+    assert.equal((await reply).attrs.type, "result");
+    await reader.close();
+    assert.doesNotMatch(server.logTail(200), /does not read its stream/);
+  });
+});
