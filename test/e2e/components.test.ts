@@ -25,6 +25,20 @@ function componentHeader(domain: string): string {
   );
 }
 
+/** A component connection to `port` that completed its handshake for GATEWAY. */
+async function attachComponent(server: TestServer, port: number, label: string): Promise<RawConnection> {
+  const c = await RawConnection.connect({ host: server.host, port, label });
+  c.write(componentHeader(GATEWAY));
+  const m = await c.waitFor(/<stream:stream[^>]*\bid=['"]([^'"]+)['"][^>]*>/, "the server's stream header");
+  c.write(
+    `<handshake>${createHash("sha1")
+      .update(m[1]! + SECRET)
+      .digest("hex")}</handshake>`,
+  );
+  await c.waitFor(/<handshake\s*\/>|<handshake><\/handshake>/, "the handshake's answer");
+  return c;
+}
+
 describe("external components (XEP-0114)", () => {
   let server: TestServer;
   let port: number;
@@ -190,18 +204,7 @@ describe("a component's rate limit (modules.components.rates)", () => {
   });
 
   test("a component over its rate is slowed down, nothing is dropped, and it shows in the log and /metrics", async () => {
-    gw = await RawConnection.connect({ host: server.host, port, label: "rate-limited component" });
-    gw.write(componentHeader(GATEWAY));
-    const m = await gw.waitFor(
-      /<stream:stream[^>]*\bid=['"]([^'"]+)['"][^>]*>/,
-      "the server's stream header",
-    );
-    gw.write(
-      `<handshake>${createHash("sha1")
-        .update(m[1]! + SECRET)
-        .digest("hex")}</handshake>`,
-    );
-    await gw.waitFor(/<handshake\s*\/>|<handshake><\/handshake>/, "the handshake's answer");
+    gw = await attachComponent(server, port, "rate-limited component");
 
     const bodies: string[] = [];
     const all = (async () => {
@@ -262,18 +265,7 @@ describe("a component that stops reading", () => {
   });
 
   test("is disconnected once its unread output passes the limit; its domain then answers service-unavailable", async () => {
-    gw = await RawConnection.connect({ host: server.host, port, label: "stuck component" });
-    gw.write(componentHeader(GATEWAY));
-    const m = await gw.waitFor(
-      /<stream:stream[^>]*\bid=['"]([^'"]+)['"][^>]*>/,
-      "the server's stream header",
-    );
-    gw.write(
-      `<handshake>${createHash("sha1")
-        .update(m[1]! + SECRET)
-        .digest("hex")}</handshake>`,
-    );
-    await gw.waitFor(/<handshake\s*\/>|<handshake><\/handshake>/, "the handshake's answer");
+    gw = await attachComponent(server, port, "stuck component");
     gw.stopReading();
     const big = "x".repeat(100_000);
     // Up to 30 MB (more than the kernel's buffers and the limit hold), a few at a time until
@@ -296,18 +288,7 @@ describe("a component that stops reading", () => {
       reply.toString(),
     );
     // The domain is free again: the component can come back.
-    const again = await RawConnection.connect({ host: server.host, port, label: "the component again" });
-    try {
-      again.write(componentHeader(GATEWAY));
-      const m2 = await again.waitFor(/<stream:stream[^>]*\bid=['"]([^'"]+)['"][^>]*>/, "the stream header");
-      again.write(
-        `<handshake>${createHash("sha1")
-          .update(m2[1]! + SECRET)
-          .digest("hex")}</handshake>`,
-      );
-      await again.waitFor(/<handshake\s*\/>|<handshake><\/handshake>/, "the handshake's answer");
-    } finally {
-      again.destroy();
-    }
+    const again = await attachComponent(server, port, "the component again");
+    again.destroy();
   });
 });

@@ -77,6 +77,31 @@ async function startPair(
   };
 }
 
+/**
+ * A pair for one describe: alice on a.test and bob on b.test logged in and available
+ * (`configA` for a.test); everything stopped after the describe.
+ */
+function chatPair(
+  name: string,
+  configA: Record<string, unknown>,
+): { pair: Pair; alice: JsPeer; bob: JsPeer } {
+  const c = {} as { pair: Pair; alice: JsPeer; bob: JsPeer };
+  before(async () => {
+    c.pair = await startPair(name, { configA });
+    c.alice = await connectJs(c.pair.a, { user: "alice", password: PW.alice, resource: "desk" });
+    c.bob = await connectJs(c.pair.b, { user: "bob", password: PW.bob, resource: "phone" });
+    await c.alice.send(xml("presence"));
+    await c.bob.send(xml("presence"));
+  });
+  after(async () => {
+    await c.alice?.close();
+    await c.bob?.close();
+    await c.pair?.a.stop();
+    await c.pair?.b.stop();
+  });
+  return c;
+}
+
 describe("two Switchboard servers federating with Server Dialback (self-signed certificates)", () => {
   let pair: Pair;
   let alice: JsPeer;
@@ -339,32 +364,15 @@ describe("links: queues, timeouts, idle closing and reconnection", () => {
 });
 
 describe("per-domain rate limits", () => {
-  let pair: Pair;
-  let alice: JsPeer;
-  let bob: JsPeer;
   const RATE = 20;
   const BURST = 10;
   const COUNT = 60;
-
-  before(async () => {
-    pair = await startPair("federation-rates", {
-      configA: {
-        modules: { s2s: { domainRates: { "b.test": { stanzasPerSecond: RATE, burstStanzas: BURST } } } },
-      },
-    });
-    alice = await connectJs(pair.a, { user: "alice", password: PW.alice, resource: "desk" });
-    bob = await connectJs(pair.b, { user: "bob", password: PW.bob, resource: "phone" });
-    await alice.send(xml("presence"));
-    await bob.send(xml("presence"));
-  });
-  after(async () => {
-    await alice?.close();
-    await bob?.close();
-    await pair?.a.stop();
-    await pair?.b.stop();
+  const c = chatPair("federation-rates", {
+    modules: { s2s: { domainRates: { "b.test": { stanzasPerSecond: RATE, burstStanzas: BURST } } } },
   });
 
   test("a domain over its stanza rate is slowed down, not cut off: everything arrives, in order", async () => {
+    const { pair, alice, bob } = c;
     // The link first: its set-up is not what is measured.
     await bob.send(xml("message", { to: "alice@a.test", type: "chat" }, xml("body", {}, "warm-up")));
     await alice.next(is.message({ body: "warm-up" }), "the first message over the link", LINK_WAIT_MS);
@@ -383,6 +391,7 @@ describe("per-domain rate limits", () => {
   });
 
   test("the other direction keeps the default limit", async () => {
+    const { pair, alice, bob } = c;
     const started = Date.now();
     for (let i = 0; i < COUNT; i++)
       await alice.send(xml("message", { to: "bob@b.test", type: "chat" }, xml("body", {}, `back ${i}`)));
@@ -396,31 +405,15 @@ describe("per-domain rate limits", () => {
 });
 
 describe("outbound rate per remote domain", () => {
-  let pair: Pair;
-  let alice: JsPeer;
-  let bob: JsPeer;
   const RATE = 20;
   const BURST = 10;
   const COUNT = 60;
-
-  before(async () => {
-    pair = await startPair("federation-outbound-rate", {
-      configA: {
-        modules: { s2s: { outboundRates: { "b.test": { stanzasPerSecond: RATE, burstStanzas: BURST } } } },
-      },
-    });
-    alice = await connectJs(pair.a, { user: "alice", password: PW.alice, resource: "desk" });
-    bob = await connectJs(pair.b, { user: "bob", password: PW.bob, resource: "phone" });
-    await bob.send(xml("presence"));
-  });
-  after(async () => {
-    await alice?.close();
-    await bob?.close();
-    await pair?.a.stop();
-    await pair?.b.stop();
+  const c = chatPair("federation-outbound-rate", {
+    modules: { s2s: { outboundRates: { "b.test": { stanzasPerSecond: RATE, burstStanzas: BURST } } } },
   });
 
   test("what our users send a domain over its outbound rate waits and goes out at the rate, in order", async () => {
+    const { pair, alice, bob } = c;
     await alice.send(xml("message", { to: "bob@b.test", type: "chat" }, xml("body", {}, "warm-up")));
     await bob.next(is.message({ body: "warm-up" }), "the first message over the link", LINK_WAIT_MS);
     await new Promise((r) => setTimeout(r, 1000)); // the bucket fills again
@@ -445,62 +438,47 @@ describe("outbound rate per remote domain", () => {
 });
 
 describe("a peer that stops reading", () => {
-  let pair: Pair;
-  let alice: JsPeer;
-  let bob: JsPeer;
   const STALLED_S = 3;
-
-  before(async () => {
-    pair = await startPair("federation-stalled", {
-      configA: {
-        // Alice writes as fast as she can: what is tested is the link, not her connection.
-        limits: { bytesPerSecond: 0 },
-        modules: { s2s: { sendBufferBytes: 65_536, stalledSeconds: STALLED_S } },
-      },
-    });
-    alice = await connectJs(pair.a, { user: "alice", password: PW.alice, resource: "desk" });
-    bob = await connectJs(pair.b, { user: "bob", password: PW.bob, resource: "phone" });
-    await bob.send(xml("presence"));
-  });
-  after(async () => {
-    if (pair?.b.running) pair.b.proc.kill("SIGCONT");
-    await alice?.close();
-    await bob?.close();
-    await pair?.a.stop();
-    await pair?.b.stop();
+  const c = chatPair("federation-stalled", {
+    // Alice writes as fast as she can: what is tested is the link, not her connection.
+    limits: { bytesPerSecond: 0 },
+    modules: { s2s: { sendBufferBytes: 65_536, stalledSeconds: STALLED_S } },
   });
 
   test("stanzas wait in the bounded queue, not in memory, and the link closes after stalledSeconds", async () => {
+    const { pair, alice, bob } = c;
     await alice.send(xml("message", { to: "bob@b.test", type: "chat" }, xml("body", {}, "warm-up")));
     await bob.next(is.message({ body: "warm-up" }), "the first message over the link", LINK_WAIT_MS);
     pair.b.proc.kill("SIGSTOP");
-    const big = "x".repeat(200_000);
-    const COUNT = 150; // 30 MB: more than the kernel's buffers, the send buffer and the queue hold
-    for (let i = 0; i < COUNT; i++)
-      await alice.send(
-        xml("message", { to: "bob@b.test", type: "chat", id: `big-${i}` }, xml("body", {}, big)),
+    try {
+      const big = "x".repeat(200_000);
+      const COUNT = 150; // 30 MB: more than the kernel's buffers, the send buffer and the queue hold
+      for (let i = 0; i < COUNT; i++)
+        await alice.send(
+          xml("message", { to: "bob@b.test", type: "chat", id: `big-${i}` }, xml("body", {}, big)),
+        );
+      const full = await alice.next(
+        (el) => stanzaError(el)?.condition === "resource-constraint",
+        "a bounce: the queue for b.test is full",
+        20_000,
       );
-    const full = await alice.next(
-      (el) => stanzaError(el)?.condition === "resource-constraint",
-      "a bounce: the queue for b.test is full",
-      20_000,
-    );
-    assert.match(full.attrs.id ?? "", /^big-/);
-    const stalled = await alice.next(
-      (el) => stanzaError(el)?.condition === "remote-server-timeout",
-      "what waited goes back when the link is closed as stalled",
-      STALLED_S * 1000 + 10_000,
-    );
-    assert.match(stalled.attrs.id ?? "", /^big-/);
-    assert.equal(
-      sumWhere(await metricValues(pair.metricsA, "switchboard_s2s_stalled_total"), { domain: "b.test" }),
-      1,
-    );
-    const held = await metricValues(pair.metricsA, "switchboard_s2s_held_total");
-    assert.ok(sumWhere(held, { domain: "b.test", reason: "congested" }) >= 1, `held: ${[...held]}`);
-    assert.match(pair.a.logTail(), /the remote server stopped reading/);
-
-    pair.b.proc.kill("SIGCONT");
+      assert.match(full.attrs.id ?? "", /^big-/);
+      const stalled = await alice.next(
+        (el) => stanzaError(el)?.condition === "remote-server-timeout",
+        "what waited goes back when the link is closed as stalled",
+        STALLED_S * 1000 + 10_000,
+      );
+      assert.match(stalled.attrs.id ?? "", /^big-/);
+      assert.equal(
+        sumWhere(await metricValues(pair.metricsA, "switchboard_s2s_stalled_total"), { domain: "b.test" }),
+        1,
+      );
+      const held = await metricValues(pair.metricsA, "switchboard_s2s_held_total");
+      assert.ok(sumWhere(held, { domain: "b.test", reason: "congested" }) >= 1, `held: ${[...held]}`);
+      assert.match(pair.a.logTail(), /the remote server stopped reading/);
+    } finally {
+      pair.b.proc.kill("SIGCONT");
+    }
     await alice.send(xml("message", { to: "bob@b.test", type: "chat" }, xml("body", {}, "after")));
     await bob.next(
       is.message({ body: "after" }),

@@ -49,11 +49,13 @@ export const S2SOptions = z.object({
    * Bytes written to a link that the remote has not taken yet, above which stanzas for it
    * wait in its queue (maxQueuedStanzas, maxQueuedBytes) instead of our memory.
    */
+  // As large as a client's (limits.maxSendBufferBytes): writes are counted here until the
+  // end of the event-loop turn, and one turn may fan a room's message out to a whole domain.
   sendBufferBytes: z
     .number()
     .int()
     .min(65_536)
-    .default(1024 * 1024),
+    .default(8 * 1024 * 1024),
   /** Seconds a remote may leave more than sendBufferBytes unread before the link is closed and its queue bounced. */
   stalledSeconds: z.number().positive().default(60),
   /** Seconds without traffic after which a link is closed (reopened when needed). */
