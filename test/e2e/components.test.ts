@@ -39,6 +39,39 @@ async function attachComponent(server: TestServer, port: number, label: string):
   return c;
 }
 
+/**
+ * For one describe: a server with GATEWAY registered, its component port and HTTP port, and
+ * alice available; the gateway connection a test opens (`gw`) is closed after it.
+ */
+function gatewayServer(name: string, config: Record<string, unknown>) {
+  const c = {} as { server: TestServer; port: number; httpPort: number; alice: JsPeer; gw?: RawConnection };
+  before(async () => {
+    [c.port, c.httpPort] = (await freePorts(2)) as [number, number];
+    c.server = await startServer({
+      name,
+      users: PW,
+      config,
+      extraArgs: [
+        "--component-port",
+        String(c.port),
+        "--http-port",
+        String(c.httpPort),
+        "--log-level",
+        "info",
+      ],
+    });
+    await cli(c.server, ["component", "add", GATEWAY, "--secret", SECRET]);
+    c.alice = await connectJs(c.server, { user: "alice", password: PW.alice, resource: "desk" });
+    await c.alice.send(xml("presence"));
+  });
+  after(async () => {
+    c.gw?.destroy();
+    await c.alice?.close();
+    await c.server?.stop();
+  });
+  return c;
+}
+
 describe("external components (XEP-0114)", () => {
   let server: TestServer;
   let port: number;
@@ -179,32 +212,12 @@ describe("external components (XEP-0114)", () => {
 describe("a component's rate limit (modules.components.rates)", () => {
   const RATE = { stanzasPerSecond: 20, burstStanzas: 10 };
   const COUNT = 60;
-  let server: TestServer;
-  let port: number;
-  let httpPort: number;
-  let alice: JsPeer;
-  let gw: RawConnection | undefined;
-
-  before(async () => {
-    [port, httpPort] = (await freePorts(2)) as [number, number];
-    server = await startServer({
-      name: "components-rate",
-      users: PW,
-      config: { modules: { components: { rates: { [GATEWAY]: RATE } } } },
-      extraArgs: ["--component-port", String(port), "--http-port", String(httpPort), "--log-level", "info"],
-    });
-    await cli(server, ["component", "add", GATEWAY, "--secret", SECRET]);
-    alice = await connectJs(server, { user: "alice", password: PW.alice, resource: "desk" });
-    await alice.send(xml("presence"));
-  });
-  after(async () => {
-    gw?.destroy();
-    await alice?.close();
-    await server.stop();
-  });
+  const c = gatewayServer("components-rate", { modules: { components: { rates: { [GATEWAY]: RATE } } } });
 
   test("a component over its rate is slowed down, nothing is dropped, and it shows in the log and /metrics", async () => {
-    gw = await attachComponent(server, port, "rate-limited component");
+    const { server, port, httpPort, alice } = c;
+    const gw = await attachComponent(server, port, "rate-limited component");
+    c.gw = gw;
 
     const bodies: string[] = [];
     const all = (async () => {
@@ -240,32 +253,15 @@ describe("a component's rate limit (modules.components.rates)", () => {
 });
 
 describe("a component that stops reading", () => {
-  let server: TestServer;
-  let port: number;
-  let alice: JsPeer;
-  let gw: RawConnection | undefined;
-
-  before(async () => {
-    [port] = (await freePorts(1)) as [number];
-    server = await startServer({
-      name: "components-stuck",
-      users: PW,
-      // Alice writes as fast as she can; the component may leave 4 MiB unread.
-      config: { limits: { bytesPerSecond: 0, maxSendBufferBytes: 4 * 1024 * 1024 } },
-      extraArgs: ["--component-port", String(port), "--log-level", "info"],
-    });
-    await cli(server, ["component", "add", GATEWAY, "--secret", SECRET]);
-    alice = await connectJs(server, { user: "alice", password: PW.alice, resource: "desk" });
-    await alice.send(xml("presence"));
-  });
-  after(async () => {
-    gw?.destroy();
-    await alice?.close();
-    await server.stop();
+  // Alice writes as fast as she can; the component may leave 4 MiB unread.
+  const c = gatewayServer("components-stuck", {
+    limits: { bytesPerSecond: 0, maxSendBufferBytes: 4 * 1024 * 1024 },
   });
 
   test("is disconnected once its unread output passes the limit; its domain then answers service-unavailable", async () => {
-    gw = await attachComponent(server, port, "stuck component");
+    const { server, port, alice } = c;
+    const gw = await attachComponent(server, port, "stuck component");
+    c.gw = gw;
     gw.stopReading();
     const big = "x".repeat(100_000);
     // Up to 30 MB (more than the kernel's buffers and the limit hold), a few at a time until

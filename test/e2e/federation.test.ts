@@ -102,6 +102,32 @@ function chatPair(
   return c;
 }
 
+/**
+ * A warmed-up link, a second for the rate's bucket to fill, then `count` messages from
+ * `sender` to `receiverJid`, each awaited at `receiver` in order: the seconds it took.
+ */
+async function timedFlood(
+  sender: JsPeer,
+  receiver: JsPeer,
+  receiverJid: string,
+  count: number,
+  prefix: string,
+): Promise<number> {
+  const chat = (body: string) => xml("message", { to: receiverJid, type: "chat" }, xml("body", {}, body));
+  await sender.send(chat(`${prefix} warm-up`));
+  await receiver.next(
+    is.message({ body: `${prefix} warm-up` }),
+    "the first message over the link",
+    LINK_WAIT_MS,
+  );
+  await new Promise((r) => setTimeout(r, 1000)); // the bucket fills again
+  const started = Date.now();
+  for (let i = 0; i < count; i++) await sender.send(chat(`${prefix} ${i}`));
+  for (let i = 0; i < count; i++)
+    await receiver.next(is.message({ body: `${prefix} ${i}` }), `message ${i} of the flood`, 30_000);
+  return (Date.now() - started) / 1000;
+}
+
 describe("two Switchboard servers federating with Server Dialback (self-signed certificates)", () => {
   let pair: Pair;
   let alice: JsPeer;
@@ -373,16 +399,7 @@ describe("per-domain rate limits", () => {
 
   test("a domain over its stanza rate is slowed down, not cut off: everything arrives, in order", async () => {
     const { pair, alice, bob } = c;
-    // The link first: its set-up is not what is measured.
-    await bob.send(xml("message", { to: "alice@a.test", type: "chat" }, xml("body", {}, "warm-up")));
-    await alice.next(is.message({ body: "warm-up" }), "the first message over the link", LINK_WAIT_MS);
-    await new Promise((r) => setTimeout(r, 1000)); // the bucket fills again
-    const started = Date.now();
-    for (let i = 0; i < COUNT; i++)
-      await bob.send(xml("message", { to: "alice@a.test", type: "chat" }, xml("body", {}, `flood ${i}`)));
-    for (let i = 0; i < COUNT; i++)
-      await alice.next(is.message({ body: `flood ${i}` }), `message ${i} of the flood`, 30_000);
-    const seconds = (Date.now() - started) / 1000;
+    const seconds = await timedFlood(bob, alice, "alice@a.test", COUNT, "flood");
     const least = (COUNT - BURST) / RATE;
     assert.ok(seconds >= least * 0.8, `${COUNT} stanzas at ${RATE}/s (burst ${BURST}) took ${seconds} s`);
     const throttled = await metricValues(pair.metricsA, "switchboard_s2s_throttled_total");
@@ -414,15 +431,7 @@ describe("outbound rate per remote domain", () => {
 
   test("what our users send a domain over its outbound rate waits and goes out at the rate, in order", async () => {
     const { pair, alice, bob } = c;
-    await alice.send(xml("message", { to: "bob@b.test", type: "chat" }, xml("body", {}, "warm-up")));
-    await bob.next(is.message({ body: "warm-up" }), "the first message over the link", LINK_WAIT_MS);
-    await new Promise((r) => setTimeout(r, 1000)); // the bucket fills again
-    const started = Date.now();
-    for (let i = 0; i < COUNT; i++)
-      await alice.send(xml("message", { to: "bob@b.test", type: "chat" }, xml("body", {}, `paced ${i}`)));
-    for (let i = 0; i < COUNT; i++)
-      await bob.next(is.message({ body: `paced ${i}` }), `message ${i} of the flood`, 30_000);
-    const seconds = (Date.now() - started) / 1000;
+    const seconds = await timedFlood(alice, bob, "bob@b.test", COUNT, "paced");
     const least = (COUNT - BURST) / RATE;
     assert.ok(seconds >= least * 0.8, `${COUNT} stanzas at ${RATE}/s (burst ${BURST}) took ${seconds} s`);
     await alice.none((el) => stanzaError(el) !== undefined, "a bounce", 500);
