@@ -39,7 +39,7 @@ import {
   parseHandoverAnswer,
   parseHandoverRequest,
 } from "./handover.js";
-import { HandledCountTooHigh, parseH, restoredQueue, UnackedQueue } from "./queue.js";
+import { advance, distance, HandledCountTooHigh, parseH, restoredQueue, UnackedQueue } from "./queue.js";
 
 export type { StreamManagementApi } from "./api.js";
 
@@ -96,6 +96,13 @@ interface SmState {
   ackTimer: NodeJS.Timeout | undefined;
   requestScheduled: boolean;
   overflowed: boolean;
+  /**
+   * While the unacknowledged queue is written again after a resumption, paced by the client's
+   * reading: stanzas sent meanwhile are queued behind it (written by the same loop), so the
+   * order on the wire stays the queue's, which the client's `h` counts. A token per resend: a
+   * later resumption's loop replaces an earlier one that is still waiting.
+   */
+  resending: object | undefined;
 }
 
 function isStanzaElement(el: XmlElement): boolean {
@@ -183,7 +190,7 @@ export default defineModule({
           return {
             answer: outcome.answer,
             resumed: resumed !== undefined,
-            ...(resumed ? { afterSuccess: () => resend(resumed, outcome.arrived) } : {}),
+            ...(resumed ? { afterSuccess: () => resendLogged(resumed, outcome.arrived) } : {}),
           };
         },
       },
@@ -242,6 +249,7 @@ export default defineModule({
         ackTimer: undefined,
         requestScheduled: false,
         overflowed: false,
+        resending: undefined,
       };
       state.set(session, st);
       if (id) byId.set(id, st);
@@ -261,7 +269,7 @@ export default defineModule({
           return;
         }
         write(outcome.resumed.session, outcome.answer);
-        resend(outcome.resumed, outcome.arrived);
+        resendLogged(outcome.resumed, outcome.arrived);
       };
       const outcome = resuming(session, el);
       return outcome instanceof Promise ? outcome.then(answered) : answered(outcome);
@@ -313,15 +321,39 @@ export default defineModule({
       return { answer: x("resumed", { xmlns: NS_SM, previd, h: String(st.inbound) }), resumed: st };
     }
 
-    /** After <resumed/>: what the client has not acknowledged, again, and the news for other modules. */
-    function resend(st: SmState, arrived = false): void {
+    function resendLogged(st: SmState, arrived?: boolean): void {
+      resend(st, arrived).catch((err) => log.error({ err }, "resending after a resumption failed"));
+    }
+
+    /**
+     * After <resumed/>: what the client has not acknowledged, again, and the news for other
+     * modules. Written as fast as the client reads (a queue larger than the send buffer would
+     * otherwise cut the resumed client off again); stanzas sent meanwhile follow in order.
+     */
+    async function resend(st: SmState, arrived = false): Promise<void> {
       const kept = st.session;
       if (arrived) {
         ctx
           .fire("session/bound", { session: kept })
           .catch((err) => log.error({ err }, "session/bound handler failed"));
       }
-      for (const entry of st.queue.pending()) write(kept, entry.stanza);
+      const run = {};
+      st.resending = run;
+      try {
+        // The counter value of the next stanza to write: stable while acknowledgements arrive.
+        let next = st.queue.acked;
+        for (;;) {
+          const entry = st.queue.at(distance(st.queue.acked, next));
+          if (entry === undefined || !kept.attached || kept.closed) break;
+          write(kept, entry.stanza);
+          next = advance(next);
+          await kept.whenWritable();
+          if (st.resending !== run) return;
+        }
+      } finally {
+        if (st.resending === run) st.resending = undefined;
+      }
+      if (kept.closed) return;
       if (st.queue.length > 0) scheduleRequest(st);
       log.debug({ session: kept.id, resent: st.queue.length }, "session resumed");
       ctx
@@ -408,6 +440,7 @@ export default defineModule({
         requestedAt: undefined,
         requestScheduled: false,
         overflowed: false,
+        resending: undefined,
         ackTimer: undefined,
       };
       state.set(session, st);
@@ -580,7 +613,8 @@ export default defineModule({
         st.queue.push(entry);
         if (st.queue.length > settings.maxUnackedStanzas) overflow(st);
         else if (session.attached) scheduleRequest(st);
-        return stanza;
+        // Behind a resumption's resend: that loop writes it in its turn.
+        return st.resending ? undefined : stanza;
       },
       OUTBOUND_PRIORITY,
     );

@@ -96,6 +96,11 @@ export class UnackedQueue<T> {
     return done;
   }
 
+  /** The `i`-th unacknowledged item, oldest first (0: the oldest). */
+  at(i: number): T | undefined {
+    return i < 0 ? undefined : this.items[this.head + i];
+  }
+
   /** The unacknowledged items, oldest first (they stay queued). */
   pending(): T[] {
     return this.items.slice(this.head);
