@@ -1,8 +1,9 @@
 /**
- * An offline backlog larger than the send buffer (limits.maxSendBufferBytes, here 1 MiB)
- * reaches a client that reads: written as fast as the client takes it, in order, the
- * client stays connected, and nothing is left in storage or lost — with slixmpp as Debian
- * installs it (no stream management) and with @xmpp/client (stream management).
+ * More than the send buffer (limits.maxSendBufferBytes, here 1 MiB) for a client that
+ * reads: an offline backlog (slixmpp as Debian installs it, without stream management, and
+ * @xmpp/client with it), an archive page, and a resumption's unacknowledged queue (XEP-0198)
+ * are written as fast as the client takes them, whole and in order; the client stays
+ * connected, and nothing is left in storage or lost.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -10,20 +11,26 @@ import { connectJs, type JsPeer } from "../helpers/js-client.js";
 import type { Peer } from "../helpers/peer.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { connectSlix, slixSkip } from "../helpers/slix-client.js";
+import { SmRaw } from "../helpers/sm-raw.js";
 import { is, xml } from "../helpers/stanza.js";
 
-const PW = { alice: "alice-backlog-pw", bob: "bob-backlog-pw", carol: "carol-backlog-pw" };
+const PW = {
+  alice: "alice-backlog-pw",
+  bob: "bob-backlog-pw",
+  carol: "carol-backlog-pw",
+  dave: "dave-backlog-pw",
+};
 const COUNT = 40;
 /** 40 × 100 KB = 4 MB waiting: four times the send buffer. */
 const body = (i: number) => `${i} ${"y".repeat(100_000)}`;
 
-describe("an offline backlog larger than the send buffer", () => {
+describe("more than the send buffer for a client that reads", () => {
   let server: TestServer;
   let alice: JsPeer;
 
   before(async () => {
     server = await startServer({
-      name: "offline-backlog",
+      name: "send-buffer-backlog",
       users: PW,
       // Alice writes as fast as she can; a reader may have 1 MiB waiting.
       config: { limits: { bytesPerSecond: 0, maxSendBufferBytes: 1024 * 1024 } },
@@ -106,5 +113,40 @@ describe("an offline backlog larger than the send buffer", () => {
     assert.equal((await reply).attrs.type, "result");
     await reader.close();
     assert.doesNotMatch(server.logTail(200), /does not read its stream/);
+  });
+
+  test("a resumption's unacknowledged queue: whole, in order, then what was sent meanwhile", async () => {
+    const first = await SmRaw.login(server, "dave", PW.dave, "phone");
+    const enabled = await first.enable({ resume: true });
+    await first.sync();
+    const handled = first.handled;
+    first.cut();
+    // The server notices the cut and keeps the session; what comes now waits for the client.
+    await new Promise((r) => setTimeout(r, 500));
+    const big = (i: number) => `big-${i} ${"z".repeat(100_000)}`;
+    for (let i = 0; i < COUNT; i++)
+      await alice.send(xml("message", { to: "dave@localhost/phone", type: "chat" }, xml("body", {}, big(i))));
+    await alice.sync();
+
+    const second = await SmRaw.authenticate(server, "dave", PW.dave);
+    const { resumed } = await second.resume(enabled.id!, handled);
+    assert.ok(resumed, "resumed");
+    await alice.send(
+      xml("message", { to: "dave@localhost/phone", type: "chat" }, xml("body", {}, "sent during the resend")),
+    );
+    await second.raw.waitFor(/sent during the resend/, "the message sent during the resend", 30_000);
+    const text = second.raw.received;
+    let at = -1;
+    for (let i = 0; i < COUNT; i++) {
+      const next = text.indexOf(`big-${i} `);
+      assert.ok(next > at, `message ${i} again, after message ${i - 1}`);
+      assert.equal(second.count(`big-${i} `), 1, `message ${i} once`);
+      at = next;
+    }
+    assert.ok(text.indexOf("sent during the resend") > at, "the new message after the queue");
+    assert.equal(second.raw.closed, false, "the resumed client is still connected");
+    assert.doesNotMatch(server.logTail(200), /does not read its stream/);
+    second.ack();
+    await second.closeCleanly();
   });
 });
