@@ -6,10 +6,11 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { ModuleDefinition } from "../../src/core/module.js";
+import { timeOrderedId } from "../../src/core/time-ordered-id.js";
 import { type XmlElement, x } from "../../src/core/xml/element.js";
 import message from "../../src/modules/message/index.js";
 import offline from "../../src/modules/offline/index.js";
-import { assignStanzaId, stanzaIdOf, stripStanzaIds } from "../../src/modules/stanza-id/api.js";
+import { assignStanzaId, newStanzaId, stanzaIdOf, stripStanzaIds } from "../../src/modules/stanza-id/api.js";
 import stanzaId from "../../src/modules/stanza-id/index.js";
 import { type FakeSession, type Harness, startHarness } from "../kit/harness.js";
 
@@ -91,10 +92,32 @@ test("offline messages are stored and delivered with the account's stanza-id, no
   const got = await b.nextMatching((m) => m.getChildText("body") === "for later");
   const id = stanzaIdOf(got, "bob@example.test");
   assert.ok(id && id !== "forged", `a server id on the stored message: ${got}`);
-  assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, "a random UUID");
+  assert.match(
+    id,
+    /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+    "a UUID version 7",
+  );
   assert.equal(ids(got).length, 1);
   await a.disconnect();
   await b.disconnect();
+});
+
+test("new ids are UUIDs version 7: the time they were made leads, in order, and the rest differs", () => {
+  const before = Date.now();
+  const made = Array.from({ length: 600 }, () => newStanzaId());
+  const after = Date.now();
+  assert.equal(new Set(made).size, made.length, "no id repeats (more than one pool of random bytes)");
+  for (const id of made) {
+    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    const ms = Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+    assert.ok(ms >= before && ms <= after, `${id}: made at ${ms}, not within ${before}…${after}`);
+  }
+  assert.equal(timeOrderedId(0x0123_4567_89ab).slice(0, 13), "01234567-89ab");
+  const later = timeOrderedId(Date.now() + 1000);
+  assert.ok(
+    made.every((id) => id < later),
+    "an id made later sorts after",
+  );
 });
 
 test("assign keeps one id per 'by' and returns it; strip removes only that 'by'", () => {

@@ -710,6 +710,31 @@ describe("postgres storage: batched message archive appends", { skip }, () => {
 });
 
 describe("postgres: schema", { skip }, () => {
+  it("the message archives' only unique key besides seq is led by the id (time-ordered ids append at its end)", async () => {
+    const schema = freshSchema();
+    const storage = await open(schema);
+    try {
+      const keys = await raw<{ key: string }>(
+        schema,
+        `SELECT i.indrelid::regclass::text || ' ' || pg_get_indexdef(i.indexrelid) AS key
+           FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
+          WHERE i.indisunique AND NOT i.indisprimary AND t.relnamespace = $1::regnamespace
+            AND t.relname IN ('account_messages', 'room_messages')
+          ORDER BY 1`,
+        [schema],
+      );
+      assert.deepEqual(
+        keys.map((k) => k.key.replace(/ ON \S+ USING/, " USING").replace(/^\S+\./, "")),
+        [
+          "account_messages CREATE UNIQUE INDEX account_messages_by_id USING btree (id, store, owner)",
+          "room_messages CREATE UNIQUE INDEX room_messages_by_id USING btree (id, store, owner)",
+        ],
+      );
+    } finally {
+      await storage.close();
+    }
+  });
+
   it("every foreign key has an index led by its column, so a cascading delete does not scan the table", async () => {
     const schema = freshSchema();
     const storage = await open(schema);

@@ -440,6 +440,93 @@ describe("sqlite storage: migrations", () => {
   });
 });
 
+describe("sqlite storage: migration 6 (archive keys led by the id)", () => {
+  it("keeps every archived row, its seq and the seq counter, and the key still refuses a duplicate", async () => {
+    const path = freshPathWithDir();
+    // A database as version 5 left it: two accounts' messages and a room's, the newest row deleted.
+    const old = new Database(path);
+    migrate(old, MIGRATIONS.slice(0, 5));
+    const insert = (table: string, owner: string, id: string, seq: number) =>
+      old
+        .prepare(
+          `INSERT INTO ${table} (seq, store, owner, id, peer, peer_resource, at, direction, stanza, text, folded)
+           VALUES (?, 'mam', ?, ?, 'bob@localhost', 'phone', ?, 'in', ?, 'hi', 'hi')`,
+        )
+        .run(seq, owner, id, 1_700_000_000_000 + seq, `<message id='${id}'/>`);
+    old.prepare("INSERT INTO accounts (username, created_at) VALUES ('alice', 0), ('carol', 0)").run();
+    insert("account_messages", "alice", "a-1", 1);
+    insert("account_messages", "carol", "c-1", 5);
+    insert("account_messages", "alice", "a-2", 7);
+    insert("account_messages", "alice", "a-3", 9);
+    old.prepare("DELETE FROM account_messages WHERE seq = 9").run();
+    insert("room_messages", "room@muc.localhost", "r-1", 3);
+    const rowsBefore = old.prepare("SELECT * FROM account_messages ORDER BY seq").all();
+    const roomBefore = old.prepare("SELECT * FROM room_messages ORDER BY seq").all();
+    old.close();
+
+    const storage = await openSqliteStorage({ path });
+    try {
+      const db = new Database(path, { readonly: true });
+      try {
+        assert.deepEqual(db.prepare("SELECT * FROM account_messages ORDER BY seq").all(), rowsBefore);
+        assert.deepEqual(db.prepare("SELECT * FROM room_messages ORDER BY seq").all(), roomBefore);
+        for (const table of ["account_messages", "room_messages"]) {
+          const unique = (
+            db.prepare(`PRAGMA index_list(${table})`).all() as { name: string; unique: number }[]
+          )
+            .filter((i) => i.unique === 1)
+            .map((i) =>
+              (db.prepare(`PRAGMA index_info(${i.name})`).all() as { name: string }[]).map((c) => c.name),
+            );
+          assert.deepEqual(unique, [["id", "store", "owner"]], table);
+          const indexes = db
+            .prepare(
+              "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+            )
+            .pluck()
+            .all(table);
+          assert.equal(indexes.length, 3, `${table}: ${indexes.join(", ")}`);
+        }
+      } finally {
+        db.close();
+      }
+      const archive = storage.messages("mam", { ownedByAccounts: true });
+      // The deleted seq 9 is never handed out again, and the same (store, owner, id) is refused.
+      const message = {
+        owner: "alice",
+        peer: "bob@localhost",
+        peerResource: "",
+        at: 1,
+        direction: "out" as const,
+      };
+      assert.equal(await archive.append({ ...message, id: "a-4", stanza: "<message/>", text: "" }), true);
+      assert.equal(
+        await archive.append({ ...message, id: "a-2", stanza: "<message/>", text: "again" }),
+        false,
+      );
+      const page = await archive.query({ owner: "alice" });
+      assert.deepEqual(
+        page.messages.map((m) => m.id),
+        ["a-1", "a-2", "a-4"],
+      );
+      const raw = new Database(path, { readonly: true });
+      try {
+        assert.ok(
+          (raw.prepare("SELECT seq FROM account_messages WHERE id = 'a-4'").pluck().get() as number) > 9,
+          "a seq deleted before the migration was handed out again",
+        );
+      } finally {
+        raw.close();
+      }
+      // Deleting an account still takes its messages with it (the foreign key survived the rebuild).
+      await storage.accounts.delete("carol");
+      assert.equal((await archive.query({ owner: "carol" })).messages.length, 0);
+    } finally {
+      await storage.close();
+    }
+  });
+});
+
 describe("sqlite storage: durability", () => {
   it("keeps everything written before close", async () => {
     const path = freshPathWithDir();

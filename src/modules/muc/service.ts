@@ -4,7 +4,7 @@
  * goes out through the router (to local sessions, other services, or federation).
  */
 
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "pino";
 import type { Clock } from "../../core/clock.js";
@@ -21,6 +21,7 @@ import {
   type MessageArchiveStore,
   type MessageQuery,
 } from "../../core/storage/types.js";
+import { timeOrderedId } from "../../core/time-ordered-id.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
 import { parseElement } from "../../core/xml/fragment.js";
 import {
@@ -887,7 +888,7 @@ export class MucService {
     out.attrs.from = from_.toString();
     const now = this.d.clock.now();
     if (keep) {
-      const id = randomUUID();
+      const id = timeOrderedId();
       out.children.push(x("stanza-id", { xmlns: NS_SID, id, by: room.jid }));
       const serialized = out.toString();
       if (room.config.historyLength > 0)

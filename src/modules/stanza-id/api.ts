@@ -6,8 +6,8 @@
  * claim; the stanza-id module strips any such element a sender put in (§3 rule 2), so a
  * `<stanza-id/>` with that `by` on a message leaving the server was set here.
  */
-import { randomUUID } from "node:crypto";
 import { tryParseJid } from "../../core/jid.js";
+import { timeOrderedId } from "../../core/time-ordered-id.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
 import { NS_SID } from "../../core/xml/namespaces.js";
 
@@ -19,9 +19,9 @@ export interface StanzaIdApi {
   stanzaIdOf(message: XmlElement, by: string): string | undefined;
 }
 
-/** A new id: a random UUID (RFC 4122 version 4), unpredictable and saying nothing of the archive. */
+/** A new id: a UUID version 7 (time-ordered, 74 random bits: unguessable; see core/time-ordered-id.ts). */
 export function newStanzaId(): string {
-  return randomUUID();
+  return timeOrderedId();
 }
 
 /** The normalised form of a 'by' attribute (a bare JID), or the raw value when it is no JID. */

@@ -167,4 +167,18 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       `);
     },
   },
+  {
+    version: 4,
+    description: "message archives' unique key led by the id, so time-ordered ids append at its end",
+    async up(run) {
+      // As in SQLite (its migration 6): ids are UUID version 7, and a key led by them grows at
+      // its end instead of taking a random page of each owner's range per append.
+      for (const table of ["account_messages", "room_messages"]) {
+        await run(`
+          CREATE UNIQUE INDEX ${table}_by_id ON ${table} (id, store, owner);
+          ALTER TABLE ${table} DROP CONSTRAINT ${table}_store_owner_id_key;
+        `);
+      }
+    },
+  },
 ];

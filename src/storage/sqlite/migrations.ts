@@ -173,4 +173,57 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 6,
+    description: "message archives' unique key led by the id, so time-ordered ids append at its end",
+    up(db) {
+      // With (store, owner, id), each append wrote a random page of that index once an archive
+      // outgrew memory; ids are now time-ordered (UUID version 7), and led by the id the key
+      // grows at its end (docs/benchmarks.md, "Archive row ids"). SQLite cannot drop a UNIQUE
+      // constraint: each table is rebuilt (new, copy, drop, rename), keeping every seq and the
+      // AUTOINCREMENT counter, so no seq is ever handed out twice.
+      const rebuild = (name: string, owner: string, indexes: string) => {
+        const counter = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = ?").pluck().get(name) as
+          | number
+          | undefined;
+        db.exec(`
+          CREATE TABLE ${name}_rebuilt (
+            seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+            store         TEXT    NOT NULL,
+            owner         TEXT    NOT NULL ${owner},
+            id            TEXT    NOT NULL,
+            peer          TEXT    NOT NULL,
+            peer_resource TEXT    NOT NULL,
+            at            INTEGER NOT NULL,
+            direction     TEXT    NOT NULL CHECK (direction IN ('in', 'out')),
+            stanza        TEXT    NOT NULL,
+            text          TEXT    NOT NULL,
+            folded        TEXT    NOT NULL,
+            UNIQUE (id, store, owner)
+          ) STRICT;
+          INSERT INTO ${name}_rebuilt SELECT seq, store, owner, id, peer, peer_resource, at, direction, stanza, text, folded
+            FROM ${name} ORDER BY seq;
+          DROP TABLE ${name};
+          ALTER TABLE ${name}_rebuilt RENAME TO ${name};
+          ${indexes}
+        `);
+        if (counter !== undefined)
+          db.prepare("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?").run(counter, name);
+      };
+      rebuild(
+        "account_messages",
+        "REFERENCES accounts (username) ON DELETE CASCADE",
+        `CREATE INDEX account_messages_by_owner_first ON account_messages (owner, store, seq);
+         CREATE INDEX account_messages_by_peer ON account_messages (store, owner, peer, seq);
+         CREATE INDEX account_messages_by_time ON account_messages (store, at);`,
+      );
+      rebuild(
+        "room_messages",
+        "",
+        `CREATE INDEX room_messages_by_owner ON room_messages (store, owner, seq);
+         CREATE INDEX room_messages_by_peer ON room_messages (store, owner, peer, seq);
+         CREATE INDEX room_messages_by_time ON room_messages (store, at);`,
+      );
+    },
+  },
 ];
