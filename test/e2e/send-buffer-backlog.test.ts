@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { connectJs, type JsPeer } from "../helpers/js-client.js";
 import type { Peer } from "../helpers/peer.js";
+import { RawConnection } from "../helpers/raw-client.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { connectSlix, slixSkip } from "../helpers/slix-client.js";
 import { SmRaw } from "../helpers/sm-raw.js";
@@ -19,6 +20,7 @@ const PW = {
   bob: "bob-backlog-pw",
   carol: "carol-backlog-pw",
   dave: "dave-backlog-pw",
+  erin: "erin-backlog-pw",
 };
 const COUNT = 40;
 /** 40 × 100 KB = 4 MB waiting: four times the send buffer. */
@@ -113,6 +115,39 @@ describe("more than the send buffer for a client that reads", () => {
     assert.equal((await reply).attrs.type, "result");
     await reader.close();
     assert.doesNotMatch(server.logTail(200), /does not read its stream/);
+  });
+
+  test("answers to pipelined requests, more than the send buffer in one turn: all of them, and the client stays connected", async () => {
+    const erin = await RawConnection.open(server, { label: "erin (pipelining)" });
+    try {
+      await erin.login(server, "erin", PW.erin, "batch");
+      // vCards are limited to 64 KiB each.
+      const description = "v".repeat(60_000);
+      erin.write(
+        `<iq type='set' id='vcard-set'><vCard xmlns='vcard-temp'><DESC>${description}</DESC></vCard></iq>`,
+      );
+      const stored = await erin.waitFor(/<iq [^>]*id=['"]vcard-set['"][^>]*>/, "the vCard stored");
+      assert.match(stored[0], /type=['"]result['"]/);
+      // Forty requests in one write, answered in one turn of the server's event loop: 2.4 MB of
+      // answers against a 1 MiB send buffer, for a client that reads all the time.
+      const REQUESTS = 40;
+      let batch = "";
+      for (let i = 0; i < REQUESTS; i++)
+        batch += `<iq type='get' id='vcard-${i}'><vCard xmlns='vcard-temp'/></iq>`;
+      const start = erin.received.length;
+      erin.write(batch);
+      await erin.waitFor(
+        new RegExp(`id=['"]vcard-${REQUESTS - 1}['"][^]*?</iq>`),
+        "the answer to the last request",
+        30_000,
+      );
+      const answers = erin.received.slice(start).split(description).length - 1;
+      assert.equal(answers, REQUESTS, "every request answered with the whole vCard");
+      assert.equal(erin.closed, false, "still connected");
+      assert.doesNotMatch(server.logTail(200), /does not read its stream/);
+    } finally {
+      erin.destroy();
+    }
   });
 
   test("a resumption's unacknowledged queue: whole, in order, then what was sent meanwhile", async () => {

@@ -120,7 +120,8 @@ export class ClientStream implements SessionStream, TransportSink {
   private write(data: string): void {
     if (this.closed) return;
     this.transport.write(data);
-    if (this.transport.queuedBytes > this.svc.config.limits.maxSendBufferBytes) this.abandon();
+    // What the client had time to read and did not: this turn's own writes leave together.
+    if (this.transport.backlogBytes > this.svc.config.limits.maxSendBufferBytes) this.abandon();
   }
 
   /** A negotiation element (features, SASL, bind result…). */

@@ -56,6 +56,13 @@ export interface StreamTransport {
   readonly canStartTls: boolean;
   /** Output handed to the transport and not yet taken by the network, in bytes. */
   readonly queuedBytes: number;
+  /**
+   * The part of `queuedBytes` written before the current turn of the event loop: what the
+   * peer has had time to read and has not. A transport that holds one turn's writes to send
+   * them together counts them in `queuedBytes` only, so a turn that writes much to a peer that
+   * reads (answers to many pipelined requests) is not taken for a peer that stopped reading.
+   */
+  readonly backlogBytes: number;
 
   /** Starts reading; every parsed event goes to `sink`. */
   start(sink: TransportSink, limits: TransportLimits): void;

@@ -66,7 +66,7 @@ export class ComponentStream implements TransportSink {
     if (this.closed) return;
     this.stanzasOut++;
     this.transport.write(serialize(stanza));
-    if (this.transport.queuedBytes > this.deps.maxSendBufferBytes) this.abandon();
+    if (this.transport.backlogBytes > this.deps.maxSendBufferBytes) this.abandon();
   }
 
   /**

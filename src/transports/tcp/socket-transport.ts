@@ -41,6 +41,8 @@ export class SocketTransport implements StreamTransport {
   /** The engine asked to stop reading (holdInput). */
   private held = false;
   private corked = false;
+  /** While corked: what was still unsent when this turn's writes began (backlogBytes). */
+  private unsentBeforeCork = 0;
   private closedNotified = false;
 
   constructor(
@@ -60,6 +62,10 @@ export class SocketTransport implements StreamTransport {
 
   get queuedBytes(): number {
     return this.socket.writableLength;
+  }
+
+  get backlogBytes(): number {
+    return this.corked ? this.unsentBeforeCork : this.socket.writableLength;
   }
 
   start(sink: TransportSink, limits: TransportLimits): void {
@@ -163,6 +169,7 @@ export class SocketTransport implements StreamTransport {
     if (socket.destroyed) return;
     if (!this.corked) {
       this.corked = true;
+      this.unsentBeforeCork = socket.writableLength;
       socket.cork();
       setImmediate(() => {
         // After STARTTLS the flag belongs to the TLS socket (startTls flushed this one).

@@ -74,6 +74,11 @@ export class WebSocketTransport implements StreamTransport {
     return this.ws.bufferedAmount;
   }
 
+  /** Each message is handed to the socket as it is sent (nothing is held for the turn). */
+  get backlogBytes(): number {
+    return this.ws.bufferedAmount;
+  }
+
   start(sink: TransportSink, limits: TransportLimits): void {
     this.sink = sink;
     this.parser = new StreamParser(
