@@ -94,6 +94,12 @@ export class SwitchboardServer {
       // A command waits the default for a lock; the server's main thread must not stop as long.
       storageOptions.busyTimeoutMs = config.storage.busyTimeoutMs;
     }
+    // An upgrade's migration may rebuild a table (seconds per million archived messages): say why
+    // the start waits. A new database's migrations are quick and not worth a line each.
+    storageOptions.onMigration = (m) => {
+      if (m.upgrade)
+        log.info({ version: m.version, migration: m.description }, "storage: applying a schema migration");
+    };
     const opened: Storage = await openStorage(storageOptions);
     // Storage latency is measured for the metrics of the HTTP listener.
     const storageTiming = opts.http && config.httpPort > 0 ? new StorageTiming() : undefined;

@@ -3,12 +3,13 @@ import path from "node:path";
 import type { ServerConfig } from "../core/config.js";
 import type { Storage } from "../core/storage/types.js";
 import { storageBackendOf } from "./config.js";
+import type { MigrationListener } from "./migration-listener.js";
 import type { MessageAppendLimits } from "./postgres/append-limits.js";
 import { redactUrl } from "./postgres/url.js";
 import type { ArchiveWriteWindow } from "./sqlite/archive-writes.js";
 import { openSqliteStorage } from "./sqlite/index.js";
 
-export type StorageOptions =
+export type StorageOptions = (
   | {
       backend: "sqlite";
       path: string;
@@ -25,7 +26,11 @@ export type StorageOptions =
       poolSize?: number;
       /** Bounds of the message archives' append queues (the rest keep their defaults). */
       messageAppends?: Partial<MessageAppendLimits>;
-    };
+    }
+) & {
+  /** Told of each schema migration as it starts (some rebuild tables: the server logs them). */
+  onMigration?: MigrationListener;
+};
 
 /** Opens the configured storage backend; the rest of the server only sees the Storage interface. */
 export async function openStorage(opts: StorageOptions): Promise<Storage> {
@@ -37,6 +42,7 @@ export async function openStorage(opts: StorageOptions): Promise<Storage> {
         ...(opts.archiveWrites ? { archiveWrites: opts.archiveWrites } : {}),
         ...(opts.checkpointThread ? { checkpointThread: true } : {}),
         ...(opts.busyTimeoutMs !== undefined ? { busyTimeoutMs: opts.busyTimeoutMs } : {}),
+        ...(opts.onMigration ? { onMigration: opts.onMigration } : {}),
       });
     case "postgres": {
       // Loaded on demand: a server or command on SQLite does not load the PostgreSQL driver.

@@ -258,6 +258,25 @@ describe("postgres storage: migrations", { skip }, () => {
     }
   });
 
+  it("tells its listener of each migration it applies, and whether the schema was being upgraded", async () => {
+    const schema = freshSchema();
+    const told: string[] = [];
+    const listener = (m: { version: number; upgrade: boolean }) =>
+      told.push(`${m.version}${m.upgrade ? "u" : ""}`);
+    const older = await openPostgresStorage({
+      url: database!.url,
+      schema,
+      migrations: POSTGRES_MIGRATIONS.slice(0, 3),
+      onMigration: listener,
+    });
+    await older.close();
+    const current = await openPostgresStorage({ url: database!.url, schema, onMigration: listener });
+    await current.close();
+    const again = await openPostgresStorage({ url: database!.url, schema, onMigration: listener });
+    await again.close();
+    assert.deepEqual(told, ["1", "2", "3", ...POSTGRES_MIGRATIONS.slice(3).map((m) => `${m.version}u`)]);
+  });
+
   it("lets several processes start on a fresh schema at once: one migrates, the others wait", async () => {
     const schema = freshSchema();
     const opened = await Promise.all(Array.from({ length: 4 }, () => open(schema)));

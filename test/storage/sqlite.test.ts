@@ -395,10 +395,14 @@ describe("sqlite storage: migrations", () => {
     const second: Migration = { version: 2, description: "two", up: (db) => db.exec("CREATE TABLE t2 (b)") };
     const db = new Database(path);
     try {
-      assert.equal(migrate(db, [first]), 1);
-      assert.equal(migrate(db, [first, second]), 2);
-      assert.equal(migrate(db, [first, second]), 2);
+      const told: string[] = [];
+      const listener = (m: { version: number; description: string; upgrade: boolean }) =>
+        told.push(`${m.version} ${m.description}${m.upgrade ? " (upgrade)" : ""}`);
+      assert.equal(migrate(db, [first], listener), 1);
+      assert.equal(migrate(db, [first, second], listener), 2);
+      assert.equal(migrate(db, [first, second], listener), 2);
       assert.deepEqual(db.prepare("SELECT version FROM schema_migrations").pluck().all(), [1, 2]);
+      assert.deepEqual(told, ["1 one", "2 two (upgrade)"], "each migration told once, as it is applied");
       assert.throws(() => migrate(db, [first]), SchemaTooNewError);
     } finally {
       db.close();

@@ -11,6 +11,7 @@ import type {
   RosterStore,
   Storage,
 } from "../../core/storage/types.js";
+import type { MigrationListener } from "../migration-listener.js";
 import type { StorageTransfer } from "../transfer/types.js";
 import { PostgresAccountStore } from "./accounts.js";
 import { DEFAULT_MESSAGE_APPEND_LIMITS, type MessageAppendLimits } from "./append-limits.js";
@@ -31,6 +32,8 @@ export interface PostgresStorageOptions extends PostgresConnectionOptions {
   now?: () => number;
   /** Overrides the schema history; only tests need this. */
   migrations?: readonly PostgresMigration[];
+  /** Told of each schema migration as it starts (the server logs them). */
+  onMigration?: MigrationListener;
   /** Bounds of the message archives' batched appends (message-appends.ts): the queue's from the configuration, tests make them small. */
   messageAppends?: Partial<MessageAppendLimits>;
 }
@@ -147,7 +150,7 @@ export class PostgresStorage implements Storage {
 export async function openPostgresStorage(opts: PostgresStorageOptions): Promise<PostgresStorage> {
   const db = await PostgresDatabase.open(opts);
   try {
-    await migratePostgres(db, opts.migrations);
+    await migratePostgres(db, opts.migrations, opts.onMigration);
   } catch (error) {
     await db.close();
     throw error;

@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { SchemaTooNewError } from "../errors.js";
+import type { MigrationListener } from "../migration-listener.js";
 import type { PostgresDatabase } from "./database.js";
 import { POSTGRES_MIGRATIONS, type PostgresMigration } from "./migrations.js";
 
@@ -14,6 +15,7 @@ const MIGRATION_LOCK = 0x5357_4d31; // "SWM1"
 export async function migratePostgres(
   db: PostgresDatabase,
   migrations: readonly PostgresMigration[] = POSTGRES_MIGRATIONS,
+  onApply?: MigrationListener,
 ): Promise<number> {
   checkOrder(migrations);
   const latest = migrations.at(-1)?.version ?? 0;
@@ -35,6 +37,7 @@ export async function migratePostgres(
       if (start > latest) throw new SchemaTooNewError(start, latest);
       for (const migration of migrations) {
         if (migration.version <= start) continue;
+        onApply?.({ version: migration.version, description: migration.description, upgrade: start > 0 });
         await client.query("BEGIN");
         try {
           await migration.up(async (text) => {

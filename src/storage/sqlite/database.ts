@@ -1,4 +1,5 @@
 import Database from "better-sqlite3";
+import type { MigrationListener } from "../migration-listener.js";
 import { migrate } from "./migrate.js";
 import type { Migration } from "./migrations.js";
 
@@ -7,6 +8,8 @@ export interface OpenDatabaseOptions {
   busyTimeoutMs?: number;
   /** Overrides the schema history; only tests need this. */
   migrations?: readonly Migration[];
+  /** Told of each schema migration as it starts (some rebuild tables: the server logs them). */
+  onMigration?: MigrationListener;
 }
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
@@ -22,8 +25,7 @@ export function openDatabase(path: string, opts: OpenDatabaseOptions = {}): Data
     db.pragma("synchronous = NORMAL");
     db.pragma("foreign_keys = ON");
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
-    if (opts.migrations) migrate(db, opts.migrations);
-    else migrate(db);
+    migrate(db, opts.migrations, opts.onMigration);
     return db;
   } catch (error) {
     db.close();

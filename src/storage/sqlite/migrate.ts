@@ -1,4 +1,5 @@
 import type Database from "better-sqlite3";
+import type { MigrationListener } from "../migration-listener.js";
 import { SchemaTooNewError } from "./errors.js";
 import { MIGRATIONS, type Migration } from "./migrations.js";
 
@@ -7,7 +8,11 @@ import { MIGRATIONS, type Migration } from "./migrations.js";
  * Safe to run on every start and from several processes at once: each migration runs in
  * an IMMEDIATE transaction that re-reads the version under the write lock.
  */
-export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS): number {
+export function migrate(
+  db: Database.Database,
+  migrations: readonly Migration[] = MIGRATIONS,
+  onApply?: MigrationListener,
+): number {
   checkOrder(migrations);
   db.exec(`
     CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -28,6 +33,7 @@ export function migrate(db: Database.Database, migrations: readonly Migration[] 
     const current = currentVersion.get()!;
     if (current > latest) throw new SchemaTooNewError(current, latest);
     if (current >= migration.version) return;
+    onApply?.({ version: migration.version, description: migration.description, upgrade: start > 0 });
     migration.up(db);
     record.run(migration.version, migration.description, Date.now());
   });
