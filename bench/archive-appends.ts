@@ -22,6 +22,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { ArchivedMessage, Storage } from "../src/core/storage/types.js";
+import { benchOptions } from "./lib/options.js";
 import { sleep } from "./lib/processes.js";
 import { createBenchDatabase } from "./lib/storage-logins.js";
 
@@ -38,31 +39,16 @@ interface Options {
 const USAGE =
   "usage: node dist/bench/archive-appends.js [--baseline CHECKOUT] [--seconds 4] [--rate 500] [--flood 10000]";
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = { baseline: undefined, seconds: 4, rate: 500, flood: 10_000 };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const number = () => {
-      const n = Number(argv[++i]);
-      if (!(n > 0)) {
-        console.error(`${a} takes a positive number\n${USAGE}`);
-        process.exit(2);
-      }
-      return n;
-    };
-    if (a === "--baseline") o.baseline = argv[++i];
-    else if (a === "--seconds") o.seconds = number();
-    else if (a === "--rate") o.rate = number();
-    else if (a === "--flood") o.flood = Math.round(number());
-    else if (a === "--help" || a === "-h") {
-      console.log(USAGE);
-      process.exit(0);
-    } else {
-      console.error(`unknown option ${a}\n${USAGE}`);
-      process.exit(2);
-    }
-  }
-  return o;
+function parseOptions(argv: string[]): Options {
+  const o = benchOptions(argv, USAGE, {
+    numbers: {
+      seconds: { default: 4, kind: "positive" },
+      rate: { default: 500, kind: "positive" },
+      flood: { default: 10_000, kind: "positive count" },
+    },
+    strings: ["baseline"],
+  });
+  return { baseline: o.baseline, seconds: o.seconds, rate: o.rate, flood: o.flood };
 }
 
 type Open = (opts: { url: string; schema: string; poolSize: number }) => Promise<Storage>;
@@ -332,7 +318,7 @@ function median(values: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2));
+  const o = parseOptions(process.argv.slice(2));
   const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
   const current = await implementationAt("this build", here);
   const order = o.baseline

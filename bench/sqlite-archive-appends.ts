@@ -17,6 +17,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { ArchivedMessage, Storage } from "../src/core/storage/types.js";
+import { benchOptions } from "./lib/options.js";
 
 const OWNERS = 500;
 const BATCH = 500;
@@ -30,27 +31,15 @@ interface Options {
 const USAGE =
   "usage: node dist/bench/sqlite-archive-appends.js [--baseline CHECKOUT] [--prefill 300000] [--rows 100000]";
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = { baseline: undefined, prefill: 300_000, rows: 100_000 };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const count = () => {
-      const n = Number(argv[++i]);
-      if (!(Number.isInteger(n) && n >= 0)) {
-        console.error(`${a} takes a whole number\n${USAGE}`);
-        process.exit(2);
-      }
-      return n;
-    };
-    if (a === "--baseline") o.baseline = argv[++i];
-    else if (a === "--prefill") o.prefill = count();
-    else if (a === "--rows") o.rows = count();
-    else {
-      console.error(USAGE);
-      process.exit(a === "--help" || a === "-h" ? 0 : 2);
-    }
-  }
-  return o;
+function parseOptions(argv: string[]): Options {
+  const o = benchOptions(argv, USAGE, {
+    numbers: {
+      prefill: { default: 300_000, kind: "count" },
+      rows: { default: 100_000, kind: "positive count" },
+    },
+    strings: ["baseline"],
+  });
+  return { baseline: o.baseline, prefill: o.prefill, rows: o.rows };
 }
 
 interface Build {
@@ -124,7 +113,7 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2));
+  const o = parseOptions(process.argv.slice(2));
   const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
   const self = await loadBuild("this build", here);
   const base = o.baseline ? await loadBuild("baseline", path.resolve(o.baseline, "dist")) : undefined;
