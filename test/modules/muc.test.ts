@@ -264,6 +264,12 @@ describe("a room's life", () => {
     const room = newRoom();
     const self = await join(alice!, room, "Alice");
     assert.deepEqual(codes(self).sort(), [110, 170, 201]);
+    // Prosody's order, which scripted clients compare: the event's codes, the item, then 110.
+    const userX = self.getChild("x", "http://jabber.org/protocol/muc#user")!;
+    assert.deepEqual(
+      userX.elements().map((c) => c.attrs.code ?? c.name),
+      ["170", "201", "item", "110"],
+    );
     assert.equal(itemOf(self)!.attrs.affiliation, "owner");
     assert.equal(itemOf(self)!.attrs.role, "moderator");
     const lockedFrom = bob!.received.length;
@@ -1260,6 +1266,44 @@ describe("moderation and affiliations", () => {
   });
 });
 
+describe("presence probes (§17.3)", () => {
+  test("an occupant probing an occupant JID gets its presence, or unavailable with the registered member's item; outsiders are refused", async () => {
+    const { alice, bob, carol } = users;
+    const room = await createRoom(alice!, "Alice", { "muc#roomconfig_whois": "anyone" });
+    await join(bob!, room, "Bob");
+    const probe = (nick: string) =>
+      x("presence", { to: `${room}/${nick}`, type: "probe" }, x("x", { xmlns: MUC }));
+    const from = alice!.received.length;
+    await alice!.sendStanza(probe("Bob"));
+    const bobs = await waitFor(
+      alice!,
+      (e) => presenceFrom(`${room}/Bob`)(e) && alice!.received.indexOf(e) >= from,
+    );
+    assert.equal(itemOf(bobs)!.attrs.role, "participant");
+    assert.equal(itemOf(bobs)!.attrs.jid, bob!.jid!.toString(), "a non-anonymous room shows the real JID");
+    assert.deepEqual(codes(bobs), [], "not a self-presence");
+    // A member who is away: unavailable, with the nick's holder.
+    await iq(
+      alice!,
+      adminSet(room, x("item", { affiliation: "member", jid: carol!.jid!.bareString, nick: "Carol" })),
+    );
+    await alice!.sendStanza(probe("Carol"));
+    const carols = await waitFor(alice!, presenceFrom(`${room}/Carol`, "unavailable"));
+    assert.deepEqual(
+      { ...itemOf(carols)!.attrs },
+      { nick: "Carol", affiliation: "member", role: "none", jid: carol!.jid!.bareString },
+    );
+    // Not in the room: refused, whatever the nick.
+    for (const nick of ["Alice", "Carol"]) {
+      await carol!.sendStanza(probe(nick));
+      const refused = await waitFor(carol!, presenceFrom(`${room}/${nick}`, "error"));
+      assert.equal(errorCondition(refused), "not-acceptable");
+    }
+    // A probe never joins (§17.3).
+    assert.equal(room.length > 0 && !carol!.received.some((e) => codes(e).includes(110)), true);
+  });
+});
+
 describe("invitations", () => {
   test("mediated invitations come from the room; in a members-only room they make the invitee a member", async () => {
     const { alice, bob, dave } = users;
@@ -1267,7 +1311,7 @@ describe("invitations", () => {
     await alice!.sendStanza(
       x(
         "message",
-        { to: room },
+        { to: room, id: "invite-1" },
         x("x", { xmlns: USER }, x("invite", { to: dave!.jid!.bareString }, x("reason", null, "join us"))),
       ),
     );
@@ -1279,6 +1323,12 @@ describe("invitations", () => {
     assert.equal(invite.attrs.from, alice!.jid!.toString());
     assert.equal(invite.getChildText("reason"), "join us");
     assert.equal(inv.getChild("x", "jabber:x:conference")!.attrs.jid, room);
+    assert.equal(inv.attrs.id, "invite-1", "the inviter's id, as in XEP-0045's examples");
+    // For clients that know no invitations.
+    assert.equal(
+      inv.getChildText("body"),
+      `${alice!.jid!.toString()} invited you to the room ${room}: join us`,
+    );
     await join(dave!, room, "Dave");
     await dave!.sendStanza(
       x(

@@ -430,7 +430,7 @@ export class MucService {
       if (type === "groupchat") return this.groupchat(room, from, stanza);
       const user = stanza.getChild("x", NS_MUC_USER);
       if (user && (user.getChild("invite") || user.getChild("decline")))
-        return this.invitations(room, from, user);
+        return this.invitations(room, from, user, stanza.attrs.id);
       const form = stanza.getChild("x", NS_DATA);
       if (form && formValues(form).get("FORM_TYPE")?.[0] === NS_MUC_REQUEST)
         return this.voiceRequest(room, from, form);
@@ -476,7 +476,8 @@ export class MucService {
       if (room) await this.leave(room, from, stanza);
       return;
     }
-    // Subscriptions and probes mean nothing to a room.
+    if (type === "probe" && room) return this.probe(room, from, to.resource);
+    // Subscriptions mean nothing to a room.
     if (type !== undefined) return;
     const occupant = room?.occupantOf(from.toString());
     if (room && occupant) {
@@ -491,6 +492,37 @@ export class MucService {
       return;
     }
     return this.join(stanza, from, to);
+  }
+
+  /**
+   * A presence probe to an occupant JID (§17.3 lets a service answer them): an occupant gets
+   * the occupant's presence as it would see it, or unavailable presence when nobody uses the
+   * nick (with the item of the member who registered it); anyone else is refused, as a probe
+   * is no way to look into a room from outside (Prosody answers the same way).
+   */
+  private async probe(room: Room, from: Jid, nick: string): Promise<void> {
+    const asker = room.occupantOf(from.toString());
+    if (!asker) throw new StanzaError("not-acceptable", "only occupants may probe the room's occupants");
+    const target = room.occupants.get(nick);
+    if (target) {
+      await this.send(this.presenceOf(room, target, asker, {}), this.occupantJid(room, nick), from);
+      return;
+    }
+    const holder = room.nickHolder(nick);
+    const item =
+      holder === undefined
+        ? undefined
+        : x("item", {
+            nick,
+            affiliation: room.affiliationOf(holder),
+            role: "none",
+            ...(room.seesRealJids(asker) ? { jid: holder } : {}),
+          });
+    await this.send(
+      x("presence", { type: "unavailable" }, x("x", { xmlns: NS_MUC_USER }, item)),
+      this.occupantJid(room, nick),
+      from,
+    );
   }
 
   private async mayCreate(from: Jid, admin: boolean): Promise<void> {
@@ -663,9 +695,15 @@ export class MucService {
         x("actor", { nick: d.actor.nick, ...(room.seesRealJids(viewer) ? { jid: d.actor.jid } : {}) }),
       );
     if (d.reason !== undefined && d.reason !== "") item.append(x("reason", null, d.reason));
-    const ux = x("x", { xmlns: NS_MUC_USER }, item);
+    // Status codes of the event (201, 303, 321, 333…) and <destroy/> come before the item and
+    // "this is you" (110) after it, as Prosody orders them: the order means nothing in
+    // XEP-0045, but scripted clients written against Prosody compare it.
+    const codes = d.codes ?? [];
+    const ux = x("x", { xmlns: NS_MUC_USER });
+    for (const code of codes) if (code !== 110) ux.append(x("status", { code: String(code) }));
     if (d.destroy) ux.append(d.destroy.clone());
-    for (const code of d.codes ?? []) ux.append(x("status", { code: String(code) }));
+    ux.append(item);
+    if (codes.includes(110)) ux.append(x("status", { code: "110" }));
     p.children.push(ux);
     return p;
   }
@@ -945,8 +983,12 @@ export class MucService {
     await Promise.all(sends);
   }
 
-  /** Mediated invitations and declines (§7.8.2). */
-  private async invitations(room: Room, from: Jid, user: XmlElement): Promise<void> {
+  /**
+   * Mediated invitations and declines (§7.8.2). The room's message keeps the sender's id (as
+   * in the XEP's examples) and, for an invitation, carries a body for clients that do not
+   * know invitations, as Prosody and ejabberd send.
+   */
+  private async invitations(room: Room, from: Jid, user: XmlElement, id: string | undefined): Promise<void> {
     const parse = (raw: string | undefined, what: string): Jid => {
       if (raw === undefined) throw new StanzaError("bad-request", `${what} needs a 'to' address`);
       try {
@@ -974,10 +1016,11 @@ export class MucService {
         }
       }
       const reason = invite.getChildText("reason");
+      const body = `${from.toString()} invited you to the room ${room.jid}${reason ? `: ${reason}` : ""}`;
       await this.send(
         x(
           "message",
-          { id: randomBytes(6).toString("base64url") },
+          { id: id ?? randomBytes(6).toString("base64url") },
           x(
             "x",
             { xmlns: NS_MUC_USER },
@@ -988,6 +1031,7 @@ export class MucService {
             ),
             room.config.password !== "" ? x("password", null, room.config.password) : undefined,
           ),
+          x("body", null, body),
           x("x", { xmlns: NS_CONFERENCE, jid: room.jid, ...(reason ? { reason } : {}) }),
         ),
         roomJid,
@@ -1000,7 +1044,7 @@ export class MucService {
       await this.send(
         x(
           "message",
-          { id: randomBytes(6).toString("base64url") },
+          { id: id ?? randomBytes(6).toString("base64url") },
           x(
             "x",
             { xmlns: NS_MUC_USER },
