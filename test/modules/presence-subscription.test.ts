@@ -136,14 +136,16 @@ const OUTBOUND: Record<Type, OutRow[]> = {
 /** [existing state, delivered to the user's resources?, new state, what the server sends the contact]. */
 type InRow = [StateName, boolean, StateName | "=", string[]?];
 const INBOUND: Record<Type, InRow[]> = {
-  // A.3.1; "no *" rows are answered automatically, as are pre-approved contacts (§3.4).
+  // A.3.1; "no *" rows are answered automatically, as are pre-approved contacts (§3.4). A
+  // request left for the user to answer is acknowledged with unavailable presence from the
+  // user's bare JID (as Prosody does).
   subscribe: [
-    ["None", true, "None + Pending In"],
-    ["None + Pending Out", true, "None + Pending Out/In"],
-    ["None + Pending In", false, "="],
-    ["None + Pending Out/In", false, "="],
-    ["To", true, "To + Pending In"],
-    ["To + Pending In", false, "="],
+    ["None", true, "None + Pending In", ["unavailable"]],
+    ["None + Pending Out", true, "None + Pending Out/In", ["unavailable"]],
+    ["None + Pending In", false, "=", ["unavailable"]],
+    ["None + Pending Out/In", false, "=", ["unavailable"]],
+    ["To", true, "To + Pending In", ["unavailable"]],
+    ["To + Pending In", false, "=", ["unavailable"]],
     ["From", false, "=", ["subscribed", "available"]],
     ["From + Pending Out", false, "=", ["subscribed", "available"]],
     ["Both", false, "=", ["subscribed", "available"]],
@@ -326,7 +328,9 @@ for (const [type, rows] of Object.entries(INBOUND) as [Type, InRow[]][]) {
       assert.deepEqual(routed.map(kind), sends);
       for (const el of routed) {
         assert.equal(el.attrs.to, f.contact);
-        assert.equal(el.attrs.from, el.attrs.type === "subscribed" ? f.userJid : `${f.userJid}/res`);
+        const fromAccount =
+          el.attrs.type === "subscribed" || (type === "subscribe" && el.attrs.type === "unavailable");
+        assert.equal(el.attrs.from, fromAccount ? f.userJid : `${f.userJid}/res`);
       }
       await f.session.disconnect();
     });
