@@ -12,9 +12,10 @@ import { type Element, parseXml } from "./stanza.js";
 
 export const STREAM_NS = "urn:ietf:params:xml:ns:xmpp-streams";
 
+/** The client's stream header; `lang` "" leaves xml:lang out. */
 export function streamHeader(domain: string, lang = "en"): string {
   return (
-    `<?xml version='1.0'?><stream:stream to='${domain}' version='1.0' xml:lang='${lang}' ` +
+    `<?xml version='1.0'?><stream:stream to='${domain}' version='1.0'${lang === "" ? "" : ` xml:lang='${lang}'`} ` +
     `xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>`
   );
 }

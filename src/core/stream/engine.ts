@@ -41,6 +41,8 @@ const HOLD_INPUT_AT = 32;
 const WRITABLE_POLL_MS = 10;
 /** A language tag (BCP 47 shape, as xml:lang takes it); anything else is not copied onto stanzas. */
 const LANGUAGE_TAG = /^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$/;
+/** The language every transport's response header declares (xml:lang='en'). */
+const SERVER_LANGUAGE = "en";
 
 export class ClientStream implements SessionStream, TransportSink {
   /** Unique per connection (the first stream's id). */
@@ -53,8 +55,11 @@ export class ClientStream implements SessionStream, TransportSink {
   private phase: Phase;
   private headerSent = false;
   private currentStreamId = this.id;
-  /** The language the client's stream header declared (RFC 6120 §4.7.4), for its stanzas without one. */
-  private lang?: string;
+  /**
+   * The stream's language for the client's stanzas without one (RFC 6120 §4.7.4, §8.1.5): the
+   * one its header declared, else the server's, which the response header announced.
+   */
+  private lang = SERVER_LANGUAGE;
   /** Elements waiting while an earlier one is still being handled (keeps per-session order). */
   private readonly queue: XmlElement[] = [];
   private busy = false;
@@ -369,7 +374,7 @@ export class ClientStream implements SessionStream, TransportSink {
       if (isStanza(el)) {
         svc.counters.stanzasIn[el.name]++;
         // RFC 6120 §4.7.4: a stanza without xml:lang is in the language of the client's stream.
-        if (this.lang !== undefined && el.attrs["xml:lang"] === undefined) el.attrs["xml:lang"] = this.lang;
+        if (el.attrs["xml:lang"] === undefined) el.attrs["xml:lang"] = this.lang;
         const session = this.session;
         const passed = svc.filters.run("inbound", session, el);
         if (passed === undefined) return;
