@@ -502,7 +502,10 @@ export class MucService {
    */
   private async probe(room: Room, from: Jid, nick: string): Promise<void> {
     const asker = room.occupantOf(from.toString());
-    if (!asker) throw new StanzaError("not-acceptable", "only occupants may probe the room's occupants");
+    if (!asker)
+      throw new StanzaError("not-acceptable", "only occupants may probe the room's occupants", {
+        type: "cancel",
+      });
     const target = room.occupants.get(nick);
     if (target) {
       await this.send(this.presenceOf(room, target, asker, {}), this.occupantJid(room, nick), from);
