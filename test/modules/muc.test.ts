@@ -1166,6 +1166,22 @@ describe("moderation and affiliations", () => {
     assert.equal(errorCondition(outcasts), "forbidden", "other lists stay with admins and owners");
   });
 
+  test("administrative IQs to a room are answered in the order they arrived: a list asked for right after a change shows it", async () => {
+    const { alice, carol } = users;
+    const room = await createRoom(alice!, "Alice", { "muc#roomconfig_whois": "anyone" });
+    const ownerListGet = x(
+      "iq",
+      { to: room, type: "get", id: "owners-1" },
+      x("query", { xmlns: ADMIN }, x("item", { affiliation: "owner" })),
+    );
+    const grant = adminSet(room, x("item", { jid: carol!.jid!.bareString, affiliation: "member" }));
+    grant.attrs.id = "grant-1";
+    // Sent one after the other without waiting for the first answer, as two clients would.
+    await Promise.all([alice!.sendStanza(grant), carol!.sendStanza(ownerListGet)]);
+    const answer = await waitFor(carol!, (e) => e.name === "iq" && e.attrs.id === "owners-1");
+    assert.equal(answer.attrs.type, "result", `carol is a member by then: ${answer.toString()}`);
+  });
+
   test("the owner and admin lists: owners only in a semi-anonymous room, members too in a non-anonymous one (§10.5, §10.8)", async () => {
     const { alice, bob, carol } = users;
     const listOf = (s: FakeSession, room: string, affiliation: string) =>

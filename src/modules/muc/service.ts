@@ -190,6 +190,12 @@ export class MucService {
     { asker: Jid; askerId: string; target: string; from: Jid; timer: NodeJS.Timeout }
   >();
   readonly stats = { messages: 0, joins: 0, created: 0, destroyed: 0 };
+  /**
+   * The last administrative IQ of each room (owner, admin, registration), which the next one
+   * waits for: they are answered in the order they arrived, so a list read after a change
+   * sees it and two changes never interleave their reads and writes.
+   */
+  private readonly adminTurns = new Map<string, Promise<void>>();
   private readonly serviceJid: Jid;
   /** A full disk fails every archive append: one line per kind of failure and window. */
   private readonly archiveFailures: LogThrottle;
@@ -443,8 +449,26 @@ export class MucService {
     if (type !== "get" && type !== "set") return this.forwardedReply(stanza, from);
     if (!room) throw new StanzaError("item-not-found", "no such room");
     const payload = iqRequestPayload(stanza);
-    const answer = await this.roomIq(room, type, payload, from, stanza);
-    if (answer !== null) await this.result(stanza, this.roomJid(room), from, answer);
+    const answer = async () => {
+      const a = await this.roomIq(room, type, payload, from, stanza);
+      if (a !== null) await this.result(stanza, this.roomJid(room), from, a);
+    };
+    const ns = payload.attrs.xmlns;
+    if (ns !== NS_MUC_OWNER && ns !== NS_MUC_ADMIN && ns !== NS_REGISTER) return answer();
+    return this.inAdminTurn(room.localpart, answer);
+  }
+
+  private inAdminTurn(room: string, task: () => Promise<void>): Promise<void> {
+    const run = (this.adminTurns.get(room) ?? Promise.resolve()).then(task);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.adminTurns.set(room, settled);
+    void settled.then(() => {
+      if (this.adminTurns.get(room) === settled) this.adminTurns.delete(room);
+    });
+    return run;
   }
 
   private async toOccupant(stanza: XmlElement, from: Jid, to: Jid): Promise<void> {
