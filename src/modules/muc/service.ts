@@ -11,6 +11,7 @@ import type { Clock } from "../../core/clock.js";
 import { StanzaError } from "../../core/errors.js";
 import { iqRequestPayload } from "../../core/iq.js";
 import { type Jid, JidError, parseJid } from "../../core/jid.js";
+import { KeyedLock } from "../../core/keyed-lock.js";
 import { failureKind, LogThrottle } from "../../core/log-throttle.js";
 import type { Router } from "../../core/router.js";
 import { roomWithin } from "../../core/storage/append-room.js";
@@ -195,7 +196,7 @@ export class MucService {
    * waits for: they are answered in the order they arrived, so a list read after a change
    * sees it and two changes never interleave their reads and writes.
    */
-  private readonly adminTurns = new Map<string, Promise<void>>();
+  private readonly adminTurns = new KeyedLock();
   private readonly serviceJid: Jid;
   /** A full disk fails every archive append: one line per kind of failure and window. */
   private readonly archiveFailures: LogThrottle;
@@ -455,20 +456,7 @@ export class MucService {
     };
     const ns = payload.attrs.xmlns;
     if (ns !== NS_MUC_OWNER && ns !== NS_MUC_ADMIN && ns !== NS_REGISTER) return answer();
-    return this.inAdminTurn(room.localpart, answer);
-  }
-
-  private inAdminTurn(room: string, task: () => Promise<void>): Promise<void> {
-    const run = (this.adminTurns.get(room) ?? Promise.resolve()).then(task);
-    const settled = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.adminTurns.set(room, settled);
-    void settled.then(() => {
-      if (this.adminTurns.get(room) === settled) this.adminTurns.delete(room);
-    });
-    return run;
+    return this.adminTurns.run(room.localpart, answer);
   }
 
   private async toOccupant(stanza: XmlElement, from: Jid, to: Jid): Promise<void> {
