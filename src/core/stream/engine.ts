@@ -19,7 +19,7 @@ import { LocalClientSession, type SessionHost, type SessionStream } from "./loca
 import { SaslNegotiator } from "./sasl.js";
 import { Sasl2Negotiator } from "./sasl2.js";
 import type { StreamServices } from "./services.js";
-import type { StreamTransport, TransportSink } from "./transport.js";
+import { SERVER_LANGUAGE, type StreamTransport, type TransportSink } from "./transport.js";
 
 type Phase = "pre-tls" | "pre-auth" | "post-auth" | "bound";
 
@@ -41,8 +41,6 @@ const HOLD_INPUT_AT = 32;
 const WRITABLE_POLL_MS = 10;
 /** A language tag (BCP 47 shape, as xml:lang takes it); anything else is not copied onto stanzas. */
 const LANGUAGE_TAG = /^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$/;
-/** The language every transport's response header declares (xml:lang='en'). */
-const SERVER_LANGUAGE = "en";
 
 export class ClientStream implements SessionStream, TransportSink {
   /** Unique per connection (the first stream's id). */

@@ -35,6 +35,12 @@ export interface TransportLimits {
   burstBytes: number;
 }
 
+/**
+ * The language of the server's stream headers (xml:lang, RFC 6120 §4.7.4), and so of a
+ * client stream that declares none.
+ */
+export const SERVER_LANGUAGE = "en";
+
 /** Attributes of the server's stream header (or WebSocket <open/>). */
 export interface StreamOpenAttrs {
   id: string;

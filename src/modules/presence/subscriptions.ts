@@ -81,22 +81,20 @@ export class SubscriptionProcessor {
       reply = r.reply;
     });
     if (reply) await this.reply(user, contact, reply);
-    else if (type === "subscribe") await this.acknowledge(user, contact);
+    // A request that waits for the user's answer is acknowledged with unavailable presence,
+    // as Prosody does: the requester's client shows the contact as offline until approved,
+    // and learns nothing of the user's real presence (RFC 6121 neither asks for this nor
+    // forbids it; scripts written against Prosody expect it).
+    else if (type === "subscribe") await this.reply(user, contact, "unavailable");
     if (effect) await this.broker.sendPresenceOf(username, contact, effect);
   }
 
-  /**
-   * A request that waits for the user's answer is acknowledged with unavailable presence from
-   * the user's bare JID, as Prosody does: the requester's client shows the contact as offline
-   * until approved, and says nothing of the user's real presence (RFC 6121 neither asks for
-   * this nor forbids it; scripts written against Prosody expect it).
-   */
-  private async acknowledge(user: Jid, contact: Jid): Promise<void> {
-    const stanza = x("presence", { type: "unavailable", from: user.toString(), to: contact.toString() });
-    await this.svc.router.deliver(stanza, user, contact);
-  }
-
-  private async reply(user: Jid, contact: Jid, type: "subscribed" | "unsubscribed"): Promise<void> {
+  /** Presence from the account's bare JID to the contact's, on the account's behalf. */
+  private async reply(
+    user: Jid,
+    contact: Jid,
+    type: "subscribed" | "unsubscribed" | "unavailable",
+  ): Promise<void> {
     const stanza = x("presence", { type, from: user.toString(), to: contact.toString() });
     await this.svc.router.deliver(stanza, user, contact);
   }

@@ -7,11 +7,12 @@ import type net from "node:net";
 import tls from "node:tls";
 import type { StreamError } from "../../core/errors.js";
 import { TokenBucket } from "../../core/rate-limit.js";
-import type {
-  StreamOpenAttrs,
-  StreamTransport,
-  TransportLimits,
-  TransportSink,
+import {
+  SERVER_LANGUAGE,
+  type StreamOpenAttrs,
+  type StreamTransport,
+  type TransportLimits,
+  type TransportSink,
 } from "../../core/stream/transport.js";
 import { escapeAttr } from "../../core/xml/element.js";
 import { NS_STREAM } from "../../core/xml/namespaces.js";
@@ -153,7 +154,7 @@ export class SocketTransport implements StreamTransport {
     header += ` id='${escapeAttr(attrs.id)}' from='${escapeAttr(attrs.from)}'`;
     if (attrs.to !== undefined) header += ` to='${escapeAttr(attrs.to)}'`;
     if (attrs.version !== undefined) header += ` version='${attrs.version}'`;
-    header += " xml:lang='en'>";
+    header += ` xml:lang='${SERVER_LANGUAGE}'>`;
     this.write(header);
   }
 

@@ -4,13 +4,14 @@
  * complete element declaring its namespaces, since there is no enclosing
  * <stream:stream> to inherit them from.
  */
+import { SERVER_LANGUAGE } from "../../core/stream/transport.js";
 import { escapeAttr } from "../../core/xml/element.js";
 import { NS_CLIENT, NS_FRAMING, NS_STREAM } from "../../core/xml/namespaces.js";
 
 export function openElement(attrs: { id: string; from: string; to?: string; version?: string }): string {
   let open = `<open xmlns='${NS_FRAMING}' id='${escapeAttr(attrs.id)}' from='${escapeAttr(attrs.from)}'`;
   if (attrs.to !== undefined) open += ` to='${escapeAttr(attrs.to)}'`;
-  return `${open} version='${attrs.version ?? "1.0"}' xml:lang='en'/>`;
+  return `${open} version='${attrs.version ?? "1.0"}' xml:lang='${SERVER_LANGUAGE}'/>`;
 }
 
 export const CLOSE_ELEMENT = `<close xmlns='${NS_FRAMING}'/>`;
