@@ -112,32 +112,48 @@ withConfigOptions(program.command("start").description("Run the server"))
         ? { cluster: { url: opts.cluster, node: opts.node } }
         : {}),
     });
-    const server = await SwitchboardServer.start(config, {
-      modules: standardModules,
-      http: { plugins: standardHttpPlugins, commands: allCommands },
-    });
-    const allocator = allocatorInUse();
-    if (allocator) server.log.info({ ...allocator }, allocatorLogLine(allocator));
-    await printSummary(server, config, {
-      configFile: typeof opts.config === "string" ? opts.config : undefined,
-      domainGiven: opts.domain !== undefined || process.env.SWITCHBOARD_DOMAIN !== undefined,
-      storageGiven: opts.storage !== undefined || process.env.SWITCHBOARD_STORAGE_URL !== undefined,
-    });
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      server.log.info({ signal }, "shutting down");
-      server.stop().then(
+    // The signal handlers come first: a SIGTERM that arrives while the server starts (its
+    // listeners may already accept connections) must still end in a graceful stop, not in
+    // the default action that kills the process mid-write.
+    let server: SwitchboardServer | undefined;
+    let stopSignal: string | undefined;
+    const stop = (running: SwitchboardServer, signal: string) => {
+      running.log.info({ signal }, "shutting down");
+      running.stop().then(
         () => process.exit(0),
         (err) => {
-          server.log.error({ err }, "shutdown failed");
+          running.log.error({ err }, "shutdown failed");
           process.exit(1);
         },
       );
     };
-    process.on("SIGTERM", () => stop("SIGTERM"));
-    process.on("SIGINT", () => stop("SIGINT"));
+    const onSignal = (signal: string) => {
+      if (stopSignal) return;
+      stopSignal = signal;
+      if (server) stop(server, signal);
+    };
+    process.on("SIGTERM", () => onSignal("SIGTERM"));
+    process.on("SIGINT", () => onSignal("SIGINT"));
+    server = await SwitchboardServer.start(config, {
+      modules: standardModules,
+      http: { plugins: standardHttpPlugins, commands: allCommands },
+    });
+    if (stopSignal) {
+      stop(server, stopSignal);
+      return;
+    }
+    const allocator = allocatorInUse();
+    if (allocator) server.log.info({ ...allocator }, allocatorLogLine(allocator));
+    try {
+      await printSummary(server, config, {
+        configFile: typeof opts.config === "string" ? opts.config : undefined,
+        domainGiven: opts.domain !== undefined || process.env.SWITCHBOARD_DOMAIN !== undefined,
+        storageGiven: opts.storage !== undefined || process.env.SWITCHBOARD_STORAGE_URL !== undefined,
+      });
+    } catch (err) {
+      // A stop that began meanwhile closes the storage the summary reads; the stop decides the exit code.
+      if (!stopSignal) throw err;
+    }
   });
 
 async function printSummary(

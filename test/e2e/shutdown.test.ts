@@ -4,10 +4,14 @@
  * code 0; what was stored (accounts, offline messages) is there after a restart.
  */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { after, describe, test } from "node:test";
 import { connectJs } from "../helpers/js-client.js";
 import { RawConnection } from "../helpers/raw-client.js";
-import { startServer, type TestServer } from "../helpers/server.js";
+import { CLI, REPO_ROOT, startServer, type TestServer } from "../helpers/server.js";
 import { connectSlix, slixSkip } from "../helpers/slix-client.js";
 import { is, NS, xml } from "../helpers/stanza.js";
 
@@ -60,6 +64,55 @@ describe("graceful shutdown", { skip: slixSkip }, () => {
       assert.ok(m.getChild("delay", NS.delay), `no <delay/> on ${m}`);
     } finally {
       await carol.close();
+    }
+  });
+});
+
+describe("a stop requested while the server starts", () => {
+  test("SIGTERM during startup: the server finishes starting, stops gracefully, exit code 0", async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), "switchboard-e2e-early-stop-"));
+    try {
+      // A fresh data directory: the server logs its self-signed certificate part-way through
+      // its start, before the listeners and modules are up.
+      const proc = spawn(
+        process.execPath,
+        [
+          ...[CLI, "start", "--data-dir", dataDir, "--bind", "127.0.0.1", "--log-level", "info"],
+          ...[
+            "--c2s-port",
+            "0",
+            "--c2s-tls-port",
+            "0",
+            "--http-port",
+            "0",
+            "--component-port",
+            "0",
+            "--s2s-port",
+            "0",
+          ],
+        ],
+        { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
+      );
+      let output = "";
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        proc.once("exit", (code, signal) => resolve({ code, signal })),
+      );
+      proc.stderr.on("data", (d: Buffer) => {
+        output += d;
+      });
+      proc.stdout.on("data", (d: Buffer) => {
+        output += d;
+        if (output.includes("generated a self-signed certificate")) proc.kill("SIGTERM");
+      });
+      const status = await Promise.race([
+        exited,
+        new Promise<undefined>((r) => setTimeout(() => r(undefined), 30_000).unref()),
+      ]);
+      if (!status) proc.kill("SIGKILL");
+      assert.deepEqual(status, { code: 0, signal: null }, `the server's output:\n${output}`);
+      assert.match(output, /"signal":"SIGTERM".*"msg":"shutting down"/);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });
