@@ -134,6 +134,16 @@ withConfigOptions(program.command("start").description("Run the server"))
     };
     process.on("SIGTERM", () => onSignal("SIGTERM"));
     process.on("SIGINT", () => onSignal("SIGINT"));
+    // SIGHUP reads the certificate files again (a renewal), as Prosody's reload does; without a
+    // handler it would end the process.
+    process.on("SIGHUP", () => {
+      if (!server || stopSignal) return;
+      const reload = server.reloadCertificates();
+      server.log.info(
+        { replaced: reload?.replaced ?? [], failed: reload?.failed.map((f) => f.domain) ?? [] },
+        "SIGHUP: certificate files read again",
+      );
+    });
     server = await SwitchboardServer.start(config, {
       modules: standardModules,
       http: { plugins: standardHttpPlugins, commands: allCommands },

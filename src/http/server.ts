@@ -7,7 +7,7 @@
  */
 
 import net from "node:net";
-import type { SecureContext } from "node:tls";
+import type { SecureContext, Server as TlsServer } from "node:tls";
 import cookie from "@fastify/cookie";
 import formbody from "@fastify/formbody";
 import rateLimit from "@fastify/rate-limit";
@@ -40,6 +40,8 @@ export interface HttpServerOptions {
         selfSigned: boolean;
         /** Each served domain's certificate for the name the client asks for (SNI). */
         SNICallback?: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;
+        /** Told when the certificates were reloaded (certPem and keyPem then read the new ones). */
+        onChange?: (listener: () => void) => void;
       }
     | undefined;
   storageTiming?: StorageTiming;
@@ -89,6 +91,17 @@ export class HttpServer {
           }
         : {}),
     }) as unknown as FastifyInstance;
+    const certificates = opts.tls;
+    if (secure && certificates?.onChange) {
+      // A client without SNI gets the server's own context: renewed with the files.
+      certificates.onChange(() =>
+        (this.app.server as unknown as TlsServer).setSecureContext({
+          cert: certificates.certPem,
+          key: certificates.keyPem,
+          minVersion: "TLSv1.2",
+        }),
+      );
+    }
 
     const sessions = new SessionStore({
       storage,

@@ -35,7 +35,7 @@ import { StorageTiming, timedStorage } from "../http/storage-timing.js";
 import { webChat } from "../http/webchat/index.js";
 import { openStorage, storageOptionsFrom } from "../storage/index.js";
 import { TcpClientListener } from "../transports/tcp/listener.js";
-import { loadTls, type TlsMaterial } from "../transports/tls.js";
+import { loadTls, SERVED_CERTIFICATES, type TlsMaterial, type TlsReload } from "../transports/tls.js";
 import { websocketEndpoint } from "../transports/websocket/endpoint.js";
 import { hostMeta } from "../transports/websocket/host-meta.js";
 
@@ -62,6 +62,7 @@ export interface ListeningAddresses {
 
 export class SwitchboardServer {
   private stopping?: Promise<void>;
+  private readonly certificateCheck?: NodeJS.Timeout;
 
   private constructor(
     readonly services: CoreServices,
@@ -76,7 +77,21 @@ export class SwitchboardServer {
     readonly http: HttpServer | undefined,
     /** This node's part in a cluster, when `cluster.url` is set. */
     readonly cluster: ClusterNode | undefined,
-  ) {}
+  ) {
+    const everySeconds = services.config.tls.reloadCheckSeconds;
+    if (tls && everySeconds > 0) {
+      this.certificateCheck = setInterval(() => this.reloadCertificates(), everySeconds * 1000);
+      this.certificateCheck.unref();
+    }
+  }
+
+  /**
+   * Reads the certificate files again and serves those that changed to new connections (open
+   * ones keep theirs). Run every `tls.reloadCheckSeconds` and on SIGHUP.
+   */
+  reloadCertificates(): TlsReload | undefined {
+    return this.tls?.reload();
+  }
 
   get log(): Logger {
     return this.services.log;
@@ -131,6 +146,8 @@ export class SwitchboardServer {
     }
     const services = coreServices(config, log, clock, storage, saslDecoySecret, cluster);
     addAppendQueueMetrics(services.metrics, storage);
+    // One set of certificates for every listener, modules' ones included (reloaded together).
+    if (tls) services.apis.set(SERVED_CERTIFICATES, tls);
     installCoreHandlers(services);
     const streams = new ClientStreams(
       services,
@@ -197,7 +214,6 @@ export class SwitchboardServer {
           http.register(
             websocketEndpoint({
               streams,
-              serverEndPoint: tls?.serverEndPointFor,
               ...(chat ? { onConnection: chat.recognise } : {}),
             }),
           );
@@ -232,6 +248,7 @@ export class SwitchboardServer {
   }
 
   private async doStop(): Promise<void> {
+    clearInterval(this.certificateCheck);
     const { hooks, storage, log } = this.services;
     const accepting = this.tcp.stopAccepting();
     // In-flight HTTP requests finish before the modules and storage go away.

@@ -12,6 +12,11 @@ export const TlsSchema = z
      * memory per idle connection in Node (docs/benchmarks.md).
      */
     sessionTickets: z.boolean().default(false),
+    /**
+     * How often the certificate files are read again, in seconds, so that a renewed
+     * certificate is served without a restart (SIGHUP reloads at once); 0: only on SIGHUP.
+     */
+    reloadCheckSeconds: z.number().int().min(0).default(60),
   })
   .prefault({});
 

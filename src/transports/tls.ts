@@ -2,7 +2,7 @@
  * TLS material: the configured PEM files, or a self-signed certificate for each served
  * domain generated on first start and kept in dataDir/tls so clients can pin it.
  */
-import { constants, X509Certificate } from "node:crypto";
+import { constants, createPrivateKey, X509Certificate } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import tls from "node:tls";
@@ -20,15 +20,17 @@ export interface HostCertificate {
   /** SHA-256 fingerprint, printed at startup so people can check what their client shows. */
   fingerprint: string;
   certFile: string;
+  keyFile: string;
   selfSigned: boolean;
-  /** tls-server-end-point channel binding data (RFC 5929 §4.1), computed once. */
-  serverEndPoint: Buffer;
+  /** The end of the certificate's validity. */
+  notAfter: Date;
 }
 
 /**
  * The server's certificates: the primary domain's (the fields of HostCertificate, and the
  * one a client gets without SNI or with an unknown name) and each virtual host's, chosen by
- * the client's SNI name on every TLS listener.
+ * the client's SNI name on every TLS listener. The fields read the current certificates: a
+ * reload replaces them, and what holds a copy (a TLS server's default context) is told.
  */
 export interface TlsMaterial extends HostCertificate {
   /** The options the contexts were made with besides the certificate (the listeners' too). */
@@ -39,8 +41,23 @@ export interface TlsMaterial extends HostCertificate {
   certificateFor(servername: string | undefined): HostCertificate;
   /** For tls.createServer and server-side TLSSockets: the context for the client's SNI name. */
   SNICallback(servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void;
-  /** tls-server-end-point data of the certificate a connection with this SNI name got. */
-  serverEndPointFor(servername: string | undefined): Buffer;
+  /**
+   * Reads every domain's files again and takes the pairs that changed (a renewal needs no
+   * restart). A pair that does not load (unreadable, not PEM, a key that is not the
+   * certificate's: a renewal caught half-written) leaves its domain on the current one.
+   */
+  reload(): TlsReload;
+  /** Called after a reload replaced a certificate: for listeners that copied the primary's. */
+  onChange(listener: () => void): void;
+}
+
+/** The name the server's certificates are offered to modules under (ModuleContext.api). */
+export const SERVED_CERTIFICATES = "tls";
+
+/** What a reload did, by domain. */
+export interface TlsReload {
+  replaced: string[];
+  failed: { domain: string; error: string }[];
 }
 
 export async function loadTls(config: ServerConfig, log: Logger): Promise<TlsMaterial> {
@@ -54,104 +71,202 @@ export async function loadTls(config: ServerConfig, log: Logger): Promise<TlsMat
     // never resumes: every connection makes a full handshake.
     ...(config.tls.sessionTickets ? {} : { secureOptions: constants.SSL_OP_NO_TICKET }),
   };
-  const primary = await loadCertificate(config.domain, config.tls, config.dataDir, contextOptions, log);
-  const hosts = new Map<string, HostCertificate>([[config.domain, primary]]);
-  for (const host of config.hosts) {
+  const hosts = new Map<string, HostCertificate>();
+  for (const host of [{ domain: config.domain, tls: config.tls }, ...config.hosts]) {
     if (hosts.has(host.domain)) continue;
-    hosts.set(host.domain, await loadCertificate(host.domain, host.tls, config.dataDir, contextOptions, log));
+    const files = await certificateFiles(host.domain, host.tls, config.dataDir, log);
+    hosts.set(host.domain, readCertificate(files, contextOptions));
   }
-  const certificateFor = (servername: string | undefined): HostCertificate =>
-    (servername && hosts.get(servername.toLowerCase())) || primary;
-  return {
-    ...primary,
-    contextOptions,
-    hosts,
-    certificateFor,
-    SNICallback: (servername, cb) => cb(null, certificateFor(servername).context),
-    serverEndPointFor: (servername) => certificateFor(servername).serverEndPoint,
-  };
+  return new ServedCertificates(config.domain, hosts, contextOptions, log);
+}
+
+class ServedCertificates implements TlsMaterial {
+  private readonly listeners: (() => void)[] = [];
+  /** The last failure logged per domain, so a pair that stays broken is logged once. */
+  private readonly lastFailure = new Map<string, string>();
+
+  constructor(
+    private readonly primaryDomain: string,
+    readonly hosts: Map<string, HostCertificate>,
+    readonly contextOptions: tls.SecureContextOptions,
+    private readonly log: Logger,
+  ) {}
+
+  private get primary(): HostCertificate {
+    return this.hosts.get(this.primaryDomain)!;
+  }
+  get context(): tls.SecureContext {
+    return this.primary.context;
+  }
+  get certPem(): string {
+    return this.primary.certPem;
+  }
+  get keyPem(): string {
+    return this.primary.keyPem;
+  }
+  get fingerprint(): string {
+    return this.primary.fingerprint;
+  }
+  get certFile(): string {
+    return this.primary.certFile;
+  }
+  get keyFile(): string {
+    return this.primary.keyFile;
+  }
+  get selfSigned(): boolean {
+    return this.primary.selfSigned;
+  }
+  get notAfter(): Date {
+    return this.primary.notAfter;
+  }
+
+  certificateFor(servername: string | undefined): HostCertificate {
+    return (servername && this.hosts.get(servername.toLowerCase())) || this.primary;
+  }
+
+  SNICallback = (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void =>
+    cb(null, this.certificateFor(servername).context);
+
+  reload(): TlsReload {
+    const result: TlsReload = { replaced: [], failed: [] };
+    for (const [domain, current] of this.hosts) {
+      let next: HostCertificate;
+      try {
+        const pems = readPems(current);
+        // Unchanged files (the usual case, every check): nothing to parse or build.
+        if (pems.certPem === current.certPem && pems.keyPem === current.keyPem) {
+          this.lastFailure.delete(domain);
+          continue;
+        }
+        next = certificateFrom(current, pems, this.contextOptions);
+      } catch (err) {
+        const error = err instanceof Error ? err.message : String(err);
+        result.failed.push({ domain, error });
+        if (this.lastFailure.get(domain) !== error) {
+          this.lastFailure.set(domain, error);
+          this.log.error(
+            { domain, certFile: current.certFile, keyFile: current.keyFile, error },
+            "TLS: the certificate files did not load; the current certificate stays in use",
+          );
+        }
+        continue;
+      }
+      this.lastFailure.delete(domain);
+      this.hosts.set(domain, next);
+      result.replaced.push(domain);
+      this.log.info(
+        {
+          domain,
+          certFile: next.certFile,
+          fingerprint: next.fingerprint,
+          notAfter: next.notAfter.toISOString(),
+        },
+        "TLS: new connections get the certificate now in the files",
+      );
+    }
+    if (result.replaced.length > 0) for (const listener of this.listeners) listener();
+    return result;
+  }
+
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
 }
 
 /** A domain's configured PEM files, or its self-signed pair in dataDir/tls (generated on first start). */
-async function loadCertificate(
+async function certificateFiles(
   domain: string,
   files: { certFile?: string | undefined; keyFile?: string | undefined },
   dataDir: string,
-  contextOptions: tls.SecureContextOptions,
   log: Logger,
-): Promise<HostCertificate> {
-  let certFile = files.certFile;
-  let keyFile = files.keyFile;
-  let selfSigned = false;
-  if (!certFile || !keyFile) {
-    const dir = path.join(dataDir, "tls");
-    certFile = path.join(dir, `${domain}.crt`);
-    keyFile = path.join(dir, `${domain}.key`);
-    selfSigned = true;
-    if (!existsSync(certFile) || !existsSync(keyFile)) {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      const notBefore = new Date(Date.now() - 60_000);
-      const notAfter = new Date(notBefore.getTime() + 825 * 86_400_000);
-      const pems = await generate([{ name: "commonName", value: domain }], {
-        keyType: "ec",
-        curve: "P-256",
-        algorithm: "sha256",
-        notBeforeDate: notBefore,
-        notAfterDate: notAfter,
-        extensions: [
-          { name: "basicConstraints", cA: false },
-          { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
-          { name: "extKeyUsage", serverAuth: true },
-          {
-            name: "subjectAltName",
-            altNames: [
-              { type: 2, value: domain },
-              { type: 2, value: `*.${domain}` },
-            ],
-          },
-        ],
-      });
-      writeFileSync(keyFile, pems.private, { mode: 0o600 });
-      writeFileSync(certFile, pems.cert, { mode: 0o644 });
-      log.info({ certFile, domain }, "generated a self-signed certificate");
-    }
+): Promise<CertificateFiles> {
+  if (files.certFile && files.keyFile)
+    return { certFile: files.certFile, keyFile: files.keyFile, selfSigned: false };
+  const dir = path.join(dataDir, "tls");
+  const certFile = path.join(dir, `${domain}.crt`);
+  const keyFile = path.join(dir, `${domain}.key`);
+  if (!existsSync(certFile) || !existsSync(keyFile)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const notBefore = new Date(Date.now() - 60_000);
+    const notAfter = new Date(notBefore.getTime() + 825 * 86_400_000);
+    const pems = await generate([{ name: "commonName", value: domain }], {
+      keyType: "ec",
+      curve: "P-256",
+      algorithm: "sha256",
+      notBeforeDate: notBefore,
+      notAfterDate: notAfter,
+      extensions: [
+        { name: "basicConstraints", cA: false },
+        { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
+        { name: "extKeyUsage", serverAuth: true },
+        {
+          name: "subjectAltName",
+          altNames: [
+            { type: 2, value: domain },
+            { type: 2, value: `*.${domain}` },
+          ],
+        },
+      ],
+    });
+    writeFileSync(keyFile, pems.private, { mode: 0o600 });
+    writeFileSync(certFile, pems.cert, { mode: 0o644 });
+    log.info({ certFile, domain }, "generated a self-signed certificate");
   }
-  const certPem = readFileSync(certFile, "utf8");
-  const keyPem = readFileSync(keyFile, "utf8");
-  const context = tls.createSecureContext({ cert: certPem, key: keyPem, ...contextOptions });
+  return { certFile, keyFile, selfSigned: true };
+}
+
+interface CertificateFiles {
+  certFile: string;
+  keyFile: string;
+  selfSigned: boolean;
+}
+
+function readPems(files: CertificateFiles): { certPem: string; keyPem: string } {
+  return { certPem: readFileSync(files.certFile, "utf8"), keyPem: readFileSync(files.keyFile, "utf8") };
+}
+
+/** Reads and checks a certificate pair; throws when the files are unreadable or do not belong together. */
+function readCertificate(files: CertificateFiles, contextOptions: tls.SecureContextOptions): HostCertificate {
+  return certificateFrom(files, readPems(files), contextOptions);
+}
+
+function certificateFrom(
+  files: CertificateFiles,
+  { certPem, keyPem }: { certPem: string; keyPem: string },
+  contextOptions: tls.SecureContextOptions,
+): HostCertificate {
+  const { certFile, keyFile, selfSigned } = files;
   const leaf = new X509Certificate(certPem);
+  if (!leaf.checkPrivateKey(createPrivateKey(keyPem))) {
+    throw new Error(`the key in ${keyFile} is not the key of the certificate in ${certFile}`);
+  }
+  const context = tls.createSecureContext({ cert: certPem, key: keyPem, ...contextOptions });
   return {
     context,
     certPem,
     keyPem,
     fingerprint: leaf.fingerprint256,
     certFile,
+    keyFile,
     selfSigned,
-    serverEndPoint: serverEndPoint(leaf.raw),
+    notAfter: new Date(leaf.validTo),
   };
 }
-
-/** tls-server-end-point data: of one certificate, or of the certificate an SNI name chooses. */
-export type ServerEndPoint = Buffer | ((servername: string | undefined) => Buffer);
 
 /**
  * TLS channel-binding data of a connection (RFC 5929, RFC 9266), for any transport whose
  * bytes run over `socket`: undefined when the socket is not TLS or has no such binding.
  */
-export function tlsChannelBinding(
-  socket: unknown,
-  serverEndPoint: ServerEndPoint,
-  type: string,
-): Buffer | undefined {
+export function tlsChannelBinding(socket: unknown, type: string): Buffer | undefined {
   if (!(socket instanceof tls.TLSSocket)) return undefined;
   const tls13 = socket.getProtocol() === "TLSv1.3";
   if (type === "tls-exporter" && tls13)
     return socket.exportKeyingMaterial(32, "EXPORTER-Channel-Binding", Buffer.alloc(0));
   if (type === "tls-server-end-point") {
-    if (Buffer.isBuffer(serverEndPoint)) return serverEndPoint;
-    // The certificate this connection got: the one its SNI name chose.
-    const servername = (socket as tls.TLSSocket & { servername?: string | false }).servername;
-    return serverEndPoint(typeof servername === "string" ? servername : undefined);
+    // The certificate this connection was given (its SNI name's; the one before a reload
+    // for a connection made before it), not the one a new connection would get.
+    const own = socket.getCertificate();
+    return own && "raw" in own && own.raw ? serverEndPoint(own.raw) : undefined;
   }
   if (type === "tls-unique") {
     // RFC 5929 §3.1: the first Finished message of the handshake: the client's in a full

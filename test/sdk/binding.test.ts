@@ -211,7 +211,9 @@ describe("tls-server-end-point with an Ed25519 certificate", () => {
     const pair = await tlsPair({ pem, key }, "TLSv1.3");
     try {
       assert.deepEqual(channelBindingData(pair.client, "tls-server-end-point"), expected);
-      // The server's own value, from its certificate as configured (tls.certFile, tls.keyFile).
+      // The server's value, from the certificate the connection was given.
+      assert.deepEqual(tlsChannelBinding(pair.server, "tls-server-end-point"), expected);
+      // And the server takes such a pair as configured (tls.certFile, tls.keyFile).
       const config = loadServerConfig({
         overrides: {
           dataDir: dir,
@@ -219,11 +221,7 @@ describe("tls-server-end-point with an Ed25519 certificate", () => {
         },
       });
       const material = await loadTls(config, pino({ level: "silent" }));
-      assert.deepEqual(material.serverEndPoint, expected);
-      assert.deepEqual(
-        tlsChannelBinding(pair.server, material.serverEndPoint, "tls-server-end-point"),
-        expected,
-      );
+      assert.equal(material.fingerprint, new X509Certificate(pem).fingerprint256);
     } finally {
       pair.close();
     }

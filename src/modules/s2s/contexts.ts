@@ -9,7 +9,8 @@ import tls from "node:tls";
 import type { HostCertificate, TlsMaterial } from "../../transports/tls.js";
 
 export class PeerContexts {
-  private readonly contexts = new Map<HostCertificate, tls.SecureContext>();
+  // By certificate: a reload's new certificate gets a new context, and the old one goes with it.
+  private readonly contexts = new WeakMap<HostCertificate, tls.SecureContext>();
 
   constructor(
     private readonly material: Pick<TlsMaterial, "certificateFor" | "contextOptions">,

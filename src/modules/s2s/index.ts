@@ -18,7 +18,7 @@ import { type XmlElement, x } from "../../core/xml/element.js";
 import { NS_FEDERATION } from "../../core/xml/namespaces.js";
 import { listenOnAddresses } from "../../transports/listen.js";
 import { SocketTransport } from "../../transports/tcp/socket-transport.js";
-import { loadTls } from "../../transports/tls.js";
+import { loadTls, SERVED_CERTIFICATES, type TlsMaterial } from "../../transports/tls.js";
 import type { S2SApi, S2SAuthMethod, S2SAuthorizeEvent, S2SDirection, S2SRefusal } from "./api.js";
 import { s2sConfigSection } from "./config.js";
 import { PeerContexts } from "./contexts.js";
@@ -109,7 +109,8 @@ export default defineModule<S2SOptions>({
     const { config, log, router, options } = ctx;
     const policy = config.federation.policy;
     const allowlist = new Set(config.federation.allowlist);
-    const material = await loadTls(config, log);
+    // The server's certificates (reloaded with it), or this module's own copy when it runs alone.
+    const material = ctx.api<TlsMaterial>(SERVED_CERTIFICATES) ?? (await loadTls(config, log));
     const trust = new PeerTrust(config.s2sCa);
     const trusted = trust.pems;
     // Each served domain's certificate, chosen by the peer's SNI name (the primary's without one).
@@ -289,6 +290,15 @@ export default defineModule<S2SOptions>({
             );
             server.on("tlsClientError", (err) =>
               log.debug({ err: err.message }, "server-to-server TLS handshake failed"),
+            );
+            // A peer without SNI gets the server's own context: renewed with the files.
+            material.onChange(() =>
+              server.setSecureContext({
+                ...material.contextOptions,
+                cert: material.certPem,
+                key: material.keyPem,
+                ca: trusted,
+              }),
             );
             return server;
           };

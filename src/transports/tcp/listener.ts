@@ -52,6 +52,14 @@ export class TcpClientListener {
           (socket) => this.accept(socket, true),
         );
         server.on("tlsClientError", (err) => opts.log.debug({ err: err.message }, "TLS handshake failed"));
+        // A client without SNI gets the server's own context: renewed with the files.
+        material.onChange(() =>
+          server.setSecureContext({
+            cert: material.certPem,
+            key: material.keyPem,
+            ...material.contextOptions,
+          }),
+        );
         return server;
       };
       out.c2sTlsPort = await this.bindAll(direct, opts.c2sTlsPort, "c2s direct TLS");

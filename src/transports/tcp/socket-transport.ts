@@ -17,17 +17,13 @@ import {
 import { escapeAttr } from "../../core/xml/element.js";
 import { NS_STREAM } from "../../core/xml/namespaces.js";
 import { StreamParser } from "../../core/xml/parser.js";
-import { type ServerEndPoint, tlsChannelBinding, tlsChannelBindingTypes } from "../tls.js";
+import { tlsChannelBinding, tlsChannelBindingTypes } from "../tls.js";
 
 /** What the socket transport needs of the server's TLS setup. */
 export interface SocketTlsMaterial {
   context: tls.SecureContext;
   /** Chooses the certificate of the served domain the client names (SNI); else `context`'s is served. */
   SNICallback?: (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => void;
-  /** tls-server-end-point data (RFC 5929 §4.1) of the certificate served. */
-  serverEndPoint: Buffer;
-  /** The same for the certificate an SNI name chose, when there are several. */
-  serverEndPointFor?: (servername: string | undefined) => Buffer;
 }
 
 export class SocketTransport implements StreamTransport {
@@ -240,13 +236,7 @@ export class SocketTransport implements StreamTransport {
   }
 
   channelBinding(type: string): Buffer | undefined {
-    return this.tlsMaterial
-      ? tlsChannelBinding(this.socket, this.serverEndPoint(this.tlsMaterial), type)
-      : undefined;
-  }
-
-  private serverEndPoint(material: SocketTlsMaterial): ServerEndPoint {
-    return material.serverEndPointFor ?? material.serverEndPoint;
+    return this.tlsMaterial ? tlsChannelBinding(this.socket, type) : undefined;
   }
 
   channelBindingTypes(): string[] {

@@ -17,7 +17,6 @@ import type { ClientSession } from "../../core/session.js";
 import type { ClientStreams } from "../../core/stream/streams.js";
 import type { HttpPlugin } from "../../http/context.js";
 import { ProblemError } from "../../http/problem.js";
-import type { ServerEndPoint } from "../tls.js";
 import { WebSocketTransport } from "./ws-transport.js";
 
 export const WEBSOCKET_PATH = "/xmpp-websocket";
@@ -25,8 +24,6 @@ export const XMPP_SUBPROTOCOL = "xmpp";
 
 export interface WebSocketEndpointOptions {
   streams: ClientStreams;
-  /** tls-server-end-point data of the certificate the listener serves over HTTPS, if it does. */
-  serverEndPoint: ServerEndPoint | undefined;
   /**
    * Called for each connection before it is handed to the streams, with the upgrade request
    * (its cookies and Origin): the web chat recognises its own browser sessions here.
@@ -119,7 +116,6 @@ export function websocketEndpoint(opts: WebSocketEndpointOptions): HttpPlugin {
             socket,
             remoteAddress: request.ip,
             secure: connectionIsSecure(request),
-            serverEndPoint: ctx.secure ? opts.serverEndPoint : undefined,
           });
           const stream = opts.streams.accept(transport);
           opts.onConnection?.(request, stream.session);

@@ -20,7 +20,7 @@ import type {
 import type { XmlElement } from "../../core/xml/element.js";
 import { NS_CLIENT, NS_FRAMING, NS_STREAM } from "../../core/xml/namespaces.js";
 import { StreamParser } from "../../core/xml/parser.js";
-import { type ServerEndPoint, tlsChannelBinding, tlsChannelBindingTypes } from "../tls.js";
+import { tlsChannelBinding, tlsChannelBindingTypes } from "../tls.js";
 import { CLOSE_ELEMENT, declareNamespaces, openElement } from "./framing.js";
 
 /** The implicit stream every message is parsed in: its elements default to jabber:client. */
@@ -35,8 +35,6 @@ export interface WebSocketConnection {
   remoteAddress: string;
   /** See StreamTransport.secure; decided by the endpoint (wss, https at a trusted proxy, loopback). */
   secure: boolean;
-  /** tls-server-end-point data of the certificate, when the listener itself serves wss. */
-  serverEndPoint: ServerEndPoint | undefined;
 }
 
 export class WebSocketTransport implements StreamTransport {
@@ -46,7 +44,6 @@ export class WebSocketTransport implements StreamTransport {
   readonly remoteAddress: string;
   private readonly ws: WebSocket;
   private readonly socket: net.Socket;
-  private readonly serverEndPoint: ServerEndPoint | undefined;
   private sink?: TransportSink;
   private parser?: StreamParser;
   private inbound?: TokenBucket;
@@ -67,7 +64,6 @@ export class WebSocketTransport implements StreamTransport {
     this.socket = conn.socket;
     this.remoteAddress = conn.remoteAddress;
     this.secure = conn.secure;
-    this.serverEndPoint = conn.serverEndPoint;
   }
 
   get queuedBytes(): number {
@@ -223,12 +219,13 @@ export class WebSocketTransport implements StreamTransport {
     throw new Error("STARTTLS does not exist on WebSocket (RFC 7395 §3.9)");
   }
 
+  /** Only where the listener itself serves wss: behind a TLS-terminating proxy there is no channel to bind to. */
   channelBinding(type: string): Buffer | undefined {
-    return this.serverEndPoint ? tlsChannelBinding(this.socket, this.serverEndPoint, type) : undefined;
+    return tlsChannelBinding(this.socket, type);
   }
 
   channelBindingTypes(): string[] {
-    return this.serverEndPoint ? tlsChannelBindingTypes(this.socket) : [];
+    return tlsChannelBindingTypes(this.socket);
   }
 
   /** Any input counts, WebSocket pings included (RFC 7395 §3.8 keeps the connection alive with them). */
