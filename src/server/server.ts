@@ -78,19 +78,26 @@ export class SwitchboardServer {
     /** This node's part in a cluster, when `cluster.url` is set. */
     readonly cluster: ClusterNode | undefined,
   ) {
-    const everySeconds = services.config.tls.reloadCheckSeconds;
-    if (tls && everySeconds > 0) {
-      this.certificateCheck = setInterval(() => this.reloadCertificates(), everySeconds * 1000);
-      this.certificateCheck.unref();
-    }
+    if (!tls) return;
+    tls.warnOfExpiry(services.clock.now());
+    // Reloaded or not, a certificate's coming end is checked hourly (and logged daily).
+    const everySeconds = services.config.tls.reloadCheckSeconds || 3600;
+    this.certificateCheck = setInterval(() => {
+      if (services.config.tls.reloadCheckSeconds > 0) this.reloadCertificates();
+      else tls.warnOfExpiry(services.clock.now());
+    }, everySeconds * 1000);
+    this.certificateCheck.unref();
   }
 
   /**
    * Reads the certificate files again and serves those that changed to new connections (open
-   * ones keep theirs). Run every `tls.reloadCheckSeconds` and on SIGHUP.
+   * ones keep theirs); then warns of any that expires soon. Run every `tls.reloadCheckSeconds`
+   * and on SIGHUP.
    */
   reloadCertificates(): TlsReload | undefined {
-    return this.tls?.reload();
+    const reload = this.tls?.reload();
+    this.tls?.warnOfExpiry(this.services.clock.now());
+    return reload;
   }
 
   get log(): Logger {
@@ -147,7 +154,18 @@ export class SwitchboardServer {
     const services = coreServices(config, log, clock, storage, saslDecoySecret, cluster);
     addAppendQueueMetrics(services.metrics, storage);
     // One set of certificates for every listener, modules' ones included (reloaded together).
-    if (tls) services.apis.set(SERVED_CERTIFICATES, tls);
+    if (tls) {
+      services.apis.set(SERVED_CERTIFICATES, tls);
+      const served = tls;
+      services.metrics.add({
+        name: "switchboard_tls_certificate_expiry_timestamp_seconds",
+        help: "When each served domain's certificate expires (Unix time); alert well before it",
+        type: "gauge",
+        labelNames: ["domain"],
+        collect: () =>
+          [...served.hosts].map(([domain, host]) => [{ domain }, host.notAfter.getTime() / 1000] as const),
+      });
+    }
     installCoreHandlers(services);
     const streams = new ClientStreams(
       services,

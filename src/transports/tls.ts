@@ -49,7 +49,16 @@ export interface TlsMaterial extends HostCertificate {
   reload(): TlsReload;
   /** Called after a reload replaced a certificate: for listeners that copied the primary's. */
   onChange(listener: () => void): void;
+  /**
+   * Logs a warning for each certificate that expires within EXPIRY_WARNING_DAYS (or has
+   * expired), at most once a day per domain; returns those domains.
+   */
+  warnOfExpiry(nowMs: number): string[];
 }
+
+/** A certificate this close to its end is logged every day until it is renewed. */
+export const EXPIRY_WARNING_DAYS = 14;
+const DAY_MS = 86_400_000;
 
 /** The name the server's certificates are offered to modules under (ModuleContext.api). */
 export const SERVED_CERTIFICATES = "tls";
@@ -84,6 +93,8 @@ class ServedCertificates implements TlsMaterial {
   private readonly listeners: (() => void)[] = [];
   /** The last failure logged per domain, so a pair that stays broken is logged once. */
   private readonly lastFailure = new Map<string, string>();
+  /** When each domain's coming expiry was last logged. */
+  private readonly expiryWarned = new Map<string, number>();
 
   constructor(
     private readonly primaryDomain: string,
@@ -170,6 +181,33 @@ class ServedCertificates implements TlsMaterial {
 
   onChange(listener: () => void): void {
     this.listeners.push(listener);
+  }
+
+  warnOfExpiry(nowMs: number): string[] {
+    const soon: string[] = [];
+    for (const [domain, host] of this.hosts) {
+      const left = host.notAfter.getTime() - nowMs;
+      if (left > EXPIRY_WARNING_DAYS * DAY_MS) {
+        this.expiryWarned.delete(domain);
+        continue;
+      }
+      soon.push(domain);
+      const warned = this.expiryWarned.get(domain);
+      if (warned !== undefined && nowMs - warned < DAY_MS) continue;
+      this.expiryWarned.set(domain, nowMs);
+      this.log.warn(
+        {
+          domain,
+          certFile: host.certFile,
+          notAfter: host.notAfter.toISOString(),
+          daysLeft: Math.max(0, Math.floor(left / DAY_MS)),
+        },
+        left > 0
+          ? "TLS: the certificate expires soon; renew it (the files are read again without a restart)"
+          : "TLS: the certificate has expired; clients and peers that check it refuse this server",
+      );
+    }
+    return soon;
   }
 }
 

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import https from "node:https";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -63,6 +64,21 @@ function handshake(socket: tls.TLSSocket): Promise<string> {
       resolve(fingerprint);
     });
     socket.once("error", reject);
+  });
+}
+
+/** GET over HTTPS from the server's own listener (its certificate is the test CA's). */
+function httpsGet(port: number, pathname: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    https
+      .get({ host: "127.0.0.1", port, path: pathname, rejectUnauthorized: false }, (res) => {
+        let body = "";
+        res.on("data", (d: Buffer) => {
+          body += d;
+        });
+        res.on("end", () => resolve(body));
+      })
+      .on("error", reject);
   });
 }
 
@@ -211,5 +227,25 @@ describe("certificate reload", () => {
     }
     assert.equal(now, renewed, "the renewed certificate within a few seconds");
     assert.deepEqual(await served(), everywhere(renewed));
+  });
+
+  test("a certificate close to its end: a warning in the log and its expiry in /metrics", async () => {
+    // The test CA's certificates last 3 days: inside the 14 days that are warned of.
+    const notAfter = new Date(new X509Certificate(readFileSync(live.certFile)).validTo);
+    // This run's start (the log file is appended to) warned of the certificate it started with.
+    const thisRun = readFileSync(server.logFile, "utf8").lastIndexOf("[e2e] ");
+    const warning = JSON.parse(
+      await waitForLog(server, /"msg":"TLS: the certificate expires soon/, "the expiry warning", thisRun),
+    );
+    assert.equal(warning.domain, "localhost");
+    assert.equal(warning.daysLeft, 2);
+    const metrics = await httpsGet(httpPort, "/metrics");
+    const line = metrics
+      .split("\n")
+      .find((l) => l.startsWith("switchboard_tls_certificate_expiry_timestamp_seconds{"));
+    assert.equal(
+      line,
+      `switchboard_tls_certificate_expiry_timestamp_seconds{domain="localhost"} ${notAfter.getTime() / 1000}`,
+    );
   });
 });
