@@ -140,19 +140,32 @@ export class TestServer {
   }
 }
 
-/** Free TCP ports on the loopback interface (held together so they differ). */
+/**
+ * Every port this process has handed out: a port is free again once its probe closes, so a
+ * later call (the next listener of the same server, still starting) could otherwise be given
+ * it a second time, and one of the two listeners would fail to bind.
+ */
+const handedOut = new Set<number>();
+
+/** Free TCP ports on the loopback interface, different from each other and from any handed out before. */
 export async function freePorts(count: number): Promise<number[]> {
   const servers: net.Server[] = [];
+  const ports: number[] = [];
   try {
-    for (let i = 0; i < count; i++) {
+    while (ports.length < count) {
       const s = net.createServer();
       await new Promise<void>((resolve, reject) => {
         s.once("error", reject);
         s.listen(0, "127.0.0.1", () => resolve());
       });
+      // Held open until the end, so the kernel does not offer it again in this call.
       servers.push(s);
+      const port = (s.address() as net.AddressInfo).port;
+      if (handedOut.has(port)) continue;
+      handedOut.add(port);
+      ports.push(port);
     }
-    return servers.map((s) => (s.address() as net.AddressInfo).port);
+    return ports;
   } finally {
     await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
   }
