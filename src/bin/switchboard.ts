@@ -307,7 +307,16 @@ function addAdminCommand(def: CommandDefinition<never>): void {
       );
     }
     const config = configFrom(def.local ? {} : opts);
-    const storage = def.local ? noStorage : await openStorage(storageOptionsFrom(config));
+    const storageOptions = storageOptionsFrom(config);
+    // A command run on an earlier version's database upgrades it first: say so (one line per
+    // migration, on stderr so that --json output stays parseable), as the server's log does.
+    storageOptions.onMigration = (m) => {
+      if (m.upgrade)
+        process.stderr.write(
+          `switchboard: upgrading the database schema to version ${m.version}: ${m.description}\n`,
+        );
+    };
+    const storage = def.local ? noStorage : await openStorage(storageOptions);
     try {
       const result = await def.run({ config, storage, clock: systemClock, actor: cliActor() }, parsed.data);
       process.stdout.write((opts.json ? JSON.stringify(result.data ?? {}) : result.message) + "\n");

@@ -4,13 +4,14 @@
  * and what was stored is still there. A new database's migrations are not logged one by one.
  */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, describe, test } from "node:test";
 import { openDatabase } from "../../src/storage/sqlite/database.js";
 import { MIGRATIONS } from "../../src/storage/sqlite/migrations.js";
-import { startServer, type TestServer } from "../helpers/server.js";
+import { CLI, REPO_ROOT, startServer, type TestServer } from "../helpers/server.js";
 
 const MIGRATION_LINE = /"msg":"storage: applying a schema migration"/;
 
@@ -64,5 +65,34 @@ describe("a server started on an earlier version's database", () => {
     const server = await startServer({ name: "schema-new", extraArgs: ["--log-level", "info"] });
     servers.push(server);
     assert.doesNotMatch(thisRunsLog(server), MIGRATION_LINE);
+  });
+
+  test("an admin command on an earlier version's database says which migrations it applies, on stderr", async (t) => {
+    const dir = mkdtempSync(path.join(tmpdir(), "switchboard-schema-upgrade-cli-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const db = openDatabase(path.join(dir, "switchboard.sqlite"), { migrations: MIGRATIONS.slice(0, 5) });
+    db.prepare("INSERT INTO accounts (username, created_at) VALUES ('alice', 0)").run();
+    db.close();
+    const run = () =>
+      new Promise<{ stdout: string; stderr: string }>((resolve, reject) =>
+        execFile(
+          process.execPath,
+          [CLI, "user", "list", "--json", "--data-dir", dir],
+          { cwd: REPO_ROOT, timeout: 60_000 },
+          (err, stdout, stderr) =>
+            err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve({ stdout, stderr }),
+        ),
+      );
+    const first = await run();
+    assert.deepEqual(
+      [...first.stderr.matchAll(/^switchboard: upgrading the database schema to version (\d+): /gm)].map(
+        (m) => Number(m[1]),
+      ),
+      MIGRATIONS.slice(5).map((m) => m.version),
+    );
+    // The JSON on stdout is untouched, and the account is there.
+    assert.match(JSON.stringify(JSON.parse(first.stdout)), /alice/);
+    // Upgraded once: the next command says nothing.
+    assert.equal((await run()).stderr, "");
   });
 });
