@@ -599,6 +599,59 @@ describe("a room's life", () => {
     assert.equal(errorCondition(gone), "item-not-found");
   });
 
+  test("one nick from two resources: an item per session to those who see real JIDs, newest first; one leaving updates the others", async () => {
+    const alice = users.alice!;
+    const bob = users.bob!;
+    const room = await createRoom(alice, "Alice");
+    const gina = await user("gina", "desk");
+    const ginaPhone = await user("gina", "phone");
+    await join(bob, room, "Bob");
+    await join(gina, room, "Gina");
+    await waitFor(alice, presenceFrom(`${room}/Gina`), "Gina's first presence");
+    await join(ginaPhone, room, "Gina");
+    const itemJids = (el: XmlElement) =>
+      (el.getChild("x", USER)?.getChildren("item") ?? []).map((i) => i.attrs.jid);
+    // The owner (a moderator of this semi-anonymous room) sees both sessions, the newest first.
+    const both = await waitFor(
+      alice,
+      (e) => presenceFrom(`${room}/Gina`)(e) && itemJids(e).length === 2,
+      "Gina's presence with both sessions",
+    );
+    assert.deepEqual(itemJids(both), ["gina@example.test/phone", "gina@example.test/desk"]);
+    // A participant sees one item without a real JID.
+    const anonymous = await waitFor(
+      bob,
+      (e) =>
+        presenceFrom(`${room}/Gina`)(e) && (e.getChild("x", USER)?.getChildren("item").length ?? 0) === 1,
+      "Gina's presence as a participant sees it",
+    );
+    assert.equal(itemOf(anonymous)!.attrs.jid, undefined);
+
+    // The desk leaves: it is told, with its own item; the others see Gina still there, from the phone.
+    await gina.sendStanza(x("presence", { to: `${room}/Gina`, type: "unavailable" }));
+    const left = await waitFor(
+      gina,
+      presenceFrom(`${room}/Gina`, "unavailable"),
+      "the desk's unavailable presence",
+    );
+    assert.ok(codes(left).includes(110));
+    assert.deepEqual(itemJids(left), ["gina@example.test/desk"]);
+    const remaining = await waitFor(
+      alice,
+      (e) => presenceFrom(`${room}/Gina`)(e) && itemJids(e).length === 1,
+      "Gina's presence with the phone alone",
+    );
+    assert.deepEqual(itemJids(remaining), ["gina@example.test/phone"]);
+    assert.equal(itemOf(remaining)!.attrs.role, "participant");
+    assert.equal(
+      alice.received.some((e) => presenceFrom(`${room}/Gina`, "unavailable")(e)),
+      false,
+      "nobody else is told Gina left",
+    );
+    await gina.disconnect();
+    await ginaPhone.disconnect();
+  });
+
   test("an occupant whose session ends leaves the room", async () => {
     const alice = users.alice!;
     const erin = await user("erin", "phone");

@@ -697,19 +697,25 @@ export class MucService {
       const last = [...subject.sessions.values()].at(-1);
       p = last ? last.presence.clone() : x("presence");
     }
-    const first = [...subject.sessions.values()][0];
-    const item = x("item", {
-      affiliation: room.effectiveAffiliation(subject),
-      role: d.type === "unavailable" && d.nick === undefined ? "none" : subject.role,
-      // One's own real JID is no secret to oneself, whatever the room's anonymity.
-      ...(first && (room.seesRealJids(viewer) || viewer === subject) ? { jid: first.jid.toString() } : {}),
-      ...(d.nick !== undefined ? { nick: d.nick } : {}),
+    // One's own real JID is no secret to oneself, whatever the room's anonymity. Whoever may
+    // see real JIDs gets an item per session of a nick used from several resources, the
+    // newest first (as Prosody sends them); the others one item without a JID.
+    const showsJids = room.seesRealJids(viewer) || viewer === subject;
+    const jids = showsJids ? [...subject.sessions.keys()].reverse() : [];
+    const items = (jids.length > 0 ? jids : [undefined]).map((jid) => {
+      const item = x("item", {
+        affiliation: room.effectiveAffiliation(subject),
+        role: d.type === "unavailable" && d.nick === undefined ? "none" : subject.role,
+        ...(jid !== undefined ? { jid } : {}),
+        ...(d.nick !== undefined ? { nick: d.nick } : {}),
+      });
+      if (d.actor !== undefined)
+        item.append(
+          x("actor", { nick: d.actor.nick, ...(room.seesRealJids(viewer) ? { jid: d.actor.jid } : {}) }),
+        );
+      if (d.reason !== undefined && d.reason !== "") item.append(x("reason", null, d.reason));
+      return item;
     });
-    if (d.actor !== undefined)
-      item.append(
-        x("actor", { nick: d.actor.nick, ...(room.seesRealJids(viewer) ? { jid: d.actor.jid } : {}) }),
-      );
-    if (d.reason !== undefined && d.reason !== "") item.append(x("reason", null, d.reason));
     // Status codes of the event (201, 303, 321, 333…) and <destroy/> come before the item and
     // "this is you" (110) after it, as Prosody orders them: the order means nothing in
     // XEP-0045, but scripted clients written against Prosody compare it.
@@ -717,7 +723,7 @@ export class MucService {
     const ux = x("x", { xmlns: NS_MUC_USER });
     for (const code of codes) if (code !== 110) ux.append(x("status", { code: String(code) }));
     if (d.destroy) ux.append(d.destroy.clone());
-    ux.append(item);
+    for (const item of items) ux.append(item);
     if (codes.includes(110)) ux.append(x("status", { code: "110" }));
     p.children.push(ux);
     return p;
@@ -772,14 +778,18 @@ export class MucService {
     if (!occupant) return;
     const session = from.toString();
     if (occupant.sessions.size > 1) {
-      // One resource of several leaves: only it is told; the nick stays.
+      // One resource of several leaves: it is told it left; the nick stays, and everyone
+      // gets its presence with the sessions that remain.
+      // Its own item only: the others' real JIDs are not its news.
+      const alone: Occupant = {
+        ...occupant,
+        sessions: new Map([[session, occupant.sessions.get(session)!]]),
+      };
+      const unavailable = this.presenceOf(room, alone, alone, { type: "unavailable", codes: [110] });
       occupant.sessions.delete(session);
       this.forgetSession(room, session);
-      await this.send(
-        this.presenceOf(room, occupant, occupant, { type: "unavailable", codes: [110] }),
-        this.occupantJid(room, occupant.nick),
-        from,
-      );
+      await this.send(unavailable, this.occupantJid(room, occupant.nick), from);
+      await this.broadcastPresence(room, occupant, {});
       return;
     }
     const status = stanza?.getChild("status");
@@ -849,8 +859,10 @@ export class MucService {
     const condition = error?.elements().find((c) => c.attrs.xmlns === NS_STANZAS && c.name !== "text")?.name;
     if (condition === undefined || !GONE_CONDITIONS.has(condition)) return;
     if (occupant.sessions.size > 1) {
+      // One session of several is gone: the nick stays, with the sessions that remain.
       occupant.sessions.delete(from.toString());
       this.forgetSession(room, from.toString());
+      await this.broadcastPresence(room, occupant, {});
       return;
     }
     // The others see why it went: the error's condition and text.
