@@ -10,6 +10,7 @@ import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeF
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { after } from "node:test";
 import { fileURLToPath } from "node:url";
 
 /** The repository root (this file runs from dist/test/helpers/). */
@@ -214,6 +215,15 @@ const running = new Set<TestServer>();
 // A test file that crashes must not leave servers behind.
 process.once("exit", () => {
   for (const s of running) s.kill();
+});
+// Nor one whose after hook failed half-way (a stop that threw before the next stop): the
+// servers left would keep this file's process alive through their pipes, and the run would
+// wait for it forever. This hook of the file's root test runs after every suite's.
+after(() => {
+  for (const s of running) {
+    process.stderr.write(`# a server was left running at the end of the file (killed): ${s.logFile}\n`);
+    s.kill();
+  }
 });
 
 export async function startServer(opts: ServerOptions): Promise<TestServer> {
