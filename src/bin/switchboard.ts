@@ -134,6 +134,15 @@ withConfigOptions(program.command("start").description("Run the server"))
     };
     process.on("SIGTERM", () => onSignal("SIGTERM"));
     process.on("SIGINT", () => onSignal("SIGINT"));
+    // Node opens its debugger on 127.0.0.1:9229 at SIGUSR1, where any local user could run
+    // code as the server (a log rotation that signals USR1, as for nginx, would do it); SIGUSR2
+    // would end the process. Both are logged and ignored.
+    for (const signal of ["SIGUSR1", "SIGUSR2"] as const) {
+      process.on(signal, () => {
+        const log = server?.log;
+        if (log) log.warn({ signal }, `${signal} ignored: it has no meaning to the server`);
+      });
+    }
     // SIGHUP reads the certificate files again (a renewal), as Prosody's reload does; without a
     // handler it would end the process.
     process.on("SIGHUP", () => {

@@ -116,3 +116,26 @@ describe("a stop requested while the server starts", () => {
     }
   });
 });
+
+describe("signals that mean nothing to the server", () => {
+  test("SIGUSR1 and SIGUSR2 are logged and ignored: no debugger opens, the server goes on and stops cleanly", async () => {
+    const server = await startServer({ name: "signals", users: { alice: PW.alice } });
+    try {
+      server.proc.kill("SIGUSR1");
+      server.proc.kill("SIGUSR2");
+      const deadline = Date.now() + 10_000;
+      while (!/SIGUSR2 ignored/.test(server.logTail(50)) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      const log = server.logTail(50);
+      assert.match(log, /"signal":"SIGUSR1".*"msg":"SIGUSR1 ignored/);
+      assert.match(log, /"signal":"SIGUSR2".*"msg":"SIGUSR2 ignored/);
+      // Node prints this when SIGUSR1 opens its inspector.
+      assert.doesNotMatch(log, /Debugger listening/);
+      assert.ok(server.running);
+      const alice = await connectJs(server, { user: "alice", password: PW.alice, resource: "after-signals" });
+      await alice.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
