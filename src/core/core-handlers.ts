@@ -19,8 +19,9 @@ export function installCoreHandlers(svc: CoreServices): void {
     const type = stanza.attrs.type;
     if (type !== "get" && type !== "set") {
       if (type === "result" || type === "error") {
-        // A reply to an IQ the server sent (Router.request); otherwise nothing waits for it.
-        if (target === "host") router.resolveResponse(stanza);
+        // A reply to an IQ the server sent (Router.request), from the domain or on behalf of
+        // an account (its bare JID); otherwise nothing waits for it.
+        router.resolveResponse(stanza, ev.to);
         return true;
       }
       throw new StanzaError("bad-request", "IQ type must be get, set, result or error");

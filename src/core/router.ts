@@ -72,11 +72,8 @@ export class Router {
   private readonly routes: RemoteRoute[] = [];
   private readonly hosts = new Set<string>();
   private readonly domainRoutes = new Map<string, Route>();
-  /** IQ requests the server sent, waiting for their result, by id. */
-  private readonly pendingIq = new Map<
-    string,
-    { to: string; resolve: (r: XmlElement) => void; timer: NodeJS.Timeout }
-  >();
+  /** IQ requests the server sent, waiting for their result, by requester, entity asked and id (pendingKey). */
+  private readonly pendingIq = new Map<string, { resolve: (r: XmlElement) => void; timer: NodeJS.Timeout }>();
   private iqSeq = 0;
   /**
    * In a cluster: this node's name, put into the ids of the server's requests, and where a
@@ -226,21 +223,36 @@ export class Router {
   /**
    * Sends an IQ get/set from the server's domain and resolves with the reply (result or
    * error), or with undefined after `timeoutMs`. Used e.g. to ask a client its software version.
+   * `from` sends it on behalf of a local account's bare JID instead (a PEP service asking a
+   * client's capabilities, XEP-0163), whose reply comes back to that JID; `id` asks for a
+   * given id (taken unless a request with the same requester, entity and id is pending, or the
+   * reply may have to cross the cluster, whose routing needs the node in the id).
    */
-  request(iq: XmlElement, to: Jid, timeoutMs = 10_000): Promise<XmlElement | undefined> {
-    const seq = `${(++this.iqSeq).toString(36)}-${randomBytes(4).toString("hex")}`;
-    const id = this.requestNode ? `sb.${this.requestNode.name}.${seq}` : `sb-${seq}`;
+  request(
+    iq: XmlElement,
+    to: Jid,
+    timeoutMs = 10_000,
+    opts: { from?: Jid; id?: string } = {},
+  ): Promise<XmlElement | undefined> {
+    const requester = opts.from?.toString() ?? this.domain;
+    const asked = to.toString();
+    let id = opts.id;
+    if (id === undefined || this.requestNode || this.pendingIq.has(pendingKey(requester, asked, id))) {
+      const seq = `${(++this.iqSeq).toString(36)}-${randomBytes(4).toString("hex")}`;
+      id = this.requestNode ? `sb.${this.requestNode.name}.${seq}` : `sb-${seq}`;
+    }
+    const key = pendingKey(requester, asked, id);
     iq.attrs.id = id;
-    iq.attrs.from = this.domain;
-    iq.attrs.to = to.toString();
+    iq.attrs.from = requester;
+    iq.attrs.to = asked;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        this.pendingIq.delete(id);
+        this.pendingIq.delete(key);
         resolve(undefined);
       }, timeoutMs);
       timer.unref();
-      this.pendingIq.set(id, { to: iq.attrs.to!, resolve, timer });
-      const r = this.deliver(iq, parseJid(this.domain), to);
+      this.pendingIq.set(key, { resolve, timer });
+      const r = this.deliver(iq, opts.from ?? parseJid(this.domain), to);
       if (r) r.catch((err) => this.log.error({ err }, "sending a server IQ failed"));
     });
   }
@@ -258,13 +270,19 @@ export class Router {
   }
 
   /**
-   * Hands a result/error IQ addressed to the domain to the request waiting for it, or to the
-   * node that made the request; false if nothing waits for it.
+   * Hands a result/error IQ addressed to the domain (or to a local account's bare JID, `to`)
+   * to the request waiting for it, or to the node that made the request; false if nothing
+   * waits for it.
    */
-  resolveResponse(stanza: XmlElement): boolean {
+  resolveResponse(stanza: XmlElement, to?: Jid): boolean {
     const id = stanza.attrs.id;
-    const pending = id === undefined ? undefined : this.pendingIq.get(id);
-    if (!pending && id !== undefined && this.requestNode) {
+    if (id === undefined) return false;
+    const requester = to?.toString() ?? normalJid(stanza.attrs.to) ?? this.domain;
+    const from = normalJid(stanza.attrs.from);
+    // Only the entity that was asked may answer (ids alone are guessable).
+    const key = from === undefined ? undefined : pendingKey(requester, from, id);
+    const pending = key === undefined ? undefined : this.pendingIq.get(key);
+    if (!pending && this.requestNode) {
       const asker = /^sb\.([A-Za-z0-9_-]+)\./.exec(id)?.[1];
       if (asker !== undefined && asker !== this.requestNode.name) {
         // The asking node checks that the answer comes from the entity it asked.
@@ -272,9 +290,8 @@ export class Router {
         return true;
       }
     }
-    // Only the entity that was asked may answer (ids alone are guessable).
-    if (!pending || stanza.attrs.from !== pending.to) return false;
-    this.pendingIq.delete(id!);
+    if (!pending) return false;
+    this.pendingIq.delete(key!);
     clearTimeout(pending.timer);
     pending.resolve(stanza);
     return true;
@@ -373,6 +390,16 @@ export class Router {
     reply.attrs.to = origin.jid!.toString();
     origin.send(reply);
   }
+}
+
+/** Who asked whom, under which id: a request's key among those pending. */
+function pendingKey(requester: string, asked: string, id: string): string {
+  return `${requester}\n${asked}\n${id}`;
+}
+
+/** A JID attribute in its normal form, as requests name their parties; undefined when absent or invalid. */
+function normalJid(s: string | undefined): string | undefined {
+  return s === undefined ? undefined : safeJid(s)?.toString();
 }
 
 function safeJid(s: string): Jid | undefined {

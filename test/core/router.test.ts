@@ -145,6 +145,55 @@ test("a server request is resolved only by the entity it was sent to", async () 
   await a.disconnect();
 });
 
+test("a request on behalf of an account: from its bare JID, with the id asked for, answered to that JID by the entity asked", async () => {
+  await h.createUser("bob");
+  const a = await h.connect("alice", "r7");
+  const bobJid = parseJid("bob@example.test");
+  const ask = () =>
+    router().request(x("iq", { type: "get" }, x("query", { xmlns: "jabber:iq:version" })), a.jid!, 2000, {
+      from: bobJid,
+      id: "disco",
+    });
+  const first = ask();
+  // The same requester, entity and id while the first waits: a generated id instead.
+  const second = ask();
+  const asked = [
+    await a.nextMatching((el) => el.name === "iq" && el.attrs.type === "get"),
+    await a.nextMatching((el) => el.name === "iq" && el.attrs.type === "get"),
+  ];
+  assert.deepEqual(
+    asked.map((q) => q.attrs.from),
+    ["bob@example.test", "bob@example.test"],
+  );
+  assert.equal(asked[0]!.attrs.id, "disco");
+  assert.match(asked[1]!.attrs.id!, /^sb-/);
+  // Addressed to the domain, or answered by someone else: not the answer.
+  assert.equal(
+    router().resolveResponse(
+      x("iq", { type: "result", id: "disco", from: a.jid!.toString(), to: "example.test" }),
+    ),
+    false,
+  );
+  assert.equal(
+    router().resolveResponse(
+      x("iq", { type: "result", id: "disco", from: "mallory@example.test/x" }),
+      bobJid,
+    ),
+    false,
+  );
+  // The client answers both as clients do: to the JID that asked, through the server.
+  for (const q of asked) await a.sendStanza(x("iq", { type: "result", id: q.attrs.id, to: q.attrs.from }));
+  const answers = await Promise.all([first, second]);
+  assert.deepEqual(
+    answers.map((r) => [r?.attrs.type, r?.attrs.from]),
+    [
+      ["result", a.jid!.toString()],
+      ["result", a.jid!.toString()],
+    ],
+  );
+  await a.disconnect();
+});
+
 test("in a cluster, request ids name the node, and an answer to another node's request goes to that node", async () => {
   const relayed: { node: string; reply: XmlElement }[] = [];
   const stop = router().relayResponses("n1", (node, reply) => void relayed.push({ node, reply }));

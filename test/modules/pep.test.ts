@@ -81,6 +81,10 @@ async function online(s: FakeSession, notify: string[], opts: { answer?: boolean
     (el) => el.name === "iq" && el.getChild("query", NS_DISCO_INFO) !== undefined,
   );
   assert.equal(q.getChild("query")!.attrs.node, `https://test#${ver}`);
+  // Asked by a PEP service (an account's bare JID: its own, or a contact's that saw the
+  // presence first), as XEP-0163 shows it, with the id Prosody uses.
+  assert.match(q.attrs.from ?? "", /^[^@/]+@[^@/]+$/, `asked from ${q.attrs.from}`);
+  assert.equal(q.attrs.id, "disco");
   await s.sendStanza(x("iq", { type: "result", id: q.attrs.id, to: q.attrs.from }, info));
 }
 

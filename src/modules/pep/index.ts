@@ -217,7 +217,7 @@ export default defineModule({
     const asking = new Map<string, Promise<Set<string>>>();
 
     /** Learns which nodes an entity wants from its capabilities, asking it once per verification string. */
-    const wantedBy = (entity: Jid, caps: Caps): Promise<Set<string>> => {
+    const wantedBy = (asker: Jid, entity: Jid, caps: Caps): Promise<Set<string>> => {
       const known = capsCache.get(caps);
       if (known) return Promise.resolve(known);
       const key = `${entity} ${caps.hash} ${caps.ver}`;
@@ -229,7 +229,9 @@ export default defineModule({
           { type: "get" },
           x("query", { xmlns: NS_DISCO_INFO, node: `${caps.node}#${caps.ver}` }),
         );
-        const reply = await router.request(query, entity, 10_000);
+        // From the PEP service, the account's bare JID, as XEP-0163 shows it (and Prosody does,
+        // with this id).
+        const reply = await router.request(query, entity, 10_000, { from: asker, id: "disco" });
         const info = reply?.attrs.type === "result" ? reply.getChild("query", NS_DISCO_INFO) : undefined;
         if (!info) return new Set<string>();
         const wanted = notifyNodes(info);
@@ -257,7 +259,7 @@ export default defineModule({
           ? { node: c.attrs.node, ver: c.attrs.ver, hash: c.attrs.hash }
           : undefined;
       const isNew = !interest.has(account, entity.toString());
-      const wanted = caps ? await wantedBy(entity, caps) : new Set<string>();
+      const wanted = caps ? await wantedBy(owner, entity, caps) : new Set<string>();
       interest.set(account, entity.toString(), wanted);
       if (isNew && wanted.size > 0) await sendLastItems(owner, entity, wanted);
     };
