@@ -108,7 +108,8 @@ const OUTBOUND: Record<Type, OutRow[]> = {
     ["None + Pending In", ["subscribed", "available"], "From"],
     ["None + Pending Out/In", ["subscribed", "available"], "From + Pending Out"],
     ["To", [], "To [pre-approved]"],
-    ["To + Pending In", ["subscribed", "available"], "Both"],
+    // Subscribed to the contact too: its presence is probed again (as Prosody, issue 1121).
+    ["To + Pending In", ["subscribed", "available", "probe"], "Both"],
     ["From", [], "="],
     ["From + Pending Out", [], "="],
     ["Both", [], "="],
@@ -284,6 +285,12 @@ for (const [type, rows] of Object.entries(OUTBOUND) as [Type, OutRow[]][]) {
           assert.equal(el.attrs.from, f.userJid, "stamped with the user's bare JID");
           assert.equal(el.attrs.id, "s1");
           assert.equal(el.getChildText("status"), "hi");
+        } else if (el.attrs.type === "probe") {
+          assert.equal(
+            el.attrs.from,
+            f.userJid,
+            "the probe comes from the bare JID: every resource gets the answer",
+          );
         } else {
           assert.equal(el.attrs.from, `${f.userJid}/res`, "presence comes from the available resource");
           if (kind(el) === "available") assert.equal(el.getChildText("show"), "chat");

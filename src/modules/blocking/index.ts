@@ -41,7 +41,7 @@ function then<T, R>(v: Maybe<T>, f: (t: T) => Maybe<R>): Maybe<R> {
 }
 
 function blockedError(): StanzaError {
-  return new StanzaError("not-acceptable", undefined, {
+  return new StanzaError("not-acceptable", "You have blocked this JID", {
     type: "cancel",
     appCondition: x("blocked", { xmlns: NS_BLOCKING_ERRORS }),
   });

@@ -12,6 +12,7 @@ import { type XmlElement, x } from "../../core/xml/element.js";
 import type { RosterApi } from "../roster/api.js";
 import type { PresenceBroker, PresenceServices } from "./broadcast.js";
 import {
+  hasTo,
   inbound,
   NO_SUBSCRIPTION,
   outbound,
@@ -45,6 +46,19 @@ export class SubscriptionProcessor {
       await this.svc.router.deliver(out, user, contact);
     }
     if (result.presence) await this.broker.sendPresenceOf(username, contact, result.presence);
+    // An approval while the user is subscribed to the contact too: the contact's presence is
+    // probed again (from the bare JID: every available resource gets it), as Prosody does
+    // (its issue 1121), so that a client that lost track of the contact during the exchange
+    // shows it again. RFC 6121 lets a server probe whenever it needs the contact's presence.
+    if (
+      type === "subscribed" &&
+      result.route &&
+      hasTo(result.next.subscription) &&
+      this.svc.sessions.availableOf(username).length > 0
+    ) {
+      const probe = x("presence", { type: "probe", from: user.toString(), to: jid });
+      await this.svc.router.deliver(probe, user, contact);
+    }
   }
 
   /** A subscription stanza from `from` (any domain) to the local account `to`. */
