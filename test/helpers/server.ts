@@ -218,12 +218,16 @@ process.once("exit", () => {
 });
 // Nor one whose after hook failed half-way (a stop that threw before the next stop): the
 // servers left would keep this file's process alive through their pipes, and the run would
-// wait for it forever. This hook of the file's root test runs after every suite's.
+// wait for it forever. This hook of the file's root test may run before the file's own root
+// hooks (those registered later), which stop their servers gracefully: so it only sets a
+// timer, which does not keep the process alive and kills what is still running when it fires.
 after(() => {
-  for (const s of running) {
-    process.stderr.write(`# a server was left running at the end of the file (killed): ${s.logFile}\n`);
-    s.kill();
-  }
+  setTimeout(() => {
+    for (const s of running) {
+      process.stderr.write(`# a server was left running after the file's tests (killed): ${s.logFile}\n`);
+      s.kill();
+    }
+  }, 30_000).unref();
 });
 
 export async function startServer(opts: ServerOptions): Promise<TestServer> {
