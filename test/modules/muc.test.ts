@@ -1045,6 +1045,68 @@ describe("moderation and affiliations", () => {
     assert.equal(errorCondition(bad), "not-acceptable");
   });
 
+  test("registration as the others see it: a member in the room registering is shown again; a member out of it, by a message; an admin's reservation removes another user holding the nick (307)", async () => {
+    const { alice, bob, carol } = users;
+    const room = await createRoom(alice!, "Alice");
+    const REG = "jabber:iq:register";
+    const register = (s: FakeSession, nick: string) =>
+      iq(
+        s,
+        x(
+          "iq",
+          { to: room, type: "set" },
+          x(
+            "query",
+            { xmlns: REG },
+            x(
+              "x",
+              { xmlns: DATA, type: "submit" },
+              x("field", { var: "FORM_TYPE" }, x("value", null, `${MUC}#register`)),
+              x("field", { var: "muc#register_roomnick" }, x("value", null, nick)),
+            ),
+          ),
+        ),
+      );
+    const bobJid = bob!.jid!.bareString;
+    // Bob, already a member and in the room, registers his nick: everyone sees his presence again.
+    await iq(alice!, adminSet(room, x("item", { jid: bobJid, affiliation: "member" })));
+    await join(bob!, room, "Bob");
+    await waitFor(alice!, presenceFrom(`${room}/Bob`), "Bob joining");
+    assert.equal((await register(bob!, "Bob")).attrs.type, "result");
+    const shown = await waitFor(alice!, presenceFrom(`${room}/Bob`), "Bob's presence after his registration");
+    assert.equal(itemOf(shown)!.attrs.affiliation, "member");
+    // Out of the room, he cancels it: the occupants who see real JIDs are told by a message.
+    await bob!.sendStanza(x("presence", { to: `${room}/Bob`, type: "unavailable" }));
+    await waitFor(alice!, presenceFrom(`${room}/Bob`, "unavailable"), "Bob leaving");
+    assert.equal(
+      (await iq(bob!, x("iq", { to: room, type: "set" }, x("query", { xmlns: REG }, x("remove"))))).attrs
+        .type,
+      "result",
+    );
+    const told = await waitFor(
+      alice!,
+      (e) =>
+        e.name === "message" &&
+        e.attrs.from === room &&
+        itemOf(e)?.attrs.jid === bobJid &&
+        itemOf(e)?.attrs.affiliation === "none",
+      "the membership's end",
+    );
+    assert.ok(told);
+    // Carol takes the nick Bob no longer holds; the owner reserves it for Bob: Carol is removed.
+    await join(carol!, room, "Bob");
+    await waitFor(alice!, presenceFrom(`${room}/Bob`), "Carol joining as Bob");
+    const reserved = await iq(
+      alice!,
+      adminSet(room, x("item", { jid: bobJid, affiliation: "member", nick: "Bob" })),
+    );
+    assert.equal(reserved.attrs.type, "result");
+    const removed = await waitFor(carol!, presenceFrom(`${room}/Bob`, "unavailable"), "Carol removed");
+    assert.deepEqual(codes(removed), [307, 110]);
+    assert.equal(itemOf(removed)!.getChildText("reason"), "This nickname is reserved");
+    assert.equal(await joinError(carol!, room, "Bob"), "conflict", "the nick is Bob's now");
+  });
+
   test("a member made by an admin, with no reserved nick, cancels the membership with <remove/>; a non-member cannot", async () => {
     const { alice, bob, carol } = users;
     const room = await createRoom(alice!, "Alice", { "muc#roomconfig_membersonly": "1" });
@@ -1393,15 +1455,13 @@ describe("invitations", () => {
       (e) => e.name === "message" && e.attrs.from === room && !!e.getChild("x", USER)?.getChild("invite"),
     );
     const invite = inv.getChild("x", USER)!.getChild("invite")!;
-    assert.equal(invite.attrs.from, alice!.jid!.toString());
+    // From the inviter's occupant JID: the room does not show real JIDs to everyone.
+    assert.equal(invite.attrs.from, `${room}/Alice`);
     assert.equal(invite.getChildText("reason"), "join us");
     assert.equal(inv.getChild("x", "jabber:x:conference")!.attrs.jid, room);
     assert.equal(inv.attrs.id, "invite-1", "the inviter's id, as in XEP-0045's examples");
     // For clients that know no invitations.
-    assert.equal(
-      inv.getChildText("body"),
-      `${alice!.jid!.toString()} invited you to the room ${room}: join us`,
-    );
+    assert.equal(inv.getChildText("body"), `${room}/Alice invited you to the room ${room}: join us`);
     await join(dave!, room, "Dave");
     await dave!.sendStanza(
       x(

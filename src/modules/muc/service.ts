@@ -1043,7 +1043,11 @@ export class MucService {
         }
       }
       const reason = invite.getChildText("reason");
-      const body = `${from.toString()} invited you to the room ${room.jid}${reason ? `: ${reason}` : ""}`;
+      // §7.8.2 allows the inviter's real or occupant JID: the occupant JID unless the room
+      // shows real JIDs to everyone, so an invitation from an anonymous room reveals no one.
+      const invitedBy =
+        room.config.whois === "anyone" ? from.toString() : this.occupantJid(room, inviter.nick).toString();
+      const body = `${invitedBy} invited you to the room ${room.jid}${reason ? `: ${reason}` : ""}`;
       await this.send(
         x(
           "message",
@@ -1051,11 +1055,8 @@ export class MucService {
           x(
             "x",
             { xmlns: NS_MUC_USER },
-            x(
-              "invite",
-              { from: from.toString() },
-              reason !== undefined ? x("reason", null, reason) : undefined,
-            ),
+            // An empty reason when none was given, as Prosody sends it.
+            x("invite", { from: invitedBy }, x("reason", null, reason ?? "")),
             room.config.password !== "" ? x("password", null, room.config.password) : undefined,
           ),
           x("body", null, body),
@@ -1269,12 +1270,14 @@ export class MucService {
       room.nicks.delete(bare);
       if (room.affiliationOf(bare) === "member") {
         room.setAffiliation(bare, "none");
-        for (const o of [...room.occupants.values()])
-          if (o.bare === bare) {
-            if (room.config.membersOnly && !o.serviceAdmin)
-              await this.removeOccupant(room, o, { codes: [321] });
-            else await this.broadcastPresence(room, o, {});
-          }
+        const inRoom = [...room.occupants.values()].filter((o) => o.bare === bare);
+        // Out of the room, the change is told as an administrator's change would be.
+        if (inRoom.length === 0) await this.announceAffiliation(room, bare, "none", undefined);
+        for (const o of inRoom) {
+          if (room.config.membersOnly && !o.serviceAdmin)
+            await this.removeOccupant(room, o, { codes: [321] });
+          else await this.broadcastPresence(room, o, {});
+        }
       }
       this.save(room);
       return undefined;
@@ -1296,8 +1299,13 @@ export class MucService {
     room.nicks.set(bare, nick);
     if (room.affiliationOf(bare) === "none") {
       room.setAffiliation(bare, "member");
-      for (const o of room.occupants.values()) if (o.bare === bare) await this.broadcastPresence(room, o, {});
+      if (![...room.occupants.values()].some((o) => o.bare === bare))
+        await this.announceAffiliation(room, bare, "member", undefined);
     }
+    // §7.10: the occupants see the registered member's presence (a new membership must be
+    // shown; a member registering a nick gets the same update, as Prosody sends it), before
+    // the result.
+    for (const o of room.occupants.values()) if (o.bare === bare) await this.broadcastPresence(room, o, {});
     this.save(room);
     return undefined;
   }
@@ -1415,8 +1423,9 @@ export class MucService {
         x(
           "x",
           { xmlns: NS_MUC_USER },
-          x("item", { affiliation: "none", role: "none", ...(first ? { jid: first.jid.toString() } : {}) }),
+          // In the order of every other presence of the room: <destroy/>, the item, then 110.
           d,
+          x("item", { affiliation: "none", role: "none", ...(first ? { jid: first.jid.toString() } : {}) }),
           x("status", { code: "110" }),
         ),
       );
@@ -1583,7 +1592,12 @@ export class MucService {
       }
       room.setAffiliation(c.bare, c.affiliation, c.reason);
       if (c.nick === "") room.nicks.delete(c.bare);
-      else if (c.nick !== undefined) room.nicks.set(c.bare, c.nick);
+      else if (c.nick !== undefined) {
+        room.nicks.set(c.bare, c.nick);
+        const squatter = room.occupants.get(c.nick);
+        if (squatter && squatter.bare !== c.bare)
+          await this.removeOccupant(room, squatter, { codes: [307], reason: "This nickname is reserved" });
+      }
       if (![...room.occupants.values()].some((o) => o.bare === c.bare)) {
         await this.announceAffiliation(room, c.bare, c.affiliation, c.reason);
         continue;
@@ -1669,9 +1683,10 @@ export class MucService {
     if (affiliationRank(affiliation) < 2) return undefined;
     if (raw === "") return "";
     const nick = this.nicknameOf(room, raw);
+    // Someone else's reservation is a conflict; someone else merely using the nick in the room
+    // is not: the admin's reservation wins and that occupant is removed (as Prosody does).
     const holder = taken.get(nick) ?? room.nickHolder(nick);
-    const present = room.occupants.get(nick);
-    if ((holder !== undefined && holder !== bare) || (present && present.bare !== bare))
+    if (holder !== undefined && holder !== bare)
       throw new StanzaError("conflict", "that nickname is someone else's");
     taken.set(nick, bare);
     return nick;
