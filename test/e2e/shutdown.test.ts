@@ -11,7 +11,7 @@ import path from "node:path";
 import { after, describe, test } from "node:test";
 import { connectJs } from "../helpers/js-client.js";
 import { RawConnection } from "../helpers/raw-client.js";
-import { CLI, REPO_ROOT, startServer, type TestServer } from "../helpers/server.js";
+import { CLI, NO_LISTENERS, REPO_ROOT, startServer, type TestServer } from "../helpers/server.js";
 import { connectSlix, slixSkip } from "../helpers/slix-client.js";
 import { is, NS, xml } from "../helpers/stanza.js";
 
@@ -76,21 +76,7 @@ describe("a stop requested while the server starts", () => {
       // its start, before the listeners and modules are up.
       const proc = spawn(
         process.execPath,
-        [
-          ...[CLI, "start", "--data-dir", dataDir, "--bind", "127.0.0.1", "--log-level", "info"],
-          ...[
-            "--c2s-port",
-            "0",
-            "--c2s-tls-port",
-            "0",
-            "--http-port",
-            "0",
-            "--component-port",
-            "0",
-            "--s2s-port",
-            "0",
-          ],
-        ],
+        [CLI, "start", "--data-dir", dataDir, "--bind", "127.0.0.1", "--log-level", "info", ...NO_LISTENERS],
         { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] },
       );
       let output = "";

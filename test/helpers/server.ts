@@ -141,6 +141,14 @@ export class TestServer {
   }
 }
 
+/** `start` flags that turn every listener off: for a test that needs the process, not its ports. */
+export const NO_LISTENERS = ["--c2s-port", "0", "--c2s-tls-port", "0", "--http-port", "0"].concat([
+  "--component-port",
+  "0",
+  "--s2s-port",
+  "0",
+]);
+
 /**
  * Every port this process has handed out: a port is free again once its probe closes, so a
  * later call (the next listener of the same server, still starting) could otherwise be given

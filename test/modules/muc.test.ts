@@ -79,6 +79,11 @@ async function user(name: string, resource = "r"): Promise<FakeSession> {
   return s;
 }
 
+/** A nick registration (§7.10) in `room`: the submitted muc#register form. */
+function registration(room: string, nick: string) {
+  return formIq(room, REG, `${MUC}#register`, { "muc#register_roomnick": nick });
+}
+
 function joinStanza(room: string, nick: string, ...children: XmlElement[]) {
   return x("presence", { to: `${room}/${nick}` }, x("x", { xmlns: MUC }, ...children));
 }
@@ -107,16 +112,21 @@ async function joinError(s: FakeSession, room: string, nick: string, ...children
 }
 
 function submit(room: string, fields: Record<string, string>) {
+  return formIq(room, OWNER, `${MUC}#roomconfig`, fields);
+}
+
+/** An IQ set to `room` carrying a submitted data form of `formType` in a query of `xmlns`. */
+function formIq(room: string, xmlns: string, formType: string, fields: Record<string, string>) {
   return x(
     "iq",
     { to: room, type: "set" },
     x(
       "query",
-      { xmlns: OWNER },
+      { xmlns },
       x(
         "x",
         { xmlns: DATA, type: "submit" },
-        x("field", { var: "FORM_TYPE" }, x("value", null, `${MUC}#roomconfig`)),
+        x("field", { var: "FORM_TYPE" }, x("value", null, formType)),
         ...Object.entries(fields).map(([k, v]) => x("field", { var: k }, x("value", null, v))),
       ),
     ),
@@ -973,7 +983,6 @@ describe("moderation and affiliations", () => {
   test("nick registration (§7.10): the nick is reserved, the user a member; cancelling ends both", async () => {
     const { alice, bob, carol } = users;
     const room = await createRoom(alice!, "Alice");
-    const REG = "jabber:iq:register";
     const form = await iq(bob!, x("iq", { to: room, type: "get" }, x("query", { xmlns: REG })));
     assert.ok(
       form
@@ -982,24 +991,7 @@ describe("moderation and affiliations", () => {
         .getChildren("field")
         .some((f) => f.attrs.var === "muc#register_roomnick"),
     );
-    const register = (s: FakeSession, nick: string) =>
-      iq(
-        s,
-        x(
-          "iq",
-          { to: room, type: "set" },
-          x(
-            "query",
-            { xmlns: REG },
-            x(
-              "x",
-              { xmlns: DATA, type: "submit" },
-              x("field", { var: "FORM_TYPE" }, x("value", null, `${MUC}#register`)),
-              x("field", { var: "muc#register_roomnick" }, x("value", null, nick)),
-            ),
-          ),
-        ),
-      );
+    const register = (s: FakeSession, nick: string) => iq(s, registration(room, nick));
     assert.equal((await register(bob!, "Bobby")).attrs.type, "result");
     assert.equal(errorCondition(await register(carol!, "Bobby")), "conflict");
     assert.equal(await joinError(carol!, room, "Bobby"), "conflict", "a registered nick is its owner's");
@@ -1048,25 +1040,7 @@ describe("moderation and affiliations", () => {
   test("registration as the others see it: a member in the room registering is shown again; a member out of it, by a message; an admin's reservation removes another user holding the nick (307)", async () => {
     const { alice, bob, carol } = users;
     const room = await createRoom(alice!, "Alice");
-    const REG = "jabber:iq:register";
-    const register = (s: FakeSession, nick: string) =>
-      iq(
-        s,
-        x(
-          "iq",
-          { to: room, type: "set" },
-          x(
-            "query",
-            { xmlns: REG },
-            x(
-              "x",
-              { xmlns: DATA, type: "submit" },
-              x("field", { var: "FORM_TYPE" }, x("value", null, `${MUC}#register`)),
-              x("field", { var: "muc#register_roomnick" }, x("value", null, nick)),
-            ),
-          ),
-        ),
-      );
+    const register = (s: FakeSession, nick: string) => iq(s, registration(room, nick));
     const bobJid = bob!.jid!.bareString;
     // Bob, already a member and in the room, registers his nick: everyone sees his presence again.
     await iq(alice!, adminSet(room, x("item", { jid: bobJid, affiliation: "member" })));
