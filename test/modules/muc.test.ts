@@ -1079,6 +1079,13 @@ describe("moderation and affiliations", () => {
     assert.deepEqual(codes(removed), [307, 110]);
     assert.equal(itemOf(removed)!.getChildText("reason"), "This nickname is reserved");
     assert.equal(await joinError(carol!, room, "Bob"), "conflict", "the nick is Bob's now");
+    // An owner in the room keeps its nick: no admin may kick an owner.
+    assert.equal(
+      errorCondition(
+        await iq(alice!, adminSet(room, x("item", { jid: bobJid, affiliation: "member", nick: "Alice" }))),
+      ),
+      "conflict",
+    );
   });
 
   test("a member made by an admin, with no reserved nick, cancels the membership with <remove/>; a non-member cannot", async () => {

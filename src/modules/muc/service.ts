@@ -778,9 +778,8 @@ export class MucService {
     if (!occupant) return;
     const session = from.toString();
     if (occupant.sessions.size > 1) {
-      // One resource of several leaves: it is told it left; the nick stays, and everyone
-      // gets its presence with the sessions that remain.
-      // Its own item only: the others' real JIDs are not its news.
+      // One resource of several leaves: it is told it left, with its own item only; the nick
+      // stays, and everyone gets its presence with the sessions that remain.
       const alone: Occupant = {
         ...occupant,
         sessions: new Map([[session, occupant.sessions.get(session)!]]),
@@ -1684,9 +1683,14 @@ export class MucService {
     if (raw === "") return "";
     const nick = this.nicknameOf(room, raw);
     // Someone else's reservation is a conflict; someone else merely using the nick in the room
-    // is not: the admin's reservation wins and that occupant is removed (as Prosody does).
+    // is not: the admin's reservation wins and that occupant is removed (as Prosody does),
+    // unless it is an admin or owner, whom no admin may kick (§8.2).
     const holder = taken.get(nick) ?? room.nickHolder(nick);
-    if (holder !== undefined && holder !== bare)
+    const present = room.occupants.get(nick);
+    if (
+      (holder !== undefined && holder !== bare) ||
+      (present && present.bare !== bare && affiliationRank(room.effectiveAffiliation(present)) >= 3)
+    )
       throw new StanzaError("conflict", "that nickname is someone else's");
     taken.set(nick, bare);
     return nick;
