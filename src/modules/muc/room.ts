@@ -163,6 +163,11 @@ export class Room {
     return this.config.moderated ? "visitor" : "participant";
   }
 
+  /** The occupants (nicks) a user (bare JID) holds in the room. */
+  occupantsOf(bare: string): Occupant[] {
+    return [...this.occupants.values()].filter((o) => o.bare === bare);
+  }
+
   occupantOf(realJid: string): Occupant | undefined {
     const nick = this.byRealJid.get(realJid);
     return nick === undefined ? undefined : this.occupants.get(nick);

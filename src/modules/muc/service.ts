@@ -1269,7 +1269,7 @@ export class MucService {
       room.nicks.delete(bare);
       if (room.affiliationOf(bare) === "member") {
         room.setAffiliation(bare, "none");
-        const inRoom = [...room.occupants.values()].filter((o) => o.bare === bare);
+        const inRoom = room.occupantsOf(bare);
         // Out of the room, the change is told as an administrator's change would be.
         if (inRoom.length === 0) await this.announceAffiliation(room, bare, "none", undefined);
         for (const o of inRoom) {
@@ -1296,15 +1296,15 @@ export class MucService {
     if ((holder !== undefined && holder !== bare) || (present && present.bare !== bare))
       throw new StanzaError("conflict", "that nickname is someone else's");
     room.nicks.set(bare, nick);
+    const inRoom = room.occupantsOf(bare);
     if (room.affiliationOf(bare) === "none") {
       room.setAffiliation(bare, "member");
-      if (![...room.occupants.values()].some((o) => o.bare === bare))
-        await this.announceAffiliation(room, bare, "member", undefined);
+      if (inRoom.length === 0) await this.announceAffiliation(room, bare, "member", undefined);
     }
     // §7.10: the occupants see the registered member's presence (a new membership must be
     // shown; a member registering a nick gets the same update, as Prosody sends it), before
     // the result.
-    for (const o of room.occupants.values()) if (o.bare === bare) await this.broadcastPresence(room, o, {});
+    for (const o of inRoom) await this.broadcastPresence(room, o, {});
     this.save(room);
     return undefined;
   }
@@ -1597,12 +1597,12 @@ export class MucService {
         if (squatter && squatter.bare !== c.bare)
           await this.removeOccupant(room, squatter, { codes: [307], reason: "This nickname is reserved" });
       }
-      if (![...room.occupants.values()].some((o) => o.bare === c.bare)) {
+      const targets = room.occupantsOf(c.bare);
+      if (targets.length === 0) {
         await this.announceAffiliation(room, c.bare, c.affiliation, c.reason);
         continue;
       }
-      for (const o of [...room.occupants.values()]) {
-        if (o.bare !== c.bare) continue;
+      for (const o of targets) {
         const details = {
           ...byActor,
           ...(c.reason !== undefined ? { reason: c.reason } : {}),

@@ -142,9 +142,7 @@ export class PresenceBroker {
       // already have the contacts' presence.
       for (const item of items) {
         if (!hasTo(item.subscription)) continue;
-        const contact = storedBareJid(item.jid);
-        const probe = x("presence", { type: "probe", from: jid.toString(), to: contact.toString() });
-        await this.svc.router.deliver(probe, jid, contact);
+        await this.probe(jid, storedBareJid(item.jid));
       }
     }
     if (!wasDeliverable && priority >= 0 && !session.closed) {
@@ -245,6 +243,12 @@ export class PresenceBroker {
         from,
       );
     }
+  }
+
+  /** A presence probe (§4.3) from `from` (a full JID: only it gets the answer; a bare JID: every available resource) to `contact`. */
+  async probe(from: Jid, contact: Jid): Promise<void> {
+    const probe = x("presence", { type: "probe", from: from.toString(), to: contact.toString() });
+    await this.svc.router.deliver(probe, from, contact);
   }
 
   /**

@@ -56,8 +56,7 @@ export class SubscriptionProcessor {
       hasTo(result.next.subscription) &&
       this.svc.sessions.availableOf(username).length > 0
     ) {
-      const probe = x("presence", { type: "probe", from: user.toString(), to: jid });
-      await this.svc.router.deliver(probe, user, contact);
+      await this.broker.probe(user, contact);
     }
   }
 
