@@ -449,8 +449,10 @@ describe("outbound rate per remote domain", () => {
 describe("a peer that stops reading", () => {
   const STALLED_S = 3;
   const c = chatPair("federation-stalled", {
-    // Alice writes as fast as she can: what is tested is the link, not her connection.
-    limits: { bytesPerSecond: 0 },
+    // Alice writes as fast as she can: what is tested is the link, not her connection. The
+    // bounces (each echoing its 200 KB body) pile up for her while she writes, so her send
+    // buffer must hold them (the server otherwise disconnects her as a client that does not read).
+    limits: { bytesPerSecond: 0, maxSendBufferBytes: 64 * 1024 * 1024 },
     modules: { s2s: { sendBufferBytes: 65_536, stalledSeconds: STALLED_S } },
   });
 
