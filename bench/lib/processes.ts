@@ -240,6 +240,29 @@ export async function settledRss(pid: number, minMs = 5_000, maxMs = 20_000): Pr
 }
 
 /**
+ * Waits until a process has stayed under `maxPct` % of one CPU for `quietMs` (sampled every
+ * 100 ms), at most `maxMs`, and returns how long that took. After a flood a server may still be
+ * working off what the flood left (commits, log checkpoints, garbage collection); a paced phase
+ * that starts meanwhile measures that aftermath in its first messages, not the paced rate.
+ */
+export async function quietProcess(pid: number, maxPct = 5, quietMs = 500, maxMs = 15_000): Promise<number> {
+  const t0 = performance.now();
+  let quietSince = t0;
+  let cpu = cpuTimeMs(pid);
+  let at = t0;
+  while (performance.now() - t0 < maxMs) {
+    await sleep(100);
+    const now = performance.now();
+    const next = cpuTimeMs(pid);
+    if (((next - cpu) / (now - at)) * 100 > maxPct) quietSince = now;
+    cpu = next;
+    at = now;
+    if (now - quietSince >= quietMs) break;
+  }
+  return performance.now() - t0;
+}
+
+/**
  * Busy time of one CPU in milliseconds since boot (user, nice, system, irq, softirq, steal from
  * /proc/stat), whoever used it: minus the server's own CPU time it shows other load on that CPU.
  */

@@ -260,7 +260,7 @@ function transportNotes(s: BenchSettings, who: string, r: TransportResults): str
   }
   if (r.latency) {
     out.push(
-      `${who} latency: ${r.latency.sent} sent at ${r.latency.achievedRate.toFixed(0)} msg/s, p90 ${r.latency.p90Ms.toFixed(2)} ms, max ${r.latency.maxMs.toFixed(2)} ms`,
+      `${who} latency: ${r.latency.sent} sent at ${r.latency.achievedRate.toFixed(0)} msg/s, p90 ${r.latency.p90Ms.toFixed(2)} ms, max ${r.latency.maxMs.toFixed(2)} ms; started once the server was quiet, ${(r.latency.quietWaitMs / 1000).toFixed(1)} s after the flood`,
     );
   }
   return out;
