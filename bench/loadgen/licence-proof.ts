@@ -41,18 +41,24 @@ function escapeAttr(v: string): string {
 
 /** The `<licence …>…</licence>` (or self-closed) element inside a <stream:features/> text, if any. */
 export function licenceFeature(features: string): { openTag: string; text: string } | undefined {
+  // SASL2's <authentication/> names the licence step as an inline feature, an empty <licence/>
+  // that may come before the stream feature itself: the element with content (the nonce) wins.
+  let selfClosed: { openTag: string; text: string } | undefined;
   let from = 0;
   for (;;) {
     const start = features.indexOf("<licence", from);
-    if (start < 0) return undefined;
+    if (start < 0) return selfClosed;
     from = start + 1;
     const gt = features.indexOf(">", start);
-    if (gt < 0) return undefined;
+    if (gt < 0) return selfClosed;
     const openTag = features.slice(start, gt + 1);
     if (!/^<licence[\s/>]/.test(openTag) || attr(openTag, "xmlns") !== LICENCE_NS) continue;
-    if (openTag.endsWith("/>")) return { openTag, text: openTag };
+    if (openTag.endsWith("/>")) {
+      selfClosed ??= { openTag, text: openTag };
+      continue;
+    }
     const end = features.indexOf("</licence>", gt);
-    if (end < 0) return undefined;
+    if (end < 0) return selfClosed;
     return { openTag, text: features.slice(start, end + "</licence>".length) };
   }
 }

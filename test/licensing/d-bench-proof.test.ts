@@ -154,6 +154,11 @@ test("feature detection: absent, another namespace, self-closed, and a binding t
     text: `<licence xmlns="${LICENCE_NS}"/>`,
   });
   assert.throws(() => prover.proofFor(`<f><licence xmlns='${LICENCE_NS}'/></f>`, "s"), /without a nonce/);
+  // SASL2's inline marker, an empty <licence/>, may come before the stream feature.
+  const offered = serialize(serverFeature({ nonce: "AAAA", mode: "warn", cutoff: NOW, bindingTypes: [] }));
+  const withSasl2 = `<f><authentication xmlns='urn:xmpp:sasl:2'><inline><licence xmlns='${LICENCE_NS}'/></inline></authentication>${offered}</f>`;
+  assert.equal(licenceFeature(withSasl2)?.text, offered);
+  assert.match(prover.proofFor(withSasl2, "s") ?? "", /<proof /);
   const bound = serialize(
     serverFeature({ nonce: "AAAA", mode: "warn", cutoff: NOW, bindingTypes: ["tls-exporter"] }),
   );
