@@ -66,11 +66,40 @@ export const INLINE_ARCHIVE_WRITES: ArchiveWriteWindow = { delayMs: 0, maxRows: 
 
 const INSERT_COLUMNS = "store, id, owner, peer, peer_resource, at, direction, stanza, text, folded";
 
-/** Insert statements per connection and table, prepared once (a flush runs every turn under load). */
-const insertStatements = new WeakMap<
-  Database.Database,
-  Map<MessageTable, Database.Statement<unknown[], unknown>>
->();
+/**
+ * A connection's insert statements (one per table) and the transaction that writes a batch,
+ * made once: a flush runs every turn under load, and better-sqlite3 builds four wrapper
+ * functions for each transaction it is given.
+ */
+interface AppendWriter {
+  insert: (a: PendingAppend) => boolean;
+  writeAll: (appends: readonly PendingAppend[]) => AppendOutcome[];
+}
+
+const writers = new WeakMap<Database.Database, AppendWriter>();
+
+function writerFor(db: Database.Database): AppendWriter {
+  const known = writers.get(db);
+  if (known) return known;
+  const statements = new Map<MessageTable, Database.Statement<unknown[], unknown>>();
+  const insert = (a: PendingAppend): boolean => {
+    let s = statements.get(a.table);
+    if (!s) {
+      s = db.prepare(
+        `INSERT INTO ${a.table} (${INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (store, owner, id) DO NOTHING`,
+      );
+      statements.set(a.table, s);
+    }
+    return (s.run(...a.row) as Database.RunResult).changes === 1;
+  };
+  const writeAll = db.transaction((appends: readonly PendingAppend[]) =>
+    appends.map((a): AppendOutcome => (insert(a) ? "written" : "duplicate")),
+  );
+  const writer = { insert, writeAll };
+  writers.set(db, writer);
+  return writer;
+}
 
 /** Another connection holds the lock (the core's "unavailable" codes): the rows can be tried again. */
 const isBusy = isUnavailableCode;
@@ -91,25 +120,9 @@ export function isBusyOutcome(outcome: AppendOutcome): boolean {
  * them all at once: row by row, each would wait the busy timeout again.
  */
 export function writeAppends(db: Database.Database, appends: readonly PendingAppend[]): AppendOutcome[] {
-  let statements = insertStatements.get(db);
-  if (!statements) {
-    statements = new Map();
-    insertStatements.set(db, statements);
-  }
-  const prepared = statements;
-  const insert = (a: PendingAppend): boolean => {
-    let s = prepared.get(a.table);
-    if (!s) {
-      s = db.prepare(
-        `INSERT INTO ${a.table} (${INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (store, owner, id) DO NOTHING`,
-      );
-      prepared.set(a.table, s);
-    }
-    return (s.run(...a.row) as Database.RunResult).changes === 1;
-  };
+  const { insert, writeAll } = writerFor(db);
   try {
-    return db.transaction(() => appends.map((a): AppendOutcome => (insert(a) ? "written" : "duplicate")))();
+    return writeAll(appends);
   } catch (error) {
     if (isBusy(errorCode(error))) return appends.map(() => failure(error));
     let busy: AppendOutcome | undefined;
