@@ -137,6 +137,17 @@ describe("resourcepart", () => {
     assert.throws(() => normalizeResource("bal\u0000cony"), JidError);
     assert.throws(() => normalizeResource("bal\ncony"), JidError);
   });
+
+  test("removes what stringprep maps to nothing (emoji nicknames), refuses other invisible code points", () => {
+    assert.equal(parseJid("room@muc.example.com/\u2764\uFE0F").resource, "\u2764");
+    assert.equal(normalizeResource("\u{1F469}\u200D\u{1F4BB}"), "\u{1F469}\u{1F4BB}");
+    assert.equal(normalizeResource("ba\u00ADl\u200Bcony\uFEFF"), "balcony");
+    assert.ok(parseJid("juliet@example.com/bal\u200Bcony").equals(parseJid("juliet@example.com/balcony")));
+    assert.throws(() => normalizeResource("\uFE0F\u200B"), JidError);
+    assert.throws(() => parseJid("juliet@example.com/\uFE0F"), JidError);
+    assert.throws(() => normalizeResource("bal\u200Econy"), JidError); // a bidi mark
+    assert.throws(() => normalizeResource("bal\u{E0041}cony"), JidError); // a tag character
+  });
 });
 
 describe("'@' and '/' placement (RFC 7622 §3.1)", () => {

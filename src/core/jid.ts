@@ -6,7 +6,11 @@
  * - domainpart: IDNA2008 via the WHATWG URL host parser (lower-cased, A-labels
  *   turned back into U-labels), trailing dot removed; IP literals accepted.
  * - resourcepart: PRECIS OpaqueString (RFC 8265 §4.2): non-ASCII spaces mapped to
- *   U+0020, NFC; controls forbidden.
+ *   U+0020, NFC; controls forbidden. The code points stringprep maps to nothing (variation
+ *   selectors, zero-width joiners and spaces, soft hyphen) are removed rather than refused,
+ *   as RFC 6122's resourceprep did and Prosody and ejabberd still do: clients send them in
+ *   emoji nicknames ("❤️" is U+2764 U+FE0F), and a peer running stringprep names the same
+ *   occupant without them.
  * Each part is limited to 1023 octets (UTF-8).
  */
 import { isIPv4, isIPv6 } from "node:net";
@@ -28,6 +32,9 @@ const CONTROL = /[\p{Cc}\p{Cs}\p{Cn}\p{Default_Ignorable_Code_Point}]/u;
 const IDENTIFIER_CHAR = /^[\x21-\x7e\p{Ll}\p{Lu}\p{Lo}\p{Nd}\p{Lm}\p{Mn}\p{Mc}]$/u;
 // IdentifierClass excludes symbols-for-space and any kind of space; FreeformClass allows spaces but not controls.
 const NON_ASCII_SPACE = /[\u00A0\u1680\u2000-\u200A\u202F\u205F\u3000]/g;
+// RFC 3454 table B.1, "commonly mapped to nothing" (resourceprep's first step).
+// biome-ignore lint/suspicious/noMisleadingCharacterClass: each code point is removed on its own, joined to its base or not
+const MAPPED_TO_NOTHING = /[\u00AD\u034F\u1806\u180B-\u180D\u200B-\u200D\u2060\uFE00-\uFE0F\uFEFF]/g;
 // Halfwidth and fullwidth forms: the only NFKC mapping PRECIS width-mapping applies.
 const WIDE_OR_NARROW = /[\uFF01-\uFFEE]/gu;
 
@@ -75,7 +82,8 @@ export function normalizeDomain(raw: string): string {
 
 export function normalizeResource(raw: string): string {
   if (raw === "") throw new JidError("empty resourcepart");
-  const s = raw.replace(NON_ASCII_SPACE, " ").normalize("NFC");
+  const s = raw.replace(MAPPED_TO_NOTHING, "").replace(NON_ASCII_SPACE, " ").normalize("NFC");
+  if (s === "") throw new JidError("empty resourcepart");
   if (CONTROL.test(s)) throw new JidError("resourcepart contains a disallowed code point");
   if (octets(s) > MAX_PART_OCTETS) throw new JidError("resourcepart too long");
   return s;

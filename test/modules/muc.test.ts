@@ -369,6 +369,21 @@ describe("a room's life", () => {
     await waitFor(carol!, groupchatFrom(`${room}/Robert`));
   });
 
+  test("an emoji nick with a variation selector joins as stringprep names it; the same nick without it is taken", async () => {
+    const { alice, bob, carol } = users;
+    const room = await createRoom(alice!, "Alice");
+    // "❤️" as clients send it: U+2764 and the emoji presentation selector U+FE0F.
+    await bob!.sendStanza(joinStanza(room, "\u2764\uFE0F"));
+    const self = await waitFor(
+      bob!,
+      (e) => presenceFrom(`${room}/\u2764`)(e) && codes(e).includes(110),
+      "its self-presence as the heart without the selector",
+    );
+    assert.equal(self.attrs.type, undefined);
+    await waitFor(alice!, presenceFrom(`${room}/\u2764`));
+    assert.equal(await joinError(carol!, room, "\u2764"), "conflict");
+  });
+
   test("groupchat messages reach every occupant with the room's stanza-id; non-occupants are refused", async () => {
     const { alice, bob, carol } = users;
     const room = await createRoom(alice!, "Alice");
