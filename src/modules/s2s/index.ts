@@ -30,8 +30,12 @@ import { TargetResolver } from "./resolve.js";
 export type { S2SApi } from "./api.js";
 
 export const S2SOptions = z.object({
-  /** Stanzas waiting for one remote domain while its link is set up; more are bounced. */
-  maxQueuedStanzas: z.number().int().min(1).default(1000),
+  /**
+   * Stanzas waiting for one remote domain while its link is set up; more are bounced. A first
+   * burst to a domain (a room's fan-out, many users at once) can be thousands of small
+   * stanzas; maxQueuedBytes bounds what they hold.
+   */
+  maxQueuedStanzas: z.number().int().min(1).default(10_000),
   /** Bytes waiting for one remote domain while its link is set up. */
   maxQueuedBytes: z
     .number()
