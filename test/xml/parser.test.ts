@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { StreamError, type StreamErrorCondition } from "../../src/core/errors.js";
 import { serialize, type XmlElement, x } from "../../src/core/xml/element.js";
-import { StreamParser, type StreamParserLimits } from "../../src/core/xml/parser.js";
+import { StreamParser, type StreamParserLimits, sweepIdleTokenizers } from "../../src/core/xml/parser.js";
 
 const NS_STREAMS = "http://etherx.jabber.org/streams";
 const HEADER =
@@ -453,6 +453,128 @@ describe("StreamParser: restarts and lifecycle", () => {
     assert.deepEqual(
       r.elements().map((e) => e.name),
       ["a", "b", "c"],
+    );
+  });
+});
+
+describe("StreamParser: idle streams give their tokenizer up", () => {
+  /** Two sweeps: the first notes that something was read, the second finds nothing new. */
+  function sweepTwice(): void {
+    sweepIdleTokenizers();
+    sweepIdleTokenizers();
+  }
+
+  it("sleeps between stanzas after a sweep with nothing read, and parses on where it was", () => {
+    const r = recorder();
+    r.parser.write(
+      "<?xml version='1.0'?><s:stream xmlns='jabber:client' xmlns:s='http://etherx.jabber.org/streams'" +
+        " xmlns:x='urn:example:x' to='example.com' version='1.0'><message to='a@example.com'/>",
+    );
+    sweepIdleTokenizers();
+    assert.equal(r.parser.sleeping, false, "read since the last sweep: still awake");
+    sweepIdleTokenizers();
+    assert.equal(r.parser.sleeping, true);
+    // Prefixes declared on the stream element still resolve; the default namespace still applies.
+    r.parser.write(
+      "  <iq type='get' id='1'><x:q/></iq><s:error><bad-format xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></s:error>",
+    );
+    assert.equal(r.parser.sleeping, false);
+    assert.deepEqual(r.errors(), []);
+    const [, iq, error] = r.elements();
+    assert.equal(serialize(iq!), '<iq type="get" id="1"><q xmlns="urn:example:x"/></iq>');
+    assert.equal(error!.name, "error");
+    assert.equal(error!.attrs.xmlns, NS_STREAMS);
+    sweepTwice();
+    assert.equal(r.parser.sleeping, true);
+    r.parser.write("</s:stream>");
+    assert.deepEqual(
+      r.events.map((e) => e.type),
+      ["start", "element", "element", "element", "end"],
+    );
+  });
+
+  it("keeps its tokenizer in the middle of a stanza, and a split character, until the stanza is complete", () => {
+    const r = recorder();
+    r.parser.write(`${HEADER}<message><body>half`);
+    sweepTwice();
+    assert.equal(r.parser.sleeping, false);
+    r.parser.write(Buffer.from([0xc3]));
+    sweepTwice();
+    assert.equal(r.parser.sleeping, false);
+    r.parser.write(Buffer.concat([Buffer.from([0xa9]), Buffer.from("</body></message>")]));
+    sweepTwice();
+    assert.equal(r.parser.sleeping, true);
+    assert.deepEqual(r.errors(), []);
+    assert.equal(r.elements()[0]!.getChildText("body"), "half\u00e9");
+  });
+
+  it("after waking, still rejects what the stream rejected: a wrong close tag, a stanza over the limit, a PI", () => {
+    const wrongClose = recorder();
+    wrongClose.parser.write(`${HEADER}<a/>`);
+    sweepTwice();
+    wrongClose.parser.write("</stream>");
+    assert.deepEqual(wrongClose.errors(), ["not-well-formed"]);
+
+    const large = recorder({ maxStanzaBytes: 64 });
+    large.parser.write(`${HEADER}<a/>`);
+    sweepTwice();
+    large.parser.write(`<message><body>${"x".repeat(100)}</body></message>`);
+    assert.deepEqual(large.errors(), ["policy-violation"]);
+
+    const pi = recorder();
+    pi.parser.write(`${HEADER}<a/>`);
+    sweepTwice();
+    pi.parser.write("<?pi x?>");
+    assert.deepEqual(pi.errors(), ["restricted-xml"]);
+  });
+
+  it("does not sleep before the stream is open, nor wake once it ended", () => {
+    const r = recorder();
+    r.parser.write("<?xml version='1.0'?>");
+    sweepTwice();
+    assert.equal(r.parser.sleeping, false);
+    r.parser.write(HEADER.slice("<?xml version='1.0'?>".length));
+    sweepTwice();
+    assert.equal(r.parser.sleeping, true);
+    r.parser.end();
+    assert.equal(r.parser.sleeping, false);
+    r.parser.write("<a/>");
+    assert.deepEqual(
+      r.events.map((e) => e.type),
+      ["start"],
+    );
+  });
+
+  it("shares a header's namespaces only with headers that declared the same", () => {
+    // The first stream's default namespace spells out the second's declarations; the second
+    // must still get its own.
+    const odd = recorder();
+    odd.parser.write(`<stream:stream xmlns='jabber:client&#10;x=urn:x' xmlns:stream='${NS_STREAMS}'><a/>`);
+    assert.deepEqual(odd.errors(), []);
+    const usual = recorder();
+    usual.parser.write(
+      `<stream:stream xmlns='jabber:client' xmlns:x='urn:x' xmlns:stream='${NS_STREAMS}'><b/><x:c/>`,
+    );
+    assert.deepEqual(usual.errors(), []);
+    assert.deepEqual(
+      usual.elements().map((e) => [e.name, e.attrs.xmlns]),
+      [
+        ["b", undefined],
+        ["c", "urn:x"],
+      ],
+    );
+  });
+
+  it("after a restart expects a new header, asleep or not", () => {
+    const r = recorder();
+    r.parser.write(`${HEADER}<a/>`);
+    sweepTwice();
+    r.parser.reset();
+    r.parser.write(`${HEADER}<b/>`);
+    assert.deepEqual(r.errors(), []);
+    assert.deepEqual(
+      r.events.map((e) => e.type),
+      ["start", "element", "start", "element"],
     );
   });
 });

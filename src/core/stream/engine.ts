@@ -65,9 +65,10 @@ export class ClientStream implements SessionStream, TransportSink {
   private inputHeld = false;
   private closing = false;
   private authTimer?: NodeJS.Timeout;
-  private readonly sasl: SaslNegotiator;
-  /** XEP-0388, when the configuration offers it. */
-  private readonly sasl2: Sasl2Negotiator | undefined;
+  /** Until authentication succeeds; then released (an idle session should not keep them). */
+  private sasl: SaslNegotiator | undefined;
+  /** XEP-0388, when the configuration offers it; released with `sasl`. */
+  private sasl2: Sasl2Negotiator | undefined;
   private endReason = "disconnected";
   /** The connection went away without a clean close by either side. */
   private lost = true;
@@ -229,7 +230,7 @@ export class ClientStream implements SessionStream, TransportSink {
       if (!allowPlaintext) starttls.c("required");
     }
     if (this.phase === "pre-auth" || (this.phase === "pre-tls" && allowPlaintext)) {
-      features.append(...this.sasl.features());
+      if (this.sasl) features.append(...this.sasl.features());
       if (this.sasl2) features.append(await this.sasl2.feature());
       for (const p of svc.streamFeatures.forStage("pre-auth"))
         features.append(...asArray(await p.offer(this.session)));
@@ -306,8 +307,8 @@ export class ClientStream implements SessionStream, TransportSink {
     if (this.cleanupDone) return;
     this.cleanupDone = true;
     this.closed = true;
-    clearTimeout(this.authTimer);
-    this.sasl.dispose();
+    this.stopAuthTimer();
+    this.sasl?.dispose();
     this.queue.length = 0;
     const session = this.session;
     if (session.stream === this) {
@@ -394,7 +395,7 @@ export class ClientStream implements SessionStream, TransportSink {
       );
     }
     if (this.phase === "pre-auth" || this.phase === "pre-tls") {
-      if (ns === NS_SASL) return this.sasl.handle(el);
+      if (ns === NS_SASL && this.sasl) return this.sasl.handle(el);
       if (ns === NS_SASL2 && this.sasl2) return this.sasl2.handle(el);
       const p = svc.streamFeatures.handlerFor("pre-auth", ns);
       if (p) return p.handle!(this.session, el);
@@ -438,6 +439,9 @@ export class ClientStream implements SessionStream, TransportSink {
     this.session.username = username;
     this.session.authenticated = true;
     this.phase = "post-auth";
+    // The exchange that called this still holds its negotiator until it has answered.
+    this.sasl = undefined;
+    this.sasl2 = undefined;
   }
 
   /** After SASL2 without Bind 2 or resumption: the post-authentication features. */
@@ -457,7 +461,7 @@ export class ClientStream implements SessionStream, TransportSink {
     }
     this.session.bound = true;
     this.phase = "bound";
-    clearTimeout(this.authTimer);
+    this.stopAuthTimer();
     this.armIdleTimeout();
     return jid;
   }
@@ -471,9 +475,15 @@ export class ClientStream implements SessionStream, TransportSink {
     this.session = session;
     session.attach(this);
     this.phase = "bound";
-    clearTimeout(this.authTimer);
+    this.stopAuthTimer();
     own.end("resumed elsewhere");
     this.armIdleTimeout();
+  }
+
+  /** A cleared timer is still an object (and its callback): an idle session keeps neither. */
+  private stopAuthTimer(): void {
+    clearTimeout(this.authTimer);
+    this.authTimer = undefined;
   }
 
   private armIdleTimeout(): void {

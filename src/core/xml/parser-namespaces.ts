@@ -20,6 +20,17 @@ export class NsScope {
     private readonly prefixes: Map<string, string> | null,
   ) {}
 
+  /**
+   * This element's own declarations as one string: equal strings, equal scopes (same parent).
+   * NUL separates the parts: XML 1.0 allows it nowhere, not even as a character reference, so
+   * no namespace name can make one header's key another's.
+   */
+  declarationsKey(): string {
+    let key = this.defaultNs;
+    if (this.prefixes) for (const [prefix, uri] of this.prefixes) key += `\0${prefix}\0${uri}`;
+    return key;
+  }
+
   resolve(prefix: string): string | undefined {
     for (let s: NsScope | null = this; s !== null; s = s.parent) {
       const uri = s.prefixes?.get(prefix);
@@ -30,6 +41,25 @@ export class NsScope {
 }
 
 export const ROOT_SCOPE = new NsScope(null, "", null);
+
+/** Stream headers' scopes by their declarations, shared (see sharedHeaderScope). */
+const HEADER_SCOPES = new Map<string, NsScope>();
+/** Past this many different headers, new ones keep their own scope (a peer cannot grow the cache). */
+const MAX_HEADER_SCOPES = 64;
+
+/**
+ * The scope a stream header declared, shared with every stream that declared the same: an
+ * idle stream otherwise keeps its own map of the same two declarations, and strings that
+ * hold on to the whole chunk its header came in.
+ */
+export function sharedHeaderScope(scope: NsScope): NsScope {
+  if (scope.parent !== ROOT_SCOPE) return scope;
+  const key = scope.declarationsKey();
+  const known = HEADER_SCOPES.get(key);
+  if (known) return known;
+  if (HEADER_SCOPES.size < MAX_HEADER_SCOPES) HEADER_SCOPES.set(key, scope);
+  return scope;
+}
 
 /** One element after namespace processing. */
 export interface ResolvedElement {

@@ -12,12 +12,25 @@
  * precedes the stream header), so a 100 MB attribute or an endless text node is cut off at the
  * limit with a policy-violation before it is buffered. Whitespace between top-level elements
  * (keepalives) is dropped before the tokenizer sees it and costs nothing.
+ *
+ * Idle streams: a tokenizer with its handlers is about 2.5 KB, and most streams of a server
+ * sit idle between stanzas for minutes. A stream that has read nothing for one to two sweeps
+ * (`TOKENIZER_SWEEP_MS`) and stands between top-level elements gives its tokenizer up; the
+ * next byte it reads gets a new one, first fed the stream element's open tag so that it is
+ * where the old one was (namespaces are resolved here, not by the tokenizer, so nothing else
+ * of the old one is needed).
  */
 import { TextDecoder } from "node:util";
 import { SaxesParser, type SaxesTagPlain, type XMLDecl } from "saxes";
 import { XmlElement } from "./element.js";
 import { NS_STREAM } from "./namespaces.js";
-import { NamespaceError, type NsScope, ROOT_SCOPE, resolveElement } from "./parser-namespaces.js";
+import {
+  NamespaceError,
+  type NsScope,
+  ROOT_SCOPE,
+  resolveElement,
+  sharedHeaderScope,
+} from "./parser-namespaces.js";
 import { charBoundary, skipWhitespace, skipWhitespaceChars } from "./parser-utf8.js";
 import { StreamError, type StreamErrorCondition } from "./stream-error.js";
 
@@ -71,6 +84,39 @@ const ABORT = Symbol("abort");
  */
 const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
+/** How often streams that read nothing since the last sweep give their tokenizer up. */
+export const TOKENIZER_SWEEP_MS = 5_000;
+
+/** Parsers holding a tokenizer that may be put to sleep: open streams only. */
+const awake = new Set<StreamParser>();
+let sweepTimer: NodeJS.Timeout | undefined;
+
+function watchIdle(parser: StreamParser): void {
+  awake.add(parser);
+  if (sweepTimer === undefined) {
+    sweepTimer = setInterval(sweepIdleTokenizers, TOKENIZER_SWEEP_MS);
+    sweepTimer.unref();
+  }
+}
+
+function unwatchIdle(parser: StreamParser): void {
+  awake.delete(parser);
+  if (awake.size === 0 && sweepTimer !== undefined) {
+    clearInterval(sweepTimer);
+    sweepTimer = undefined;
+  }
+}
+
+/**
+ * One sweep: streams that read nothing since the previous sweep and stand between top-level
+ * elements give their tokenizer up. Returns how many did. Runs on a timer; tests call it.
+ */
+export function sweepIdleTokenizers(): number {
+  let slept = 0;
+  for (const parser of awake) if (parser.sleepIfIdle()) slept++;
+  return slept;
+}
+
 export class StreamParser {
   private readonly handlers: StreamParserHandlers;
   private readonly limits: StreamParserLimits;
@@ -101,6 +147,14 @@ export class StreamParser {
   private writing = false;
   private readonly pending: Buffer[] = [];
   private parsed = 0;
+  /** The stream element's name as written (e.g. "stream:stream"): a new tokenizer opens it. */
+  private rootName = "";
+  /** The tokenizer was given up while idle (see sleepIfIdle); the next write makes a new one. */
+  private asleep = false;
+  /** Something was read since the last sweep. */
+  private readSinceSweep = false;
+  /** The tokenizer is being fed the stream's open tag again: its open tag is not an element. */
+  private priming = false;
 
   constructor(handlers: StreamParserHandlers, limits: StreamParserLimits) {
     this.handlers = handlers;
@@ -130,7 +184,11 @@ export class StreamParser {
    * only an exception thrown by handlers.error itself reaches the caller.
    */
   write(chunk: Buffer | string): void {
-    if (this.sax === undefined) return;
+    if (this.sax === undefined) {
+      if (!this.asleep) return;
+      this.wake();
+    }
+    this.readSinceSweep = true;
     let buf: Buffer;
     if (typeof chunk === "string") {
       // Text from the caller: encode it, rejecting lone surrogates (Buffer.from would turn
@@ -184,6 +242,8 @@ export class StreamParser {
   reset(): void {
     if (this.state === "failed" || this.state === "ended") return;
     this.state = "prolog";
+    this.asleep = false;
+    unwatchIdle(this);
     this.droppingInput = false;
     this.stack = [];
     this.completed = undefined;
@@ -197,6 +257,44 @@ export class StreamParser {
     this.carrySurrogate = undefined;
     this.pending.length = 0;
     this.sax = this.newTokenizer();
+  }
+
+  /**
+   * Gives the tokenizer up when the stream read nothing since the last call and stands
+   * between top-level elements (see the file's comment). Returns whether it did.
+   */
+  sleepIfIdle(): boolean {
+    if (this.readSinceSweep) {
+      this.readSinceSweep = false;
+      return false;
+    }
+    if (!this.atBoundary || this.writing || this.stack.length > 0 || this.sax === undefined) return false;
+    this.sax = undefined;
+    this.asleep = true;
+    unwatchIdle(this);
+    return true;
+  }
+
+  /** Whether the tokenizer is given up (for tests and metrics). */
+  get sleeping(): boolean {
+    return this.asleep;
+  }
+
+  /** A new tokenizer inside the stream element, where the one given up was. */
+  private wake(): void {
+    this.asleep = false;
+    const sax = this.newTokenizer();
+    const open = `<${this.rootName}>`;
+    this.priming = true;
+    try {
+      sax.write(open);
+    } finally {
+      this.priming = false;
+    }
+    this.sax = sax;
+    this.fedChars = open.length;
+    this.boundaryAt = -1;
+    watchIdle(this);
   }
 
   /** The transport is gone: release everything and ignore further input. */
@@ -344,6 +442,7 @@ export class StreamParser {
   }
 
   private onOpen(sax: SaxesParser, tag: SaxesTagPlain): void {
+    if (this.priming) return;
     this.flush();
     if (this.state === "prolog") {
       this.onStreamOpen(sax, tag);
@@ -370,12 +469,16 @@ export class StreamParser {
     const r = this.resolve(tag, ROOT_SCOPE, null, true);
     if (r.local !== "stream" || r.ns !== NS_STREAM)
       this.abort("invalid-namespace", `the stream element must be {${NS_STREAM}}stream`);
+    const scope = sharedHeaderScope(r.scope);
     const attrs = r.attrs;
-    attrs.xmlns = r.scope.defaultNs;
-    this.streamScope = r.scope;
-    this.contentNs = CONTENT_NAMESPACES.has(r.scope.defaultNs) ? r.scope.defaultNs : null;
+    attrs.xmlns = scope.defaultNs;
+    this.streamScope = scope;
+    this.contentNs = CONTENT_NAMESPACES.has(scope.defaultNs) ? scope.defaultNs : null;
     this.state = "open";
+    // The usual name as a literal: the name as read would keep the chunk it came in alive.
+    this.rootName = tag.name === "stream:stream" ? "stream:stream" : tag.name;
     this.boundaryAt = sax.position;
+    watchIdle(this);
     this.invoke(() => this.handlers.streamStart(attrs));
   }
 
@@ -464,6 +567,8 @@ export class StreamParser {
 
   private release(): void {
     this.sax = undefined;
+    this.asleep = false;
+    unwatchIdle(this);
     this.completed = undefined;
     this.stack = [];
     this.carry = undefined;
