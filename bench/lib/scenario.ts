@@ -246,13 +246,13 @@ export async function benchServer(
         what: string,
       ): Promise<[number, MemoryPoint[]]> => {
         await sleep(1_000);
-        const baseline = await settledRss(pid, s.settleMs);
+        const baseline = await settledRss(pid, s.idleMs, s.idleMs + 15_000);
         log(server.name, `${tn}${what}: RSS before logins: ${mb(baseline)}`);
         const points: MemoryPoint[] = [];
         for (const sessions of s.memorySessions) {
           const held = await lg.hold(sessions, s.holdConcurrency);
           checkHold(held, sessions);
-          const rss = await settledRss(pid, s.settleMs);
+          const rss = await settledRss(pid, s.idleMs, s.idleMs + 15_000);
           const point = {
             sessions,
             rssBytes: rss,

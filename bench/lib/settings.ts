@@ -54,8 +54,16 @@ export interface BenchSettings {
   features: FeatureSet;
   /** Idle sessions at which memory is measured, in increasing order (the largest sets the account count). */
   memorySessions: number[];
-  /** Least time to let RSS settle after logins before reading it. */
+  /** Least time to let RSS settle after logins before reading it (federation links). */
   settleMs: number;
+  /**
+   * Least time a server has been idle before its memory per idle session is read: after its
+   * start (the baseline) and after the last login. A server's first seconds are not its idle
+   * state: Switchboard's JavaScript heap keeps its start-up garbage and a young generation grown
+   * by the logins until V8's memory reducer runs (about 8–15 s), and an idle stream gives its
+   * XML tokenizer up within 5–10 s (src/core/xml/parser.ts). Both servers wait the same.
+   */
+  idleMs: number;
   /** Logins in flight while opening the idle sessions. */
   holdConcurrency: number;
   /** Unmeasured logins first, then `count` measured ones. */
@@ -105,6 +113,7 @@ export const FULL: BenchSettings = {
   mode: "full",
   memorySessions: [1_000, 10_000],
   settleMs: 5_000,
+  idleMs: 15_000,
   logins: { warmup: 300, count: 3_000, concurrency: 50 },
   messaging: { users: 1_000, warmupMessages: 20_000, messages: 200_000, window: 5 },
   latency: { rate: 2_000, durationMs: 10_000 },
@@ -117,6 +126,7 @@ export const QUICK: BenchSettings = {
   mode: "quick",
   memorySessions: [500, 1_000],
   settleMs: 2_000,
+  idleMs: 15_000,
   logins: { warmup: 100, count: 1_000, concurrency: 50 },
   messaging: { users: 500, warmupMessages: 5_000, messages: 30_000, window: 5 },
   latency: { rate: 1_000, durationMs: 3_000 },
