@@ -14,6 +14,7 @@ import { failureKind, LogThrottle } from "./log-throttle.js";
 import type { ClientSession } from "./session.js";
 import { isStorageFull, storageFullError } from "./storage/full.js";
 import { isStorageUnavailable, storageUnavailableError } from "./storage/unavailable.js";
+import { setPreparedTo } from "./written-address.js";
 import type { XmlElement } from "./xml/element.js";
 
 /**
@@ -154,7 +155,7 @@ export class Router {
         this.bounce(stanza, new StanzaError("jid-malformed", err.message), from);
         return;
       }
-      stanza.attrs.to = to.toString();
+      setPreparedTo(stanza, to);
     }
     const ev = { stanza, session, from, to };
     return this.continueWith(

@@ -380,6 +380,7 @@ describe("a room's life", () => {
       "its self-presence as the heart without the selector",
     );
     assert.equal(self.attrs.type, undefined);
+    assert.ok(codes(self).includes(210), "status 210: the service changed the nick");
     await waitFor(alice!, presenceFrom(`${room}/\u2764`));
     assert.equal(await joinError(carol!, room, "\u2764"), "conflict");
   });

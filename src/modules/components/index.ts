@@ -15,6 +15,7 @@ import { DomainRateLimits, DomainRateSchema, DomainRatesSchema } from "../../cor
 import { StanzaError, StreamError } from "../../core/errors.js";
 import { normalizeDomain, tryParseJid } from "../../core/jid.js";
 import { defineModule } from "../../core/module.js";
+import { setPreparedTo } from "../../core/written-address.js";
 import type { XmlElement } from "../../core/xml/element.js";
 import { SocketTransport } from "../../transports/tcp/socket-transport.js";
 import type { DiscoApi } from "../disco/index.js";
@@ -162,7 +163,7 @@ export default defineModule<ComponentsOptions>({
           return;
         }
         stanza.attrs.from = from.toString();
-        stanza.attrs.to = to.toString();
+        setPreparedTo(stanza, to);
         return router.deliver(stanza, from, to);
       },
       closed(stream: ComponentStream, reason: string) {

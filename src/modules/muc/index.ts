@@ -42,7 +42,7 @@ export default defineModule({
       xep: "0045",
       version: "1.34.5",
       status: "partial",
-      notes: "status 210 is never sent: the service does not change nicks",
+      notes: "status 210 when preparing the nick changed it (what stringprep maps to nothing)",
     },
     { xep: "0249", version: "1.2", status: "complete", notes: "invitations are routed as they are" },
     { xep: "0410", version: "1.1.0", status: "complete" },

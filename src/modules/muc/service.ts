@@ -23,6 +23,7 @@ import {
   type MessageQuery,
 } from "../../core/storage/types.js";
 import { timeOrderedId } from "../../core/time-ordered-id.js";
+import { writtenTo } from "../../core/written-address.js";
 import { type XmlElement, x } from "../../core/xml/element.js";
 import { parseElement } from "../../core/xml/fragment.js";
 import {
@@ -499,7 +500,7 @@ export class MucService {
       occupant.sessions.get(from.toString())!.presence = cleanPresence(stanza);
       // §7.2.1: a join from a session already in the room is a client that lost track of it;
       // it gets what a joiner gets (the others see the presence update).
-      if (join) return this.enter(room, occupant, from, limits, false);
+      if (join) return this.enter(room, occupant, from, limits, false, nickChanged(stanza, to));
       await this.broadcastPresence(room, occupant, {});
       return;
     }
@@ -617,7 +618,7 @@ export class MucService {
     this.joined.set(from.toString(), rooms);
     rooms.add(room);
     this.stats.joins++;
-    await this.enter(room, occupant, from, limits, created);
+    await this.enter(room, occupant, from, limits, created, nickChanged(stanza, to));
   }
 
   /**
@@ -630,6 +631,7 @@ export class MucService {
     from: Jid,
     limits: HistoryLimits,
     created: boolean,
+    nickChanged: boolean,
   ): Promise<void> {
     for (const other of room.occupants.values()) {
       if (other === occupant) continue;
@@ -639,6 +641,9 @@ export class MucService {
     if (room.config.whois === "anyone") selfCodes.push(100);
     if (room.config.archive) selfCodes.push(170);
     if (created) selfCodes.push(201);
+    // §7.2.9: the nick differs from the one asked for (preparing it dropped what stringprep
+    // maps to nothing, such as an emoji's variation selector).
+    if (nickChanged) selfCodes.push(210);
     await this.broadcastPresence(room, occupant, {}, { jid: from, codes: selfCodes });
     const roomJid = this.roomJid(room);
     for (const entry of room.historyFor(limits, this.d.clock.now())) {
@@ -1840,4 +1845,11 @@ export class MucService {
       this.d.log.error({ err, room: room.jid }, "removing a room archive failed");
     }
   }
+}
+
+/** Whether the join's nick, as its sender wrote it, is not the occupant's nick it became. */
+function nickChanged(stanza: XmlElement, to: Jid): boolean {
+  const written = writtenTo(stanza);
+  const slash = written?.indexOf("/") ?? -1;
+  return slash !== -1 && written!.slice(slash + 1) !== to.resource;
 }

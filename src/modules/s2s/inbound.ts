@@ -16,6 +16,7 @@ import { StreamError } from "../../core/errors.js";
 import { type Jid, tryParseJid } from "../../core/jid.js";
 import { isStanza } from "../../core/router.js";
 import type { TransportLimits, TransportSink } from "../../core/stream/transport.js";
+import { setPreparedTo } from "../../core/written-address.js";
 import { escapeAttr, serialize, type XmlElement, x } from "../../core/xml/element.js";
 import {
   NS_DIALBACK,
@@ -324,7 +325,7 @@ export class InboundStream implements TransportSink {
     }
     this.stanzasIn++;
     stanza.attrs.from = from.toString();
-    stanza.attrs.to = to.toString();
+    setPreparedTo(stanza, to);
     const wait = this.deps.rates.admit(from.domain, this.transport);
     if (!wait) return this.deps.stanza(this, stanza, from, to);
     return wait.then(() => (this.closed ? undefined : this.deps.stanza(this, stanza, from, to)));
