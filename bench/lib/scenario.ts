@@ -245,14 +245,15 @@ export async function benchServer(
         lg: LoadGenerator,
         what: string,
       ): Promise<[number, MemoryPoint[]]> => {
+        const idleRss = () => settledRss(pid, s.idleMs, s.idleMs + 15_000);
         await sleep(1_000);
-        const baseline = await settledRss(pid, s.idleMs, s.idleMs + 15_000);
+        const baseline = await idleRss();
         log(server.name, `${tn}${what}: RSS before logins: ${mb(baseline)}`);
         const points: MemoryPoint[] = [];
         for (const sessions of s.memorySessions) {
           const held = await lg.hold(sessions, s.holdConcurrency);
           checkHold(held, sessions);
-          const rss = await settledRss(pid, s.idleMs, s.idleMs + 15_000);
+          const rss = await idleRss();
           const point = {
             sessions,
             rssBytes: rss,

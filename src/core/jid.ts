@@ -81,7 +81,6 @@ export function normalizeDomain(raw: string): string {
 }
 
 export function normalizeResource(raw: string): string {
-  if (raw === "") throw new JidError("empty resourcepart");
   const s = raw.replace(MAPPED_TO_NOTHING, "").replace(NON_ASCII_SPACE, " ").normalize("NFC");
   if (s === "") throw new JidError("empty resourcepart");
   if (CONTROL.test(s)) throw new JidError("resourcepart contains a disallowed code point");

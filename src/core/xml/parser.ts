@@ -149,8 +149,6 @@ export class StreamParser {
   private parsed = 0;
   /** The stream element's name as written (e.g. "stream:stream"): a new tokenizer opens it. */
   private rootName = "";
-  /** The tokenizer was given up while idle (see sleepIfIdle); the next write makes a new one. */
-  private asleep = false;
   /** Something was read since the last sweep. */
   private readSinceSweep = false;
   /** The tokenizer is being fed the stream's open tag again: its open tag is not an element. */
@@ -185,7 +183,7 @@ export class StreamParser {
    */
   write(chunk: Buffer | string): void {
     if (this.sax === undefined) {
-      if (!this.asleep) return;
+      if (!this.sleeping) return;
       this.wake();
     }
     this.readSinceSweep = true;
@@ -242,7 +240,6 @@ export class StreamParser {
   reset(): void {
     if (this.state === "failed" || this.state === "ended") return;
     this.state = "prolog";
-    this.asleep = false;
     unwatchIdle(this);
     this.droppingInput = false;
     this.stack = [];
@@ -268,21 +265,23 @@ export class StreamParser {
       this.readSinceSweep = false;
       return false;
     }
-    if (!this.atBoundary || this.writing || this.stack.length > 0 || this.sax === undefined) return false;
+    // At a boundary nothing is partly read (no open element, no split character).
+    if (!this.atBoundary || this.writing) return false;
     this.sax = undefined;
-    this.asleep = true;
     unwatchIdle(this);
     return true;
   }
 
-  /** Whether the tokenizer is given up (for tests and metrics). */
+  /**
+   * Whether the tokenizer is given up while the stream is open (the next write makes a new
+   * one); an ended or failed stream has none either, for good.
+   */
   get sleeping(): boolean {
-    return this.asleep;
+    return this.sax === undefined && this.state === "open";
   }
 
   /** A new tokenizer inside the stream element, where the one given up was. */
   private wake(): void {
-    this.asleep = false;
     const sax = this.newTokenizer();
     const open = `<${this.rootName}>`;
     this.priming = true;
@@ -567,7 +566,6 @@ export class StreamParser {
 
   private release(): void {
     this.sax = undefined;
-    this.asleep = false;
     unwatchIdle(this);
     this.completed = undefined;
     this.stack = [];
