@@ -728,6 +728,38 @@ describe("StreamParser: limits", () => {
     }
   });
 
+  it("counts a stanza's bytes the same after an idle stream's tokenizer was given up and made again", () => {
+    // Waking feeds the new tokenizer the stream's open tag again; none of it may count
+    // against the first stanza after the wake, nor may the whitespace before it.
+    for (const fill of ["a", "😀"]) {
+      for (const split of [false, true]) {
+        const feedAfterWake = (msg: string, limit: number) => {
+          const r = recorder({ maxStanzaBytes: limit });
+          r.parser.write(`${HEADER}<first/>`);
+          sweepIdleTokenizers();
+          sweepIdleTokenizers();
+          assert.equal(r.parser.sleeping, true);
+          const bytes = Buffer.from(" \n " + msg + "<next/>");
+          if (split) for (let i = 0; i < bytes.length; i += 7) r.parser.write(bytes.subarray(i, i + 7));
+          else r.parser.write(bytes);
+          return r;
+        };
+        const exact = feedAfterWake(messageOf(1000, fill), 1000);
+        assert.deepEqual(exact.errors(), [], `${fill} split=${split}`);
+        assert.deepEqual(
+          exact.elements().map((e) => e.name),
+          ["first", "message", "next"],
+        );
+        const over = feedAfterWake(messageOf(1001, fill), 1000);
+        assert.deepEqual(over.errors(), ["policy-violation"], `${fill} split=${split}`);
+        assert.deepEqual(
+          over.elements().map((e) => e.name),
+          ["first"],
+        );
+      }
+    }
+  });
+
   it("cuts a 10 MB stanza fed in 64 KB chunks at the limit and stops consuming", () => {
     const limit = 262144;
     const r = recorder({ maxStanzaBytes: limit });
