@@ -3,8 +3,10 @@
  * Switchboard's memory per idle TLS session (docs/benchmarks.md, "Memory per TLS session").
  *
  * A server child (this file with `--serve`) accepts connections over direct TLS, or over TCP
- * upgraded in place as STARTTLS does; each connection may first exchange `--rounds` small
- * writes each way (about an XMPP login's). The server runs as the launcher runs Switchboard:
+ * upgraded in place as STARTTLS does; each connection may first exchange `--rounds` writes
+ * each way (about an XMPP login's), the server's of `--answer-bytes`. The largest write matters:
+ * Node's TLS output ring starts with 1 KiB and keeps any 16 KiB buffer it adds for a burst of
+ * more ciphertext than that for the connection's life (src/crypto/crypto_bio.cc). The server runs as the launcher runs Switchboard:
  * its Node flags, no session tickets (Switchboard's `tls.sessionTickets: false`), the same
  * EC P-256 certificate as `npm run bench`, and jemalloc with decay 0 when it is installed,
  * then again on the system's malloc. The report gives the growth of the server's RSS and of
@@ -21,10 +23,9 @@ import { writeBenchCertificate } from "./lib/certificate.js";
 import { benchOptions } from "./lib/options.js";
 import { makeTempDir, removeTempDir, sleep } from "./lib/processes.js";
 
-const USAGE = "usage: node dist/bench/tls-floor.js [--connections 3000] [--rounds 5]";
+const USAGE = "usage: node dist/bench/tls-floor.js [--connections 3000] [--rounds 5] [--answer-bytes 600]";
 const JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
 const CLIENT_WRITE = "x".repeat(300);
-const SERVER_WRITE = "y".repeat(600);
 const SETTLE_MS = 3000;
 
 type Upgrade = "direct TLS" | "STARTTLS";
@@ -37,8 +38,15 @@ interface Reading {
 
 /** The server child: answers each of the client's first `rounds` writes with one of its own. */
 function serve(): void {
-  const [certFile, keyFile, upgrade, roundsText] = process.argv.slice(3) as [string, string, Upgrade, string];
+  const [certFile, keyFile, upgrade, roundsText, answerText] = process.argv.slice(3) as [
+    string,
+    string,
+    Upgrade,
+    string,
+    string,
+  ];
   const rounds = Number(roundsText);
+  const answer = "y".repeat(Number(answerText));
   const options = {
     cert: readFileSync(certFile),
     key: readFileSync(keyFile),
@@ -46,23 +54,23 @@ function serve(): void {
   };
   const context = tls.createSecureContext(options);
   const held: tls.TLSSocket[] = [];
-  const answer = (socket: tls.TLSSocket) => {
+  const hold = (socket: tls.TLSSocket) => {
     held.push(socket);
     let answered = 0;
     socket.on("data", () => {
-      if (answered++ < rounds) socket.write(SERVER_WRITE);
+      if (answered++ < rounds) socket.write(answer);
     });
     socket.on("error", () => undefined);
   };
   const server =
     upgrade === "direct TLS"
-      ? tls.createServer(options, answer)
+      ? tls.createServer(options, hold)
       : net.createServer((raw) => {
           // The client's first byte asks for the upgrade; one byte answers it, in the clear.
           raw.once("data", () => {
             raw.write("p");
             const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: context });
-            secure.once("secure", () => answer(secure));
+            secure.once("secure", () => hold(secure));
             secure.on("error", () => undefined);
           });
         });
@@ -114,7 +122,7 @@ async function measure(
   files: { certFile: string; keyFile: string },
   upgrade: Upgrade,
   allocator: "jemalloc" | "system",
-  o: { connections: number; rounds: number },
+  o: { connections: number; rounds: number; "answer-bytes": number },
 ): Promise<{ rssPerConnection: number; heapPerConnection: number }> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.LD_PRELOAD;
@@ -124,10 +132,14 @@ async function measure(
     env.MALLOC_CONF = "dirty_decay_ms:0,muzzy_decay_ms:0";
   }
   const self = fileURLToPath(import.meta.url);
-  const server = fork(self, ["--serve", files.certFile, files.keyFile, upgrade, String(o.rounds)], {
-    env,
-    execArgv: [...SERVER_NODE_FLAGS, "--expose-gc"],
-  });
+  const server = fork(
+    self,
+    ["--serve", files.certFile, files.keyFile, upgrade, String(o.rounds), String(o["answer-bytes"])],
+    {
+      env,
+      execArgv: [...SERVER_NODE_FLAGS, "--expose-gc"],
+    },
+  );
   const held: tls.TLSSocket[] = [];
   try {
     const { port } = await nextMessage<{ port: number }>(server);
@@ -160,6 +172,7 @@ async function main(): Promise<void> {
     numbers: {
       connections: { default: 3000, kind: "positive count" },
       rounds: { default: 5, kind: "count" },
+      "answer-bytes": { default: 600, kind: "positive count" },
     },
     strings: [],
   });
@@ -169,7 +182,7 @@ async function main(): Promise<void> {
     const allocators: ("jemalloc" | "system")[] = existsSync(JEMALLOC) ? ["jemalloc", "system"] : ["system"];
     if (allocators.length === 1) console.log(`no ${JEMALLOC}: the system's malloc only`);
     console.log(
-      `${o.connections} idle connections, ${o.rounds} rounds of ${CLIENT_WRITE.length} / ${SERVER_WRITE.length} bytes each`,
+      `${o.connections} idle connections, ${o.rounds} rounds of ${CLIENT_WRITE.length} / ${o["answer-bytes"]} bytes each`,
     );
     for (const upgrade of ["direct TLS", "STARTTLS"] as const) {
       for (const allocator of allocators) {
