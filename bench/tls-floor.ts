@@ -6,9 +6,11 @@
  * upgraded in place as STARTTLS does; each connection may first exchange `--rounds` writes
  * each way (about an XMPP login's), the server's of `--answer-bytes`. The largest write matters:
  * Node's TLS output ring starts with 1 KiB and keeps any 16 KiB buffer it adds for a burst of
- * more ciphertext than that for the connection's life (src/crypto/crypto_bio.cc). The server runs as the launcher runs Switchboard:
- * its Node flags, no session tickets (Switchboard's `tls.sessionTickets: false`), the same
- * EC P-256 certificate as `npm run bench`, and jemalloc with decay 0 when it is installed,
+ * more ciphertext than that for the connection's life (src/crypto/crypto_bio.cc).
+ *
+ * The server runs as the launcher runs Switchboard: its Node flags, no session tickets
+ * (Switchboard's `tls.sessionTickets: false`), the same EC P-256 certificate as `npm run
+ * bench`, and jemalloc with decay 0 when it is installed (where the launcher looks for it),
  * then again on the system's malloc. The report gives the growth of the server's RSS and of
  * its JavaScript heap per connection, each read after a full collection and 3 s of quiet.
  */
@@ -24,7 +26,15 @@ import { benchOptions } from "./lib/options.js";
 import { makeTempDir, removeTempDir, sleep } from "./lib/processes.js";
 
 const USAGE = "usage: node dist/bench/tls-floor.js [--connections 3000] [--rounds 5] [--answer-bytes 600]";
-const JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+/** Where bin/switchboard looks for jemalloc by default. */
+const JEMALLOC_PLACES = [
+  "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
+  "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2",
+  "/usr/lib64/libjemalloc.so.2",
+  "/usr/lib/libjemalloc.so.2",
+  "/usr/local/lib/libjemalloc.so.2",
+];
+const JEMALLOC = JEMALLOC_PLACES.find((place) => existsSync(place));
 const CLIENT_WRITE = "x".repeat(300);
 const SETTLE_MS = 3000;
 
@@ -127,7 +137,7 @@ async function measure(
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.LD_PRELOAD;
   delete env.MALLOC_CONF;
-  if (allocator === "jemalloc") {
+  if (allocator === "jemalloc" && JEMALLOC !== undefined) {
     env.LD_PRELOAD = JEMALLOC;
     env.MALLOC_CONF = "dirty_decay_ms:0,muzzy_decay_ms:0";
   }
@@ -179,8 +189,8 @@ async function main(): Promise<void> {
   const dir = makeTempDir("tls-floor");
   try {
     const files = await writeBenchCertificate(dir, "bench.local");
-    const allocators: ("jemalloc" | "system")[] = existsSync(JEMALLOC) ? ["jemalloc", "system"] : ["system"];
-    if (allocators.length === 1) console.log(`no ${JEMALLOC}: the system's malloc only`);
+    const allocators: ("jemalloc" | "system")[] = JEMALLOC ? ["jemalloc", "system"] : ["system"];
+    if (!JEMALLOC) console.log(`no jemalloc in ${JEMALLOC_PLACES.join(", ")}: the system's malloc only`);
     console.log(
       `${o.connections} idle connections, ${o.rounds} rounds of ${CLIENT_WRITE.length} / ${o["answer-bytes"]} bytes each`,
     );
