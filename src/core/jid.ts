@@ -152,13 +152,18 @@ export class Jid {
   }
 }
 
+/** The resourcepart of an address as written, not prepared (RFC 7622 §3.1: after the first '/'). */
+export function resourceAsWritten(input: string): string | undefined {
+  const slash = input.indexOf("/");
+  return slash === -1 ? undefined : input.slice(slash + 1);
+}
+
 /** Parses and normalises a JID; throws JidError when it is invalid (→ jid-malformed). */
 export function parseJid(input: string): Jid {
   if (octets(input) > 3071) throw new JidError("JID too long");
   // RFC 7622 §3.1: the resourcepart begins at the first '/', the localpart ends at the first '@' before it.
-  const slash = input.indexOf("/");
-  const head = slash === -1 ? input : input.slice(0, slash);
-  const resource = slash === -1 ? undefined : input.slice(slash + 1);
+  const resource = resourceAsWritten(input);
+  const head = resource === undefined ? input : input.slice(0, input.length - resource.length - 1);
   const at = head.indexOf("@");
   const local = at === -1 ? undefined : head.slice(0, at);
   const domain = at === -1 ? head : head.slice(at + 1);

@@ -10,7 +10,7 @@ import type { Logger } from "pino";
 import type { Clock } from "../../core/clock.js";
 import { StanzaError } from "../../core/errors.js";
 import { iqRequestPayload } from "../../core/iq.js";
-import { type Jid, JidError, parseJid } from "../../core/jid.js";
+import { type Jid, JidError, parseJid, resourceAsWritten } from "../../core/jid.js";
 import { KeyedLock } from "../../core/keyed-lock.js";
 import { failureKind, LogThrottle } from "../../core/log-throttle.js";
 import type { Router } from "../../core/router.js";
@@ -1850,6 +1850,6 @@ export class MucService {
 /** Whether the join's nick, as its sender wrote it, is not the occupant's nick it became. */
 function nickChanged(stanza: XmlElement, to: Jid): boolean {
   const written = writtenTo(stanza);
-  const slash = written?.indexOf("/") ?? -1;
-  return slash !== -1 && written!.slice(slash + 1) !== to.resource;
+  const nick = written === undefined ? undefined : resourceAsWritten(written);
+  return nick !== undefined && nick !== to.resource;
 }
