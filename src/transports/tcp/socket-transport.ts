@@ -16,6 +16,7 @@ import {
 import { escapeAttr } from "../../core/xml/element.js";
 import { NS_STREAM } from "../../core/xml/namespaces.js";
 import { StreamParser } from "../../core/xml/parser.js";
+import { type IdleWatched, unwatchIdle, watchIdle } from "../idle-sweep.js";
 import { tlsChannelBinding, tlsChannelBindingTypes } from "../tls.js";
 
 /** What the socket transport needs of the server's TLS setup. */
@@ -25,7 +26,7 @@ export interface SocketTlsMaterial {
   SNICallback?: (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => void;
 }
 
-export class SocketTransport implements StreamTransport {
+export class SocketTransport implements StreamTransport, IdleWatched {
   kind: string;
   secure: boolean;
   readonly remoteAddress: string;
@@ -40,6 +41,11 @@ export class SocketTransport implements StreamTransport {
   /** While corked: what was still unsent when this turn's writes began (backlogBytes). */
   private unsentBeforeCork = 0;
   private closedNotified = false;
+  // The idle timeout (setIdleTimeout), kept for the shared sweep (idle-sweep.ts).
+  idleActive = false;
+  idleSince = 0;
+  idleLimitMs = 0;
+  onIdle: () => void = noop;
 
   constructor(
     socket: net.Socket,
@@ -89,6 +95,7 @@ export class SocketTransport implements StreamTransport {
   }
 
   private onData(chunk: Buffer): void {
+    this.idleActive = true;
     const debtMs = Math.max(
       this.inbound ? this.inbound.consume(chunk.length) : 0,
       this.inputMeter ? this.inputMeter(chunk.length) : 0,
@@ -134,6 +141,7 @@ export class SocketTransport implements StreamTransport {
     if (this.closedNotified) return;
     this.closedNotified = true;
     clearTimeout(this.resumeTimer);
+    this.stopIdleWatch();
     this.parser?.end();
     this.sink?.connectionClosed();
   }
@@ -157,6 +165,7 @@ export class SocketTransport implements StreamTransport {
   write(data: string): void {
     const socket = this.socket;
     if (socket.destroyed) return;
+    this.idleActive = true;
     if (!this.corked) {
       this.corked = true;
       this.unsentBeforeCork = socket.writableLength;
@@ -236,9 +245,18 @@ export class SocketTransport implements StreamTransport {
     return this.tlsMaterial ? tlsChannelBindingTypes(this.socket) : [];
   }
 
+  /** Traffic either way, read or written, counts as activity (as Node's socket timeout counts it). */
   setIdleTimeout(ms: number, onIdle: () => void): void {
-    if (ms > 0) this.socket.setTimeout(ms, onIdle);
-    else this.socket.setTimeout(0);
+    if (ms > 0 && !this.closedNotified) {
+      this.idleLimitMs = ms;
+      this.onIdle = onIdle;
+      watchIdle(this);
+    } else this.stopIdleWatch();
+  }
+
+  private stopIdleWatch(): void {
+    unwatchIdle(this);
+    this.onIdle = noop;
   }
 
   end(): void {
@@ -250,7 +268,10 @@ export class SocketTransport implements StreamTransport {
   }
 
   destroy(): void {
+    this.stopIdleWatch();
     this.parser?.end();
     this.socket.destroy();
   }
 }
+
+function noop(): void {}
