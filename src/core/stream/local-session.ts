@@ -47,7 +47,12 @@ let sessionCounter = 0;
 
 export class LocalClientSession implements ClientSession {
   readonly id = randomBytes(6).toString("base64url") + (++sessionCounter).toString(36);
-  readonly directedPresence = new Set<string>();
+  /** Made on first use: most sessions never send directed presence (an empty set is ~150 bytes). */
+  get directedPresence(): Set<string> {
+    this.#directedPresence ??= new Set();
+    return this.#directedPresence;
+  }
+  #directedPresence: Set<string> | undefined;
   readonly data = new Map<string | symbol, unknown>();
   userAgent?: UserAgent;
   domain?: string;

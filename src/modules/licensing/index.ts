@@ -191,7 +191,8 @@ export default defineModule<LicensingOptions>({
     });
 
     ctx.addFeature(NS_LICENCE, "host");
-    ctx.addStreamFeature(licenceStreamFeature(enforcement, ctx.domain));
+    const licenceFeature = licenceStreamFeature(enforcement, ctx.domain);
+    ctx.addStreamFeature(licenceFeature);
 
     // Before the password is used: the claimed account decides the rollout and exemptions.
     ctx.hook("c2s/pre-sasl", ({ session, claimedUsername, refuse }) => {
@@ -240,6 +241,7 @@ export default defineModule<LicensingOptions>({
     ctx.hook(
       "session/bound",
       async ({ session }) => {
+        licenceFeature.forget(session);
         const bound = enforcement.onBound(session);
         if (!bound || isLicensed(clientInfoOf(session)) || isFirstParty(clientInfoOf(session))) return;
         const { policy } = enforcement.snapshot();

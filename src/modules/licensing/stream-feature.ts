@@ -44,7 +44,11 @@ type Judgement =
   | { kind: "ticket-refused"; text: string }
   | { kind: "accepted"; answer: XmlElement };
 
-export function licenceStreamFeature(enforcement: Enforcement, domain: string): StreamFeatureProvider {
+/** The stream feature, and `forget` for a bound session: its nonce can no longer be used (a proof then is out of stage). */
+export function licenceStreamFeature(
+  enforcement: Enforcement,
+  domain: string,
+): StreamFeatureProvider & { forget(session: ClientSession): void } {
   const offered = new WeakMap<ClientSession, Offered>();
 
   const refuse = (session: ClientSession, refusal: Refusal) => session.close(refusalError(refusal));
@@ -108,6 +112,7 @@ export function licenceStreamFeature(enforcement: Enforcement, domain: string): 
   }
 
   return {
+    forget: (session) => offered.delete(session),
     name: "licence",
     stage: "pre-auth",
     namespaces: [NS_LICENCE],

@@ -258,10 +258,16 @@ export default defineModule({
         c?.attrs.node && c.attrs.ver && c.attrs.hash
           ? { node: c.attrs.node, ver: c.attrs.ver, hash: c.attrs.hash }
           : undefined;
-      const isNew = !interest.has(account, entity.toString());
-      const wanted = caps ? await wantedBy(owner, entity, caps) : new Set<string>();
-      interest.set(account, entity.toString(), wanted);
-      if (isNew && wanted.size > 0) await sendLastItems(owner, entity, wanted);
+      const key = entity.toString();
+      const wanted = caps ? await wantedBy(owner, entity, caps) : undefined;
+      // An entity that wants nothing (a presence without caps, or caps without "+notify") is not kept.
+      if (wanted === undefined || wanted.size === 0) {
+        interest.remove(account, key);
+        return;
+      }
+      const isNew = !interest.has(account, key);
+      interest.set(account, key, wanted);
+      if (isNew) await sendLastItems(owner, entity, wanted);
     };
 
     const observe = (owner: Jid, entity: Jid, stanza: XmlElement) => {
