@@ -439,6 +439,24 @@ test("notifications go to contacts whose capabilities ask for the node, and the 
   for (const s of [a, b, c]) await s.disconnect();
 });
 
+test("a contact's first presence without capabilities, then one asking for the node: the last item comes with the second", async () => {
+  const [alice, bob] = await accounts("alice", "bob");
+  await befriend(alice!, bob!);
+  const a = await h.connect(alice!, "r");
+  await a.iq(publishIq(TUNE, tune("Playing")));
+  await online(a, []);
+  const b = await h.connect(bob!, "phone");
+  await b.sendStanza(x("presence"));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.ok(!b.pending().some(isEvent), "no capabilities, no notifications");
+  await online(b, [TUNE]);
+  const last = await b.nextMatching(isEvent);
+  assert.equal(last.getChild("event", EVENT)!.getChild("items")!.attrs.node, TUNE);
+  await a.iq(publishIq(TUNE, tune("Next")));
+  await b.nextMatching(isEvent);
+  for (const s of [a, b]) await s.disconnect();
+});
+
 test("capabilities whose hash does not match are used for that entity only, never cached for others", async () => {
   const [alice, bob, dave] = await accounts("alice", "bob", "dave");
   await befriend(alice!, bob!);
