@@ -59,7 +59,7 @@ export class ClientStream implements SessionStream, TransportSink {
    */
   private lang = SERVER_LANGUAGE;
   /** Elements waiting while an earlier one is still being handled (keeps per-session order). */
-  private readonly queue: XmlElement[] = [];
+  private queue: XmlElement[] = [];
   private busy = false;
   /** The transport was told to stop reading (holdInput). */
   private inputHeld = false;
@@ -355,6 +355,9 @@ export class ClientStream implements SessionStream, TransportSink {
         return;
       }
     }
+    // A drained queue keeps the room it grew to (17 slots after one element, about 150 bytes
+    // an idle stream would hold for life); a fresh empty array has none.
+    if (this.queue.length === 0) this.queue = [];
     this.busy = false;
   }
 

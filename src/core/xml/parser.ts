@@ -268,6 +268,8 @@ export class StreamParser {
     // At a boundary nothing is partly read (no open element, no split character).
     if (!this.atBoundary || this.writing) return false;
     this.sax = undefined;
+    // Empty at a boundary, but with the room it grew to: a fresh array has none.
+    this.stack = [];
     unwatchIdle(this);
     return true;
   }
