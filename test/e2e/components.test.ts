@@ -253,9 +253,12 @@ describe("a component's rate limit (modules.components.rates)", () => {
 });
 
 describe("a component that stops reading", () => {
-  // Alice writes as fast as she can; the component may leave 4 MiB unread.
+  // Alice writes as fast as she can; the component may leave 4 MiB unread. The registry is
+  // read once a minute: the component is added after the server's first read, connects and
+  // is cut off long before the next, and its domain must still be known as a component's.
   const c = gatewayServer("components-stuck", {
     limits: { bytesPerSecond: 0, maxSendBufferBytes: 4 * 1024 * 1024 },
+    modules: { components: { pollIntervalMs: 60_000 } },
   });
 
   test("is disconnected once its unread output passes the limit; its domain then answers service-unavailable", async () => {

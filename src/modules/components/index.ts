@@ -134,6 +134,7 @@ export default defineModule<ComponentsOptions>({
           if (!connected.has(domain)) routes.release(domain);
           return false;
         }
+        routes.registeredNow(domain);
         const unroute = router.addRoute(domain, {
           kind: "component",
           deliver(stanza) {

@@ -78,9 +78,19 @@ export class ComponentRoutes {
     this.attachedAnywhere = attached;
   }
 
-  /** Was `domain` registered at the last refresh? */
+  /** Was `domain` registered at the last refresh, or has its component authenticated since? */
   isRegistered(domain: string): boolean {
     return this.domains.has(domain);
+  }
+
+  /**
+   * A component of `domain` authenticated with the registry's secret, so the domain is
+   * registered even if the last refresh predates it: should the component drop before the
+   * next one, its domain still answers `service-unavailable` instead of being looked up over
+   * federation. The next refresh reads the registry again (a removal then shows).
+   */
+  registeredNow(domain: string): void {
+    this.domains.add(domain);
   }
 
   /** The components attached to some node of a cluster, as the last refresh found them (none on one server). */
