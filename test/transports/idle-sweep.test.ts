@@ -27,6 +27,14 @@ function connection(limitMs: number): IdleWatched & { idleCalls: number } {
   return conn;
 }
 
+/**
+ * Sweep times in whole milliseconds from just after the watch began: the clock is fractional,
+ * and `(t + a) - t` need not equal `a` in floating point, which put a boundary a hair short.
+ */
+function sweepBase(conn: IdleWatched): number {
+  return Math.ceil(conn.idleSince);
+}
+
 const watchedHere: IdleWatched[] = [];
 afterEach(() => {
   for (const c of watchedHere.splice(0)) unwatchIdle(c);
@@ -41,7 +49,7 @@ function watch(limitMs: number): ReturnType<typeof connection> {
 
 test("a quiet connection is idle at its limit, once", () => {
   const conn = watch(3 * IDLE_SWEEP_MS);
-  const t0 = conn.idleSince;
+  const t0 = sweepBase(conn);
   assert.ok(Math.abs(t0 - performance.now()) < 1000, "the quiet period starts when the watch does");
   assert.equal(sweepIdle(t0 + 2 * IDLE_SWEEP_MS), 0);
   assert.equal(conn.idleCalls, 0);
@@ -53,7 +61,7 @@ test("a quiet connection is idle at its limit, once", () => {
 
 test("traffic restarts the quiet period from the sweep that sees it", () => {
   const conn = watch(3 * IDLE_SWEEP_MS);
-  const t0 = conn.idleSince;
+  const t0 = sweepBase(conn);
   conn.idleActive = true;
   sweepIdle(t0 + 2 * IDLE_SWEEP_MS);
   assert.equal(conn.idleActive, false, "the sweep takes the mark");
@@ -67,7 +75,7 @@ test("connections are judged each by its own limit and traffic", () => {
   const short = watch(2 * IDLE_SWEEP_MS);
   const long = watch(6 * IDLE_SWEEP_MS);
   const busy = watch(2 * IDLE_SWEEP_MS);
-  const t0 = Math.max(short.idleSince, long.idleSince, busy.idleSince);
+  const t0 = Math.max(sweepBase(short), sweepBase(long), sweepBase(busy));
   for (let s = 1; s <= 5; s++) {
     busy.idleActive = true;
     sweepIdle(t0 + s * IDLE_SWEEP_MS);
@@ -86,7 +94,7 @@ test("a connection taken off the watch is never idle", () => {
 
 test("watching again restarts the quiet period with the new limit", () => {
   const conn = watch(IDLE_SWEEP_MS);
-  const t0 = conn.idleSince;
+  const t0 = sweepBase(conn);
   conn.idleLimitMs = 5 * IDLE_SWEEP_MS;
   watchIdle(conn);
   assert.equal(sweepIdle(t0 + 2 * IDLE_SWEEP_MS), 0);
