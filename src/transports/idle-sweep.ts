@@ -7,7 +7,8 @@
  * A connection marks its traffic (`idleActive = true`, a field store on every read and
  * write); a sweep that finds the mark clears it and restarts the quiet period from the
  * sweep's time. So a connection is declared idle no earlier than its limit after its last
- * traffic, and at most two sweeps later.
+ * traffic, and at most two sweeps later. (The parser's tokenizer sweep in core/xml/parser.ts
+ * has the same shape; the XML layer may not import from the transports, so each keeps its own.)
  */
 import { performance } from "node:perf_hooks";
 

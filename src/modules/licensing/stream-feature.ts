@@ -112,7 +112,9 @@ export function licenceStreamFeature(
   }
 
   return {
-    forget: (session) => offered.delete(session),
+    forget(session) {
+      offered.delete(session);
+    },
     name: "licence",
     stage: "pre-auth",
     namespaces: [NS_LICENCE],

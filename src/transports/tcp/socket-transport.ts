@@ -268,7 +268,6 @@ export class SocketTransport implements StreamTransport, IdleWatched {
   }
 
   destroy(): void {
-    this.stopIdleWatch();
     this.parser?.end();
     this.socket.destroy();
   }
