@@ -41,6 +41,20 @@ export class SocketTransport implements StreamTransport, IdleWatched {
   /** While corked: what was still unsent when this turn's writes began (backlogBytes). */
   private unsentBeforeCork = 0;
   private closedNotified = false;
+  /**
+   * TLS output goes out in pieces that fit Node's first TLS output buffer, one piece per
+   * completed write, until the stream first has more than PACED_LIMIT_BYTES to send at once;
+   * from then on it writes as a plain socket does. Node's ring between OpenSSL and the socket
+   * adds a 16 KiB buffer for the first burst of ciphertext that does not fit its first 1 KiB
+   * and keeps it for the connection's life: the pages written in it stayed resident in every
+   * idle TLS session whose login's stream features (1.3 KB) left in one write
+   * (docs/benchmarks.md, "The largest write stays").
+   */
+  private paced: boolean;
+  private pacedText = "";
+  private pacedRest: Buffer | undefined = undefined;
+  private pieceInFlight = false;
+  private pacedFlushScheduled = false;
   // The idle timeout (setIdleTimeout), kept for the shared sweep (idle-sweep.ts).
   idleActive = false;
   idleSince = 0;
@@ -54,6 +68,7 @@ export class SocketTransport implements StreamTransport, IdleWatched {
   ) {
     this.socket = socket;
     this.secure = directTls;
+    this.paced = directTls;
     this.kind = directTls ? "tls" : "tcp";
     this.remoteAddress = socket.remoteAddress ?? "unknown";
   }
@@ -63,10 +78,12 @@ export class SocketTransport implements StreamTransport, IdleWatched {
   }
 
   get queuedBytes(): number {
-    return this.socket.writableLength;
+    return this.socket.writableLength + (this.pacedRest?.length ?? 0) + Buffer.byteLength(this.pacedText);
   }
 
   get backlogBytes(): number {
+    // Paced output waiting for its turn was written in an earlier turn, or it is this turn's.
+    if (this.paced) return this.socket.writableLength + (this.pacedRest?.length ?? 0);
     return this.corked ? this.unsentBeforeCork : this.socket.writableLength;
   }
 
@@ -166,6 +183,10 @@ export class SocketTransport implements StreamTransport, IdleWatched {
     const socket = this.socket;
     if (socket.destroyed) return;
     this.idleActive = true;
+    if (this.paced) {
+      this.writePaced(data);
+      return;
+    }
     if (!this.corked) {
       this.corked = true;
       this.unsentBeforeCork = socket.writableLength;
@@ -177,6 +198,60 @@ export class SocketTransport implements StreamTransport, IdleWatched {
       });
     }
     socket.write(data);
+  }
+
+  private writePaced(data: string): void {
+    this.pacedText += data;
+    if (this.pieceInFlight || this.pacedFlushScheduled) return;
+    // Like the cork above: what this round of input writes leaves together.
+    this.pacedFlushScheduled = true;
+    setImmediate(() => {
+      this.pacedFlushScheduled = false;
+      this.flushPaced();
+    });
+  }
+
+  /** Writes the next piece of paced output; runs again when that piece has been written. */
+  private flushPaced(): void {
+    const socket = this.socket;
+    if (!this.paced || socket.destroyed) return;
+    let out = this.pacedRest;
+    if (this.pacedText !== "") {
+      const text = Buffer.from(this.pacedText);
+      out = out ? Buffer.concat([out, text]) : text;
+      this.pacedText = "";
+    }
+    this.pacedRest = undefined;
+    if (out === undefined) return;
+    if (out.length > PACED_LIMIT_BYTES) {
+      // A burst: the large buffer is worth it now, and pieces would only cost round trips.
+      this.paced = false;
+      socket.write(out);
+      return;
+    }
+    let cut = out.length;
+    if (cut > PIECE_BYTES) {
+      cut = PIECE_BYTES;
+      // Never inside a UTF-8 sequence: a client may decode each record on its own.
+      while ((out[cut]! & 0xc0) === 0x80) cut--;
+      this.pacedRest = out.subarray(cut);
+    }
+    this.pieceInFlight = true;
+    socket.write(cut === out.length ? out : out.subarray(0, cut), () => {
+      this.pieceInFlight = false;
+      this.flushPaced();
+    });
+  }
+
+  /** Hands all paced output to the socket at once and stops pacing (the stream is ending). */
+  private stopPacing(): void {
+    if (!this.paced) return;
+    this.paced = false;
+    const socket = this.socket;
+    if (this.pacedRest) socket.write(this.pacedRest);
+    if (this.pacedText !== "") socket.write(this.pacedText);
+    this.pacedRest = undefined;
+    this.pacedText = "";
   }
 
   closeStream(): void {
@@ -223,6 +298,7 @@ export class SocketTransport implements StreamTransport, IdleWatched {
     raw.removeAllListeners("close");
     const secure = wrap(raw);
     this.socket = secure;
+    this.paced = true;
     this.parser?.reset();
     secure.once(readyEvent, () => {
       this.secure = true;
@@ -261,6 +337,7 @@ export class SocketTransport implements StreamTransport, IdleWatched {
 
   end(): void {
     const socket = this.socket;
+    this.stopPacing();
     this.parser?.end();
     socket.end();
     // Do not wait forever for the peer's closing handshake.
@@ -274,3 +351,12 @@ export class SocketTransport implements StreamTransport, IdleWatched {
 }
 
 function noop(): void {}
+
+/**
+ * A piece of paced TLS output: its record (22 bytes more under TLS 1.3) and the session
+ * tickets OpenSSL may send with the first one fit in the ring's first 1 KiB buffer. Measured
+ * with bench/tls-floor.ts: a first write of 800 bytes fits, one of 850 does not.
+ */
+const PIECE_BYTES = 768;
+/** More than this at once (a flood, a large roster or archive page) ends pacing for the stream. */
+const PACED_LIMIT_BYTES = 8192;
