@@ -46,6 +46,21 @@ function tlsHandshake(host: string, port: number): Promise<string> {
   });
 }
 
+/** The protocol direct TLS selected by ALPN for `offer` ("none" without one), or the handshake's error. */
+function alpnAnswer(host: string, port: number, offer: string[] | undefined): Promise<string> {
+  return new Promise((resolve) => {
+    const s = tls.connect(
+      { host, port, rejectUnauthorized: false, ...(offer ? { ALPNProtocols: offer } : {}) },
+      () => {
+        const selected = s.alpnProtocol;
+        s.destroy();
+        resolve(selected === false || selected === null ? "none" : selected);
+      },
+    );
+    s.on("error", (err: NodeJS.ErrnoException) => resolve(`error ${err.code ?? err.message}`));
+  });
+}
+
 function refused(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ host, port });
@@ -79,6 +94,21 @@ describe("listen addresses", () => {
     }
     const banner = readFileSync(server.logFile, "utf8");
     assert.match(banner, new RegExp(`XMPP clients: 127\\.0\\.0\\.1 and \\[::1\\] port ${server.c2sPort} `));
+    await server.stop();
+    server = undefined;
+  });
+
+  test("direct TLS selects xmpp-client by ALPN (XEP-0368, RFC 7301)", async () => {
+    server = await startServer({ name: "listen-addresses-alpn" });
+    const port = server.c2sTlsPort;
+    assert.equal(await alpnAnswer("127.0.0.1", port, ["xmpp-client"]), "xmpp-client");
+    assert.equal(await alpnAnswer("127.0.0.1", port, ["h2", "xmpp-client"]), "xmpp-client");
+    assert.equal(await alpnAnswer("127.0.0.1", port, undefined), "none", "a client without ALPN is served");
+    // RFC 7301 §3.2: no protocol in common is a fatal no_application_protocol alert.
+    assert.equal(
+      await alpnAnswer("127.0.0.1", port, ["h2"]),
+      "error ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL",
+    );
     await server.stop();
     server = undefined;
   });

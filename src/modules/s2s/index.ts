@@ -18,7 +18,7 @@ import { type XmlElement, x } from "../../core/xml/element.js";
 import { NS_FEDERATION } from "../../core/xml/namespaces.js";
 import { listenOnAddresses } from "../../transports/listen.js";
 import { SocketTransport } from "../../transports/tcp/socket-transport.js";
-import { loadTls, SERVED_CERTIFICATES, type TlsMaterial } from "../../transports/tls.js";
+import { loadTls, SERVED_CERTIFICATES, selectAlpn, type TlsMaterial } from "../../transports/tls.js";
 import type { S2SApi, S2SAuthMethod, S2SAuthorizeEvent, S2SDirection, S2SRefusal } from "./api.js";
 import { s2sConfigSection } from "./config.js";
 import { PeerContexts } from "./contexts.js";
@@ -287,7 +287,7 @@ export default defineModule<S2SOptions>({
                 ca: trusted,
                 SNICallback,
                 ...peerCertificate,
-                ALPNProtocols: ["xmpp-server"],
+                ALPNCallback: selectAlpn("xmpp-server"),
                 noDelay: true,
               },
               (socket) => federation.accept(new SocketTransport(socket, undefined, true), true),

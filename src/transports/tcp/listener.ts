@@ -9,7 +9,7 @@ import tls from "node:tls";
 import type { Logger } from "pino";
 import type { ClientStreams } from "../../core/stream/streams.js";
 import { listenOnAddresses } from "../listen.js";
-import type { TlsMaterial } from "../tls.js";
+import { selectAlpn, type TlsMaterial } from "../tls.js";
 import { SocketTransport } from "./socket-transport.js";
 
 export interface TcpListenerOptions {
@@ -46,7 +46,7 @@ export class TcpClientListener {
             ...material.contextOptions,
             // Each served domain's certificate for the name the client asks for.
             SNICallback: material.SNICallback,
-            ALPNProtocols: ["xmpp-client"],
+            ALPNCallback: selectAlpn("xmpp-client"),
             noDelay: true,
           },
           (socket) => this.accept(socket, true),
