@@ -116,4 +116,24 @@ describe("TLS output in pieces", () => {
     transport.end();
     assert.equal((await received).toString("utf8"), `${text}</stream:stream>`);
   });
+
+  test("output for a client that stopped reading is never hidden from the send-buffer limit", async () => {
+    const { transport } = await connect();
+    const client = clients.at(-1)!;
+    client.pause();
+    // Small writes, each in its own turn, until the kernel's buffers are full and a piece waits.
+    const stanza = `<message>${"w".repeat(480)}</message>`;
+    for (let i = 0; i < 40_000 && transport.queuedBytes < 4 * 1024 * 1024; i++) {
+      transport.write(stanza);
+      await nextTurn();
+    }
+    await nextTurn();
+    assert.ok(transport.queuedBytes > 1024 * 1024, `${transport.queuedBytes} bytes queued`);
+    // What waits from earlier turns is backlog (the engine drops the stream past its limit).
+    assert.ok(
+      transport.backlogBytes >= transport.queuedBytes - 3 * 8192,
+      `backlog ${transport.backlogBytes} of ${transport.queuedBytes} queued`,
+    );
+    transport.destroy();
+  });
 });

@@ -202,6 +202,12 @@ export class SocketTransport implements StreamTransport, IdleWatched {
 
   private writePaced(data: string): void {
     this.pacedText += data;
+    if (this.pacedText.length + (this.pacedRest?.length ?? 0) > PACED_LIMIT_BYTES) {
+      // A burst, or a client that stopped reading while a piece waits: the socket's own buffer
+      // takes it, where the send-buffer limit sees it (backlogBytes).
+      this.stopPacing();
+      return;
+    }
     if (this.pieceInFlight || this.pacedFlushScheduled) return;
     // Like the cork above: what this round of input writes leaves together.
     this.pacedFlushScheduled = true;
@@ -243,7 +249,7 @@ export class SocketTransport implements StreamTransport, IdleWatched {
     });
   }
 
-  /** Hands all paced output to the socket at once and stops pacing (the stream is ending). */
+  /** Hands all paced output to the socket at once and stops pacing for the stream's life. */
   private stopPacing(): void {
     if (!this.paced) return;
     this.paced = false;
