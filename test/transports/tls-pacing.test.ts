@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
+import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
 import tls from "node:tls";
 import { generate } from "selfsigned";
 import type { TransportSink } from "../../src/core/stream/transport.js";
@@ -69,8 +70,6 @@ describe("TLS output in pieces", () => {
     return { transport, writes, received };
   }
 
-  const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
-
   test("a write larger than a piece arrives whole and in order, cut only between characters", async () => {
     const { transport, writes, received } = await connect();
     // Two-, three- and four-byte characters across every possible cut.
@@ -80,7 +79,7 @@ describe("TLS output in pieces", () => {
     assert.ok(transport.queuedBytes >= Buffer.byteLength(first), "waiting output counts as queued");
     await nextTurn();
     transport.write(second);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sleep(200);
     transport.end();
     const text = (await received).toString("utf8");
     assert.equal(text, first + second);
@@ -96,12 +95,12 @@ describe("TLS output in pieces", () => {
     const { transport, writes, received } = await connect();
     const burst = `<iq>${"x".repeat(9000)}</iq>`;
     transport.write(burst);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
     assert.equal(writes.length, 1);
     assert.equal(writes[0]!.length, Buffer.byteLength(burst));
     const later = `<iq>${"y".repeat(2000)}</iq>`;
     transport.write(later);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
     assert.equal(writes.length, 2, "after the burst a turn's output is one write again");
     transport.end();
     assert.equal((await received).toString("utf8"), burst + later);

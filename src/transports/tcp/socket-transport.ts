@@ -43,8 +43,8 @@ export class SocketTransport implements StreamTransport, IdleWatched {
   private closedNotified = false;
   /**
    * TLS output goes out in pieces that fit Node's first TLS output buffer, one piece per
-   * completed write, until the stream first has more than PACED_LIMIT_BYTES to send at once;
-   * from then on it writes as a plain socket does. Node's ring between OpenSSL and the socket
+   * completed write, until the stream first has more than PACED_LIMIT_BYTES to send or
+   * waiting; from then on it writes as a plain socket does. Node's ring between OpenSSL and the socket
    * adds a 16 KiB buffer for the first burst of ciphertext that does not fit its first 1 KiB
    * and keeps it for the connection's life: the pages written in it stayed resident in every
    * idle TLS session whose login's stream features (1.3 KB) left in one write
@@ -230,9 +230,9 @@ export class SocketTransport implements StreamTransport, IdleWatched {
     this.pacedRest = undefined;
     if (out === undefined) return;
     if (out.length > PACED_LIMIT_BYTES) {
-      // A burst: the large buffer is worth it now, and pieces would only cost round trips.
-      this.paced = false;
-      socket.write(out);
+      // A burst (the length check in writePaced counts characters, not bytes).
+      this.pacedRest = out;
+      this.stopPacing();
       return;
     }
     let cut = out.length;
